@@ -1,0 +1,167 @@
+/*  vdgx_backend.h - the compute backend interface (an ops table chosen at run time).
+
+    Engines never call a backend's functions directly: they create a backend by name
+    ("cpu", "cuda:0") and call the vdgx_op_* wrappers below, which check shapes and dtypes,
+    and fall back to the CPU reference (download, compute, upload) for any op a backend
+    leaves NULL. The CPU backend is the oracle every other backend is tested against.
+
+    Activations: each backend has an activation dtype (act_dtype): F32 on the CPU, BF16 (or
+    F32 on request) on CUDA. Ops accept F32 and the backend's act_dtype; reductions, softmax
+    and norms always accumulate in f32. Every op returns 0 on success and -1 on a shape/dtype
+    mismatch or a device error; vdgx_backend_error() then says what went wrong.
+*/
+#ifndef VDGX_BACKEND_H_INCLUDED
+#define VDGX_BACKEND_H_INCLUDED
+
+#include "vdgx_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _vdgx_backend_t vdgx_backend_t;
+
+typedef enum { VDGX_ROPE_INTERLEAVED = 0, VDGX_ROPE_HALF = 1 } vdgx_rope_layout_t;
+
+typedef struct {
+    //  Memory. alloc goes through a caching pool so buffers are reused across steps.
+    void *(*alloc) (vdgx_backend_t *self, size_t bytes);
+    void (*free) (vdgx_backend_t *self, void *ptr);
+    int (*upload) (vdgx_backend_t *self, void *dst, const void *src, size_t bytes);
+    int (*download) (vdgx_backend_t *self, void *dst, const void *src, size_t bytes);
+    int (*copy) (vdgx_backend_t *self, void *dst, const void *src, size_t bytes);
+    int (*synchronize) (vdgx_backend_t *self);
+    //  Element conversion between dtypes on the device (same numel, contiguous).
+    int (*cast) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+    //  Weights: creates a device weight from a host weight (copy, or prepare the layout).
+    int (*weight_upload) (vdgx_backend_t *self, vdgx_weight_t *dst, const vdgx_weight_t *host);
+    void (*weight_free) (vdgx_backend_t *self, vdgx_weight_t *w);
+
+    //  y[M,N] = x[M,K] . W[N,K]^T (+ bias[N]). x, y: act dtype or F32; bias may be NULL.
+    int (*linear) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                   const vdgx_weight_t *w, const vdgx_tensor_t *bias);
+    //  y[B,M,N] = a[B,M,K] . b[B,K,N] (plain batched matmul of activations, F32 accumulate).
+    int (*matmul) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *b);
+    //  o[B,Lq,H,D] = softmax(q.k^T * scale + bias + mask) . v with k,v [B,Lk,H,D].
+    //  key_mask: U8 [B,Lk] (0 = masked out, gets -inf / finfo.min) or NULL.
+    //  bias: F32 [H,Lq,Lk] added to the logits (T5 relative position bias) or NULL.
+    //  Computed in blocks (online softmax); never materialises Lq x Lk per head at once.
+    int (*attention) (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
+                      const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask,
+                      const vdgx_tensor_t *bias, float scale);
+    //  Normalisation over the last dim C of x[R,C]. gamma/beta [C] may be NULL.
+    int (*layernorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                      const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps);
+    int (*rmsnorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                    const vdgx_tensor_t *gamma, float eps);
+    //  Normalisation over dim 1 of a channels-first x[N,C,S] (Wan-VAE RMS_norm:
+    //  x / max(||x||_2, 1e-12) * sqrt(C) * gamma[C] (+ beta[C] when not NULL)).
+    int (*channel_rmsnorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                            const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);
+    //  y[B,L,C] = x * (1 + scale[B,C]) + shift[B,C]   (adaLN modulate, broadcast over L)
+    int (*modulate) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                     const vdgx_tensor_t *shift, const vdgx_tensor_t *scale);
+    //  x[B,L,C] += y[B,L,C] * gate[B,C]   (gated residual; gate NULL means 1)
+    int (*gated_residual) (vdgx_backend_t *self, vdgx_tensor_t *x, const vdgx_tensor_t *y,
+                           const vdgx_tensor_t *gate);
+    int (*gelu_tanh) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+    int (*silu) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+    //  y = a + alpha * b  (same shapes; b may broadcast along leading dims when its numel
+    //  divides a's: b is then repeated)
+    int (*add_scaled) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *a,
+                       const vdgx_tensor_t *b, float alpha);
+    //  y = a * b elementwise (same broadcasting rule as add_scaled)
+    int (*mul) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *b);
+    //  y = clamp(x * alpha + beta, lo, hi)
+    int (*affine_clamp) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                         float alpha, float beta, float lo, float hi);
+    //  Rotary embedding on x[B,L,H,D] with per-token tables cos/sin F32 [L, D/2].
+    //  INTERLEAVED rotates pairs (2i, 2i+1) (Wan); HALF rotates (i, i+D/2) (LTX).
+    int (*rope) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                 const vdgx_tensor_t *cos, const vdgx_tensor_t *sin, vdgx_rope_layout_t layout);
+    //  y = x permuted: y.shape[i] = x.shape[perm[i]] (ndim <= 6).
+    int (*permute) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, const int *perm);
+    //  Concatenation of a and b along dim (other dims equal).
+    int (*concat) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *a,
+                   const vdgx_tensor_t *b, int dim);
+    //  y = x[..., start:start+len, ...] along dim.
+    int (*slice) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, int dim,
+                  int64_t start, int64_t len);
+    //  3D convolution, channels-first: x[N,Cin,T,H,W], w[Cout,Cin,kt,kh,kw], bias[Cout] or NULL.
+    //  pad = {t_front, t_back, h, w} zeros (causal conv: t_front = 2*p, t_back = 0).
+    int (*conv3d) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                   const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [3],
+                   const int pad [4]);
+    //  2D convolution: x[N,Cin,H,W], w[Cout,Cin,kh,kw]; pad = {top, bottom, left, right}.
+    int (*conv2d) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                   const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [2],
+                   const int pad [4]);
+    //  Nearest-exact 2x spatial upsampling of x[N,C,H,W] -> y[N,C,2H,2W].
+    int (*upsample2x) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+} vdgx_backend_ops_t;
+
+//  Creates a backend: "cpu" (threads = 0 means all cores) or "cuda", "cuda:N".
+//  Returns NULL with a message in *err (caller frees) when the device is absent.
+vdgx_backend_t *vdgx_backend_new (const char *device, vdgx_dtype_t act_dtype, char **err);
+void vdgx_backend_destroy (vdgx_backend_t **self_p);
+const char *vdgx_backend_name (vdgx_backend_t *self);      //  "cpu", "cuda:0"
+int vdgx_backend_device (vdgx_backend_t *self);            //  VDGX_DEVICE_CPU or ordinal
+vdgx_dtype_t vdgx_backend_act_dtype (vdgx_backend_t *self);
+const char *vdgx_backend_error (vdgx_backend_t *self);     //  last error message
+size_t vdgx_backend_bytes_in_use (vdgx_backend_t *self);
+size_t vdgx_backend_peak_bytes (vdgx_backend_t *self);
+bool vdgx_backend_cuda_available (void);                   //  built with CUDA and a GPU present
+
+//  Backends register an ops table under a device prefix (the CPU and CUDA ones are built in).
+typedef struct {
+    const char *prefix;     //  "cpu", "cuda"
+    int (*open) (vdgx_backend_t *self, int ordinal, char **err);
+    void (*close) (vdgx_backend_t *self);
+    const vdgx_backend_ops_t *ops;
+} vdgx_backend_impl_t;
+//  The implementation's private state (set by open, read by the ops).
+void *vdgx_backend_priv (vdgx_backend_t *self);
+void vdgx_backend_set_priv (vdgx_backend_t *self, void *priv);
+void vdgx_backend_set_error (vdgx_backend_t *self, const char *fmt, ...);
+
+//  Tensors owned by a backend.
+int vdgx_tensor_alloc (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int ndim,
+                       const int64_t *shape);
+void vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t);
+//  Host f32 <-> device tensor of any float dtype (converting).
+int vdgx_tensor_from_f32 (vdgx_backend_t *b, vdgx_tensor_t *t, const float *src);
+int vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst);
+
+//  The op wrappers engines call (same semantics as the table above).
+int vdgx_op_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_weight_t *w, const vdgx_tensor_t *bias);
+int vdgx_op_matmul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bm);
+int vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale);
+int vdgx_op_layernorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps);
+int vdgx_op_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, float eps);
+int vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);
+int vdgx_op_modulate (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *shift, const vdgx_tensor_t *scale);
+int vdgx_op_gated_residual (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, const vdgx_tensor_t *gate);
+int vdgx_op_gelu_tanh (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+int vdgx_op_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+int vdgx_op_add_scaled (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt, float alpha);
+int vdgx_op_mul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt);
+int vdgx_op_affine_clamp (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float alpha, float beta, float lo, float hi);
+int vdgx_op_rope (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *cos, const vdgx_tensor_t *sin, vdgx_rope_layout_t layout);
+int vdgx_op_permute (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const int *perm);
+int vdgx_op_concat (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt, int dim);
+int vdgx_op_slice (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int dim, int64_t start, int64_t len);
+int vdgx_op_conv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [3], const int pad [4]);
+int vdgx_op_conv2d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [2], const int pad [4]);
+int vdgx_op_upsample2x (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+int vdgx_op_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+
+//  Weights on a backend: from a host weight (any format), and freed.
+int vdgx_weight_to_backend (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host);
+void vdgx_weight_release (vdgx_backend_t *b, vdgx_weight_t *w);
+
+void vdgx_backend_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

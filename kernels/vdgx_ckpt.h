@@ -1,0 +1,48 @@
+/*  vdgx_ckpt.h - read-only checkpoints: safetensors (single or sharded with *.index.json,
+    mmapped) and PyTorch .pth (torch.save zip + a restricted pickle reader that never executes
+    anything). Every header and offset is validated; a malformed or hostile file yields NULL and
+    a clear message, never a crash.
+*/
+#ifndef VDGX_CKPT_H_INCLUDED
+#define VDGX_CKPT_H_INCLUDED
+
+#include "vdgx_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _vdgx_ckpt_t vdgx_ckpt_t;
+
+typedef struct {
+    const char *name;
+    vdgx_dtype_t dtype;
+    int ndim;
+    int64_t shape [VDGX_MAX_DIMS];
+    const void *data;       //  points into the mapped file; valid until the checkpoint is destroyed
+    size_t nbytes;
+} vdgx_ckpt_tensor_t;
+
+//  Opens a .safetensors file, a *.safetensors.index.json (shards beside it), or a .pth file
+//  (detected by content). On failure returns NULL and sets *err (caller frees).
+vdgx_ckpt_t *vdgx_ckpt_open (const char *path, char **err);
+//  Opens from memory (for fuzzing; the buffer must outlive the checkpoint).
+vdgx_ckpt_t *vdgx_ckpt_open_buffer (const void *buf, size_t size, char **err);
+void vdgx_ckpt_destroy (vdgx_ckpt_t **self_p);
+size_t vdgx_ckpt_count (vdgx_ckpt_t *self);
+const vdgx_ckpt_tensor_t *vdgx_ckpt_at (vdgx_ckpt_t *self, size_t index);
+//  Lookup by exact name; NULL when absent.
+const vdgx_ckpt_tensor_t *vdgx_ckpt_find (vdgx_ckpt_t *self, const char *name);
+//  Converts a tensor to f32 into dst (numel elements); -1 with *err on a dtype it cannot convert.
+int vdgx_ckpt_read_f32 (const vdgx_ckpt_tensor_t *t, float *dst, char **err);
+
+//  Writes a safetensors file (tests and the tiny-checkpoint generator). Tensors are written in
+//  the order given; metadata may be NULL. Writes to a temporary file and renames.
+int vdgx_safetensors_write (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count, char **err);
+
+void vdgx_ckpt_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,46 @@
+/*  vdgx_quant.h - quantized weight formats, exact definitions and conversions both ways.
+
+    FP8 E4M3  : 1-4-3, bias 7, no inf, max 448; RNE; saturating. Scale f32 per tensor or per
+                output channel: w = e4m3 * scale, scale = amax / 448.
+    NVFP4     : E2M1 values +-{0, 0.5, 1, 1.5, 2, 3, 4, 6}; blocks of 16 along k, each with an
+                E4M3 scale; one f32 tensor scale: w = e2m1 * e4m3_scale * global_scale,
+                global_scale = amax / (448 * 6).
+    MXFP4     : E2M1 values; blocks of 32 with an E8M0 scale (2^(e-127)).
+    NF4       : the bitsandbytes 16-level NormalFloat table; blocks of 64 with an f32 absmax.
+    Packing   : two 4-bit codes per byte, element 2i in the low nibble, 2i+1 in the high one.
+    k must be a multiple of the block size (16, 32, 64); callers keep other shapes in bf16.
+*/
+#ifndef VDGX_QUANT_H_INCLUDED
+#define VDGX_QUANT_H_INCLUDED
+
+#include "vdgx_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const float vdgx_e2m1_values [16];
+extern const float vdgx_nf4_values [16];
+
+uint8_t vdgx_f32_to_e2m1 (float f);         //  RNE to the nearest E2M1 value, saturating at 6
+float vdgx_e8m0_to_f32 (uint8_t e);
+
+//  Host weights: quantizes src f32 [n,k] into a newly allocated host weight of format fmt
+//  (per_channel selects FP8 per-output-channel scales). Frees with vdgx_weight_host_free.
+int vdgx_weight_quantize (vdgx_weight_t *w, vdgx_wfmt_t fmt, const float *src, int64_t n,
+                          int64_t k, bool per_channel, char **err);
+//  Wraps an already-FP8 checkpoint tensor (e4m3 [n,k]) with its scale(s) (copies).
+int vdgx_weight_from_fp8 (vdgx_weight_t *w, const uint8_t *e4m3, const float *scales,
+                          int64_t scale_count, int64_t n, int64_t k, char **err);
+//  Dequantizes row r (k elements) of a host weight into dst.
+void vdgx_weight_dequant_row (const vdgx_weight_t *w, int64_t r, float *dst);
+//  Dequantizes the whole weight (n*k floats).
+void vdgx_weight_dequant (const vdgx_weight_t *w, float *dst);
+void vdgx_weight_host_free (vdgx_weight_t *w);
+
+void vdgx_quant_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

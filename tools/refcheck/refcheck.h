@@ -1,0 +1,44 @@
+/*  refcheck.h - vdgx-refcheck: compares the engines with reference vectors made by the
+    official model code (tests/data/reference/<model>/: manifest.json + safetensors).
+    Each part (t5, dit, sampling, vae) is one function in its own file.
+*/
+#ifndef VDGX_REFCHECK_H_INCLUDED
+#define VDGX_REFCHECK_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+#include "vdgx_backend.h"
+#include "vdgx_ckpt.h"
+
+typedef struct {
+    const char *dir;            //  vector directory
+    json_t *manifest;           //  parsed manifest.json
+    vdgx_backend_t *backend;    //  chosen by --device
+    bool gpu;                   //  compare by relative norm (reduced precision) instead of atol/rtol
+    double atol, rtol;          //  CPU tolerances (default 1e-4 / 1e-4)
+    double relnorm;             //  GPU tolerance (default 1e-2)
+    bool verbose;
+    int checks, failures;
+    void *files;                //  opened checkpoints, by file name (internal)
+} vdgx_refcheck_t;
+
+//  Opens (once, then cached) a safetensors file of the vector directory; NULL with a message.
+vdgx_ckpt_t *vdgx_refcheck_file (vdgx_refcheck_t *rc, const char *file);
+//  Reads a stored tensor as f32 (caller frees); shape copied to shape/ndim when not NULL.
+float *vdgx_refcheck_load (vdgx_refcheck_t *rc, const char *file, const char *name,
+                           int64_t *shape, int *ndim, size_t *numel);
+//  Compares got against want (n floats), prints one line (label, max abs err, max rel err,
+//  tolerance, PASS/FAIL) and counts a failure. Returns 0 when within tolerance.
+int vdgx_refcheck_compare (vdgx_refcheck_t *rc, const char *label, const float *got,
+                           const float *want, size_t n);
+//  Same, loading want from the vector file.
+int vdgx_refcheck_compare_stored (vdgx_refcheck_t *rc, const char *label, const float *got,
+                                  size_t n, const char *file, const char *name);
+
+//  The parts. Each returns 0 when it ran (failures are counted in rc), -1 when it could not run.
+int vdgx_refcheck_wan21_t5 (vdgx_refcheck_t *rc);
+int vdgx_refcheck_wan21_dit (vdgx_refcheck_t *rc);
+int vdgx_refcheck_wan21_sampling (vdgx_refcheck_t *rc);
+int vdgx_refcheck_wan21_vae (vdgx_refcheck_t *rc);
+
+#endif

@@ -1,0 +1,91 @@
+/*  engine.h - the model-engine interface of the worker runtime.
+
+    One engine instance serves one model in one worker process. create() only reads the
+    configuration (no weights); load() reads the weights onto the backend; generate() runs one
+    job, reporting progress and handing decoded frames to the sink one at a time (never a
+    whole-video buffer); unload() frees everything load() took. Engines register by name.
+
+    Threading: the worker runtime calls an engine from one thread only. The cancel flag is
+    set from another thread; engines check it at step boundaries and return VDGX_ENGINE_CANCELLED.
+*/
+#ifndef VDGX_ENGINE_H_INCLUDED
+#define VDGX_ENGINE_H_INCLUDED
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "vdgx_genreq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    VDGX_ENGINE_OK = 0,
+    VDGX_ENGINE_ERROR = -1,         //  the job failed; the engine is still usable
+    VDGX_ENGINE_CANCELLED = -2,     //  cancel flag seen at a step boundary
+    VDGX_ENGINE_FATAL = -3          //  out of memory / device error: the process must exit
+};
+
+typedef struct {
+    const char *model;          //  service name, e.g. "wan21-1.3b"
+    const char *weights_dir;    //  may be NULL for engines that need none
+    const char *device;         //  "cpu", "cuda:0"
+    const char *precision;      //  "fp32", "bf16", "fp8", "fp4" (NULL = engine default)
+    int threads;                //  CPU threads, 0 = all cores
+} vdgx_engine_config_t;
+
+typedef struct {
+    const char *phase;          //  loading | encoding_text | denoising | decoding | muxing
+    uint32_t step, steps;       //  0/0 when the phase has no steps
+    double percent;             //  overall job percent 0..100
+    const char *message;        //  optional, may be NULL
+} vdgx_progress_t;
+
+typedef struct {
+    void *ctx;
+    //  Progress report; cheap, may be called often.
+    void (*progress) (void *ctx, const vdgx_progress_t *p);
+    //  One decoded frame: RGB interleaved [height][width][3] floats in [-1, 1].
+    //  Returns 0, or -1 to abort the job (e.g. the encoder failed).
+    int (*frame) (void *ctx, const float *rgb, int width, int height);
+    //  Interleaved float PCM for models with audio (may be NULL for video-only engines).
+    int (*audio) (void *ctx, const float *pcm, int samples, int channels, int rate);
+    atomic_int *cancel;         //  non-zero: stop at the next step boundary
+} vdgx_engine_io_t;
+
+//  What generate() produced, for the result metadata.
+typedef struct {
+    uint32_t width, height, frames, fps;
+    uint64_t seed;
+    double t_text, t_denoise, t_decode;    //  seconds per phase
+} vdgx_engine_output_t;
+
+typedef struct _vdgx_engine_t vdgx_engine_t;
+
+typedef struct {
+    const char *name;           //  engine name matched against --model (exact or prefix "name-")
+    const char *description;
+    int (*create) (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, char **err);
+    int (*load) (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err);
+    //  Fills model defaults into req and checks it against the model's limits.
+    int (*validate) (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err);
+    int (*generate) (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_t *io,
+                     vdgx_engine_output_t *out, char **err);
+    void (*unload) (vdgx_engine_t *self);
+    //  Bytes the loaded model needs at this precision (for the broker's memory arbitration).
+    uint64_t (*memory_estimate) (vdgx_engine_t *self, const char *precision);
+    //  Precisions this engine supports, NULL-terminated.
+    const char *const *(*precisions) (vdgx_engine_t *self);
+    void (*destroy) (vdgx_engine_t **self_p);
+} vdgx_engine_class_t;
+
+//  Registry. Built-in engines are registered by vdgx_engines_register_builtin().
+int vdgx_engine_register (const vdgx_engine_class_t *cls);
+const vdgx_engine_class_t *vdgx_engine_find (const char *model);
+void vdgx_engines_register_builtin (void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
