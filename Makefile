@@ -1,0 +1,34 @@
+# The seed's commands, mapped onto VideosDGX. Everything goes through scripts/setup.sh and the
+# vdgx CLI, so `make` is optional: see README.md.
+BUILD_DIR ?= build
+VDGX      := $(BUILD_DIR)/bin/vdgx
+CONFIG    ?=
+
+.PHONY: build test demo up down health benchmark logs clean
+
+build:            ## install packages (Debian 12) and build into build/bin
+	./scripts/setup.sh
+
+test:             ## build and run the test suite (what CI runs)
+	./scripts/setup.sh --test
+
+demo:             ## build, start the stack with the tiny demo model, generate one video
+	./scripts/setup.sh --demo
+
+up: build         ## start broker, bridge and the configured workers in the background
+	$(VDGX) up --detach $(if $(CONFIG),--config $(CONFIG))
+
+down:             ## stop the stack started by `make up`
+	$(VDGX) down
+
+health:           ## the coloured health check (exit status non-zero when unhealthy)
+	$(VDGX) health
+
+benchmark:        ## the seed's benchmark: jobs through the running stack
+	$(VDGX) bench
+
+logs:             ## follow the stack's logs
+	tail -n 100 -F var/logs/*.log
+
+clean:
+	rm -rf $(BUILD_DIR)
