@@ -28,11 +28,12 @@
         req.prompt = strdup ("a red fox running through snow");
         char *id = NULL;
         if (vdgx_client_submit (client, &req, &id, NULL) == 0) {
-            vdgx_job_t job;
+            vdgx_jobstatus_t job;
+            vdgx_jobstatus_init (&job);
             if (vdgx_client_wait (client, id, 0, print_progress, NULL, &job) == 0
-            &&  streq (job.state, "completed"))
+            &&  job.state == VDGX_JOB_COMPLETED)
                 vdgx_client_result (client, id, "fox.mp4");
-            vdgx_job_clear (&job);
+            vdgx_jobstatus_clear (&job);
             free (id);
         }
         else
@@ -48,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vdgx_genreq.h"
+#include "vdgx_msg.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,45 +57,20 @@ extern "C" {
 
 #define VDGX_CLIENT_DEFAULT_BROKER  "tcp://127.0.0.1:5555"
 #define VDGX_CLIENT_DEFAULT_EVENTS  "tcp://127.0.0.1:5556"
-#define VDGX_JOBID_MAX  128
-
-//  A job's status (PROTOCOL.md 5.2). Plain data; vdgx_job_clear() frees `request`.
-typedef struct {
-    char id [VDGX_JOBID_MAX + 1];
-    char model [VDGX_MODEL_MAX + 1];
-    char state [16];                //  queued running completed failed cancelled expired
-    char phase [16];                //  queued loading encoding_text denoising decoding muxing done
-    uint32_t step, steps;
-    double percent;                 //  0..100
-    uint32_t queue_position;        //  0 when not queued
-    uint32_t attempt;
-    double created_at, started_at, finished_at;     //  epoch seconds, 0 = not yet
-    bool cached;
-    //  error (failed / expired / cancelled); empty strings when absent
-    char error_code [32];
-    char error_message [256];
-    //  result (completed)
-    bool has_result;
-    uint64_t size;
-    char sha256 [65];
-    char mime [32];
-    uint32_t width, height, frames, fps;
-    double seconds;
-    //  the generate request, when the broker sent it
-    bool has_request;
-    vdgx_genreq_t request;
-} vdgx_job_t;
 
 //  What submit answered besides the job id.
 typedef struct {
-    char state [16];
+    vdgx_job_state_t state;
     bool cached;                    //  served from the result cache
     uint32_t queue_position;
     char idempotency_key [VDGX_IDEMKEY_MAX + 1];    //  the key used (generated if none given)
 } vdgx_submit_info_t;
 
+//  Job status results are vdgx_jobstatus_t (vdgx_msg.h, PROTOCOL.md 5.2), decoded by the
+//  shared codecs: init with vdgx_jobstatus_init, free with vdgx_jobstatus_clear.
+
 //  Called by vdgx_client_wait whenever the job's progress or state changes.
-typedef void (vdgx_client_progress_fn) (const vdgx_job_t *job, void *arg);
+typedef void (vdgx_client_progress_fn) (const vdgx_jobstatus_t *job, void *arg);
 
 typedef struct _vdgx_client_t vdgx_client_t;
 
@@ -118,26 +95,27 @@ const char *vdgx_client_error (vdgx_client_t *self);
 //  Submits a generate request; *id_p receives the job id (caller frees). info may be NULL.
 int vdgx_client_submit (vdgx_client_t *self, const vdgx_genreq_t *req, char **id_p,
                         vdgx_submit_info_t *info);
-//  Job status into *job (cleared first; vdgx_job_clear it afterwards).
-int vdgx_client_status (vdgx_client_t *self, const char *id, vdgx_job_t *job);
+//  Job status into *job (vdgx_jobstatus_init'ed or decoded before: it is cleared first;
+//  vdgx_jobstatus_clear it afterwards).
+int vdgx_client_status (vdgx_client_t *self, const char *id, vdgx_jobstatus_t *job);
 //  Waits until the job is completed, failed, cancelled or expired (returns 0 with the final
 //  status in *job), or timeout_ms elapses (0 = no limit; returns -1, code "timeout", *job
 //  holds the last status). Progress from the event socket, with status polls as a fallback.
 //  progress may be NULL; job may be NULL.
 int vdgx_client_wait (vdgx_client_t *self, const char *id, int timeout_ms,
-                      vdgx_client_progress_fn *progress, void *arg, vdgx_job_t *job);
+                      vdgx_client_progress_fn *progress, void *arg, vdgx_jobstatus_t *job);
 //  Cancels a job; *job (may be NULL) gets its status after the cancel.
-int vdgx_client_cancel (vdgx_client_t *self, const char *id, vdgx_job_t *job);
+int vdgx_client_cancel (vdgx_client_t *self, const char *id, vdgx_jobstatus_t *job);
 //  Deletes a job and its result (cancels it first when running).
 int vdgx_client_delete (vdgx_client_t *self, const char *id);
 //  Downloads a completed job's MP4 to path: chunks into a temp file beside it, sha256
 //  checked, then renamed over path. Nothing is left behind on failure.
 int vdgx_client_result (vdgx_client_t *self, const char *id, const char *path);
 //  Lists jobs (state, model, after may be NULL; limit 0 = broker default). *jobs_p is an
-//  array of *count_p jobs; free it with vdgx_jobs_free. has_more_p may be NULL.
+//  array of *count_p jobs; free it with vdgx_client_jobs_free. has_more_p may be NULL.
 int vdgx_client_list (vdgx_client_t *self, const char *state, const char *model,
                       uint32_t limit, const char *after,
-                      vdgx_job_t **jobs_p, size_t *count_p, bool *has_more_p);
+                      vdgx_jobstatus_t **jobs_p, size_t *count_p, bool *has_more_p);
 //  Asks the workers of a model to unload it; *workers_p (may be NULL) = how many were asked.
 int vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p);
 
@@ -150,13 +128,9 @@ int vdgx_client_health (vdgx_client_t *self, bool *healthy_p, char **json_p);
 int vdgx_client_metrics (vdgx_client_t *self, char **json_p);              //  mmi.metrics
 
 //  Job helpers.
-void vdgx_job_init (vdgx_job_t *job);
-void vdgx_job_clear (vdgx_job_t *job);
-void vdgx_jobs_free (vdgx_job_t **jobs_p, size_t count);
+void vdgx_client_jobs_free (vdgx_jobstatus_t **jobs_p, size_t count);
 //  The job as JSON text (PROTOCOL.md 5.2 field names); caller frees.
-char *vdgx_job_json (const vdgx_job_t *job);
-//  true for completed, failed, cancelled, expired.
-bool vdgx_job_finished (const vdgx_job_t *job);
+char *vdgx_client_job_json (const vdgx_jobstatus_t *job);
 
 void vdgx_client_test (bool verbose);
 
