@@ -40,8 +40,10 @@ PACKAGES=(
 )
 # Packages only the test suite needs (servers and tools the tests drive for real).
 TEST_PACKAGES=(
-    prometheus wrk nginx-light nodejs npm systemd valgrind curl
+    prometheus wrk nginx-light systemd valgrind curl python3-yaml
 )
+# Node.js (OpenAI SDK and Dockerfile lint tests): Debian's, unless one is already installed.
+command -v npm >/dev/null 2>&1 || TEST_PACKAGES+=(nodejs npm)
 
 mkdir -p "$LOG_DIR"
 
