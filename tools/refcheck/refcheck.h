@@ -34,6 +34,15 @@ int vdgx_refcheck_compare (vdgx_refcheck_t *rc, const char *label, const float *
 //  Same, loading want from the vector file.
 int vdgx_refcheck_compare_stored (vdgx_refcheck_t *rc, const char *label, const float *got,
                                   size_t n, const char *file, const char *name);
+//  Reads a stored integer tensor (I64/I32/U8) as int64 (caller frees); shape as for _load.
+int64_t *vdgx_refcheck_load_i64 (vdgx_refcheck_t *rc, const char *file, const char *name,
+                                 int64_t *shape, int *ndim, size_t *numel);
+//  Compares a device tensor (any float dtype) with a stored tensor: downloads it as f32
+//  and checks that the element counts agree.
+int vdgx_refcheck_compare_tensor (vdgx_refcheck_t *rc, const char *label,
+                                  const vdgx_tensor_t *got, const char *file, const char *name);
+//  Closes the cached files (main.c calls it once at the end).
+void vdgx_refcheck_close (vdgx_refcheck_t *rc);
 
 //  The parts. Each returns 0 when it ran (failures are counted in rc), -1 when it could not run.
 int vdgx_refcheck_wan21_t5 (vdgx_refcheck_t *rc);

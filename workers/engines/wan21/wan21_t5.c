@@ -1,0 +1,819 @@
+/*  wan21_t5.c - the umT5 encoder of Wan 2.1 on the vdgx compute layer (see wan21_t5.h).
+
+    Facts the official code pins down (and the reference vectors check):
+    - attention logits are q.k^T with no 1/sqrt(d) scaling, plus a per-layer relative
+      position bias; masked keys are set (not added) to finfo(float32).min;
+    - buckets: 32 bidirectional (16 per direction, 8 exact), log-spaced up to max_dist 128,
+      the log term computed in float32 and truncated toward zero;
+    - T5LayerNorm is x * rsqrt(mean(x^2) + 1e-6) * w (no mean, no bias);
+    - FFN is fc2(fc1(x) * gelu_tanh(gate(x))).
+*/
+#include "wan21_t5.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vdgx_quant.h"
+
+typedef enum {
+    S_NORM1, S_Q, S_K, S_V, S_O, S_NORM2, S_GATE, S_FC1, S_FC2, S_POS, S_SLOTS
+} s_slot_t;
+
+typedef struct {
+    vdgx_tensor_t norm1, norm2;             //  F32 [dim]
+    vdgx_weight_t q, k, v, o, gate, fc1, fc2;
+    float *pos;                             //  host [num_buckets, heads]
+    vdgx_tensor_t bias_cache;               //  F32 [H,L,L] for cached_len (non-CPU backends)
+} s_layer_t;
+
+struct _wan21_t5_t {
+    wan21_t5_config_t cfg;
+    vdgx_backend_t *backend;
+    vdgx_ckpt_t *ckpt;                      //  kept open: the embedding rows are read from it
+    const vdgx_ckpt_tensor_t *embedding;
+    vdgx_wfmt_t wfmt;
+    s_layer_t *layers;
+    vdgx_tensor_t norm;                     //  final norm, F32 [dim]
+    size_t weight_bytes;
+    int cached_len;                         //  L of the cached biases, 0 = none
+    bool cache_bias;
+    wan21_t5_tap_fn *tap;
+    void *tap_arg;
+    char error [512];
+};
+
+static void
+s_set_error (wan21_t5_t *self, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (self->error, sizeof (self->error), fmt, args);
+    va_end (args);
+}
+
+static char *
+s_strdupf (const char *fmt, ...)
+{
+    char buf [1024];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (buf, sizeof (buf), fmt, args);
+    va_end (args);
+    return strdup (buf);
+}
+
+//  Tensor name of a slot in either naming scheme; layer -1 names the globals.
+static void
+s_name (char *buf, size_t size, bool hf, int layer, int slot)
+{
+    static const char *official [S_SLOTS] = {
+        "norm1.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight",
+        "norm2.weight", "ffn.gate.0.weight", "ffn.fc1.weight", "ffn.fc2.weight",
+        "pos_embedding.embedding.weight" };
+    //  HF UMT5: wi_0 goes through the activation (= gate), wi_1 is linear (= fc1), wo = fc2.
+    static const char *hfname [S_SLOTS] = {
+        "layer.0.layer_norm.weight", "layer.0.SelfAttention.q.weight",
+        "layer.0.SelfAttention.k.weight", "layer.0.SelfAttention.v.weight",
+        "layer.0.SelfAttention.o.weight", "layer.1.layer_norm.weight",
+        "layer.1.DenseReluDense.wi_0.weight", "layer.1.DenseReluDense.wi_1.weight",
+        "layer.1.DenseReluDense.wo.weight",
+        "layer.0.SelfAttention.relative_attention_bias.weight" };
+    if (hf)
+        snprintf (buf, size, "encoder.block.%d.%s", layer, hfname [slot]);
+    else
+        snprintf (buf, size, "blocks.%d.%s", layer, official [slot]);
+}
+
+static bool
+s_has_shape (wan21_t5_shape_fn *fn, void *arg, const char *name, int ndim, int64_t d0,
+             int64_t d1, char **err)
+{
+    int got_ndim = 0;
+    int64_t shape [VDGX_MAX_DIMS] = { 0 };
+    if (!fn (arg, name, &got_ndim, shape)) {
+        *err = s_strdupf ("umT5 checkpoint: missing tensor '%s'", name);
+        return false;
+    }
+    if (got_ndim != ndim || shape [0] != d0 || (ndim > 1 && shape [1] != d1)) {
+        *err = ndim > 1
+             ? s_strdupf ("umT5 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld, %lld]",
+                          name, (long long) shape [0], got_ndim > 1? ", ": " / ndim ",
+                          got_ndim > 1? (long long) shape [1]: (long long) got_ndim,
+                          (long long) d0, (long long) d1)
+             : s_strdupf ("umT5 checkpoint: '%s' has %d dims / first %lld, expected [%lld]",
+                          name, got_ndim, (long long) shape [0], (long long) d0);
+        return false;
+    }
+    return true;
+}
+
+int
+wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char **err)
+{
+    assert (fn && cfg && err);
+    *err = NULL;
+    memset (cfg, 0, sizeof (*cfg));
+    cfg->max_dist = 128;
+    cfg->eps = 1e-6f;
+    int ndim = 0;
+    int64_t shape [VDGX_MAX_DIMS] = { 0 };
+    const char *emb = NULL;
+    if (fn (arg, "token_embedding.weight", &ndim, shape))
+        emb = "token_embedding.weight";
+    else
+    if (fn (arg, "shared.weight", &ndim, shape))
+        emb = "shared.weight";
+    else
+    if (fn (arg, "encoder.embed_tokens.weight", &ndim, shape))
+        emb = "encoder.embed_tokens.weight";
+    if (!emb) {
+        *err = strdup ("umT5 checkpoint: no token embedding (token_embedding.weight, "
+                       "shared.weight or encoder.embed_tokens.weight)");
+        return -1;
+    }
+    cfg->hf_names = strcmp (emb, "token_embedding.weight") != 0;
+    if (ndim != 2 || shape [0] < 2 || shape [1] < 1 || shape [0] > INT32_MAX || shape [1] > 65536) {
+        *err = s_strdupf ("umT5 checkpoint: %s must be [vocab, dim]", emb);
+        return -1;
+    }
+    cfg->vocab = (int) shape [0];
+    cfg->dim = (int) shape [1];
+
+    char name [256];
+    //  Layer count: consecutive blocks with a first norm.
+    for (int i = 0; i < 4096; i++) {
+        s_name (name, sizeof (name), cfg->hf_names, i, S_NORM1);
+        if (!fn (arg, name, &ndim, shape))
+            break;
+        cfg->num_layers = i + 1;
+    }
+    if (cfg->num_layers == 0) {
+        *err = strdup ("umT5 checkpoint: no encoder blocks");
+        return -1;
+    }
+    s_name (name, sizeof (name), cfg->hf_names, 0, S_Q);
+    if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 1 || shape [0] > 65536) {
+        *err = s_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
+        return -1;
+    }
+    cfg->dim_attn = (int) shape [0];
+    s_name (name, sizeof (name), cfg->hf_names, 0, S_FC1);
+    if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 1 || shape [0] > 1 << 20) {
+        *err = s_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
+        return -1;
+    }
+    cfg->dim_ffn = (int) shape [0];
+    s_name (name, sizeof (name), cfg->hf_names, 0, S_POS);
+    if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 2 || shape [0] > 1024
+     || shape [1] < 1 || shape [1] > 4096) {
+        *err = s_strdupf ("umT5 checkpoint: missing or malformed '%s' (umT5 has a relative "
+                          "position table in every block)", name);
+        return -1;
+    }
+    cfg->num_buckets = (int) shape [0];
+    cfg->num_heads = (int) shape [1];
+    if (cfg->dim_attn % cfg->num_heads) {
+        *err = s_strdupf ("umT5 checkpoint: attention width %d is not a multiple of %d heads",
+                          cfg->dim_attn, cfg->num_heads);
+        return -1;
+    }
+    const int64_t D = cfg->dim, A = cfg->dim_attn, F = cfg->dim_ffn;
+    for (int i = 0; i < cfg->num_layers; i++) {
+        const struct { int slot, ndim; int64_t d0, d1; } want [] = {
+            { S_NORM1, 1, D, 0 }, { S_Q, 2, A, D }, { S_K, 2, A, D }, { S_V, 2, A, D },
+            { S_O, 2, D, A }, { S_NORM2, 1, D, 0 }, { S_GATE, 2, F, D }, { S_FC1, 2, F, D },
+            { S_FC2, 2, D, F }, { S_POS, 2, cfg->num_buckets, cfg->num_heads } };
+        for (size_t j = 0; j < sizeof (want) / sizeof (want [0]); j++) {
+            s_name (name, sizeof (name), cfg->hf_names, i, want [j].slot);
+            if (!s_has_shape (fn, arg, name, want [j].ndim, want [j].d0, want [j].d1, err))
+                return -1;
+        }
+    }
+    if (!s_has_shape (fn, arg, cfg->hf_names? "encoder.final_layer_norm.weight": "norm.weight",
+                      1, D, 0, err))
+        return -1;
+    return 0;
+}
+
+//  Shape lookup over an open checkpoint.
+static bool
+s_ckpt_shape (void *arg, const char *name, int *ndim, int64_t *shape)
+{
+    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find ((vdgx_ckpt_t *) arg, name);
+    if (!t)
+        return false;
+    *ndim = t->ndim;
+    memcpy (shape, t->shape, sizeof (int64_t) * (size_t) t->ndim);
+    return true;
+}
+
+int
+wan21_t5_bucket (int rel, int num_buckets, int max_dist)
+{
+    int half = num_buckets / 2;
+    int bucket = rel > 0? half: 0;
+    int dist = rel < 0? -rel: rel;
+    int max_exact = half / 2;
+    if (dist < max_exact)
+        return bucket + dist;
+    //  The official code evaluates this in float32 and truncates (.long()); each step is
+    //  rounded to float as torch does: log(dist / max_exact) / log(max_dist / max_exact)
+    //  (a Python double rounded to float) * (half - max_exact).
+    float ratio = (float) dist / (float) max_exact;
+    float scaled = logf (ratio) / (float) log ((double) max_dist / max_exact);
+    scaled = scaled * (float) (half - max_exact);
+    long large = max_exact + (long) scaled;
+    if (large > half - 1)
+        large = half - 1;
+    return bucket + (int) large;
+}
+
+void
+wan21_t5_pos_bias (const float *table, int heads, int num_buckets, int max_dist, int lq,
+                   int lk, float *bias)
+{
+    //  The bias depends on k - q only: one row of lq + lk - 1 values per head.
+    int span = lq + lk - 1;
+    float *row = (float *) malloc (sizeof (float) * (size_t) span);
+    assert (row);
+    for (int h = 0; h < heads; h++) {
+        for (int r = 0; r < span; r++)
+            row [r] = table [(size_t) wan21_t5_bucket (r - (lq - 1), num_buckets, max_dist) * heads + h];
+        for (int q = 0; q < lq; q++)
+            memcpy (bias + ((size_t) h * lq + q) * lk, row + (lq - 1 - q), sizeof (float) * (size_t) lk);
+    }
+    free (row);
+}
+
+//  A checkpoint tensor as f32 (caller frees); FP8 tensors with a "<module>.scale_weight"
+//  beside them (ComfyUI scaled-fp8 files) are rescaled.
+static float *
+s_read_f32 (wan21_t5_t *self, const char *name, size_t *numel)
+{
+    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (self->ckpt, name);
+    if (!t) {
+        s_set_error (self, "umT5 checkpoint: missing tensor '%s'", name);
+        return NULL;
+    }
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= (size_t) t->shape [i];
+    float *buf = (float *) malloc (sizeof (float) * (n? n: 1));
+    if (!buf) {
+        s_set_error (self, "out of memory reading '%s'", name);
+        return NULL;
+    }
+    char *err = NULL;
+    if (vdgx_ckpt_read_f32 (t, buf, &err)) {
+        s_set_error (self, "umT5 checkpoint: '%s': %s", name, err? err: "cannot read");
+        free (err);
+        free (buf);
+        return NULL;
+    }
+    if (t->dtype == VDGX_DTYPE_F8_E4M3 || t->dtype == VDGX_DTYPE_F8_E5M2) {
+        char sname [300];
+        snprintf (sname, sizeof (sname), "%s", name);
+        char *dot = strrchr (sname, '.');
+        if (dot && strcmp (dot, ".weight") == 0) {
+            strcpy (dot, ".scale_weight");
+            const vdgx_ckpt_tensor_t *s = vdgx_ckpt_find (self->ckpt, sname);
+            float scale = 1.0f;
+            if (s && s->nbytes >= 1 && vdgx_ckpt_read_f32 (s, &scale, NULL) == 0 && isfinite (scale))
+                for (size_t i = 0; i < n; i++)
+                    buf [i] *= scale;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite (buf [i])) {
+            s_set_error (self, "umT5 checkpoint: '%s' holds a non-finite value", name);
+            free (buf);
+            return NULL;
+        }
+    if (numel)
+        *numel = n;
+    return buf;
+}
+
+static int
+s_load_linear (wan21_t5_t *self, const char *name, int64_t n, int64_t k, vdgx_weight_t *dst)
+{
+    float *buf = s_read_f32 (self, name, NULL);
+    if (!buf)
+        return -1;
+    vdgx_weight_t host;
+    memset (&host, 0, sizeof (host));
+    int rc = 0;
+    if (self->wfmt == VDGX_WFMT_F32 || self->wfmt == VDGX_WFMT_BF16 || self->wfmt == VDGX_WFMT_F16) {
+        vdgx_dtype_t dt = self->wfmt == VDGX_WFMT_F32? VDGX_DTYPE_F32:
+                          self->wfmt == VDGX_WFMT_BF16? VDGX_DTYPE_BF16: VDGX_DTYPE_F16;
+        host.fmt = self->wfmt;
+        host.n = n;
+        host.k = k;
+        host.global_scale = 1.0f;
+        host.device = VDGX_DEVICE_CPU;
+        if (dt == VDGX_DTYPE_F32) {
+            host.data = buf;
+            buf = NULL;
+        }
+        else {
+            host.data = malloc ((size_t) (n * k) * vdgx_dtype_size (dt));
+            if (!host.data || vdgx_convert_from_f32 (host.data, dt, buf, (size_t) (n * k)))
+                rc = -1;
+        }
+        if (rc == 0 && vdgx_weight_to_backend (self->backend, dst, &host))
+            rc = -1;
+        if (rc)
+            s_set_error (self, "cannot place '%s' on %s: %s", name,
+                         vdgx_backend_name (self->backend), vdgx_backend_error (self->backend));
+        free (host.data);
+    }
+    else {
+        char *err = NULL;
+        if (vdgx_weight_quantize (&host, self->wfmt, buf, n, k, true, &err)) {
+            s_set_error (self, "cannot quantize '%s' to %s: %s", name,
+                         vdgx_wfmt_name (self->wfmt), err? err: "unknown error");
+            free (err);
+            rc = -1;
+        }
+        else {
+            if (vdgx_weight_to_backend (self->backend, dst, &host)) {
+                s_set_error (self, "cannot place '%s' on %s: %s", name,
+                             vdgx_backend_name (self->backend), vdgx_backend_error (self->backend));
+                rc = -1;
+            }
+            vdgx_weight_host_free (&host);
+        }
+    }
+    free (buf);
+    if (rc == 0)
+        self->weight_bytes += vdgx_wfmt_bytes (self->wfmt, n, k);
+    return rc;
+}
+
+static int
+s_load_norm (wan21_t5_t *self, const char *name, vdgx_tensor_t *dst)
+{
+    float *buf = s_read_f32 (self, name, NULL);
+    if (!buf)
+        return -1;
+    int64_t shape [1] = { self->cfg.dim };
+    int rc = 0;
+    if (vdgx_tensor_alloc (self->backend, dst, VDGX_DTYPE_F32, 1, shape)
+     || vdgx_tensor_from_f32 (self->backend, dst, buf)) {
+        s_set_error (self, "cannot place '%s' on %s: %s", name,
+                     vdgx_backend_name (self->backend), vdgx_backend_error (self->backend));
+        rc = -1;
+    }
+    free (buf);
+    self->weight_bytes += sizeof (float) * (size_t) self->cfg.dim;
+    return rc;
+}
+
+wan21_t5_t *
+wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt_t wfmt,
+                        char **err)
+{
+    assert (ckpt_p && *ckpt_p && backend && err);
+    *err = NULL;
+    if (wfmt != VDGX_WFMT_F32 && wfmt != VDGX_WFMT_BF16 && wfmt != VDGX_WFMT_F16
+     && wfmt != VDGX_WFMT_FP8_E4M3) {
+        *err = s_strdupf ("umT5: weight format %s is not supported (f32, bf16, f16, fp8)",
+                          vdgx_wfmt_name (wfmt));
+        vdgx_ckpt_destroy (ckpt_p);
+        return NULL;
+    }
+    wan21_t5_t *self = (wan21_t5_t *) calloc (1, sizeof (wan21_t5_t));
+    if (!self) {
+        *err = strdup ("out of memory");
+        vdgx_ckpt_destroy (ckpt_p);
+        return NULL;
+    }
+    self->ckpt = *ckpt_p;
+    *ckpt_p = NULL;
+    self->backend = backend;
+    self->wfmt = wfmt;
+    self->cache_bias = vdgx_backend_device (backend) != VDGX_DEVICE_CPU;
+    if (wan21_t5_layout (s_ckpt_shape, self->ckpt, &self->cfg, err)) {
+        wan21_t5_destroy (&self);
+        return NULL;
+    }
+    const wan21_t5_config_t *c = &self->cfg;
+    self->embedding = vdgx_ckpt_find (self->ckpt, c->hf_names
+        ? (vdgx_ckpt_find (self->ckpt, "shared.weight")? "shared.weight": "encoder.embed_tokens.weight")
+        : "token_embedding.weight");
+    vdgx_dtype_t edt = self->embedding->dtype;
+    if (edt != VDGX_DTYPE_F32 && edt != VDGX_DTYPE_BF16 && edt != VDGX_DTYPE_F16
+     && edt != VDGX_DTYPE_F8_E4M3 && edt != VDGX_DTYPE_F8_E5M2 && edt != VDGX_DTYPE_F64) {
+        *err = s_strdupf ("umT5 checkpoint: token embedding dtype %s is not a float type",
+                          vdgx_dtype_name (self->embedding->dtype));
+        wan21_t5_destroy (&self);
+        return NULL;
+    }
+    self->layers = (s_layer_t *) calloc ((size_t) c->num_layers, sizeof (s_layer_t));
+    if (!self->layers) {
+        *err = strdup ("out of memory");
+        wan21_t5_destroy (&self);
+        return NULL;
+    }
+    char name [256];
+    int rc = 0;
+    for (int i = 0; i < c->num_layers && rc == 0; i++) {
+        s_layer_t *l = &self->layers [i];
+        const struct { int slot; vdgx_weight_t *w; int64_t n, k; } lin [] = {
+            { S_Q, &l->q, c->dim_attn, c->dim }, { S_K, &l->k, c->dim_attn, c->dim },
+            { S_V, &l->v, c->dim_attn, c->dim }, { S_O, &l->o, c->dim, c->dim_attn },
+            { S_GATE, &l->gate, c->dim_ffn, c->dim }, { S_FC1, &l->fc1, c->dim_ffn, c->dim },
+            { S_FC2, &l->fc2, c->dim, c->dim_ffn } };
+        for (size_t j = 0; j < sizeof (lin) / sizeof (lin [0]) && rc == 0; j++) {
+            s_name (name, sizeof (name), c->hf_names, i, lin [j].slot);
+            rc = s_load_linear (self, name, lin [j].n, lin [j].k, lin [j].w);
+        }
+        if (rc == 0) {
+            s_name (name, sizeof (name), c->hf_names, i, S_NORM1);
+            rc = s_load_norm (self, name, &l->norm1);
+        }
+        if (rc == 0) {
+            s_name (name, sizeof (name), c->hf_names, i, S_NORM2);
+            rc = s_load_norm (self, name, &l->norm2);
+        }
+        if (rc == 0) {
+            s_name (name, sizeof (name), c->hf_names, i, S_POS);
+            l->pos = s_read_f32 (self, name, NULL);
+            rc = l->pos? 0: -1;
+        }
+    }
+    if (rc == 0)
+        rc = s_load_norm (self, c->hf_names? "encoder.final_layer_norm.weight": "norm.weight",
+                          &self->norm);
+    if (rc) {
+        *err = strdup (self->error);
+        wan21_t5_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+static bool
+s_is_file (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
+}
+
+wan21_t5_t *
+wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err)
+{
+    assert (path && backend && err);
+    *err = NULL;
+    struct stat st;
+    char file [4096];
+    if (stat (path, &st) != 0) {
+        *err = s_strdupf ("umT5: cannot open '%s': %s", path, strerror (errno));
+        return NULL;
+    }
+    snprintf (file, sizeof (file), "%s", path);
+    if (S_ISDIR (st.st_mode)) {
+        //  A Wan model directory or a diffusers text_encoder/ folder.
+        static const char *candidates [] = {
+            "models_t5_umt5-xxl-enc-bf16.pth", "model.safetensors.index.json",
+            "model.safetensors", "text_encoder/model.safetensors.index.json",
+            "text_encoder/model.safetensors" };
+        bool found = false;
+        for (size_t i = 0; i < sizeof (candidates) / sizeof (candidates [0]) && !found; i++) {
+            snprintf (file, sizeof (file), "%s/%s", path, candidates [i]);
+            found = s_is_file (file);
+        }
+        if (!found) {
+            *err = s_strdupf ("umT5: '%s' holds none of models_t5_umt5-xxl-enc-bf16.pth, "
+                              "model.safetensors[.index.json], text_encoder/", path);
+            return NULL;
+        }
+    }
+    char *cerr = NULL;
+    vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &cerr);
+    if (!ckpt) {
+        *err = s_strdupf ("umT5: %s: %s", file, cerr? cerr: "cannot open");
+        free (cerr);
+        return NULL;
+    }
+    return wan21_t5_new_from_ckpt (&ckpt, backend, wfmt, err);
+}
+
+void
+wan21_t5_destroy (wan21_t5_t **self_p)
+{
+    assert (self_p);
+    wan21_t5_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->layers) {
+        for (int i = 0; i < self->cfg.num_layers; i++) {
+            s_layer_t *l = &self->layers [i];
+            vdgx_weight_t *w [] = { &l->q, &l->k, &l->v, &l->o, &l->gate, &l->fc1, &l->fc2 };
+            for (size_t j = 0; j < sizeof (w) / sizeof (w [0]); j++)
+                if (w [j]->data)
+                    vdgx_weight_release (self->backend, w [j]);
+            if (l->norm1.data)
+                vdgx_tensor_release (self->backend, &l->norm1);
+            if (l->norm2.data)
+                vdgx_tensor_release (self->backend, &l->norm2);
+            if (l->bias_cache.data)
+                vdgx_tensor_release (self->backend, &l->bias_cache);
+            free (l->pos);
+        }
+        free (self->layers);
+    }
+    if (self->norm.data)
+        vdgx_tensor_release (self->backend, &self->norm);
+    vdgx_ckpt_destroy (&self->ckpt);
+    free (self);
+    *self_p = NULL;
+}
+
+const wan21_t5_config_t *
+wan21_t5_config (wan21_t5_t *self)
+{
+    assert (self);
+    return &self->cfg;
+}
+
+const char *
+wan21_t5_error (wan21_t5_t *self)
+{
+    assert (self);
+    return self->error;
+}
+
+size_t
+wan21_t5_weight_bytes (wan21_t5_t *self)
+{
+    assert (self);
+    return self->weight_bytes;
+}
+
+void
+wan21_t5_set_tap (wan21_t5_t *self, wan21_t5_tap_fn *fn, void *arg)
+{
+    assert (self);
+    self->tap = fn;
+    self->tap_arg = arg;
+}
+
+//  Work tensors of one forward.
+typedef struct {
+    vdgx_tensor_t x, h, q, k, v, att, y, g, ga, f, p, bias;
+} s_work_t;
+
+static void
+s_work_release (vdgx_backend_t *b, s_work_t *w)
+{
+    vdgx_tensor_t *all [] = { &w->x, &w->h, &w->q, &w->k, &w->v, &w->att, &w->y, &w->g,
+                              &w->ga, &w->f, &w->p, &w->bias };
+    for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++)
+        if (all [i]->data)
+            vdgx_tensor_release (b, all [i]);
+}
+
+static vdgx_tensor_t
+s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
+{
+    vdgx_tensor_t v;
+    int rc = vdgx_tensor_reshape (&v, t, ndim, shape);
+    assert (rc == 0);
+    (void) rc;
+    return v;
+}
+
+//  Bias of layer i for length L into `bias` (F32 [H,L,L]); masked keys of sequence `seq`
+//  set to finfo.min when mask is given (the official masked_fill replaces the bias).
+static int
+s_layer_bias (wan21_t5_t *self, int i, int L, const uint8_t *mask, float *host,
+              vdgx_tensor_t *bias)
+{
+    const wan21_t5_config_t *c = &self->cfg;
+    wan21_t5_pos_bias (self->layers [i].pos, c->num_heads, c->num_buckets, c->max_dist, L, L, host);
+    if (mask) {
+        for (size_t r = 0; r < (size_t) c->num_heads * L; r++)
+            for (int k = 0; k < L; k++)
+                if (!mask [k])
+                    host [r * L + k] = -FLT_MAX;
+    }
+    return vdgx_tensor_from_f32 (self->backend, bias, host);
+}
+
+int
+wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int batch,
+                  int len, vdgx_tensor_t *out)
+{
+    assert (self && ids && out);
+    memset (out, 0, sizeof (*out));
+    const wan21_t5_config_t *c = &self->cfg;
+    vdgx_backend_t *b = self->backend;
+    if (batch < 1 || len < 1 || (int64_t) batch * len > (1 << 24)) {
+        s_set_error (self, "umT5: bad batch %d x length %d", batch, len);
+        return -1;
+    }
+    const int64_t B = batch, L = len, M = B * L, D = c->dim, A = c->dim_attn, F = c->dim_ffn;
+    const int64_t H = c->num_heads, HD = A / H;
+    for (int64_t i = 0; i < M; i++)
+        if (ids [i] < 0 || ids [i] >= c->vocab) {
+            s_set_error (self, "umT5: token id %d at %lld is outside the vocabulary (%d)",
+                         ids [i], (long long) i, c->vocab);
+            return -1;
+        }
+    //  A sequence needs its own bias only when some of its keys are masked.
+    bool masked = false;
+    if (mask)
+        for (int64_t i = 0; i < M && !masked; i++)
+            masked = mask [i] == 0;
+    const vdgx_dtype_t act = vdgx_backend_act_dtype (b);
+
+    s_work_t w;
+    memset (&w, 0, sizeof (w));
+    float *host = NULL;
+    int rc = -1;
+    const int64_t sx [3] = { B, L, D }, sq [2] = { M, A }, sd [2] = { M, D }, sf [2] = { M, F };
+    const int64_t sbias [3] = { H, L, L };
+    if (vdgx_tensor_alloc (b, &w.x, act, 3, sx) || vdgx_tensor_alloc (b, &w.h, act, 2, sd)
+     || vdgx_tensor_alloc (b, &w.q, act, 2, sq) || vdgx_tensor_alloc (b, &w.k, act, 2, sq)
+     || vdgx_tensor_alloc (b, &w.v, act, 2, sq) || vdgx_tensor_alloc (b, &w.att, act, 2, sq)
+     || vdgx_tensor_alloc (b, &w.y, act, 2, sd) || vdgx_tensor_alloc (b, &w.g, act, 2, sf)
+     || vdgx_tensor_alloc (b, &w.ga, act, 2, sf) || vdgx_tensor_alloc (b, &w.f, act, 2, sf)
+     || vdgx_tensor_alloc (b, &w.p, act, 2, sf)) {
+        s_set_error (self, "umT5: cannot allocate work tensors: %s", vdgx_backend_error (b));
+        goto done;
+    }
+    //  Embedding rows are gathered on the host from the mapped checkpoint.
+    size_t hsize = (size_t) (M * D);
+    if ((size_t) (H * L * L) > hsize)
+        hsize = (size_t) (H * L * L);
+    host = (float *) malloc (sizeof (float) * hsize);
+    if (!host) {
+        s_set_error (self, "umT5: out of memory");
+        goto done;
+    }
+    size_t esize = vdgx_dtype_size (self->embedding->dtype);
+    for (int64_t i = 0; i < M; i++)
+        vdgx_convert_to_f32 (host + i * D,
+                             (const char *) self->embedding->data + (size_t) ids [i] * D * esize,
+                             self->embedding->dtype, (size_t) D);
+    if (vdgx_tensor_from_f32 (b, &w.x, host)) {
+        s_set_error (self, "umT5: upload failed: %s", vdgx_backend_error (b));
+        goto done;
+    }
+    bool use_cache = self->cache_bias && !masked;
+    if (!use_cache && vdgx_tensor_alloc (b, &w.bias, VDGX_DTYPE_F32, 3, sbias)) {
+        s_set_error (self, "umT5: cannot allocate the bias: %s", vdgx_backend_error (b));
+        goto done;
+    }
+    if (use_cache && self->cached_len != len) {
+        for (int i = 0; i < c->num_layers; i++)
+            if (self->layers [i].bias_cache.data)
+                vdgx_tensor_release (b, &self->layers [i].bias_cache);
+        self->cached_len = 0;
+        for (int i = 0; i < c->num_layers; i++)
+            if (vdgx_tensor_alloc (b, &self->layers [i].bias_cache, VDGX_DTYPE_F32, 3, sbias)
+             || s_layer_bias (self, i, len, NULL, host, &self->layers [i].bias_cache)) {
+                s_set_error (self, "umT5: cannot build the position bias: %s", vdgx_backend_error (b));
+                goto done;
+            }
+        self->cached_len = len;
+    }
+
+    vdgx_tensor_t x2 = s_view (&w.x, 2, sd);
+    const int64_t s4 [4] = { B, L, H, HD }, s1 [4] = { 1, L, H, HD }, y3 [3] = { B, L, D };
+    vdgx_tensor_t q4 = s_view (&w.q, 4, s4), k4 = s_view (&w.k, 4, s4), v4 = s_view (&w.v, 4, s4);
+    vdgx_tensor_t o4 = s_view (&w.att, 4, s4), y_3 = s_view (&w.y, 3, y3);
+    char tapname [64];
+    for (int i = 0; i < c->num_layers; i++) {
+        s_layer_t *l = &self->layers [i];
+        if (vdgx_op_rmsnorm (b, &w.h, &x2, &l->norm1, c->eps)
+         || vdgx_op_linear (b, &w.q, &w.h, &l->q, NULL)
+         || vdgx_op_linear (b, &w.k, &w.h, &l->k, NULL)
+         || vdgx_op_linear (b, &w.v, &w.h, &l->v, NULL))
+            goto op_failed;
+        if (!masked) {
+            vdgx_tensor_t *bias = use_cache? &l->bias_cache: &w.bias;
+            if (!use_cache && s_layer_bias (self, i, len, NULL, host, bias))
+                goto op_failed;
+            if (self->tap) {
+                snprintf (tapname, sizeof (tapname), "pos_bias.%d", i);
+                self->tap (self->tap_arg, tapname, bias);
+            }
+            if (vdgx_op_attention (b, &o4, &q4, &k4, &v4, NULL, bias, 1.0f))
+                goto op_failed;
+        }
+        else {
+            if (self->tap) {
+                if (s_layer_bias (self, i, len, NULL, host, &w.bias))
+                    goto op_failed;
+                snprintf (tapname, sizeof (tapname), "pos_bias.%d", i);
+                self->tap (self->tap_arg, tapname, &w.bias);
+            }
+            //  Each sequence has its own masked columns: attention one sequence at a time
+            //  on views into the batched q/k/v.
+            size_t step = (size_t) (L * A) * vdgx_dtype_size (act);
+            for (int64_t s = 0; s < B; s++) {
+                vdgx_tensor_t qs, ks, vs, os;
+                vdgx_tensor_init (&qs, act, 4, s1, (char *) w.q.data + s * step, w.q.device);
+                vdgx_tensor_init (&ks, act, 4, s1, (char *) w.k.data + s * step, w.k.device);
+                vdgx_tensor_init (&vs, act, 4, s1, (char *) w.v.data + s * step, w.v.device);
+                vdgx_tensor_init (&os, act, 4, s1, (char *) w.att.data + s * step, w.att.device);
+                if (s_layer_bias (self, i, len, mask + s * L, host, &w.bias)
+                 || vdgx_op_attention (b, &os, &qs, &ks, &vs, NULL, &w.bias, 1.0f))
+                    goto op_failed;
+            }
+        }
+        if (vdgx_op_linear (b, &w.y, &w.att, &l->o, NULL)
+         || vdgx_op_gated_residual (b, &w.x, &y_3, NULL)
+         || vdgx_op_rmsnorm (b, &w.h, &x2, &l->norm2, c->eps)
+         || vdgx_op_linear (b, &w.g, &w.h, &l->gate, NULL)
+         || vdgx_op_gelu_tanh (b, &w.ga, &w.g)
+         || vdgx_op_linear (b, &w.f, &w.h, &l->fc1, NULL)
+         || vdgx_op_mul (b, &w.p, &w.f, &w.ga)
+         || vdgx_op_linear (b, &w.y, &w.p, &l->fc2, NULL)
+         || vdgx_op_gated_residual (b, &w.x, &y_3, NULL))
+            goto op_failed;
+        if (self->tap) {
+            snprintf (tapname, sizeof (tapname), "blocks.%d", i);
+            self->tap (self->tap_arg, tapname, &w.x);
+        }
+    }
+    if (vdgx_tensor_alloc (b, out, act, 3, sx)) {
+        s_set_error (self, "umT5: cannot allocate the output: %s", vdgx_backend_error (b));
+        goto done;
+    }
+    vdgx_tensor_t out2 = s_view (out, 2, sd);
+    if (vdgx_op_rmsnorm (b, &out2, &x2, &self->norm, c->eps)) {
+        vdgx_tensor_release (b, out);
+        memset (out, 0, sizeof (*out));
+        goto op_failed;
+    }
+    rc = 0;
+    goto done;
+op_failed:
+    s_set_error (self, "umT5: op failed on %s: %s", vdgx_backend_name (b), vdgx_backend_error (b));
+done:
+    free (host);
+    s_work_release (b, &w);
+    return rc;
+}
+
+int
+wan21_t5_encode (wan21_t5_t *self, const int32_t *ids, int n, int text_len, vdgx_tensor_t *out)
+{
+    assert (self && ids && out);
+    memset (out, 0, sizeof (*out));
+    if (n < 1 || n > text_len) {
+        s_set_error (self, "umT5: %d tokens do not fit text_len %d", n, text_len);
+        return -1;
+    }
+    vdgx_tensor_t enc;
+    if (wan21_t5_forward (self, ids, NULL, 1, n, &enc))
+        return -1;
+    vdgx_backend_t *b = self->backend;
+    const int64_t D = self->cfg.dim;
+    const int64_t s_real [2] = { n, D }, s_pad [2] = { text_len - n, D }, s_out [2] = { text_len, D };
+    if (n == text_len) {
+        //  Nothing to pad: hand over the buffer itself as [text_len, dim].
+        *out = enc;
+        out->ndim = 2;
+        out->shape [0] = text_len;
+        out->shape [1] = D;
+        out->stride [0] = D;
+        out->stride [1] = 1;
+        return 0;
+    }
+    //  The padding rows are exact zeros (the DiT embeds them itself).
+    vdgx_tensor_t real = s_view (&enc, 2, s_real);
+    int rc = -1;
+    vdgx_tensor_t zeros;
+    memset (&zeros, 0, sizeof (zeros));
+    float *host = (float *) calloc ((size_t) ((text_len - n) * D), sizeof (float));
+    const vdgx_dtype_t act = vdgx_backend_act_dtype (b);
+    if (host && vdgx_tensor_alloc (b, &zeros, act, 2, s_pad) == 0
+     && vdgx_tensor_from_f32 (b, &zeros, host) == 0
+     && vdgx_tensor_alloc (b, out, act, 2, s_out) == 0) {
+        if (vdgx_op_concat (b, out, &real, &zeros, 0) == 0)
+            rc = 0;
+        else {
+            vdgx_tensor_release (b, out);
+            memset (out, 0, sizeof (*out));
+        }
+    }
+    if (rc)
+        s_set_error (self, "umT5: cannot pad the context: %s", vdgx_backend_error (b));
+    free (host);
+    if (zeros.data)
+        vdgx_tensor_release (b, &zeros);
+    vdgx_tensor_release (b, &enc);
+    return rc;
+}
