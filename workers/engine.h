@@ -84,6 +84,8 @@ typedef struct {
 int vdgx_engine_register (const vdgx_engine_class_t *cls);
 const vdgx_engine_class_t *vdgx_engine_find (const char *model);
 void vdgx_engines_register_builtin (void);
+//  The index-th registered class, NULL past the end (for --list-models).
+const vdgx_engine_class_t *vdgx_engine_at (int index);
 
 #ifdef __cplusplus
 }

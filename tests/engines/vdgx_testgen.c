@@ -1,0 +1,357 @@
+/*  vdgx_testgen.c - the test engine (see vdgx_testgen.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "vdgx_testgen.h"
+
+struct _vdgx_engine_t {
+    char *model;
+    char *weights_dir;
+    char precision [8];
+    float *weights;             //  a real allocation, so load/unload change the RSS
+    size_t weights_len;
+};
+
+typedef struct {
+    long sleep_ms, load_ms;
+    char fail [16];
+    long fail_at;
+} s_knobs_t;
+
+static const char *const s_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+s_sleep_ms (long ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static long
+s_env_long (const char *name, long dflt)
+{
+    const char *v = getenv (name);
+    return v && *v? strtol (v, NULL, 10): dflt;
+}
+
+//  Environment first, then key=value words of the prompt.
+static void
+s_knobs (const char *prompt, s_knobs_t *k)
+{
+    k->sleep_ms = s_env_long ("VDGX_TESTGEN_SLEEP_MS", 0);
+    k->load_ms = s_env_long ("VDGX_TESTGEN_LOAD_MS", 0);
+    k->fail_at = 1;
+    const char *f = getenv ("VDGX_TESTGEN_FAIL");
+    snprintf (k->fail, sizeof k->fail, "%s", f? f: "");
+    if (!prompt)
+        return;
+    const char *p = prompt;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n')
+            p++;
+        const char *word = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n')
+            p++;
+        char buf [64];
+        size_t len = (size_t) (p - word);
+        if (len == 0 || len >= sizeof buf)
+            continue;
+        memcpy (buf, word, len);
+        buf [len] = 0;
+        char *eq = strchr (buf, '=');
+        if (!eq)
+            continue;
+        *eq++ = 0;
+        if (strcmp (buf, "sleep_ms") == 0)
+            k->sleep_ms = strtol (eq, NULL, 10);
+        else
+        if (strcmp (buf, "load_ms") == 0)
+            k->load_ms = strtol (eq, NULL, 10);
+        else
+        if (strcmp (buf, "fail") == 0)
+            snprintf (k->fail, sizeof k->fail, "%s", eq);
+        else
+        if (strcmp (buf, "fail_at") == 0)
+            k->fail_at = strtol (eq, NULL, 10);
+    }
+}
+
+static char *
+s_strdup_err (const char *msg)
+{
+    return strdup (msg);
+}
+
+static void
+s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32_t steps,
+            double percent)
+{
+    if (io && io->progress) {
+        vdgx_progress_t p = { phase, step, steps, percent, NULL };
+        io->progress (io->ctx, &p);
+    }
+}
+
+static bool
+s_cancelled (const vdgx_engine_io_t *io)
+{
+    return io && io->cancel && atomic_load (io->cancel) != 0;
+}
+
+void
+vdgx_testgen_pixel (uint64_t seed, int frame, int x, int y, float rgb [3])
+{
+    //  A moving diagonal gradient whose colours and phase come from the seed.
+    uint64_t h = seed * 0x9E3779B97F4A7C15ull;
+    int base = (int) (h >> 56), tint = (int) ((h >> 40) & 0xff);
+    rgb [0] = ((x * 4 + frame * 8 + base) & 0xff) / 127.5f - 1.f;
+    rgb [1] = ((y * 4 + frame * 4 + tint) & 0xff) / 127.5f - 1.f;
+    rgb [2] = (((x + y) * 2 + (int) (seed & 0xff)) & 0xff) / 127.5f - 1.f;
+}
+
+static int
+s_create (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, char **err)
+{
+    if (!cfg || !cfg->model || strncmp (cfg->model, "testgen", 7) != 0) {
+        *err = s_strdup_err ("testgen serves only models named testgen or testgen-*");
+        return VDGX_ENGINE_ERROR;
+    }
+    if (cfg->precision && *cfg->precision) {
+        bool known = false;
+        for (int i = 0; s_precisions [i]; i++)
+            known |= strcmp (cfg->precision, s_precisions [i]) == 0;
+        if (!known) {
+            *err = s_strdup_err ("testgen: unknown precision");
+            return VDGX_ENGINE_ERROR;
+        }
+    }
+    vdgx_engine_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        *err = s_strdup_err ("out of memory");
+        return VDGX_ENGINE_FATAL;
+    }
+    self->model = strdup (cfg->model);
+    self->weights_dir = cfg->weights_dir? strdup (cfg->weights_dir): NULL;
+    snprintf (self->precision, sizeof self->precision, "%s",
+              cfg->precision && *cfg->precision? cfg->precision: "fp32");
+    *self_p = self;
+    return VDGX_ENGINE_OK;
+}
+
+static uint64_t
+s_memory_estimate (vdgx_engine_t *self, const char *precision)
+{
+    const char *p = precision && *precision? precision: self->precision;
+    uint64_t full = 4u << 20;               //  "4 MiB of fp32 weights"
+    if (strcmp (p, "bf16") == 0)
+        return full / 2;
+    if (strcmp (p, "fp8") == 0)
+        return full / 4;
+    if (strcmp (p, "fp4") == 0)
+        return full / 8;
+    return full;
+}
+
+static int
+s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
+{
+    s_knobs_t k;
+    s_knobs (NULL, &k);
+    if (self->weights_dir) {
+        struct stat st;
+        if (stat (self->weights_dir, &st) != 0 || !S_ISDIR (st.st_mode)) {
+            char msg [512];
+            snprintf (msg, sizeof msg, "testgen: weights directory '%s' not found",
+                      self->weights_dir);
+            *err = s_strdup_err (msg);
+            return VDGX_ENGINE_ERROR;
+        }
+    }
+    if (strcmp (k.fail, "load_error") == 0) {
+        *err = s_strdup_err ("testgen: injected load error");
+        return VDGX_ENGINE_ERROR;
+    }
+    if (strcmp (k.fail, "load_fatal") == 0) {
+        *err = s_strdup_err ("testgen: injected fatal load error (out of memory)");
+        return VDGX_ENGINE_FATAL;
+    }
+    int ticks = 4;
+    for (int i = 0; i < ticks; i++) {
+        s_progress (io, "loading", 0, 0, 10.0 * i / ticks);
+        s_sleep_ms (k.load_ms / ticks);
+    }
+    self->weights_len = s_memory_estimate (self, NULL) / sizeof (float);
+    self->weights = malloc (self->weights_len * sizeof (float));
+    if (!self->weights) {
+        *err = s_strdup_err ("testgen: out of memory loading weights");
+        return VDGX_ENGINE_FATAL;
+    }
+    for (size_t i = 0; i < self->weights_len; i++)
+        self->weights [i] = (float) (i % 977) / 977.f;
+    s_progress (io, "loading", 0, 0, 10.0);
+    return VDGX_ENGINE_OK;
+}
+
+static int
+s_check_range (vdgx_error_t *err, const char *field, uint32_t v, uint32_t lo, uint32_t hi)
+{
+    if (v >= lo && v <= hi)
+        return 0;
+    err->code = "bad_request";
+    snprintf (err->field, sizeof err->field, "%s", field);
+    snprintf (err->message, sizeof err->message, "%s must be %u..%u for testgen (got %u)",
+              field, lo, hi, v);
+    return -1;
+}
+
+static int
+s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
+{
+    (void) self;
+    if (!req->width)
+        req->width = 64;
+    if (!req->height)
+        req->height = 48;
+    if (!req->fps)
+        req->fps = 8;
+    if (!req->frames)
+        req->frames = req->has_seconds? (uint32_t) (req->seconds * req->fps + 0.5): 8;
+    if (req->frames == 0)
+        req->frames = 1;
+    if (!req->steps)
+        req->steps = 4;
+    if (!req->has_seed) {
+        req->has_seed = true;
+        req->seed = ((uint64_t) rand () << 31 ^ (uint64_t) rand ()) & 0x7fffffffffffffffull;
+    }
+    if (s_check_range (err, "width", req->width, 16, 512)
+    ||  s_check_range (err, "height", req->height, 16, 512)
+    ||  s_check_range (err, "frames", req->frames, 1, 64)
+    ||  s_check_range (err, "steps", req->steps, 1, 200))
+        return -1;
+    return 0;
+}
+
+static int
+s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_t *io,
+            vdgx_engine_output_t *out, char **err)
+{
+    if (!self->weights) {
+        *err = s_strdup_err ("testgen: generate() before load()");
+        return VDGX_ENGINE_ERROR;
+    }
+    s_knobs_t k;
+    s_knobs (req->prompt, &k);
+    double t0 = s_now ();
+    s_progress (io, "encoding_text", 0, 0, 12.0);
+    if (s_cancelled (io))
+        return VDGX_ENGINE_CANCELLED;
+    double t1 = s_now ();
+    uint32_t steps = req->steps;
+    for (uint32_t step = 1; step <= steps; step++) {
+        if (s_cancelled (io))
+            return VDGX_ENGINE_CANCELLED;
+        s_sleep_ms (k.sleep_ms);
+        if ((long) step == k.fail_at && strcmp (k.fail, "error") == 0) {
+            *err = s_strdup_err ("testgen: injected error");
+            return VDGX_ENGINE_ERROR;
+        }
+        if ((long) step == k.fail_at && strcmp (k.fail, "fatal") == 0) {
+            *err = s_strdup_err ("testgen: injected fatal error (device lost)");
+            return VDGX_ENGINE_FATAL;
+        }
+        s_progress (io, "denoising", step, steps, 15.0 + 70.0 * step / steps);
+    }
+    double t2 = s_now ();
+    int w = (int) req->width, h = (int) req->height;
+    float *rgb = malloc ((size_t) w * h * 3 * sizeof (float));
+    if (!rgb) {
+        *err = s_strdup_err ("testgen: out of memory for a frame");
+        return VDGX_ENGINE_FATAL;
+    }
+    int rc = VDGX_ENGINE_OK;
+    for (uint32_t f = 0; f < req->frames && rc == VDGX_ENGINE_OK; f++) {
+        if (s_cancelled (io)) {
+            rc = VDGX_ENGINE_CANCELLED;
+            break;
+        }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                vdgx_testgen_pixel (req->seed, (int) f, x, y, rgb + ((size_t) y * w + x) * 3);
+        if (strcmp (k.fail, "sink") == 0)
+            rgb [0] = 0.f / 0.f;        //  NaN: the encoder must refuse it
+        if (io->frame && io->frame (io->ctx, rgb, w, h) != 0) {
+            *err = s_strdup_err ("testgen: the frame sink refused a frame");
+            rc = VDGX_ENGINE_ERROR;
+        }
+        s_progress (io, "decoding", f + 1, req->frames, 85.0 + 10.0 * (f + 1) / req->frames);
+    }
+    free (rgb);
+    if (rc != VDGX_ENGINE_OK)
+        return rc;
+    double t3 = s_now ();
+    out->width = req->width;
+    out->height = req->height;
+    out->frames = req->frames;
+    out->fps = req->fps;
+    out->seed = req->seed;
+    out->t_text = t1 - t0;
+    out->t_denoise = t2 - t1;
+    out->t_decode = t3 - t2;
+    return VDGX_ENGINE_OK;
+}
+
+static void
+s_unload (vdgx_engine_t *self)
+{
+    free (self->weights);
+    self->weights = NULL;
+    self->weights_len = 0;
+}
+
+static const char *const *
+s_get_precisions (vdgx_engine_t *self)
+{
+    (void) self;
+    return s_precisions;
+}
+
+static void
+s_destroy (vdgx_engine_t **self_p)
+{
+    if (self_p && *self_p) {
+        vdgx_engine_t *self = *self_p;
+        s_unload (self);
+        free (self->model);
+        free (self->weights_dir);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const vdgx_engine_class_t vdgx_testgen_engine_class = {
+    .name = "testgen",
+    .description = "test engine: deterministic patterns, injectable delays and failures",
+    .create = s_create,
+    .load = s_load,
+    .validate = s_validate,
+    .generate = s_generate,
+    .unload = s_unload,
+    .memory_estimate = s_memory_estimate,
+    .precisions = s_get_precisions,
+    .destroy = s_destroy
+};

@@ -1,0 +1,467 @@
+/*  vdgx_runner.c - the engine thread of a worker (see vdgx_runner.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "vdgx_runner.h"
+#include "engine.h"
+#include "vdgx_log.h"
+#include "vdgx_sha256.h"
+#include "vdgx_video.h"
+
+struct _vdgx_runner_t {
+    zactor_t *actor;
+    char *precision;
+    const char *const *precisions;
+};
+
+//  Everything below lives in the runner thread only.
+typedef struct {
+    zsock_t *pipe;
+    const vdgx_engine_class_t *cls;
+    vdgx_engine_config_t config;
+    char *model, *weights_dir, *device, *precision;
+    char *data_dir;
+    atomic_int *cancel;
+    vdgx_engine_t *engine;
+    bool loaded;
+    //  the running job
+    const char *job_id;
+    const vdgx_genreq_t *req;
+    char *path;
+    vdgx_video_t *video;
+    char *video_err;
+    char last_phase [16];
+    uint32_t last_step;
+    int64_t last_progress_ms;
+} s_runner_t;
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+s_send_state (s_runner_t *self, const char *state)
+{
+    uint64_t bytes = 0;
+    if (self->engine && self->cls->memory_estimate && strcmp (state, "cold") != 0)
+        bytes = self->cls->memory_estimate (self->engine, self->precision);
+    zstr_sendm (self->pipe, "STATE");
+    zstr_sendm (self->pipe, state);
+    zstr_sendf (self->pipe, "%" PRIu64, bytes);
+}
+
+static void
+s_send_progress (s_runner_t *self, const char *phase, uint32_t step, uint32_t steps,
+                 double percent, const char *message)
+{
+    zstr_sendm (self->pipe, "PROGRESS");
+    zstr_sendm (self->pipe, self->job_id? self->job_id: "");
+    zstr_sendm (self->pipe, phase);
+    zstr_sendfm (self->pipe, "%u", step);
+    zstr_sendfm (self->pipe, "%u", steps);
+    zstr_sendfm (self->pipe, "%.3f", percent < 0? 0: percent > 100? 100: percent);
+    zstr_send (self->pipe, message? message: "");
+}
+
+static void
+s_send_failed (s_runner_t *self, const char *id, const char *code, const char *message,
+               const char *field)
+{
+    zstr_sendm (self->pipe, "FAILED");
+    zstr_sendm (self->pipe, id);
+    zstr_sendm (self->pipe, code);
+    zstr_sendm (self->pipe, message? message: "");
+    zstr_send (self->pipe, field? field: "");
+}
+
+//  Engine progress callback. A phase or step change always goes out; within one step, at most
+//  one report per 200 ms, so a chatty engine cannot flood the broker.
+static void
+s_on_progress (void *ctx, const vdgx_progress_t *p)
+{
+    s_runner_t *self = (s_runner_t *) ctx;
+    if (!p || !p->phase)
+        return;
+    int64_t now = zclock_mono ();
+    bool changed = strcmp (p->phase, self->last_phase) != 0 || p->step != self->last_step;
+    if (!changed && now - self->last_progress_ms < 200)
+        return;
+    snprintf (self->last_phase, sizeof self->last_phase, "%s", p->phase);
+    self->last_step = p->step;
+    self->last_progress_ms = now;
+    s_send_progress (self, p->phase, p->step, p->steps, p->percent, p->message);
+}
+
+//  Engine frame sink: frames go straight into the encoder, which opens on the first one.
+static int
+s_on_frame (void *ctx, const float *rgb, int width, int height)
+{
+    s_runner_t *self = (s_runner_t *) ctx;
+    if (self->video_err)
+        return -1;
+    if (!self->video) {
+        vdgx_video_options_t opts;
+        vdgx_video_options_init (&opts);
+        opts.fps = self->req->fps? (int) self->req->fps: 16;
+        opts.thumbnail = false;
+        opts.sprite_count = 0;
+        opts.odd_size = VDGX_VIDEO_ODD_PAD;
+        opts.try_nvenc = strncmp (self->device, "cuda", 4) == 0;
+        char *err = NULL;
+        self->video = vdgx_video_new (self->path, &opts, &err);
+        if (!self->video) {
+            self->video_err = err? err: strdup ("cannot start the video encoder");
+            return -1;
+        }
+    }
+    if (vdgx_video_push_float (self->video, rgb, width, height) != 0) {
+        self->video_err = strdup (vdgx_video_error (self->video));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_on_audio (void *ctx, const float *pcm, int samples, int channels, int rate)
+{
+    //  Audio engines need the encoder opened with an audio track; none exists yet, so audio
+    //  is refused rather than silently dropped.
+    (void) pcm; (void) samples; (void) channels; (void) rate;
+    s_runner_t *self = (s_runner_t *) ctx;
+    if (!self->video_err)
+        self->video_err = strdup ("audio output is not supported by this worker yet");
+    return -1;
+}
+
+static bool
+s_precision_ok (s_runner_t *self, const char *precision)
+{
+    if (!self->cls->precisions)
+        return true;
+    const char *const *list = self->cls->precisions (self->engine);
+    for (int i = 0; list && list [i]; i++)
+        if (strcmp (list [i], precision) == 0)
+            return true;
+    return false;
+}
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+//  Runs one job: RUN id request-bytes.
+static void
+s_run (s_runner_t *self, zmsg_t *msg)
+{
+    char *id = zmsg_popstr (msg);
+    zframe_t *reqf = zmsg_pop (msg);
+    if (!id || !reqf) {
+        vdgx_log_error ("runner.bad_command", "what=RUN");
+        zstr_free (&id);
+        zframe_destroy (&reqf);
+        return;
+    }
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    vdgx_error_t verr;
+    memset (&verr, 0, sizeof verr);
+    self->job_id = id;
+    self->req = &req;
+    self->last_phase [0] = 0;
+    self->last_step = 0;
+    self->last_progress_ms = 0;
+    vdgx_engine_io_t io = {
+        .ctx = self, .progress = s_on_progress, .frame = s_on_frame, .audio = s_on_audio,
+        .cancel = self->cancel
+    };
+    char *err = NULL;
+    double t_load = 0;
+
+    if (vdgx_genreq_decode (&req, zframe_data (reqf), zframe_size (reqf), &verr) != 0) {
+        s_send_failed (self, id, verr.code? verr.code: "bad_request", verr.message, verr.field);
+        goto done;
+    }
+    if (req.precision [0] && strcmp (req.precision, self->precision) != 0) {
+        char m [128];
+        snprintf (m, sizeof m, "this worker runs %s at %s, not %s", self->model,
+                  self->precision, req.precision);
+        s_send_failed (self, id, "bad_request", m, "precision");
+        goto done;
+    }
+    if (!self->loaded) {
+        s_send_state (self, "loading");
+        s_send_progress (self, "loading", 0, 0, 0, "loading weights");
+        double t0 = s_now ();
+        int rc = self->cls->load (self->engine, &io, &err);
+        t_load = s_now () - t0;
+        if (rc == VDGX_ENGINE_FATAL) {
+            zstr_sendx (self->pipe, "FATAL", id, err? err: "fatal error while loading", NULL);
+            goto done;
+        }
+        if (rc != VDGX_ENGINE_OK) {
+            self->cls->unload (self->engine);
+            s_send_state (self, "cold");
+            char m [512];
+            snprintf (m, sizeof m, "loading %s failed: %s", self->model, err? err: "unknown error");
+            s_send_failed (self, id, rc == VDGX_ENGINE_CANCELLED? "cancelled": "worker_failed",
+                           m, NULL);
+            goto done;
+        }
+        self->loaded = true;
+        s_send_state (self, "warm");
+        vdgx_log_info ("runner.loaded", "model=%s seconds=%.3f", self->model, t_load);
+    }
+    if (self->cls->validate && self->cls->validate (self->engine, &req, &verr) != 0) {
+        s_send_failed (self, id, verr.code? verr.code: "bad_request", verr.message, verr.field);
+        goto done;
+    }
+    if (!s_precision_ok (self, self->precision)) {
+        s_send_failed (self, id, "bad_request", "precision not supported by this engine",
+                       "precision");
+        goto done;
+    }
+    //  One file per job and process, so workers sharing a data dir never collide.
+    char safe [VDGX_MODEL_MAX + 64];
+    snprintf (safe, sizeof safe, "%.100s", id);
+    for (char *c = safe; *c; c++)
+        if (!isalnum ((unsigned char) *c) && *c != '-' && *c != '_')
+            *c = '_';
+    self->path = zsys_sprintf ("%s/%s.%d.mp4", self->data_dir, safe, (int) getpid ());
+
+    vdgx_engine_output_t out;
+    memset (&out, 0, sizeof out);
+    int rc = self->cls->generate (self->engine, &req, &io, &out, &err);
+    if (rc == VDGX_ENGINE_FATAL) {
+        zstr_sendx (self->pipe, "FATAL", id, err? err: "fatal engine error", NULL);
+        goto done;
+    }
+    if (rc == VDGX_ENGINE_CANCELLED) {
+        s_send_failed (self, id, "cancelled", "cancelled at a step boundary", NULL);
+        goto done;
+    }
+    if (rc != VDGX_ENGINE_OK) {
+        char m [512];
+        if (self->video_err)
+            snprintf (m, sizeof m, "video encoder: %s", self->video_err);
+        else
+            snprintf (m, sizeof m, "%s", err? err: "engine error");
+        s_send_failed (self, id, "worker_failed", m, NULL);
+        goto done;
+    }
+    if (!self->video) {
+        s_send_failed (self, id, "worker_failed", "the engine produced no frames", NULL);
+        goto done;
+    }
+    s_send_progress (self, "muxing", 0, 0, 96, NULL);
+    double t_mux0 = s_now ();
+    if (vdgx_video_finish (self->video) != 0) {
+        char m [512];
+        snprintf (m, sizeof m, "video encoder: %s", vdgx_video_error (self->video));
+        s_send_failed (self, id, "worker_failed", m, NULL);
+        goto done;
+    }
+    vdgx_video_destroy (&self->video);
+    char sha [VDGX_SHA256_HEX_SIZE];
+    struct stat st;
+    if (vdgx_sha256_file (self->path, sha) != 0 || stat (self->path, &st) != 0) {
+        char m [512];
+        snprintf (m, sizeof m, "cannot read the finished video: %s", strerror (errno));
+        unlink (self->path);
+        s_send_failed (self, id, "worker_failed", m, NULL);
+        goto done;
+    }
+    double t_mux = s_now () - t_mux0;
+
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 13);
+    s_pack_str (&pk, "type");       s_pack_str (&pk, "result");
+    s_pack_str (&pk, "ok");         msgpack_pack_true (&pk);
+    s_pack_str (&pk, "size");       msgpack_pack_uint64 (&pk, (uint64_t) st.st_size);
+    s_pack_str (&pk, "sha256");     s_pack_str (&pk, sha);
+    s_pack_str (&pk, "mime");       s_pack_str (&pk, "video/mp4");
+    s_pack_str (&pk, "width");      msgpack_pack_uint32 (&pk, out.width);
+    s_pack_str (&pk, "height");     msgpack_pack_uint32 (&pk, out.height);
+    s_pack_str (&pk, "frames");     msgpack_pack_uint32 (&pk, out.frames);
+    s_pack_str (&pk, "fps");        msgpack_pack_uint32 (&pk, out.fps);
+    s_pack_str (&pk, "seconds");
+    msgpack_pack_double (&pk, out.fps? (double) out.frames / out.fps: 0);
+    s_pack_str (&pk, "seed");       msgpack_pack_uint64 (&pk, out.seed);
+    s_pack_str (&pk, "timings");
+    msgpack_pack_map (&pk, 5);
+    s_pack_str (&pk, "load");       msgpack_pack_double (&pk, t_load);
+    s_pack_str (&pk, "text");       msgpack_pack_double (&pk, out.t_text);
+    s_pack_str (&pk, "denoise");    msgpack_pack_double (&pk, out.t_denoise);
+    s_pack_str (&pk, "decode");     msgpack_pack_double (&pk, out.t_decode);
+    s_pack_str (&pk, "mux");        msgpack_pack_double (&pk, t_mux);
+    s_pack_str (&pk, "precision");  s_pack_str (&pk, self->precision);
+    zmsg_t *done = zmsg_new ();
+    zmsg_addstr (done, "DONE");
+    zmsg_addstr (done, id);
+    zmsg_addstr (done, self->path);
+    zmsg_addmem (done, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    zmsg_send (&done, self->pipe);
+    vdgx_log_info ("runner.done", "id=%s size=%lld", id, (long long) st.st_size);
+done:
+    vdgx_video_destroy (&self->video);      //  aborts an unfinished encode, removing its file
+    zstr_free (&self->video_err);
+    zstr_free (&self->path);
+    free (err);
+    self->job_id = NULL;
+    self->req = NULL;
+    vdgx_genreq_clear (&req);
+    zframe_destroy (&reqf);
+    zstr_free (&id);
+}
+
+static void
+s_runner_actor (zsock_t *pipe, void *arg)
+{
+    const vdgx_runner_args_t *args = (const vdgx_runner_args_t *) arg;
+    s_runner_t self;
+    memset (&self, 0, sizeof self);
+    self.pipe = pipe;
+    self.cls = vdgx_engine_find (args->model);
+    self.model = strdup (args->model);
+    self.weights_dir = args->weights_dir? strdup (args->weights_dir): NULL;
+    self.device = strdup (args->device? args->device: "cpu");
+    self.data_dir = strdup (args->data_dir? args->data_dir: ".");
+    self.cancel = args->cancel;
+    self.config.model = self.model;
+    self.config.weights_dir = self.weights_dir;
+    self.config.device = self.device;
+    self.config.precision = args->precision;
+    self.config.threads = args->threads;
+    char *err = NULL;
+    int rc = VDGX_ENGINE_ERROR;
+    if (!self.cls)
+        err = zsys_sprintf ("no engine serves model '%s' (see --list-models)", self.model);
+    else
+        rc = self.cls->create (&self.engine, &self.config, &err);
+    if (rc == VDGX_ENGINE_OK) {
+        //  The engine's default precision when none was asked for.
+        const char *p = args->precision;
+        if (!p || !*p) {
+            const char *const *list = self.cls->precisions? self.cls->precisions (self.engine): NULL;
+            p = list && list [0]? list [0]: "fp32";
+        }
+        self.precision = strdup (p);
+        self.config.precision = self.precision;
+    }
+    zsock_signal (pipe, 0);         //  args are copied; the caller may free them now
+    if (rc != VDGX_ENGINE_OK) {
+        zstr_sendx (pipe, "ERROR", err? err: "engine create failed", NULL);
+        free (err);
+        goto out;
+    }
+    zstr_sendx (pipe, "OK", self.precision, NULL);
+    //  The precision list is static engine data; its address goes to the owner once.
+    zsock_send (pipe, "p", self.cls->precisions? (void *) self.cls->precisions (self.engine): NULL);
+    while (true) {
+        zmsg_t *msg = zmsg_recv (pipe);
+        if (!msg)
+            break;
+        char *cmd = zmsg_popstr (msg);
+        if (!cmd || streq (cmd, "$TERM")) {
+            zstr_free (&cmd);
+            zmsg_destroy (&msg);
+            break;
+        }
+        if (streq (cmd, "RUN"))
+            s_run (&self, msg);
+        else
+        if (streq (cmd, "UNLOAD")) {
+            if (self.loaded) {
+                self.cls->unload (self.engine);
+                self.loaded = false;
+                vdgx_log_info ("runner.unloaded", "model=%s", self.model);
+            }
+            s_send_state (&self, "cold");
+        }
+        else
+            vdgx_log_error ("runner.bad_command", "what=%s", cmd);
+        zstr_free (&cmd);
+        zmsg_destroy (&msg);
+    }
+out:
+    if (self.engine) {
+        if (self.loaded)
+            self.cls->unload (self.engine);
+        self.cls->destroy (&self.engine);
+    }
+    free (self.model);
+    free (self.weights_dir);
+    free (self.device);
+    free (self.data_dir);
+    free (self.precision);
+}
+
+vdgx_runner_t *
+vdgx_runner_new (const vdgx_runner_args_t *args, char **err)
+{
+    assert (args && args->model && args->cancel);
+    vdgx_runner_t *self = (vdgx_runner_t *) zmalloc (sizeof *self);
+    self->actor = zactor_new (s_runner_actor, (void *) args);
+    char *status = NULL, *detail = NULL;
+    if (self->actor)
+        zstr_recvx (self->actor, &status, &detail, NULL);
+    if (!status || !streq (status, "OK")) {
+        if (err)
+            *err = strdup (detail? detail: "cannot start the engine thread");
+        zstr_free (&status);
+        zstr_free (&detail);
+        vdgx_runner_destroy (&self);
+        return NULL;
+    }
+    self->precision = detail;
+    zstr_free (&status);
+    void *list = NULL;
+    zsock_recv (self->actor, "p", &list);
+    self->precisions = (const char *const *) list;
+    return self;
+}
+
+const char *
+vdgx_runner_precision (vdgx_runner_t *self)
+{
+    return self->precision;
+}
+
+const char *const *
+vdgx_runner_precisions (vdgx_runner_t *self)
+{
+    static const char *const none [] = { NULL };
+    return self->precisions? self->precisions: none;
+}
+
+void
+vdgx_runner_destroy (vdgx_runner_t **self_p)
+{
+    if (self_p && *self_p) {
+        vdgx_runner_t *self = *self_p;
+        zactor_destroy (&self->actor);
+        free (self->precision);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+zsock_t *
+vdgx_runner_sock (vdgx_runner_t *self)
+{
+    return zactor_sock (self->actor);
+}

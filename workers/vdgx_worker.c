@@ -1,0 +1,861 @@
+/*  vdgx_worker.c - the worker runtime's socket thread (see vdgx_worker.h). */
+#include <errno.h>
+#include <unistd.h>
+#include "vdgx_worker.h"
+#include "vdgx_runner.h"
+#include "vdgx_msg.h"
+#include "vdgx_log.h"
+
+struct _vdgx_worker_t {
+    zactor_t *actor;
+};
+
+//  A finished job's answer, held until the broker acknowledges it.
+typedef struct {
+    char id [VDGX_ID_MAX + 1];
+    char *path;                 //  the MP4, NULL for a failure
+    zframe_t *final;            //  the FINAL body
+    bool sent;                  //  delivered on the current connection
+} s_result_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zpoller_t *poller;
+    zsock_t *dealer;            //  NULL while waiting to reconnect
+    vdgx_runner_t *runner;
+    zsock_t *runner_sock;
+    atomic_int *cancel;         //  shared with the engine thread (engine.h contract)
+    //  options
+    char *model, *broker, *device, *data_dir, *precision;
+    char *curve_server_key, *curve_cert;
+    const char *const *precisions;
+    uint64_t host_budget;
+    int64_t unload_ms;
+    int heartbeat_ms, liveness, reconnect_min_ms, reconnect_max_ms;
+    char host [256];
+    //  model state, as the runner reports it
+    bool loaded, loading, unloading;
+    uint64_t model_bytes;
+    bool unload_wanted;         //  CONTROL unload while busy
+    //  the current job
+    bool busy;
+    char job [VDGX_ID_MAX + 1];
+    bool handing_back;          //  stopping: the job's FAILED answer is swallowed
+    //  results not yet acknowledged
+    zlistx_t *results;
+    //  timers (zclock_mono ms)
+    int64_t heartbeat_at, expire_at, reconnect_at, idle_since, exit_at;
+    int backoff_ms;
+    //  ending
+    bool draining, stopping;
+    bool exited;                //  EXIT sent; waiting for $TERM
+    bool terminated;
+} s_worker_t;
+
+static void s_deliver (s_worker_t *self, s_result_t *result);
+
+static void
+s_result_destroy (void **item_p)
+{
+    s_result_t *r = (s_result_t *) *item_p;
+    if (r) {
+        if (r->path)
+            unlink (r->path);
+        free (r->path);
+        zframe_destroy (&r->final);
+        free (r);
+        *item_p = NULL;
+    }
+}
+
+static s_result_t *
+s_result_find (s_worker_t *self, const char *id)
+{
+    for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
+         r = (s_result_t *) zlistx_next (self->results))
+        if (streq (r->id, id))
+            return r;
+    return NULL;
+}
+
+static void
+s_result_remove (s_worker_t *self, const char *id)
+{
+    s_result_t *r = s_result_find (self, id);
+    if (r) {
+        void *handle = zlistx_find (self->results, r);
+        zlistx_delete (self->results, handle);
+    }
+}
+
+static vdgx_wstate_state_t
+s_state (s_worker_t *self)
+{
+    if (self->draining || self->stopping)
+        return VDGX_WSTATE_DRAINING;
+    if (self->busy)
+        return self->loading? VDGX_WSTATE_LOADING: VDGX_WSTATE_BUSY;
+    if (self->unloading)
+        return VDGX_WSTATE_UNLOADING;
+    return self->loaded? VDGX_WSTATE_WARM: VDGX_WSTATE_COLD;
+}
+
+static void
+s_memory (uint64_t *rss, uint64_t *peak)
+{
+    *rss = *peak = 0;
+    FILE *f = fopen ("/proc/self/status", "r");
+    if (!f)
+        return;
+    char line [256];
+    unsigned long long kb;
+    while (fgets (line, sizeof line, f)) {
+        if (sscanf (line, "VmRSS: %llu kB", &kb) == 1)
+            *rss = kb * 1024ull;
+        else
+        if (sscanf (line, "VmHWM: %llu kB", &kb) == 1)
+            *peak = kb * 1024ull;
+    }
+    fclose (f);
+}
+
+static zframe_t *
+s_state_frame (s_worker_t *self)
+{
+    vdgx_wstate_t ws;
+    vdgx_wstate_init (&ws);
+    snprintf (ws.service, sizeof ws.service, "%s", self->model);
+    snprintf (ws.host, sizeof ws.host, "%s", self->host);
+    ws.pid = (uint32_t) getpid ();
+    ws.state = s_state (self);
+    s_memory (&ws.rss_bytes, &ws.peak_bytes);
+    ws.model_bytes = self->model_bytes;
+    ws.host_budget_bytes = self->host_budget;
+    snprintf (ws.device, sizeof ws.device, "%s", self->device);
+    //  The precision this process runs at is the one it can serve.
+    vdgx_wstate_add_precision (&ws, self->precision);
+    if (self->busy)
+        snprintf (ws.job, sizeof ws.job, "%s", self->job);
+    vdgx_wstate_add_ext (&ws, "control");
+    for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
+         r = (s_result_t *) zlistx_next (self->results))
+        if (vdgx_wstate_add_pending (&ws, r->id) != 0)
+            break;
+    zframe_t *frame = vdgx_wstate_frame (&ws);
+    vdgx_wstate_clear (&ws);
+    return frame;
+}
+
+//  Sends one message to the broker; on failure (send timeout) the connection is dropped
+//  and rebuilt, which re-registers and lists undelivered results.
+static void s_drop_connection (s_worker_t *self, const char *why);
+
+static int
+s_send (s_worker_t *self, zmsg_t **msg_p)
+{
+    if (!*msg_p)
+        return -1;
+    if (!self->dealer) {
+        zmsg_destroy (msg_p);
+        return -1;
+    }
+    if (zmsg_send (msg_p, self->dealer) != 0) {
+        zmsg_destroy (msg_p);
+        s_drop_connection (self, "send failed");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_send_heartbeat (s_worker_t *self)
+{
+    zmsg_t *body = zmsg_new ();
+    zframe_t *state = s_state_frame (self);
+    zmsg_append (body, &state);
+    zmsg_t *msg = vdgx_mdp_worker_command (2, VDGX_MDPW_HEARTBEAT, &body);
+    s_send (self, &msg);
+    self->heartbeat_at = zclock_mono () + self->heartbeat_ms;
+}
+
+//  A reply to a job: PARTIAL or FINAL with the job id as the client address.
+static int
+s_send_reply (s_worker_t *self, uint8_t command, const char *id, zframe_t **body_p)
+{
+    zframe_t *address = zframe_new (id, strlen (id));
+    zmsg_t *body = zmsg_new ();
+    zmsg_append (body, body_p);
+    zmsg_t *msg = vdgx_mdp_worker_envelope (2, command, address, &body);
+    zframe_destroy (&address);
+    return s_send (self, &msg);
+}
+
+static zframe_t *
+s_error_result (const char *code, const char *message, const char *field)
+{
+    vdgx_result_t res;
+    vdgx_result_init (&res);
+    res.ok = false;
+    vdgx_error_init (&res.error);
+    const char *interned = vdgx_error_code_intern (code);
+    res.error.code = interned? interned: VDGX_E_INTERNAL;
+    snprintf (res.error.message, sizeof res.error.message, "%s", message? message: "");
+    snprintf (res.error.field, sizeof res.error.field, "%s", field? field: "");
+    zframe_t *frame = vdgx_result_frame (&res);
+    vdgx_result_clear (&res);
+    return frame;
+}
+
+static void
+s_connect (s_worker_t *self)
+{
+    self->dealer = zsock_new (ZMQ_DEALER);
+    assert (self->dealer);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndtimeo (self->dealer, 5000);
+    zsock_set_sndhwm (self->dealer, 10000);
+    zsock_set_rcvhwm (self->dealer, 10000);
+    if (self->curve_server_key) {
+        zcert_t *server = zcert_load (self->curve_server_key);
+        zcert_t *mine = self->curve_cert? zcert_load (self->curve_cert): NULL;
+        if (server && mine) {
+            zcert_apply (mine, self->dealer);
+            zsock_set_curve_serverkey (self->dealer, zcert_public_txt (server));
+        }
+        else
+            vdgx_log_error ("worker.curve", "what=\"cannot load certificates\"");
+        zcert_destroy (&server);
+        zcert_destroy (&mine);
+    }
+    if (zsock_connect (self->dealer, "%s", self->broker) != 0) {
+        vdgx_log_error ("worker.connect", "endpoint=%s error=\"%s\"", self->broker,
+                        zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->dealer);
+        self->reconnect_at = zclock_mono () + self->backoff_ms;
+        return;
+    }
+    zpoller_add (self->poller, self->dealer);
+    //  Results sent on an earlier connection may be lost: the READY pending list lets the
+    //  broker decide (resend / drop / ack).
+    for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
+         r = (s_result_t *) zlistx_next (self->results))
+        r->sent = false;
+    zframe_t *state = s_state_frame (self);
+    zmsg_t *msg = vdgx_mdp_worker_ready (2, self->model, &state);
+    int64_t now = zclock_mono ();
+    self->expire_at = now + (int64_t) self->heartbeat_ms * self->liveness;
+    self->heartbeat_at = now + self->heartbeat_ms;
+    vdgx_log_info ("worker.ready", "service=%s broker=%s pending=%zu", self->model,
+                   self->broker, zlistx_size (self->results));
+    s_send (self, &msg);
+}
+
+static void
+s_drop_connection (s_worker_t *self, const char *why)
+{
+    if (!self->dealer)
+        return;
+    vdgx_log_warn ("worker.disconnected", "broker=%s why=\"%s\" retry_ms=%d", self->broker,
+                   why, self->backoff_ms);
+    zpoller_remove (self->poller, self->dealer);
+    zsock_destroy (&self->dealer);
+    self->reconnect_at = zclock_mono () + self->backoff_ms;
+    self->backoff_ms = self->backoff_ms * 2 > self->reconnect_max_ms?
+                       self->reconnect_max_ms: self->backoff_ms * 2;
+}
+
+static void
+s_send_exit (s_worker_t *self, int code)
+{
+    if (self->exited)
+        return;
+    if (self->dealer) {
+        zmsg_t *msg = vdgx_mdp_worker_command (2, VDGX_MDPW_DISCONNECT, NULL);
+        zsock_set_linger (self->dealer, 2000);      //  let the last replies leave
+        s_send (self, &msg);
+    }
+    vdgx_log_info ("worker.exit", "code=%d", code);
+    zstr_sendx (self->pipe, "EXIT", code? (code == 3? "3": "1"): "0", NULL);
+    self->exited = true;
+}
+
+//  Ends a stop or drain once nothing is running; unacked results have been delivered.
+static void
+s_maybe_finish (s_worker_t *self)
+{
+    if ((self->stopping || self->draining) && !self->busy && !self->exited) {
+        //  give a just-delivered result a moment to be acknowledged
+        bool unacked = zlistx_size (self->results) > 0 && self->dealer;
+        if (unacked && self->exit_at == 0)
+            self->exit_at = zclock_mono () + self->heartbeat_ms;
+        if (!unacked || zclock_mono () >= self->exit_at)
+            s_send_exit (self, 0);
+    }
+}
+
+static void
+s_start_unload (s_worker_t *self)
+{
+    if (self->busy || !self->loaded || self->unloading) {
+        self->unload_wanted = self->busy;
+        return;
+    }
+    self->unload_wanted = false;
+    self->unloading = true;
+    zstr_send (self->runner_sock, "UNLOAD");
+    s_send_heartbeat (self);
+}
+
+//  Streams the MP4 as chunk PARTIALs, then the FINAL.
+static void
+s_deliver (s_worker_t *self, s_result_t *r)
+{
+    if (!self->dealer)
+        return;
+    if (r->path) {
+        FILE *f = fopen (r->path, "rb");
+        if (!f) {
+            vdgx_log_error ("worker.result_lost", "id=%s path=%s error=\"%s\"", r->id,
+                            r->path, strerror (errno));
+            zframe_destroy (&r->final);
+            r->final = s_error_result (VDGX_E_WORKER_FAILED, "the result file was lost", NULL);
+            free (r->path);
+            r->path = NULL;
+        }
+        else {
+            uint8_t *buf = (uint8_t *) malloc (VDGX_CHUNK_MAX);
+            uint64_t offset = 0;
+            size_t n;
+            while (buf && (n = fread (buf, 1, VDGX_CHUNK_MAX, f)) > 0) {
+                vdgx_chunk_t chunk;
+                vdgx_chunk_init (&chunk);
+                chunk.offset = offset;
+                chunk.data = buf;
+                chunk.size = n;
+                zframe_t *frame = vdgx_chunk_frame (&chunk);
+                chunk.data = NULL;
+                if (s_send_reply (self, VDGX_MDPW_PARTIAL, r->id, &frame) != 0) {
+                    free (buf);
+                    fclose (f);
+                    return;             //  the connection was dropped; pending again
+                }
+                offset += n;
+            }
+            free (buf);
+            fclose (f);
+        }
+    }
+    zframe_t *final = zframe_dup (r->final);
+    if (s_send_reply (self, VDGX_MDPW_FINAL, r->id, &final) == 0) {
+        r->sent = true;
+        vdgx_log_info ("worker.delivered", "id=%s", r->id);
+    }
+}
+
+static void
+s_job_ended (s_worker_t *self)
+{
+    self->busy = false;
+    self->loading = false;
+    self->job [0] = 0;
+    self->handing_back = false;
+    self->idle_since = zclock_mono ();
+    if (self->unload_wanted && !self->stopping && !self->draining)
+        s_start_unload (self);
+    else
+        s_send_heartbeat (self);
+}
+
+static void
+s_add_result (s_worker_t *self, const char *id, char *path, zframe_t *final)
+{
+    s_result_remove (self, id);
+    s_result_t *r = (s_result_t *) zmalloc (sizeof *r);
+    snprintf (r->id, sizeof r->id, "%s", id);
+    r->path = path;
+    r->final = final;
+    zlistx_add_end (self->results, r);
+    s_deliver (self, r);
+}
+
+static void
+s_on_runner (s_worker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->runner_sock);
+    if (!msg)
+        return;
+    char *what = zmsg_popstr (msg);
+    if (!what) {
+        zmsg_destroy (&msg);
+        return;
+    }
+    if (streq (what, "STATE")) {
+        char *state = zmsg_popstr (msg), *bytes = zmsg_popstr (msg);
+        if (state) {
+            self->loading = streq (state, "loading");
+            self->loaded = streq (state, "warm");
+            if (streq (state, "cold")) {
+                self->unloading = false;
+                self->idle_since = zclock_mono ();
+            }
+            self->model_bytes = bytes? strtoull (bytes, NULL, 10): 0;
+            vdgx_log_info ("worker.state", "state=%s model_bytes=%s",
+                           vdgx_wstate_state_name (s_state (self)), bytes? bytes: "0");
+            s_send_heartbeat (self);
+        }
+        zstr_free (&state);
+        zstr_free (&bytes);
+    }
+    else
+    if (streq (what, "PROGRESS")) {
+        char *id = zmsg_popstr (msg), *phase = zmsg_popstr (msg), *step = zmsg_popstr (msg),
+             *steps = zmsg_popstr (msg), *percent = zmsg_popstr (msg), *text = zmsg_popstr (msg);
+        vdgx_progress_t p;
+        vdgx_progress_init (&p);
+        if (id && phase && step && steps && percent && vdgx_phase_parse (phase, &p.phase) == 0
+        &&  !self->handing_back) {
+            snprintf (p.id, sizeof p.id, "%s", id);
+            p.step = (uint32_t) strtoul (step, NULL, 10);
+            p.steps = (uint32_t) strtoul (steps, NULL, 10);
+            p.percent = strtod (percent, NULL);
+            snprintf (p.message, sizeof p.message, "%s", text? text: "");
+            zframe_t *frame = vdgx_progress_frame (&p);
+            if (frame)
+                s_send_reply (self, VDGX_MDPW_PARTIAL, id, &frame);
+        }
+        vdgx_progress_clear (&p);
+        zstr_free (&id); zstr_free (&phase); zstr_free (&step);
+        zstr_free (&steps); zstr_free (&percent); zstr_free (&text);
+    }
+    else
+    if (streq (what, "DONE")) {
+        char *id = zmsg_popstr (msg), *path = zmsg_popstr (msg);
+        zframe_t *final = zmsg_pop (msg);
+        if (id && path && final) {
+            s_add_result (self, id, path, final);
+            path = NULL;
+            final = NULL;
+        }
+        zstr_free (&id);
+        zstr_free (&path);
+        zframe_destroy (&final);
+        s_job_ended (self);
+    }
+    else
+    if (streq (what, "FAILED")) {
+        char *id = zmsg_popstr (msg), *code = zmsg_popstr (msg), *text = zmsg_popstr (msg),
+             *field = zmsg_popstr (msg);
+        vdgx_log_warn ("worker.job_failed", "id=%s code=%s message=\"%s\"", id? id: "",
+                       code? code: "", text? text: "");
+        if (id && self->handing_back && code && streq (code, VDGX_E_CANCELLED))
+            vdgx_log_info ("worker.handed_back", "id=%s", id);
+        else
+        if (id && code)
+            s_add_result (self, id, NULL, s_error_result (code, text, field));
+        zstr_free (&id); zstr_free (&code); zstr_free (&text); zstr_free (&field);
+        s_job_ended (self);
+    }
+    else
+    if (streq (what, "FATAL")) {
+        char *id = zmsg_popstr (msg), *text = zmsg_popstr (msg);
+        char m [300];
+        snprintf (m, sizeof m, "fatal engine error, worker restarting: %s", text? text: "");
+        vdgx_log_error ("worker.fatal", "id=%s message=\"%s\"", id? id: "", text? text: "");
+        if (id) {
+            zframe_t *final = s_error_result (VDGX_E_WORKER_FAILED, m, NULL);
+            s_send_reply (self, VDGX_MDPW_FINAL, id, &final);
+        }
+        zstr_free (&id);
+        zstr_free (&text);
+        self->busy = false;
+        s_send_exit (self, 3);
+    }
+    zstr_free (&what);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_on_request (s_worker_t *self, vdgx_mdp_t *in)
+{
+    char addr [VDGX_ID_MAX + 1] = "";
+    if (in->address && zframe_size (in->address) <= VDGX_ID_MAX) {
+        memcpy (addr, zframe_data (in->address), zframe_size (in->address));
+        addr [zframe_size (in->address)] = 0;
+    }
+    if (!*addr) {
+        vdgx_log_error ("worker.bad_request", "why=\"bad client address\"");
+        return;
+    }
+    zframe_t *body = zmsg_first (in->body);
+    vdgx_job_t job;
+    vdgx_job_init (&job);
+    vdgx_error_t err;
+    vdgx_error_init (&err);
+    if (!body || vdgx_job_decode (&job, zframe_data (body), zframe_size (body), &err) != 0) {
+        zframe_t *final = s_error_result (VDGX_E_BAD_REQUEST,
+                                          body? err.message: "empty job body", err.field);
+        s_send_reply (self, VDGX_MDPW_FINAL, addr, &final);
+        vdgx_job_clear (&job);
+        return;
+    }
+    s_result_t *held = s_result_find (self, job.id);
+    if (held) {
+        //  The broker lost track of a job this worker finished: answer from the result.
+        s_deliver (self, held);
+    }
+    else
+    if (self->busy && streq (self->job, job.id))
+        ;   //  re-dispatched after a reconnect: it is still running here
+    else
+    if (self->busy || self->draining || self->stopping || self->exited) {
+        char m [160];
+        snprintf (m, sizeof m, "worker busy with %s", self->busy? self->job: "shutting down");
+        zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, m, NULL);
+        s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
+    }
+    else
+    if (strcmp (job.request.model, self->model) != 0) {
+        char m [200];
+        snprintf (m, sizeof m, "this worker serves %s, not %s", self->model, job.request.model);
+        zframe_t *final = s_error_result (VDGX_E_BAD_REQUEST, m, "request.model");
+        s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
+    }
+    else {
+        msgpack_sbuffer sbuf;
+        msgpack_sbuffer_init (&sbuf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+        vdgx_genreq_pack (&job.request, &pk);
+        atomic_store (self->cancel, 0);
+        self->busy = true;
+        self->loading = !self->loaded;
+        snprintf (self->job, sizeof self->job, "%s", job.id);
+        zmsg_t *run = zmsg_new ();
+        zmsg_addstr (run, "RUN");
+        zmsg_addstr (run, job.id);
+        zmsg_addmem (run, sbuf.data, sbuf.size);
+        msgpack_sbuffer_destroy (&sbuf);
+        zmsg_send (&run, self->runner_sock);
+        vdgx_log_info ("worker.job", "id=%s attempt=%u", job.id, job.attempt);
+        s_send_heartbeat (self);
+    }
+    vdgx_job_clear (&job);
+}
+
+static void
+s_on_control (s_worker_t *self, vdgx_mdp_t *in)
+{
+    zframe_t *body = zmsg_first (in->body);
+    vdgx_control_t ctl;
+    vdgx_control_init (&ctl);
+    vdgx_error_t err;
+    vdgx_error_init (&err);
+    if (!body || vdgx_control_decode (&ctl, zframe_data (body), zframe_size (body), &err) != 0) {
+        vdgx_log_warn ("worker.bad_control", "why=\"%s\"", body? err.message: "no body");
+        return;
+    }
+    vdgx_log_info ("worker.control", "op=%s id=%s", vdgx_control_op_name (ctl.op), ctl.id);
+    switch (ctl.op) {
+        case VDGX_CONTROL_CANCEL:
+            if (self->busy && streq (self->job, ctl.id))
+                atomic_store (self->cancel, 1);
+            break;
+        case VDGX_CONTROL_UNLOAD:
+            s_start_unload (self);
+            if (!self->loaded && !self->busy)
+                s_send_heartbeat (self);        //  already cold: say so
+            break;
+        case VDGX_CONTROL_DRAIN:
+            self->draining = true;
+            s_send_heartbeat (self);
+            s_maybe_finish (self);
+            break;
+        case VDGX_CONTROL_ACK:
+        case VDGX_CONTROL_DROP:
+            s_result_remove (self, ctl.id);
+            s_maybe_finish (self);
+            break;
+        case VDGX_CONTROL_RESEND: {
+            s_result_t *r = s_result_find (self, ctl.id);
+            if (r)
+                s_deliver (self, r);
+            else {
+                zframe_t *final = s_error_result (VDGX_E_WORKER_FAILED,
+                                                  "this worker no longer holds the result", NULL);
+                s_send_reply (self, VDGX_MDPW_FINAL, ctl.id, &final);
+            }
+            break;
+        }
+        default:
+            break;
+    }
+    vdgx_control_clear (&ctl);
+}
+
+static void
+s_on_broker (s_worker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->dealer);
+    if (!msg)
+        return;
+    //  Any message proves the broker alive.
+    self->expire_at = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    self->backoff_ms = self->reconnect_min_ms;
+    //  Tolerate an empty delimiter in front of the MDP/0.2 header.
+    zframe_t *first = zmsg_first (msg);
+    if (first && zframe_size (first) == 0 && zmsg_size (msg) > 1) {
+        zframe_t *empty = zmsg_pop (msg);
+        zframe_destroy (&empty);
+    }
+    vdgx_mdp_t in;
+    vdgx_mdp_init (&in);
+    vdgx_error_t err;
+    vdgx_error_init (&err);
+    if (vdgx_mdp_decode (&in, &msg, &err) != 0 || !in.worker) {
+        vdgx_log_warn ("worker.bad_message", "why=\"%s\"", err.message);
+        vdgx_mdp_clear (&in);
+        return;
+    }
+    switch (in.command) {
+        case VDGX_MDPW_REQUEST:
+            s_on_request (self, &in);
+            break;
+        case VDGX_MDPW_HEARTBEAT:
+            break;
+        case VDGX_MDPW_DISCONNECT:
+            //  The broker forgot us (it restarted, or thought us dead): register again.
+            vdgx_log_warn ("worker.broker_disconnect", "broker=%s", self->broker);
+            s_drop_connection (self, "broker sent DISCONNECT");
+            self->reconnect_at = zclock_mono ();
+            break;
+        case VDGX_MDPW_CONTROL:
+            s_on_control (self, &in);
+            break;
+        default:
+            vdgx_log_warn ("worker.unexpected", "command=%s",
+                           vdgx_mdp_command_name (true, in.command));
+            break;
+    }
+    vdgx_mdp_clear (&in);
+}
+
+static void
+s_on_pipe (s_worker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->pipe);
+    if (!msg) {
+        self->terminated = true;
+        return;
+    }
+    char *cmd = zmsg_popstr (msg);
+    if (!cmd || streq (cmd, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (cmd, "STOP") && !self->stopping && !self->exited) {
+        self->stopping = true;
+        vdgx_log_info ("worker.stopping", "busy=%d job=%s", self->busy, self->job);
+        if (self->busy) {
+            self->handing_back = true;
+            atomic_store (self->cancel, 1);
+        }
+        s_send_heartbeat (self);
+        s_maybe_finish (self);
+    }
+    zstr_free (&cmd);
+    zmsg_destroy (&msg);
+}
+
+static int64_t
+s_min (int64_t a, int64_t b)
+{
+    return a < b? a: b;
+}
+
+static void
+s_worker_actor (zsock_t *pipe, void *arg)
+{
+    const vdgx_worker_options_t *opts = (const vdgx_worker_options_t *) arg;
+    s_worker_t *self = (s_worker_t *) zmalloc (sizeof *self);
+    self->pipe = pipe;
+    self->model = strdup (opts->model);
+    self->broker = strdup (opts->broker);
+    self->device = strdup (opts->device? opts->device: "cpu");
+    const char *tmp = getenv ("TMPDIR");
+    self->data_dir = strdup (opts->data_dir? opts->data_dir: tmp && *tmp? tmp: "/tmp");
+    self->curve_server_key = opts->curve_server_key? strdup (opts->curve_server_key): NULL;
+    self->curve_cert = opts->curve_cert? strdup (opts->curve_cert): NULL;
+    self->host_budget = opts->host_budget_bytes;
+    self->unload_ms = (int64_t) (opts->unload_after_min * 60000.0);
+    self->heartbeat_ms = opts->heartbeat_ms > 0? opts->heartbeat_ms: 2500;
+    self->liveness = opts->liveness > 0? opts->liveness: 3;
+    self->reconnect_min_ms = opts->reconnect_min_ms > 0? opts->reconnect_min_ms: 250;
+    self->reconnect_max_ms = opts->reconnect_max_ms >= self->reconnect_min_ms?
+                             opts->reconnect_max_ms: self->reconnect_min_ms;
+    self->backoff_ms = self->reconnect_min_ms;
+    if (gethostname (self->host, sizeof self->host - 1) != 0)
+        snprintf (self->host, sizeof self->host, "unknown");
+    self->results = zlistx_new ();
+    zlistx_set_destructor (self->results, s_result_destroy);
+    self->cancel = (atomic_int *) zmalloc (sizeof (atomic_int));
+    atomic_init (self->cancel, 0);
+    zsys_dir_create ("%s", self->data_dir);
+
+    vdgx_runner_args_t ra = {
+        .model = self->model, .weights_dir = opts->weights_dir, .device = self->device,
+        .precision = opts->precision, .threads = opts->threads, .data_dir = self->data_dir,
+        .cancel = self->cancel
+    };
+    char *err = NULL;
+    self->runner = vdgx_runner_new (&ra, &err);
+    zsock_signal (pipe, 0);             //  options copied
+    if (!self->runner) {
+        zstr_sendx (pipe, "ERROR", err? err: "cannot start the engine", NULL);
+        free (err);
+        goto out;
+    }
+    zstr_sendx (pipe, "OK", NULL);
+    self->precision = strdup (vdgx_runner_precision (self->runner));
+    self->runner_sock = vdgx_runner_sock (self->runner);
+    self->poller = zpoller_new (pipe, self->runner_sock, NULL);
+    //  Signals are the owner's business (it sends STOP); never quit on zsys_interrupted.
+    zpoller_set_nonstop (self->poller, true);
+    self->idle_since = zclock_mono ();
+    s_connect (self);
+
+    while (!self->terminated) {
+        int64_t now = zclock_mono ();
+        int64_t wake = now + 1000;
+        if (self->dealer)
+            wake = s_min (s_min (wake, self->heartbeat_at), self->expire_at);
+        else
+        if (!self->exited)
+            wake = s_min (wake, self->reconnect_at);
+        if (self->loaded && !self->busy && self->unload_ms > 0)
+            wake = s_min (wake, self->idle_since + self->unload_ms);
+        if (self->exit_at)
+            wake = s_min (wake, self->exit_at);
+        int timeout = (int) (wake > now? wake - now: 0);
+        void *which = zpoller_wait (self->poller, timeout);
+        if (which == pipe)
+            s_on_pipe (self);
+        else
+        if (which == self->runner_sock)
+            s_on_runner (self);
+        else
+        if (which && which == self->dealer)
+            s_on_broker (self);
+        if (self->terminated || self->exited)
+            continue;
+        now = zclock_mono ();
+        if (!self->dealer && now >= self->reconnect_at)
+            s_connect (self);
+        else
+        if (self->dealer && now >= self->expire_at)
+            s_drop_connection (self, "broker silent");
+        else
+        if (self->dealer && now >= self->heartbeat_at)
+            s_send_heartbeat (self);
+        if (self->loaded && !self->busy && !self->unloading && self->unload_ms > 0
+        &&  now - self->idle_since >= self->unload_ms) {
+            vdgx_log_info ("worker.idle_unload", "idle_ms=%lld",
+                           (long long) (now - self->idle_since));
+            s_start_unload (self);
+        }
+        s_maybe_finish (self);
+    }
+out:
+    vdgx_runner_destroy (&self->runner);       //  waits for the engine thread
+    zpoller_destroy (&self->poller);
+    zsock_destroy (&self->dealer);
+    zlistx_destroy (&self->results);           //  removes result files
+    free (self->cancel);
+    free (self->model);
+    free (self->broker);
+    free (self->device);
+    free (self->data_dir);
+    free (self->precision);
+    free (self->curve_server_key);
+    free (self->curve_cert);
+    free (self);
+}
+
+void
+vdgx_worker_options_init (vdgx_worker_options_t *opts)
+{
+    memset (opts, 0, sizeof *opts);
+    opts->unload_after_min = 10;
+    const char *hb = getenv ("VDGX_HEARTBEAT_MS"), *lv = getenv ("VDGX_LIVENESS");
+    opts->heartbeat_ms = hb && atoi (hb) > 0? atoi (hb): 2500;
+    opts->liveness = lv && atoi (lv) > 0? atoi (lv): 3;
+    opts->reconnect_min_ms = 250;
+    opts->reconnect_max_ms = 10000;
+}
+
+vdgx_worker_t *
+vdgx_worker_new (const vdgx_worker_options_t *opts, char **err)
+{
+    assert (opts && opts->model && opts->broker);
+    vdgx_worker_t *self = (vdgx_worker_t *) zmalloc (sizeof *self);
+    self->actor = zactor_new (s_worker_actor, (void *) opts);
+    char *status = NULL, *detail = NULL;
+    if (self->actor)
+        zstr_recvx (self->actor, &status, &detail, NULL);
+    if (!status || !streq (status, "OK")) {
+        if (err)
+            *err = strdup (detail? detail: "cannot start the worker");
+        zstr_free (&status);
+        zstr_free (&detail);
+        vdgx_worker_destroy (&self);
+        return NULL;
+    }
+    zstr_free (&status);
+    zstr_free (&detail);
+    return self;
+}
+
+void
+vdgx_worker_destroy (vdgx_worker_t **self_p)
+{
+    if (self_p && *self_p) {
+        vdgx_worker_t *self = *self_p;
+        zactor_destroy (&self->actor);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+zsock_t *
+vdgx_worker_sock (vdgx_worker_t *self)
+{
+    return zactor_sock (self->actor);
+}
+
+void
+vdgx_worker_stop (vdgx_worker_t *self)
+{
+    zstr_send (self->actor, "STOP");
+}
+
+int
+vdgx_worker_wait_exit (vdgx_worker_t *self, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (self->actor, NULL);
+    zpoller_set_nonstop (poller, true);
+    int64_t end = zclock_mono () + timeout_ms;
+    int code = -1;
+    while (code < 0) {
+        int64_t left = timeout_ms < 0? -1: end - zclock_mono ();
+        if (timeout_ms >= 0 && left <= 0)
+            break;
+        if (!zpoller_wait (poller, (int) left))
+            continue;
+        char *what = NULL, *value = NULL;
+        zstr_recvx (self->actor, &what, &value, NULL);
+        if (what && value && streq (what, "EXIT"))
+            code = atoi (value);
+        zstr_free (&what);
+        zstr_free (&value);
+    }
+    zpoller_destroy (&poller);
+    return code;
+}
