@@ -416,6 +416,8 @@ s_try_encoder (vdgx_video_t *self, const char *name, bool quiet_fail, int *rc_p)
     c->color_trc = AVCOL_TRC_BT709;
     c->colorspace = AVCOL_SPC_BT709;
     c->color_range = AVCOL_RANGE_MPEG;
+    //  Our chroma is the mean of each 2x2 block, i.e. sited at its centre.
+    c->chroma_sample_location = AVCHROMA_LOC_CENTER;
     c->thread_count = 0;
     if (self->fmt->oformat->flags & AVFMT_GLOBALHEADER)
         c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
@@ -761,8 +763,9 @@ s_write_image (vdgx_video_t *self, const uint8_t *rgb, int w, int h, const char 
     c->width = w;
     c->height = h;
     c->time_base = (AVRational) { 1, 1 };
-    //  JPEG is full-range BT.601 YCbCr (JFIF); qscale 2 keeps it near-transparent.
-    c->pix_fmt = png ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_YUVJ420P;
+    //  JPEG is full-range BT.601 YCbCr (JFIF). 4:4:4 and qscale 2 keep it near-transparent:
+    //  4:2:0 chroma smears colour across the sharp tile borders of a sprite sheet.
+    c->pix_fmt = png ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_YUVJ444P;
     if (!png) {
         c->flags |= AV_CODEC_FLAG_QSCALE;
         c->global_quality = FF_QP2LAMBDA * 2;
@@ -786,7 +789,7 @@ s_write_image (vdgx_video_t *self, const uint8_t *rgb, int w, int h, const char 
     else {
         f->quality = c->global_quality;
         f->color_range = AVCOL_RANGE_JPEG;
-        sws = sws_getContext (w, h, AV_PIX_FMT_RGB24, w, h, AV_PIX_FMT_YUVJ420P,
+        sws = sws_getContext (w, h, AV_PIX_FMT_RGB24, w, h, AV_PIX_FMT_YUVJ444P,
                               SWS_BICUBIC | SWS_ACCURATE_RND, NULL, NULL, NULL);
         if (!sws) {
             s_fail (self, "out of memory");
