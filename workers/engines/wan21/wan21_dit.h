@@ -1,0 +1,127 @@
+/*  wan21_dit.h - the Wan 2.1 diffusion transformer (WanModel, text-to-video) and its
+    sampling loop, on a compute backend (vdgx_backend.h).
+
+    Weights: the official `diffusion_pytorch_model.safetensors` (single or sharded with an
+    index), the diffusers `transformer/` folder (renamed keys), or a ComfyUI single file
+    (`model.diffusion_model.` prefix; F32/F16/BF16 or F8_E4M3 with optional per-tensor
+    `scale_weight`). The configuration comes from the tensor shapes; num_heads from a
+    config.json beside the weights when present, else dim/128; text_len 512 unless overridden.
+
+    Precision ("fp32", "bf16", "fp8", "fp4" = "nvfp4", "nf4", "mxfp4") applies to the block
+    linears (q, k, v, o of both attentions and the FFN). Embeddings, modulation tables, norms
+    and the head stay in F32 when the backend computes in F32, else in BF16.
+
+    Activations are in the backend's act dtype. One forward is
+      patch embed -> [blocks] -> head -> unpatchify
+    exactly as wan/modules/model.py computes it (see tests/data/reference/wan21/README.md).
+*/
+#ifndef WAN21_DIT_H_INCLUDED
+#define WAN21_DIT_H_INCLUDED
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "vdgx_backend.h"
+#include "wan21_sched.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int dim, ffn_dim, num_heads, num_layers;
+    int in_dim, out_dim, text_dim, text_len, freq_dim;
+    int patch [3];          //  (t, h, w)
+    double eps;             //  1e-6
+} wan21_dit_config_t;
+
+//  The released T2V configurations: "1.3b" or "14b". -1 when unknown.
+int wan21_dit_config_preset (const char *name, wan21_dit_config_t *cfg);
+
+typedef struct {
+    const char *precision;  //  NULL = "bf16"
+    int num_heads;          //  0 = from config.json, else dim/128
+    int text_len;           //  0 = from config.json, else 512
+} wan21_dit_load_opts_t;
+
+typedef struct _wan21_dit_t wan21_dit_t;
+typedef struct _wan21_dit_context_t wan21_dit_context_t;
+
+//  Observes intermediates of a forward (reference checks). name as in vectors_dit:
+//  "patch_embedding" ([L, dim], token-major), "time_embedding", "time_projection",
+//  "text_embedding", "blocks.N.norm1", ... "blocks.N", "head".
+typedef void (wan21_dit_tap_fn) (void *ctx, const char *name, const vdgx_tensor_t *t);
+
+//  Loads a DiT from a file (.safetensors, .safetensors.index.json) or a folder (official or
+//  diffusers layout). NULL with a message in *err on a missing, malformed or mismatching file.
+wan21_dit_t *wan21_dit_load (vdgx_backend_t *backend, const char *path,
+                             const wan21_dit_load_opts_t *opts, char **err);
+//  A DiT with random weights N(0, 0.02^2) (benchmarks; values do not affect timing).
+wan21_dit_t *wan21_dit_new_random (vdgx_backend_t *backend, const wan21_dit_config_t *cfg,
+                                   const char *precision, uint64_t seed, char **err);
+void wan21_dit_destroy (wan21_dit_t **self_p);
+const wan21_dit_config_t *wan21_dit_config (wan21_dit_t *self);
+const char *wan21_dit_precision (wan21_dit_t *self);
+void wan21_dit_set_tap (wan21_dit_t *self, wan21_dit_tap_fn *fn, void *ctx);
+
+//  Bytes the DiT needs at this precision: weights, plus activations for `tokens` tokens
+//  (0 = weights only), with activations of act_size bytes per element.
+uint64_t wan21_dit_memory_estimate (const wan21_dit_config_t *cfg, const char *precision,
+                                    int64_t tokens, size_t act_size);
+
+//  Prepares a prompt: context [len, text_dim] host f32 (len <= text_len) is zero-padded to
+//  text_len, embedded, and every block's cross-attention keys/values are computed once.
+wan21_dit_context_t *wan21_dit_context_new (wan21_dit_t *self, const float *context,
+                                            int64_t len, char **err);
+void wan21_dit_context_destroy (wan21_dit_t *self, wan21_dit_context_t **ctx_p);
+
+//  One forward: latent [in_dim, frames, height, width] (host f32) at timestep t -> out
+//  [out_dim, frames, height, width] (host f32). Sizes must be multiples of the patch.
+int wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64_t height,
+                       int64_t width, int64_t t, wan21_dit_context_t *ctx, float *out,
+                       char **err);
+
+//  RoPE frequency table of WanModel.freqs: angles (radians) [1024, head_dim/2], the three
+//  rope_params tables side by side. cos/sin of it are the stored freqs_real/imag.
+void wan21_dit_rope_angles (int head_dim, double *angles);
+
+//  Latent size for a video: frames 4n+1, width/height multiples of 16.
+int wan21_latent_shape (int width, int height, int frames, int64_t shape [4], char **err);
+
+typedef struct {
+    const float *context;           //  [context_len, text_dim] host f32 (prompt)
+    int64_t context_len;
+    const float *context_null;      //  negative prompt; may be NULL when guidance is 1
+    int64_t context_null_len;
+    int width, height, frames;      //  video size in pixels (frames 4n+1)
+    int steps;
+    double guidance;                //  noise = uncond + guidance * (cond - uncond)
+    double shift;
+    wan21_sampler_t sampler;
+    uint64_t seed;                  //  initial noise: wan21_rng (Philox) stream of this seed
+    const float *noise;             //  or this initial latent (host f32), when not NULL
+    void (*progress) (void *ctx, int step, int steps);     //  after each step, may be NULL
+    void *progress_ctx;
+    //  After the model calls of step `step` (before the scheduler step), may be NULL.
+    void (*on_step) (void *ctx, int step, int64_t t, const float *latent, const float *cond,
+                     const float *uncond, size_t n);
+    void *on_step_ctx;
+    atomic_int *cancel;             //  checked at every step boundary, may be NULL
+} wan21_dit_sample_args_t;
+
+//  The denoising loop. On success *latent_p is the final latent (malloc, caller frees) of
+//  shape [out_dim, F, H, W] (shape written to shape[4]) and 0 is returned. Returns
+//  VDGX_ENGINE_CANCELLED (-2) when cancelled, -1 with *err on an error.
+int wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args,
+                      float **latent_p, int64_t shape [4], char **err);
+
+//  The official default negative prompt (wan/configs/shared_config.py sample_neg_prompt).
+extern const char *wan21_default_negative_prompt;
+
+void wan21_dit_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
