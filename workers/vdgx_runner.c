@@ -465,3 +465,247 @@ vdgx_runner_sock (vdgx_runner_t *self)
 {
     return zactor_sock (self->actor);
 }
+
+//  ---------------------------------------------------------------------------------------
+//  Selftest: needs an engine named "testgen" registered (the test build links tests/engines).
+
+//  Reads events until one named `want` arrives (or 10 s pass); returns it with the name
+//  popped, or NULL. Progress phases seen on the way are appended to seen.
+static zmsg_t *
+s_expect (zsock_t *sock, const char *want, char *seen, size_t seen_size)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    zmsg_t *found = NULL;
+    int64_t end = zclock_mono () + 10000;
+    while (!found && zclock_mono () < end) {
+        if (!zpoller_wait (poller, 200))
+            continue;
+        zmsg_t *msg = zmsg_recv (sock);
+        char *what = zmsg_popstr (msg);
+        if (what && streq (what, "PROGRESS") && seen) {
+            zframe_t *id = zmsg_pop (msg);
+            char *phase = zmsg_popstr (msg);
+            if (phase && !strstr (seen, phase) && strlen (seen) + strlen (phase) + 2 < seen_size) {
+                strcat (seen, phase);
+                strcat (seen, " ");
+            }
+            zstr_free (&phase);
+            zframe_destroy (&id);
+            zmsg_pushstr (msg, "");
+            zmsg_pushstr (msg, "");
+        }
+        if (what && streq (what, want))
+            found = msg;
+        else
+            zmsg_destroy (&msg);
+        zstr_free (&what);
+    }
+    zpoller_destroy (&poller);
+    return found;
+}
+
+static zframe_t *
+s_test_request (const char *prompt, uint32_t width, uint32_t steps, uint64_t seed)
+{
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "testgen");
+    req.prompt = strdup (prompt);
+    req.width = width;
+    req.steps = steps;
+    req.has_seed = true;
+    req.seed = seed;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    vdgx_genreq_pack (&req, &pk);
+    zframe_t *frame = zframe_new (sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    vdgx_genreq_clear (&req);
+    return frame;
+}
+
+static void
+s_test_run (zsock_t *sock, const char *id, zframe_t *request)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "RUN");
+    zmsg_addstr (msg, id);
+    zmsg_append (msg, &request);
+    zmsg_send (&msg, sock);
+}
+
+//  Checks a DONE event: the file exists, its sha256 and size match the result map.
+static void
+s_test_done (zmsg_t *msg, const char *id, char *sha_out)
+{
+    char *got_id = zmsg_popstr (msg), *path = zmsg_popstr (msg);
+    zframe_t *map = zmsg_pop (msg);
+    assert (got_id && streq (got_id, id) && path && map);
+    msgpack_unpacked up;
+    msgpack_unpacked_init (&up);
+    assert (msgpack_unpack_next (&up, (const char *) zframe_data (map), zframe_size (map), NULL)
+            == MSGPACK_UNPACK_SUCCESS);
+    char sha [VDGX_SHA256_HEX_SIZE];
+    assert (vdgx_sha256_file (path, sha) == 0);
+    struct stat st;
+    assert (stat (path, &st) == 0 && st.st_size > 0);
+    bool sha_ok = false, size_ok = false;
+    const msgpack_object_map *m = &up.data.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr [i].key, *v = &m->ptr [i].val;
+        if (k->via.str.size == 6 && memcmp (k->via.str.ptr, "sha256", 6) == 0)
+            sha_ok = v->via.str.size == 64 && memcmp (v->via.str.ptr, sha, 64) == 0;
+        if (k->via.str.size == 4 && memcmp (k->via.str.ptr, "size", 4) == 0)
+            size_ok = v->via.u64 == (uint64_t) st.st_size;
+    }
+    assert (sha_ok && size_ok);
+    if (sha_out)
+        memcpy (sha_out, sha, VDGX_SHA256_HEX_SIZE);
+    unlink (path);
+    msgpack_unpacked_destroy (&up);
+    zframe_destroy (&map);
+    zstr_free (&got_id);
+    zstr_free (&path);
+}
+
+static void
+s_test_failed (zmsg_t *msg, const char *id, const char *code, const char *field)
+{
+    assert (msg);
+    char *got_id = zmsg_popstr (msg), *got_code = zmsg_popstr (msg), *text = zmsg_popstr (msg),
+         *got_field = zmsg_popstr (msg);
+    assert (streq (got_id, id));
+    if (!streq (got_code, code))
+        fprintf (stderr, "expected %s, got %s: %s\n", code, got_code, text);
+    assert (streq (got_code, code));
+    assert (text && *text);
+    if (field)
+        assert (streq (got_field, field));
+    zstr_free (&got_id); zstr_free (&got_code); zstr_free (&text); zstr_free (&got_field);
+    zmsg_destroy (&msg);
+}
+
+void
+vdgx_runner_test (bool verbose)
+{
+    printf (" * vdgx_runner: ");
+    assert (vdgx_engine_find ("testgen"));
+    char dir [] = "/tmp/vdgx-runner-test-XXXXXX";
+    assert (mkdtemp (dir));
+    atomic_int cancel;
+    atomic_init (&cancel, 0);
+
+    //  A model without an engine is refused with a clear message.
+    vdgx_runner_args_t bad = { .model = "no-such-model", .data_dir = dir, .cancel = &cancel };
+    char *err = NULL;
+    assert (vdgx_runner_new (&bad, &err) == NULL);
+    assert (err && strstr (err, "no engine"));
+    free (err);
+
+    vdgx_runner_args_t args = { .model = "testgen", .device = "cpu", .data_dir = dir,
+                                .cancel = &cancel };
+    vdgx_runner_t *runner = vdgx_runner_new (&args, &err);
+    assert (runner);
+    assert (streq (vdgx_runner_precision (runner), "fp32"));
+    assert (streq (vdgx_runner_precisions (runner) [0], "fp32"));
+    zsock_t *sock = vdgx_runner_sock (runner);
+
+    //  First job: lazy load (loading -> warm), every phase reported, a verified MP4.
+    s_test_run (sock, "job-1", s_test_request ("a test", 64, 3, 42));
+    char seen [256] = "";
+    zmsg_t *msg = s_expect (sock, "STATE", seen, sizeof seen);
+    char *state = zmsg_popstr (msg);
+    assert (streq (state, "loading"));
+    zstr_free (&state);
+    zmsg_destroy (&msg);
+    msg = s_expect (sock, "STATE", seen, sizeof seen);
+    state = zmsg_popstr (msg);
+    char *bytes = zmsg_popstr (msg);
+    assert (streq (state, "warm") && strtoull (bytes, NULL, 10) == 4u << 20);
+    zstr_free (&state);
+    zstr_free (&bytes);
+    zmsg_destroy (&msg);
+    msg = s_expect (sock, "DONE", seen, sizeof seen);
+    assert (msg);
+    char sha1 [VDGX_SHA256_HEX_SIZE], sha2 [VDGX_SHA256_HEX_SIZE], sha3 [VDGX_SHA256_HEX_SIZE];
+    s_test_done (msg, "job-1", sha1);
+    zmsg_destroy (&msg);
+    if (verbose)
+        printf ("\n   phases: %s\n", seen);
+    assert (strstr (seen, "loading") && strstr (seen, "encoding_text")
+            && strstr (seen, "denoising") && strstr (seen, "decoding") && strstr (seen, "muxing"));
+
+    //  Warm: no second load; the same seed gives the same video, another seed another one.
+    s_test_run (sock, "job-2", s_test_request ("a test", 64, 3, 42));
+    msg = s_expect (sock, "DONE", NULL, 0);
+    s_test_done (msg, "job-2", sha2);
+    zmsg_destroy (&msg);
+    assert (streq (sha1, sha2));
+    s_test_run (sock, "job-3", s_test_request ("a test", 64, 3, 43));
+    msg = s_expect (sock, "DONE", NULL, 0);
+    s_test_done (msg, "job-3", sha3);
+    zmsg_destroy (&msg);
+    assert (!streq (sha1, sha3));
+
+    //  Validation, engine errors, encoder refusal: FAILED with the right code; engine usable.
+    s_test_run (sock, "job-4", s_test_request ("too wide", 4000, 3, 1));
+    s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-4", "bad_request", "width");
+    s_test_run (sock, "job-5", s_test_request ("fail=error fail_at=2", 64, 3, 1));
+    s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-5", "worker_failed", NULL);
+    s_test_run (sock, "job-6", s_test_request ("fail=sink", 64, 2, 1));
+    s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-6", "worker_failed", NULL);
+    zframe_t *garbage = zframe_new ("\xc1", 1);
+    s_test_run (sock, "job-7", garbage);
+    s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-7", "bad_request", NULL);
+
+    //  Cancel at a step boundary: 50 steps of 50 ms would take 2.5 s.
+    int64_t t0 = zclock_mono ();
+    s_test_run (sock, "job-8", s_test_request ("sleep_ms=50", 64, 50, 1));
+    zclock_sleep (120);
+    atomic_store (&cancel, 1);
+    s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-8", "cancelled", NULL);
+    assert (zclock_mono () - t0 < 1500);
+    atomic_store (&cancel, 0);
+
+    //  Unload -> cold; the next job loads again.
+    zstr_send (sock, "UNLOAD");
+    msg = s_expect (sock, "STATE", NULL, 0);
+    state = zmsg_popstr (msg);
+    assert (streq (state, "cold"));
+    zstr_free (&state);
+    zmsg_destroy (&msg);
+    s_test_run (sock, "job-9", s_test_request ("again", 32, 1, 5));
+    msg = s_expect (sock, "STATE", NULL, 0);
+    state = zmsg_popstr (msg);
+    assert (streq (state, "loading"));
+    zstr_free (&state);
+    zmsg_destroy (&msg);
+    msg = s_expect (sock, "DONE", NULL, 0);
+    s_test_done (msg, "job-9", NULL);
+    zmsg_destroy (&msg);
+
+    //  A fatal engine error is reported as FATAL (the owner must end the process).
+    s_test_run (sock, "job-10", s_test_request ("fail=fatal", 64, 2, 1));
+    msg = s_expect (sock, "FATAL", NULL, 0);
+    assert (msg);
+    char *id = zmsg_popstr (msg), *text = zmsg_popstr (msg);
+    assert (streq (id, "job-10") && strstr (text, "device lost"));
+    zstr_free (&id);
+    zstr_free (&text);
+    zmsg_destroy (&msg);
+    vdgx_runner_destroy (&runner);
+    assert (runner == NULL);
+
+    //  Nothing left in the data dir: finished files were removed above, failed ones by the
+    //  encoder's abort.
+    zdir_t *zd = zdir_new (dir, NULL);
+    assert (zd);
+    if (zdir_count (zd) != 0)
+        zdir_print (zd, 0);
+    assert (zdir_count (zd) == 0);
+    zdir_destroy (&zd);
+    rmdir (dir);
+    printf ("OK\n");
+}

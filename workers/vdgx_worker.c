@@ -5,6 +5,7 @@
 #include "vdgx_runner.h"
 #include "vdgx_msg.h"
 #include "vdgx_log.h"
+#include "vdgx_sha256.h"
 
 struct _vdgx_worker_t {
     zactor_t *actor;
@@ -858,4 +859,341 @@ vdgx_worker_wait_exit (vdgx_worker_t *self, int timeout_ms)
     }
     zpoller_destroy (&poller);
     return code;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Selftest: the worker against a ROUTER driven by the test itself, checking the wire
+//  behaviour of PROTOCOL.md 3 / 3.1 step by step. Needs the "testgen" engine registered.
+//  (The end-to-end tests in tests/worker run it against the real broker.)
+
+typedef struct {
+    zsock_t *router;
+    zframe_t *identity;         //  the worker's
+    char endpoint [64];
+} s_peer_t;
+
+//  Receives one worker command (any, or `want`; others are skipped) within timeout_ms.
+static vdgx_mdp_t *
+s_peer_recv (s_peer_t *peer, int want, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (peer->router, NULL);
+    int64_t end = zclock_mono () + timeout_ms;
+    vdgx_mdp_t *found = NULL;
+    while (!found && zclock_mono () < end) {
+        if (!zpoller_wait (poller, 50))
+            continue;
+        zmsg_t *msg = zmsg_recv (peer->router);
+        zframe_t *identity = zmsg_pop (msg);
+        zframe_t *first = zmsg_first (msg);
+        if (first && zframe_size (first) == 0) {
+            zframe_t *empty = zmsg_pop (msg);
+            zframe_destroy (&empty);
+        }
+        vdgx_mdp_t *mdp = (vdgx_mdp_t *) zmalloc (sizeof *mdp);
+        vdgx_mdp_init (mdp);
+        vdgx_error_t err;
+        vdgx_error_init (&err);
+        int rc = vdgx_mdp_decode (mdp, &msg, &err);
+        assert (rc == 0);
+        assert (mdp->worker && mdp->version == 2);
+        zframe_destroy (&peer->identity);
+        peer->identity = identity;
+        if (want < 0 || mdp->command == want)
+            found = mdp;
+        else {
+            vdgx_mdp_clear (mdp);
+            free (mdp);
+        }
+    }
+    zpoller_destroy (&poller);
+    return found;
+}
+
+static void
+s_peer_free (vdgx_mdp_t **mdp_p)
+{
+    if (*mdp_p) {
+        vdgx_mdp_clear (*mdp_p);
+        free (*mdp_p);
+        *mdp_p = NULL;
+    }
+}
+
+static void
+s_peer_send (s_peer_t *peer, zmsg_t *msg)
+{
+    assert (msg && peer->identity);
+    zmsg_pushmem (msg, zframe_data (peer->identity), zframe_size (peer->identity));
+    zmsg_send (&msg, peer->router);
+}
+
+static void
+s_peer_job (s_peer_t *peer, const char *id, const char *prompt, uint32_t steps)
+{
+    vdgx_job_t job;
+    vdgx_job_init (&job);
+    snprintf (job.id, sizeof job.id, "%s", id);
+    job.attempt = 1;
+    snprintf (job.request.model, sizeof job.request.model, "testgen");
+    job.request.prompt = strdup (prompt);
+    job.request.steps = steps;
+    job.request.has_seed = true;
+    job.request.seed = 7;
+    zmsg_t *body = zmsg_new ();
+    zframe_t *frame = vdgx_job_frame (&job);
+    zmsg_append (body, &frame);
+    zframe_t *address = zframe_new (id, strlen (id));
+    s_peer_send (peer, vdgx_mdp_worker_envelope (2, VDGX_MDPW_REQUEST, address, &body));
+    zframe_destroy (&address);
+    vdgx_job_clear (&job);
+}
+
+static void
+s_peer_control (s_peer_t *peer, vdgx_control_op_t op, const char *id)
+{
+    vdgx_control_t ctl;
+    vdgx_control_init (&ctl);
+    ctl.op = op;
+    if (id)
+        snprintf (ctl.id, sizeof ctl.id, "%s", id);
+    zmsg_t *body = zmsg_new ();
+    zframe_t *frame = vdgx_control_frame (&ctl);
+    zmsg_append (body, &frame);
+    s_peer_send (peer, vdgx_mdp_worker_command (2, VDGX_MDPW_CONTROL, &body));
+}
+
+static vdgx_wstate_state_t
+s_peer_state (vdgx_mdp_t *mdp, vdgx_wstate_t *ws)
+{
+    zframe_t *f = zmsg_first (mdp->body);
+    assert (f);
+    vdgx_error_t err;
+    assert (vdgx_wstate_decode (ws, zframe_data (f), zframe_size (f), &err) == 0);
+    return ws->state;
+}
+
+//  Waits for a HEARTBEAT (or READY) whose state is `want`.
+static void
+s_peer_wait_state (s_peer_t *peer, vdgx_wstate_state_t want)
+{
+    int64_t end = zclock_mono () + 5000;
+    while (zclock_mono () < end) {
+        vdgx_mdp_t *mdp = s_peer_recv (peer, -1, 500);
+        if (!mdp)
+            continue;
+        bool hit = false;
+        if ((mdp->command == VDGX_MDPW_HEARTBEAT || mdp->command == VDGX_MDPW_READY)
+        &&  zmsg_size (mdp->body) > 0) {
+            vdgx_wstate_t ws;
+            vdgx_wstate_init (&ws);
+            hit = s_peer_state (mdp, &ws) == want;
+            vdgx_wstate_clear (&ws);
+        }
+        s_peer_free (&mdp);
+        if (hit)
+            return;
+    }
+    assert (!"worker state not reached");
+}
+
+//  Collects a job's answer: chunks reassembled, progress phases, the FINAL result.
+static void
+s_peer_answer (s_peer_t *peer, const char *id, vdgx_result_t *result, char *sha, int *progress)
+{
+    vdgx_sha256_t ctx;
+    vdgx_sha256_init (&ctx);
+    uint64_t offset = 0;
+    *progress = 0;
+    while (true) {
+        vdgx_mdp_t *mdp = s_peer_recv (peer, -1, 10000);
+        assert (mdp);
+        if (mdp->command == VDGX_MDPW_PARTIAL || mdp->command == VDGX_MDPW_FINAL) {
+            assert (zframe_streq (mdp->address, id));
+            zframe_t *f = zmsg_first (mdp->body);
+            vdgx_wreply_t reply;
+            vdgx_wreply_init (&reply);
+            vdgx_error_t err;
+            vdgx_error_init (&err);
+            assert (vdgx_wreply_decode (&reply, zframe_data (f), zframe_size (f), &err) == 0);
+            if (reply.type == VDGX_WREPLY_PROGRESS)
+                (*progress)++;
+            else
+            if (reply.type == VDGX_WREPLY_CHUNK) {
+                assert (reply.chunk.offset == offset);
+                vdgx_sha256_update (&ctx, reply.chunk.data, reply.chunk.size);
+                offset += reply.chunk.size;
+            }
+            else {
+                *result = reply.result;
+                vdgx_result_init (&reply.result);
+                vdgx_wreply_clear (&reply);
+                s_peer_free (&mdp);
+                break;
+            }
+            vdgx_wreply_clear (&reply);
+        }
+        s_peer_free (&mdp);
+    }
+    vdgx_sha256_final_hex (&ctx, sha);
+    if (result->ok)
+        assert (result->video.size == offset && streq (result->video.sha256, sha));
+}
+
+void
+vdgx_worker_test (bool verbose)
+{
+    printf (" * vdgx_worker: ");
+    char dir [] = "/tmp/vdgx-worker-test-XXXXXX";
+    assert (mkdtemp (dir));
+    s_peer_t peer = { NULL, NULL, "" };
+    peer.router = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (peer.router, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    snprintf (peer.endpoint, sizeof peer.endpoint, "tcp://127.0.0.1:%d", port);
+
+    vdgx_worker_options_t opts;
+    vdgx_worker_options_init (&opts);
+    opts.model = "testgen";
+    opts.broker = peer.endpoint;
+    opts.data_dir = dir;
+    opts.heartbeat_ms = 100;
+    opts.liveness = 3;
+    opts.reconnect_min_ms = 50;
+    opts.reconnect_max_ms = 200;
+    opts.unload_after_min = 0.4 / 60;           //  400 ms
+    opts.host_budget_bytes = 1 << 30;
+    char *err = NULL;
+    vdgx_worker_t *worker = vdgx_worker_new (&opts, &err);
+    assert (worker);
+
+    //  READY, cold, with the worker-state map.
+    vdgx_mdp_t *mdp = s_peer_recv (&peer, VDGX_MDPW_READY, 5000);
+    assert (mdp && streq (mdp->service, "testgen"));
+    vdgx_wstate_t ws;
+    vdgx_wstate_init (&ws);
+    assert (s_peer_state (mdp, &ws) == VDGX_WSTATE_COLD);
+    assert (streq (ws.service, "testgen") && ws.pid == (uint32_t) getpid ());
+    assert (ws.model_bytes == 0 && ws.host_budget_bytes == 1 << 30);
+    assert (vdgx_wstate_has_ext (&ws, "control") && ws.npending == 0);
+    assert (ws.nprecisions == 1 && streq (ws.precisions [0], "fp32"));
+    vdgx_wstate_clear (&ws);
+    s_peer_free (&mdp);
+
+    //  First job: loads, answers with progress, chunks and a matching FINAL.
+    s_peer_job (&peer, "job-a", "first", 3);
+    vdgx_result_t result;
+    vdgx_result_init (&result);
+    char sha [VDGX_SHA256_HEX_SIZE];
+    int progress = 0;
+    s_peer_answer (&peer, "job-a", &result, sha, &progress);
+    assert (result.ok && result.video.width == 64 && result.video.frames == 8);
+    assert (result.seed == 7 && progress >= 5);
+    if (verbose)
+        printf ("\n   job-a: %llu bytes, %d progress reports\n",
+                (unsigned long long) result.video.size, progress);
+    vdgx_result_clear (&result);
+    s_peer_control (&peer, VDGX_CONTROL_ACK, "job-a");
+
+    //  Warm now; idle for 400 ms -> unloads by itself.
+    s_peer_wait_state (&peer, VDGX_WSTATE_WARM);
+    s_peer_wait_state (&peer, VDGX_WSTATE_COLD);
+
+    //  Cancel mid-run.
+    s_peer_job (&peer, "job-b", "sleep_ms=40", 100);
+    s_peer_wait_state (&peer, VDGX_WSTATE_BUSY);
+    s_peer_control (&peer, VDGX_CONTROL_CANCEL, "job-b");
+    s_peer_answer (&peer, "job-b", &result, sha, &progress);
+    assert (!result.ok && streq (result.error.code, "cancelled"));
+    vdgx_result_clear (&result);
+    s_peer_control (&peer, VDGX_CONTROL_ACK, "job-b");
+
+    //  CONTROL unload while warm.
+    s_peer_job (&peer, "job-c", "quick", 1);
+    s_peer_answer (&peer, "job-c", &result, sha, &progress);
+    assert (result.ok);
+    vdgx_result_clear (&result);
+    s_peer_control (&peer, VDGX_CONTROL_ACK, "job-c");
+    s_peer_control (&peer, VDGX_CONTROL_UNLOAD, NULL);
+    s_peer_wait_state (&peer, VDGX_WSTATE_COLD);
+
+    //  The broker vanishes while a job runs: the worker re-registers on a new broker with the
+    //  undelivered result pending, and replays it on resend.
+    s_peer_job (&peer, "job-d", "sleep_ms=30", 10);
+    s_peer_wait_state (&peer, VDGX_WSTATE_BUSY);
+    zsock_destroy (&peer.router);
+    zframe_destroy (&peer.identity);
+    zclock_sleep (600);                     //  the job finishes meanwhile
+    peer.router = zsock_new (ZMQ_ROUTER);
+    assert (zsock_bind (peer.router, "%s", peer.endpoint) == port);
+    mdp = s_peer_recv (&peer, VDGX_MDPW_READY, 5000);
+    assert (mdp);
+    vdgx_wstate_init (&ws);
+    s_peer_state (mdp, &ws);
+    assert (ws.npending == 1 && streq (ws.pending [0], "job-d"));
+    vdgx_wstate_clear (&ws);
+    s_peer_free (&mdp);
+    s_peer_control (&peer, VDGX_CONTROL_RESEND, "job-d");
+    s_peer_answer (&peer, "job-d", &result, sha, &progress);
+    assert (result.ok && progress == 0);
+    vdgx_result_clear (&result);
+    s_peer_control (&peer, VDGX_CONTROL_ACK, "job-d");
+
+    //  A bad job body is answered, not fatal.
+    zmsg_t *body = zmsg_new ();
+    zmsg_addstr (body, "not msgpack");
+    zframe_t *address = zframe_new ("job-e", 5);
+    s_peer_send (&peer, vdgx_mdp_worker_envelope (2, VDGX_MDPW_REQUEST, address, &body));
+    zframe_destroy (&address);
+    s_peer_answer (&peer, "job-e", &result, sha, &progress);
+    assert (!result.ok && streq (result.error.code, "bad_request"));
+    vdgx_result_clear (&result);
+    s_peer_control (&peer, VDGX_CONTROL_DROP, "job-e");
+
+    //  STOP during a job: handed back (no FINAL), DISCONNECT, EXIT 0.
+    s_peer_job (&peer, "job-f", "sleep_ms=50", 100);
+    s_peer_wait_state (&peer, VDGX_WSTATE_BUSY);
+    vdgx_worker_stop (worker);
+    while (true) {
+        mdp = s_peer_recv (&peer, -1, 5000);
+        assert (mdp);
+        assert (mdp->command != VDGX_MDPW_FINAL);
+        bool done = mdp->command == VDGX_MDPW_DISCONNECT;
+        s_peer_free (&mdp);
+        if (done)
+            break;
+    }
+    assert (vdgx_worker_wait_exit (worker, 5000) == 0);
+    vdgx_worker_destroy (&worker);
+    assert (worker == NULL);
+
+    //  A fatal engine error: FINAL worker_failed, DISCONNECT, EXIT 3.
+    worker = vdgx_worker_new (&opts, &err);
+    assert (worker);
+    mdp = s_peer_recv (&peer, VDGX_MDPW_READY, 5000);
+    assert (mdp);
+    s_peer_free (&mdp);
+    s_peer_job (&peer, "job-g", "fail=fatal", 2);
+    s_peer_answer (&peer, "job-g", &result, sha, &progress);
+    assert (!result.ok && streq (result.error.code, "worker_failed"));
+    assert (strstr (result.error.message, "device lost"));
+    vdgx_result_clear (&result);
+    mdp = s_peer_recv (&peer, VDGX_MDPW_DISCONNECT, 5000);
+    assert (mdp);
+    s_peer_free (&mdp);
+    assert (vdgx_worker_wait_exit (worker, 5000) == 3);
+    vdgx_worker_destroy (&worker);
+
+    //  No engine for the model: refused at start.
+    opts.model = "nonexistent-model";
+    assert (vdgx_worker_new (&opts, &err) == NULL);
+    assert (err && strstr (err, "no engine"));
+    free (err);
+
+    zframe_destroy (&peer.identity);
+    zsock_destroy (&peer.router);
+    zdir_t *zd = zdir_new (dir, NULL);
+    assert (zd && zdir_count (zd) == 0);
+    zdir_destroy (&zd);
+    rmdir (dir);
+    printf ("OK\n");
 }
