@@ -1,0 +1,2564 @@
+/*  vdgx_broker.c - the Majordomo broker actor (see the header and docs/PROTOCOL.md).
+
+    Unlike the zguide broker and Titanic: a busy worker's request or job is re-queued when
+    the worker dies (with an attempt limit), lookups are hashes and zlistx handles, queued
+    requests and jobs for services without workers expire, empty services are deleted, and
+    a client retry with the same idempotency key gets the same job instead of a new run.
+*/
+#include "vdgx_broker.h"
+#include "vdgx_registry.h"
+#include "vdgx_jobqueue.h"
+#include "vdgx_jobstore.h"
+#include "vdgx_msg.h"
+#include "vdgx_sha256.h"
+#include "vdgx_log.h"
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+//  ---------------------------------------------------------------------------------------
+//  Configuration
+
+void
+vdgx_broker_config_init (vdgx_broker_config_t *cfg)
+{
+    assert (cfg);
+    memset (cfg, 0, sizeof *cfg);
+    cfg->endpoint = "tcp://127.0.0.1:5555";
+    cfg->events = "tcp://127.0.0.1:5556";
+    cfg->data_dir = "./var";
+    cfg->heartbeat_ms = 2500;
+    cfg->liveness = 3;
+    cfg->max_attempts = 3;
+    cfg->queue_max = 1000;
+    cfg->expire_s = 600;
+    cfg->retain_hours = 24 * 7;
+    cfg->retain_bytes = 0;
+}
+
+bool
+vdgx_broker_endpoint_is_local (const char *endpoint)
+{
+    if (!endpoint)
+        return false;
+    if (strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    const char *colon = strrchr (host, ':');
+    if (!colon)
+        return false;
+    char name [256];
+    size_t len = (size_t) (colon - host);
+    if (len == 0 || len >= sizeof name)
+        return false;
+    memcpy (name, host, len);
+    name [len] = 0;
+    //  "tcp://lo;127.0.0.1:5555" style source;dest forms are not local binds.
+    if (streq (name, "localhost") || streq (name, "lo") || streq (name, "[::1]") || streq (name, "::1"))
+        return true;
+    struct in_addr addr;
+    if (inet_pton (AF_INET, name, &addr) == 1)
+        return (ntohl (addr.s_addr) >> 24) == 127;
+    return false;
+}
+
+int
+vdgx_broker_config_check (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
+{
+    assert (cfg && error);
+    if (!cfg->endpoint || !*cfg->endpoint)
+        return snprintf (error, errsize, "no broker endpoint"), -1;
+    if (!cfg->data_dir || !*cfg->data_dir)
+        return snprintf (error, errsize, "no data directory"), -1;
+    if (cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > 600000)
+        return snprintf (error, errsize, "heartbeat-ms must be 10..600000"), -1;
+    if (cfg->liveness < 1 || cfg->liveness > 100)
+        return snprintf (error, errsize, "liveness must be 1..100"), -1;
+    if (cfg->max_attempts < 1 || cfg->max_attempts > 100)
+        return snprintf (error, errsize, "max-attempts must be 1..100"), -1;
+    if (cfg->queue_max < 1 || cfg->queue_max > 1000000)
+        return snprintf (error, errsize, "queue-max must be 1..1000000"), -1;
+    if (cfg->expire_s < 1 || cfg->expire_s > 30 * 86400)
+        return snprintf (error, errsize, "expire-s must be 1..2592000"), -1;
+    if (cfg->retain_hours < 0)
+        return snprintf (error, errsize, "retain-hours must be >= 0"), -1;
+    if (!cfg->curve_dir && !cfg->insecure) {
+        if (!vdgx_broker_endpoint_is_local (cfg->endpoint))
+            return snprintf (error, errsize, "refusing to bind %s without CURVE: use --curve DIR"
+                             " or --insecure", cfg->endpoint), -1;
+        if (cfg->events && *cfg->events && !vdgx_broker_endpoint_is_local (cfg->events))
+            return snprintf (error, errsize, "refusing to bind %s without CURVE: use --curve DIR"
+                             " or --insecure", cfg->events), -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Actor state
+
+#define S_HIST_BUCKETS 14
+static const double s_hist_bounds [S_HIST_BUCKETS] = {
+    0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600
+};
+
+typedef struct {
+    uint64_t counts [S_HIST_BUCKETS + 1];   //  last = +Inf
+    uint64_t count;
+    double sum;
+} s_hist_t;
+
+//  A plain Majordomo request waiting for or held by a worker.
+typedef struct {
+    zframe_t *client;           //  routing id
+    int proto;                  //  client MDP version
+    bool delim;                 //  client used the empty delimiter
+    char *service;
+    zmsg_t *body;
+    int64_t queued_at;          //  mono ms
+    int attempts;
+    void *handle;               //  in the service's requests list (while queued)
+} s_request_t;
+
+//  A job held by a worker.
+typedef struct {
+    char id [40];
+    char model [65];
+    vdgx_rworker_t *worker;
+    uint32_t attempt;
+    vdgx_phase_t phase;
+    uint32_t step, steps;
+    double percent;
+    int fd;                     //  temp output file
+    uint64_t received;
+    bool cancelled;
+    int64_t started;            //  mono ms of this dispatch
+} s_run_t;
+
+typedef struct {
+    vdgx_broker_config_t cfg;
+    char *endpoint, *events, *data_dir, *curve_dir;
+    zsock_t *pipe;
+    zloop_t *loop;
+    zsock_t *router;
+    zsock_t *pub;
+    zactor_t *auth;
+    vdgx_registry_t *reg;
+    vdgx_jobqueue_t *queue;
+    vdgx_jobstore_t *store;
+    zhashx_t *running;          //  job id -> s_run_t
+    zhashx_t *known;            //  known model names -> "" (value unused)
+    zhashx_t *queued_at;        //  job id -> int64 mono ms (queued jobs, for expiry)
+    zhashx_t *counters;         //  name{labels} -> uint64_t *
+    zhashx_t *hists;            //  name{labels} -> s_hist_t
+    int64_t start_mono;
+    double start_wall;
+    bool stopping;
+} s_broker_t;
+
+static double
+s_now (void)
+{
+    return (double) zclock_time () / 1000.0;
+}
+
+static void
+s_count_add (s_broker_t *self, uint64_t delta, const char *fmt, ...)
+{
+    char key [256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (key, sizeof key, fmt, args);
+    va_end (args);
+    uint64_t *value = (uint64_t *) zhashx_lookup (self->counters, key);
+    if (!value) {
+        value = (uint64_t *) zmalloc (sizeof (uint64_t));
+        zhashx_insert (self->counters, key, value);
+    }
+    *value += delta;
+}
+#define s_count(self, ...) s_count_add ((self), 1, __VA_ARGS__)
+
+static void
+s_observe (s_broker_t *self, double value, const char *fmt, ...)
+{
+    char key [256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (key, sizeof key, fmt, args);
+    va_end (args);
+    s_hist_t *h = (s_hist_t *) zhashx_lookup (self->hists, key);
+    if (!h) {
+        h = (s_hist_t *) zmalloc (sizeof (s_hist_t));
+        zhashx_insert (self->hists, key, h);
+    }
+    int b = 0;
+    while (b < S_HIST_BUCKETS && value > s_hist_bounds [b])
+        b++;
+    h->counts [b]++;
+    h->count++;
+    h->sum += value;
+}
+
+static void
+s_free_item (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+static void
+s_request_destroy (s_request_t **self_p)
+{
+    s_request_t *r = *self_p;
+    if (r) {
+        zframe_destroy (&r->client);
+        zmsg_destroy (&r->body);
+        free (r->service);
+        free (r);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_request_destructor (void **item_p)
+{
+    s_request_destroy ((s_request_t **) item_p);
+}
+
+static void
+s_run_destroy (void **item_p)
+{
+    s_run_t *run = (s_run_t *) *item_p;
+    if (run) {
+        if (run->fd >= 0)
+            close (run->fd);
+        free (run);
+        *item_p = NULL;
+    }
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Sending
+
+//  Sends to a client in the form it used. body is consumed.
+static void
+s_send_client (s_broker_t *self, zframe_t *client, int proto, bool delim, const char *service,
+               uint8_t command, zmsg_t **body_p)
+{
+    zmsg_t *body = body_p? *body_p: NULL;
+    if (body_p)
+        *body_p = NULL;
+    if (proto == 1 && command != VDGX_MDPC_FINAL) {
+        zmsg_destroy (&body);           //  0.1 clients get only the final reply
+        return;
+    }
+    zmsg_t *msg = body? body: zmsg_new ();
+    zmsg_pushstr (msg, service);
+    if (proto == 2)
+        zmsg_pushmem (msg, &command, 1);
+    zmsg_pushstr (msg, proto == 2? VDGX_MDPC02: VDGX_MDPC01);
+    if (proto == 1 || delim)
+        zmsg_pushmem (msg, NULL, 0);
+    zmsg_prepend (msg, &(zframe_t *) { zframe_dup (client) });
+    zmsg_send (&msg, self->router);
+}
+
+static void
+s_send_client_frame (s_broker_t *self, zframe_t *client, int proto, bool delim,
+                     const char *service, zframe_t *frame)
+{
+    zmsg_t *body = zmsg_new ();
+    zmsg_append (body, &frame);
+    s_send_client (self, client, proto, delim, service, VDGX_MDPC_FINAL, &body);
+}
+
+static zframe_t *
+s_sbuf_frame (msgpack_sbuffer *sbuf)
+{
+    zframe_t *frame = zframe_new (sbuf->data, sbuf->size);
+    msgpack_sbuffer_destroy (sbuf);
+    return frame;
+}
+
+static zframe_t *
+s_error_frame (const char *code, const char *field, uint64_t retry_ms, const char *fmt, ...)
+{
+    vdgx_error_t err;
+    vdgx_error_init (&err);
+    char message [256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (message, sizeof message, fmt, args);
+    va_end (args);
+    vdgx_error_set (&err, code, field, "%s", message);
+    return vdgx_error_frame (&err, retry_ms);
+}
+
+//  Worker commands: 0.2 numbering in, the worker's version on the wire.
+static void
+s_send_worker (s_broker_t *self, vdgx_rworker_t *w, uint8_t command, zframe_t *address,
+               zmsg_t **body_p, bool delim)
+{
+    zmsg_t *msg = (body_p && *body_p)? *body_p: zmsg_new ();
+    if (body_p)
+        *body_p = NULL;
+    if (address) {
+        zmsg_pushmem (msg, NULL, 0);
+        zmsg_prepend (msg, &(zframe_t *) { zframe_dup (address) });
+    }
+    uint8_t wire = command;
+    if (w->proto == 1) {
+        if (command == VDGX_MDPW_HEARTBEAT)
+            wire = VDGX_MDPW01_HEARTBEAT;
+        else
+        if (command == VDGX_MDPW_DISCONNECT)
+            wire = VDGX_MDPW01_DISCONNECT;
+        else
+        if (command == VDGX_MDPW_CONTROL) {
+            zmsg_destroy (&msg);
+            return;
+        }
+    }
+    zmsg_pushmem (msg, &wire, 1);
+    zmsg_pushstr (msg, w->proto == 2? VDGX_MDPW02: VDGX_MDPW01);
+    if (w->proto == 1 || delim)
+        zmsg_pushmem (msg, NULL, 0);
+    zmsg_prepend (msg, &(zframe_t *) { zframe_dup (w->address) });
+    zmsg_send (&msg, self->router);
+}
+
+//  Per-worker choice of delimiter is kept in the registry record's `draining` neighbour:
+//  we remember it in a hash keyed by identity to keep vdgx_rworker_t protocol-neutral.
+static zhashx_t *s_delims;      //  actor-local: worker key -> (void *) 1 when delimited
+
+static bool
+s_worker_delim (vdgx_rworker_t *w)
+{
+    return s_delims && zhashx_lookup (s_delims, w->key) != NULL;
+}
+
+static void
+s_worker_cmd (s_broker_t *self, vdgx_rworker_t *w, uint8_t command)
+{
+    s_send_worker (self, w, command, NULL, NULL, s_worker_delim (w));
+}
+
+static void
+s_send_control (s_broker_t *self, vdgx_rworker_t *w, vdgx_control_op_t op, const char *id)
+{
+    if (!w->control || w->proto != 2)
+        return;
+    vdgx_control_t c;
+    vdgx_control_init (&c);
+    c.op = op;
+    if (id && vdgx_control_op_has_id (op))
+        snprintf (c.id, sizeof c.id, "%s", id);
+    zmsg_t *body = zmsg_new ();
+    zframe_t *frame = vdgx_control_frame (&c);
+    zmsg_append (body, &frame);
+    s_send_worker (self, w, VDGX_MDPW_CONTROL, NULL, &body, s_worker_delim (w));
+    vdgx_control_clear (&c);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Events and job records
+
+static void
+s_publish_job (s_broker_t *self, const char *id, const char *model, vdgx_event_type_t type,
+               const char *state, vdgx_phase_t phase, uint32_t step, uint32_t steps,
+               double percent, const char *err_code, const char *err_msg)
+{
+    if (!self->pub)
+        return;
+    vdgx_event_t ev;
+    vdgx_event_init (&ev);
+    ev.type = type;
+    snprintf (ev.id, sizeof ev.id, "%s", id);
+    snprintf (ev.model, sizeof ev.model, "%s", model);
+    vdgx_job_state_parse (state, &ev.job_state);
+    ev.has_phase = true;
+    ev.phase = phase;
+    ev.step = step;
+    ev.steps = steps;
+    ev.percent = percent;
+    ev.ts = s_now ();
+    if (err_code && *err_code) {
+        ev.has_error = true;
+        const char *code = vdgx_error_code_intern (err_code);
+        vdgx_error_set (&ev.error, code? code: VDGX_E_INTERNAL, NULL, "%s", err_msg? err_msg: "");
+    }
+    zmsg_t *msg = vdgx_event_msg (&ev);
+    if (msg)
+        zmsg_send (&msg, self->pub);
+    vdgx_event_clear (&ev);
+}
+
+static void
+s_publish_model (s_broker_t *self, vdgx_rworker_t *w)
+{
+    if (!self->pub)
+        return;
+    vdgx_rservice_t *s = vdgx_registry_service (self->reg, w->service, false);
+    vdgx_event_t ev;
+    vdgx_event_init (&ev);
+    ev.type = VDGX_EVENT_STATE;
+    ev.is_model = true;
+    snprintf (ev.model, sizeof ev.model, "%s", w->service);
+    ev.worker_state = w->state;
+    ev.ts = s_now ();
+    ev.workers = s? (uint32_t) s->workers: 0;
+    zmsg_t *msg = vdgx_event_msg (&ev);
+    if (msg)
+        zmsg_send (&msg, self->pub);
+    vdgx_event_clear (&ev);
+}
+
+static vdgx_phase_t
+s_phase_of (const vdgx_jobrec_t *job)
+{
+    if (streq (job->state, "queued"))
+        return VDGX_PHASE_QUEUED;
+    if (streq (job->state, "completed"))
+        return VDGX_PHASE_DONE;
+    return VDGX_PHASE_LOADING;
+}
+
+//  Records a state change durably and publishes it.
+static void
+s_job_changed (s_broker_t *self, vdgx_jobrec_t *job, const char *detail)
+{
+    vdgx_jobstore_update (self->store, job);
+    vdgx_jobstore_add_event (self->store, job->id, "state", job->state, detail, s_now ());
+    s_run_t *run = (s_run_t *) zhashx_lookup (self->running, job->id);
+    s_publish_job (self, job->id, job->model, VDGX_EVENT_STATE, job->state,
+                   run? run->phase: s_phase_of (job), run? run->step: 0, run? run->steps: 0,
+                   run? run->percent: (streq (job->state, "completed")? 100: 0),
+                   job->err_code, job->err_msg);
+    if (vdgx_jobrec_terminal (job)) {
+        s_count (self, "vdgx_jobs_finished_total{model=\"%s\",status=\"%s\"}", job->model, job->state);
+        if (job->started_at > 0 && job->finished_at >= job->started_at)
+            s_observe (self, job->finished_at - job->started_at,
+                       "vdgx_job_duration_seconds{model=\"%s\"}", job->model);
+    }
+}
+
+static void
+s_job_finish (vdgx_jobrec_t *job, const char *state, const char *code, const char *fmt, ...)
+{
+    snprintf (job->state, sizeof job->state, "%s", state);
+    job->finished_at = s_now ();
+    if (code) {
+        snprintf (job->err_code, sizeof job->err_code, "%s", code);
+        va_list args;
+        va_start (args, fmt);
+        vsnprintf (job->err_msg, sizeof job->err_msg, fmt, args);
+        va_end (args);
+    }
+}
+
+//  Cache key: model, weights identity and every generation parameter (seed included).
+static void
+s_cache_key (const char *model, const char *weights_id, const uint8_t *req, size_t size,
+             char key [65])
+{
+    key [0] = 0;
+    vdgx_genreq_t gr;
+    vdgx_genreq_init (&gr);
+    vdgx_error_t err;
+    if (vdgx_genreq_decode (&gr, req, size, &err) == 0) {
+        char *canon = vdgx_genreq_canonical (&gr);
+        if (canon) {
+            char *text = zsys_sprintf ("%s\n%s\n%s", model, weights_id, canon);
+            vdgx_sha256_hex (text, strlen (text), key);
+            zstr_free (&text);
+            free (canon);
+        }
+    }
+    vdgx_genreq_clear (&gr);
+}
+
+static const char *
+s_weights_id (s_broker_t *self, const char *model)
+{
+    vdgx_rservice_t *s = vdgx_registry_service (self->reg, model, false);
+    return s? s->weights_id: "";
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Dispatch
+
+static void s_dispatch (s_broker_t *self, const char *service);
+
+static void
+s_queue_job (s_broker_t *self, const vdgx_jobrec_t *job, bool front)
+{
+    vdgx_jobqueue_push (self->queue, job->model, job->id, job->priority, front, true,
+                        zclock_mono ());
+}
+
+static void
+s_start_request (s_broker_t *self, vdgx_rworker_t *w, s_request_t *r)
+{
+    w->task = VDGX_TASK_REQUEST;
+    w->task_data = r;
+    w->task_started = zclock_mono ();
+    w->last_used = w->task_started;
+    char *hex = zframe_strhex (r->client);
+    snprintf (w->task_id, sizeof w->task_id, "%.47s", hex);
+    zstr_free (&hex);
+    vdgx_registry_worker_refresh (self->reg, w, w->task_started);
+    zmsg_t *body = zmsg_dup (r->body);
+    s_send_worker (self, w, VDGX_MDPW_REQUEST, r->client, &body, s_worker_delim (w));
+    s_count (self, "vdgx_requests_routed_total");
+}
+
+static int
+s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
+{
+    vdgx_jobrec_t job;
+    if (vdgx_jobstore_get (self->store, id, &job))
+        return -1;
+    int64_t now = zclock_mono ();
+    s_run_t *run = (s_run_t *) zmalloc (sizeof (s_run_t));
+    snprintf (run->id, sizeof run->id, "%s", job.id);
+    snprintf (run->model, sizeof run->model, "%s", job.model);
+    run->worker = w;
+    run->started = now;
+    run->phase = w->state == VDGX_WSTATE_COLD? VDGX_PHASE_LOADING: VDGX_PHASE_ENCODING_TEXT;
+    if (!resend)
+        job.attempt++;
+    if (job.attempt == 0)
+        job.attempt = 1;
+    run->attempt = job.attempt;
+    char path [4096];
+    vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
+    run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    zhashx_insert (self->running, job.id, run);
+    int64_t *queued = (int64_t *) zhashx_lookup (self->queued_at, job.id);
+    if (queued)
+        s_observe (self, (now - *queued) / 1000.0, "vdgx_job_queue_wait_seconds{model=\"%s\"}",
+                   job.model);
+    zhashx_delete (self->queued_at, job.id);
+    snprintf (job.state, sizeof job.state, "running");
+    if (job.started_at == 0)
+        job.started_at = s_now ();
+    s_job_changed (self, &job, resend? "resend": "dispatch");
+
+    w->task = resend? VDGX_TASK_RESEND: VDGX_TASK_JOB;
+    snprintf (w->task_id, sizeof w->task_id, "%s", job.id);
+    w->task_started = now;
+    w->last_used = now;
+    if (w->state == VDGX_WSTATE_WARM)
+        w->state = VDGX_WSTATE_BUSY;
+    else
+    if (w->state == VDGX_WSTATE_COLD)
+        w->state = VDGX_WSTATE_LOADING;
+    vdgx_registry_worker_refresh (self->reg, w, now);
+
+    if (resend)
+        s_send_control (self, w, VDGX_CONTROL_RESEND, job.id);
+    else {
+        //  {id, attempt, request}: the stored request bytes go in as they are.
+        msgpack_sbuffer sbuf;
+        msgpack_sbuffer_init (&sbuf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 3);
+        vdgx_pack_str (&pk, "id");
+        vdgx_pack_str (&pk, job.id);
+        vdgx_pack_str (&pk, "attempt");
+        msgpack_pack_uint32 (&pk, job.attempt);
+        vdgx_pack_str (&pk, "request");
+        msgpack_sbuffer_write (&sbuf, (const char *) job.request, job.request_size);
+        zmsg_t *body = zmsg_new ();
+        zframe_t *frame = s_sbuf_frame (&sbuf);
+        zmsg_append (body, &frame);
+        zframe_t *address = zframe_new (job.id, strlen (job.id));
+        s_send_worker (self, w, VDGX_MDPW_REQUEST, address, &body, s_worker_delim (w));
+        zframe_destroy (&address);
+    }
+    vdgx_log_info ("job.dispatch", "id=%s model=%s worker=%s attempt=%u%s", job.id, job.model,
+                   w->key, job.attempt, resend? " resend=1": "");
+    vdgx_jobrec_clear (&job);
+    return 0;
+}
+
+//  Memory arbitration for a cold worker that must load. True when it may start now.
+static bool
+s_memory_ok (s_broker_t *self, vdgx_rworker_t *w)
+{
+    if (w->state != VDGX_WSTATE_COLD || w->model_bytes == 0 || !*w->host)
+        return true;
+    uint64_t budget = vdgx_registry_host_budget (self->reg, w->host);
+    if (budget == 0)
+        return true;
+    uint64_t used = vdgx_registry_host_used (self->reg, w->host);
+    if (used + w->model_bytes <= budget)
+        return true;
+    if (vdgx_registry_host_unloading (self->reg, w->host))
+        return false;           //  an unload is under way: wait for its cold report
+    vdgx_rworker_t *victim = vdgx_registry_lru_idle_warm (self->reg, w->host);
+    if (victim) {
+        victim->unload_asked = true;
+        vdgx_registry_worker_refresh (self->reg, victim, zclock_mono ());
+        s_send_control (self, victim, VDGX_CONTROL_UNLOAD, NULL);
+        s_count (self, "vdgx_unloads_requested_total{model=\"%s\"}", victim->service);
+        vdgx_log_info ("memory.unload", "host=%s victim=%s model=%s for=%s used=%llu budget=%llu",
+                       w->host, victim->key, victim->service, w->service,
+                       (unsigned long long) used, (unsigned long long) budget);
+    }
+    return false;
+}
+
+static bool
+s_resend_next (s_broker_t *self, vdgx_rworker_t *w)
+{
+    while (zlist_size (w->pending)) {
+        char *id = (char *) zlist_pop (w->pending);
+        bool want = false;
+        vdgx_jobrec_t job;
+        if (!zhashx_lookup (self->running, id) && vdgx_jobstore_get (self->store, id, &job) == 0) {
+            want = streq (job.state, "queued") || streq (job.state, "running");
+            vdgx_jobrec_clear (&job);
+        }
+        if (want) {
+            vdgx_jobqueue_remove (self->queue, id);
+            s_start_job (self, w, id, true);
+            free (id);
+            return true;
+        }
+        s_send_control (self, w, VDGX_CONTROL_DROP, id);
+        free (id);
+    }
+    vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
+    return false;
+}
+
+static void
+s_dispatch (s_broker_t *self, const char *service)
+{
+    if (self->stopping)
+        return;
+    vdgx_rservice_t *s = vdgx_registry_service (self->reg, service, false);
+    if (!s || s->workers == 0)
+        return;
+    //  Plain requests first: they are small and interactive.
+    s_request_t *r;
+    vdgx_rworker_t *w;
+    while ((r = (s_request_t *) zlistx_first (s->requests))
+       &&  (w = vdgx_registry_select (self->reg, service))) {
+        zlistx_detach (s->requests, r->handle);
+        r->handle = NULL;
+        s_start_request (self, w, r);
+    }
+    const char *id;
+    while ((id = vdgx_jobqueue_peek (self->queue, service))
+       &&  (w = vdgx_registry_select (self->reg, service))) {
+        if (!s_memory_ok (self, w))
+            break;
+        char *job_id = vdgx_jobqueue_pop (self->queue, service);
+        if (s_start_job (self, w, job_id, false))
+            vdgx_log_error ("job.lost", "id=%s reason=\"not in store\"", job_id);
+        free (job_id);
+    }
+}
+
+static void
+s_dispatch_all (s_broker_t *self)
+{
+    zlist_t *models = vdgx_jobqueue_models (self->queue);
+    for (char *m = (char *) zlist_first (models); m; m = (char *) zlist_next (models))
+        s_dispatch (self, m);
+    zlist_destroy (&models);
+}
+
+//  Deletes a service that has nothing left (no workers, requests or jobs).
+static void
+s_service_gc (s_broker_t *self, const char *name)
+{
+    if (vdgx_jobqueue_depth (self->queue, name) == 0) {
+        char *copy = strdup (name);
+        vdgx_registry_service_remove (self->reg, copy);
+        free (copy);
+    }
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Worker life cycle
+
+//  The worker's current task goes back to the queue (or fails after max_attempts).
+static void
+s_requeue_task (s_broker_t *self, vdgx_rworker_t *w, const char *reason)
+{
+    if (w->task == VDGX_TASK_REQUEST) {
+        s_request_t *r = (s_request_t *) w->task_data;
+        w->task_data = NULL;
+        r->attempts++;
+        vdgx_rservice_t *s = vdgx_registry_service (self->reg, r->service, true);
+        if (r->attempts >= self->cfg.max_attempts) {
+            s_send_client_frame (self, r->client, r->proto, r->delim, r->service,
+                                 s_error_frame (VDGX_E_WORKER_FAILED, NULL, 0,
+                                                "request failed on %d workers (%s)", r->attempts, reason));
+            s_request_destroy (&r);
+        }
+        else
+            r->handle = zlistx_add_start (s->requests, r);
+    }
+    else
+    if (w->task == VDGX_TASK_JOB || w->task == VDGX_TASK_RESEND) {
+        s_run_t *run = (s_run_t *) zhashx_lookup (self->running, w->task_id);
+        vdgx_jobrec_t job;
+        if (run && vdgx_jobstore_get (self->store, run->id, &job) == 0) {
+            char path [4096];
+            vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
+            unlink (path);
+            bool cancelled = run->cancelled;
+            zhashx_delete (self->running, run->id);
+            if (!cancelled && !vdgx_jobrec_terminal (&job)) {
+                s_count (self, "vdgx_jobs_requeued_total{model=\"%s\"}", job.model);
+                if ((int) job.attempt >= self->cfg.max_attempts) {
+                    s_job_finish (&job, "failed", VDGX_E_WORKER_FAILED,
+                                  "worker lost on attempt %u of %d: %s", job.attempt,
+                                  self->cfg.max_attempts, reason);
+                    s_job_changed (self, &job, reason);
+                }
+                else {
+                    snprintf (job.state, sizeof job.state, "queued");
+                    s_job_changed (self, &job, reason);
+                    s_queue_job (self, &job, true);
+                    int64_t *t = (int64_t *) zmalloc (sizeof (int64_t));
+                    *t = zclock_mono ();
+                    zhashx_update (self->queued_at, job.id, t);
+                }
+            }
+            vdgx_jobrec_clear (&job);
+        }
+        else
+        if (run)
+            zhashx_delete (self->running, run->id);
+    }
+    w->task = VDGX_TASK_NONE;
+    w->task_id [0] = 0;
+}
+
+static void
+s_worker_delete (s_broker_t *self, vdgx_rworker_t *w, const char *reason, bool disconnect)
+{
+    vdgx_log_info ("worker.gone", "worker=%s model=%s reason=\"%s\"", w->key, w->service, reason);
+    if (disconnect)
+        s_worker_cmd (self, w, VDGX_MDPW_DISCONNECT);
+    if (w->task != VDGX_TASK_NONE)
+        s_count (self, "vdgx_worker_lost_busy_total{model=\"%s\"}", w->service);
+    s_requeue_task (self, w, reason);
+    char *service = strdup (w->service);
+    if (s_delims)
+        zhashx_delete (s_delims, w->key);
+    w->state = VDGX_WSTATE_COLD;
+    vdgx_registry_worker_remove (self->reg, w, zclock_mono ());
+    if (self->pub) {
+        vdgx_event_t ev;
+        vdgx_event_init (&ev);
+        ev.type = VDGX_EVENT_STATE;
+        ev.is_model = true;
+        snprintf (ev.model, sizeof ev.model, "%s", service);
+        ev.worker_state = VDGX_WSTATE_COLD;
+        ev.ts = s_now ();
+        vdgx_rservice_t *s = vdgx_registry_service (self->reg, service, false);
+        ev.workers = s? (uint32_t) s->workers: 0;
+        zmsg_t *msg = vdgx_event_msg (&ev);
+        if (msg)
+            zmsg_send (&msg, self->pub);
+        vdgx_event_clear (&ev);
+    }
+    s_dispatch (self, service);
+    s_dispatch_all (self);      //  memory may have been freed on that host
+    vdgx_rservice_t *s = vdgx_registry_service (self->reg, service, false);
+    if (s && s->workers == 0 && zlistx_size (s->requests) == 0)
+        s_service_gc (self, service);
+    free (service);
+}
+
+static bool
+s_service_name_ok (const char *name)
+{
+    size_t len = strlen (name);
+    if (len == 0 || len > VDGX_MODEL_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return strncmp (name, "mmi.", 4) != 0 && strncmp (name, "vdgx.", 5) != 0;
+}
+
+static void
+s_join (char *buf, size_t size, char **items, size_t n)
+{
+    buf [0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen (buf);
+        snprintf (buf + len, size - len, "%s%s", i? ",": "", items [i]);
+    }
+}
+
+//  Applies a worker-state map. Returns 0, or -1 when it does not decode.
+static int
+s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
+{
+    vdgx_wstate_t ws;
+    vdgx_wstate_init (&ws);
+    vdgx_error_t err;
+    if (vdgx_wstate_decode (&ws, zframe_data (frame), zframe_size (frame), &err)) {
+        vdgx_log_warn ("worker.badstate", "worker=%s field=%s message=\"%s\"", w->key,
+                       err.field, err.message);
+        return -1;
+    }
+    vdgx_wstate_state_t old = w->state;
+    //  While the broker has given it a task the worker may report its state from before it
+    //  saw the task; keep the broker's view until the task ends.
+    if (w->task == VDGX_TASK_NONE
+    ||  (ws.state != VDGX_WSTATE_WARM && ws.state != VDGX_WSTATE_COLD))
+        w->state = ws.state;
+    if (w->task == VDGX_TASK_NONE && ws.state == VDGX_WSTATE_BUSY)
+        w->state = VDGX_WSTATE_WARM;   //  a job we no longer hold: it is idle for us
+    if (ws.state == VDGX_WSTATE_COLD || ws.state == VDGX_WSTATE_UNLOADING)
+        w->unload_asked = ws.state == VDGX_WSTATE_UNLOADING;
+    if (*ws.host)
+        vdgx_registry_worker_set_host (self->reg, w, ws.host);
+    w->pid = ws.pid;
+    w->rss_bytes = ws.rss_bytes;
+    w->peak_bytes = ws.peak_bytes;
+    w->model_bytes = ws.model_bytes;
+    w->host_budget_bytes = ws.host_budget_bytes;
+    snprintf (w->device, sizeof w->device, "%s", ws.device);
+    s_join (w->precisions, sizeof w->precisions, ws.precisions, ws.nprecisions);
+    snprintf (w->job, sizeof w->job, "%s", ws.job);
+    if (ready) {
+        w->control = vdgx_wstate_has_ext (&ws, "control");
+        for (size_t i = 0; i < ws.npending; i++)
+            zlist_append (w->pending, ws.pending [i]);
+    }
+    vdgx_rservice_t *s = vdgx_registry_service (self->reg, w->service, false);
+    if (s && ws.model_bytes)
+        s->model_bytes = ws.model_bytes;
+    vdgx_wstate_clear (&ws);
+    vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
+    if (old != w->state) {
+        s_publish_model (self, w);
+        if (w->state == VDGX_WSTATE_COLD && old != VDGX_WSTATE_COLD)
+            s_dispatch_all (self);  //  memory freed on its host
+    }
+    return 0;
+}
+
+static void
+s_worker_ready (s_broker_t *self, const char *key, zframe_t *identity, int proto, bool delim,
+                const char *service, zmsg_t *body)
+{
+    vdgx_rworker_t *w = vdgx_registry_worker (self->reg, key);
+    if (w) {
+        //  A second READY is a protocol error (RFC 18): drop the worker.
+        s_count (self, "vdgx_protocol_errors_total");
+        s_worker_delete (self, w, "READY from a registered worker", true);
+        return;
+    }
+    if (!s_service_name_ok (service) || self->stopping) {
+        s_count (self, "vdgx_protocol_errors_total");
+        vdgx_rworker_t tmp;
+        memset (&tmp, 0, sizeof tmp);
+        tmp.address = identity;
+        tmp.proto = proto;
+        vdgx_log_kv (VDGX_LOG_WARN, "worker.refused", "service", service, NULL);
+        s_send_worker (self, &tmp, VDGX_MDPW_DISCONNECT, NULL, NULL, delim);
+        return;
+    }
+    int64_t now = zclock_mono ();
+    w = vdgx_registry_worker_add (self->reg, key, identity, proto, service, now);
+    if (delim)
+        zhashx_insert (s_delims, key, (void *) 1);
+    //  Plain RFC 18 / RFC 7 workers send no state: warm, memory unknown.
+    w->state = VDGX_WSTATE_WARM;
+    zframe_t *state = zmsg_first (body);
+    if (state && s_apply_state (self, w, state, true)) {
+        s_count (self, "vdgx_protocol_errors_total");
+        s_worker_delete (self, w, "bad worker-state map", true);
+        return;
+    }
+    vdgx_registry_worker_refresh (self->reg, w, now);
+    vdgx_rservice_t *s = vdgx_registry_service (self->reg, service, false);
+    if (state && s) {
+        //  weights_id is optional and not in every codec version: read it directly.
+        msgpack_unpacked u;
+        msgpack_unpacked_init (&u);
+        if (msgpack_unpack_next (&u, (const char *) zframe_data (state), zframe_size (state), NULL)
+            == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+            for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+                msgpack_object_kv *kv = &u.data.via.map.ptr [i];
+                if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 10
+                &&  memcmp (kv->key.via.str.ptr, "weights_id", 10) == 0
+                &&  kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size < sizeof w->weights_id) {
+                    memcpy (w->weights_id, kv->val.via.str.ptr, kv->val.via.str.size);
+                    w->weights_id [kv->val.via.str.size] = 0;
+                    snprintf (s->weights_id, sizeof s->weights_id, "%s", w->weights_id);
+                }
+            }
+        }
+        msgpack_unpacked_destroy (&u);
+    }
+    if (!zhashx_lookup (self->known, service)) {
+        zhashx_insert (self->known, service, (void *) "");
+        vdgx_jobstore_model_add (self->store, service);
+    }
+    s_count (self, "vdgx_workers_registered_total{model=\"%s\"}", service);
+    vdgx_log_info ("worker.ready", "worker=%s model=%s proto=%d host=%s state=%s pending=%zu",
+                   key, service, proto, w->host, vdgx_wstate_state_name (w->state),
+                   zlist_size (w->pending));
+    s_publish_model (self, w);
+    if (!s_resend_next (self, w))
+        s_dispatch (self, service);
+}
+
+//  The worker's task ended: make it idle and give it the next thing to do.
+static void
+s_worker_idle (s_broker_t *self, vdgx_rworker_t *w)
+{
+    int64_t now = zclock_mono ();
+    w->task = VDGX_TASK_NONE;
+    w->task_id [0] = 0;
+    w->task_data = NULL;
+    w->idle_since = now;
+    w->last_used = now;
+    if (w->state == VDGX_WSTATE_BUSY || w->state == VDGX_WSTATE_LOADING)
+        w->state = VDGX_WSTATE_WARM;
+    vdgx_registry_worker_refresh (self->reg, w, now);
+    if (w->draining)
+        return;
+    if (!s_resend_next (self, w))
+        s_dispatch (self, w->service);
+}
+
+static void
+s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
+{
+    s_run_t *run = (s_run_t *) zhashx_lookup (self->running, w->task_id);
+    zframe_t *frame = zmsg_first (body);
+    if (!run || !frame) {
+        s_count (self, "vdgx_malformed_total");
+        return;
+    }
+    vdgx_wreply_t reply;
+    vdgx_wreply_init (&reply);
+    vdgx_error_t err;
+    if (vdgx_wreply_decode (&reply, zframe_data (frame), zframe_size (frame), &err)
+    ||  (final != (reply.type == VDGX_WREPLY_RESULT))) {
+        s_count (self, "vdgx_malformed_total");
+        vdgx_log_warn ("worker.badreply", "worker=%s id=%s field=%s message=\"%s\"", w->key,
+                       run->id, err.field, err.message);
+        vdgx_wreply_clear (&reply);
+        if (final) {
+            //  A FINAL we cannot read still ends the attempt.
+            s_requeue_task (self, w, "unreadable result");
+            s_worker_idle (self, w);
+        }
+        return;
+    }
+    if (reply.type == VDGX_WREPLY_PROGRESS) {
+        vdgx_phase_t old = run->phase;
+        run->phase = reply.progress.phase;
+        run->step = reply.progress.step;
+        run->steps = reply.progress.steps;
+        run->percent = reply.progress.percent;
+        if (run->phase != VDGX_PHASE_LOADING && w->state == VDGX_WSTATE_LOADING) {
+            w->state = VDGX_WSTATE_BUSY;
+            vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
+        }
+        if (!run->cancelled) {
+            s_publish_job (self, run->id, run->model, VDGX_EVENT_PROGRESS, "running", run->phase,
+                           run->step, run->steps, run->percent, NULL, NULL);
+            if (old != run->phase)
+                vdgx_jobstore_add_event (self->store, run->id, "phase", "running",
+                                         vdgx_phase_name (run->phase), s_now ());
+        }
+    }
+    else
+    if (reply.type == VDGX_WREPLY_CHUNK) {
+        if (run->fd < 0 || reply.chunk.offset != run->received) {
+            //  Out of order or a gap: this attempt's output cannot be trusted.
+            s_count (self, "vdgx_malformed_total");
+            if (run->fd >= 0)
+                close (run->fd);
+            run->fd = -1;
+        }
+        else
+        if (reply.chunk.size) {
+            ssize_t n = write (run->fd, reply.chunk.data, reply.chunk.size);
+            if (n != (ssize_t) reply.chunk.size) {
+                vdgx_log_error ("store.write", "id=%s errno=%d", run->id, errno);
+                close (run->fd);
+                run->fd = -1;
+            }
+            else
+                run->received += reply.chunk.size;
+        }
+    }
+    else {
+        vdgx_result_t *res = &reply.result;
+        if (run->fd >= 0)
+            close (run->fd);
+        run->fd = -1;
+        vdgx_jobrec_t job;
+        char path [4096];
+        vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
+        if (vdgx_jobstore_get (self->store, run->id, &job)) {
+            unlink (path);
+            s_send_control (self, w, VDGX_CONTROL_DROP, run->id);
+        }
+        else
+        if (run->cancelled || vdgx_jobrec_terminal (&job)) {
+            unlink (path);
+            s_send_control (self, w, VDGX_CONTROL_ACK, run->id);
+        }
+        else
+        if (res->ok) {
+            char why [256];
+            if (vdgx_jobstore_commit_output (self->store, run->id, run->attempt, res->video.size,
+                                             res->video.sha256, why, sizeof why)) {
+                vdgx_log_warn ("job.badoutput", "id=%s worker=%s reason=\"%s\"", run->id, w->key, why);
+                s_count (self, "vdgx_output_rejected_total{model=\"%s\"}", run->model);
+                if ((int) job.attempt >= self->cfg.max_attempts) {
+                    s_job_finish (&job, "failed", VDGX_E_WORKER_FAILED, "output rejected: %s", why);
+                    s_job_changed (self, &job, "output rejected");
+                    zhashx_delete (self->running, run->id);
+                }
+                else {
+                    snprintf (job.state, sizeof job.state, "queued");
+                    zhashx_delete (self->running, run->id);
+                    s_job_changed (self, &job, "output rejected");
+                    s_queue_job (self, &job, true);
+                }
+                s_send_control (self, w, VDGX_CONTROL_DROP, job.id);
+                run = NULL;
+            }
+            else {
+                free (job.result);
+                job.result = (uint8_t *) malloc (zframe_size (frame));
+                memcpy (job.result, zframe_data (frame), zframe_size (frame));
+                job.result_size = zframe_size (frame);
+                job.size = res->video.size;
+                snprintf (job.sha256, sizeof job.sha256, "%s", res->video.sha256);
+                s_cache_key (job.model, w->weights_id, job.request, job.request_size, job.cache_key);
+                run->phase = VDGX_PHASE_DONE;
+                run->percent = 100;
+                s_job_finish (&job, "completed", NULL, NULL);
+                s_job_changed (self, &job, NULL);
+                vdgx_timings_t *t = &res->timings;
+                s_observe (self, t->load, "vdgx_phase_seconds{model=\"%s\",phase=\"load\"}", job.model);
+                s_observe (self, t->text, "vdgx_phase_seconds{model=\"%s\",phase=\"text\"}", job.model);
+                s_observe (self, t->denoise, "vdgx_phase_seconds{model=\"%s\",phase=\"denoise\"}", job.model);
+                s_observe (self, t->decode, "vdgx_phase_seconds{model=\"%s\",phase=\"decode\"}", job.model);
+                s_observe (self, t->mux, "vdgx_phase_seconds{model=\"%s\",phase=\"mux\"}", job.model);
+                if (t->load > 0)
+                    s_observe (self, t->load, "vdgx_model_load_seconds{model=\"%s\"}", job.model);
+                s_send_control (self, w, VDGX_CONTROL_ACK, job.id);
+            }
+        }
+        else {
+            unlink (path);
+            const char *code = res->error.code? res->error.code: VDGX_E_WORKER_FAILED;
+            s_job_finish (&job, streq (code, VDGX_E_CANCELLED)? "cancelled": "failed", code,
+                          "%s", res->error.message);
+            s_job_changed (self, &job, NULL);
+            s_send_control (self, w, VDGX_CONTROL_ACK, job.id);
+        }
+        vdgx_jobrec_clear (&job);
+        if (run)
+            zhashx_delete (self->running, run->id);
+        s_worker_idle (self, w);
+    }
+    vdgx_wreply_clear (&reply);
+}
+
+static void
+s_worker_message (s_broker_t *self, const char *key, zframe_t *identity, int proto, bool delim,
+                  uint8_t command, zmsg_t *msg)
+{
+    int64_t now = zclock_mono ();
+    if (command == VDGX_MDPW_READY) {
+        char *service = zmsg_popstr (msg);
+        if (!service) {
+            s_count (self, "vdgx_malformed_total");
+            return;
+        }
+        s_worker_ready (self, key, identity, proto, delim, service, msg);
+        free (service);
+        return;
+    }
+    vdgx_rworker_t *w = vdgx_registry_worker (self->reg, key);
+    if (!w) {
+        //  Not registered (e.g. the broker restarted): tell it to reconnect with READY.
+        if (command != VDGX_MDPW_DISCONNECT) {
+            vdgx_rworker_t tmp;
+            memset (&tmp, 0, sizeof tmp);
+            tmp.address = identity;
+            tmp.proto = proto;
+            s_send_worker (self, &tmp, VDGX_MDPW_DISCONNECT, NULL, NULL, delim);
+        }
+        return;
+    }
+    vdgx_registry_worker_touch (self->reg, w, now);
+    switch (command) {
+        case VDGX_MDPW_HEARTBEAT: {
+            zframe_t *state = zmsg_first (msg);
+            if (state && s_apply_state (self, w, state, false))
+                s_count (self, "vdgx_malformed_total");
+            if (w->state == VDGX_WSTATE_DRAINING && w->task == VDGX_TASK_NONE)
+                vdgx_registry_worker_refresh (self->reg, w, now);
+            break;
+        }
+        case VDGX_MDPW_DISCONNECT:
+            s_worker_delete (self, w, "worker disconnected", false);
+            break;
+        case VDGX_MDPW_PARTIAL:
+        case VDGX_MDPW_FINAL: {
+            zframe_t *address = zmsg_pop (msg);
+            zframe_t *empty = zmsg_pop (msg);
+            bool ok = address && empty && zframe_size (empty) == 0;
+            zframe_destroy (&empty);
+            if (!ok || w->task == VDGX_TASK_NONE) {
+                s_count (self, "vdgx_malformed_total");
+                zframe_destroy (&address);
+                break;
+            }
+            if (w->task == VDGX_TASK_REQUEST) {
+                s_request_t *r = (s_request_t *) w->task_data;
+                if (!zframe_eq (address, r->client)) {
+                    s_count (self, "vdgx_malformed_total");
+                    zframe_destroy (&address);
+                    break;
+                }
+                bool final = command == VDGX_MDPW_FINAL;
+                s_send_client (self, r->client, r->proto, r->delim, r->service,
+                               final? VDGX_MDPC_FINAL: VDGX_MDPC_PARTIAL, &msg);
+                msg = zmsg_new ();
+                if (final) {
+                    s_request_destroy (&r);
+                    s_worker_idle (self, w);
+                }
+            }
+            else {
+                if (zframe_size (address) != strlen (w->task_id)
+                ||  memcmp (zframe_data (address), w->task_id, zframe_size (address))) {
+                    s_count (self, "vdgx_malformed_total");     //  late reply of an old job
+                    zframe_destroy (&address);
+                    break;
+                }
+                s_job_reply (self, w, command == VDGX_MDPW_FINAL, msg);
+            }
+            zframe_destroy (&address);
+            break;
+        }
+        default:
+            s_count (self, "vdgx_malformed_total");
+            break;
+    }
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Job service
+
+static void
+s_fill_status (s_broker_t *self, const vdgx_jobrec_t *job, vdgx_jobstatus_t *st)
+{
+    vdgx_jobstatus_init (st);
+    snprintf (st->id, sizeof st->id, "%s", job->id);
+    snprintf (st->model, sizeof st->model, "%s", job->model);
+    vdgx_job_state_parse (job->state, &st->state);
+    st->phase = s_phase_of (job);
+    st->attempt = job->attempt;
+    st->created_at = job->created_at;
+    st->started_at = job->started_at;
+    st->finished_at = job->finished_at;
+    st->cached = job->cached;
+    s_run_t *run = (s_run_t *) zhashx_lookup (self->running, job->id);
+    if (run && streq (job->state, "running")) {
+        st->phase = run->phase;
+        st->step = run->step;
+        st->steps = run->steps;
+        st->percent = run->percent;
+    }
+    if (streq (job->state, "completed"))
+        st->percent = 100;
+    st->queue_position = (uint32_t) vdgx_jobqueue_position (self->queue, job->id);
+    if (*job->err_code) {
+        st->has_error = true;
+        const char *code = vdgx_error_code_intern (job->err_code);
+        vdgx_error_set (&st->error, code? code: VDGX_E_INTERNAL, NULL, "%s", job->err_msg);
+    }
+    if (job->result && streq (job->state, "completed")) {
+        vdgx_result_t res;
+        vdgx_result_init (&res);
+        vdgx_error_t err;
+        if (vdgx_result_decode (&res, job->result, job->result_size, &err) == 0 && res.ok) {
+            st->has_result = true;
+            st->result = res.video;
+        }
+        vdgx_result_clear (&res);
+    }
+    vdgx_error_t err;
+    if (job->request && vdgx_genreq_decode (&st->request, job->request, job->request_size, &err) == 0)
+        st->has_request = true;
+}
+
+static void
+s_new_id (char *id, size_t size)
+{
+    //  Time first so ids sort by creation (list paging), random tail against collisions.
+    uint64_t ms = (uint64_t) zclock_time ();
+    uint32_t r1 = (uint32_t) randof (0x10000) << 16 | (uint32_t) randof (0x10000);
+    snprintf (id, size, "%011llx%08x", (unsigned long long) ms, r1);
+}
+
+static uint64_t
+s_random_seed (void)
+{
+    uint64_t seed = 0;
+    int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read (fd, &seed, sizeof seed) != sizeof seed)
+            seed = 0;
+        close (fd);
+    }
+    if (seed == 0)
+        seed = ((uint64_t) zclock_usecs () << 20) ^ (uint64_t) getpid ();
+    return seed & 0x7fffffffffffffffULL;
+}
+
+static zframe_t *
+s_reply_frame (vdgx_jobreply_t *reply)
+{
+    reply->ok = true;
+    zframe_t *frame = vdgx_jobreply_frame (reply);
+    if (!frame)
+        frame = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot encode the reply");
+    return frame;
+}
+
+static zframe_t *
+s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
+{
+    vdgx_genreq_t *gr = &cmd->request;
+    if (self->stopping)
+        return s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "the broker is shutting down");
+    if (!zhashx_lookup (self->known, gr->model))
+        return s_error_frame (VDGX_E_UNKNOWN_MODEL, "request.model", 0,
+                              "model '%s' is not known to the broker", gr->model);
+    vdgx_jobreply_t reply;
+    vdgx_jobreply_init (&reply, VDGX_JOBCMD_SUBMIT);
+    vdgx_jobrec_t job;
+    if (*gr->idempotency_key
+    &&  vdgx_jobstore_find_idem (self->store, gr->idempotency_key, &job) == 0) {
+        //  A retry: the same job, never a second run.
+        s_count (self, "vdgx_jobs_idempotent_total{model=\"%s\"}", job.model);
+        snprintf (reply.id, sizeof reply.id, "%s", job.id);
+        vdgx_job_state_parse (job.state, &reply.state);
+        reply.cached = job.cached;
+        reply.queue_position = (uint32_t) vdgx_jobqueue_position (self->queue, job.id);
+        vdgx_jobrec_clear (&job);
+        zframe_t *frame = s_reply_frame (&reply);
+        vdgx_jobreply_clear (&reply);
+        return frame;
+    }
+    if (!gr->has_seed) {
+        gr->has_seed = true;
+        gr->seed = s_random_seed ();
+    }
+    memset (&job, 0, sizeof job);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    if (vdgx_genreq_pack (gr, &pk)) {
+        msgpack_sbuffer_destroy (&sbuf);
+        vdgx_jobreply_clear (&reply);
+        return s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot encode the request");
+    }
+    job.request = (uint8_t *) sbuf.data;        //  handed over to the record
+    job.request_size = sbuf.size;
+    s_new_id (job.id, sizeof job.id);
+    snprintf (job.model, sizeof job.model, "%s", gr->model);
+    snprintf (job.idem_key, sizeof job.idem_key, "%s", gr->idempotency_key);
+    job.priority = (int) gr->priority;
+    job.created_at = s_now ();
+    s_cache_key (job.model, s_weights_id (self, job.model), job.request, job.request_size,
+                 job.cache_key);
+    vdgx_jobrec_t hit;
+    bool cached = !gr->no_cache && *job.cache_key
+               && vdgx_jobstore_find_cached (self->store, job.cache_key, &hit) == 0;
+    zframe_t *frame = NULL;
+    if (cached) {
+        snprintf (job.state, sizeof job.state, "completed");
+        job.cached = true;
+        job.started_at = job.finished_at = job.created_at;
+        job.result = hit.result;
+        job.result_size = hit.result_size;
+        hit.result = NULL;
+        job.size = hit.size;
+        snprintf (job.sha256, sizeof job.sha256, "%s", hit.sha256);
+        job.seq = vdgx_jobstore_next_seq (self->store);
+        if (vdgx_jobstore_share_output (self->store, hit.id, job.id)
+        ||  vdgx_jobstore_insert (self->store, &job))
+            frame = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot store the job");
+        else {
+            s_count (self, "vdgx_cache_hits_total{model=\"%s\"}", job.model);
+            s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
+            s_job_changed (self, &job, "cache hit");
+        }
+        vdgx_jobrec_clear (&hit);
+    }
+    else
+    if (vdgx_jobqueue_full (self->queue, job.model)) {
+        s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"queue_full\"}", job.model);
+        frame = s_error_frame (VDGX_E_QUEUE_FULL, NULL, 5000,
+                               "the queue of model '%s' is full (%zu jobs); retry later",
+                               job.model, self->cfg.queue_max);
+    }
+    else {
+        snprintf (job.state, sizeof job.state, "queued");
+        job.seq = vdgx_jobstore_next_seq (self->store);
+        if (vdgx_jobstore_insert (self->store, &job))
+            frame = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot store the job");
+        else {
+            if (!gr->no_cache)
+                s_count (self, "vdgx_cache_misses_total{model=\"%s\"}", job.model);
+            s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
+            vdgx_jobstore_add_event (self->store, job.id, "state", "queued", "submit", s_now ());
+            s_queue_job (self, &job, false);
+            int64_t *t = (int64_t *) zmalloc (sizeof (int64_t));
+            *t = zclock_mono ();
+            zhashx_update (self->queued_at, job.id, t);
+            s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, "queued", VDGX_PHASE_QUEUED,
+                           0, 0, 0, NULL, NULL);
+        }
+    }
+    if (!frame) {
+        snprintf (reply.id, sizeof reply.id, "%s", job.id);
+        reply.cached = job.cached;
+        reply.queue_position = (uint32_t) vdgx_jobqueue_position (self->queue, job.id);
+        vdgx_job_state_parse (job.state, &reply.state);
+        frame = s_reply_frame (&reply);
+        vdgx_log_info ("job.submit", "id=%s model=%s priority=%s cached=%d", job.id, job.model,
+                       vdgx_priority_name (gr->priority), job.cached);
+    }
+    vdgx_jobrec_clear (&job);
+    vdgx_jobreply_clear (&reply);
+    if (!cached)
+        s_dispatch (self, gr->model);
+    return frame;
+}
+
+//  Cancels a job (queued: leaves the queue; running: CONTROL cancel). 0 when it changed.
+static int
+s_cancel (s_broker_t *self, vdgx_jobrec_t *job, const char *why)
+{
+    if (vdgx_jobrec_terminal (job))
+        return -1;
+    if (streq (job->state, "queued")) {
+        vdgx_jobqueue_remove (self->queue, job->id);
+        zhashx_delete (self->queued_at, job->id);
+    }
+    s_run_t *run = (s_run_t *) zhashx_lookup (self->running, job->id);
+    if (run) {
+        run->cancelled = true;
+        //  The worker stops at its next step boundary and answers FINAL; until then it
+        //  stays busy. A worker without CONTROL runs the job to its end.
+        s_send_control (self, run->worker, VDGX_CONTROL_CANCEL, job->id);
+    }
+    s_job_finish (job, "cancelled", VDGX_E_CANCELLED, "%s", why);
+    s_job_changed (self, job, why);
+    return 0;
+}
+
+static zframe_t *
+s_job_service (s_broker_t *self, zmsg_t *body)
+{
+    zframe_t *frame = zmsg_first (body);
+    if (!frame)
+        return s_error_frame (VDGX_E_BAD_REQUEST, "", 0, "empty request");
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    vdgx_error_t err;
+    if (vdgx_jobcmd_decode (&cmd, zframe_data (frame), zframe_size (frame), &err)) {
+        s_count (self, "vdgx_jobs_bad_requests_total");
+        return vdgx_error_frame (&err, 0);
+    }
+    zframe_t *out = NULL;
+    vdgx_jobreply_t reply;
+    vdgx_jobreply_init (&reply, cmd.cmd);
+    vdgx_jobrec_t job;
+    memset (&job, 0, sizeof job);
+    switch (cmd.cmd) {
+        case VDGX_JOBCMD_SUBMIT:
+            out = s_submit (self, &cmd);
+            break;
+        case VDGX_JOBCMD_STATUS:
+        case VDGX_JOBCMD_CANCEL:
+            if (vdgx_jobstore_get (self->store, cmd.id, &job)) {
+                out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
+                break;
+            }
+            if (cmd.cmd == VDGX_JOBCMD_CANCEL && s_cancel (self, &job, "cancelled by client")
+            &&  !streq (job.state, "cancelled")) {
+                out = s_error_frame (VDGX_E_CONFLICT, "id", 0, "job '%s' is already %s",
+                                     job.id, job.state);
+                break;
+            }
+            vdgx_jobstatus_clear (&reply.job);
+            s_fill_status (self, &job, &reply.job);
+            out = s_reply_frame (&reply);
+            break;
+        case VDGX_JOBCMD_LIST: {
+            char state [16] = "";
+            if (cmd.has_state)
+                snprintf (state, sizeof state, "%s", vdgx_job_state_name (cmd.state));
+            zlistx_t *list = vdgx_jobstore_list (self->store, state, cmd.model, cmd.after, cmd.limit);
+            size_t n = 0;
+            for (vdgx_jobrec_t *j = (vdgx_jobrec_t *) zlistx_first (list); j;
+                 j = (vdgx_jobrec_t *) zlistx_next (list)) {
+                if (n++ == cmd.limit) {
+                    reply.has_more = true;
+                    break;
+                }
+                vdgx_jobstatus_t st;
+                s_fill_status (self, j, &st);
+                vdgx_jobreply_add_job (&reply, &st);
+                vdgx_jobstatus_clear (&st);
+            }
+            zlistx_destroy (&list);
+            out = s_reply_frame (&reply);
+            break;
+        }
+        case VDGX_JOBCMD_RESULT: {
+            if (vdgx_jobstore_get (self->store, cmd.id, &job)) {
+                out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
+                break;
+            }
+            if (!streq (job.state, "completed")) {
+                out = s_error_frame (VDGX_E_CONFLICT, "id", 0, "job '%s' is %s, not completed",
+                                     job.id, job.state);
+                break;
+            }
+            if (cmd.offset > job.size) {
+                out = s_error_frame (VDGX_E_BAD_REQUEST, "offset", 0,
+                                     "offset %llu is past the end (%llu bytes)",
+                                     (unsigned long long) cmd.offset, (unsigned long long) job.size);
+                break;
+            }
+            char path [4096];
+            vdgx_jobstore_output_path (self->store, job.id, path, sizeof path);
+            int fd = open (path, O_RDONLY | O_CLOEXEC);
+            size_t want = (size_t) (job.size - cmd.offset);
+            if (want > cmd.length)
+                want = cmd.length;
+            uint8_t *data = (uint8_t *) malloc (want? want: 1);
+            ssize_t got = fd >= 0? pread (fd, data, want, (off_t) cmd.offset): -1;
+            if (fd >= 0)
+                close (fd);
+            if (got != (ssize_t) want) {
+                out = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot read the output of '%s'", job.id);
+                free (data);
+                break;
+            }
+            reply.size = job.size;
+            snprintf (reply.sha256, sizeof reply.sha256, "%s", job.sha256);
+            reply.offset = cmd.offset;
+            vdgx_jobreply_set_data (&reply, data, want);
+            free (data);
+            out = s_reply_frame (&reply);
+            break;
+        }
+        case VDGX_JOBCMD_DELETE:
+            if (vdgx_jobstore_get (self->store, cmd.id, &job)) {
+                out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
+                break;
+            }
+            s_cancel (self, &job, "deleted by client");
+            vdgx_jobstore_delete (self->store, job.id);
+            s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, job.state, s_phase_of (&job),
+                           0, 0, 0, job.err_code, job.err_msg);
+            snprintf (reply.id, sizeof reply.id, "%s", job.id);
+            out = s_reply_frame (&reply);
+            break;
+        case VDGX_JOBCMD_UNLOAD: {
+            if (!zhashx_lookup (self->known, cmd.model)) {
+                out = s_error_frame (VDGX_E_UNKNOWN_MODEL, "model", 0, "model '%s' is not known",
+                                     cmd.model);
+                break;
+            }
+            zlist_t *workers = vdgx_registry_workers (self->reg);
+            for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+                 w = (vdgx_rworker_t *) zlist_next (workers))
+                if (streq (w->service, cmd.model) && w->control && w->task == VDGX_TASK_NONE
+                &&  w->state == VDGX_WSTATE_WARM && !w->unload_asked) {
+                    w->unload_asked = true;
+                    vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
+                    s_send_control (self, w, VDGX_CONTROL_UNLOAD, NULL);
+                    reply.workers++;
+                }
+            zlist_destroy (&workers);
+            out = s_reply_frame (&reply);
+            break;
+        }
+        case VDGX_JOBCMD_MODELS: {
+            for (const char *m = (const char *) zhashx_first (self->known); m;
+                 m = (const char *) zhashx_next (self->known)) {
+                const char *name = (const char *) zhashx_cursor (self->known);
+                vdgx_svcinfo_t info;
+                memset (&info, 0, sizeof info);
+                snprintf (info.name, sizeof info.name, "%s", name);
+                vdgx_rservice_t *s = vdgx_registry_service (self->reg, name, false);
+                if (s) {
+                    info.workers = (uint32_t) s->workers;
+                    for (int i = 0; i < VDGX_WSTATE_COUNT; i++)
+                        info.states [i] = (uint32_t) s->by_state [i];
+                }
+                vdgx_jobreply_add_model (&reply, &info);
+            }
+            out = s_reply_frame (&reply);
+            break;
+        }
+        default:
+            out = s_error_frame (VDGX_E_BAD_REQUEST, "cmd", 0, "unknown command");
+            break;
+    }
+    vdgx_jobrec_clear (&job);
+    vdgx_jobreply_clear (&reply);
+    vdgx_jobcmd_clear (&cmd);
+    return out;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  MMI
+
+static void
+s_pack_kstr (msgpack_packer *pk, const char *key, const char *value)
+{
+    vdgx_pack_str (pk, key);
+    vdgx_pack_str (pk, value);
+}
+
+static void
+s_pack_kuint (msgpack_packer *pk, const char *key, uint64_t value)
+{
+    vdgx_pack_str (pk, key);
+    msgpack_pack_uint64 (pk, value);
+}
+
+static void
+s_pack_states (msgpack_packer *pk, const size_t *by_state)
+{
+    msgpack_pack_map (pk, VDGX_WSTATE_COUNT);
+    for (int i = 0; i < VDGX_WSTATE_COUNT; i++)
+        s_pack_kuint (pk, vdgx_wstate_state_name ((vdgx_wstate_state_t) i), by_state [i]);
+}
+
+static size_t
+s_running_of (s_broker_t *self, const char *model)
+{
+    size_t n = 0;
+    for (s_run_t *run = (s_run_t *) zhashx_first (self->running); run;
+         run = (s_run_t *) zhashx_next (self->running))
+        if (streq (run->model, model))
+            n++;
+    return n;
+}
+
+static void
+s_pack_services (s_broker_t *self, msgpack_packer *pk)
+{
+    zlist_t *list = vdgx_registry_services (self->reg);
+    //  Known models without a live service record are listed too (0 workers).
+    zlist_t *extra = zlist_new ();
+    for (const char *v = (const char *) zhashx_first (self->known); v;
+         v = (const char *) zhashx_next (self->known)) {
+        const char *name = (const char *) zhashx_cursor (self->known);
+        if (!vdgx_registry_service (self->reg, name, false))
+            zlist_append (extra, (void *) name);
+    }
+    msgpack_pack_array (pk, zlist_size (list) + zlist_size (extra));
+    size_t zero [VDGX_WSTATE_COUNT] = { 0 };
+    for (vdgx_rservice_t *s = (vdgx_rservice_t *) zlist_first (list); s;
+         s = (vdgx_rservice_t *) zlist_next (list)) {
+        msgpack_pack_map (pk, 6);
+        s_pack_kstr (pk, "name", s->name);
+        s_pack_kuint (pk, "workers", s->workers);
+        s_pack_kuint (pk, "queued", vdgx_jobqueue_depth (self->queue, s->name) + zlistx_size (s->requests));
+        s_pack_kuint (pk, "running", s_running_of (self, s->name));
+        vdgx_pack_str (pk, "states");
+        s_pack_states (pk, s->by_state);
+        s_pack_kstr (pk, "weights_id", s->weights_id);
+    }
+    for (const char *name = (const char *) zlist_first (extra); name;
+         name = (const char *) zlist_next (extra)) {
+        msgpack_pack_map (pk, 6);
+        s_pack_kstr (pk, "name", name);
+        s_pack_kuint (pk, "workers", 0);
+        s_pack_kuint (pk, "queued", vdgx_jobqueue_depth (self->queue, name));
+        s_pack_kuint (pk, "running", 0);
+        vdgx_pack_str (pk, "states");
+        s_pack_states (pk, zero);
+        s_pack_kstr (pk, "weights_id", "");
+    }
+    zlist_destroy (&extra);
+    zlist_destroy (&list);
+}
+
+static void
+s_pack_worker (msgpack_packer *pk, vdgx_rworker_t *w, int64_t now)
+{
+    msgpack_pack_map (pk, 18);
+    s_pack_kstr (pk, "identity", w->key);
+    s_pack_kstr (pk, "service", w->service);
+    s_pack_kstr (pk, "host", w->host);
+    s_pack_kuint (pk, "pid", w->pid);
+    s_pack_kstr (pk, "state", vdgx_wstate_state_name (w->state));
+    s_pack_kuint (pk, "rss_bytes", w->rss_bytes);
+    s_pack_kuint (pk, "peak_bytes", w->peak_bytes);
+    s_pack_kuint (pk, "model_bytes", w->model_bytes);
+    s_pack_kuint (pk, "host_budget_bytes", w->host_budget_bytes);
+    s_pack_kstr (pk, "device", w->device);
+    vdgx_pack_str (pk, "precisions");
+    char buf [sizeof w->precisions];
+    snprintf (buf, sizeof buf, "%s", w->precisions);
+    size_t n = 0;
+    char *tok, *save = NULL;
+    char *items [VDGX_LIST_MAX];
+    for (tok = strtok_r (buf, ",", &save); tok && n < VDGX_LIST_MAX; tok = strtok_r (NULL, ",", &save))
+        items [n++] = tok;
+    msgpack_pack_array (pk, n);
+    for (size_t i = 0; i < n; i++)
+        vdgx_pack_str (pk, items [i]);
+    s_pack_kstr (pk, "job", w->task == VDGX_TASK_JOB || w->task == VDGX_TASK_RESEND? w->task_id: "");
+    vdgx_pack_str (pk, "ext");
+    msgpack_pack_array (pk, w->control? 1: 0);
+    if (w->control)
+        vdgx_pack_str (pk, "control");
+    vdgx_pack_str (pk, "pending");
+    msgpack_pack_array (pk, 0);
+    s_pack_kuint (pk, "idle_ms", w->task == VDGX_TASK_NONE? (uint64_t) (now - w->idle_since): 0);
+    s_pack_kuint (pk, "protocol", (uint64_t) w->proto);
+    s_pack_kstr (pk, "weights_id", w->weights_id);
+}
+
+static void
+s_pack_hist (msgpack_packer *pk, s_hist_t *h)
+{
+    msgpack_pack_map (pk, 4);
+    vdgx_pack_str (pk, "buckets");
+    msgpack_pack_array (pk, S_HIST_BUCKETS);
+    for (int i = 0; i < S_HIST_BUCKETS; i++)
+        msgpack_pack_double (pk, s_hist_bounds [i]);
+    vdgx_pack_str (pk, "counts");          //  cumulative, Prometheus style; last = +Inf
+    msgpack_pack_array (pk, S_HIST_BUCKETS + 1);
+    uint64_t cum = 0;
+    for (int i = 0; i <= S_HIST_BUCKETS; i++) {
+        cum += h->counts [i];
+        msgpack_pack_uint64 (pk, cum);
+    }
+    s_pack_kuint (pk, "count", h->count);
+    vdgx_pack_str (pk, "sum");
+    msgpack_pack_double (pk, h->sum);
+}
+
+static zframe_t *
+s_mmi (s_broker_t *self, const char *service, zmsg_t *body)
+{
+    if (streq (service, "mmi.service")) {
+        char *name = zmsg_popstr (body);
+        vdgx_rservice_t *s = name? vdgx_registry_service (self->reg, name, false): NULL;
+        const char *code = s && s->workers? "200": "404";
+        if (name && streq (name, VDGX_JOBS_SERVICE))
+            code = "200";
+        free (name);
+        return zframe_new (code, 3);
+    }
+    //  Bodies are {} or {service}; anything else is a bad request.
+    char filter [VDGX_SERVICE_MAX + 1] = "";
+    zframe_t *frame = zmsg_first (body);
+    if (frame) {
+        msgpack_unpacked u;
+        vdgx_error_t err;
+        if (vdgx_unpack (&u, zframe_data (frame), zframe_size (frame), &err) == 0) {
+            bool ok = u.data.type == MSGPACK_OBJECT_MAP;
+            for (uint32_t i = 0; ok && i < u.data.via.map.size; i++) {
+                msgpack_object_kv *kv = &u.data.via.map.ptr [i];
+                if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 7
+                &&  memcmp (kv->key.via.str.ptr, "service", 7) == 0
+                &&  kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size <= VDGX_SERVICE_MAX) {
+                    memcpy (filter, kv->val.via.str.ptr, kv->val.via.str.size);
+                    filter [kv->val.via.str.size] = 0;
+                }
+                else
+                    ok = false;
+            }
+            msgpack_unpacked_destroy (&u);
+            if (!ok)
+                return s_error_frame (VDGX_E_BAD_REQUEST, "", 0, "expected {} or {service}");
+        }
+        else
+            return vdgx_error_frame (&err, 0);
+    }
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    int64_t now = zclock_mono ();
+    if (streq (service, "mmi.workers")) {
+        zlist_t *workers = vdgx_registry_workers (self->reg);
+        size_t n = 0;
+        for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+             w = (vdgx_rworker_t *) zlist_next (workers))
+            if (!*filter || streq (filter, w->service))
+                n++;
+        msgpack_pack_map (&pk, 2);
+        vdgx_pack_str (&pk, "ok");
+        msgpack_pack_true (&pk);
+        vdgx_pack_str (&pk, "workers");
+        msgpack_pack_array (&pk, n);
+        for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+             w = (vdgx_rworker_t *) zlist_next (workers))
+            if (!*filter || streq (filter, w->service))
+                s_pack_worker (&pk, w, now);
+        zlist_destroy (&workers);
+    }
+    else
+    if (streq (service, "mmi.services")) {
+        msgpack_pack_map (&pk, 2);
+        vdgx_pack_str (&pk, "ok");
+        msgpack_pack_true (&pk);
+        vdgx_pack_str (&pk, "services");
+        s_pack_services (self, &pk);
+    }
+    else
+    if (streq (service, "mmi.health")) {
+        uint64_t jobs = 0, bytes = 0;
+        bool store_ok = vdgx_jobstore_health (self->store, &jobs, &bytes) == 0;
+        msgpack_pack_map (&pk, 9);
+        vdgx_pack_str (&pk, "ok");
+        msgpack_pack_true (&pk);
+        vdgx_pack_str (&pk, "healthy");
+        if (store_ok && !self->stopping)
+            msgpack_pack_true (&pk);
+        else
+            msgpack_pack_false (&pk);
+        vdgx_pack_str (&pk, "uptime_s");
+        msgpack_pack_double (&pk, (now - self->start_mono) / 1000.0);
+        vdgx_pack_str (&pk, "store");
+        msgpack_pack_map (&pk, 3);
+        vdgx_pack_str (&pk, "ok");
+        if (store_ok)
+            msgpack_pack_true (&pk);
+        else
+            msgpack_pack_false (&pk);
+        s_pack_kuint (&pk, "jobs", jobs);
+        s_pack_kuint (&pk, "output_bytes", bytes);
+        s_pack_kuint (&pk, "queued", vdgx_jobqueue_size (self->queue));
+        s_pack_kuint (&pk, "running", zhashx_size (self->running));
+        s_pack_kuint (&pk, "workers", vdgx_registry_worker_count (self->reg));
+        s_pack_kstr (&pk, "version", "VDGX/1");
+        vdgx_pack_str (&pk, "services");
+        s_pack_services (self, &pk);
+    }
+    else
+    if (streq (service, "mmi.metrics")) {
+        //  Gauges are computed now and reported with the counters.
+        zlist_t *workers = vdgx_registry_workers (self->reg);
+        zhashx_t *gauges = zhashx_new ();
+        zhashx_set_destructor (gauges, s_free_item);
+        char key [256];
+        for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+             w = (vdgx_rworker_t *) zlist_next (workers)) {
+            snprintf (key, sizeof key, "vdgx_worker_rss_bytes{worker=\"%s\",model=\"%s\"}", w->key, w->service);
+            uint64_t *v = (uint64_t *) zmalloc (sizeof (uint64_t));
+            *v = w->rss_bytes;
+            zhashx_update (gauges, key, v);
+            snprintf (key, sizeof key, "vdgx_worker_peak_bytes{worker=\"%s\",model=\"%s\"}", w->key, w->service);
+            v = (uint64_t *) zmalloc (sizeof (uint64_t));
+            *v = w->peak_bytes;
+            zhashx_update (gauges, key, v);
+        }
+        zlist_destroy (&workers);
+        zlist_t *services = vdgx_registry_services (self->reg);
+        for (vdgx_rservice_t *s = (vdgx_rservice_t *) zlist_first (services); s;
+             s = (vdgx_rservice_t *) zlist_next (services))
+            for (int i = 0; i < VDGX_WSTATE_COUNT; i++) {
+                snprintf (key, sizeof key, "vdgx_workers{model=\"%s\",state=\"%s\"}", s->name,
+                          vdgx_wstate_state_name ((vdgx_wstate_state_t) i));
+                uint64_t *v = (uint64_t *) zmalloc (sizeof (uint64_t));
+                *v = s->by_state [i];
+                zhashx_update (gauges, key, v);
+            }
+        zlist_destroy (&services);
+        for (const char *m = (const char *) zhashx_first (self->known); m;
+             m = (const char *) zhashx_next (self->known)) {
+            const char *name = (const char *) zhashx_cursor (self->known);
+            snprintf (key, sizeof key, "vdgx_queue_depth{model=\"%s\"}", name);
+            uint64_t *v = (uint64_t *) zmalloc (sizeof (uint64_t));
+            *v = vdgx_jobqueue_depth (self->queue, name);
+            zhashx_update (gauges, key, v);
+        }
+        msgpack_pack_map (&pk, 4);
+        vdgx_pack_str (&pk, "ok");
+        msgpack_pack_true (&pk);
+        vdgx_pack_str (&pk, "counters");
+        msgpack_pack_map (&pk, zhashx_size (self->counters));
+        for (uint64_t *v = (uint64_t *) zhashx_first (self->counters); v;
+             v = (uint64_t *) zhashx_next (self->counters))
+            s_pack_kuint (&pk, (const char *) zhashx_cursor (self->counters), *v);
+        vdgx_pack_str (&pk, "gauges");
+        msgpack_pack_map (&pk, zhashx_size (gauges));
+        for (uint64_t *v = (uint64_t *) zhashx_first (gauges); v; v = (uint64_t *) zhashx_next (gauges))
+            s_pack_kuint (&pk, (const char *) zhashx_cursor (gauges), *v);
+        zhashx_destroy (&gauges);
+        vdgx_pack_str (&pk, "histograms");
+        msgpack_pack_map (&pk, zhashx_size (self->hists));
+        for (s_hist_t *h = (s_hist_t *) zhashx_first (self->hists); h;
+             h = (s_hist_t *) zhashx_next (self->hists)) {
+            vdgx_pack_str (&pk, (const char *) zhashx_cursor (self->hists));
+            s_pack_hist (&pk, h);
+        }
+    }
+    else {
+        msgpack_sbuffer_destroy (&sbuf);
+        return zframe_new ("501", 3);
+    }
+    return s_sbuf_frame (&sbuf);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Client requests
+
+static void
+s_client_message (s_broker_t *self, zframe_t *identity, int proto, bool delim,
+                  const char *service, zmsg_t **body_p)
+{
+    zmsg_t *body = *body_p;
+    if (strncmp (service, "mmi.", 4) == 0) {
+        s_count (self, "vdgx_mmi_requests_total");
+        s_send_client_frame (self, identity, proto, delim, service, s_mmi (self, service, body));
+        zmsg_destroy (body_p);
+        return;
+    }
+    if (streq (service, VDGX_JOBS_SERVICE)) {
+        s_send_client_frame (self, identity, proto, delim, service, s_job_service (self, body));
+        zmsg_destroy (body_p);
+        return;
+    }
+    if (self->stopping) {
+        s_send_client_frame (self, identity, proto, delim, service,
+                             s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "the broker is shutting down"));
+        zmsg_destroy (body_p);
+        return;
+    }
+    //  Plain Majordomo routing. A name no worker could register is refused at once, so
+    //  garbage names cannot create services.
+    vdgx_rservice_t *s = s_service_name_ok (service)? vdgx_registry_service (self->reg, service, true): NULL;
+    if (!s || zlistx_size (s->requests) >= self->cfg.queue_max) {
+        s_send_client_frame (self, identity, proto, delim, service, s
+                             ? s_error_frame (VDGX_E_QUEUE_FULL, NULL, 1000, "the queue of '%s' is full", service)
+                             : s_error_frame (VDGX_E_BAD_REQUEST, "service", 0, "invalid service name"));
+        zmsg_destroy (body_p);
+        return;
+    }
+    s_request_t *r = (s_request_t *) zmalloc (sizeof (s_request_t));
+    r->client = zframe_dup (identity);
+    r->proto = proto;
+    r->delim = delim;
+    r->service = strdup (service);
+    r->body = body;
+    *body_p = NULL;
+    r->queued_at = zclock_mono ();
+    vdgx_rworker_t *w = vdgx_registry_select (self->reg, service);
+    if (w && zlistx_size (s->requests) == 0)
+        s_start_request (self, w, r);
+    else {
+        r->handle = zlistx_add_end (s->requests, r);
+        s_dispatch (self, service);
+    }
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The ROUTER: framing and limits
+
+static int
+s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    s_broker_t *self = (s_broker_t *) arg;
+    zmsg_t *msg = zmsg_recv (self->router);
+    if (!msg)
+        return 0;
+    zframe_t *identity = zmsg_pop (msg);
+    if (!identity || zmsg_size (msg) > VDGX_FRAMES_MAX) {
+        s_count (self, "vdgx_dropped_total{reason=\"frames\"}");
+        goto drop;
+    }
+    //  MDP/0.2 per RFC 18 has no empty delimiter, MDP/0.1 and REQ peers have one.
+    bool delim = false;
+    zframe_t *first = zmsg_first (msg);
+    if (first && zframe_size (first) == 0) {
+        delim = true;
+        first = zmsg_pop (msg);
+        zframe_destroy (&first);
+    }
+    zframe_t *header = zmsg_pop (msg);
+    if (!header || zframe_size (header) != 6) {
+        zframe_destroy (&header);
+        s_count (self, "vdgx_malformed_total");
+        goto drop;
+    }
+    bool worker = memcmp (zframe_data (header), "MDPW0", 5) == 0;
+    bool client = memcmp (zframe_data (header), "MDPC0", 5) == 0;
+    char ver = ((char *) zframe_data (header)) [5];
+    int proto = ver == '2'? 2: ver == '1'? 1: 0;
+    zframe_destroy (&header);
+    if ((!worker && !client) || !proto) {
+        s_count (self, "vdgx_malformed_total");
+        goto drop;
+    }
+    uint8_t command = 0;
+    if (worker || proto == 2) {
+        zframe_t *cmd = zmsg_pop (msg);
+        if (!cmd || zframe_size (cmd) != 1) {
+            zframe_destroy (&cmd);
+            s_count (self, "vdgx_malformed_total");
+            goto drop;
+        }
+        command = zframe_data (cmd) [0];
+        zframe_destroy (&cmd);
+    }
+    if (worker && proto == 1) {
+        static const uint8_t map01 [6] = { 0, VDGX_MDPW_READY, VDGX_MDPW_REQUEST,
+                                           VDGX_MDPW_FINAL, VDGX_MDPW_HEARTBEAT, VDGX_MDPW_DISCONNECT };
+        command = command < 6? map01 [command]: 0;
+        if (command == VDGX_MDPW_REQUEST)
+            command = 0;
+    }
+    //  Frame size limits: only a worker's PARTIAL/FINAL body may carry a chunk.
+    bool chunky = worker && (command == VDGX_MDPW_PARTIAL || command == VDGX_MDPW_FINAL);
+    for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg)) {
+        size_t size = zframe_size (f);
+        if (size > (chunky? (size_t) VDGX_CHUNK_FRAME_MAX: (size_t) VDGX_FRAME_MAX)) {
+            s_count (self, "vdgx_dropped_total{reason=\"size\"}");
+            goto drop;
+        }
+    }
+    if (worker) {
+        if (command == 0 || command == VDGX_MDPW_REQUEST || command == VDGX_MDPW_CONTROL
+        ||  command > VDGX_MDPW_CONTROL) {
+            s_count (self, "vdgx_malformed_total");
+            goto drop;
+        }
+        char *key = zframe_strhex (identity);
+        s_worker_message (self, key, identity, proto, delim, command, msg);
+        free (key);
+    }
+    else {
+        if (proto == 2 && command != VDGX_MDPC_REQUEST) {
+            s_count (self, "vdgx_malformed_total");
+            goto drop;
+        }
+        char *service = zmsg_popstr (msg);
+        if (!service || !*service || strlen (service) > VDGX_SERVICE_MAX) {
+            free (service);
+            s_count (self, "vdgx_malformed_total");
+            goto drop;
+        }
+        s_client_message (self, identity, proto, delim, service, &msg);
+        free (service);
+    }
+drop:
+    zframe_destroy (&identity);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Timers
+
+static int
+s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_broker_t *self = (s_broker_t *) arg;
+    int64_t now = zclock_mono ();
+    int64_t cutoff = now - (int64_t) self->cfg.heartbeat_ms * self->cfg.liveness;
+    vdgx_rworker_t *w;
+    while ((w = vdgx_registry_expired (self->reg, cutoff))) {
+        s_count (self, "vdgx_workers_expired_total{model=\"%s\"}", w->service);
+        s_worker_delete (self, w, "heartbeat expired", true);
+    }
+    zlist_t *workers = vdgx_registry_workers (self->reg);
+    for (w = (vdgx_rworker_t *) zlist_first (workers); w; w = (vdgx_rworker_t *) zlist_next (workers))
+        s_worker_cmd (self, w, VDGX_MDPW_HEARTBEAT);
+    zlist_destroy (&workers);
+    return 0;
+}
+
+static void
+s_expire_jobs (s_broker_t *self, int64_t now)
+{
+    int64_t limit = (int64_t) self->cfg.expire_s * 1000;
+    zlist_t *models = vdgx_jobqueue_models (self->queue);
+    for (char *m = (char *) zlist_first (models); m; m = (char *) zlist_next (models)) {
+        vdgx_rservice_t *s = vdgx_registry_service (self->reg, m, false);
+        if (s && s->workers)
+            continue;
+        int64_t since = s? s->no_worker_since: self->start_mono;
+        if (now - since < limit)
+            continue;
+        zlist_t *ids = vdgx_jobqueue_older_than (self->queue, m, now - limit);
+        for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids)) {
+            int64_t *t = (int64_t *) zhashx_lookup (self->queued_at, id);
+            if (t && now - *t < limit)
+                continue;
+            vdgx_jobqueue_remove (self->queue, id);
+            zhashx_delete (self->queued_at, id);
+            vdgx_jobrec_t job;
+            if (vdgx_jobstore_get (self->store, id, &job) == 0) {
+                s_job_finish (&job, "expired", VDGX_E_EXPIRED,
+                              "no worker for model '%s' within %d s", m, self->cfg.expire_s);
+                s_job_changed (self, &job, "expired");
+                vdgx_jobrec_clear (&job);
+            }
+        }
+        zlist_destroy (&ids);
+    }
+    zlist_destroy (&models);
+    //  Plain requests: expire after the same time in the queue.
+    zlist_t *services = vdgx_registry_services (self->reg);
+    for (vdgx_rservice_t *s = (vdgx_rservice_t *) zlist_first (services); s;
+         s = (vdgx_rservice_t *) zlist_next (services)) {
+        s_request_t *r;
+        while ((r = (s_request_t *) zlistx_first (s->requests)) && now - r->queued_at >= limit) {
+            zlistx_detach (s->requests, r->handle);
+            s_send_client_frame (self, r->client, r->proto, r->delim, r->service,
+                                 s_error_frame (VDGX_E_EXPIRED, NULL, 0,
+                                                "no worker for service '%s' within %d s",
+                                                r->service, self->cfg.expire_s));
+            s_count (self, "vdgx_requests_expired_total");
+            s_request_destroy (&r);
+        }
+        if (s->workers == 0 && zlistx_size (s->requests) == 0)
+            s_service_gc (self, s->name);
+    }
+    zlist_destroy (&services);
+}
+
+static int
+s_housekeeping_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_broker_t *self = (s_broker_t *) arg;
+    s_expire_jobs (self, zclock_mono ());
+    return 0;
+}
+
+static int
+s_gc_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_broker_t *self = (s_broker_t *) arg;
+    size_t n = vdgx_jobstore_gc (self->store, s_now (), self->cfg.retain_hours * 3600.0,
+                                 self->cfg.retain_bytes);
+    if (n) {
+        s_count_add (self, n, "vdgx_jobs_collected_total");
+        vdgx_log_info ("store.gc", "deleted=%zu", n);
+    }
+    return 0;
+}
+
+static int
+s_pipe_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    s_broker_t *self = (s_broker_t *) arg;
+    char *command = zstr_recv (reader);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    free (command);
+    (void) self;
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Start and stop
+
+static void
+s_broker_free (s_broker_t *self)
+{
+    zloop_destroy (&self->loop);
+    zhashx_destroy (&self->running);
+    zhashx_destroy (&self->queued_at);
+    zhashx_destroy (&self->known);
+    zhashx_destroy (&self->counters);
+    zhashx_destroy (&self->hists);
+    zhashx_destroy (&s_delims);
+    if (self->reg) {
+        //  Requests held by workers belong to us, queued ones to the service lists.
+        zlist_t *workers = vdgx_registry_workers (self->reg);
+        for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+             w = (vdgx_rworker_t *) zlist_next (workers))
+            if (w->task == VDGX_TASK_REQUEST) {
+                s_request_t *r = (s_request_t *) w->task_data;
+                s_request_destroy (&r);
+            }
+        zlist_destroy (&workers);
+    }
+    vdgx_registry_destroy (&self->reg);
+    vdgx_jobqueue_destroy (&self->queue);
+    vdgx_jobstore_destroy (&self->store);
+    zsock_destroy (&self->router);
+    zsock_destroy (&self->pub);
+    zactor_destroy (&self->auth);
+    zstr_free (&self->endpoint);
+    zstr_free (&self->events);
+    zstr_free (&self->data_dir);
+    zstr_free (&self->curve_dir);
+}
+
+static int
+s_setup_curve (s_broker_t *self, char *error, size_t errsize)
+{
+    char *allowed = zsys_sprintf ("%s/allowed", self->curve_dir);
+    char *certfile = zsys_sprintf ("%s/broker.key", self->curve_dir);
+    char *secret = zsys_sprintf ("%s/broker.key_secret", self->curve_dir);
+    int rc = -1;
+    zcert_t *cert = NULL;
+    if (!zsys_file_exists (secret)) {
+        //  First start: make the broker's certificate; clients need DIR/broker.key.
+        cert = zcert_new ();
+        if (!cert || zcert_save (cert, certfile)) {
+            snprintf (error, errsize, "cannot write %s", certfile);
+            goto done;
+        }
+        zcert_destroy (&cert);
+    }
+    cert = zcert_load (certfile);
+    if (!cert) {
+        snprintf (error, errsize, "cannot load %s", secret);
+        goto done;
+    }
+    if (!zsys_file_exists (allowed))
+        zsys_dir_create ("%s", allowed);
+    self->auth = zactor_new (zauth, NULL);
+    if (self->cfg.verbose) {
+        zstr_send (self->auth, "VERBOSE");
+        zsock_wait (self->auth);
+    }
+    zstr_sendx (self->auth, "CURVE", allowed, NULL);
+    zsock_wait (self->auth);
+    zcert_apply (cert, self->router);
+    zsock_set_curve_server (self->router, 1);
+    zsock_set_zap_domain (self->router, "vdgx");
+    if (self->pub) {
+        zcert_apply (cert, self->pub);
+        zsock_set_curve_server (self->pub, 1);
+        zsock_set_zap_domain (self->pub, "vdgx");
+    }
+    rc = 0;
+done:
+    zcert_destroy (&cert);
+    zstr_free (&allowed);
+    zstr_free (&certfile);
+    zstr_free (&secret);
+    return rc;
+}
+
+static void
+s_recover (s_broker_t *self)
+{
+    zlistx_t *jobs = vdgx_jobstore_unfinished (self->store);
+    size_t queued = 0, running = 0;
+    for (vdgx_jobrec_t *job = (vdgx_jobrec_t *) zlistx_first (jobs); job;
+         job = (vdgx_jobrec_t *) zlistx_next (jobs)) {
+        if (streq (job->state, "running")) {
+            //  Its worker may report the result on reconnect (READY pending); until then
+            //  it waits in the queue at its old place.
+            snprintf (job->state, sizeof job->state, "queued");
+            s_job_changed (self, job, "broker restart");
+            running++;
+        }
+        else
+            queued++;
+        s_queue_job (self, job, false);
+        int64_t *t = (int64_t *) zmalloc (sizeof (int64_t));
+        *t = zclock_mono ();
+        zhashx_update (self->queued_at, job->id, t);
+        if (!zhashx_lookup (self->known, job->model))
+            zhashx_insert (self->known, job->model, (void *) "");
+    }
+    zlistx_destroy (&jobs);
+    if (queued + running)
+        vdgx_log_info ("store.recover", "queued=%zu requeued_running=%zu", queued, running);
+}
+
+static s_broker_t *
+s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
+{
+    s_broker_t *self = (s_broker_t *) zmalloc (sizeof (s_broker_t));
+    self->cfg = *cfg;
+    self->endpoint = strdup (cfg->endpoint);
+    self->events = cfg->events && *cfg->events? strdup (cfg->events): NULL;
+    self->data_dir = strdup (cfg->data_dir);
+    self->curve_dir = cfg->curve_dir && *cfg->curve_dir? strdup (cfg->curve_dir): NULL;
+    self->cfg.endpoint = self->endpoint;
+    self->cfg.events = self->events;
+    self->cfg.data_dir = self->data_dir;
+    self->cfg.curve_dir = self->curve_dir;
+    self->cfg.models = NULL;
+    self->start_mono = zclock_mono ();
+    self->start_wall = s_now ();
+    self->running = zhashx_new ();
+    zhashx_set_destructor (self->running, s_run_destroy);
+    self->queued_at = zhashx_new ();
+    zhashx_set_destructor (self->queued_at, s_free_item);
+    self->known = zhashx_new ();
+    self->counters = zhashx_new ();
+    zhashx_set_destructor (self->counters, s_free_item);
+    self->hists = zhashx_new ();
+    zhashx_set_destructor (self->hists, s_free_item);
+    s_delims = zhashx_new ();
+    self->reg = vdgx_registry_new ();
+    vdgx_registry_set_request_destructor (self->reg, s_request_destructor);
+    self->queue = vdgx_jobqueue_new (cfg->queue_max);
+    if (vdgx_broker_config_check (&self->cfg, error, errsize))
+        goto fail;
+    self->store = vdgx_jobstore_new (self->data_dir, error, errsize);
+    if (!self->store)
+        goto fail;
+    for (size_t i = 0; i < cfg->nmodels; i++)
+        zhashx_insert (self->known, cfg->models [i], (void *) "");
+    zlist_t *models = vdgx_jobstore_models (self->store);
+    for (char *m = (char *) zlist_first (models); m; m = (char *) zlist_next (models))
+        zhashx_insert (self->known, m, (void *) "");
+    zlist_destroy (&models);
+
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (self->events)
+        self->pub = zsock_new (ZMQ_PUB);
+    if (!self->router || (self->events && !self->pub)) {
+        snprintf (error, errsize, "cannot create sockets");
+        goto fail;
+    }
+    zsock_set_maxmsgsize (self->router, VDGX_CHUNK_FRAME_MAX);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_linger (self->router, 500);
+    if (self->pub)
+        zsock_set_linger (self->pub, 0);
+    if (self->curve_dir && s_setup_curve (self, error, errsize))
+        goto fail;
+    if (zsock_bind (self->router, "%s", self->endpoint) < 0) {
+        snprintf (error, errsize, "cannot bind %s: %s", self->endpoint, zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    if (self->pub && zsock_bind (self->pub, "%s", self->events) < 0) {
+        snprintf (error, errsize, "cannot bind %s: %s", self->events, zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    s_recover (self);
+    s_gc_timer (NULL, 0, self);
+    return self;
+fail:
+    s_broker_free (self);
+    free (self);
+    return NULL;
+}
+
+//  Actor: starts, reports "OK" or an error on the pipe, runs the loop until $TERM.
+static void
+s_broker_actor (zsock_t *pipe, void *args)
+{
+    vdgx_broker_config_t *cfg = (vdgx_broker_config_t *) args;
+    char error [512] = "";
+    s_broker_t *self = s_broker_start (cfg, error, sizeof error);
+    zsock_signal (pipe, 0);
+    if (!self) {
+        zstr_sendx (pipe, "ERROR", error, NULL);
+        return;
+    }
+    zstr_sendx (pipe, "OK", "", NULL);
+    self->pipe = pipe;
+    self->loop = zloop_new ();
+    zloop_set_nonstop (self->loop, true);      //  signals are the owner's business
+    zloop_reader (self->loop, pipe, s_pipe_event, self);
+    zloop_reader (self->loop, self->router, s_router_event, self);
+    zloop_timer (self->loop, (size_t) self->cfg.heartbeat_ms, 0, s_heartbeat_timer, self);
+    int tick = self->cfg.expire_s * 1000 / 4;
+    if (tick > 1000)
+        tick = 1000;
+    if (tick < 50)
+        tick = 50;
+    zloop_timer (self->loop, (size_t) tick, 0, s_housekeeping_timer, self);
+    zloop_timer (self->loop, 60000, 0, s_gc_timer, self);
+    vdgx_log_info ("broker.start", "endpoint=%s events=%s data=%s curve=%s", self->endpoint,
+                   self->events? self->events: "-", self->data_dir,
+                   self->curve_dir? self->curve_dir: "off");
+    zloop_start (self->loop);
+
+    //  Shutdown: refuse new work, tell workers, make the store durable. Running jobs stay
+    //  `running` in the store and are recovered (or resent by their workers) on restart.
+    self->stopping = true;
+    zlist_t *workers = vdgx_registry_workers (self->reg);
+    for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+         w = (vdgx_rworker_t *) zlist_next (workers))
+        s_worker_cmd (self, w, VDGX_MDPW_DISCONNECT);
+    zlist_destroy (&workers);
+    vdgx_jobstore_flush (self->store);
+    vdgx_log_info ("broker.stop", "workers=%zu queued=%zu running=%zu",
+                   vdgx_registry_worker_count (self->reg), vdgx_jobqueue_size (self->queue),
+                   zhashx_size (self->running));
+    s_broker_free (self);
+    free (self);
+}
+
+struct _vdgx_broker_t {
+    zactor_t *actor;
+};
+
+vdgx_broker_t *
+vdgx_broker_new (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
+{
+    assert (cfg && error);
+    vdgx_broker_t *self = (vdgx_broker_t *) zmalloc (sizeof (vdgx_broker_t));
+    self->actor = zactor_new (s_broker_actor, (void *) cfg);
+    char *status = NULL, *detail = NULL;
+    if (!self->actor || zstr_recvx (self->actor, &status, &detail, NULL) < 1
+    ||  !streq (status, "OK")) {
+        snprintf (error, errsize, "%s", detail? detail: "broker failed to start");
+        zstr_free (&status);
+        zstr_free (&detail);
+        zactor_destroy (&self->actor);
+        free (self);
+        return NULL;
+    }
+    zstr_free (&status);
+    zstr_free (&detail);
+    return self;
+}
+
+void
+vdgx_broker_destroy (vdgx_broker_t **self_p)
+{
+    assert (self_p);
+    vdgx_broker_t *self = *self_p;
+    if (self) {
+        zactor_destroy (&self->actor);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+zsock_t *
+vdgx_broker_sock (vdgx_broker_t *self)
+{
+    assert (self);
+    return zactor_sock (self->actor);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Selftest: the actor in-process over ipc://, a DEALER worker and a DEALER client.
+
+static zmsg_t *
+s_test_recv (zsock_t *sock)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    zmsg_t *msg = zpoller_wait (poller, 5000)? zmsg_recv (sock): NULL;
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+static void
+s_test_request (zsock_t *client, const char *service, zframe_t *body)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_pushstr (msg, VDGX_MDPC02);
+    uint8_t cmd = VDGX_MDPC_REQUEST;
+    zmsg_addmem (msg, &cmd, 1);
+    zmsg_addstr (msg, service);
+    zmsg_append (msg, &body);
+    zmsg_send (&msg, client);
+}
+
+//  Receives a FINAL for service and returns its first body frame.
+static zframe_t *
+s_test_final (zsock_t *client, const char *service)
+{
+    zmsg_t *msg = s_test_recv (client);
+    assert (msg && zmsg_size (msg) >= 4);
+    char *header = zmsg_popstr (msg);
+    assert (streq (header, VDGX_MDPC02));
+    zframe_t *cmd = zmsg_pop (msg);
+    assert (zframe_data (cmd) [0] == VDGX_MDPC_FINAL);
+    char *svc = zmsg_popstr (msg);
+    assert (streq (svc, service));
+    zframe_t *body = zmsg_pop (msg);
+    free (header);
+    free (svc);
+    zframe_destroy (&cmd);
+    zmsg_destroy (&msg);
+    return body;
+}
+
+void
+vdgx_broker_test (bool verbose)
+{
+    printf (" * vdgx_broker: ");
+    char error [512];
+    assert (vdgx_broker_endpoint_is_local ("tcp://127.0.0.1:5555"));
+    assert (vdgx_broker_endpoint_is_local ("tcp://127.3.2.1:1"));
+    assert (vdgx_broker_endpoint_is_local ("tcp://localhost:5555"));
+    assert (vdgx_broker_endpoint_is_local ("tcp://[::1]:5555"));
+    assert (vdgx_broker_endpoint_is_local ("ipc:///tmp/x"));
+    assert (!vdgx_broker_endpoint_is_local ("tcp://0.0.0.0:5555"));
+    assert (!vdgx_broker_endpoint_is_local ("tcp://*:5555"));
+    assert (!vdgx_broker_endpoint_is_local ("tcp://10.0.0.1:5555"));
+    assert (!vdgx_broker_endpoint_is_local ("tcp://eth0:5555"));
+    assert (!vdgx_broker_endpoint_is_local ("tcp://128.0.0.1:5555"));
+    vdgx_broker_config_t cfg;
+    vdgx_broker_config_init (&cfg);
+    cfg.endpoint = "tcp://*:5555";
+    assert (vdgx_broker_config_check (&cfg, error, sizeof error) == -1);
+    assert (strstr (error, "--insecure"));
+    cfg.insecure = true;
+    assert (vdgx_broker_config_check (&cfg, error, sizeof error) == 0);
+    cfg.heartbeat_ms = 0;
+    assert (vdgx_broker_config_check (&cfg, error, sizeof error) == -1);
+
+    char dir [] = "/tmp/vdgx-broker-XXXXXX";
+    assert (mkdtemp (dir));
+    char *data = zsys_sprintf ("%s/data", dir);
+    char *endpoint = zsys_sprintf ("ipc://%s/broker.sock", dir);
+    char *events = zsys_sprintf ("ipc://%s/events.sock", dir);
+    vdgx_broker_config_init (&cfg);
+    cfg.endpoint = endpoint;
+    cfg.events = events;
+    cfg.data_dir = data;
+    cfg.heartbeat_ms = 100;
+    vdgx_log_set_level (verbose? VDGX_LOG_DEBUG: VDGX_LOG_ERROR);
+    vdgx_broker_t *broker = vdgx_broker_new (&cfg, error, sizeof error);
+    assert (broker);
+    //  A second broker on the same endpoint fails cleanly.
+    char *data2 = zsys_sprintf ("%s/data2", dir);
+    cfg.data_dir = data2;
+    assert (vdgx_broker_new (&cfg, error, sizeof error) == NULL);
+    cfg.data_dir = data;
+
+    zsock_t *client = zsock_new_dealer (endpoint);
+    zsock_t *worker = zsock_new_dealer (endpoint);
+    assert (client && worker);
+    //  mmi.service before and after a worker registers.
+    s_test_request (client, "mmi.service", zframe_new ("echo", 4));
+    zframe_t *reply = s_test_final (client, "mmi.service");
+    assert (zframe_streq (reply, "404"));
+    zframe_destroy (&reply);
+    zmsg_t *msg = vdgx_mdp_worker_ready (2, "echo", NULL);
+    zmsg_send (&msg, worker);
+    zclock_sleep (50);
+    s_test_request (client, "mmi.service", zframe_new ("echo", 4));
+    reply = s_test_final (client, "mmi.service");
+    assert (zframe_streq (reply, "200"));
+    zframe_destroy (&reply);
+    s_test_request (client, "mmi.bogus", zframe_new ("", 0));
+    reply = s_test_final (client, "mmi.bogus");
+    assert (zframe_streq (reply, "501"));
+    zframe_destroy (&reply);
+    //  Routing: the worker sees the client's address and the body, its FINAL goes back.
+    s_test_request (client, "echo", zframe_new ("hello", 5));
+    msg = s_test_recv (worker);
+    while (msg && zmsg_size (msg) == 2) {       //  skip heartbeats
+        zmsg_destroy (&msg);
+        msg = s_test_recv (worker);
+    }
+    assert (msg && zmsg_size (msg) == 5);
+    char *header = zmsg_popstr (msg);
+    assert (streq (header, VDGX_MDPW02));
+    free (header);
+    zframe_t *cmd = zmsg_pop (msg);
+    assert (zframe_data (cmd) [0] == VDGX_MDPW_REQUEST);
+    zframe_destroy (&cmd);
+    zframe_t *address = zmsg_pop (msg);
+    zmsg_destroy (&msg);
+    zmsg_t *body = zmsg_new ();
+    zmsg_addstr (body, "world");
+    msg = vdgx_mdp_worker_envelope (2, VDGX_MDPW_FINAL, address, &body);
+    zframe_destroy (&address);
+    zmsg_send (&msg, worker);
+    reply = s_test_final (client, "echo");
+    assert (zframe_streq (reply, "world"));
+    zframe_destroy (&reply);
+    //  Job service: a model no worker has registered is refused.
+    vdgx_jobcmd_t jc;
+    vdgx_jobcmd_init (&jc);
+    jc.cmd = VDGX_JOBCMD_SUBMIT;
+    snprintf (jc.request.model, sizeof jc.request.model, "nomodel");
+    jc.request.prompt = strdup ("a cat");
+    s_test_request (client, VDGX_JOBS_SERVICE, vdgx_jobcmd_frame (&jc));
+    vdgx_jobcmd_clear (&jc);
+    reply = s_test_final (client, VDGX_JOBS_SERVICE);
+    vdgx_error_t err, derr;
+    assert (vdgx_error_decode (&err, NULL, zframe_data (reply), zframe_size (reply), &derr) == 0);
+    assert (streq (err.code, VDGX_E_UNKNOWN_MODEL));
+    zframe_destroy (&reply);
+    //  Garbage is dropped, the broker keeps answering.
+    zstr_sendx (client, "garbage", "more", NULL);
+    s_test_request (client, "mmi.health", zframe_new ("\x80", 1));
+    reply = s_test_final (client, "mmi.health");
+    assert (zframe_size (reply) > 10);
+    zframe_destroy (&reply);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    vdgx_broker_destroy (&broker);
+    assert (broker == NULL);
+    zsys_dir_delete ("%s/out", data);
+    zsys_dir_delete ("%s/tmp", data);
+    const char *files [] = { "jobs.db", "jobs.db-wal", "jobs.db-shm" };
+    for (int i = 0; i < 3; i++) {
+        char *path = zsys_sprintf ("%s/%s", data, files [i]);
+        unlink (path);
+        zstr_free (&path);
+        path = zsys_sprintf ("%s/%s", data2, files [i]);
+        unlink (path);
+        zstr_free (&path);
+    }
+    zsys_dir_delete ("%s/out", data2);
+    zsys_dir_delete ("%s/tmp", data2);
+    rmdir (data);
+    rmdir (data2);
+    char *path = zsys_sprintf ("%s/broker.sock", dir);
+    unlink (path);
+    zstr_free (&path);
+    path = zsys_sprintf ("%s/events.sock", dir);
+    unlink (path);
+    zstr_free (&path);
+    rmdir (dir);
+    zstr_free (&data);
+    zstr_free (&data2);
+    zstr_free (&endpoint);
+    zstr_free (&events);
+    printf ("OK\n");
+}

@@ -1,0 +1,773 @@
+/*  vdgx_jobstore.c - SQLite job store and output files (see the header).
+*/
+#include "vdgx_jobstore.h"
+#include "vdgx_sha256.h"
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct _vdgx_jobstore_t {
+    sqlite3 *db;
+    char *dir;
+    char *outdir;
+    char *tmpdir;
+    int64_t seq;
+};
+
+#define S_COLUMNS "id, model, state, priority, seq, idem_key, cache_key, request, attempt, " \
+                  "created_at, started_at, finished_at, err_code, err_msg, result, size, " \
+                  "sha256, cached"
+
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id TEXT PRIMARY KEY, model TEXT NOT NULL, state TEXT NOT NULL,"
+    " priority INTEGER NOT NULL, seq INTEGER NOT NULL, idem_key TEXT UNIQUE,"
+    " cache_key TEXT, request BLOB NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,"
+    " created_at REAL NOT NULL, started_at REAL NOT NULL DEFAULT 0,"
+    " finished_at REAL NOT NULL DEFAULT 0, err_code TEXT, err_msg TEXT, result BLOB,"
+    " size INTEGER NOT NULL DEFAULT 0, sha256 TEXT, cached INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, priority, seq);"
+    "CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key);"
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);"
+    "CREATE TABLE IF NOT EXISTS events ("
+    " job_id TEXT NOT NULL, ts REAL NOT NULL, type TEXT NOT NULL, state TEXT, detail TEXT);"
+    "CREATE INDEX IF NOT EXISTS events_job ON events (job_id);"
+    "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY);";
+
+void
+vdgx_jobrec_clear (vdgx_jobrec_t *job)
+{
+    assert (job);
+    free (job->request);
+    free (job->result);
+    memset (job, 0, sizeof *job);
+}
+
+bool
+vdgx_state_terminal (const char *state)
+{
+    return streq (state, "completed") || streq (state, "failed")
+        || streq (state, "cancelled") || streq (state, "expired");
+}
+
+bool
+vdgx_jobrec_terminal (const vdgx_jobrec_t *job)
+{
+    return vdgx_state_terminal (job->state);
+}
+
+static void
+s_copy_text (char *dst, size_t size, const unsigned char *src)
+{
+    snprintf (dst, size, "%s", src? (const char *) src: "");
+}
+
+static uint8_t *
+s_copy_blob (sqlite3_stmt *st, int col, size_t *size)
+{
+    int n = sqlite3_column_bytes (st, col);
+    const void *data = sqlite3_column_blob (st, col);
+    *size = 0;
+    if (!data || n <= 0)
+        return NULL;
+    uint8_t *copy = (uint8_t *) malloc (n);
+    assert (copy);
+    memcpy (copy, data, n);
+    *size = n;
+    return copy;
+}
+
+static void
+s_row_to_job (sqlite3_stmt *st, vdgx_jobrec_t *job)
+{
+    memset (job, 0, sizeof *job);
+    s_copy_text (job->id, sizeof job->id, sqlite3_column_text (st, 0));
+    s_copy_text (job->model, sizeof job->model, sqlite3_column_text (st, 1));
+    s_copy_text (job->state, sizeof job->state, sqlite3_column_text (st, 2));
+    job->priority = sqlite3_column_int (st, 3);
+    job->seq = sqlite3_column_int64 (st, 4);
+    s_copy_text (job->idem_key, sizeof job->idem_key, sqlite3_column_text (st, 5));
+    s_copy_text (job->cache_key, sizeof job->cache_key, sqlite3_column_text (st, 6));
+    job->request = s_copy_blob (st, 7, &job->request_size);
+    job->attempt = (uint32_t) sqlite3_column_int64 (st, 8);
+    job->created_at = sqlite3_column_double (st, 9);
+    job->started_at = sqlite3_column_double (st, 10);
+    job->finished_at = sqlite3_column_double (st, 11);
+    s_copy_text (job->err_code, sizeof job->err_code, sqlite3_column_text (st, 12));
+    s_copy_text (job->err_msg, sizeof job->err_msg, sqlite3_column_text (st, 13));
+    job->result = s_copy_blob (st, 14, &job->result_size);
+    job->size = (uint64_t) sqlite3_column_int64 (st, 15);
+    s_copy_text (job->sha256, sizeof job->sha256, sqlite3_column_text (st, 16));
+    job->cached = sqlite3_column_int (st, 17) != 0;
+}
+
+static void
+s_bind_text_or_null (sqlite3_stmt *st, int col, const char *text)
+{
+    if (text && *text)
+        sqlite3_bind_text (st, col, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (st, col);
+}
+
+static int
+s_exec (vdgx_jobstore_t *self, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec (self->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        fprintf (stderr, "jobstore: %s: %s\n", sql, msg? msg: sqlite3_errstr (rc));
+        sqlite3_free (msg);
+        return -1;
+    }
+    return 0;
+}
+
+static sqlite3_stmt *
+s_prepare (vdgx_jobstore_t *self, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2 (self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf (stderr, "jobstore: prepare: %s\n", sqlite3_errmsg (self->db));
+        return NULL;
+    }
+    return st;
+}
+
+static void
+s_clean_tmpdir (const char *tmpdir)
+{
+    DIR *d = opendir (tmpdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path [4096];
+    while ((e = readdir (d))) {
+        if (e->d_name [0] == '.')
+            continue;
+        snprintf (path, sizeof path, "%s/%s", tmpdir, e->d_name);
+        unlink (path);
+    }
+    closedir (d);
+}
+
+vdgx_jobstore_t *
+vdgx_jobstore_new (const char *dir, char *error, size_t errsize)
+{
+    assert (dir && error);
+    vdgx_jobstore_t *self = (vdgx_jobstore_t *) zmalloc (sizeof (vdgx_jobstore_t));
+    assert (self);
+    self->dir = strdup (dir);
+    self->outdir = zsys_sprintf ("%s/out", dir);
+    self->tmpdir = zsys_sprintf ("%s/tmp", dir);
+    char *dbpath = zsys_sprintf ("%s/jobs.db", dir);
+    if ((mkdir (dir, 0750) && errno != EEXIST)
+    ||  (mkdir (self->outdir, 0750) && errno != EEXIST)
+    ||  (mkdir (self->tmpdir, 0750) && errno != EEXIST)) {
+        snprintf (error, errsize, "cannot create %s: %s", dir, strerror (errno));
+        goto fail;
+    }
+    //  Temp files belong to results that were never verified; their jobs get re-run.
+    s_clean_tmpdir (self->tmpdir);
+    if (sqlite3_open_v2 (dbpath, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                         | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        snprintf (error, errsize, "cannot open %s: %s", dbpath,
+                  self->db? sqlite3_errmsg (self->db): "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout (self->db, 5000);
+    if (s_exec (self, "PRAGMA journal_mode=WAL;")
+    ||  s_exec (self, "PRAGMA synchronous=FULL;")
+    ||  s_exec (self, "PRAGMA foreign_keys=OFF;")
+    ||  s_exec (self, s_schema)) {
+        snprintf (error, errsize, "cannot initialise %s: %s", dbpath, sqlite3_errmsg (self->db));
+        goto fail;
+    }
+    sqlite3_stmt *st = s_prepare (self, "SELECT COALESCE(MAX(seq), 0) FROM jobs");
+    if (st && sqlite3_step (st) == SQLITE_ROW)
+        self->seq = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    zstr_free (&dbpath);
+    return self;
+fail:
+    zstr_free (&dbpath);
+    vdgx_jobstore_destroy (&self);
+    return NULL;
+}
+
+void
+vdgx_jobstore_destroy (vdgx_jobstore_t **self_p)
+{
+    assert (self_p);
+    vdgx_jobstore_t *self = *self_p;
+    if (self) {
+        if (self->db)
+            sqlite3_close_v2 (self->db);
+        free (self->dir);
+        zstr_free (&self->outdir);
+        zstr_free (&self->tmpdir);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int64_t
+vdgx_jobstore_next_seq (vdgx_jobstore_t *self)
+{
+    assert (self);
+    return ++self->seq;
+}
+
+static void
+s_bind_job (sqlite3_stmt *st, const vdgx_jobrec_t *job)
+{
+    sqlite3_bind_text (st, 1, job->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text (st, 2, job->model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text (st, 3, job->state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int (st, 4, job->priority);
+    sqlite3_bind_int64 (st, 5, job->seq);
+    s_bind_text_or_null (st, 6, job->idem_key);
+    s_bind_text_or_null (st, 7, job->cache_key);
+    sqlite3_bind_blob (st, 8, job->request? (const void *) job->request: "", (int) job->request_size,
+                       SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (st, 9, job->attempt);
+    sqlite3_bind_double (st, 10, job->created_at);
+    sqlite3_bind_double (st, 11, job->started_at);
+    sqlite3_bind_double (st, 12, job->finished_at);
+    s_bind_text_or_null (st, 13, job->err_code);
+    s_bind_text_or_null (st, 14, job->err_msg);
+    if (job->result && job->result_size)
+        sqlite3_bind_blob (st, 15, job->result, (int) job->result_size, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (st, 15);
+    sqlite3_bind_int64 (st, 16, (int64_t) job->size);
+    s_bind_text_or_null (st, 17, job->sha256);
+    sqlite3_bind_int (st, 18, job->cached? 1: 0);
+}
+
+static int
+s_step_done (vdgx_jobstore_t *self, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step (st);
+    sqlite3_finalize (st);
+    if (rc != SQLITE_DONE) {
+        fprintf (stderr, "jobstore: step: %s\n", sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+int
+vdgx_jobstore_insert (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
+{
+    assert (self && job);
+    sqlite3_stmt *st = s_prepare (self, "INSERT INTO jobs (" S_COLUMNS ") VALUES "
+                                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
+    if (!st)
+        return -1;
+    s_bind_job (st, job);
+    return s_step_done (self, st);
+}
+
+int
+vdgx_jobstore_update (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
+{
+    assert (self && job);
+    sqlite3_stmt *st = s_prepare (self, "UPDATE jobs SET model=?2, state=?3, priority=?4, seq=?5,"
+                                  " idem_key=?6, cache_key=?7, request=?8, attempt=?9, created_at=?10,"
+                                  " started_at=?11, finished_at=?12, err_code=?13, err_msg=?14,"
+                                  " result=?15, size=?16, sha256=?17, cached=?18 WHERE id=?1");
+    if (!st)
+        return -1;
+    s_bind_job (st, job);
+    return s_step_done (self, st);
+}
+
+static int
+s_get_one (vdgx_jobstore_t *self, const char *sql, const char *arg, vdgx_jobrec_t *job)
+{
+    memset (job, 0, sizeof *job);
+    sqlite3_stmt *st = s_prepare (self, sql);
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, arg, -1, SQLITE_TRANSIENT);
+    int rc = -1;
+    if (sqlite3_step (st) == SQLITE_ROW) {
+        s_row_to_job (st, job);
+        rc = 0;
+    }
+    sqlite3_finalize (st);
+    return rc;
+}
+
+int
+vdgx_jobstore_get (vdgx_jobstore_t *self, const char *id, vdgx_jobrec_t *job)
+{
+    assert (self && id && job);
+    return s_get_one (self, "SELECT " S_COLUMNS " FROM jobs WHERE id=?1", id, job);
+}
+
+int
+vdgx_jobstore_find_idem (vdgx_jobstore_t *self, const char *key, vdgx_jobrec_t *job)
+{
+    assert (self && key && job);
+    return s_get_one (self, "SELECT " S_COLUMNS " FROM jobs WHERE idem_key=?1", key, job);
+}
+
+int
+vdgx_jobstore_find_cached (vdgx_jobstore_t *self, const char *cache_key, vdgx_jobrec_t *job)
+{
+    assert (self && cache_key && job);
+    sqlite3_stmt *st = s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE cache_key=?1"
+                                  " AND state='completed' ORDER BY finished_at DESC");
+    memset (job, 0, sizeof *job);
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, cache_key, -1, SQLITE_TRANSIENT);
+    int rc = -1;
+    char path [4096];
+    while (sqlite3_step (st) == SQLITE_ROW) {
+        s_row_to_job (st, job);
+        vdgx_jobstore_output_path (self, job->id, path, sizeof path);
+        if (access (path, R_OK) == 0) {
+            rc = 0;
+            break;
+        }
+        vdgx_jobrec_clear (job);
+    }
+    sqlite3_finalize (st);
+    return rc;
+}
+
+int
+vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id)
+{
+    assert (self && id);
+    sqlite3_stmt *st = s_prepare (self, "DELETE FROM jobs WHERE id=?1");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
+    if (s_step_done (self, st))
+        return -1;
+    if (sqlite3_changes (self->db) == 0)
+        return -1;
+    st = s_prepare (self, "DELETE FROM events WHERE job_id=?1");
+    if (st) {
+        sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
+        s_step_done (self, st);
+    }
+    char path [4096];
+    vdgx_jobstore_output_path (self, id, path, sizeof path);
+    unlink (path);
+    return 0;
+}
+
+static void
+s_job_destroy (void **item_p)
+{
+    vdgx_jobrec_t *job = (vdgx_jobrec_t *) *item_p;
+    if (job) {
+        vdgx_jobrec_clear (job);
+        free (job);
+        *item_p = NULL;
+    }
+}
+
+static zlistx_t *
+s_collect (sqlite3_stmt *st)
+{
+    zlistx_t *list = zlistx_new ();
+    zlistx_set_destructor (list, s_job_destroy);
+    while (st && sqlite3_step (st) == SQLITE_ROW) {
+        vdgx_jobrec_t *job = (vdgx_jobrec_t *) malloc (sizeof (vdgx_jobrec_t));
+        assert (job);
+        s_row_to_job (st, job);
+        zlistx_add_end (list, job);
+    }
+    sqlite3_finalize (st);
+    return list;
+}
+
+zlistx_t *
+vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
+                    const char *after, size_t limit)
+{
+    assert (self);
+    sqlite3_stmt *st = s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE"
+                                  " (?1 = '' OR state = ?1) AND (?2 = '' OR model = ?2)"
+                                  " AND id > ?3 ORDER BY id LIMIT ?4");
+    if (st) {
+        sqlite3_bind_text (st, 1, state? state: "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text (st, 2, model? model: "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text (st, 3, after? after: "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64 (st, 4, (int64_t) limit + 1);
+    }
+    return s_collect (st);
+}
+
+zlistx_t *
+vdgx_jobstore_unfinished (vdgx_jobstore_t *self)
+{
+    assert (self);
+    return s_collect (s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE state IN"
+                                 " ('queued', 'running') ORDER BY priority, seq"));
+}
+
+int
+vdgx_jobstore_add_event (vdgx_jobstore_t *self, const char *id, const char *type,
+                         const char *state, const char *detail, double ts)
+{
+    assert (self && id && type);
+    sqlite3_stmt *st = s_prepare (self, "INSERT INTO events (job_id, ts, type, state, detail)"
+                                  " VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double (st, 2, ts);
+    sqlite3_bind_text (st, 3, type, -1, SQLITE_TRANSIENT);
+    s_bind_text_or_null (st, 4, state);
+    s_bind_text_or_null (st, 5, detail);
+    return s_step_done (self, st);
+}
+
+size_t
+vdgx_jobstore_event_count (vdgx_jobstore_t *self, const char *id)
+{
+    assert (self && id);
+    sqlite3_stmt *st = s_prepare (self, "SELECT COUNT(*) FROM events WHERE job_id=?1");
+    size_t n = 0;
+    if (st) {
+        sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step (st) == SQLITE_ROW)
+            n = (size_t) sqlite3_column_int64 (st, 0);
+        sqlite3_finalize (st);
+    }
+    return n;
+}
+
+int
+vdgx_jobstore_model_add (vdgx_jobstore_t *self, const char *name)
+{
+    assert (self && name);
+    sqlite3_stmt *st = s_prepare (self, "INSERT OR IGNORE INTO models (name) VALUES (?1)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, name, -1, SQLITE_TRANSIENT);
+    return s_step_done (self, st);
+}
+
+zlist_t *
+vdgx_jobstore_models (vdgx_jobstore_t *self)
+{
+    assert (self);
+    zlist_t *list = zlist_new ();
+    zlist_autofree (list);
+    sqlite3_stmt *st = s_prepare (self, "SELECT name FROM models ORDER BY name");
+    while (st && sqlite3_step (st) == SQLITE_ROW)
+        zlist_append (list, (void *) sqlite3_column_text (st, 0));
+    sqlite3_finalize (st);
+    return list;
+}
+
+void
+vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size)
+{
+    assert (self && id && buf);
+    snprintf (buf, size, "%s/%s.mp4", self->outdir, id);
+}
+
+void
+vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
+                         char *buf, size_t size)
+{
+    assert (self && id && buf);
+    snprintf (buf, size, "%s/%s.%u.part", self->tmpdir, id, attempt);
+}
+
+static void
+s_fsync_dir (const char *dir)
+{
+    int fd = open (dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync (fd);
+        close (fd);
+    }
+}
+
+int
+vdgx_jobstore_commit_output (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
+                             uint64_t size, const char *sha256, char *error, size_t errsize)
+{
+    assert (self && id && sha256 && error);
+    char tmp [4096], out [4096];
+    vdgx_jobstore_temp_path (self, id, attempt, tmp, sizeof tmp);
+    vdgx_jobstore_output_path (self, id, out, sizeof out);
+    struct stat sb;
+    char hex [VDGX_SHA256_HEX_SIZE];
+    if (stat (tmp, &sb)) {
+        snprintf (error, errsize, "no output received");
+        return -1;
+    }
+    if ((uint64_t) sb.st_size != size) {
+        snprintf (error, errsize, "output is %llu bytes, worker said %llu",
+                  (unsigned long long) sb.st_size, (unsigned long long) size);
+        unlink (tmp);
+        return -1;
+    }
+    if (vdgx_sha256_file (tmp, hex) || !streq (hex, sha256)) {
+        snprintf (error, errsize, "output sha256 mismatch");
+        unlink (tmp);
+        return -1;
+    }
+    int fd = open (tmp, O_RDONLY);
+    if (fd >= 0) {
+        fsync (fd);
+        close (fd);
+    }
+    if (rename (tmp, out)) {
+        snprintf (error, errsize, "rename: %s", strerror (errno));
+        unlink (tmp);
+        return -1;
+    }
+    s_fsync_dir (self->outdir);
+    return 0;
+}
+
+int
+vdgx_jobstore_share_output (vdgx_jobstore_t *self, const char *from, const char *id)
+{
+    assert (self && from && id);
+    char src [4096], dst [4096], tmp [4096];
+    vdgx_jobstore_output_path (self, from, src, sizeof src);
+    vdgx_jobstore_output_path (self, id, dst, sizeof dst);
+    if (link (src, dst) == 0)
+        return 0;
+    //  No hard links (another file system feature set): copy through a temp file.
+    vdgx_jobstore_temp_path (self, id, 0, tmp, sizeof tmp);
+    FILE *in = fopen (src, "rb");
+    FILE *outf = in? fopen (tmp, "wb"): NULL;
+    int rc = -1;
+    if (in && outf) {
+        char buf [65536];
+        size_t n;
+        rc = 0;
+        while ((n = fread (buf, 1, sizeof buf, in)) > 0)
+            if (fwrite (buf, 1, n, outf) != n)
+                rc = -1;
+        if (ferror (in))
+            rc = -1;
+    }
+    if (in)
+        fclose (in);
+    if (outf && fclose (outf))
+        rc = -1;
+    if (rc == 0 && rename (tmp, dst))
+        rc = -1;
+    if (rc)
+        unlink (tmp);
+    return rc;
+}
+
+size_t
+vdgx_jobstore_gc (vdgx_jobstore_t *self, double now, double retain_s, uint64_t retain_bytes)
+{
+    assert (self);
+    size_t deleted = 0;
+    zlist_t *victims = zlist_new ();
+    zlist_autofree (victims);
+    if (retain_s > 0) {
+        sqlite3_stmt *st = s_prepare (self, "SELECT id FROM jobs WHERE state IN ('completed',"
+                                      " 'failed', 'cancelled', 'expired') AND finished_at < ?1");
+        if (st) {
+            sqlite3_bind_double (st, 1, now - retain_s);
+            while (sqlite3_step (st) == SQLITE_ROW)
+                zlist_append (victims, (void *) sqlite3_column_text (st, 0));
+            sqlite3_finalize (st);
+        }
+    }
+    for (char *id = (char *) zlist_first (victims); id; id = (char *) zlist_next (victims))
+        if (vdgx_jobstore_delete (self, id) == 0)
+            deleted++;
+    zlist_purge (victims);
+    if (retain_bytes > 0) {
+        sqlite3_stmt *st = s_prepare (self, "SELECT id, size FROM jobs WHERE state='completed'"
+                                      " ORDER BY finished_at DESC");
+        uint64_t total = 0;
+        while (st && sqlite3_step (st) == SQLITE_ROW) {
+            total += (uint64_t) sqlite3_column_int64 (st, 1);
+            //  Newest first: everything past the cap goes.
+            if (total > retain_bytes)
+                zlist_append (victims, (void *) sqlite3_column_text (st, 0));
+        }
+        sqlite3_finalize (st);
+        for (char *id = (char *) zlist_first (victims); id; id = (char *) zlist_next (victims))
+            if (vdgx_jobstore_delete (self, id) == 0)
+                deleted++;
+    }
+    zlist_destroy (&victims);
+    return deleted;
+}
+
+int
+vdgx_jobstore_health (vdgx_jobstore_t *self, uint64_t *jobs, uint64_t *output_bytes)
+{
+    assert (self);
+    sqlite3_stmt *st = s_prepare (self, "SELECT COUNT(*), COALESCE(SUM(CASE WHEN"
+                                  " state='completed' THEN size ELSE 0 END), 0) FROM jobs");
+    int rc = -1;
+    if (st && sqlite3_step (st) == SQLITE_ROW) {
+        if (jobs)
+            *jobs = (uint64_t) sqlite3_column_int64 (st, 0);
+        if (output_bytes)
+            *output_bytes = (uint64_t) sqlite3_column_int64 (st, 1);
+        rc = 0;
+    }
+    sqlite3_finalize (st);
+    return rc;
+}
+
+void
+vdgx_jobstore_flush (vdgx_jobstore_t *self)
+{
+    assert (self);
+    sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
+static void
+s_test_job (vdgx_jobrec_t *job, const char *id, const char *model, const char *state, int prio,
+            int64_t seq, double finished)
+{
+    memset (job, 0, sizeof *job);
+    snprintf (job->id, sizeof job->id, "%s", id);
+    snprintf (job->model, sizeof job->model, "%s", model);
+    snprintf (job->state, sizeof job->state, "%s", state);
+    job->priority = prio;
+    job->seq = seq;
+    job->request = (uint8_t *) strdup ("\x81\xa1k\x01");
+    job->request_size = 4;
+    job->created_at = 1000 + seq;
+    job->finished_at = finished;
+}
+
+static void
+s_test_write (const char *path, const char *text)
+{
+    FILE *f = fopen (path, "wb");
+    assert (f);
+    fputs (text, f);
+    fclose (f);
+}
+
+void
+vdgx_jobstore_test (bool verbose)
+{
+    printf (" * vdgx_jobstore: ");
+    char dir [] = "/tmp/vdgx-jobstore-XXXXXX";
+    assert (mkdtemp (dir));
+    char error [256];
+    vdgx_jobstore_t *store = vdgx_jobstore_new (dir, error, sizeof error);
+    assert (store);
+    vdgx_jobrec_t job, got;
+    s_test_job (&job, "a1", "m", "queued", 1, vdgx_jobstore_next_seq (store), 0);
+    snprintf (job.idem_key, sizeof job.idem_key, "key-1");
+    assert (vdgx_jobstore_insert (store, &job) == 0);
+    //  Same id or same idempotency key: refused.
+    assert (vdgx_jobstore_insert (store, &job) == -1);
+    vdgx_jobrec_clear (&job);
+    s_test_job (&job, "a2", "m", "running", 0, vdgx_jobstore_next_seq (store), 0);
+    assert (vdgx_jobstore_insert (store, &job) == 0);
+    vdgx_jobrec_clear (&job);
+    s_test_job (&job, "a3", "n", "failed", 1, vdgx_jobstore_next_seq (store), 10);
+    snprintf (job.err_code, sizeof job.err_code, "worker_failed");
+    assert (vdgx_jobstore_insert (store, &job) == 0);
+    vdgx_jobrec_clear (&job);
+    assert (vdgx_jobstore_get (store, "a3", &got) == 0);
+    assert (streq (got.err_code, "worker_failed") && got.request_size == 4
+            && memcmp (got.request, "\x81\xa1k\x01", 4) == 0 && got.seq == 3);
+    vdgx_jobrec_clear (&got);
+    assert (vdgx_jobstore_get (store, "nope", &got) == -1);
+    assert (vdgx_jobstore_find_idem (store, "key-1", &got) == 0 && streq (got.id, "a1"));
+    vdgx_jobrec_clear (&got);
+    //  Unfinished: by priority, then seq.
+    zlistx_t *list = vdgx_jobstore_unfinished (store);
+    assert (zlistx_size (list) == 2);
+    assert (streq (((vdgx_jobrec_t *) zlistx_first (list))->id, "a2"));
+    zlistx_destroy (&list);
+    list = vdgx_jobstore_list (store, "", "m", "", 100);
+    assert (zlistx_size (list) == 2);
+    zlistx_destroy (&list);
+    list = vdgx_jobstore_list (store, "", "", "a1", 1);
+    assert (zlistx_size (list) == 2);      //  limit + 1: has_more
+    assert (streq (((vdgx_jobrec_t *) zlistx_first (list))->id, "a2"));
+    zlistx_destroy (&list);
+    //  Output: a wrong sha256 is refused, the right one renamed into place.
+    char tmp [4096], out [4096], hex [VDGX_SHA256_HEX_SIZE];
+    vdgx_jobstore_temp_path (store, "a2", 1, tmp, sizeof tmp);
+    s_test_write (tmp, "video bytes");
+    vdgx_sha256_hex ("video bytes", 11, hex);
+    assert (vdgx_jobstore_commit_output (store, "a2", 1, 11, "00", error, sizeof error) == -1);
+    assert (access (tmp, F_OK) != 0);
+    s_test_write (tmp, "video bytes");
+    assert (vdgx_jobstore_commit_output (store, "a2", 1, 12, hex, error, sizeof error) == -1);
+    s_test_write (tmp, "video bytes");
+    assert (vdgx_jobstore_commit_output (store, "a2", 1, 11, hex, error, sizeof error) == 0);
+    vdgx_jobstore_output_path (store, "a2", out, sizeof out);
+    assert (access (out, R_OK) == 0 && access (tmp, F_OK) != 0);
+    assert (vdgx_jobstore_get (store, "a2", &job) == 0);
+    snprintf (job.state, sizeof job.state, "completed");
+    snprintf (job.cache_key, sizeof job.cache_key, "ck");
+    job.size = 11;
+    job.finished_at = 20;
+    assert (vdgx_jobstore_update (store, &job) == 0);
+    vdgx_jobrec_clear (&job);
+    assert (vdgx_jobstore_find_cached (store, "ck", &got) == 0 && streq (got.id, "a2"));
+    vdgx_jobrec_clear (&got);
+    assert (vdgx_jobstore_share_output (store, "a2", "a1") == 0);
+    vdgx_jobstore_output_path (store, "a1", out, sizeof out);
+    assert (access (out, R_OK) == 0);
+    assert (vdgx_jobstore_add_event (store, "a2", "state", "completed", NULL, 20) == 0);
+    assert (vdgx_jobstore_event_count (store, "a2") == 1);
+    assert (vdgx_jobstore_model_add (store, "m") == 0);
+    assert (vdgx_jobstore_model_add (store, "m") == 0);
+    zlist_t *models = vdgx_jobstore_models (store);
+    assert (zlist_size (models) == 1);
+    zlist_destroy (&models);
+    uint64_t njobs = 0, bytes = 0;
+    assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 3 && bytes == 11);
+    vdgx_jobstore_destroy (&store);
+    //  Reopen: rows and the sequence survive.
+    store = vdgx_jobstore_new (dir, error, sizeof error);
+    assert (store);
+    assert (vdgx_jobstore_next_seq (store) == 4);
+    //  Retention: a3 finished at 10, a2 at 20; keep 15 s at now = 30 -> a3 goes.
+    assert (vdgx_jobstore_gc (store, 30, 15, 0) == 1);
+    assert (vdgx_jobstore_get (store, "a3", &got) == -1);
+    //  Size cap below a2's 11 bytes: a2 goes with its output.
+    assert (vdgx_jobstore_gc (store, 30, 0, 5) == 1);
+    vdgx_jobstore_output_path (store, "a2", out, sizeof out);
+    assert (access (out, F_OK) != 0);
+    assert (vdgx_jobstore_delete (store, "a1") == 0);
+    assert (vdgx_jobstore_delete (store, "a1") == -1);
+    vdgx_jobstore_flush (store);
+    vdgx_jobstore_destroy (&store);
+    assert (store == NULL);
+    //  A data dir that cannot be created gives an error, not a crash.
+    assert (vdgx_jobstore_new ("/proc/vdgx-no", error, sizeof error) == NULL);
+    if (verbose)
+        printf ("(%s) ", error);
+    zsys_dir_delete ("%s/out", dir);
+    zsys_dir_delete ("%s/tmp", dir);
+    char path [4096];
+    const char *files [] = { "jobs.db", "jobs.db-wal", "jobs.db-shm" };
+    for (int i = 0; i < 3; i++) {
+        snprintf (path, sizeof path, "%s/%s", dir, files [i]);
+        unlink (path);
+    }
+    rmdir (dir);
+    printf ("OK\n");
+}

@@ -1,0 +1,111 @@
+/*  vdgx_jobstore.h - the broker's durable job store: SQLite (WAL) plus output files.
+
+    Tables: jobs (one row per job, request and result kept as msgpack blobs),
+    events (state changes per job), models (every model ever known).
+    Outputs live in DIR/out/<id>.mp4; a result is streamed into DIR/tmp/<id>.<attempt>.part
+    and renamed into place only after its size and sha256 match what the worker
+    claimed (atomic: readers see a whole file or none).
+
+    Durability: journal_mode=WAL with synchronous=FULL. The broker acknowledges a
+    submit only after its row is committed, and "no accepted job is ever lost"
+    must hold across power loss too, not only a broker crash; FULL syncs the WAL
+    on every commit. The cost is one fsync per state change, which is nothing
+    next to a video generation; progress (step/percent) is kept in memory and
+    not written, so the write rate stays at a few per job.
+*/
+#ifndef VDGX_JOBSTORE_H_INCLUDED
+#define VDGX_JOBSTORE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <czmq.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _vdgx_jobstore_t vdgx_jobstore_t;
+
+//  One job row. Blobs are owned (freed by vdgx_jobrec_clear).
+typedef struct {
+    char id [40];
+    char model [65];
+    char state [16];            //  queued running completed failed cancelled expired
+    int priority;               //  0 high .. 2 low
+    int64_t seq;                //  queue order within a priority
+    char idem_key [129];
+    char cache_key [65];
+    uint8_t *request;           //  msgpack generate request
+    size_t request_size;
+    uint32_t attempt;
+    double created_at, started_at, finished_at;
+    char err_code [32];
+    char err_msg [256];
+    uint8_t *result;            //  msgpack result map (completed)
+    size_t result_size;
+    uint64_t size;
+    char sha256 [65];
+    bool cached;
+} vdgx_jobrec_t;
+
+void vdgx_jobrec_clear (vdgx_jobrec_t *job);
+bool vdgx_jobrec_terminal (const vdgx_jobrec_t *job);
+bool vdgx_state_terminal (const char *state);
+
+//  Opens or creates DIR/jobs.db, DIR/out/, DIR/tmp/ (stale temp files are removed).
+//  Returns NULL with a message in error (size errsize) on failure.
+vdgx_jobstore_t *vdgx_jobstore_new (const char *dir, char *error, size_t errsize);
+void vdgx_jobstore_destroy (vdgx_jobstore_t **self_p);
+
+//  Next queue sequence number (continues after a restart).
+int64_t vdgx_jobstore_next_seq (vdgx_jobstore_t *self);
+int vdgx_jobstore_insert (vdgx_jobstore_t *self, const vdgx_jobrec_t *job);
+//  Writes every mutable column of job.
+int vdgx_jobstore_update (vdgx_jobstore_t *self, const vdgx_jobrec_t *job);
+//  0 and job filled when found, -1 when not found or on error (job cleared).
+int vdgx_jobstore_get (vdgx_jobstore_t *self, const char *id, vdgx_jobrec_t *job);
+int vdgx_jobstore_find_idem (vdgx_jobstore_t *self, const char *key, vdgx_jobrec_t *job);
+//  A completed job with this cache key whose output file still exists.
+int vdgx_jobstore_find_cached (vdgx_jobstore_t *self, const char *cache_key, vdgx_jobrec_t *job);
+//  Removes the job, its events and its output. 0, or -1 when not found.
+int vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id);
+//  Jobs in id (= creation) order after `after` ("" = from the start), optional filters
+//  ("" = any). Returns a list of vdgx_jobrec_t * (caller destroys; items are freed with it),
+//  at most limit + 1 items so the caller can tell has_more.
+zlistx_t *vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
+                              const char *after, size_t limit);
+//  Every job not in a terminal state, by priority then seq (recovery).
+zlistx_t *vdgx_jobstore_unfinished (vdgx_jobstore_t *self);
+int vdgx_jobstore_add_event (vdgx_jobstore_t *self, const char *id, const char *type,
+                             const char *state, const char *detail, double ts);
+size_t vdgx_jobstore_event_count (vdgx_jobstore_t *self, const char *id);
+//  Known models.
+int vdgx_jobstore_model_add (vdgx_jobstore_t *self, const char *name);
+zlist_t *vdgx_jobstore_models (vdgx_jobstore_t *self);     //  autofree strings
+
+//  Output files. Paths are written into buf.
+void vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size);
+void vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
+                              char *buf, size_t size);
+//  Verifies the temp file of (id, attempt) against size and sha256, fsyncs and renames it
+//  to the output path. 0, or -1 with a reason in error (the temp file is removed).
+int vdgx_jobstore_commit_output (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
+                                 uint64_t size, const char *sha256, char *error, size_t errsize);
+//  Gives job `id` the output of job `from` (hard link, or a copy). 0 or -1.
+int vdgx_jobstore_share_output (vdgx_jobstore_t *self, const char *from, const char *id);
+//  Retention: deletes terminal jobs finished before now - retain_s (0 = keep), then the
+//  oldest completed ones while outputs exceed retain_bytes (0 = no cap). Returns the
+//  number of jobs deleted.
+size_t vdgx_jobstore_gc (vdgx_jobstore_t *self, double now, double retain_s, uint64_t retain_bytes);
+//  Health: 0 when the database answers; counts filled.
+int vdgx_jobstore_health (vdgx_jobstore_t *self, uint64_t *jobs, uint64_t *output_bytes);
+//  Makes the WAL durable in the main file (shutdown).
+void vdgx_jobstore_flush (vdgx_jobstore_t *self);
+
+void vdgx_jobstore_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
