@@ -29,9 +29,13 @@
       <base>.thumb.jpg   frame thumb_frame at full size (the last frame if the video is shorter;
                          .png when thumb_format is "png")
       <base>.sprite.jpg  up to sprite_count frames spread evenly over the video, downscaled to
-                         sprite_width pixels wide, in a grid of ceil(sqrt(n)) columns
+                         sprite_width pixels wide, in a grid of ceil(sqrt(n)) columns, row by
+                         row; cells left over are black
     where <base> is the video path without its extension (out.mp4 -> out.thumb.jpg).
-    Only copies of the chosen frames are kept while streaming.
+    Only copies of the chosen frames are kept while streaming: the sprite keeps at most
+    2 * sprite_count tiles taken every k-th frame, and doubles k (dropping every other tile)
+    when full, so the kept tiles stay evenly spaced without knowing the length in advance.
+    JPEGs are 4:4:4 at qscale 2 (near-transparent); files are created mode 0644.
 
     Not thread-safe: one thread drives one encoder.
 */
