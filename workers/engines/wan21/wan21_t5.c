@@ -817,3 +817,349 @@ wan21_t5_encode (wan21_t5_t *self, const int32_t *ids, int n, int text_len, vdgx
     vdgx_tensor_release (b, &enc);
     return rc;
 }
+
+//  ---------------------------------------------------------------------------------------
+//  Selftest
+
+#include <jansson.h>
+
+typedef struct {
+    json_t *tensors;        //  name -> shape array (real_checkpoint_layout.json)
+    bool to_hf;             //  look the names up through the HF -> official mapping
+    const char *broken;     //  a name reported with a wrong shape
+} s_layout_arg_t;
+
+//  HF name -> official name (test helper; the loader goes the other way).
+static bool
+s_hf_to_official (const char *hf, char *out, size_t size)
+{
+    if (strcmp (hf, "shared.weight") == 0) {
+        snprintf (out, size, "token_embedding.weight");
+        return true;
+    }
+    if (strcmp (hf, "encoder.final_layer_norm.weight") == 0) {
+        snprintf (out, size, "norm.weight");
+        return true;
+    }
+    int layer;
+    char rest [200];
+    if (sscanf (hf, "encoder.block.%d.%199s", &layer, rest) != 2)
+        return false;
+    for (int slot = 0; slot < S_SLOTS; slot++) {
+        char a [256], b [256];
+        s_name (a, sizeof (a), true, layer, slot);
+        if (strcmp (a, hf) == 0) {
+            s_name (b, sizeof (b), false, layer, slot);
+            snprintf (out, size, "%s", b);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+s_layout_shape (void *argp, const char *name, int *ndim, int64_t *shape)
+{
+    s_layout_arg_t *arg = (s_layout_arg_t *) argp;
+    char official [256];
+    if (arg->to_hf) {
+        if (!s_hf_to_official (name, official, sizeof (official)))
+            return false;
+        name = official;
+    }
+    json_t *dims = json_object_get (arg->tensors, name);
+    if (!json_is_array (dims))
+        return false;
+    *ndim = (int) json_array_size (dims);
+    for (int i = 0; i < *ndim && i < VDGX_MAX_DIMS; i++)
+        shape [i] = json_integer_value (json_array_get (dims, i));
+    if (arg->broken && strcmp (arg->broken, name) == 0)
+        shape [0] += 1;
+    return true;
+}
+
+//  Tiny random umT5 written as safetensors (BF16) with official or HF names.
+static void
+s_write_tiny (const char *path, bool hf, int layers, uint32_t seed)
+{
+    const int V = 64, D = 16, A = 16, F = 24, H = 2, NB = 32;
+    size_t max_tensors = 3 + (size_t) layers * S_SLOTS;
+    vdgx_ckpt_tensor_t *t = (vdgx_ckpt_tensor_t *) calloc (max_tensors, sizeof (vdgx_ckpt_tensor_t));
+    char (*names) [256] = (char (*) [256]) calloc (max_tensors, 256);
+    size_t n = 0;
+    uint32_t rng = seed;
+    for (int i = -1; i <= layers; i++) {
+        int slots = (i < 0 || i == layers)? 1: S_SLOTS;
+        for (int slot = 0; slot < slots; slot++) {
+            int64_t d0, d1 = 0;
+            float scale = 0.3f, offset = 0.0f;
+            if (i < 0) {
+                snprintf (names [n], 256, hf? "shared.weight": "token_embedding.weight");
+                d0 = V, d1 = D, scale = 1.0f;
+            }
+            else
+            if (i == layers) {
+                snprintf (names [n], 256, hf? "encoder.final_layer_norm.weight": "norm.weight");
+                d0 = D, offset = 1.0f;
+            }
+            else {
+                s_name (names [n], 256, hf, i, slot);
+                switch (slot) {
+                    case S_NORM1: case S_NORM2: d0 = D; offset = 1.0f; break;
+                    case S_Q: case S_K: case S_V: d0 = A, d1 = D; break;
+                    case S_O: d0 = D, d1 = A; break;
+                    case S_GATE: case S_FC1: d0 = F, d1 = D; break;
+                    case S_FC2: d0 = D, d1 = F; break;
+                    default: d0 = NB, d1 = H; scale = 1.0f; break;
+                }
+            }
+            size_t numel = (size_t) d0 * (d1? d1: 1);
+            uint16_t *data = (uint16_t *) malloc (numel * 2);
+            for (size_t e = 0; e < numel; e++) {
+                rng = rng * 1664525u + 1013904223u;
+                float u = ((rng >> 8) / 16777216.0f) * 2.0f - 1.0f;
+                data [e] = vdgx_f32_to_bf16 (offset + scale * u);
+            }
+            t [n].name = names [n];
+            t [n].dtype = VDGX_DTYPE_BF16;
+            t [n].ndim = d1? 2: 1;
+            t [n].shape [0] = d0;
+            t [n].shape [1] = d1;
+            t [n].data = data;
+            t [n].nbytes = numel * 2;
+            n++;
+        }
+    }
+    char *err = NULL;
+    int rc = vdgx_safetensors_write (path, t, n, &err);
+    if (rc)
+        printf ("cannot write %s: %s\n", path, err);
+    assert (rc == 0);
+    for (size_t i = 0; i < n; i++)
+        free ((void *) t [i].data);
+    free (t);
+    free (names);
+}
+
+static float *
+s_forward_host (wan21_t5_t *t5, vdgx_backend_t *b, const int32_t *ids, const uint8_t *mask,
+                int batch, int len)
+{
+    vdgx_tensor_t out;
+    int rc = wan21_t5_forward (t5, ids, mask, batch, len, &out);
+    if (rc)
+        printf ("forward: %s\n", wan21_t5_error (t5));
+    assert (rc == 0);
+    float *host = (float *) malloc (sizeof (float) * (size_t) vdgx_tensor_numel (&out));
+    rc = vdgx_tensor_to_f32 (b, &out, host);
+    assert (rc == 0);
+    vdgx_tensor_release (b, &out);
+    return host;
+}
+
+void
+wan21_t5_test (bool verbose)
+{
+    printf (" * wan21_t5: ");
+    if (verbose)
+        printf ("\n");
+
+    //  Buckets: the official table (32 bidirectional, max_dist 128) at known points, and a
+    //  float64 evaluation away from the exact powers of two where float32 truncation could
+    //  differ (it does not for this configuration: log2 ratios hit integers exactly).
+    const struct { int rel, bucket; } known [] = {
+        { 0, 0 }, { -1, 1 }, { 1, 17 }, { -7, 7 }, { 7, 23 }, { -8, 8 }, { 8, 24 },
+        { -11, 8 }, { -12, 9 }, { -15, 9 }, { -16, 10 }, { 16, 26 }, { -32, 12 }, { -64, 14 },
+        { -127, 15 }, { -128, 15 }, { 128, 31 }, { 159, 31 }, { -100000, 15 }, { 100000, 31 } };
+    for (size_t i = 0; i < sizeof (known) / sizeof (known [0]); i++) {
+        int got = wan21_t5_bucket (known [i].rel, 32, 128);
+        if (got != known [i].bucket)
+            printf ("bucket(%d) = %d, expected %d\n", known [i].rel, got, known [i].bucket);
+        assert (got == known [i].bucket);
+    }
+    for (int rel = -300; rel <= 300; rel++) {
+        int dist = abs (rel);
+        int want = rel > 0? 16: 0;
+        if (dist < 8)
+            want += dist;
+        else {
+            int large = 8 + (int) (log (dist / 8.0) / log (16.0) * 8.0 + 1e-9);
+            want += large < 15? large: 15;
+        }
+        assert (wan21_t5_bucket (rel, 32, 128) == want);
+    }
+    //  The bias table: bias[h][q][k] = table[bucket(k - q)][h], also for Lq != Lk.
+    {
+        const int H = 3, NB = 32, LQ = 5, LK = 7;
+        float table [NB * H], bias [H * LQ * LK];
+        for (int i = 0; i < NB * H; i++)
+            table [i] = (float) i * 0.5f - 7.0f;
+        wan21_t5_pos_bias (table, H, NB, 128, LQ, LK, bias);
+        for (int h = 0; h < H; h++)
+            for (int q = 0; q < LQ; q++)
+                for (int k = 0; k < LK; k++)
+                    assert (bias [(h * LQ + q) * LK + k] == table [wan21_t5_bucket (k - q, NB, 128) * H + h]);
+    }
+
+    //  Layout: the real umT5-XXL names and shapes give the XXL configuration, under official
+    //  and HF names; a wrong shape and a missing tensor are refused with a message.
+    const char *src = getenv ("VDGX_SOURCE_DIR");
+    char path [4096];
+    snprintf (path, sizeof (path), "%s/tests/data/reference/wan21/real_checkpoint_layout.json",
+              src? src: ".");
+    json_t *layout = json_load_file (path, 0, NULL);
+    if (!layout)
+        printf ("(no %s: real layout not checked) ", path);
+    else {
+        s_layout_arg_t arg = { json_object_get (json_object_get (layout, "t5"), "tensors"), false, NULL };
+        assert (json_object_size (arg.tensors) == 242);
+        wan21_t5_config_t cfg;
+        char *err = NULL;
+        for (int hf = 0; hf < 2; hf++) {
+            arg.to_hf = hf;
+            int rc = wan21_t5_layout (s_layout_shape, &arg, &cfg, &err);
+            if (rc)
+                printf ("layout: %s\n", err);
+            assert (rc == 0 && !err);
+            assert (cfg.vocab == 256384 && cfg.dim == 4096 && cfg.dim_attn == 4096
+                 && cfg.dim_ffn == 10240 && cfg.num_heads == 64 && cfg.num_layers == 24
+                 && cfg.num_buckets == 32 && cfg.max_dist == 128 && cfg.hf_names == (bool) hf);
+        }
+        arg.to_hf = false;
+        arg.broken = "blocks.17.ffn.fc2.weight";
+        assert (wan21_t5_layout (s_layout_shape, &arg, &cfg, &err) == -1);
+        if (verbose)
+            printf ("  broken shape: %s\n", err);
+        assert (err && strstr (err, "blocks.17.ffn.fc2.weight"));
+        free (err);
+        arg.broken = NULL;
+        json_object_del (arg.tensors, "blocks.23.attn.v.weight");
+        assert (wan21_t5_layout (s_layout_shape, &arg, &cfg, &err) == -1);
+        assert (err && strstr (err, "missing tensor 'blocks.23.attn.v.weight'"));
+        free (err);
+        json_decref (layout);
+    }
+
+    //  Loader and forward on tiny BF16 checkpoints written here.
+    char *err = NULL;
+    vdgx_backend_t *b = vdgx_backend_new ("cpu", VDGX_DTYPE_F32, &err);
+    assert (b);
+    char tmpl [] = "/tmp/wan21_t5_XXXXXX";
+    char *dir = mkdtemp (tmpl);
+    assert (dir);
+    char official [4200], hfpath [4200];
+    snprintf (official, sizeof (official), "%s/official.safetensors", dir);
+    snprintf (hfpath, sizeof (hfpath), "%s/model.safetensors", dir);
+    s_write_tiny (official, false, 3, 7);
+    s_write_tiny (hfpath, true, 3, 7);
+
+    wan21_t5_t *t5 = wan21_t5_new (official, b, VDGX_WFMT_F32, &err);
+    if (!t5)
+        printf ("load: %s\n", err);
+    assert (t5);
+    wan21_t5_t *t5hf = wan21_t5_new (dir, b, VDGX_WFMT_F32, &err);     //  directory: model.safetensors
+    if (!t5hf)
+        printf ("load hf: %s\n", err);
+    assert (t5hf);
+    const wan21_t5_config_t *c = wan21_t5_config (t5);
+    assert (c->vocab == 64 && c->dim == 16 && c->dim_ffn == 24 && c->num_heads == 2
+         && c->num_layers == 3 && !c->hf_names && wan21_t5_config (t5hf)->hf_names);
+
+    const int L = 9;
+    int32_t ids [2 * L];
+    uint8_t mask [2 * L];
+    for (int i = 0; i < 2 * L; i++) {
+        ids [i] = (i * 37 + 5) % 64;
+        mask [i] = (i < L) || (i - L < 5);      //  second sequence: 5 real tokens
+    }
+    float *a = s_forward_host (t5, b, ids, mask, 2, L);
+    float *ahf = s_forward_host (t5hf, b, ids, mask, 2, L);
+    for (int i = 0; i < 2 * L * 16; i++)
+        assert (a [i] == ahf [i] && isfinite (a [i]));
+    //  Masking: the masked sequence's real rows equal a run on its real tokens alone, and
+    //  the unmasked sequence equals its own batch-of-one run.
+    float *s1 = s_forward_host (t5, b, ids + L, NULL, 1, 5);
+    float *s0 = s_forward_host (t5, b, ids, NULL, 1, L);
+    double maxd = 0;
+    for (int i = 0; i < 5 * 16; i++)
+        maxd = fmax (maxd, fabs (s1 [i] - a [L * 16 + i]));
+    for (int i = 0; i < L * 16; i++)
+        maxd = fmax (maxd, fabs (s0 [i] - a [i]));
+    if (verbose)
+        printf ("  masked batch vs single runs: max diff %.3g\n", maxd);
+    assert (maxd < 1e-5);
+    //  Padded rows differ from zero (they are computed, as the official code does).
+    assert (a [(L + 7) * 16] != 0.0f);
+
+    //  encode: the n rows of a single run, then exact zeros up to text_len.
+    vdgx_tensor_t ctx;
+    int rc = wan21_t5_encode (t5, ids + L, 5, 12, &ctx);
+    assert (rc == 0 && ctx.ndim == 2 && ctx.shape [0] == 12 && ctx.shape [1] == 16);
+    float host [12 * 16];
+    rc = vdgx_tensor_to_f32 (b, &ctx, host);
+    assert (rc == 0);
+    for (int i = 0; i < 12 * 16; i++)
+        assert (i < 5 * 16? fabsf (host [i] - s1 [i]) < 1e-5f: host [i] == 0.0f);
+    vdgx_tensor_release (b, &ctx);
+    assert (wan21_t5_encode (t5, ids, 13, 12, &ctx) == -1);
+
+    //  Bad input is an error, not a crash.
+    int32_t bad [3] = { 1, 64, 2 };
+    assert (wan21_t5_forward (t5, bad, NULL, 1, 3, &ctx) == -1);
+    assert (strstr (wan21_t5_error (t5), "outside the vocabulary"));
+    bad [1] = -1;
+    assert (wan21_t5_forward (t5, bad, NULL, 1, 3, &ctx) == -1);
+    assert (wan21_t5_forward (t5, bad, NULL, 0, 3, &ctx) == -1);
+
+    //  FP8 (per-channel e4m3) weights stay close to f32.
+    wan21_t5_t *t5fp8 = wan21_t5_new (official, b, VDGX_WFMT_FP8_E4M3, &err);
+    if (!t5fp8)
+        printf ("load fp8: %s\n", err);
+    assert (t5fp8);
+    assert (wan21_t5_weight_bytes (t5fp8) < wan21_t5_weight_bytes (t5) / 2);
+    float *a8 = s_forward_host (t5fp8, b, ids, mask, 2, L);
+    double num = 0, den = 0;
+    for (int i = 0; i < 2 * L * 16; i++) {
+        num += (a8 [i] - a [i]) * (double) (a8 [i] - a [i]);
+        den += a [i] * (double) a [i];
+    }
+    if (verbose)
+        printf ("  fp8 vs f32 relative norm %.3g\n", sqrt (num / den));
+    assert (sqrt (num / den) < 0.1 && num > 0);
+    wan21_t5_destroy (&t5fp8);
+    free (a8);
+
+    free (a);
+    free (ahf);
+    free (s1);
+    free (s0);
+    wan21_t5_destroy (&t5);
+    wan21_t5_destroy (&t5hf);
+    assert (!t5 && !t5hf);
+
+    //  Malformed checkpoints: truncated file, and a wrong shape.
+    FILE *f = fopen (official, "r+b");
+    assert (f);
+    fseek (f, 0, SEEK_END);
+    long size = ftell (f);
+    fclose (f);
+    rc = truncate (official, size / 2);
+    assert (rc == 0);
+    t5 = wan21_t5_new (official, b, VDGX_WFMT_F32, &err);
+    assert (!t5 && err);
+    if (verbose)
+        printf ("  truncated: %s\n", err);
+    free (err);
+    t5 = wan21_t5_new ("/nonexistent/t5.pth", b, VDGX_WFMT_F32, &err);
+    assert (!t5 && err);
+    free (err);
+    t5 = wan21_t5_new (official, b, VDGX_WFMT_NVFP4, &err);
+    assert (!t5 && err);
+    free (err);
+
+    unlink (official);
+    unlink (hfpath);
+    rmdir (dir);
+    vdgx_backend_destroy (&b);
+    printf ("OK\n");
+}
