@@ -287,7 +287,7 @@ s_run (s_runner_t *self, zmsg_t *msg)
     msgpack_sbuffer_init (&sbuf);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 13);
+    msgpack_pack_map (&pk, 12);
     s_pack_str (&pk, "type");       s_pack_str (&pk, "result");
     s_pack_str (&pk, "ok");         msgpack_pack_true (&pk);
     s_pack_str (&pk, "size");       msgpack_pack_uint64 (&pk, (uint64_t) st.st_size);
@@ -307,7 +307,6 @@ s_run (s_runner_t *self, zmsg_t *msg)
     s_pack_str (&pk, "denoise");    msgpack_pack_double (&pk, out.t_denoise);
     s_pack_str (&pk, "decode");     msgpack_pack_double (&pk, out.t_decode);
     s_pack_str (&pk, "mux");        msgpack_pack_double (&pk, t_mux);
-    s_pack_str (&pk, "precision");  s_pack_str (&pk, self->precision);
     zmsg_t *done = zmsg_new ();
     zmsg_addstr (done, "DONE");
     zmsg_addstr (done, id);

@@ -42,6 +42,10 @@ typedef struct {
     bool busy;
     char job [VDGX_ID_MAX + 1];
     bool handing_back;          //  stopping: the job's FAILED answer is swallowed
+    //  A job the broker sent while this one still ran (it re-registered us as idle after a
+    //  reconnect): run it next instead of failing it.
+    char next_job [VDGX_ID_MAX + 1];
+    zframe_t *next_request;
     //  results not yet acknowledged
     zlistx_t *results;
     //  timers (zclock_mono ms)
@@ -54,6 +58,7 @@ typedef struct {
 } s_worker_t;
 
 static void s_deliver (s_worker_t *self, s_result_t *result);
+static void s_start_job (s_worker_t *self, const char *id, zframe_t **request_p);
 
 static void
 s_result_destroy (void **item_p)
@@ -361,6 +366,13 @@ s_job_ended (s_worker_t *self)
     self->job [0] = 0;
     self->handing_back = false;
     self->idle_since = zclock_mono ();
+    if (self->next_request && !self->stopping && !self->draining) {
+        char id [VDGX_ID_MAX + 1];
+        snprintf (id, sizeof id, "%s", self->next_job);
+        self->next_job [0] = 0;
+        s_start_job (self, id, &self->next_request);
+    }
+    else
     if (self->unload_wanted && !self->stopping && !self->draining)
         s_start_unload (self);
     else
@@ -376,6 +388,12 @@ s_add_result (s_worker_t *self, const char *id, char *path, zframe_t *final)
     r->path = path;
     r->final = final;
     zlistx_add_end (self->results, r);
+    //  A broker that never acknowledges must not fill the disk: keep the newest few.
+    while (zlistx_size (self->results) > 16) {
+        s_result_t *old = (s_result_t *) zlistx_first (self->results);
+        vdgx_log_warn ("worker.result_expired", "id=%s", old->id);
+        zlistx_delete (self->results, zlistx_cursor (self->results));
+    }
     s_deliver (self, r);
 }
 
@@ -476,6 +494,21 @@ s_on_runner (s_worker_t *self)
 }
 
 static void
+s_start_job (s_worker_t *self, const char *id, zframe_t **request_p)
+{
+    atomic_store (self->cancel, 0);
+    self->busy = true;
+    self->loading = !self->loaded;
+    snprintf (self->job, sizeof self->job, "%s", id);
+    zmsg_t *run = zmsg_new ();
+    zmsg_addstr (run, "RUN");
+    zmsg_addstr (run, id);
+    zmsg_append (run, request_p);
+    zmsg_send (&run, self->runner_sock);
+    s_send_heartbeat (self);
+}
+
+static void
 s_on_request (s_worker_t *self, vdgx_mdp_t *in)
 {
     char addr [VDGX_ID_MAX + 1] = "";
@@ -508,9 +541,17 @@ s_on_request (s_worker_t *self, vdgx_mdp_t *in)
     if (self->busy && streq (self->job, job.id))
         ;   //  re-dispatched after a reconnect: it is still running here
     else
-    if (self->busy || self->draining || self->stopping || self->exited) {
+    if (self->busy && self->next_request && strcmp (self->next_job, job.id) != 0) {
+        zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, "worker busy", NULL);
+        s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
+    }
+    else
+    if (self->busy && streq (self->next_job, job.id))
+        ;   //  already queued here
+    else
+    if (self->draining || self->stopping || self->exited) {
         char m [160];
-        snprintf (m, sizeof m, "worker busy with %s", self->busy? self->job: "shutting down");
+        snprintf (m, sizeof m, "worker shutting down");
         zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, m, NULL);
         s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
     }
@@ -527,18 +568,18 @@ s_on_request (s_worker_t *self, vdgx_mdp_t *in)
         msgpack_packer pk;
         msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
         vdgx_genreq_pack (&job.request, &pk);
-        atomic_store (self->cancel, 0);
-        self->busy = true;
-        self->loading = !self->loaded;
-        snprintf (self->job, sizeof self->job, "%s", job.id);
-        zmsg_t *run = zmsg_new ();
-        zmsg_addstr (run, "RUN");
-        zmsg_addstr (run, job.id);
-        zmsg_addmem (run, sbuf.data, sbuf.size);
+        zframe_t *request = zframe_new (sbuf.data, sbuf.size);
         msgpack_sbuffer_destroy (&sbuf);
-        zmsg_send (&run, self->runner_sock);
-        vdgx_log_info ("worker.job", "id=%s attempt=%u", job.id, job.attempt);
-        s_send_heartbeat (self);
+        if (self->busy) {
+            vdgx_log_info ("worker.job_queued", "id=%s running=%s", job.id, self->job);
+            zframe_destroy (&self->next_request);
+            snprintf (self->next_job, sizeof self->next_job, "%s", job.id);
+            self->next_request = request;
+        }
+        else {
+            vdgx_log_info ("worker.job", "id=%s attempt=%u", job.id, job.attempt);
+            s_start_job (self, job.id, &request);
+        }
     }
     vdgx_job_clear (&job);
 }
@@ -769,6 +810,7 @@ out:
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->dealer);
     zlistx_destroy (&self->results);           //  removes result files
+    zframe_destroy (&self->next_request);
     free (self->cancel);
     free (self->model);
     free (self->broker);

@@ -1,0 +1,618 @@
+/*  vdgx-worker-e2e SCENARIO - end-to-end tests of the worker runtime and the client library
+    against the real vdgx-broker and vdgx-worker-test processes (test engine "testgen").
+
+    Scenarios: lazy (lazy load, warm routing, idle unload and reload, CONTROL unload),
+    cancel, sigkill (worker killed mid-job, a restarted worker finishes it), broker_restart
+    (result delivered after the worker reconnects), sigterm (clean exit 0, idle and busy),
+    fatal (job failed, worker exits non-zero), client (every library call and error path).
+    Everything runs in a temp dir that is removed at exit; spawned processes are killed.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "vdgx_client.h"
+#include "vdgx_sha256.h"
+
+#define S_MAX_PROCS 16
+
+static char s_dir [256];
+static char s_bin [1024];
+static char s_broker_ep [64], s_events_ep [64];
+static pid_t s_pids [S_MAX_PROCS];
+static char s_logs [S_MAX_PROCS][320];
+static int s_nprocs = 0;
+static pid_t s_broker = 0;
+
+static void
+s_cleanup (void)
+{
+    for (int i = 0; i < s_nprocs; i++)
+        if (s_pids [i] > 0) {
+            kill (s_pids [i], SIGKILL);
+            waitpid (s_pids [i], NULL, 0);
+            s_pids [i] = 0;
+        }
+    if (*s_dir) {
+        char cmd [300];
+        snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+        if (system (cmd) != 0)
+            fprintf (stderr, "cannot remove %s\n", s_dir);
+        *s_dir = 0;
+    }
+}
+
+static void
+s_dump_logs (void)
+{
+    for (int i = 0; i < s_nprocs; i++) {
+        fprintf (stderr, "----- %s -----\n", s_logs [i]);
+        FILE *f = fopen (s_logs [i], "r");
+        if (!f)
+            continue;
+        char line [1024];
+        while (fgets (line, sizeof line, f))
+            fputs (line, stderr);
+        fclose (f);
+    }
+}
+
+#define CHECK(cond) do { if (!(cond)) { \
+    fprintf (stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    s_dump_logs (); exit (1); } } while (0)
+#define CHECK_CLIENT(client, cond) do { if (!(cond)) { \
+    fprintf (stderr, "%s:%d: CHECK failed: %s (client: %s: %s)\n", __FILE__, __LINE__, #cond, \
+             vdgx_client_error_code (client), vdgx_client_error (client)); \
+    s_dump_logs (); exit (1); } } while (0)
+
+static pid_t
+s_spawn (const char *name, char *const argv [])
+{
+    CHECK (s_nprocs < S_MAX_PROCS);
+    int slot = s_nprocs++;
+    snprintf (s_logs [slot], sizeof s_logs [slot], "%s/%s.%d.log", s_dir, name, slot);
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        int fd = open (s_logs [slot], O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        execv (argv [0], argv);
+        fprintf (stderr, "exec %s: %s\n", argv [0], strerror (errno));
+        _exit (127);
+    }
+    s_pids [slot] = pid;
+    return pid;
+}
+
+static void
+s_forget (pid_t pid)
+{
+    for (int i = 0; i < s_nprocs; i++)
+        if (s_pids [i] == pid)
+            s_pids [i] = 0;
+}
+
+//  Exit status (128 + signal when killed), or -1 when it is still running after timeout_ms.
+static int
+s_wait_exit (pid_t pid, int timeout_ms)
+{
+    int64_t end = zclock_mono () + timeout_ms;
+    while (zclock_mono () < end) {
+        int status;
+        pid_t rc = waitpid (pid, &status, WNOHANG);
+        if (rc == pid) {
+            s_forget (pid);
+            return WIFEXITED (status)? WEXITSTATUS (status): 128 + WTERMSIG (status);
+        }
+        zclock_sleep (20);
+    }
+    return -1;
+}
+
+static void
+s_kill (pid_t pid, int sig)
+{
+    kill (pid, sig);
+    if (sig == SIGKILL)
+        CHECK (s_wait_exit (pid, 5000) == 128 + SIGKILL);
+}
+
+static int
+s_free_port (void)
+{
+    zsock_t *s = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (s, "tcp://127.0.0.1:*");
+    zsock_destroy (&s);
+    return port;
+}
+
+static void
+s_start_broker (void)
+{
+    char bin [1100], data [300];
+    snprintf (bin, sizeof bin, "%s/vdgx-broker", s_bin);
+    snprintf (data, sizeof data, "%s/broker", s_dir);
+    char *argv [] = { bin, "--bind", s_broker_ep, "--events", s_events_ep, "--data", data,
+                      "--heartbeat-ms", "100", "--liveness", "3", "--max-attempts", "3",
+                      "--model", "testgen", NULL };
+    s_broker = s_spawn ("broker", argv);
+    //  Ready when it answers mmi.health.
+    vdgx_client_t *client = vdgx_client_new (s_broker_ep, s_events_ep);
+    vdgx_client_set_timeout (client, 300);
+    vdgx_client_set_retries (client, 0);
+    int64_t end = zclock_mono () + 10000;
+    bool up = false;
+    while (!up && zclock_mono () < end)
+        up = vdgx_client_health (client, NULL, NULL) == 0;
+    vdgx_client_destroy (&client);
+    CHECK (up);
+}
+
+static pid_t
+s_start_worker (const char *unload_after)
+{
+    static int n = 0;
+    char bin [1100], data [300];
+    snprintf (bin, sizeof bin, "%s/vdgx-worker-test", s_bin);
+    snprintf (data, sizeof data, "%s/worker%d", s_dir, n++);
+    char *argv [] = { bin, "--model", "testgen", "--broker", s_broker_ep, "--data", data,
+                      "--heartbeat-ms", "100", "--liveness", "3", "--reconnect-max-ms", "400",
+                      "--unload-after", (char *) (unload_after? unload_after: "0"), NULL };
+    return s_spawn ("worker", argv);
+}
+
+//  Number of workers of testgen in state (NULL = any), from mmi.workers.
+static int
+s_count_workers (vdgx_client_t *client, const char *state)
+{
+    char *text = NULL;
+    if (vdgx_client_workers (client, "testgen", &text) != 0)
+        return -1;
+    json_error_t jerr;
+    json_t *root = json_loads (text, 0, &jerr);
+    free (text);
+    CHECK (root);
+    json_t *list = json_object_get (root, "workers");
+    CHECK (json_is_array (list));
+    int n = 0;
+    for (size_t i = 0; i < json_array_size (list); i++) {
+        const char *st = json_string_value (json_object_get (json_array_get (list, i), "state"));
+        if (!state || (st && streq (st, state)))
+            n++;
+    }
+    json_decref (root);
+    return n;
+}
+
+static void
+s_wait_workers (vdgx_client_t *client, const char *state, int count, int timeout_ms)
+{
+    int64_t end = zclock_mono () + timeout_ms;
+    int n = -1;
+    while (zclock_mono () < end) {
+        n = s_count_workers (client, state);
+        if (n == count)
+            return;
+        zclock_sleep (50);
+    }
+    fprintf (stderr, "expected %d workers %s, have %d\n", count, state? state: "", n);
+    CHECK (!"worker count");
+}
+
+//  Lines of the newest log of `name` holding `needle`.
+static int
+s_log_count (pid_t pid, const char *needle)
+{
+    (void) pid;
+    int n = 0;
+    for (int i = 0; i < s_nprocs; i++) {
+        if (!strstr (s_logs [i], "/worker."))
+            continue;
+        FILE *f = fopen (s_logs [i], "r");
+        if (!f)
+            continue;
+        char line [2048];
+        while (fgets (line, sizeof line, f))
+            if (strstr (line, needle))
+                n++;
+        fclose (f);
+    }
+    return n;
+}
+
+static char *
+s_submit (vdgx_client_t *client, const char *prompt, uint32_t steps, uint64_t seed)
+{
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "testgen");
+    req.prompt = strdup (prompt);
+    req.steps = steps;
+    req.has_seed = true;
+    req.seed = seed;
+    char *id = NULL;
+    vdgx_submit_info_t info;
+    int rc = vdgx_client_submit (client, &req, &id, &info);
+    CHECK_CLIENT (client, rc == 0 && id);
+    CHECK (strlen (info.idempotency_key) > 0);
+    vdgx_genreq_clear (&req);
+    return id;
+}
+
+typedef struct {
+    int calls;
+    bool saw_denoising;
+} s_progress_log_t;
+
+static void
+s_on_progress (const vdgx_jobstatus_t *job, void *arg)
+{
+    s_progress_log_t *log = (s_progress_log_t *) arg;
+    log->calls++;
+    if (job->phase == VDGX_PHASE_DENOISING)
+        log->saw_denoising = true;
+}
+
+static void
+s_wait_job (vdgx_client_t *client, const char *id, vdgx_job_state_t want, vdgx_jobstatus_t *job,
+            int timeout_ms)
+{
+    s_progress_log_t log = { 0, false };
+    int rc = vdgx_client_wait (client, id, timeout_ms, s_on_progress, &log, job);
+    CHECK_CLIENT (client, rc == 0);
+    if (job->state != want)
+        fprintf (stderr, "job %s: state %s, wanted %s (%s: %s)\n", id,
+                 vdgx_job_state_name (job->state), vdgx_job_state_name (want),
+                 job->has_error? job->error.code: "", job->has_error? job->error.message: "");
+    CHECK (job->state == want);
+    CHECK (log.calls >= 1);
+}
+
+//  Waits until the job runs and has reached the denoising phase.
+static void
+s_wait_running (vdgx_client_t *client, const char *id)
+{
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    int64_t end = zclock_mono () + 10000;
+    bool running = false;
+    while (!running && zclock_mono () < end) {
+        CHECK_CLIENT (client, vdgx_client_status (client, id, &job) == 0);
+        running = job.state == VDGX_JOB_RUNNING && job.phase == VDGX_PHASE_DENOISING;
+        if (!running)
+            zclock_sleep (30);
+    }
+    vdgx_jobstatus_clear (&job);
+    CHECK (running);
+}
+
+//  Downloads a completed job and checks it against its status.
+static void
+s_check_result (vdgx_client_t *client, const char *id, const vdgx_jobstatus_t *job)
+{
+    CHECK (job->has_result && job->result.size > 0);
+    char path [320];
+    snprintf (path, sizeof path, "%s/%s.mp4", s_dir, id);
+    CHECK_CLIENT (client, vdgx_client_result (client, id, path) == 0);
+    char sha [VDGX_SHA256_HEX_SIZE];
+    CHECK (vdgx_sha256_file (path, sha) == 0);
+    CHECK (streq (sha, job->result.sha256));
+    struct stat st;
+    CHECK (stat (path, &st) == 0 && (uint64_t) st.st_size == job->result.size);
+    FILE *f = fopen (path, "rb");
+    char head [12];
+    CHECK (f && fread (head, 1, 12, f) == 12);
+    fclose (f);
+    CHECK (memcmp (head + 4, "ftyp", 4) == 0);         //  an MP4
+    unlink (path);
+}
+
+static void
+s_scenario_lazy (vdgx_client_t *client)
+{
+    pid_t w = s_start_worker ("0.05");                  //  unload after 3 s idle
+    s_wait_workers (client, "cold", 1, 10000);          //  registered without loading
+    CHECK (s_log_count (w, "runner.loaded") == 0);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    char *id = s_submit (client, "first", 3, 1);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
+    s_check_result (client, id, &job);
+    CHECK (job.result.width == 64 && job.result.frames == 8);
+    s_wait_workers (client, "warm", 1, 2000);
+    CHECK (s_log_count (w, "runner.loaded") == 1);
+    free (id);
+    //  Warm routing: the second job does not load again.
+    id = s_submit (client, "second", 2, 2);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
+    CHECK (s_log_count (w, "runner.loaded") == 1);
+    free (id);
+    //  Idle unload, then a reload on the next job.
+    s_wait_workers (client, "cold", 1, 8000);
+    CHECK (s_log_count (w, "runner.unloaded") == 1);
+    id = s_submit (client, "third", 2, 3);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
+    CHECK (s_log_count (w, "runner.loaded") == 2);
+    free (id);
+    //  Unload asked through the broker.
+    s_wait_workers (client, "warm", 1, 2000);
+    uint32_t n = 0;
+    CHECK_CLIENT (client, vdgx_client_unload (client, "testgen", &n) == 0);
+    s_wait_workers (client, "cold", 1, 3000);
+    CHECK (s_log_count (w, "runner.unloaded") == 2);
+    vdgx_jobstatus_clear (&job);
+}
+
+static void
+s_scenario_cancel (vdgx_client_t *client)
+{
+    s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    char *id = s_submit (client, "sleep_ms=100", 100, 1);
+    s_wait_running (client, id);
+    int64_t t0 = zclock_mono ();
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    CHECK_CLIENT (client, vdgx_client_cancel (client, id, &job) == 0);
+    s_wait_job (client, id, VDGX_JOB_CANCELLED, &job, 10000);
+    CHECK (zclock_mono () - t0 < 5000);
+    free (id);
+    //  The worker serves the next job.
+    id = s_submit (client, "after cancel", 2, 2);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
+static void
+s_scenario_sigkill (vdgx_client_t *client)
+{
+    pid_t w1 = s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    char *id = s_submit (client, "sleep_ms=100", 25, 1);
+    s_wait_running (client, id);
+    s_kill (w1, SIGKILL);
+    //  The supervisor's part: start a fresh worker.
+    s_start_worker (NULL);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 30000);
+    CHECK (job.attempt == 2);
+    s_check_result (client, id, &job);
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
+static void
+s_scenario_broker_restart (vdgx_client_t *client)
+{
+    s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    char *id = s_submit (client, "sleep_ms=80", 20, 1);
+    s_wait_running (client, id);
+    s_kill (s_broker, SIGKILL);
+    zclock_sleep (2500);                    //  the job finishes while no broker is there
+    s_start_broker ();
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 30000);
+    s_check_result (client, id, &job);
+    CHECK (s_log_count (0, "pending=1") >= 1);      //  the worker re-registered holding it
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
+static void
+s_scenario_sigterm (vdgx_client_t *client)
+{
+    //  Idle: exit 0 promptly.
+    pid_t w1 = s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    s_kill (w1, SIGTERM);
+    CHECK (s_wait_exit (w1, 5000) == 0);
+    s_wait_workers (client, NULL, 0, 3000);
+    //  Busy: the job is handed back, the process exits 0, another worker finishes it.
+    pid_t w2 = s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    char *id = s_submit (client, "sleep_ms=100", 30, 1);
+    s_wait_running (client, id);
+    s_kill (w2, SIGTERM);
+    CHECK (s_wait_exit (w2, 5000) == 0);
+    s_start_worker (NULL);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 30000);
+    CHECK (job.attempt == 2);
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
+static void
+s_scenario_fatal (vdgx_client_t *client)
+{
+    pid_t w = s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    char *id = s_submit (client, "fail=fatal fail_at=1", 3, 1);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    s_wait_job (client, id, VDGX_JOB_FAILED, &job, 20000);
+    CHECK (job.has_error && streq (job.error.code, "worker_failed"));
+    CHECK (strstr (job.error.message, "device lost"));
+    int code = s_wait_exit (w, 5000);
+    CHECK (code != 0 && code != -1 && code < 128);
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
+static void
+s_scenario_client (vdgx_client_t *client)
+{
+    s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    //  An explicit idempotency key: a retried submit finds the same job.
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "testgen");
+    req.prompt = strdup ("idempotent");
+    req.steps = 2;
+    snprintf (req.idempotency_key, sizeof req.idempotency_key, "key-%d", (int) getpid ());
+    char *id = NULL, *id2 = NULL;
+    vdgx_submit_info_t info;
+    CHECK_CLIENT (client, vdgx_client_submit (client, &req, &id, &info) == 0);
+    CHECK_CLIENT (client, vdgx_client_submit (client, &req, &id2, NULL) == 0);
+    CHECK (streq (id, id2));
+    CHECK (streq (info.idempotency_key, req.idempotency_key));
+    free (id2);
+    vdgx_genreq_clear (&req);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    CHECK_CLIENT (client, vdgx_client_status (client, id, &job) == 0);
+    CHECK (streq (job.id, id) && streq (job.model, "testgen"));
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
+    s_check_result (client, id, &job);
+    char *json = vdgx_client_job_json (&job);
+    CHECK (json && strstr (json, "\"completed\""));
+    free (json);
+    //  list: all, and filtered
+    vdgx_jobstatus_t *jobs = NULL;
+    size_t count = 0;
+    bool more = true;
+    CHECK_CLIENT (client, vdgx_client_list (client, NULL, NULL, 0, NULL, &jobs, &count, &more) == 0);
+    CHECK (count >= 1 && !more);
+    bool found = false;
+    for (size_t i = 0; i < count; i++)
+        found |= streq (jobs [i].id, id);
+    CHECK (found);
+    vdgx_client_jobs_free (&jobs, count);
+    CHECK_CLIENT (client, vdgx_client_list (client, "failed", "testgen", 10, NULL, &jobs, &count,
+                                            NULL) == 0);
+    CHECK (count == 0);
+    vdgx_client_jobs_free (&jobs, count);
+    //  introspection
+    char *text = NULL;
+    CHECK_CLIENT (client, vdgx_client_workers (client, NULL, &text) == 0);
+    CHECK (strstr (text, "testgen"));
+    free (text);
+    CHECK_CLIENT (client, vdgx_client_services (client, &text) == 0);
+    CHECK (strstr (text, "testgen"));
+    free (text);
+    CHECK_CLIENT (client, vdgx_client_models (client, &text) == 0);
+    CHECK (strstr (text, "testgen"));
+    free (text);
+    bool healthy = false;
+    CHECK_CLIENT (client, vdgx_client_health (client, &healthy, &text) == 0);
+    CHECK (healthy && strstr (text, "uptime_s"));
+    free (text);
+    CHECK_CLIENT (client, vdgx_client_metrics (client, &text) == 0);
+    CHECK (strstr (text, "counters"));
+    free (text);
+    //  error paths the broker answers
+    CHECK (vdgx_client_status (client, "no-such-job", &job) == -1);
+    CHECK (streq (vdgx_client_error_code (client), "not_found"));
+    char path [320];
+    snprintf (path, sizeof path, "%s/none.mp4", s_dir);
+    CHECK (vdgx_client_result (client, "no-such-job", path) == -1);
+    CHECK (streq (vdgx_client_error_code (client), "not_found"));
+    CHECK (access (path, F_OK) != 0);
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "no-such-model");
+    req.prompt = strdup ("x");
+    CHECK (vdgx_client_submit (client, &req, &id2, NULL) == -1 && id2 == NULL);
+    CHECK (streq (vdgx_client_error_code (client), "unknown_model"));
+    vdgx_genreq_clear (&req);
+    //  cancel a queued job (no worker can take it while the worker is busy)
+    char *busy = s_submit (client, "sleep_ms=100", 20, 9);
+    char *queued = s_submit (client, "queued", 2, 10);
+    CHECK_CLIENT (client, vdgx_client_cancel (client, queued, &job) == 0);
+    CHECK (job.state == VDGX_JOB_CANCELLED);
+    CHECK_CLIENT (client, vdgx_client_cancel (client, busy, NULL) == 0);
+    s_wait_job (client, busy, VDGX_JOB_CANCELLED, &job, 10000);
+    //  delete
+    CHECK_CLIENT (client, vdgx_client_delete (client, id) == 0);
+    CHECK (vdgx_client_status (client, id, &job) == -1);
+    CHECK (streq (vdgx_client_error_code (client), "not_found"));
+    //  wait with a deadline on a job that cannot finish in time
+    char *slow = s_submit (client, "sleep_ms=100", 50, 11);
+    int64_t t0 = zclock_mono ();
+    CHECK (vdgx_client_wait (client, slow, 500, NULL, NULL, &job) == -1);
+    CHECK (streq (vdgx_client_error_code (client), "timeout"));
+    CHECK (zclock_mono () - t0 < 3000);
+    CHECK_CLIENT (client, vdgx_client_cancel (client, slow, NULL) == 0);
+    free (busy);
+    free (queued);
+    free (slow);
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
+int
+main (int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf (stderr, "usage: vdgx-worker-e2e lazy|cancel|sigkill|broker_restart|sigterm|"
+                         "fatal|client\n");
+        return 2;
+    }
+    //  Binaries sit beside this program.
+    char self [1024];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    CHECK (n > 0);
+    self [n] = 0;
+    *strrchr (self, '/') = 0;
+    snprintf (s_bin, sizeof s_bin, "%s", self);
+    char bin [1100];
+    snprintf (bin, sizeof bin, "%s/vdgx-broker", s_bin);
+    if (access (bin, X_OK) != 0) {
+        fprintf (stderr, "vdgx-broker not built (%s)\n", bin);
+        return 1;
+    }
+    snprintf (s_dir, sizeof s_dir, "/tmp/vdgx-e2e-XXXXXX");
+    CHECK (mkdtemp (s_dir));
+    atexit (s_cleanup);
+    signal (SIGPIPE, SIG_IGN);
+    zsys_init ();
+    zsys_handler_set (NULL);
+    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", s_free_port ());
+    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", s_free_port ());
+    s_start_broker ();
+    vdgx_client_t *client = vdgx_client_new (s_broker_ep, s_events_ep);
+    vdgx_client_set_timeout (client, 1000);
+    vdgx_client_set_retries (client, 5);
+    const char *which = argv [1];
+    if (streq (which, "lazy"))
+        s_scenario_lazy (client);
+    else
+    if (streq (which, "cancel"))
+        s_scenario_cancel (client);
+    else
+    if (streq (which, "sigkill"))
+        s_scenario_sigkill (client);
+    else
+    if (streq (which, "broker_restart"))
+        s_scenario_broker_restart (client);
+    else
+    if (streq (which, "sigterm"))
+        s_scenario_sigterm (client);
+    else
+    if (streq (which, "fatal"))
+        s_scenario_fatal (client);
+    else
+    if (streq (which, "client"))
+        s_scenario_client (client);
+    else {
+        fprintf (stderr, "unknown scenario %s\n", which);
+        return 2;
+    }
+    if (getenv ("VDGX_VERBOSE"))
+        s_dump_logs ();
+    vdgx_client_destroy (&client);
+    printf ("e2e %s: OK\n", which);
+    return 0;
+}
