@@ -592,6 +592,11 @@ s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
     return v;
 }
 
+//  The official code sets masked logits to finfo(float32).min (replacing the bias), which
+//  absorbs q.k and gives those keys weight exactly 0. -1e30 does the same in f32 (q.k is far
+//  below its ulp) and stays finite when a backend rescales logits (e.g. by log2(e)).
+#define S_MASKED (-1e30f)
+
 //  Bias of layer i for length L into `bias` (F32 [H,L,L]); masked keys of sequence `seq`
 //  set to finfo.min when mask is given (the official masked_fill replaces the bias).
 static int
@@ -604,7 +609,7 @@ s_layer_bias (wan21_t5_t *self, int i, int L, const uint8_t *mask, float *host,
         for (size_t r = 0; r < (size_t) c->num_heads * L; r++)
             for (int k = 0; k < L; k++)
                 if (!mask [k])
-                    host [r * L + k] = -FLT_MAX;
+                    host [r * L + k] = S_MASKED;
     }
     return vdgx_tensor_from_f32 (self->backend, bias, host);
 }

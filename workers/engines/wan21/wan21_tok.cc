@@ -482,7 +482,11 @@ wan21_tok_new (const char *path, char **err)
         return NULL;
     }
     if (S_ISDIR (st.st_mode)) {
+        //  The tokenizer folder itself, or a Wan model folder holding google/umt5-xxl/.
         file += "/spiece.model";
+        std::string nested = std::string (path) + "/google/umt5-xxl/spiece.model";
+        if (stat (file.c_str (), &st) != 0 && stat (nested.c_str (), &st) == 0)
+            file = nested;
         if (stat (file.c_str (), &st) != 0) {
             std::string json = std::string (path) + "/tokenizer.json";
             *err = s_strdup_err (stat (json.c_str (), &st) == 0
@@ -774,11 +778,26 @@ wan21_tok_test (bool verbose)
         assert (n == 1 && ids [0] == 1 && ids [1] == 0 && mask [1] == 0);
         wan21_tok_destroy (&tok);
         assert (!tok);
+
+        //  A Wan model folder: <dir>/google/umt5-xxl/spiece.model.
+        std::string nested = d + "/google/umt5-xxl";
+        rc = mkdir ((d + "/google").c_str (), 0700) || mkdir (nested.c_str (), 0700)
+          || rename ((d + "/spiece.model").c_str (), (nested + "/spiece.model").c_str ());
+        assert (rc == 0);
+        unlink ((d + "/tokenizer.json").c_str ());
+        tok = wan21_tok_new (dir, &err);
+        assert (tok && wan21_tok_eos_id (tok) == 1);
+        wan21_tok_destroy (&tok);
+        s_remove_dir (nested);
+        rmdir ((d + "/google").c_str ());
     }
     s_remove_dir (d);
 
-    //  The real umT5 tokenizer, when a model directory is configured.
+    //  The real umT5 tokenizer, when configured: VDGX_UMT5_TOKENIZER (google/umt5-xxl/ or
+    //  its spiece.model) or VDGX_WAN21_DIR (a Wan 2.1 model folder).
     const char *real = getenv ("VDGX_UMT5_TOKENIZER");
+    if (!real || !*real)
+        real = getenv ("VDGX_WAN21_DIR");
     if (real && *real) {
         tok = wan21_tok_new (real, &err);
         if (!tok)

@@ -28,7 +28,8 @@ extern "C" {
 
 typedef struct _wan21_tok_t wan21_tok_t;
 
-//  Loads spiece.model, or a directory holding it (google/umt5-xxl/). NULL with *err.
+//  Loads spiece.model, a directory holding it (google/umt5-xxl/), or a Wan model directory
+//  with google/umt5-xxl/spiece.model. NULL with *err.
 wan21_tok_t *wan21_tok_new (const char *path, char **err);
 void wan21_tok_destroy (wan21_tok_t **self_p);
 
