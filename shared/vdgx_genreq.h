@@ -57,6 +57,16 @@ int vdgx_genreq_pack (const vdgx_genreq_t *self, msgpack_packer *pk);
 char *vdgx_genreq_canonical (const vdgx_genreq_t *self);
 const char *vdgx_priority_name (vdgx_priority_t p);
 
+//  Additions (foundation): decoding with a field-path prefix ("request" gives fields like
+//  "request.prompt"); validating a request built in C (CLI, bridge) against exactly the
+//  decoder's rules (0, or -1 with err naming the field); "high"|"normal"|"low" -> value
+//  (0 or -1); model/service name rule: 1..64 bytes of [a-z0-9._-].
+int vdgx_genreq_decode_at (vdgx_genreq_t *self, const msgpack_object *obj, const char *path,
+                           vdgx_error_t *err);
+int vdgx_genreq_validate (const vdgx_genreq_t *self, vdgx_error_t *err);
+int vdgx_priority_parse (const char *name, vdgx_priority_t *p);
+bool vdgx_model_name_valid (const char *name);
+
 void vdgx_genreq_test (bool verbose);
 
 #ifdef __cplusplus
