@@ -1,6 +1,6 @@
 /*  bench_video.c - vdgx-bench-video: vdgx_video against the ffmpeg command line.
 
-        vdgx-bench-video [-n frames] [-c codec] [-p preset] [-q crf] [-s WxH[,WxH...]] [-r repeats]
+        vdgx-bench-video [-n frames] [-c codec] [-p preset] [-q crf] [-s WxH[,WxH...]] [-r repeats] [-e]
 
     For each size it makes N frames of moving synthetic content (RGB24), writes them to a raw
     .rgb temp file, then times, in the same run:
@@ -11,7 +11,7 @@
                    yuv420p, BT.709 tags, +faststart (process start-up and file read included)
     and prints frames/s, output size and the ours/ffmpeg ratio. The best of -r repeats counts.
     Both sides use the same encoder library (libx264/libx265/libvpx-vp9) with automatic threads;
-    nvenc is not tried, so the figures compare like with like.
+    nvenc is not tried unless -e is given, so by default the figures compare like with like.
 */
 #include "vdgx_video.h"
 
@@ -72,6 +72,7 @@ s_make_frame (uint8_t *rgb, int w, int h, int t)
 typedef struct {
     const char *codec, *preset;
     int crf, frames, fps, repeats;
+    bool nvenc;                 //  -e: let ours try nvenc first (ffmpeg stays on the CPU codec)
     char dir [256];
 } s_bench_t;
 
@@ -86,7 +87,7 @@ s_run_ours (s_bench_t *b, uint8_t **frames, int w, int h, bool use_float, const 
     o.preset = b->preset;
     o.crf = b->crf;
     o.fps = b->fps;
-    o.try_nvenc = false;
+    o.try_nvenc = b->nvenc;
     o.thumbnail = false;
     o.sprite_count = 0;
     float *fl = use_float ? malloc (sizeof (float) * w * h * 3) : NULL;
@@ -229,9 +230,13 @@ main (int argc, char *argv [])
     const char *sizes = "832x480,1280x720";
     for (int i = 1; i < argc; i++) {
         const char *a = argv [i], *v = i + 1 < argc ? argv [i + 1] : NULL;
+        if (strcmp (a, "-e") == 0) {
+            b.nvenc = true;
+            continue;
+        }
         if (!v || a [0] != '-' || strlen (a) != 2) {
             fprintf (stderr, "usage: %s [-n frames] [-c h264|hevc|vp9] [-p preset] [-q crf] "
-                     "[-s WxH,...] [-r repeats]\n", argv [0]);
+                     "[-s WxH,...] [-r repeats] [-e]\n", argv [0]);
             return 2;
         }
         switch (a [1]) {
