@@ -639,7 +639,7 @@ s_is_dir (const char *path)
 static void
 s_read_config_json (const char *dir, int *num_heads, int *text_len, int dim)
 {
-    char path [4096];
+    char path [4096 + 16];
     snprintf (path, sizeof (path), "%s/config.json", dir);
     if (!s_is_file (path))
         return;

@@ -202,7 +202,7 @@ wan21_dit_test (bool verbose)
 
     char tmp [] = "/tmp/wan21-dit-test-XXXXXX";
     assert (mkdtemp (tmp));
-    char dir [4096], path [4200], cfg_path [4200], tdir [4200];
+    char dir [64], path [4400], cfg_path [4400], tdir [4200];
     snprintf (dir, sizeof (dir), "%s", tmp);
     size_t count = vdgx_ckpt_count (ckpt);
     s_entry_t *e = calloc (count + 1, sizeof (s_entry_t));
