@@ -24,7 +24,10 @@ typedef struct _vdgx_backend_t vdgx_backend_t;
 typedef enum { VDGX_ROPE_INTERLEAVED = 0, VDGX_ROPE_HALF = 1 } vdgx_rope_layout_t;
 
 typedef struct {
-    //  Memory. alloc goes through a caching pool so buffers are reused across steps.
+    //  Memory. alloc/free are the raw device allocation; vdgx_tensor_alloc and
+    //  vdgx_backend_alloc put a size-bucketed caching pool on top, so buffers are reused
+    //  across steps. weight_upload must keep data/scales in the vdgx_quant.h layout (extra
+    //  layouts go to backend_priv) so the CPU fallback can download them.
     void *(*alloc) (vdgx_backend_t *self, size_t bytes);
     void (*free) (vdgx_backend_t *self, void *ptr);
     int (*upload) (vdgx_backend_t *self, void *dst, const void *src, size_t bytes);
@@ -100,7 +103,7 @@ typedef struct {
     int (*upsample2x) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
 } vdgx_backend_ops_t;
 
-//  Creates a backend: "cpu" (threads = 0 means all cores) or "cuda", "cuda:N".
+//  Creates a backend: "cpu" (all cores; "cpu:N" uses N threads) or "cuda", "cuda:N".
 //  Returns NULL with a message in *err (caller frees) when the device is absent.
 vdgx_backend_t *vdgx_backend_new (const char *device, vdgx_dtype_t act_dtype, char **err);
 void vdgx_backend_destroy (vdgx_backend_t **self_p);
@@ -158,6 +161,14 @@ int vdgx_op_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
 //  Weights on a backend: from a host weight (any format), and freed.
 int vdgx_weight_to_backend (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host);
 void vdgx_weight_release (vdgx_backend_t *b, vdgx_weight_t *w);
+
+//  Pooled raw memory of the backend (what vdgx_tensor_alloc uses), and releasing the cached
+//  free blocks back to the device (e.g. between jobs of different sizes).
+void *vdgx_backend_alloc (vdgx_backend_t *self, size_t bytes);
+void vdgx_backend_free (vdgx_backend_t *self, void *ptr);
+void vdgx_backend_trim (vdgx_backend_t *self);
+//  Threads of a CPU backend ("cpu" uses all cores, "cpu:N" N threads); 1 for other backends.
+int vdgx_backend_threads (vdgx_backend_t *self);
 
 void vdgx_backend_test (bool verbose);
 

@@ -19,7 +19,8 @@ typedef struct {
     vdgx_dtype_t dtype;
     int ndim;
     int64_t shape [VDGX_MAX_DIMS];
-    const void *data;       //  points into the mapped file; valid until the checkpoint is destroyed
+    const void *data;       //  points into the mapped file; valid until the checkpoint is destroyed;
+                            //  not necessarily aligned (memcpy it or use vdgx_ckpt_read_f32)
     size_t nbytes;
 } vdgx_ckpt_tensor_t;
 

@@ -38,6 +38,15 @@ void vdgx_weight_dequant_row (const vdgx_weight_t *w, int64_t r, float *dst);
 void vdgx_weight_dequant (const vdgx_weight_t *w, float *dst);
 void vdgx_weight_host_free (vdgx_weight_t *w);
 
+//  Loads the linear weight `name` ("blocks.0.ffn.0.weight", [n,k]; more dims flatten into k)
+//  from a checkpoint into a host weight of format fmt. BF16/F16/F32 tensors are quantized at
+//  load; an F8_E4M3 tensor (a *_fp8_e4m3fn checkpoint) takes its scale from "<prefix>.scale_weight"
+//  (ComfyUI) or "<prefix>.weight_scale" ([1], [] or [n] / [n,1]; 1.0 when neither exists) and
+//  is kept as-is for fmt FP8 or dequantized and requantized otherwise.
+typedef struct _vdgx_ckpt_t vdgx_ckpt_t;
+int vdgx_weight_from_ckpt (vdgx_weight_t *w, vdgx_ckpt_t *ckpt, const char *name, vdgx_wfmt_t fmt,
+                           bool per_channel, char **err);
+
 void vdgx_quant_test (bool verbose);
 
 #ifdef __cplusplus

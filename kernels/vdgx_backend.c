@@ -1,0 +1,1299 @@
+/*  vdgx_backend.c - backend factory, pooled allocator, checked op wrappers, CPU fallback.
+
+    The pool rounds each request up to a bucket (4 sizes per power of two, so at most 25%
+    slack) and keeps freed blocks per exact bucket size: a denoising loop that allocates the
+    same activations every step reuses the same blocks and never calls the device allocator
+    after the first step.
+*/
+#include "vdgx_kernels_private.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef VDGX_HAVE_CUDA
+const vdgx_backend_impl_t *vdgx_cuda_backend_impl (void);
+#endif
+
+#define S_LIVE_BUCKETS 1024
+
+typedef struct s_live_t {
+    void *ptr;
+    size_t size;
+    struct s_live_t *next;
+} s_live_t;
+
+typedef struct {
+    void *ptr;
+    size_t size;
+} s_block_t;
+
+struct _vdgx_backend_t {
+    char name [32];
+    int device;
+    vdgx_dtype_t act_dtype;
+    const vdgx_backend_impl_t *impl;
+    const vdgx_backend_ops_t *ops;
+    void *priv;
+    char error [512];
+    s_live_t *live [S_LIVE_BUCKETS];
+    s_block_t *cache;                   //  freed blocks kept for reuse
+    size_t cache_count, cache_cap;
+    size_t bytes_in_use, peak_bytes, bytes_cached;
+    vdgx_backend_t *host;               //  CPU backend for the fallback (non-CPU backends)
+};
+
+//  ---------------------------------------------------------------------------------------
+//  Factory
+
+static vdgx_backend_t *s_new_impl (const vdgx_backend_impl_t *impl, int ordinal, vdgx_dtype_t act_dtype, char **err);
+
+vdgx_backend_t *
+vdgx_backend_new (const char *device, vdgx_dtype_t act_dtype, char **err)
+{
+    assert (device);
+    const vdgx_backend_impl_t *impl = NULL;
+    int ordinal = 0;
+    const char *colon = strchr (device, ':');
+    size_t plen = colon? (size_t) (colon - device): strlen (device);
+    if (colon) {
+        char *end;
+        long v = strtol (colon + 1, &end, 10);
+        if (*end || end == colon + 1 || v < 0 || v > 4096) {
+            if (err)
+                *err = vdgx_kstrdupf ("bad device \"%s\": expected cpu, cpu:N, cuda or cuda:N", device);
+            return NULL;
+        }
+        ordinal = (int) v;
+    }
+    if (plen == 3 && strncmp (device, "cpu", 3) == 0)
+        impl = vdgx_cpu_backend_impl ();
+    else if (plen == 4 && strncmp (device, "cuda", 4) == 0) {
+#ifdef VDGX_HAVE_CUDA
+        impl = vdgx_cuda_backend_impl ();
+#endif
+        if (!impl) {
+            if (err)
+                *err = vdgx_kstrdupf ("device \"%s\": this build has no CUDA backend", device);
+            return NULL;
+        }
+    }
+    else {
+        if (err)
+            *err = vdgx_kstrdupf ("unknown device \"%s\": expected cpu, cpu:N, cuda or cuda:N", device);
+        return NULL;
+    }
+    if (!vdgx_dtype_is_float (act_dtype) || act_dtype == VDGX_DTYPE_F64
+        || act_dtype == VDGX_DTYPE_F8_E4M3 || act_dtype == VDGX_DTYPE_F8_E5M2) {
+        if (err)
+            *err = vdgx_kstrdupf ("activation dtype %s is not supported", vdgx_dtype_name (act_dtype));
+        return NULL;
+    }
+    return s_new_impl (impl, ordinal, act_dtype, err);
+}
+
+static vdgx_backend_t *
+s_new_impl (const vdgx_backend_impl_t *impl, int ordinal, vdgx_dtype_t act_dtype, char **err)
+{
+    vdgx_backend_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        if (err)
+            *err = vdgx_kstrdupf ("out of memory");
+        return NULL;
+    }
+    self->impl = impl;
+    self->ops = impl->ops;
+    self->act_dtype = act_dtype;
+    if (impl == vdgx_cpu_backend_impl ()) {
+        self->device = VDGX_DEVICE_CPU;
+        self->act_dtype = VDGX_DTYPE_F32;       //  the CPU computes in f32 whatever is asked
+        snprintf (self->name, sizeof (self->name), "cpu");
+    }
+    else {
+        self->device = ordinal;
+        snprintf (self->name, sizeof (self->name), "%s:%d", impl->prefix, ordinal);
+    }
+    char *oerr = NULL;
+    if (impl->open && impl->open (self, ordinal, &oerr)) {
+        if (err)
+            *err = oerr? oerr: vdgx_kstrdupf ("cannot open device %s:%d", impl->prefix, ordinal);
+        else
+            free (oerr);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static void s_cache_release (vdgx_backend_t *self);
+
+void
+vdgx_backend_destroy (vdgx_backend_t **self_p)
+{
+    assert (self_p);
+    vdgx_backend_t *self = *self_p;
+    if (!self)
+        return;
+    s_cache_release (self);
+    //  Blocks still in use are a leak in the caller; return them to the device anyway.
+    for (int i = 0; i < S_LIVE_BUCKETS; i++)
+        while (self->live [i]) {
+            s_live_t *l = self->live [i];
+            self->live [i] = l->next;
+            self->ops->free (self, l->ptr);
+            free (l);
+        }
+    if (self->impl->close)
+        self->impl->close (self);
+    vdgx_backend_destroy (&self->host);
+    free (self->cache);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *vdgx_backend_name (vdgx_backend_t *self) { return self->name; }
+int vdgx_backend_device (vdgx_backend_t *self) { return self->device; }
+vdgx_dtype_t vdgx_backend_act_dtype (vdgx_backend_t *self) { return self->act_dtype; }
+const char *vdgx_backend_error (vdgx_backend_t *self) { return self->error; }
+size_t vdgx_backend_bytes_in_use (vdgx_backend_t *self) { return self->bytes_in_use; }
+size_t vdgx_backend_peak_bytes (vdgx_backend_t *self) { return self->peak_bytes; }
+void *vdgx_backend_priv (vdgx_backend_t *self) { return self->priv; }
+void vdgx_backend_set_priv (vdgx_backend_t *self, void *priv) { self->priv = priv; }
+
+int
+vdgx_backend_threads (vdgx_backend_t *self)
+{
+    return self->impl == vdgx_cpu_backend_impl ()? vdgx_cpu_threads (self): 1;
+}
+
+bool
+vdgx_backend_cuda_available (void)
+{
+#ifdef VDGX_HAVE_CUDA
+    const vdgx_backend_impl_t *impl = vdgx_cuda_backend_impl ();
+    if (!impl)
+        return false;
+    char *err = NULL;
+    vdgx_backend_t *b = vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err);
+    free (err);
+    bool ok = b != NULL;
+    vdgx_backend_destroy (&b);
+    return ok;
+#else
+    return false;
+#endif
+}
+
+void
+vdgx_backend_set_error (vdgx_backend_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (self->error, sizeof (self->error), fmt, ap);
+    va_end (ap);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Pool
+
+static size_t
+s_bucket (size_t bytes)
+{
+    if (bytes <= 256)
+        return 256;
+    //  Four steps per power of two: p, 1.25p, 1.5p, 1.75p.
+    size_t p = 1;
+    while (p * 2 <= bytes && p < ((size_t) 1 << 62))
+        p *= 2;
+    size_t q = p / 4;
+    size_t r = ((bytes + q - 1) / q) * q;
+    return r < bytes? bytes: r;
+}
+
+static size_t
+s_hash (void *ptr)
+{
+    uintptr_t v = (uintptr_t) ptr;
+    v ^= v >> 17;
+    v *= 0x9e3779b97f4a7c15ull;
+    return (size_t) (v >> 40) % S_LIVE_BUCKETS;
+}
+
+static void
+s_cache_release (vdgx_backend_t *self)
+{
+    for (size_t i = 0; i < self->cache_count; i++)
+        self->ops->free (self, self->cache [i].ptr);
+    self->cache_count = 0;
+    self->bytes_cached = 0;
+}
+
+void
+vdgx_backend_trim (vdgx_backend_t *self)
+{
+    s_cache_release (self);
+}
+
+void *
+vdgx_backend_alloc (vdgx_backend_t *self, size_t bytes)
+{
+    size_t size = s_bucket (bytes);
+    void *ptr = NULL;
+    //  Most recently freed first: it is likeliest to be warm in cache.
+    for (size_t i = self->cache_count; i-- > 0; )
+        if (self->cache [i].size == size) {
+            ptr = self->cache [i].ptr;
+            self->cache [i] = self->cache [--self->cache_count];
+            self->bytes_cached -= size;
+            break;
+        }
+    if (!ptr) {
+        ptr = self->ops->alloc (self, size);
+        if (!ptr && self->cache_count) {
+            s_cache_release (self);
+            ptr = self->ops->alloc (self, size);
+        }
+        if (!ptr) {
+            vdgx_backend_set_error (self, "%s: out of memory allocating %zu bytes", self->name, size);
+            return NULL;
+        }
+    }
+    s_live_t *l = malloc (sizeof (*l));
+    if (!l) {
+        self->ops->free (self, ptr);
+        vdgx_backend_set_error (self, "out of host memory");
+        return NULL;
+    }
+    size_t h = s_hash (ptr);
+    l->ptr = ptr;
+    l->size = size;
+    l->next = self->live [h];
+    self->live [h] = l;
+    self->bytes_in_use += size;
+    if (self->bytes_in_use > self->peak_bytes)
+        self->peak_bytes = self->bytes_in_use;
+    return ptr;
+}
+
+void
+vdgx_backend_free (vdgx_backend_t *self, void *ptr)
+{
+    if (!ptr)
+        return;
+    size_t h = s_hash (ptr);
+    s_live_t **pp = &self->live [h];
+    while (*pp && (*pp)->ptr != ptr)
+        pp = &(*pp)->next;
+    assert (*pp);       //  freeing a pointer this backend did not hand out
+    if (!*pp)
+        return;
+    s_live_t *l = *pp;
+    *pp = l->next;
+    self->bytes_in_use -= l->size;
+    if (self->cache_count == self->cache_cap) {
+        size_t ncap = self->cache_cap? self->cache_cap * 2: 64;
+        s_block_t *c = realloc (self->cache, ncap * sizeof (*c));
+        if (!c) {
+            self->ops->free (self, ptr);
+            free (l);
+            return;
+        }
+        self->cache = c;
+        self->cache_cap = ncap;
+    }
+    self->cache [self->cache_count].ptr = ptr;
+    self->cache [self->cache_count].size = l->size;
+    self->cache_count++;
+    self->bytes_cached += l->size;
+    free (l);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Tensors
+
+int
+vdgx_tensor_alloc (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int ndim,
+                   const int64_t *shape)
+{
+    assert (b && t);
+    if (ndim < 0 || ndim > VDGX_MAX_DIMS || (unsigned) dtype >= VDGX_DTYPE_COUNT) {
+        vdgx_backend_set_error (b, "tensor_alloc: bad ndim %d or dtype", ndim);
+        return -1;
+    }
+    uint64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape [i] < 0 || (shape [i] > 0 && n > (UINT64_MAX >> 4) / (uint64_t) shape [i])) {
+            vdgx_backend_set_error (b, "tensor_alloc: bad shape");
+            return -1;
+        }
+        n *= (uint64_t) shape [i];
+    }
+    vdgx_tensor_init (t, dtype, ndim, shape, NULL, b->device);
+    t->data = vdgx_backend_alloc (b, (size_t) n * vdgx_dtype_size (dtype));
+    if (!t->data)
+        return -1;
+    t->owner = b;
+    return 0;
+}
+
+void
+vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t)
+{
+    if (!t || !t->data)
+        return;
+    if (t->owner == b)
+        vdgx_backend_free (b, t->data);
+    t->data = NULL;
+    t->owner = NULL;
+}
+
+int
+vdgx_tensor_from_f32 (vdgx_backend_t *b, vdgx_tensor_t *t, const float *src)
+{
+    size_t n = (size_t) vdgx_tensor_numel (t);
+    if (!vdgx_dtype_is_float (t->dtype)) {
+        vdgx_backend_set_error (b, "tensor_from_f32: %s is not a float dtype", vdgx_dtype_name (t->dtype));
+        return -1;
+    }
+    if (b->device == VDGX_DEVICE_CPU)
+        return vdgx_convert_from_f32 (t->data, t->dtype, src, n);
+    void *tmp = malloc (n * vdgx_dtype_size (t->dtype) + 1);
+    if (!tmp)
+        return -1;
+    vdgx_convert_from_f32 (tmp, t->dtype, src, n);
+    int rc = b->ops->upload (b, t->data, tmp, n * vdgx_dtype_size (t->dtype));
+    free (tmp);
+    return rc;
+}
+
+int
+vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst)
+{
+    size_t n = (size_t) vdgx_tensor_numel (t);
+    if (!vdgx_dtype_is_float (t->dtype)) {
+        vdgx_backend_set_error (b, "tensor_to_f32: %s is not a float dtype", vdgx_dtype_name (t->dtype));
+        return -1;
+    }
+    if (b->device == VDGX_DEVICE_CPU)
+        return vdgx_convert_to_f32 (dst, t->data, t->dtype, n);
+    void *tmp = malloc (n * vdgx_dtype_size (t->dtype) + 1);
+    if (!tmp)
+        return -1;
+    int rc = b->ops->download (b, tmp, t->data, n * vdgx_dtype_size (t->dtype));
+    if (rc == 0)
+        rc = vdgx_convert_to_f32 (dst, tmp, t->dtype, n);
+    free (tmp);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Weights
+
+static size_t
+s_weight_data_bytes (const vdgx_weight_t *w)
+{
+    size_t nk = (size_t) w->n * (size_t) w->k;
+    switch (w->fmt) {
+        case VDGX_WFMT_F32:      return nk * 4;
+        case VDGX_WFMT_BF16:
+        case VDGX_WFMT_F16:      return nk * 2;
+        case VDGX_WFMT_FP8_E4M3: return nk;
+        default:                 return nk / 2;
+    }
+}
+
+static size_t
+s_weight_scale_bytes (const vdgx_weight_t *w)
+{
+    size_t el = (w->fmt == VDGX_WFMT_NVFP4 || w->fmt == VDGX_WFMT_MXFP4)? 1: 4;
+    return w->scales? (size_t) w->scale_count * el: 0;
+}
+
+static int
+s_weight_upload_generic (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host)
+{
+    *dst = *host;
+    dst->data = dst->scales = NULL;
+    dst->backend_priv = NULL;
+    dst->device = b->device;
+    dst->owner = b;
+    size_t db = s_weight_data_bytes (host), sb = s_weight_scale_bytes (host);
+    dst->data = vdgx_backend_alloc (b, db);
+    if (!dst->data || b->ops->upload (b, dst->data, host->data, db))
+        goto fail;
+    if (sb) {
+        dst->scales = vdgx_backend_alloc (b, sb);
+        if (!dst->scales || b->ops->upload (b, dst->scales, host->scales, sb))
+            goto fail;
+    }
+    return 0;
+fail:
+    vdgx_backend_free (b, dst->data);
+    vdgx_backend_free (b, dst->scales);
+    dst->data = dst->scales = NULL;
+    return -1;
+}
+
+static void
+s_weight_free_generic (vdgx_backend_t *b, vdgx_weight_t *w)
+{
+    vdgx_backend_free (b, w->data);
+    vdgx_backend_free (b, w->scales);
+    w->data = w->scales = NULL;
+}
+
+//  Exposed to the CPU backend, whose weight ops are exactly the generic ones.
+int vdgx_backend_weight_upload_generic (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host);
+void vdgx_backend_weight_free_generic (vdgx_backend_t *b, vdgx_weight_t *w);
+int vdgx_backend_weight_upload_generic (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host)
+{ return s_weight_upload_generic (b, dst, host); }
+void vdgx_backend_weight_free_generic (vdgx_backend_t *b, vdgx_weight_t *w)
+{ s_weight_free_generic (b, w); }
+
+static int
+s_check_weight (vdgx_backend_t *b, const vdgx_weight_t *w)
+{
+    if (!w || (unsigned) w->fmt >= VDGX_WFMT_COUNT || w->n <= 0 || w->k <= 0 || !w->data) {
+        vdgx_backend_set_error (b, "weight: bad format, shape or data");
+        return -1;
+    }
+    static const int block [VDGX_WFMT_COUNT] = { 1, 1, 1, 1, 16, 32, 64 };
+    if (w->k % block [w->fmt]) {
+        vdgx_backend_set_error (b, "weight: %s needs k (%lld) to be a multiple of %d",
+                                vdgx_wfmt_name (w->fmt), (long long) w->k, block [w->fmt]);
+        return -1;
+    }
+    int64_t want = 0;
+    switch (w->fmt) {
+        case VDGX_WFMT_FP8_E4M3: want = (w->scale_count == 1)? 1: w->n; break;
+        case VDGX_WFMT_NVFP4:    want = w->n * (w->k / 16); break;
+        case VDGX_WFMT_MXFP4:    want = w->n * (w->k / 32); break;
+        case VDGX_WFMT_NF4:      want = w->n * (w->k / 64); break;
+        default:                 want = 0;
+    }
+    if (want && (w->scale_count != want || !w->scales)) {
+        vdgx_backend_set_error (b, "weight: %s [%lld,%lld] needs %lld scales, has %lld",
+                                vdgx_wfmt_name (w->fmt), (long long) w->n, (long long) w->k,
+                                (long long) want, (long long) w->scale_count);
+        return -1;
+    }
+    return 0;
+}
+
+int
+vdgx_weight_to_backend (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host)
+{
+    assert (b && dst && host);
+    if (s_check_weight (b, host))
+        return -1;
+    if (host->device != VDGX_DEVICE_CPU) {
+        vdgx_backend_set_error (b, "weight_to_backend: the source weight must be on the host");
+        return -1;
+    }
+    if (b->ops->weight_upload)
+        return b->ops->weight_upload (b, dst, host);
+    return s_weight_upload_generic (b, dst, host);
+}
+
+void
+vdgx_weight_release (vdgx_backend_t *b, vdgx_weight_t *w)
+{
+    if (!w || (!w->data && !w->scales && !w->backend_priv))
+        return;
+    if (w->owner != b)
+        return;
+    if (b->ops->weight_free)
+        b->ops->weight_free (b, w);
+    else
+        s_weight_free_generic (b, w);
+    w->data = w->scales = w->backend_priv = NULL;
+    w->owner = NULL;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Checks shared by the wrappers
+
+static int
+s_check (vdgx_backend_t *b, const char *op, const char *what, const vdgx_tensor_t *t, bool act)
+{
+    if (!t) {
+        vdgx_backend_set_error (b, "%s: %s is NULL", op, what);
+        return -1;
+    }
+    if (t->ndim < 0 || t->ndim > VDGX_MAX_DIMS || (unsigned) t->dtype >= VDGX_DTYPE_COUNT) {
+        vdgx_backend_set_error (b, "%s: %s has a bad ndim or dtype", op, what);
+        return -1;
+    }
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape [i] < 0) {
+            vdgx_backend_set_error (b, "%s: %s has a negative dim", op, what);
+            return -1;
+        }
+    if (!t->data && vdgx_tensor_numel (t) > 0) {
+        vdgx_backend_set_error (b, "%s: %s has no data", op, what);
+        return -1;
+    }
+    if (!vdgx_tensor_is_contiguous (t)) {
+        vdgx_backend_set_error (b, "%s: %s is not contiguous", op, what);
+        return -1;
+    }
+    if (t->device != b->device) {
+        vdgx_backend_set_error (b, "%s: %s is on device %d, backend %s", op, what, t->device, b->name);
+        return -1;
+    }
+    if (act && t->dtype != VDGX_DTYPE_F32 && t->dtype != b->act_dtype) {
+        vdgx_backend_set_error (b, "%s: %s is %s; expected F32 or %s", op, what,
+                                vdgx_dtype_name (t->dtype), vdgx_dtype_name (b->act_dtype));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_check_numel (vdgx_backend_t *b, const char *op, const char *what, const vdgx_tensor_t *t, int64_t n)
+{
+    if (vdgx_tensor_numel (t) != n) {
+        vdgx_backend_set_error (b, "%s: %s has %lld elements, expected %lld", op, what,
+                                (long long) vdgx_tensor_numel (t), (long long) n);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_check_same_shape (vdgx_backend_t *b, const char *op, const vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    bool same = y->ndim == x->ndim;
+    for (int i = 0; same && i < x->ndim; i++)
+        same = y->shape [i] == x->shape [i];
+    if (!same) {
+        vdgx_backend_set_error (b, "%s: output shape differs from the input's", op);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_check_dims (vdgx_backend_t *b, const char *op, const char *what, const vdgx_tensor_t *t, int ndim)
+{
+    if (t->ndim != ndim) {
+        vdgx_backend_set_error (b, "%s: %s must have %d dims, has %d", op, what, ndim, t->ndim);
+        return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  CPU fallback: download every tensor to host f32 (U8 stays U8), run the CPU op, upload
+//  the outputs converted back to their dtype.
+
+#define S_FB_MAX 6
+
+typedef struct {
+    int kind;
+    const vdgx_weight_t *w;
+    float f [4];
+    int i [8];
+    int64_t l [2];
+    const int *perm;
+} s_fb_args_t;
+
+typedef int (s_fb_fn_t) (vdgx_backend_t *cpu, vdgx_tensor_t **t, const s_fb_args_t *a);
+
+static int
+s_fallback (vdgx_backend_t *b, const char *op, int nt, const vdgx_tensor_t **ts, int nout,
+            s_fb_fn_t *fn, const s_fb_args_t *args)
+{
+    //  ts [0 .. nout-1] are outputs (downloaded too: gated_residual updates in place).
+    if (!b->host) {
+        char *err = NULL;
+        b->host = vdgx_backend_new ("cpu", VDGX_DTYPE_F32, &err);
+        free (err);
+        if (!b->host) {
+            vdgx_backend_set_error (b, "%s: cannot create the CPU fallback backend", op);
+            return -1;
+        }
+    }
+    vdgx_tensor_t host [S_FB_MAX];
+    vdgx_tensor_t *hp [S_FB_MAX] = { 0 };
+    int rc = 0;
+    for (int i = 0; i < nt && rc == 0; i++) {
+        if (!ts [i])
+            continue;
+        const vdgx_tensor_t *t = ts [i];
+        vdgx_dtype_t hd = vdgx_dtype_is_float (t->dtype)? VDGX_DTYPE_F32: t->dtype;
+        if (vdgx_tensor_alloc (b->host, &host [i], hd, t->ndim, t->shape)) {
+            rc = -1;
+            break;
+        }
+        hp [i] = &host [i];
+        size_t raw = vdgx_tensor_nbytes (t);
+        void *tmp = malloc (raw + 1);
+        if (!tmp || b->ops->download (b, tmp, t->data, raw))
+            rc = -1;
+        else if (hd == VDGX_DTYPE_F32)
+            rc = vdgx_convert_to_f32 (host [i].data, tmp, t->dtype, (size_t) vdgx_tensor_numel (t));
+        else
+            memcpy (host [i].data, tmp, raw);
+        free (tmp);
+    }
+    s_fb_args_t a = *args;
+    vdgx_weight_t hw;
+    void *wdata = NULL, *wscales = NULL;
+    if (rc == 0 && args->w) {
+        hw = *args->w;
+        size_t db = s_weight_data_bytes (&hw), sb = s_weight_scale_bytes (&hw);
+        wdata = malloc (db + 1);
+        wscales = sb? malloc (sb): NULL;
+        if (!wdata || (sb && !wscales) || b->ops->download (b, wdata, args->w->data, db)
+            || (sb && b->ops->download (b, wscales, args->w->scales, sb)))
+            rc = -1;
+        hw.data = wdata;
+        hw.scales = wscales;
+        hw.device = VDGX_DEVICE_CPU;
+        hw.owner = NULL;
+        hw.backend_priv = NULL;
+        a.w = &hw;
+    }
+    if (rc == 0 && fn (b->host, hp, &a)) {
+        vdgx_backend_set_error (b, "%s (CPU fallback): %s", op, vdgx_backend_error (b->host));
+        rc = -1;
+    }
+    for (int i = 0; i < nout && rc == 0; i++) {
+        const vdgx_tensor_t *t = ts [i];
+        size_t raw = vdgx_tensor_nbytes (t);
+        void *tmp = malloc (raw + 1);
+        if (!tmp || vdgx_convert_from_f32 (tmp, t->dtype, host [i].data, (size_t) vdgx_tensor_numel (t))
+            || b->ops->upload (b, t->data, tmp, raw))
+            rc = -1;
+        free (tmp);
+    }
+    for (int i = 0; i < nt; i++)
+        if (hp [i])
+            vdgx_tensor_release (b->host, hp [i]);
+    free (wdata);
+    free (wscales);
+    if (rc && !b->error [0])
+        vdgx_backend_set_error (b, "%s: CPU fallback failed", op);
+    return rc;
+}
+
+//  One adapter per op: unpacks host tensors and calls the CPU backend's wrapper.
+static int s_fb_linear (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_linear (c, t [0], t [1], a->w, t [2]); }
+static int s_fb_matmul (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_matmul (c, t [0], t [1], t [2]); }
+static int s_fb_attention (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_attention (c, t [0], t [1], t [2], t [3], t [4], t [5], a->f [0]); }
+static int s_fb_layernorm (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_layernorm (c, t [0], t [1], t [2], t [3], a->f [0]); }
+static int s_fb_rmsnorm (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_rmsnorm (c, t [0], t [1], t [2], a->f [0]); }
+static int s_fb_channel_rmsnorm (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_channel_rmsnorm (c, t [0], t [1], t [2], t [3]); }
+static int s_fb_modulate (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_modulate (c, t [0], t [1], t [2], t [3]); }
+static int s_fb_gated_residual (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_gated_residual (c, t [0], t [1], t [2]); }
+static int s_fb_gelu_tanh (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_gelu_tanh (c, t [0], t [1]); }
+static int s_fb_silu (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_silu (c, t [0], t [1]); }
+static int s_fb_add_scaled (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_add_scaled (c, t [0], t [1], t [2], a->f [0]); }
+static int s_fb_mul (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_mul (c, t [0], t [1], t [2]); }
+static int s_fb_affine_clamp (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_affine_clamp (c, t [0], t [1], a->f [0], a->f [1], a->f [2], a->f [3]); }
+static int s_fb_rope (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_rope (c, t [0], t [1], t [2], t [3], (vdgx_rope_layout_t) a->i [0]); }
+static int s_fb_permute (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_permute (c, t [0], t [1], a->perm); }
+static int s_fb_concat (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_concat (c, t [0], t [1], t [2], a->i [0]); }
+static int s_fb_slice (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_slice (c, t [0], t [1], a->i [0], a->l [0], a->l [1]); }
+static int s_fb_conv3d (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_conv3d (c, t [0], t [1], t [2], t [3], a->i, a->i + 3); }
+static int s_fb_conv2d (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_conv2d (c, t [0], t [1], t [2], t [3], a->i, a->i + 2); }
+static int s_fb_upsample2x (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_upsample2x (c, t [0], t [1]); }
+static int s_fb_cast (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ (void) a; return vdgx_op_cast (c, t [0], t [1]); }
+
+#define S_DISPATCH(opname, nt, nout, call, ...) do { \
+    if (b->ops->opname) \
+        return b->ops->opname call; \
+    const vdgx_tensor_t *ts_ [] = { __VA_ARGS__ }; \
+    return s_fallback (b, #opname, nt, ts_, nout, s_fb_##opname, &args_); \
+} while (0)
+
+//  ---------------------------------------------------------------------------------------
+//  Op wrappers
+
+int
+vdgx_op_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_weight_t *w, const vdgx_tensor_t *bias)
+{
+    const char *op = "linear";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_weight (b, w))
+        return -1;
+    if (w->device != b->device) {
+        vdgx_backend_set_error (b, "linear: weight is on device %d, backend %s (use vdgx_weight_to_backend)", w->device, b->name);
+        return -1;
+    }
+    if (x->ndim < 1 || y->ndim < 1 || x->shape [x->ndim - 1] != w->k || y->shape [y->ndim - 1] != w->n
+        || vdgx_tensor_numel (x) / w->k != (w->n? vdgx_tensor_numel (y) / w->n: 0)) {
+        vdgx_backend_set_error (b, "linear: x [...,%lld] / y [...,%lld] do not match weight [%lld,%lld]",
+                                (long long) (x->ndim? x->shape [x->ndim - 1]: 0),
+                                (long long) (y->ndim? y->shape [y->ndim - 1]: 0), (long long) w->n, (long long) w->k);
+        return -1;
+    }
+    if (bias && (s_check (b, op, "bias", bias, true) || s_check_numel (b, op, "bias", bias, w->n)))
+        return -1;
+    s_fb_args_t args_ = { .w = w };
+    S_DISPATCH (linear, 3, 1, (b, y, x, w, bias), y, x, bias);
+}
+
+int
+vdgx_op_matmul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bm)
+{
+    const char *op = "matmul";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "a", a, true) || s_check (b, op, "b", bm, true)
+        || s_check_dims (b, op, "a", a, 3) || s_check_dims (b, op, "b", bm, 3) || s_check_dims (b, op, "y", y, 3))
+        return -1;
+    if (a->shape [0] != bm->shape [0] || y->shape [0] != a->shape [0] || a->shape [2] != bm->shape [1]
+        || y->shape [1] != a->shape [1] || y->shape [2] != bm->shape [2]) {
+        vdgx_backend_set_error (b, "matmul: shapes do not match (a [B,M,K], b [B,K,N], y [B,M,N])");
+        return -1;
+    }
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (matmul, 3, 1, (b, y, a, bm), y, a, bm);
+}
+
+int
+vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale)
+{
+    const char *op = "attention";
+    if (s_check (b, op, "o", o, true) || s_check (b, op, "q", q, true) || s_check (b, op, "k", k, true)
+        || s_check (b, op, "v", v, true) || s_check_dims (b, op, "q", q, 4) || s_check_dims (b, op, "k", k, 4)
+        || s_check_dims (b, op, "v", v, 4) || s_check_same_shape (b, op, o, q) || s_check_same_shape (b, op, v, k))
+        return -1;
+    if (k->shape [0] != q->shape [0] || k->shape [2] != q->shape [2] || k->shape [3] != q->shape [3]) {
+        vdgx_backend_set_error (b, "attention: q [B,Lq,H,D] and k [B,Lk,H,D] differ in B, H or D");
+        return -1;
+    }
+    int64_t B = q->shape [0], Lq = q->shape [1], H = q->shape [2], Lk = k->shape [1];
+    if (key_mask && (s_check (b, op, "key_mask", key_mask, false) || s_check_numel (b, op, "key_mask", key_mask, B * Lk)))
+        return -1;
+    if (key_mask && key_mask->dtype != VDGX_DTYPE_U8) {
+        vdgx_backend_set_error (b, "attention: key_mask must be U8");
+        return -1;
+    }
+    if (bias && (s_check (b, op, "bias", bias, false) || s_check_numel (b, op, "bias", bias, H * Lq * Lk)))
+        return -1;
+    if (bias && bias->dtype != VDGX_DTYPE_F32) {
+        vdgx_backend_set_error (b, "attention: bias must be F32 [H,Lq,Lk]");
+        return -1;
+    }
+    s_fb_args_t args_ = { .f = { scale } };
+    S_DISPATCH (attention, 6, 1, (b, o, q, k, v, key_mask, bias, scale), o, q, k, v, key_mask, bias);
+}
+
+static int
+s_check_norm (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+              const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_same_shape (b, op, y, x))
+        return -1;
+    if (x->ndim < 1) {
+        vdgx_backend_set_error (b, "%s: x needs at least one dim", op);
+        return -1;
+    }
+    int64_t C = x->shape [x->ndim - 1];
+    if (gamma && (s_check (b, op, "gamma", gamma, true) || s_check_numel (b, op, "gamma", gamma, C)))
+        return -1;
+    if (beta && (s_check (b, op, "beta", beta, true) || s_check_numel (b, op, "beta", beta, C)))
+        return -1;
+    return 0;
+}
+
+int
+vdgx_op_layernorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps)
+{
+    if (s_check_norm (b, "layernorm", y, x, gamma, beta))
+        return -1;
+    s_fb_args_t args_ = { .f = { eps } };
+    S_DISPATCH (layernorm, 4, 1, (b, y, x, gamma, beta, eps), y, x, gamma, beta);
+}
+
+int
+vdgx_op_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, float eps)
+{
+    if (s_check_norm (b, "rmsnorm", y, x, gamma, NULL))
+        return -1;
+    s_fb_args_t args_ = { .f = { eps } };
+    S_DISPATCH (rmsnorm, 3, 1, (b, y, x, gamma, eps), y, x, gamma);
+}
+
+int
+vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    const char *op = "channel_rmsnorm";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_same_shape (b, op, y, x))
+        return -1;
+    if (x->ndim < 2) {
+        vdgx_backend_set_error (b, "channel_rmsnorm: x must be [N,C,...]");
+        return -1;
+    }
+    int64_t C = x->shape [1];
+    if (gamma && (s_check (b, op, "gamma", gamma, true) || s_check_numel (b, op, "gamma", gamma, C)))
+        return -1;
+    if (beta && (s_check (b, op, "beta", beta, true) || s_check_numel (b, op, "beta", beta, C)))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (channel_rmsnorm, 4, 1, (b, y, x, gamma, beta), y, x, gamma, beta);
+}
+
+int
+vdgx_op_modulate (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *shift, const vdgx_tensor_t *scale)
+{
+    const char *op = "modulate";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_same_shape (b, op, y, x)
+        || s_check_dims (b, op, "x", x, 3) || s_check (b, op, "shift", shift, true) || s_check (b, op, "scale", scale, true)
+        || s_check_numel (b, op, "shift", shift, x->shape [0] * x->shape [2])
+        || s_check_numel (b, op, "scale", scale, x->shape [0] * x->shape [2]))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (modulate, 4, 1, (b, y, x, shift, scale), y, x, shift, scale);
+}
+
+int
+vdgx_op_gated_residual (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, const vdgx_tensor_t *gate)
+{
+    const char *op = "gated_residual";
+    if (s_check (b, op, "x", x, true) || s_check (b, op, "y", y, true) || s_check_same_shape (b, op, y, x)
+        || s_check_dims (b, op, "x", x, 3))
+        return -1;
+    if (gate && (s_check (b, op, "gate", gate, true) || s_check_numel (b, op, "gate", gate, x->shape [0] * x->shape [2])))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (gated_residual, 3, 1, (b, x, y, gate), x, y, gate);
+}
+
+static int
+s_check_unary (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true)
+        || s_check_numel (b, op, "y", y, vdgx_tensor_numel (x)))
+        return -1;
+    return 0;
+}
+
+int
+vdgx_op_gelu_tanh (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    if (s_check_unary (b, "gelu_tanh", y, x))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (gelu_tanh, 2, 1, (b, y, x), y, x);
+}
+
+int
+vdgx_op_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    if (s_check_unary (b, "silu", y, x))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (silu, 2, 1, (b, y, x), y, x);
+}
+
+static int
+s_check_binary (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt)
+{
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "a", a, true) || s_check (b, op, "b", bt, true)
+        || s_check_numel (b, op, "y", y, vdgx_tensor_numel (a)))
+        return -1;
+    int64_t na = vdgx_tensor_numel (a), nb = vdgx_tensor_numel (bt);
+    if (nb == 0 ? na != 0: na % nb != 0) {
+        vdgx_backend_set_error (b, "%s: b has %lld elements, which does not divide a's %lld", op,
+                                (long long) nb, (long long) na);
+        return -1;
+    }
+    return 0;
+}
+
+int
+vdgx_op_add_scaled (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt, float alpha)
+{
+    if (s_check_binary (b, "add_scaled", y, a, bt))
+        return -1;
+    s_fb_args_t args_ = { .f = { alpha } };
+    S_DISPATCH (add_scaled, 3, 1, (b, y, a, bt, alpha), y, a, bt);
+}
+
+int
+vdgx_op_mul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt)
+{
+    if (s_check_binary (b, "mul", y, a, bt))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (mul, 3, 1, (b, y, a, bt), y, a, bt);
+}
+
+int
+vdgx_op_affine_clamp (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float alpha, float beta, float lo, float hi)
+{
+    if (s_check_unary (b, "affine_clamp", y, x))
+        return -1;
+    s_fb_args_t args_ = { .f = { alpha, beta, lo, hi } };
+    S_DISPATCH (affine_clamp, 2, 1, (b, y, x, alpha, beta, lo, hi), y, x);
+}
+
+int
+vdgx_op_rope (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *cos, const vdgx_tensor_t *sin, vdgx_rope_layout_t layout)
+{
+    const char *op = "rope";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_same_shape (b, op, y, x)
+        || s_check_dims (b, op, "x", x, 4) || s_check (b, op, "cos", cos, false) || s_check (b, op, "sin", sin, false))
+        return -1;
+    int64_t L = x->shape [1], D = x->shape [3];
+    if (D % 2 || cos->dtype != VDGX_DTYPE_F32 || sin->dtype != VDGX_DTYPE_F32
+        || (layout != VDGX_ROPE_INTERLEAVED && layout != VDGX_ROPE_HALF)) {
+        vdgx_backend_set_error (b, "rope: needs an even D, F32 cos/sin and a known layout");
+        return -1;
+    }
+    if (s_check_numel (b, op, "cos", cos, L * D / 2) || s_check_numel (b, op, "sin", sin, L * D / 2))
+        return -1;
+    s_fb_args_t args_ = { .i = { (int) layout } };
+    S_DISPATCH (rope, 4, 1, (b, y, x, cos, sin, layout), y, x, cos, sin);
+}
+
+int
+vdgx_op_permute (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const int *perm)
+{
+    const char *op = "permute";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_dims (b, op, "y", y, x->ndim))
+        return -1;
+    if (!perm) {
+        vdgx_backend_set_error (b, "permute: perm is NULL");
+        return -1;
+    }
+    int seen = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (perm [i] < 0 || perm [i] >= x->ndim || (seen & (1 << perm [i]))
+            || y->shape [i] != x->shape [perm [i]]) {
+            vdgx_backend_set_error (b, "permute: perm is not a permutation or y has the wrong shape");
+            return -1;
+        }
+        seen |= 1 << perm [i];
+    }
+    s_fb_args_t args_ = { .perm = perm };
+    S_DISPATCH (permute, 2, 1, (b, y, x, perm), y, x);
+}
+
+int
+vdgx_op_concat (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bt, int dim)
+{
+    const char *op = "concat";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "a", a, true) || s_check (b, op, "b", bt, true)
+        || s_check_dims (b, op, "b", bt, a->ndim) || s_check_dims (b, op, "y", y, a->ndim))
+        return -1;
+    if (dim < 0 || dim >= a->ndim) {
+        vdgx_backend_set_error (b, "concat: dim %d out of range", dim);
+        return -1;
+    }
+    for (int i = 0; i < a->ndim; i++) {
+        int64_t want = i == dim? a->shape [i] + bt->shape [i]: a->shape [i];
+        if ((i != dim && bt->shape [i] != a->shape [i]) || y->shape [i] != want) {
+            vdgx_backend_set_error (b, "concat: shapes differ outside dim %d", dim);
+            return -1;
+        }
+    }
+    if (a->dtype != y->dtype || bt->dtype != y->dtype) {
+        vdgx_backend_set_error (b, "concat: a, b and y must share a dtype");
+        return -1;
+    }
+    s_fb_args_t args_ = { .i = { dim } };
+    S_DISPATCH (concat, 3, 1, (b, y, a, bt, dim), y, a, bt);
+}
+
+int
+vdgx_op_slice (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int dim, int64_t start, int64_t len)
+{
+    const char *op = "slice";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_dims (b, op, "y", y, x->ndim))
+        return -1;
+    if (dim < 0 || dim >= x->ndim || start < 0 || len < 0 || start > x->shape [dim] - len) {
+        vdgx_backend_set_error (b, "slice: dim %d [%lld, +%lld) out of range", dim, (long long) start, (long long) len);
+        return -1;
+    }
+    for (int i = 0; i < x->ndim; i++)
+        if (y->shape [i] != (i == dim? len: x->shape [i])) {
+            vdgx_backend_set_error (b, "slice: y has the wrong shape");
+            return -1;
+        }
+    if (x->dtype != y->dtype) {
+        vdgx_backend_set_error (b, "slice: x and y must share a dtype");
+        return -1;
+    }
+    s_fb_args_t args_ = { .i = { dim }, .l = { start, len } };
+    S_DISPATCH (slice, 2, 1, (b, y, x, dim, start, len), y, x);
+}
+
+static int
+s_check_conv (vdgx_backend_t *b, const char *op, int sd, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+              const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int *stride, const int *pad)
+{
+    int nd = sd + 2;
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check (b, op, "w", w, true)
+        || s_check_dims (b, op, "x", x, nd) || s_check_dims (b, op, "w", w, nd) || s_check_dims (b, op, "y", y, nd))
+        return -1;
+    if (!stride || !pad) {
+        vdgx_backend_set_error (b, "%s: stride and pad are required", op);
+        return -1;
+    }
+    if (w->shape [1] != x->shape [1] || y->shape [0] != x->shape [0] || y->shape [1] != w->shape [0]) {
+        vdgx_backend_set_error (b, "%s: channels do not match (x [N,Cin,...], w [Cout,Cin,...])", op);
+        return -1;
+    }
+    for (int i = 0; i < 4; i++)
+        if (pad [i] < 0) {
+            vdgx_backend_set_error (b, "%s: negative pad", op);
+            return -1;
+        }
+    for (int d = 0; d < sd; d++) {
+        int64_t lo, hi;
+        if (sd == 3) {
+            lo = d == 0? pad [0]: pad [d + 1];
+            hi = d == 0? pad [1]: pad [d + 1];
+        }
+        else {
+            lo = pad [2 * d];
+            hi = pad [2 * d + 1];
+        }
+        int64_t span = x->shape [2 + d] + lo + hi - w->shape [2 + d];
+        if (stride [d] <= 0 || span < 0 || y->shape [2 + d] != span / stride [d] + 1) {
+            vdgx_backend_set_error (b, "%s: output dim %d should be %lld", op, d,
+                                    (long long) (stride [d] > 0 && span >= 0? span / stride [d] + 1: -1));
+            return -1;
+        }
+    }
+    if (bias && (s_check (b, op, "bias", bias, true) || s_check_numel (b, op, "bias", bias, w->shape [0])))
+        return -1;
+    return 0;
+}
+
+int
+vdgx_op_conv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [3], const int pad [4])
+{
+    if (s_check_conv (b, "conv3d", 3, y, x, w, bias, stride, pad))
+        return -1;
+    s_fb_args_t args_ = { .i = { stride [0], stride [1], stride [2], pad [0], pad [1], pad [2], pad [3] } };
+    S_DISPATCH (conv3d, 4, 1, (b, y, x, w, bias, stride, pad), y, x, w, bias);
+}
+
+int
+vdgx_op_conv2d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [2], const int pad [4])
+{
+    if (s_check_conv (b, "conv2d", 2, y, x, w, bias, stride, pad))
+        return -1;
+    s_fb_args_t args_ = { .i = { stride [0], stride [1], pad [0], pad [1], pad [2], pad [3] } };
+    S_DISPATCH (conv2d, 4, 1, (b, y, x, w, bias, stride, pad), y, x, w, bias);
+}
+
+int
+vdgx_op_upsample2x (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    const char *op = "upsample2x";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_dims (b, op, "x", x, 4)
+        || s_check_dims (b, op, "y", y, 4))
+        return -1;
+    if (y->shape [0] != x->shape [0] || y->shape [1] != x->shape [1] || y->shape [2] != 2 * x->shape [2]
+        || y->shape [3] != 2 * x->shape [3]) {
+        vdgx_backend_set_error (b, "upsample2x: y must be [N,C,2H,2W]");
+        return -1;
+    }
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (upsample2x, 2, 1, (b, y, x), y, x);
+}
+
+int
+vdgx_op_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    const char *op = "cast";
+    if (s_check (b, op, "y", y, false) || s_check (b, op, "x", x, false)
+        || s_check_numel (b, op, "y", y, vdgx_tensor_numel (x)))
+        return -1;
+    if (!vdgx_dtype_is_float (x->dtype) || !vdgx_dtype_is_float (y->dtype)) {
+        vdgx_backend_set_error (b, "cast: %s -> %s: only float dtypes convert", vdgx_dtype_name (x->dtype),
+                                vdgx_dtype_name (y->dtype));
+        return -1;
+    }
+    s_fb_args_t args_ = { 0 };
+    S_DISPATCH (cast, 2, 1, (b, y, x), y, x);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Selftest. A "test" device keeps its memory in separate host buffers with device ordinal 0
+//  and implements no compute op, so every op goes through the CPU fallback (download,
+//  compute, upload) and must give exactly the CPU result; it stores activations as BF16 to
+//  check the conversions on the way.
+
+static int s_test_allocs = 0;
+static void *s_tdev_alloc (vdgx_backend_t *b, size_t n) { (void) b; s_test_allocs++; return malloc (n); }
+static void s_tdev_free (vdgx_backend_t *b, void *p) { (void) b; free (p); }
+static int s_tdev_copy (vdgx_backend_t *b, void *d, const void *s, size_t n) { (void) b; memmove (d, s, n); return 0; }
+static const vdgx_backend_ops_t s_tdev_ops = {
+    .alloc = s_tdev_alloc, .free = s_tdev_free, .upload = s_tdev_copy, .download = s_tdev_copy, .copy = s_tdev_copy
+};
+static const vdgx_backend_impl_t s_tdev_impl = { "test", NULL, NULL, &s_tdev_ops };
+
+void
+vdgx_backend_test (bool verbose)
+{
+    printf (" * vdgx_backend: ");
+    char *err = NULL;
+    //  factory
+    assert (!vdgx_backend_new ("tpu", VDGX_DTYPE_F32, &err) && err && strstr (err, "unknown device"));
+    free (err);
+    err = NULL;
+    assert (!vdgx_backend_new ("cpu:x", VDGX_DTYPE_F32, &err) && err);
+    free (err);
+    err = NULL;
+#ifndef VDGX_HAVE_CUDA
+    assert (!vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err) && err && strstr (err, "no CUDA"));
+    free (err);
+    err = NULL;
+    assert (!vdgx_backend_cuda_available ());
+#endif
+    vdgx_backend_t *b = vdgx_backend_new ("cpu", VDGX_DTYPE_BF16, &err);
+    assert (b && !err);
+    assert (strcmp (vdgx_backend_name (b), "cpu") == 0 && vdgx_backend_device (b) == VDGX_DEVICE_CPU);
+    assert (vdgx_backend_act_dtype (b) == VDGX_DTYPE_F32 && vdgx_backend_threads (b) >= 1);
+    if (verbose)
+        printf ("(%d threads) ", vdgx_backend_threads (b));
+
+    //  pool: buckets, reuse, in-use / peak accounting
+    assert (s_bucket (1) == 256 && s_bucket (1000) == 1024 && s_bucket (1025) == 1280);
+    assert (s_bucket (1u << 20) == 1u << 20 && s_bucket ((1u << 20) + 1) == (1u << 20) + (1u << 18));
+    for (size_t sz = 200; sz < 5000000; sz = sz * 3 + 7)
+        assert (s_bucket (sz) >= sz && s_bucket (sz) <= sz + sz / 4 + 256);
+    int64_t shape [2] = { 100, 300 };
+    vdgx_tensor_t t1, t2, t3;
+    assert (vdgx_tensor_alloc (b, &t1, VDGX_DTYPE_F32, 2, shape) == 0);
+    size_t one = vdgx_backend_bytes_in_use (b);
+    assert (one >= 120000 && one <= 150000 && t1.owner == b && ((uintptr_t) t1.data & 63) == 0);
+    assert (vdgx_tensor_alloc (b, &t2, VDGX_DTYPE_F32, 2, shape) == 0);
+    assert (vdgx_backend_bytes_in_use (b) == 2 * one && vdgx_backend_peak_bytes (b) == 2 * one);
+    void *p1 = t1.data;
+    vdgx_tensor_release (b, &t1);
+    assert (t1.data == NULL && vdgx_backend_bytes_in_use (b) == one);
+    shape [1] = 299;        //  same bucket: the freed block comes back
+    assert (vdgx_tensor_alloc (b, &t3, VDGX_DTYPE_F32, 2, shape) == 0 && t3.data == p1);
+    assert (vdgx_backend_peak_bytes (b) == 2 * one);
+    vdgx_tensor_release (b, &t2);
+    vdgx_tensor_release (b, &t3);
+    assert (vdgx_backend_bytes_in_use (b) == 0 && b->cache_count == 2);
+    vdgx_backend_trim (b);
+    assert (b->cache_count == 0 && b->bytes_cached == 0);
+    int64_t badshape [2] = { -1, 4 };
+    assert (vdgx_tensor_alloc (b, &t1, VDGX_DTYPE_F32, 2, badshape) == -1);
+    int64_t huge [3] = { INT64_MAX / 2, 4, 4 };
+    assert (vdgx_tensor_alloc (b, &t1, VDGX_DTYPE_F32, 3, huge) == -1);
+
+    //  from/to f32 with conversion
+    int64_t s5 [1] = { 5 };
+    float src [5] = { 1, -2, 3.5f, 0.25f, 100 }, back [5];
+    assert (vdgx_tensor_alloc (b, &t1, VDGX_DTYPE_BF16, 1, s5) == 0);
+    assert (vdgx_tensor_from_f32 (b, &t1, src) == 0 && vdgx_tensor_to_f32 (b, &t1, back) == 0);
+    assert (memcmp (src, back, sizeof (src)) == 0);
+    vdgx_tensor_release (b, &t1);
+
+    //  wrappers refuse bad input with a message, never crash
+    float buf [64];
+    vdgx_tensor_t x, y;
+    int64_t s3 [3] = { 2, 4, 8 };
+    vdgx_tensor_init (&x, VDGX_DTYPE_F32, 3, s3, buf, VDGX_DEVICE_CPU);
+    y = x;
+    y.stride [0] = 99;
+    assert (vdgx_op_silu (b, &y, &x) == -1 && strstr (vdgx_backend_error (b), "contiguous"));
+    y = x;
+    y.device = 0;
+    assert (vdgx_op_silu (b, &y, &x) == -1 && strstr (vdgx_backend_error (b), "device"));
+    assert (vdgx_op_silu (b, NULL, &x) == -1);
+    y = x;
+    y.data = NULL;
+    assert (vdgx_op_silu (b, &y, &x) == -1);
+    vdgx_weight_t w = { .fmt = VDGX_WFMT_NF4, .n = 4, .k = 8, .data = buf, .device = VDGX_DEVICE_CPU };
+    assert (vdgx_op_linear (b, &x, &x, &w, NULL) == -1 && strstr (vdgx_backend_error (b), "multiple of 64"));
+    vdgx_backend_destroy (&b);
+    assert (b == NULL);
+
+    //  CPU fallback on the test device (BF16 activations)
+    vdgx_backend_t *cpu = vdgx_backend_new ("cpu", VDGX_DTYPE_F32, NULL);
+    vdgx_backend_t *dev = s_new_impl (&s_tdev_impl, 0, VDGX_DTYPE_BF16, NULL);
+    assert (cpu && dev && strcmp (vdgx_backend_name (dev), "test:0") == 0);
+    int64_t xs [2] = { 6, 64 };
+    float xin [6 * 64], wsrc [24 * 64], ycpu [6 * 24], ydev [6 * 24], bsrc [24];
+    uint32_t seed = 7;
+    for (int i = 0; i < 6 * 64; i++) {
+        seed = seed * 1103515245u + 12345u;
+        xin [i] = vdgx_bf16_to_f32 (vdgx_f32_to_bf16 ((float) ((seed >> 9) % 2001) / 1000.0f - 1.0f));
+    }
+    for (int i = 0; i < 24 * 64; i++)
+        wsrc [i] = (float) ((i * 37) % 101) / 50.0f - 1.0f;
+    for (int i = 0; i < 24; i++)
+        bsrc [i] = (float) i / 8.0f;
+    vdgx_weight_t hw, cw, dw;
+    assert (vdgx_weight_quantize (&hw, VDGX_WFMT_NF4, wsrc, 24, 64, false, NULL) == 0);
+    assert (vdgx_weight_to_backend (cpu, &cw, &hw) == 0 && vdgx_weight_to_backend (dev, &dw, &hw) == 0);
+    assert (dw.device == 0 && dw.owner == dev);
+    vdgx_tensor_t cx, cy, cb, dx, dy, db;
+    int64_t ys [2] = { 6, 24 }, bs [1] = { 24 };
+    assert (vdgx_tensor_alloc (cpu, &cx, VDGX_DTYPE_F32, 2, xs) == 0 && vdgx_tensor_alloc (cpu, &cy, VDGX_DTYPE_F32, 2, ys) == 0);
+    assert (vdgx_tensor_alloc (cpu, &cb, VDGX_DTYPE_F32, 1, bs) == 0);
+    assert (vdgx_tensor_alloc (dev, &dx, VDGX_DTYPE_BF16, 2, xs) == 0 && vdgx_tensor_alloc (dev, &dy, VDGX_DTYPE_F32, 2, ys) == 0);
+    assert (vdgx_tensor_alloc (dev, &db, VDGX_DTYPE_F32, 1, bs) == 0);
+    assert (vdgx_tensor_from_f32 (cpu, &cx, xin) == 0 && vdgx_tensor_from_f32 (dev, &dx, xin) == 0);
+    assert (vdgx_tensor_from_f32 (cpu, &cb, bsrc) == 0 && vdgx_tensor_from_f32 (dev, &db, bsrc) == 0);
+    assert (vdgx_op_linear (cpu, &cy, &cx, &cw, &cb) == 0);
+    assert (vdgx_op_linear (dev, &dy, &dx, &dw, &db) == 0);
+    assert (vdgx_tensor_to_f32 (cpu, &cy, ycpu) == 0 && vdgx_tensor_to_f32 (dev, &dy, ydev) == 0);
+    assert (memcmp (ycpu, ydev, sizeof (ycpu)) == 0);
+    //  an elementwise op writing BF16 on the device matches the CPU result rounded to BF16
+    vdgx_tensor_t dz;
+    assert (vdgx_tensor_alloc (dev, &dz, VDGX_DTYPE_BF16, 2, xs) == 0);
+    assert (vdgx_op_silu (dev, &dz, &dx) == 0 && vdgx_op_silu (cpu, &cx, &cx) == 0);
+    float zc [6 * 64], zd [6 * 64];
+    assert (vdgx_tensor_to_f32 (cpu, &cx, zc) == 0 && vdgx_tensor_to_f32 (dev, &dz, zd) == 0);
+    for (int i = 0; i < 6 * 64; i++)
+        assert (zd [i] == vdgx_bf16_to_f32 (vdgx_f32_to_bf16 (zc [i])));
+    //  a shape error on the device is reported before any fallback work
+    assert (vdgx_op_silu (dev, &dy, &dx) == -1);
+    //  steady state: a second step allocates nothing new on the device
+    int before = s_test_allocs;
+    for (int step = 0; step < 3; step++) {
+        vdgx_tensor_t tmp;
+        assert (vdgx_tensor_alloc (dev, &tmp, VDGX_DTYPE_BF16, 2, xs) == 0);
+        assert (vdgx_op_gelu_tanh (dev, &tmp, &dx) == 0);
+        vdgx_tensor_release (dev, &tmp);
+    }
+    assert (s_test_allocs == before + 1);
+    vdgx_tensor_release (dev, &dz);
+    vdgx_tensor_release (dev, &dx);
+    vdgx_tensor_release (dev, &dy);
+    vdgx_tensor_release (dev, &db);
+    vdgx_weight_release (dev, &dw);
+    assert (vdgx_backend_bytes_in_use (dev) == 0 && vdgx_backend_peak_bytes (dev) > 0);
+    vdgx_tensor_release (cpu, &cx);
+    vdgx_tensor_release (cpu, &cy);
+    vdgx_tensor_release (cpu, &cb);
+    vdgx_weight_release (cpu, &cw);
+    vdgx_weight_host_free (&hw);
+    vdgx_backend_destroy (&dev);
+    vdgx_backend_destroy (&cpu);
+    printf ("OK\n");
+}

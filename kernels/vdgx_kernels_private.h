@@ -1,0 +1,80 @@
+/*  vdgx_kernels_private.h - helpers shared inside kernels/ (not part of the public contract). */
+#ifndef VDGX_KERNELS_PRIVATE_H_INCLUDED
+#define VDGX_KERNELS_PRIVATE_H_INCLUDED
+
+#include "vdgx_backend.h"
+#include "vdgx_ckpt.h"
+#include "vdgx_quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+bool vdgx_dtype_is_float (vdgx_dtype_t dtype);
+const float *vdgx_e4m3_table (void);
+void vdgx_tensor_test (bool verbose);
+
+//  Printf into a new string (for *err results).
+char *vdgx_kstrdupf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+typedef struct _vdgx_cpu_pool_t vdgx_cpu_pool_t;
+//  The built-in CPU backend.
+const vdgx_backend_impl_t *vdgx_cpu_backend_impl (void);
+void vdgx_cpu_test (bool verbose);
+int vdgx_cpu_threads (vdgx_backend_t *b);
+vdgx_cpu_pool_t *vdgx_cpu_pool_of (vdgx_backend_t *b);
+
+//  Worker pool: runs fn(ctx, i) for i in [0, n) over the pool's threads (the caller joins in).
+//  Not reentrant: fn must not call vdgx_cpu_pool_run on the same pool.
+vdgx_cpu_pool_t *vdgx_cpu_pool_new (int threads);
+void vdgx_cpu_pool_destroy (vdgx_cpu_pool_t **self_p);
+int vdgx_cpu_pool_threads (vdgx_cpu_pool_t *self);
+void vdgx_cpu_pool_run (vdgx_cpu_pool_t *self, int64_t n, void (*fn) (void *ctx, int64_t i), void *ctx);
+
+//  C[M,N] (ldc) = A[M,K] (lda) . op(B) (+ beta C): trans_b selects B[N,K] (ldb) instead of
+//  B[K,N]. Multithreaded over pool when OpenBLAS is absent (OpenBLAS has its own threads).
+void vdgx_sgemm (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, int64_t K,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                 float *C, int64_t ldc);
+//  The portable blocked sgemm (always compiled, so it is tested against the plain loop even
+//  when OpenBLAS is present).
+void vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, int64_t K,
+                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                          float *C, int64_t ldc);
+bool vdgx_sgemm_is_openblas (void);
+
+//  JSON reader (strict RFC 8259 subset large enough for safetensors headers and index files).
+typedef enum { VDGX_JSON_NULL, VDGX_JSON_BOOL, VDGX_JSON_NUMBER, VDGX_JSON_STRING,
+               VDGX_JSON_ARRAY, VDGX_JSON_OBJECT } vdgx_json_type_t;
+typedef struct _vdgx_json_t vdgx_json_t;
+struct _vdgx_json_t {
+    vdgx_json_type_t type;
+    bool boolean;
+    double number;
+    bool is_integer;            //  number written without fraction/exponent and fits int64
+    int64_t integer;
+    char *string;               //  NUL-terminated (strings containing \u0000 are rejected)
+    size_t count;               //  array / object entries
+    char **keys;                //  object keys
+    vdgx_json_t **items;        //  array items / object values
+};
+//  Parses text[0..len); NULL with *err on malformed input, duplicate keys or nesting > 64.
+vdgx_json_t *vdgx_json_parse (const char *text, size_t len, char **err);
+void vdgx_json_destroy (vdgx_json_t **self_p);
+vdgx_json_t *vdgx_json_get (const vdgx_json_t *obj, const char *key);
+void vdgx_json_test (bool verbose);
+
+//  PyTorch .pth reader (used by vdgx_ckpt). Fills a tensor list; names are malloced.
+typedef struct {
+    vdgx_ckpt_tensor_t *tensors;
+    size_t count;
+} vdgx_pth_result_t;
+bool vdgx_pth_detect (const void *buf, size_t size);
+int vdgx_pth_parse (const uint8_t *buf, size_t size, vdgx_pth_result_t *out, char **err);
+void vdgx_pth_result_free (vdgx_pth_result_t *r);
+void vdgx_pth_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
