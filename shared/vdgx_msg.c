@@ -1122,8 +1122,10 @@ vdgx_wreply_decode (vdgx_wreply_t *self, const void *data, size_t size, vdgx_err
     if (up.data.type != MSGPACK_OBJECT_MAP)
         vdgx_mp_error (err, "", "expected a map");
     else {
+        bool keys_ok = true;
         for (uint32_t i = 0; i < up.data.via.map.size; i++) {
             const msgpack_object *k = &up.data.via.map.ptr [i].key;
+            keys_ok &= k->type == MSGPACK_OBJECT_STR;
             if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 && memcmp (k->via.str.ptr, "type", 4) == 0)
                 type = &up.data.via.map.ptr [i].val;
         }
@@ -1133,7 +1135,9 @@ vdgx_wreply_decode (vdgx_wreply_t *self, const void *data, size_t size, vdgx_err
             for (int t = 0; t < 3; t++)
                 if (strlen (types [t]) == type->via.str.size && memcmp (types [t], type->via.str.ptr, type->via.str.size) == 0)
                     which = t;
-        if (!type)
+        if (!keys_ok)
+            vdgx_mp_error (err, "", "map keys must be strings");
+        else if (!type)
             vdgx_mp_error (err, "type", "missing");
         else if (which < 0)
             vdgx_mp_error (err, "type", "must be one of: progress, chunk, result");
@@ -1862,16 +1866,16 @@ vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx
         goto failed;
     //  Every key of the variant is required; nothing else is allowed.
     unsigned want = self->ok? shape [self->cmd]: 1u << K_ERROR;
-    for (size_t k = 1; k < K_N; k++) {
-        bool present = vdgx_mp_value (&m, k) != NULL;
-        if (present && !(want & (1u << k))) {
+    for (size_t k = 1; k < K_N; k++)
+        if (vdgx_mp_value (&m, k) && !(want & (1u << k))) {
             if (self->ok)
                 vdgx_mp_fail (&m, k, "not allowed in a '%s' reply", s_jobcmds [self->cmd]);
             else
                 vdgx_mp_fail (&m, k, "not allowed when ok is false");
             goto failed;
         }
-        if (!present && (want & (1u << k))) {
+    for (size_t k = 1; k < K_N; k++) {
+        if (!vdgx_mp_value (&m, k) && (want & (1u << k))) {
             vdgx_mp_fail (&m, k, "missing");
             goto failed;
         }
