@@ -4,7 +4,7 @@
                    [--blocks N] [--precision bf16|fp8|fp4|nf4|fp32] [--device cpu|cuda[:N]]
                    [--iters 3] [--peak-tflops X]
 
-    Weights are random (N(0, 0.02^2), full width; values do not change the work done). One
+    Weights are random (uniform, std 0.02, full width; values do not change the work done). One
     denoising step is two forwards (prompt and negative prompt, CFG). With fewer blocks or a
     smaller video than the real run, the per-block time is extrapolated to the full model in
     two ways: by the achieved FLOP rate (which carries the quadratic attention term) and,

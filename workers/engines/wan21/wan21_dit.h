@@ -57,7 +57,7 @@ typedef void (wan21_dit_tap_fn) (void *ctx, const char *name, const vdgx_tensor_
 //  diffusers layout). NULL with a message in *err on a missing, malformed or mismatching file.
 wan21_dit_t *wan21_dit_load (vdgx_backend_t *backend, const char *path,
                              const wan21_dit_load_opts_t *opts, char **err);
-//  A DiT with random weights N(0, 0.02^2) (benchmarks; values do not affect timing).
+//  A DiT with random weights, uniform with std 0.02 (benchmarks; values do not affect timing).
 wan21_dit_t *wan21_dit_new_random (vdgx_backend_t *backend, const wan21_dit_config_t *cfg,
                                    const char *precision, uint64_t seed, char **err);
 void wan21_dit_destroy (wan21_dit_t **self_p);
