@@ -1070,7 +1070,7 @@ wan21_t5_test (bool verbose)
     assert (c->vocab == 64 && c->dim == 16 && c->dim_ffn == 24 && c->num_heads == 2
          && c->num_layers == 3 && !c->hf_names && wan21_t5_config (t5hf)->hf_names);
 
-    const int L = 9;
+    enum { L = 9 };
     int32_t ids [2 * L];
     uint8_t mask [2 * L];
     for (int i = 0; i < 2 * L; i++) {
