@@ -199,6 +199,11 @@ s_run (s_runner_t *self, zmsg_t *msg)
         s_send_failed (self, id, "bad_request", m, "precision");
         goto done;
     }
+    //  A request the model cannot serve fails before any weights are read.
+    if (self->cls->validate && self->cls->validate (self->engine, &req, &verr) != 0) {
+        s_send_failed (self, id, verr.code? verr.code: "bad_request", verr.message, verr.field);
+        goto done;
+    }
     if (!self->loaded) {
         s_send_state (self, "loading");
         s_send_progress (self, "loading", 0, 0, 0, "loading weights");
@@ -221,10 +226,6 @@ s_run (s_runner_t *self, zmsg_t *msg)
         self->loaded = true;
         s_send_state (self, "warm");
         vdgx_log_info ("runner.loaded", "model=%s seconds=%.3f", self->model, t_load);
-    }
-    if (self->cls->validate && self->cls->validate (self->engine, &req, &verr) != 0) {
-        s_send_failed (self, id, verr.code? verr.code: "bad_request", verr.message, verr.field);
-        goto done;
     }
     if (!s_precision_ok (self, self->precision)) {
         s_send_failed (self, id, "bad_request", "precision not supported by this engine",

@@ -124,13 +124,16 @@ s_kill (pid_t pid, int sig)
         CHECK (s_wait_exit (pid, 5000) == 128 + SIGKILL);
 }
 
-static int
-s_free_port (void)
+//  Two distinct free ports, chosen at random (tests may run in parallel).
+static void
+s_free_ports (int *a, int *b)
 {
-    zsock_t *s = zsock_new (ZMQ_ROUTER);
-    int port = zsock_bind (s, "tcp://127.0.0.1:*");
-    zsock_destroy (&s);
-    return port;
+    zsock_t *s1 = zsock_new (ZMQ_ROUTER), *s2 = zsock_new (ZMQ_ROUTER);
+    *a = zsock_bind (s1, "tcp://127.0.0.1:!");
+    *b = zsock_bind (s2, "tcp://127.0.0.1:!");
+    CHECK (*a > 0 && *b > 0 && *a != *b);
+    zsock_destroy (&s1);
+    zsock_destroy (&s2);
 }
 
 static void
@@ -202,7 +205,8 @@ s_wait_workers (vdgx_client_t *client, const char *state, int count, int timeout
             return;
         zclock_sleep (50);
     }
-    fprintf (stderr, "expected %d workers %s, have %d\n", count, state? state: "", n);
+    fprintf (stderr, "expected %d workers %s, have %d (%s: %s)\n", count, state? state: "", n,
+             vdgx_client_error_code (client), vdgx_client_error (client));
     CHECK (!"worker count");
 }
 
@@ -579,8 +583,10 @@ main (int argc, char **argv)
     signal (SIGPIPE, SIG_IGN);
     zsys_init ();
     zsys_handler_set (NULL);
-    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", s_free_port ());
-    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", s_free_port ());
+    int port1, port2;
+    s_free_ports (&port1, &port2);
+    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", port1);
+    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", port2);
     s_start_broker ();
     vdgx_client_t *client = vdgx_client_new (s_broker_ep, s_events_ep);
     vdgx_client_set_timeout (client, 1000);
