@@ -662,6 +662,12 @@ int vdgx_cuda_device_count (void)
     return n;
 }
 
+void *vdgx_cuda_stream (vdgx_backend_t *self)
+{
+    s_cuda_t *c = s_priv (self);
+    return c ? (void *) c->st : NULL;
+}
+
 const char *vdgx_cuda_info (vdgx_backend_t *self)
 {
     s_cuda_t *c = s_priv (self);

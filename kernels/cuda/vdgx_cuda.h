@@ -34,6 +34,9 @@ int vdgx_cuda_device_count (void);
 //  NVFP4 availability). Valid while the backend lives.
 const char *vdgx_cuda_info (vdgx_backend_t *self);
 
+//  The backend's stream (a cudaStream_t), e.g. to time its work with CUDA events.
+void *vdgx_cuda_stream (vdgx_backend_t *self);
+
 //  Fused LayerNorm (or RMSNorm when rms) + adaLN modulate over x[B,L,C]:
 //  y = norm(x) * gamma + beta, then y * (1 + scale[B,C]) + shift[B,C]. gamma, beta, shift,
 //  scale may each be NULL.
