@@ -413,6 +413,25 @@ s_scenario_broker_restart (vdgx_client_t *client)
     vdgx_jobstatus_clear (&job);
 }
 
+//  The broker comes back while the job still runs: the re-registered worker keeps running it
+//  and its result is accepted.
+static void
+s_scenario_broker_restart_busy (vdgx_client_t *client)
+{
+    s_start_worker (NULL);
+    s_wait_workers (client, NULL, 1, 10000);
+    char *id = s_submit (client, "sleep_ms=100", 30, 1);
+    s_wait_running (client, id);
+    s_kill (s_broker, SIGKILL);
+    s_start_broker ();
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 30000);
+    s_check_result (client, id, &job);
+    free (id);
+    vdgx_jobstatus_clear (&job);
+}
+
 static void
 s_scenario_sigterm (vdgx_client_t *client)
 {
@@ -560,7 +579,8 @@ int
 main (int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf (stderr, "usage: vdgx-worker-e2e lazy|cancel|sigkill|broker_restart|sigterm|"
+        fprintf (stderr, "usage: vdgx-worker-e2e lazy|cancel|sigkill|broker_restart|"
+                         "broker_restart_busy|sigterm|"
                          "fatal|client\n");
         return 2;
     }
@@ -603,6 +623,9 @@ main (int argc, char **argv)
     else
     if (streq (which, "broker_restart"))
         s_scenario_broker_restart (client);
+    else
+    if (streq (which, "broker_restart_busy"))
+        s_scenario_broker_restart_busy (client);
     else
     if (streq (which, "sigterm"))
         s_scenario_sigterm (client);
