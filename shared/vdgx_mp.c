@@ -161,7 +161,8 @@ vdgx_mp_map (vdgx_mp_map_t *self, const msgpack_object *obj, const char *path,
         if (k == nkeys) {
             char name [48], field [64];
             size_t n = key->via.str.size < sizeof name - 1? key->via.str.size: sizeof name - 1;
-            memcpy (name, key->via.str.ptr, n);
+            if (n)      //  msgpack-c gives NULL for empty strings
+                memcpy (name, key->via.str.ptr, n);
             name [n] = 0;
             for (size_t c = 0; c < n; c++)      //  keep the echoed key printable
                 if ((unsigned char) name [c] < 0x20 || (unsigned char) name [c] >= 0x7f)
@@ -274,7 +275,8 @@ vdgx_mp_str (vdgx_mp_map_t *self, size_t index, bool required, size_t min, size_
     const msgpack_object *v;
     if (s_str_obj (self, index, min, max, &v))
         return -1;
-    memcpy (buf, v->via.str.ptr, v->via.str.size);
+    if (v->via.str.size)    //  msgpack-c gives NULL for empty strings
+        memcpy (buf, v->via.str.ptr, v->via.str.size);
     buf [v->via.str.size] = 0;
     return 1;
 }
@@ -292,7 +294,8 @@ vdgx_mp_strdup (vdgx_mp_map_t *self, size_t index, bool required, size_t min, si
     char *copy = malloc (v->via.str.size + 1);
     if (!copy)
         return vdgx_mp_fail (self, index, "out of memory");
-    memcpy (copy, v->via.str.ptr, v->via.str.size);
+    if (v->via.str.size)
+        memcpy (copy, v->via.str.ptr, v->via.str.size);
     copy [v->via.str.size] = 0;
     free (*out);
     *out = copy;

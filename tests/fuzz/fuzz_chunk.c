@@ -1,0 +1,4 @@
+/*  fuzz_chunk.c - libFuzzer target for the chunk decoder (see fuzz_codec.h). */
+#include "fuzz_codec.h"
+
+FUZZ_CODEC ("chunk")

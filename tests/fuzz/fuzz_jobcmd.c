@@ -1,0 +1,4 @@
+/*  fuzz_jobcmd.c - libFuzzer target for the jobcmd decoder (see fuzz_codec.h). */
+#include "fuzz_codec.h"
+
+FUZZ_CODEC ("jobcmd")
