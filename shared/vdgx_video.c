@@ -570,6 +570,9 @@ s_write_packets (vdgx_video_t *self, AVCodecContext *enc, AVStream *st)
         av_packet_rescale_ts (self->pkt, enc->time_base, st->time_base);
         self->pkt->stream_index = st->index;
         rc = av_interleaved_write_frame (self->fmt, self->pkt);
+        //  AVIO keeps a failed write (disk full) in pb->error; catch it now, not at the end.
+        if (rc >= 0 && self->fmt->pb->error < 0)
+            rc = self->fmt->pb->error;
         if (rc < 0)
             return s_fail (self, "cannot write to %s: %s", self->tmp_path,
                            s_averr (rc, eb, sizeof eb));

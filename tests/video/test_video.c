@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -958,6 +960,28 @@ s_case_errors (void)
         CHECK (s_dir_count () == 1, "case %d: stray files", c);
         s_dir_clear ();
     }
+
+    //  A full disk, played by a 20 kB file size limit: the writes fail (EFBIG), finish()
+    //  says so, and neither the temp file nor anything under the final names stays.
+    struct rlimit old_limit, limit;
+    getrlimit (RLIMIT_FSIZE, &old_limit);
+    limit = old_limit;
+    limit.rlim_cur = 20000;
+    void (*old_handler) (int) = signal (SIGXFSZ, SIG_IGN);
+    CHECK (setrlimit (RLIMIT_FSIZE, &limit) == 0, "setrlimit");
+    vdgx_video_options_t o;
+    vdgx_video_options_init (&o);
+    o.preset = "ultrafast";
+    o.crf = 0;                      //  lossless: 60 frames of 160x120 are far above 20 kB
+    char msg [512];
+    int rc = s_encode_pattern (path, &o, 160, 120, 60, msg, sizeof msg);
+    setrlimit (RLIMIT_FSIZE, &old_limit);
+    signal (SIGXFSZ, old_handler);
+    s_log ("disk full: %s", msg);
+    CHECK (rc == -1, "encode past the file size limit succeeded");
+    CHECK (strstr (msg, "cannot write to") && strstr (msg, "File too large"), "message: %s", msg);
+    CHECK (s_dir_count () == 0, "disk full: stray files");
+    s_dir_clear ();
 }
 
 int
