@@ -511,7 +511,7 @@ s_start_request (s_broker_t *self, vdgx_rworker_t *w, s_request_t *r)
     w->task_started = zclock_mono ();
     w->last_used = w->task_started;
     char *hex = zframe_strhex (r->client);
-    snprintf (w->task_id, sizeof w->task_id, "%.47s", hex);
+    snprintf (w->task_id, sizeof w->task_id, "%.79s", hex);
     zstr_free (&hex);
     vdgx_registry_worker_refresh (self->reg, w, w->task_started);
     zmsg_t *body = zmsg_dup (r->body);
@@ -1089,8 +1089,9 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
 
 static void
 s_worker_message (s_broker_t *self, const char *key, zframe_t *identity, int proto, bool delim,
-                  uint8_t command, zmsg_t *msg)
+                  uint8_t command, zmsg_t **msg_p)
 {
+    zmsg_t *msg = *msg_p;
     int64_t now = zclock_mono ();
     if (command == VDGX_MDPW_READY) {
         char *service = zmsg_popstr (msg);
@@ -1147,8 +1148,7 @@ s_worker_message (s_broker_t *self, const char *key, zframe_t *identity, int pro
                 }
                 bool final = command == VDGX_MDPW_FINAL;
                 s_send_client (self, r->client, r->proto, r->delim, r->service,
-                               final? VDGX_MDPC_FINAL: VDGX_MDPC_PARTIAL, &msg);
-                msg = zmsg_new ();
+                               final? VDGX_MDPC_FINAL: VDGX_MDPC_PARTIAL, msg_p);
                 if (final) {
                     s_request_destroy (&r);
                     s_worker_idle (self, w);
@@ -1624,7 +1624,7 @@ s_pack_services (s_broker_t *self, msgpack_packer *pk)
 static void
 s_pack_worker (msgpack_packer *pk, vdgx_rworker_t *w, int64_t now)
 {
-    msgpack_pack_map (pk, 18);
+    msgpack_pack_map (pk, 17);
     s_pack_kstr (pk, "identity", w->key);
     s_pack_kstr (pk, "service", w->service);
     s_pack_kstr (pk, "host", w->host);
@@ -1690,6 +1690,9 @@ s_mmi (s_broker_t *self, const char *service, zmsg_t *body)
         free (name);
         return zframe_new (code, 3);
     }
+    if (!streq (service, "mmi.workers") && !streq (service, "mmi.services")
+    &&  !streq (service, "mmi.health") && !streq (service, "mmi.metrics"))
+        return zframe_new ("501", 3);
     //  Bodies are {} or {service}; anything else is a bad request.
     char filter [VDGX_SERVICE_MAX + 1] = "";
     zframe_t *frame = zmsg_first (body);
@@ -1969,7 +1972,7 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
             goto drop;
         }
         char *key = zframe_strhex (identity);
-        s_worker_message (self, key, identity, proto, delim, command, msg);
+        s_worker_message (self, key, identity, proto, delim, command, &msg);
         free (key);
     }
     else {
@@ -2462,10 +2465,15 @@ vdgx_broker_test (bool verbose)
     vdgx_log_set_level (verbose? VDGX_LOG_DEBUG: VDGX_LOG_ERROR);
     vdgx_broker_t *broker = vdgx_broker_new (&cfg, error, sizeof error);
     assert (broker);
-    //  A second broker on the same endpoint fails cleanly.
+    //  A data dir that cannot be made, or a bad endpoint: clean failures.
     char *data2 = zsys_sprintf ("%s/data2", dir);
-    cfg.data_dir = data2;
+    cfg.data_dir = "/proc/vdgx-none/data";
     assert (vdgx_broker_new (&cfg, error, sizeof error) == NULL);
+    cfg.data_dir = data2;
+    cfg.endpoint = "tcp://127.0.0.1:notaport";
+    assert (vdgx_broker_new (&cfg, error, sizeof error) == NULL);
+    assert (strstr (error, "cannot bind"));
+    cfg.endpoint = endpoint;
     cfg.data_dir = data;
 
     zsock_t *client = zsock_new_dealer (endpoint);

@@ -36,10 +36,10 @@ typedef struct {
     uint64_t pid;
     vdgx_wstate_state_t state;
     uint64_t rss_bytes, peak_bytes, model_bytes, host_budget_bytes;
-    char device [32];
+    char device [40];
     char precisions [64];       //  comma separated
     char weights_id [130];
-    char job [48];              //  as reported by the worker
+    char job [80];              //  as reported by the worker
     bool control;               //  understands CONTROL
     int64_t last_seen;          //  ms, any message
     int64_t idle_since;         //  ms, when the last task ended
@@ -48,7 +48,7 @@ typedef struct {
     bool draining;              //  CONTROL drain sent or state draining
     //  The broker's view of what the worker is doing.
     vdgx_task_t task;
-    char task_id [48];          //  job id (job/resend) or client address hex (request)
+    char task_id [80];          //  job id (job/resend) or client address hex (request)
     void *task_data;            //  request: the queued request (owned by the broker)
     int64_t task_started;
     zlist_t *pending;           //  job ids the worker still holds (READY pending), autofree

@@ -1,0 +1,899 @@
+/*  broker_tests.c - tests of the real vdgx-broker process with protocol-level peers.
+        broker_tests CASE BROKER_BIN        run one case (ctest registers each)
+        broker_tests worker ARGS...         a test worker process (used by the cases)
+    Every case uses its own temp dir with ipc:// endpoints, so cases run in parallel.
+*/
+#include "broker_peers.h"
+#include "vdgx_sha256.h"
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static tenv_t env;
+static bool verbose;
+
+static void
+s_log (const char *fmt, ...)
+{
+    if (!verbose)
+        return;
+    va_list args;
+    va_start (args, fmt);
+    vfprintf (stderr, fmt, args);
+    va_end (args);
+    fputc ('\n', stderr);
+}
+
+//  Sends raw frames (for malformed input); frames are strings, "" = empty frame.
+static void
+s_send_raw (zsock_t *sock, int n, const char **frames)
+{
+    zmsg_t *msg = zmsg_new ();
+    for (int i = 0; i < n; i++)
+        zmsg_addstr (msg, frames [i]);
+    zmsg_send (&msg, sock);
+}
+
+static zmsg_t *
+s_recv (zsock_t *sock, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    zmsg_t *msg = zpoller_wait (poller, timeout_ms)? zmsg_recv (sock): NULL;
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+static bool
+s_healthy (zsock_t *client)
+{
+    msgpack_unpacked u;
+    if (tclient_mmi (client, "mmi.health", &u))
+        return false;
+    msgpack_object *h = tmap_get (&u.data, "healthy");
+    bool ok = h && h->type == MSGPACK_OBJECT_BOOLEAN && h->via.boolean;
+    msgpack_unpacked_destroy (&u);
+    return ok;
+}
+
+static uint64_t
+s_counter (zsock_t *client, const char *name)
+{
+    msgpack_unpacked u;
+    TCHECK (tclient_mmi (client, "mmi.metrics", &u) == 0);
+    uint64_t v = tmetrics_counter (&u.data, name);
+    msgpack_unpacked_destroy (&u);
+    return v;
+}
+
+//  Workers of service in mmi.workers, and how many are in state (NULL = any).
+static int
+s_workers (zsock_t *client, const char *service, const char *state)
+{
+    msgpack_unpacked u;
+    if (tclient_mmi (client, "mmi.workers", &u))
+        return -1;
+    msgpack_object *list = tmap_get (&u.data, "workers");
+    int n = 0;
+    for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+        msgpack_object *w = &list->via.array.ptr [i];
+        msgpack_object *svc = tmap_get (w, "service"), *st = tmap_get (w, "state");
+        if (svc && svc->via.str.size == strlen (service)
+        &&  memcmp (svc->via.str.ptr, service, svc->via.str.size) == 0
+        &&  (!state || (st && st->via.str.size == strlen (state)
+                        && memcmp (st->via.str.ptr, state, st->via.str.size) == 0)))
+            n++;
+    }
+    msgpack_unpacked_destroy (&u);
+    return n;
+}
+
+static void
+s_wait_workers (zsock_t *client, const char *service, const char *state, int n)
+{
+    for (int i = 0; i < 100; i++) {
+        if (s_workers (client, service, state) == n)
+            return;
+        zclock_sleep (50);
+    }
+    fprintf (stderr, "timeout waiting for %d %s workers of %s (have %d)\n", n,
+             state? state: "", service, s_workers (client, service, state));
+    exit (1);
+}
+
+static const char *
+s_submit_ok (zsock_t *client, const char *model, const char *prompt, uint64_t seed,
+             vdgx_priority_t prio, char id [80])
+{
+    vdgx_jobreply_t reply;
+    int rc = tclient_submit (client, model, prompt, seed, true, prio, NULL, true, &reply);
+    if (rc)
+        fprintf (stderr, "submit failed: %s %s\n", reply.error.code? reply.error.code: "-",
+                 reply.error.message);
+    TCHECK (rc == 0);
+    snprintf (id, 80, "%s", reply.id);
+    vdgx_jobreply_clear (&reply);
+    return id;
+}
+
+static int
+s_wait_state (zsock_t *client, const char *id, int timeout_ms)
+{
+    vdgx_jobstatus_t st;
+    int state = tclient_wait (client, id, timeout_ms, &st);
+    if (state >= 0)
+        vdgx_jobstatus_clear (&st);
+    return state;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Cases
+
+//  Protocol conformance: every command, malformed and out-of-order frames, 0.1 peers.
+static void
+s_case_protocol (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    //  MMI
+    zframe_t *body = zframe_new ("echo", 4);
+    zframe_t *reply = tclient_call (client, "mmi.service", &body, 2000);
+    TCHECK (reply && zframe_streq (reply, "404"));
+    zframe_destroy (&reply);
+    body = zframe_new ("\x80", 1);
+    reply = tclient_call (client, "mmi.nothing", &body, 2000);
+    TCHECK (reply && zframe_streq (reply, "501"));
+    zframe_destroy (&reply);
+    pid_t echo = tenv_worker (&env, "echo", "--partials", NULL);
+    s_wait_workers (client, "echo", NULL, 1);
+    body = zframe_new ("echo", 4);
+    reply = tclient_call (client, "mmi.service", &body, 2000);
+    TCHECK (reply && zframe_streq (reply, "200"));
+    zframe_destroy (&reply);
+    //  Plain routing with a PARTIAL then a FINAL (0.2 client).
+    zmsg_t *req = zmsg_new ();
+    zmsg_addstr (req, "ping");
+    zmsg_t *msg = vdgx_mdp_client_request ("echo", &req);
+    zmsg_send (&msg, client);
+    msg = s_recv (client, 2000);
+    TCHECK (msg && zmsg_size (msg) == 4);
+    zframe_t *f = zmsg_first (msg);
+    f = zmsg_next (msg);
+    TCHECK (zframe_data (f) [0] == VDGX_MDPC_PARTIAL);
+    zmsg_destroy (&msg);
+    msg = s_recv (client, 2000);
+    TCHECK (msg && zmsg_size (msg) == 4);
+    f = zmsg_first (msg);
+    f = zmsg_next (msg);
+    TCHECK (zframe_data (f) [0] == VDGX_MDPC_FINAL);
+    TCHECK (zframe_streq (zmsg_last (msg), "ping"));
+    zmsg_destroy (&msg);
+    //  A REQ client (leading empty frame) and an MDP/0.1 client.
+    zsock_t *req01 = zsock_new_req (env.endpoint);
+    zstr_sendx (req01, VDGX_MDPC01, "echo", "v1", NULL);
+    msg = s_recv (req01, 2000);
+    TCHECK (msg && zmsg_size (msg) == 3);
+    char *h = zmsg_popstr (msg);
+    TCHECK (streq (h, VDGX_MDPC01));
+    free (h);
+    TCHECK (zframe_streq (zmsg_last (msg), "v1"));
+    zmsg_destroy (&msg);
+    zsock_destroy (&req01);
+    zsock_t *req02 = zsock_new_req (env.endpoint);
+    zmsg_t *m = zmsg_new ();
+    zmsg_addstr (m, VDGX_MDPC02);
+    zmsg_addmem (m, "\x01", 1);
+    zmsg_addstr (m, "echo");
+    zmsg_addstr (m, "v2req");
+    zmsg_send (&m, req02);
+    //  A REQ socket gets exactly one reply: the PARTIAL (REQ drops nothing; we read it).
+    msg = s_recv (req02, 2000);
+    TCHECK (msg && zmsg_size (msg) == 4);
+    zmsg_destroy (&msg);
+    zsock_destroy (&req02);
+    //  An MDP/0.1 worker (RFC 7 framing, REPLY ends the request).
+    pid_t w01 = tenv_worker (&env, "echo01", "--proto", "1", NULL);
+    s_wait_workers (client, "echo01", NULL, 1);
+    body = zframe_new ("hello01", 7);
+    reply = tclient_call (client, "echo01", &body, 2000);
+    TCHECK (reply && zframe_streq (reply, "hello01"));
+    zframe_destroy (&reply);
+    //  A 0.2 worker using the empty delimiter form.
+    pid_t wd = tenv_worker (&env, "echod", "--delim", NULL);
+    s_wait_workers (client, "echod", NULL, 1);
+    body = zframe_new ("hellod", 6);
+    reply = tclient_call (client, "echod", &body, 2000);
+    TCHECK (reply && zframe_streq (reply, "hellod"));
+    zframe_destroy (&reply);
+
+    //  Malformed input of every kind: dropped and counted, never fatal.
+    uint64_t before = s_counter (client, "vdgx_malformed_total");
+    zsock_t *bad = tclient_new (&env);
+    const char *g1 [] = { "XXXX" };
+    s_send_raw (bad, 1, g1);
+    const char *g2 [] = { "MDPC02" };
+    s_send_raw (bad, 1, g2);
+    const char *g3 [] = { "MDPC02", "\x09", "echo", "x" };
+    s_send_raw (bad, 4, g3);
+    const char *g4 [] = { "MDPW02", "\x09" };
+    s_send_raw (bad, 2, g4);
+    const char *g5 [] = { "MDPC02", "\x01" };
+    s_send_raw (bad, 2, g5);
+    const char *g6 [] = { "MDPW02", "\x01" };          //  READY without a service
+    s_send_raw (bad, 2, g6);
+    const char *g7 [] = { "MDPC03", "\x01", "echo", "x" };
+    s_send_raw (bad, 4, g7);
+    zstr_send (bad, "");
+    //  Too many frames, and a frame over 64 KiB.
+    zmsg_t *big = zmsg_new ();
+    zmsg_addstr (big, VDGX_MDPC02);
+    zmsg_addmem (big, "\x01", 1);
+    zmsg_addstr (big, "echo");
+    for (int i = 0; i < 70; i++)
+        zmsg_addstr (big, "x");
+    zmsg_send (&big, bad);
+    big = zmsg_new ();
+    zmsg_addstr (big, VDGX_MDPC02);
+    zmsg_addmem (big, "\x01", 1);
+    zmsg_addstr (big, "echo");
+    char *huge = (char *) calloc (1, 70000);
+    zmsg_addmem (big, huge, 70000);
+    free (huge);
+    zmsg_send (&big, bad);
+    //  Out of order: a worker FINAL with no READY -> DISCONNECT; PARTIAL with no task.
+    const char *o1 [] = { "MDPW02", "\x04", "someone", "", "x" };
+    s_send_raw (bad, 5, o1);
+    msg = s_recv (bad, 2000);
+    TCHECK (msg && zmsg_size (msg) == 2);
+    f = zmsg_last (msg);
+    TCHECK (zframe_data (f) [0] == VDGX_MDPW_DISCONNECT);
+    zmsg_destroy (&msg);
+    zsock_t *rogue = tclient_new (&env);
+    const char *r1 [] = { "MDPW02", "\x01", "rogue" };
+    s_send_raw (rogue, 3, r1);
+    const char *r2 [] = { "MDPW02", "\x03", "nobody", "", "x" };
+    s_send_raw (rogue, 5, r2);
+    //  A second READY is a protocol error: the worker is dropped.
+    s_send_raw (rogue, 3, r1);
+    for (int i = 0; i < 20; i++) {
+        msg = s_recv (rogue, 500);
+        TCHECK (msg);
+        bool disc = zframe_data (zmsg_last (msg)) [0] == VDGX_MDPW_DISCONNECT;
+        zmsg_destroy (&msg);
+        if (disc)
+            break;
+    }
+    //  Reserved names are refused.
+    zsock_t *mmiw = tclient_new (&env);
+    const char *r3 [] = { "MDPW02", "\x01", "mmi.evil" };
+    s_send_raw (mmiw, 3, r3);
+    msg = s_recv (mmiw, 2000);
+    TCHECK (msg && zframe_data (zmsg_last (msg)) [0] == VDGX_MDPW_DISCONNECT);
+    zmsg_destroy (&msg);
+    const char *r4 [] = { "MDPW02", "\x01", "vdgx.jobs" };
+    s_send_raw (mmiw, 3, r4);
+    msg = s_recv (mmiw, 2000);
+    TCHECK (msg && zframe_data (zmsg_last (msg)) [0] == VDGX_MDPW_DISCONNECT);
+    zmsg_destroy (&msg);
+    zclock_sleep (100);
+    uint64_t after = s_counter (client, "vdgx_malformed_total");
+    uint64_t dropped = s_counter (client, "vdgx_dropped_total{reason=\"frames\"}")
+                     + s_counter (client, "vdgx_dropped_total{reason=\"size\"}");
+    s_log ("malformed %llu -> %llu, dropped %llu", (unsigned long long) before,
+           (unsigned long long) after, (unsigned long long) dropped);
+    TCHECK (after >= before + 8);
+    TCHECK (dropped == 2);
+    TCHECK (s_workers (client, "rogue", NULL) == 0);
+    //  Job service: bad bodies get bad_request naming the field.
+    body = zframe_new ("\x81\xa3" "cmd" "\xa4" "nope", 10);
+    reply = tclient_call (client, VDGX_JOBS_SERVICE, &body, 2000);
+    TCHECK (reply);
+    vdgx_error_t err, derr;
+    TCHECK (vdgx_error_decode (&err, NULL, zframe_data (reply), zframe_size (reply), &derr) == 0);
+    TCHECK (streq (err.code, VDGX_E_BAD_REQUEST));
+    zframe_destroy (&reply);
+    vdgx_jobreply_t jr;
+    TCHECK (tclient_submit (client, "unknown-model", "x", 1, true, VDGX_PRIORITY_NORMAL, NULL,
+                            false, &jr) == -1);
+    TCHECK (jr.error.code && streq (jr.error.code, VDGX_E_UNKNOWN_MODEL));
+    vdgx_jobreply_clear (&jr);
+    vdgx_jobcmd_t jc;
+    vdgx_jobcmd_init (&jc);
+    jc.cmd = VDGX_JOBCMD_STATUS;
+    snprintf (jc.id, sizeof jc.id, "nosuchjob");
+    TCHECK (tclient_jobs (client, &jc, &jr) == -1 && streq (jr.error.code, VDGX_E_NOT_FOUND));
+    vdgx_jobreply_clear (&jr);
+    jc.cmd = VDGX_JOBCMD_MODELS;
+    TCHECK (tclient_jobs (client, &jc, &jr) == 0 && jr.nmodels >= 3);
+    vdgx_jobreply_clear (&jr);
+    vdgx_jobcmd_clear (&jc);
+    //  mmi.services / mmi.health / mmi.metrics answer msgpack maps.
+    msgpack_unpacked u;
+    TCHECK (tclient_mmi (client, "mmi.services", &u) == 0);
+    TCHECK (tmap_get (&u.data, "services")->via.array.size >= 3);
+    msgpack_unpacked_destroy (&u);
+    TCHECK (tclient_mmi (client, "mmi.metrics", &u) == 0);
+    TCHECK (tmap_get (&u.data, "histograms") && tmap_get (&u.data, "gauges"));
+    msgpack_unpacked_destroy (&u);
+    TCHECK (s_healthy (client));
+    zsock_destroy (&mmiw);
+    zsock_destroy (&rogue);
+    zsock_destroy (&bad);
+    zsock_destroy (&client);
+    tenv_stop (echo, SIGTERM);
+    tenv_stop (w01, SIGTERM);
+    tenv_stop (wd, SIGTERM);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  Heartbeats: a silent worker expires; the broker sends heartbeats; plain requests for a
+//  service without workers expire; empty services are deleted.
+static void
+s_case_heartbeat (void)
+{
+    tenv_flag (&env, "--expire-s");
+    tenv_flag (&env, "1");
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    zsock_t *silent = tclient_new (&env);
+    const char *ready [] = { "MDPW02", "\x01", "quiet" };
+    s_send_raw (silent, 3, ready);
+    s_wait_workers (client, "quiet", NULL, 1);
+    //  The broker heartbeats us every 100 ms.
+    zmsg_t *msg = s_recv (silent, 1000);
+    TCHECK (msg && zframe_data (zmsg_last (msg)) [0] == VDGX_MDPW_HEARTBEAT);
+    zmsg_destroy (&msg);
+    int64_t t0 = zclock_mono ();
+    s_wait_workers (client, "quiet", NULL, 0);
+    int64_t gone = zclock_mono () - t0;
+    s_log ("silent worker expired after %lld ms", (long long) gone);
+    TCHECK (gone >= 150 && gone < 2000);
+    TCHECK (s_counter (client, "vdgx_workers_expired_total{model=\"quiet\"}") == 1);
+    //  A request for a service with no worker expires with a clear error.
+    zframe_t *body = zframe_new ("x", 1);
+    t0 = zclock_mono ();
+    zframe_t *reply = tclient_call (client, "nobody-home", &body, 4000);
+    TCHECK (reply);
+    vdgx_error_t err, derr;
+    TCHECK (vdgx_error_decode (&err, NULL, zframe_data (reply), zframe_size (reply), &derr) == 0);
+    TCHECK (streq (err.code, VDGX_E_EXPIRED));
+    zframe_destroy (&reply);
+    TCHECK (zclock_mono () - t0 >= 900);
+    //  The service record is gone again.
+    zclock_sleep (300);
+    msgpack_unpacked u;
+    TCHECK (tclient_mmi (client, "mmi.services", &u) == 0);
+    msgpack_object *list = tmap_get (&u.data, "services");
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        msgpack_object *name = tmap_get (&list->via.array.ptr [i], "name");
+        TCHECK (!(name->via.str.size == 11 && memcmp (name->via.str.ptr, "nobody-home", 11) == 0));
+    }
+    msgpack_unpacked_destroy (&u);
+    //  A busy worker is watched too: it takes a request, then goes silent.
+    const char *ready2 [] = { "MDPW02", "\x01", "busy" };
+    zsock_t *busy = tclient_new (&env);
+    s_send_raw (busy, 3, ready2);
+    s_wait_workers (client, "busy", NULL, 1);
+    body = zframe_new ("job", 3);
+    zmsg_t *breq = zmsg_new ();
+    zmsg_append (breq, &body);
+    msg = vdgx_mdp_client_request ("busy", &breq);
+    zmsg_send (&msg, client);
+    s_wait_workers (client, "busy", NULL, 0);
+    zsock_destroy (&busy);
+    zsock_destroy (&silent);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  Jobs end to end: submit, progress events, chunks, sha256, status, list, idempotency,
+//  the result cache, delete.
+static void
+s_case_jobs (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    zsock_t *sub = zsock_new_sub (env.events, "job.");
+    pid_t w = tenv_worker (&env, "wan21-tiny", "--size", "700000", "--weights", "w1", NULL);
+    s_wait_workers (client, "wan21-tiny", NULL, 1);
+    zclock_sleep (100);
+    vdgx_jobreply_t r1, r2;
+    TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 42, true, VDGX_PRIORITY_NORMAL,
+                            "key-1", false, &r1) == 0);
+    TCHECK (!r1.cached);
+    //  Retry with the same key: the same job, not a second one.
+    TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 42, true, VDGX_PRIORITY_NORMAL,
+                            "key-1", false, &r2) == 0);
+    TCHECK (streq (r1.id, r2.id));
+    vdgx_jobreply_clear (&r2);
+    vdgx_jobstatus_t st;
+    TCHECK (tclient_wait (client, r1.id, 10000, &st) == VDGX_JOB_COMPLETED);
+    TCHECK (st.has_result && st.result.size == 700000 && st.attempt == 1 && !st.cached);
+    TCHECK (st.has_request && st.request.has_seed && st.request.seed == 42);
+    TCHECK (st.finished_at >= st.started_at && st.started_at >= st.created_at);
+    char sha [65];
+    uint8_t *want = (uint8_t *) malloc (700000);
+    tworker_output (r1.id, want, 700000);
+    char want_sha [65];
+    vdgx_sha256_hex (want, 700000, want_sha);
+    free (want);
+    TCHECK (streq (st.result.sha256, want_sha));
+    vdgx_jobstatus_clear (&st);
+    TCHECK (tclient_fetch (client, r1.id, 256 * 1024, sha) == 700000);
+    TCHECK (streq (sha, want_sha));
+    TCHECK (tclient_fetch (client, r1.id, 4 * 1024 * 1024, sha) == 700000);
+    //  Events: queued, running, progress, completed on job.<id>.
+    int progress = 0, completed = 0;
+    zmsg_t *ev;
+    while ((ev = s_recv (sub, 200))) {
+        vdgx_event_t e;
+        vdgx_error_t err;
+        if (vdgx_event_decode_msg (&e, ev, &err) == 0) {
+            if (e.type == VDGX_EVENT_PROGRESS)
+                progress++;
+            if (e.type == VDGX_EVENT_STATE && e.job_state == VDGX_JOB_COMPLETED)
+                completed++;
+            vdgx_event_clear (&e);
+        }
+        zmsg_destroy (&ev);
+    }
+    s_log ("events: %d progress, %d completed", progress, completed);
+    TCHECK (progress >= 3 && completed == 1);
+    //  Same model, weights and parameters (seed included): answered from the cache.
+    TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 42, true, VDGX_PRIORITY_NORMAL,
+                            NULL, false, &r2) == 0);
+    TCHECK (r2.cached && r2.state == VDGX_JOB_COMPLETED && !streq (r2.id, r1.id));
+    TCHECK (tclient_fetch (client, r2.id, 1024 * 1024, sha) == 700000 && streq (sha, want_sha));
+    vdgx_jobreply_clear (&r2);
+    TCHECK (s_counter (client, "vdgx_cache_hits_total{model=\"wan21-tiny\"}") == 1);
+    //  no_cache, another seed, or no seed (random): a new run.
+    TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 42, true, VDGX_PRIORITY_NORMAL,
+                            NULL, true, &r2) == 0 && !r2.cached);
+    TCHECK (s_wait_state (client, r2.id, 10000) == VDGX_JOB_COMPLETED);
+    vdgx_jobreply_clear (&r2);
+    TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 0, false, VDGX_PRIORITY_NORMAL,
+                            NULL, false, &r2) == 0 && !r2.cached);
+    TCHECK (tclient_wait (client, r2.id, 10000, &st) == VDGX_JOB_COMPLETED);
+    TCHECK (st.request.has_seed);         //  the broker chose and reports a seed
+    vdgx_jobstatus_clear (&st);
+    vdgx_jobreply_clear (&r2);
+    //  list with paging.
+    vdgx_jobcmd_t jc;
+    vdgx_jobcmd_init (&jc);
+    jc.cmd = VDGX_JOBCMD_LIST;
+    jc.limit = 2;
+    vdgx_jobreply_t lr;
+    TCHECK (tclient_jobs (client, &jc, &lr) == 0 && lr.njobs == 2 && lr.has_more);
+    snprintf (jc.after, sizeof jc.after, "%s", lr.jobs [1].id);
+    vdgx_jobreply_clear (&lr);
+    TCHECK (tclient_jobs (client, &jc, &lr) == 0 && lr.njobs == 2 && !lr.has_more);
+    vdgx_jobreply_clear (&lr);
+    jc.after [0] = 0;
+    jc.limit = 100;
+    jc.has_state = true;
+    jc.state = VDGX_JOB_COMPLETED;
+    snprintf (jc.model, sizeof jc.model, "wan21-tiny");
+    TCHECK (tclient_jobs (client, &jc, &lr) == 0 && lr.njobs == 4);
+    vdgx_jobreply_clear (&lr);
+    //  result out of range; delete; then not_found.
+    vdgx_jobcmd_clear (&jc);
+    vdgx_jobcmd_init (&jc);
+    jc.cmd = VDGX_JOBCMD_RESULT;
+    snprintf (jc.id, sizeof jc.id, "%.64s", r1.id);
+    jc.offset = 800000;
+    TCHECK (tclient_jobs (client, &jc, &lr) == -1 && streq (lr.error.code, VDGX_E_BAD_REQUEST));
+    vdgx_jobreply_clear (&lr);
+    jc.cmd = VDGX_JOBCMD_DELETE;
+    jc.offset = 0;
+    TCHECK (tclient_jobs (client, &jc, &lr) == 0);
+    vdgx_jobreply_clear (&lr);
+    jc.cmd = VDGX_JOBCMD_STATUS;
+    TCHECK (tclient_jobs (client, &jc, &lr) == -1 && streq (lr.error.code, VDGX_E_NOT_FOUND));
+    vdgx_jobreply_clear (&lr);
+    vdgx_jobcmd_clear (&jc);
+    vdgx_jobreply_clear (&r1);
+    //  A worker whose sha256 does not match: the output is refused, the job fails after
+    //  max attempts (3) with the reason.
+    pid_t liar = tenv_worker (&env, "liar", "--bad-sha", NULL);
+    s_wait_workers (client, "liar", NULL, 1);
+    TCHECK (tclient_submit (client, "liar", "x", 1, true, VDGX_PRIORITY_NORMAL, NULL, true, &r1) == 0);
+    TCHECK (tclient_wait (client, r1.id, 10000, &st) == VDGX_JOB_FAILED);
+    TCHECK (st.has_error && st.attempt == 3 && strstr (st.error.message, "sha256"));
+    vdgx_jobstatus_clear (&st);
+    vdgx_jobreply_clear (&r1);
+    tenv_stop (liar, SIGTERM);
+    zsock_destroy (&sub);
+    zsock_destroy (&client);
+    tenv_stop (w, SIGTERM);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  A worker killed with SIGKILL mid-job: the job completes on another worker; a job whose
+//  workers keep dying fails after --max-attempts with the reason.
+static void
+s_case_worker_kill (void)
+{
+    tenv_flag (&env, "--max-attempts");
+    tenv_flag (&env, "2");
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    pid_t a = tenv_worker (&env, "m", "--steps", "40", "--step-ms", "50", NULL);
+    s_wait_workers (client, "m", NULL, 1);
+    char id [80];
+    s_submit_ok (client, "m", "x", 1, VDGX_PRIORITY_NORMAL, id);
+    vdgx_jobstatus_t st;
+    for (int i = 0; i < 100; i++) {
+        TCHECK (tclient_status (client, id, &st) == 0);
+        bool running = st.state == VDGX_JOB_RUNNING && st.step >= 2;
+        vdgx_jobstatus_clear (&st);
+        if (running)
+            break;
+        zclock_sleep (20);
+    }
+    pid_t b = tenv_worker (&env, "m", "--steps", "3", NULL);
+    s_wait_workers (client, "m", NULL, 2);
+    tenv_stop (a, SIGKILL);
+    TCHECK (tclient_wait (client, id, 10000, &st) == VDGX_JOB_COMPLETED);
+    TCHECK (st.attempt == 2);
+    vdgx_jobstatus_clear (&st);
+    char sha [65];
+    TCHECK (tclient_fetch (client, id, 1024 * 1024, sha) == 300000);
+    tenv_stop (b, SIGTERM);
+    //  Two slow workers killed in turn: failed after 2 attempts.
+    s_wait_workers (client, "m", NULL, 0);
+    pid_t c = tenv_worker (&env, "m", "--steps", "100", "--step-ms", "50", NULL);
+    s_wait_workers (client, "m", NULL, 1);
+    s_submit_ok (client, "m", "y", 2, VDGX_PRIORITY_NORMAL, id);
+    zclock_sleep (300);
+    tenv_stop (c, SIGKILL);
+    pid_t d = tenv_worker (&env, "m", "--steps", "100", "--step-ms", "50", NULL);
+    for (int i = 0; i < 100; i++) {
+        TCHECK (tclient_status (client, id, &st) == 0);
+        bool again = st.state == VDGX_JOB_RUNNING && st.attempt == 2;
+        vdgx_jobstatus_clear (&st);
+        if (again)
+            break;
+        zclock_sleep (50);
+    }
+    tenv_stop (d, SIGKILL);
+    TCHECK (tclient_wait (client, id, 5000, &st) == VDGX_JOB_FAILED);
+    TCHECK (st.has_error && streq (st.error.code, VDGX_E_WORKER_FAILED));
+    s_log ("failed: %s", st.error.message);
+    vdgx_jobstatus_clear (&st);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  The broker killed with SIGKILL mid-run and restarted: every accepted job ends terminal,
+//  including one whose worker finished while the broker was down (READY pending -> resend).
+static void
+s_case_broker_kill (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    pid_t w1 = tenv_worker (&env, "m", "--steps", "10", "--step-ms", "60", NULL);
+    pid_t w2 = tenv_worker (&env, "m", "--steps", "10", "--step-ms", "60", NULL);
+    s_wait_workers (client, "m", NULL, 2);
+    char ids [8][80];
+    for (int i = 0; i < 8; i++)
+        s_submit_ok (client, "m", "p", (uint64_t) i, (vdgx_priority_t) (i % 3), ids [i]);
+    zclock_sleep (250);
+    TCHECK (tenv_stop (env.broker, SIGKILL) == -SIGKILL);
+    env.broker = 0;
+    zsock_destroy (&client);
+    //  Workers finish their jobs while the broker is away.
+    zclock_sleep (700);
+    TCHECK (tenv_start_broker (&env) == 0);
+    client = tclient_new (&env);
+    int completed = 0;
+    for (int i = 0; i < 8; i++) {
+        int state = s_wait_state (client, ids [i], 20000);
+        TCHECK (state >= 0);
+        completed += state == VDGX_JOB_COMPLETED;
+        char sha [65];
+        if (state == VDGX_JOB_COMPLETED)
+            TCHECK (tclient_fetch (client, ids [i], 1024 * 1024, sha) == 300000);
+    }
+    TCHECK (completed == 8);
+    s_log ("resends: %llu", (unsigned long long) s_counter (client, "vdgx_jobs_resent_total"));
+    zsock_destroy (&client);
+    tenv_stop (w1, SIGTERM);
+    tenv_stop (w2, SIGTERM);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  Cancel a queued job and a running one; priority order; queue full; expiry.
+static void
+s_case_queue (void)
+{
+    tenv_flag (&env, "--queue-max");
+    tenv_flag (&env, "4");
+    tenv_flag (&env, "--expire-s");
+    tenv_flag (&env, "1");
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "ghost");
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "m");
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    //  Expiry: a known model with no worker.
+    char gid [80];
+    s_submit_ok (client, "ghost", "boo", 1, VDGX_PRIORITY_NORMAL, gid);
+    //  Priority: queue low, normal, high while no worker of m exists, then start one.
+    char lo [80], no [80], hi [80], extra [80];
+    s_submit_ok (client, "m", "lo", 1, VDGX_PRIORITY_LOW, lo);
+    s_submit_ok (client, "m", "no", 2, VDGX_PRIORITY_NORMAL, no);
+    s_submit_ok (client, "m", "hi", 3, VDGX_PRIORITY_HIGH, hi);
+    s_submit_ok (client, "m", "ex", 4, VDGX_PRIORITY_NORMAL, extra);
+    vdgx_jobstatus_t st;
+    TCHECK (tclient_status (client, hi, &st) == 0 && st.queue_position == 1);
+    vdgx_jobstatus_clear (&st);
+    TCHECK (tclient_status (client, lo, &st) == 0 && st.queue_position == 4);
+    vdgx_jobstatus_clear (&st);
+    //  Queue full: a clear error with a retry hint.
+    vdgx_jobreply_t r;
+    TCHECK (tclient_submit (client, "m", "full", 5, true, VDGX_PRIORITY_NORMAL, NULL, true, &r) == -1);
+    TCHECK (streq (r.error.code, VDGX_E_QUEUE_FULL) && r.retry_after_ms > 0);
+    vdgx_jobreply_clear (&r);
+    //  Cancel a queued job: it leaves the queue.
+    vdgx_jobcmd_t jc;
+    vdgx_jobcmd_init (&jc);
+    jc.cmd = VDGX_JOBCMD_CANCEL;
+    snprintf (jc.id, sizeof jc.id, "%.64s", extra);
+    TCHECK (tclient_jobs (client, &jc, &r) == 0 && r.job.state == VDGX_JOB_CANCELLED);
+    vdgx_jobreply_clear (&r);
+    TCHECK (tclient_jobs (client, &jc, &r) == 0);     //  again: still cancelled, ok
+    vdgx_jobreply_clear (&r);
+    TCHECK (tclient_status (client, lo, &st) == 0 && st.queue_position == 3);
+    vdgx_jobstatus_clear (&st);
+    //  Expired with a reason while nothing serves ghost (m's jobs have no worker either,
+    //  but they were queued < 1 s ago... they expire too unless a worker comes: start it).
+    pid_t w = tenv_worker (&env, "m", "--steps", "2", NULL);
+    TCHECK (tclient_wait (client, gid, 5000, &st) == VDGX_JOB_EXPIRED);
+    TCHECK (st.has_error && streq (st.error.code, VDGX_E_EXPIRED) && strstr (st.error.message, "ghost"));
+    vdgx_jobstatus_clear (&st);
+    double t_hi, t_no, t_lo;
+    TCHECK (tclient_wait (client, hi, 10000, &st) == VDGX_JOB_COMPLETED);
+    t_hi = st.started_at;
+    vdgx_jobstatus_clear (&st);
+    TCHECK (tclient_wait (client, no, 10000, &st) == VDGX_JOB_COMPLETED);
+    t_no = st.started_at;
+    vdgx_jobstatus_clear (&st);
+    TCHECK (tclient_wait (client, lo, 10000, &st) == VDGX_JOB_COMPLETED);
+    t_lo = st.started_at;
+    vdgx_jobstatus_clear (&st);
+    TCHECK (t_hi < t_no && t_no < t_lo);
+    tenv_stop (w, SIGTERM);
+    //  Cancel a running job: the worker stops at its next step; state cancelled.
+    w = tenv_worker (&env, "m", "--steps", "200", "--step-ms", "50", NULL);
+    s_wait_workers (client, "m", NULL, 1);
+    char run [80];
+    s_submit_ok (client, "m", "long", 9, VDGX_PRIORITY_NORMAL, run);
+    for (int i = 0; i < 100; i++) {
+        TCHECK (tclient_status (client, run, &st) == 0);
+        bool running = st.state == VDGX_JOB_RUNNING && st.step >= 1;
+        vdgx_jobstatus_clear (&st);
+        if (running)
+            break;
+        zclock_sleep (20);
+    }
+    snprintf (jc.id, sizeof jc.id, "%.64s", run);
+    TCHECK (tclient_jobs (client, &jc, &r) == 0 && r.job.state == VDGX_JOB_CANCELLED);
+    vdgx_jobreply_clear (&r);
+    //  The worker is free again soon (it stopped at a step boundary): a new job runs.
+    char next [80];
+    s_submit_ok (client, "m", "after", 10, VDGX_PRIORITY_NORMAL, next);
+    TCHECK (s_wait_state (client, next, 3000) == VDGX_JOB_COMPLETED);
+    TCHECK (tclient_status (client, run, &st) == 0 && st.state == VDGX_JOB_CANCELLED);
+    vdgx_jobstatus_clear (&st);
+    //  A completed job cannot be cancelled.
+    snprintf (jc.id, sizeof jc.id, "%.64s", next);
+    TCHECK (tclient_jobs (client, &jc, &r) == -1 && streq (r.error.code, VDGX_E_CONFLICT));
+    vdgx_jobreply_clear (&r);
+    vdgx_jobcmd_clear (&jc);
+    tenv_stop (w, SIGTERM);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  Memory arbitration: host budget 100, two models of 60 each. A job for the cold model
+//  makes the broker unload the idle warm one first, then load.
+static void
+s_case_memory (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    pid_t a = tenv_worker (&env, "model-a", "--host", "h1", "--budget", "100", "--model-bytes", "60", NULL);
+    pid_t b = tenv_worker (&env, "model-b", "--host", "h1", "--budget", "100", "--model-bytes", "60",
+                           "--cold", NULL);
+    s_wait_workers (client, "model-a", "warm", 1);
+    s_wait_workers (client, "model-b", "cold", 1);
+    char id [80];
+    s_submit_ok (client, "model-b", "x", 1, VDGX_PRIORITY_NORMAL, id);
+    TCHECK (s_wait_state (client, id, 10000) == VDGX_JOB_COMPLETED);
+    TCHECK (s_workers (client, "model-a", "cold") == 1);
+    TCHECK (s_counter (client, "vdgx_unloads_requested_total{model=\"model-a\"}") == 1);
+    //  And back: model-a must load, so model-b (idle, warm) is unloaded.
+    s_submit_ok (client, "model-a", "y", 2, VDGX_PRIORITY_NORMAL, id);
+    TCHECK (s_wait_state (client, id, 10000) == VDGX_JOB_COMPLETED);
+    TCHECK (s_workers (client, "model-b", "cold") == 1);
+    //  The unload command of the job service.
+    vdgx_jobcmd_t jc;
+    vdgx_jobcmd_init (&jc);
+    jc.cmd = VDGX_JOBCMD_UNLOAD;
+    snprintf (jc.model, sizeof jc.model, "model-a");
+    vdgx_jobreply_t r;
+    TCHECK (tclient_jobs (client, &jc, &r) == 0 && r.workers == 1);
+    vdgx_jobreply_clear (&r);
+    vdgx_jobcmd_clear (&jc);
+    s_wait_workers (client, "model-a", "cold", 1);
+    tenv_stop (a, SIGTERM);
+    tenv_stop (b, SIGTERM);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  CURVE: allowed keys get answers, unknown keys get nothing; plain non-loopback refused.
+static void
+s_case_curve (void)
+{
+    //  Non-loopback without CURVE: refused with a message, exit status != 0.
+    char *argv [] = { (char *) env.broker_bin, "--bind", "tcp://0.0.0.0:0", "--data", env.data, NULL };
+    pid_t pid = fork ();
+    if (pid == 0) {
+        int devnull = open ("/dev/null", O_WRONLY);
+        dup2 (devnull, 2);
+        execv (argv [0], argv);
+        _exit (127);
+    }
+    int status;
+    waitpid (pid, &status, 0);
+    TCHECK (WIFEXITED (status) && WEXITSTATUS (status) != 0);
+
+    char curve [600];
+    snprintf (curve, sizeof curve, "%s/curve", env.dir);
+    zsys_dir_create ("%s/allowed", curve);
+    zcert_t *allowed = zcert_new ();
+    zcert_t *stranger = zcert_new ();
+    char path [700];
+    snprintf (path, sizeof path, "%s/allowed/client.key", curve);
+    TCHECK (zcert_save_public (allowed, path) == 0);
+    tenv_flag (&env, "--curve");
+    tenv_flag (&env, curve);
+    //  tenv_start_broker's health probe is plain: start and probe with a key instead.
+    char *bargv [32];
+    int n = 0;
+    bargv [n++] = (char *) env.broker_bin;
+    bargv [n++] = "--bind";  bargv [n++] = env.endpoint;
+    bargv [n++] = "--events"; bargv [n++] = env.events;
+    bargv [n++] = "--data";  bargv [n++] = env.data;
+    bargv [n++] = "--curve"; bargv [n++] = curve;
+    bargv [n] = NULL;
+    env.broker = fork ();
+    if (env.broker == 0) {
+        execv (bargv [0], bargv);
+        _exit (127);
+    }
+    tenv_track (env.broker);
+    snprintf (path, sizeof path, "%s/broker.key", curve);
+    zcert_t *server = NULL;
+    for (int i = 0; i < 100 && !server; i++) {
+        zclock_sleep (50);
+        server = zsys_file_exists (path)? zcert_load (path): NULL;
+    }
+    TCHECK (server);
+    zclock_sleep (200);
+    zsock_t *good = zsock_new (ZMQ_DEALER);
+    zcert_apply (allowed, good);
+    zsock_set_curve_serverkey (good, zcert_public_txt (server));
+    zsock_connect (good, "%s", env.endpoint);
+    zframe_t *body = zframe_new ("\x80", 1);
+    zframe_t *reply = tclient_call (good, "mmi.health", &body, 3000);
+    TCHECK (reply);
+    zframe_destroy (&reply);
+    zsock_t *evil = zsock_new (ZMQ_DEALER);
+    zcert_apply (stranger, evil);
+    zsock_set_curve_serverkey (evil, zcert_public_txt (server));
+    zsock_connect (evil, "%s", env.endpoint);
+    body = zframe_new ("\x80", 1);
+    reply = tclient_call (evil, "mmi.health", &body, 1000);
+    TCHECK (reply == NULL);
+    zsock_t *plain = tclient_new (&env);
+    body = zframe_new ("\x80", 1);
+    reply = tclient_call (plain, "mmi.health", &body, 1000);
+    TCHECK (reply == NULL);
+    zsock_destroy (&plain);
+    zsock_destroy (&good);
+    zsock_destroy (&evil);
+    zcert_destroy (&allowed);
+    zcert_destroy (&stranger);
+    zcert_destroy (&server);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+//  SIGTERM: workers get DISCONNECT, the process exits 0, the store is consistent.
+static void
+s_case_sigterm (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    zsock_t *worker = tclient_new (&env);
+    const char *ready [] = { "MDPW02", "\x01", "m" };
+    s_send_raw (worker, 3, ready);
+    s_wait_workers (client, "m", NULL, 1);
+    char id [80];
+    s_submit_ok (client, "m", "x", 1, VDGX_PRIORITY_NORMAL, id);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+    bool disconnect = false;
+    zmsg_t *msg;
+    while (!disconnect && (msg = s_recv (worker, 1000))) {
+        disconnect = zframe_data (zmsg_last (msg)) [0] == VDGX_MDPW_DISCONNECT;
+        zmsg_destroy (&msg);
+    }
+    TCHECK (disconnect);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    //  Restart: the running job is queued again (its worker is gone).
+    TCHECK (tenv_start_broker (&env) == 0);
+    client = tclient_new (&env);
+    vdgx_jobstatus_t st;
+    TCHECK (tclient_status (client, id, &st) == 0 && st.state == VDGX_JOB_QUEUED);
+    vdgx_jobstatus_clear (&st);
+    pid_t w = tenv_worker (&env, "m", NULL);
+    TCHECK (s_wait_state (client, id, 5000) == VDGX_JOB_COMPLETED);
+    tenv_stop (w, SIGTERM);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
+int
+main (int argc, char *argv [])
+{
+    if (argc >= 2 && streq (argv [1], "worker"))
+        //  The worker runs until SIGTERM/SIGKILL or DISCONNECT handling ends it.
+        return tworker_main (argc - 2, argv + 2);
+    if (argc < 3) {
+        fprintf (stderr, "usage: broker_tests CASE BROKER_BIN [-v]\n");
+        return 2;
+    }
+    verbose = argc > 3 && streq (argv [3], "-v");
+    signal (SIGPIPE, SIG_IGN);
+    zsys_init ();
+    zsys_set_linger (0);
+    char self [4096];
+    ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+    TCHECK (n > 0);
+    self [n] = 0;
+    tenv_init (&env, argv [2], self);
+    const char *name = argv [1];
+    struct { const char *name; void (*fn) (void); } cases [] = {
+        { "protocol", s_case_protocol }, { "heartbeat", s_case_heartbeat },
+        { "jobs", s_case_jobs }, { "worker_kill", s_case_worker_kill },
+        { "broker_kill", s_case_broker_kill }, { "queue", s_case_queue },
+        { "memory", s_case_memory }, { "curve", s_case_curve }, { "sigterm", s_case_sigterm },
+    };
+    bool found = false;
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)
+        if (streq (name, cases [i].name)) {
+            found = true;
+            int64_t t0 = zclock_mono ();
+            cases [i].fn ();
+            printf ("%s: OK (%lld ms)\n", name, (long long) (zclock_mono () - t0));
+        }
+    tenv_cleanup (&env);
+    if (!found) {
+        fprintf (stderr, "unknown case %s\n", name);
+        return 2;
+    }
+    return 0;
+}
