@@ -1,7 +1,7 @@
 /*  test_video.c - round-trip tests of vdgx_video: encode synthetic clips, decode them back with
     libavformat/libavcodec and check what a player would see.
 
-        test-video [-v] [case]     cases: h264 rgb24 codecs audio ffprobe thumbs sprite errors
+        test_video [-v] [case]     cases: h264 rgb24 codecs audio ffprobe thumbs sprite errors random
 
     Tolerances: PSNR >= 40 dB per frame (RGB, 8-bit) at the default CRF 18; decoded audio
     length within 2 codec frames of what was pushed; dominant frequency within one bin of the
@@ -984,6 +984,83 @@ s_case_errors (void)
     s_dir_clear ();
 }
 
+//  Model-based random sequences: random options, frame sizes, poisoned pixels and audio
+//  chunks (fixed seed). The model says whether the encode must succeed; on success the file
+//  must decode to the frames pushed, on failure nothing may stay in the directory.
+static void
+s_case_random (void)
+{
+    unsigned seed = 20261127;
+    const char *codecs [2] = { "h264", "vp9" };
+    float *frame = malloc (sizeof (float) * 34 * 34 * 3);
+    float pcm [2 * 3000];
+    for (int i = 0; i < 2 * 3000; i++)
+        pcm [i] = 0.2f * sinf (i * 0.03f);
+    int successes = 0, failures = 0;
+    for (int run = 0; run < 40; run++) {
+        vdgx_video_options_t o;
+        vdgx_video_options_init (&o);
+        o.codec = codecs [rand_r (&seed) % 2];
+        o.preset = "ultrafast";
+        o.audio_channels = rand_r (&seed) % 3;
+        o.audio_rate = 16000;
+        o.odd_size = (vdgx_video_odd_t) (rand_r (&seed) % 3);
+        o.sprite_count = rand_r (&seed) % 4;
+        o.sprite_width = 16;
+        o.thumb_frame = rand_r (&seed) % 4;
+        const char *path = s_path (strcmp (o.codec, "vp9") ? "r.mp4" : "r.webm");
+        vdgx_video_t *v = vdgx_video_new (path, &o, NULL);
+        assert (v);
+        int w = 16 + rand_r (&seed) % 3, h = 16 + rand_r (&seed) % 3;
+        bool ok = true;
+        int frames = rand_r (&seed) % 5;
+        if (frames == 0 || (((w | h) & 1) && o.odd_size == VDGX_VIDEO_ODD_REJECT))
+            ok = false;
+        for (int t = 0; t < frames; t++) {
+            int fw = w, fh = h;
+            if (rand_r (&seed) % 12 == 0) {
+                fw += 2;                //  size change
+                ok = false;
+            }
+            s_pattern (frame, fw, fh, t);
+            if (rand_r (&seed) % 15 == 0) {
+                frame [rand_r (&seed) % (fw * fh * 3)] = (rand_r (&seed) % 2) ? NAN : -INFINITY;
+                ok = false;
+            }
+            vdgx_video_push_float (v, frame, fw, fh);
+            if (o.audio_channels && rand_r (&seed) % 2) {
+                int ch = o.audio_channels;
+                if (rand_r (&seed) % 15 == 0) {
+                    ch = 3 - ch;        //  wrong channel count
+                    ok = false;
+                }
+                vdgx_video_push_audio (v, pcm, rand_r (&seed) % 3000, ch, 16000);
+            }
+        }
+        int rc = vdgx_video_finish (v);
+        s_log ("run %d: %s %dx%d %d frames audio %d -> %s %s", run, o.codec, w, h, frames,
+               o.audio_channels, rc ? "failed" : "ok", vdgx_video_error (v));
+        CHECK ((rc == 0) == ok, "run %d: finish %d, model says %s (%s)", run, rc,
+               ok ? "ok" : "fail", vdgx_video_error (v));
+        vdgx_video_destroy (&v);
+        if (rc == 0) {
+            s_decoded_t d;
+            CHECK (s_decode (path, false, &d) == 0 && d.frames == frames, "run %d: %d frames back",
+                   run, d.frames);
+            s_decoded_free (&d);
+            successes++;
+        }
+        else {
+            CHECK (s_dir_count () == 0, "run %d: stray files after a failure", run);
+            failures++;
+        }
+        s_dir_clear ();
+    }
+    s_log ("random: %d succeeded, %d failed as the model said", successes, failures);
+    CHECK (successes >= 5 && failures >= 5, "the mix is too one-sided: %d/%d", successes, failures);
+    free (frame);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -1007,7 +1084,7 @@ main (int argc, char *argv [])
     } cases [] = {
         { "h264", s_case_h264 }, { "rgb24", s_case_rgb24 }, { "codecs", s_case_codecs },
         { "audio", s_case_audio }, { "ffprobe", s_case_ffprobe }, { "thumbs", s_case_thumbs },
-        { "sprite", s_case_sprite }, { "errors", s_case_errors },
+        { "sprite", s_case_sprite }, { "errors", s_case_errors }, { "random", s_case_random },
     };
     int ran = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
