@@ -388,7 +388,9 @@ s_load_vec (wan21_dit_t *self, s_source_t *src, const char *name, int ndim,
     float *buf = s_fetch (src, name, ndim, shape, err);
     if (!buf)
         return -1;
-    int rc = vdgx_tensor_alloc (self->backend, t, self->act, ndim, shape);
+    //  Modulation tables join e/e0 in f32, as the official code adds them under f32 autocast.
+    vdgx_dtype_t dtype = strstr (name, "modulation")? VDGX_DTYPE_F32: self->act;
+    int rc = vdgx_tensor_alloc (self->backend, t, dtype, ndim, shape);
     if (rc == 0)
         rc = vdgx_tensor_from_f32 (self->backend, t, buf);
     free (buf);
@@ -926,8 +928,10 @@ s_buffers (wan21_dit_t *self, int64_t L, char **err)
     int64_t sd [2] = { L, d }, sf [2] = { L, f };
     vdgx_tensor_t *bufs [] = { &self->x, &self->hn, &self->hm, &self->q, &self->q2, &self->k,
                                &self->k2, &self->v };
+    //  The residual stream x stays f32 on every backend (the official blocks add their
+    //  residuals under f32 autocast); the other activations use the act dtype.
     for (size_t i = 0; i < sizeof (bufs) / sizeof (bufs [0]); i++)
-        if (vdgx_tensor_alloc (self->backend, bufs [i], self->act, 2, sd))
+        if (vdgx_tensor_alloc (self->backend, bufs [i], i == 0? VDGX_DTYPE_F32: self->act, 2, sd))
             return s_op_err (self, err, "activation buffers");
     if (vdgx_tensor_alloc (self->backend, &self->f1, self->act, 2, sf)
     ||  vdgx_tensor_alloc (self->backend, &self->f2, self->act, 2, sf))
@@ -1081,12 +1085,14 @@ s_time (wan21_dit_t *self, int64_t t, vdgx_tensor_t *e, vdgx_tensor_t *e0, char 
     }
     vdgx_tensor_t s = { 0 }, h1 = { 0 }, h2 = { 0 }, se = { 0 };
     int64_t s_f [2] = { 1, c->freq_dim }, s_d [2] = { 1, c->dim }, s_6 [2] = { 1, 6 * (int64_t) c->dim };
-    int rc = vdgx_tensor_alloc (b, &s, self->act, 2, s_f);
-    rc = rc? rc: vdgx_tensor_alloc (b, &h1, self->act, 2, s_d);
-    rc = rc? rc: vdgx_tensor_alloc (b, &h2, self->act, 2, s_d);
-    rc = rc? rc: vdgx_tensor_alloc (b, &se, self->act, 2, s_d);
-    rc = rc? rc: vdgx_tensor_alloc (b, e, self->act, 2, s_d);
-    rc = rc? rc: vdgx_tensor_alloc (b, e0, self->act, 2, s_6);
+    //  The time path is tiny and runs in f32 everywhere (official: f32 autocast).
+    const vdgx_dtype_t f32 = VDGX_DTYPE_F32;
+    int rc = vdgx_tensor_alloc (b, &s, f32, 2, s_f);
+    rc = rc? rc: vdgx_tensor_alloc (b, &h1, f32, 2, s_d);
+    rc = rc? rc: vdgx_tensor_alloc (b, &h2, f32, 2, s_d);
+    rc = rc? rc: vdgx_tensor_alloc (b, &se, f32, 2, s_d);
+    rc = rc? rc: vdgx_tensor_alloc (b, e, f32, 2, s_d);
+    rc = rc? rc: vdgx_tensor_alloc (b, e0, f32, 2, s_6);
     rc = rc? rc: vdgx_tensor_from_f32 (b, &s, sinus);
     free (sinus);
     if (rc)
@@ -1261,8 +1267,8 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     vdgx_tensor_t pin_t = { 0 }, e = { 0 }, e0 = { 0 }, mod = { 0 }, hmod = { 0 }, hout = { 0 };
     int64_t s_p [2] = { L, pin }, s_m [2] = { 6, d }, s_h [2] = { 2, d }, s_o [2] = { L, pout };
     int rc = vdgx_tensor_alloc (b, &pin_t, self->act, 2, s_p);
-    rc = rc? rc: vdgx_tensor_alloc (b, &mod, self->act, 2, s_m);
-    rc = rc? rc: vdgx_tensor_alloc (b, &hmod, self->act, 2, s_h);
+    rc = rc? rc: vdgx_tensor_alloc (b, &mod, VDGX_DTYPE_F32, 2, s_m);
+    rc = rc? rc: vdgx_tensor_alloc (b, &hmod, VDGX_DTYPE_F32, 2, s_h);
     rc = rc? rc: vdgx_tensor_alloc (b, &hout, self->act, 2, s_o);
     rc = rc? rc: vdgx_tensor_from_f32 (b, &pin_t, patches);
     free (patches);

@@ -11,7 +11,8 @@
     linears (q, k, v, o of both attentions and the FFN). Embeddings, modulation tables, norms
     and the head stay in F32 when the backend computes in F32, else in BF16.
 
-    Activations are in the backend's act dtype. One forward is
+    Activations are in the backend's act dtype, except the residual stream, the time embedding
+    and the modulation tables, which stay f32 as in the official code. One forward is
       patch embed -> [blocks] -> head -> unpatchify
     exactly as wan/modules/model.py computes it (see tests/data/reference/wan21/README.md).
 */
