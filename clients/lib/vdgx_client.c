@@ -253,15 +253,16 @@ s_mapcall (vdgx_client_t *self, const char *service, zframe_t *body, char **json
     msgpack_unpacked up;
     vdgx_error_t err;
     vdgx_error_init (&err);
+    //  The unpacked objects point into the frame: it lives until they are done with.
     if (vdgx_unpack (&up, zframe_data (frame), zframe_size (frame), &err) != 0) {
         zframe_destroy (&frame);
         return s_fail (self, "protocol", "%s replied with bad msgpack: %s", service, err.message);
     }
-    zframe_destroy (&frame);
     const msgpack_object *root = &up.data;
     const msgpack_object *ok = s_map_get (root, "ok");
     if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN) {
         msgpack_unpacked_destroy (&up);
+        zframe_destroy (&frame);
         return s_fail (self, "protocol", "%s reply has no `ok`", service);
     }
     if (!ok->via.boolean) {
@@ -272,6 +273,7 @@ s_mapcall (vdgx_client_t *self, const char *service, zframe_t *body, char **json
             s_copy_str (message, sizeof message, s_map_get (e, "message"));
         }
         msgpack_unpacked_destroy (&up);
+        zframe_destroy (&frame);
         return s_fail (self, code [0]? code: "internal", "%s", message);
     }
     if (healthy_p) {
@@ -284,6 +286,7 @@ s_mapcall (vdgx_client_t *self, const char *service, zframe_t *body, char **json
         json_decref (j);
     }
     msgpack_unpacked_destroy (&up);
+    zframe_destroy (&frame);
     s_ok (self);
     return 0;
 }

@@ -637,7 +637,20 @@ main (int argc, char **argv)
         s_scenario_client (client);
     else {
         fprintf (stderr, "unknown scenario %s\n", which);
+        vdgx_client_destroy (&client);
         return 2;
+    }
+    //  A sanitizer report in any child's log fails the test (their exit codes alone may not).
+    for (int i = 0; i < s_nprocs; i++) {
+        FILE *f = fopen (s_logs [i], "r");
+        if (!f)
+            continue;
+        char line [2048];
+        bool bad = false;
+        while (fgets (line, sizeof line, f))
+            bad |= strstr (line, "Sanitizer") != NULL || strstr (line, "runtime error:") != NULL;
+        fclose (f);
+        CHECK (!bad);
     }
     if (getenv ("VDGX_VERBOSE"))
         s_dump_logs ();
