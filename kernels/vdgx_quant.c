@@ -74,12 +74,6 @@ s_put4 (uint8_t *p, int64_t i, uint8_t code)
         p [i >> 1] = (uint8_t) ((p [i >> 1] & 0xf0) | (code & 0x0f));
 }
 
-static inline uint8_t
-s_get4 (const uint8_t *p, int64_t i)
-{
-    return (i & 1)? p [i >> 1] >> 4: p [i >> 1] & 0x0f;
-}
-
 static float
 s_amax (const float *x, int64_t n)
 {
