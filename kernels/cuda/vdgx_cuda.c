@@ -18,7 +18,7 @@
 
 #define VC_WORKSPACE (32u << 20)
 
-enum { PATH_AUTO = 0, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT, PATH_FLASH, PATH_GEMM };
+enum { PATH_AUTO = 0, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT, PATH_FLASH, PATH_GEMM, PATH_FLASH_LDSM };
 
 typedef struct {
     void *ptr;
@@ -620,12 +620,12 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
 
     static const char *const ln [] = { "auto", "lt", "mma", "naive", "dequant" };
     static const int lv [] = { PATH_AUTO, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT };
-    static const char *const an [] = { "auto", "flash", "naive" };
-    static const int av [] = { PATH_AUTO, PATH_FLASH, PATH_NAIVE };
+    static const char *const an [] = { "auto", "flash", "naive", "flash_ldsm" };
+    static const int av [] = { PATH_AUTO, PATH_FLASH, PATH_NAIVE, PATH_FLASH_LDSM };
     static const char *const cn [] = { "auto", "gemm", "naive" };
     static const int cv [] = { PATH_AUTO, PATH_GEMM, PATH_NAIVE };
     c->lin_path = s_path ("VDGX_CUDA_LINEAR", ln, lv, 5);
-    c->attn_path = s_path ("VDGX_CUDA_ATTN", an, av, 3);
+    c->attn_path = s_path ("VDGX_CUDA_ATTN", an, av, 4);
     c->conv_path = s_path ("VDGX_CUDA_CONV", cn, cv, 3);
 
     //  FP8 through cuBLASLt needs sm_89+; ask the heuristic for a typical shape.
@@ -646,7 +646,8 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
               (double) prop.totalGlobalMem / (1 << 30), c->lt_fp8 ? "yes" : "no",
               c->lt_fp4 ? "offered (weight-only kernel used)" : "no",
               ln [c->lin_path < 5 ? c->lin_path : 0],
-              c->attn_path == PATH_FLASH ? "flash" : c->attn_path == PATH_NAIVE ? "naive" : "auto",
+              c->attn_path == PATH_FLASH ? "flash" : c->attn_path == PATH_NAIVE ? "naive"
+              : c->attn_path == PATH_FLASH_LDSM ? "flash_ldsm" : "auto",
               c->conv_path == PATH_GEMM ? "gemm" : c->conv_path == PATH_NAIVE ? "naive" : "auto");
     cudaGetLastError ();
     return 0;
@@ -1034,7 +1035,8 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     const uint8_t *mp = key_mask ? (const uint8_t *) key_mask->data : NULL;
     cudaError_t e = cudaErrorNotSupported;
     if (c->attn_path != PATH_NAIVE && c->sm >= 80)
-        e = vc_attention (c->st, 1, o->data, o->dtype, qp, kp, vp, qdt, B, Lq, Lk, H, D, mp, bp, scale);
+        e = vc_attention (c->st, c->attn_path == PATH_FLASH_LDSM ? 2 : 1, o->data, o->dtype, qp, kp, vp,
+                          qdt, B, Lq, Lk, H, D, mp, bp, scale);
     if (e == cudaErrorNotSupported) {
         cudaGetLastError ();
         e = vc_attention (c->st, 0, o->data, o->dtype, qp, kp, vp, qdt, B, Lq, Lk, H, D, mp, bp, scale);

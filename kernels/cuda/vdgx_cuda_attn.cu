@@ -31,7 +31,22 @@ __device__ __forceinline__ uint32_t fa_pack (float lo, float hi)
     return *(uint32_t *) &v;
 }
 
-template <int D>
+//  Four 8x8 b16 matrices from shared memory, transposed (ldmatrix .trans): lane l gives the
+//  address of row l%8 of matrix l/8 and receives, of matrix i, the elements [2(l%4)][l/4]
+//  and [2(l%4)+1][l/4] - exactly an mma B fragment register when rows are k.
+__device__ __forceinline__ void fa_ldsm_x4_t (uint32_t *r, const void *smem_row)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    uint32_t a = (uint32_t) __cvta_generic_to_shared (smem_row);
+    asm volatile ("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                  : "=r"(r [0]), "=r"(r [1]), "=r"(r [2]), "=r"(r [3]) : "r"(a));
+#endif
+}
+
+//  LDSM: V fragments through ldmatrix.trans (fewer shared loads) instead of pairs of 16-bit
+//  loads; both variants are kept and tested, the simple one is the default until the other
+//  has passed on a GPU.
+template <int D, bool LDSM>
 static __global__ void __launch_bounds__ (128)
 k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
          const __nv_bfloat16 *v, int64_t Lq, int64_t Lk, int64_t H, const uint8_t *mask,
@@ -142,13 +157,26 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
             pa [1] = fa_pack (s [2 * kk][2], s [2 * kk][3]);
             pa [2] = fa_pack (s [2 * kk + 1][0], s [2 * kk + 1][1]);
             pa [3] = fa_pack (s [2 * kk + 1][2], s [2 * kk + 1][3]);
-            int k0 = kk * 16 + 2 * t4;
-            #pragma unroll
-            for (int dt = 0; dt < D / 8; dt++) {
-                int c = dt * 8 + g;
-                uint32_t b0 = (uint32_t) Vs [k0][c] | ((uint32_t) Vs [k0 + 1][c] << 16);
-                uint32_t b1 = (uint32_t) Vs [k0 + 8][c] | ((uint32_t) Vs [k0 + 9][c] << 16);
-                fa_mma (oacc [dt], pa, b0, b1);
+            if (LDSM) {
+                //  matrix i = (keys +8*(i&1), d +8*(i>>1)): regs {b0,b1} of tile dt, then dt+1
+                const int mi = lane >> 3, rr = lane & 7;
+                #pragma unroll
+                for (int dt = 0; dt < D / 8; dt += 2) {
+                    uint32_t r [4];
+                    fa_ldsm_x4_t (r, &Vs [kk * 16 + (mi & 1) * 8 + rr][dt * 8 + (mi >> 1) * 8]);
+                    fa_mma (oacc [dt], pa, r [0], r [1]);
+                    fa_mma (oacc [dt + 1], pa, r [2], r [3]);
+                }
+            }
+            else {
+                int k0 = kk * 16 + 2 * t4;
+                #pragma unroll
+                for (int dt = 0; dt < D / 8; dt++) {
+                    int c = dt * 8 + g;
+                    uint32_t b0 = (uint32_t) Vs [k0][c] | ((uint32_t) Vs [k0 + 1][c] << 16);
+                    uint32_t b1 = (uint32_t) Vs [k0 + 8][c] | ((uint32_t) Vs [k0 + 9][c] << 16);
+                    fa_mma (oacc [dt], pa, b0, b1);
+                }
             }
         }
         __syncthreads ();
@@ -158,6 +186,24 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
     lB += __shfl_xor_sync (0xffffffffu, lB, 1);
     lB += __shfl_xor_sync (0xffffffffu, lB, 2);
     float iA = lA > 0.f ? 1.f / lA : 0.f, iB = lB > 0.f ? 1.f / lB : 0.f;
+    //  A row whose keys are all masked: with the finfo.min convention the softmax is uniform,
+    //  so the output is the mean of v (rare; the mask is per batch, so whole blocks take it).
+    if (lA == 0.f || lB == 0.f) {
+        float inv = Lk > 0 ? 1.f / (float) Lk : 0.f;
+        for (int dt = 0; dt < D / 8; dt++) {
+            int64_t d = dt * 8 + 2 * t4;
+            float s0 = 0.f, s1 = 0.f;
+            for (int64_t j = 0; j < Lk; j++) {
+                const __nv_bfloat16 *vp = v + (b * Lk + j) * rowstride + h * D + d;
+                s0 += __bfloat162float (vp [0]);
+                s1 += __bfloat162float (vp [1]);
+            }
+            if (lA == 0.f) { oacc [dt][0] = s0 * inv; oacc [dt][1] = s1 * inv; }
+            if (lB == 0.f) { oacc [dt][2] = s0 * inv; oacc [dt][3] = s1 * inv; }
+        }
+        if (lA == 0.f) iA = 1.f;
+        if (lB == 0.f) iB = 1.f;
+    }
     #pragma unroll
     for (int dt = 0; dt < D / 8; dt++) {
         int64_t d = dt * 8 + 2 * t4;
@@ -215,6 +261,18 @@ static __global__ void k_attn_naive (void *o, int odt, const void *q, const void
             m = nm;
         }
         float il = l > 0.f ? 1.f / l : 0.f;
+        if (l == 0.f && Lk > 0) {      //  every key masked: uniform softmax (finfo.min), mean of v
+            #pragma unroll
+            for (int i = 0; i < NA_MAXD / 32; i++) {
+                int64_t d = lane + 32 * i;
+                float s = 0.f;
+                if (d < D)
+                    for (int64_t j = 0; j < Lk; j++)
+                        s += vc_ld (v, qdt, ((b * Lk + j) * H + h) * D + d);
+                acc [i] = s;
+            }
+            il = 1.f / (float) Lk;
+        }
         #pragma unroll
         for (int i = 0; i < NA_MAXD / 32; i++) {
             int64_t d = lane + 32 * i;
@@ -238,10 +296,14 @@ extern "C" cudaError_t vc_attention (cudaStream_t st, int flash, void *o, int od
         dim3 grid ((unsigned) gx, (unsigned) H, (unsigned) B);
         const __nv_bfloat16 *qb = (const __nv_bfloat16 *) q, *kb = (const __nv_bfloat16 *) k,
                             *vb = (const __nv_bfloat16 *) v;
-        if (D == 64)
-            k_flash<64><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+        if (D == 64 && flash == 2)
+            k_flash<64, true><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+        else if (D == 64)
+            k_flash<64, false><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+        else if (flash == 2)
+            k_flash<128, true><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
         else
-            k_flash<128><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+            k_flash<128, false><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
         return cudaGetLastError ();
     }
     if (D > NA_MAXD) return cudaErrorNotSupported;

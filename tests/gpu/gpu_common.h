@@ -152,10 +152,11 @@ static int gc_open (vdgx_backend_t **cpu, vdgx_backend_t **cuda, const char *tes
 //  ------------------------------------------------------------------------------------
 //  Generic runner for ops with tensor inputs and one output.
 
-typedef enum { GC_ACT = 0, GC_F32, GC_MASK, GC_NONE } gc_kind_t;
+typedef enum { GC_ACT = 0, GC_F32, GC_MASK, GC_NONE, GC_MASKZ } gc_kind_t;
 
 typedef struct {
-    gc_kind_t kind;         //  ACT: act dtype on CUDA; F32: F32 on both; MASK: U8 0/1; NONE: NULL
+    gc_kind_t kind;         //  ACT: act dtype on CUDA; F32: F32 on both; MASK: U8 0/1; NONE: NULL;
+                            //  MASKZ: MASK whose last batch row is all 0 (every key masked)
     int nd;
     int64_t shape [6];
     float scale;            //  inputs are uniform in +-scale (0 means 1)
@@ -182,23 +183,26 @@ static void gc_run (vdgx_backend_t *cpu, vdgx_backend_t *cuda, const char *test,
         int64_t n = gc_numel (ins [i].nd, ins [i].shape);
         host [i] = (float *) malloc ((size_t) n * sizeof (float) + 4);
         if (!host [i]) { rc = -1; break; }
-        if (ins [i].kind == GC_MASK) {
+        bool mask = ins [i].kind == GC_MASK || ins [i].kind == GC_MASKZ;
+        if (mask) {
+            int64_t last = n - n / (ins [i].shape [0] ? ins [i].shape [0] : 1);
             for (int64_t j = 0; j < n; j++)
-                host [i][j] = (j % 7 == 0 || gc_urand () < 0.7) ? 1.f : 0.f;
+                host [i][j] = (ins [i].kind == GC_MASKZ && j >= last) ? 0.f
+                            : (j % 7 == 0 || gc_urand () < 0.7) ? 1.f : 0.f;
         }
         else {
             gc_fill (host [i], (size_t) n, ins [i].scale > 0 ? ins [i].scale : 1.f);
             for (int64_t j = 0; j < n; j++)
                 host [i][j] += ins [i].offset;
         }
-        vdgx_dtype_t gd = ins [i].kind == GC_MASK ? VDGX_DTYPE_U8 : ins [i].kind == GC_F32 ? VDGX_DTYPE_F32 : dt;
-        vdgx_dtype_t cd = ins [i].kind == GC_MASK ? VDGX_DTYPE_U8 : VDGX_DTYPE_F32;
+        vdgx_dtype_t gd = mask ? VDGX_DTYPE_U8 : ins [i].kind == GC_F32 ? VDGX_DTYPE_F32 : dt;
+        vdgx_dtype_t cd = mask ? VDGX_DTYPE_U8 : VDGX_DTYPE_F32;
         gc_round (host [i], (size_t) n, gd);
-        if (gc_tensor (cpu, &tc [i], cd, ins [i].nd, ins [i].shape, ins [i].kind == GC_MASK ? NULL : host [i])) { rc = -1; break; }
+        if (gc_tensor (cpu, &tc [i], cd, ins [i].nd, ins [i].shape, mask ? NULL : host [i])) { rc = -1; break; }
         pc [i] = &tc [i];
-        if (gc_tensor (cuda, &tg [i], gd, ins [i].nd, ins [i].shape, ins [i].kind == GC_MASK ? NULL : host [i])) { rc = -1; break; }
+        if (gc_tensor (cuda, &tg [i], gd, ins [i].nd, ins [i].shape, mask ? NULL : host [i])) { rc = -1; break; }
         pg [i] = &tg [i];
-        if (ins [i].kind == GC_MASK) {
+        if (mask) {
             uint8_t *m = (uint8_t *) malloc ((size_t) n + 1);
             if (!m) { rc = -1; break; }
             for (int64_t j = 0; j < n; j++)

@@ -1,5 +1,6 @@
-/*  test_cuda_attn.c - CUDA vs CPU attention: FlashAttention-2 kernel (BF16, head dim 64/128)
-    and the reference kernel (any head dim, F32), Lq != Lk, odd lengths, key mask, T5 bias.
+/*  test_cuda_attn.c - CUDA vs CPU attention: FlashAttention-2 kernel (BF16, head dim 64/128;
+    auto = simple V loads, flash_ldsm = ldmatrix.trans) and the reference kernel (any head
+    dim, F32): Lq != Lk, odd lengths, key mask (also a batch with every key masked), T5 bias.
     Tolerances (relative L2): F32 2e-5; BF16 2e-2 (bf16 inputs are shared; the CUDA side
     rounds P to bf16 for the P.V product and the output to bf16).
 */
@@ -19,16 +20,19 @@ int main (void)
     if (rc)
         return rc;
     vdgx_backend_destroy (&cuda);
-    static const struct { int64_t B, Lq, Lk, H, D; bool mask, bias; } cs [] = {
+    //  mask: 0 none, 1 random keys, 2 random keys and the last batch entirely masked
+    static const struct { int64_t B, Lq, Lk, H, D; int mask; bool bias; } cs [] = {
         { 1, 64, 64, 2, 64, false, false },
         { 2, 77, 130, 3, 128, true, false },
         { 1, 100, 33, 2, 64, false, true },
         { 2, 50, 70, 2, 80, true, true },
         { 1, 200, 512, 2, 128, true, true },
         { 1, 1, 300, 4, 64, false, false },
+        { 2, 70, 90, 2, 128, 2, false },
+        { 2, 33, 40, 1, 48, 2, true },
     };
-    static const char *paths [] = { "auto", "naive" };
-    for (int p = 0; p < 2; p++) {
+    static const char *paths [] = { "auto", "flash_ldsm", "naive" };
+    for (int p = 0; p < 3; p++) {
         setenv ("VDGX_CUDA_ATTN", paths [p], 1);
         char *err = NULL;
         cuda = vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err);
@@ -44,7 +48,7 @@ int main (void)
                     { GC_ACT, 4, { cs [i].B, cs [i].Lq, cs [i].H, cs [i].D }, 2.f, 0 },
                     { GC_ACT, 4, { cs [i].B, cs [i].Lk, cs [i].H, cs [i].D }, 2.f, 0 },
                     { GC_ACT, 4, { cs [i].B, cs [i].Lk, cs [i].H, cs [i].D }, 1.f, 0 },
-                    { cs [i].mask ? GC_MASK : GC_NONE, 2, { cs [i].B, cs [i].Lk }, 0, 0 },
+                    { cs [i].mask == 2 ? GC_MASKZ : cs [i].mask ? GC_MASK : GC_NONE, 2, { cs [i].B, cs [i].Lk }, 0, 0 },
                     { cs [i].bias ? GC_F32 : GC_NONE, 3, { cs [i].H, cs [i].Lq, cs [i].Lk }, 2.f, 0 },
                 };
                 int64_t os [4] = { cs [i].B, cs [i].Lq, cs [i].H, cs [i].D };
@@ -53,7 +57,7 @@ int main (void)
                 snprintf (cas, sizeof cas, "%s/%s/B%lld_Lq%lld_Lk%lld_H%lld_D%lld%s%s", paths [p],
                           d ? "bf16" : "f32", (long long) cs [i].B, (long long) cs [i].Lq,
                           (long long) cs [i].Lk, (long long) cs [i].H, (long long) cs [i].D,
-                          cs [i].mask ? "+mask" : "", cs [i].bias ? "+bias" : "");
+                          cs [i].mask == 2 ? "+mask0" : cs [i].mask ? "+mask" : "", cs [i].bias ? "+bias" : "");
                 gc_run (cpu, cuda, "attention", cas, f_attn, &a, 5, in, 4, os, dt, d ? 2e-2 : 2e-5);
             }
         vdgx_backend_destroy (&cuda);

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh - builds kernels/ with the CUDA backend (sm_90a), runs every GPU test and
+# the CUDA benchmark, and prints one summary table (also written to $OUT/gpu_summary.txt
+# with the full logs beside it when $OUT is set).
+#
+#   tests/gpu/run.sh                      configure + build in build-gpu, then run
+#   VDGX_GPU_BUILD=dir tests/gpu/run.sh   run a build made elsewhere (dir/bin/test_cuda_*)
+#   VDGX_GPU_QUICK=1                      smaller benchmark shapes
+#
+# Needs cmake, a C compiler, nvcc and a GPU; no -dev packages (only kernels/ is built).
+# Budget: under 6 minutes on one H100 (each program runs under a timeout).
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+export PATH="$PATH:/usr/local/cuda/bin"
+LOGDIR=${OUT:-$ROOT/build-gpu}
+mkdir -p "$LOGDIR"
+T0=$(date +%s)
+
+if [ -n "${VDGX_GPU_BUILD:-}" ]; then
+    BUILD=$VDGX_GPU_BUILD
+    echo "== using prebuilt $BUILD"
+else
+    BUILD=$ROOT/build-gpu
+    echo "== configure + build ($BUILD, sm_90a, -j$(nproc))"
+    if ! cmake -S . -B "$BUILD" -DVDGX_ONLY=kernels -DVDGX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+            -DCMAKE_BUILD_TYPE=Release > "$LOGDIR/gpu_configure.log" 2>&1; then
+        tail -40 "$LOGDIR/gpu_configure.log"
+        echo "CONFIGURE FAILED"
+        exit 1
+    fi
+    if ! cmake --build "$BUILD" -j"$(nproc)" > "$LOGDIR/gpu_build.log" 2>&1; then
+        grep -E "error|Error" -A3 "$LOGDIR/gpu_build.log" | head -60
+        echo "BUILD FAILED"
+        exit 1
+    fi
+    echo "   built in $(( $(date +%s) - T0 )) s"
+fi
+BIN=$BUILD/bin
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/   gpu: /'
+
+export VDGX_SOURCE_DIR=$ROOT VDGX_BUILD_DIR=$BUILD
+declare -A STATUS
+run_prog () {   # name timeout args...
+    local name=$1 to=$2
+    shift 2
+    local log="$LOGDIR/gpu_$name.log"
+    echo "== $name"
+    local t=$(date +%s)
+    timeout -k 5 "$to" "$BIN/$name" "$@" > "$log" 2>&1
+    local rc=$?
+    grep -E "^(device|RESULT .*FAIL|BENCH|SKIP|FAIL|bench)" "$log" | head -80
+    case $rc in
+        0) STATUS[$name]="ok" ;;
+        77) STATUS[$name]="skip (no device)" ;;
+        124|137) STATUS[$name]="TIMEOUT after ${to}s" ;;
+        *) STATUS[$name]="exit $rc"; tail -5 "$log" ;;
+    esac
+    echo "   $name: ${STATUS[$name]} ($(( $(date +%s) - t )) s)"
+}
+
+run_prog test_cuda_elem 40
+run_prog test_cuda_attn 50
+run_prog test_cuda_conv 40
+run_prog test_cuda_linear 90
+if [ -n "${VDGX_GPU_QUICK:-}" ]; then
+    run_prog vdgx-bench-cuda 90 --quick
+else
+    run_prog vdgx-bench-cuda 110
+fi
+
+SUM="$LOGDIR/gpu_summary.txt"
+{
+    echo "VideosDGX GPU summary ($(date -u +%FT%TZ), $(( $(date +%s) - T0 )) s)"
+    grep -h "^device" "$LOGDIR"/gpu_test_cuda_elem.log 2>/dev/null | head -1
+    echo
+    echo "program status"
+    for p in test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda; do
+        printf "  %-18s %s\n" "$p" "${STATUS[$p]:-not run}"
+    done
+    echo
+    printf "%-10s %-58s %-6s %-10s %s\n" test case result error tolerance
+    cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | awk '/^RESULT /{
+        e=$4; sub("err=","",e); t=$5; sub("tol=","",t);
+        printf "%-10s %-58s %-6s %-10s %s\n", $2, $3, $6, e, t }'
+    echo
+    cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | awk '/^RESULT /{n++; if ($6=="PASS") p++}
+        END{printf "tests: %d checks, %d passed, %d failed\n", n, p, n-p}'
+    echo
+    printf "%-42s %12s %-8s %s\n" benchmark figure unit "fraction of ceiling"
+    awk '/^BENCH /{ f=$5; sub("frac=","",f); note=""; for(i=6;i<=NF;i++) note=note" "$i;
+        printf "%-42s %12s %-8s %s%s\n", $2, $3, $4, f, note }' "$LOGDIR/gpu_vdgx-bench-cuda.log" 2>/dev/null
+} > "$SUM"
+echo
+cat "$SUM"
+FAILS=$(cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep -c "^RESULT .*FAIL")
+for p in "${!STATUS[@]}"; do
+    case ${STATUS[$p]} in ok|skip*) ;; *) FAILS=$((FAILS + 1)) ;; esac
+done
+[ "$FAILS" -eq 0 ]
