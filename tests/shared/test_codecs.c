@@ -697,9 +697,90 @@ s_malformed (bool verbose)
     return failures;
 }
 
+#include <dirent.h>
+#include "vdgx_config.h"
+
+static int
+s_read_file (const char *path, uint8_t **data, size_t *size)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return -1;
+    *data = malloc (1 << 20);
+    *size = fread (*data, 1, 1 << 20, file);
+    fclose (file);
+    return 0;
+}
+
+//  Every seed under corpus/<target>/ must be accepted by its decoder.
+static int
+s_check_seeds (const char *corpus)
+{
+    static const char *targets [] = { "genreq", "job", "result", "progress", "chunk", "wreply",
+        "wstate", "control", "jobstatus", "jobcmd", "error", "jobreply", "event", "config" };
+    int failures = 0, checked = 0;
+    for (size_t t = 0; t < sizeof targets / sizeof targets [0]; t++) {
+        char dir [512];
+        snprintf (dir, sizeof dir, "%s/%s", corpus, targets [t]);
+        DIR *d = opendir (dir);
+        if (!d) {
+            fprintf (stderr, "no seed folder %s\n", dir);
+            failures++;
+            continue;
+        }
+        struct dirent *entry;
+        while ((entry = readdir (d))) {
+            if (entry->d_name [0] == '.')
+                continue;
+            char path [1024];
+            snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+            uint8_t *data;
+            size_t size;
+            assert (s_read_file (path, &data, &size) == 0);
+            vdgx_error_t err;
+            memset (&err, 0, sizeof err);
+            int rc;
+            const char *t_name = targets [t];
+            if (strcmp (t_name, "jobreply") == 0) {
+                char name [32];
+                snprintf (name, sizeof name, "jobreply.%s", vdgx_jobcmd_name ((vdgx_jobcmd_type_t) (data [0] % VDGX_JOBCMD_COUNT)));
+                rc = codec_find (name)->decode (data + 1, size - 1, &err, NULL);
+            }
+            else
+            if (strcmp (t_name, "event") == 0) {
+                vdgx_event_t ev;
+                size_t topic = strlen ((char *) data);
+                rc = vdgx_event_decode (&ev, (char *) data, data + topic + 1, size - topic - 1, &err);
+            }
+            else
+            if (strcmp (t_name, "config") == 0) {
+                data [size < (1 << 20)? size: size - 1] = 0;
+                vdgx_config_t *config = vdgx_config_new ();
+                rc = vdgx_config_load_string (config, (char *) data, path);
+                if (rc)
+                    snprintf (err.message, sizeof err.message, "%s", vdgx_config_error (config));
+                vdgx_config_destroy (&config);
+            }
+            else
+                rc = codec_find (t_name)->decode (data, size, &err, NULL);
+            if (rc) {
+                fprintf (stderr, "seed %s rejected: %s\n", path, err.message);
+                failures++;
+            }
+            checked++;
+            free (data);
+        }
+        closedir (d);
+    }
+    printf ("fuzz seeds: %d checked, %d rejected\n", checked, failures);
+    return failures || checked == 0;
+}
+
 int
 main (int argc, char *argv [])
 {
+    if (argc == 3 && strcmp (argv [1], "--seeds") == 0)
+        return s_check_seeds (argv [2]);
     bool verbose = getenv ("VERBOSE") != NULL;
     s_rng = argc > 1? strtoull (argv [1], NULL, 0): 20261127;
     int rounds = argc > 2? atoi (argv [2]): 300;
