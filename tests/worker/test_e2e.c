@@ -279,6 +279,8 @@ s_on_progress (const vdgx_jobstatus_t *job, void *arg)
         log->saw_denoising = true;
 }
 
+static s_progress_log_t s_last_log;        //  progress seen by the last s_wait_job
+
 static void
 s_wait_job (vdgx_client_t *client, const char *id, vdgx_job_state_t want, vdgx_jobstatus_t *job,
             int timeout_ms)
@@ -292,6 +294,7 @@ s_wait_job (vdgx_client_t *client, const char *id, vdgx_job_state_t want, vdgx_j
                  job->has_error? job->error.code: "", job->has_error? job->error.message: "");
     CHECK (job->state == want);
     CHECK (log.calls >= 1);
+    s_last_log = log;
 }
 
 //  Waits until the job runs and has reached the denoising phase.
@@ -388,6 +391,7 @@ s_scenario_cancel (vdgx_client_t *client)
     id = s_submit (client, "sleep_ms=1000", 2, 2);
     s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
     CHECK (job.attempt == 1);
+    CHECK (s_last_log.saw_denoising && s_last_log.calls >= 3);  //  progress reached the client
     free (id);
     vdgx_jobstatus_clear (&job);
 }
@@ -575,6 +579,31 @@ s_scenario_client (vdgx_client_t *client)
     char *json = vdgx_client_job_json (&job);
     CHECK (json && strstr (json, "\"completed\""));
     free (json);
+    //  Replies lost to a tiny timeout: every retry reuses the generated idempotency key, so
+    //  however many submits reach the broker, one job exists.
+    vdgx_client_set_timeout (client, 2);
+    vdgx_client_set_retries (client, 300);
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "testgen");
+    req.prompt = strdup ("retried submit");
+    req.steps = 1;
+    char *rid = NULL;
+    int rrc = vdgx_client_submit (client, &req, &rid, &info);
+    vdgx_genreq_clear (&req);
+    vdgx_client_set_timeout (client, 1000);
+    vdgx_client_set_retries (client, 5);
+    vdgx_jobstatus_t *all = NULL;
+    size_t nall = 0, same = 0;
+    CHECK_CLIENT (client, vdgx_client_list (client, NULL, NULL, 1000, NULL, &all, &nall, NULL) == 0);
+    for (size_t i = 0; i < nall; i++)
+        if (all [i].has_request && all [i].request.prompt
+        &&  streq (all [i].request.prompt, "retried submit"))
+            same++;
+    vdgx_client_jobs_free (&all, nall);
+    CHECK (same == 1);
+    if (rrc == 0)
+        s_wait_job (client, rid, VDGX_JOB_COMPLETED, &job, 20000);
+    free (rid);
     //  list: all, and filtered
     vdgx_jobstatus_t *jobs = NULL;
     size_t count = 0;
