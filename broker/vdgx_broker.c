@@ -629,6 +629,7 @@ s_resend_next (s_broker_t *self, vdgx_rworker_t *w)
             vdgx_jobrec_clear (&job);
         }
         if (want) {
+            s_count (self, "vdgx_jobs_resent_total");
             vdgx_jobqueue_remove (self->queue, id);
             s_start_job (self, w, id, true);
             free (id);
@@ -810,6 +811,53 @@ s_join (char *buf, size_t size, char **items, size_t n)
     }
 }
 
+//  Takes the optional `weights_id` (PROTOCOL.md 5.4) out of a worker-state map, so the strict
+//  codec sees only its own keys. Returns the remaining map (packed in sbuf) or -1.
+static int
+s_take_weights_id (zframe_t *frame, char *weights_id, size_t size, msgpack_sbuffer *sbuf)
+{
+    msgpack_unpacked u;
+    vdgx_error_t err;
+    weights_id [0] = 0;
+    msgpack_sbuffer_init (sbuf);
+    if (vdgx_unpack (&u, zframe_data (frame), zframe_size (frame), &err))
+        return -1;
+    int rc = -1;
+    if (u.data.type == MSGPACK_OBJECT_MAP) {
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, sbuf, msgpack_sbuffer_write);
+        msgpack_object_map *map = &u.data.via.map;
+        uint32_t keep = 0;
+        int found = -1;
+        for (uint32_t i = 0; i < map->size; i++) {
+            msgpack_object *k = &map->ptr [i].key;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 10
+            &&  memcmp (k->via.str.ptr, "weights_id", 10) == 0)
+                found = (int) i;
+            else
+                keep++;
+        }
+        rc = 0;
+        if (found >= 0) {
+            msgpack_object *v = &map->ptr [found].val;
+            if (v->type != MSGPACK_OBJECT_STR || v->via.str.size >= size)
+                rc = -1;
+            else {
+                memcpy (weights_id, v->via.str.ptr, v->via.str.size);
+                weights_id [v->via.str.size] = 0;
+            }
+        }
+        msgpack_pack_map (&pk, keep);
+        for (uint32_t i = 0; i < map->size; i++)
+            if ((int) i != found) {
+                msgpack_pack_object (&pk, map->ptr [i].key);
+                msgpack_pack_object (&pk, map->ptr [i].val);
+            }
+    }
+    msgpack_unpacked_destroy (&u);
+    return rc;
+}
+
 //  Applies a worker-state map. Returns 0, or -1 when it does not decode.
 static int
 s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
@@ -817,7 +865,15 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
     vdgx_wstate_t ws;
     vdgx_wstate_init (&ws);
     vdgx_error_t err;
-    if (vdgx_wstate_decode (&ws, zframe_data (frame), zframe_size (frame), &err)) {
+    char weights_id [sizeof w->weights_id];
+    msgpack_sbuffer sbuf;
+    int rc = s_take_weights_id (frame, weights_id, sizeof weights_id, &sbuf);
+    if (rc == 0)
+        rc = vdgx_wstate_decode (&ws, sbuf.data, sbuf.size, &err);
+    else
+        vdgx_error_set (&err, VDGX_E_BAD_REQUEST, "weights_id", "not a map or a bad weights_id");
+    msgpack_sbuffer_destroy (&sbuf);
+    if (rc) {
         vdgx_log_warn ("worker.badstate", "worker=%s field=%s message=\"%s\"", w->key,
                        err.field, err.message);
         return -1;
@@ -842,6 +898,8 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
     snprintf (w->device, sizeof w->device, "%s", ws.device);
     s_join (w->precisions, sizeof w->precisions, ws.precisions, ws.nprecisions);
     snprintf (w->job, sizeof w->job, "%s", ws.job);
+    if (*weights_id)
+        snprintf (w->weights_id, sizeof w->weights_id, "%s", weights_id);
     if (ready) {
         w->control = vdgx_wstate_has_ext (&ws, "control");
         for (size_t i = 0; i < ws.npending; i++)
@@ -850,6 +908,8 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
     vdgx_rservice_t *s = vdgx_registry_service (self->reg, w->service, false);
     if (s && ws.model_bytes)
         s->model_bytes = ws.model_bytes;
+    if (s && *weights_id)
+        snprintf (s->weights_id, sizeof s->weights_id, "%s", weights_id);
     vdgx_wstate_clear (&ws);
     vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
     if (old != w->state) {
@@ -894,26 +954,6 @@ s_worker_ready (s_broker_t *self, const char *key, zframe_t *identity, int proto
         return;
     }
     vdgx_registry_worker_refresh (self->reg, w, now);
-    vdgx_rservice_t *s = vdgx_registry_service (self->reg, service, false);
-    if (state && s) {
-        //  weights_id is optional and not in every codec version: read it directly.
-        msgpack_unpacked u;
-        msgpack_unpacked_init (&u);
-        if (msgpack_unpack_next (&u, (const char *) zframe_data (state), zframe_size (state), NULL)
-            == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
-            for (uint32_t i = 0; i < u.data.via.map.size; i++) {
-                msgpack_object_kv *kv = &u.data.via.map.ptr [i];
-                if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 10
-                &&  memcmp (kv->key.via.str.ptr, "weights_id", 10) == 0
-                &&  kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size < sizeof w->weights_id) {
-                    memcpy (w->weights_id, kv->val.via.str.ptr, kv->val.via.str.size);
-                    w->weights_id [kv->val.via.str.size] = 0;
-                    snprintf (s->weights_id, sizeof s->weights_id, "%s", w->weights_id);
-                }
-            }
-        }
-        msgpack_unpacked_destroy (&u);
-    }
     if (!zhashx_lookup (self->known, service)) {
         zhashx_insert (self->known, service, (void *) "");
         vdgx_jobstore_model_add (self->store, service);

@@ -3,6 +3,7 @@
 #include "broker_peers.h"
 #include "vdgx_sha256.h"
 #include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -133,32 +134,23 @@ tenv_stop (pid_t pid, int sig)
     return -SIGKILL;
 }
 
+static int
+s_remove (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void) sb;
+    (void) flag;
+    (void) ftw;
+    return remove (path);
+}
+
 void
 tenv_cleanup (tenv_t *env)
 {
     if (env->broker > 0)
         tenv_stop (env->broker, SIGKILL);
     env->broker = 0;
-    zsys_dir_delete ("%s/data/out", env->dir);
-    zsys_dir_delete ("%s/data/tmp", env->dir);
-    const char *files [] = { "data/jobs.db", "data/jobs.db-wal", "data/jobs.db-shm", "b.sock",
-                             "e.sock", "curve/broker.key", "curve/broker.key_secret",
-                             "curve/client.key", "curve/client.key_secret",
-                             "curve/allowed/client.key", "curve/allowed/worker.key",
-                             "curve/worker.key", "curve/worker.key_secret" };
-    for (size_t i = 0; i < sizeof files / sizeof files [0]; i++) {
-        char path [600];
-        snprintf (path, sizeof path, "%s/%s", env->dir, files [i]);
-        unlink (path);
-    }
-    char path [600];
-    snprintf (path, sizeof path, "%s/curve/allowed", env->dir);
-    rmdir (path);
-    snprintf (path, sizeof path, "%s/curve", env->dir);
-    rmdir (path);
-    rmdir (env->data);
-    if (rmdir (env->dir))
-        fprintf (stderr, "warning: %s not empty\n", env->dir);
+    if (*env->dir && nftw (env->dir, s_remove, 16, FTW_DEPTH | FTW_PHYS))
+        fprintf (stderr, "warning: cannot remove %s\n", env->dir);
 }
 
 pid_t

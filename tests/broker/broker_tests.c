@@ -688,11 +688,25 @@ s_case_queue (void)
     //  The worker is free again soon (it stopped at a step boundary): a new job runs.
     char next [80];
     s_submit_ok (client, "m", "after", 10, VDGX_PRIORITY_NORMAL, next);
-    TCHECK (s_wait_state (client, next, 3000) == VDGX_JOB_COMPLETED);
+    bool started = false;
+    for (int i = 0; i < 60 && !started; i++) {
+        TCHECK (tclient_status (client, next, &st) == 0);
+        started = st.state == VDGX_JOB_RUNNING && st.step >= 1;
+        vdgx_jobstatus_clear (&st);
+        zclock_sleep (50);
+    }
+    TCHECK (started);
     TCHECK (tclient_status (client, run, &st) == 0 && st.state == VDGX_JOB_CANCELLED);
+    TCHECK (st.has_error && streq (st.error.code, VDGX_E_CANCELLED));
     vdgx_jobstatus_clear (&st);
-    //  A completed job cannot be cancelled.
+    //  Deleting a running job cancels it first.
+    jc.cmd = VDGX_JOBCMD_DELETE;
     snprintf (jc.id, sizeof jc.id, "%.64s", next);
+    TCHECK (tclient_jobs (client, &jc, &r) == 0);
+    vdgx_jobreply_clear (&r);
+    //  A completed job cannot be cancelled.
+    jc.cmd = VDGX_JOBCMD_CANCEL;
+    snprintf (jc.id, sizeof jc.id, "%.64s", hi);
     TCHECK (tclient_jobs (client, &jc, &r) == -1 && streq (r.error.code, VDGX_E_CONFLICT));
     vdgx_jobreply_clear (&r);
     vdgx_jobcmd_clear (&jc);
