@@ -518,7 +518,7 @@ s_parse (vdgx_config_t *self, const char *text, const char *name)
             //  A comment starts at '#'/';' preceded by whitespace.
             char *c = s;
             while (*c) {
-                if ((*c == '#' || *c == ';') && c > value && (c [-1] == ' ' || c [-1] == '\t'))
+                if ((*c == '#' || *c == ';') && (c [-1] == ' ' || c [-1] == '\t' || c [-1] == '='))
                     break;
                 c++;
             }
@@ -804,6 +804,7 @@ vdgx_config_test (bool verbose)
         "enabled = yes\n"
         "ratio = 0.75\n"
         "path = a#b\n"
+        "empty = # only a comment\n"
         "[models]\n"
         "wan21-1.3b = /weights/wan\n"
         "wan21-tiny = ./tiny\n"
@@ -818,6 +819,7 @@ vdgx_config_test (bool verbose)
     assert (vdgx_config_heartbeat_ms (config) == 1000 && vdgx_config_liveness (config) == 3);
     assert (strcmp (vdgx_config_data_dir (config), "/tmp/with space # not a comment") == 0);
     assert (strcmp (vdgx_config_get (config, "cache", "path"), "a#b") == 0);
+    assert (strcmp (vdgx_config_get (config, "cache", "empty"), "") == 0);
     uint64_t size;
     bool flag;
     double ratio;
