@@ -114,8 +114,10 @@ void vdgx_mdp_clear (vdgx_mdp_t *self);
 //  Checks: header, command valid for version and direction, required frames present, service
 //  name 1..255 printable bytes, empty delimiter after the address, frame count <= 64, frame
 //  sizes (VDGX_FRAME_MAX; VDGX_CHUNK_FRAME_MAX for worker PARTIAL/FINAL bodies;
-//  VDGX_REPLY_FRAME_MAX for client PARTIAL/FINAL replies). Client REQUEST needs >= 1 body
-//  frame. Returns 0, or -1 with err (code "bad_request").
+//  VDGX_REPLY_FRAME_MAX for client PARTIAL/FINAL replies). Body frames: client commands and
+//  worker REQUEST/PARTIAL/FINAL >= 1; READY/HEARTBEAT 0..1 (0 for MDP/0.1); CONTROL exactly 1;
+//  DISCONNECT 0. An MDP/0.1 client message decodes as REQUEST (its request and reply have
+//  the same frames). Returns 0, or -1 with err (code "bad_request").
 int vdgx_mdp_decode (vdgx_mdp_t *self, zmsg_t **msg_p, vdgx_error_t *err);
 //  Builds the wire message; moves self->address and self->body into it (self is left
 //  cleared). Returns NULL on API misuse (e.g. CONTROL or PARTIAL for version 1, missing
