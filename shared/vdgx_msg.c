@@ -1266,7 +1266,8 @@ int
 vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk)
 {
     assert (self);
-    int rc = msgpack_pack_map (pk, 13 + (self->identity [0] != 0) + self->has_idle_ms);
+    int rc = msgpack_pack_map (pk, 13 + (self->identity [0] != 0) + self->has_idle_ms
+                                   + (self->weights_id [0] != 0) + (self->protocol != 0));
     rc |= s_kstr (pk, "service", self->service) | s_kstr (pk, "host", self->host)
         | s_kuint (pk, "pid", self->pid) | s_kstr (pk, "state", vdgx_wstate_state_name (self->state))
         | s_kuint (pk, "rss_bytes", self->rss_bytes) | s_kuint (pk, "peak_bytes", self->peak_bytes)
@@ -1281,6 +1282,10 @@ vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk)
         rc |= s_kstr (pk, "identity", self->identity);
     if (self->has_idle_ms)
         rc |= s_kuint (pk, "idle_ms", self->idle_ms);
+    if (self->weights_id [0])
+        rc |= s_kstr (pk, "weights_id", self->weights_id);
+    if (self->protocol)
+        rc |= s_kuint (pk, "protocol", self->protocol);
     return rc? -1: 0;
 }
 
@@ -1315,10 +1320,10 @@ int
 vdgx_wstate_decode_obj (vdgx_wstate_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
     enum { K_SERVICE, K_HOST, K_PID, K_STATE, K_RSS, K_PEAK, K_MODEL, K_BUDGET, K_DEVICE,
-           K_PRECISIONS, K_JOB, K_EXT, K_PENDING, K_IDENTITY, K_IDLE, K_N };
+           K_PRECISIONS, K_JOB, K_EXT, K_PENDING, K_IDENTITY, K_IDLE, K_WEIGHTS, K_PROTOCOL, K_N };
     static const char *keys [] = { "service", "host", "pid", "state", "rss_bytes", "peak_bytes",
         "model_bytes", "host_budget_bytes", "device", "precisions", "job", "ext", "pending",
-        "identity", "idle_ms" };
+        "identity", "idle_ms", "weights_id", "protocol" };
     vdgx_wstate_clear (self);
     vdgx_mp_map_t m;
     int state, rc;
@@ -1340,6 +1345,11 @@ vdgx_wstate_decode_obj (vdgx_wstate_t *self, const msgpack_object *obj, vdgx_err
     ||  (rc = vdgx_mp_uint (&m, K_IDLE, false, 0, S_BYTES_MAX, &self->idle_ms)) < 0)
         goto failed;
     self->has_idle_ms = rc == 1;
+    uint64_t protocol = 0;
+    if (s_read_printable (&m, K_WEIGHTS, false, 1, VDGX_WEIGHTS_ID_MAX, self->weights_id, sizeof self->weights_id) < 0
+    ||  vdgx_mp_uint (&m, K_PROTOCOL, false, 1, 2, &protocol) < 0)
+        goto failed;
+    self->protocol = (uint8_t) protocol;
     self->state = (vdgx_wstate_state_t) state;
     if (self->job [0] && !vdgx_job_id_valid (self->job)) {
         vdgx_mp_fail (&m, K_JOB, "not a valid job id");

@@ -93,6 +93,7 @@ extern "C" {
 #define VDGX_MIME_MAX           64
 #define VDGX_LIST_MAX           64      //  entries in ext / pending / precisions lists
 #define VDGX_LIST_LIMIT_MAX     1000    //  `list` command limit
+#define VDGX_WEIGHTS_ID_MAX     128     //  worker-state weights_id
 
 //  ---------------------------------------------------------------------------------------
 //  Majordomo framing
@@ -305,6 +306,9 @@ typedef struct {
     //  Only in mmi.workers replies:
     char identity [VDGX_SERVICE_MAX + 1];   //  "" = absent (hex of the ROUTER identity)
     bool has_idle_ms;   uint64_t idle_ms;
+    //  Added later, optional everywhere:
+    char weights_id [VDGX_WEIGHTS_ID_MAX + 1];  //  "" = absent; names the loaded weights
+    uint8_t protocol;                       //  mmi.workers: MDP version 1 or 2; 0 = absent
 } vdgx_wstate_t;
 
 void vdgx_wstate_init (vdgx_wstate_t *self);

@@ -193,6 +193,8 @@ s_random_wstate (vdgx_wstate_t *w)
     }
     if (s_coin ()) s_text (w->identity, 1, 40, "0123456789abcdef");
     if (s_coin ()) { w->has_idle_ms = true; w->idle_ms = s_range (0, 1ULL << 40); }
+    if (s_coin ()) s_text (w->weights_id, 1, VDGX_WEIGHTS_ID_MAX, PRINTABLE);
+    w->protocol = (uint8_t) s_range (0, 2);
 }
 
 static void
@@ -547,6 +549,8 @@ static const s_bad_t s_bad [] = {
     { "wstate", "{\"service\":\"wan\",\"state\":\"warm\",\"pending\":[\"ok\",\"not ok\"]}", "pending", "entry 1" },
     { "wstate", "{\"service\":\"wan\",\"state\":\"warm\",\"job\":\"a/b\"}", "job", "job id" },
     { "wstate", "{\"service\":\"w a n\",\"state\":\"warm\"}", "service", "printable" },
+    { "wstate", "{\"service\":\"wan\",\"state\":\"warm\",\"weights_id\":\"$A129\"}", "weights_id", "length 129" },
+    { "wstate", "{\"service\":\"wan\",\"state\":\"warm\",\"protocol\":3}", "protocol", "outside 1..2" },
     //  CONTROL.
     { "control", "{\"op\":\"cancel\"}", "id", "missing" },
     { "control", "{\"op\":\"drain\",\"id\":\"j1\"}", "id", "not allowed" },
