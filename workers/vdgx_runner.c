@@ -152,14 +152,6 @@ s_precision_ok (s_runner_t *self, const char *precision)
     return false;
 }
 
-static void
-s_pack_str (msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen (s);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, s, len);
-}
-
 //  Runs one job: RUN id request-bytes.
 static void
 s_run (s_runner_t *self, zmsg_t *msg)
@@ -284,36 +276,18 @@ s_run (s_runner_t *self, zmsg_t *msg)
     }
     double t_mux = s_now () - t_mux0;
 
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init (&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 12);
-    s_pack_str (&pk, "type");       s_pack_str (&pk, "result");
-    s_pack_str (&pk, "ok");         msgpack_pack_true (&pk);
-    s_pack_str (&pk, "size");       msgpack_pack_uint64 (&pk, (uint64_t) st.st_size);
-    s_pack_str (&pk, "sha256");     s_pack_str (&pk, sha);
-    s_pack_str (&pk, "mime");       s_pack_str (&pk, "video/mp4");
-    s_pack_str (&pk, "width");      msgpack_pack_uint32 (&pk, out.width);
-    s_pack_str (&pk, "height");     msgpack_pack_uint32 (&pk, out.height);
-    s_pack_str (&pk, "frames");     msgpack_pack_uint32 (&pk, out.frames);
-    s_pack_str (&pk, "fps");        msgpack_pack_uint32 (&pk, out.fps);
-    s_pack_str (&pk, "seconds");
-    msgpack_pack_double (&pk, out.fps? (double) out.frames / out.fps: 0);
-    s_pack_str (&pk, "seed");       msgpack_pack_uint64 (&pk, out.seed);
-    s_pack_str (&pk, "timings");
-    msgpack_pack_map (&pk, 5);
-    s_pack_str (&pk, "load");       msgpack_pack_double (&pk, t_load);
-    s_pack_str (&pk, "text");       msgpack_pack_double (&pk, out.t_text);
-    s_pack_str (&pk, "denoise");    msgpack_pack_double (&pk, out.t_denoise);
-    s_pack_str (&pk, "decode");     msgpack_pack_double (&pk, out.t_decode);
-    s_pack_str (&pk, "mux");        msgpack_pack_double (&pk, t_mux);
+    vdgx_runner_output_t result = {
+        .size = (uint64_t) st.st_size, .width = out.width, .height = out.height,
+        .frames = out.frames, .fps = out.fps, .seed = out.seed, .t_load = t_load,
+        .t_text = out.t_text, .t_denoise = out.t_denoise, .t_decode = out.t_decode,
+        .t_mux = t_mux
+    };
+    memcpy (result.sha256, sha, sizeof result.sha256);
     zmsg_t *done = zmsg_new ();
     zmsg_addstr (done, "DONE");
     zmsg_addstr (done, id);
     zmsg_addstr (done, self->path);
-    zmsg_addmem (done, sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy (&sbuf);
+    zmsg_addmem (done, &result, sizeof result);
     zmsg_send (&done, self->pipe);
     vdgx_log_info ("runner.done", "id=%s size=%lld", id, (long long) st.st_size);
 done:
@@ -536,36 +510,26 @@ s_test_run (zsock_t *sock, const char *id, zframe_t *request)
     zmsg_send (&msg, sock);
 }
 
-//  Checks a DONE event: the file exists, its sha256 and size match the result map.
+//  Checks a DONE event: the file exists, its sha256 and size match the output.
 static void
 s_test_done (zmsg_t *msg, const char *id, char *sha_out)
 {
     char *got_id = zmsg_popstr (msg), *path = zmsg_popstr (msg);
-    zframe_t *map = zmsg_pop (msg);
-    assert (got_id && streq (got_id, id) && path && map);
-    msgpack_unpacked up;
-    msgpack_unpacked_init (&up);
-    assert (msgpack_unpack_next (&up, (const char *) zframe_data (map), zframe_size (map), NULL)
-            == MSGPACK_UNPACK_SUCCESS);
+    zframe_t *frame = zmsg_pop (msg);
+    assert (got_id && streq (got_id, id) && path && frame);
+    assert (zframe_size (frame) == sizeof (vdgx_runner_output_t));
+    vdgx_runner_output_t out;
+    memcpy (&out, zframe_data (frame), sizeof out);
     char sha [VDGX_SHA256_HEX_SIZE];
     assert (vdgx_sha256_file (path, sha) == 0);
     struct stat st;
     assert (stat (path, &st) == 0 && st.st_size > 0);
-    bool sha_ok = false, size_ok = false;
-    const msgpack_object_map *m = &up.data.via.map;
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr [i].key, *v = &m->ptr [i].val;
-        if (k->via.str.size == 6 && memcmp (k->via.str.ptr, "sha256", 6) == 0)
-            sha_ok = v->via.str.size == 64 && memcmp (v->via.str.ptr, sha, 64) == 0;
-        if (k->via.str.size == 4 && memcmp (k->via.str.ptr, "size", 4) == 0)
-            size_ok = v->via.u64 == (uint64_t) st.st_size;
-    }
-    assert (sha_ok && size_ok);
+    assert (streq (out.sha256, sha) && out.size == (uint64_t) st.st_size);
+    assert (out.width > 0 && out.frames > 0 && out.fps > 0);
     if (sha_out)
         memcpy (sha_out, sha, VDGX_SHA256_HEX_SIZE);
     unlink (path);
-    msgpack_unpacked_destroy (&up);
-    zframe_destroy (&map);
+    zframe_destroy (&frame);
     zstr_free (&got_id);
     zstr_free (&path);
 }

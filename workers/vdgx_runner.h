@@ -7,8 +7,8 @@
     Events (runner -> socket thread):
         STATE state model_bytes       loading | warm | cold; model_bytes as a decimal string
         PROGRESS id phase step steps percent message
-        DONE id path result-map       the video is complete at path; result-map is the msgpack
-                                      FINAL body (PROTOCOL.md 5.5), sha256 included
+        DONE id path output           the video is complete at path; output is a
+                                      vdgx_runner_output_t (same process: a plain struct)
         FAILED id code message        the job failed; the engine is still usable
         FATAL id message              the engine hit OOM / a device error: the process must exit
 
@@ -33,6 +33,15 @@ typedef struct {
     const char *data_dir;       //  where result files go
     atomic_int *cancel;         //  set by the owner to cancel the running job
 } vdgx_runner_args_t;
+
+//  What a finished job produced; the socket thread turns it into the FINAL result map.
+typedef struct {
+    uint64_t size;
+    char sha256 [65];
+    uint32_t width, height, frames, fps;
+    uint64_t seed;
+    double t_load, t_text, t_denoise, t_decode, t_mux;     //  seconds
+} vdgx_runner_output_t;
 
 typedef struct _vdgx_runner_t vdgx_runner_t;
 

@@ -449,15 +449,42 @@ s_on_runner (s_worker_t *self)
     else
     if (streq (what, "DONE")) {
         char *id = zmsg_popstr (msg), *path = zmsg_popstr (msg);
-        zframe_t *final = zmsg_pop (msg);
-        if (id && path && final) {
-            s_add_result (self, id, path, final);
-            path = NULL;
-            final = NULL;
+        zframe_t *frame = zmsg_pop (msg);
+        if (id && path && frame && zframe_size (frame) == sizeof (vdgx_runner_output_t)) {
+            vdgx_runner_output_t out;
+            memcpy (&out, zframe_data (frame), sizeof out);
+            vdgx_result_t res;
+            vdgx_result_init (&res);
+            res.ok = true;
+            res.video.size = out.size;
+            snprintf (res.video.sha256, sizeof res.video.sha256, "%s", out.sha256);
+            snprintf (res.video.mime, sizeof res.video.mime, "video/mp4");
+            res.video.width = out.width;
+            res.video.height = out.height;
+            res.video.frames = out.frames;
+            res.video.fps = out.fps;
+            res.video.seconds = out.fps? (double) out.frames / out.fps: 0;
+            res.seed = out.seed;
+            res.timings.load = out.t_load;
+            res.timings.text = out.t_text;
+            res.timings.denoise = out.t_denoise;
+            res.timings.decode = out.t_decode;
+            res.timings.mux = out.t_mux;
+            zframe_t *final = vdgx_result_frame (&res);
+            vdgx_result_clear (&res);
+            if (final) {
+                s_add_result (self, id, path, final);
+                path = NULL;
+            }
+            else
+                s_add_result (self, id, NULL,
+                              s_error_result (VDGX_E_INTERNAL, "cannot encode the result", NULL));
         }
+        if (path)
+            unlink (path);
         zstr_free (&id);
         zstr_free (&path);
-        zframe_destroy (&final);
+        zframe_destroy (&frame);
         s_job_ended (self);
     }
     else
