@@ -1,7 +1,8 @@
 /*  test_codecs.c - VDGX/1 codec tests beyond the class selftests:
     1. round trips of many random valid messages of every type (seeded PRNG): pack, decode,
        pack again must give identical bytes, and fields must survive;
-    2. every strict prefix of a valid message and a message with a trailing byte is rejected;
+    2. every strict prefix of a valid message and a message with a trailing byte is rejected,
+       and so is each value replaced by nil and an extra unknown key (naming that field);
     3. a table of malformed inputs per decoder, each with the expected error code and field.
     Usage: test_codecs [seed] [rounds]
 */
@@ -211,6 +212,52 @@ s_random_svcinfo (vdgx_svcinfo_t *s)
         s->states [i] = s_coin ()? (uint32_t) s_range (0, 100): 0;
 }
 
+//  Mutations of a valid top-level map that every decoder must reject, naming the field:
+//  each value in turn replaced by nil (no field accepts nil), and an extra unknown key.
+static void
+s_mutations (const codec_t *c, const char *data, size_t size)
+{
+    msgpack_unpacked up;
+    vdgx_error_t err;
+    assert (vdgx_unpack (&up, data, size, &err) == 0 && up.data.type == MSGPACK_OBJECT_MAP);
+    msgpack_object_map *map = &up.data.via.map;
+    for (uint32_t victim = 0; victim <= map->size; victim++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init (&sb);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+        bool extra = victim == map->size;
+        msgpack_pack_map (&pk, map->size + extra);
+        for (uint32_t k = 0; k < map->size; k++) {
+            msgpack_pack_object (&pk, map->ptr [k].key);
+            if (k == victim)
+                msgpack_pack_nil (&pk);
+            else
+                msgpack_pack_object (&pk, map->ptr [k].val);
+        }
+        if (extra) {
+            vdgx_pack_str (&pk, "zz");
+            msgpack_pack_uint8 (&pk, 1);
+        }
+        char want [64];
+        if (extra)
+            strcpy (want, "zz");
+        else {
+            const msgpack_object_str *key = &map->ptr [victim].key.via.str;
+            snprintf (want, sizeof want, "%.*s", (int) key->size, key->ptr);
+        }
+        memset (&err, 0, sizeof err);
+        int rc = c->decode (sb.data, sb.size, &err, NULL);
+        if (rc != -1 || !err.code || strcmp (err.code, "bad_request") || strcmp (err.field, want)) {
+            fprintf (stderr, "mutation of %s (%s %s): got rc=%d field '%s' message '%s'\n", c->name,
+                     extra? "extra key": "nil value of", want, rc, rc? err.field: "", rc? err.message: "");
+            assert (false);
+        }
+        msgpack_sbuffer_destroy (&sb);
+    }
+    msgpack_unpacked_destroy (&up);
+}
+
 //  Packs with pack(), decodes with the named codec, re-packs, compares bytes.
 typedef int (s_pack_fn) (const void *value, msgpack_packer *pk);
 
@@ -244,6 +291,8 @@ s_roundtrip (const char *codec, const void *value, s_pack_fn *pack, size_t *chec
         assert (c->decode (longer, sb.size + 1, &err, NULL) == -1 && strstr (err.message, "trailing"));
         free (longer);
     }
+    if (*checked % 3 == 0)
+        s_mutations (c, sb.data, sb.size);
     (*checked)++;
     msgpack_sbuffer_destroy (&sb);
     msgpack_sbuffer_destroy (&again);
