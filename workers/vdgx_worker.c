@@ -1129,7 +1129,7 @@ vdgx_worker_test (bool verbose)
     opts.liveness = 3;
     opts.reconnect_min_ms = 50;
     opts.reconnect_max_ms = 200;
-    opts.unload_after_min = 0.4 / 60;           //  400 ms
+    opts.unload_after_min = 0.8 / 60;           //  800 ms
     opts.host_budget_bytes = 1 << 30;
     char *err = NULL;
     vdgx_worker_t *worker = vdgx_worker_new (&opts, &err);
@@ -1163,7 +1163,7 @@ vdgx_worker_test (bool verbose)
     vdgx_result_clear (&result);
     s_peer_control (&peer, VDGX_CONTROL_ACK, "job-a");
 
-    //  Warm now; idle for 400 ms -> unloads by itself.
+    //  Warm now; idle for 800 ms -> unloads by itself.
     s_peer_wait_state (&peer, VDGX_WSTATE_WARM);
     s_peer_wait_state (&peer, VDGX_WSTATE_COLD);
 
@@ -1250,6 +1250,19 @@ vdgx_worker_test (bool verbose)
     assert (mdp);
     s_peer_free (&mdp);
     assert (vdgx_worker_wait_exit (worker, 5000) == 3);
+    vdgx_worker_destroy (&worker);
+
+    //  CONTROL drain while idle: DISCONNECT, EXIT 0.
+    worker = vdgx_worker_new (&opts, &err);
+    assert (worker);
+    mdp = s_peer_recv (&peer, VDGX_MDPW_READY, 5000);
+    assert (mdp);
+    s_peer_free (&mdp);
+    s_peer_control (&peer, VDGX_CONTROL_DRAIN, NULL);
+    mdp = s_peer_recv (&peer, VDGX_MDPW_DISCONNECT, 5000);
+    assert (mdp);
+    s_peer_free (&mdp);
+    assert (vdgx_worker_wait_exit (worker, 5000) == 0);
     vdgx_worker_destroy (&worker);
 
     //  No engine for the model: refused at start.
