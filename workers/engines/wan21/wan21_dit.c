@@ -48,6 +48,7 @@ struct _wan21_dit_t {
     s_linear_t patch, text0, text2, time0, time2, proj, head;
     vdgx_tensor_t head_mod;             //  [2, D]
     s_block_t *blocks;
+    size_t tensors_used;                //  checkpoint tensors the loader read
     wan21_dit_tap_fn *tap;
     void *tap_ctx;
     //  Activation buffers, reused while the token count stays the same.
@@ -186,6 +187,7 @@ typedef struct {
     s_layout_t layout;
     bool random;            //  random weights (benchmarks) instead of a checkpoint
     uint64_t random_state;
+    size_t used;            //  checkpoint tensors read (scale_weight companions not counted)
 } s_source_t;
 
 typedef struct { const char *official, *diffusers; } s_rename_t;
@@ -368,6 +370,7 @@ s_fetch (s_source_t *src, const char *official, int ndim, const int64_t *shape, 
         free (buf);
         return NULL;
     }
+    src->used++;
     if (scale != 1.0f)
         for (int64_t i = 0; i < numel; i++)
             buf [i] *= scale;
@@ -423,6 +426,7 @@ s_load_linear (wan21_dit_t *self, s_source_t *src, const char *layer, int64_t n,
             free (e);
             return -1;
         }
+        src->used++;
     }
     else {
         int64_t shape [2] = { n, k };
@@ -800,6 +804,8 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         self->cfg = c;
         if (s_load_all (self, &src, err))
             wan21_dit_destroy (&self);
+        else
+            self->tensors_used = src.used;
     }
     vdgx_ckpt_destroy (&src.ckpt);
     return self;
@@ -810,6 +816,13 @@ wan21_dit_config (wan21_dit_t *self)
 {
     assert (self);
     return &self->cfg;
+}
+
+size_t
+wan21_dit_tensors_used (wan21_dit_t *self)
+{
+    assert (self);
+    return self->tensors_used;
 }
 
 const char *

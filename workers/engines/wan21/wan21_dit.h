@@ -64,6 +64,8 @@ wan21_dit_t *wan21_dit_new_random (vdgx_backend_t *backend, const wan21_dit_conf
 void wan21_dit_destroy (wan21_dit_t **self_p);
 const wan21_dit_config_t *wan21_dit_config (wan21_dit_t *self);
 const char *wan21_dit_precision (wan21_dit_t *self);
+//  Checkpoint tensors the loader read (825 for the 1.3B official file; 0 for random weights).
+size_t wan21_dit_tensors_used (wan21_dit_t *self);
 void wan21_dit_set_tap (wan21_dit_t *self, wan21_dit_tap_fn *fn, void *ctx);
 
 //  Bytes the DiT needs at this precision: weights, plus activations for `tokens` tokens

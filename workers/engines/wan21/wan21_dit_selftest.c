@@ -9,6 +9,8 @@
 #include "vdgx_ckpt.h"
 #include "engine.h"
 
+#include <jansson.h>
+
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
@@ -288,6 +290,103 @@ wan21_dit_test (bool verbose)
     }
     snprintf (path, sizeof (path), "%s/wan2.1_t2v_tiny.safetensors", dir);
     unlink (path);
+
+    //  Sharded diffusers folder: two shards and their index.
+    {
+        assert (mkdir (tdir, 0700) == 0);
+        m = s_copy_tensors (ckpt, e, s_to_diffusers, NULL);
+        char shard [2][4400], index [4400];
+        const char *shard_name [2] = { "diffusion_pytorch_model-00001-of-00002.safetensors",
+                                       "diffusion_pytorch_model-00002-of-00002.safetensors" };
+        for (int i = 0; i < 2; i++)
+            snprintf (shard [i], sizeof (shard [i]), "%s/%s", tdir, shard_name [i]);
+        s_write (shard [0], e, m / 2);
+        s_write (shard [1], e + m / 2, m - m / 2);
+        snprintf (index, sizeof (index), "%s/diffusion_pytorch_model.safetensors.index.json", tdir);
+        f = fopen (index, "w");
+        assert (f);
+        fprintf (f, "{\"metadata\": {}, \"weight_map\": {");
+        for (size_t i = 0; i < m; i++)
+            fprintf (f, "%s\"%s\": \"%s\"", i? ", ": "", e [i].name, shard_name [i < m / 2? 0: 1]);
+        fprintf (f, "}}\n");
+        fclose (f);
+        f = fopen (cfg_path, "w");
+        assert (f);
+        fprintf (f, "{\"num_attention_heads\": %d, \"attention_head_dim\": %d}\n", S_HEADS, 64 / S_HEADS);
+        fclose (f);
+        assert (s_run (b, dir, "fp32", 0, x, ctx, out, &err) == 0);
+        assert (memcmp (out, out_ref, sizeof (out)) == 0);
+        unlink (shard [0]);
+        unlink (shard [1]);
+        unlink (index);
+        unlink (cfg_path);
+        assert (rmdir (tdir) == 0);
+    }
+
+    //  The REAL checkpoint's names (real_checkpoint_layout.json, 825 tensors, 30 blocks) at a
+    //  reduced width (1536 -> 64, 8960 -> 128, 9216 -> 384, 4096 -> 32): every name is found
+    //  and used, and the model runs.
+    {
+        char layout [4096];
+        snprintf (layout, sizeof (layout), "%s/tests/data/reference/wan21/real_checkpoint_layout.json",
+                  src_dir? src_dir: ".");
+        json_t *root = json_load_file (layout, 0, NULL);
+        json_t *tensors = json_object_get (json_object_get (root, "dit"), "tensors");
+        assert (json_is_object (tensors));
+        size_t real_count = json_object_size (tensors);
+        assert (real_count == 825);
+        s_entry_t *re = calloc (real_count, sizeof (s_entry_t));
+        assert (re);
+        size_t i = 0;
+        const char *key;
+        json_t *shape_j;
+        json_object_foreach (tensors, key, shape_j) {
+            s_entry_t *t = &re [i++];
+            snprintf (t->name, sizeof (t->name), "%s", key);
+            t->t.name = t->name;
+            t->t.dtype = VDGX_DTYPE_F32;
+            t->t.ndim = (int) json_array_size (shape_j);
+            int64_t numel = 1;
+            for (int j = 0; j < t->t.ndim; j++) {
+                int64_t v = json_integer_value (json_array_get (shape_j, (size_t) j));
+                v = v == 1536? 64: v == 8960? 128: v == 9216? 384: v == 4096? 32: v;
+                t->t.shape [j] = v;
+                numel *= v;
+            }
+            float *data = malloc ((size_t) numel * sizeof (float));
+            assert (data);
+            wan21_rng_normal_at (100 + i, 0, data, (size_t) numel);
+            bool norm = strstr (key, "norm") != NULL;
+            for (int64_t j = 0; j < numel; j++)
+                data [j] = norm? 1.0f + 0.1f * data [j]: 0.05f * data [j];
+            t->owned = data;
+            t->t.data = data;
+            t->t.nbytes = (size_t) numel * sizeof (float);
+        }
+        json_decref (root);
+        snprintf (path, sizeof (path), "%s/diffusion_pytorch_model.safetensors", dir);
+        s_write (path, re, real_count);
+        for (i = 0; i < real_count; i++)
+            free (re [i].owned);
+        free (re);
+        wan21_dit_load_opts_t ro = { .precision = "bf16", .num_heads = S_HEADS, .text_len = S_TEXT_LEN };
+        wan21_dit_t *real = wan21_dit_load (b, dir, &ro, &err);
+        if (!real)
+            fprintf (stderr, "real layout: %s\n", err? err: "?");
+        assert (real);
+        const wan21_dit_config_t *rc = wan21_dit_config (real);
+        assert (rc->num_layers == 30 && rc->dim == 64 && rc->ffn_dim == 128 && rc->text_dim == 32
+             && rc->in_dim == 16 && rc->out_dim == 16 && rc->freq_dim == 256);
+        assert (wan21_dit_tensors_used (real) == 825);
+        wan21_dit_context_t *rctx = wan21_dit_context_new (real, ctx, 5, &err);
+        assert (rctx);
+        assert (wan21_dit_forward (real, x, 3, 4, 6, 999, rctx, out, &err) == 0);
+        for (size_t j = 0; j < n; j++)
+            assert (isfinite (out [j]));
+        wan21_dit_context_destroy (real, &rctx);
+        wan21_dit_destroy (&real);
+        unlink (path);
+    }
 
     //  Quantized block linears on the official file: close to f32, not identical.
     const char *precs [] = { "bf16", "fp8", "nvfp4", "nf4" };
