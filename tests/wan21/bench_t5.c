@@ -3,7 +3,7 @@
     vdgx_ckpt_open_buffer: no files), in BF16 and FP8 weight formats.
 
     vdgx-bench-t5 [--device cpu|cuda[:N]] [--layers N] [--tokens L] [--wfmt bf16,fp8]
-                  [--reps R] [--dim D --ffn F --heads H --vocab V]
+                  [--act bf16|f32] [--reps R] [--dim D --ffn F --heads H --vocab V]
 
     Layers default to 24 on a GPU and 2 on the CPU; time scales linearly with layers, so the
     per-layer time and its 24-layer extrapolation are printed.
@@ -122,7 +122,7 @@ s_build_image (int vocab, int dim, int ffn, int heads, int layers, int used_rows
 int
 main (int argc, char *argv [])
 {
-    const char *device = "cpu", *wfmts = "bf16,fp8";
+    const char *device = "cpu", *wfmts = "bf16,fp8", *act_name = NULL;
     int layers = -1, tokens = 512, reps = 2, dim = 4096, ffn = 10240, heads = 64, vocab = 256384;
     for (int i = 1; i < argc; i++) {
         const char *a = argv [i], *v = i + 1 < argc? argv [i + 1]: NULL;
@@ -133,6 +133,7 @@ main (int argc, char *argv [])
         i++;
         if (strcmp (a, "--device") == 0) device = v;
         else if (strcmp (a, "--wfmt") == 0) wfmts = v;
+        else if (strcmp (a, "--act") == 0) act_name = v;
         else if (strcmp (a, "--layers") == 0) layers = atoi (v);
         else if (strcmp (a, "--tokens") == 0) tokens = atoi (v);
         else if (strcmp (a, "--reps") == 0) reps = atoi (v);
@@ -142,7 +143,8 @@ main (int argc, char *argv [])
         else if (strcmp (a, "--vocab") == 0) vocab = atoi (v);
         else {
             fprintf (stderr, "usage: vdgx-bench-t5 [--device cpu|cuda] [--layers N] [--tokens L] "
-                             "[--wfmt bf16,fp8] [--reps R] [--dim D --ffn F --heads H --vocab V]\n");
+                             "[--wfmt bf16,fp8] [--act bf16|f32] [--reps R] "
+                             "[--dim D --ffn F --heads H --vocab V]\n");
             return 2;
         }
     }
@@ -154,8 +156,15 @@ main (int argc, char *argv [])
         fprintf (stderr, "vdgx-bench-t5: bad sizes\n");
         return 2;
     }
+    //  Activations: the backend's reduced precision on a GPU (bf16), f32 on the CPU.
+    vdgx_dtype_t act = gpu? VDGX_DTYPE_BF16: VDGX_DTYPE_F32;
+    if (act_name && (vdgx_dtype_from_name (strcmp (act_name, "bf16") == 0? "BF16":
+                                           strcmp (act_name, "f32") == 0? "F32": "?", &act))) {
+        fprintf (stderr, "vdgx-bench-t5: --act is bf16 or f32\n");
+        return 2;
+    }
     char *err = NULL;
-    vdgx_backend_t *b = vdgx_backend_new (device, gpu? VDGX_DTYPE_BF16: VDGX_DTYPE_F32, &err);
+    vdgx_backend_t *b = vdgx_backend_new (device, act, &err);
     if (!b) {
         fprintf (stderr, "vdgx-bench-t5: %s\n", err);
         free (err);
@@ -169,9 +178,9 @@ main (int argc, char *argv [])
         fprintf (stderr, "vdgx-bench-t5: out of memory for %d layers\n", layers);
         return 1;
     }
-    printf ("umT5 bench on %s: dim %d, ffn %d, %d heads, vocab %d, %d layer(s), %d tokens "
-            "(random weights built in %.1f s, %.2f GB image)\n", vdgx_backend_name (b), dim, ffn,
-            heads, vocab, layers, tokens, s_now () - t0, size / 1e9);
+    printf ("umT5 bench on %s (%s activations): dim %d, ffn %d, %d heads, vocab %d, %d layer(s), "
+            "%d tokens (random weights built in %.1f s, %.2f GB image)\n", vdgx_backend_name (b),
+            vdgx_dtype_name (act), dim, ffn, heads, vocab, layers, tokens, s_now () - t0, size / 1e9);
     int32_t *ids = (int32_t *) malloc (sizeof (int32_t) * (size_t) tokens);
     for (int i = 0; i < tokens; i++)
         ids [i] = (int32_t) ((i * 7919 + 3) % used_rows);

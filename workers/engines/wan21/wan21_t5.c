@@ -569,13 +569,13 @@ wan21_t5_set_tap (wan21_t5_t *self, wan21_t5_tap_fn *fn, void *arg)
 
 //  Work tensors of one forward.
 typedef struct {
-    vdgx_tensor_t x, h, q, k, v, att, y, g, ga, f, p, bias;
+    vdgx_tensor_t x, x32, h, q, k, v, att, y, g, ga, f, p, bias;
 } s_work_t;
 
 static void
 s_work_release (vdgx_backend_t *b, s_work_t *w)
 {
-    vdgx_tensor_t *all [] = { &w->x, &w->h, &w->q, &w->k, &w->v, &w->att, &w->y, &w->g,
+    vdgx_tensor_t *all [] = { &w->x, &w->x32, &w->h, &w->q, &w->k, &w->v, &w->att, &w->y, &w->g,
                               &w->ga, &w->f, &w->p, &w->bias };
     for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++)
         if (all [i]->data)
@@ -670,7 +670,11 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
         vdgx_convert_to_f32 (host + i * D,
                              (const char *) self->embedding->data + (size_t) ids [i] * D * esize,
                              self->embedding->dtype, (size_t) D);
-    if (vdgx_tensor_from_f32 (b, &w.x, host)) {
+    //  Reduced-precision backends: upload f32 as is and cast on the device (the host-side
+    //  conversion would cost more than a layer on a GPU).
+    if (act == VDGX_DTYPE_F32? vdgx_tensor_from_f32 (b, &w.x, host) != 0:
+        (vdgx_tensor_alloc (b, &w.x32, VDGX_DTYPE_F32, 3, sx) || vdgx_tensor_from_f32 (b, &w.x32, host)
+         || vdgx_op_cast (b, &w.x, &w.x32))) {
         s_set_error (self, "umT5: upload failed: %s", vdgx_backend_error (b));
         goto done;
     }
