@@ -42,6 +42,8 @@ void vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_
                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                           float *C, int64_t ldc);
 bool vdgx_sgemm_is_openblas (void);
+//  Tests set this to run the portable sgemm's generic (non-AVX2) tile on x86-64 too.
+extern bool vdgx_sgemm_force_generic;
 
 //  JSON reader (strict RFC 8259 subset large enough for safetensors headers and index files).
 typedef enum { VDGX_JSON_NULL, VDGX_JSON_BOOL, VDGX_JSON_NUMBER, VDGX_JSON_STRING,

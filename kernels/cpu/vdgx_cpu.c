@@ -17,7 +17,22 @@ void vdgx_backend_weight_free_generic (vdgx_backend_t *b, vdgx_weight_t *w);
 
 typedef struct {
     vdgx_cpu_pool_t *pool;
+    float *scratch;             //  dequantized weight panels, im2col columns: kept across
+    size_t scratch_size;        //  calls so big buffers are not mapped and faulted each time
 } s_cpu_t;
+
+//  The backend's scratch buffer of at least n floats (one op uses it at a time).
+static float *
+s_scratch (vdgx_backend_t *b, size_t n)
+{
+    s_cpu_t *cpu = vdgx_backend_priv (b);
+    if (cpu->scratch_size < n) {
+        free (cpu->scratch);
+        cpu->scratch = malloc (n * sizeof (float));
+        cpu->scratch_size = cpu->scratch? n: 0;
+    }
+    return cpu->scratch;
+}
 
 static vdgx_cpu_pool_t *
 s_pool (vdgx_backend_t *b)
@@ -174,7 +189,7 @@ s_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdg
             nb = 16;
         if (nb > N)
             nb = N;
-        float *panel = malloc ((size_t) (nb * K) * sizeof (float));
+        float *panel = s_scratch (b, (size_t) (nb * K));
         if (!panel) {
             vdgx_backend_set_error (b, "linear: out of memory for a %lld x %lld panel", (long long) nb, (long long) K);
             return -1;
@@ -185,7 +200,6 @@ s_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdg
             vdgx_cpu_pool_run (s_pool (b), rows, s_deq_row, &dj);
             vdgx_sgemm (s_pool (b), true, M, rows, K, X, K, panel, K, 0.0f, Y + n0, N);
         }
-        free (panel);
     }
     if (bias) {
         s_bias_job_t bj = { Y, bias->data, M, N };
@@ -222,8 +236,35 @@ typedef struct {
     int64_t *valid;             //  unmasked keys per batch
 } s_attn_job_t;
 
-static void
-s_attn_task (void *ctx, int64_t t)
+typedef float s_v8 __attribute__ ((vector_size (32)));
+
+//  q.k over D: two 8-wide accumulators when D is a multiple of 16 (head dims 64, 128),
+//  a plain loop otherwise.
+static inline __attribute__ ((always_inline)) float
+s_dot (const float *a, const float *b, int64_t D)
+{
+    if (D % 16 == 0) {
+        s_v8 acc0 = { 0 }, acc1 = { 0 };
+        for (int64_t d = 0; d < D; d += 16) {
+            s_v8 a0, a1, b0, b1;
+            memcpy (&a0, a + d, 32);
+            memcpy (&a1, a + d + 8, 32);
+            memcpy (&b0, b + d, 32);
+            memcpy (&b1, b + d + 8, 32);
+            acc0 += a0 * b0;
+            acc1 += a1 * b1;
+        }
+        acc0 += acc1;
+        return ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
+    }
+    float dot = 0;
+    for (int64_t d = 0; d < D; d++)
+        dot += a [d] * b [d];
+    return dot;
+}
+
+static inline __attribute__ ((always_inline)) void
+s_attn_body (void *ctx, int64_t t)
 {
     const s_attn_job_t *j = ctx;
     int64_t qb = t % j->qblocks, h = (t / j->qblocks) % j->H, bi = t / (j->qblocks * j->H);
@@ -282,10 +323,7 @@ s_attn_task (void *ctx, int64_t t)
                     si [c] = -INFINITY;
                     continue;
                 }
-                const float *kc = ks + c * D;
-                float dot = 0;
-                for (int64_t d = 0; d < D; d++)
-                    dot += qi [d] * kc [d];
+                float dot = s_dot (qi, ks + c * D, D);
                 if (bias)
                     dot += bias [c];
                 si [c] = dot;
@@ -324,6 +362,32 @@ s_attn_task (void *ctx, int64_t t)
     free (buf);
 }
 
+static void
+s_attn_task_generic (void *ctx, int64_t t)
+{
+    s_attn_body (ctx, t);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+//  The same task compiled for AVX2+FMA, picked at run time (see vdgx_cpu_gemm.c).
+__attribute__ ((target ("avx2,fma"))) static void
+s_attn_task_avx2 (void *ctx, int64_t t)
+{
+    s_attn_body (ctx, t);
+}
+#endif
+
+static void (*
+s_attn_pick (void)) (void *, int64_t)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init ();
+    if (!vdgx_sgemm_force_generic && __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+        return s_attn_task_avx2;
+#endif
+    return s_attn_task_generic;
+}
+
 static int
 s_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k,
              const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale)
@@ -348,7 +412,7 @@ s_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const 
     for (int64_t bi = 0; bi < j.B; bi++)
         for (int64_t c = 0; c < j.Lk; c++)
             j.valid [bi] += !j.mask || j.mask [bi * j.Lk + c] != 0;
-    vdgx_cpu_pool_run (s_pool (b), j.B * j.H * j.qblocks, s_attn_task, &j);
+    vdgx_cpu_pool_run (s_pool (b), j.B * j.H * j.qblocks, s_attn_pick (), &j);
     free (j.valid);
     return 0;
 }
@@ -766,7 +830,7 @@ s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t
         np = Wo;
     if (np > P)
         np = P;
-    float *col = malloc (sizeof (float) * (size_t) (K * np));
+    float *col = s_scratch (b, (size_t) (K * np));
     if (!col) {
         vdgx_backend_set_error (b, "%s: out of memory for im2col (%lld x %lld)", op, (long long) K, (long long) np);
         return -1;
@@ -788,7 +852,6 @@ s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t
                     yc [p] += bv;
             }
     }
-    free (col);
     return 0;
 }
 
@@ -872,6 +935,7 @@ s_close (vdgx_backend_t *self)
     s_cpu_t *cpu = vdgx_backend_priv (self);
     if (cpu) {
         vdgx_cpu_pool_destroy (&cpu->pool);
+        free (cpu->scratch);
         free (cpu);
     }
     vdgx_backend_set_priv (self, NULL);

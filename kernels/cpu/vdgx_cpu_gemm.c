@@ -12,11 +12,12 @@
 #endif
 
 #define S_MR 4
-#define S_NR 8
+#define S_NRMAX 16
 #define S_MC 64
 #define S_NC 256
 #define S_KC 256
 
+typedef float s_v4 __attribute__ ((vector_size (16)));
 typedef float s_v8 __attribute__ ((vector_size (32)));
 
 typedef struct {
@@ -28,7 +29,7 @@ typedef struct {
     int64_t tiles_n;
 } s_gemm_job_t;
 
-static void
+static inline __attribute__ ((always_inline)) void
 s_pack_a (const s_gemm_job_t *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *pa)
 {
     for (int64_t ir = 0; ir < mc; ir += S_MR)
@@ -39,12 +40,12 @@ s_pack_a (const s_gemm_job_t *j, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
             }
 }
 
-static void
-s_pack_b (const s_gemm_job_t *j, int64_t j0, int64_t nc, int64_t k0, int64_t kc, float *pb)
+static inline __attribute__ ((always_inline)) void
+s_pack_b (const s_gemm_job_t *j, int nr, int64_t j0, int64_t nc, int64_t k0, int64_t kc, float *pb)
 {
-    for (int64_t jr = 0; jr < nc; jr += S_NR)
+    for (int64_t jr = 0; jr < nc; jr += nr)
         for (int64_t k = 0; k < kc; k++)
-            for (int c = 0; c < S_NR; c++) {
+            for (int c = 0; c < nr; c++) {
                 int64_t col = j0 + jr + c;
                 float v = 0.0f;
                 if (jr + c < nc)
@@ -53,57 +54,126 @@ s_pack_b (const s_gemm_job_t *j, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
             }
 }
 
-static void
-s_micro (int64_t kc, const float *pa, const float *pb, float out [S_MR][S_NR])
+//  Register tiles: 4 x 16 with 8-wide vectors (AVX2: 8 ymm accumulators hide the FMA
+//  latency) and 4 x 8 with 4-wide vectors (SSE/NEON: 8 accumulators, no spills). Named
+//  accumulators and explicit broadcasts keep GCC from going through the stack.
+static inline __attribute__ ((always_inline)) void
+s_micro_v8 (int64_t kc, const float *pa, const float *pb, float *out)
 {
-    s_v8 acc [S_MR];
-    memset (acc, 0, sizeof (acc));
-    for (int64_t k = 0; k < kc; k++) {
-        s_v8 b;
-        memcpy (&b, pb + k * S_NR, sizeof (b));
-        for (int r = 0; r < S_MR; r++)
-            acc [r] += pa [k * S_MR + r] * b;
+    s_v8 c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 };
+    s_v8 c20 = { 0 }, c21 = { 0 }, c30 = { 0 }, c31 = { 0 };
+    for (int64_t k = 0; k < kc; k++, pa += S_MR, pb += 16) {
+        s_v8 b0, b1;
+        memcpy (&b0, pb, sizeof (b0));
+        memcpy (&b1, pb + 8, sizeof (b1));
+        s_v8 a0 = { pa [0], pa [0], pa [0], pa [0], pa [0], pa [0], pa [0], pa [0] };
+        s_v8 a1 = { pa [1], pa [1], pa [1], pa [1], pa [1], pa [1], pa [1], pa [1] };
+        s_v8 a2 = { pa [2], pa [2], pa [2], pa [2], pa [2], pa [2], pa [2], pa [2] };
+        s_v8 a3 = { pa [3], pa [3], pa [3], pa [3], pa [3], pa [3], pa [3], pa [3] };
+        c00 += a0 * b0; c01 += a0 * b1;
+        c10 += a1 * b0; c11 += a1 * b1;
+        c20 += a2 * b0; c21 += a2 * b1;
+        c30 += a3 * b0; c31 += a3 * b1;
     }
-    memcpy (out, acc, sizeof (acc));
+    memcpy (out, &c00, 32); memcpy (out + 8, &c01, 32);
+    memcpy (out + 16, &c10, 32); memcpy (out + 24, &c11, 32);
+    memcpy (out + 32, &c20, 32); memcpy (out + 40, &c21, 32);
+    memcpy (out + 48, &c30, 32); memcpy (out + 56, &c31, 32);
 }
 
-static void
-s_gemm_tile (void *ctx, int64_t t)
+static inline __attribute__ ((always_inline)) void
+s_micro_v4 (int64_t kc, const float *pa, const float *pb, float *out)
 {
-    const s_gemm_job_t *j = ctx;
+    s_v4 c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 };
+    s_v4 c20 = { 0 }, c21 = { 0 }, c30 = { 0 }, c31 = { 0 };
+    for (int64_t k = 0; k < kc; k++, pa += S_MR, pb += 8) {
+        s_v4 b0, b1;
+        memcpy (&b0, pb, sizeof (b0));
+        memcpy (&b1, pb + 4, sizeof (b1));
+        s_v4 a0 = { pa [0], pa [0], pa [0], pa [0] }, a1 = { pa [1], pa [1], pa [1], pa [1] };
+        s_v4 a2 = { pa [2], pa [2], pa [2], pa [2] }, a3 = { pa [3], pa [3], pa [3], pa [3] };
+        c00 += a0 * b0; c01 += a0 * b1;
+        c10 += a1 * b0; c11 += a1 * b1;
+        c20 += a2 * b0; c21 += a2 * b1;
+        c30 += a3 * b0; c31 += a3 * b1;
+    }
+    memcpy (out, &c00, 16); memcpy (out + 4, &c01, 16);
+    memcpy (out + 8, &c10, 16); memcpy (out + 12, &c11, 16);
+    memcpy (out + 16, &c20, 16); memcpy (out + 20, &c21, 16);
+    memcpy (out + 24, &c30, 16); memcpy (out + 28, &c31, 16);
+}
+
+static inline __attribute__ ((always_inline)) void
+s_tile (const s_gemm_job_t *j, int64_t t, bool wide)
+{
+    const int nr = wide? 16: 8;
     int64_t i0 = (t / j->tiles_n) * S_MC, j0 = (t % j->tiles_n) * S_NC;
     int64_t mc = j->M - i0 < S_MC? j->M - i0: S_MC;
     int64_t nc = j->N - j0 < S_NC? j->N - j0: S_NC;
     //  Packing buffers (64 KB + 256 KB) live on the heap: worker stacks may be small.
     float *bufa = malloc (sizeof (float) * S_MC * S_KC);
-    float *bufb = malloc (sizeof (float) * S_KC * S_NC);
+    float *bufb = malloc (sizeof (float) * S_KC * (S_NC + S_NRMAX));
     if (!bufa || !bufb)
         abort ();       //  out of memory in a compute kernel: nothing sensible to return
     for (int64_t k0 = 0; k0 < j->K; k0 += S_KC) {
         int64_t kc = j->K - k0 < S_KC? j->K - k0: S_KC;
         s_pack_a (j, i0, mc, k0, kc, bufa);
-        s_pack_b (j, j0, nc, k0, kc, bufb);
+        s_pack_b (j, nr, j0, nc, k0, kc, bufb);
         for (int64_t ir = 0; ir < mc; ir += S_MR)
-            for (int64_t jr = 0; jr < nc; jr += S_NR) {
-                float out [S_MR][S_NR];
-                s_micro (kc, bufa + ir * kc, bufb + jr * kc, out);
+            for (int64_t jr = 0; jr < nc; jr += nr) {
+                float out [S_MR * S_NRMAX];
+                if (wide)
+                    s_micro_v8 (kc, bufa + ir * kc, bufb + jr * kc, out);
+                else
+                    s_micro_v4 (kc, bufa + ir * kc, bufb + jr * kc, out);
+                int64_t cols = nc - jr < nr? nc - jr: nr;
                 for (int r = 0; r < S_MR && ir + r < mc; r++) {
                     float *c = j->C + (i0 + ir + r) * j->ldc + j0 + jr;
-                    int64_t cols = nc - jr < S_NR? nc - jr: S_NR;
+                    const float *o = out + r * nr;
                     if (k0 > 0)
                         for (int64_t q = 0; q < cols; q++)
-                            c [q] += out [r][q];
+                            c [q] += o [q];
                     else if (j->beta == 0.0f)
                         for (int64_t q = 0; q < cols; q++)
-                            c [q] = out [r][q];
+                            c [q] = o [q];
                     else
                         for (int64_t q = 0; q < cols; q++)
-                            c [q] = j->beta * c [q] + out [r][q];
+                            c [q] = j->beta * c [q] + o [q];
                 }
             }
     }
     free (bufa);
     free (bufb);
+}
+
+static void
+s_tile_generic (void *ctx, int64_t t)
+{
+    s_tile (ctx, t, false);
+}
+
+//  x86-64: the same tile compiled for AVX2+FMA, chosen at run time when the CPU has them,
+//  so one binary runs everywhere and still uses the wide units.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define S_HAVE_AVX2_PATH 1
+__attribute__ ((target ("avx2,fma"))) static void
+s_tile_avx2 (void *ctx, int64_t t)
+{
+    s_tile (ctx, t, true);
+}
+#endif
+
+bool vdgx_sgemm_force_generic = false;
+
+static void (*
+s_pick_tile (void)) (void *, int64_t)
+{
+#ifdef S_HAVE_AVX2_PATH
+    __builtin_cpu_init ();
+    if (!vdgx_sgemm_force_generic && __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+        return s_tile_avx2;
+#endif
+    return s_tile_generic;
 }
 
 void
@@ -121,7 +191,7 @@ vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, 
     }
     s_gemm_job_t j = { trans_b, M, N, K, lda, ldb, ldc, A, B, C, beta, (N + S_NC - 1) / S_NC };
     int64_t tiles = ((M + S_MC - 1) / S_MC) * j.tiles_n;
-    vdgx_cpu_pool_run (pool, tiles, s_gemm_tile, &j);
+    vdgx_cpu_pool_run (pool, tiles, s_pick_tile (), &j);
 }
 
 bool

@@ -74,7 +74,8 @@ s_test_sgemm (vdgx_backend_t *b)
                                           { 70, 300, 520 }, { 5, 9, 1 } };
     for (size_t s = 0; s < sizeof (shapes) / sizeof (shapes [0]); s++)
         for (int tb = 0; tb < 2; tb++)
-            for (int impl = 0; impl < 2; impl++) {
+            for (int impl = 0; impl < 3; impl++) {
+                vdgx_sgemm_force_generic = impl == 2;
                 int64_t M = shapes [s][0], N = shapes [s][1], K = shapes [s][2];
                 float *A = s_randv (M * K), *B = s_randv (K * N), *C = s_randv (M * N);
                 double *ref = malloc (sizeof (double) * (size_t) (M * N)), *mag = malloc (sizeof (double) * (size_t) (M * N));
@@ -94,7 +95,9 @@ s_test_sgemm (vdgx_backend_t *b)
                     vdgx_sgemm_portable (vdgx_cpu_pool_of (b), tb, M, N, K, A, K, B, tb? K: N, beta, C, N);
                 else
                     vdgx_sgemm (vdgx_cpu_pool_of (b), tb, M, N, K, A, K, B, tb? K: N, beta, C, N);
-                s_compare (impl? "sgemm_portable": "sgemm", C, ref, mag, M * N, 1e-5, 1e-5);
+                s_compare (impl == 2? "sgemm_portable (generic tile)": impl? "sgemm_portable": "sgemm",
+                           C, ref, mag, M * N, 1e-5, 1e-5);
+                vdgx_sgemm_force_generic = false;
                 free (A); free (B); free (C); free (ref); free (mag);
             }
 }
