@@ -407,10 +407,41 @@ static __global__ void k_amax (const void *x, int xdt, int64_t n, float *amax)
     }
 }
 
+//  BF16 fast path: 8 elements per 16-byte load (the FP8 GEMM pays this pass on every call).
+static __global__ void k_amax_bf16x8 (const uint4 *x, int64_t n8, float *amax)
+{
+    __shared__ float sh [32];
+    float m = 0.f;
+    GS_LOOP (i, n8) {
+        uint4 v = x [i];
+        const __nv_bfloat162 *h = (const __nv_bfloat162 *) &v;
+        #pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float2 f = __bfloat1622float2 (h [j]);
+            m = fmaxf (m, fmaxf (fabsf (f.x), fabsf (f.y)));      //  fmaxf drops NaN
+        }
+    }
+    m = vc_warp_max (m);
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    if (lane == 0) sh [wid] = m;
+    __syncthreads ();
+    if (wid == 0) {
+        m = lane < (int) (blockDim.x >> 5) ? sh [lane] : 0.f;
+        m = vc_warp_max (m);
+        if (lane == 0) atomicMax ((int *) amax, __float_as_int (m));
+    }
+}
+
 extern "C" cudaError_t vc_amax (cudaStream_t st, const void *x, int xdt, int64_t n, float *amax)
 {
     cudaError_t e = cudaMemsetAsync (amax, 0, sizeof (float), st);
     if (e != cudaSuccess || n <= 0) return e;
+    if (xdt == VDGX_DTYPE_BF16 && n % 8 == 0 && ((uintptr_t) x & 15) == 0) {
+        unsigned g = vc_grid (n / 8, 256);
+        if (g > 2048) g = 2048;
+        k_amax_bf16x8<<<g, 256, 0, st>>> ((const uint4 *) x, n / 8, amax);
+        return cudaGetLastError ();
+    }
     unsigned g = vc_grid (n, 256);
     if (g > 1024) g = 1024;
     k_amax<<<g, 256, 0, st>>> (x, xdt, n, amax);
@@ -427,10 +458,36 @@ static __global__ void k_quant_e4m3 (uint8_t *q, const void *x, int xdt, int64_t
     GS_LOOP (i, n) q [i] = vc_f_e4m3 (vc_ld (x, xdt, i) * inv);
 }
 
+static __global__ void k_quant_e4m3_bf16x8 (uint2 *q, const uint4 *x, int64_t n8, const float *amax,
+                                            float *scale_out)
+{
+    float a = *amax;
+    float s = a > 0.f ? a / 448.f : 1.f;
+    float inv = 1.f / s;
+    if (blockIdx.x == 0 && threadIdx.x == 0 && scale_out) *scale_out = s;
+    GS_LOOP (i, n8) {
+        uint4 v = x [i];
+        const __nv_bfloat162 *h = (const __nv_bfloat162 *) &v;
+        uint32_t w [2] = { 0, 0 };
+        #pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float2 f = __bfloat1622float2 (h [j]);
+            uint32_t b = (uint32_t) vc_f_e4m3 (f.x * inv) | ((uint32_t) vc_f_e4m3 (f.y * inv) << 8);
+            w [j >> 1] |= b << (16 * (j & 1));
+        }
+        q [i] = make_uint2 (w [0], w [1]);
+    }
+}
+
 extern "C" cudaError_t vc_quant_e4m3 (cudaStream_t st, uint8_t *q, const void *x, int xdt, int64_t n,
                                       const float *amax, float *scale_out)
 {
     if (n <= 0) return cudaSuccess;
+    if (xdt == VDGX_DTYPE_BF16 && n % 8 == 0 && (((uintptr_t) x | (uintptr_t) q) & 15) == 0) {
+        k_quant_e4m3_bf16x8<<<vc_grid (n / 8, 256), 256, 0, st>>> ((uint2 *) q, (const uint4 *) x, n / 8,
+                                                                   amax, scale_out);
+        return cudaGetLastError ();
+    }
     k_quant_e4m3<<<vc_grid (n, 256), 256, 0, st>>> (q, x, xdt, n, amax, scale_out);
     return cudaGetLastError ();
 }

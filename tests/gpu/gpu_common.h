@@ -209,7 +209,9 @@ static void gc_run (vdgx_backend_t *cpu, vdgx_backend_t *cuda, const char *test,
                 m [j] = host [i][j] != 0.f;
             memcpy (tc [i].data, m, (size_t) n);
             //  No float conversion exists for U8: raw copy to the device.
-            if (cudaMemcpy (tg [i].data, m, (size_t) n, cudaMemcpyHostToDevice) != cudaSuccess)
+            //  (pageable H2D may return before the DMA lands: wait for the device)
+            if (cudaMemcpy (tg [i].data, m, (size_t) n, cudaMemcpyHostToDevice) != cudaSuccess
+                || cudaDeviceSynchronize () != cudaSuccess)
                 rc = -1;
             free (m);
         }

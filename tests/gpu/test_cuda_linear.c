@@ -201,6 +201,8 @@ int main (void)
             s_linear_case (cpu, cuda, s_paths [p], VDGX_WFMT_F32, false, &shapes [s], VDGX_DTYPE_F32);
             s_linear_case (cpu, cuda, s_paths [p], VDGX_WFMT_BF16, false, &shapes [s], VDGX_DTYPE_F32);
         }
+        //  FP8 with F32 activations (the non-vectorised activation quantization)
+        s_linear_case (cpu, cuda, s_paths [p], VDGX_WFMT_FP8_E4M3, false, &shapes [1], VDGX_DTYPE_F32);
         if (p == 0 || p == 4) {     //  matmul: cuBLASLt (auto) and the naive kernel
             static const int64_t ms [][4] = { { 2, 33, 70, 45 }, { 3, 64, 128, 64 }, { 1, 5, 9, 300 } };
             for (int i = 0; i < 3; i++) {
