@@ -274,21 +274,25 @@ s_shape_is (const vdgx_ckpt_tensor_t *t, int ndim, const int64_t *shape)
     return t->shape [0] == shape [0] || (t->ndim > ndim && t->shape [0] == 1);
 }
 
-//  Per-tensor scale of a ComfyUI scaled-fp8 weight ("<layer>.scale_weight"), 1 when absent.
+//  Per-tensor scale of a scaled-FP8 weight: "<layer>.scale_weight" (ComfyUI) or
+//  "<layer>.weight_scale", in the source's naming; 1 when absent.
 static int
-s_comfy_scale (const s_source_t *src, const char *official, float *scale, char **err)
+s_fp8_scale (const s_source_t *src, const char *official, float *scale, char **err)
 {
     *scale = 1.0f;
-    if (src->layout != S_LAYOUT_COMFY)
-        return 0;
-    char base [256], name [300];
+    char base [256], cand [300], name [300];
     snprintf (base, sizeof (base), "%s", official);
     char *dot = strrchr (base, '.');
     if (!dot || strcmp (dot, ".weight") != 0)
         return 0;
     *dot = 0;
-    snprintf (name, sizeof (name), "%s%s.scale_weight", S_COMFY_PREFIX, base);
-    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (src->ckpt, name);
+    const vdgx_ckpt_tensor_t *t = NULL;
+    const char *suffixes [2] = { "scale_weight", "weight_scale" };
+    for (int i = 0; i < 2 && !t; i++) {
+        snprintf (cand, sizeof (cand), "%s.%s", base, suffixes [i]);
+        s_source_name (src, cand, name, sizeof (name));
+        t = vdgx_ckpt_find (src->ckpt, name);
+    }
     if (!t)
         return 0;
     if (t->ndim > 1 || (t->ndim == 1 && t->shape [0] != 1)) {
@@ -366,7 +370,7 @@ s_fetch (s_source_t *src, const char *official, int ndim, const int64_t *shape, 
         return NULL;
     }
     float scale;
-    if (s_comfy_scale (src, official, &scale, err)) {
+    if (s_fp8_scale (src, official, &scale, err)) {
         free (buf);
         return NULL;
     }
@@ -418,7 +422,7 @@ s_load_linear (wan21_dit_t *self, s_source_t *src, const char *layer, int64_t n,
     &&  raw->ndim == 2 && raw->shape [0] == n && raw->shape [1] == k) {
         //  A pre-quantized checkpoint keeps its own FP8 values (no double rounding).
         float scale;
-        if (s_comfy_scale (src, name, &scale, err))
+        if (s_fp8_scale (src, name, &scale, err))
             return -1;
         char *e = NULL;
         if (vdgx_weight_from_fp8 (&host, raw->data, &scale, 1, n, k, &e)) {

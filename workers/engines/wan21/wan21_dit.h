@@ -3,8 +3,8 @@
 
     Weights: the official `diffusion_pytorch_model.safetensors` (single or sharded with an
     index), the diffusers `transformer/` folder (renamed keys), or a ComfyUI single file
-    (`model.diffusion_model.` prefix; F32/F16/BF16 or F8_E4M3 with optional per-tensor
-    `scale_weight`). The configuration comes from the tensor shapes; num_heads from a
+    (`model.diffusion_model.` prefix). Tensors may be F32/F16/BF16 or F8_E4M3 with an optional
+    per-tensor `<layer>.scale_weight` / `<layer>.weight_scale` (kept as FP8 at precision fp8). The configuration comes from the tensor shapes; num_heads from a
     config.json beside the weights when present, else dim/128; text_len 512 unless overridden.
 
     Precision ("fp32", "bf16", "fp8", "fp4" = "nvfp4", "nf4", "mxfp4") applies to the block
