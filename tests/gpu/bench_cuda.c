@@ -12,6 +12,7 @@
 #include "vdgx_backend.h"
 #include "vdgx_quant.h"
 #include "vdgx_cuda.h"
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
@@ -89,6 +90,80 @@ static int s_rand (vdgx_tensor_t *t, vdgx_dtype_t dt, int nd, const int64_t *sha
     int rc = vdgx_tensor_from_f32 (g_b, t, h);
     free (h);
     return rc;
+}
+
+//  The FP8 GEMM alone, straight through cuBLASLt (E4M3 x E4M3 -> BF16, TN, per-tensor scales,
+//  fast accumulation): what the backend's FP8 linear costs without its activation
+//  quantization pass. -1 when cuBLASLt has no algorithm (e.g. before sm_89).
+typedef struct {
+    cublasLtHandle_t lt;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatmulAlgo_t algo;
+    const void *A, *B;
+    void *D, *ws;
+} fp8_t;
+
+static int f_fp8_raw (void *arg)
+{
+    fp8_t *f = arg;
+    float alpha = 1.f, beta = 0.f;
+    return cublasLtMatmul (f->lt, f->desc, &alpha, f->A, f->la, f->B, f->lb, &beta, f->D, f->ld, f->D, f->ld,
+                           &f->algo, f->ws, 32u << 20, g_st) != CUBLAS_STATUS_SUCCESS;
+}
+
+static double s_fp8_raw (int64_t M, int64_t N, int64_t K, int reps)
+{
+    fp8_t f;
+    memset (&f, 0, sizeof f);
+    void *a = NULL, *b = NULL, *d = NULL, *ws = NULL;
+    float *one = NULL;
+    double ms = -1;
+    cublasLtMatmulPreference_t pref = NULL;
+    if (cublasLtCreate (&f.lt) != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    if (cudaMalloc (&a, (size_t) (N * K)) != cudaSuccess || cudaMalloc (&b, (size_t) (M * K)) != cudaSuccess
+        || cudaMalloc (&d, (size_t) (M * N) * 2) != cudaSuccess || cudaMalloc (&ws, 32u << 20) != cudaSuccess
+        || cudaMalloc ((void **) &one, sizeof (float)) != cudaSuccess)
+        goto out;
+    cudaMemsetAsync (a, 0x38, (size_t) (N * K), g_st);      //  0x38 = 1.0 in E4M3
+    cudaMemsetAsync (b, 0x30, (size_t) (M * K), g_st);      //  0.5
+    float h1 = 1.f;
+    cudaMemcpy (one, &h1, sizeof h1, cudaMemcpyHostToDevice);
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    int8_t fast = 1;
+    if (cublasLtMatmulDescCreate (&f.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS)
+        goto out;
+    cublasLtMatmulDescSetAttribute (f.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute (f.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtMatmulDescSetAttribute (f.desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast);
+    cublasLtMatmulDescSetAttribute (f.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &one, sizeof one);
+    cublasLtMatmulDescSetAttribute (f.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &one, sizeof one);
+    if (cublasLtMatrixLayoutCreate (&f.la, CUDA_R_8F_E4M3, K, N, K) != CUBLAS_STATUS_SUCCESS
+        || cublasLtMatrixLayoutCreate (&f.lb, CUDA_R_8F_E4M3, K, M, K) != CUBLAS_STATUS_SUCCESS
+        || cublasLtMatrixLayoutCreate (&f.ld, CUDA_R_16BF, N, M, N) != CUBLAS_STATUS_SUCCESS
+        || cublasLtMatmulPreferenceCreate (&pref) != CUBLAS_STATUS_SUCCESS)
+        goto out;
+    uint64_t wsb = 32u << 20;
+    cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic (f.lt, f.desc, f.la, f.lb, f.ld, f.ld, pref, 1, &res, &found)
+        != CUBLAS_STATUS_SUCCESS || found == 0)
+        goto out;
+    f.algo = res.algo;
+    f.A = a; f.B = b; f.D = d; f.ws = ws;
+    ms = s_time (f_fp8_raw, &f, reps);
+out:
+    cudaStreamSynchronize (g_st);
+    if (pref) cublasLtMatmulPreferenceDestroy (pref);
+    if (f.la) cublasLtMatrixLayoutDestroy (f.la);
+    if (f.lb) cublasLtMatrixLayoutDestroy (f.lb);
+    if (f.ld) cublasLtMatrixLayoutDestroy (f.ld);
+    if (f.desc) cublasLtMatmulDescDestroy (f.desc);
+    cublasLtDestroy (f.lt);
+    cudaFree (a); cudaFree (b); cudaFree (d); cudaFree (ws); cudaFree (one);
+    return ms;
 }
 
 //  ---- op closures
@@ -194,6 +269,15 @@ int main (int argc, char **argv)
             if (bf > bf16_best) bf16_best = bf;
             snprintf (name, sizeof name, "gemm_bf16_M%lld_%s", (long long) M, sh [s].name);
             s_print (name, bf, "TFLOP/s", 1.0, "(cuBLASLt BF16 = ceiling)");
+            //  FP8 GEMM alone (cuBLASLt directly)
+            ms = s_fp8_raw (M, sh [s].N, C, reps);
+            if (ms > 0) {
+                double t = flop / (ms * 1e-3) / 1e12;
+                snprintf (name, sizeof name, "gemm_fp8_cublaslt_M%lld_%s", (long long) M, sh [s].name);
+                s_print (name, t, "TFLOP/s", t / bf, "(vs BF16; cuBLASLt FP8 GEMM alone)");
+            }
+            else
+                printf ("BENCH %-34s %10s %-7s frac=0 (no cuBLASLt FP8 algorithm)\n", "gemm_fp8_cublaslt", "n/a", "TFLOP/s");
             //  FP8 per-tensor weight, quantized on the GPU
             vdgx_weight_t w8;
             if (vdgx_cuda_weight_quantize (g_b, &w8, VDGX_WFMT_FP8_E4M3, sh [s].ws, false) == 0) {
