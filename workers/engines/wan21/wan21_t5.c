@@ -887,9 +887,171 @@ s_layout_shape (void *argp, const char *name, int *ndim, int64_t *shape)
     return true;
 }
 
-//  Tiny random umT5 written as safetensors (BF16) with official or HF names.
+//  ---- A minimal torch.save writer (zip of stored entries + protocol-2 pickle), so the
+//  loader is tested on the .pth container the official umT5 checkpoint ships in.
+
 static void
-s_write_tiny (const char *path, bool hf, int layers, uint32_t seed)
+s_put (unsigned char **buf, size_t *len, size_t *cap, const void *data, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2 + 256;
+        *buf = (unsigned char *) realloc (*buf, *cap);
+        assert (*buf);
+    }
+    memcpy (*buf + *len, data, n);
+    *len += n;
+}
+
+static void
+s_put_le (unsigned char **buf, size_t *len, size_t *cap, uint64_t v, int bytes)
+{
+    unsigned char b [8];
+    for (int i = 0; i < bytes; i++)
+        b [i] = (unsigned char) (v >> (8 * i));
+    s_put (buf, len, cap, b, (size_t) bytes);
+}
+
+static void
+s_put_str (unsigned char **buf, size_t *len, size_t *cap, const char *str)
+{
+    s_put (buf, len, cap, str, strlen (str));
+}
+
+static uint32_t
+s_crc32 (const unsigned char *p, size_t n)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p [i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void
+s_pickle_unicode (unsigned char **buf, size_t *len, size_t *cap, const char *str)
+{
+    s_put_str (buf, len, cap, "X");
+    s_put_le (buf, len, cap, strlen (str), 4);
+    s_put_str (buf, len, cap, str);
+}
+
+static void
+s_pickle_int (unsigned char **buf, size_t *len, size_t *cap, int64_t v)
+{
+    s_put_str (buf, len, cap, "J");
+    s_put_le (buf, len, cap, (uint64_t) v, 4);
+}
+
+static int
+s_write_pth (const char *path, const vdgx_ckpt_tensor_t *t, size_t n)
+{
+    //  The pickle: OrderedDict of _rebuild_tensor_v2(persistent storage, 0, size, stride,
+    //  False, OrderedDict()), storages keyed "0", "1", ...
+    unsigned char *pk = NULL;
+    size_t pl = 0, pc = 0;
+    s_put (&pk, &pl, &pc, "\x80\x02", 2);
+    s_put_str (&pk, &pl, &pc, "ccollections\nOrderedDict\n)R(");
+    for (size_t i = 0; i < n; i++) {
+        char key [32];
+        snprintf (key, sizeof (key), "%zu", i);
+        s_pickle_unicode (&pk, &pl, &pc, t [i].name);
+        s_put_str (&pk, &pl, &pc, "ctorch._utils\n_rebuild_tensor_v2\n((");
+        s_pickle_unicode (&pk, &pl, &pc, "storage");
+        s_put_str (&pk, &pl, &pc, "ctorch\nBFloat16Storage\n");
+        s_pickle_unicode (&pk, &pl, &pc, key);
+        s_pickle_unicode (&pk, &pl, &pc, "cpu");
+        s_pickle_int (&pk, &pl, &pc, (int64_t) (t [i].nbytes / 2));
+        s_put_str (&pk, &pl, &pc, "tQ");
+        s_pickle_int (&pk, &pl, &pc, 0);
+        s_put_str (&pk, &pl, &pc, "(");
+        for (int d = 0; d < t [i].ndim; d++)
+            s_pickle_int (&pk, &pl, &pc, t [i].shape [d]);
+        s_put_str (&pk, &pl, &pc, "t(");
+        for (int d = 0; d < t [i].ndim; d++)
+            s_pickle_int (&pk, &pl, &pc, d + 1 < t [i].ndim? t [i].shape [d + 1]: 1);
+        s_put_str (&pk, &pl, &pc, "t\x89");
+        s_put_str (&pk, &pl, &pc, "ccollections\nOrderedDict\n)Rt");
+        s_put_str (&pk, &pl, &pc, "R");
+    }
+    s_put_str (&pk, &pl, &pc, "u.");
+
+    //  The zip: stored entries, then the central directory.
+    unsigned char *z = NULL, *cd = NULL;
+    size_t zl = 0, zc = 0, cl = 0, cc = 0;
+    size_t entries = n + 2;
+    for (size_t e = 0; e < entries; e++) {
+        char name [64];
+        const unsigned char *data;
+        size_t size;
+        if (e == 0) {
+            snprintf (name, sizeof (name), "tiny/data.pkl");
+            data = pk, size = pl;
+        }
+        else
+        if (e == entries - 1) {
+            snprintf (name, sizeof (name), "tiny/version");
+            data = (const unsigned char *) "3\n", size = 2;
+        }
+        else {
+            snprintf (name, sizeof (name), "tiny/data/%zu", e - 1);
+            data = (const unsigned char *) t [e - 1].data, size = t [e - 1].nbytes;
+        }
+        uint32_t crc = s_crc32 (data, size);
+        size_t offset = zl;
+        s_put_le (&z, &zl, &zc, 0x04034b50, 4);
+        s_put_le (&z, &zl, &zc, 20, 2);
+        s_put_le (&z, &zl, &zc, 0, 2);              //  flags
+        s_put_le (&z, &zl, &zc, 0, 2);              //  stored
+        s_put_le (&z, &zl, &zc, 0, 4);              //  time, date
+        s_put_le (&z, &zl, &zc, crc, 4);
+        s_put_le (&z, &zl, &zc, size, 4);
+        s_put_le (&z, &zl, &zc, size, 4);
+        s_put_le (&z, &zl, &zc, strlen (name), 2);
+        s_put_le (&z, &zl, &zc, 0, 2);
+        s_put_str (&z, &zl, &zc, name);
+        s_put (&z, &zl, &zc, data, size);
+        s_put_le (&cd, &cl, &cc, 0x02014b50, 4);
+        s_put_le (&cd, &cl, &cc, 20, 2);
+        s_put_le (&cd, &cl, &cc, 20, 2);
+        s_put_le (&cd, &cl, &cc, 0, 2);
+        s_put_le (&cd, &cl, &cc, 0, 2);
+        s_put_le (&cd, &cl, &cc, 0, 4);
+        s_put_le (&cd, &cl, &cc, crc, 4);
+        s_put_le (&cd, &cl, &cc, size, 4);
+        s_put_le (&cd, &cl, &cc, size, 4);
+        s_put_le (&cd, &cl, &cc, strlen (name), 2);
+        s_put_le (&cd, &cl, &cc, 0, 2);             //  extra
+        s_put_le (&cd, &cl, &cc, 0, 2);             //  comment
+        s_put_le (&cd, &cl, &cc, 0, 2);             //  disk
+        s_put_le (&cd, &cl, &cc, 0, 2);             //  internal attributes
+        s_put_le (&cd, &cl, &cc, 0, 4);             //  external attributes
+        s_put_le (&cd, &cl, &cc, offset, 4);
+        s_put_str (&cd, &cl, &cc, name);
+    }
+    size_t cd_offset = zl;
+    s_put (&z, &zl, &zc, cd, cl);
+    s_put_le (&z, &zl, &zc, 0x06054b50, 4);
+    s_put_le (&z, &zl, &zc, 0, 4);
+    s_put_le (&z, &zl, &zc, entries, 2);
+    s_put_le (&z, &zl, &zc, entries, 2);
+    s_put_le (&z, &zl, &zc, cl, 4);
+    s_put_le (&z, &zl, &zc, cd_offset, 4);
+    s_put_le (&z, &zl, &zc, 0, 2);
+    FILE *f = fopen (path, "wb");
+    int rc = (f && fwrite (z, 1, zl, f) == zl)? 0: -1;
+    if (f && fclose (f))
+        rc = -1;
+    free (pk);
+    free (z);
+    free (cd);
+    return rc;
+}
+
+//  Tiny random umT5 (BF16) with official or HF names, as safetensors or .pth.
+static void
+s_write_tiny (const char *path, bool hf, bool pth, int layers, uint32_t seed)
 {
     const int V = 64, D = 16, A = 16, F = 24, H = 2, NB = 32;
     size_t max_tensors = 3 + (size_t) layers * S_SLOTS;
@@ -940,9 +1102,9 @@ s_write_tiny (const char *path, bool hf, int layers, uint32_t seed)
         }
     }
     char *err = NULL;
-    int rc = vdgx_safetensors_write (path, t, n, &err);
+    int rc = pth? s_write_pth (path, t, n): vdgx_safetensors_write (path, t, n, &err);
     if (rc)
-        printf ("cannot write %s: %s\n", path, err);
+        printf ("cannot write %s: %s\n", path, err? err: "");
     assert (rc == 0);
     for (size_t i = 0; i < n; i++)
         free ((void *) t [i].data);
@@ -1059,8 +1221,11 @@ wan21_t5_test (bool verbose)
     char official [4200], hfpath [4200];
     snprintf (official, sizeof (official), "%s/official.safetensors", dir);
     snprintf (hfpath, sizeof (hfpath), "%s/model.safetensors", dir);
-    s_write_tiny (official, false, 3, 7);
-    s_write_tiny (hfpath, true, 3, 7);
+    s_write_tiny (official, false, false, 3, 7);
+    s_write_tiny (hfpath, true, false, 3, 7);
+    char pthpath [4200];
+    snprintf (pthpath, sizeof (pthpath), "%s/tiny_t5.pth", dir);
+    s_write_tiny (pthpath, false, true, 3, 7);
 
     wan21_t5_t *t5 = wan21_t5_new (official, b, VDGX_WFMT_F32, &err);
     if (!t5)
@@ -1085,6 +1250,15 @@ wan21_t5_test (bool verbose)
     float *ahf = s_forward_host (t5hf, b, ids, mask, 2, L);
     for (int i = 0; i < 2 * L * 16; i++)
         assert (a [i] == ahf [i] && isfinite (a [i]));
+    //  The same weights in a torch.save (.pth) file compute the same.
+    wan21_t5_t *t5pth = wan21_t5_new (pthpath, b, VDGX_WFMT_F32, &err);
+    if (!t5pth)
+        printf ("load pth: %s\n", err);
+    assert (t5pth && wan21_t5_config (t5pth)->num_layers == 3);
+    float *apth = s_forward_host (t5pth, b, ids, mask, 2, L);
+    assert (memcmp (a, apth, sizeof (float) * 2 * L * 16) == 0);
+    free (apth);
+    wan21_t5_destroy (&t5pth);
     //  Masking: the masked sequence's real rows equal a run on its real tokens alone, and
     //  the unmasked sequence equals its own batch-of-one run.
     float *s1 = s_forward_host (t5, b, ids + L, NULL, 1, 5);
@@ -1168,6 +1342,7 @@ wan21_t5_test (bool verbose)
 
     unlink (official);
     unlink (hfpath);
+    unlink (pthpath);
     rmdir (dir);
     vdgx_backend_destroy (&b);
     printf ("OK\n");
