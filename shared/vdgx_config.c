@@ -416,9 +416,9 @@ s_transaction_end (vdgx_config_t *self, vdgx_config_t *copy, int rc)
 //  Parser
 
 static bool
-s_name_char (char c, bool key)
+s_name_char (char c)
 {
-    return isalnum ((unsigned char) c) || c == '.' || c == '_' || c == '-' || (key && c == '+');
+    return isalnum ((unsigned char) c) || c == '.' || c == '_' || c == '-';
 }
 
 static int
@@ -470,7 +470,7 @@ s_parse (vdgx_config_t *self, const char *text, const char *name)
             if (!*sec || strlen (sec) >= sizeof section)
                 FAIL ("section names are 1..127 characters");
             for (char *c = sec; *c; c++)
-                if (!s_name_char (*c, false))
+                if (!s_name_char (*c))
                     FAIL ("invalid character '%c' in section name", isprint ((unsigned char) *c)? *c: '?');
             snprintf (section, sizeof section, "%s", sec);
             in_section = true;
@@ -478,7 +478,7 @@ s_parse (vdgx_config_t *self, const char *text, const char *name)
             continue;
         }
         char *k = s;
-        while (*s && s_name_char (*s, true))
+        while (*s && s_name_char (*s))
             s++;
         if (s == k)
             FAIL ("expected 'key = value' or '[section]'");
