@@ -563,16 +563,25 @@ s_check_numel (vdgx_backend_t *b, const char *op, const char *what, const vdgx_t
 }
 
 static int
-s_check_same_shape (vdgx_backend_t *b, const char *op, const vdgx_tensor_t *y, const vdgx_tensor_t *x)
+s_check_same_shape_named (vdgx_backend_t *b, const char *op, const char *yn, const vdgx_tensor_t *y,
+                          const char *xn, const vdgx_tensor_t *x)
 {
     bool same = y->ndim == x->ndim;
     for (int i = 0; same && i < x->ndim; i++)
         same = y->shape [i] == x->shape [i];
     if (!same) {
-        vdgx_backend_set_error (b, "%s: output shape differs from the input's", op);
+        vdgx_backend_set_error (b, "%s: %s must have the shape of %s (%d dims, %lld x ... vs %d dims, %lld x ...)",
+                                op, yn, xn, y->ndim, (long long) (y->ndim? y->shape [0]: 0), x->ndim,
+                                (long long) (x->ndim? x->shape [0]: 0));
         return -1;
     }
     return 0;
+}
+
+static int
+s_check_same_shape (vdgx_backend_t *b, const char *op, const vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    return s_check_same_shape_named (b, op, "the output", y, "the input", x);
 }
 
 static int
@@ -779,7 +788,7 @@ vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, 
     const char *op = "attention";
     if (s_check (b, op, "o", o, true) || s_check (b, op, "q", q, true) || s_check (b, op, "k", k, true)
         || s_check (b, op, "v", v, true) || s_check_dims (b, op, "q", q, 4) || s_check_dims (b, op, "k", k, 4)
-        || s_check_dims (b, op, "v", v, 4) || s_check_same_shape (b, op, o, q) || s_check_same_shape (b, op, v, k))
+        || s_check_dims (b, op, "v", v, 4) || s_check_same_shape_named (b, op, "o", o, "q", q) || s_check_same_shape_named (b, op, "v", v, "k", k))
         return -1;
     if (k->shape [0] != q->shape [0] || k->shape [2] != q->shape [2] || k->shape [3] != q->shape [3]) {
         vdgx_backend_set_error (b, "attention: q [B,Lq,H,D] and k [B,Lk,H,D] differ in B, H or D");
@@ -874,8 +883,8 @@ int
 vdgx_op_gated_residual (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, const vdgx_tensor_t *gate)
 {
     const char *op = "gated_residual";
-    if (s_check (b, op, "x", x, true) || s_check (b, op, "y", y, true) || s_check_same_shape (b, op, y, x)
-        || s_check_dims (b, op, "x", x, 3))
+    if (s_check (b, op, "x", x, true) || s_check (b, op, "y", y, true) || s_check_dims (b, op, "x", x, 3)
+        || s_check_same_shape_named (b, op, "y", y, "x [B,L,C]", x))
         return -1;
     if (gate && (s_check (b, op, "gate", gate, true) || s_check_numel (b, op, "gate", gate, x->shape [0] * x->shape [2])))
         return -1;

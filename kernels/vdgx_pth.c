@@ -11,6 +11,7 @@
 #include "vdgx_kernels_private.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,23 +41,27 @@ static uint16_t s_u16 (const uint8_t *p) { return (uint16_t) (p [0] | p [1] << 8
 static uint32_t s_u32 (const uint8_t *p) { return (uint32_t) p [0] | (uint32_t) p [1] << 8 | (uint32_t) p [2] << 16 | (uint32_t) p [3] << 24; }
 static uint64_t s_u64 (const uint8_t *p) { return (uint64_t) s_u32 (p) | (uint64_t) s_u32 (p + 4) << 32; }
 
+static uint32_t s_crc_table [256];
+static pthread_once_t s_crc_once = PTHREAD_ONCE_INIT;
+
+static void
+s_crc_init (void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1? 0xedb88320u ^ (c >> 1): c >> 1;
+        s_crc_table [i] = c;
+    }
+}
+
 static uint32_t
 s_crc32 (const uint8_t *p, size_t n)
 {
-    static uint32_t table [256];
-    static bool ready = false;      //  benign race: every thread computes the same table
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1? 0xedb88320u ^ (c >> 1): c >> 1;
-            table [i] = c;
-        }
-        ready = true;
-    }
+    pthread_once (&s_crc_once, s_crc_init);
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++)
-        c = table [(c ^ p [i]) & 0xff] ^ (c >> 8);
+        c = s_crc_table [(c ^ p [i]) & 0xff] ^ (c >> 8);
     return c ^ 0xffffffffu;
 }
 

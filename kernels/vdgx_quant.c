@@ -430,6 +430,22 @@ vdgx_weight_from_ckpt (vdgx_weight_t *w, vdgx_ckpt_t *ckpt, const char *name, vd
 //  ---------------------------------------------------------------------------------------
 //  Selftest
 
+//  Inverse of the standard normal CDF by Newton's method on 0.5 * erfc(-x / sqrt(2)).
+static double
+s_norm_ppf (double p)
+{
+    double x = 0;
+    for (int it = 0; it < 100; it++) {
+        double cdf = 0.5 * erfc (-x / sqrt (2.0));
+        double pdf = exp (-0.5 * x * x) / sqrt (2.0 * M_PI);
+        double step = (cdf - p) / pdf;
+        x -= step;
+        if (fabs (step) < 1e-15)
+            break;
+    }
+    return x;
+}
+
 static uint32_t s_rng = 1;
 static float
 s_randn (void)
@@ -466,6 +482,28 @@ vdgx_quant_test (bool verbose)
         assert (vdgx_nf4_values [i] > vdgx_nf4_values [i - 1]);
     for (int i = 0; i < 16; i++)
         assert (s_nf4_code (vdgx_nf4_values [i]) == i);
+    //  Independently, from its definition (bitsandbytes create_normal_map, offset 0.9677083):
+    //  8 positive normal quantiles at linspace(offset, 0.5, 9)[:-1], 7 negative ones at
+    //  linspace(offset, 0.5, 8)[:-1], and zero; sorted and divided by the largest.
+    {
+        double v [16];
+        int n = 0;
+        const double offset = 0.9677083;
+        for (int i = 0; i < 8; i++)
+            v [n++] = s_norm_ppf (offset + (0.5 - offset) * i / 8.0);
+        for (int i = 0; i < 7; i++)
+            v [n++] = -s_norm_ppf (offset + (0.5 - offset) * i / 7.0);
+        v [n++] = 0;
+        for (int i = 1; i < 16; i++)        //  insertion sort
+            for (int j = i; j > 0 && v [j] < v [j - 1]; j--) {
+                double t = v [j]; v [j] = v [j - 1]; v [j - 1] = t;
+            }
+        for (int i = 0; i < 16; i++) {
+            if (verbose)
+                printf ("\n   nf4[%2d] = %+.9f (definition %+.9f)", i, vdgx_nf4_values [i], v [i] / v [15]);
+            assert (fabs (vdgx_nf4_values [i] - v [i] / v [15]) < 2e-6);
+        }
+    }
     //  E8M0
     assert (vdgx_e8m0_to_f32 (127) == 1.0f && vdgx_e8m0_to_f32 (130) == 8.0f);
     assert (vdgx_e8m0_to_f32 (0) == ldexpf (1, -127) && isnan (vdgx_e8m0_to_f32 (255)));
