@@ -534,7 +534,7 @@ s_load_all (wan21_dit_t *self, s_source_t *src, char **err)
     ||  s_load_linear (self, src, "time_embedding.0", d, c->freq_dim, o, &self->time0, err)
     ||  s_load_linear (self, src, "time_embedding.2", d, d, o, &self->time2, err)
     ||  s_load_linear (self, src, "time_projection.1", 6 * d, d, o, &self->proj, err)
-    ||  s_load_linear (self, src, "head.head", pout, d, o, &self->head, err))
+    ||  s_load_linear (self, src, "head.head", pout, d, VDGX_WFMT_F32, &self->head, err))
         return -1;
     int64_t hm_shape [2] = { 2, d };
     if (s_load_vec (self, src, "head.modulation", 2, hm_shape, &self->head_mod, err))
@@ -616,6 +616,11 @@ s_config_ok (const wan21_dit_config_t *c, char **err)
     ||  c->text_dim <= 0 || c->text_len <= 0 || c->freq_dim <= 0 || c->freq_dim % 2
     ||  c->patch [0] <= 0 || c->patch [1] <= 0 || c->patch [2] <= 0) {
         s_err (err, "wan21 dit: invalid configuration");
+        return false;
+    }
+    //  The head reuses the FFN buffers ([L, ffn] act dtype) as f32 [L, dim] scratch.
+    if (c->ffn_dim < 2 * c->dim) {
+        s_err (err, "wan21 dit: ffn_dim %d < 2 * dim %d is not supported", c->ffn_dim, c->dim);
         return false;
     }
     return true;
@@ -1286,7 +1291,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     int rc = vdgx_tensor_alloc (b, &pin_t, self->act, 2, s_p);
     rc = rc? rc: vdgx_tensor_alloc (b, &mod, VDGX_DTYPE_F32, 2, s_m);
     rc = rc? rc: vdgx_tensor_alloc (b, &hmod, VDGX_DTYPE_F32, 2, s_h);
-    rc = rc? rc: vdgx_tensor_alloc (b, &hout, self->act, 2, s_o);
+    rc = rc? rc: vdgx_tensor_alloc (b, &hout, VDGX_DTYPE_F32, 2, s_o);
     rc = rc? rc: vdgx_tensor_from_f32 (b, &pin_t, patches);
     free (patches);
     if (rc)
@@ -1300,22 +1305,26 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     for (int i = 0; rc == 0 && i < c->num_layers; i++)
         rc = s_block (self, i, &e0, ctx, &mod, err);
     if (rc == 0) {
-        //  Head: LayerNorm, modulation with head.modulation + e (not e0), linear.
-        vdgx_tensor_t x3 = s_view (&self->x, 3, 1, L, d, 0);
-        vdgx_tensor_t hn3 = s_view (&self->hn, 3, 1, L, d, 0);
-        vdgx_tensor_t hm3 = s_view (&self->hm, 3, 1, L, d, 0);
+        //  Head: LayerNorm, modulation with head.modulation + e (not e0), linear, all in f32
+        //  (the official head runs under f32 autocast). The FFN buffers are free now and
+        //  hold an f32 [L, D] each: [L, ffn] in act dtype is at least as large.
+        vdgx_tensor_t n32, m32;
+        int64_t s_ld [2] = { L, d };
+        vdgx_tensor_init (&n32, VDGX_DTYPE_F32, 2, s_ld, self->f1.data, self->f1.device);
+        vdgx_tensor_init (&m32, VDGX_DTYPE_F32, 2, s_ld, self->f2.data, self->f2.device);
+        assert (vdgx_tensor_nbytes (&n32) <= vdgx_tensor_nbytes (&self->f1));
+        vdgx_tensor_t n3 = s_view (&n32, 3, 1, L, d, 0), m3 = s_view (&m32, 3, 1, L, d, 0);
         vdgx_tensor_t shift = s_rows (&hmod, 0, 1), scale = s_rows (&hmod, 1, 1);
-        (void) x3;
         if (vdgx_op_add_scaled (b, &hmod, &self->head_mod, &e, 1.0f))
             rc = s_op_err (self, err, "head modulation");
         else
-        if (vdgx_op_layernorm (b, &self->hn, &self->x, NULL, NULL, (float) c->eps))
+        if (vdgx_op_layernorm (b, &n32, &self->x, NULL, NULL, (float) c->eps))
             rc = s_op_err (self, err, "head norm");
         else
-        if (vdgx_op_modulate (b, &hm3, &hn3, &shift, &scale))
+        if (vdgx_op_modulate (b, &m3, &n3, &shift, &scale))
             rc = s_op_err (self, err, "head modulate");
         else
-            rc = s_linear (self, &hout, &self->hm, &self->head, err, "head.head");
+            rc = s_linear (self, &hout, &m32, &self->head, err, "head.head");
     }
     float *u = NULL;
     if (rc == 0) {
