@@ -18,7 +18,8 @@
 
 #define VC_WORKSPACE (32u << 20)
 
-enum { PATH_AUTO = 0, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT, PATH_FLASH, PATH_GEMM, PATH_FLASH_LDSM };
+enum { PATH_AUTO = 0, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT, PATH_FLASH, PATH_GEMM, PATH_FLASH_LDSM,
+       PATH_FLASH_PIPE };
 
 typedef struct {
     void *ptr;
@@ -525,6 +526,10 @@ static bool s_probe_fp4 (s_cuda_t *c)
     cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
     cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode);
     cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode);
+    //  block-scaled modes want scale pointers; any aligned device buffer does for the query
+    const void *sp = c->ws;
+    cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sp, sizeof sp);
+    cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sp, sizeof sp);
     if (cublasLtMatrixLayoutCreate (&la, CUDA_R_4F_E2M1, 1024, 1024, 1024) == CUBLAS_STATUS_SUCCESS
     &&  cublasLtMatrixLayoutCreate (&lb, CUDA_R_4F_E2M1, 1024, 1024, 1024) == CUBLAS_STATUS_SUCCESS
     &&  cublasLtMatrixLayoutCreate (&ld, CUDA_R_16BF, 1024, 1024, 1024) == CUBLAS_STATUS_SUCCESS
@@ -620,12 +625,12 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
 
     static const char *const ln [] = { "auto", "lt", "mma", "naive", "dequant" };
     static const int lv [] = { PATH_AUTO, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT };
-    static const char *const an [] = { "auto", "flash", "naive", "flash_ldsm" };
-    static const int av [] = { PATH_AUTO, PATH_FLASH, PATH_NAIVE, PATH_FLASH_LDSM };
+    static const char *const an [] = { "auto", "flash", "naive", "flash_ldsm", "flash_pipe" };
+    static const int av [] = { PATH_AUTO, PATH_FLASH, PATH_NAIVE, PATH_FLASH_LDSM, PATH_FLASH_PIPE };
     static const char *const cn [] = { "auto", "gemm", "naive" };
     static const int cv [] = { PATH_AUTO, PATH_GEMM, PATH_NAIVE };
     c->lin_path = s_path ("VDGX_CUDA_LINEAR", ln, lv, 5);
-    c->attn_path = s_path ("VDGX_CUDA_ATTN", an, av, 4);
+    c->attn_path = s_path ("VDGX_CUDA_ATTN", an, av, 5);
     c->conv_path = s_path ("VDGX_CUDA_CONV", cn, cv, 3);
 
     //  FP8 through cuBLASLt needs sm_89+; ask the heuristic for a typical shape.
@@ -647,7 +652,8 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
               c->lt_fp4 ? "offered (weight-only kernel used)" : "no",
               ln [c->lin_path < 5 ? c->lin_path : 0],
               c->attn_path == PATH_FLASH ? "flash" : c->attn_path == PATH_NAIVE ? "naive"
-              : c->attn_path == PATH_FLASH_LDSM ? "flash_ldsm" : "auto",
+              : c->attn_path == PATH_FLASH_LDSM ? "flash_ldsm" : c->attn_path == PATH_FLASH_PIPE ? "flash_pipe"
+              : "auto",
               c->conv_path == PATH_GEMM ? "gemm" : c->conv_path == PATH_NAIVE ? "naive" : "auto");
     cudaGetLastError ();
     return 0;
@@ -1035,7 +1041,8 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     const uint8_t *mp = key_mask ? (const uint8_t *) key_mask->data : NULL;
     cudaError_t e = cudaErrorNotSupported;
     if (c->attn_path != PATH_NAIVE && c->sm >= 80)
-        e = vc_attention (c->st, c->attn_path == PATH_FLASH_LDSM ? 2 : 1, o->data, o->dtype, qp, kp, vp,
+        e = vc_attention (c->st, c->attn_path == PATH_FLASH_LDSM ? 2 : c->attn_path == PATH_FLASH_PIPE ? 3 : 1,
+                          o->data, o->dtype, qp, kp, vp,
                           qdt, B, Lq, Lk, H, D, mp, bp, scale);
     if (e == cudaErrorNotSupported) {
         cudaGetLastError ();

@@ -12,7 +12,7 @@
                   registers)
           dequant dequantize the weight into a BF16 scratch, then cuBLASLt BF16 GEMM
           naive   one thread per output, the reference kernel
-      VDGX_CUDA_ATTN = auto | flash | flash_ldsm | naive   (auto = flash)
+      VDGX_CUDA_ATTN = auto | flash | flash_ldsm | flash_pipe | naive   (auto = flash)
       VDGX_CUDA_CONV = auto | gemm | naive
 */
 #ifndef VDGX_CUDA_H_INCLUDED

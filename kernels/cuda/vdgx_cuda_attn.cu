@@ -43,18 +43,48 @@ __device__ __forceinline__ void fa_ldsm_x4_t (uint32_t *r, const void *smem_row)
 #endif
 }
 
+//  16-byte global -> shared copy that bypasses registers; src_bytes 0 writes zeros.
+__device__ __forceinline__ void fa_cp16 (void *smem, const void *gmem, int src_bytes)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    uint32_t a = (uint32_t) __cvta_generic_to_shared (smem);
+    asm volatile ("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(a), "l"(gmem), "r"(src_bytes));
+#endif
+}
+__device__ __forceinline__ void fa_cp_commit ()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile ("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void fa_cp_wait ()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile ("cp.async.wait_group %0;\n" :: "n"(N));
+#endif
+}
+
+//  Shared memory of one k_flash block: (PIPE ? 2 : 1) buffers of K then V tiles.
+static constexpr size_t fa_smem_bytes (int D, bool pipe)
+{
+    return (size_t) (pipe ? 2 : 1) * 2 * FA_BK * (D + 8) * sizeof (uint16_t);
+}
+
 //  LDSM: V fragments through ldmatrix.trans (fewer shared loads) instead of pairs of 16-bit
-//  loads; both variants are kept and tested, the simple one is the default until the other
-//  has passed on a GPU.
-template <int D, bool LDSM>
+//  loads. PIPE: K/V tiles double-buffered with cp.async, the next tile loading while this
+//  one is computed. Every variant is kept and tested; "auto" uses the simplest one until
+//  the others have passed on a GPU.
+template <int D, bool LDSM, bool PIPE>
 static __global__ void __launch_bounds__ (128)
 k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
          const __nv_bfloat16 *v, int64_t Lq, int64_t Lk, int64_t H, const uint8_t *mask,
          const float *bias, float scale)
 {
     constexpr int LD = D + 8;            //  padded rows: conflict-free fragment reads
-    __shared__ __align__ (16) uint16_t Ks [FA_BK][LD];
-    __shared__ __align__ (16) uint16_t Vs [FA_BK][LD];
+    typedef uint16_t row_t [LD];
+    extern __shared__ __align__ (16) uint16_t fa_smem [];
+    row_t *Ks = (row_t *) fa_smem, *Vs = Ks + FA_BK;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t4 = lane & 3;
     const int64_t h = blockIdx.y, b = blockIdx.z;
@@ -84,19 +114,52 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
     float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
     const float sl2 = scale * LOG2E;
 
-    for (int64_t j0 = 0; j0 < Lk; j0 += FA_BK) {
-        //  K/V tile: 16-byte vectors, zero rows past Lk.
-        constexpr int VPR = D / 8;
+    constexpr int VPR = D / 8;          //  16-byte vectors per row
+    if (PIPE) {                         //  prologue: tile 0 into buffer 0
         for (int i = tid; i < FA_BK * VPR; i += 128) {
             int r = i / VPR, c = (i % VPR) * 8;
-            uint4 kv = make_uint4 (0, 0, 0, 0), vv = make_uint4 (0, 0, 0, 0);
-            if (j0 + r < Lk) {
-                int64_t off = (b * Lk + j0 + r) * rowstride + h * D + c;
-                kv = *(const uint4 *) (k + off);
-                vv = *(const uint4 *) (v + off);
+            bool in = r < Lk;
+            int64_t off = in ? (b * Lk + r) * rowstride + h * D + c : 0;
+            fa_cp16 (&Ks [r][c], k + off, in ? 16 : 0);
+            fa_cp16 (&Vs [r][c], v + off, in ? 16 : 0);
+        }
+        fa_cp_commit ();
+    }
+    for (int64_t j0 = 0; j0 < Lk; j0 += FA_BK) {
+        if (PIPE) {
+            //  Prefetch the next tile into the other buffer, then wait for this one.
+            int nb = (int) ((j0 / FA_BK + 1) & 1);
+            row_t *Kn = (row_t *) fa_smem + nb * 2 * FA_BK, *Vn = Kn + FA_BK;
+            Ks = (row_t *) fa_smem + (1 - nb) * 2 * FA_BK;
+            Vs = Ks + FA_BK;
+            int64_t j1 = j0 + FA_BK;
+            if (j1 < Lk) {
+                for (int i = tid; i < FA_BK * VPR; i += 128) {
+                    int r = i / VPR, c = (i % VPR) * 8;
+                    bool in = j1 + r < Lk;
+                    int64_t off = in ? (b * Lk + j1 + r) * rowstride + h * D + c : 0;
+                    fa_cp16 (&Kn [r][c], k + off, in ? 16 : 0);
+                    fa_cp16 (&Vn [r][c], v + off, in ? 16 : 0);
+                }
+                fa_cp_commit ();
+                fa_cp_wait<1> ();
             }
-            *(uint4 *) &Ks [r][c] = kv;
-            *(uint4 *) &Vs [r][c] = vv;
+            else
+                fa_cp_wait<0> ();
+        }
+        else {
+            //  K/V tile: 16-byte vectors, zero rows past Lk.
+            for (int i = tid; i < FA_BK * VPR; i += 128) {
+                int r = i / VPR, c = (i % VPR) * 8;
+                uint4 kv = make_uint4 (0, 0, 0, 0), vv = make_uint4 (0, 0, 0, 0);
+                if (j0 + r < Lk) {
+                    int64_t off = (b * Lk + j0 + r) * rowstride + h * D + c;
+                    kv = *(const uint4 *) (k + off);
+                    vv = *(const uint4 *) (v + off);
+                }
+                *(uint4 *) &Ks [r][c] = kv;
+                *(uint4 *) &Vs [r][c] = vv;
+            }
         }
         __syncthreads ();
 
@@ -220,6 +283,21 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
     }
 }
 
+template <int D, bool LDSM, bool PIPE>
+static cudaError_t s_flash (dim3 grid, cudaStream_t st, void *o, int odt, const __nv_bfloat16 *q,
+                            const __nv_bfloat16 *k, const __nv_bfloat16 *v, int64_t Lq, int64_t Lk,
+                            int64_t H, const uint8_t *mask, const float *bias, float scale)
+{
+    constexpr size_t smem = fa_smem_bytes (D, PIPE);
+    //  Over 48 KiB of dynamic shared memory needs an opt-in per kernel.
+    cudaError_t e = cudaFuncSetAttribute (k_flash<D, LDSM, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int) smem);
+    if (e != cudaSuccess)
+        return e;
+    k_flash<D, LDSM, PIPE><<<grid, 128, smem, st>>> (o, odt, q, k, v, Lq, Lk, H, mask, bias, scale);
+    return cudaGetLastError ();
+}
+
 #define NA_MAXD 512
 static __global__ void k_attn_naive (void *o, int odt, const void *q, const void *k, const void *v,
                                      int qdt, int64_t B, int64_t Lq, int64_t Lk, int64_t H,
@@ -296,15 +374,18 @@ extern "C" cudaError_t vc_attention (cudaStream_t st, int flash, void *o, int od
         dim3 grid ((unsigned) gx, (unsigned) H, (unsigned) B);
         const __nv_bfloat16 *qb = (const __nv_bfloat16 *) q, *kb = (const __nv_bfloat16 *) k,
                             *vb = (const __nv_bfloat16 *) v;
-        if (D == 64 && flash == 2)
-            k_flash<64, true><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
-        else if (D == 64)
-            k_flash<64, false><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
-        else if (flash == 2)
-            k_flash<128, true><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
-        else
-            k_flash<128, false><<<grid, 128, 0, st>>> (o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
-        return cudaGetLastError ();
+        if (D == 64) {
+            if (flash == 3)
+                return s_flash<64, true, true> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+            if (flash == 2)
+                return s_flash<64, true, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+            return s_flash<64, false, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+        }
+        if (flash == 3)
+            return s_flash<128, true, true> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+        if (flash == 2)
+            return s_flash<128, true, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+        return s_flash<128, false, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
     }
     if (D > NA_MAXD) return cudaErrorNotSupported;
     unsigned g = vc_grid (B * Lq * H * 32, 128);

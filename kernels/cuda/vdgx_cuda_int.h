@@ -91,7 +91,8 @@ cudaError_t vc_wquant (cudaStream_t st, int fmt, void *data, void *scales, const
                        float *gscale_host);
 
 //  Attention (vdgx_cuda_attn.cu). q,k,v same dtype; mask U8 [B,Lk] or NULL; bias F32 [H,Lq,Lk]
-//  or NULL. flash (1 = simple V loads, 2 = ldmatrix.trans V loads; 0 = reference kernel):
+//  or NULL. flash (1 = simple V loads, 2 = ldmatrix.trans V loads, 3 = 2 + cp.async double
+//  buffering; 0 = reference kernel):
 //  BF16 and D in {64, 128} only (returns cudaErrorNotSupported otherwise).
 cudaError_t vc_attention (cudaStream_t st, int flash, void *o, int odt, const void *q,
                           const void *k, const void *v, int qdt, int64_t B, int64_t Lq,

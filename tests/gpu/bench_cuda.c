@@ -356,28 +356,32 @@ int main (int argc, char **argv)
             char name [96];
             snprintf (name, sizeof name, "attention_L%lld_H12_D128", (long long) M);
             s_print (name, t, "TFLOP/s", bf16_best > 0 ? t / bf16_best : 0, "(vs best BF16 GEMM; flash mma.sync)");
-            //  the ldmatrix variant, on a second backend sharing nothing but the device
-            setenv ("VDGX_CUDA_ATTN", "flash_ldsm", 1);
-            char *err = NULL;
-            vdgx_backend_t *lb = vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err);
-            unsetenv ("VDGX_CUDA_ATTN");
-            free (err);
-            if (lb) {
-                vdgx_backend_t *keep = g_b;
-                cudaStream_t keep_st = g_st;
-                cudaStreamSynchronize (g_st);
-                //  the tensors live on keep's pool but the same device: fine for reading and
-                //  writing from lb's stream once keep's stream is idle
-                g_b = lb;
-                g_st = (cudaStream_t) vdgx_cuda_stream (lb);
-                ms = s_time (f_attn, &a, quick ? 2 : 4);
-                t = flop / (ms * 1e-3) / 1e12;
-                snprintf (name, sizeof name, "attention_ldsm_L%lld_H12_D128", (long long) M);
-                s_print (name, t, "TFLOP/s", bf16_best > 0 ? t / bf16_best : 0, "(vs best BF16 GEMM; V via ldmatrix.trans)");
-                cudaStreamSynchronize (g_st);
-                vdgx_backend_destroy (&lb);
-                g_b = keep;
-                g_st = keep_st;
+            //  the other variants, each on a second backend sharing only the device
+            static const char *const var [] = { "flash_ldsm", "flash_pipe" };
+            for (int vi = 0; vi < 2; vi++) {
+                setenv ("VDGX_CUDA_ATTN", var [vi], 1);
+                char *err = NULL;
+                vdgx_backend_t *lb = vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err);
+                unsetenv ("VDGX_CUDA_ATTN");
+                free (err);
+                if (lb) {
+                    vdgx_backend_t *keep = g_b;
+                    cudaStream_t keep_st = g_st;
+                    cudaStreamSynchronize (g_st);
+                    //  the tensors live on keep's pool but the same device: fine for reading and
+                    //  writing from lb's stream once keep's stream is idle
+                    g_b = lb;
+                    g_st = (cudaStream_t) vdgx_cuda_stream (lb);
+                    ms = s_time (f_attn, &a, quick ? 2 : 4);
+                    t = flop / (ms * 1e-3) / 1e12;
+                    snprintf (name, sizeof name, "attention_%s_L%lld_H12_D128", var [vi] + 6, (long long) M);
+                    s_print (name, t, "TFLOP/s", bf16_best > 0 ? t / bf16_best : 0,
+                             vi ? "(vs best BF16 GEMM; ldmatrix + cp.async pipeline)" : "(vs best BF16 GEMM; V via ldmatrix.trans)");
+                    cudaStreamSynchronize (g_st);
+                    vdgx_backend_destroy (&lb);
+                    g_b = keep;
+                    g_st = keep_st;
+                }
             }
             vdgx_tensor_release (g_b, &q);
             vdgx_tensor_release (g_b, &k);

@@ -1,5 +1,6 @@
 /*  test_cuda_attn.c - CUDA vs CPU attention: FlashAttention-2 kernel (BF16, head dim 64/128;
-    auto = simple V loads, flash_ldsm = ldmatrix.trans) and the reference kernel (any head
+    auto = simple V loads, flash_ldsm = ldmatrix.trans, flash_pipe = + cp.async double
+    buffering) and the reference kernel (any head
     dim, F32): Lq != Lk, odd lengths, key mask (also a batch with every key masked), T5 bias.
     Tolerances (relative L2): F32 2e-5; BF16 2e-2 (bf16 inputs are shared; the CUDA side
     rounds P to bf16 for the P.V product and the output to bf16).
@@ -31,8 +32,8 @@ int main (void)
         { 2, 70, 90, 2, 128, 2, false },
         { 2, 33, 40, 1, 48, 2, true },
     };
-    static const char *paths [] = { "auto", "flash_ldsm", "naive" };
-    for (int p = 0; p < 3; p++) {
+    static const char *paths [] = { "auto", "flash_ldsm", "flash_pipe", "naive" };
+    for (int p = 0; p < 4; p++) {
         setenv ("VDGX_CUDA_ATTN", paths [p], 1);
         char *err = NULL;
         cuda = vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err);
