@@ -51,6 +51,7 @@ typedef struct {
     size_t nplans, plans_cap;
     int lin_path, attn_path, conv_path;
     bool lt_fp8, lt_fp4;
+    bool sync_each;             //  VDGX_CUDA_SYNC: synchronise after every launch (debugging)
     char info [512];
 } s_cuda_t;
 
@@ -73,6 +74,10 @@ static s_cuda_t *s_priv (vdgx_backend_t *self)
 
 static int s_ck (vdgx_backend_t *self, cudaError_t e, const char *what)
 {
+    s_cuda_t *c = s_priv (self);
+    //  VDGX_CUDA_SYNC=1: wait after every launch so a fault is reported by the op that made it
+    if (e == cudaSuccess && c && c->sync_each)
+        e = cudaStreamSynchronize (c->st);
     if (e == cudaSuccess)
         return 0;
     vdgx_backend_set_error (self, "cuda: %s: %s (%s)", what, cudaGetErrorString (e), cudaGetErrorName (e));
@@ -632,6 +637,7 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
     c->lin_path = s_path ("VDGX_CUDA_LINEAR", ln, lv, 5);
     c->attn_path = s_path ("VDGX_CUDA_ATTN", an, av, 5);
     c->conv_path = s_path ("VDGX_CUDA_CONV", cn, cv, 3);
+    c->sync_each = getenv ("VDGX_CUDA_SYNC") && atoi (getenv ("VDGX_CUDA_SYNC")) > 0;
 
     //  FP8 through cuBLASLt needs sm_89+; ask the heuristic for a typical shape.
     if (c->sm >= 89) {

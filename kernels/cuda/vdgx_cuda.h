@@ -14,6 +14,8 @@
           naive   one thread per output, the reference kernel
       VDGX_CUDA_ATTN = auto | flash | flash_ldsm | flash_pipe | naive   (auto = flash)
       VDGX_CUDA_CONV = auto | gemm | naive
+    VDGX_CUDA_SYNC=1 synchronises after every kernel, so a device fault is reported by the op
+    that caused it (the tests run that way).
 */
 #ifndef VDGX_CUDA_H_INCLUDED
 #define VDGX_CUDA_H_INCLUDED

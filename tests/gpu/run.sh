@@ -59,14 +59,35 @@ run_prog () {   # name timeout args...
     echo "   $name: ${STATUS[$name]} ($(( $(date +%s) - t )) s)"
 }
 
+# Tests synchronise after every kernel (VDGX_CUDA_SYNC) so a fault names its op.
+export VDGX_CUDA_SYNC=1
 run_prog test_cuda_elem 40
 run_prog test_cuda_attn 50
 run_prog test_cuda_conv 40
 run_prog test_cuda_linear 90
+unset VDGX_CUDA_SYNC
 if [ -n "${VDGX_GPU_QUICK:-}" ]; then
     run_prog vdgx-bench-cuda 90 --quick
 else
     run_prog vdgx-bench-cuda 110
+fi
+
+# Out-of-bounds / race check of the hand-written kernels when there is time left (memcheck
+# is slow; the attention and elementwise tests are small).
+MEMCHECK="not run"
+CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ -x "$CS" ] && [ $(( $(date +%s) - T0 )) -lt 230 ] && [ "${STATUS[test_cuda_attn]:-}" != "skip (no device)" ]; then
+    echo "== compute-sanitizer memcheck (test_cuda_attn, test_cuda_elem)"
+    MEMCHECK=""
+    for p in test_cuda_attn test_cuda_elem; do
+        timeout -k 5 50 "$CS" --tool memcheck --error-exitcode 99 "$BIN/$p" > "$LOGDIR/gpu_memcheck_$p.log" 2>&1
+        rc=$?
+        case $rc in
+            0) r="clean" ;; 99) r="ERRORS (see gpu_memcheck_$p.log)" ;; 124|137) r="timeout (partial)" ;; *) r="exit $rc" ;;
+        esac
+        grep -m3 -E "Invalid|out of bounds|ERROR SUMMARY" "$LOGDIR/gpu_memcheck_$p.log"
+        MEMCHECK="$MEMCHECK $p: $r;"
+    done
 fi
 
 SUM="$LOGDIR/gpu_summary.txt"
@@ -78,6 +99,7 @@ SUM="$LOGDIR/gpu_summary.txt"
     for p in test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda; do
         printf "  %-18s %s\n" "$p" "${STATUS[$p]:-not run}"
     done
+    echo "  memcheck:          $MEMCHECK"
     echo
     printf "%-10s %-58s %-6s %-10s %s\n" test case result error tolerance
     cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | awk '/^RESULT /{
