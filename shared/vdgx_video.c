@@ -1340,6 +1340,9 @@ s_test_bad_options (const char *path, const vdgx_video_options_t *opts, const ch
 void
 vdgx_video_test (bool verbose)
 {
+    //  Quiet the expected nvenc fallback lines and x264's banner; restored at the end.
+    int av_level = av_log_get_level ();
+    vdgx_log_level_t log_level = vdgx_log_level ();
     av_log_set_level (AV_LOG_ERROR);
     vdgx_log_set_level (VDGX_LOG_WARN);
     const char *base = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
@@ -1503,4 +1506,6 @@ vdgx_video_test (bool verbose)
     free (sprite);
     assert (rmdir (dir) == 0);
     free (dir);
+    av_log_set_level (av_level);
+    vdgx_log_set_level (log_level);
 }
