@@ -65,15 +65,6 @@ s_block (vdgx_wfmt_t fmt)
     return fmt == VDGX_WFMT_NVFP4? 16: fmt == VDGX_WFMT_MXFP4? 32: fmt == VDGX_WFMT_NF4? 64: 1;
 }
 
-static inline void
-s_put4 (uint8_t *p, int64_t i, uint8_t code)
-{
-    if (i & 1)
-        p [i >> 1] = (uint8_t) ((p [i >> 1] & 0x0f) | (code << 4));
-    else
-        p [i >> 1] = (uint8_t) ((p [i >> 1] & 0xf0) | (code & 0x0f));
-}
-
 static float
 s_amax (const float *x, int64_t n)
 {
@@ -84,6 +75,96 @@ s_amax (const float *x, int64_t n)
             m = a;
     }
     return m;
+}
+
+//  Quantizes rows [r0, r0 + S_QROWS) of src into w (scales of whole-tensor formats are set).
+#define S_QROWS 16
+
+typedef struct {
+    vdgx_weight_t *w;
+    const float *src;
+    bool per_channel;
+} s_quant_job_t;
+
+static void
+s_quant_rows (void *ctx, int64_t t)
+{
+    const s_quant_job_t *j = ctx;
+    vdgx_weight_t *w = j->w;
+    int64_t k = w->k, r0 = t * S_QROWS, r1 = r0 + S_QROWS < w->n? r0 + S_QROWS: w->n;
+    size_t off = (size_t) (r0 * k), cnt = (size_t) ((r1 - r0) * k);
+    const float *src = j->src + off;
+    uint8_t *q = w->data;
+    switch (w->fmt) {
+        case VDGX_WFMT_F32:
+            memcpy ((float *) w->data + off, src, cnt * 4);
+            break;
+        case VDGX_WFMT_BF16:
+            vdgx_convert_from_f32 (q + off * 2, VDGX_DTYPE_BF16, src, cnt);
+            break;
+        case VDGX_WFMT_F16:
+            vdgx_convert_from_f32 (q + off * 2, VDGX_DTYPE_F16, src, cnt);
+            break;
+        case VDGX_WFMT_FP8_E4M3: {
+            float *sc = w->scales;
+            for (int64_t r = r0; r < r1; r++) {
+                const float *x = j->src + r * k;
+                if (j->per_channel) {
+                    float amax = s_amax (x, k);
+                    sc [r] = amax > 0? amax / 448.0f: 1.0f;
+                }
+                float inv = 1.0f / sc [j->per_channel? r: 0];
+                for (int64_t i = 0; i < k; i++)
+                    q [r * k + i] = vdgx_f32_to_e4m3 (x [i] * inv);
+            }
+            break;
+        }
+        case VDGX_WFMT_NVFP4: {
+            uint8_t *sc = w->scales;
+            for (int64_t bidx = r0 * (k / 16); bidx < r1 * (k / 16); bidx++) {
+                const float *x = j->src + bidx * 16;
+                sc [bidx] = vdgx_f32_to_e4m3 (s_amax (x, 16) / 6.0f / w->global_scale);
+                float d = vdgx_e4m3_to_f32 (sc [bidx]) * w->global_scale;
+                float inv = d > 0? 1.0f / d: 0.0f;
+                for (int i = 0; i < 16; i += 2)
+                    q [bidx * 8 + i / 2] = (uint8_t) (vdgx_f32_to_e2m1 (x [i] * inv)
+                                                      | vdgx_f32_to_e2m1 (x [i + 1] * inv) << 4);
+            }
+            break;
+        }
+        case VDGX_WFMT_MXFP4: {
+            uint8_t *sc = w->scales;
+            for (int64_t bidx = r0 * (k / 32); bidx < r1 * (k / 32); bidx++) {
+                const float *x = j->src + bidx * 32;
+                float amax = s_amax (x, 32);
+                //  OCP MX: shared exponent = floor(log2(amax)) - emax(E2M1) (= 2)
+                int e = amax > 0? ilogbf (amax) - 2: 0;
+                if (e < -127) e = -127;
+                if (e > 127) e = 127;
+                sc [bidx] = (uint8_t) (e + 127);
+                //  a power of two: multiplying by its inverse is exact
+                float inv = ldexpf (1.0f, -e);
+                for (int i = 0; i < 32; i += 2)
+                    q [bidx * 16 + i / 2] = (uint8_t) (vdgx_f32_to_e2m1 (x [i] * inv)
+                                                       | vdgx_f32_to_e2m1 (x [i + 1] * inv) << 4);
+            }
+            break;
+        }
+        case VDGX_WFMT_NF4: {
+            float *sc = w->scales;
+            for (int64_t bidx = r0 * (k / 64); bidx < r1 * (k / 64); bidx++) {
+                const float *x = j->src + bidx * 64;
+                float amax = s_amax (x, 64);
+                sc [bidx] = amax;
+                float inv = amax > 0? 1.0f / amax: 0.0f;
+                for (int i = 0; i < 64; i += 2)
+                    q [bidx * 32 + i / 2] = (uint8_t) (s_nf4_code (x [i] * inv) | s_nf4_code (x [i + 1] * inv) << 4);
+            }
+            break;
+        }
+        default:
+            break;
+    }
 }
 
 int
@@ -145,72 +226,20 @@ vdgx_weight_quantize (vdgx_weight_t *w, vdgx_wfmt_t fmt, const float *src, int64
             *err = vdgx_kstrdupf ("quantize: out of memory");
         return -1;
     }
-    uint8_t *q = w->data;
-    switch (fmt) {
-        case VDGX_WFMT_F32:
-            memcpy (w->data, src, nk * 4);
-            break;
-        case VDGX_WFMT_BF16:
-            vdgx_convert_from_f32 (w->data, VDGX_DTYPE_BF16, src, nk);
-            break;
-        case VDGX_WFMT_F16:
-            vdgx_convert_from_f32 (w->data, VDGX_DTYPE_F16, src, nk);
-            break;
-        case VDGX_WFMT_FP8_E4M3: {
-            float *sc = w->scales;
-            for (int64_t s = 0; s < w->scale_count; s++) {
-                int64_t rows = per_channel? 1: n;
-                float amax = s_amax (src + s * k, rows * k);
-                sc [s] = amax > 0? amax / 448.0f: 1.0f;
-                float inv = 1.0f / sc [s];
-                for (int64_t i = s * k; i < (s + rows) * k; i++)
-                    q [i] = vdgx_f32_to_e4m3 (src [i] * inv);
-            }
-            break;
-        }
-        case VDGX_WFMT_NVFP4: {
-            float amax = s_amax (src, (int64_t) nk);
-            w->global_scale = amax > 0? amax / (448.0f * 6.0f): 1.0f;
-            uint8_t *sc = w->scales;
-            for (int64_t bidx = 0; bidx < blocks; bidx++) {
-                const float *x = src + bidx * 16;
-                sc [bidx] = vdgx_f32_to_e4m3 (s_amax (x, 16) / 6.0f / w->global_scale);
-                float d = vdgx_e4m3_to_f32 (sc [bidx]) * w->global_scale;
-                for (int i = 0; i < 16; i++)
-                    s_put4 (q, bidx * 16 + i, d > 0? vdgx_f32_to_e2m1 (x [i] / d): 0);
-            }
-            break;
-        }
-        case VDGX_WFMT_MXFP4: {
-            uint8_t *sc = w->scales;
-            for (int64_t bidx = 0; bidx < blocks; bidx++) {
-                const float *x = src + bidx * 32;
-                float amax = s_amax (x, 32);
-                //  OCP MX: shared exponent = floor(log2(amax)) - emax(E2M1) (= 2)
-                int e = amax > 0? ilogbf (amax) - 2: 0;
-                if (e < -127) e = -127;
-                if (e > 127) e = 127;
-                sc [bidx] = (uint8_t) (e + 127);
-                float d = ldexpf (1.0f, e);
-                for (int i = 0; i < 32; i++)
-                    s_put4 (q, bidx * 32 + i, vdgx_f32_to_e2m1 (x [i] / d));
-            }
-            break;
-        }
-        case VDGX_WFMT_NF4: {
-            float *sc = w->scales;
-            for (int64_t bidx = 0; bidx < blocks; bidx++) {
-                const float *x = src + bidx * 64;
-                float amax = s_amax (x, 64);
-                sc [bidx] = amax;
-                float inv = amax > 0? 1.0f / amax: 0.0f;
-                for (int i = 0; i < 64; i++)
-                    s_put4 (q, bidx * 64 + i, s_nf4_code (x [i] * inv));
-            }
-            break;
-        }
-        default: break;
+    //  Tensor-wide scales first; then rows are independent and split over threads.
+    if (fmt == VDGX_WFMT_FP8_E4M3 && !per_channel) {
+        float amax = s_amax (src, (int64_t) nk);
+        ((float *) w->scales) [0] = amax > 0? amax / 448.0f: 1.0f;
     }
+    if (fmt == VDGX_WFMT_NVFP4) {
+        float amax = s_amax (src, (int64_t) nk);
+        w->global_scale = amax > 0? amax / (448.0f * 6.0f): 1.0f;
+    }
+    s_quant_job_t job = { w, src, per_channel };
+    int64_t tasks = (n + S_QROWS - 1) / S_QROWS;
+    vdgx_cpu_pool_t *pool = n * k >= (1 << 20) && tasks > 1? vdgx_cpu_pool_new (0): NULL;
+    vdgx_cpu_pool_run (pool, tasks, s_quant_rows, &job);
+    vdgx_cpu_pool_destroy (&pool);
     return 0;
 }
 

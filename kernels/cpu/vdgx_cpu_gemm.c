@@ -176,6 +176,45 @@ s_pick_tile (void)) (void *, int64_t)
     return s_tile_generic;
 }
 
+//  Skinny case (a few rows of A against B[N,K]): packing would copy all of B for a handful
+//  of dot products, so each task takes a run of B's rows and does the dots directly.
+#define S_GEMV_ROWS 64
+
+static inline __attribute__ ((always_inline)) void
+s_gemv_body (void *ctx, int64_t t)
+{
+    const s_gemm_job_t *j = ctx;
+    int64_t n0 = t * S_GEMV_ROWS, n1 = n0 + S_GEMV_ROWS < j->N? n0 + S_GEMV_ROWS: j->N;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *b = j->B + n * j->ldb;
+        for (int64_t m = 0; m < j->M; m++) {
+            const float *a = j->A + m * j->lda;
+            s_v8 acc0 = { 0 }, acc1 = { 0 };
+            int64_t k = 0;
+            for (; k + 16 <= j->K; k += 16) {
+                s_v8 a0, a1, b0, b1;
+                memcpy (&a0, a + k, 32);
+                memcpy (&a1, a + k + 8, 32);
+                memcpy (&b0, b + k, 32);
+                memcpy (&b1, b + k + 8, 32);
+                acc0 += a0 * b0;
+                acc1 += a1 * b1;
+            }
+            acc0 += acc1;
+            float dot = ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
+            for (; k < j->K; k++)
+                dot += a [k] * b [k];
+            float *c = j->C + m * j->ldc + n;
+            *c = j->beta == 0.0f? dot: j->beta * *c + dot;
+        }
+    }
+}
+
+static void s_gemv_generic (void *ctx, int64_t t) { s_gemv_body (ctx, t); }
+#ifdef S_HAVE_AVX2_PATH
+__attribute__ ((target ("avx2,fma"))) static void s_gemv_avx2 (void *ctx, int64_t t) { s_gemv_body (ctx, t); }
+#endif
+
 void
 vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, int64_t K,
                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
@@ -190,6 +229,15 @@ vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, 
         return;
     }
     s_gemm_job_t j = { trans_b, M, N, K, lda, ldb, ldc, A, B, C, beta, (N + S_NC - 1) / S_NC };
+    if (trans_b && M <= 4) {
+        void (*fn) (void *, int64_t) = s_gemv_generic;
+#ifdef S_HAVE_AVX2_PATH
+        if (s_pick_tile () != s_tile_generic)
+            fn = s_gemv_avx2;
+#endif
+        vdgx_cpu_pool_run (pool, (N + S_GEMV_ROWS - 1) / S_GEMV_ROWS, fn, &j);
+        return;
+    }
     int64_t tiles = ((M + S_MC - 1) / S_MC) * j.tiles_n;
     vdgx_cpu_pool_run (pool, tiles, s_pick_tile (), &j);
 }

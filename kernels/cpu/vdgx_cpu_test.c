@@ -71,7 +71,8 @@ static void
 s_test_sgemm (vdgx_backend_t *b)
 {
     static const int64_t shapes [][3] = { { 1, 1, 1 }, { 3, 5, 7 }, { 17, 33, 65 }, { 64, 256, 256 },
-                                          { 70, 300, 520 }, { 5, 9, 1 } };
+                                          { 70, 300, 520 }, { 5, 9, 1 },
+                                          { 1, 130, 77 }, { 3, 70, 64 }, { 4, 17, 33 } };
     for (size_t s = 0; s < sizeof (shapes) / sizeof (shapes [0]); s++)
         for (int tb = 0; tb < 2; tb++)
             for (int impl = 0; impl < 3; impl++) {

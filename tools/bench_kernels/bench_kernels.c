@@ -175,6 +175,22 @@ main (int argc, char **argv)
                 (long long) H, (long long) D, 4.0 * B * H * Lq * Lk * D / t * 1e-9, t * 1e3);
         free (q); free (k); free (v); free (o);
     }
+    //  Quantize-at-load: f32 source elements per second for each format (threaded inside).
+    {
+        int64_t N = quick? 64: 8960, K = quick? 128: 1536;
+        float *w = s_rand (N * K, 8);
+        printf ("\nQuantize-at-load [%lld x %lld] from f32, Melem/s (all threads)\n", (long long) N, (long long) K);
+        for (int f = 1; f < VDGX_WFMT_COUNT; f++) {
+            vdgx_weight_t hw;
+            double t0 = s_now ();
+            if (vdgx_weight_quantize (&hw, (vdgx_wfmt_t) f, w, N, K, true, NULL))
+                return 1;
+            double t = s_now () - t0;
+            printf ("  %-6s %8.1f\n", vdgx_wfmt_name ((vdgx_wfmt_t) f), N * K / t * 1e-6);
+            vdgx_weight_host_free (&hw);
+        }
+        free (w);
+    }
     vdgx_backend_destroy (&b);
     return 0;
 }
