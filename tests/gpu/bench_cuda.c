@@ -211,7 +211,9 @@ int main (int argc, char **argv)
 {
     bool quick = argc > 1 && strcmp (argv [1], "--quick") == 0;
     if (vdgx_cuda_device_count () == 0) {
-        printf ("SKIP: no CUDA device\n");
+        int n = 0;
+        cudaError_t e = cudaGetDeviceCount (&n);
+        printf ("SKIP: no CUDA device (%s)\n", cudaGetErrorString (e));
         return 77;
     }
     if (!(g_b = s_open ("auto")))

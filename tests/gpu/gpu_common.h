@@ -128,7 +128,9 @@ static int gc_open (vdgx_backend_t **cpu, vdgx_backend_t **cuda, const char *tes
 {
     *cpu = *cuda = NULL;
     if (vdgx_cuda_device_count () == 0) {
-        printf ("SKIP: no CUDA device (%s)\n", test);
+        int n = 0;
+        cudaError_t e = cudaGetDeviceCount (&n);
+        printf ("SKIP: no CUDA device (%s: %s)\n", test, cudaGetErrorString (e));
         return 77;
     }
     char *err = NULL;
