@@ -258,8 +258,9 @@ vdgx_sgemm (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, int64_t K
             float *C, int64_t ldc)
 {
 #ifdef VDGX_HAVE_OPENBLAS
-    //  OpenBLAS takes int dimensions; larger problems go to the portable kernel.
-    if (M > 0 && N > 0 && K > 0 && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX
+    //  OpenBLAS takes int dimensions; larger problems go to the portable kernel, and so do
+    //  skinny x . W^T products (decode-like M <= 4), where our direct dots beat its packing.
+    if (!(trans_b && M <= 4) && M > 0 && N > 0 && K > 0 && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX
         && lda < INT32_MAX && ldb < INT32_MAX && ldc < INT32_MAX) {
         cblas_sgemm (CblasRowMajor, CblasNoTrans, trans_b? CblasTrans: CblasNoTrans,
                      (int) M, (int) N, (int) K, 1.0f, A, (int) lda, B, (int) ldb, beta, C, (int) ldc);
