@@ -5,6 +5,9 @@
     and fall back to the CPU reference (download, compute, upload) for any op a backend
     leaves NULL. The CPU backend is the oracle every other backend is tested against.
 
+    A backend is used by one thread at a time (its CPU worker pool and scratch are shared by
+    its ops); make one backend per thread that computes.
+
     Activations: each backend has an activation dtype (act_dtype): F32 on the CPU, BF16 (or
     F32 on request) on CUDA. Ops accept F32 and the backend's act_dtype; reductions, softmax
     and norms always accumulate in f32. Every op returns 0 on success and -1 on a shape/dtype

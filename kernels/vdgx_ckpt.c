@@ -394,38 +394,55 @@ s_open_index (vdgx_ckpt_t *self, const char *path, const uint8_t *buf, size_t si
     dir = slash? strndup (path, (size_t) (slash - path + 1)): strdup ("");
     if (!dir)
         goto done;
-    //  Shards in first-mention order; each is opened once.
+    //  Shards in first-mention order; each is opened once. first [i] is the index of the
+    //  first tensor of map item i's shard, so every listed tensor can be looked up in the
+    //  shard the index names (and nowhere else).
+    size_t *lo = calloc (map->count + 1, sizeof (size_t)), *hi = calloc (map->count + 1, sizeof (size_t));
+    if (!lo || !hi) {
+        free (lo);
+        free (hi);
+        *err = vdgx_kstrdupf ("out of memory");
+        goto done;
+    }
     for (size_t i = 0; i < map->count; i++) {
         vdgx_json_t *v = map->items [i];
         if (v->type != VDGX_JSON_STRING || !v->string [0] || strchr (v->string, '/')
             || strchr (v->string, '\\') || strcmp (v->string, ".") == 0 || strcmp (v->string, "..") == 0) {
             *err = vdgx_kstrdupf ("%s: tensor \"%.200s\": bad shard file name", path, map->keys [i]);
-            goto done;
+            break;
         }
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp (map->items [j]->string, v->string) == 0;
-        if (seen)
+        size_t seen = i;
+        for (size_t j = 0; j < i && seen == i; j++)
+            if (strcmp (map->items [j]->string, v->string) == 0)
+                seen = j;
+        if (seen < i) {
+            lo [i] = lo [seen];
+            hi [i] = hi [seen];
             continue;
+        }
         free (shard);
         shard = vdgx_kstrdupf ("%s%s", dir, v->string);
         const uint8_t *sb;
         size_t ss;
-        if (!shard || s_map_file (self, shard, &sb, &ss, err))
-            goto done;
-        if (s_safetensors_parse (self, sb, ss, shard, err))
-            goto done;
+        lo [i] = self->count;
+        if (!shard || s_map_file (self, shard, &sb, &ss, err) || s_safetensors_parse (self, sb, ss, shard, err))
+            break;
+        hi [i] = self->count;
     }
-    //  Every listed tensor must be in the shard the index names.
-    for (size_t i = 0; i < map->count; i++) {
+    bool ok = !*err;
+    for (size_t i = 0; ok && i < map->count; i++) {
         bool found = false;
-        for (size_t t = 0; t < self->count && !found; t++)
+        for (size_t t = lo [i]; t < hi [i] && !found; t++)
             found = strcmp (self->tensors [t].name, map->keys [i]) == 0;
         if (!found) {
             *err = vdgx_kstrdupf ("%s: tensor \"%.200s\" is not in shard %s", path, map->keys [i], map->items [i]->string);
-            goto done;
+            ok = false;
         }
     }
+    free (lo);
+    free (hi);
+    if (!ok)
+        goto done;
     rc = 0;
 done:
     free (dir);
@@ -748,6 +765,7 @@ vdgx_ckpt_test (bool verbose)
         "{\"metadata\": {}}",
         "{\"weight_map\": {\"w.f32\": \"model-00001-of-00002.safetensors\", \"w.f32\": \"model-00001-of-00002.safetensors\"}}",
         "{\"weight_map\": [1]}",
+        "{\"weight_map\": {\"w.f32\": \"model-00002-of-00002.safetensors\", \"pos\": \"model-00001-of-00002.safetensors\"}}",
     };
     for (size_t i = 0; i < sizeof (bad_index) / sizeof (bad_index [0]); i++) {
         s_write_file (idx, bad_index [i], strlen (bad_index [i]));
