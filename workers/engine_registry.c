@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "engine.h"
+#ifdef VDGX_HAVE_WAN21
+#include "wan21_engine.h"
+#endif
 
 #define S_MAX_ENGINES 32
 
@@ -67,4 +70,8 @@ vdgx_engines_register_builtin (void)
     //      vdgx_engine_register (&vdgx_wan21_tiny_engine_class);
     //  (declare the class in the engine's header and link its library into vdgx_worker_rt
     //  in workers/CMakeLists.txt). Test engines never register here: see tests/engines/.
+#ifdef VDGX_HAVE_WAN21
+    vdgx_engine_register (&vdgx_wan21_engine_class);
+    vdgx_engine_register (&vdgx_wan21_tiny_engine_class);
+#endif
 }

@@ -1,10 +1,18 @@
 /*  vdgx-worker: one model instance behind the broker (see vdgx_worker.h). */
 #include "engine.h"
 #include "vdgx_worker.h"
+#ifdef VDGX_HAVE_WAN21
+#include <string.h>
+#include "wan21_engine.h"
+#endif
 
 int
 main (int argc, char **argv)
 {
+#ifdef VDGX_HAVE_WAN21
+    if (argc == 3 && strcmp (argv [1], "--make-tiny-checkpoint") == 0)
+        return wan21_tiny_main (argv [2]);
+#endif
     vdgx_engines_register_builtin ();
     return vdgx_worker_main (argc, argv);
 }

@@ -4,3 +4,7 @@ if(TARGET vdgx-refcheck AND EXISTS ${PROJECT_SOURCE_DIR}/tests/data/reference/wa
     COMMAND vdgx-refcheck wan21 ${PROJECT_SOURCE_DIR}/tests/data/reference/wan21 --part vae)
   set_tests_properties(refcheck.wan21.vae PROPERTIES TIMEOUT 120)
 endif()
+
+add_executable(vdgx-wan21-vae-selftest ${CMAKE_CURRENT_LIST_DIR}/wan21_vae_selftest.c)
+target_link_libraries(vdgx-wan21-vae-selftest PRIVATE vdgx_wan21)
+vdgx_add_selftests(RUNNER vdgx-wan21-vae-selftest CLASSES wan21_vae wan21_engine)

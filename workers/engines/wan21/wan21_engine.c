@@ -1,0 +1,689 @@
+/*  wan21_engine.c - the Wan 2.1 engine of the worker (see wan21_engine.h). */
+#include "wan21_engine.h"
+#include "wan21_dit.h"
+#include "wan21_t5.h"
+#include "wan21_tok.h"
+#include "wan21_vae.h"
+#include "vdgx_ckpt.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum { S_UNKNOWN = 0, S_1_3B, S_14B, S_TINY } s_variant_t;
+
+struct _vdgx_engine_t {
+    char *model, *weights_dir, *device;
+    char precision [8];
+    int threads;
+    bool tiny_service;          //  served as wan21-tiny: small sizes, small defaults
+    s_variant_t variant;        //  from the service name or the DiT shapes
+    vdgx_backend_t *backend;
+    wan21_tok_t *tok;
+    wan21_t5_t *t5;
+    wan21_dit_t *dit;
+    wan21_vae_t *vae;
+    int text_len;
+};
+
+static const char *const s_precisions [] = { "bf16", "fp8", "fp4", "fp32", NULL };
+static const char *const s_tiny_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
+
+static char *
+s_strdupf (const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    char *s = NULL;
+    if (vasprintf (&s, fmt, ap) < 0)
+        s = NULL;
+    va_end (ap);
+    return s;
+}
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static bool
+s_is_file (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
+}
+
+static bool
+s_is_dir (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+//  The first existing file among dir/<names> (caller frees), NULL when none.
+static char *
+s_first_file (const char *dir, const char *const *names)
+{
+    for (int i = 0; names [i]; i++) {
+        char *p = s_strdupf ("%s/%s", dir, names [i]);
+        if (p && s_is_file (p))
+            return p;
+        free (p);
+    }
+    return NULL;
+}
+
+//  The DiT width, read from the checkpoint header only (no weights are read).
+static int
+s_peek_dit_dim (const char *dir)
+{
+    static const char *const names [] = {
+        "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors",
+        "transformer/diffusion_pytorch_model.safetensors.index.json",
+        "transformer/diffusion_pytorch_model.safetensors", NULL
+    };
+    char *file = dir? s_first_file (dir, names): NULL;
+    if (!file)
+        return 0;
+    char *err = NULL;
+    vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &err);
+    free (err);
+    free (file);
+    if (!ckpt)
+        return 0;
+    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ckpt, "patch_embedding.weight");
+    int dim = t && t->ndim == 5? (int) t->shape [0]: 0;
+    vdgx_ckpt_destroy (&ckpt);
+    return dim;
+}
+
+static s_variant_t
+s_variant_of_dim (int dim)
+{
+    return dim == 1536? S_1_3B: dim == 5120? S_14B: dim > 0? S_TINY: S_UNKNOWN;
+}
+
+static const char *
+s_variant_name (s_variant_t v)
+{
+    return v == S_1_3B? "1.3B": v == S_14B? "14B": v == S_TINY? "tiny": "unknown";
+}
+
+static int
+s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool tiny, char **err)
+{
+    if (!cfg || !cfg->model) {
+        *err = s_strdupf ("wan21: no model name");
+        return VDGX_ENGINE_ERROR;
+    }
+    const char *m = cfg->model;
+    s_variant_t by_name = S_UNKNOWN;
+    if (tiny)
+        by_name = S_TINY;
+    else
+    if (strcmp (m, "wan21-1.3b") == 0)
+        by_name = S_1_3B;
+    else
+    if (strcmp (m, "wan21-14b") == 0)
+        by_name = S_14B;
+    else
+    if (strcmp (m, "wan21") != 0) {
+        *err = s_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny)", m);
+        return VDGX_ENGINE_ERROR;
+    }
+    const char *const *list = tiny? s_tiny_precisions: s_precisions;
+    if (cfg->precision && *cfg->precision) {
+        bool known = false;
+        for (int i = 0; list [i]; i++)
+            known |= strcmp (cfg->precision, list [i]) == 0;
+        if (!known) {
+            *err = s_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
+            return VDGX_ENGINE_ERROR;
+        }
+    }
+    if (!cfg->weights_dir || !*cfg->weights_dir) {
+        *err = s_strdupf ("wan21: --weights DIR is required (the model folder)");
+        return VDGX_ENGINE_ERROR;
+    }
+    vdgx_engine_t *self = (vdgx_engine_t *) calloc (1, sizeof *self);
+    if (!self) {
+        *err = s_strdupf ("out of memory");
+        return VDGX_ENGINE_FATAL;
+    }
+    self->model = strdup (m);
+    self->weights_dir = strdup (cfg->weights_dir);
+    self->device = strdup (cfg->device && *cfg->device? cfg->device: "cpu");
+    snprintf (self->precision, sizeof self->precision, "%s",
+              cfg->precision && *cfg->precision? cfg->precision: list [0]);
+    self->threads = cfg->threads;
+    self->tiny_service = tiny;
+    //  The size from the weights when they are there (header only), else from the name.
+    s_variant_t by_shape = s_variant_of_dim (s_peek_dit_dim (self->weights_dir));
+    if (by_shape != S_UNKNOWN && by_name != S_UNKNOWN && by_shape != by_name) {
+        *err = s_strdupf ("wan21: service %s needs %s weights, but %s holds a %s DiT", m,
+                          s_variant_name (by_name), self->weights_dir, s_variant_name (by_shape));
+        vdgx_engine_t *tmp = self;
+        free (tmp->model);
+        free (tmp->weights_dir);
+        free (tmp->device);
+        free (tmp);
+        return VDGX_ENGINE_ERROR;
+    }
+    self->variant = by_shape != S_UNKNOWN? by_shape: by_name;
+    *self_p = self;
+    return VDGX_ENGINE_OK;
+}
+
+static int
+s_create (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, char **err)
+{
+    return s_create_common (self_p, cfg, false, err);
+}
+
+static int
+s_create_tiny (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, char **err)
+{
+    return s_create_common (self_p, cfg, true, err);
+}
+
+static const char *const *
+s_get_precisions (vdgx_engine_t *self)
+{
+    return self->tiny_service? s_tiny_precisions: s_precisions;
+}
+
+static void
+s_unload (vdgx_engine_t *self)
+{
+    wan21_vae_destroy (&self->vae);
+    wan21_dit_destroy (&self->dit);
+    wan21_t5_destroy (&self->t5);
+    wan21_tok_destroy (&self->tok);
+    vdgx_backend_destroy (&self->backend);
+}
+
+static void
+s_destroy (vdgx_engine_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vdgx_engine_t *self = *self_p;
+    s_unload (self);
+    free (self->model);
+    free (self->weights_dir);
+    free (self->device);
+    free (self);
+    *self_p = NULL;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Memory estimate: DiT (weights + activations of the largest video), umT5 linears, VAE.
+
+static void
+s_count_vae (void *arg, const char *name, int ndim, const int64_t *shape)
+{
+    (void) name;
+    uint64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (uint64_t) shape [i];
+    *(uint64_t *) arg += n;
+}
+
+static uint64_t
+s_memory_estimate (vdgx_engine_t *self, const char *precision)
+{
+    const char *p = precision && *precision? precision: self->precision;
+    bool cuda = strncmp (self->device, "cuda", 4) == 0;
+    size_t act = cuda && strcmp (p, "fp32") != 0? 2: 4;
+    wan21_dit_config_t cfg;
+    int vae_dim = 96;
+    //  umT5-XXL encoder: 24 blocks of q,k,v,o (4096^2) and the gated FFN (3 x 4096 x 10240).
+    uint64_t t5_params = 24ull * (4ull * 4096 * 4096 + 3ull * 4096 * 10240);
+    int64_t tokens;
+    int w, h, frames;
+    if (self->dit) {
+        cfg = *wan21_dit_config (self->dit);
+        const wan21_t5_config_t *tc = wan21_t5_config (self->t5);
+        t5_params = (uint64_t) tc->num_layers * (4ull * tc->dim * tc->dim_attn + 3ull * tc->dim * tc->dim_ffn);
+        vae_dim = wan21_vae_dim (self->vae);
+    }
+    else
+    if (wan21_dit_config_preset (self->variant == S_14B? "14b": "1.3b", &cfg)) {
+        return 0;
+    }
+    if (self->variant == S_TINY || self->tiny_service) {
+        w = 256, h = 256, frames = 33;
+        if (!self->dit) {       //  the tiny checkpoint's sizes
+            cfg.dim = 64, cfg.ffn_dim = 128, cfg.num_heads = 4, cfg.num_layers = 2;
+            cfg.text_dim = 32, cfg.text_len = 32;
+            t5_params = 2ull * (4ull * 32 * 32 + 3ull * 32 * 64);
+            vae_dim = 8;
+        }
+    }
+    else
+    if (self->variant == S_14B)
+        w = 1280, h = 720, frames = 81;
+    else
+        w = 832, h = 480, frames = 81;
+    tokens = (int64_t) ((frames - 1) / 4 + 1) * (h / 16) * (w / 16);
+    uint64_t bytes = wan21_dit_memory_estimate (&cfg, p, tokens, act);
+    size_t t5_size = strcmp (p, "fp32") == 0? 4: strcmp (p, "bf16") == 0? 2: 1;
+    bytes += t5_params * t5_size;
+    uint64_t vae_params = 0;
+    wan21_vae_layout (vae_dim, 16, s_count_vae, &vae_params);
+    bytes += vae_params * act + wan21_vae_activation_bytes (vae_dim, w, h, act);
+    return bytes;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Loading
+
+static void
+s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32_t steps,
+            double percent, const char *message)
+{
+    if (io && io->progress) {
+        vdgx_progress_t pr = { phase, step, steps, percent, message };
+        io->progress (io->ctx, &pr);
+    }
+}
+
+static vdgx_wfmt_t
+s_t5_format (const char *precision, vdgx_dtype_t act)
+{
+    if (strcmp (precision, "fp32") == 0)
+        return VDGX_WFMT_F32;
+    if (strcmp (precision, "bf16") == 0)
+        return VDGX_WFMT_BF16;
+    (void) act;
+    return VDGX_WFMT_FP8_E4M3;      //  fp8, and fp4 (the text encoder has no 4-bit path)
+}
+
+static int
+s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
+{
+    if (self->dit)
+        return VDGX_ENGINE_OK;
+    if (!s_is_dir (self->weights_dir)) {
+        *err = s_strdupf ("wan21: weights folder '%s' not found", self->weights_dir);
+        return VDGX_ENGINE_ERROR;
+    }
+    char device [64];
+    if (strcmp (self->device, "cpu") == 0 && self->threads > 0)
+        snprintf (device, sizeof device, "cpu:%d", self->threads);
+    else
+        snprintf (device, sizeof device, "%s", self->device);
+    bool cpu = strncmp (device, "cpu", 3) == 0;
+    vdgx_dtype_t act = cpu || strcmp (self->precision, "fp32") == 0? VDGX_DTYPE_F32: VDGX_DTYPE_BF16;
+    char *e = NULL;
+    self->backend = vdgx_backend_new (device, act, &e);
+    if (!self->backend) {
+        *err = s_strdupf ("wan21: cannot open device %s: %s", device, e? e: "unknown error");
+        free (e);
+        return VDGX_ENGINE_ERROR;
+    }
+    s_progress (io, "loading", 0, 0, 1, "tokenizer");
+    self->tok = wan21_tok_new (self->weights_dir, &e);
+    if (!self->tok) {
+        free (e);
+        e = NULL;
+        char *alt = s_strdupf ("%s/tokenizer", self->weights_dir);
+        self->tok = alt? wan21_tok_new (alt, &e): NULL;
+        free (alt);
+    }
+    if (!self->tok)
+        goto fail;
+    s_progress (io, "loading", 0, 0, 2, "text encoder");
+    static const char *const t5_names [] = {
+        "models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors", NULL
+    };
+    char *t5_file = s_first_file (self->weights_dir, t5_names);
+    self->t5 = wan21_t5_new (t5_file? t5_file: self->weights_dir, self->backend,
+                             s_t5_format (self->precision, act), &e);
+    free (t5_file);
+    if (!self->t5)
+        goto fail;
+    s_progress (io, "loading", 0, 0, 5, "diffusion transformer");
+    wan21_dit_load_opts_t opts = { .precision = self->precision };
+    self->dit = wan21_dit_load (self->backend, self->weights_dir, &opts, &e);
+    if (!self->dit)
+        goto fail;
+    s_progress (io, "loading", 0, 0, 9, "VAE");
+    self->vae = wan21_vae_load (self->backend, self->weights_dir, &e);
+    if (!self->vae)
+        goto fail;
+    const wan21_dit_config_t *dc = wan21_dit_config (self->dit);
+    const wan21_t5_config_t *tc = wan21_t5_config (self->t5);
+    s_variant_t v = s_variant_of_dim (dc->dim);
+    if ((self->tiny_service && v != S_TINY) || (self->variant != S_UNKNOWN && v != self->variant)) {
+        e = s_strdupf ("wan21: service %s cannot serve the %s DiT in %s", self->model,
+                       s_variant_name (v), self->weights_dir);
+        goto fail;
+    }
+    self->variant = v;
+    if (tc->dim != dc->text_dim) {
+        e = s_strdupf ("wan21: the text encoder width %d differs from the DiT text_dim %d",
+                       tc->dim, dc->text_dim);
+        goto fail;
+    }
+    if (wan21_tok_vocab_size (self->tok) > tc->vocab) {
+        e = s_strdupf ("wan21: the tokenizer has %d pieces, the text encoder only %d embeddings",
+                       wan21_tok_vocab_size (self->tok), tc->vocab);
+        goto fail;
+    }
+    if (wan21_vae_z_dim (self->vae) != dc->out_dim) {
+        e = s_strdupf ("wan21: the VAE has %d latent channels, the DiT %d",
+                       wan21_vae_z_dim (self->vae), dc->out_dim);
+        goto fail;
+    }
+    self->text_len = dc->text_len;
+    s_progress (io, "loading", 0, 0, 10, NULL);
+    return VDGX_ENGINE_OK;
+fail:
+    *err = e? e: s_strdupf ("wan21: loading failed");
+    s_unload (self);
+    return VDGX_ENGINE_ERROR;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Validation
+
+uint32_t
+wan21_engine_frames_for (double seconds, uint32_t fps, uint32_t max_frames)
+{
+    double quarter = seconds * (double) fps / 4.0;
+    if (!(quarter >= 0))        //  NaN or negative
+        quarter = 0;
+    if (quarter > 1e6)
+        quarter = 1e6;
+    uint32_t frames = 4u * (uint32_t) llround (quarter) + 1u;
+    if (frames > max_frames)
+        frames = 1 + 4 * ((max_frames - 1) / 4);
+    return frames;
+}
+
+static int
+s_bad (vdgx_error_t *err, const char *field, const char *fmt, ...)
+{
+    err->code = "bad_request";
+    snprintf (err->field, sizeof err->field, "%s", field);
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (err->message, sizeof err->message, fmt, ap);
+    va_end (ap);
+    return -1;
+}
+
+static uint64_t
+s_random_seed (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    uint64_t z = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^ ((uint64_t) getpid () << 40);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) & 0x7fffffffffffffffull;
+}
+
+static int
+s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
+{
+    bool tiny = self->tiny_service || self->variant == S_TINY;
+    bool big = self->variant == S_14B;
+    uint32_t max_frames = tiny? 33: 81;
+    if (!req->width && !req->height) {
+        req->width = tiny? 64: big? 1280: 832;
+        req->height = tiny? 48: big? 720: 480;
+    }
+    else
+    if (!req->width || !req->height)
+        return s_bad (err, req->width? "height": "width", "give both width and height (or neither)");
+    if (tiny) {
+        if (req->width % 16 || req->width < 32 || req->width > 256)
+            return s_bad (err, "width", "width must be a multiple of 16 from 32 to 256 for %s (got %u)",
+                          self->model, req->width);
+        if (req->height % 16 || req->height < 32 || req->height > 256)
+            return s_bad (err, "height", "height must be a multiple of 16 from 32 to 256 for %s (got %u)",
+                          self->model, req->height);
+    }
+    else {
+        bool ok = (req->width == 832 && req->height == 480) || (req->width == 480 && req->height == 832);
+        if (self->variant != S_1_3B)
+            ok = ok || (req->width == 1280 && req->height == 720) || (req->width == 720 && req->height == 1280);
+        if (!ok)
+            return s_bad (err, "width", "%s supports %s (got %ux%u)", self->model,
+                          self->variant == S_1_3B? "832x480 and 480x832"
+                          : "832x480, 480x832, 1280x720 and 720x1280", req->width, req->height);
+    }
+    if (!req->fps)
+        req->fps = 16;
+    if (req->fps > 60)
+        return s_bad (err, "fps", "fps must be 1..60 (got %u)", req->fps);
+    if (!req->frames) {
+        if (req->has_seconds) {
+            if (!(req->seconds > 0) || req->seconds > 3600)
+                return s_bad (err, "seconds", "seconds must be > 0 (got %g)", req->seconds);
+            req->frames = wan21_engine_frames_for (req->seconds, req->fps, max_frames);
+        }
+        else
+            req->frames = tiny? 9: 81;
+    }
+    if (req->frames > max_frames || req->frames % 4 != 1)
+        return s_bad (err, "frames", "frames must be 4n+1 from 1 to %u for %s (got %u)", max_frames,
+                      self->model, req->frames);
+    if (!req->steps)
+        req->steps = tiny? 8: 50;
+    if (req->steps > (tiny? 100u: 1000u))
+        return s_bad (err, "steps", "steps must be 1..%u (got %u)", tiny? 100: 1000, req->steps);
+    if (!req->has_guidance) {
+        req->has_guidance = true;
+        req->guidance = 5.0;
+    }
+    if (!(req->guidance >= 0) || req->guidance > 50)
+        return s_bad (err, "guidance", "guidance must be 0..50 (got %g)", req->guidance);
+    if (!req->has_shift) {
+        req->has_shift = true;
+        req->shift = 5.0;
+    }
+    if (!(req->shift > 0) || req->shift > 100)
+        return s_bad (err, "shift", "shift must be > 0 and <= 100 (got %g)", req->shift);
+    wan21_sampler_t sampler;
+    if (!req->sampler [0])
+        snprintf (req->sampler, sizeof req->sampler, "unipc");
+    if (wan21_sampler_from_name (req->sampler, &sampler))
+        return s_bad (err, "sampler", "sampler must be unipc, dpm++ or euler (got '%s')", req->sampler);
+    if (!req->has_seed) {
+        req->has_seed = true;
+        req->seed = s_random_seed ();
+    }
+    if (!req->prompt || !*req->prompt)
+        return s_bad (err, "prompt", "prompt must not be empty");
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Generation
+
+//  Prompt -> umT5 output rows of its real tokens, host f32 [n, dim] (caller frees).
+static float *
+s_encode (vdgx_engine_t *self, const char *text, int64_t *len_p, char **err)
+{
+    int L = self->text_len;
+    int32_t *ids = (int32_t *) calloc ((size_t) L, sizeof (int32_t));
+    float *host = NULL;
+    if (!ids) {
+        *err = s_strdupf ("out of memory");
+        return NULL;
+    }
+    int n = wan21_tok_encode (self->tok, text, L, ids, NULL, err);
+    if (n < 1) {
+        if (!*err)
+            *err = s_strdupf ("wan21: the prompt could not be tokenized");
+        free (ids);
+        return NULL;
+    }
+    vdgx_tensor_t out = { 0 };
+    if (wan21_t5_encode (self->t5, ids, n, L, &out)) {
+        *err = s_strdupf ("wan21: text encoder: %s", wan21_t5_error (self->t5));
+        free (ids);
+        return NULL;
+    }
+    int64_t dim = out.shape [out.ndim - 1];
+    host = (float *) malloc ((size_t) vdgx_tensor_numel (&out) * sizeof (float));
+    if (!host || vdgx_tensor_to_f32 (self->backend, &out, host)) {
+        *err = s_strdupf ("wan21: cannot read the text encoding: %s", vdgx_backend_error (self->backend));
+        free (host);
+        host = NULL;
+    }
+    vdgx_tensor_release (self->backend, &out);
+    free (ids);
+    (void) dim;
+    *len_p = n;
+    return host;
+}
+
+typedef struct {
+    const vdgx_engine_io_t *io;
+    uint32_t frames;
+    float *rgb;
+    int failed;
+} s_gen_ctx_t;
+
+static void
+s_on_step (void *arg, int step, int steps)
+{
+    s_gen_ctx_t *g = (s_gen_ctx_t *) arg;
+    s_progress (g->io, "denoising", (uint32_t) step, (uint32_t) steps,
+                15.0 + 70.0 * step / (steps > 0? steps: 1), NULL);
+}
+
+static int
+s_on_frame (void *arg, int index, const float *chw, int width, int height)
+{
+    s_gen_ctx_t *g = (s_gen_ctx_t *) arg;
+    size_t hw = (size_t) width * (size_t) height;
+    for (size_t i = 0; i < hw; i++) {
+        g->rgb [3 * i] = chw [i];
+        g->rgb [3 * i + 1] = chw [hw + i];
+        g->rgb [3 * i + 2] = chw [2 * hw + i];
+    }
+    if (g->io->frame && g->io->frame (g->io->ctx, g->rgb, width, height)) {
+        g->failed = 1;
+        return -1;
+    }
+    s_progress (g->io, "decoding", (uint32_t) index + 1, g->frames,
+                85.0 + 10.0 * (index + 1) / (g->frames? g->frames: 1), NULL);
+    return 0;
+}
+
+static bool
+s_cancelled (const vdgx_engine_io_t *io)
+{
+    return io && io->cancel && atomic_load (io->cancel) != 0;
+}
+
+static int
+s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_t *io,
+            vdgx_engine_output_t *out, char **err)
+{
+    if (!self->dit) {
+        *err = s_strdupf ("wan21: generate before load");
+        return VDGX_ENGINE_ERROR;
+    }
+    wan21_sampler_t sampler;
+    if (wan21_sampler_from_name (req->sampler [0]? req->sampler: "unipc", &sampler)) {
+        *err = s_strdupf ("wan21: unknown sampler '%s'", req->sampler);
+        return VDGX_ENGINE_ERROR;
+    }
+    double t0 = s_now ();
+    s_progress (io, "encoding_text", 0, 0, 11, NULL);
+    int64_t clen = 0, nlen = 0;
+    float *ctx = NULL, *neg = NULL, *latent = NULL;
+    s_gen_ctx_t g = { io, req->frames, NULL, 0 };
+    int rc = VDGX_ENGINE_ERROR;
+    ctx = s_encode (self, req->prompt, &clen, err);
+    if (!ctx)
+        goto out;
+    if (req->guidance != 1.0) {
+        const char *np = req->negative_prompt? req->negative_prompt: wan21_default_negative_prompt;
+        neg = s_encode (self, np, &nlen, err);
+        if (!neg)
+            goto out;
+    }
+    out->t_text = s_now () - t0;
+    if (s_cancelled (io)) {
+        rc = VDGX_ENGINE_CANCELLED;
+        goto out;
+    }
+    double t1 = s_now ();
+    s_progress (io, "denoising", 0, req->steps, 15, NULL);
+    wan21_dit_sample_args_t a = {
+        .context = ctx, .context_len = clen,
+        .context_null = neg, .context_null_len = nlen,
+        .width = (int) req->width, .height = (int) req->height, .frames = (int) req->frames,
+        .steps = (int) req->steps, .guidance = req->guidance, .shift = req->shift,
+        .sampler = sampler, .seed = req->seed,
+        .progress = s_on_step, .progress_ctx = &g, .cancel = io? io->cancel: NULL,
+    };
+    int64_t shape [4];
+    int r = wan21_dit_sample (self->dit, &a, &latent, shape, err);
+    if (r == VDGX_ENGINE_CANCELLED) {
+        rc = VDGX_ENGINE_CANCELLED;
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    out->t_denoise = s_now () - t1;
+    double t2 = s_now ();
+    s_progress (io, "decoding", 0, req->frames, 85, NULL);
+    g.rgb = (float *) malloc ((size_t) req->width * req->height * 3 * sizeof (float));
+    if (!g.rgb) {
+        *err = s_strdupf ("out of memory");
+        goto out;
+    }
+    wan21_vae_decode_opts_t vo = { .raw = false, .cancel = io? io->cancel: NULL };
+    r = wan21_vae_decode (self->vae, latent, shape [1], shape [2], shape [3], &vo, s_on_frame, &g, err);
+    if (r == -2) {
+        rc = VDGX_ENGINE_CANCELLED;
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    out->t_decode = s_now () - t2;
+    out->width = req->width;
+    out->height = req->height;
+    out->frames = req->frames;
+    out->fps = req->fps;
+    out->seed = req->seed;
+    rc = VDGX_ENGINE_OK;
+out:
+    free (ctx);
+    free (neg);
+    free (latent);
+    free (g.rgb);
+    return rc;
+}
+
+const vdgx_engine_class_t vdgx_wan21_engine_class = {
+    .name = "wan21",
+    .description = "Wan 2.1 text-to-video (1.3B / 14B; wan21-1.3b, wan21-14b)",
+    .create = s_create, .load = s_load, .validate = s_validate, .generate = s_generate,
+    .unload = s_unload, .memory_estimate = s_memory_estimate, .precisions = s_get_precisions,
+    .destroy = s_destroy,
+};
+
+const vdgx_engine_class_t vdgx_wan21_tiny_engine_class = {
+    .name = "wan21-tiny",
+    .description = "Wan 2.1 tiny random-weight demo (vdgx-worker --make-tiny-checkpoint DIR)",
+    .create = s_create_tiny, .load = s_load, .validate = s_validate, .generate = s_generate,
+    .unload = s_unload, .memory_estimate = s_memory_estimate, .precisions = s_get_precisions,
+    .destroy = s_destroy,
+};

@@ -1,0 +1,276 @@
+/*  wan21_engine_selftest.c - selftest of the wan21 engine on the tiny checkpoint: request
+    validation, loading, a real job (text encoder, DiT, sampler, VAE), progress, seeds,
+    cancellation, memory estimates.
+*/
+#include "wan21_engine.h"
+
+#include <assert.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    return remove (path);
+}
+
+typedef struct {
+    int frames, width, height;
+    double sum;                 //  checksum of every pixel
+    bool range_ok;
+    int text, denoise_steps, decode_steps;
+    uint32_t last_step, steps;
+    bool steps_in_order;
+    double last_percent;
+    bool percent_monotonic;
+    atomic_int cancel;
+    int cancel_at_step;         //  set the cancel flag at this denoising step (0 = never)
+} s_sink_t;
+
+static void
+s_progress (void *ctx, const vdgx_progress_t *p)
+{
+    s_sink_t *s = (s_sink_t *) ctx;
+    if (p->percent + 1e-9 < s->last_percent)
+        s->percent_monotonic = false;
+    s->last_percent = p->percent;
+    if (strcmp (p->phase, "encoding_text") == 0)
+        s->text++;
+    else
+    if (strcmp (p->phase, "denoising") == 0 && p->step > 0) {
+        if (p->step != s->last_step + 1)
+            s->steps_in_order = false;
+        s->last_step = p->step;
+        s->steps = p->steps;
+        s->denoise_steps++;
+        if (s->cancel_at_step && (int) p->step == s->cancel_at_step)
+            atomic_store (&s->cancel, 1);
+    }
+    else
+    if (strcmp (p->phase, "decoding") == 0 && p->step > 0)
+        s->decode_steps++;
+}
+
+static int
+s_frame (void *ctx, const float *rgb, int width, int height)
+{
+    s_sink_t *s = (s_sink_t *) ctx;
+    s->frames++;
+    s->width = width;
+    s->height = height;
+    for (int i = 0; i < width * height * 3; i++) {
+        if (!(rgb [i] >= -1.f && rgb [i] <= 1.f))
+            s->range_ok = false;
+        s->sum += rgb [i] * (double) ((i % 97) + 1);
+    }
+    return 0;
+}
+
+static void
+s_sink_init (s_sink_t *s)
+{
+    memset (s, 0, sizeof *s);
+    s->range_ok = s->steps_in_order = s->percent_monotonic = true;
+    atomic_init (&s->cancel, 0);
+}
+
+static vdgx_engine_io_t
+s_io (s_sink_t *s)
+{
+    vdgx_engine_io_t io = { .ctx = s, .progress = s_progress, .frame = s_frame, .cancel = &s->cancel };
+    return io;
+}
+
+static void
+s_req (vdgx_genreq_t *req, const char *prompt)
+{
+    vdgx_genreq_init (req);
+    snprintf (req->model, sizeof req->model, "wan21-tiny");
+    req->prompt = strdup (prompt);
+}
+
+static void
+s_expect_bad (vdgx_engine_t *e, const vdgx_engine_class_t *cls, vdgx_genreq_t *req, const char *field)
+{
+    vdgx_error_t err;
+    memset (&err, 0, sizeof err);
+    int rc = cls->validate (e, req, &err);
+    if (rc == 0 || strcmp (err.field, field) != 0)
+        printf ("expected a bad %s, got rc %d field '%s' (%s)\n", field, rc, err.field, err.message);
+    assert (rc == -1 && strcmp (err.field, field) == 0 && strcmp (err.code, "bad_request") == 0);
+    assert (strlen (err.message) > 10);
+    vdgx_genreq_clear (req);
+}
+
+void
+wan21_engine_test (bool verbose)
+{
+    printf (" * wan21_engine: ");
+    assert (wan21_engine_frames_for (5.0, 16, 81) == 81);
+    assert (wan21_engine_frames_for (1.0, 16, 81) == 17);
+    assert (wan21_engine_frames_for (2.6, 16, 81) == 41);
+    assert (wan21_engine_frames_for (0.1, 16, 81) == 1);
+    assert (wan21_engine_frames_for (100.0, 16, 81) == 81);
+    assert (wan21_engine_frames_for (100.0, 16, 33) == 33);
+    assert (wan21_engine_frames_for (-3.0, 16, 81) == 1);
+
+    char dir [] = "/tmp/vdgx-wan21-engine-XXXXXX";
+    assert (mkdtemp (dir));
+    char *err = NULL;
+    int rc = wan21_tiny_write (dir, 7, &err);
+    if (rc)
+        printf ("tiny: %s\n", err);
+    assert (rc == 0);
+
+    const vdgx_engine_class_t *tiny = &vdgx_wan21_tiny_engine_class, *full = &vdgx_wan21_engine_class;
+    vdgx_engine_config_t cfg = { .model = "wan21-tiny", .weights_dir = dir, .device = "cpu",
+                                 .precision = NULL, .threads = 2 };
+    vdgx_engine_t *e = NULL;
+    assert (tiny->create (&e, &cfg, &err) == VDGX_ENGINE_OK && e);
+    assert (strcmp (tiny->precisions (e) [0], "fp32") == 0);
+
+    //  A 1.3B service refuses the tiny weights before reading them.
+    vdgx_engine_config_t c13 = { .model = "wan21-1.3b", .weights_dir = dir, .device = "cpu" };
+    vdgx_engine_t *e13 = NULL;
+    assert (full->create (&e13, &c13, &err) == VDGX_ENGINE_ERROR && !e13 && err && strstr (err, "1.3B"));
+    free (err), err = NULL;
+    //  Without weights yet, the service name decides: 1.3B limits and memory estimates.
+    c13.weights_dir = "/nonexistent/wan";
+    assert (full->create (&e13, &c13, &err) == VDGX_ENGINE_OK);
+    uint64_t m32 = full->memory_estimate (e13, "fp32"), m16 = full->memory_estimate (e13, "bf16"),
+             m8 = full->memory_estimate (e13, "fp8"), m4 = full->memory_estimate (e13, "fp4");
+    if (verbose)
+        printf ("\n   1.3B estimates on cpu: fp32 %.1f GB, bf16 %.1f GB, fp8 %.1f GB, fp4 %.1f GB\n",
+                m32 / 1e9, m16 / 1e9, m8 / 1e9, m4 / 1e9);
+    assert (m32 > m16 && m16 > m8 && m8 >= m4 && m4 > 1000000000ull && m32 < 200000000000ull);
+    vdgx_genreq_t req;
+    s_req (&req, "a cat");
+    req.width = 1280, req.height = 720;
+    s_expect_bad (e13, full, &req, "width");
+    s_req (&req, "a cat");
+    vdgx_error_t verr;
+    memset (&verr, 0, sizeof verr);
+    assert (full->validate (e13, &req, &verr) == 0);
+    assert (req.width == 832 && req.height == 480 && req.frames == 81 && req.fps == 16 && req.steps == 50);
+    vdgx_genreq_clear (&req);
+    vdgx_engine_t *load_fail = e13;
+    s_sink_t sink;
+    s_sink_init (&sink);
+    vdgx_engine_io_t io = s_io (&sink);
+    assert (full->load (load_fail, &io, &err) == VDGX_ENGINE_ERROR && err && strstr (err, "/nonexistent/wan"));
+    free (err), err = NULL;
+    full->destroy (&e13);
+    assert (!e13);
+    vdgx_engine_config_t c14 = { .model = "wan21-14b", .weights_dir = "/nonexistent/wan", .device = "cpu" };
+    vdgx_engine_t *e14 = NULL;
+    assert (full->create (&e14, &c14, &err) == VDGX_ENGINE_OK);
+    assert (full->memory_estimate (e14, "bf16") > m16);
+    s_req (&req, "a cat");
+    req.width = 720, req.height = 1280;
+    memset (&verr, 0, sizeof verr);
+    assert (full->validate (e14, &req, &verr) == 0 && req.frames == 81);
+    vdgx_genreq_clear (&req);
+    full->destroy (&e14);
+    vdgx_engine_config_t cbad = { .model = "wan21-7b", .weights_dir = dir, .device = "cpu" };
+    assert (full->create (&e14, &cbad, &err) == VDGX_ENGINE_ERROR && err);
+    free (err), err = NULL;
+    cbad.model = "wan21-tiny", cbad.precision = "fp7";
+    assert (tiny->create (&e14, &cbad, &err) == VDGX_ENGINE_ERROR && err && strstr (err, "fp7"));
+    free (err), err = NULL;
+
+    //  Validation of the tiny service: defaults, then every field's limits.
+    s_req (&req, "a red car in the rain");
+    memset (&verr, 0, sizeof verr);
+    assert (tiny->validate (e, &req, &verr) == 0);
+    assert (req.width == 64 && req.height == 48 && req.frames == 9 && req.fps == 16 && req.steps == 8);
+    assert (req.has_guidance && req.guidance == 5.0 && req.has_shift && req.shift == 5.0);
+    assert (strcmp (req.sampler, "unipc") == 0 && req.has_seed);
+    vdgx_genreq_clear (&req);
+    s_req (&req, "x"); req.width = 40; req.height = 48; s_expect_bad (e, tiny, &req, "width");
+    s_req (&req, "x"); req.width = 64; req.height = 272; s_expect_bad (e, tiny, &req, "height");
+    s_req (&req, "x"); req.width = 64; s_expect_bad (e, tiny, &req, "height");
+    s_req (&req, "x"); req.frames = 10; s_expect_bad (e, tiny, &req, "frames");
+    s_req (&req, "x"); req.frames = 37; s_expect_bad (e, tiny, &req, "frames");
+    s_req (&req, "x"); req.steps = 101; s_expect_bad (e, tiny, &req, "steps");
+    s_req (&req, "x"); snprintf (req.sampler, sizeof req.sampler, "ddim"); s_expect_bad (e, tiny, &req, "sampler");
+    s_req (&req, "x"); req.has_guidance = true; req.guidance = -1; s_expect_bad (e, tiny, &req, "guidance");
+    s_req (&req, "x"); req.has_shift = true; req.shift = 0; s_expect_bad (e, tiny, &req, "shift");
+    s_req (&req, "x"); req.fps = 61; s_expect_bad (e, tiny, &req, "fps");
+    s_req (&req, "x"); req.has_seconds = true; req.seconds = 0; s_expect_bad (e, tiny, &req, "seconds");
+    s_req (&req, "");
+    s_expect_bad (e, tiny, &req, "prompt");
+    s_req (&req, "x");
+    req.has_seconds = true, req.seconds = 1.0, req.fps = 8;
+    memset (&verr, 0, sizeof verr);
+    assert (tiny->validate (e, &req, &verr) == 0 && req.frames == 9);
+    vdgx_genreq_clear (&req);
+
+    //  Load and run a job: 32x32, 5 frames, 3 steps.
+    s_sink_init (&sink);
+    io = s_io (&sink);
+    rc = tiny->load (e, &io, &err);
+    if (rc)
+        printf ("load: %s\n", err);
+    assert (rc == VDGX_ENGINE_OK);
+    uint64_t loaded_estimate = tiny->memory_estimate (e, NULL);
+    assert (loaded_estimate > 0 && loaded_estimate < 1000000000ull);
+    double sums [3];
+    for (int run = 0; run < 3; run++) {
+        s_req (&req, "a red car in the rain at night");
+        req.width = 32, req.height = 32, req.frames = 5, req.steps = 3;
+        req.has_seed = true, req.seed = run == 2? 2: 1;
+        if (run == 1) {
+            free (req.negative_prompt);
+            req.negative_prompt = NULL;         //  the official default negative prompt
+        }
+        memset (&verr, 0, sizeof verr);
+        assert (tiny->validate (e, &req, &verr) == 0);
+        s_sink_init (&sink);
+        io = s_io (&sink);
+        vdgx_engine_output_t out;
+        memset (&out, 0, sizeof out);
+        rc = tiny->generate (e, &req, &io, &out, &err);
+        if (rc)
+            printf ("generate: %s\n", err);
+        assert (rc == VDGX_ENGINE_OK);
+        assert (sink.frames == 5 && sink.width == 32 && sink.height == 32 && sink.range_ok);
+        assert (sink.text >= 1 && sink.denoise_steps == 3 && sink.steps == 3 && sink.steps_in_order);
+        assert (sink.decode_steps == 5 && sink.percent_monotonic);
+        assert (out.frames == 5 && out.width == 32 && out.fps == 16 && out.seed == req.seed);
+        assert (out.t_denoise > 0 && out.t_decode > 0);
+        sums [run] = sink.sum;
+        if (verbose)
+            printf ("   run %d: text %.3fs denoise %.3fs decode %.3fs checksum %.6f\n", run,
+                    out.t_text, out.t_denoise, out.t_decode, sink.sum);
+        vdgx_genreq_clear (&req);
+    }
+    assert (sums [0] == sums [1]);          //  same seed, same video
+    assert (sums [0] != sums [2]);          //  another seed, another video
+
+    //  Cancellation at a step boundary.
+    s_req (&req, "a boat");
+    req.width = 32, req.height = 32, req.frames = 5, req.steps = 4;
+    memset (&verr, 0, sizeof verr);
+    assert (tiny->validate (e, &req, &verr) == 0);
+    s_sink_init (&sink);
+    sink.cancel_at_step = 2;
+    io = s_io (&sink);
+    vdgx_engine_output_t out;
+    memset (&out, 0, sizeof out);
+    assert (tiny->generate (e, &req, &io, &out, &err) == VDGX_ENGINE_CANCELLED);
+    assert (sink.frames == 0 && sink.denoise_steps == 2);
+    free (err), err = NULL;
+    vdgx_genreq_clear (&req);
+
+    tiny->unload (e);
+    tiny->destroy (&e);
+    assert (!e);
+    nftw (dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    assert (access (dir, F_OK) != 0);
+    printf ("OK\n");
+}

@@ -1,0 +1,330 @@
+/*  wan21_tiny.c - the tiny random-weight Wan 2.1 checkpoint (see wan21_engine.h).
+
+    Same tensor names and structure as the released T2V model, at a width that runs a job in
+    seconds on two CPU cores. Files are safetensors with the official keys (the checkpoint
+    writer of the compute layer writes safetensors, not torch .pth); the loaders accept both.
+*/
+#include "wan21_engine.h"
+#include "wan21_vae.h"
+#include "vdgx_ckpt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+//  Tiny sizes (the DiT keeps head_dim 16 so its RoPE splits like the real one).
+enum {
+    S_DIM = 64, S_FFN = 128, S_HEADS = 4, S_LAYERS = 2, S_TEXT_DIM = 32, S_FREQ = 256,
+    S_Z = 16, S_TEXT_LEN = 32,
+    S_T5_VOCAB = 256, S_T5_DIM = 32, S_T5_FFN = 64, S_T5_HEADS = 4, S_T5_LAYERS = 2,
+    S_T5_BUCKETS = 32, S_VAE_DIM = 8
+};
+
+typedef enum { S_FANIN, S_ONES, S_ZEROS, S_SMALL, S_EMBED } s_init_t;
+
+typedef struct {
+    vdgx_ckpt_tensor_t *t;
+    size_t n, cap;
+    vdgx_dtype_t dtype;
+    uint64_t rng;
+    bool oom;
+} s_list_t;
+
+static char *
+s_strdupf (const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    char *s = NULL;
+    if (vasprintf (&s, fmt, ap) < 0)
+        s = NULL;
+    va_end (ap);
+    return s;
+}
+
+static float
+s_uniform (uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return 2.f * (float) (z >> 40) / 16777216.f - 1.f;     //  [-1, 1)
+}
+
+static void
+s_add (s_list_t *l, s_init_t init, int ndim, const int64_t *shape, const char *fmt, ...)
+{
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap? 2 * l->cap: 64;
+        vdgx_ckpt_tensor_t *t = (vdgx_ckpt_tensor_t *) realloc (l->t, cap * sizeof *t);
+        if (!t) {
+            l->oom = true;
+            return;
+        }
+        l->t = t;
+        l->cap = cap;
+    }
+    char name [200];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (name, sizeof name, fmt, ap);
+    va_end (ap);
+    size_t n = 1;
+    double fan_in = ndim > 1? 1: (double) shape [0];
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t) shape [i];
+    for (int i = 1; i < ndim; i++)
+        fan_in *= (double) shape [i];
+    float *f = (float *) malloc (n * sizeof (float));
+    void *data = malloc (n * vdgx_dtype_size (l->dtype));
+    char *nm = strdup (name);
+    if (!f || !data || !nm) {
+        free (f);
+        free (data);
+        free (nm);
+        l->oom = true;
+        return;
+    }
+    float bound = (float) (1.0 / sqrt (fan_in));
+    for (size_t i = 0; i < n; i++)
+        f [i] = init == S_ONES? 1.f: init == S_ZEROS? 0.f: init == S_SMALL? 0.1f * s_uniform (&l->rng)
+              : init == S_EMBED? s_uniform (&l->rng): bound * s_uniform (&l->rng);
+    vdgx_convert_from_f32 (data, l->dtype, f, n);
+    free (f);
+    vdgx_ckpt_tensor_t *t = &l->t [l->n++];
+    memset (t, 0, sizeof *t);
+    t->name = nm;
+    t->dtype = l->dtype;
+    t->ndim = ndim;
+    memcpy (t->shape, shape, (size_t) ndim * sizeof (int64_t));
+    t->data = data;
+    t->nbytes = n * vdgx_dtype_size (l->dtype);
+}
+
+#define S_SHAPE(...) (int) (sizeof ((int64_t []) { __VA_ARGS__ }) / sizeof (int64_t)), (int64_t []) { __VA_ARGS__ }
+
+static void
+s_free_list (s_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free ((void *) l->t [i].name);
+        free ((void *) l->t [i].data);
+    }
+    free (l->t);
+    memset (l, 0, sizeof *l);
+}
+
+static int
+s_write (s_list_t *l, const char *path, char **err)
+{
+    if (l->oom) {
+        *err = s_strdupf ("tiny checkpoint: out of memory");
+        return -1;
+    }
+    char *e = NULL;
+    if (vdgx_safetensors_write (path, l->t, l->n, &e)) {
+        *err = s_strdupf ("tiny checkpoint: cannot write %s: %s", path, e? e: "error");
+        free (e);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_dit (s_list_t *l)
+{
+    const int64_t D = S_DIM;
+    s_add (l, S_FANIN, S_SHAPE (D, S_Z, 1, 2, 2), "patch_embedding.weight");
+    s_add (l, S_SMALL, S_SHAPE (D), "patch_embedding.bias");
+    s_add (l, S_FANIN, S_SHAPE (D, S_TEXT_DIM), "text_embedding.0.weight");
+    s_add (l, S_SMALL, S_SHAPE (D), "text_embedding.0.bias");
+    s_add (l, S_FANIN, S_SHAPE (D, D), "text_embedding.2.weight");
+    s_add (l, S_SMALL, S_SHAPE (D), "text_embedding.2.bias");
+    s_add (l, S_FANIN, S_SHAPE (D, S_FREQ), "time_embedding.0.weight");
+    s_add (l, S_SMALL, S_SHAPE (D), "time_embedding.0.bias");
+    s_add (l, S_FANIN, S_SHAPE (D, D), "time_embedding.2.weight");
+    s_add (l, S_SMALL, S_SHAPE (D), "time_embedding.2.bias");
+    s_add (l, S_FANIN, S_SHAPE (6 * D, D), "time_projection.1.weight");
+    s_add (l, S_SMALL, S_SHAPE (6 * D), "time_projection.1.bias");
+    for (int i = 0; i < S_LAYERS; i++) {
+        s_add (l, S_SMALL, S_SHAPE (1, 6, D), "blocks.%d.modulation", i);
+        const char *attn [2] = { "self_attn", "cross_attn" };
+        for (int a = 0; a < 2; a++) {
+            const char *qkvo [4] = { "q", "k", "v", "o" };
+            for (int j = 0; j < 4; j++) {
+                s_add (l, S_FANIN, S_SHAPE (D, D), "blocks.%d.%s.%s.weight", i, attn [a], qkvo [j]);
+                s_add (l, S_SMALL, S_SHAPE (D), "blocks.%d.%s.%s.bias", i, attn [a], qkvo [j]);
+            }
+            s_add (l, S_ONES, S_SHAPE (D), "blocks.%d.%s.norm_q.weight", i, attn [a]);
+            s_add (l, S_ONES, S_SHAPE (D), "blocks.%d.%s.norm_k.weight", i, attn [a]);
+            if (a == 0) {
+                s_add (l, S_ONES, S_SHAPE (D), "blocks.%d.norm3.weight", i);
+                s_add (l, S_ZEROS, S_SHAPE (D), "blocks.%d.norm3.bias", i);
+            }
+        }
+        s_add (l, S_FANIN, S_SHAPE (S_FFN, D), "blocks.%d.ffn.0.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (S_FFN), "blocks.%d.ffn.0.bias", i);
+        s_add (l, S_FANIN, S_SHAPE (D, S_FFN), "blocks.%d.ffn.2.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (D), "blocks.%d.ffn.2.bias", i);
+    }
+    s_add (l, S_SMALL, S_SHAPE (1, 2, D), "head.modulation");
+    s_add (l, S_FANIN, S_SHAPE (S_Z * 4, D), "head.head.weight");
+    s_add (l, S_SMALL, S_SHAPE (S_Z * 4), "head.head.bias");
+}
+
+static void
+s_t5 (s_list_t *l)
+{
+    const int64_t D = S_T5_DIM;
+    s_add (l, S_EMBED, S_SHAPE (S_T5_VOCAB, D), "token_embedding.weight");
+    for (int i = 0; i < S_T5_LAYERS; i++) {
+        s_add (l, S_ONES, S_SHAPE (D), "blocks.%d.norm1.weight", i);
+        const char *qkvo [4] = { "q", "k", "v", "o" };
+        for (int j = 0; j < 4; j++)
+            s_add (l, S_FANIN, S_SHAPE (D, D), "blocks.%d.attn.%s.weight", i, qkvo [j]);
+        s_add (l, S_ONES, S_SHAPE (D), "blocks.%d.norm2.weight", i);
+        s_add (l, S_FANIN, S_SHAPE (S_T5_FFN, D), "blocks.%d.ffn.gate.0.weight", i);
+        s_add (l, S_FANIN, S_SHAPE (S_T5_FFN, D), "blocks.%d.ffn.fc1.weight", i);
+        s_add (l, S_FANIN, S_SHAPE (D, S_T5_FFN), "blocks.%d.ffn.fc2.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (S_T5_BUCKETS, S_T5_HEADS), "blocks.%d.pos_embedding.embedding.weight", i);
+    }
+    s_add (l, S_ONES, S_SHAPE (D), "norm.weight");
+}
+
+static void
+s_vae_one (void *arg, const char *name, int ndim, const int64_t *shape)
+{
+    s_list_t *l = (s_list_t *) arg;
+    s_add (l, strstr (name, "gamma")? S_ONES: strstr (name, "bias")? S_SMALL: S_FANIN, ndim, shape,
+           "%s", name);
+}
+
+static int
+s_mkdir (const char *path, char **err)
+{
+    if (mkdir (path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    *err = s_strdupf ("tiny checkpoint: cannot create %s: %s", path, strerror (errno));
+    return -1;
+}
+
+static int
+s_write_text (const char *path, const char *text, char **err)
+{
+    FILE *f = fopen (path, "w");
+    bool ok = f && fputs (text, f) >= 0;
+    if (f && fclose (f))
+        ok = false;
+    if (!ok) {
+        *err = s_strdupf ("tiny checkpoint: cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+int
+wan21_tiny_write (const char *dir, uint64_t seed, char **err)
+{
+    if (!dir || !*dir || !err)
+        return -1;
+    char *p = NULL;
+    int rc = -1;
+    s_list_t l = { 0 };
+    if (s_mkdir (dir, err))
+        return -1;
+    //  Tokenizer first: the vocabulary of the text encoder must cover it.
+    p = s_strdupf ("%s/google", dir);
+    if (!p || s_mkdir (p, err))
+        goto out;
+    free (p);
+    p = s_strdupf ("%s/google/umt5-xxl", dir);
+    if (!p || s_mkdir (p, err))
+        goto out;
+    free (p);
+    p = s_strdupf ("%s/google/umt5-xxl/spiece.model", dir);
+    if (!p || wan21_tiny_train_spm (p, S_T5_VOCAB, err))
+        goto out;
+    free (p);
+
+    l.dtype = VDGX_DTYPE_F32;
+    l.rng = seed * 0x2545F4914F6CDD1Dull + 1;
+    s_dit (&l);
+    p = s_strdupf ("%s/diffusion_pytorch_model.safetensors", dir);
+    if (!p || s_write (&l, p, err))
+        goto out;
+    free (p);
+    s_free_list (&l);
+
+    l.dtype = VDGX_DTYPE_BF16;      //  as the released umT5 encoder
+    l.rng = seed * 0x2545F4914F6CDD1Dull + 2;
+    s_t5 (&l);
+    p = s_strdupf ("%s/models_t5_umt5-xxl-enc-bf16.safetensors", dir);
+    if (!p || s_write (&l, p, err))
+        goto out;
+    free (p);
+    s_free_list (&l);
+
+    l.dtype = VDGX_DTYPE_F32;
+    l.rng = seed * 0x2545F4914F6CDD1Dull + 3;
+    wan21_vae_layout (S_VAE_DIM, S_Z, s_vae_one, &l);
+    p = s_strdupf ("%s/Wan2.1_VAE.safetensors", dir);
+    if (!p || s_write (&l, p, err))
+        goto out;
+    free (p);
+    s_free_list (&l);
+
+    char config [512];
+    snprintf (config, sizeof config,
+              "{\n  \"_class_name\": \"WanModel\",\n  \"model_type\": \"t2v\",\n  \"dim\": %d,\n"
+              "  \"ffn_dim\": %d,\n  \"num_heads\": %d,\n  \"num_layers\": %d,\n  \"text_dim\": %d,\n"
+              "  \"freq_dim\": %d,\n  \"in_dim\": %d,\n  \"out_dim\": %d,\n  \"text_len\": %d,\n"
+              "  \"patch_size\": [1, 2, 2],\n  \"eps\": 1e-06\n}\n",
+              S_DIM, S_FFN, S_HEADS, S_LAYERS, S_TEXT_DIM, S_FREQ, S_Z, S_Z, S_TEXT_LEN);
+    p = s_strdupf ("%s/config.json", dir);
+    if (!p || s_write_text (p, config, err))
+        goto out;
+    free (p);
+    p = s_strdupf ("%s/README.txt", dir);
+    if (!p || s_write_text (p,
+        "Wan 2.1 tiny demo checkpoint (made by vdgx-worker --make-tiny-checkpoint).\n"
+        "\n"
+        "RANDOM WEIGHTS: this model has never been trained. It produces noise-like videos;\n"
+        "it exists to exercise the whole server (broker, worker, text encoder, DiT, sampler,\n"
+        "VAE, video encoder) in seconds on a laptop CPU.\n"
+        "\n"
+        "Structure and tensor names are those of the released Wan2.1-T2V model at a tiny\n"
+        "width: DiT dim 64, 2 layers, 4 heads, text_len 32; umT5 encoder dim 32, 2 layers,\n"
+        "vocabulary 256; VAE base width 8; a SentencePiece unigram tokenizer trained on a\n"
+        "few embedded sentences.\n"
+        "\n"
+        "Serve it with: vdgx-worker --model wan21-tiny --weights <this folder>\n"
+        "Sizes: width and height multiples of 16 from 32 to 256 (default 64x48), frames 4n+1\n"
+        "up to 33 (default 9), 8 steps by default.\n", err))
+        goto out;
+    rc = 0;
+out:
+    free (p);
+    s_free_list (&l);
+    return rc;
+}
+
+int
+wan21_tiny_main (const char *dir)
+{
+    char *err = NULL;
+    if (wan21_tiny_write (dir, 42, &err)) {
+        fprintf (stderr, "vdgx-worker: %s\n", err? err: "cannot write the tiny checkpoint");
+        free (err);
+        return 1;
+    }
+    printf ("wrote the tiny Wan 2.1 checkpoint (random weights) to %s\n"
+            "serve it with: vdgx-worker --model wan21-tiny --weights %s\n", dir, dir);
+    return 0;
+}
