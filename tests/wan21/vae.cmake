@@ -8,3 +8,12 @@ endif()
 add_executable(vdgx-wan21-vae-selftest ${CMAKE_CURRENT_LIST_DIR}/wan21_vae_selftest.c)
 target_link_libraries(vdgx-wan21-vae-selftest PRIVATE vdgx_wan21)
 vdgx_add_selftests(RUNNER vdgx-wan21-vae-selftest CLASSES wan21_vae wan21_engine)
+
+# End to end on the tiny model: broker + vdgx-worker --model wan21-tiny + client -> MP4 probed.
+if(TARGET vdgx-broker AND TARGET vdgx-worker AND TARGET vdgx_client)
+  add_executable(vdgx-wan21-e2e ${CMAKE_CURRENT_LIST_DIR}/test_wan21_e2e.c)
+  target_link_libraries(vdgx-wan21-e2e PRIVATE vdgx_client PkgConfig::AV)
+  add_dependencies(vdgx-wan21-e2e vdgx-broker vdgx-worker)
+  add_test(NAME wan21.e2e.tiny COMMAND vdgx-wan21-e2e $<TARGET_FILE_DIR:vdgx-worker>)
+  set_tests_properties(wan21.e2e.tiny PROPERTIES TIMEOUT 180)
+endif()

@@ -1,0 +1,335 @@
+/*  vdgx-wan21-e2e BINDIR - the whole product on the tiny Wan 2.1 model: a tiny checkpoint
+    made by `vdgx-worker --make-tiny-checkpoint`, the real vdgx-broker, a real
+    `vdgx-worker --model wan21-tiny`, jobs submitted with the client library, the MP4 results
+    downloaded and probed with libavformat (H.264, frame count, fps, size), and progress
+    events for every denoising step. Also a request the model refuses (field named).
+    Everything lives in a temp dir that is removed at exit; spawned processes are killed.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include "vdgx_client.h"
+
+static char s_dir [256];
+static const char *s_bin;
+static pid_t s_pids [4];
+static char s_logs [4][320];
+static int s_nprocs;
+static char s_broker_ep [64], s_events_ep [64];
+
+static void
+s_cleanup (void)
+{
+    for (int i = 0; i < s_nprocs; i++)
+        if (s_pids [i] > 0) {
+            kill (s_pids [i], SIGKILL);
+            waitpid (s_pids [i], NULL, 0);
+            s_pids [i] = 0;
+        }
+    if (*s_dir) {
+        char cmd [300];
+        snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+        if (system (cmd) != 0)
+            fprintf (stderr, "cannot remove %s\n", s_dir);
+        *s_dir = 0;
+    }
+}
+
+static void
+s_dump_logs (void)
+{
+    for (int i = 0; i < s_nprocs; i++) {
+        fprintf (stderr, "----- %s -----\n", s_logs [i]);
+        FILE *f = fopen (s_logs [i], "r");
+        char line [1024];
+        while (f && fgets (line, sizeof line, f))
+            fputs (line, stderr);
+        if (f)
+            fclose (f);
+    }
+}
+
+#define CHECK(cond) do { if (!(cond)) { \
+    fprintf (stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    s_dump_logs (); exit (1); } } while (0)
+
+static pid_t
+s_spawn (const char *name, char *const argv [])
+{
+    CHECK (s_nprocs < 4);
+    int slot = s_nprocs++;
+    snprintf (s_logs [slot], sizeof s_logs [slot], "%s/%s.log", s_dir, name);
+    pid_t pid = fork ();
+    CHECK (pid >= 0);
+    if (pid == 0) {
+        int fd = open (s_logs [slot], O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            dup2 (fd, 2);
+            close (fd);
+        }
+        execv (argv [0], argv);
+        fprintf (stderr, "exec %s: %s\n", argv [0], strerror (errno));
+        _exit (127);
+    }
+    s_pids [slot] = pid;
+    return pid;
+}
+
+//  A free port below the ephemeral range (see tests/worker for why).
+static int
+s_free_port (zsock_t *holder)
+{
+    for (int i = 0; i < 200; i++) {
+        int port = 20000 + randof (12000);
+        if (zsock_bind (holder, "tcp://127.0.0.1:%d", port) == port)
+            return port;
+    }
+    return -1;
+}
+
+typedef struct {
+    uint32_t width, height, fps, frames;
+    int64_t packets;
+    bool h264;
+} s_probe_t;
+
+static int
+s_probe (const char *path, s_probe_t *p)
+{
+    memset (p, 0, sizeof *p);
+    AVFormatContext *fmt = NULL;
+    if (avformat_open_input (&fmt, path, NULL, NULL) < 0)
+        return -1;
+    int rc = -1;
+    if (avformat_find_stream_info (fmt, NULL) >= 0) {
+        int vi = av_find_best_stream (fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+        if (vi >= 0) {
+            AVStream *st = fmt->streams [vi];
+            p->h264 = st->codecpar->codec_id == AV_CODEC_ID_H264;
+            p->width = (uint32_t) st->codecpar->width;
+            p->height = (uint32_t) st->codecpar->height;
+            AVRational r = st->avg_frame_rate.num? st->avg_frame_rate: st->r_frame_rate;
+            p->fps = r.den? (uint32_t) ((double) r.num / r.den + 0.5): 0;
+            p->frames = (uint32_t) st->nb_frames;
+            AVPacket *pkt = av_packet_alloc ();
+            while (pkt && av_read_frame (fmt, pkt) >= 0) {
+                if (pkt->stream_index == vi)
+                    p->packets++;
+                av_packet_unref (pkt);
+            }
+            av_packet_free (&pkt);
+            rc = 0;
+        }
+    }
+    avformat_close_input (&fmt);
+    return rc;
+}
+
+typedef struct {
+    bool steps_seen [64];
+    uint32_t steps;
+    bool text, decoding, loading;
+} s_events_t;
+
+//  Reads job events from sub until the job's final state; records the phases and steps.
+static vdgx_job_state_t
+s_follow (zsock_t *sub, const char *id, s_events_t *ev, int timeout_ms)
+{
+    memset (ev, 0, sizeof *ev);
+    int64_t end = zclock_mono () + timeout_ms;
+    zpoller_t *poller = zpoller_new (sub, NULL);
+    vdgx_job_state_t state = VDGX_JOB_QUEUED;
+    while (zclock_mono () < end) {
+        if (!zpoller_wait (poller, 200))
+            continue;
+        zmsg_t *msg = zmsg_recv (sub);
+        vdgx_event_t e;
+        vdgx_event_init (&e);
+        vdgx_error_t err;
+        vdgx_error_init (&err);
+        if (msg && vdgx_event_decode_msg (&e, msg, &err) == 0 && !e.is_model && streq (e.id, id)) {
+            state = e.job_state;
+            if (e.has_phase) {
+                if (e.phase == VDGX_PHASE_LOADING)
+                    ev->loading = true;
+                if (e.phase == VDGX_PHASE_ENCODING_TEXT)
+                    ev->text = true;
+                if (e.phase == VDGX_PHASE_DECODING)
+                    ev->decoding = true;
+                if (e.phase == VDGX_PHASE_DENOISING && e.step < 64) {
+                    ev->steps_seen [e.step] = true;
+                    ev->steps = e.steps;
+                }
+            }
+        }
+        vdgx_event_clear (&e);
+        zmsg_destroy (&msg);
+        if (vdgx_job_state_is_final (state))
+            break;
+    }
+    zpoller_destroy (&poller);
+    return state;
+}
+
+static char *
+s_submit (vdgx_client_t *client, vdgx_genreq_t *req)
+{
+    char *id = NULL;
+    int rc = vdgx_client_submit (client, req, &id, NULL);
+    if (rc)
+        fprintf (stderr, "submit: %s: %s\n", vdgx_client_error_code (client), vdgx_client_error (client));
+    CHECK (rc == 0 && id);
+    return id;
+}
+
+//  One job through the whole system; checks the MP4 and the progress events.
+static void
+s_job (vdgx_client_t *client, zsock_t *sub, uint32_t width, uint32_t height, uint32_t frames,
+       double seconds, uint32_t fps, uint32_t steps, uint32_t want_frames, uint32_t want_fps)
+{
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "wan21-tiny");
+    req.prompt = strdup ("a small red boat on a calm lake at sunset");
+    req.width = width, req.height = height, req.frames = frames, req.fps = fps, req.steps = steps;
+    if (seconds > 0)
+        req.has_seconds = true, req.seconds = seconds;
+    req.has_seed = true, req.seed = 1234;
+    req.no_cache = true;
+    int64_t t0 = zclock_mono ();
+    char *id = s_submit (client, &req);
+    s_events_t ev;
+    vdgx_job_state_t state = s_follow (sub, id, &ev, 120000);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    CHECK (vdgx_client_wait (client, id, 30000, NULL, NULL, &job) == 0);
+    if (job.state != VDGX_JOB_COMPLETED)
+        fprintf (stderr, "job %s: %s %s %s\n", id, vdgx_job_state_name (job.state),
+                 job.has_error? job.error.code: "", job.has_error? job.error.message: "");
+    CHECK (job.state == VDGX_JOB_COMPLETED && state == VDGX_JOB_COMPLETED);
+    //  Every denoising step was reported, then the decode.
+    CHECK (ev.text && ev.decoding && ev.steps == steps);
+    for (uint32_t s = 1; s <= steps; s++)
+        CHECK (ev.steps_seen [s]);
+    char path [320];
+    snprintf (path, sizeof path, "%s/%s.mp4", s_dir, id);
+    CHECK (vdgx_client_result (client, id, path) == 0);
+    s_probe_t p;
+    CHECK (s_probe (path, &p) == 0);
+    printf ("job %s: %ux%u %u fps, %lld frames (h264 %d) in %.2f s\n", id, p.width, p.height,
+            p.fps, (long long) p.packets, p.h264, (zclock_mono () - t0) / 1000.0);
+    CHECK (p.h264 && p.width == (width? width: 64) && p.height == (height? height: 48));
+    CHECK (p.packets == (int64_t) want_frames && p.fps == want_fps);
+    CHECK (job.has_result && job.result.frames == want_frames && job.result.fps == want_fps);
+    CHECK (unlink (path) == 0);
+    vdgx_jobstatus_clear (&job);
+    vdgx_genreq_clear (&req);
+    free (id);
+}
+
+int
+main (int argc, char *argv [])
+{
+    if (argc != 2) {
+        fprintf (stderr, "usage: vdgx-wan21-e2e BINDIR\n");
+        return 2;
+    }
+    s_bin = argv [1];
+    zsys_init ();
+    snprintf (s_dir, sizeof s_dir, "/tmp/vdgx-wan21-e2e-XXXXXX");
+    if (!mkdtemp (s_dir))
+        return 1;
+    atexit (s_cleanup);
+
+    //  The tiny checkpoint, through the worker's own flag.
+    char worker [600], broker [600], weights [300];
+    snprintf (worker, sizeof worker, "%s/vdgx-worker", s_bin);
+    snprintf (broker, sizeof broker, "%s/vdgx-broker", s_bin);
+    snprintf (weights, sizeof weights, "%s/tiny", s_dir);
+    char *mk [] = { worker, "--make-tiny-checkpoint", weights, NULL };
+    pid_t maker = s_spawn ("make-tiny", mk);
+    int status = 0;
+    CHECK (waitpid (maker, &status, 0) == maker && WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    s_pids [0] = 0;
+    char readme [400];
+    snprintf (readme, sizeof readme, "%s/README.txt", weights);
+    CHECK (access (readme, R_OK) == 0);
+
+    zsock_t *h1 = zsock_new (ZMQ_ROUTER), *h2 = zsock_new (ZMQ_ROUTER);
+    int p1 = s_free_port (h1), p2 = s_free_port (h2);
+    CHECK (p1 > 0 && p2 > 0);
+    zsock_destroy (&h1);
+    zsock_destroy (&h2);
+    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", p1);
+    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", p2);
+    char bdata [300], wdata [300];
+    snprintf (bdata, sizeof bdata, "%s/broker", s_dir);
+    snprintf (wdata, sizeof wdata, "%s/worker", s_dir);
+    char *bargv [] = { broker, "--bind", s_broker_ep, "--events", s_events_ep, "--data", bdata,
+                       "--heartbeat-ms", "250", "--model", "wan21-tiny", NULL };
+    s_spawn ("broker", bargv);
+    char *wargv [] = { worker, "--model", "wan21-tiny", "--weights", weights, "--broker", s_broker_ep,
+                       "--data", wdata, "--threads", "2", "--heartbeat-ms", "250", NULL };
+    s_spawn ("worker", wargv);
+
+    vdgx_client_t *client = vdgx_client_new (s_broker_ep, s_events_ep);
+    CHECK (client);
+    vdgx_client_set_timeout (client, 2000);
+    int64_t end = zclock_mono () + 15000;
+    bool up = false;
+    while (!up && zclock_mono () < end)
+        if (!(up = vdgx_client_health (client, NULL, NULL) == 0))
+            zclock_sleep (100);
+    CHECK (up);
+    //  Events of every job, subscribed before any job exists (no slow-joiner loss).
+    zsock_t *sub = zsock_new_sub (s_events_ep, "job.");
+    CHECK (sub);
+    zclock_sleep (300);
+
+    //  Defaults: 64x48, 9 frames, 16 fps.
+    s_job (client, sub, 0, 0, 0, 0, 0, 4, 9, 16);
+    //  seconds and fps: 1 s at 8 fps -> 4*round(8/4)+1 = 9 frames.
+    s_job (client, sub, 96, 64, 0, 1.0, 8, 3, 9, 8);
+    //  4n+1 frames at another size.
+    s_job (client, sub, 48, 80, 13, 0, 12, 2, 13, 12);
+
+    //  A request the model refuses names the field, and the worker stays usable.
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "wan21-tiny");
+    req.prompt = strdup ("x");
+    req.width = 40, req.height = 48;
+    char *id = s_submit (client, &req);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    CHECK (vdgx_client_wait (client, id, 30000, NULL, NULL, &job) == 0);
+    CHECK (job.state == VDGX_JOB_FAILED && job.has_error);
+    printf ("refused: %s: %s (field %s)\n", job.error.code, job.error.message, job.error.field);
+    //  The worker sends field "width"; the job status keeps it when the broker stores it.
+    CHECK (strstr (job.error.message, "width must be a multiple of 16"));
+    CHECK (!job.error.field [0] || streq (job.error.field, "width"));
+    vdgx_jobstatus_clear (&job);
+    vdgx_genreq_clear (&req);
+    free (id);
+    s_job (client, sub, 32, 32, 5, 0, 0, 2, 5, 16);
+
+    zsock_destroy (&sub);
+    vdgx_client_destroy (&client);
+    //  No sanitizer report in the children's logs.
+    for (int i = 0; i < s_nprocs; i++) {
+        FILE *f = fopen (s_logs [i], "r");
+        char line [1024];
+        while (f && fgets (line, sizeof line, f))
+            CHECK (!strstr (line, "ERROR: AddressSanitizer") && !strstr (line, "runtime error:"));
+        if (f)
+            fclose (f);
+    }
+    printf ("wan21 e2e: OK\n");
+    return 0;
+}
