@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,6 +80,8 @@ s_spawn (const char *name, char *const argv [])
     pid_t pid = fork ();
     CHECK (pid >= 0);
     if (pid == 0) {
+        //  Children never outlive a crashed test.
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         int fd = open (s_logs [slot], O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2 (fd, 1);
@@ -126,13 +129,24 @@ s_kill (pid_t pid, int sig)
         CHECK (s_wait_exit (pid, 5000) == 128 + SIGKILL);
 }
 
-//  Two distinct free ports, chosen at random (tests may run in parallel).
+//  Two distinct free ports, chosen at random below the kernel's ephemeral range (32768+),
+//  where outgoing connections of parallel tests cannot take them between choice and bind.
 static void
 s_free_ports (int *a, int *b)
 {
     zsock_t *s1 = zsock_new (ZMQ_ROUTER), *s2 = zsock_new (ZMQ_ROUTER);
-    *a = zsock_bind (s1, "tcp://127.0.0.1:!");
-    *b = zsock_bind (s2, "tcp://127.0.0.1:!");
+    *a = *b = -1;
+    //  Own generator: zsys_init reseeds random() from the clock's seconds, which parallel
+    //  tests share.
+    uint64_t x = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_usecs ();
+    for (int i = 0; i < 100 && (*a < 0 || *b < 0); i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int port = 20000 + (int) ((x >> 33) % 12000);
+        if (*a < 0)
+            *a = zsock_bind (s1, "tcp://127.0.0.1:%d", port) == port? port: -1;
+        else
+            *b = zsock_bind (s2, "tcp://127.0.0.1:%d", port) == port? port: -1;
+    }
     CHECK (*a > 0 && *b > 0 && *a != *b);
     zsock_destroy (&s1);
     zsock_destroy (&s2);
@@ -167,6 +181,7 @@ s_start_broker (void)
         up = vdgx_client_health (client, NULL, NULL) == 0;
     vdgx_client_destroy (&client);
     CHECK (up);
+    CHECK (waitpid (s_broker, NULL, WNOHANG) == 0);     //  ours answered, not a stranger
 }
 
 static pid_t
@@ -515,7 +530,10 @@ s_scenario_sigterm (vdgx_client_t *client)
     pid_t w1 = s_start_worker (NULL);
     s_wait_workers (client, NULL, 1, 10000);
     s_kill (w1, SIGTERM);
-    CHECK (s_wait_exit (w1, 5000) == 0);
+    int code = s_wait_exit (w1, 5000);
+    if (code != 0)
+        fprintf (stderr, "worker exit %d\n", code);
+    CHECK (code == 0);
     s_wait_workers (client, NULL, 0, 3000);
     //  Busy: the job is handed back, the process exits 0, another worker finishes it.
     pid_t w2 = s_start_worker (NULL);
