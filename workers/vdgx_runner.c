@@ -568,13 +568,28 @@ vdgx_runner_test (bool verbose)
     assert (err && strstr (err, "no engine"));
     free (err);
 
+    //  Missing weights: the job fails with the reason, the model stays cold, nothing crashes.
+    vdgx_runner_args_t noweights = { .model = "testgen", .weights_dir = "/nonexistent/weights",
+                                     .data_dir = dir, .cancel = &cancel };
+    vdgx_runner_t *runner = vdgx_runner_new (&noweights, &err);
+    assert (runner);
+    zsock_t *sock = vdgx_runner_sock (runner);
+    s_test_run (sock, "job-w", s_test_request ("no weights", 64, 1, 1));
+    zmsg_t *msg = s_expect (sock, "FAILED", NULL, 0);
+    assert (msg);
+    char *wid = zmsg_popstr (msg), *wcode = zmsg_popstr (msg), *wtext = zmsg_popstr (msg);
+    assert (streq (wcode, "worker_failed") && strstr (wtext, "/nonexistent/weights"));
+    zstr_free (&wid); zstr_free (&wcode); zstr_free (&wtext);
+    zmsg_destroy (&msg);
+    vdgx_runner_destroy (&runner);
+
     vdgx_runner_args_t args = { .model = "testgen", .device = "cpu", .data_dir = dir,
                                 .cancel = &cancel };
-    vdgx_runner_t *runner = vdgx_runner_new (&args, &err);
+    runner = vdgx_runner_new (&args, &err);
     assert (runner);
     assert (streq (vdgx_runner_precision (runner), "fp32"));
     assert (streq (vdgx_runner_precisions (runner) [0], "fp32"));
-    zsock_t *sock = vdgx_runner_sock (runner);
+    sock = vdgx_runner_sock (runner);
 
     //  A request the model refuses fails without loading anything.
     s_test_run (sock, "job-0", s_test_request ("too wide", 600, 3, 1));
@@ -585,7 +600,7 @@ vdgx_runner_test (bool verbose)
     //  First job: lazy load (loading -> warm), every phase reported, a verified MP4.
     s_test_run (sock, "job-1", s_test_request ("a test", 64, 3, 42));
     char seen [256] = "";
-    zmsg_t *msg = s_expect (sock, "STATE", seen, sizeof seen);
+    msg = s_expect (sock, "STATE", seen, sizeof seen);
     char *state = zmsg_popstr (msg);
     assert (streq (state, "loading"));
     zstr_free (&state);
