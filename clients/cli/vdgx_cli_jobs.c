@@ -644,6 +644,8 @@ s_states_text (json_t *states, char *buf, size_t size)
     json_t *value;
     size_t used = 0;
     json_object_foreach (states, key, value) {
+        if (json_integer_value (value) == 0)
+            continue;
         int n = snprintf (buf + used, size - used, "%s%s %lld", used? ", ": "", key,
                           (long long) json_integer_value (value));
         if (n < 0 || (size_t) n >= size - used)
