@@ -669,7 +669,6 @@ s_on_broker (s_worker_t *self)
         return;
     //  Any message proves the broker alive.
     self->expire_at = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
-    self->backoff_ms = self->reconnect_min_ms;
     //  Tolerate an empty delimiter in front of the MDP/0.2 header.
     zframe_t *first = zmsg_first (msg);
     if (first && zframe_size (first) == 0 && zmsg_size (msg) > 1) {
@@ -685,6 +684,9 @@ s_on_broker (s_worker_t *self)
         vdgx_mdp_clear (&in);
         return;
     }
+    //  A broker that keeps refusing us (DISCONNECT) is retried with a growing back-off.
+    if (in.command != VDGX_MDPW_DISCONNECT)
+        self->backoff_ms = self->reconnect_min_ms;
     switch (in.command) {
         case VDGX_MDPW_REQUEST:
             s_on_request (self, &in);
@@ -695,7 +697,6 @@ s_on_broker (s_worker_t *self)
             //  The broker forgot us (it restarted, or thought us dead): register again.
             vdgx_log_warn ("worker.broker_disconnect", "broker=%s", self->broker);
             s_drop_connection (self, "broker sent DISCONNECT");
-            self->reconnect_at = zclock_mono ();
             break;
         case VDGX_MDPW_CONTROL:
             s_on_control (self, &in);
