@@ -139,6 +139,33 @@ s_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
     return 0;
 }
 
+typedef float s_v8 __attribute__ ((vector_size (32)));
+
+//  q.k over D: two 8-wide accumulators when D is a multiple of 16 (head dims 64, 128),
+//  a plain loop otherwise.
+static inline __attribute__ ((always_inline)) float
+s_dot (const float *a, const float *b, int64_t D)
+{
+    if (D % 16 == 0) {
+        s_v8 acc0 = { 0 }, acc1 = { 0 };
+        for (int64_t d = 0; d < D; d += 16) {
+            s_v8 a0, a1, b0, b1;
+            memcpy (&a0, a + d, 32);
+            memcpy (&a1, a + d + 8, 32);
+            memcpy (&b0, b + d, 32);
+            memcpy (&b1, b + d + 8, 32);
+            acc0 += a0 * b0;
+            acc1 += a1 * b1;
+        }
+        acc0 += acc1;
+        return ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
+    }
+    float dot = 0;
+    for (int64_t d = 0; d < D; d++)
+        dot += a [d] * b [d];
+    return dot;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  linear: f32 weights go straight to sgemm; other formats are dequantized a panel of rows
 //  at a time into scratch and multiplied panel by panel (never the whole weight in f32).
@@ -171,6 +198,35 @@ s_bias_row (void *ctx, int64_t i)
         y [n] += j->bias [n];
 }
 
+//  Few rows of x against a quantized weight (text embeddings, time embeddings, decode-like
+//  steps): each task dequantizes a run of weight rows into its own buffer and dots them with
+//  every x row, so the weight is read once and never written back as f32.
+#define S_SKINNY_ROWS 32
+
+typedef struct {
+    const vdgx_weight_t *w;
+    const float *x, *bias;
+    float *y;
+    int64_t M;
+} s_skinny_job_t;
+
+static void
+s_skinny_task (void *ctx, int64_t t)
+{
+    const s_skinny_job_t *j = ctx;
+    int64_t K = j->w->k, N = j->w->n, n0 = t * S_SKINNY_ROWS;
+    int64_t n1 = n0 + S_SKINNY_ROWS < N? n0 + S_SKINNY_ROWS: N;
+    float *row = malloc (sizeof (float) * (size_t) K);
+    if (!row)
+        abort ();
+    for (int64_t n = n0; n < n1; n++) {
+        vdgx_weight_dequant_row (j->w, n, row);
+        for (int64_t m = 0; m < j->M; m++)
+            j->y [m * N + n] = s_dot (j->x + m * K, row, K) + (j->bias? j->bias [n]: 0.0f);
+    }
+    free (row);
+}
+
 static int
 s_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_weight_t *w,
           const vdgx_tensor_t *bias)
@@ -179,6 +235,11 @@ s_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdg
     int64_t K = w->k, N = w->n, M = vdgx_tensor_numel (x) / K;
     float *Y = y->data;
     const float *X = x->data;
+    if (w->fmt != VDGX_WFMT_F32 && M <= 4) {
+        s_skinny_job_t sj = { w, X, bias? bias->data: NULL, Y, M };
+        vdgx_cpu_pool_run (s_pool (b), (N + S_SKINNY_ROWS - 1) / S_SKINNY_ROWS, s_skinny_task, &sj);
+        return 0;
+    }
     if (w->fmt == VDGX_WFMT_F32)
         vdgx_sgemm (s_pool (b), true, M, N, K, X, K, w->data, K, 0.0f, Y, N);
     else {
@@ -235,33 +296,6 @@ typedef struct {
     float scale;
     int64_t *valid;             //  unmasked keys per batch
 } s_attn_job_t;
-
-typedef float s_v8 __attribute__ ((vector_size (32)));
-
-//  q.k over D: two 8-wide accumulators when D is a multiple of 16 (head dims 64, 128),
-//  a plain loop otherwise.
-static inline __attribute__ ((always_inline)) float
-s_dot (const float *a, const float *b, int64_t D)
-{
-    if (D % 16 == 0) {
-        s_v8 acc0 = { 0 }, acc1 = { 0 };
-        for (int64_t d = 0; d < D; d += 16) {
-            s_v8 a0, a1, b0, b1;
-            memcpy (&a0, a + d, 32);
-            memcpy (&a1, a + d + 8, 32);
-            memcpy (&b0, b + d, 32);
-            memcpy (&b1, b + d + 8, 32);
-            acc0 += a0 * b0;
-            acc1 += a1 * b1;
-        }
-        acc0 += acc1;
-        return ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
-    }
-    float dot = 0;
-    for (int64_t d = 0; d < D; d++)
-        dot += a [d] * b [d];
-    return dot;
-}
 
 static inline __attribute__ ((always_inline)) void
 s_attn_body (void *ctx, int64_t t)

@@ -106,8 +106,8 @@ s_test_sgemm (vdgx_backend_t *b)
 static void
 s_test_linear (vdgx_backend_t *b)
 {
-    static const int64_t shapes [][3] = { { 1, 7, 64 }, { 13, 33, 128 }, { 40, 130, 192 } };
-    for (size_t s = 0; s < 3; s++)
+    static const int64_t shapes [][3] = { { 1, 7, 64 }, { 13, 33, 128 }, { 40, 130, 192 }, { 3, 70, 320 } };
+    for (size_t s = 0; s < 4; s++)
         for (int f = 0; f < VDGX_WFMT_COUNT; f++) {
             int64_t M = shapes [s][0], N = shapes [s][1], K = shapes [s][2];
             float *x = s_randv (M * K), *wsrc = s_randv (N * K), *bias = s_randv (N);
