@@ -1,7 +1,7 @@
 /*  vdgx_supervisor.h - child processes kept running: each child's stdout/stderr appended to
     LOGDIR/NAME.log, a crashed child restarted after an exponential back-off (initial, x2 per
     quick failure, capped; reset once a child stayed up for `stable` ms), and an orderly stop
-    (SIGTERM in reverse order of adding, then SIGKILL after a grace period).
+    (SIGTERM to the others, then to the first child, each with SIGKILL after a grace period).
 
     A child that exits with status 2 (bad usage) or 127 (could not exec) is not restarted:
     running it again cannot help. Children run in their own process groups (so a terminal's
@@ -33,7 +33,8 @@ int vdgx_supervisor_start (vdgx_supervisor_t *self);
 //  Reaps children that exited and restarts those whose back-off is over. Call often.
 //  Returns how many are running.
 int vdgx_supervisor_poll (vdgx_supervisor_t *self);
-//  Stops every child: SIGTERM (reverse order of adding), SIGKILL after grace_ms.
+//  Stops every child: SIGTERM to all but the first, SIGKILL to those still running after
+//  grace_ms; then the same for the first child (the broker outlives its workers).
 void vdgx_supervisor_stop (vdgx_supervisor_t *self, int grace_ms);
 //  Bumped whenever a child starts or stops (rewrite the pid file when it changes).
 uint64_t vdgx_supervisor_generation (vdgx_supervisor_t *self);

@@ -80,3 +80,9 @@ start_broker() {
 is_mp4() {
     [ -s "$1" ] && [ "$(dd if="$1" bs=1 skip=4 count=4 2>/dev/null)" = "ftyp" ]
 }
+
+# alive PID: running and not a zombie (a detached process reparented to an init that does
+# not reap stays a zombie).
+alive() {
+    [ -r "/proc/$1/stat" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != "Z" ]
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# cli.up: `vdgx up --detach` starts the broker and the configured workers (the test worker
+# through the config's `binary` key), serves a job, restarts a killed worker, refuses a second
+# up, and `vdgx down` stops everything and removes the pid file.
+source "$(dirname "$0")/lib.sh"
+
+DATA="$TMP/data"
+for try in 1 2 3 4 5; do
+    pick_ports
+    cat >"$TMP/vdgx.ini" <<INI
+[broker]
+endpoint = tcp://127.0.0.1:$PORT1
+events = tcp://127.0.0.1:$PORT2
+heartbeat_ms = 100
+liveness = 5
+[models]
+testgen = $TMP
+[worker.testgen]
+workers = 2
+binary = $BIN/vdgx-worker-test
+INI
+    "$VDGX" up --config "$TMP/vdgx.ini" --data "$DATA" --detach --no-bridge >"$TMP/up.out" 2>&1 && break
+    cat "$TMP/up.out" >&2
+    "$VDGX" down --data "$DATA" >/dev/null 2>&1
+done
+grep -q "broker   tcp://127.0.0.1:$PORT1" "$TMP/up.out" || fail "up did not print its endpoints: $(cat "$TMP/up.out")"
+PID=$(head -n1 "$DATA/vdgx-up.pid")
+PIDS+=($PID)
+export VDGX_BROKER="tcp://127.0.0.1:$PORT1" VDGX_EVENTS="tcp://127.0.0.1:$PORT2"
+
+# Both workers register; a job is served.
+for i in $(seq 1 100); do
+    "$VDGX" workers --json >"$TMP/w.json" 2>/dev/null &&
+        python3 -c "import json,sys; sys.exit(0 if len(json.load(open('$TMP/w.json'))['workers'])==2 else 1)" && break
+    sleep 0.1
+done
+expect_rc 0 "$VDGX" health --require testgen
+expect_rc 0 "$VDGX" generate "up test" --model testgen --steps 2 -o "$TMP/up.mp4"
+is_mp4 "$TMP/up.mp4" || fail "no video from the up stack"
+[ -s "$DATA/logs/broker.log" ] || fail "no broker log"
+[ -s "$DATA/logs/worker-testgen-1.log" ] || fail "no worker log"
+
+# A second up on the same data dir is refused.
+expect_rc 1 "$VDGX" up --config "$TMP/vdgx.ini" --data "$DATA" --detach --no-bridge
+grep -q "already running" "$TMP/err" || fail "second up: $(cat "$TMP/err")"
+
+# A killed worker is restarted (new pid in the pid file) and serves again.
+W1=$(awk '$1 == "worker-testgen-1" { print $2 }' "$DATA/vdgx-up.pid")
+[ -n "$W1" ] || fail "no worker pid in the pid file: $(cat "$DATA/vdgx-up.pid")"
+kill -9 "$W1"
+for i in $(seq 1 100); do
+    W1B=$(awk '$1 == "worker-testgen-1" { print $2 }' "$DATA/vdgx-up.pid")
+    [ -n "$W1B" ] && [ "$W1B" != "$W1" ] && break
+    sleep 0.1
+done
+[ -n "$W1B" ] && [ "$W1B" != "$W1" ] || fail "the killed worker was not restarted"
+grep -q "worker-testgen-1 killed by signal 9, restarting" "$DATA/logs/vdgx-up.log" || fail "no restart event"
+expect_rc 0 "$VDGX" generate "after restart" --model testgen --steps 1 -o "$TMP/up2.mp4"
+
+# down: everything stops, the pid file goes.
+CHILDREN=$(awk 'NR > 1 { print $2 }' "$DATA/vdgx-up.pid")
+expect_rc 0 "$VDGX" down --data "$DATA"
+[ -e "$DATA/vdgx-up.pid" ] && fail "pid file left behind"
+alive "$PID" && fail "vdgx up still running"
+for c in $CHILDREN; do
+    alive "$c" && fail "child $c still running"
+done
+grep -q "stopped" "$DATA/logs/vdgx-up.log" || fail "no stop in the log"
+expect_rc 4 "$VDGX" down --data "$DATA"
+expect_rc 3 "$VDGX" --timeout 0.3 health
+expect_rc 2 "$VDGX" up --bogus
+echo "cli.up: OK"
