@@ -1,0 +1,153 @@
+/*  vdgx-bridge: the REST bridge. Options override [bridge]/[broker] of the config file, which
+    override the environment's VDGX_BROKER / VDGX_EVENTS / VDGX_HTTP and the defaults. */
+#include "vdgx_apikeys.h"
+#include "vdgx_bridge.h"
+#include "vdgx_config.h"
+#include "vdgx_log.h"
+#include <czmq.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: vdgx-bridge [options]\n"
+        "       vdgx-bridge --hash-key KEY [NAME]   print a keys-file line for KEY\n"
+        "  --listen HOST:PORT       where to serve HTTP (default 127.0.0.1:8000; VDGX_HTTP)\n"
+        "  --broker ENDPOINT        broker (VDGX_BROKER, default tcp://127.0.0.1:5555)\n"
+        "  --events ENDPOINT        broker events (VDGX_EVENTS, default tcp://127.0.0.1:5556)\n"
+        "  --config FILE            vdgx.ini ([broker] endpoint/events, [bridge] http, keys, rate, ...)\n"
+        "  --keys FILE              API keys (sha256 hex [name] per line); required off loopback\n"
+        "  --rate R --burst B       requests/s per key (or per IP without keys); 0 = no limit\n"
+        "  --default-model NAME     model for requests that name none\n"
+        "  --threads N              HTTP threads (default 4)\n"
+        "  --conn-limit N           open connections (default 1024)\n"
+        "  --per-ip-limit N         open connections per address (default 64, 0 = none)\n"
+        "  --timeout-s N            idle connection timeout (default 30)\n"
+        "  --body-max BYTES         request body cap (default 65536)\n"
+        "  --request-timeout-ms N   broker deadline per request (default 5000)\n"
+        "  --sse-max-s N            longest event stream (default 3600)\n"
+        "  -v, --verbose            debug logging\n");
+}
+
+static int
+s_num (const char *opt, const char *text, double min, double max, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = text? strtod (text, &end): 0;
+    if (!text || !*text || *end || errno || !(v >= min && v <= max)) {
+        fprintf (stderr, "vdgx-bridge: %s must be a number from %g to %g\n", opt, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    vdgx_log_init ("bridge");
+    if (argc >= 3 && strcmp (argv [1], "--hash-key") == 0) {
+        char *line = vdgx_apikeys_hash_line (argv [2], argc > 3? argv [3]: NULL);
+        printf ("%s\n", line);
+        free (line);
+        return 0;
+    }
+    vdgx_bridge_cfg_t cfg;
+    vdgx_bridge_cfg_init (&cfg);
+    vdgx_config_t *config = vdgx_config_new ();
+    const char *config_file = NULL;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp (argv [i], "--config") == 0)
+            config_file = argv [i + 1];
+    if ((config_file && vdgx_config_load (config, config_file)) || vdgx_config_apply_env (config)) {
+        fprintf (stderr, "vdgx-bridge: %s\n", vdgx_config_error (config));
+        vdgx_config_destroy (&config);
+        return 2;
+    }
+    cfg.listen = vdgx_config_http (config);
+    cfg.broker = vdgx_config_broker_endpoint (config);
+    cfg.events = vdgx_config_events_endpoint (config);
+    cfg.keys_file = vdgx_config_get (config, "bridge", "keys");
+    cfg.default_model = vdgx_config_get (config, "bridge", "default_model");
+    double rate = 0, burst = 0;
+    int64_t threads = cfg.threads;
+    if (vdgx_config_get_double (config, "bridge", "rate", 0, 0, 1e6, &rate)
+    ||  vdgx_config_get_double (config, "bridge", "burst", 0, 0, 1e6, &burst)
+    ||  vdgx_config_get_int (config, "bridge", "threads", cfg.threads, 1, 256, &threads)) {
+        fprintf (stderr, "vdgx-bridge: %s\n", vdgx_config_error (config));
+        vdgx_config_destroy (&config);
+        return 2;
+    }
+    cfg.rate = rate;
+    cfg.burst = burst;
+    cfg.threads = (int) threads;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *arg = argv [i];
+        const char *val = i + 1 < argc? argv [i + 1]: NULL;
+        double v = 0;
+        if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+            s_usage (stdout);
+            vdgx_config_destroy (&config);
+            return 0;
+        }
+        if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0) {
+            vdgx_log_set_level (VDGX_LOG_DEBUG);
+            continue;
+        }
+        bool takes = true;
+        if (!val && strncmp (arg, "--", 2) == 0) {
+            fprintf (stderr, "vdgx-bridge: %s needs a value\n", arg);
+            rc = 2;
+            break;
+        }
+        if (strcmp (arg, "--config") == 0) ;
+        else if (strcmp (arg, "--listen") == 0) cfg.listen = val;
+        else if (strcmp (arg, "--broker") == 0) cfg.broker = val;
+        else if (strcmp (arg, "--events") == 0) cfg.events = val;
+        else if (strcmp (arg, "--keys") == 0) cfg.keys_file = val;
+        else if (strcmp (arg, "--default-model") == 0) cfg.default_model = val;
+        else if (strcmp (arg, "--rate") == 0) rc = s_num (arg, val, 0, 1e6, &cfg.rate);
+        else if (strcmp (arg, "--burst") == 0) rc = s_num (arg, val, 1, 1e6, &cfg.burst);
+        else if (strcmp (arg, "--threads") == 0) { rc = s_num (arg, val, 1, 256, &v); cfg.threads = (int) v; }
+        else if (strcmp (arg, "--conn-limit") == 0) { rc = s_num (arg, val, 1, 1e6, &v); cfg.conn_limit = (unsigned) v; }
+        else if (strcmp (arg, "--per-ip-limit") == 0) { rc = s_num (arg, val, 0, 1e6, &v); cfg.per_ip_limit = (unsigned) v; }
+        else if (strcmp (arg, "--timeout-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.conn_timeout_s = (unsigned) v; }
+        else if (strcmp (arg, "--body-max") == 0) { rc = s_num (arg, val, 1024, 1 << 30, &v); cfg.body_max = (size_t) v; }
+        else if (strcmp (arg, "--request-timeout-ms") == 0) { rc = s_num (arg, val, 10, 600000, &v); cfg.request_timeout_ms = (int) v; }
+        else if (strcmp (arg, "--sse-max-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.sse_max_s = (int) v; }
+        else {
+            fprintf (stderr, "vdgx-bridge: unknown option '%s' (see --help)\n", arg);
+            rc = 2;
+            takes = false;
+        }
+        if (rc)
+            rc = 2;
+        if (takes)
+            i++;
+    }
+    if (rc == 0 && cfg.rate > 0 && cfg.burst < 1)
+        cfg.burst = cfg.rate < 1? 1: cfg.rate;      //  default burst: one second's worth
+    if (rc) {
+        vdgx_config_destroy (&config);
+        return rc;
+    }
+    char err [512];
+    vdgx_bridge_t *bridge = vdgx_bridge_new (&cfg, err, sizeof err);
+    if (!bridge) {
+        fprintf (stderr, "vdgx-bridge: %s\n", err);
+        vdgx_config_destroy (&config);
+        return 1;
+    }
+    while (!zsys_interrupted)
+        zclock_sleep (200);
+    vdgx_log_info ("bridge.stop", NULL);
+    vdgx_bridge_destroy (&bridge);
+    vdgx_config_destroy (&config);
+    return 0;
+}

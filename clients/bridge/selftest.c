@@ -1,0 +1,31 @@
+/*  vdgx-bridge-selftest CLASS [-v]: runs one class selftest (or all without CLASS). */
+#include "vdgx_apikeys.h"
+#include "vdgx_apireq.h"
+#include "vdgx_bridge.h"
+#include "vdgx_promtext.h"
+#include "vdgx_ratelimit.h"
+#include <stdio.h>
+#include <string.h>
+
+int
+main (int argc, char **argv)
+{
+    const char *only = argc > 1 && argv [1][0] != '-'? argv [1]: NULL;
+    bool verbose = argc > 1 && strcmp (argv [argc - 1], "-v") == 0;
+    static const struct { const char *name; void (*test) (bool); } tests [] = {
+        { "apikeys", vdgx_apikeys_test }, { "ratelimit", vdgx_ratelimit_test },
+        { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test },
+        { "bridge", vdgx_bridge_test },
+    };
+    int ran = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests [0]; i++)
+        if (!only || strcmp (only, tests [i].name) == 0) {
+            tests [i].test (verbose);
+            ran++;
+        }
+    if (!ran) {
+        fprintf (stderr, "vdgx-bridge-selftest: no class '%s'\n", only);
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,612 @@
+/*  vdgx_apireq.c - JSON / form bodies to validated generate requests. */
+#include "vdgx_apireq.h"
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Known models. Facts from the engines: Wan 2.1 takes 4n+1 frames, fixed sizes for the
+//  1.3B/14B checkpoints, multiples of 16 for the tiny test model; testgen is the test engine.
+static const vdgx_modellimits_t s_limits [] = {
+    { "wan21-tiny", 32, 256, 16, NULL, 33, true, 100, 50, 60, 16 },
+    { "wan21-1.3b", 16, 4096, 1, "832x480,480x832", 81, true, 1000, 50, 60, 16 },
+    { "wan21", 16, 4096, 1, "832x480,480x832,1280x720,720x1280", 81, true, 1000, 50, 60, 16 },
+    { "testgen", 16, 512, 1, NULL, 64, false, 200, 100, 120, 8 },
+};
+
+const vdgx_modellimits_t *
+vdgx_apireq_limits (const char *model)
+{
+    if (!model)
+        return NULL;
+    for (size_t i = 0; i < sizeof s_limits / sizeof s_limits [0]; i++) {
+        size_t n = strlen (s_limits [i].prefix);
+        if (strncmp (model, s_limits [i].prefix, n) == 0 && (model [n] == 0 || model [n] == '-'))
+            return &s_limits [i];
+    }
+    return NULL;
+}
+
+int
+vdgx_apierr_set (vdgx_apierr_t *err, int status, const char *code, const char *field,
+                 const char *format, ...)
+{
+    assert (err && code);
+    err->status = status;
+    snprintf (err->code, sizeof err->code, "%s", code);
+    snprintf (err->field, sizeof err->field, "%s", field? field: "");
+    va_list args;
+    va_start (args, format);
+    vsnprintf (err->message, sizeof err->message, format, args);
+    va_end (args);
+    return -1;
+}
+
+int
+vdgx_apireq_parse_size (const char *text, uint32_t *width, uint32_t *height)
+{
+    if (!text)
+        return -1;
+    uint32_t v [2] = { 0, 0 };
+    const char *p = text;
+    for (int k = 0; k < 2; k++) {
+        int digits = 0;
+        while (*p >= '0' && *p <= '9' && digits < 6) {
+            v [k] = v [k] * 10 + (uint32_t) (*p - '0');
+            p++;
+            digits++;
+        }
+        if (digits == 0 || digits > 5)
+            return -1;
+        if (k == 0) {
+            if (*p != 'x' && *p != 'X')
+                return -1;
+            p++;
+        }
+    }
+    if (*p)
+        return -1;
+    *width = v [0];
+    *height = v [1];
+    return 0;
+}
+
+typedef enum { F_STR, F_UINT, F_NUM, F_BOOL, F_SIZE, F_SECONDS, F_REFUSE } s_kind_t;
+typedef enum {
+    K_MODEL, K_PROMPT, K_NEGATIVE, K_DURATION, K_SECONDS, K_RESOLUTION, K_SIZE, K_WIDTH,
+    K_HEIGHT, K_FRAMES, K_FPS, K_STEPS, K_GUIDANCE, K_SHIFT, K_SAMPLER, K_SEED, K_PRECISION,
+    K_PRIORITY, K_IDEMKEY, K_NO_CACHE, K_INPUT_REF, K_COUNT
+} s_key_t;
+static const struct {
+    const char *name;
+    s_kind_t kind;
+    unsigned dialects;      //  bit 0 native, bit 1 openai
+    uint64_t max;           //  F_UINT upper bound (lower bound 1 except seed)
+} s_fields [K_COUNT] = {
+    { "model", F_STR, 3, 0 },
+    { "prompt", F_STR, 3, 0 },
+    { "negative_prompt", F_STR, 3, 0 },
+    { "duration", F_SECONDS, 1, 0 },
+    { "seconds", F_SECONDS, 3, 0 },
+    { "resolution", F_SIZE, 1, 0 },
+    { "size", F_SIZE, 2, 0 },
+    { "width", F_UINT, 3, 4096 },
+    { "height", F_UINT, 3, 4096 },
+    { "frames", F_UINT, 3, 1025 },
+    { "fps", F_UINT, 3, 120 },
+    { "steps", F_UINT, 3, 1000 },
+    { "guidance", F_NUM, 3, 0 },
+    { "shift", F_NUM, 3, 0 },
+    { "sampler", F_STR, 3, 0 },
+    { "seed", F_UINT, 3, INT64_MAX },
+    { "precision", F_STR, 3, 0 },
+    { "priority", F_STR, 3, 0 },
+    { "idempotency_key", F_STR, 3, 0 },
+    { "no_cache", F_BOOL, 3, 0 },
+    { "input_reference", F_REFUSE, 2, 0 },
+};
+
+static int
+s_field_index (const char *name, vdgx_apireq_dialect_t dialect)
+{
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp (s_fields [i].name, name) == 0 && (s_fields [i].dialects >> dialect & 1))
+            return i;
+    return -1;
+}
+
+//  Text of a form value or a JSON string; NULL for other JSON types.
+static const char *
+s_text (const json_t *value)
+{
+    return json_is_string (value)? json_string_value (value): NULL;
+}
+
+static int
+s_get_uint (const json_t *value, bool from_form, const char *name, uint64_t min, uint64_t max,
+            uint64_t *out, vdgx_apierr_t *err)
+{
+    if (json_is_integer (value)) {
+        json_int_t v = json_integer_value (value);
+        if (v < 0 || (uint64_t) v < min || (uint64_t) v > max)
+            return vdgx_apierr_set (err, 422, "invalid_field", name,
+                                    "%s must be an integer from %" PRIu64 " to %" PRIu64, name, min, max);
+        *out = (uint64_t) v;
+        return 0;
+    }
+    const char *text = from_form? s_text (value): NULL;
+    if (text && *text && strlen (text) <= 20) {
+        bool digits = true;
+        for (const char *p = text; *p; p++)
+            digits = digits && *p >= '0' && *p <= '9';
+        errno = 0;
+        char *end = NULL;
+        unsigned long long v = digits? strtoull (text, &end, 10): 0;
+        if (digits && errno == 0 && end && *end == 0) {
+            if (v < min || v > max)
+                return vdgx_apierr_set (err, 422, "invalid_field", name,
+                                        "%s must be an integer from %" PRIu64 " to %" PRIu64, name, min, max);
+            *out = v;
+            return 0;
+        }
+    }
+    return vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be an integer", name);
+}
+
+static int
+s_get_num (const json_t *value, bool from_form, bool text_ok, const char *name, double *out,
+           vdgx_apierr_t *err)
+{
+    double v = NAN;
+    if (json_is_number (value))
+        v = json_number_value (value);
+    else {
+        const char *text = (from_form || text_ok)? s_text (value): NULL;
+        if (text && *text && strlen (text) <= 32) {
+            char *end = NULL;
+            errno = 0;
+            double d = strtod (text, &end);
+            //  Plain decimals only: no hex floats, "inf" or "nan" from a form.
+            bool plain = strspn (text, "0123456789.eE+-") == strlen (text);
+            if (plain && errno == 0 && end && *end == 0)
+                v = d;
+        }
+    }
+    if (!isfinite (v))
+        return vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be a number", name);
+    *out = v;
+    return 0;
+}
+
+static int
+s_get_bool (const json_t *value, bool from_form, const char *name, bool *out, vdgx_apierr_t *err)
+{
+    if (json_is_boolean (value)) {
+        *out = json_is_true (value);
+        return 0;
+    }
+    const char *text = from_form? s_text (value): NULL;
+    if (text && (strcmp (text, "true") == 0 || strcmp (text, "false") == 0)) {
+        *out = text [0] == 't';
+        return 0;
+    }
+    return vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be true or false", name);
+}
+
+static int
+s_one_of (const char *value, const char *const *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp (value, names [i]) == 0)
+            return (int) i;
+    return -1;
+}
+
+static int
+s_check_model (const vdgx_genreq_t *req, const vdgx_modellimits_t *lim, bool size_given,
+               vdgx_apierr_t *err)
+{
+    if (!lim)
+        return 0;
+    if (req->width || req->height) {
+        if (!req->width || !req->height)
+            return vdgx_apierr_set (err, 422, "invalid_field", req->width? "height": "width",
+                                    "give both width and height (or neither) for %s", req->model);
+        const char *field = size_given? "size": "width";
+        if (lim->sizes) {
+            char want [32];
+            snprintf (want, sizeof want, "%ux%u", req->width, req->height);
+            bool ok = false;
+            const char *p = lim->sizes;
+            size_t n = strlen (want);
+            while (*p && !ok) {
+                const char *comma = strchr (p, ',');
+                size_t len = comma? (size_t) (comma - p): strlen (p);
+                ok = len == n && strncmp (p, want, n) == 0;
+                p += len + (comma? 1: 0);
+            }
+            if (!ok)
+                return vdgx_apierr_set (err, 422, "invalid_field", field,
+                                        "%s supports the sizes %s (got %s)", req->model, lim->sizes, want);
+        }
+        else
+        for (int k = 0; k < 2; k++) {
+            uint32_t v = k? req->height: req->width;
+            if (v < lim->wh_min || v > lim->wh_max || v % lim->wh_multiple)
+                return vdgx_apierr_set (err, 422, "invalid_field", size_given? "size": k? "height": "width",
+                                        "%s must be a multiple of %u from %u to %u for %s (got %u)",
+                                        k? "height": "width", lim->wh_multiple, lim->wh_min,
+                                        lim->wh_max, req->model, v);
+        }
+    }
+    if (req->frames && (req->frames > lim->frames_max || (lim->frames_4n1 && req->frames % 4 != 1)))
+        return vdgx_apierr_set (err, 422, "invalid_field", "frames", "%s takes %sframes from 1 to %u (got %u)",
+                                req->model, lim->frames_4n1? "4n+1 ": "", lim->frames_max, req->frames);
+    if (req->steps > lim->steps_max)
+        return vdgx_apierr_set (err, 422, "invalid_field", "steps", "steps must be 1..%u for %s (got %u)",
+                                lim->steps_max, req->model, req->steps);
+    if (req->has_guidance && req->guidance > lim->guidance_max)
+        return vdgx_apierr_set (err, 422, "invalid_field", "guidance", "guidance must be 0..%g for %s (got %g)",
+                                lim->guidance_max, req->model, req->guidance);
+    if (req->fps > lim->fps_max)
+        return vdgx_apierr_set (err, 422, "invalid_field", "fps", "fps must be 1..%u for %s (got %u)",
+                                lim->fps_max, req->model, req->fps);
+    return 0;
+}
+
+int
+vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,
+                   bool from_form, const char *default_model, vdgx_apierr_t *err)
+{
+    assert (req && err);
+    vdgx_genreq_clear (req);
+    if (!json_is_object (body))
+        return vdgx_apierr_set (err, 400, "invalid_body", "", "the body must be a JSON object");
+    const json_t *seen [K_COUNT] = { NULL };
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) body, key, value) {
+        int k = s_field_index (key, dialect);
+        if (k < 0) {
+            char field [64];
+            snprintf (field, sizeof field, "%.60s", key);
+            return vdgx_apierr_set (err, 422, "unknown_field", field, "unknown field '%.60s'", key);
+        }
+        if (json_is_null (value) && !from_form)
+            continue;           //  null = absent, as the OpenAI SDKs send optional fields
+        seen [k] = value;
+    }
+    if (seen [K_INPUT_REF])
+        return vdgx_apierr_set (err, 422, "unsupported", "input_reference",
+                                "input_reference is not supported: the models here are text-to-video");
+    if (seen [K_DURATION] && seen [K_SECONDS])
+        return vdgx_apierr_set (err, 422, "invalid_field", "duration", "give duration or seconds, not both");
+    if (seen [K_RESOLUTION] && (seen [K_WIDTH] || seen [K_HEIGHT]))
+        return vdgx_apierr_set (err, 422, "invalid_field", "resolution", "give resolution or width/height, not both");
+    if (seen [K_SIZE] && (seen [K_WIDTH] || seen [K_HEIGHT]))
+        return vdgx_apierr_set (err, 422, "invalid_field", "size", "give size or width/height, not both");
+    if (seen [K_FRAMES] && (seen [K_SECONDS] || seen [K_DURATION]))
+        return vdgx_apierr_set (err, 422, "invalid_field", seen [K_SECONDS]? "seconds": "duration",
+                                "give frames or a duration, not both");
+    for (int k = 0; k < K_COUNT; k++) {
+        const json_t *v = seen [k];
+        if (!v)
+            continue;
+        const char *name = s_fields [k].name;
+        uint64_t u = 0;
+        double d = 0;
+        bool b = false;
+        const char *text = NULL;
+        switch (s_fields [k].kind) {
+            case F_STR:
+                text = s_text (v);
+                if (!text)
+                    goto fail_str;
+                break;
+            case F_UINT:
+                if (s_get_uint (v, from_form, name, k == K_SEED? 0: 1, s_fields [k].max, &u, err))
+                    goto fail;
+                break;
+            case F_NUM:
+            case F_SECONDS:
+                //  OpenAI sends seconds as a string ("8") even in JSON.
+                if (s_get_num (v, from_form, s_fields [k].kind == F_SECONDS, name, &d, err))
+                    goto fail;
+                break;
+            case F_BOOL:
+                if (s_get_bool (v, from_form, name, &b, err))
+                    goto fail;
+                break;
+            case F_SIZE:
+                text = s_text (v);
+                if (!text)
+                    goto fail_str;
+                break;
+            case F_REFUSE:
+                break;
+        }
+        switch ((s_key_t) k) {
+            case K_MODEL:
+                if (!vdgx_model_name_valid (text)) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name,
+                                     "model names are 1..64 bytes of [a-z0-9._-]");
+                    goto fail;
+                }
+                snprintf (req->model, sizeof req->model, "%s", text);
+                break;
+            case K_PROMPT:
+            case K_NEGATIVE: {
+                size_t n = strlen (text);
+                if ((k == K_PROMPT && n == 0) || n > VDGX_PROMPT_MAX) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be %d..%d bytes", name,
+                                     k == K_PROMPT? 1: 0, VDGX_PROMPT_MAX);
+                    goto fail;
+                }
+                char *copy = strdup (text);
+                if (!copy) {
+                    vdgx_apierr_set (err, 500, "internal", "", "out of memory");
+                    goto fail;
+                }
+                if (k == K_PROMPT)
+                    req->prompt = copy;
+                else
+                    req->negative_prompt = copy;
+                break;
+            }
+            case K_DURATION:
+            case K_SECONDS:
+                if (!(d > 0) || d > 600) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be > 0 and <= 600 seconds", name);
+                    goto fail;
+                }
+                req->has_seconds = true;
+                req->seconds = d;
+                break;
+            case K_RESOLUTION:
+            case K_SIZE:
+                if (vdgx_apireq_parse_size (text, &req->width, &req->height)
+                ||  req->width < 16 || req->width > 4096 || req->height < 16 || req->height > 4096) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name,
+                                     "%s must be WIDTHxHEIGHT, each 16..4096 (e.g. \"832x480\")", name);
+                    goto fail;
+                }
+                break;
+            case K_WIDTH:  req->width = (uint32_t) u; if (u < 16) goto small; break;
+            case K_HEIGHT: req->height = (uint32_t) u; if (u < 16) goto small; break;
+            case K_FRAMES: req->frames = (uint32_t) u; break;
+            case K_FPS:    req->fps = (uint32_t) u; break;
+            case K_STEPS:  req->steps = (uint32_t) u; break;
+            case K_SEED:   req->has_seed = true; req->seed = u; break;
+            case K_GUIDANCE:
+                if (d < 0 || d > 100) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "guidance must be 0..100");
+                    goto fail;
+                }
+                req->has_guidance = true;
+                req->guidance = d;
+                break;
+            case K_SHIFT:
+                if (!(d > 0) || d > 100) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "shift must be > 0 and <= 100");
+                    goto fail;
+                }
+                req->has_shift = true;
+                req->shift = d;
+                break;
+            case K_SAMPLER: {
+                static const char *const names [] = { "unipc", "dpm++", "euler" };
+                if (s_one_of (text, names, 3) < 0) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "sampler must be unipc, dpm++ or euler");
+                    goto fail;
+                }
+                snprintf (req->sampler, sizeof req->sampler, "%s", text);
+                break;
+            }
+            case K_PRECISION: {
+                static const char *const names [] = { "fp32", "bf16", "fp8", "fp4" };
+                if (s_one_of (text, names, 4) < 0) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "precision must be fp32, bf16, fp8 or fp4");
+                    goto fail;
+                }
+                snprintf (req->precision, sizeof req->precision, "%s", text);
+                break;
+            }
+            case K_PRIORITY:
+                if (vdgx_priority_parse (text, &req->priority)) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name, "priority must be high, normal or low");
+                    goto fail;
+                }
+                break;
+            case K_IDEMKEY: {
+                size_t n = strlen (text);
+                bool ok = n >= 1 && n <= VDGX_IDEMKEY_MAX;
+                for (size_t i = 0; ok && i < n; i++)
+                    ok = text [i] >= 0x20 && text [i] <= 0x7e;
+                if (!ok) {
+                    vdgx_apierr_set (err, 422, "invalid_field", name,
+                                     "idempotency_key must be 1..128 printable ASCII characters");
+                    goto fail;
+                }
+                snprintf (req->idempotency_key, sizeof req->idempotency_key, "%s", text);
+                break;
+            }
+            case K_NO_CACHE: req->no_cache = b; break;
+            case K_INPUT_REF: case K_COUNT: break;
+        }
+        continue;
+small:
+        vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be an integer from 16 to 4096", name);
+        goto fail;
+fail_str:
+        vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be a string", name);
+        goto fail;
+    }
+    if (!req->model [0]) {
+        if (!default_model || !*default_model) {
+            vdgx_apierr_set (err, 422, "missing_field", "model", "model is required");
+            goto fail;
+        }
+        snprintf (req->model, sizeof req->model, "%s", default_model);
+    }
+    if (!req->prompt) {
+        vdgx_apierr_set (err, 422, "missing_field", "prompt", "prompt is required");
+        goto fail;
+    }
+    vdgx_error_t perr;
+    if (vdgx_genreq_validate (req, &perr)) {
+        //  What the typed checks above let through (invalid UTF-8, ...): the codec's word.
+        vdgx_apierr_set (err, 422, "invalid_field", perr.field, "%s", perr.message);
+        goto fail;
+    }
+    if (s_check_model (req, vdgx_apireq_limits (req->model), seen [K_SIZE] || seen [K_RESOLUTION], err))
+        goto fail;
+    return 0;
+fail:
+    vdgx_genreq_clear (req);
+    return -1;
+}
+
+//  ---------------------------------------------------------------------------------------
+
+static int
+s_try (const char *text, vdgx_apireq_dialect_t dialect, bool from_form, vdgx_genreq_t *req,
+       vdgx_apierr_t *err)
+{
+    json_error_t jerr;
+    json_t *body = json_loads (text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    assert (body);
+    int rc = vdgx_apireq_parse (req, body, dialect, from_form, "testgen", err);
+    json_decref (body);
+    return rc;
+}
+
+void
+vdgx_apireq_test (bool verbose)
+{
+    printf (" * vdgx_apireq: ");
+    vdgx_genreq_t req;
+    vdgx_genreq_init (&req);
+    vdgx_apierr_t err;
+    uint32_t w, h;
+    assert (vdgx_apireq_parse_size ("1024x576", &w, &h) == 0 && w == 1024 && h == 576);
+    assert (vdgx_apireq_parse_size ("1024x", &w, &h) == -1);
+    assert (vdgx_apireq_parse_size ("x576", &w, &h) == -1);
+    assert (vdgx_apireq_parse_size ("1024x576 ", &w, &h) == -1);
+    assert (vdgx_apireq_parse_size ("999999x1", &w, &h) == -1);
+    assert (vdgx_apireq_parse_size ("-1x5", &w, &h) == -1);
+
+    //  The seed's body, native dialect.
+    assert (s_try ("{\"model\":\"wan21-tiny\",\"prompt\":\"a cat\",\"duration\":2,"
+                   "\"resolution\":\"64x40\",\"fps\":8}", VDGX_APIREQ_NATIVE, false, &req, &err) == -1);
+    assert (err.status == 422 && strcmp (err.field, "size") == 0);      //  40 is not a multiple of 16
+    assert (s_try ("{\"model\":\"wan21-tiny\",\"prompt\":\"a cat\",\"duration\":2,"
+                   "\"resolution\":\"64x64\",\"fps\":8,\"seed\":9223372036854775807,\"steps\":4,"
+                   "\"guidance\":4.5,\"shift\":3,\"sampler\":\"euler\",\"precision\":\"bf16\","
+                   "\"priority\":\"high\",\"idempotency_key\":\"k1\",\"no_cache\":true,"
+                   "\"negative_prompt\":\"\"}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == 0);
+    assert (strcmp (req.model, "wan21-tiny") == 0 && req.width == 64 && req.height == 64);
+    assert (req.has_seconds && req.seconds == 2 && req.fps == 8 && req.steps == 4);
+    assert (req.has_seed && req.seed == INT64_MAX && req.no_cache && req.priority == VDGX_PRIORITY_HIGH);
+    assert (strcmp (req.sampler, "euler") == 0 && req.negative_prompt && !*req.negative_prompt);
+    //  Model limits: Wan 2.1 1.3B sizes, 4n+1 frames.
+    assert (s_try ("{\"model\":\"wan21-1.3b\",\"prompt\":\"x\",\"resolution\":\"1024x576\"}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == -1);
+    assert (err.status == 422 && strstr (err.message, "832x480"));
+    assert (s_try ("{\"model\":\"wan21-1.3b\",\"prompt\":\"x\",\"resolution\":\"832x480\",\"frames\":17}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == 0);
+    assert (s_try ("{\"model\":\"wan21-1.3b\",\"prompt\":\"x\",\"frames\":16}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == -1);
+    assert (strcmp (err.field, "frames") == 0);
+    assert (s_try ("{\"model\":\"wan21-14b\",\"prompt\":\"x\",\"width\":1280,\"height\":720}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == 0);
+    assert (s_try ("{\"model\":\"testgen\",\"prompt\":\"x\",\"steps\":201}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == -1);
+    assert (strcmp (err.field, "steps") == 0);
+    //  Unknown models get the protocol's limits only.
+    assert (s_try ("{\"model\":\"other\",\"prompt\":\"x\",\"steps\":999,\"width\":4096,\"height\":16}",
+                   VDGX_APIREQ_NATIVE, false, &req, &err) == 0);
+    //  Default model.
+    assert (s_try ("{\"prompt\":\"x\"}", VDGX_APIREQ_NATIVE, false, &req, &err) == 0);
+    assert (strcmp (req.model, "testgen") == 0);
+
+    //  Bad-input matrix: every one is a 4xx naming the field, never a crash.
+    static const struct { const char *body; int status; const char *field; } bad [] = {
+        { "[]", 400, "" },
+        { "\"x\"", 400, "" },
+        { "{}", 422, "prompt" },
+        { "{\"prompt\":\"\"}", 422, "prompt" },
+        { "{\"prompt\":1}", 422, "prompt" },
+        { "{\"prompt\":\"x\",\"bogus\":1}", 422, "bogus" },
+        { "{\"prompt\":\"x\",\"size\":\"64x64\"}", 422, "size" },          //  openai-only field
+        { "{\"prompt\":\"x\",\"model\":\"Bad Model\"}", 422, "model" },
+        { "{\"prompt\":\"x\",\"model\":7}", 422, "model" },
+        { "{\"prompt\":\"x\",\"width\":-1,\"height\":64}", 422, "width" },
+        { "{\"prompt\":\"x\",\"width\":1.5,\"height\":64}", 422, "width" },
+        { "{\"prompt\":\"x\",\"width\":\"64\",\"height\":64}", 422, "width" },
+        { "{\"prompt\":\"x\",\"width\":64}", 422, "height" },
+        { "{\"prompt\":\"x\",\"width\":8,\"height\":64}", 422, "width" },
+        { "{\"prompt\":\"x\",\"frames\":0}", 422, "frames" },
+        { "{\"prompt\":\"x\",\"frames\":65}", 422, "frames" },
+        { "{\"prompt\":\"x\",\"frames\":5,\"duration\":1}", 422, "duration" },
+        { "{\"prompt\":\"x\",\"duration\":0}", 422, "duration" },
+        { "{\"prompt\":\"x\",\"duration\":601}", 422, "duration" },
+        { "{\"prompt\":\"x\",\"duration\":\"2s\"}", 422, "duration" },
+        { "{\"prompt\":\"x\",\"duration\":1,\"seconds\":1}", 422, "duration" },
+        { "{\"prompt\":\"x\",\"fps\":0}", 422, "fps" },
+        { "{\"prompt\":\"x\",\"fps\":121}", 422, "fps" },
+        { "{\"prompt\":\"x\",\"steps\":0}", 422, "steps" },
+        { "{\"prompt\":\"x\",\"guidance\":-1}", 422, "guidance" },
+        { "{\"prompt\":\"x\",\"guidance\":true}", 422, "guidance" },
+        { "{\"prompt\":\"x\",\"shift\":0}", 422, "shift" },
+        { "{\"prompt\":\"x\",\"sampler\":\"ddim\"}", 422, "sampler" },
+        { "{\"prompt\":\"x\",\"seed\":-1}", 422, "seed" },
+        { "{\"prompt\":\"x\",\"precision\":\"fp7\"}", 422, "precision" },
+        { "{\"prompt\":\"x\",\"priority\":\"urgent\"}", 422, "priority" },
+        { "{\"prompt\":\"x\",\"idempotency_key\":\"\"}", 422, "idempotency_key" },
+        { "{\"prompt\":\"x\",\"no_cache\":1}", 422, "no_cache" },
+        { "{\"prompt\":\"x\",\"resolution\":\"64*64\"}", 422, "resolution" },
+        { "{\"prompt\":\"x\",\"resolution\":\"8x8\"}", 422, "resolution" },
+        { "{\"prompt\":\"x\",\"resolution\":\"64x64\",\"width\":64}", 422, "resolution" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        memset (&err, 0, sizeof err);
+        int rc = s_try (bad [i].body, VDGX_APIREQ_NATIVE, false, &req, &err);
+        if (verbose || rc != -1 || err.status != bad [i].status || strcmp (err.field, bad [i].field))
+            printf ("\n   %s -> %d %d %s %s", bad [i].body, rc, err.status, err.field, err.message);
+        assert (rc == -1 && err.status == bad [i].status && strcmp (err.field, bad [i].field) == 0);
+        assert (req.prompt == NULL);
+    }
+    //  A prompt over 8192 bytes.
+    char *big = (char *) malloc (VDGX_PROMPT_MAX + 64);
+    int n = snprintf (big, 32, "{\"prompt\":\"");
+    memset (big + n, 'a', VDGX_PROMPT_MAX + 1);
+    strcpy (big + n + VDGX_PROMPT_MAX + 1, "\"}");
+    assert (s_try (big, VDGX_APIREQ_NATIVE, false, &req, &err) == -1 && strcmp (err.field, "prompt") == 0);
+    free (big);
+
+    //  OpenAI dialect: seconds as a string, size, nulls as absent; form values are strings.
+    assert (s_try ("{\"model\":\"testgen\",\"prompt\":\"p\",\"seconds\":\"4\",\"size\":\"64x48\","
+                   "\"input_reference\":null}", VDGX_APIREQ_OPENAI, false, &req, &err) == 0);
+    assert (req.has_seconds && req.seconds == 4 && req.width == 64 && req.height == 48);
+    assert (s_try ("{\"prompt\":\"p\",\"input_reference\":\"x\"}", VDGX_APIREQ_OPENAI, false, &req, &err) == -1);
+    assert (strcmp (err.field, "input_reference") == 0);
+    assert (s_try ("{\"prompt\":\"p\",\"resolution\":\"64x48\"}", VDGX_APIREQ_OPENAI, false, &req, &err) == -1);
+    assert (s_try ("{\"prompt\":\"p\",\"seconds\":\"4\",\"steps\":\"3\",\"no_cache\":\"true\",\"guidance\":\"2.5\"}",
+                   VDGX_APIREQ_OPENAI, true, &req, &err) == 0);
+    assert (req.steps == 3 && req.no_cache && req.guidance == 2.5);
+    assert (s_try ("{\"prompt\":\"p\",\"steps\":\"3x\"}", VDGX_APIREQ_OPENAI, true, &req, &err) == -1);
+    assert (s_try ("{\"prompt\":\"p\",\"seconds\":\"nan\"}", VDGX_APIREQ_OPENAI, true, &req, &err) == -1);
+    assert (s_try ("{\"prompt\":\"p\",\"seconds\":\"inf\"}", VDGX_APIREQ_OPENAI, true, &req, &err) == -1);
+    assert (s_try ("{\"prompt\":\"p\",\"seed\":\"99999999999999999999\"}", VDGX_APIREQ_OPENAI, true, &req, &err) == -1);
+    assert (s_try ("{\"prompt\":\"p\",\"seed\":\"18446744073709551615\"}", VDGX_APIREQ_OPENAI, true, &req, &err) == -1);
+    vdgx_genreq_clear (&req);
+    assert (vdgx_apireq_limits ("wan21-tiny")->frames_max == 33);
+    assert (vdgx_apireq_limits ("wan21-14b")->frames_max == 81);
+    assert (vdgx_apireq_limits ("wan2") == NULL && vdgx_apireq_limits ("testgenx") == NULL);
+    printf ("OK\n");
+}

@@ -1,0 +1,71 @@
+/*  vdgx_apireq.h - HTTP request bodies to generate requests (PROTOCOL.md 5.1), validated.
+
+    Two dialects share one field table:
+      native  (POST /generate): model, prompt, negative_prompt, duration (= seconds),
+               seconds, resolution "WxH" (= width, height), width, height, frames, fps, steps,
+               guidance, shift, sampler, seed, precision, priority, idempotency_key, no_cache
+      openai  (POST /v1/videos): model, prompt, seconds (string "8" or number), size "WxH",
+               plus the native extras; input_reference is refused (no image-to-video model).
+    The body is a JSON object (jansson) or, for multipart/form-data, an object of strings
+    (`from_form`): numbers and booleans are then parsed from text, strictly.
+
+    Every field's type and range is checked, then the request against the protocol rules
+    (vdgx_genreq_validate) and against the model's limits (sizes, frame counts, steps,
+    guidance, fps) when the model is known to this table. Errors say which field and give
+    the HTTP status: 422 for a field that is wrong, 400 for a body that is not an object.
+*/
+#ifndef VDGX_APIREQ_H_INCLUDED
+#define VDGX_APIREQ_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "vdgx_genreq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { VDGX_APIREQ_NATIVE = 0, VDGX_APIREQ_OPENAI } vdgx_apireq_dialect_t;
+
+//  An HTTP error: status, a short machine code, a message and the field ("" = none).
+typedef struct {
+    int status;
+    char code [32];
+    char message [256];
+    char field [64];
+} vdgx_apierr_t;
+
+//  What a model accepts, as far as the bridge checks up front (the worker checks again).
+typedef struct {
+    const char *prefix;         //  model names this entry covers (exact, or prefix + "-...")
+    uint32_t wh_min, wh_max, wh_multiple;
+    const char *sizes;          //  when set: the only allowed "WxH" list, comma separated
+    uint32_t frames_max;
+    bool frames_4n1;            //  frames must be 4n+1
+    uint32_t steps_max;
+    double guidance_max;
+    uint32_t fps_max;
+    uint32_t fps_default;
+} vdgx_modellimits_t;
+
+//  The limits for a model, or NULL when the bridge does not know it (protocol limits only).
+const vdgx_modellimits_t *vdgx_apireq_limits (const char *model);
+
+//  Fills err (status, code, field, printf message). Returns -1 for convenience.
+int vdgx_apierr_set (vdgx_apierr_t *err, int status, const char *code, const char *field,
+                     const char *format, ...) __attribute__ ((format (printf, 5, 6)));
+
+//  Parses body into req (vdgx_genreq_init'ed; cleared first). default_model (may be NULL or
+//  "") is used when the body names none. Returns 0, or -1 with err set (req cleared).
+int vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,
+                       bool from_form, const char *default_model, vdgx_apierr_t *err);
+//  Parses "WxH" (decimal, 1..5 digits each). Returns 0 or -1.
+int vdgx_apireq_parse_size (const char *text, uint32_t *width, uint32_t *height);
+
+void vdgx_apireq_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

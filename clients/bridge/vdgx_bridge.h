@@ -1,0 +1,71 @@
+/*  vdgx_bridge.h - the REST bridge: HTTP (libmicrohttpd) in front of the VDGX broker.
+
+    Threads: libmicrohttpd runs its own thread pool (epoll). One actor thread owns the ZeroMQ
+    sockets (a DEALER to the broker, a SUB on its event socket), because ZeroMQ sockets are
+    not thread-safe. An HTTP handler that needs the broker fills its request context, suspends
+    its connection (MHD_suspend_connection) and hands the context to the actor over the actor
+    pipe; the actor sends the MDP requests, matches the FINAL replies (in order: the broker
+    answers `vdgx.jobs` and `mmi.*` synchronously), stores them in the context and resumes the
+    connection. While a connection is suspended only the actor touches its context, and
+    after the resume only the HTTP thread does: the context changes hands, nothing is shared.
+    Every handed-over request has a deadline; when it passes, the actor answers it and all
+    requests behind it with 503 and opens a fresh DEALER (the reply order is then unknown).
+
+    Downloads are streamed: the response callback asks the actor for the next chunk (the
+    broker's `result` command, 1 MiB at a time) and suspends until it arrives, so a video is
+    never held whole in memory. Server-sent events are fed the same way from the SUB socket.
+
+    Routes, errors and limits: see docs in clients/bridge/README.md and GET /openapi.json.
+*/
+#ifndef VDGX_BRIDGE_H_INCLUDED
+#define VDGX_BRIDGE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *listen;         //  "host:port" (IPv4, [IPv6] or localhost); port 0 = any
+    const char *broker;         //  broker endpoint
+    const char *events;         //  broker event endpoint
+    const char *keys_file;      //  API keys (NULL = none); required on non-loopback
+    const char *default_model;  //  model for requests that name none (NULL/"" = required)
+    double rate, burst;         //  requests per second per key/IP (0 = no limit), bucket
+    int threads;                //  HTTP thread pool size
+    unsigned conn_limit;        //  open connections at once
+    unsigned per_ip_limit;      //  open connections per client address (0 = no limit)
+    unsigned conn_timeout_s;    //  idle connection timeout
+    size_t body_max;            //  request body cap in bytes
+    int request_timeout_ms;     //  deadline of one broker round trip
+    int sse_max_s;              //  longest life of an event stream
+} vdgx_bridge_cfg_t;
+
+//  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, 4 threads, 1024
+//  connections, 64 per IP, 30 s idle timeout, 64 KiB bodies, 5 s broker deadline, 1 h SSE.
+void vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg);
+
+typedef struct _vdgx_bridge_t vdgx_bridge_t;
+
+//  Starts serving. Returns NULL with a message in err (bad address, port in use, keys file,
+//  no keys on a non-loopback address).
+vdgx_bridge_t *vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size);
+//  Stops serving: answers whatever waits on the broker, closes every connection.
+void vdgx_bridge_destroy (vdgx_bridge_t **self_p);
+//  The port actually bound (useful with port 0).
+uint16_t vdgx_bridge_port (vdgx_bridge_t *self);
+//  True when API keys are enforced.
+bool vdgx_bridge_auth_required (vdgx_bridge_t *self);
+
+//  The OpenAPI 3 document served at /openapi.json (static text).
+const char *vdgx_bridge_openapi (void);
+
+void vdgx_bridge_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
