@@ -642,6 +642,14 @@ vdgx_runner_test (bool verbose)
     s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-5", "worker_failed", NULL);
     s_test_run (sock, "job-6", s_test_request ("fail=sink", 64, 2, 1));
     s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-6", "worker_failed", NULL);
+    //  Audio is refused with a clear error (no audio track support yet), not dropped.
+    s_test_run (sock, "job-6a", s_test_request ("audio=1", 64, 1, 1));
+    msg = s_expect (sock, "FAILED", NULL, 0);
+    assert (msg);
+    char *aid = zmsg_popstr (msg), *acode = zmsg_popstr (msg), *atext = zmsg_popstr (msg);
+    assert (streq (acode, "worker_failed") && strstr (atext, "audio"));
+    zstr_free (&aid); zstr_free (&acode); zstr_free (&atext);
+    zmsg_destroy (&msg);
     zframe_t *garbage = zframe_new ("\xc1", 1);
     s_test_run (sock, "job-7", garbage);
     s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-7", "bad_request", NULL);

@@ -1,5 +1,6 @@
 /*  vdgx_testgen.c - the test engine (see vdgx_testgen.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ typedef struct {
     long sleep_ms, load_ms;
     char fail [16];
     long fail_at;
+    bool audio;                 //  also emit a PCM track through io->audio
 } s_knobs_t;
 
 static const char *const s_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
@@ -55,6 +57,7 @@ s_knobs (const char *prompt, s_knobs_t *k)
     k->sleep_ms = s_env_long ("VDGX_TESTGEN_SLEEP_MS", 0);
     k->load_ms = s_env_long ("VDGX_TESTGEN_LOAD_MS", 0);
     k->fail_at = 1;
+    k->audio = getenv ("VDGX_TESTGEN_AUDIO") != NULL;
     const char *f = getenv ("VDGX_TESTGEN_FAIL");
     snprintf (k->fail, sizeof k->fail, "%s", f? f: "");
     if (!prompt)
@@ -87,6 +90,9 @@ s_knobs (const char *prompt, s_knobs_t *k)
         else
         if (strcmp (buf, "fail_at") == 0)
             k->fail_at = strtol (eq, NULL, 10);
+        else
+        if (strcmp (buf, "audio") == 0)
+            k->audio = strcmp (eq, "1") == 0;
     }
 }
 
@@ -301,6 +307,21 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         s_progress (io, "decoding", f + 1, req->frames, 85.0 + 10.0 * (f + 1) / req->frames);
     }
     free (rgb);
+    if (rc == VDGX_ENGINE_OK && k.audio && io->audio) {
+        //  One second of a 440 Hz tone, stereo, 48 kHz.
+        float *pcm = malloc (48000 * 2 * sizeof (float));
+        if (!pcm) {
+            *err = s_strdup_err ("testgen: out of memory for audio");
+            return VDGX_ENGINE_FATAL;
+        }
+        for (int i = 0; i < 48000; i++)
+            pcm [2 * i] = pcm [2 * i + 1] = 0.25f * sinf (2.f * 3.14159265f * 440.f * i / 48000.f);
+        if (io->audio (io->ctx, pcm, 48000, 2, 48000) != 0) {
+            *err = s_strdup_err ("testgen: the audio sink refused the track");
+            rc = VDGX_ENGINE_ERROR;
+        }
+        free (pcm);
+    }
     if (rc != VDGX_ENGINE_OK)
         return rc;
     double t3 = s_now ();

@@ -11,6 +11,8 @@
       fail=WHAT       error | fatal (at step fail_at) | load_error | load_fatal | sink
                       (env VDGX_TESTGEN_FAIL)
       fail_at=K       the step that fails (default 1)
+      audio=1         also hand one second of stereo PCM to io->audio
+                      (env VDGX_TESTGEN_AUDIO set)
 
     Defaults: 64x48, 8 frames, 8 fps, 4 steps. Limits: width/height 16..512, frames 1..64,
     steps 1..200. Cancel is checked at every step boundary and between frames.
