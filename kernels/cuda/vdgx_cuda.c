@@ -44,7 +44,7 @@ typedef struct {
     cudaStream_t st;
     cublasLtHandle_t lt;
     void *ws;
-    float *scratch;             //  [0] amax, [1] activation scale, [2] 1.0, [3] spare
+    float *scratch;             //  [0] amax, [1] activation scale, [2] 1.0, [3] 0.0, [4] alpha
     s_block_t *blocks;
     size_t nblocks, cap;
     s_plan_t *plans;
@@ -64,8 +64,12 @@ typedef struct {
     void *D; int dt; int64_t ldd, sd;
     int batch;
     const void *bias;           //  dtype of D
-    const float *ascale, *bscale;   //  FP8 per-tensor scales (device)
+    const void *ascale, *bscale;    //  FP8 per-tensor f32 scales / NVFP4 tiled E4M3 block scales
+    const float *alpha_dev;     //  NVFP4: alpha on the device (the product of the tensor scales)
 } s_gemm_t;
+
+//  Dtype code for packed E2M1 (not a tensor dtype; only cuBLASLt layouts use it).
+#define VC_DT_E2M1 100
 
 static s_cuda_t *s_priv (vdgx_backend_t *self)
 {
@@ -361,6 +365,7 @@ static cudaDataType_t s_cdt (int dt)
         case VDGX_DTYPE_F16: return CUDA_R_16F;
         case VDGX_DTYPE_BF16: return CUDA_R_16BF;
         case VDGX_DTYPE_F8_E4M3: return CUDA_R_8F_E4M3;
+        case VC_DT_E2M1: return CUDA_R_4F_E2M1;
         default: return CUDA_R_32F;
     }
 }
@@ -385,12 +390,12 @@ static int s_lt_fail (vdgx_backend_t *self, cublasStatus_t s, const char *what)
 static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
 {
     s_cuda_t *c = s_priv (self);
-    bool fp8 = g->at == VDGX_DTYPE_F8_E4M3;
+    bool fp8 = g->at == VDGX_DTYPE_F8_E4M3, fp4 = g->at == VC_DT_E2M1;
     int ctype = g->dt;
     s_gkey_t key;
     memset (&key, 0, sizeof key);
     key.ta = g->ta; key.tb = g->tb; key.at = g->at; key.bt = g->bt; key.dt = g->dt;
-    key.epi = g->bias != NULL; key.fp8 = fp8; key.batch = g->batch;
+    key.epi = g->bias != NULL; key.fp8 = fp8 ? 1 : fp4 ? 2 : 0; key.batch = g->batch;
     key.m = g->m; key.n = g->n; key.k = g->k; key.lda = g->lda; key.ldb = g->ldb; key.ldd = g->ldd;
     key.sa = g->sa; key.sb = g->sb; key.sd = g->sd;
     int al = s_align (g->A);
@@ -426,6 +431,15 @@ static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
             cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g->ascale, sizeof g->ascale);
         if (g->bscale)
             cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g->bscale, sizeof g->bscale);
+    }
+    if (fp4) {
+        int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3;
+        int32_t pm = CUBLASLT_POINTER_MODE_DEVICE;
+        cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode);
+        cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode);
+        cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g->ascale, sizeof g->ascale);
+        cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g->bscale, sizeof g->bscale);
+        cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, &pm, sizeof pm);
     }
     {
         uint64_t ar = g->ta ? g->k : g->m, ac = g->ta ? g->m : g->k;
@@ -494,8 +508,17 @@ static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
     }
     {
         float alpha = 1.f, beta = 0.f;
-        s = cublasLtMatmul (c->lt, desc, &alpha, g->A, la, g->B, lb, &beta, g->D, ld, g->D, ld,
+        //  device pointer mode (NVFP4) takes alpha and beta from device memory
+        const void *pa = fp4 ? (const void *) g->alpha_dev : (const void *) &alpha;
+        const void *pb = fp4 ? (const void *) (c->scratch + 3) : (const void *) &beta;
+        s = cublasLtMatmul (c->lt, desc, pa, g->A, la, g->B, lb, pb, g->D, ld, g->D, ld,
                             &plan->algo, c->ws, VC_WORKSPACE, c->st);
+        if (s == CUBLAS_STATUS_NOT_SUPPORTED) {
+            //  offered by the heuristic but refused at run time: remember, fall back
+            plan->ok = false;
+            rc = 1;
+            goto done;
+        }
         if (s != CUBLAS_STATUS_SUCCESS) {
             s_lt_fail (self, s, "Matmul");
             goto done;
@@ -616,12 +639,12 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
     ||  (e = cudaGetDeviceProperties (&prop, ordinal)) != cudaSuccess
     ||  (e = cudaStreamCreateWithFlags (&c->st, cudaStreamNonBlocking)) != cudaSuccess
     ||  (e = cudaMalloc (&c->ws, VC_WORKSPACE)) != cudaSuccess
-    ||  (e = cudaMalloc ((void **) &c->scratch, 4 * sizeof (float))) != cudaSuccess)
+    ||  (e = cudaMalloc ((void **) &c->scratch, 8 * sizeof (float))) != cudaSuccess)
         return s_open_fail (self, c, err, "device set-up", cudaGetErrorString (e));
     c->sm = prop.major * 10 + prop.minor;
     if (cublasLtCreate (&c->lt) != CUBLAS_STATUS_SUCCESS)
         return s_open_fail (self, c, err, "cublasLtCreate", "failed");
-    float init [4] = { 0.f, 1.f, 1.f, 0.f };
+    float init [8] = { 0.f, 1.f, 1.f, 0.f, 1.f, 0.f, 0.f, 0.f };
     if ((e = cudaMemcpy (c->scratch, init, sizeof init, cudaMemcpyHostToDevice)) != cudaSuccess
     ||  (e = vc_set_nf4_table (vdgx_nf4_values, c->st)) != cudaSuccess
     ||  (e = cudaStreamSynchronize (c->st)) != cudaSuccess)
@@ -655,7 +678,7 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
               "%s (sm_%d, %d SMs, %.1f GiB); cuBLASLt FP8 %s, NVFP4 block-scaled %s; paths "
               "linear=%s attn=%s conv=%s", prop.name, c->sm, prop.multiProcessorCount,
               (double) prop.totalGlobalMem / (1 << 30), c->lt_fp8 ? "yes" : "no",
-              c->lt_fp4 ? "offered (weight-only kernel used)" : "no",
+              c->lt_fp4 ? "yes" : "no",
               ln [c->lin_path < 5 ? c->lin_path : 0],
               c->attn_path == PATH_FLASH ? "flash" : c->attn_path == PATH_NAIVE ? "naive"
               : c->attn_path == PATH_FLASH_LDSM ? "flash_ldsm" : c->attn_path == PATH_FLASH_PIPE ? "flash_pipe"
@@ -717,8 +740,26 @@ static void s_weight_free (vdgx_backend_t *self, vdgx_weight_t *w)
         return;
     s_raw_free (self, w->data);
     s_raw_free (self, w->scales);
+    s_raw_free (self, w->backend_priv);
     w->data = w->scales = NULL;
     w->backend_priv = NULL;
+}
+
+//  NVFP4 weights on a device whose cuBLASLt offers block-scaled FP4: the scales again in the
+//  tiled layout (backend_priv); data and scales stay in the vdgx_quant.h layout for the other
+//  paths and the CPU fallback.
+static int s_weight_prepare (vdgx_backend_t *self, vdgx_weight_t *w)
+{
+    s_cuda_t *c = s_priv (self);
+    if (w->fmt != VDGX_WFMT_NVFP4 || !c->lt_fp4)
+        return 0;
+    w->backend_priv = s_raw_alloc (self, vc_swizzled_bytes (w->n, w->k / 16));
+    if (!w->backend_priv
+        || s_ck (self, vc_swizzle_scales (c->st, (uint8_t *) w->backend_priv, (const uint8_t *) w->scales,
+                                          w->n, w->k / 16), "swizzle scales")
+        || s_synchronize (self))
+        return -1;
+    return 0;
 }
 
 static int s_weight_upload (vdgx_backend_t *self, vdgx_weight_t *dst, const vdgx_weight_t *host)
@@ -790,6 +831,10 @@ static int s_weight_upload (vdgx_backend_t *self, vdgx_weight_t *dst, const vdgx
             s_weight_free (self, &w);
             return -1;
         }
+    }
+    if (s_weight_prepare (self, &w)) {
+        s_weight_free (self, &w);
+        return -1;
     }
     *dst = w;
     return 0;
@@ -882,6 +927,51 @@ static int s_linear (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
             const void *xw = s_as (self, x->data, x->dtype, wdt, M * K, &xt);
             rc = xw ? s_linear_lt (self, y, xw, wdt, w->data, M, N, K, bias, NULL, NULL) : -1;
         }
+    }
+    else
+    if (w->fmt == VDGX_WFMT_NVFP4 && c->lt_fp4 && w->backend_priv && (path == PATH_AUTO || path == PATH_LT)
+        && K % 32 == 0) {
+        //  Blackwell: activations to NVFP4 on the fly, block-scaled FP4 GEMM in cuBLASLt.
+        qt = s_alloc (self, (size_t) (M * K / 2));
+        void *st_ = s_alloc (self, vc_swizzled_bytes (M, K / 16));
+        rc = (!qt || !st_) ? -1
+           : s_ck (self, vc_amax (c->st, x->data, x->dtype, M * K, c->scratch), "amax")
+           ? -1 : s_ck (self, vc_quant_act_nvfp4 (c->st, (uint8_t *) qt, (uint8_t *) st_, x->data, x->dtype,
+                                                  M, K, c->scratch, w->global_scale, c->scratch + 4),
+                        "quant nvfp4");
+        if (rc == 0) {
+            int ddt = (y->dtype == VDGX_DTYPE_F32 || y->dtype == VDGX_DTYPE_BF16) ? y->dtype : VDGX_DTYPE_F32;
+            void *dtmp = NULL, *btmp = NULL;
+            void *D = y->data;
+            const void *bq = NULL;
+            if (ddt != (int) y->dtype && !(D = dtmp = s_alloc (self, (size_t) (M * N) * 4)))
+                rc = -1;
+            if (rc == 0 && bias && !(bq = s_as (self, bias->data, bias->dtype, ddt, N, &btmp)))
+                rc = -1;
+            if (rc == 0) {
+                s_gemm_t g;
+                memset (&g, 0, sizeof g);
+                g.ta = 1; g.tb = 0; g.m = N; g.n = M; g.k = K;
+                g.A = w->data; g.at = VC_DT_E2M1; g.lda = K;
+                g.B = qt; g.bt = VC_DT_E2M1; g.ldb = K;
+                g.D = D; g.dt = ddt; g.ldd = N; g.batch = 1;
+                g.bias = bq; g.ascale = w->backend_priv; g.bscale = st_; g.alpha_dev = c->scratch + 4;
+                rc = s_lt_gemm (self, &g);
+                if (rc == 1 && bq) {
+                    g.bias = NULL;
+                    rc = s_lt_gemm (self, &g);
+                    if (rc == 0)
+                        rc = s_ck (self, vc_col_scale_bias (c->st, D, ddt, M, N, NULL, 0, bq, ddt), "bias");
+                }
+                if (rc == 0 && dtmp)
+                    rc = s_ck (self, vc_cast (c->st, y->data, y->dtype, dtmp, ddt, M * N), "cast");
+            }
+            s_free (self, dtmp);
+            s_free (self, btmp);
+        }
+        s_free (self, st_);
+        s_free (self, qt);
+        qt = NULL;
     }
     else
     if (w->fmt == VDGX_WFMT_FP8_E4M3 && c->lt_fp8 && (path == PATH_AUTO || path == PATH_LT)
@@ -1595,6 +1685,10 @@ int vdgx_cuda_weight_quantize (vdgx_backend_t *self, vdgx_weight_t *dst, vdgx_wf
         return -1;
     }
     w.global_scale = fmt == VDGX_WFMT_NVFP4 ? gs : 1.f;
+    if (s_weight_prepare (self, &w)) {
+        s_weight_free (self, &w);
+        return -1;
+    }
     *dst = w;
     return 0;
 }

@@ -90,6 +90,16 @@ cudaError_t vc_wquant (cudaStream_t st, int fmt, void *data, void *scales, const
                        int sdt, int64_t n, int64_t k, int per_channel, float *scratch,
                        float *gscale_host);
 
+//  NVFP4 for cuBLASLt's block-scaled GEMM: scales [rows, cols] (cols = k/16) re-laid into
+//  128x4 tiles (zero padded to vc_swizzled_bytes), and activations x[M,K] quantized to E2M1
+//  codes xq [M, K/2] with tiled E4M3 block scales; *alpha_out = w_gscale * activation gscale.
+size_t vc_swizzled_bytes (int64_t rows, int64_t cols);
+cudaError_t vc_swizzle_scales (cudaStream_t st, uint8_t *dst, const uint8_t *src, int64_t rows,
+                               int64_t cols);
+cudaError_t vc_quant_act_nvfp4 (cudaStream_t st, uint8_t *xq, uint8_t *sc, const void *x, int xdt,
+                                int64_t M, int64_t K, const float *amax, float w_gscale,
+                                float *alpha_out);
+
 //  Attention (vdgx_cuda_attn.cu). q,k,v same dtype; mask U8 [B,Lk] or NULL; bias F32 [H,Lq,Lk]
 //  or NULL. flash (1 = simple V loads, 2 = ldmatrix.trans V loads, 3 = 2 + cp.async double
 //  buffering; 0 = reference kernel):

@@ -405,3 +405,76 @@ extern "C" cudaError_t vc_wquant (cudaStream_t st, int fmt, void *data, void *sc
     k_wquant4<<<vc_grid (nb * 32, 256), 256, 0, st>>> (fmt, (uint8_t *) data, scales, src, sdt, n, k, gs);
     return cudaGetLastError ();
 }
+
+//  ---------------------------------------------------------------------------------------
+//  NVFP4 through cuBLASLt (block-scaled, Blackwell): scale tensors in the 128x4 tiled layout
+//  cuBLASLt expects for CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3. For a [rows, cols] scale
+//  matrix (cols = k/16), tiles of 128 rows x 4 columns (512 bytes) follow each other row-tile
+//  major; inside a tile, row r and column c sit at (r % 32) * 16 + ((r % 128) / 32) * 4 + c % 4.
+
+__device__ __forceinline__ int64_t vc_swz (int64_t r, int64_t c, int64_t ncolblk)
+{
+    return ((r / 128) * ncolblk + c / 4) * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + (c % 4);
+}
+
+static __global__ void k_swizzle_scales (uint8_t *dst, const uint8_t *src, int64_t rows, int64_t cols)
+{
+    int64_t ncb = (cols + 3) / 4;
+    for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < rows * cols;
+         i += (int64_t) gridDim.x * blockDim.x)
+        dst [vc_swz (i / cols, i % cols, ncb)] = src [i];
+}
+
+extern "C" size_t vc_swizzled_bytes (int64_t rows, int64_t cols)
+{
+    return (size_t) (((rows + 127) / 128) * 128) * (size_t) (((cols + 3) / 4) * 4);
+}
+
+extern "C" cudaError_t vc_swizzle_scales (cudaStream_t st, uint8_t *dst, const uint8_t *src, int64_t rows,
+                                          int64_t cols)
+{
+    cudaError_t e = cudaMemsetAsync (dst, 0, vc_swizzled_bytes (rows, cols), st);   //  padding = 0
+    if (e != cudaSuccess || rows * cols <= 0) return e;
+    k_swizzle_scales<<<vc_grid (rows * cols, 256), 256, 0, st>>> (dst, src, rows, cols);
+    return cudaGetLastError ();
+}
+
+//  Activations to NVFP4: one thread per 16-element block of a row. The tensor scale
+//  gs = amax / (448 * 6) comes from *amax on the device; alpha_out = w_gscale * gs, the
+//  product of the two tensor scales, is cuBLASLt's alpha (device pointer mode).
+static __global__ void k_quant_act_nvfp4 (uint8_t *xq, uint8_t *sc, const void *x, int xdt, int64_t M,
+                                          int64_t K, const float *amax, float w_gscale, float *alpha_out)
+{
+    float a = *amax;
+    float gs = a > 0.f ? a / (448.f * 6.f) : 1.f;
+    if (blockIdx.x == 0 && threadIdx.x == 0) *alpha_out = w_gscale * gs;
+    int64_t nbk = K / 16, ncb = (nbk + 3) / 4;
+    for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < M * nbk;
+         i += (int64_t) gridDim.x * blockDim.x) {
+        int64_t m = i / nbk, bk = i % nbk;
+        float v [16], bmax = 0.f;
+        #pragma unroll
+        for (int j = 0; j < 16; j++) {
+            v [j] = vc_ld (x, xdt, m * K + bk * 16 + j);
+            bmax = fmaxf (bmax, fabsf (v [j]));
+        }
+        uint8_t s8 = vc_f_e4m3 (bmax / (6.f * gs));
+        float s = vc_e4m3_f (s8) * gs, inv = s > 0.f ? 1.f / s : 0.f;
+        uint32_t w [2] = { 0, 0 };
+        #pragma unroll
+        for (int j = 0; j < 16; j++)
+            w [j >> 3] |= vc_f_e2m1 (v [j] * inv) << (4 * (j & 7));
+        *(uint2 *) (xq + m * (K / 2) + bk * 8) = make_uint2 (w [0], w [1]);
+        sc [vc_swz (m, bk, ncb)] = s8;
+    }
+}
+
+extern "C" cudaError_t vc_quant_act_nvfp4 (cudaStream_t st, uint8_t *xq, uint8_t *sc, const void *x, int xdt,
+                                           int64_t M, int64_t K, const float *amax, float w_gscale,
+                                           float *alpha_out)
+{
+    cudaError_t e = cudaMemsetAsync (sc, 0, vc_swizzled_bytes (M, K / 16), st);
+    if (e != cudaSuccess || M * K <= 0) return e;
+    k_quant_act_nvfp4<<<vc_grid (M * (K / 16), 256), 256, 0, st>>> (xq, sc, x, xdt, M, K, amax, w_gscale, alpha_out);
+    return cudaGetLastError ();
+}

@@ -9,6 +9,7 @@
                                              the mma path computes in bf16: 1.5e-2)
       BF16 activations, any weight-only path 1.5e-2 (bf16 output and bf16 dequantized weights)
       FP8 through cuBLASLt                   8e-2  (activations quantized to E4M3 too: 3 bits)
+      NVFP4 through cuBLASLt (Blackwell)     0.25  (activations quantized to E2M1 + E4M3 blocks)
 */
 #include "gpu_common.h"
 
@@ -76,6 +77,10 @@ static void s_linear_case (vdgx_backend_t *cpu, vdgx_backend_t *cuda, const char
             tol = 2e-5;
         if (fmt == VDGX_WFMT_FP8_E4M3 && (!strcmp (path, "auto") || !strcmp (path, "lt")))
             tol = 8e-2;
+        //  Blackwell: NVFP4 through cuBLASLt quantizes the activations to NVFP4 as well
+        if (fmt == VDGX_WFMT_NVFP4 && (!strcmp (path, "auto") || !strcmp (path, "lt"))
+            && strstr (vdgx_cuda_info (cuda), "NVFP4 block-scaled yes"))
+            tol = 0.25;
         if (!a || !g)
             gc_error ("linear", cas, "download: %s", vdgx_backend_error (cuda));
         else
