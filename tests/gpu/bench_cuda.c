@@ -236,7 +236,7 @@ int main (int argc, char **argv)
             cudaMemsetAsync (c.src, 1, bytes, g_st);
             double ms = s_time (f_copy, &c, reps);
             bw = 2.0 * (double) bytes / (ms * 1e-3) / 1e9;
-            s_print ("d2d_copy_1GiB (ceiling)", bw, "GB/s", 1.0, "");
+            s_print ("d2d_copy_1GiB_ceiling", bw, "GB/s", 1.0, "(read + write bytes)");
         }
         cudaFree (c.dst);
         cudaFree (c.src);

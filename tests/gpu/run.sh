@@ -49,7 +49,9 @@ run_prog () {   # name timeout args...
     local t=$(date +%s)
     timeout -k 5 "$to" "$BIN/$name" "$@" > "$log" 2>&1
     local rc=$?
-    grep -E "^(device|RESULT .*FAIL|BENCH|SKIP|FAIL|bench)" "$log" | head -80
+    grep -E "^(device|BENCH|SKIP|FAIL|bench)" "$log" | head -40
+    local nf=$(grep -c "^RESULT .*FAIL" "$log")
+    [ "$nf" -gt 0 ] && echo "   $nf failed checks (listed in the summary)"
     case $rc in
         0) STATUS[$name]="ok" ;;
         77) STATUS[$name]="skip (no device)" ;;
@@ -91,9 +93,11 @@ if [ -x "$CS" ] && [ $(( $(date +%s) - T0 )) -lt 230 ] && [ "${STATUS[test_cuda_
 fi
 
 SUM="$LOGDIR/gpu_summary.txt"
+ALL="$LOGDIR/gpu_results_all.txt"
+cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
 {
     echo "VideosDGX GPU summary ($(date -u +%FT%TZ), $(( $(date +%s) - T0 )) s)"
-    grep -h "^device" "$LOGDIR"/gpu_test_cuda_elem.log 2>/dev/null | head -1
+    grep -h "^device" "$LOGDIR"/gpu_test_cuda_elem.log "$LOGDIR"/gpu_vdgx-bench-cuda.log 2>/dev/null | head -1
     echo
     echo "program status"
     for p in test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda; do
@@ -101,13 +105,18 @@ SUM="$LOGDIR/gpu_summary.txt"
     done
     echo "  memcheck:          $MEMCHECK"
     echo
-    printf "%-10s %-58s %-6s %-10s %s\n" test case result error tolerance
-    cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | awk '/^RESULT /{
-        e=$4; sub("err=","",e); t=$5; sub("tol=","",t);
-        printf "%-10s %-58s %-6s %-10s %s\n", $2, $3, $6, e, t }'
+    awk '{n++; if ($6=="PASS") p++} END{printf "tests: %d checks, %d passed, %d failed\n", n, p, n-p}' "$ALL"
     echo
-    cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | awk '/^RESULT /{n++; if ($6=="PASS") p++}
-        END{printf "tests: %d checks, %d passed, %d failed\n", n, p, n-p}'
+    echo "failed checks (first 40):"
+    grep " FAIL" "$ALL" | head -40 | awk '{e=$4; sub("err=","",e); t=$5; sub("tol=","",t); printf "  %-10s %-56s err %-10s tol %s\n", $2, $3, e, t}'
+    echo
+    echo "per group (test / case prefix): checks, failed, worst error / its tolerance (case)"
+    awk '{ split($3, c, "/"); g = $2 " " c[1]; if ($2 == "linear" || $2 == "attention") g = g "/" c[2];
+           e = $4; sub("err=", "", e); t = $5; sub("tol=", "", t);
+           r = (t + 0 > 0) ? e / t : (e + 0 > 0 ? 1e9 : 0);
+           n[g]++; if ($6 != "PASS") f[g]++;
+           if (!(g in w) || r > w[g]) { w[g] = r; we[g] = e; wt[g] = t; wc[g] = $3 } }
+         END { for (g in n) printf "  %-28s %4d %3d  %-10s / %-8s (%s)\n", g, n[g], f[g] + 0, we[g], wt[g], wc[g] }' "$ALL" | sort
     echo
     printf "%-42s %12s %-8s %s\n" benchmark figure unit "fraction of ceiling"
     awk '/^BENCH /{ f=$5; sub("frac=","",f); note=""; for(i=6;i<=NF;i++) note=note" "$i;
@@ -115,6 +124,12 @@ SUM="$LOGDIR/gpu_summary.txt"
 } > "$SUM"
 echo
 cat "$SUM"
+{
+    echo
+    echo "all checks:"
+    printf "%-10s %-58s %-6s %-10s %s\n" test case result error tolerance
+    awk '{e=$4; sub("err=","",e); t=$5; sub("tol=","",t); printf "%-10s %-58s %-6s %-10s %s\n", $2, $3, $6, e, t }' "$ALL"
+} >> "$SUM"
 FAILS=$(cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep -c "^RESULT .*FAIL")
 for p in "${!STATUS[@]}"; do
     case ${STATUS[$p]} in ok|skip*) ;; *) FAILS=$((FAILS + 1)) ;; esac
