@@ -491,10 +491,13 @@ vdgx_cli_up (vdgx_cli_t *cli, int argc, char **argv)
         snprintf (e3, sizeof e3, "VDGX_HTTP=%s", vdgx_config_http (config));
         snprintf (e4, sizeof e4, "VDGX_DATA_DIR=%s", data);
         char *env [] = { e1, e2, e3, e4, NULL };
-        char *args [4] = { bridge_bin, NULL, NULL, NULL };
+        //  Endpoints as flags too (they win over its config), so it talks to this broker.
+        char *args [10] = { bridge_bin, "--broker", (char *) cli->broker, "--events",
+                            (char *) cli->events, "--listen", (char *) vdgx_config_http (config),
+                            NULL, NULL, NULL };
         if (cli->config_path) {
-            args [1] = "--config";
-            args [2] = (char *) cli->config_path;
+            args [7] = "--config";
+            args [8] = (char *) cli->config_path;
         }
         vdgx_supervisor_add (sup, "bridge", args, env);
     }
