@@ -40,12 +40,12 @@ typedef struct {
     uint32_t step, steps;       //  0/0 when the phase has no steps
     double percent;             //  overall job percent 0..100
     const char *message;        //  optional, may be NULL
-} vdgx_progress_t;
+} vdgx_engine_progress_t;
 
 typedef struct {
     void *ctx;
     //  Progress report; cheap, may be called often.
-    void (*progress) (void *ctx, const vdgx_progress_t *p);
+    void (*progress) (void *ctx, const vdgx_engine_progress_t *p);
     //  One decoded frame: RGB interleaved [height][width][3] floats in [-1, 1].
     //  Returns 0, or -1 to abort the job (e.g. the encoder failed).
     int (*frame) (void *ctx, const float *rgb, int width, int height);

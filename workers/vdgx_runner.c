@@ -84,7 +84,7 @@ s_send_failed (s_runner_t *self, const char *id, const char *code, const char *m
 //  Engine progress callback. A phase or step change always goes out; within one step, at most
 //  one report per 200 ms, so a chatty engine cannot flood the broker.
 static void
-s_on_progress (void *ctx, const vdgx_progress_t *p)
+s_on_progress (void *ctx, const vdgx_engine_progress_t *p)
 {
     s_runner_t *self = (s_runner_t *) ctx;
     if (!p || !p->phase)

@@ -15,8 +15,8 @@
     The only state the two threads share is the engine's cancel flag (an atomic the engine
     interface requires), owned by the caller and set from the socket thread.
 
-    This header does not include engine.h, so the socket-thread code can include vdgx_msg.h
-    (both define a vdgx_progress_t); the engine is looked up by model name.
+    This header does not include engine.h: the socket-thread code needs only vdgx_msg.h, and
+    the engine is looked up by model name.
 */
 #ifndef VDGX_RUNNER_H_INCLUDED
 #define VDGX_RUNNER_H_INCLUDED

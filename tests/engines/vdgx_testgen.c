@@ -107,7 +107,7 @@ s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32
             double percent)
 {
     if (io && io->progress) {
-        vdgx_progress_t p = { phase, step, steps, percent, NULL };
+        vdgx_engine_progress_t p = { phase, step, steps, percent, NULL };
         io->progress (io->ctx, &p);
     }
 }

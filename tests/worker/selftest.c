@@ -5,8 +5,7 @@
 #include "vdgx_testgen.h"
 #include "vdgx_runner.h"
 #include "vdgx_worker.h"
-//  engine.h and vdgx_msg.h (via vdgx_client.h) both define vdgx_progress_t, so the client
-//  selftest is declared here instead of including its header.
+//  The client selftest is declared here rather than including vdgx_client.h.
 void vdgx_client_test (bool verbose);
 
 int
