@@ -71,7 +71,18 @@ static constexpr size_t fa_smem_bytes (int D, bool pipe)
     return (size_t) (pipe ? 2 : 1) * 2 * FA_BK * (D + 8) * sizeof (uint16_t);
 }
 
-//  LDSM: V fragments through ldmatrix.trans (fewer shared loads) instead of pairs of 16-bit
+//  The same without .trans: lane l receives, of matrix i, the elements [l/4][2(l%4)] and
+//  [l/4][2(l%4)+1] - an mma B fragment register when rows are n and columns k.
+__device__ __forceinline__ void fa_ldsm_x4 (uint32_t *r, const void *smem_row)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    uint32_t a = (uint32_t) __cvta_generic_to_shared (smem_row);
+    asm volatile ("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                  : "=r"(r [0]), "=r"(r [1]), "=r"(r [2]), "=r"(r [3]) : "r"(a));
+#endif
+}
+
+//  LDSM: K and V fragments through ldmatrix (V with .trans) (fewer shared loads) instead of pairs of 16-bit
 //  loads. PIPE: K/V tiles double-buffered with cp.async, the next tile loading while this
 //  one is computed. Every variant is kept and tested; "auto" uses the simplest one until
 //  the others have passed on a GPU.
@@ -167,11 +178,24 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
         #pragma unroll
         for (int nt = 0; nt < FA_BK / 8; nt++) {
             s [nt][0] = s [nt][1] = s [nt][2] = s [nt][3] = 0.f;
-            #pragma unroll
-            for (int kd = 0; kd < D / 16; kd++) {
-                uint32_t b0 = *(const uint32_t *) &Ks [nt * 8 + g][kd * 16 + 2 * t4];
-                uint32_t b1 = *(const uint32_t *) &Ks [nt * 8 + g][kd * 16 + 8 + 2 * t4];
-                fa_mma (s [nt], qa [kd], b0, b1);
+            if (LDSM) {
+                //  matrix i = (keys nt*8.., d kd*16 + 8i..): {b0,b1} of kd, then of kd+1
+                const int mi = lane >> 3, rr = lane & 7;
+                #pragma unroll
+                for (int kd = 0; kd < D / 16; kd += 2) {
+                    uint32_t r [4];
+                    fa_ldsm_x4 (r, &Ks [nt * 8 + rr][kd * 16 + mi * 8]);
+                    fa_mma (s [nt], qa [kd], r [0], r [1]);
+                    fa_mma (s [nt], qa [kd + 1], r [2], r [3]);
+                }
+            }
+            else {
+                #pragma unroll
+                for (int kd = 0; kd < D / 16; kd++) {
+                    uint32_t b0 = *(const uint32_t *) &Ks [nt * 8 + g][kd * 16 + 2 * t4];
+                    uint32_t b1 = *(const uint32_t *) &Ks [nt * 8 + g][kd * 16 + 8 + 2 * t4];
+                    fa_mma (s [nt], qa [kd], b0, b1);
+                }
             }
         }
         //  Logits in base 2 with bias and mask; -inf for masked or out-of-range keys.

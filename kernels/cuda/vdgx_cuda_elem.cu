@@ -23,32 +23,40 @@ extern "C" cudaError_t vc_cast (cudaStream_t st, void *y, int ydt, const void *x
 }
 
 //  One block per row. Two passes over the row for mean and variance (numerically safer than
-//  sum of squares); rows are re-read from L1/L2.
+//  sum of squares). CACHE: the row is read from global memory once into shared memory (f32,
+//  C floats of dynamic shared memory); otherwise the later passes re-read it through L1/L2.
+template <bool CACHE>
 static __global__ void k_norm (void *y, int ydt, const void *x, int xdt, int64_t rows, int64_t C,
                                const void *gamma, int gdt, const void *beta, int bdt, float eps,
                                int rms, const void *shift, int shdt, const void *scale, int scdt,
                                int64_t L, int64_t Bm)
 {
     __shared__ float sh [32];
+    extern __shared__ float rowc [];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         int64_t base = r * C;
         float mean = 0.f;
-        if (!rms) {
+        {
             float s = 0.f;
-            for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-                s += vc_ld (x, xdt, base + c);
-            mean = vc_block_sum (s, sh) / (float) C;
+            for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+                float v = vc_ld (x, xdt, base + c);
+                if (CACHE) rowc [c] = v;
+                s += v;
+            }
+            //  (each thread reads back only what it wrote: no barrier needed before reuse)
+            if (!rms)
+                mean = vc_block_sum (s, sh) / (float) C;
         }
         float s2 = 0.f;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-            float d = vc_ld (x, xdt, base + c) - mean;
+            float d = (CACHE ? rowc [c] : vc_ld (x, xdt, base + c)) - mean;
             s2 += d * d;
         }
         float var = vc_block_sum (s2, sh) / (float) C;
         float inv = rsqrtf (var + eps);
         int64_t mb = ((r / L) % Bm) * C;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-            float v = (vc_ld (x, xdt, base + c) - mean) * inv;
+            float v = ((CACHE ? rowc [c] : vc_ld (x, xdt, base + c)) - mean) * inv;
             v = v * vc_ldo (gamma, gdt, c, 1.f) + vc_ldo (beta, bdt, c, 0.f);
             if (shift || scale)
                 v = v * (1.f + vc_ldo (scale, scdt, mb + c, 0.f)) + vc_ldo (shift, shdt, mb + c, 0.f);
@@ -67,8 +75,12 @@ extern "C" cudaError_t vc_norm (cudaStream_t st, void *y, int ydt, const void *x
     if (Bm < 1) Bm = 1;
     int threads = C >= 1024 ? 256 : 128;
     unsigned g = rows > 65535 * 8 ? 65535 * 8 : (unsigned) rows;
-    k_norm<<<g, threads, 0, st>>> (y, ydt, x, xdt, rows, C, gamma, gdt, beta, bdt, eps, rms,
-                                   shift, shdt, scale, scdt, L, Bm);
+    if (C <= 8192)      //  32 KiB of row cache
+        k_norm<true><<<g, threads, (size_t) C * sizeof (float), st>>> (y, ydt, x, xdt, rows, C, gamma, gdt, beta,
+                                                                       bdt, eps, rms, shift, shdt, scale, scdt, L, Bm);
+    else
+        k_norm<false><<<g, threads, 0, st>>> (y, ydt, x, xdt, rows, C, gamma, gdt, beta, bdt, eps, rms,
+                                              shift, shdt, scale, scdt, L, Bm);
     return cudaGetLastError ();
 }
 
