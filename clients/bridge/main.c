@@ -30,6 +30,7 @@ s_usage (FILE *out)
         "  --body-max BYTES         request body cap (default 65536)\n"
         "  --request-timeout-ms N   broker deadline per request (default 5000)\n"
         "  --sse-max-s N            longest event stream (default 3600)\n"
+        "  --chunk-bytes N          download chunk per broker read (default 1048576)\n"
         "  -v, --verbose            debug logging\n");
 }
 
@@ -121,6 +122,7 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--body-max") == 0) { rc = s_num (arg, val, 1024, 1 << 30, &v); cfg.body_max = (size_t) v; }
         else if (strcmp (arg, "--request-timeout-ms") == 0) { rc = s_num (arg, val, 10, 600000, &v); cfg.request_timeout_ms = (int) v; }
         else if (strcmp (arg, "--sse-max-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.sse_max_s = (int) v; }
+        else if (strcmp (arg, "--chunk-bytes") == 0) { rc = s_num (arg, val, 1024, 4194304, &v); cfg.chunk_bytes = (uint32_t) v; }
         else {
             fprintf (stderr, "vdgx-bridge: unknown option '%s' (see --help)\n", arg);
             rc = 2;

@@ -23,7 +23,6 @@
 
 #define S_VERSION       "0.1.0"
 #define S_MAXQ          4               //  broker requests one HTTP request may wait on
-#define S_CHUNK         (1024 * 1024)   //  download chunk fetched from the broker
 #define S_KEEPALIVE_MS  15000           //  SSE comment when a stream is quiet this long
 
 //  ---------------------------------------------------------------------------------------
@@ -1014,7 +1013,8 @@ s_dl_reader (void *cls, uint64_t pos, char *buf, size_t max)
     snprintf (cmd.id, sizeof cmd.id, "%s", r->id);
     cmd.offset = off;
     uint64_t left = r->dl_end + 1 - off;
-    cmd.length = (uint32_t) (left < S_CHUNK? left: S_CHUNK);
+    uint64_t chunk = r->bridge->cfg.chunk_bytes;
+    cmd.length = (uint32_t) (left < chunk? left: chunk);
     s_call_jobcmd (r, &cmd);
     r->dl_fetching = true;
     r->pending = r->nq;
@@ -1854,6 +1854,7 @@ vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg)
     cfg->body_max = 64 * 1024;
     cfg->request_timeout_ms = 5000;
     cfg->sse_max_s = 3600;
+    cfg->chunk_bytes = 1024 * 1024;
 }
 
 //  "host:port", "[v6]:port", "localhost:port". Returns 0 and fills addr, or -1.
@@ -1930,8 +1931,9 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     }
     if (cfg->threads < 1 || cfg->threads > 256 || cfg->conn_limit < 1 || cfg->body_max < 1
     ||  cfg->request_timeout_ms < 1 || cfg->sse_max_s < 1 || cfg->rate < 0
+    ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX
     ||  (cfg->rate > 0 && cfg->burst < 1)) {
-        snprintf (err, err_size, "invalid limits (threads 1..256, positive limits, burst >= 1)");
+        snprintf (err, err_size, "invalid limits (threads 1..256, positive limits, burst >= 1, chunk <= 4 MiB)");
         return NULL;
     }
     vdgx_bridge_t *self = (vdgx_bridge_t *) calloc (1, sizeof (vdgx_bridge_t));
@@ -1977,8 +1979,8 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
         { MHD_OPTION_END, 0, NULL }
     };
     self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
-                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
                                      MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
                                      MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf (err, err_size, "cannot listen on %s (address in use or not available)", cfg->listen);

@@ -42,10 +42,12 @@ typedef struct {
     size_t body_max;            //  request body cap in bytes
     int request_timeout_ms;     //  deadline of one broker round trip
     int sse_max_s;              //  longest life of an event stream
+    uint32_t chunk_bytes;       //  download chunk read from the broker per round trip
 } vdgx_bridge_cfg_t;
 
 //  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, 4 threads, 1024
-//  connections, 64 per IP, 30 s idle timeout, 64 KiB bodies, 5 s broker deadline, 1 h SSE.
+//  connections, 64 per IP, 30 s idle timeout, 64 KiB bodies, 5 s broker deadline, 1 h SSE,
+//  1 MiB download chunks.
 void vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg);
 
 typedef struct _vdgx_bridge_t vdgx_bridge_t;

@@ -373,20 +373,38 @@ vdgx_promtext_add_broker_workers (vdgx_promtext_t *self, const void *data, size_
             continue;
         rc = 0;
         for (uint32_t j = 0; j < kv->val.via.array.size; j++) {
-            vdgx_wstate_t w;
-            vdgx_wstate_init (&w);
-            if (vdgx_wstate_decode_obj (&w, &kv->val.via.array.ptr [j], &err) == 0 && w.identity [0]) {
-                char key [600];
-                snprintf (key, sizeof key, "vdgx_worker_model_bytes{worker=\"%s\",model=\"%s\"}",
-                          w.identity, w.service);
-                vdgx_promtext_add (self, VDGX_PROM_GAUGE, key, (double) w.model_bytes);
-                snprintf (key, sizeof key, "vdgx_worker_host_budget_bytes{worker=\"%s\",model=\"%s\"}",
-                          w.identity, w.service);
-                vdgx_promtext_add (self, VDGX_PROM_GAUGE, key, (double) w.host_budget_bytes);
+            //  Read loosely (by key): a worker map that a strict decoder would refuse for an
+            //  unrelated key must not hide every worker's memory.
+            const msgpack_object *w = &kv->val.via.array.ptr [j];
+            char identity [128] = "", service [128] = "";
+            double model = -1, budget = -1;
+            for (uint32_t k = 0; w->type == MSGPACK_OBJECT_MAP && k < w->via.map.size; k++) {
+                const msgpack_object_kv *f = &w->via.map.ptr [k];
+                if (s_key_is (f, "identity") && f->val.type == MSGPACK_OBJECT_STR)
+                    s_key_text (&f->val, identity, sizeof identity);
+                else
+                if (s_key_is (f, "service") && f->val.type == MSGPACK_OBJECT_STR)
+                    s_key_text (&f->val, service, sizeof service);
+                else
+                if (s_key_is (f, "model_bytes"))
+                    s_num (&f->val, &model);
+                else
+                if (s_key_is (f, "host_budget_bytes"))
+                    s_num (&f->val, &budget);
             }
-            else
+            if (!identity [0] || !service [0]) {
                 self->dropped++;
-            vdgx_wstate_clear (&w);
+                continue;
+            }
+            char key [400];
+            if (model >= 0) {
+                snprintf (key, sizeof key, "vdgx_worker_model_bytes{worker=\"%s\",model=\"%s\"}", identity, service);
+                vdgx_promtext_add (self, VDGX_PROM_GAUGE, key, model);
+            }
+            if (budget >= 0) {
+                snprintf (key, sizeof key, "vdgx_worker_host_budget_bytes{worker=\"%s\",model=\"%s\"}", identity, service);
+                vdgx_promtext_add (self, VDGX_PROM_GAUGE, key, budget);
+            }
         }
     }
     msgpack_unpacked_destroy (&result);
