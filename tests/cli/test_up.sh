@@ -69,4 +69,24 @@ grep -q "stopped" "$DATA/logs/vdgx-up.log" || fail "no stop in the log"
 expect_rc 4 "$VDGX" down --data "$DATA"
 expect_rc 3 "$VDGX" --timeout 0.3 health
 expect_rc 2 "$VDGX" up --bogus
+
+# In the foreground: SIGINT (Ctrl-C) stops the children in order and exits 0.
+DATA2="$TMP/data2"
+"$VDGX" up --config "$TMP/vdgx.ini" --data "$DATA2" --no-bridge >"$TMP/fg.out" 2>&1 &
+FG=$!
+PIDS+=($FG)
+for i in $(seq 1 100); do grep -q "VideosDGX is up" "$TMP/fg.out" && break; sleep 0.1; done
+grep -q "VideosDGX is up" "$TMP/fg.out" || fail "foreground up did not come up: $(cat "$TMP/fg.out")"
+for i in $(seq 1 50); do [ "$(wc -l <"$DATA2/vdgx-up.pid")" = 4 ] && break; sleep 0.1; done
+CHILDREN=$(awk 'NR > 1 { print $2 }' "$DATA2/vdgx-up.pid")
+[ "$(echo "$CHILDREN" | wc -w)" = 3 ] || fail "expected broker + 2 workers in the pid file"
+kill -INT $FG
+wait $FG
+RC=$?
+[ $RC = 0 ] || fail "foreground up exited $RC after SIGINT: $(cat "$TMP/fg.out")"
+for c in $CHILDREN; do
+    alive "$c" && fail "child $c still running after SIGINT"
+done
+[ -e "$DATA2/vdgx-up.pid" ] && fail "pid file left behind after SIGINT"
+grep -q "vdgx up: stopped" "$TMP/fg.out" || fail "no stopped line"
 echo "cli.up: OK"
