@@ -169,7 +169,7 @@ s_follow (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *ou
             rc = VDGX_EXIT_UNREACHABLE;
             break;
         }
-        int slice = left < 2000? (int) left: 2000;
+        int slice = left < 1000? (int) left: 1000;
         if (vdgx_client_wait (client, id, slice, s_on_progress, progress, &job) == 0) {
             vdgx_progressbar_update (progress, &job, zclock_mono ());
             vdgx_progressbar_finish (progress);
