@@ -15,6 +15,7 @@ s_usage (FILE *out)
         "                   [--curve-server-key FILE --curve-cert FILE] [--data DIR]\n"
         "                   [--heartbeat-ms MS] [--liveness N] [--reconnect-max-ms MS]\n"
         "       vdgx-worker --list-models\n"
+        "       vdgx-worker --make-tiny-checkpoint DIR   (random-weight wan21-tiny demo model)\n"
         "Serves one model instance to the broker (default $VDGX_BROKER or %s).\n"
         "Weights load on the first job and unload after MINUTES idle (default 10, 0 = never).\n"
         "Exit status: 0 after SIGTERM/drain, 3 after a fatal engine error, 2 bad usage.\n",

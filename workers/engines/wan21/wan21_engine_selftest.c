@@ -33,7 +33,7 @@ typedef struct {
 } s_sink_t;
 
 static void
-s_progress (void *ctx, const vdgx_progress_t *p)
+s_progress (void *ctx, const vdgx_engine_progress_t *p)
 {
     s_sink_t *s = (s_sink_t *) ctx;
     if (p->percent + 1e-9 < s->last_percent)
@@ -270,6 +270,31 @@ wan21_engine_test (bool verbose)
     tiny->unload (e);
     tiny->destroy (&e);
     assert (!e);
+
+    //  The reduced-precision paths run the same job (DiT and umT5 weights quantized at load).
+    const char *precs [] = { "bf16", "fp8", "fp4" };
+    for (int i = 0; i < 3; i++) {
+        vdgx_engine_config_t cp = cfg;
+        cp.precision = precs [i];
+        assert (tiny->create (&e, &cp, &err) == VDGX_ENGINE_OK);
+        s_sink_init (&sink);
+        io = s_io (&sink);
+        rc = tiny->load (e, &io, &err);
+        if (rc)
+            printf ("load %s: %s\n", precs [i], err);
+        assert (rc == VDGX_ENGINE_OK);
+        s_req (&req, "a red car in the rain at night");
+        req.width = 32, req.height = 32, req.frames = 1, req.steps = 2;
+        memset (&verr, 0, sizeof verr);
+        assert (tiny->validate (e, &req, &verr) == 0);
+        memset (&out, 0, sizeof out);
+        rc = tiny->generate (e, &req, &io, &out, &err);
+        if (rc)
+            printf ("generate %s: %s\n", precs [i], err);
+        assert (rc == VDGX_ENGINE_OK && sink.frames == 1 && sink.range_ok);
+        vdgx_genreq_clear (&req);
+        tiny->destroy (&e);
+    }
     nftw (dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     assert (access (dir, F_OK) != 0);
     printf ("OK\n");
