@@ -1,6 +1,5 @@
-/*  vdgx_cli.h - internals shared by the `vdgx` command's source files (not a public API).
-
-    Exit statuses (also printed by `vdgx --help`):
+/*  vdgx_cli.h - internals shared by the `vdgx` command's source files (not a public API):
+    the exit statuses (`vdgx --help` prints the same list), global settings, the commands.
 */
 #ifndef VDGX_CLI_H_INCLUDED
 #define VDGX_CLI_H_INCLUDED
