@@ -17,8 +17,8 @@
 
 static char s_dir [256];
 static const char *s_bin;
-static pid_t s_pids [4];
-static char s_logs [4][320];
+static pid_t s_pids [6];
+static char s_logs [6][320];
 static int s_nprocs;
 static char s_broker_ep [64], s_events_ep [64];
 
@@ -61,7 +61,7 @@ s_dump_logs (void)
 static pid_t
 s_spawn (const char *name, char *const argv [])
 {
-    CHECK (s_nprocs < 4);
+    CHECK (s_nprocs < 6);
     int slot = s_nprocs++;
     snprintf (s_logs [slot], sizeof s_logs [slot], "%s/%s.log", s_dir, name);
     pid_t pid = fork ();
@@ -318,6 +318,37 @@ main (int argc, char *argv [])
     vdgx_genreq_clear (&req);
     free (id);
     s_job (client, sub, 32, 32, 5, 0, 0, 2, 5, 16);
+
+    //  The `vdgx generate` command line, when it is built: exit 0, an MP4 at -o, progress lines.
+    char cli [600], out [400];
+    snprintf (cli, sizeof cli, "%s/vdgx", s_bin);
+    snprintf (out, sizeof out, "%s/cli.mp4", s_dir);
+    if (access (cli, X_OK) == 0) {
+        char *cargv [] = { cli, "--broker", s_broker_ep, "--events", s_events_ep, "generate",
+                           "a lighthouse in a storm", "--model", "wan21-tiny", "-o", out,
+                           "--size", "80x48", "--frames", "5", "--fps", "10", "--steps", "3",
+                           "--no-cache", NULL };
+        pid_t pid = s_spawn ("cli", cargv);
+        int st = 0;
+        CHECK (waitpid (pid, &st, 0) == pid);
+        s_pids [s_nprocs - 1] = 0;
+        CHECK (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+        s_probe_t p;
+        CHECK (s_probe (out, &p) == 0);
+        printf ("vdgx generate: %ux%u %u fps, %lld frames\n", p.width, p.height, p.fps,
+                (long long) p.packets);
+        CHECK (p.h264 && p.width == 80 && p.height == 48 && p.fps == 10 && p.packets == 5);
+        FILE *f = fopen (s_logs [s_nprocs - 1], "r");
+        char line [1024];
+        bool denoising = false;
+        while (f && fgets (line, sizeof line, f))
+            denoising |= strstr (line, "denois") != NULL;
+        if (f)
+            fclose (f);
+        CHECK (denoising);
+    }
+    else
+        printf ("vdgx (CLI) not built: its part is skipped\n");
 
     zsock_destroy (&sub);
     vdgx_client_destroy (&client);
