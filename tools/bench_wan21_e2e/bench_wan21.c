@@ -393,9 +393,9 @@ next:
             double e_encode = sink.t_encode * pixel_ratio;
             double e_total = e_text + e_denoise + e_decode + e_encode;
             double rate = 2.0 * steps * blocks * s_dit_block_flops (&cfg, L) / t_denoise;
-            printf ("[%s] measured: text %.3f s, denoise %.3f s (%.3f s/step, %.1f TFLOP/s DiT), "
-                    "decode %.3f s (%d frames, %.2f TFLOP/s), encode %.3f s\n", p, t_text, t_denoise,
-                    t_denoise / steps, rate / 1e12, t_decode, sink.frames, vae_run / t_decode / 1e12,
+            printf ("[%s] measured: text %.3f s, denoise %.3f s (%.3f s/step, DiT %.1f GFLOP/s), "
+                    "decode %.3f s (%d frames, %.1f GFLOP/s), encode %.3f s\n", p, t_text, t_denoise,
+                    t_denoise / steps, rate / 1e9, t_decode, sink.frames, vae_run / t_decode / 1e9,
                     sink.t_encode);
             printf ("[%s] peak memory: backend %.2f GB, process RSS %.2f GB\n", p,
                     s_gb (vdgx_backend_peak_bytes (b)), ru.ru_maxrss / 1048576.0);
