@@ -3,14 +3,72 @@
     cancellation, memory estimates.
 */
 #include "wan21_engine.h"
+#include "wan21_vae.h"
+#include "vdgx_ckpt.h"
 
 #include <assert.h>
 #include <ftw.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static void
+s_copy (const char *from, const char *to)
+{
+    FILE *in = fopen (from, "rb"), *out = fopen (to, "wb");
+    assert (in && out);
+    char buf [65536];
+    size_t n;
+    while ((n = fread (buf, 1, sizeof buf, in)) > 0)
+        assert (fwrite (buf, 1, n, out) == n);
+    fclose (in);
+    assert (fclose (out) == 0);
+}
+
+//  The tiny checkpoint rearranged as a diffusers folder: tokenizer/, text_encoder/,
+//  transformer/ (+ config.json) and vae/ with the AutoencoderKLWan key names.
+static void
+s_make_diffusers (const char *dir, const char *ddir)
+{
+    const char *sub [] = { "", "/tokenizer", "/text_encoder", "/transformer", "/vae" };
+    char a [512], b [512];
+    for (int i = 0; i < 5; i++) {
+        snprintf (a, sizeof a, "%s%s", ddir, sub [i]);
+        assert (mkdir (a, 0755) == 0);
+    }
+    const char *pairs [][2] = {
+        { "google/umt5-xxl/spiece.model", "tokenizer/spiece.model" },
+        { "models_t5_umt5-xxl-enc-bf16.safetensors", "text_encoder/model.safetensors" },
+        { "diffusion_pytorch_model.safetensors", "transformer/diffusion_pytorch_model.safetensors" },
+        { "config.json", "transformer/config.json" },
+    };
+    for (int i = 0; i < 4; i++) {
+        snprintf (a, sizeof a, "%s/%s", dir, pairs [i][0]);
+        snprintf (b, sizeof b, "%s/%s", ddir, pairs [i][1]);
+        s_copy (a, b);
+    }
+    snprintf (a, sizeof a, "%s/Wan2.1_VAE.safetensors", dir);
+    char *err = NULL;
+    vdgx_ckpt_t *ck = vdgx_ckpt_open (a, &err);
+    assert (ck);
+    size_t n = vdgx_ckpt_count (ck);
+    vdgx_ckpt_tensor_t *t = (vdgx_ckpt_tensor_t *) calloc (n, sizeof *t);
+    char (*names) [160] = (char (*) [160]) calloc (n, 160);
+    assert (t && names);
+    for (size_t i = 0; i < n; i++) {
+        t [i] = *vdgx_ckpt_at (ck, i);
+        assert (wan21_vae_diffusers_name (t [i].name, names [i], 160) == 0);
+        t [i].name = names [i];
+    }
+    snprintf (b, sizeof b, "%s/vae/diffusion_pytorch_model.safetensors", ddir);
+    assert (vdgx_safetensors_write (b, t, n, &err) == 0);
+    free (t);
+    free (names);
+    vdgx_ckpt_destroy (&ck);
+}
 
 static int
 s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -270,6 +328,30 @@ wan21_engine_test (bool verbose)
     tiny->unload (e);
     tiny->destroy (&e);
     assert (!e);
+
+    //  The same model in the diffusers folder layout computes the same video.
+    char ddir [300];
+    snprintf (ddir, sizeof ddir, "%s/diffusers", dir);
+    s_make_diffusers (dir, ddir);
+    vdgx_engine_config_t cd = cfg;
+    cd.weights_dir = ddir;
+    assert (tiny->create (&e, &cd, &err) == VDGX_ENGINE_OK);
+    s_sink_init (&sink);
+    io = s_io (&sink);
+    rc = tiny->load (e, &io, &err);
+    if (rc)
+        printf ("load diffusers: %s\n", err);
+    assert (rc == VDGX_ENGINE_OK);
+    s_req (&req, "a red car in the rain at night");
+    req.width = 32, req.height = 32, req.frames = 5, req.steps = 3;
+    req.has_seed = true, req.seed = 1;
+    memset (&verr, 0, sizeof verr);
+    assert (tiny->validate (e, &req, &verr) == 0);
+    memset (&out, 0, sizeof out);
+    assert (tiny->generate (e, &req, &io, &out, &err) == VDGX_ENGINE_OK);
+    assert (sink.frames == 5 && sink.sum == sums [0]);
+    vdgx_genreq_clear (&req);
+    tiny->destroy (&e);
 
     //  The reduced-precision paths run the same job (DiT and umT5 weights quantized at load).
     const char *precs [] = { "bf16", "fp8", "fp4" };
