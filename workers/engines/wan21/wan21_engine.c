@@ -291,7 +291,7 @@ s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32
             double percent, const char *message)
 {
     if (io && io->progress) {
-        vdgx_progress_t pr = { phase, step, steps, percent, message };
+        vdgx_engine_progress_t pr = { phase, step, steps, percent, message };
         io->progress (io->ctx, &pr);
     }
 }
