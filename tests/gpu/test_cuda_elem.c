@@ -116,6 +116,10 @@ static void s_dtype (vdgx_backend_t *cpu, vdgx_backend_t *cuda, vdgx_dtype_t dt)
         int64_t os [3] = { 3, 29, 160 };
         snprintf (cas, sizeof cas, "%s/3x29x160", dn);
         gc_run (cpu, cuda, "modulate", cas, f_modulate, &a, 3, in, 3, os, dt, tol);
+    }
+    {   //  gated residual: x [B,L,C] += y [B,L,C] * gate [B,C]
+        gc_in_t in [3] = { IN (GC_ACT, 3, 3, 29, 160), IN (GC_ACT, 3, 3, 29, 160), IN (GC_ACT, 2, 3, 160) };
+        snprintf (cas, sizeof cas, "%s/3x29x160", dn);
         gc_run (cpu, cuda, "gated_residual", cas, f_gated, &a, 3, in, 0, NULL, dt, tol);
         in [2].kind = GC_NONE;
         snprintf (cas, sizeof cas, "%s/3x29x160/nogate", dn);
