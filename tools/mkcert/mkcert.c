@@ -1,6 +1,7 @@
 /*  vdgx-mkcert PATH [ALLOWED_DIR]: writes a new CURVE certificate (zcert): the public part to
     PATH, the secret to PATH_secret; with ALLOWED_DIR, also its public part there (the
-    broker's --curve DIR/allowed/), so the key is accepted. For tests/multihost. */
+    broker's --curve DIR/allowed/), so the key is accepted. Used to set up CURVE between
+    the broker and workers or clients on other hosts (docs/QUICKSTART.md). */
 #include <czmq.h>
 
 int
