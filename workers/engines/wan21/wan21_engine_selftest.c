@@ -41,33 +41,41 @@ s_make_diffusers (const char *dir, const char *ddir)
     }
     const char *pairs [][2] = {
         { "google/umt5-xxl/spiece.model", "tokenizer/spiece.model" },
-        { "models_t5_umt5-xxl-enc-bf16.safetensors", "text_encoder/model.safetensors" },
         { "diffusion_pytorch_model.safetensors", "transformer/diffusion_pytorch_model.safetensors" },
         { "config.json", "transformer/config.json" },
     };
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         snprintf (a, sizeof a, "%s/%s", dir, pairs [i][0]);
         snprintf (b, sizeof b, "%s/%s", ddir, pairs [i][1]);
         s_copy (a, b);
     }
-    snprintf (a, sizeof a, "%s/Wan2.1_VAE.safetensors", dir);
-    char *err = NULL;
-    vdgx_ckpt_t *ck = vdgx_ckpt_open (a, &err);
-    assert (ck);
-    size_t n = vdgx_ckpt_count (ck);
-    vdgx_ckpt_tensor_t *t = (vdgx_ckpt_tensor_t *) calloc (n, sizeof *t);
-    char (*names) [160] = (char (*) [160]) calloc (n, 160);
-    assert (t && names);
-    for (size_t i = 0; i < n; i++) {
-        t [i] = *vdgx_ckpt_at (ck, i);
-        assert (wan21_vae_diffusers_name (t [i].name, names [i], 160) == 0);
-        t [i].name = names [i];
+    //  The .pth files rewritten as safetensors (the VAE with the diffusers names).
+    for (int k = 0; k < 2; k++) {
+        snprintf (a, sizeof a, "%s/%s", dir, k? "Wan2.1_VAE.pth": "models_t5_umt5-xxl-enc-bf16.pth");
+        char *err = NULL;
+        vdgx_ckpt_t *ck = vdgx_ckpt_open (a, &err);
+        if (!ck)
+            printf ("%s: %s\n", a, err);
+        assert (ck);
+        size_t n = vdgx_ckpt_count (ck);
+        vdgx_ckpt_tensor_t *t = (vdgx_ckpt_tensor_t *) calloc (n, sizeof *t);
+        char (*names) [160] = (char (*) [160]) calloc (n, 160);
+        assert (t && names);
+        for (size_t i = 0; i < n; i++) {
+            t [i] = *vdgx_ckpt_at (ck, i);
+            if (k)
+                assert (wan21_vae_diffusers_name (t [i].name, names [i], 160) == 0);
+            else
+                snprintf (names [i], 160, "%s", t [i].name);
+            t [i].name = names [i];
+        }
+        snprintf (b, sizeof b, "%s/%s", ddir, k? "vae/diffusion_pytorch_model.safetensors"
+                                                : "text_encoder/model.safetensors");
+        assert (vdgx_safetensors_write (b, t, n, &err) == 0);
+        free (t);
+        free (names);
+        vdgx_ckpt_destroy (&ck);
     }
-    snprintf (b, sizeof b, "%s/vae/diffusion_pytorch_model.safetensors", ddir);
-    assert (vdgx_safetensors_write (b, t, n, &err) == 0);
-    free (t);
-    free (names);
-    vdgx_ckpt_destroy (&ck);
 }
 
 static int

@@ -1,8 +1,11 @@
 /*  wan21_tiny.c - the tiny random-weight Wan 2.1 checkpoint (see wan21_engine.h).
 
-    Same tensor names and structure as the released T2V model, at a width that runs a job in
-    seconds on two CPU cores. Files are safetensors with the official keys (the checkpoint
-    writer of the compute layer writes safetensors, not torch .pth); the loaders accept both.
+    Same tensor names, structure and file formats as the released T2V model, at a width that
+    runs a job in seconds on two CPU cores: the DiT as safetensors, the VAE and the umT5
+    encoder as torch.save (.pth) files, written here (the compute layer only writes
+    safetensors): a zip of stored entries archive/data.pkl (a protocol-2 pickle of an
+    OrderedDict of _rebuild_tensor_v2 calls with ('storage', type, key, 'cpu', numel)
+    persistent ids), archive/data/<key> (raw little-endian storage) and archive/version.
 */
 #include "wan21_engine.h"
 #include "wan21_vae.h"
@@ -121,6 +124,8 @@ s_free_list (s_list_t *l)
     memset (l, 0, sizeof *l);
 }
 
+static int s_write_pth (const char *path, const vdgx_ckpt_tensor_t *t, size_t count, char **err);
+
 static int
 s_write (s_list_t *l, const char *path, char **err)
 {
@@ -128,6 +133,9 @@ s_write (s_list_t *l, const char *path, char **err)
         *err = s_strdupf ("tiny checkpoint: out of memory");
         return -1;
     }
+    size_t len = strlen (path);
+    if (len > 4 && strcmp (path + len - 4, ".pth") == 0)
+        return s_write_pth (path, l->t, l->n, err);
     char *e = NULL;
     if (vdgx_safetensors_write (path, l->t, l->n, &e)) {
         *err = s_strdupf ("tiny checkpoint: cannot write %s: %s", path, e? e: "error");
@@ -135,6 +143,229 @@ s_write (s_list_t *l, const char *path, char **err)
         return -1;
     }
     return 0;
+}
+
+
+//  ---------------------------------------------------------------------------------------
+//  torch.save (.pth) writer
+
+typedef struct {
+    uint8_t *d;
+    size_t n, cap;
+    bool oom;
+} s_buf_t;
+
+static void
+s_put (s_buf_t *b, const void *p, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap? b->cap: 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *d = (uint8_t *) realloc (b->d, cap);
+        if (!d) {
+            b->oom = true;
+            return;
+        }
+        b->d = d;
+        b->cap = cap;
+    }
+    memcpy (b->d + b->n, p, n);
+    b->n += n;
+}
+
+static void
+s_le (s_buf_t *b, uint64_t v, int bytes)
+{
+    uint8_t x [8];
+    for (int i = 0; i < bytes; i++)
+        x [i] = (uint8_t) (v >> (8 * i));
+    s_put (b, x, (size_t) bytes);
+}
+
+static void s_op (s_buf_t *b, uint8_t op) { s_put (b, &op, 1); }
+
+static void
+s_pk_str (s_buf_t *b, const char *str)     //  BINUNICODE
+{
+    s_op (b, 'X');
+    s_le (b, strlen (str), 4);
+    s_put (b, str, strlen (str));
+}
+
+static void
+s_pk_global (s_buf_t *b, const char *module, const char *name)
+{
+    s_op (b, 'c');
+    s_put (b, module, strlen (module));
+    s_op (b, '\n');
+    s_put (b, name, strlen (name));
+    s_op (b, '\n');
+}
+
+static void
+s_pk_int (s_buf_t *b, int64_t v)            //  BININT (the tiny sizes fit 32 bits)
+{
+    s_op (b, 'J');
+    s_le (b, (uint64_t) (uint32_t) (int32_t) v, 4);
+}
+
+static void
+s_pk_ordered_dict (s_buf_t *b)
+{
+    s_pk_global (b, "collections", "OrderedDict");
+    s_op (b, ')');
+    s_op (b, 'R');
+}
+
+static uint32_t
+s_crc32 (const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p [i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1? 0xedb88320u ^ (c >> 1): c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+typedef struct {
+    char name [64];
+    uint32_t crc, size, offset;
+} s_zentry_t;
+
+static void
+s_zip_add (s_buf_t *z, s_zentry_t *e, const char *name, const void *data, size_t size)
+{
+    snprintf (e->name, sizeof e->name, "%s", name);
+    e->crc = s_crc32 ((const uint8_t *) data, size);
+    e->size = (uint32_t) size;
+    e->offset = (uint32_t) z->n;
+    s_le (z, 0x04034b50u, 4);
+    s_le (z, 20, 2);                    //  version needed
+    s_le (z, 0, 2);                     //  flags
+    s_le (z, 0, 2);                     //  stored
+    s_le (z, 0, 4);                     //  time, date
+    s_le (z, e->crc, 4);
+    s_le (z, size, 4);
+    s_le (z, size, 4);
+    s_le (z, strlen (e->name), 2);
+    s_le (z, 0, 2);
+    s_put (z, e->name, strlen (e->name));
+    s_put (z, data, size);
+}
+
+//  Writes tensors as a torch.save file (one storage per tensor, contiguous).
+static int
+s_write_pth (const char *path, const vdgx_ckpt_tensor_t *t, size_t count, char **err)
+{
+    s_buf_t pk = { 0 }, z = { 0 };
+    s_zentry_t *e = (s_zentry_t *) calloc (count + 2, sizeof *e);
+    int rc = -1;
+    if (!e)
+        goto out;
+    s_op (&pk, 0x80);
+    s_op (&pk, 2);
+    s_pk_ordered_dict (&pk);
+    s_op (&pk, '(');
+    for (size_t i = 0; i < count; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "%zu", i);
+        int64_t numel = 1;
+        for (int d = 0; d < t [i].ndim; d++)
+            numel *= t [i].shape [d];
+        s_pk_str (&pk, t [i].name);
+        s_pk_global (&pk, "torch._utils", "_rebuild_tensor_v2");
+        s_op (&pk, '(');
+        s_op (&pk, '(');
+        s_pk_str (&pk, "storage");
+        s_pk_global (&pk, "torch", t [i].dtype == VDGX_DTYPE_BF16? "BFloat16Storage": "FloatStorage");
+        s_pk_str (&pk, key);
+        s_pk_str (&pk, "cpu");
+        s_pk_int (&pk, numel);
+        s_op (&pk, 't');
+        s_op (&pk, 'Q');                //  BINPERSID
+        s_pk_int (&pk, 0);              //  storage offset
+        s_op (&pk, '(');
+        for (int d = 0; d < t [i].ndim; d++)
+            s_pk_int (&pk, t [i].shape [d]);
+        s_op (&pk, 't');
+        s_op (&pk, '(');
+        int64_t stride = 1, strides [VDGX_MAX_DIMS];
+        for (int d = t [i].ndim - 1; d >= 0; d--) {
+            strides [d] = stride;
+            stride *= t [i].shape [d];
+        }
+        for (int d = 0; d < t [i].ndim; d++)
+            s_pk_int (&pk, strides [d]);
+        s_op (&pk, 't');
+        s_op (&pk, 0x89);               //  requires_grad False
+        s_pk_ordered_dict (&pk);        //  backward hooks
+        s_op (&pk, 't');
+        s_op (&pk, 'R');
+    }
+    s_op (&pk, 'u');
+    s_op (&pk, '.');
+    if (pk.oom)
+        goto out;
+    s_zip_add (&z, &e [0], "archive/data.pkl", pk.d, pk.n);
+    for (size_t i = 0; i < count; i++) {
+        char name [64];
+        snprintf (name, sizeof name, "archive/data/%zu", i);
+        s_zip_add (&z, &e [i + 1], name, t [i].data, t [i].nbytes);
+    }
+    s_zip_add (&z, &e [count + 1], "archive/version", "3\n", 2);
+    size_t cd = z.n;
+    for (size_t i = 0; i < count + 2; i++) {
+        s_le (&z, 0x02014b50u, 4);
+        s_le (&z, 20, 2);               //  made by
+        s_le (&z, 20, 2);               //  needed
+        s_le (&z, 0, 2);
+        s_le (&z, 0, 2);
+        s_le (&z, 0, 4);
+        s_le (&z, e [i].crc, 4);
+        s_le (&z, e [i].size, 4);
+        s_le (&z, e [i].size, 4);
+        s_le (&z, strlen (e [i].name), 2);
+        s_le (&z, 0, 2);                //  extra
+        s_le (&z, 0, 2);                //  comment
+        s_le (&z, 0, 2);                //  disk
+        s_le (&z, 0, 2);                //  internal attributes
+        s_le (&z, 0, 4);                //  external attributes
+        s_le (&z, e [i].offset, 4);
+        s_put (&z, e [i].name, strlen (e [i].name));
+    }
+    size_t cd_size = z.n - cd;
+    s_le (&z, 0x06054b50u, 4);
+    s_le (&z, 0, 4);
+    s_le (&z, count + 2, 2);
+    s_le (&z, count + 2, 2);
+    s_le (&z, cd_size, 4);
+    s_le (&z, cd, 4);
+    s_le (&z, 0, 2);
+    if (z.oom || z.n > 0xffffffffu)     //  no zip64 needed (or written) at tiny sizes
+        goto out;
+    char tmp [4096];
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen (tmp, "wb");
+    bool ok = f && fwrite (z.d, 1, z.n, f) == z.n;
+    if (f && fclose (f))
+        ok = false;
+    if (!ok || rename (tmp, path)) {
+        remove (tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc && err && !*err)
+        *err = s_strdupf ("tiny checkpoint: cannot write %s", path);
+    free (pk.d);
+    free (z.d);
+    free (e);
+    return rc;
 }
 
 static void
@@ -265,7 +496,7 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     l.dtype = VDGX_DTYPE_BF16;      //  as the released umT5 encoder
     l.rng = seed * 0x2545F4914F6CDD1Dull + 2;
     s_t5 (&l);
-    p = s_strdupf ("%s/models_t5_umt5-xxl-enc-bf16.safetensors", dir);
+    p = s_strdupf ("%s/models_t5_umt5-xxl-enc-bf16.pth", dir);
     if (!p || s_write (&l, p, err))
         goto out;
     free (p);
@@ -274,7 +505,7 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     l.dtype = VDGX_DTYPE_F32;
     l.rng = seed * 0x2545F4914F6CDD1Dull + 3;
     wan21_vae_layout (S_VAE_DIM, S_Z, s_vae_one, &l);
-    p = s_strdupf ("%s/Wan2.1_VAE.safetensors", dir);
+    p = s_strdupf ("%s/Wan2.1_VAE.pth", dir);
     if (!p || s_write (&l, p, err))
         goto out;
     free (p);
