@@ -17,7 +17,8 @@ s_usage (FILE *out)
         "       vdgx-worker --list-models\n"
         "       vdgx-worker --make-tiny-checkpoint DIR   (random-weight wan21-tiny demo model)\n"
         "Serves one model instance to the broker (default $VDGX_BROKER or %s).\n"
-        "Weights load on the first job and unload after MINUTES idle (default 10, 0 = never).\n"
+        "Weights load on the first job and unload after MINUTES idle (default 10, or\n"
+        "$AUTO_UNLOAD_MINUTES; 0 = never).\n"
         "Exit status: 0 after SIGTERM/drain, 3 after a fatal engine error, 2 bad usage.\n",
         "tcp://127.0.0.1:5555");
 }
@@ -100,6 +101,13 @@ vdgx_worker_main (int argc, char **argv)
     vdgx_worker_options_init (&opts);
     const char *env_broker = getenv ("VDGX_BROKER");
     opts.broker = env_broker && *env_broker? env_broker: "tcp://127.0.0.1:5555";
+    //  The seed's AUTO_UNLOAD_MINUTES sets the idle-unload default; --unload-after wins.
+    const char *env_unload = getenv ("AUTO_UNLOAD_MINUTES");
+    if (env_unload && *env_unload
+    &&  s_parse_double (env_unload, 0, 1e6, &opts.unload_after_min)) {
+        fprintf (stderr, "vdgx-worker: AUTO_UNLOAD_MINUTES must be minutes >= 0, not '%s'\n", env_unload);
+        return 2;
+    }
     bool list = false;
     double gb = 0;
     int c;
