@@ -24,6 +24,7 @@
 #include <libavformat/avformat.h>
 #include <libavutil/audio_fifo.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/cpu.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
@@ -393,6 +394,38 @@ s_nvenc_preset (int idx)
     return map [idx];
 }
 
+//  libx264 (core 164) AVX-512 kernels read uninitialised memory on frames whose sides are
+//  not multiples of 16, so the output depended on what the heap held before (same frames,
+//  different bytes, frame 0 equal, later frames off by up to ~20 levels). On AVX-512 CPUs we
+//  hand x264 the CPU's other SIMD flags explicitly, which leaves AVX-512 out; elsewhere x264
+//  detects its own. Writes "asm=..." into buf and returns true when it is needed.
+static bool
+s_x264_asm_flags (char *buf, size_t size)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    int cpu = av_get_cpu_flags ();
+    if (!(cpu & AV_CPU_FLAG_AVX512))
+        return false;
+    static const struct { int flag; const char *name; } map [] = {
+        { AV_CPU_FLAG_MMXEXT, "MMX2" }, { AV_CPU_FLAG_SSE2, "SSE2" }, { AV_CPU_FLAG_SSE3, "SSE3" },
+        { AV_CPU_FLAG_SSSE3, "SSSE3" }, { AV_CPU_FLAG_SSE4, "SSE4.1" },
+        { AV_CPU_FLAG_SSE42, "SSE4.2" }, { AV_CPU_FLAG_AVX, "AVX" }, { AV_CPU_FLAG_XOP, "XOP" },
+        { AV_CPU_FLAG_FMA4, "FMA4" }, { AV_CPU_FLAG_FMA3, "FMA3" }, { AV_CPU_FLAG_BMI2, "BMI2" },
+        { AV_CPU_FLAG_AVX2, "AVX2" },
+    };
+    size_t len = (size_t) snprintf (buf, size, "asm=");
+    for (size_t i = 0; i < sizeof map / sizeof map [0] && len < size; i++)
+        if (cpu & map [i].flag)
+            len += (size_t) snprintf (buf + len, size - len, "%s%s", len > 4 ? "," : "",
+                                      map [i].name);
+    return len > 4 && len < size;
+#else
+    (void) buf;
+    (void) size;
+    return false;
+#endif
+}
+
 static int
 s_try_encoder (vdgx_video_t *self, const char *name, bool quiet_fail, int *rc_p)
 {
@@ -447,6 +480,15 @@ s_try_encoder (vdgx_video_t *self, const char *name, bool quiet_fail, int *rc_p)
         av_dict_set (&d, "preset", self->opts.preset, 0);
         if (strcmp (name, "libx265") == 0)
             av_dict_set (&d, "x265-params", "log-level=error", 0);
+        else {
+            //  Same frames, same bytes on every host: x264 writes its thread count into the
+            //  stream, and "auto" follows the CPUs this thread may use. (x264 caps it by the
+            //  frame height; pixels do not depend on it at CRF.)
+            c->thread_count = 4;
+            char asm_flags [128];
+            if (s_x264_asm_flags (asm_flags, sizeof asm_flags))
+                av_dict_set (&d, "x264-params", asm_flags, 0);
+        }
     }
     //  A missing GPU/driver makes nvenc fail loudly inside libavcodec; the fallback is
     //  expected, so keep its noise out of the log (one line of ours says what happened).

@@ -2,6 +2,7 @@
     libavformat/libavcodec and check what a player would see.
 
         test_video [-v] [case]     cases: h264 rgb24 codecs audio ffprobe thumbs sprite errors random
+                                   determinism
 
     Tolerances: PSNR >= 40 dB per frame (RGB, 8-bit) at the default CRF 18; decoded audio
     length within 2 codec frames of what was pushed; dominant frequency within one bin of the
@@ -11,6 +12,7 @@
 #include "vdgx_video.h"
 
 #include <assert.h>
+#include <sched.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1061,6 +1063,150 @@ s_case_random (void)
     free (frame);
 }
 
+//  --------------------------------------------------------------------------
+//  Determinism: the same frames with the worker's settings give the same bytes, run after
+//  run in one process, and in a child that may use only one CPU (libx264's automatic thread
+//  count follows the CPUs a thread may run on, and it is written into the stream).
+
+static uint8_t *
+s_read_file (const char *path, size_t *size)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f)
+        return NULL;
+    uint8_t *data = NULL;
+    size_t cap = 0, len = 0, got;
+    do {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 1 << 16;
+            uint8_t *grown = realloc (data, cap);
+            assert (grown);
+            data = grown;
+        }
+        got = fread (data + len, 1, cap - len, f);
+        len += got;
+    } while (got > 0);
+    fclose (f);
+    *size = len;
+    return data;
+}
+
+//  The options vdgx_runner uses on a CPU worker.
+static void
+s_worker_options (vdgx_video_options_t *o)
+{
+    vdgx_video_options_init (o);
+    o->thumbnail = false;
+    o->sprite_count = 0;
+    o->odd_size = VDGX_VIDEO_ODD_PAD;
+    o->try_nvenc = false;
+}
+
+//  Encodes a noisy moving pattern (noise defeats skip blocks, so every macroblock is coded).
+static int
+s_encode_noisy (const char *path, const vdgx_video_options_t *o, int w, int h, int n,
+                bool rgb24)
+{
+    vdgx_video_t *v = vdgx_video_new (path, o, NULL);
+    if (!v)
+        return -1;
+    float *frame = malloc (sizeof (float) * w * h * 3);
+    uint8_t *bytes = malloc ((size_t) w * h * 3);
+    assert (frame && bytes);
+    uint32_t state = 12345;
+    int rc = 0;
+    for (int t = 0; t < n && rc == 0; t++) {
+        s_pattern (frame, w, h, t);
+        for (size_t i = 0; i < (size_t) w * h * 3; i++) {
+            state = state * 1664525u + 1013904223u;
+            frame [i] += 0.1f * ((float) (state >> 8) / 16777216.0f - 0.5f);
+        }
+        if (rgb24) {
+            s_quantize (frame, bytes, (size_t) w * h * 3);
+            rc = vdgx_video_push_rgb24 (v, bytes, w, h, 0);
+        }
+        else
+            rc = vdgx_video_push_float (v, frame, w, h);
+    }
+    if (rc == 0)
+        rc = vdgx_video_finish (v);
+    vdgx_video_destroy (&v);
+    free (bytes);
+    free (frame);
+    return rc;
+}
+
+//  Encodes path in a child process pinned to one CPU. Returns 0 or -1.
+static int
+s_encode_pinned (const char *path, const vdgx_video_options_t *o, int w, int h, int n)
+{
+    fflush (NULL);
+    pid_t pid = fork ();
+    if (pid == 0) {
+        cpu_set_t set;
+        CPU_ZERO (&set);
+        if (sched_getaffinity (0, sizeof set, &set) == 0) {
+            int first = 0;
+            while (first < CPU_SETSIZE && !CPU_ISSET (first, &set))
+                first++;
+            CPU_ZERO (&set);
+            CPU_SET (first, &set);
+            sched_setaffinity (0, sizeof set, &set);
+        }
+        _exit (s_encode_noisy (path, o, w, h, n, false) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid (pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -1;
+}
+
+static void
+s_case_determinism (void)
+{
+    const struct {
+        int w, h, n;
+        bool rgb24;
+    } sizes [] = {
+        { 64, 48, 17, false }, { 65, 49, 9, false }, { 63, 47, 9, true }, { 832, 480, 9, false },
+    };
+    const int runs = 4;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
+        vdgx_video_options_t o;
+        s_worker_options (&o);
+        int w = sizes [s].w, h = sizes [s].h, n = sizes [s].n;
+        size_t first_size = 0;
+        uint8_t *first = NULL;
+        for (int run = 0; run <= runs; run++) {
+            //  The last run happens in a child restricted to one CPU.
+            const char *path = s_path ("det.mp4");
+            int rc = run < runs ? s_encode_noisy (path, &o, w, h, n, sizes [s].rgb24)
+                   : sizes [s].rgb24 ? 0 : s_encode_pinned (path, &o, w, h, n);
+            if (run == runs && sizes [s].rgb24)
+                break;
+            CHECK (rc == 0, "%dx%d run %d: encode failed", w, h, run);
+            size_t size = 0;
+            uint8_t *data = s_read_file (path, &size);
+            CHECK (data && size > 0, "%dx%d run %d: no file", w, h, run);
+            unlink (path);
+            if (!data)
+                continue;
+            if (!first) {
+                first = data;
+                first_size = size;
+                s_log ("%dx%d%s: %zu bytes", w, h, sizes [s].rgb24 ? " rgb24" : "", size);
+                continue;
+            }
+            CHECK (size == first_size && memcmp (data, first, size) == 0,
+                   "%dx%d run %d%s: %zu bytes differ from run 0 (%zu bytes)", w, h, run,
+                   run == runs ? " (one CPU)" : "", size, first_size);
+            free (data);
+        }
+        free (first);
+    }
+    CHECK (s_dir_count () == 0, "files left behind");
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -1085,6 +1231,7 @@ main (int argc, char *argv [])
         { "h264", s_case_h264 }, { "rgb24", s_case_rgb24 }, { "codecs", s_case_codecs },
         { "audio", s_case_audio }, { "ffprobe", s_case_ffprobe }, { "thumbs", s_case_thumbs },
         { "sprite", s_case_sprite }, { "errors", s_case_errors }, { "random", s_case_random },
+        { "determinism", s_case_determinism },
     };
     int ran = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
