@@ -505,7 +505,8 @@ int vdgx_pack_str (msgpack_packer *pk, const char *text);
 //  Packs into a new frame via a callback (returns NULL when pack fails).
 zframe_t *vdgx_pack_frame (int (*pack) (const void *obj, msgpack_packer *pk), const void *obj);
 //  Unpacks exactly one object: rejects truncated data and trailing bytes (err, field "").
-//  On success *result must be destroyed with msgpack_unpacked_destroy.
+//  On success *result must be destroyed with msgpack_unpacked_destroy. Strings and binaries
+//  in *result point into data (no copy): keep data alive while *result is in use.
 int vdgx_unpack (msgpack_unpacked *result, const void *data, size_t size, vdgx_error_t *err);
 
 void vdgx_msg_test (bool verbose);
