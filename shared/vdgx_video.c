@@ -31,6 +31,9 @@
 #include <libswscale/swscale.h>
 
 #define VDGX_VIDEO_MAX_SIDE 8192      //  larger than any model output; keeps sizes sane
+//  Slack after every RGB24 image that goes through libswscale: its SIMD row readers load
+//  16 bytes at a time and run past the end of the last row (valgrind: invalid read).
+#define S_SWS_PAD 64
 
 struct _vdgx_video_t {
     char *path, *tmp_path;
@@ -760,11 +763,11 @@ static int
 s_setup_copies (vdgx_video_t *self)
 {
     size_t frame_bytes = (size_t) self->width * self->height * 3;
-    self->rgb = malloc (frame_bytes);
+    self->rgb = malloc (frame_bytes + S_SWS_PAD);
     if (!self->rgb)
         return s_fail (self, "out of memory");
     if (self->opts.thumbnail) {
-        self->thumb = malloc (frame_bytes);
+        self->thumb = malloc (frame_bytes + S_SWS_PAD);
         if (!self->thumb)
             return s_fail (self, "out of memory");
     }
@@ -775,7 +778,8 @@ s_setup_copies (vdgx_video_t *self)
             self->tile_h = 2;
         self->tile_cap = 2 * self->opts.sprite_count;
         self->tile_stride = 1;
-        self->tiles = malloc ((size_t) self->tile_cap * self->tile_w * self->tile_h * 3);
+        self->tiles = malloc ((size_t) self->tile_cap * self->tile_w * self->tile_h * 3
+                              + S_SWS_PAD);
         self->tile_sws = sws_getContext (self->width, self->height, AV_PIX_FMT_RGB24,
                                          self->tile_w, self->tile_h, AV_PIX_FMT_RGB24,
                                          SWS_AREA, NULL, NULL, NULL);
@@ -888,7 +892,7 @@ s_write_sprite (vdgx_video_t *self)
     int rows = (n + cols - 1) / cols;
     int sw = cols * self->tile_w, sh = rows * self->tile_h;
     size_t tile_bytes = (size_t) self->tile_w * self->tile_h * 3;
-    uint8_t *sheet = calloc ((size_t) sw * sh, 3);      //  empty cells stay black
+    uint8_t *sheet = calloc ((size_t) sw * sh * 3 + S_SWS_PAD, 1);    //  empty cells: black
     if (!sheet)
         return s_fail (self, "out of memory");
     for (int i = 0; i < n; i++) {
