@@ -422,6 +422,18 @@ vdgx_supervisor_test (bool verbose)
     assert (vdgx_supervisor_pid (sup, 1) > 0 && vdgx_supervisor_pid (sup, 1) != steady_pid);
     assert (vdgx_supervisor_restarts (sup, 1) == 1);
     assert (vdgx_supervisor_generation (sup) > gen);
+    //  Let the new child print before the stop below (a slow host, e.g. valgrind, lost it).
+    char steady_log [300];
+    snprintf (steady_log, sizeof steady_log, "%s/steady.log", dir);
+    t0 = s_now_ms ();
+    while (s_now_ms () - t0 < 3000) {
+        char *seen = s_read_file (steady_log);
+        bool twice = seen && strstr (seen, "x=42\nx=42\n");
+        free (seen);
+        if (twice)
+            break;
+        vdgx_supervisor_poll (sup), usleep (5000);
+    }
 
     //  Stop: SIGTERM, then SIGKILL for the one that ignores it, within the grace period.
     pid_t stubborn_pid = vdgx_supervisor_pid (sup, 4);
