@@ -31,6 +31,7 @@ s_usage (FILE *out)
         "  --request-timeout-ms N   broker deadline per request (default 5000)\n"
         "  --sse-max-s N            longest event stream (default 3600)\n"
         "  --chunk-bytes N          download chunk per broker read (default 1048576)\n"
+        "  --cache-ms N             serve final job statuses from memory this long (default 1000, 0 = off)\n"
         "  -v, --verbose            debug logging\n");
 }
 
@@ -122,6 +123,7 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--body-max") == 0) { rc = s_num (arg, val, 1024, 1 << 30, &v); cfg.body_max = (size_t) v; }
         else if (strcmp (arg, "--request-timeout-ms") == 0) { rc = s_num (arg, val, 10, 600000, &v); cfg.request_timeout_ms = (int) v; }
         else if (strcmp (arg, "--sse-max-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.sse_max_s = (int) v; }
+        else if (strcmp (arg, "--cache-ms") == 0) { rc = s_num (arg, val, 0, 3600000, &v); cfg.cache_ms = (int) v; }
         else if (strcmp (arg, "--chunk-bytes") == 0) { rc = s_num (arg, val, 1024, 4194304, &v); cfg.chunk_bytes = (uint32_t) v; }
         else {
             fprintf (stderr, "vdgx-bridge: unknown option '%s' (see --help)\n", arg);

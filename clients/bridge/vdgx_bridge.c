@@ -67,7 +67,17 @@ struct _vdgx_bridge_t {
     atomic_uint_fast64_t http [R_COUNT][S_NCODES + 1];  //  last column: other codes
     atomic_uint_fast64_t broker_ok, broker_failed, broker_timeouts;
     atomic_int inflight, sse_streams;
+    //  Final job statuses as sent ("j:<id>" for /jobs, "v:<id>" for /v1/videos): a cache
+    //  shared by the HTTP threads, read-mostly, hence a rwlock.
+    zhashx_t *cache;
+    pthread_rwlock_t cache_lock;
+    atomic_uint_fast64_t cache_hits;
 };
+
+typedef struct {
+    char *text;
+    int64_t expires;
+} s_cached_t;
 
 typedef struct {
     char service [32];
@@ -106,7 +116,7 @@ typedef struct {
     //  SSE: the actor fills sse_out when the stream waits (WAIT), then resumes
     bool sse_open;
     char *sse_out;  size_t sse_len, sse_pos;
-    bool sse_done, sse_waiting;
+    bool sse_done, sse_waiting, sse_counted;
 } s_req_t;
 
 static vdgx_bridge_t *s_unused;     //  keeps -Wunused quiet for static helpers in tests
@@ -216,6 +226,82 @@ s_send_json (s_req_t *r, int status, json_t *obj)
     if (!text)
         return MHD_NO;
     return s_send_text (r, status, "application/json", text);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Cache of final job statuses
+
+#define S_CACHE_MAX 20000
+
+static void
+s_cached_free (void **item_p)
+{
+    s_cached_t *c = (s_cached_t *) *item_p;
+    if (c) {
+        free (c->text);
+        free (c);
+        *item_p = NULL;
+    }
+}
+
+//  A copy of the cached text, or NULL.
+static char *
+s_cache_get (vdgx_bridge_t *self, char kind, const char *id)
+{
+    if (self->cfg.cache_ms <= 0)
+        return NULL;
+    char key [VDGX_ID_MAX + 3];
+    snprintf (key, sizeof key, "%c:%s", kind, id);
+    char *text = NULL;
+    pthread_rwlock_rdlock (&self->cache_lock);
+    s_cached_t *c = (s_cached_t *) zhashx_lookup (self->cache, key);
+    if (c && c->expires > zclock_mono ())
+        text = strdup (c->text);
+    pthread_rwlock_unlock (&self->cache_lock);
+    return text;
+}
+
+static void
+s_cache_put (vdgx_bridge_t *self, char kind, const char *id, const char *text)
+{
+    if (self->cfg.cache_ms <= 0 || !text)
+        return;
+    char key [VDGX_ID_MAX + 3];
+    snprintf (key, sizeof key, "%c:%s", kind, id);
+    s_cached_t *c = (s_cached_t *) calloc (1, sizeof (s_cached_t));
+    if (!c || !(c->text = strdup (text))) {
+        free (c);
+        return;
+    }
+    int64_t now = zclock_mono ();
+    c->expires = now + self->cfg.cache_ms;
+    pthread_rwlock_wrlock (&self->cache_lock);
+    if (zhashx_size (self->cache) >= S_CACHE_MAX) {
+        //  Full: drop what expired; if nothing did, start over (bounded memory first).
+        zlistx_t *keys = zhashx_keys (self->cache);
+        for (const char *k = (const char *) zlistx_first (keys); k; k = (const char *) zlistx_next (keys)) {
+            s_cached_t *old = (s_cached_t *) zhashx_lookup (self->cache, k);
+            if (old->expires <= now)
+                zhashx_delete (self->cache, k);
+        }
+        zlistx_destroy (&keys);
+        if (zhashx_size (self->cache) >= S_CACHE_MAX)
+            zhashx_purge (self->cache);
+    }
+    zhashx_update (self->cache, key, c);
+    pthread_rwlock_unlock (&self->cache_lock);
+}
+
+static void
+s_cache_drop (vdgx_bridge_t *self, const char *id)
+{
+    char key [VDGX_ID_MAX + 3];
+    pthread_rwlock_wrlock (&self->cache_lock);
+    snprintf (key, sizeof key, "j:%s", id);
+    zhashx_delete (self->cache, key);
+    snprintf (key, sizeof key, "v:%s", id);
+    zhashx_delete (self->cache, key);
+    pthread_rwlock_unlock (&self->cache_lock);
 }
 
 static enum MHD_Result
@@ -533,7 +619,13 @@ s_h_openapi (s_req_t *r)
 static enum MHD_Result
 s_h_job (s_req_t *r)
 {
+    char kind = r->route == R_VIDEO? 'v': 'j';
     if (r->step == 0) {
+        char *text = s_cache_get (r->bridge, kind, r->id);
+        if (text) {
+            atomic_fetch_add (&r->bridge->cache_hits, 1);
+            return s_send_text (r, 200, "application/json", text);
+        }
         vdgx_jobcmd_t cmd;
         vdgx_jobcmd_init (&cmd);
         cmd.cmd = VDGX_JOBCMD_STATUS;
@@ -545,7 +637,11 @@ s_h_job (s_req_t *r)
     vdgx_jobreply_t rep;
     if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_STATUS, &rc) == 0) {
         json_t *j = r->route == R_VIDEO? s_video_json (&rep.job): s_job_json (&rep.job);
-        rc = s_send_json (r, 200, j);
+        char *text = json_dumps (j, JSON_COMPACT);
+        json_decref (j);
+        if (text && vdgx_job_state_is_final (rep.job.state))
+            s_cache_put (r->bridge, kind, r->id, text);
+        rc = text? s_send_text (r, 200, "application/json", text): MHD_NO;
     }
     vdgx_jobreply_clear (&rep);
     return rc;
@@ -564,6 +660,7 @@ s_h_video_delete (s_req_t *r)
     }
     enum MHD_Result rc;
     vdgx_jobreply_t rep;
+    s_cache_drop (r->bridge, r->id);
     if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_DELETE, &rc) == 0)
         rc = s_send_json (r, 200, json_pack ("{s:s, s:s, s:b}", "id", rep.id, "object",
                                               "video.deleted", "deleted", 1));
@@ -854,6 +951,8 @@ s_bridge_counters (vdgx_bridge_t *self, vdgx_promtext_t *p)
                        (double) atomic_load (&self->broker_failed));
     vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_broker_requests_total{outcome=\"timeout\"}",
                        (double) atomic_load (&self->broker_timeouts));
+    vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_status_cache_hits_total",
+                       (double) atomic_load (&self->cache_hits));
     vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_inflight_requests", atomic_load (&self->inflight));
     vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_sse_streams", atomic_load (&self->sse_streams));
 }
@@ -1249,6 +1348,7 @@ s_h_events (s_req_t *r)
     MHD_add_response_header (resp, "Content-Type", "text/event-stream");
     MHD_add_response_header (resp, "X-Accel-Buffering", "no");
     atomic_fetch_add (&r->bridge->sse_streams, 1);
+    r->sse_counted = true;
     return s_queue (r, 200, resp);
 }
 
@@ -1513,7 +1613,7 @@ s_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
     if (r->sse_open) {
         //  The actor forgets the stream; it never dereferences r after this message.
         s_push (self, "CLOSE", r);
-        if (r->step > 1)
+        if (r->sse_counted)
             atomic_fetch_sub (&self->sse_streams, 1);
     }
     if (r->pp)
@@ -1855,6 +1955,7 @@ vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg)
     cfg->request_timeout_ms = 5000;
     cfg->sse_max_s = 3600;
     cfg->chunk_bytes = 1024 * 1024;
+    cfg->cache_ms = 1000;
 }
 
 //  "host:port", "[v6]:port", "localhost:port". Returns 0 and fills addr, or -1.
@@ -1931,7 +2032,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     }
     if (cfg->threads < 1 || cfg->threads > 256 || cfg->conn_limit < 1 || cfg->body_max < 1
     ||  cfg->request_timeout_ms < 1 || cfg->sse_max_s < 1 || cfg->rate < 0
-    ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX
+    ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX || cfg->cache_ms < 0
     ||  (cfg->rate > 0 && cfg->burst < 1)) {
         snprintf (err, err_size, "invalid limits (threads 1..256, positive limits, burst >= 1, chunk <= 4 MiB)");
         return NULL;
@@ -1946,6 +2047,9 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     self->default_model = strdup (cfg->default_model? cfg->default_model: "");
     self->started = zclock_mono ();
     pthread_mutex_init (&self->pipe_lock, NULL);
+    pthread_rwlock_init (&self->cache_lock, NULL);
+    self->cache = zhashx_new ();
+    zhashx_set_destructor (self->cache, s_cached_free);
     if (cfg->keys_file) {
         self->keys = vdgx_apikeys_new ();
         if (vdgx_apikeys_load (self->keys, cfg->keys_file) || vdgx_apikeys_count (self->keys) == 0) {
@@ -2016,6 +2120,8 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
     vdgx_apikeys_destroy (&self->keys);
     vdgx_ratelimit_destroy (&self->limiter);
     pthread_mutex_destroy (&self->pipe_lock);
+    zhashx_destroy (&self->cache);
+    pthread_rwlock_destroy (&self->cache_lock);
     free (self->listen);
     free (self->broker);
     free (self->events);

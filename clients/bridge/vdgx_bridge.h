@@ -15,6 +15,10 @@
     broker's `result` command, 1 MiB at a time) and suspends until it arrives, so a video is
     never held whole in memory. Server-sent events are fed the same way from the SUB socket.
 
+    Job statuses that can no longer change (completed, failed, cancelled, expired) are kept
+    for cache_ms, so polling a finished job does not cost a broker round trip; a DELETE through
+    this bridge drops the entry at once, one from elsewhere shows within cache_ms.
+
     Routes, errors and limits: see docs in clients/bridge/README.md and GET /openapi.json.
 */
 #ifndef VDGX_BRIDGE_H_INCLUDED
@@ -43,11 +47,12 @@ typedef struct {
     int request_timeout_ms;     //  deadline of one broker round trip
     int sse_max_s;              //  longest life of an event stream
     uint32_t chunk_bytes;       //  download chunk read from the broker per round trip
+    int cache_ms;               //  how long a FINAL job status is served from memory (0 = off)
 } vdgx_bridge_cfg_t;
 
 //  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, 4 threads, 1024
 //  connections, 64 per IP, 30 s idle timeout, 64 KiB bodies, 5 s broker deadline, 1 h SSE,
-//  1 MiB download chunks.
+//  1 MiB download chunks, final statuses cached 1000 ms.
 void vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg);
 
 typedef struct _vdgx_bridge_t vdgx_bridge_t;

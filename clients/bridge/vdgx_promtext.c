@@ -33,6 +33,7 @@ static const struct { const char *name; const char *help; } s_help [] = {
     { "vdgx_worker_host_budget_bytes", "Host memory a worker may use (0 = unknown)." },
     { "vdgx_bridge_http_requests_total", "HTTP requests answered by the bridge, by route and status code." },
     { "vdgx_bridge_broker_requests_total", "Requests the bridge sent to the broker, by outcome." },
+    { "vdgx_bridge_status_cache_hits_total", "Job status requests answered from the bridge's cache of final statuses." },
     { "vdgx_bridge_inflight_requests", "HTTP requests waiting for the broker." },
     { "vdgx_bridge_sse_streams", "Open server-sent event streams." },
     { "vdgx_bridge_up", "1 when the broker answered the metrics request." },

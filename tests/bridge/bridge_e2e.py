@@ -50,6 +50,7 @@ class Stack:
                                   "--broker", self.broker_ep, "--data", os.path.join(self.tmp, "worker"),
                                   "--heartbeat-ms", "200"])
         self.bridges = []
+        self.bad_exit = None
         self.port = self.start_bridge(list(bridge_args))
 
     def spawn(self, name, argv, env=None):
@@ -85,6 +86,12 @@ class Stack:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if not keep:
+            # a clean stop exits 0 (under sanitizers a leak or an error makes it non-zero)
+            for b in self.bridges:
+                if b.returncode != 0:
+                    keep = True
+                    self.bad_exit = "vdgx-bridge exited with %d" % b.returncode
         if keep:
             for name in self.logs:
                 sys.stderr.write("----- %s -----\n" % name)
@@ -311,6 +318,13 @@ def t_events(st):
     check(events[-1][1]["state"] in ("cancelled", "failed"), "cancelled stream ends: %r" % (events[-1],))
     s, _, _ = request(p, "GET", "/jobs/no-such/events")
     check(s == 404, "events of an unknown job")
+    # every stream ended is counted out
+    for _ in range(40):
+        if b"vdgx_bridge_sse_streams 0\n" in request(p, "GET", "/metrics")[2]:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("vdgx_bridge_sse_streams did not return to 0")
 
 
 def t_videos(st):
@@ -613,8 +627,11 @@ def t_broker_down(st):
     wait_job(p, job_id)
     st.broker.send_signal(signal.SIGKILL)
     st.broker.wait()
+    # a finished job's status may still come from the bridge's cache of final statuses
+    s, _, _ = jreq(p, "GET", "/jobs/" + job_id)
+    check(s in (200, 503), "cached or 503")
     t0 = time.time()
-    s, h, e = jreq(p, "GET", "/jobs/" + job_id)
+    s, h, e = jreq(p, "GET", "/jobs/another-job")
     check(s == 503 and e["error"]["code"] == "unavailable" and "retry-after" in h, "503 when the broker is gone")
     check(time.time() - t0 < 6, "answered by the deadline")
     # many waiting at once all get answered
@@ -649,6 +666,9 @@ def main():
         return rc or 0
     finally:
         st.close(keep=not ok)
+        if ok and st.bad_exit:
+            print(st.bad_exit)
+            return 1
 
 
 if __name__ == "__main__":
