@@ -244,7 +244,9 @@ s_cached_free (void **item_p)
     }
 }
 
-//  A copy of the cached text, or NULL.
+//  A copy of the cached text, or NULL. The first reader to find an entry expired refreshes
+//  it (gets NULL and asks the broker) while the others keep the copy for one more broker
+//  deadline: an expiry costs one broker call, not one per waiting client.
 static char *
 s_cache_get (vdgx_bridge_t *self, char kind, const char *id)
 {
@@ -253,11 +255,24 @@ s_cache_get (vdgx_bridge_t *self, char kind, const char *id)
     char key [VDGX_ID_MAX + 3];
     snprintf (key, sizeof key, "%c:%s", kind, id);
     char *text = NULL;
+    int64_t now = zclock_mono ();
+    bool expired = false;
     pthread_rwlock_rdlock (&self->cache_lock);
     s_cached_t *c = (s_cached_t *) zhashx_lookup (self->cache, key);
-    if (c && c->expires > zclock_mono ())
+    if (c && c->expires > now)
         text = strdup (c->text);
+    expired = c && !text;
     pthread_rwlock_unlock (&self->cache_lock);
+    if (expired) {
+        pthread_rwlock_wrlock (&self->cache_lock);
+        c = (s_cached_t *) zhashx_lookup (self->cache, key);
+        if (c && c->expires > now)
+            text = strdup (c->text);        //  someone else refreshes it
+        else
+        if (c)
+            c->expires = now + self->cfg.request_timeout_ms;
+        pthread_rwlock_unlock (&self->cache_lock);
+    }
     return text;
 }
 
@@ -635,7 +650,11 @@ s_h_job (s_req_t *r)
     }
     enum MHD_Result rc;
     vdgx_jobreply_t rep;
-    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_STATUS, &rc) == 0) {
+    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_STATUS, &rc)) {
+        if (!r->failed && r->q [0].reply)
+            s_cache_drop (r->bridge, r->id);        //  the broker said no (deleted, expired)
+    }
+    else {
         json_t *j = r->route == R_VIDEO? s_video_json (&rep.job): s_job_json (&rep.job);
         char *text = json_dumps (j, JSON_COMPACT);
         json_decref (j);
