@@ -4,6 +4,7 @@
 #include "vdgx_bridge.h"
 #include "vdgx_promtext.h"
 #include "vdgx_ratelimit.h"
+#include "vdgx_thumb.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +15,7 @@ main (int argc, char **argv)
     bool verbose = argc > 1 && strcmp (argv [argc - 1], "-v") == 0;
     static const struct { const char *name; void (*test) (bool); } tests [] = {
         { "apikeys", vdgx_apikeys_test }, { "ratelimit", vdgx_ratelimit_test },
-        { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test },
+        { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test }, { "thumb", vdgx_thumb_test },
         { "bridge", vdgx_bridge_test },
     };
     int ran = 0;

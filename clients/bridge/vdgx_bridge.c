@@ -7,6 +7,7 @@
 #include "vdgx_msg.h"
 #include "vdgx_promtext.h"
 #include "vdgx_ratelimit.h"
+#include "vdgx_thumb.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -113,6 +114,7 @@ typedef struct {
     uint64_t dl_start, dl_end, dl_size;     //  byte range [start, end] of dl_size
     uint8_t *dl_buf;  uint64_t dl_buf_off;  size_t dl_buf_len;
     bool dl_fetching, dl_error;
+    bool thumb;                 //  variant=thumbnail
     //  SSE: the actor fills sse_out when the stream waits (WAIT), then resumes
     bool sse_open;
     char *sse_out;  size_t sse_len, sse_pos;
@@ -1196,16 +1198,45 @@ s_parse_range (const char *h, uint64_t size, uint64_t *start, uint64_t *end)
     return 1;
 }
 
+//  variant=thumbnail: the first frame of the video's first chunk as JPEG.
+static enum MHD_Result
+s_thumb_reply (s_req_t *r)
+{
+    enum MHD_Result rc;
+    vdgx_jobreply_t rep;
+    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_RESULT, &rc)) {
+        vdgx_jobreply_clear (&rep);
+        return rc;
+    }
+    uint8_t *jpeg = NULL;
+    size_t size = 0;
+    char err [128];
+    int trc = vdgx_thumb_jpeg (rep.data, rep.data_size, 512, &jpeg, &size, err, sizeof err);
+    vdgx_jobreply_clear (&rep);
+    if (trc)
+        return s_send_error (r, 500, "internal", "variant", 0, "no thumbnail: %s", err);
+    struct MHD_Response *resp = MHD_create_response_from_buffer (size, jpeg, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free (jpeg);
+        return MHD_NO;
+    }
+    char etag [40], disp [128];
+    snprintf (etag, sizeof etag, "\"%.16s-thumb\"", r->job_id);
+    snprintf (disp, sizeof disp, "inline; filename=\"%s.jpg\"", r->id);
+    MHD_add_response_header (resp, "Content-Type", "image/jpeg");
+    MHD_add_response_header (resp, "ETag", etag);
+    MHD_add_response_header (resp, "Content-Disposition", disp);
+    return s_queue (r, 200, resp);
+}
+
 static enum MHD_Result
 s_h_download (s_req_t *r)
 {
     if (r->step == 0) {
         if (r->route == R_VIDEO_CONTENT) {
             const char *variant = MHD_lookup_connection_value (r->conn, MHD_GET_ARGUMENT_KIND, "variant");
-            if (variant && streq (variant, "thumbnail"))
-                return s_send_error (r, 404, "not_found", "variant", 0,
-                                     "this server makes no thumbnails: ask for variant=video");
-            if (variant && !streq (variant, "video"))
+            r->thumb = variant && streq (variant, "thumbnail");
+            if (variant && !streq (variant, "video") && !r->thumb)
                 return s_send_error (r, 400, "invalid_query", "variant", 0, "variant must be video or thumbnail");
         }
         vdgx_jobcmd_t cmd;
@@ -1217,11 +1248,29 @@ s_h_download (s_req_t *r)
     }
     enum MHD_Result rc;
     vdgx_jobreply_t rep;
+    if (r->step == 2)
+        return s_thumb_reply (r);
     if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_STATUS, &rc)) {
         vdgx_jobreply_clear (&rep);
         return rc;
     }
     s_calls_reset (r);
+    if (r->thumb && rep.job.state == VDGX_JOB_COMPLETED && rep.job.has_result) {
+        //  The index and first frames are at the start (+faststart): one read is enough.
+        vdgx_jobcmd_t cmd;
+        vdgx_jobcmd_init (&cmd);
+        cmd.cmd = VDGX_JOBCMD_RESULT;
+        snprintf (cmd.id, sizeof cmd.id, "%s", r->id);
+        cmd.length = (uint32_t) (rep.job.result.size < VDGX_RESULT_READ_MAX? rep.job.result.size: VDGX_RESULT_READ_MAX);
+        snprintf (r->job_id, sizeof r->job_id, "%.16s", rep.job.result.sha256);
+        vdgx_jobreply_clear (&rep);
+        if (cmd.length == 0) {
+            vdgx_jobcmd_clear (&cmd);
+            return s_send_error (r, 500, "internal", NULL, 0, "the video is empty");
+        }
+        s_call_jobcmd (r, &cmd);
+        return s_go (r);
+    }
     if (rep.job.state != VDGX_JOB_COMPLETED || !rep.job.has_result) {
         rc = s_send_error (r, 409, "conflict", NULL, 0, "the job is %s, not completed",
                            vdgx_job_state_name (rep.job.state));

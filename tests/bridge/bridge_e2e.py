@@ -255,8 +255,9 @@ def t_download(st):
     # the OpenAI content route streams the same bytes
     s, h, same = request(p, "GET", "/v1/videos/%s/content?variant=video" % job_id)
     check(s == 200 and same == data, "content route")
-    s, _, _ = request(p, "GET", "/v1/videos/%s/content?variant=thumbnail" % job_id)
-    check(s == 404, "no thumbnails")
+    s, h, jpg = request(p, "GET", "/v1/videos/%s/content?variant=thumbnail" % job_id)
+    check(s == 200 and h["content-type"] == "image/jpeg" and jpg[:2] == b"\xff\xd8" and jpg[-2:] == b"\xff\xd9",
+          "thumbnail: %d %r" % (s, jpg[:40]))
     # a video deleted mid-way fails the stream instead of hanging
     conn = http.client.HTTPConnection("127.0.0.1", p, timeout=20)
     conn.request("GET", "/jobs/%s/download" % job_id)

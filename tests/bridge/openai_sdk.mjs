@@ -29,6 +29,8 @@ const content = await client.videos.downloadContent(video.id, { variant: "video"
 const bytes = Buffer.from(await content.arrayBuffer());
 if (bytes.length < 100 || bytes.subarray(4, 8).toString() !== "ftyp") fail("not an MP4");
 await writeFile(out, bytes);
+const thumb = Buffer.from(await (await client.videos.downloadContent(video.id, { variant: "thumbnail" })).arrayBuffer());
+if (thumb[0] !== 0xff || thumb[1] !== 0xd8) fail("thumbnail is not a JPEG");
 
 const del = await client.videos.delete(video.id);
 if (!del.deleted || del.id !== video.id || del.object !== "video.deleted") fail("delete: " + JSON.stringify(del));
@@ -38,4 +40,4 @@ try {
 } catch (e) {
   if (!(e instanceof OpenAI.NotFoundError)) fail("expected NotFoundError, got " + e);
 }
-console.log(`openai SDK: created, polled, listed (${seen.length}), downloaded ${bytes.length} bytes, deleted ${video.id}`);
+console.log(`openai SDK: created, polled, listed (${seen.length}), downloaded ${bytes.length} bytes + a ${thumb.length}-byte thumbnail, deleted ${video.id}`);
