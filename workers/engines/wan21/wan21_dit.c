@@ -6,6 +6,7 @@
     embedding, the RoPE angle tables, patch gathering and unpatchify.
 */
 #include "wan21_dit.h"
+#include "wan21_util.h"
 #include "wan21_rng.h"
 #include "vdgx_ckpt.h"
 #include "vdgx_quant.h"
@@ -645,27 +646,13 @@ wan21_dit_new_random (vdgx_backend_t *backend, const wan21_dit_config_t *cfg,
     return self;
 }
 
-static bool
-s_is_file (const char *path)
-{
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
-}
-
-static bool
-s_is_dir (const char *path)
-{
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
-}
-
 //  Reads num_heads / text_len from a config.json (official or diffusers keys), if present.
 static void
 s_read_config_json (const char *dir, int *num_heads, int *text_len, int dim)
 {
     char path [4096 + 16];
     snprintf (path, sizeof (path), "%s/config.json", dir);
-    if (!s_is_file (path))
+    if (!wan21_is_file (path))
         return;
     json_t *root = json_load_file (path, 0, NULL);
     if (!json_is_object (root)) {
@@ -703,7 +690,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         o = *opts;
     //  Resolve a folder to its weights file.
     char file [4096], dir [4096];
-    if (s_is_dir (path)) {
+    if (wan21_is_dir (path)) {
         const char *candidates [] = {
             "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors",
             "transformer/diffusion_pytorch_model.safetensors.index.json",
@@ -712,7 +699,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         file [0] = 0;
         for (size_t i = 0; i < sizeof (candidates) / sizeof (candidates [0]); i++) {
             snprintf (file, sizeof (file), "%s/%s", path, candidates [i]);
-            if (s_is_file (file))
+            if (wan21_is_file (file))
                 break;
             file [0] = 0;
         }

@@ -1,5 +1,6 @@
 /*  wan21_engine.c - the Wan 2.1 engine of the worker (see wan21_engine.h). */
 #include "wan21_engine.h"
+#include "wan21_util.h"
 #include "wan21_dit.h"
 #include "wan21_t5.h"
 #include "wan21_tok.h"
@@ -34,18 +35,6 @@ struct _vdgx_engine_t {
 static const char *const s_precisions [] = { "bf16", "fp8", "fp4", "fp32", NULL };
 static const char *const s_tiny_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
 
-static char *
-s_strdupf (const char *fmt, ...)
-{
-    va_list ap;
-    va_start (ap, fmt);
-    char *s = NULL;
-    if (vasprintf (&s, fmt, ap) < 0)
-        s = NULL;
-    va_end (ap);
-    return s;
-}
-
 static double
 s_now (void)
 {
@@ -54,27 +43,13 @@ s_now (void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static bool
-s_is_file (const char *path)
-{
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
-}
-
-static bool
-s_is_dir (const char *path)
-{
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
-}
-
 //  The first existing file among dir/<names> (caller frees), NULL when none.
 static char *
 s_first_file (const char *dir, const char *const *names)
 {
     for (int i = 0; names [i]; i++) {
-        char *p = s_strdupf ("%s/%s", dir, names [i]);
-        if (p && s_is_file (p))
+        char *p = wan21_strdupf ("%s/%s", dir, names [i]);
+        if (p && wan21_is_file (p))
             return p;
         free (p);
     }
@@ -121,7 +96,7 @@ static int
 s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool tiny, char **err)
 {
     if (!cfg || !cfg->model) {
-        *err = s_strdupf ("wan21: no model name");
+        *err = wan21_strdupf ("wan21: no model name");
         return VDGX_ENGINE_ERROR;
     }
     const char *m = cfg->model;
@@ -136,7 +111,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
         by_name = S_14B;
     else
     if (strcmp (m, "wan21") != 0) {
-        *err = s_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny)", m);
+        *err = wan21_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny)", m);
         return VDGX_ENGINE_ERROR;
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
@@ -145,17 +120,17 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
         for (int i = 0; list [i]; i++)
             known |= strcmp (cfg->precision, list [i]) == 0;
         if (!known) {
-            *err = s_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
+            *err = wan21_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
             return VDGX_ENGINE_ERROR;
         }
     }
     if (!cfg->weights_dir || !*cfg->weights_dir) {
-        *err = s_strdupf ("wan21: --weights DIR is required (the model folder)");
+        *err = wan21_strdupf ("wan21: --weights DIR is required (the model folder)");
         return VDGX_ENGINE_ERROR;
     }
     vdgx_engine_t *self = (vdgx_engine_t *) calloc (1, sizeof *self);
     if (!self) {
-        *err = s_strdupf ("out of memory");
+        *err = wan21_strdupf ("out of memory");
         return VDGX_ENGINE_FATAL;
     }
     self->model = strdup (m);
@@ -168,7 +143,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     //  The size from the weights when they are there (header only), else from the name.
     s_variant_t by_shape = s_variant_of_dim (s_peek_dit_dim (self->weights_dir));
     if (by_shape != S_UNKNOWN && by_name != S_UNKNOWN && by_shape != by_name) {
-        *err = s_strdupf ("wan21: service %s needs %s weights, but %s holds a %s DiT", m,
+        *err = wan21_strdupf ("wan21: service %s needs %s weights, but %s holds a %s DiT", m,
                           s_variant_name (by_name), self->weights_dir, s_variant_name (by_shape));
         vdgx_engine_t *tmp = self;
         free (tmp->model);
@@ -312,8 +287,8 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
 {
     if (self->dit)
         return VDGX_ENGINE_OK;
-    if (!s_is_dir (self->weights_dir)) {
-        *err = s_strdupf ("wan21: weights folder '%s' not found", self->weights_dir);
+    if (!wan21_is_dir (self->weights_dir)) {
+        *err = wan21_strdupf ("wan21: weights folder '%s' not found", self->weights_dir);
         return VDGX_ENGINE_ERROR;
     }
     char device [64];
@@ -326,7 +301,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     char *e = NULL;
     self->backend = vdgx_backend_new (device, act, &e);
     if (!self->backend) {
-        *err = s_strdupf ("wan21: cannot open device %s: %s", device, e? e: "unknown error");
+        *err = wan21_strdupf ("wan21: cannot open device %s: %s", device, e? e: "unknown error");
         free (e);
         return VDGX_ENGINE_ERROR;
     }
@@ -335,7 +310,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     if (!self->tok) {
         free (e);
         e = NULL;
-        char *alt = s_strdupf ("%s/tokenizer", self->weights_dir);
+        char *alt = wan21_strdupf ("%s/tokenizer", self->weights_dir);
         self->tok = alt? wan21_tok_new (alt, &e): NULL;
         free (alt);
     }
@@ -364,23 +339,23 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     const wan21_t5_config_t *tc = wan21_t5_config (self->t5);
     s_variant_t v = s_variant_of_dim (dc->dim);
     if ((self->tiny_service && v != S_TINY) || (self->variant != S_UNKNOWN && v != self->variant)) {
-        e = s_strdupf ("wan21: service %s cannot serve the %s DiT in %s", self->model,
+        e = wan21_strdupf ("wan21: service %s cannot serve the %s DiT in %s", self->model,
                        s_variant_name (v), self->weights_dir);
         goto fail;
     }
     self->variant = v;
     if (tc->dim != dc->text_dim) {
-        e = s_strdupf ("wan21: the text encoder width %d differs from the DiT text_dim %d",
+        e = wan21_strdupf ("wan21: the text encoder width %d differs from the DiT text_dim %d",
                        tc->dim, dc->text_dim);
         goto fail;
     }
     if (wan21_tok_vocab_size (self->tok) > tc->vocab) {
-        e = s_strdupf ("wan21: the tokenizer has %d pieces, the text encoder only %d embeddings",
+        e = wan21_strdupf ("wan21: the tokenizer has %d pieces, the text encoder only %d embeddings",
                        wan21_tok_vocab_size (self->tok), tc->vocab);
         goto fail;
     }
     if (wan21_vae_z_dim (self->vae) != dc->out_dim) {
-        e = s_strdupf ("wan21: the VAE has %d latent channels, the DiT %d",
+        e = wan21_strdupf ("wan21: the VAE has %d latent channels, the DiT %d",
                        wan21_vae_z_dim (self->vae), dc->out_dim);
         goto fail;
     }
@@ -388,7 +363,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     s_progress (io, "loading", 0, 0, 10, NULL);
     return VDGX_ENGINE_OK;
 fail:
-    *err = e? e: s_strdupf ("wan21: loading failed");
+    *err = e? e: wan21_strdupf ("wan21: loading failed");
     s_unload (self);
     return VDGX_ENGINE_ERROR;
 }
@@ -520,26 +495,26 @@ s_encode (vdgx_engine_t *self, const char *text, int64_t *len_p, char **err)
     int32_t *ids = (int32_t *) calloc ((size_t) L, sizeof (int32_t));
     float *host = NULL;
     if (!ids) {
-        *err = s_strdupf ("out of memory");
+        *err = wan21_strdupf ("out of memory");
         return NULL;
     }
     int n = wan21_tok_encode (self->tok, text, L, ids, NULL, err);
     if (n < 1) {
         if (!*err)
-            *err = s_strdupf ("wan21: the prompt could not be tokenized");
+            *err = wan21_strdupf ("wan21: the prompt could not be tokenized");
         free (ids);
         return NULL;
     }
     vdgx_tensor_t out = { 0 };
     if (wan21_t5_encode (self->t5, ids, n, L, &out)) {
-        *err = s_strdupf ("wan21: text encoder: %s", wan21_t5_error (self->t5));
+        *err = wan21_strdupf ("wan21: text encoder: %s", wan21_t5_error (self->t5));
         free (ids);
         return NULL;
     }
     int64_t dim = out.shape [out.ndim - 1];
     host = (float *) malloc ((size_t) vdgx_tensor_numel (&out) * sizeof (float));
     if (!host || vdgx_tensor_to_f32 (self->backend, &out, host)) {
-        *err = s_strdupf ("wan21: cannot read the text encoding: %s", vdgx_backend_error (self->backend));
+        *err = wan21_strdupf ("wan21: cannot read the text encoding: %s", vdgx_backend_error (self->backend));
         free (host);
         host = NULL;
     }
@@ -595,12 +570,12 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
             vdgx_engine_output_t *out, char **err)
 {
     if (!self->dit) {
-        *err = s_strdupf ("wan21: generate before load");
+        *err = wan21_strdupf ("wan21: generate before load");
         return VDGX_ENGINE_ERROR;
     }
     wan21_sampler_t sampler;
     if (wan21_sampler_from_name (req->sampler [0]? req->sampler: "unipc", &sampler)) {
-        *err = s_strdupf ("wan21: unknown sampler '%s'", req->sampler);
+        *err = wan21_strdupf ("wan21: unknown sampler '%s'", req->sampler);
         return VDGX_ENGINE_ERROR;
     }
     double t0 = s_now ();
@@ -646,7 +621,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     s_progress (io, "decoding", 0, req->frames, 85, NULL);
     g.rgb = (float *) malloc ((size_t) req->width * req->height * 3 * sizeof (float));
     if (!g.rgb) {
-        *err = s_strdupf ("out of memory");
+        *err = wan21_strdupf ("out of memory");
         goto out;
     }
     wan21_vae_decode_opts_t vo = { .raw = false, .cancel = io? io->cancel: NULL };

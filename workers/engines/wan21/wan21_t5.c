@@ -9,6 +9,7 @@
     - FFN is fc2(fc1(x) * gelu_tanh(gate(x))).
 */
 #include "wan21_t5.h"
+#include "wan21_util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -59,17 +60,6 @@ s_set_error (wan21_t5_t *self, const char *fmt, ...)
     va_end (args);
 }
 
-static char *
-s_strdupf (const char *fmt, ...)
-{
-    char buf [1024];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (buf, sizeof (buf), fmt, args);
-    va_end (args);
-    return strdup (buf);
-}
-
 //  Tensor name of a slot in either naming scheme; layer -1 names the globals.
 static void
 s_name (char *buf, size_t size, bool hf, int layer, int slot)
@@ -99,16 +89,16 @@ s_has_shape (wan21_t5_shape_fn *fn, void *arg, const char *name, int ndim, int64
     int got_ndim = 0;
     int64_t shape [VDGX_MAX_DIMS] = { 0 };
     if (!fn (arg, name, &got_ndim, shape)) {
-        *err = s_strdupf ("umT5 checkpoint: missing tensor '%s'", name);
+        *err = wan21_strdupf ("umT5 checkpoint: missing tensor '%s'", name);
         return false;
     }
     if (got_ndim != ndim || shape [0] != d0 || (ndim > 1 && shape [1] != d1)) {
         *err = ndim > 1
-             ? s_strdupf ("umT5 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld, %lld]",
+             ? wan21_strdupf ("umT5 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld, %lld]",
                           name, (long long) shape [0], got_ndim > 1? ", ": " / ndim ",
                           got_ndim > 1? (long long) shape [1]: (long long) got_ndim,
                           (long long) d0, (long long) d1)
-             : s_strdupf ("umT5 checkpoint: '%s' has %d dims / first %lld, expected [%lld]",
+             : wan21_strdupf ("umT5 checkpoint: '%s' has %d dims / first %lld, expected [%lld]",
                           name, got_ndim, (long long) shape [0], (long long) d0);
         return false;
     }
@@ -141,7 +131,7 @@ wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char 
     }
     cfg->hf_names = strcmp (emb, "token_embedding.weight") != 0;
     if (ndim != 2 || shape [0] < 2 || shape [1] < 1 || shape [0] > INT32_MAX || shape [1] > 65536) {
-        *err = s_strdupf ("umT5 checkpoint: %s must be [vocab, dim]", emb);
+        *err = wan21_strdupf ("umT5 checkpoint: %s must be [vocab, dim]", emb);
         return -1;
     }
     cfg->vocab = (int) shape [0];
@@ -161,27 +151,27 @@ wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char 
     }
     s_name (name, sizeof (name), cfg->hf_names, 0, S_Q);
     if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 1 || shape [0] > 65536) {
-        *err = s_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
+        *err = wan21_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
         return -1;
     }
     cfg->dim_attn = (int) shape [0];
     s_name (name, sizeof (name), cfg->hf_names, 0, S_FC1);
     if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 1 || shape [0] > 1 << 20) {
-        *err = s_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
+        *err = wan21_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
         return -1;
     }
     cfg->dim_ffn = (int) shape [0];
     s_name (name, sizeof (name), cfg->hf_names, 0, S_POS);
     if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 2 || shape [0] > 1024
      || shape [1] < 1 || shape [1] > 4096) {
-        *err = s_strdupf ("umT5 checkpoint: missing or malformed '%s' (umT5 has a relative "
+        *err = wan21_strdupf ("umT5 checkpoint: missing or malformed '%s' (umT5 has a relative "
                           "position table in every block)", name);
         return -1;
     }
     cfg->num_buckets = (int) shape [0];
     cfg->num_heads = (int) shape [1];
     if (cfg->dim_attn % cfg->num_heads) {
-        *err = s_strdupf ("umT5 checkpoint: attention width %d is not a multiple of %d heads",
+        *err = wan21_strdupf ("umT5 checkpoint: attention width %d is not a multiple of %d heads",
                           cfg->dim_attn, cfg->num_heads);
         return -1;
     }
@@ -385,7 +375,7 @@ wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt
     *err = NULL;
     if (wfmt != VDGX_WFMT_F32 && wfmt != VDGX_WFMT_BF16 && wfmt != VDGX_WFMT_F16
      && wfmt != VDGX_WFMT_FP8_E4M3) {
-        *err = s_strdupf ("umT5: weight format %s is not supported (f32, bf16, f16, fp8)",
+        *err = wan21_strdupf ("umT5: weight format %s is not supported (f32, bf16, f16, fp8)",
                           vdgx_wfmt_name (wfmt));
         vdgx_ckpt_destroy (ckpt_p);
         return NULL;
@@ -412,7 +402,7 @@ wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt
     vdgx_dtype_t edt = self->embedding->dtype;
     if (edt != VDGX_DTYPE_F32 && edt != VDGX_DTYPE_BF16 && edt != VDGX_DTYPE_F16
      && edt != VDGX_DTYPE_F8_E4M3 && edt != VDGX_DTYPE_F8_E5M2 && edt != VDGX_DTYPE_F64) {
-        *err = s_strdupf ("umT5 checkpoint: token embedding dtype %s is not a float type",
+        *err = wan21_strdupf ("umT5 checkpoint: token embedding dtype %s is not a float type",
                           vdgx_dtype_name (self->embedding->dtype));
         wan21_t5_destroy (&self);
         return NULL;
@@ -461,13 +451,6 @@ wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt
     return self;
 }
 
-static bool
-s_is_file (const char *path)
-{
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
-}
-
 wan21_t5_t *
 wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err)
 {
@@ -476,7 +459,7 @@ wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char 
     struct stat st;
     char file [4096];
     if (stat (path, &st) != 0) {
-        *err = s_strdupf ("umT5: cannot open '%s': %s", path, strerror (errno));
+        *err = wan21_strdupf ("umT5: cannot open '%s': %s", path, strerror (errno));
         return NULL;
     }
     snprintf (file, sizeof (file), "%s", path);
@@ -489,10 +472,10 @@ wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char 
         bool found = false;
         for (size_t i = 0; i < sizeof (candidates) / sizeof (candidates [0]) && !found; i++) {
             snprintf (file, sizeof (file), "%s/%s", path, candidates [i]);
-            found = s_is_file (file);
+            found = wan21_is_file (file);
         }
         if (!found) {
-            *err = s_strdupf ("umT5: '%s' holds none of models_t5_umt5-xxl-enc-bf16.pth, "
+            *err = wan21_strdupf ("umT5: '%s' holds none of models_t5_umt5-xxl-enc-bf16.pth, "
                               "model.safetensors[.index.json], text_encoder/", path);
             return NULL;
         }
@@ -500,7 +483,7 @@ wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char 
     char *cerr = NULL;
     vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &cerr);
     if (!ckpt) {
-        *err = s_strdupf ("umT5: %s: %s", file, cerr? cerr: "cannot open");
+        *err = wan21_strdupf ("umT5: %s: %s", file, cerr? cerr: "cannot open");
         free (cerr);
         return NULL;
     }

@@ -1,0 +1,33 @@
+/*  wan21_util.c - small helpers the Wan 2.1 engine files share. */
+#include "wan21_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+char *
+wan21_strdupf (const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    char *text = NULL;
+    if (vasprintf (&text, fmt, args) < 0)
+        text = NULL;
+    va_end (args);
+    return text;
+}
+
+bool
+wan21_is_file (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
+}
+
+bool
+wan21_is_dir (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}

@@ -1,0 +1,13 @@
+/*  wan21_util.h - small helpers the Wan 2.1 engine files share (paths, formatted strings). */
+#ifndef WAN21_UTIL_H_INCLUDED
+#define WAN21_UTIL_H_INCLUDED
+
+#include <stdbool.h>
+
+//  printf into a newly allocated string (caller frees); NULL when out of memory.
+char *wan21_strdupf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+//  True when path names a regular file / a directory.
+bool wan21_is_file (const char *path);
+bool wan21_is_dir (const char *path);
+
+#endif
