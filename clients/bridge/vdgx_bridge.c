@@ -115,6 +115,8 @@ typedef struct {
     uint8_t *dl_buf;  uint64_t dl_buf_off;  size_t dl_buf_len;
     bool dl_fetching, dl_error;
     bool thumb;                 //  variant=thumbnail
+    json_t *win;                //  /v1/videos newest first: the newest entries seen so far
+    bool win_more;              //  older entries fell out of the window
     //  SSE: the actor fills sse_out when the stream waits (WAIT), then resumes
     bool sse_open;
     char *sse_out;  size_t sse_len, sse_pos;
@@ -419,6 +421,7 @@ s_empty_map (void)
 static enum MHD_Result
 s_go (s_req_t *r)
 {
+    assert (r->nq > 0);         //  a handler that waits on nothing would never be resumed
     r->step++;
     r->pending = r->nq;
     r->failed = false;
@@ -1005,6 +1008,9 @@ s_h_metrics (s_req_t *r)
 }
 
 //  GET /v1/videos: after, limit (1..100, default 20), order (asc|desc, default desc).
+//  The broker lists oldest first with an `after` cursor. Oldest first maps onto it directly;
+//  newest first walks every page (1000 jobs per round trip) keeping a sliding window of the
+//  limit + 1 newest jobs before the cursor, so memory stays bounded whatever the store holds.
 static enum MHD_Result
 s_h_videos_list (s_req_t *r)
 {
@@ -1022,20 +1028,18 @@ s_h_videos_list (s_req_t *r)
         return s_send_error (r, 400, "invalid_query", "order", 0, "order must be asc or desc");
     if (after && *after && !vdgx_job_id_valid (after))
         return s_send_error (r, 400, "invalid_query", "after", 0, "after must be a video id");
+    if (after && !*after)
+        after = NULL;
     bool desc = !order || streq (order, "desc");
     if (r->step == 0) {
         vdgx_jobcmd_t cmd;
         vdgx_jobcmd_init (&cmd);
         cmd.cmd = VDGX_JOBCMD_LIST;
+        cmd.limit = desc? VDGX_LIST_LIMIT_MAX: (uint32_t) limit;
+        if (!desc && after)
+            snprintf (cmd.after, sizeof cmd.after, "%s", after);
         if (desc)
-            //  The broker lists oldest first; newest first needs the tail, so read the
-            //  most the broker gives in one reply (1000) and reverse here.
-            cmd.limit = VDGX_LIST_LIMIT_MAX;
-        else {
-            cmd.limit = (uint32_t) limit;
-            if (after && *after)
-                snprintf (cmd.after, sizeof cmd.after, "%s", after);
-        }
+            r->win = json_array ();
         s_call_jobcmd (r, &cmd);
         return s_go (r);
     }
@@ -1048,20 +1052,36 @@ s_h_videos_list (s_req_t *r)
     json_t *data = json_array ();
     bool has_more = rep.has_more;
     if (desc) {
-        size_t start = rep.njobs;       //  walk backwards from here (exclusive)
-        if (after && *after) {
-            start = 0;                  //  an unknown cursor gives an empty page
-            for (size_t i = 0; i < rep.njobs; i++)
-                if (streq (rep.jobs [i].id, after))
-                    start = i;
+        bool found = false;
+        for (size_t i = 0; i < rep.njobs && !found; i++) {
+            if (after && streq (rep.jobs [i].id, after)) {
+                found = true;
+                break;
+            }
+            json_array_append_new (r->win, s_video_json (&rep.jobs [i]));
+            if (json_array_size (r->win) > (size_t) limit) {
+                json_array_remove (r->win, 0);
+                r->win_more = true;
+            }
         }
-        size_t i = start, n = 0;
-        while (i > 0 && n < (size_t) limit) {
-            i--;
-            json_array_append_new (data, s_video_json (&rep.jobs [i]));
-            n++;
+        if (!found && rep.has_more && rep.njobs > 0 && r->step < 100000) {
+            //  Next page after the last job of this one.
+            vdgx_jobcmd_t cmd;
+            vdgx_jobcmd_init (&cmd);
+            cmd.cmd = VDGX_JOBCMD_LIST;
+            cmd.limit = VDGX_LIST_LIMIT_MAX;
+            snprintf (cmd.after, sizeof cmd.after, "%s", rep.jobs [rep.njobs - 1].id);
+            vdgx_jobreply_clear (&rep);
+            json_decref (data);
+            s_calls_reset (r);
+            s_call_jobcmd (r, &cmd);
+            return s_go (r);
         }
-        has_more = i > 0;
+        if (after && !found)
+            json_array_clear (r->win);  //  an unknown cursor gives an empty page
+        for (size_t i = json_array_size (r->win); i-- > 0;)
+            json_array_append (data, json_array_get (r->win, i));
+        has_more = r->win_more && !(after && !found);
     }
     else
         for (size_t i = 0; i < rep.njobs; i++)
@@ -1687,6 +1707,7 @@ s_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
     if (r->pp)
         MHD_destroy_post_processor (r->pp);
     json_decref (r->form);
+    json_decref (r->win);
     s_calls_reset (r);
     if (r->has_req)
         vdgx_genreq_clear (&r->req);

@@ -2,8 +2,8 @@
 """End-to-end tests of vdgx-bridge against the real vdgx-broker and a real worker running
 the test engine (vdgx-worker-test --model testgen). Standard library only.
 
-    bridge_e2e.py SCENARIO      routes | download | events | videos | matrix | auth |
-                                openapi | promtool | sdk | broker_down
+    bridge_e2e.py SCENARIO      routes | download | events | videos | paging | matrix |
+                                auth | openapi | promtool | sdk | broker_down
 Exit 0 = pass, 77 = skipped (a tool is missing), anything else = fail.
 """
 import hashlib
@@ -35,7 +35,7 @@ def free_port():
 class Stack:
     """Broker + one testgen worker + a bridge, on loopback ports, in a temp dir."""
 
-    def __init__(self, bridge_args=(), worker=True):
+    def __init__(self, bridge_args=(), worker=True, broker_args=()):
         self.tmp = tempfile.mkdtemp(prefix="vdgx-bridge-e2e-")
         self.procs = []
         self.bport, self.eport = free_port(), free_port()
@@ -44,7 +44,7 @@ class Stack:
         self.logs = []
         self.broker = self.spawn("broker", [os.path.join(BIN, "vdgx-broker"), "--bind", self.broker_ep,
                                             "--events", self.events_ep, "--data", os.path.join(self.tmp, "broker"),
-                                            "--heartbeat-ms", "200", "--model", "testgen"])
+                                            "--heartbeat-ms", "200", "--model", "testgen"] + list(broker_args))
         if worker:
             self.spawn("worker", [os.path.join(BIN, "vdgx-worker-test"), "--model", "testgen",
                                   "--broker", self.broker_ep, "--data", os.path.join(self.tmp, "worker"),
@@ -355,18 +355,22 @@ def t_videos(st):
     for vid in created:
         v = wait_job(p, vid, states=("completed", "failed"), prefix="/v1/videos/")
         check(v["status"] == "completed" and v["progress"] == 100 and isinstance(v["completed_at"], int), "done %r" % v)
+    # the broker's order is creation time (ties by id); jobs made in one millisecond may swap
+    _, _, full = jreq(p, "GET", "/v1/videos?order=asc&limit=100", expect=200)
+    order = [d["id"] for d in full["data"]]
+    check(sorted(order) == sorted(created) and full["has_more"] is False, "asc holds every video")
     # list: newest first by default
     _, _, lst = jreq(p, "GET", "/v1/videos", expect=200)
-    check(lst["object"] == "list" and [d["id"] for d in lst["data"]][:5] == created[::-1], "desc list %r" % lst)
-    check(lst["first_id"] == created[-1] and lst["has_more"] is False, "list ids")
+    check(lst["object"] == "list" and [d["id"] for d in lst["data"]] == order[::-1], "desc list %r" % lst)
+    check(lst["first_id"] == order[-1] and lst["last_id"] == order[0] and lst["has_more"] is False, "list ids")
     _, _, page = jreq(p, "GET", "/v1/videos?limit=2", expect=200)
-    check([d["id"] for d in page["data"]] == created[::-1][:2] and page["has_more"] is True, "page 1 %r" % page)
+    check([d["id"] for d in page["data"]] == order[::-1][:2] and page["has_more"] is True, "page 1 %r" % page)
     _, _, page2 = jreq(p, "GET", "/v1/videos?limit=2&after=" + page["last_id"], expect=200)
-    check([d["id"] for d in page2["data"]] == created[::-1][2:4] and page2["has_more"] is True, "page 2")
+    check([d["id"] for d in page2["data"]] == order[::-1][2:4] and page2["has_more"] is True, "page 2")
     _, _, asc = jreq(p, "GET", "/v1/videos?order=asc&limit=3", expect=200)
-    check([d["id"] for d in asc["data"]] == created[:3] and asc["has_more"] is True, "asc %r" % asc)
+    check([d["id"] for d in asc["data"]] == order[:3] and asc["has_more"] is True, "asc %r" % asc)
     _, _, asc2 = jreq(p, "GET", "/v1/videos?order=asc&limit=3&after=" + asc["last_id"], expect=200)
-    check([d["id"] for d in asc2["data"]] == created[3:], "asc page 2")
+    check([d["id"] for d in asc2["data"]] == order[3:], "asc page 2")
     # delete: object shape, then gone
     _, _, d = jreq(p, "DELETE", "/v1/videos/" + created[0], expect=200)
     check(d == {"id": created[0], "object": "video.deleted", "deleted": True}, "delete %r" % d)
@@ -645,7 +649,51 @@ def t_broker_down(st):
     check(b"vdgx_bridge_up 0" in data, "metrics say the broker is down")
 
 
-SCENARIOS = {"routes": t_routes, "download": t_download, "events": t_events, "videos": t_videos,
+def t_paging(st):
+    """More jobs than one broker list reply (1000): newest-first pages walk them all."""
+    p = st.port
+    total = 1205
+    conn = http.client.HTTPConnection("127.0.0.1", p, timeout=20)
+    ids = []
+    for i in range(total):
+        conn.request("POST", "/v1/videos", json.dumps({"model": "idle", "prompt": "q%d" % i}),
+                     {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        body = resp.read()
+        check(resp.status == 200, "create %d: %d %r" % (i, resp.status, body[:200]))
+        ids.append(json.loads(body)["id"])
+    # the queue is full now (--queue-max): 429 with Retry-After
+    s, h, e = jreq(p, "POST", "/v1/videos", {"model": "idle", "prompt": "one too many"})
+    check(s == 429 and "retry-after" in h and e["error"]["code"] == "queue_full", "queue full: %d %r" % (s, e))
+    seen, after, pages = [], None, 0
+    while True:
+        path = "/v1/videos?limit=100" + ("&after=" + after if after else "")
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        page = json.loads(resp.read())
+        check(resp.status == 200, "page status")
+        seen += [d["id"] for d in page["data"]]
+        pages += 1
+        if not page["has_more"]:
+            break
+        after = page["last_id"]
+        check(pages < 50, "paging ends")
+    conn.close()
+    check(len(seen) == total and set(seen) == set(ids), "every job exactly once (%d seen)" % len(seen))
+    # the broker's own order (oldest first: creation time, ties by id) walked with order=asc
+    asc, after = [], None
+    for _ in range(50):
+        _, _, page = jreq(p, "GET", "/v1/videos?order=asc&limit=100" + ("&after=" + after if after else ""), expect=200)
+        asc += [d["id"] for d in page["data"]]
+        if not page["has_more"]:
+            break
+        after = page["last_id"]
+    check(asc == seen[::-1], "newest first is the reverse of oldest first")
+    _, _, mid = jreq(p, "GET", "/v1/videos?limit=5&after=" + seen[1100], expect=200)
+    check([d["id"] for d in mid["data"]] == seen[1101:1106], "desc cursor deep in the list")
+
+
+SCENARIOS = {"paging": t_paging, "routes": t_routes, "download": t_download, "events": t_events, "videos": t_videos,
              "matrix": t_matrix, "auth": t_auth, "openapi": t_openapi, "promtool": t_promtool, "sdk": t_sdk,
              "broker_down": t_broker_down}
 
@@ -656,7 +704,7 @@ def main():
         return 2
     name = sys.argv[1]
     extra = ["--chunk-bytes", "4096"] if name == "download" else []
-    st = Stack(extra)
+    st = Stack(extra, broker_args=["--model", "idle", "--queue-max", "1205"] if name == "paging" else [])
     ok = False
     try:
         rc = SCENARIOS[name](st)
