@@ -157,6 +157,7 @@ typedef struct {
     zhashx_t *queued_at;        //  job id -> int64 mono ms (queued jobs, for expiry)
     zhashx_t *counters;         //  name{labels} -> uint64_t *
     zhashx_t *hists;            //  name{labels} -> s_hist_t
+    zhashx_t *delims;           //  worker key -> (void *) 1 when it uses the empty delimiter
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
     int64_t start_mono;
     double start_wall;
@@ -335,20 +336,18 @@ s_send_worker (s_broker_t *self, vdgx_rworker_t *w, uint8_t command, zframe_t *a
     zmsg_send (&msg, self->router);
 }
 
-//  Per-worker choice of delimiter is kept in the registry record's `draining` neighbour:
-//  we remember it in a hash keyed by identity to keep vdgx_rworker_t protocol-neutral.
-static zhashx_t *s_delims;      //  actor-local: worker key -> (void *) 1 when delimited
-
+//  Whether a worker used the empty delimiter frame is kept in a hash keyed by identity
+//  (self->delims), so vdgx_rworker_t stays protocol-neutral.
 static bool
-s_worker_delim (vdgx_rworker_t *w)
+s_worker_delim (s_broker_t *self, vdgx_rworker_t *w)
 {
-    return s_delims && zhashx_lookup (s_delims, w->key) != NULL;
+    return zhashx_lookup (self->delims, w->key) != NULL;
 }
 
 static void
 s_worker_cmd (s_broker_t *self, vdgx_rworker_t *w, uint8_t command)
 {
-    s_send_worker (self, w, command, NULL, NULL, s_worker_delim (w));
+    s_send_worker (self, w, command, NULL, NULL, s_worker_delim (self, w));
 }
 
 static void
@@ -364,7 +363,7 @@ s_send_control (s_broker_t *self, vdgx_rworker_t *w, vdgx_control_op_t op, const
     zmsg_t *body = zmsg_new ();
     zframe_t *frame = vdgx_control_frame (&c);
     zmsg_append (body, &frame);
-    s_send_worker (self, w, VDGX_MDPW_CONTROL, NULL, &body, s_worker_delim (w));
+    s_send_worker (self, w, VDGX_MDPW_CONTROL, NULL, &body, s_worker_delim (self, w));
     vdgx_control_clear (&c);
 }
 
@@ -514,7 +513,7 @@ s_start_request (s_broker_t *self, vdgx_rworker_t *w, s_request_t *r)
     w->task_id [0] = 0;         //  a request has no id; the client address is in task_data
     vdgx_registry_worker_refresh (self->reg, w, w->task_started);
     zmsg_t *body = zmsg_dup (r->body);
-    s_send_worker (self, w, VDGX_MDPW_REQUEST, r->client, &body, s_worker_delim (w));
+    s_send_worker (self, w, VDGX_MDPW_REQUEST, r->client, &body, s_worker_delim (self, w));
     //  Hot path: a direct counter, no key formatting per request.
     if (!self->routed)
         s_count_add (self, 0, "vdgx_requests_routed_total");
@@ -585,7 +584,7 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
         zframe_t *frame = s_sbuf_frame (&sbuf);
         zmsg_append (body, &frame);
         zframe_t *address = zframe_new (job.id, strlen (job.id));
-        s_send_worker (self, w, VDGX_MDPW_REQUEST, address, &body, s_worker_delim (w));
+        s_send_worker (self, w, VDGX_MDPW_REQUEST, address, &body, s_worker_delim (self, w));
         zframe_destroy (&address);
     }
     vdgx_log_info ("job.dispatch", "id=%s model=%s worker=%s attempt=%u%s", job.id, job.model,
@@ -763,8 +762,7 @@ s_worker_delete (s_broker_t *self, vdgx_rworker_t *w, const char *reason, bool d
         s_count (self, "vdgx_worker_lost_busy_total{model=\"%s\"}", w->service);
     s_requeue_task (self, w, reason);
     char *service = strdup (w->service);
-    if (s_delims)
-        zhashx_delete (s_delims, w->key);
+    zhashx_delete (self->delims, w->key);
     w->state = VDGX_WSTATE_COLD;
     vdgx_registry_worker_remove (self->reg, w, zclock_mono ());
     if (self->pub) {
@@ -948,7 +946,7 @@ s_worker_ready (s_broker_t *self, const char *key, zframe_t *identity, int proto
     int64_t now = zclock_mono ();
     w = vdgx_registry_worker_add (self->reg, key, identity, proto, service, now);
     if (delim)
-        zhashx_insert (s_delims, key, (void *) 1);
+        zhashx_insert (self->delims, key, (void *) 1);
     //  Plain RFC 18 / RFC 7 workers send no state: warm, memory unknown.
     w->state = VDGX_WSTATE_WARM;
     zframe_t *state = zmsg_first (body);
@@ -2193,7 +2191,7 @@ s_broker_free (s_broker_t *self)
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->counters);
     zhashx_destroy (&self->hists);
-    zhashx_destroy (&s_delims);
+    zhashx_destroy (&self->delims);
     if (self->reg) {
         //  Requests held by workers belong to us, queued ones to the service lists.
         zlist_t *workers = vdgx_registry_workers (self->reg);
@@ -2318,7 +2316,7 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     zhashx_set_destructor (self->counters, s_free_item);
     self->hists = zhashx_new ();
     zhashx_set_destructor (self->hists, s_free_item);
-    s_delims = zhashx_new ();
+    self->delims = zhashx_new ();
     self->reg = vdgx_registry_new ();
     vdgx_registry_set_request_destructor (self->reg, s_request_destructor);
     self->queue = vdgx_jobqueue_new (cfg->queue_max);

@@ -221,7 +221,7 @@ tclient_jobs (zsock_t *client, const vdgx_jobcmd_t *cmd, vdgx_jobreply_t *reply)
     zframe_t *body = vdgx_jobcmd_frame (cmd);
     TCHECK (body);
     vdgx_jobreply_init (reply, cmd->cmd);
-    zframe_t *frame = tclient_call (client, VDGX_JOBS_SERVICE, &body, 5000);
+    zframe_t *frame = tclient_call (client, VDGX_JOBS_SERVICE, &body, 15000);
     if (!frame)
         return -1;
     vdgx_error_t err;
@@ -319,15 +319,18 @@ tclient_fetch (zsock_t *client, const char *id, uint32_t chunk, char sha [65])
 }
 
 int
-tclient_mmi (zsock_t *client, const char *service, msgpack_unpacked *out)
+tclient_mmi (zsock_t *client, const char *service, msgpack_unpacked *out, zframe_t **frame_p)
 {
     zframe_t *body = zframe_new ("\x80", 1);
     zframe_t *frame = tclient_call (client, service, &body, 5000);
+    *frame_p = NULL;
     if (!frame)
         return -1;
     vdgx_error_t err;
     int rc = vdgx_unpack (out, zframe_data (frame), zframe_size (frame), &err);
-    zframe_destroy (&frame);
+    if (rc)
+        zframe_destroy (&frame);
+    *frame_p = frame;           //  the unpacked objects point into it
     return rc;
 }
 

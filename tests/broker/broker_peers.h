@@ -51,8 +51,9 @@ int tclient_status (zsock_t *client, const char *id, vdgx_jobstatus_t *status);
 int tclient_wait (zsock_t *client, const char *id, int timeout_ms, vdgx_jobstatus_t *status);
 //  Fetches the whole result and checks its sha256 against the reply. Returns bytes or -1.
 int64_t tclient_fetch (zsock_t *client, const char *id, uint32_t chunk, char sha [65]);
-//  mmi.* call with {} body; returns the unpacked reply (caller destroys) or -1.
-int tclient_mmi (zsock_t *client, const char *service, msgpack_unpacked *out);
+//  mmi.* call with {} body; returns the unpacked reply or -1. The objects point into
+//  *frame_p: destroy both (msgpack_unpacked_destroy, zframe_destroy) when done.
+int tclient_mmi (zsock_t *client, const char *service, msgpack_unpacked *out, zframe_t **frame_p);
 //  Looks up key in a msgpack map (NULL when absent).
 msgpack_object *tmap_get (msgpack_object *map, const char *key);
 uint64_t tmap_uint (msgpack_object *map, const char *key);

@@ -48,11 +48,13 @@ static bool
 s_healthy (zsock_t *client)
 {
     msgpack_unpacked u;
-    if (tclient_mmi (client, "mmi.health", &u))
+    zframe_t *uf = NULL;
+    if (tclient_mmi (client, "mmi.health", &u, &uf))
         return false;
     msgpack_object *h = tmap_get (&u.data, "healthy");
     bool ok = h && h->type == MSGPACK_OBJECT_BOOLEAN && h->via.boolean;
     msgpack_unpacked_destroy (&u);
+    zframe_destroy (&uf);
     return ok;
 }
 
@@ -60,9 +62,11 @@ static uint64_t
 s_counter (zsock_t *client, const char *name)
 {
     msgpack_unpacked u;
-    TCHECK (tclient_mmi (client, "mmi.metrics", &u) == 0);
+    zframe_t *uf = NULL;
+    TCHECK (tclient_mmi (client, "mmi.metrics", &u, &uf) == 0);
     uint64_t v = tmetrics_counter (&u.data, name);
     msgpack_unpacked_destroy (&u);
+    zframe_destroy (&uf);
     return v;
 }
 
@@ -71,7 +75,8 @@ static int
 s_workers (zsock_t *client, const char *service, const char *state)
 {
     msgpack_unpacked u;
-    if (tclient_mmi (client, "mmi.workers", &u))
+    zframe_t *uf = NULL;
+    if (tclient_mmi (client, "mmi.workers", &u, &uf))
         return -1;
     msgpack_object *list = tmap_get (&u.data, "workers");
     int n = 0;
@@ -85,6 +90,7 @@ s_workers (zsock_t *client, const char *service, const char *state)
             n++;
     }
     msgpack_unpacked_destroy (&u);
+    zframe_destroy (&uf);
     return n;
 }
 
@@ -309,12 +315,15 @@ s_case_protocol (void)
     vdgx_jobcmd_clear (&jc);
     //  mmi.services / mmi.health / mmi.metrics answer msgpack maps.
     msgpack_unpacked u;
-    TCHECK (tclient_mmi (client, "mmi.services", &u) == 0);
+    zframe_t *uf = NULL;
+    TCHECK (tclient_mmi (client, "mmi.services", &u, &uf) == 0);
     TCHECK (tmap_get (&u.data, "services")->via.array.size >= 3);
     msgpack_unpacked_destroy (&u);
-    TCHECK (tclient_mmi (client, "mmi.metrics", &u) == 0);
+    zframe_destroy (&uf);
+    TCHECK (tclient_mmi (client, "mmi.metrics", &u, &uf) == 0);
     TCHECK (tmap_get (&u.data, "histograms") && tmap_get (&u.data, "gauges"));
     msgpack_unpacked_destroy (&u);
+    zframe_destroy (&uf);
     TCHECK (s_healthy (client));
     zsock_destroy (&mmiw);
     zsock_destroy (&rogue);
@@ -363,13 +372,15 @@ s_case_heartbeat (void)
     //  The service record is gone again.
     zclock_sleep (300);
     msgpack_unpacked u;
-    TCHECK (tclient_mmi (client, "mmi.services", &u) == 0);
+    zframe_t *uf = NULL;
+    TCHECK (tclient_mmi (client, "mmi.services", &u, &uf) == 0);
     msgpack_object *list = tmap_get (&u.data, "services");
     for (uint32_t i = 0; i < list->via.array.size; i++) {
         msgpack_object *name = tmap_get (&list->via.array.ptr [i], "name");
         TCHECK (!(name->via.str.size == 11 && memcmp (name->via.str.ptr, "nobody-home", 11) == 0));
     }
     msgpack_unpacked_destroy (&u);
+    zframe_destroy (&uf);
     //  A busy worker is watched too: it takes a request, then goes silent.
     const char *ready2 [] = { "MDPW02", "\x01", "busy" };
     zsock_t *busy = tclient_new (&env);
