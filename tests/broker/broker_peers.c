@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +66,8 @@ s_spawn (char *const argv [])
     if (pid > 0 && s_nchildren < 64)
         s_children [s_nchildren++] = pid;
     if (pid == 0) {
+        //  Die with the test, even when it is killed (ctest timeout, sanitizer abort).
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         execv (argv [0], argv);
         fprintf (stderr, "exec %s: %s\n", argv [0], strerror (errno));
         _exit (127);

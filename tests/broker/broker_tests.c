@@ -7,6 +7,7 @@
 #include "vdgx_sha256.h"
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -773,6 +774,7 @@ s_case_curve (void)
     char *argv [] = { (char *) env.broker_bin, "--bind", "tcp://0.0.0.0:0", "--data", env.data, NULL };
     pid_t pid = fork ();
     if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         int devnull = open ("/dev/null", O_WRONLY);
         dup2 (devnull, 2);
         execv (argv [0], argv);
@@ -803,6 +805,7 @@ s_case_curve (void)
     bargv [n] = NULL;
     env.broker = fork ();
     if (env.broker == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         execv (bargv [0], bargv);
         _exit (127);
     }
