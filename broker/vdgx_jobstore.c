@@ -2,6 +2,7 @@
 */
 #include "vdgx_jobstore.h"
 #include "vdgx_sha256.h"
+#include "vdgx_log.h"
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -121,7 +122,7 @@ s_exec (vdgx_jobstore_t *self, const char *sql)
     char *msg = NULL;
     int rc = sqlite3_exec (self->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        fprintf (stderr, "jobstore: %s: %s\n", sql, msg? msg: sqlite3_errstr (rc));
+        vdgx_log_error ("store.sql", "error=\"%s\"", msg? msg: sqlite3_errstr (rc));
         sqlite3_free (msg);
         return -1;
     }
@@ -133,7 +134,7 @@ s_prepare (vdgx_jobstore_t *self, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2 (self->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fprintf (stderr, "jobstore: prepare: %s\n", sqlite3_errmsg (self->db));
+        vdgx_log_error ("store.prepare", "error=\"%s\"", sqlite3_errmsg (self->db));
         return NULL;
     }
     return st;
@@ -256,7 +257,7 @@ s_step_done (vdgx_jobstore_t *self, sqlite3_stmt *st)
     int rc = sqlite3_step (st);
     sqlite3_finalize (st);
     if (rc != SQLITE_DONE) {
-        fprintf (stderr, "jobstore: step: %s\n", sqlite3_errmsg (self->db));
+        vdgx_log_warn ("store.step", "error=\"%s\"", sqlite3_errmsg (self->db));
         return -1;
     }
     return 0;
