@@ -2136,7 +2136,13 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     self->default_model = strdup (cfg->default_model? cfg->default_model: "");
     self->started = zclock_mono ();
     pthread_mutex_init (&self->pipe_lock, NULL);
-    pthread_rwlock_init (&self->cache_lock, NULL);
+    //  Writers first: with glibc's default (readers first) a refresh waiting for the lock
+    //  under a steady stream of readers stalls its HTTP thread and every connection on it.
+    pthread_rwlockattr_t rwattr;
+    pthread_rwlockattr_init (&rwattr);
+    pthread_rwlockattr_setkind_np (&rwattr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init (&self->cache_lock, &rwattr);
+    pthread_rwlockattr_destroy (&rwattr);
     self->cache = zhashx_new ();
     zhashx_set_destructor (self->cache, s_cached_free);
     if (cfg->keys_file) {
