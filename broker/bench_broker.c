@@ -1,7 +1,7 @@
 /*  vdgx-bench-broker - routing throughput and added latency of the broker.
 
-    Runs the broker actor in-process, N echo workers (MDP/0.2, one thread each) and a
-    client, and measures the same traffic against a plain ROUTER echo thread (no broker)
+    Runs the broker actor in-process, N echo workers (MDP/0.2 sockets, served by one thread)
+    and a client, and measures the same traffic against a plain ROUTER echo thread (no broker)
     in the same run, so the difference is what the broker adds:
       - throughput: pipelined small requests (window in flight), requests/s;
       - latency: paced requests at --rate per second, round trip p50/p99.
@@ -17,48 +17,65 @@
 
 static const char *s_endpoint;
 
-//  An echo worker: READY, then answers every REQUEST with a FINAL carrying the body.
+//  The echo workers: N MDP/0.2 worker sockets served by one thread (fewer threads than cores
+//  keeps the measurement about the broker, not the scheduler). Each answers every REQUEST
+//  with a FINAL carrying the body.
+static int s_nworkers;
+
 static void
-s_worker_actor (zsock_t *pipe, void *args)
+s_workers_actor (zsock_t *pipe, void *args)
 {
     (void) args;
-    zsock_t *sock = zsock_new_dealer (s_endpoint);
-    zsock_set_sndhwm (sock, 0);
-    zsock_set_rcvhwm (sock, 0);
-    zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
-    zmsg_send (&ready, sock);
+    zsock_t *socks [64];
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    for (int i = 0; i < s_nworkers; i++) {
+        socks [i] = zsock_new_dealer (s_endpoint);
+        zsock_set_sndhwm (socks [i], 0);
+        zsock_set_rcvhwm (socks [i], 0);
+        zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
+        zmsg_send (&ready, socks [i]);
+        zpoller_add (poller, socks [i]);
+    }
     zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, sock, NULL);
     int64_t last_hb = zclock_mono ();
     while (true) {
         void *which = zpoller_wait (poller, 500);
-        if (which == pipe)
+        if (which == pipe || (!which && zpoller_terminated (poller)))
             break;
-        if (!which && zpoller_terminated (poller)) {
-            fprintf (stderr, "worker poller terminated: %s interrupted=%d\n", zmq_strerror (zmq_errno ()), zsys_interrupted);
-            break;
-        }
         if (zclock_mono () - last_hb > 1000) {
-            zmsg_t *hb = vdgx_mdp_worker_command (2, VDGX_MDPW_HEARTBEAT, NULL);
-            zmsg_send (&hb, sock);
+            for (int i = 0; i < s_nworkers; i++) {
+                zmsg_t *hb = vdgx_mdp_worker_command (2, VDGX_MDPW_HEARTBEAT, NULL);
+                zmsg_send (&hb, socks [i]);
+            }
             last_hb = zclock_mono ();
         }
-        if (which != sock)
+        if (!which)
             continue;
-        zmsg_t *msg = zmsg_recv (sock);
-        if (!msg)
-            break;
-        zmsg_first (msg);                       //  frame 0 "MDPW02"
-        zframe_t *cmd = zmsg_next (msg);        //  frame 1 the command
-        if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_REQUEST) {
-            zframe_data (cmd) [0] = VDGX_MDPW_FINAL;
-            zmsg_send (&msg, sock);
-        }
-        else
-            zmsg_destroy (&msg);
+        zsock_t *sock = (zsock_t *) which;
+        //  Serve everything waiting on this socket before polling again.
+        do {
+            zmsg_t *msg = zmsg_recv (sock);
+            if (!msg)
+                break;
+            zmsg_first (msg);                       //  frame 0 "MDPW02"
+            zframe_t *cmd = zmsg_next (msg);        //  frame 1 the command
+            if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_REQUEST) {
+                zframe_data (cmd) [0] = VDGX_MDPW_FINAL;
+                zmsg_send (&msg, sock);
+            }
+            else {
+                //  DISCONNECT (e.g. expired while this machine stalled): register again.
+                if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_DISCONNECT) {
+                    zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
+                    zmsg_send (&ready, sock);
+                }
+                zmsg_destroy (&msg);
+            }
+        } while (zsock_events (sock) & ZMQ_POLLIN);
     }
     zpoller_destroy (&poller);
-    zsock_destroy (&sock);
+    for (int i = 0; i < s_nworkers; i++)
+        zsock_destroy (&socks [i]);
 }
 
 //  The baseline: a ROUTER that sends every message straight back.
@@ -210,9 +227,8 @@ main (int argc, char *argv [])
         fprintf (stderr, "vdgx-bench-broker: %s\n", error);
         return 1;
     }
-    zactor_t *actors [64];
-    for (int i = 0; i < workers; i++)
-        actors [i] = zactor_new (s_worker_actor, NULL);
+    s_nworkers = workers;
+    zactor_t *wactor = zactor_new (s_workers_actor, NULL);
     client = zsock_new_dealer (endpoint);
     zsock_set_sndhwm (client, 0);
     zsock_set_rcvhwm (client, 0);
@@ -221,12 +237,11 @@ main (int argc, char *argv [])
     double p50, p99;
     s_latency (client, samples, rate, size, &p50, &p99);
     zsock_destroy (&client);
-    for (int i = 0; i < workers; i++)
-        zactor_destroy (&actors [i]);
+    zactor_destroy (&wactor);
     vdgx_broker_destroy (&broker);
 
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-    printf ("vdgx-bench-broker: %s, %d echo workers, %d requests (window %d), %zu-byte bodies, %ld CPUs\n",
+    printf ("vdgx-bench-broker: %s, %d echo workers (one thread), %d requests (window %d), %zu-byte bodies, %ld CPUs\n",
             port? "tcp loopback": "ipc", workers, requests, window, size, cpus);
     printf ("  %-26s %10.0f req/s   rtt p50 %7.1f us  p99 %7.1f us  (%d req at %d/s)\n",
             "direct DEALER-ROUTER:", base_tp, base_p50, base_p99, samples, rate);

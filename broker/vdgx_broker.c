@@ -159,6 +159,7 @@ typedef struct {
     zhashx_t *hists;            //  name{labels} -> s_hist_t
     zhashx_t *delims;           //  worker key -> (void *) 1 when it uses the empty delimiter
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
+    int64_t last_tick;          //  last heartbeat tick (mono ms), to notice our own stalls
     int64_t start_mono;
     double start_wall;
     bool stopping;
@@ -2077,8 +2078,21 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     s_broker_t *self = (s_broker_t *) arg;
     int64_t now = zclock_mono ();
-    int64_t cutoff = now - (int64_t) self->cfg.heartbeat_ms * self->cfg.liveness;
+    int64_t window = (int64_t) self->cfg.heartbeat_ms * self->cfg.liveness;
+    int64_t cutoff = now - window;
     vdgx_rworker_t *w;
+    if (self->last_tick && now - self->last_tick > window) {
+        //  We did not run for a whole liveness window (process stopped, host suspended,
+        //  starved): the silence was ours. Give every worker a fresh window instead of
+        //  declaring them all dead at once.
+        vdgx_log_warn ("broker.stalled", "ms=%lld", (long long) (now - self->last_tick));
+        s_count (self, "vdgx_broker_stalls_total");
+        zlist_t *all = vdgx_registry_workers (self->reg);
+        for (w = (vdgx_rworker_t *) zlist_first (all); w; w = (vdgx_rworker_t *) zlist_next (all))
+            vdgx_registry_worker_touch (self->reg, w, now);
+        zlist_destroy (&all);
+    }
+    self->last_tick = now;
     while ((w = vdgx_registry_expired (self->reg, cutoff))) {
         s_count (self, "vdgx_workers_expired_total{model=\"%s\"}", w->service);
         s_worker_delete (self, w, "heartbeat expired", true);

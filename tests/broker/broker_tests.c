@@ -393,6 +393,19 @@ s_case_heartbeat (void)
     msg = vdgx_mdp_client_request ("busy", &breq);
     zmsg_send (&msg, client);
     s_wait_workers (client, "busy", NULL, 0);
+    //  The broker itself stops for 0.6 s (SIGSTOP; longer than its 0.3 s liveness window,
+    //  shorter than the 1 s after which the test worker reconnects): live workers must not
+    //  be declared dead for the broker's own silence.
+    pid_t live = tenv_worker (&env, "live", NULL);
+    s_wait_workers (client, "live", NULL, 1);
+    kill (env.broker, SIGSTOP);
+    zclock_sleep (600);
+    kill (env.broker, SIGCONT);
+    zclock_sleep (300);
+    TCHECK (s_workers (client, "live", NULL) == 1);
+    TCHECK (s_counter (client, "vdgx_workers_expired_total{model=\"live\"}") == 0);
+    TCHECK (s_counter (client, "vdgx_broker_stalls_total") >= 1);
+    tenv_stop (live, SIGTERM);
     zsock_destroy (&busy);
     zsock_destroy (&silent);
     zsock_destroy (&client);
