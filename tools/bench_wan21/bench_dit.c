@@ -59,7 +59,8 @@ main (int argc, char *argv [])
     const char *model = "1.3b", *precision = "bf16", *device = "cpu";
     int width = 832, height = 480, frames = 81, blocks = 0, iters = 3;
     double peak_tflops = 0;
-    for (int i = 1; i < argc; i++) {
+    //  Options come in pairs: flag, value.
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv [i], *v = i + 1 < argc? argv [i + 1]: NULL;
         if (!v) {
             s_usage ();
@@ -78,7 +79,6 @@ main (int argc, char *argv [])
             s_usage ();
             return 2;
         }
-        i++;
     }
     wan21_dit_config_t cfg;
     if (wan21_dit_config_preset (model, &cfg)) {
