@@ -26,7 +26,7 @@ typedef struct {
 
 void tenv_init (tenv_t *env, const char *broker_bin, const char *self_bin);
 void tenv_flag (tenv_t *env, const char *flag);
-//  Starts the broker with --heartbeat-ms 100 --liveness 3 plus the extra flags; waits until
+//  Starts the broker with --heartbeat-ms 100 --liveness 10 plus the extra flags; waits until
 //  it answers mmi.health. Returns 0 or -1.
 int tenv_start_broker (tenv_t *env);
 //  Sends sig and waits for the process; returns its exit status (or -signal).
