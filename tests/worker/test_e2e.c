@@ -354,7 +354,7 @@ s_check_result (vdgx_client_t *client, const char *id, const vdgx_jobstatus_t *j
 static void
 s_scenario_lazy (vdgx_client_t *client)
 {
-    pid_t w = s_start_worker ("0.05");                  //  unload after 3 s idle
+    pid_t w = s_start_worker ("0.1");                   //  unload after 6 s idle
     s_wait_workers (client, "cold", 1, 10000);          //  registered without loading
     CHECK (s_log_count (w, "runner.loaded") == 0);
     vdgx_jobstatus_t job;
@@ -363,7 +363,7 @@ s_scenario_lazy (vdgx_client_t *client)
     s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
     s_check_result (client, id, &job);
     CHECK (job.result.width == 64 && job.result.frames == 8);
-    s_wait_workers (client, "warm", 1, 2000);
+    s_wait_workers (client, "warm", 1, 5000);
     CHECK (s_log_count (w, "runner.loaded") == 1);
     free (id);
     //  Warm routing: the second job does not load again.
@@ -372,17 +372,17 @@ s_scenario_lazy (vdgx_client_t *client)
     CHECK (s_log_count (w, "runner.loaded") == 1);
     free (id);
     //  Idle unload, then a reload on the next job.
-    s_wait_workers (client, "cold", 1, 8000);
+    s_wait_workers (client, "cold", 1, 15000);
     CHECK (s_log_count (w, "runner.unloaded") == 1);
     id = s_submit (client, "third", 2, 3);
     s_wait_job (client, id, VDGX_JOB_COMPLETED, &job, 20000);
     CHECK (s_log_count (w, "runner.loaded") == 2);
     free (id);
     //  Unload asked through the broker.
-    s_wait_workers (client, "warm", 1, 2000);
+    s_wait_workers (client, "warm", 1, 5000);
     uint32_t n = 0;
     CHECK_CLIENT (client, vdgx_client_unload (client, "testgen", &n) == 0);
-    s_wait_workers (client, "cold", 1, 3000);
+    s_wait_workers (client, "cold", 1, 6000);
     CHECK (s_log_count (w, "runner.unloaded") == 2);
     vdgx_jobstatus_clear (&job);
 }
