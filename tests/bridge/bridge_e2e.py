@@ -541,6 +541,23 @@ def t_auth(st):
     statuses = [request(p2, "GET", "/queue/status")[0] for _ in range(4)]
     check(statuses[:2] == [200, 200] and 429 in statuses[2:], "per-IP limit %r" % statuses)
     check(request(p2, "GET", "/health")[0] == 200, "health is never limited")
+    # the same settings from a config file ([broker] endpoints, [bridge] http/keys/rate/burst)
+    port = free_port()
+    ini = os.path.join(st.tmp, "vdgx.ini")
+    with open(ini, "w") as f:
+        f.write("[broker]\nendpoint = %s\nevents = %s\n[bridge]\nhttp = 127.0.0.1:%d\nkeys = %s\n"
+                "rate = 1\nburst = 2\n" % (st.broker_ep, st.events_ep, port, keys))
+    b = st.spawn("bridge-ini", [os.path.join(BIN, "vdgx-bridge"), "--config", ini])
+    st.bridges.append(b)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    check(request(port, "GET", "/queue/status")[0] == 401, "config: keys enforced")
+    codes = [request(port, "GET", "/queue/status", headers=good)[0] for _ in range(3)]
+    check(codes[:2] == [200, 200] and codes[2] == 429, "config: rate and burst %r" % codes)
     # non-loopback without keys is refused
     r = subprocess.run([os.path.join(BIN, "vdgx-bridge"), "--listen", "0.0.0.0:%d" % free_port(), "--broker",
                         st.broker_ep], capture_output=True, text=True, timeout=10)
