@@ -987,6 +987,11 @@ s_worker_idle (s_broker_t *self, vdgx_rworker_t *w)
         return;
     if (!s_resend_next (self, w))
         s_dispatch (self, w->service);
+    //  Still idle and warm: a cold worker elsewhere on this host may be waiting for memory
+    //  that this one can now give up.
+    if (w->task == VDGX_TASK_NONE && w->state == VDGX_WSTATE_WARM && *w->host
+    &&  vdgx_jobqueue_size (self->queue) > 0)
+        s_dispatch_all (self);
 }
 
 static void

@@ -776,6 +776,26 @@ s_case_memory (void)
     vdgx_jobreply_clear (&r);
     vdgx_jobcmd_clear (&jc);
     s_wait_workers (client, "model-a", "cold", 1);
+    //  The only worker that could give memory back is busy: the cold model's job waits, and
+    //  runs after that worker finishes and is unloaded.
+    pid_t c = tenv_worker (&env, "model-c", "--host", "h2", "--budget", "100", "--model-bytes", "60",
+                           "--steps", "20", "--step-ms", "50", NULL);
+    pid_t d = tenv_worker (&env, "model-d", "--host", "h2", "--budget", "100", "--model-bytes", "60",
+                           "--cold", NULL);
+    s_wait_workers (client, "model-c", "warm", 1);
+    s_wait_workers (client, "model-d", "cold", 1);
+    char cid [80], did [80];
+    s_submit_ok (client, "model-c", "slow", 3, VDGX_PRIORITY_NORMAL, cid);
+    zclock_sleep (200);
+    s_submit_ok (client, "model-d", "waits", 4, VDGX_PRIORITY_NORMAL, did);
+    vdgx_jobstatus_t st;
+    TCHECK (tclient_status (client, did, &st) == 0 && st.state == VDGX_JOB_QUEUED);
+    vdgx_jobstatus_clear (&st);
+    TCHECK (s_wait_state (client, cid, 30000) == VDGX_JOB_COMPLETED);
+    TCHECK (s_wait_state (client, did, 30000) == VDGX_JOB_COMPLETED);
+    s_wait_workers (client, "model-c", "cold", 1);
+    tenv_stop (c, SIGTERM);
+    tenv_stop (d, SIGTERM);
     tenv_stop (a, SIGTERM);
     tenv_stop (b, SIGTERM);
     zsock_destroy (&client);
