@@ -270,6 +270,37 @@ s_case_protocol (void)
         if (disc)
             break;
     }
+    //  READY listing a pending result the broker does not know: CONTROL drop for it.
+    zsock_t *pend = tclient_new (&env);
+    vdgx_wstate_t ws;
+    vdgx_wstate_init (&ws);
+    snprintf (ws.service, sizeof ws.service, "pendsvc");
+    ws.state = VDGX_WSTATE_WARM;
+    vdgx_wstate_add_ext (&ws, "control");
+    vdgx_wstate_add_pending (&ws, "nosuchjob");
+    zframe_t *wsf = vdgx_wstate_frame (&ws);
+    vdgx_wstate_clear (&ws);
+    msg = vdgx_mdp_worker_ready (2, "pendsvc", &wsf);
+    zmsg_send (&msg, pend);
+    bool dropped_pending = false;
+    for (int i = 0; i < 20 && !dropped_pending; i++) {
+        msg = s_recv (pend, 1000);
+        TCHECK (msg);
+        vdgx_mdp_t in;
+        vdgx_mdp_init (&in);
+        vdgx_error_t derr2;
+        if (vdgx_mdp_decode (&in, &msg, &derr2) == 0 && in.command == VDGX_MDPW_CONTROL) {
+            vdgx_control_t c;
+            vdgx_control_init (&c);
+            zframe_t *cf = zmsg_first (in.body);
+            TCHECK (vdgx_control_decode (&c, zframe_data (cf), zframe_size (cf), &derr2) == 0);
+            dropped_pending = c.op == VDGX_CONTROL_DROP && streq (c.id, "nosuchjob");
+            vdgx_control_clear (&c);
+        }
+        vdgx_mdp_clear (&in);
+    }
+    TCHECK (dropped_pending);
+    zsock_destroy (&pend);
     //  Reserved names are refused.
     zsock_t *mmiw = tclient_new (&env);
     const char *r3 [] = { "MDPW02", "\x01", "mmi.evil" };
