@@ -1672,7 +1672,8 @@ s_pack_services (s_broker_t *self, msgpack_packer *pk)
 static void
 s_pack_worker (msgpack_packer *pk, vdgx_rworker_t *w, int64_t now)
 {
-    msgpack_pack_map (pk, 17);
+    //  weights_id is 1..128 bytes when present (PROTOCOL.md 5.4): omitted when unknown.
+    msgpack_pack_map (pk, w->weights_id [0]? 17: 16);
     s_pack_kstr (pk, "identity", w->key);
     s_pack_kstr (pk, "service", w->service);
     s_pack_kstr (pk, "host", w->host);
@@ -1703,7 +1704,8 @@ s_pack_worker (msgpack_packer *pk, vdgx_rworker_t *w, int64_t now)
     msgpack_pack_array (pk, 0);
     s_pack_kuint (pk, "idle_ms", w->task == VDGX_TASK_NONE? (uint64_t) (now - w->idle_since): 0);
     s_pack_kuint (pk, "protocol", (uint64_t) w->proto);
-    s_pack_kstr (pk, "weights_id", w->weights_id);
+    if (w->weights_id [0])
+        s_pack_kstr (pk, "weights_id", w->weights_id);
 }
 
 static void

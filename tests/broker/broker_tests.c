@@ -83,6 +83,14 @@ s_workers (zsock_t *client, const char *service, const char *state)
     int n = 0;
     for (uint32_t i = 0; list && i < list->via.array.size; i++) {
         msgpack_object *w = &list->via.array.ptr [i];
+        //  Every worker map must pass the strict shared decoder (PROTOCOL.md 5.4).
+        vdgx_wstate_t ws;
+        vdgx_error_t err;
+        vdgx_wstate_init (&ws);
+        if (vdgx_wstate_decode_obj (&ws, w, &err) != 0)
+            fprintf (stderr, "mmi.workers: %s: %s\n", err.field, err.message);
+        TCHECK (vdgx_wstate_decode_obj (&ws, w, &err) == 0);
+        vdgx_wstate_clear (&ws);
         msgpack_object *svc = tmap_get (w, "service"), *st = tmap_get (w, "state");
         if (svc && svc->via.str.size == strlen (service)
         &&  memcmp (svc->via.str.ptr, service, svc->via.str.size) == 0
