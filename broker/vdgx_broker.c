@@ -1300,6 +1300,32 @@ s_reply_frame (vdgx_jobreply_t *reply)
     return frame;
 }
 
+//  Is gr a retry of job's request? Every parameter that changes the output must agree; a
+//  retry without a seed matches the seed the broker chose for the first submit.
+static bool
+s_same_request (const vdgx_jobrec_t *job, const vdgx_genreq_t *gr)
+{
+    vdgx_genreq_t stored, retry;
+    vdgx_genreq_init (&stored);
+    vdgx_genreq_init (&retry);
+    vdgx_error_t err;
+    bool same = false;
+    if (vdgx_genreq_decode (&stored, job->request, job->request_size, &err) == 0
+    &&  vdgx_genreq_copy (&retry, gr) == 0) {
+        if (!retry.has_seed) {
+            retry.has_seed = stored.has_seed;
+            retry.seed = stored.seed;
+        }
+        char *a = vdgx_genreq_canonical (&stored), *b = vdgx_genreq_canonical (&retry);
+        same = a && b && streq (a, b);
+        free (a);
+        free (b);
+    }
+    vdgx_genreq_clear (&stored);
+    vdgx_genreq_clear (&retry);
+    return same;
+}
+
 static zframe_t *
 s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
 {
@@ -1314,6 +1340,14 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
     vdgx_jobrec_t job;
     if (*gr->idempotency_key
     &&  vdgx_jobstore_find_idem (self->store, gr->idempotency_key, &job) == 0) {
+        if (!s_same_request (&job, gr)) {
+            zframe_t *frame = s_error_frame (VDGX_E_CONFLICT, "request.idempotency_key", 0,
+                                             "idempotency key already used by job %s for a different request",
+                                             job.id);
+            vdgx_jobrec_clear (&job);
+            vdgx_jobreply_clear (&reply);
+            return frame;
+        }
         //  A retry: the same job, never a second run.
         s_count (self, "vdgx_jobs_idempotent_total{model=\"%s\"}", job.model);
         snprintf (reply.id, sizeof reply.id, "%s", job.id);

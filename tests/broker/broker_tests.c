@@ -472,6 +472,18 @@ s_case_jobs (void)
                             "key-1", false, &r2) == 0);
     TCHECK (streq (r1.id, r2.id));
     vdgx_jobreply_clear (&r2);
+    //  A retry that leaves the seed out still matches (the stored request has the seed)...
+    vdgx_jobreply_t r3;
+    TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 0, false, VDGX_PRIORITY_NORMAL,
+                            "key-1", false, &r3) == 0);
+    TCHECK (streq (r1.id, r3.id));
+    vdgx_jobreply_clear (&r3);
+    //  ...but the same key with another request is a conflict, not the old job.
+    TCHECK (tclient_submit (client, "wan21-tiny", "a blue fox", 42, true, VDGX_PRIORITY_NORMAL,
+                            "key-1", false, &r3) == -1);
+    TCHECK (r3.error.code && streq (r3.error.code, VDGX_E_CONFLICT));
+    TCHECK (streq (r3.error.field, "request.idempotency_key"));
+    vdgx_jobreply_clear (&r3);
     vdgx_jobstatus_t st;
     TCHECK (tclient_wait (client, r1.id, 30000, &st) == VDGX_JOB_COMPLETED);
     TCHECK (st.has_result && st.result.size == 700000 && st.attempt == 1 && !st.cached);
