@@ -5,10 +5,6 @@ if(TARGET vdgx-refcheck AND EXISTS ${PROJECT_SOURCE_DIR}/tests/data/reference/wa
   set_tests_properties(refcheck.wan21.vae PROPERTIES TIMEOUT 120)
 endif()
 
-add_executable(vdgx-wan21-vae-selftest ${CMAKE_CURRENT_LIST_DIR}/wan21_vae_selftest.c)
-target_link_libraries(vdgx-wan21-vae-selftest PRIVATE vdgx_wan21)
-vdgx_add_selftests(RUNNER vdgx-wan21-vae-selftest CLASSES wan21_vae wan21_engine)
-
 # End to end on the tiny model: broker + vdgx-worker --model wan21-tiny + client -> MP4 probed.
 if(TARGET vdgx-broker AND TARGET vdgx-worker AND TARGET vdgx_client)
   add_executable(vdgx-wan21-e2e ${CMAKE_CURRENT_LIST_DIR}/test_wan21_e2e.c)
