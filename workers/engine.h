@@ -5,6 +5,11 @@
     job, reporting progress and handing decoded frames to the sink one at a time (never a
     whole-video buffer); unload() frees everything load() took. Engines register by name.
 
+    Audio: an engine that makes sound declares the track's format with audio_format() before
+    generate() (the runtime opens the encoder with it), then hands PCM to io->audio in that
+    exact format, before, between or after frames. Audio from an engine that declared none,
+    or in another format, fails the job with a clear error.
+
     Threading: the worker runtime calls an engine from one thread only. The cancel flag is
     set from another thread; engines check it at step boundaries and return VDGX_ENGINE_CANCELLED.
 */
@@ -49,7 +54,10 @@ typedef struct {
     //  One decoded frame: RGB interleaved [height][width][3] floats in [-1, 1].
     //  Returns 0, or -1 to abort the job (e.g. the encoder failed).
     int (*frame) (void *ctx, const float *rgb, int width, int height);
-    //  Interleaved float PCM for models with audio (may be NULL for video-only engines).
+    //  Interleaved float PCM in [-1, 1]; samples counts per-channel sample frames. Must match
+    //  what the class's audio_format() declared for this request. Returns 0, or -1 to abort
+    //  the job (undeclared audio, another format, encoder failure). NULL where the runtime
+    //  takes no audio.
     int (*audio) (void *ctx, const float *pcm, int samples, int channels, int rate);
     atomic_int *cancel;         //  non-zero: stop at the next step boundary
 } vdgx_engine_io_t;
@@ -78,6 +86,12 @@ typedef struct {
     //  Precisions this engine supports, NULL-terminated.
     const char *const *(*precisions) (vdgx_engine_t *self);
     void (*destroy) (vdgx_engine_t **self_p);
+    //  Optional (NULL = video only). The audio track generate() will produce for req (after
+    //  validate): sets *channels (0 = no audio for this request, 1 or 2) and *rate (16000,
+    //  24000 or 48000 Hz). Returns 0, or -1 if the request cannot have the audio it asks for.
+    //  Kept last so that classes initialised without it stay valid.
+    int (*audio_format) (vdgx_engine_t *self, const vdgx_genreq_t *req, int *channels,
+                         int *rate);
 } vdgx_engine_class_t;
 
 //  Registry. Built-in engines are registered by vdgx_engines_register_builtin().

@@ -1,6 +1,7 @@
 /*  vdgx_runner.c - the engine thread of a worker (see vdgx_runner.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <msgpack.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -10,6 +11,9 @@
 #include "vdgx_log.h"
 #include "vdgx_sha256.h"
 #include "vdgx_video.h"
+//  libavformat/libavcodec only for the selftest's decoding of finished files.
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
 
 struct _vdgx_runner_t {
     zactor_t *actor;
@@ -32,7 +36,8 @@ typedef struct {
     const vdgx_genreq_t *req;
     char *path;
     vdgx_video_t *video;
-    char *video_err;
+    char *video_err;            //  why a frame/audio sink refused, for the job error
+    int audio_channels, audio_rate;     //  what the engine declared for this job (0 = none)
     char last_phase [16];
     uint32_t last_step;
     int64_t last_progress_ms;
@@ -99,45 +104,73 @@ s_on_progress (void *ctx, const vdgx_engine_progress_t *p)
     s_send_progress (self, p->phase, p->step, p->steps, p->percent, p->message);
 }
 
-//  Engine frame sink: frames go straight into the encoder, which opens on the first one.
+//  Opens the encoder on the first frame or audio chunk, with the audio track the engine
+//  declared for this job (the encoder needs it at open time).
+static int
+s_open_video (s_runner_t *self)
+{
+    vdgx_video_options_t opts;
+    vdgx_video_options_init (&opts);
+    opts.fps = self->req->fps? (int) self->req->fps: 16;
+    opts.thumbnail = false;
+    opts.sprite_count = 0;
+    opts.odd_size = VDGX_VIDEO_ODD_PAD;
+    opts.try_nvenc = strncmp (self->device, "cuda", 4) == 0;
+    opts.audio_channels = self->audio_channels;
+    opts.audio_rate = self->audio_rate;
+    char *err = NULL;
+    self->video = vdgx_video_new (self->path, &opts, &err);
+    if (!self->video) {
+        self->video_err = zsys_sprintf ("video encoder: %s",
+                                        err? err: "cannot start the video encoder");
+        free (err);
+        return -1;
+    }
+    return 0;
+}
+
+//  Engine frame sink: frames go straight into the encoder.
 static int
 s_on_frame (void *ctx, const float *rgb, int width, int height)
 {
     s_runner_t *self = (s_runner_t *) ctx;
     if (self->video_err)
         return -1;
-    if (!self->video) {
-        vdgx_video_options_t opts;
-        vdgx_video_options_init (&opts);
-        opts.fps = self->req->fps? (int) self->req->fps: 16;
-        opts.thumbnail = false;
-        opts.sprite_count = 0;
-        opts.odd_size = VDGX_VIDEO_ODD_PAD;
-        opts.try_nvenc = strncmp (self->device, "cuda", 4) == 0;
-        char *err = NULL;
-        self->video = vdgx_video_new (self->path, &opts, &err);
-        if (!self->video) {
-            self->video_err = err? err: strdup ("cannot start the video encoder");
-            return -1;
-        }
-    }
+    if (!self->video && s_open_video (self) != 0)
+        return -1;
     if (vdgx_video_push_float (self->video, rgb, width, height) != 0) {
-        self->video_err = strdup (vdgx_video_error (self->video));
+        self->video_err = zsys_sprintf ("video encoder: %s", vdgx_video_error (self->video));
         return -1;
     }
     return 0;
 }
 
+//  Engine audio sink: PCM in the declared format goes into the encoder's audio track.
+//  Undeclared audio, or audio in another format, fails the job rather than being dropped.
 static int
 s_on_audio (void *ctx, const float *pcm, int samples, int channels, int rate)
 {
-    //  Audio engines need the encoder opened with an audio track; none exists yet, so audio
-    //  is refused rather than silently dropped.
-    (void) pcm; (void) samples; (void) channels; (void) rate;
     s_runner_t *self = (s_runner_t *) ctx;
-    if (!self->video_err)
-        self->video_err = strdup ("audio output is not supported by this worker yet");
-    return -1;
+    if (self->video_err)
+        return -1;
+    if (self->audio_channels == 0) {
+        self->video_err = zsys_sprintf ("the engine sent audio (%d ch at %d Hz) but declared "
+                                        "no audio track for this job", channels, rate);
+        return -1;
+    }
+    if (channels != self->audio_channels || rate != self->audio_rate) {
+        self->video_err = zsys_sprintf ("the engine sent audio as %d ch at %d Hz but declared "
+                                        "%d ch at %d Hz", channels, rate,
+                                        self->audio_channels, self->audio_rate);
+        return -1;
+    }
+    if (!self->video && s_open_video (self) != 0)
+        return -1;
+    if (vdgx_video_push_audio (self->video, pcm, samples, channels, rate) != 0) {
+        self->video_err = zsys_sprintf ("video encoder: %s", vdgx_video_error (self->video));
+        return -1;
+    }
+    return 0;
 }
 
 static bool
@@ -232,6 +265,26 @@ s_run (s_runner_t *self, zmsg_t *msg)
             *c = '_';
     self->path = zsys_sprintf ("%s/%s.%d.mp4", self->data_dir, safe, (int) getpid ());
 
+    //  The audio track, if any, must be known before the encoder opens.
+    self->audio_channels = self->audio_rate = 0;
+    if (self->cls->audio_format) {
+        int channels = 0, rate = 0;
+        if (self->cls->audio_format (self->engine, &req, &channels, &rate) != 0) {
+            s_send_failed (self, id, "bad_request", "the model cannot make the audio requested",
+                           NULL);
+            goto done;
+        }
+        if (channels != 0 && ((channels != 1 && channels != 2)
+        ||  (rate != 16000 && rate != 24000 && rate != 48000))) {
+            char m [128];
+            snprintf (m, sizeof m, "the engine declared an unsupported audio format "
+                      "(%d ch at %d Hz)", channels, rate);
+            s_send_failed (self, id, "worker_failed", m, NULL);
+            goto done;
+        }
+        self->audio_channels = channels;
+        self->audio_rate = channels? rate: 0;
+    }
     vdgx_engine_output_t out;
     memset (&out, 0, sizeof out);
     int rc = self->cls->generate (self->engine, &req, &io, &out, &err);
@@ -243,10 +296,11 @@ s_run (s_runner_t *self, zmsg_t *msg)
         s_send_failed (self, id, "cancelled", "cancelled at a step boundary", NULL);
         goto done;
     }
-    if (rc != VDGX_ENGINE_OK) {
+    //  A sink refusal fails the job even if the engine ignored the sink's -1.
+    if (rc != VDGX_ENGINE_OK || self->video_err) {
         char m [512];
         if (self->video_err)
-            snprintf (m, sizeof m, "video encoder: %s", self->video_err);
+            snprintf (m, sizeof m, "%s", self->video_err);
         else
             snprintf (m, sizeof m, "%s", err? err: "engine error");
         s_send_failed (self, id, "worker_failed", m, NULL);
@@ -510,9 +564,75 @@ s_test_run (zsock_t *sock, const char *id, zframe_t *request)
     zmsg_send (&msg, sock);
 }
 
-//  Checks a DONE event: the file exists, its sha256 and size match the output.
+//  Probes a finished MP4 with libavformat. want_channels 0: no audio stream may exist; else
+//  one AAC stream at want_rate with want_channels, as long as the video (within 0.1 s: AAC
+//  pads to whole 1024-sample frames) and decoding to a sine at the level testgen sends.
 static void
-s_test_done (zmsg_t *msg, const char *id, char *sha_out)
+s_test_probe (const char *path, int want_channels, int want_rate)
+{
+    AVFormatContext *fmt = NULL;
+    assert (avformat_open_input (&fmt, path, NULL, NULL) == 0);
+    assert (avformat_find_stream_info (fmt, NULL) >= 0);
+    int vi = av_find_best_stream (fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    int ai = av_find_best_stream (fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    assert (vi >= 0);
+    if (want_channels == 0) {
+        assert (ai < 0);
+        avformat_close_input (&fmt);
+        return;
+    }
+    assert (ai >= 0);
+    AVStream *vs = fmt->streams [vi], *as = fmt->streams [ai];
+    assert (as->codecpar->codec_id == AV_CODEC_ID_AAC);
+    assert (as->codecpar->sample_rate == want_rate);
+    assert (as->codecpar->ch_layout.nb_channels == want_channels);
+    double vdur = vs->duration * av_q2d (vs->time_base);
+    double adur = as->duration * av_q2d (as->time_base);
+    const AVCodec *codec = avcodec_find_decoder (AV_CODEC_ID_AAC);
+    AVCodecContext *dec = avcodec_alloc_context3 (codec);
+    assert (dec && avcodec_parameters_to_context (dec, as->codecpar) >= 0);
+    assert (avcodec_open2 (dec, codec, NULL) == 0);
+    AVPacket *pkt = av_packet_alloc ();
+    AVFrame *frame = av_frame_alloc ();
+    double energy = 0;
+    int64_t decoded = 0;
+    bool eof = false;
+    while (!eof) {
+        eof = av_read_frame (fmt, pkt) < 0;
+        if (!eof && pkt->stream_index != ai) {
+            av_packet_unref (pkt);
+            continue;
+        }
+        avcodec_send_packet (dec, eof? NULL: pkt);
+        av_packet_unref (pkt);
+        while (avcodec_receive_frame (dec, frame) == 0) {
+            //  The native AAC decoder gives planar float.
+            assert (frame->format == AV_SAMPLE_FMT_FLTP);
+            for (int c = 0; c < want_channels; c++)
+                for (int i = 0; i < frame->nb_samples; i++) {
+                    float v = ((const float *) frame->extended_data [c]) [i];
+                    energy += (double) v * v;
+                }
+            decoded += frame->nb_samples;
+        }
+    }
+    double rms = decoded? sqrt (energy / ((double) decoded * want_channels)): 0;
+    if (fabs (adur - vdur) >= 0.1 || fabs (rms - 0.25 / sqrt (2.0)) >= 0.03)
+        fprintf (stderr, "audio: %.3f s (video %.3f s), %lld samples, rms %.4f\n", adur, vdur,
+                 (long long) decoded, rms);
+    assert (fabs (adur - vdur) < 0.1);
+    assert (fabs ((double) decoded / want_rate - vdur) < 0.1);
+    assert (fabs (rms - 0.25 / sqrt (2.0)) < 0.03);     //  a 0.25 sine, not silence or noise
+    av_frame_free (&frame);
+    av_packet_free (&pkt);
+    avcodec_free_context (&dec);
+    avformat_close_input (&fmt);
+}
+
+//  Checks a DONE event: the file exists, its sha256 and size match the output; with
+//  want_channels >= 0 also its audio track (see s_test_probe).
+static void
+s_test_done_av (zmsg_t *msg, const char *id, char *sha_out, int want_channels, int want_rate)
 {
     char *got_id = zmsg_popstr (msg), *path = zmsg_popstr (msg);
     zframe_t *frame = zmsg_pop (msg);
@@ -526,12 +646,20 @@ s_test_done (zmsg_t *msg, const char *id, char *sha_out)
     assert (stat (path, &st) == 0 && st.st_size > 0);
     assert (streq (out.sha256, sha) && out.size == (uint64_t) st.st_size);
     assert (out.width > 0 && out.frames > 0 && out.fps > 0);
+    if (want_channels >= 0)
+        s_test_probe (path, want_channels, want_rate);
     if (sha_out)
         memcpy (sha_out, sha, VDGX_SHA256_HEX_SIZE);
     unlink (path);
     zframe_destroy (&frame);
     zstr_free (&got_id);
     zstr_free (&path);
+}
+
+static void
+s_test_done (zmsg_t *msg, const char *id, char *sha_out)
+{
+    s_test_done_av (msg, id, sha_out, -1, 0);
 }
 
 static void
@@ -641,14 +769,40 @@ vdgx_runner_test (bool verbose)
     s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-5", "worker_failed", NULL);
     s_test_run (sock, "job-6", s_test_request ("fail=sink", 64, 2, 1));
     s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-6", "worker_failed", NULL);
-    //  Audio is refused with a clear error (no audio track support yet), not dropped.
+    //  Audio: the declared track is muxed (AAC, declared rate and channels, as long as the
+    //  video); a job without audio has no audio stream; undeclared audio or audio in another
+    //  format than declared fails the job with a clear error.
     s_test_run (sock, "job-6a", s_test_request ("audio=1", 64, 1, 1));
-    msg = s_expect (sock, "FAILED", NULL, 0);
+    msg = s_expect (sock, "DONE", NULL, 0);
     assert (msg);
-    char *aid = zmsg_popstr (msg), *acode = zmsg_popstr (msg), *atext = zmsg_popstr (msg);
-    assert (streq (acode, "worker_failed") && strstr (atext, "audio"));
-    zstr_free (&aid); zstr_free (&acode); zstr_free (&atext);
+    s_test_done_av (msg, "job-6a", NULL, 2, 48000);
     zmsg_destroy (&msg);
+    s_test_run (sock, "job-6b", s_test_request ("audio=mono24", 64, 1, 2));
+    msg = s_expect (sock, "DONE", NULL, 0);
+    assert (msg);
+    s_test_done_av (msg, "job-6b", NULL, 1, 24000);
+    zmsg_destroy (&msg);
+    s_test_run (sock, "job-6c", s_test_request ("no audio", 64, 1, 2));
+    msg = s_expect (sock, "DONE", NULL, 0);
+    assert (msg);
+    s_test_done_av (msg, "job-6c", NULL, 0, 0);
+    zmsg_destroy (&msg);
+    const char *bad_audio [][2] = {
+        { "audio=undeclared", "declared no audio track" },
+        { "audio=mismatch", "2 ch at 48000 Hz but declared 1 ch at 24000 Hz" }
+    };
+    for (int i = 0; i < 2; i++) {
+        s_test_run (sock, "job-6d", s_test_request (bad_audio [i][0], 64, 1, 1));
+        msg = s_expect (sock, "FAILED", NULL, 0);
+        assert (msg);
+        char *aid = zmsg_popstr (msg), *acode = zmsg_popstr (msg), *atext = zmsg_popstr (msg);
+        if (verbose)
+            printf ("\n   %s: %s\n", bad_audio [i][0], atext);
+        assert (streq (aid, "job-6d") && streq (acode, "worker_failed"));
+        assert (strstr (atext, bad_audio [i][1]));
+        zstr_free (&aid); zstr_free (&acode); zstr_free (&atext);
+        zmsg_destroy (&msg);
+    }
     zframe_t *garbage = zframe_new ("\xc1", 1);
     s_test_run (sock, "job-7", garbage);
     s_test_failed (s_expect (sock, "FAILED", NULL, 0), "job-7", "bad_request", NULL);

@@ -20,7 +20,9 @@ typedef struct {
     long sleep_ms, load_ms;
     char fail [16];
     long fail_at;
-    bool audio;                 //  also emit a PCM track through io->audio
+    //  audio track: channels/rate declared by audio_format(), and what generate() sends
+    int audio_channels, audio_rate;         //  declared (0 = none)
+    int send_channels, send_rate;           //  sent (0 = none)
 } s_knobs_t;
 
 static const char *const s_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
@@ -50,6 +52,42 @@ s_env_long (const char *name, long dflt)
     return v && *v? strtol (v, NULL, 10): dflt;
 }
 
+//  audio=WHAT: 1 or stereo48 | stereo24 | mono48 | mono24 declare and send that track;
+//  undeclared sends stereo 48 kHz without declaring it; mismatch declares mono 24 kHz and
+//  sends stereo 48 kHz; 0 or anything else: no audio.
+static void
+s_audio_knob (s_knobs_t *k, const char *v)
+{
+    k->audio_channels = k->audio_rate = k->send_channels = k->send_rate = 0;
+    if (!v)
+        return;
+    if (strcmp (v, "undeclared") == 0) {
+        k->send_channels = 2;
+        k->send_rate = 48000;
+        return;
+    }
+    if (strcmp (v, "mismatch") == 0) {
+        k->audio_channels = 1;
+        k->audio_rate = 24000;
+        k->send_channels = 2;
+        k->send_rate = 48000;
+        return;
+    }
+    if (strcmp (v, "1") == 0 || strcmp (v, "stereo48") == 0)
+        k->audio_channels = 2, k->audio_rate = 48000;
+    else
+    if (strcmp (v, "stereo24") == 0)
+        k->audio_channels = 2, k->audio_rate = 24000;
+    else
+    if (strcmp (v, "mono48") == 0)
+        k->audio_channels = 1, k->audio_rate = 48000;
+    else
+    if (strcmp (v, "mono24") == 0)
+        k->audio_channels = 1, k->audio_rate = 24000;
+    k->send_channels = k->audio_channels;
+    k->send_rate = k->audio_rate;
+}
+
 //  Environment first, then key=value words of the prompt.
 static void
 s_knobs (const char *prompt, s_knobs_t *k)
@@ -57,7 +95,7 @@ s_knobs (const char *prompt, s_knobs_t *k)
     k->sleep_ms = s_env_long ("VDGX_TESTGEN_SLEEP_MS", 0);
     k->load_ms = s_env_long ("VDGX_TESTGEN_LOAD_MS", 0);
     k->fail_at = 1;
-    k->audio = getenv ("VDGX_TESTGEN_AUDIO") != NULL;
+    s_audio_knob (k, getenv ("VDGX_TESTGEN_AUDIO"));
     const char *f = getenv ("VDGX_TESTGEN_FAIL");
     snprintf (k->fail, sizeof k->fail, "%s", f? f: "");
     if (!prompt)
@@ -92,7 +130,7 @@ s_knobs (const char *prompt, s_knobs_t *k)
             k->fail_at = strtol (eq, NULL, 10);
         else
         if (strcmp (buf, "audio") == 0)
-            k->audio = strcmp (eq, "1") == 0;
+            s_audio_knob (k, eq);
     }
 }
 
@@ -127,6 +165,16 @@ vdgx_testgen_pixel (uint64_t seed, int frame, int x, int y, float rgb [3])
     rgb [0] = ((x * 4 + frame * 8 + base) & 0xff) / 127.5f - 1.f;
     rgb [1] = ((y * 4 + frame * 4 + tint) & 0xff) / 127.5f - 1.f;
     rgb [2] = (((x + y) * 2 + (int) (seed & 0xff)) & 0xff) / 127.5f - 1.f;
+}
+
+float
+vdgx_testgen_sample (uint64_t seed, int channel, int index, int rate)
+{
+    //  A sine whose pitch comes from the seed (220..605 Hz), a fifth higher on channel 1.
+    double hz = 220.0 + 55.0 * (double) (seed % 8);
+    if (channel == 1)
+        hz *= 1.5;
+    return (float) (0.25 * sin (2.0 * M_PI * hz * index / rate));
 }
 
 static int
@@ -289,6 +337,18 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         *err = s_strdup_err ("testgen: out of memory for a frame");
         return VDGX_ENGINE_FATAL;
     }
+    //  Audio as long as the video, handed over one chunk per frame (so it interleaves with
+    //  the frames, as a real audio-video model's would).
+    int ach = k.send_channels, arate = k.send_rate;
+    float *pcm = NULL;
+    if (ach && io->audio) {
+        pcm = malloc (((size_t) arate / req->fps + 1) * ach * sizeof (float));
+        if (!pcm) {
+            free (rgb);
+            *err = s_strdup_err ("testgen: out of memory for audio");
+            return VDGX_ENGINE_FATAL;
+        }
+    }
     int rc = VDGX_ENGINE_OK;
     for (uint32_t f = 0; f < req->frames && rc == VDGX_ENGINE_OK; f++) {
         if (s_cancelled (io)) {
@@ -303,25 +363,22 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         if (io->frame && io->frame (io->ctx, rgb, w, h) != 0) {
             *err = s_strdup_err ("testgen: the frame sink refused a frame");
             rc = VDGX_ENGINE_ERROR;
+            break;
+        }
+        if (pcm) {
+            int64_t a = (int64_t) f * arate / req->fps, b = (int64_t) (f + 1) * arate / req->fps;
+            for (int64_t i = a; i < b; i++)
+                for (int c = 0; c < ach; c++)
+                    pcm [(i - a) * ach + c] = vdgx_testgen_sample (req->seed, c, (int) i, arate);
+            if (io->audio (io->ctx, pcm, (int) (b - a), ach, arate) != 0) {
+                *err = s_strdup_err ("testgen: the audio sink refused the track");
+                rc = VDGX_ENGINE_ERROR;
+            }
         }
         s_progress (io, "decoding", f + 1, req->frames, 85.0 + 10.0 * (f + 1) / req->frames);
     }
     free (rgb);
-    if (rc == VDGX_ENGINE_OK && k.audio && io->audio) {
-        //  One second of a 440 Hz tone, stereo, 48 kHz.
-        float *pcm = malloc (48000 * 2 * sizeof (float));
-        if (!pcm) {
-            *err = s_strdup_err ("testgen: out of memory for audio");
-            return VDGX_ENGINE_FATAL;
-        }
-        for (int i = 0; i < 48000; i++)
-            pcm [2 * i] = pcm [2 * i + 1] = 0.25f * sinf (2.f * 3.14159265f * 440.f * i / 48000.f);
-        if (io->audio (io->ctx, pcm, 48000, 2, 48000) != 0) {
-            *err = s_strdup_err ("testgen: the audio sink refused the track");
-            rc = VDGX_ENGINE_ERROR;
-        }
-        free (pcm);
-    }
+    free (pcm);
     if (rc != VDGX_ENGINE_OK)
         return rc;
     double t3 = s_now ();
@@ -334,6 +391,17 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     out->t_denoise = t2 - t1;
     out->t_decode = t3 - t2;
     return VDGX_ENGINE_OK;
+}
+
+static int
+s_audio_format (vdgx_engine_t *self, const vdgx_genreq_t *req, int *channels, int *rate)
+{
+    (void) self;
+    s_knobs_t k;
+    s_knobs (req->prompt, &k);
+    *channels = k.audio_channels;
+    *rate = k.audio_rate;
+    return 0;
 }
 
 static void
@@ -374,5 +442,6 @@ const vdgx_engine_class_t vdgx_testgen_engine_class = {
     .unload = s_unload,
     .memory_estimate = s_memory_estimate,
     .precisions = s_get_precisions,
-    .destroy = s_destroy
+    .destroy = s_destroy,
+    .audio_format = s_audio_format
 };

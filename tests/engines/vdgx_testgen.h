@@ -11,8 +11,11 @@
       fail=WHAT       error | fatal (at step fail_at) | load_error | load_fatal | sink
                       (env VDGX_TESTGEN_FAIL)
       fail_at=K       the step that fails (default 1)
-      audio=1         also hand one second of stereo PCM to io->audio
-                      (env VDGX_TESTGEN_AUDIO set)
+      audio=WHAT      an audio track as long as the video, a deterministic sine handed to
+                      io->audio one chunk per frame: 1 (= stereo48), stereo24, mono48,
+                      mono24 are declared by audio_format() and sent; undeclared sends
+                      stereo 48 kHz without declaring it; mismatch declares mono 24 kHz and
+                      sends stereo 48 kHz (env VDGX_TESTGEN_AUDIO=WHAT)
 
     Defaults: 64x48, 8 frames, 8 fps, 4 steps. Limits: width/height 16..512, frames 1..64,
     steps 1..200. Cancel is checked at every step boundary and between frames.
@@ -26,5 +29,8 @@ extern const vdgx_engine_class_t vdgx_testgen_engine_class;
 
 //  The reference pixel of the pattern (what the engine emits before encoding), for tests.
 void vdgx_testgen_pixel (uint64_t seed, int frame, int x, int y, float rgb [3]);
+
+//  The reference audio sample of channel 0 or 1 at sample index (before encoding).
+float vdgx_testgen_sample (uint64_t seed, int channel, int index, int rate);
 
 #endif
