@@ -38,6 +38,7 @@ typedef struct {
     vdgx_video_t *video;
     char *video_err;            //  why a frame/audio sink refused, for the job error
     int audio_channels, audio_rate;     //  what the engine declared for this job (0 = none)
+    int64_t audio_samples;              //  per-channel samples pushed this job
     char last_phase [16];
     uint32_t last_step;
     int64_t last_progress_ms;
@@ -170,6 +171,7 @@ s_on_audio (void *ctx, const float *pcm, int samples, int channels, int rate)
         self->video_err = zsys_sprintf ("video encoder: %s", vdgx_video_error (self->video));
         return -1;
     }
+    self->audio_samples += samples;
     return 0;
 }
 
@@ -267,6 +269,7 @@ s_run (s_runner_t *self, zmsg_t *msg)
 
     //  The audio track, if any, must be known before the encoder opens.
     self->audio_channels = self->audio_rate = 0;
+    self->audio_samples = 0;
     if (self->cls->audio_format) {
         int channels = 0, rate = 0;
         if (self->cls->audio_format (self->engine, &req, &channels, &rate) != 0) {
@@ -308,6 +311,12 @@ s_run (s_runner_t *self, zmsg_t *msg)
     }
     if (!self->video) {
         s_send_failed (self, id, "worker_failed", "the engine produced no frames", NULL);
+        goto done;
+    }
+    //  A declared track left empty would be a broken file: an engine bug, said as such.
+    if (self->audio_channels && self->audio_samples == 0) {
+        s_send_failed (self, id, "worker_failed", "the engine declared an audio track but "
+                       "sent no audio", NULL);
         goto done;
     }
     s_send_progress (self, "muxing", 0, 0, 96, NULL);
@@ -789,9 +798,10 @@ vdgx_runner_test (bool verbose)
     zmsg_destroy (&msg);
     const char *bad_audio [][2] = {
         { "audio=undeclared", "declared no audio track" },
-        { "audio=mismatch", "2 ch at 48000 Hz but declared 1 ch at 24000 Hz" }
+        { "audio=mismatch", "2 ch at 48000 Hz but declared 1 ch at 24000 Hz" },
+        { "audio=silent", "declared an audio track but sent no audio" }
     };
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         s_test_run (sock, "job-6d", s_test_request (bad_audio [i][0], 64, 1, 1));
         msg = s_expect (sock, "FAILED", NULL, 0);
         assert (msg);

@@ -54,7 +54,8 @@ s_env_long (const char *name, long dflt)
 
 //  audio=WHAT: 1 or stereo48 | stereo24 | mono48 | mono24 declare and send that track;
 //  undeclared sends stereo 48 kHz without declaring it; mismatch declares mono 24 kHz and
-//  sends stereo 48 kHz; 0 or anything else: no audio.
+//  sends stereo 48 kHz; silent declares stereo 48 kHz and sends nothing; 0 or anything else:
+//  no audio.
 static void
 s_audio_knob (s_knobs_t *k, const char *v)
 {
@@ -64,6 +65,11 @@ s_audio_knob (s_knobs_t *k, const char *v)
     if (strcmp (v, "undeclared") == 0) {
         k->send_channels = 2;
         k->send_rate = 48000;
+        return;
+    }
+    if (strcmp (v, "silent") == 0) {
+        k->audio_channels = 2;
+        k->audio_rate = 48000;
         return;
     }
     if (strcmp (v, "mismatch") == 0) {

@@ -15,7 +15,8 @@
                       io->audio one chunk per frame: 1 (= stereo48), stereo24, mono48,
                       mono24 are declared by audio_format() and sent; undeclared sends
                       stereo 48 kHz without declaring it; mismatch declares mono 24 kHz and
-                      sends stereo 48 kHz (env VDGX_TESTGEN_AUDIO=WHAT)
+                      sends stereo 48 kHz; silent declares stereo 48 kHz and sends
+                      nothing (env VDGX_TESTGEN_AUDIO=WHAT)
 
     Defaults: 64x48, 8 frames, 8 fps, 4 steps. Limits: width/height 16..512, frames 1..64,
     steps 1..200. Cancel is checked at every step boundary and between frames.
