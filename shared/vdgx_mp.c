@@ -462,6 +462,59 @@ s_check_hex (const char *hex, vdgx_error_t *err)
     return vdgx_mp_check (buf, n, err);
 }
 
+static json_t *
+s_to_json (const msgpack_object *o, int depth)
+{
+    if (depth > 32)
+        return json_null ();
+    switch (o->type) {
+        case MSGPACK_OBJECT_NIL: return json_null ();
+        case MSGPACK_OBJECT_BOOLEAN: return json_boolean (o->via.boolean);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            return o->via.u64 > (uint64_t) INT64_MAX? json_real ((double) o->via.u64)
+                                                    : json_integer ((json_int_t) o->via.u64);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer ((json_int_t) o->via.i64);
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            return isfinite (o->via.f64)? json_real (o->via.f64): json_null ();
+        case MSGPACK_OBJECT_STR: {
+            json_t *j = json_stringn (o->via.str.ptr, o->via.str.size);
+            return j? j: json_null ();      //  not UTF-8
+        }
+        case MSGPACK_OBJECT_BIN: {
+            json_t *j = json_object ();
+            json_object_set_new (j, "bin_bytes", json_integer ((json_int_t) o->via.bin.size));
+            return j;
+        }
+        case MSGPACK_OBJECT_ARRAY: {
+            json_t *j = json_array ();
+            for (uint32_t i = 0; i < o->via.array.size; i++)
+                json_array_append_new (j, s_to_json (&o->via.array.ptr [i], depth + 1));
+            return j;
+        }
+        case MSGPACK_OBJECT_MAP: {
+            json_t *j = json_object ();
+            for (uint32_t i = 0; i < o->via.map.size; i++) {
+                const msgpack_object *k = &o->via.map.ptr [i].key;
+                if (k->type != MSGPACK_OBJECT_STR || k->via.str.size > 255)
+                    continue;
+                char key [256];
+                memcpy (key, k->via.str.ptr, k->via.str.size);
+                key [k->via.str.size] = 0;
+                json_object_set_new (j, key, s_to_json (&o->via.map.ptr [i].val, depth + 1));
+            }
+            return j;
+        }
+        default: return json_null ();
+    }
+}
+
+json_t *
+vdgx_mp_to_json (const msgpack_object *obj)
+{
+    return s_to_json (obj, 0);
+}
+
 void
 vdgx_mp_test (bool verbose)
 {
@@ -541,6 +594,36 @@ vdgx_mp_test (bool verbose)
     //  Not a map.
     assert (vdgx_mp_map (&map, &up.data.via.map.ptr [0].val, "a.b", keys, 4, &err) == -1);
     assert (s_streq (err.field, "a.b") && s_streq (err.code, "bad_request"));
+    msgpack_unpacked_destroy (&up);
+    msgpack_sbuffer_destroy (&sb);
+
+    //  msgpack -> JSON for introspection replies.
+    msgpack_sbuffer_init (&sb);
+    msgpack_packer jp;
+    msgpack_packer_init (&jp, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map (&jp, 5);
+    msgpack_pack_str_with_body (&jp, "a", 1);
+    msgpack_pack_array (&jp, 4);
+    msgpack_pack_true (&jp);
+    msgpack_pack_nil (&jp);
+    msgpack_pack_double (&jp, 1.5);
+    msgpack_pack_int64 (&jp, -7);
+    msgpack_pack_str_with_body (&jp, "big", 3);
+    msgpack_pack_uint64 (&jp, UINT64_MAX);
+    msgpack_pack_str_with_body (&jp, "bin", 3);
+    msgpack_pack_bin_with_body (&jp, "xyz", 3);
+    msgpack_pack_int (&jp, 7);                  //  a non-string key: skipped
+    msgpack_pack_str_with_body (&jp, "x", 1);
+    msgpack_pack_str_with_body (&jp, "nan", 3);
+    msgpack_pack_double (&jp, NAN);
+    msgpack_unpacked_init (&up);
+    assert (msgpack_unpack_next (&up, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+    json_t *json = vdgx_mp_to_json (&up.data);
+    char *text = json_dumps (json, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION (17));
+    assert (text && s_streq (text, "{\"a\":[true,null,1.5,-7],\"big\":1.8446744073709552e19,"
+                                   "\"bin\":{\"bin_bytes\":3},\"nan\":null}"));
+    free (text);
+    json_decref (json);
     msgpack_unpacked_destroy (&up);
     msgpack_sbuffer_destroy (&sb);
 }

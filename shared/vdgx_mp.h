@@ -19,6 +19,7 @@
 #ifndef VDGX_MP_H_INCLUDED
 #define VDGX_MP_H_INCLUDED
 
+#include <jansson.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,6 +82,12 @@ int vdgx_mp_error (vdgx_error_t *err, const char *field, const char *format, ...
 //  Packing helpers (return 0 or -1 as msgpack_pack_* do).
 int vdgx_mp_pack_cstr (msgpack_packer *pk, const char *text);
 int vdgx_mp_pack_key (msgpack_packer *pk, const char *key);
+
+//  A msgpack object as JSON (new reference), for introspection replies shown to people or sent
+//  over HTTP: integers above INT64_MAX become reals, NaN and infinities null, binaries
+//  {"bin_bytes": size}, map entries with non-string keys are skipped, and anything nested
+//  deeper than 32 levels is null.
+json_t *vdgx_mp_to_json (const msgpack_object *obj);
 
 void vdgx_mp_test (bool verbose);
 

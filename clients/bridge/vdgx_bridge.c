@@ -1,5 +1,6 @@
 /*  vdgx_bridge.c - REST bridge: libmicrohttpd handlers + one actor owning the ZeroMQ sockets. */
 #include "vdgx_bridge.h"
+#include "vdgx_mp.h"
 #include "vdgx_apikeys.h"
 #include "vdgx_apireq.h"
 #include "vdgx_client.h"
@@ -137,51 +138,6 @@ s_push (vdgx_bridge_t *self, const char *cmd, s_req_t *r)
         rc = zsock_send (self->actor, "sp", cmd, (void *) r);
     pthread_mutex_unlock (&self->pipe_lock);
     return rc;
-}
-
-//  ---------------------------------------------------------------------------------------
-//  msgpack -> JSON
-
-static json_t *
-s_mp_json (const msgpack_object *o, int depth)
-{
-    if (depth > 32)
-        return json_null ();
-    switch (o->type) {
-        case MSGPACK_OBJECT_NIL: return json_null ();
-        case MSGPACK_OBJECT_BOOLEAN: return json_boolean (o->via.boolean);
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            return o->via.u64 > (uint64_t) INT64_MAX? json_real ((double) o->via.u64)
-                                                    : json_integer ((json_int_t) o->via.u64);
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer ((json_int_t) o->via.i64);
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-            return isfinite (o->via.f64)? json_real (o->via.f64): json_null ();
-        case MSGPACK_OBJECT_STR: {
-            json_t *s = json_stringn (o->via.str.ptr, o->via.str.size);
-            return s? s: json_null ();
-        }
-        case MSGPACK_OBJECT_ARRAY: {
-            json_t *a = json_array ();
-            for (uint32_t i = 0; i < o->via.array.size; i++)
-                json_array_append_new (a, s_mp_json (&o->via.array.ptr [i], depth + 1));
-            return a;
-        }
-        case MSGPACK_OBJECT_MAP: {
-            json_t *m = json_object ();
-            for (uint32_t i = 0; i < o->via.map.size; i++) {
-                const msgpack_object *k = &o->via.map.ptr [i].key;
-                if (k->type != MSGPACK_OBJECT_STR || k->via.str.size > 255)
-                    continue;
-                char key [256];
-                memcpy (key, k->via.str.ptr, k->via.str.size);
-                key [k->via.str.size] = 0;
-                json_object_set_new (m, key, s_mp_json (&o->via.map.ptr [i].val, depth + 1));
-            }
-            return m;
-        }
-        default: return json_null ();
-    }
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -507,7 +463,7 @@ s_mmireply (s_req_t *r, size_t i, enum MHD_Result *rc)
         *rc = s_send_error (r, 502, "protocol", NULL, 0, "malformed broker reply");
         return NULL;
     }
-    json_t *j = s_mp_json (&up.data, 0);
+    json_t *j = vdgx_mp_to_json (&up.data);
     msgpack_unpacked_destroy (&up);
     if (!json_is_object (j)) {
         json_decref (j);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "vdgx_client.h"
+#include "vdgx_mp.h"
 #include "vdgx_sha256.h"
 
 struct _vdgx_client_t {
@@ -168,52 +169,6 @@ s_jobcall (vdgx_client_t *self, const vdgx_jobcmd_t *cmd, vdgx_jobreply_t *reply
 //  ---------------------------------------------------------------------------------------
 //  msgpack -> JSON (for introspection replies)
 
-static json_t *
-s_to_json (const msgpack_object *o, int depth)
-{
-    if (depth > 32)
-        return json_null ();
-    switch (o->type) {
-        case MSGPACK_OBJECT_NIL: return json_null ();
-        case MSGPACK_OBJECT_BOOLEAN: return json_boolean (o->via.boolean);
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            return json_integer (o->via.u64 > (uint64_t) INT64_MAX? INT64_MAX: (json_int_t) o->via.u64);
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer (o->via.i64);
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-            return o->via.f64 == o->via.f64? json_real (o->via.f64): json_null ();
-        case MSGPACK_OBJECT_STR: {
-            json_t *j = json_stringn (o->via.str.ptr, o->via.str.size);
-            return j? j: json_null ();      //  not UTF-8
-        }
-        case MSGPACK_OBJECT_BIN: {
-            //  Binaries carry no meaning in introspection replies: their size stands in.
-            json_t *j = json_object ();
-            json_object_set_new (j, "bin_bytes", json_integer (o->via.bin.size));
-            return j;
-        }
-        case MSGPACK_OBJECT_ARRAY: {
-            json_t *j = json_array ();
-            for (uint32_t i = 0; i < o->via.array.size; i++)
-                json_array_append_new (j, s_to_json (&o->via.array.ptr [i], depth + 1));
-            return j;
-        }
-        case MSGPACK_OBJECT_MAP: {
-            json_t *j = json_object ();
-            for (uint32_t i = 0; i < o->via.map.size; i++) {
-                const msgpack_object *k = &o->via.map.ptr [i].key;
-                char key [256];
-                if (k->type == MSGPACK_OBJECT_STR)
-                    snprintf (key, sizeof key, "%.*s", (int) k->via.str.size, k->via.str.ptr);
-                else
-                    snprintf (key, sizeof key, "#%u", i);
-                json_object_set_new (j, key, s_to_json (&o->via.map.ptr [i].val, depth + 1));
-            }
-            return j;
-        }
-        default: return json_null ();
-    }
-}
 
 static const msgpack_object *
 s_map_get (const msgpack_object *map, const char *key)
@@ -281,7 +236,7 @@ s_mapcall (vdgx_client_t *self, const char *service, zframe_t *body, char **json
         *healthy_p = h && h->type == MSGPACK_OBJECT_BOOLEAN && h->via.boolean;
     }
     if (json_p) {
-        json_t *j = s_to_json (root, 0);
+        json_t *j = vdgx_mp_to_json (root);
         *json_p = json_dumps (j, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref (j);
     }
@@ -823,7 +778,7 @@ vdgx_client_job_json (const vdgx_jobstatus_t *job)
         vdgx_error_t err;
         vdgx_error_init (&err);
         if (vdgx_unpack (&up, sbuf.data, sbuf.size, &err) == 0) {
-            json_t *j = s_to_json (&up.data, 0);
+            json_t *j = vdgx_mp_to_json (&up.data);
             text = json_dumps (j, JSON_COMPACT);
             json_decref (j);
             msgpack_unpacked_destroy (&up);
