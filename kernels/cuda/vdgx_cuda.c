@@ -33,9 +33,14 @@ typedef struct {
     int64_t m, n, k, lda, ldb, ldd, sa, sb, sd;
 } s_gkey_t;
 
+//  Up to VC_LT_CANDIDATES algorithms from the heuristic, best first. cuBLASLt can offer an
+//  algorithm that cublasLtMatmul then refuses (seen with FP8 on sm_90 and sm_120 with cuBLAS 13):
+//  a refused one is dropped and the next is tried, so one bad pick does not cost the fast path.
+#define VC_LT_CANDIDATES 8
 typedef struct {
     s_gkey_t key;
-    cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulAlgo_t algo [VC_LT_CANDIDATES];
+    int nalgo, next;            //  candidates found; index of the one in use
     bool ok;
 } s_plan_t;
 
@@ -483,20 +488,22 @@ static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
         plan->key = key;
         uint64_t wsb = VC_WORKSPACE;
         uint32_t a32 = (uint32_t) key.align;
-        cublasLtMatmulHeuristicResult_t res;
+        cublasLtMatmulHeuristicResult_t res [VC_LT_CANDIDATES];
         int found = 0;
-        memset (&res, 0, sizeof res);
+        memset (res, 0, sizeof res);
         if ((s = cublasLtMatmulPreferenceCreate (&pref)) == CUBLAS_STATUS_SUCCESS) {
             cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
             cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a32, sizeof a32);
             cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a32, sizeof a32);
             cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a32, sizeof a32);
             cublasLtMatmulPreferenceSetAttribute (pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a32, sizeof a32);
-            s = cublasLtMatmulAlgoGetHeuristic (c->lt, desc, la, lb, ld, ld, pref, 1, &res, &found);
+            s = cublasLtMatmulAlgoGetHeuristic (c->lt, desc, la, lb, ld, ld, pref, VC_LT_CANDIDATES, res, &found);
         }
-        plan->ok = s == CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS;
-        if (plan->ok)
-            plan->algo = res.algo;
+        if (s == CUBLAS_STATUS_SUCCESS)
+            for (int i = 0; i < found && i < VC_LT_CANDIDATES; i++)
+                if (res [i].state == CUBLAS_STATUS_SUCCESS && res [i].workspaceSize <= VC_WORKSPACE)
+                    plan->algo [plan->nalgo++] = res [i].algo;
+        plan->ok = plan->nalgo > 0;
     }
     if (!plan->ok) {
         rc = 1;
@@ -511,10 +518,14 @@ static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
         //  device pointer mode (NVFP4) takes alpha and beta from device memory
         const void *pa = fp4 ? (const void *) g->alpha_dev : (const void *) &alpha;
         const void *pb = fp4 ? (const void *) (c->scratch + 3) : (const void *) &beta;
-        s = cublasLtMatmul (c->lt, desc, pa, g->A, la, g->B, lb, pb, g->D, ld, g->D, ld,
-                            &plan->algo, c->ws, VC_WORKSPACE, c->st);
+        s = CUBLAS_STATUS_NOT_SUPPORTED;
+        while (plan->next < plan->nalgo
+           &&  (s = cublasLtMatmul (c->lt, desc, pa, g->A, la, g->B, lb, pb, g->D, ld, g->D, ld,
+                                    &plan->algo [plan->next], c->ws, VC_WORKSPACE, c->st))
+               == CUBLAS_STATUS_NOT_SUPPORTED)
+            plan->next++;       //  offered by the heuristic but refused at run time: try the next
         if (s == CUBLAS_STATUS_NOT_SUPPORTED) {
-            //  offered by the heuristic but refused at run time: remember, fall back
+            //  every candidate refused: remember, and let the caller fall back
             plan->ok = false;
             rc = 1;
             goto done;
