@@ -272,7 +272,7 @@ vdgx_mp_str (vdgx_mp_map_t *self, size_t index, bool required, size_t min, size_
     int rc = s_present (self, index, required);
     if (rc <= 0)
         return rc;
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     if (s_str_obj (self, index, min, max, &v))
         return -1;
     if (v->via.str.size)    //  msgpack-c gives NULL for empty strings
@@ -288,7 +288,7 @@ vdgx_mp_strdup (vdgx_mp_map_t *self, size_t index, bool required, size_t min, si
     int rc = s_present (self, index, required);
     if (rc <= 0)
         return rc;
-    const msgpack_object *v;
+    const msgpack_object *v = NULL;
     if (s_str_obj (self, index, min, max, &v))
         return -1;
     char *copy = malloc (v->via.str.size + 1);
@@ -326,7 +326,7 @@ int
 vdgx_mp_u32 (vdgx_mp_map_t *self, size_t index, bool required, uint32_t min, uint32_t max,
              uint32_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = vdgx_mp_uint (self, index, required, min, max, &v);
     if (rc == 1)
         *out = (uint32_t) v;
@@ -451,7 +451,7 @@ s_streq (const char *a, const char *b)
 static int
 s_check_hex (const char *hex, vdgx_error_t *err)
 {
-    uint8_t buf [256];
+    uint8_t buf [256] = { 0 };
     size_t n = strlen (hex) / 2;
     assert (n <= sizeof buf);
     for (size_t i = 0; i < n; i++) {
@@ -567,10 +567,10 @@ vdgx_mp_test (bool verbose)
     vdgx_mp_map_t map;
     assert (vdgx_mp_map (&map, &up.data, "req", keys, 6, &err) == 0);
     char name [8];
-    uint32_t n;
-    double x;
-    bool flag;
-    int kind;
+    uint32_t n = 0;
+    double x = 0;
+    bool flag = false;
+    int kind = -1;
     assert (vdgx_mp_str (&map, 0, true, 1, 7, name, sizeof name) == 1 && s_streq (name, "wan"));
     assert (vdgx_mp_u32 (&map, 1, true, 1, 10, &n) == 1 && n == 7);
     assert (vdgx_mp_double (&map, 2, true, 0, 10, true, &x) == 1 && x == 2.5);
