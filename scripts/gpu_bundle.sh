@@ -1,36 +1,42 @@
 #!/usr/bin/env bash
-# Builds the CUDA-enabled binaries here and packs them, with the shared libraries the GPU
-# machine lacks, into a folder that can travel to a GPU machine that has only the CUDA
-# toolkit (no Debian -dev packages there). tests/gpu/run.sh then runs them with
+# Builds the CUDA-enabled programs that tests/gpu/run.sh runs and packs them, with the shared
+# libraries the GPU machine lacks, into a folder that can travel to a GPU machine that has only
+# the CUDA toolkit (no Debian -dev packages there). tests/gpu/run.sh then runs them with
 # VDGX_GPU_BUILD=<folder>.
 #
-#   scripts/gpu_bundle.sh [OUT_DIR] [CUDA_ARCHS] [COMPONENTS]
-#       defaults: .devbuild, 90a, "kernels" (what tests/gpu/run.sh runs; about 51 MB with
-#       OpenBLAS). COMPONENTS "" builds everything (engines, refcheck), which carries more
-#       libraries (ffmpeg, czmq...): check the size against the device's 64 MiB limit.
-# Then on the GPU machine:
+#   scripts/gpu_bundle.sh [OUT_DIR] [CUDA_ARCHS]
+#       defaults: .devbuild, 90a. The kernel tests and benchmark plus the Wan 2.1 GPU checks
+#       (vdgx-refcheck, vdgx-bench-dit, vdgx-bench-wan21). Built without OpenBLAS (the CPU
+#       oracle uses the portable sgemm) and without the video encoder in vdgx-bench-wan21, so
+#       the folder stays far below the device's 64 MiB limit on what travels.
+# Then on the GPU machine (carry the folder):
 #   VDGX_GPU_BUILD=$PWD/.devbuild LD_LIBRARY_PATH=$PWD/.devbuild/lib:/usr/local/cuda/lib64 \
 #       tests/gpu/run.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/.devbuild}"
 ARCHS="${2:-90a}"
-COMPONENTS="${3-kernels}"
 BUILD="$ROOT/build-gpu-bundle"
+PROGRAMS="test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda
+          vdgx-refcheck vdgx-bench-dit vdgx-bench-wan21"
+LIMIT_MB=50
 
 cmake -S "$ROOT" -B "$BUILD" -DVDGX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" \
-      -DVDGX_ONLY="$COMPONENTS" -DCMAKE_BUILD_TYPE=Release \
+      -DVDGX_ONLY="shared;kernels;tools" -DCMAKE_BUILD_TYPE=Release \
+      -DVDGX_OPENBLAS=OFF -DVDGX_BENCH_WAN21_ENCODE=OFF \
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,--as-needed" >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" >/dev/null
+# shellcheck disable=SC2086
+cmake --build "$BUILD" -j "$(nproc)" --target $PROGRAMS >/dev/null
 
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/lib"
-cp -a "$BUILD/bin/." "$OUT/bin/"
-strip "$OUT"/bin/* 2>/dev/null || true
+for p in $PROGRAMS; do
+    cp "$BUILD/bin/$p" "$OUT/bin/"
+done
+strip "$OUT"/bin/*
 # Libraries from this machine that the GPU machine's image does not have: everything but
-# the C runtime and the CUDA libraries (those must come from the GPU machine's driver/toolkit).
+# the C runtime and the CUDA libraries (those must come from the GPU machine's toolkit).
 for f in "$OUT"/bin/*; do
-    [ -x "$f" ] && [ -f "$f" ] || continue
     ldd "$f" 2>/dev/null | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do
     case "$(basename "$lib")" in
@@ -39,6 +45,9 @@ done | sort -u | while read -r lib; do
         *) cp -L "$lib" "$OUT/lib/" ;;
     esac
 done
-# The build tree's test list, so run.sh can find the GPU tests by name.
-cp "$BUILD/CTestTestfile.cmake" "$OUT/" 2>/dev/null || true
-du -sh "$OUT"
+SIZE_MB=$(du -sm "$OUT" | cut -f1)
+echo "gpu bundle: $OUT, ${SIZE_MB} MB ($(ls "$OUT/bin" | wc -l) programs, $(ls "$OUT/lib" | wc -l) libraries)"
+if [ "$SIZE_MB" -gt "$LIMIT_MB" ]; then
+    echo "gpu bundle: over ${LIMIT_MB} MB; the device takes 64 MiB with the working tree" >&2
+    exit 1
+fi

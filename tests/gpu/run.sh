@@ -6,9 +6,15 @@
 #   tests/gpu/run.sh                      configure + build in build-gpu, then run
 #   VDGX_GPU_BUILD=dir tests/gpu/run.sh   run a build made elsewhere (dir/bin/test_cuda_*)
 #   VDGX_GPU_QUICK=1                      smaller benchmark shapes
+#   VDGX_GPU_WAN=1                        also the Wan 2.1 GPU reference check and whole-video
+#                                         benchmark (needs vdgx-refcheck / vdgx-bench-wan21 in
+#                                         the build: use the bundle of scripts/gpu_bundle.sh)
 #
 # Needs cmake, a C compiler, nvcc and a GPU; no -dev packages (only kernels/ is built).
-# Budget: under 6 minutes on one H100 (each program runs under a timeout).
+# Budget: under 6 minutes on one H100 (each program runs under a timeout), about 10 with
+# VDGX_GPU_WAN=1. The device call, from the repository root after scripts/gpu_bundle.sh here:
+#   VDGX_GPU_WAN=1 VDGX_GPU_BUILD=$PWD/.devbuild \
+#   LD_LIBRARY_PATH=$PWD/.devbuild/lib:/usr/local/cuda/lib64 tests/gpu/run.sh   (carry .devbuild)
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -66,7 +72,9 @@ export VDGX_CUDA_SYNC=1
 run_prog test_cuda_elem 40
 run_prog test_cuda_attn 50
 run_prog test_cuda_conv 40
-run_prog test_cuda_linear 90
+# cuBLASLt's own error log (level 1: errors with their reason) for the GEMM tests: a refused
+# configuration is then explained in gpu_cublaslt.log, not only seen as a fallback.
+CUBLASLT_LOG_LEVEL=1 CUBLASLT_LOG_FILE="$LOGDIR/gpu_cublaslt.log" run_prog test_cuda_linear 90
 unset VDGX_CUDA_SYNC
 if [ -n "${VDGX_GPU_QUICK:-}" ]; then
     run_prog vdgx-bench-cuda 90 --quick
@@ -92,6 +100,24 @@ if [ -x "$CS" ] && [ $(( $(date +%s) - T0 )) -lt 230 ] && [ "${STATUS[test_cuda_
     done
 fi
 
+# Wan 2.1 on the GPU with VDGX_GPU_WAN=1 (about 4 more minutes; the programs are in the bundle,
+# scripts/gpu_bundle.sh, and in a full build, not in the kernels-only build below): every
+# part against the official reference vectors in BF16 (relative norm < 1e-2), then the whole-video
+# benchmark: the 1.3B at 832x480x81 with all 30 blocks, 2 of 50 steps timed and extrapolated,
+# 4 of 24 umT5 layers, the VAE decode timed once (it is BF16 for every weight format).
+HAVE_GPU=1
+[ "${STATUS[test_cuda_elem]:-}" = "skip (no device)" ] && HAVE_GPU=0
+if [ "${VDGX_GPU_WAN:-0}" = 1 ] && [ "$HAVE_GPU" = 1 ] && [ -x "$BIN/vdgx-refcheck" ]; then
+    run_prog vdgx-refcheck 150 wan21 "$ROOT/tests/data/reference/wan21" --part all --device cuda
+    grep -E "FAIL|check\(s\)" "$LOGDIR/gpu_vdgx-refcheck.log" | head -20
+fi
+if [ "${VDGX_GPU_WAN:-0}" = 1 ] && [ "$HAVE_GPU" = 1 ] && [ -x "$BIN/vdgx-bench-wan21" ]; then
+    run_prog vdgx-bench-wan21 330 --device cuda --precisions bf16,fp8,fp4 --steps 2 --t5-layers 4 \
+        --decode-once --peak-tflops 989
+    grep -E "measured|extrapolated|floor|peak memory|failed|cannot|denoising:|decode:" \
+        "$LOGDIR/gpu_vdgx-bench-wan21.log"
+fi
+
 SUM="$LOGDIR/gpu_summary.txt"
 ALL="$LOGDIR/gpu_results_all.txt"
 cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
@@ -100,7 +126,8 @@ cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
     grep -h "^device" "$LOGDIR"/gpu_test_cuda_elem.log "$LOGDIR"/gpu_vdgx-bench-cuda.log 2>/dev/null | head -1
     echo
     echo "program status"
-    for p in test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda; do
+    for p in test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda \
+             vdgx-refcheck vdgx-bench-wan21; do
         printf "  %-18s %s\n" "$p" "${STATUS[$p]:-not run}"
     done
     echo "  memcheck:          $MEMCHECK"
@@ -121,6 +148,16 @@ cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
     printf "%-42s %12s %-8s %s\n" benchmark figure unit "fraction of ceiling"
     awk '/^BENCH /{ f=$5; sub("frac=","",f); note=""; for(i=6;i<=NF;i++) note=note" "$i;
         printf "%-42s %12s %-8s %s%s\n", $2, $3, $4, f, note }' "$LOGDIR/gpu_vdgx-bench-cuda.log" 2>/dev/null
+    if [ -f "$LOGDIR/gpu_vdgx-refcheck.log" ]; then
+        echo
+        echo "Wan 2.1 reference check on the GPU: $(grep "check(s)" "$LOGDIR/gpu_vdgx-refcheck.log" | tail -1)"
+        grep -E "^  FAIL" "$LOGDIR/gpu_vdgx-refcheck.log" | head -20
+    fi
+    if [ -f "$LOGDIR/gpu_vdgx-bench-wan21.log" ]; then
+        echo
+        echo "Wan 2.1 whole video (vdgx-bench-wan21):"
+        grep -E "measured|extrapolated|floor|peak memory" "$LOGDIR/gpu_vdgx-bench-wan21.log" | sed 's/^/  /'
+    fi
 } > "$SUM"
 echo
 cat "$SUM"
@@ -131,6 +168,10 @@ cat "$SUM"
     awk '{e=$4; sub("err=","",e); t=$5; sub("tol=","",t); printf "%-10s %-58s %-6s %-10s %s\n", $2, $3, $6, e, t }' "$ALL"
 } >> "$SUM"
 FAILS=$(cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep -c "^RESULT .*FAIL")
+# The device tool brings back at most 8 files from $OUT: the logs travel as one archive.
+if [ -n "${OUT:-}" ]; then
+    (cd "$LOGDIR" && tar czf gpu_logs.tar.gz gpu_*.log && rm -f gpu_*.log)
+fi
 for p in "${!STATUS[@]}"; do
     case ${STATUS[$p]} in ok|skip*) ;; *) FAILS=$((FAILS + 1)) ;; esac
 done

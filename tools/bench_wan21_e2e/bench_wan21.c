@@ -7,11 +7,14 @@
                      [--width 832] [--height 480] [--frames 81] [--steps 50]
                      [--blocks N] [--t5-layers N] [--t5-tokens 128] [--t5-vocab 4096]
                      [--target 832x480x81] [--target-steps 50] [--peak-tflops X] [--no-encode]
+                     [--decode-once]
 
     A reduced run (fewer DiT blocks / T5 layers / steps, a smaller video) is extrapolated to the
     target: DiT by FLOPs at the achieved rate per block (the quadratic attention term included),
     T5 per layer (24), VAE decode and encode per output pixel-frame. The floor is the target's
     FLOPs at --peak-tflops (the device's dense peak for the weight format).
+    --decode-once times the VAE decode and the encode for the first precision only and reuses
+    them for the others (the VAE runs in BF16 whatever the DiT's weight format).
     Published reference: 261 s for the 1.3B at 832x480x81, 50 steps, on one RTX 4090 with
     model offload (Wan 2.1 README).
 */
@@ -20,7 +23,13 @@
 #include "wan21_t5.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
+#ifndef VDGX_BENCH_NO_VIDEO
 #include "vdgx_video.h"
+#else
+//  Built without the encoder (the GPU bundle: its machine has no libavcodec). The encode is then
+//  not timed here; vdgx-bench-video times it on the host that has one.
+typedef struct _vdgx_video_t vdgx_video_t;
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +185,11 @@ s_on_frame (void *arg, int index, const float *chw, int width, int height)
         s->rgb [3 * i + 1] = chw [hw + i];
         s->rgb [3 * i + 2] = chw [2 * hw + i];
     }
+#ifndef VDGX_BENCH_NO_VIDEO
     int rc = vdgx_video_push_float (s->video, s->rgb, width, height);
+#else
+    int rc = -1;
+#endif
     s->t_encode += s_now () - t0;
     return rc;
 }
@@ -188,7 +201,7 @@ s_usage (void)
         "usage: vdgx-bench-wan21 [--model 1.3b|14b] [--device cpu|cuda[:N]] [--precisions bf16,fp8,fp4]\n"
         "       [--width W] [--height H] [--frames F] [--steps N] [--blocks N] [--t5-layers N]\n"
         "       [--t5-tokens N] [--t5-vocab N] [--target WxHxF] [--target-steps N]\n"
-        "       [--peak-tflops X] [--no-encode]\n");
+        "       [--peak-tflops X] [--no-encode] [--decode-once]\n");
 }
 
 static double
@@ -204,11 +217,17 @@ main (int argc, char *argv [])
     int width = 832, height = 480, frames = 81, steps = 50, blocks = 0, t5_layers = 24;
     int t5_tokens = 128, t5_vocab = 4096, tw = 832, th = 480, tf = 81, tsteps = 50;
     double peak = 0;
-    bool encode = true;
+    bool encode = true, decode_once = false, have_decode = false;
+    double once_decode = 0, once_encode = 0;
+    int once_frames = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv [i], *v = i + 1 < argc? argv [i + 1]: NULL;
         if (strcmp (a, "--no-encode") == 0) {
             encode = false;
+            continue;
+        }
+        if (strcmp (a, "--decode-once") == 0) {
+            decode_once = true;
             continue;
         }
         if (!v) {
@@ -240,6 +259,12 @@ main (int argc, char *argv [])
         }
         i++;
     }
+#ifdef VDGX_BENCH_NO_VIDEO
+    if (encode)
+        printf ("vdgx-bench-wan21: built without the video encoder (VDGX_BENCH_WAN21_ENCODE=OFF): "
+                "encode not timed; vdgx-bench-video times it\n");
+    encode = false;
+#endif
     wan21_dit_config_t cfg;
     if (wan21_dit_config_preset (model, &cfg)) {
         fprintf (stderr, "vdgx-bench-wan21: unknown model '%s'\n", model);
@@ -295,7 +320,9 @@ main (int argc, char *argv [])
         wan21_vae_t *vae = NULL;
         float *ctx = NULL, *neg = NULL, *latent = NULL;
         s_sink_t sink = { 0 };
+#ifndef VDGX_BENCH_NO_VIDEO
         char path [128] = "";
+#endif
         double t_text = 0, t_denoise = 0, t_decode = 0;
         int ok = 0;
         if (s_t5_blob (t5_layers, T5D, T5F, T5H, t5_vocab, &blob) == 0) {
@@ -354,7 +381,17 @@ main (int argc, char *argv [])
             goto next;
         }
         t_denoise = s_now () - t0;
-        //  Decode, each frame streamed into the encoder.
+        //  Decode, each frame streamed into the encoder. The VAE runs in BF16 whatever the DiT's
+        //  weights are, so --decode-once times it for the first precision only.
+        if (decode_once && have_decode) {
+            t_decode = once_decode;
+            sink.t_encode = once_encode;
+            sink.frames = once_frames;
+            printf ("[%s] decode and encode: times of the first precision (--decode-once)\n", p);
+            ok = 1;
+            goto next;
+        }
+#ifndef VDGX_BENCH_NO_VIDEO
         if (encode) {
             snprintf (path, sizeof path, "/tmp/vdgx-bench-wan21-%d.mp4", (int) getpid ());
             vdgx_video_options_t vo;
@@ -366,6 +403,7 @@ main (int argc, char *argv [])
             if (!sink.video)
                 printf ("[%s] no video encoder: %s (encode not timed)\n", p, err? err: "?");
         }
+#endif
         sink.rgb = malloc ((size_t) width * height * 3 * sizeof (float));
         t0 = s_now ();
         if (wan21_vae_decode (vae, latent, ls [1], ls [2], ls [3], NULL, s_on_frame, &sink, &err)) {
@@ -374,13 +412,19 @@ main (int argc, char *argv [])
             goto next;
         }
         t_decode = s_now () - t0 - sink.t_encode;
+#ifndef VDGX_BENCH_NO_VIDEO
         if (sink.video) {
             t0 = s_now ();
             if (vdgx_video_finish (sink.video) == 0)
                 sink.t_encode += s_now () - t0;
             unlink (path);
         }
+#endif
         ok = 1;
+        have_decode = true;
+        once_decode = t_decode;
+        once_encode = sink.t_encode;
+        once_frames = sink.frames;
 next:
         if (ok) {
             struct rusage ru;
@@ -414,7 +458,9 @@ next:
         free (neg);
         free (latent);
         free (sink.rgb);
+#ifndef VDGX_BENCH_NO_VIDEO
         vdgx_video_destroy (&sink.video);
+#endif
         wan21_vae_destroy (&vae);
         wan21_dit_destroy (&dit);
         wan21_t5_destroy (&t5);
