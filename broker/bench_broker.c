@@ -22,25 +22,52 @@ static const char *s_endpoint;
 //  with a FINAL carrying the body.
 static int s_nworkers;
 
+//  Answers one message of one worker socket; -1 when none is waiting.
+static int
+s_serve (zsock_t *sock)
+{
+    zmsg_t *msg = zmsg_recv (sock);
+    if (!msg)
+        return -1;
+    zmsg_first (msg);                       //  frame 0 "MDPW02"
+    zframe_t *cmd = zmsg_next (msg);        //  frame 1 the command
+    if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_REQUEST) {
+        zframe_data (cmd) [0] = VDGX_MDPW_FINAL;
+        zmsg_send (&msg, sock);
+        return 0;
+    }
+    //  DISCONNECT (e.g. expired while this machine stalled): register again.
+    if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_DISCONNECT) {
+        zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
+        zmsg_send (&ready, sock);
+    }
+    zmsg_destroy (&msg);
+    return 0;
+}
+
 static void
 s_workers_actor (zsock_t *pipe, void *args)
 {
     (void) args;
     zsock_t *socks [64];
-    zpoller_t *poller = zpoller_new (pipe, NULL);
+    //  One zmq_poll over all sockets reports every ready one (zpoller_wait names only the first),
+    //  so each wake-up serves the whole burst the broker handed out to its idle workers.
+    zmq_pollitem_t items [65];
+    items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
     for (int i = 0; i < s_nworkers; i++) {
         socks [i] = zsock_new_dealer (s_endpoint);
         zsock_set_sndhwm (socks [i], 0);
         zsock_set_rcvhwm (socks [i], 0);
+        zsock_set_rcvtimeo (socks [i], 0);      //  drain until EAGAIN
         zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
         zmsg_send (&ready, socks [i]);
-        zpoller_add (poller, socks [i]);
+        items [i + 1] = (zmq_pollitem_t) { zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0 };
     }
     zsock_signal (pipe, 0);
     int64_t last_hb = zclock_mono ();
     while (true) {
-        void *which = zpoller_wait (poller, 500);
-        if (which == pipe || (!which && zpoller_terminated (poller)))
+        int rc = zmq_poll (items, s_nworkers + 1, 500);
+        if (rc < 0 || (items [0].revents & ZMQ_POLLIN))
             break;
         if (zclock_mono () - last_hb > 1000) {
             for (int i = 0; i < s_nworkers; i++) {
@@ -49,31 +76,11 @@ s_workers_actor (zsock_t *pipe, void *args)
             }
             last_hb = zclock_mono ();
         }
-        if (!which)
-            continue;
-        zsock_t *sock = (zsock_t *) which;
-        //  Serve everything waiting on this socket before polling again.
-        do {
-            zmsg_t *msg = zmsg_recv (sock);
-            if (!msg)
-                break;
-            zmsg_first (msg);                       //  frame 0 "MDPW02"
-            zframe_t *cmd = zmsg_next (msg);        //  frame 1 the command
-            if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_REQUEST) {
-                zframe_data (cmd) [0] = VDGX_MDPW_FINAL;
-                zmsg_send (&msg, sock);
-            }
-            else {
-                //  DISCONNECT (e.g. expired while this machine stalled): register again.
-                if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_DISCONNECT) {
-                    zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
-                    zmsg_send (&ready, sock);
-                }
-                zmsg_destroy (&msg);
-            }
-        } while (zsock_events (sock) & ZMQ_POLLIN);
+        for (int i = 0; i < s_nworkers; i++)
+            if (items [i + 1].revents & ZMQ_POLLIN)
+                while (s_serve (socks [i]) == 0)
+                    ;
     }
-    zpoller_destroy (&poller);
     for (int i = 0; i < s_nworkers; i++)
         zsock_destroy (&socks [i]);
 }
