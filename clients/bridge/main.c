@@ -23,7 +23,7 @@ s_usage (FILE *out)
         "  --keys FILE              API keys (sha256 hex [name] per line); required off loopback\n"
         "  --rate R --burst B       requests/s per key (or per IP without keys); 0 = no limit\n"
         "  --default-model NAME     model for requests that name none\n"
-        "  --threads N              HTTP threads (default 4)\n"
+        "  --threads N              HTTP threads (default 0 = auto: half the CPUs, 1 to 4)\n"
         "  --conn-limit N           open connections (default 1024)\n"
         "  --per-ip-limit N         open connections per address (default 64, 0 = none)\n"
         "  --timeout-s N            idle connection timeout (default 30)\n"
@@ -80,7 +80,7 @@ main (int argc, char **argv)
     int64_t threads = cfg.threads;
     if (vdgx_config_get_double (config, "bridge", "rate", 0, 0, 1e6, &rate)
     ||  vdgx_config_get_double (config, "bridge", "burst", 0, 0, 1e6, &burst)
-    ||  vdgx_config_get_int (config, "bridge", "threads", cfg.threads, 1, 256, &threads)) {
+    ||  vdgx_config_get_int (config, "bridge", "threads", cfg.threads, 0, 256, &threads)) {
         fprintf (stderr, "vdgx-bridge: %s\n", vdgx_config_error (config));
         vdgx_config_destroy (&config);
         return 2;
@@ -116,7 +116,7 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--default-model") == 0) cfg.default_model = val;
         else if (strcmp (arg, "--rate") == 0) rc = s_num (arg, val, 0, 1e6, &cfg.rate);
         else if (strcmp (arg, "--burst") == 0) rc = s_num (arg, val, 1, 1e6, &cfg.burst);
-        else if (strcmp (arg, "--threads") == 0) { rc = s_num (arg, val, 1, 256, &v); cfg.threads = (int) v; }
+        else if (strcmp (arg, "--threads") == 0) { rc = s_num (arg, val, 0, 256, &v); cfg.threads = (int) v; }
         else if (strcmp (arg, "--conn-limit") == 0) { rc = s_num (arg, val, 1, 1e6, &v); cfg.conn_limit = (unsigned) v; }
         else if (strcmp (arg, "--per-ip-limit") == 0) { rc = s_num (arg, val, 0, 1e6, &v); cfg.per_ip_limit = (unsigned) v; }
         else if (strcmp (arg, "--timeout-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.conn_timeout_s = (unsigned) v; }

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define S_VERSION       "0.1.0"
 #define S_MAXQ          4               //  broker requests one HTTP request may wait on
@@ -1986,13 +1987,25 @@ s_actor (zsock_t *pipe, void *args)
 //  ---------------------------------------------------------------------------------------
 //  Construction
 
+//  HTTP threads when none are configured: half the CPUs, 1 to 4. Every broker call suspends
+//  its connection, so a thread only ever does CPU work; more threads than that on a small
+//  machine fight the clients and the broker for cores and show up as tail latency (2 cores:
+//  p99 about 8 ms with 4 threads, 2-4 ms with 1; docs/PERFORMANCE.md).
+static int
+s_auto_threads (void)
+{
+    long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    long n = cpus / 2;
+    return n < 1? 1: n > 4? 4: (int) n;
+}
+
 void
 vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg)
 {
     assert (cfg);
     memset (cfg, 0, sizeof *cfg);
     cfg->listen = "127.0.0.1:8000";
-    cfg->threads = 4;
+    cfg->threads = 0;           //  auto: s_auto_threads ()
     cfg->conn_limit = 1024;
     cfg->per_ip_limit = 64;
     cfg->conn_timeout_s = 30;
@@ -2075,11 +2088,11 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
                   cfg->listen? cfg->listen: "");
         return NULL;
     }
-    if (cfg->threads < 1 || cfg->threads > 256 || cfg->conn_limit < 1 || cfg->body_max < 1
+    if (cfg->threads < 0 || cfg->threads > 256 || cfg->conn_limit < 1 || cfg->body_max < 1
     ||  cfg->request_timeout_ms < 1 || cfg->sse_max_s < 1 || cfg->rate < 0
     ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX || cfg->cache_ms < 0
     ||  (cfg->rate > 0 && cfg->burst < 1)) {
-        snprintf (err, err_size, "invalid limits (threads 1..256, positive limits, burst >= 1, chunk <= 4 MiB)");
+        snprintf (err, err_size, "invalid limits (threads 0..256, positive limits, burst >= 1, chunk <= 4 MiB)");
         return NULL;
     }
     vdgx_bridge_t *self = (vdgx_bridge_t *) calloc (1, sizeof (vdgx_bridge_t));
@@ -2123,8 +2136,9 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
                    | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    int threads = cfg->threads? cfg->threads: s_auto_threads ();
     struct MHD_OptionItem ops [] = {
-        { MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL },
+        { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
         { MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit, NULL },
         { MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout_s, NULL },
@@ -2146,7 +2160,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     self->port = di? di->port: 0;
     vdgx_log_info ("bridge.listen", "addr=%s port=%u broker=%s events=%s auth=%s threads=%d",
                    self->listen, self->port, self->broker, self->events, self->keys? "keys": "none",
-                   cfg->threads);
+                   threads);
     (void) s_unused;
     return self;
 }
@@ -2418,8 +2432,18 @@ vdgx_bridge_test (bool verbose)
     s_expect_error (body, "rate_limited", NULL);
     zstr_free (&body);
     vdgx_bridge_destroy (&bridge);
-    //  Refusals at start.
+    //  Threads: 0 picks a count from the CPUs; a negative count is refused.
     cfg.keys_file = NULL;
+    cfg.threads = 0;
+    bridge = vdgx_bridge_new (&cfg, err, sizeof err);
+    assert (bridge);
+    assert (s_get (vdgx_bridge_port (bridge), "/health", NULL, &body, NULL, 0) == 200);
+    zstr_free (&body);
+    vdgx_bridge_destroy (&bridge);
+    cfg.threads = -1;
+    assert (vdgx_bridge_new (&cfg, err, sizeof err) == NULL && strstr (err, "threads"));
+    cfg.threads = 2;
+    //  Refusals at start.
     cfg.listen = "0.0.0.0:0";
     assert (vdgx_bridge_new (&cfg, err, sizeof err) == NULL && strstr (err, "--keys"));
     cfg.listen = "127.0.0.1";

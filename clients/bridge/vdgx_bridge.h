@@ -39,7 +39,7 @@ typedef struct {
     const char *keys_file;      //  API keys (NULL = none); required on non-loopback
     const char *default_model;  //  model for requests that name none (NULL/"" = required)
     double rate, burst;         //  requests per second per key/IP (0 = no limit), bucket
-    int threads;                //  HTTP thread pool size
+    int threads;                //  HTTP thread pool size, 0 = auto (half the CPUs, 1 to 4)
     unsigned conn_limit;        //  open connections at once
     unsigned per_ip_limit;      //  open connections per client address (0 = no limit)
     unsigned conn_timeout_s;    //  idle connection timeout
@@ -50,7 +50,7 @@ typedef struct {
     int cache_ms;               //  how long a FINAL job status is served from memory (0 = off)
 } vdgx_bridge_cfg_t;
 
-//  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, 4 threads, 1024
+//  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, auto threads, 1024
 //  connections, 64 per IP, 30 s idle timeout, 64 KiB bodies, 5 s broker deadline, 1 h SSE,
 //  1 MiB download chunks, final statuses cached 1000 ms.
 void vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg);
