@@ -14,83 +14,20 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include "vdgx_client.h"
+#include "vdgx_testproc.h"
 
-static char s_dir [256];
+static const char *s_dir = "";   //  vdgx_testproc_dir ()
 static const char *s_bin;
-static pid_t s_pids [6];
-static char s_logs [6][320];
-static int s_nprocs;
 static char s_broker_ep [64], s_events_ep [64];
 
-static void
-s_cleanup (void)
-{
-    for (int i = 0; i < s_nprocs; i++)
-        if (s_pids [i] > 0) {
-            kill (s_pids [i], SIGKILL);
-            waitpid (s_pids [i], NULL, 0);
-            s_pids [i] = 0;
-        }
-    if (*s_dir) {
-        char cmd [300];
-        snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-        if (system (cmd) != 0)
-            fprintf (stderr, "cannot remove %s\n", s_dir);
-        *s_dir = 0;
-    }
-}
-
-static void
-s_dump_logs (void)
-{
-    for (int i = 0; i < s_nprocs; i++) {
-        fprintf (stderr, "----- %s -----\n", s_logs [i]);
-        FILE *f = fopen (s_logs [i], "r");
-        char line [1024];
-        while (f && fgets (line, sizeof line, f))
-            fputs (line, stderr);
-        if (f)
-            fclose (f);
-    }
-}
-
-#define CHECK(cond) do { if (!(cond)) { \
-    fprintf (stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    s_dump_logs (); exit (1); } } while (0)
+#define CHECK(cond) VDGX_TEST_CHECK (cond)
 
 static pid_t
 s_spawn (const char *name, char *const argv [])
 {
-    CHECK (s_nprocs < 6);
-    int slot = s_nprocs++;
-    snprintf (s_logs [slot], sizeof s_logs [slot], "%s/%s.log", s_dir, name);
-    pid_t pid = fork ();
-    CHECK (pid >= 0);
-    if (pid == 0) {
-        int fd = open (s_logs [slot], O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2 (fd, 1);
-            dup2 (fd, 2);
-            close (fd);
-        }
-        execv (argv [0], argv);
-        fprintf (stderr, "exec %s: %s\n", argv [0], strerror (errno));
-        _exit (127);
-    }
-    s_pids [slot] = pid;
+    pid_t pid = vdgx_testproc_spawn (name, argv);
+    CHECK (pid > 0);
     return pid;
-}
-
-//  A free port below the ephemeral range (see tests/worker for why).
-static int
-s_free_port (zsock_t *holder)
-{
-    for (int i = 0; i < 200; i++) {
-        int port = 20000 + randof (12000);
-        if (zsock_bind (holder, "tcp://127.0.0.1:%d", port) == port)
-            return port;
-    }
-    return -1;
 }
 
 typedef struct {
@@ -242,10 +179,9 @@ main (int argc, char *argv [])
     }
     s_bin = argv [1];
     zsys_init ();
-    snprintf (s_dir, sizeof s_dir, "/tmp/vdgx-wan21-e2e-XXXXXX");
-    if (!mkdtemp (s_dir))
+    if (vdgx_testproc_init ("vdgx-wan21-e2e"))
         return 1;
-    atexit (s_cleanup);
+    s_dir = vdgx_testproc_dir ();
 
     //  The tiny checkpoint, through the worker's own flag.
     char worker [600], broker [600], weights [300];
@@ -254,20 +190,15 @@ main (int argc, char *argv [])
     snprintf (weights, sizeof weights, "%s/tiny", s_dir);
     char *mk [] = { worker, "--make-tiny-checkpoint", weights, NULL };
     pid_t maker = s_spawn ("make-tiny", mk);
-    int status = 0;
-    CHECK (waitpid (maker, &status, 0) == maker && WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    s_pids [0] = 0;
+    CHECK (vdgx_testproc_wait_exit (maker, 120000) == 0);
     char readme [400];
     snprintf (readme, sizeof readme, "%s/README.txt", weights);
     CHECK (access (readme, R_OK) == 0);
 
-    zsock_t *h1 = zsock_new (ZMQ_ROUTER), *h2 = zsock_new (ZMQ_ROUTER);
-    int p1 = s_free_port (h1), p2 = s_free_port (h2);
-    CHECK (p1 > 0 && p2 > 0);
-    zsock_destroy (&h1);
-    zsock_destroy (&h2);
-    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", p1);
-    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", p2);
+    int ports [2];
+    CHECK (vdgx_testproc_free_ports (ports, 2) == 0);
+    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", ports [0]);
+    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", ports [1]);
     char bdata [300], wdata [300];
     snprintf (bdata, sizeof bdata, "%s/broker", s_dir);
     snprintf (wdata, sizeof wdata, "%s/worker", s_dir);
@@ -329,23 +260,13 @@ main (int argc, char *argv [])
                            "--size", "80x48", "--frames", "5", "--fps", "10", "--steps", "3",
                            "--no-cache", NULL };
         pid_t pid = s_spawn ("cli", cargv);
-        int st = 0;
-        CHECK (waitpid (pid, &st, 0) == pid);
-        s_pids [s_nprocs - 1] = 0;
-        CHECK (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+        CHECK (vdgx_testproc_wait_exit (pid, 120000) == 0);
         s_probe_t p;
         CHECK (s_probe (out, &p) == 0);
         printf ("vdgx generate: %ux%u %u fps, %lld frames\n", p.width, p.height, p.fps,
                 (long long) p.packets);
         CHECK (p.h264 && p.width == 80 && p.height == 48 && p.fps == 10 && p.packets == 5);
-        FILE *f = fopen (s_logs [s_nprocs - 1], "r");
-        char line [1024];
-        bool denoising = false;
-        while (f && fgets (line, sizeof line, f))
-            denoising |= strstr (line, "denois") != NULL;
-        if (f)
-            fclose (f);
-        CHECK (denoising);
+        CHECK (vdgx_testproc_count_lines ("/cli.", "denois") > 0);
     }
     else
         printf ("vdgx (CLI) not built: its part is skipped\n");
@@ -353,14 +274,7 @@ main (int argc, char *argv [])
     zsock_destroy (&sub);
     vdgx_client_destroy (&client);
     //  No sanitizer report in the children's logs.
-    for (int i = 0; i < s_nprocs; i++) {
-        FILE *f = fopen (s_logs [i], "r");
-        char line [1024];
-        while (f && fgets (line, sizeof line, f))
-            CHECK (!strstr (line, "ERROR: AddressSanitizer") && !strstr (line, "runtime error:"));
-        if (f)
-            fclose (f);
-    }
+    CHECK (vdgx_testproc_sanitizer_clean ());
     printf ("wan21 e2e: OK\n");
     return 0;
 }

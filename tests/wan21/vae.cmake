@@ -8,7 +8,7 @@ endif()
 # End to end on the tiny model: broker + vdgx-worker --model wan21-tiny + client -> MP4 probed.
 if(TARGET vdgx-broker AND TARGET vdgx-worker AND TARGET vdgx_client)
   add_executable(vdgx-wan21-e2e ${CMAKE_CURRENT_LIST_DIR}/test_wan21_e2e.c)
-  target_link_libraries(vdgx-wan21-e2e PRIVATE vdgx_client PkgConfig::AV)
+  target_link_libraries(vdgx-wan21-e2e PRIVATE vdgx_client vdgx_testproc PkgConfig::AV)
   add_dependencies(vdgx-wan21-e2e vdgx-broker vdgx-worker)
   if(TARGET vdgx-cli)
     add_dependencies(vdgx-wan21-e2e vdgx-cli)

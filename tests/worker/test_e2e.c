@@ -17,109 +17,30 @@
 #include <unistd.h>
 #include "vdgx_client.h"
 #include "vdgx_sha256.h"
+#include "vdgx_testproc.h"
 
-#define S_MAX_PROCS 16
-
-static char s_dir [256];
+static const char *s_dir = "";   //  vdgx_testproc_dir ()
 static char s_bin [1024];
 static char s_broker_ep [64], s_events_ep [64];
-static pid_t s_pids [S_MAX_PROCS];
-static char s_logs [S_MAX_PROCS][320];
-static int s_nprocs = 0;
 static pid_t s_broker = 0;
 static char s_curve [300];          //  CURVE directory of the broker, "" = plain
 static char s_worker_cert [300];    //  CURVE certificate the workers use
 
-static void
-s_cleanup (void)
-{
-    for (int i = 0; i < s_nprocs; i++)
-        if (s_pids [i] > 0) {
-            kill (s_pids [i], SIGKILL);
-            waitpid (s_pids [i], NULL, 0);
-            s_pids [i] = 0;
-        }
-    if (*s_dir) {
-        char cmd [300];
-        snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-        if (system (cmd) != 0)
-            fprintf (stderr, "cannot remove %s\n", s_dir);
-        *s_dir = 0;
-    }
-}
-
-static void
-s_dump_logs (void)
-{
-    for (int i = 0; i < s_nprocs; i++) {
-        fprintf (stderr, "----- %s -----\n", s_logs [i]);
-        FILE *f = fopen (s_logs [i], "r");
-        if (!f)
-            continue;
-        char line [1024];
-        while (fgets (line, sizeof line, f))
-            fputs (line, stderr);
-        fclose (f);
-    }
-}
-
-#define CHECK(cond) do { if (!(cond)) { \
-    fprintf (stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    s_dump_logs (); exit (1); } } while (0)
+#define CHECK(cond) VDGX_TEST_CHECK (cond)
 #define CHECK_CLIENT(client, cond) do { if (!(cond)) { \
     fprintf (stderr, "%s:%d: CHECK failed: %s (client: %s: %s)\n", __FILE__, __LINE__, #cond, \
              vdgx_client_error_code (client), vdgx_client_error (client)); \
-    s_dump_logs (); exit (1); } } while (0)
+    vdgx_testproc_dump_logs (); exit (1); } } while (0)
 
 static pid_t
 s_spawn (const char *name, char *const argv [])
 {
-    CHECK (s_nprocs < S_MAX_PROCS);
-    int slot = s_nprocs++;
-    snprintf (s_logs [slot], sizeof s_logs [slot], "%s/%s.%d.log", s_dir, name, slot);
-    pid_t pid = fork ();
-    CHECK (pid >= 0);
-    if (pid == 0) {
-        //  Children never outlive a crashed test.
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open (s_logs [slot], O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2 (fd, 1);
-            dup2 (fd, 2);
-            close (fd);
-        }
-        execv (argv [0], argv);
-        fprintf (stderr, "exec %s: %s\n", argv [0], strerror (errno));
-        _exit (127);
-    }
-    s_pids [slot] = pid;
+    pid_t pid = vdgx_testproc_spawn (name, argv);
+    CHECK (pid > 0);
     return pid;
 }
 
-static void
-s_forget (pid_t pid)
-{
-    for (int i = 0; i < s_nprocs; i++)
-        if (s_pids [i] == pid)
-            s_pids [i] = 0;
-}
-
-//  Exit status (128 + signal when killed), or -1 when it is still running after timeout_ms.
-static int
-s_wait_exit (pid_t pid, int timeout_ms)
-{
-    int64_t end = zclock_mono () + timeout_ms;
-    while (zclock_mono () < end) {
-        int status;
-        pid_t rc = waitpid (pid, &status, WNOHANG);
-        if (rc == pid) {
-            s_forget (pid);
-            return WIFEXITED (status)? WEXITSTATUS (status): 128 + WTERMSIG (status);
-        }
-        zclock_sleep (20);
-    }
-    return -1;
-}
+#define s_wait_exit vdgx_testproc_wait_exit
 
 static void
 s_kill (pid_t pid, int sig)
@@ -127,29 +48,6 @@ s_kill (pid_t pid, int sig)
     kill (pid, sig);
     if (sig == SIGKILL)
         CHECK (s_wait_exit (pid, 5000) == 128 + SIGKILL);
-}
-
-//  Two distinct free ports, chosen at random below the kernel's ephemeral range (32768+),
-//  where outgoing connections of parallel tests cannot take them between choice and bind.
-static void
-s_free_ports (int *a, int *b)
-{
-    zsock_t *s1 = zsock_new (ZMQ_ROUTER), *s2 = zsock_new (ZMQ_ROUTER);
-    *a = *b = -1;
-    //  Own generator: zsys_init reseeds random() from the clock's seconds, which parallel
-    //  tests share.
-    uint64_t x = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_usecs ();
-    for (int i = 0; i < 100 && (*a < 0 || *b < 0); i++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        int port = 20000 + (int) ((x >> 33) % 12000);
-        if (*a < 0)
-            *a = zsock_bind (s1, "tcp://127.0.0.1:%d", port) == port? port: -1;
-        else
-            *b = zsock_bind (s2, "tcp://127.0.0.1:%d", port) == port? port: -1;
-    }
-    CHECK (*a > 0 && *b > 0 && *a != *b);
-    zsock_destroy (&s1);
-    zsock_destroy (&s2);
 }
 
 static void
@@ -245,20 +143,7 @@ static int
 s_log_count (pid_t pid, const char *needle)
 {
     (void) pid;
-    int n = 0;
-    for (int i = 0; i < s_nprocs; i++) {
-        if (!strstr (s_logs [i], "/worker."))
-            continue;
-        FILE *f = fopen (s_logs [i], "r");
-        if (!f)
-            continue;
-        char line [2048];
-        while (fgets (line, sizeof line, f))
-            if (strstr (line, needle))
-                n++;
-        fclose (f);
-    }
-    return n;
+    return vdgx_testproc_count_lines ("/worker.", needle);
 }
 
 static char *
@@ -716,16 +601,15 @@ main (int argc, char **argv)
         fprintf (stderr, "vdgx-broker not built (%s)\n", bin);
         return 1;
     }
-    snprintf (s_dir, sizeof s_dir, "/tmp/vdgx-e2e-XXXXXX");
-    CHECK (mkdtemp (s_dir));
-    atexit (s_cleanup);
+    CHECK (vdgx_testproc_init ("vdgx-e2e") == 0);
+    s_dir = vdgx_testproc_dir ();
     signal (SIGPIPE, SIG_IGN);
     zsys_init ();
     zsys_handler_set (NULL);
-    int port1, port2;
-    s_free_ports (&port1, &port2);
-    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", port1);
-    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", port2);
+    int ports [2];
+    CHECK (vdgx_testproc_free_ports (ports, 2) == 0);
+    snprintf (s_broker_ep, sizeof s_broker_ep, "tcp://127.0.0.1:%d", ports [0]);
+    snprintf (s_events_ep, sizeof s_events_ep, "tcp://127.0.0.1:%d", ports [1]);
     s_start_broker ();
     vdgx_client_t *client = vdgx_client_new (s_broker_ep, s_events_ep);
     vdgx_client_set_timeout (client, 1000);
@@ -763,19 +647,9 @@ main (int argc, char **argv)
         return 2;
     }
     //  A sanitizer report in any child's log fails the test (their exit codes alone may not).
-    for (int i = 0; i < s_nprocs; i++) {
-        FILE *f = fopen (s_logs [i], "r");
-        if (!f)
-            continue;
-        char line [2048];
-        bool bad = false;
-        while (fgets (line, sizeof line, f))
-            bad |= strstr (line, "Sanitizer") != NULL || strstr (line, "runtime error:") != NULL;
-        fclose (f);
-        CHECK (!bad);
-    }
+    CHECK (vdgx_testproc_sanitizer_clean ());
     if (getenv ("VDGX_VERBOSE"))
-        s_dump_logs ();
+        vdgx_testproc_dump_logs ();
     vdgx_client_destroy (&client);
     printf ("e2e %s: OK\n", which);
     return 0;
