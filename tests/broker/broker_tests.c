@@ -972,6 +972,49 @@ s_case_sigterm (void)
     env.broker = 0;
 }
 
+//  Retention by size: four 300 KB results under a 700 KB cap. The collection at start-up
+//  (the broker also runs it every minute) deletes the two oldest; the two newest stay whole.
+static void
+s_case_retention (void)
+{
+    tenv_flag (&env, "--retain-bytes");
+    tenv_flag (&env, "700K");
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    pid_t w = tenv_worker (&env, "m", NULL);
+    s_wait_workers (client, "m", NULL, 1);
+    char ids [4][80];
+    for (int i = 0; i < 4; i++) {
+        s_submit_ok (client, "m", "p", (uint64_t) i, VDGX_PRIORITY_NORMAL, ids [i]);
+        TCHECK (s_wait_state (client, ids [i], 15000) == VDGX_JOB_COMPLETED);
+        zclock_sleep (20);      //  distinct finish times: "oldest" is well defined
+    }
+    tenv_stop (w, SIGTERM);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+
+    TCHECK (tenv_start_broker (&env) == 0);
+    client = tclient_new (&env);
+    TCHECK (s_counter (client, "vdgx_jobs_collected_total") == 2);
+    for (int i = 0; i < 4; i++) {
+        vdgx_jobstatus_t st;
+        int rc = tclient_status (client, ids [i], &st);
+        bool completed = rc == 0 && st.state == VDGX_JOB_COMPLETED;
+        vdgx_jobstatus_clear (&st);
+        if (i < 2)
+            TCHECK (rc == -1);      //  gone: not_found, never a half-deleted job
+        else {
+            char sha [65];
+            TCHECK (completed);
+            TCHECK (tclient_fetch (client, ids [i], 1024 * 1024, sha) == 300000);
+        }
+    }
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -997,6 +1040,7 @@ main (int argc, char *argv [])
         { "jobs", s_case_jobs }, { "worker_kill", s_case_worker_kill },
         { "broker_kill", s_case_broker_kill }, { "queue", s_case_queue },
         { "memory", s_case_memory }, { "curve", s_case_curve }, { "sigterm", s_case_sigterm },
+        { "retention", s_case_retention },
     };
     bool found = false;
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)
