@@ -1267,7 +1267,8 @@ vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk)
 {
     assert (self);
     int rc = msgpack_pack_map (pk, 13 + (self->identity [0] != 0) + self->has_idle_ms
-                                   + (self->weights_id [0] != 0) + (self->protocol != 0));
+                                   + (self->weights_id [0] != 0) + (self->protocol != 0)
+                                   + self->limits.present);
     rc |= s_kstr (pk, "service", self->service) | s_kstr (pk, "host", self->host)
         | s_kuint (pk, "pid", self->pid) | s_kstr (pk, "state", vdgx_wstate_state_name (self->state))
         | s_kuint (pk, "rss_bytes", self->rss_bytes) | s_kuint (pk, "peak_bytes", self->peak_bytes)
@@ -1286,6 +1287,8 @@ vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk)
         rc |= s_kstr (pk, "weights_id", self->weights_id);
     if (self->protocol)
         rc |= s_kuint (pk, "protocol", self->protocol);
+    if (self->limits.present)
+        rc |= vdgx_mp_pack_key (pk, "limits") | vdgx_limits_pack (&self->limits, pk);
     return rc? -1: 0;
 }
 
@@ -1320,10 +1323,11 @@ int
 vdgx_wstate_decode_obj (vdgx_wstate_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
     enum { K_SERVICE, K_HOST, K_PID, K_STATE, K_RSS, K_PEAK, K_MODEL, K_BUDGET, K_DEVICE,
-           K_PRECISIONS, K_JOB, K_EXT, K_PENDING, K_IDENTITY, K_IDLE, K_WEIGHTS, K_PROTOCOL, K_N };
+           K_PRECISIONS, K_JOB, K_EXT, K_PENDING, K_IDENTITY, K_IDLE, K_WEIGHTS, K_PROTOCOL,
+           K_LIMITS, K_N };
     static const char *keys [] = { "service", "host", "pid", "state", "rss_bytes", "peak_bytes",
         "model_bytes", "host_budget_bytes", "device", "precisions", "job", "ext", "pending",
-        "identity", "idle_ms", "weights_id", "protocol" };
+        "identity", "idle_ms", "weights_id", "protocol", "limits" };
     vdgx_wstate_clear (self);
     vdgx_mp_map_t m;
     int state, rc;
@@ -1350,6 +1354,9 @@ vdgx_wstate_decode_obj (vdgx_wstate_t *self, const msgpack_object *obj, vdgx_err
     ||  vdgx_mp_uint (&m, K_PROTOCOL, false, 1, 2, &protocol) < 0)
         goto failed;
     self->protocol = (uint8_t) protocol;
+    const msgpack_object *limits = vdgx_mp_value (&m, K_LIMITS);
+    if (limits && vdgx_limits_decode_obj (&self->limits, limits, "limits", err))
+        goto failed;
     self->state = (vdgx_wstate_state_t) state;
     if (self->job [0] && !vdgx_job_id_valid (self->job)) {
         vdgx_mp_fail (&m, K_JOB, "not a valid job id");

@@ -44,6 +44,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "vdgx_limits.h"
 #include "vdgx_genreq.h"
 
 #ifdef __cplusplus
@@ -309,6 +310,7 @@ typedef struct {
     //  Added later, optional everywhere:
     char weights_id [VDGX_WEIGHTS_ID_MAX + 1];  //  "" = absent; names the loaded weights
     uint8_t protocol;                       //  mmi.workers: MDP version 1 or 2; 0 = absent
+    vdgx_limits_t limits;                   //  what the model accepts (5.8); present = false: absent
 } vdgx_wstate_t;
 
 void vdgx_wstate_init (vdgx_wstate_t *self);

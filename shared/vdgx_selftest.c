@@ -8,6 +8,7 @@
 
 #include "vdgx_config.h"
 #include "vdgx_genreq.h"
+#include "vdgx_limits.h"
 #include "vdgx_log.h"
 #include "vdgx_mp.h"
 #include "vdgx_msg.h"
@@ -27,6 +28,7 @@ static const s_class_t s_classes [] = {
     { "config", vdgx_config_test },
     { "mp", vdgx_mp_test },
     { "genreq", vdgx_genreq_test },
+    { "limits", vdgx_limits_test },
     { "msg", vdgx_msg_test },
     //  >>> video engineer: the video entry is already here, enabled by CMake (VDGX_HAVE_VIDEO)
     //  when shared/vdgx_video.c exists; add new classes above this line.
