@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "vdgx_genreq.h"
+#include "vdgx_limits.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -92,6 +93,11 @@ typedef struct {
     //  Kept last so that classes initialised without it stay valid.
     int (*audio_format) (vdgx_engine_t *self, const vdgx_genreq_t *req, int *channels,
                          int *rate);
+    //  Optional (NULL = none declared). What the model accepts (vdgx_limits.h), known after
+    //  create(): the worker advertises it so that the broker refuses requests the model cannot
+    //  make at submit time. validate() must refuse at least what vdgx_limits_check refuses
+    //  (engines validate with that same check). Returns 0, or -1 when nothing is declared.
+    int (*limits) (vdgx_engine_t *self, vdgx_limits_t *limits);
 } vdgx_engine_class_t;
 
 //  Registry. Built-in engines are registered by vdgx_engines_register_builtin().

@@ -19,6 +19,7 @@ struct _vdgx_runner_t {
     zactor_t *actor;
     char *precision;
     const char *const *precisions;
+    vdgx_limits_t limits;
 };
 
 //  Everything below lives in the runner thread only.
@@ -408,6 +409,12 @@ s_runner_actor (zsock_t *pipe, void *arg)
     zstr_sendx (pipe, "OK", self.precision, NULL);
     //  The precision list is static engine data; its address goes to the owner once.
     zsock_send (pipe, "p", self.cls->precisions? (void *) self.cls->precisions (self.engine): NULL);
+    //  And what the model accepts (engine.h limits), copied to the owner once.
+    vdgx_limits_t limits;
+    vdgx_limits_init (&limits);
+    if (self.cls->limits && self.cls->limits (self.engine, &limits) != 0)
+        vdgx_limits_init (&limits);
+    zsock_send (pipe, "b", &limits, sizeof limits);
     while (true) {
         zmsg_t *msg = zmsg_recv (pipe);
         if (!msg)
@@ -469,7 +476,20 @@ vdgx_runner_new (const vdgx_runner_args_t *args, char **err)
     void *list = NULL;
     zsock_recv (self->actor, "p", &list);
     self->precisions = (const char *const *) list;
+    zframe_t *limits = NULL;
+    vdgx_limits_init (&self->limits);
+    if (zsock_recv (self->actor, "f", &limits) == 0 && limits
+    &&  zframe_size (limits) == sizeof self->limits)
+        memcpy (&self->limits, zframe_data (limits), sizeof self->limits);
+    zframe_destroy (&limits);
     return self;
+}
+
+const vdgx_limits_t *
+vdgx_runner_limits (vdgx_runner_t *self)
+{
+    assert (self);
+    return &self->limits;
 }
 
 const char *
@@ -549,6 +569,7 @@ s_test_request (const char *prompt, uint32_t width, uint32_t steps, uint64_t see
     snprintf (req.model, sizeof req.model, "testgen");
     req.prompt = strdup (prompt);
     req.width = width;
+    req.height = width? 48: 0;      //  both or neither
     req.steps = steps;
     req.has_seed = true;
     req.seed = seed;

@@ -23,6 +23,7 @@
 
 #include <czmq.h>
 #include <stdatomic.h>
+#include "vdgx_limits.h"
 
 typedef struct {
     const char *model;          //  service name; its engine comes from vdgx_engine_find
@@ -51,6 +52,8 @@ vdgx_runner_t *vdgx_runner_new (const vdgx_runner_args_t *args, char **err);
 //  the runner lives.
 const char *vdgx_runner_precision (vdgx_runner_t *self);
 const char *const *vdgx_runner_precisions (vdgx_runner_t *self);
+//  What the model accepts (engine.h limits; present = false when the engine declares none).
+const vdgx_limits_t *vdgx_runner_limits (vdgx_runner_t *self);
 void vdgx_runner_destroy (vdgx_runner_t **self_p);
 //  The actor's socket, for polling and commands.
 zsock_t *vdgx_runner_sock (vdgx_runner_t *self);

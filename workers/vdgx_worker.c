@@ -143,6 +143,8 @@ s_state_frame (s_worker_t *self)
     if (self->busy)
         snprintf (ws.job, sizeof ws.job, "%s", self->job);
     vdgx_wstate_add_ext (&ws, "control");
+    if (self->runner)
+        ws.limits = *vdgx_runner_limits (self->runner);
     for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
          r = (s_result_t *) zlistx_next (self->results))
         if (vdgx_wstate_add_pending (&ws, r->id) != 0)
@@ -1146,6 +1148,9 @@ vdgx_worker_test (bool verbose)
     assert (ws.model_bytes == 0 && ws.host_budget_bytes == 1 << 30);
     assert (vdgx_wstate_has_ext (&ws, "control") && ws.npending == 0);
     assert (ws.nprecisions == 1 && streq (ws.precisions [0], "fp32"));
+    //  The engine's limits travel in READY (testgen: 16..512, up to 64 frames, 200 steps).
+    assert (ws.limits.present && ws.limits.wh_min == 16 && ws.limits.wh_max == 512);
+    assert (ws.limits.frames_max == 64 && ws.limits.steps_max == 200 && !ws.limits.frames_4n1);
     vdgx_wstate_clear (&ws);
     s_peer_free (&mdp);
 

@@ -278,10 +278,25 @@ s_check_range (vdgx_error_t *err, const char *field, uint32_t v, uint32_t lo, ui
     return -1;
 }
 
+//  Sizes 16..512, up to 64 frames and 200 steps (cheap patterns, so generous).
+static int
+s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
+{
+    (void) self;
+    vdgx_limits_init (lim);
+    *lim = (vdgx_limits_t) { .present = true, .wh_min = 16, .wh_max = 512, .wh_multiple = 1,
+                             .frames_max = 64, .steps_max = 200, .guidance_max = 100,
+                             .fps_max = 120 };
+    return 0;
+}
+
 static int
 s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
 {
-    (void) self;
+    vdgx_limits_t lim;
+    s_limits (self, &lim);
+    if (vdgx_limits_check (&lim, req->model, req, err))
+        return -1;
     if (!req->width)
         req->width = 64;
     if (!req->height)
@@ -298,12 +313,8 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
         req->has_seed = true;
         req->seed = ((uint64_t) rand () << 31 ^ (uint64_t) rand ()) & 0x7fffffffffffffffull;
     }
-    if (s_check_range (err, "width", req->width, 16, 512)
-    ||  s_check_range (err, "height", req->height, 16, 512)
-    ||  s_check_range (err, "frames", req->frames, 1, 64)
-    ||  s_check_range (err, "steps", req->steps, 1, 200))
-        return -1;
-    return 0;
+    //  Frames made from seconds * fps were not checked above.
+    return s_check_range (err, "frames", req->frames, 1, lim.frames_max);
 }
 
 static int
@@ -449,5 +460,6 @@ const vdgx_engine_class_t vdgx_testgen_engine_class = {
     .memory_estimate = s_memory_estimate,
     .precisions = s_get_precisions,
     .destroy = s_destroy,
-    .audio_format = s_audio_format
+    .audio_format = s_audio_format,
+    .limits = s_limits
 };

@@ -408,40 +408,57 @@ s_random_seed (void)
     return (z ^ (z >> 31)) & 0x7fffffffffffffffull;
 }
 
+//  What this checkpoint accepts. The tiny model: multiples of 16 from 32 to 256, up to 33
+//  frames; 1.3B: 832x480 and 480x832; 14B (and a checkpoint not yet told apart): also
+//  1280x720 and 720x1280. Always 4n+1 frames, up to 81.
+static int
+s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
+{
+    bool tiny = self->tiny_service || self->variant == S_TINY;
+    vdgx_limits_init (lim);
+    lim->present = true;
+    lim->frames_4n1 = true;
+    lim->guidance_max = 50;
+    lim->fps_max = 60;
+    if (tiny) {
+        lim->wh_min = 32;
+        lim->wh_max = 256;
+        lim->wh_multiple = 16;
+        lim->frames_max = 33;
+        lim->steps_max = 100;
+        return 0;
+    }
+    lim->wh_min = 480;
+    lim->wh_max = self->variant == S_1_3B? 832: 1280;
+    lim->wh_multiple = 16;
+    lim->frames_max = 81;
+    lim->steps_max = 1000;
+    vdgx_limits_add_size (lim, 832, 480);
+    vdgx_limits_add_size (lim, 480, 832);
+    if (self->variant != S_1_3B) {
+        vdgx_limits_add_size (lim, 1280, 720);
+        vdgx_limits_add_size (lim, 720, 1280);
+    }
+    return 0;
+}
+
 static int
 s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
 {
     bool tiny = self->tiny_service || self->variant == S_TINY;
     bool big = self->variant == S_14B;
-    uint32_t max_frames = tiny? 33: 81;
+    vdgx_limits_t lim;
+    s_limits (self, &lim);
+    uint32_t max_frames = lim.frames_max;
+    //  The explicit fields first (the same check the broker runs at submit), then defaults.
+    if (vdgx_limits_check (&lim, self->model, req, err))
+        return -1;
     if (!req->width && !req->height) {
         req->width = tiny? 64: big? 1280: 832;
         req->height = tiny? 48: big? 720: 480;
     }
-    else
-    if (!req->width || !req->height)
-        return s_bad (err, req->width? "height": "width", "give both width and height (or neither)");
-    if (tiny) {
-        if (req->width % 16 || req->width < 32 || req->width > 256)
-            return s_bad (err, "width", "width must be a multiple of 16 from 32 to 256 for %s (got %u)",
-                          self->model, req->width);
-        if (req->height % 16 || req->height < 32 || req->height > 256)
-            return s_bad (err, "height", "height must be a multiple of 16 from 32 to 256 for %s (got %u)",
-                          self->model, req->height);
-    }
-    else {
-        bool ok = (req->width == 832 && req->height == 480) || (req->width == 480 && req->height == 832);
-        if (self->variant != S_1_3B)
-            ok = ok || (req->width == 1280 && req->height == 720) || (req->width == 720 && req->height == 1280);
-        if (!ok)
-            return s_bad (err, "width", "%s supports %s (got %ux%u)", self->model,
-                          self->variant == S_1_3B? "832x480 and 480x832"
-                          : "832x480, 480x832, 1280x720 and 720x1280", req->width, req->height);
-    }
     if (!req->fps)
         req->fps = 16;
-    if (req->fps > 60)
-        return s_bad (err, "fps", "fps must be 1..60 (got %u)", req->fps);
     if (!req->frames) {
         if (req->has_seconds) {
             if (!(req->seconds > 0) || req->seconds > 3600)
@@ -451,19 +468,12 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
         else
             req->frames = tiny? 9: 81;
     }
-    if (req->frames > max_frames || req->frames % 4 != 1)
-        return s_bad (err, "frames", "frames must be 4n+1 from 1 to %u for %s (got %u)", max_frames,
-                      self->model, req->frames);
     if (!req->steps)
         req->steps = tiny? 8: 50;
-    if (req->steps > (tiny? 100u: 1000u))
-        return s_bad (err, "steps", "steps must be 1..%u (got %u)", tiny? 100: 1000, req->steps);
     if (!req->has_guidance) {
         req->has_guidance = true;
         req->guidance = 5.0;
     }
-    if (!(req->guidance >= 0) || req->guidance > 50)
-        return s_bad (err, "guidance", "guidance must be 0..50 (got %g)", req->guidance);
     if (!req->has_shift) {
         req->has_shift = true;
         req->shift = 5.0;
@@ -652,7 +662,7 @@ const vdgx_engine_class_t vdgx_wan21_engine_class = {
     .description = "Wan 2.1 text-to-video (1.3B / 14B; wan21-1.3b, wan21-14b)",
     .create = s_create, .load = s_load, .validate = s_validate, .generate = s_generate,
     .unload = s_unload, .memory_estimate = s_memory_estimate, .precisions = s_get_precisions,
-    .destroy = s_destroy,
+    .destroy = s_destroy, .limits = s_limits,
 };
 
 const vdgx_engine_class_t vdgx_wan21_tiny_engine_class = {
@@ -660,5 +670,5 @@ const vdgx_engine_class_t vdgx_wan21_tiny_engine_class = {
     .description = "Wan 2.1 tiny random-weight demo (vdgx-worker --make-tiny-checkpoint DIR)",
     .create = s_create_tiny, .load = s_load, .validate = s_validate, .generate = s_generate,
     .unload = s_unload, .memory_estimate = s_memory_estimate, .precisions = s_get_precisions,
-    .destroy = s_destroy,
+    .destroy = s_destroy, .limits = s_limits,
 };
