@@ -154,6 +154,7 @@ typedef struct {
     vdgx_jobstore_t *store;
     zhashx_t *running;          //  job id -> s_run_t
     zhashx_t *known;            //  known model names -> "" (value unused)
+    zhashx_t *limits;           //  model -> vdgx_limits_t, as its workers last advertised
     zhashx_t *queued_at;        //  job id -> int64 mono ms (queued jobs, for expiry)
     zhashx_t *counters;         //  name{labels} -> uint64_t *
     zhashx_t *hists;            //  name{labels} -> s_hist_t
@@ -913,6 +914,18 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
         s->model_bytes = ws.model_bytes;
     if (s && *weights_id)
         snprintf (s->weights_id, sizeof s->weights_id, "%s", weights_id);
+    if (ws.limits.present) {
+        //  The model's limits, checked at submit from now on (kept when its workers leave).
+        vdgx_limits_t *known = (vdgx_limits_t *) zhashx_lookup (self->limits, w->service);
+        if (!known || !vdgx_limits_equal (known, &ws.limits)) {
+            vdgx_limits_t *copy = (vdgx_limits_t *) malloc (sizeof *copy);
+            if (copy) {
+                *copy = ws.limits;
+                zhashx_update (self->limits, w->service, copy);
+                vdgx_log_info ("model.limits", "model=%s worker=%s", w->service, w->key);
+            }
+        }
+    }
     vdgx_wstate_clear (&ws);
     vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
     if (old != w->state) {
@@ -1358,6 +1371,16 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
         zframe_t *frame = s_reply_frame (&reply);
         vdgx_jobreply_clear (&reply);
         return frame;
+    }
+    //  What the model's workers said it accepts: refused now, not when a worker picks it up.
+    const vdgx_limits_t *limits = (const vdgx_limits_t *) zhashx_lookup (self->limits, gr->model);
+    vdgx_error_t lerr;
+    if (limits && vdgx_limits_check (limits, gr->model, gr, &lerr)) {
+        vdgx_jobreply_clear (&reply);
+        s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"limits\"}", gr->model);
+        char field [80];
+        snprintf (field, sizeof field, "request.%s", lerr.field);
+        return s_error_frame (VDGX_E_BAD_REQUEST, field, 0, "%s", lerr.message);
     }
     if (!gr->has_seed) {
         gr->has_seed = true;
@@ -2242,6 +2265,7 @@ s_broker_free (s_broker_t *self)
     zhashx_destroy (&self->running);
     zhashx_destroy (&self->queued_at);
     zhashx_destroy (&self->known);
+    zhashx_destroy (&self->limits);
     zhashx_destroy (&self->counters);
     zhashx_destroy (&self->hists);
     zhashx_destroy (&self->delims);
@@ -2365,6 +2389,8 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->queued_at = zhashx_new ();
     zhashx_set_destructor (self->queued_at, s_free_item);
     self->known = zhashx_new ();
+    self->limits = zhashx_new ();
+    zhashx_set_destructor (self->limits, s_free_item);
     self->counters = zhashx_new ();
     zhashx_set_destructor (self->counters, s_free_item);
     self->hists = zhashx_new ();

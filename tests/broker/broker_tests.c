@@ -972,6 +972,79 @@ s_case_sigterm (void)
     env.broker = 0;
 }
 
+//  Model limits: a worker's READY state advertises what its model accepts; from then on the
+//  broker refuses a job beyond them at submit (bad_request naming the field), queues one
+//  within them, keeps the limits when the worker leaves, and leaves models without limits
+//  to their workers.
+static int
+s_submit_size (zsock_t *client, const char *model, uint32_t width, uint32_t height,
+               uint32_t frames, vdgx_jobreply_t *reply)
+{
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_SUBMIT;
+    snprintf (cmd.request.model, sizeof cmd.request.model, "%s", model);
+    cmd.request.prompt = strdup ("p");
+    cmd.request.width = width;
+    cmd.request.height = height;
+    cmd.request.frames = frames;
+    int rc = tclient_jobs (client, &cmd, reply);
+    vdgx_jobcmd_clear (&cmd);
+    return rc;
+}
+
+static void
+s_case_limits (void)
+{
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "m");
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "open");
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    vdgx_jobreply_t r;
+    //  Before any worker: nothing known, the job is queued (its worker will judge it).
+    TCHECK (s_submit_size (client, "m", 40, 48, 0, &r) == 0);
+    vdgx_jobreply_clear (&r);
+
+    zsock_t *worker = tclient_new (&env);
+    vdgx_wstate_t ws;
+    vdgx_wstate_init (&ws);
+    snprintf (ws.service, sizeof ws.service, "m");
+    ws.state = VDGX_WSTATE_COLD;
+    ws.limits = (vdgx_limits_t) { .present = true, .wh_min = 32, .wh_max = 256, .wh_multiple = 16,
+                                  .frames_max = 33, .frames_4n1 = true, .steps_max = 100,
+                                  .guidance_max = 50, .fps_max = 60 };
+    zframe_t *wsf = vdgx_wstate_frame (&ws);
+    vdgx_wstate_clear (&ws);
+    zmsg_t *msg = vdgx_mdp_worker_ready (2, "m", &wsf);
+    zmsg_send (&msg, worker);
+    s_wait_workers (client, "m", NULL, 1);
+
+    TCHECK (s_submit_size (client, "m", 40, 48, 0, &r) == -1);
+    TCHECK (streq (r.error.code, VDGX_E_BAD_REQUEST) && streq (r.error.field, "request.width"));
+    TCHECK (strstr (r.error.message, "multiple of 16 from 32 to 256"));
+    vdgx_jobreply_clear (&r);
+    TCHECK (s_submit_size (client, "m", 64, 48, 35, &r) == -1 && streq (r.error.field, "request.frames"));
+    vdgx_jobreply_clear (&r);
+    TCHECK (s_submit_size (client, "m", 64, 48, 33, &r) == 0 && r.id [0]);
+    vdgx_jobreply_clear (&r);
+    TCHECK (s_counter (client, "vdgx_jobs_rejected_total{model=\"m\",reason=\"limits\"}") == 2);
+    //  The worker leaves: its model's limits stay.
+    const char *disconnect [] = { "MDPW02", "\x05" };
+    s_send_raw (worker, 2, disconnect);
+    s_wait_workers (client, "m", NULL, 0);
+    TCHECK (s_submit_size (client, "m", 48, 300, 0, &r) == -1 && streq (r.error.field, "request.height"));
+    vdgx_jobreply_clear (&r);
+    //  A model whose workers advertise nothing: only the protocol's limits.
+    TCHECK (s_submit_size (client, "open", 40, 48, 35, &r) == 0);
+    vdgx_jobreply_clear (&r);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
 //  Retention by size: four 300 KB results under a 700 KB cap. The collection at start-up
 //  (the broker also runs it every minute) deletes the two oldest; the two newest stay whole.
 static void
@@ -1040,7 +1113,7 @@ main (int argc, char *argv [])
         { "jobs", s_case_jobs }, { "worker_kill", s_case_worker_kill },
         { "broker_kill", s_case_broker_kill }, { "queue", s_case_queue },
         { "memory", s_case_memory }, { "curve", s_case_curve }, { "sigterm", s_case_sigterm },
-        { "retention", s_case_retention },
+        { "retention", s_case_retention }, { "limits", s_case_limits },
     };
     bool found = false;
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)

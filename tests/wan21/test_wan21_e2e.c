@@ -230,24 +230,22 @@ main (int argc, char *argv [])
     //  4n+1 frames at another size.
     s_job (client, sub, 48, 80, 13, 0, 12, 2, 13, 12);
 
-    //  A request the model refuses names the field, and the worker stays usable.
+    //  A request the model refuses is refused at submit (the worker advertised the model's
+    //  limits when it registered), naming the field; nothing is queued.
     vdgx_genreq_t req;
     vdgx_genreq_init (&req);
     snprintf (req.model, sizeof req.model, "wan21-tiny");
     req.prompt = strdup ("x");
     req.width = 40, req.height = 48;
-    char *id = s_submit (client, &req);
-    vdgx_jobstatus_t job;
-    vdgx_jobstatus_init (&job);
-    CHECK (vdgx_client_wait (client, id, 30000, NULL, NULL, &job) == 0);
-    CHECK (job.state == VDGX_JOB_FAILED && job.has_error);
-    printf ("refused: %s: %s (field %s)\n", job.error.code, job.error.message, job.error.field);
-    //  The worker sends field "width"; the job status keeps it when the broker stores it.
-    CHECK (strstr (job.error.message, "width must be a multiple of 16"));
-    CHECK (!job.error.field [0] || streq (job.error.field, "width"));
-    vdgx_jobstatus_clear (&job);
+    char *id = NULL;
+    CHECK (vdgx_client_submit (client, &req, &id, NULL) != 0 && !id);
+    printf ("refused: %s: %s\n", vdgx_client_error_code (client), vdgx_client_error (client));
+    CHECK (streq (vdgx_client_error_code (client), "bad_request"));
+    CHECK (strstr (vdgx_client_error (client), "width must be a multiple of 16 from 32 to 256"));
+    req.width = 64, req.frames = 35;        //  over the tiny model's 33
+    CHECK (vdgx_client_submit (client, &req, &id, NULL) != 0 && !id);
+    CHECK (strstr (vdgx_client_error (client), "frames must be 4n+1 from 1 to 33"));
     vdgx_genreq_clear (&req);
-    free (id);
     s_job (client, sub, 32, 32, 5, 0, 0, 2, 5, 16);
 
     //  The `vdgx generate` command line, when it is built: exit 0, an MP4 at -o, progress lines.
