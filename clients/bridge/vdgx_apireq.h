@@ -10,9 +10,10 @@
     (`from_form`): numbers and booleans are then parsed from text, strictly.
 
     Every field's type and range is checked, then the request against the protocol rules
-    (vdgx_genreq_validate) and against the model's limits (sizes, frame counts, steps,
-    guidance, fps) when the model is known to this table. Errors say which field and give
-    the HTTP status: 422 for a field that is wrong, 400 for a body that is not an object.
+    (vdgx_genreq_validate). Errors say which field and give the HTTP status: 422 for a field
+    that is wrong, 400 for a body that is not an object. What a model accepts (sizes, frame
+    counts, steps, guidance, fps) is checked by the broker at submit, against the limits the
+    model's workers advertise (shared/vdgx_limits.h): no model facts live in the bridge.
 */
 #ifndef VDGX_APIREQ_H_INCLUDED
 #define VDGX_APIREQ_H_INCLUDED
@@ -35,22 +36,6 @@ typedef struct {
     char message [256];
     char field [64];
 } vdgx_apierr_t;
-
-//  What a model accepts, as far as the bridge checks up front (the worker checks again).
-typedef struct {
-    const char *prefix;         //  model names this entry covers (exact, or prefix + "-...")
-    uint32_t wh_min, wh_max, wh_multiple;
-    const char *sizes;          //  when set: the only allowed "WxH" list, comma separated
-    uint32_t frames_max;
-    bool frames_4n1;            //  frames must be 4n+1
-    uint32_t steps_max;
-    double guidance_max;
-    uint32_t fps_max;
-    uint32_t fps_default;
-} vdgx_modellimits_t;
-
-//  The limits for a model, or NULL when the bridge does not know it (protocol limits only).
-const vdgx_modellimits_t *vdgx_apireq_limits (const char *model);
 
 //  Fills err (status, code, field, printf message). Returns -1 for convenience.
 int vdgx_apierr_set (vdgx_apierr_t *err, int status, const char *code, const char *field,

@@ -429,6 +429,10 @@ s_call_failed (s_req_t *r, size_t i, enum MHD_Result *rc)
             snprintf (e.field, sizeof e.field, "model");
         if (strncmp (e.field, "request.", 8) == 0)
             memmove (e.field, e.field + 8, strlen (e.field + 8) + 1);
+        //  A field the broker refused (e.g. beyond the model's limits) reads as the bridge's
+        //  own field errors do.
+        if (status == 422 && streq (e.code, VDGX_E_BAD_REQUEST))
+            e.code = "invalid_field";
         if ((status == 429 || status == 503) && !retry)
             retry = 1000;
         *rc = s_send_error (r, status, e.code, e.field, (int64_t) retry, "%s", e.message);
@@ -2138,7 +2142,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
         flags |= MHD_USE_IPv6;
     int threads = cfg->threads? cfg->threads: s_auto_threads ();
     struct MHD_OptionItem ops [] = {
-        { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
+        { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },     //  first: left out for 1 thread
         { MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit, NULL },
         { MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout_s, NULL },
@@ -2150,7 +2154,9 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
                                      MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
                                      MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-                                     MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+                                     //  One thread is the daemon's own polling thread, no
+                                     //  pool (MHD warns about a pool of 1).
+                                     MHD_OPTION_ARRAY, threads > 1? ops: ops + 1, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf (err, err_size, "cannot listen on %s (address in use or not available)", cfg->listen);
         vdgx_bridge_destroy (&self);
