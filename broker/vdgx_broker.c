@@ -1622,6 +1622,31 @@ s_job_service (s_broker_t *self, zmsg_t *body)
             out = s_reply_frame (&reply);
             break;
         }
+        case VDGX_JOBCMD_DRAIN: {
+            //  Maintenance of a host or a model: each matching worker finishes the job it holds,
+            //  takes no other and leaves (its supervisor decides whether it comes back).
+            if (!cmd.model [0] && !cmd.host [0]) {
+                out = s_error_frame (VDGX_E_BAD_REQUEST, "model", 0,
+                                     "drain needs a model, a host or both (not every worker at once)");
+                break;
+            }
+            zlist_t *workers = vdgx_registry_workers (self->reg);
+            for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlist_first (workers); w;
+                 w = (vdgx_rworker_t *) zlist_next (workers))
+                if ((!cmd.model [0] || streq (w->service, cmd.model))
+                &&  (!cmd.host [0] || streq (w->host, cmd.host))
+                &&  w->control && w->proto == 2 && !w->draining) {
+                    w->draining = true;
+                    vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
+                    s_send_control (self, w, VDGX_CONTROL_DRAIN, NULL);
+                    vdgx_log_info ("worker.drain", "worker=%s model=%s host=%s", w->key, w->service,
+                                   w->host);
+                    reply.workers++;
+                }
+            zlist_destroy (&workers);
+            out = s_reply_frame (&reply);
+            break;
+        }
         case VDGX_JOBCMD_MODELS: {
             for (const char *m = (const char *) zhashx_first (self->known); m;
                  m = (const char *) zhashx_next (self->known)) {

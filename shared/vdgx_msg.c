@@ -189,7 +189,7 @@ static const char *s_control_ops [] = {
     "cancel", "unload", "drain", "ack", "drop", "resend"
 };
 static const char *s_jobcmds [] = {
-    "submit", "status", "list", "cancel", "result", "delete", "unload", "models"
+    "submit", "status", "list", "cancel", "result", "delete", "unload", "models", "drain"
 };
 static const char *s_error_codes [] = {
     VDGX_E_BAD_REQUEST, VDGX_E_UNKNOWN_MODEL, VDGX_E_NOT_FOUND, VDGX_E_QUEUE_FULL,
@@ -1583,9 +1583,10 @@ vdgx_jobcmd_clear (vdgx_jobcmd_t *self)
     vdgx_jobcmd_init (self);
 }
 
-enum { KC_CMD, KC_REQUEST, KC_ID, KC_STATE, KC_MODEL, KC_LIMIT, KC_AFTER, KC_OFFSET, KC_LENGTH, KC_N };
+enum { KC_CMD, KC_REQUEST, KC_ID, KC_STATE, KC_MODEL, KC_LIMIT, KC_AFTER, KC_OFFSET, KC_LENGTH,
+       KC_HOST, KC_N };
 static const char *s_jobcmd_keys [] = {
-    "cmd", "request", "id", "state", "model", "limit", "after", "offset", "length"
+    "cmd", "request", "id", "state", "model", "limit", "after", "offset", "length", "host"
 };
 //  Per command: keys allowed (bit per KC_*) and keys required.
 static const struct { unsigned allowed, required; } s_jobcmd_shape [VDGX_JOBCMD_COUNT] = {
@@ -1597,6 +1598,7 @@ static const struct { unsigned allowed, required; } s_jobcmd_shape [VDGX_JOBCMD_
     [VDGX_JOBCMD_DELETE] = { 1u << KC_ID, 1u << KC_ID },
     [VDGX_JOBCMD_UNLOAD] = { 1u << KC_MODEL, 1u << KC_MODEL },
     [VDGX_JOBCMD_MODELS] = { 0, 0 },
+    [VDGX_JOBCMD_DRAIN]  = { 1u << KC_MODEL | 1u << KC_HOST, 0 },
 };
 
 int
@@ -1621,6 +1623,10 @@ vdgx_jobcmd_pack (const vdgx_jobcmd_t *self, msgpack_packer *pk)
             send [KC_LENGTH] = self->length != 1024 * 1024;
             break;
         case VDGX_JOBCMD_UNLOAD: send [KC_MODEL] = true; break;
+        case VDGX_JOBCMD_DRAIN:
+            send [KC_MODEL] = self->model [0] != 0;
+            send [KC_HOST] = self->host [0] != 0;
+            break;
         default: break;
     }
     uint32_t n = 1;
@@ -1637,6 +1643,7 @@ vdgx_jobcmd_pack (const vdgx_jobcmd_t *self, msgpack_packer *pk)
     if (send [KC_AFTER])  rc |= s_kstr (pk, "after", self->after);
     if (send [KC_OFFSET]) rc |= s_kuint (pk, "offset", self->offset);
     if (send [KC_LENGTH]) rc |= s_kuint (pk, "length", self->length);
+    if (send [KC_HOST])   rc |= s_kstr (pk, "host", self->host);
     return rc? -1: 0;
 }
 
@@ -1674,7 +1681,8 @@ vdgx_jobcmd_decode_obj (vdgx_jobcmd_t *self, const msgpack_object *obj, vdgx_err
     ||  vdgx_mp_u32 (&m, KC_LIMIT, false, 1, VDGX_LIST_LIMIT_MAX, &self->limit) < 0
     ||  s_read_id (&m, KC_AFTER, false, self->after) < 0
     ||  vdgx_mp_uint (&m, KC_OFFSET, false, 0, S_BYTES_MAX, &self->offset) < 0
-    ||  vdgx_mp_u32 (&m, KC_LENGTH, false, 1, VDGX_RESULT_READ_MAX, &self->length) < 0)
+    ||  vdgx_mp_u32 (&m, KC_LENGTH, false, 1, VDGX_RESULT_READ_MAX, &self->length) < 0
+    ||  s_read_printable (&m, KC_HOST, false, 1, VDGX_HOST_MAX, self->host, sizeof self->host) < 0)
         goto failed;
     return 0;
 failed:
@@ -1815,7 +1823,7 @@ vdgx_jobreply_pack (const vdgx_jobreply_t *self, msgpack_packer *pk)
     assert (self && (unsigned) self->cmd < VDGX_JOBCMD_COUNT);
     if (!self->ok)
         return vdgx_error_pack (&self->error, self->retry_after_ms, pk);
-    static const uint32_t nkeys [VDGX_JOBCMD_COUNT] = { 5, 2, 3, 2, 5, 3, 2, 2 };
+    static const uint32_t nkeys [VDGX_JOBCMD_COUNT] = { 5, 2, 3, 2, 5, 3, 2, 2, 2 };
     int rc = msgpack_pack_map (pk, nkeys [self->cmd]);
     rc |= s_kbool (pk, "ok", true);
     switch (self->cmd) {
@@ -1843,7 +1851,7 @@ vdgx_jobreply_pack (const vdgx_jobreply_t *self, msgpack_packer *pk)
         case VDGX_JOBCMD_DELETE:
             rc |= s_kstr (pk, "id", self->id) | s_kbool (pk, "deleted", true);
             break;
-        case VDGX_JOBCMD_UNLOAD:
+        case VDGX_JOBCMD_UNLOAD: case VDGX_JOBCMD_DRAIN:
             rc |= s_kuint (pk, "workers", self->workers);
             break;
         case VDGX_JOBCMD_MODELS:
@@ -1874,6 +1882,7 @@ vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx
         [VDGX_JOBCMD_DELETE] = 1u << K_ID | 1u << K_DELETED,
         [VDGX_JOBCMD_UNLOAD] = 1u << K_WORKERS,
         [VDGX_JOBCMD_MODELS] = 1u << K_MODELS,
+        [VDGX_JOBCMD_DRAIN]  = 1u << K_WORKERS,
     };
     vdgx_jobreply_clear (self);
     vdgx_mp_map_t m;

@@ -388,7 +388,7 @@ int vdgx_jobstatus_decode (vdgx_jobstatus_t *self, const void *data, size_t size
 typedef enum {
     VDGX_JOBCMD_SUBMIT = 0, VDGX_JOBCMD_STATUS, VDGX_JOBCMD_LIST, VDGX_JOBCMD_CANCEL,
     VDGX_JOBCMD_RESULT, VDGX_JOBCMD_DELETE, VDGX_JOBCMD_UNLOAD, VDGX_JOBCMD_MODELS,
-    VDGX_JOBCMD_COUNT
+    VDGX_JOBCMD_DRAIN, VDGX_JOBCMD_COUNT
 } vdgx_jobcmd_type_t;
 
 typedef struct {
@@ -397,7 +397,8 @@ typedef struct {
     char id [VDGX_ID_MAX + 1];  //  status, cancel, result, delete
     //  list filters
     bool has_state;     vdgx_job_state_t state;
-    char model [VDGX_MODEL_MAX + 1];        //  list filter ("" = any); unload: required
+    char model [VDGX_MODEL_MAX + 1];        //  list, drain filter ("" = any); unload: required
+    char host [VDGX_HOST_MAX + 1];          //  drain filter ("" = any)
     uint32_t limit;             //  list: 1..1000, default 100
     char after [VDGX_ID_MAX + 1];           //  list: "" = from the start
     //  result
@@ -430,7 +431,7 @@ int vdgx_svcinfo_decode_obj (vdgx_svcinfo_t *self, const msgpack_object *obj, co
 //  Which other fields are packed / required depends on cmd (PROTOCOL.md 7):
 //    submit: id, state, cached, queue_position      status, cancel: job
 //    list: jobs, has_more                           result: size, sha256, offset, data
-//    delete: id (deleted: true)                     unload: workers
+//    delete: id (deleted: true)                     unload, drain: workers
 //    models: models
 typedef struct {
     vdgx_jobcmd_type_t cmd;     //  not on the wire: the decoder must be told
@@ -448,7 +449,7 @@ typedef struct {
     char sha256 [65];
     uint64_t offset;
     uint8_t *data;              size_t data_size;   //  owned (result)
-    uint32_t workers;           //  unload
+    uint32_t workers;           //  unload, drain: workers told
     vdgx_svcinfo_t *models;     size_t nmodels;     //  owned array (models)
 } vdgx_jobreply_t;
 

@@ -1,5 +1,5 @@
 /*  vdgx_cli_jobs.c - `vdgx` job and introspection commands: generate, wait, status, list,
-    cancel, delete, download, workers, models, unload, health. */
+    cancel, delete, download, workers, models, unload, drain, health. */
 #include <czmq.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -756,6 +756,55 @@ vdgx_cli_unload (vdgx_cli_t *cli, int argc, char **argv)
         rc = vdgx_cli_fail (client, "unload");
     else
         printf ("%s: %u worker%s asked to unload\n", argv [1], n, n == 1? "": "s");
+    vdgx_client_destroy (&client);
+    return rc;
+}
+
+//  drain [--model M] [--host H]: matching workers finish their job, take no other, and leave.
+int
+vdgx_cli_drain (vdgx_cli_t *cli, int argc, char **argv)
+{
+    static const struct option longopts [] = {
+        { "model", required_argument, NULL, 'm' }, { "host", required_argument, NULL, 'H' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+    };
+    const char *model = NULL, *host = NULL;
+    int c;
+    optind = 0;
+    while ((c = getopt_long (argc, argv, "m:h", longopts, NULL)) != -1) {
+        if (c == 'm') {
+            if (!vdgx_model_name_valid (optarg))
+                return s_bad_usage ("drain", "--model: not a model name (1..64 of [a-z0-9._-])");
+            model = optarg;
+        }
+        else
+        if (c == 'H') {
+            if (!*optarg || strlen (optarg) > VDGX_HOST_MAX)
+                return s_bad_usage ("drain", "--host: 1..255 characters");
+            host = optarg;
+        }
+        else
+        if (c == 'h') {
+            printf ("usage: vdgx drain [--model M] [--host H]\n"
+                    "  the matching workers finish the job they hold, take no other and exit\n");
+            return 0;
+        }
+        else
+            return s_bad_usage ("drain", "bad option");
+    }
+    if (optind != argc)
+        return s_bad_usage ("drain", "unexpected argument");
+    if (!model && !host)
+        return s_bad_usage ("drain", "give --model, --host or both");
+    vdgx_client_t *client = vdgx_cli_client (cli);
+    if (!client)
+        return VDGX_EXIT_USAGE;
+    uint32_t n = 0;
+    int rc = 0;
+    if (vdgx_client_drain (client, model, host, &n) != 0)
+        rc = vdgx_cli_fail (client, "drain");
+    else
+        printf ("%u worker%s told to drain\n", n, n == 1? "": "s");
     vdgx_client_destroy (&client);
     return rc;
 }

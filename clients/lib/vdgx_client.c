@@ -716,6 +716,30 @@ vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p)
 }
 
 int
+vdgx_client_drain (vdgx_client_t *self, const char *model, const char *host, uint32_t *workers_p)
+{
+    assert (self);
+    model = model? model: "";
+    host = host? host: "";
+    if (strlen (model) > VDGX_MODEL_MAX || strlen (host) > VDGX_HOST_MAX)
+        return s_fail (self, "bad_request", "model or host name too long");
+    if (!*model && !*host)
+        return s_fail (self, "bad_request", "drain needs a model, a host or both");
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_DRAIN;
+    snprintf (cmd.model, sizeof cmd.model, "%s", model);
+    snprintf (cmd.host, sizeof cmd.host, "%s", host);
+    vdgx_jobreply_t reply;
+    int rc = s_jobcall (self, &cmd, &reply);
+    if (rc == 0 && workers_p)
+        *workers_p = reply.workers;
+    vdgx_jobreply_clear (&reply);
+    vdgx_jobcmd_clear (&cmd);
+    return rc;
+}
+
+int
 vdgx_client_models (vdgx_client_t *self, char **json_p)
 {
     assert (self && json_p);

@@ -118,6 +118,10 @@ int vdgx_client_list (vdgx_client_t *self, const char *state, const char *model,
                       vdgx_jobstatus_t **jobs_p, size_t *count_p, bool *has_more_p);
 //  Asks the workers of a model to unload it; *workers_p (may be NULL) = how many were asked.
 int vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p);
+//  Drains the workers of a model and/or on a host (NULL or "" = any; not both): each finishes
+//  the job it holds, takes no other and leaves. *workers_p (may be NULL) = how many were told.
+int vdgx_client_drain (vdgx_client_t *self, const char *model, const char *host,
+                       uint32_t *workers_p);
 
 //  Introspection. *json_p gets the broker's whole reply map as JSON text (caller frees).
 int vdgx_client_models (vdgx_client_t *self, char **json_p);               //  vdgx.jobs models

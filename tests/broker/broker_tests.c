@@ -1045,6 +1045,84 @@ s_case_limits (void)
     env.broker = 0;
 }
 
+//  Exit status of pid once it ends by itself within timeout_ms, or -1.
+static int
+s_exited (pid_t pid, int timeout_ms)
+{
+    int64_t end = zclock_mono () + timeout_ms;
+    while (zclock_mono () < end) {
+        int status;
+        if (waitpid (pid, &status, WNOHANG) == pid)
+            return WIFEXITED (status)? WEXITSTATUS (status): 128 + WTERMSIG (status);
+        zclock_sleep (20);
+    }
+    return -1;
+}
+
+static int
+s_drain (zsock_t *client, const char *model, const char *host, vdgx_jobreply_t *reply)
+{
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_DRAIN;
+    snprintf (cmd.model, sizeof cmd.model, "%s", model? model: "");
+    snprintf (cmd.host, sizeof cmd.host, "%s", host? host: "");
+    int rc = tclient_jobs (client, &cmd, reply);
+    vdgx_jobcmd_clear (&cmd);
+    return rc;
+}
+
+//  Drain by host: the busy worker there finishes its job and leaves, the idle one there
+//  leaves at once, the worker on the other host serves the next job; the draining worker is
+//  never given another job.
+static void
+s_case_drain (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    pid_t busy = tenv_worker (&env, "m", "--host", "h1", "--steps", "8", "--step-ms", "100", NULL);
+    s_wait_workers (client, "m", NULL, 1);
+    char first [80], second [80];
+    s_submit_ok (client, "m", "p", 1, VDGX_PRIORITY_NORMAL, first);
+    vdgx_jobstatus_t st;
+    bool running = false;
+    for (int i = 0; i < 100 && !running; i++) {
+        running = tclient_status (client, first, &st) == 0 && st.state == VDGX_JOB_RUNNING;
+        vdgx_jobstatus_clear (&st);
+        if (!running)
+            zclock_sleep (20);
+    }
+    TCHECK (running);
+    pid_t idle = tenv_worker (&env, "m2", "--host", "h1", NULL);
+    pid_t other = tenv_worker (&env, "m", "--host", "h2", "--steps", "2", NULL);
+    s_wait_workers (client, "m", NULL, 2);
+    s_wait_workers (client, "m2", NULL, 1);
+
+    vdgx_jobreply_t r;
+    vdgx_jobreply_init (&r, VDGX_JOBCMD_DRAIN);
+    TCHECK (s_drain (client, NULL, NULL, &r) == -1 && streq (r.error.code, VDGX_E_BAD_REQUEST));
+    vdgx_jobreply_clear (&r);
+    TCHECK (s_drain (client, NULL, "h1", &r) == 0 && r.workers == 2);
+    vdgx_jobreply_clear (&r);
+    TCHECK (s_drain (client, NULL, "h1", &r) == 0 && r.workers == 0);      //  already told
+    vdgx_jobreply_clear (&r);
+    //  The idle one leaves at once; the busy one only after its job.
+    TCHECK (s_exited (idle, 3000) == 0);
+    TCHECK (s_exited (busy, 100) == -1);
+    //  A job queued meanwhile goes to the other host, never to the draining worker.
+    s_submit_ok (client, "m", "p", 2, VDGX_PRIORITY_NORMAL, second);
+    TCHECK (s_wait_state (client, first, 15000) == VDGX_JOB_COMPLETED);
+    TCHECK (s_exited (busy, 5000) == 0);
+    TCHECK (s_wait_state (client, second, 15000) == VDGX_JOB_COMPLETED);
+    TCHECK (tclient_status (client, second, &st) == 0);
+    vdgx_jobstatus_clear (&st);
+    s_wait_workers (client, "m", NULL, 1);
+    tenv_stop (other, SIGTERM);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
 //  Retention by size: four 300 KB results under a 700 KB cap. The collection at start-up
 //  (the broker also runs it every minute) deletes the two oldest; the two newest stay whole.
 static void
@@ -1114,6 +1192,7 @@ main (int argc, char *argv [])
         { "broker_kill", s_case_broker_kill }, { "queue", s_case_queue },
         { "memory", s_case_memory }, { "curve", s_case_curve }, { "sigterm", s_case_sigterm },
         { "retention", s_case_retention }, { "limits", s_case_limits },
+        { "drain", s_case_drain },
     };
     bool found = false;
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)

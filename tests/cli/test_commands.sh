@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 start_broker --model testgen
 VDGX_TESTGEN_SLEEP_MS=30 VDGX_TESTGEN_LOAD_MS=60 "$BIN/vdgx-worker-test" --model testgen --broker "$VDGX_BROKER" \
     --data "$TMP/worker" --heartbeat-ms 100 --liveness 5 >"$TMP/worker.log" 2>&1 &
-PIDS+=($!)
+WORKER=$!
+PIDS+=($WORKER)
 
 # Usage errors: exit 2, a message, nothing sent.
 expect_rc 2 "$VDGX"
@@ -130,6 +131,18 @@ json_check "$TMP/out" "j['models']['testgen']['loads'] >= 1 and j['models']['tes
 json_check "$TMP/out" "j['completed'] == 3 and j['failed'] == 0 and 0 < j['latency_s']['p50'] <= j['latency_s']['p99'] and j['first_progress_s']['p50'] > 0 and j['throughput_jobs_per_s'] > 0 and j['models']['testgen']['jobs'] == 3"
 expect_rc 0 "$VDGX" bench -n 2 -c 1 --model testgen --steps 1
 grep -q "p50" "$TMP/out" || fail "bench text has no percentiles"
+
+# drain: usage errors, then the worker finishes nothing (idle), leaves, and exits 0.
+expect_rc 2 "$VDGX" drain
+expect_rc 2 "$VDGX" drain --model "Bad Name"
+expect_rc 0 "$VDGX" drain --model testgen
+grep -q "1 worker told to drain" "$TMP/out" || fail "drain output: $(cat "$TMP/out")"
+for i in $(seq 100); do kill -0 $WORKER 2>/dev/null || break; sleep 0.05; done
+kill -0 $WORKER 2>/dev/null && fail "the drained worker is still running"
+wait $WORKER; rc=$?
+[ $rc -eq 0 ] || fail "the drained worker exited $rc"
+expect_rc 0 "$VDGX" drain --host no-such-host
+grep -q "0 workers told to drain" "$TMP/out" || fail "drain of an unknown host: $(cat "$TMP/out")"
 
 # The broker gone: health says unreachable (3), JSON too; other commands too.
 kill -9 $BROKER

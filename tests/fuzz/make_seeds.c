@@ -33,6 +33,7 @@ static const s_seed_t s_seeds [] = {
     { "wreply", -1, "{\"type\":\"result\",\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"x\",\"field\":\"y\"}}" },
     { "wstate", -1, "{\"service\":\"wan21-tiny\",\"host\":\"h\",\"pid\":1,\"state\":\"warm\",\"rss_bytes\":1,\"peak_bytes\":2,\"model_bytes\":3,\"host_budget_bytes\":0,\"device\":\"cpu\",\"precisions\":[\"bf16\"],\"job\":\"\",\"ext\":[\"control\"],\"pending\":[\"j0\"]}" },
     { "wstate", -1, "{\"service\":\"wan\",\"state\":\"cold\",\"identity\":\"00ab\",\"idle_ms\":5}" },
+    { "wstate", -1, "{\"service\":\"wan\",\"state\":\"cold\",\"limits\":{\"wh_min\":480,\"wh_max\":832,\"wh_multiple\":16,\"sizes\":[\"832x480\",\"480x832\"],\"frames_max\":81,\"frames_4n1\":true,\"steps_max\":1000,\"guidance_max\":50.0,\"fps_max\":60}}" },
     { "control", -1, "{\"op\":\"cancel\",\"id\":\"j1\"}" },
     { "control", -1, "{\"op\":\"drain\"}" },
     { "jobstatus", -1, "{" STATUS ",\"result\":{" VIDEO "},\"request\":{" REQ "}}" },
@@ -40,6 +41,7 @@ static const s_seed_t s_seeds [] = {
     { "jobcmd", -1, "{\"cmd\":\"list\",\"state\":\"queued\",\"model\":\"wan\",\"limit\":5,\"after\":\"j1\"}" },
     { "jobcmd", -1, "{\"cmd\":\"result\",\"id\":\"j1\",\"offset\":10,\"length\":100}" },
     { "jobcmd", -1, "{\"cmd\":\"models\"}" },
+    { "jobcmd", -1, "{\"cmd\":\"drain\",\"model\":\"wan\",\"host\":\"gpu2\"}" },
     { "error", -1, "{\"ok\":false,\"error\":{\"code\":\"queue_full\",\"message\":\"full\",\"field\":\"model\",\"retry_after_ms\":1000}}" },
     { "jobreply", 0, "{\"ok\":true,\"id\":\"j1\",\"state\":\"queued\",\"cached\":false,\"queue_position\":3}" },
     { "jobreply", 1, "{\"ok\":true,\"job\":{" STATUS "}}" },
@@ -48,6 +50,7 @@ static const s_seed_t s_seeds [] = {
     { "jobreply", 5, "{\"ok\":true,\"id\":\"j1\",\"deleted\":true}" },
     { "jobreply", 6, "{\"ok\":false,\"error\":{\"code\":\"unknown_model\",\"message\":\"no\"}}" },
     { "jobreply", 7, "{\"ok\":true,\"models\":[{\"name\":\"wan\",\"workers\":2,\"queued\":1,\"running\":1,\"states\":{\"warm\":1,\"busy\":1}}]}" },
+    { "jobreply", 8, "{\"ok\":true,\"workers\":2}" },
 };
 
 static int

@@ -105,6 +105,7 @@ S_REPLY (result, VDGX_JOBCMD_RESULT)
 S_REPLY (delete, VDGX_JOBCMD_DELETE)
 S_REPLY (unload, VDGX_JOBCMD_UNLOAD)
 S_REPLY (models, VDGX_JOBCMD_MODELS)
+S_REPLY (drain, VDGX_JOBCMD_DRAIN)
 
 //  Events: the map is checked against a fixed topic (job.j1 or model.wan21-tiny).
 static int
@@ -156,6 +157,7 @@ const codec_t codec_table [] = {
     { "jobreply.delete", s_jobreply_delete },
     { "jobreply.unload", s_jobreply_unload },
     { "jobreply.models", s_jobreply_models },
+    { "jobreply.drain", s_jobreply_drain },
     { "event.job", s_event_job },
     { "event.model", s_event_model },
 };

@@ -432,6 +432,12 @@ s_random_roundtrips (int rounds)
             if (s_coin ())
                 s_text (cmd.after, 1, VDGX_ID_MAX, ID_CHARS);
         }
+        if (cmd.cmd == VDGX_JOBCMD_DRAIN) {
+            if (s_coin ())
+                s_text (cmd.model, 1, VDGX_MODEL_MAX, MODEL_CHARS);
+            if (s_coin ())
+                s_text (cmd.host, 1, VDGX_HOST_MAX, PRINTABLE);
+        }
         cmd.offset = s_coin ()? s_range (0, 1ULL << 40): 0;
         cmd.length = (uint32_t) s_range (1, VDGX_RESULT_READ_MAX);
         s_roundtrip ("jobcmd", &cmd, s_pack_jobcmd, &checked);
@@ -634,6 +640,9 @@ static const s_bad_t s_bad [] = {
     { "jobcmd", "{\"cmd\":\"submit\"}", "request", "missing (required by cmd 'submit')" },
     { "jobcmd", "{\"cmd\":\"submit\",\"request\":{" REQ ",\"steps\":1001}}", "request.steps", "outside" },
     { "jobcmd", "{\"cmd\":\"status\",\"id\":\"j1\",\"limit\":5}", "limit", "not allowed with cmd 'status'" },
+    { "jobcmd", "{\"cmd\":\"drain\",\"host\":\"\"}", "host", "" },
+    { "jobcmd", "{\"cmd\":\"drain\",\"id\":\"j1\"}", "id", "not allowed with cmd 'drain'" },
+    { "jobcmd", "{\"cmd\":\"unload\",\"model\":\"m\",\"host\":\"h\"}", "host", "not allowed with cmd 'unload'" },
     { "jobcmd", "{\"cmd\":\"status\",\"id\":\"\"}", "id", "length 0" },
     { "jobcmd", "{\"cmd\":\"list\",\"limit\":0}", "limit", "outside 1..1000" },
     { "jobcmd", "{\"cmd\":\"list\",\"limit\":1001}", "limit", "outside" },
@@ -660,6 +669,7 @@ static const s_bad_t s_bad [] = {
     { "jobreply.result", "{\"ok\":true,\"size\":4,\"sha256\":\"0123\",\"offset\":0,\"data\":\"$BIN3\"}", "sha256", "length 4" },
     { "jobreply.delete", "{\"ok\":true,\"id\":\"j1\",\"deleted\":false}", "deleted", "must be true" },
     { "jobreply.unload", "{\"ok\":true,\"workers\":\"2\"}", "workers", "unsigned integer" },
+    { "jobreply.drain", "{\"ok\":true}", "workers", "missing" },
     { "jobreply.models", "{\"ok\":true,\"models\":[{\"name\":\"wan\",\"workers\":1,\"states\":{\"hot\":1}}]}", "models[0].states.hot", "unknown key" },
     { "jobreply.models", "{\"ok\":true,\"models\":[{\"name\":\"wan\",\"workers\":1,\"queued\":1,\"states\":{}}]}", "models[0].running", "come together" },
     { "jobreply.models", "{\"ok\":true}", "models", "missing" },
