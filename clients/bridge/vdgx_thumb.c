@@ -67,7 +67,10 @@ s_encode (const AVFrame *in, int out_w, int out_h, uint8_t **jpeg_p, size_t *jpe
     }
     enc->width = out_w;
     enc->height = out_h;
-    enc->pix_fmt = AV_PIX_FMT_YUVJ420P;
+    //  Full-range 4:2:0 as plain YUV420P + the JPEG range tag (YUVJ420P is deprecated: libswscale
+    //  warns on every frame, which would end up in the bridge's log per thumbnail).
+    enc->pix_fmt = AV_PIX_FMT_YUV420P;
+    enc->color_range = AVCOL_RANGE_JPEG;
     enc->time_base = (AVRational) { 1, 25 };
     enc->flags |= AV_CODEC_FLAG_QSCALE;
     enc->global_quality = FF_QP2LAMBDA * 3;
@@ -75,15 +78,24 @@ s_encode (const AVFrame *in, int out_w, int out_h, uint8_t **jpeg_p, size_t *jpe
         s_fail (err, err_size, "cannot open the JPEG encoder");
         goto done;
     }
-    out->format = AV_PIX_FMT_YUVJ420P;
+    out->format = AV_PIX_FMT_YUV420P;
+    out->color_range = AVCOL_RANGE_JPEG;
     out->width = out_w;
     out->height = out_h;
     out->quality = enc->global_quality;
     sws = sws_getContext (in->width, in->height, (enum AVPixelFormat) in->format, out_w, out_h,
-                          AV_PIX_FMT_YUVJ420P, SWS_BICUBIC, NULL, NULL, NULL);
+                          AV_PIX_FMT_YUV420P, SWS_BICUBIC, NULL, NULL, NULL);
     if (!sws || av_frame_get_buffer (out, 0) < 0) {
         s_fail (err, err_size, "cannot convert the frame");
         goto done;
+    }
+    {
+        //  Video range in (unless the stream says full), JPEG range out; BT.709 or BT.601
+        //  matrix as the stream is tagged (unknown: 601, as decoders assume for SD).
+        int space = in->colorspace == AVCOL_SPC_BT709? SWS_CS_ITU709: SWS_CS_ITU601;
+        const int *coefs = sws_getCoefficients (space);
+        sws_setColorspaceDetails (sws, coefs, in->color_range == AVCOL_RANGE_JPEG, coefs, 1,
+                                  0, 1 << 16, 1 << 16);
     }
     sws_scale (sws, (const uint8_t *const *) in->data, in->linesize, 0, in->height, out->data, out->linesize);
     if (avcodec_send_frame (enc, out) < 0 || avcodec_send_frame (enc, NULL) < 0
