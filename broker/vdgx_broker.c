@@ -1660,6 +1660,9 @@ s_job_service (s_broker_t *self, zmsg_t *body)
                     for (int i = 0; i < VDGX_WSTATE_COUNT; i++)
                         info.states [i] = (uint32_t) s->by_state [i];
                 }
+                const vdgx_limits_t *limits = (const vdgx_limits_t *) zhashx_lookup (self->limits, name);
+                if (limits)
+                    info.limits = *limits;
                 vdgx_jobreply_add_model (&reply, &info);
             }
             out = s_reply_frame (&reply);

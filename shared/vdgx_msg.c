@@ -1699,7 +1699,7 @@ int
 vdgx_svcinfo_pack (const vdgx_svcinfo_t *self, msgpack_packer *pk)
 {
     assert (self);
-    int rc = msgpack_pack_map (pk, 3 + 2 * self->has_queue);
+    int rc = msgpack_pack_map (pk, 3 + 2 * self->has_queue + self->limits.present);
     rc |= s_kstr (pk, "name", self->name) | s_kuint (pk, "workers", self->workers);
     if (self->has_queue)
         rc |= s_kuint (pk, "queued", self->queued) | s_kuint (pk, "running", self->running);
@@ -1710,6 +1710,8 @@ vdgx_svcinfo_pack (const vdgx_svcinfo_t *self, msgpack_packer *pk)
     for (int s = 0; s < VDGX_WSTATE_COUNT; s++)
         if (self->states [s])
             rc |= s_kuint (pk, s_wstates [s], self->states [s]);
+    if (self->limits.present)
+        rc |= vdgx_mp_pack_key (pk, "limits") | vdgx_limits_pack (&self->limits, pk);
     return rc? -1: 0;
 }
 
@@ -1717,8 +1719,8 @@ int
 vdgx_svcinfo_decode_obj (vdgx_svcinfo_t *self, const msgpack_object *obj, const char *path,
                          vdgx_error_t *err)
 {
-    enum { K_NAME, K_WORKERS, K_QUEUED, K_RUNNING, K_STATES, K_N };
-    static const char *keys [] = { "name", "workers", "queued", "running", "states" };
+    enum { K_NAME, K_WORKERS, K_QUEUED, K_RUNNING, K_STATES, K_LIMITS, K_N };
+    static const char *keys [] = { "name", "workers", "queued", "running", "states", "limits" };
     memset (self, 0, sizeof *self);
     vdgx_mp_map_t m;
     int rq, rr;
@@ -1745,6 +1747,11 @@ vdgx_svcinfo_decode_obj (vdgx_svcinfo_t *self, const msgpack_object *obj, const 
     for (size_t s = 0; s < VDGX_WSTATE_COUNT; s++)
         if (vdgx_mp_u32 (&states, s, false, 0, 1000000, &self->states [s]) < 0)
             goto failed;
+    if (vdgx_mp_value (&m, K_LIMITS)) {
+        vdgx_mp_field (&m, K_LIMITS, sub, sizeof sub);
+        if (vdgx_limits_decode_obj (&self->limits, vdgx_mp_value (&m, K_LIMITS), sub, err))
+            goto failed;
+    }
     return 0;
 failed:
     memset (self, 0, sizeof *self);

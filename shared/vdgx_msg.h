@@ -421,6 +421,7 @@ typedef struct {
     uint32_t queued, running;           //  mmi.services only (packed when has_queue)
     bool has_queue;
     uint32_t states [VDGX_WSTATE_COUNT];    //  workers per state; packed as {name: n} (n > 0)
+    vdgx_limits_t limits;               //  what the model accepts (5.8), when its workers said
 } vdgx_svcinfo_t;
 
 int vdgx_svcinfo_pack (const vdgx_svcinfo_t *self, msgpack_packer *pk);

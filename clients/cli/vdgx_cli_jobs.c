@@ -697,6 +697,31 @@ vdgx_cli_workers (vdgx_cli_t *cli, int argc, char **argv)
     return rc;
 }
 
+//  A model's limits (PROTOCOL.md 5.8) in one line: sizes, frames, steps.
+static void
+s_limits_text (json_t *limits, char *buf, size_t size)
+{
+    if (!json_is_object (limits)) {
+        snprintf (buf, size, "-");
+        return;
+    }
+    char sizes [160] = "";
+    json_t *list = json_object_get (limits, "sizes");
+    size_t i, used = 0;
+    json_t *item;
+    json_array_foreach (list, i, item)
+        if (used < sizeof sizes)
+            used += (size_t) snprintf (sizes + used, sizeof sizes - used, "%s%s", i? ",": "",
+                                       json_string_value (item)? json_string_value (item): "?");
+    if (!*sizes)
+        snprintf (sizes, sizeof sizes, "%lld..%lld step %lld", (long long) s_int (limits, "wh_min"),
+                  (long long) s_int (limits, "wh_max"), (long long) s_int (limits, "wh_multiple"));
+    snprintf (buf, size, "%s, frames <= %lld%s, steps <= %lld", sizes,
+              (long long) s_int (limits, "frames_max"),
+              json_is_true (json_object_get (limits, "frames_4n1"))? " (4n+1)": "",
+              (long long) s_int (limits, "steps_max"));
+}
+
 int
 vdgx_cli_models (vdgx_cli_t *cli, int argc, char **argv)
 {
@@ -718,13 +743,15 @@ vdgx_cli_models (vdgx_cli_t *cli, int argc, char **argv)
     else {
         json_t *root = json_loads (text, 0, NULL);
         json_t *models = json_object_get (root, "models");
-        printf ("%-24s %-8s %s\n", "MODEL", "WORKERS", "STATES");
+        printf ("%-24s %-8s %-24s %s\n", "MODEL", "WORKERS", "STATES", "ACCEPTS");
         size_t i;
         json_t *m;
         json_array_foreach (models, i, m) {
-            char states [160];
+            char states [160], limits [256];
             s_states_text (json_object_get (m, "states"), states, sizeof states);
-            printf ("%-24s %-8lld %s\n", s_str (m, "name", "?"), (long long) s_int (m, "workers"), states);
+            s_limits_text (json_object_get (m, "limits"), limits, sizeof limits);
+            printf ("%-24s %-8lld %-24s %s\n", s_str (m, "name", "?"), (long long) s_int (m, "workers"),
+                    states, limits);
         }
         if (json_array_size (models) == 0)
             printf ("(no models)\n");

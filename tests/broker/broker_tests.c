@@ -1030,6 +1030,22 @@ s_case_limits (void)
     TCHECK (s_submit_size (client, "m", 64, 48, 33, &r) == 0 && r.id [0]);
     vdgx_jobreply_clear (&r);
     TCHECK (s_counter (client, "vdgx_jobs_rejected_total{model=\"m\",reason=\"limits\"}") == 2);
+    //  The models reply shows them.
+    vdgx_jobcmd_t mc;
+    vdgx_jobcmd_init (&mc);
+    mc.cmd = VDGX_JOBCMD_MODELS;
+    vdgx_jobreply_t mr;
+    vdgx_jobreply_init (&mr, VDGX_JOBCMD_MODELS);
+    TCHECK (tclient_jobs (client, &mc, &mr) == 0);
+    bool shown = false;
+    for (size_t i = 0; i < mr.nmodels; i++)
+        if (streq (mr.models [i].name, "m"))
+            shown = mr.models [i].limits.present && mr.models [i].limits.frames_max == 33;
+        else
+            TCHECK (!mr.models [i].limits.present);
+    TCHECK (shown);
+    vdgx_jobreply_clear (&mr);
+    vdgx_jobcmd_clear (&mc);
     //  The worker leaves: its model's limits stay.
     const char *disconnect [] = { "MDPW02", "\x05" };
     s_send_raw (worker, 2, disconnect);

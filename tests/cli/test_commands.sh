@@ -122,6 +122,9 @@ grep -q "^testgen" "$TMP/out" || fail "workers table"
 expect_rc 0 "$VDGX" models --json
 json_check "$TMP/out" "any(m['name'] == 'testgen' and m['workers'] == 1 for m in j['models'])"
 expect_rc 0 "$VDGX" models
+grep -q "16..512 step 1, frames <= 64, steps <= 200" "$TMP/out" || fail "models: no limits: $(cat "$TMP/out")"
+expect_rc 0 "$VDGX" models --json
+json_check "$TMP/out" "[m['limits']['steps_max'] for m in j['models'] if m['name'] == 'testgen'] == [200]"
 expect_rc 0 "$VDGX" unload testgen
 grep -q "testgen: 1 worker asked to unload" "$TMP/out" || fail "unload output: $(cat "$TMP/out")"
 

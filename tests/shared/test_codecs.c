@@ -170,6 +170,23 @@ s_random_status (vdgx_jobstatus_t *s)
 }
 
 static void
+s_random_limits (vdgx_limits_t *l)
+{
+    vdgx_limits_init (l);
+    l->present = true;
+    l->wh_min = (uint32_t) s_range (1, 256);
+    l->wh_max = (uint32_t) s_range (l->wh_min, 16384);
+    l->wh_multiple = (uint32_t) s_range (1, 64);
+    for (int i = (int) s_range (0, 3); i > 0; i--)
+        vdgx_limits_add_size (l, (uint32_t) s_range (1, 16384), (uint32_t) s_range (1, 16384));
+    l->frames_max = (uint32_t) s_range (1, 1000);
+    l->frames_4n1 = s_coin ();
+    l->steps_max = (uint32_t) s_range (1, 10000);
+    l->guidance_max = (double) s_range (0, 1000) / 4.0;
+    l->fps_max = (uint32_t) s_range (1, 240);
+}
+
+static void
 s_random_wstate (vdgx_wstate_t *w)
 {
     vdgx_wstate_init (w);
@@ -196,20 +213,8 @@ s_random_wstate (vdgx_wstate_t *w)
     if (s_coin ()) { w->has_idle_ms = true; w->idle_ms = s_range (0, 1ULL << 40); }
     if (s_coin ()) s_text (w->weights_id, 1, VDGX_WEIGHTS_ID_MAX, PRINTABLE);
     w->protocol = (uint8_t) s_range (0, 2);
-    if (s_coin ()) {
-        vdgx_limits_t *l = &w->limits;
-        l->present = true;
-        l->wh_min = (uint32_t) s_range (1, 256);
-        l->wh_max = (uint32_t) s_range (l->wh_min, 16384);
-        l->wh_multiple = (uint32_t) s_range (1, 64);
-        for (int i = (int) s_range (0, 3); i > 0; i--)
-            vdgx_limits_add_size (l, (uint32_t) s_range (1, 16384), (uint32_t) s_range (1, 16384));
-        l->frames_max = (uint32_t) s_range (1, 1000);
-        l->frames_4n1 = s_coin ();
-        l->steps_max = (uint32_t) s_range (1, 10000);
-        l->guidance_max = (double) s_range (0, 1000) / 4.0;
-        l->fps_max = (uint32_t) s_range (1, 240);
-    }
+    if (s_coin ())
+        s_random_limits (&w->limits);
 }
 
 static void
@@ -224,6 +229,8 @@ s_random_svcinfo (vdgx_svcinfo_t *s)
     }
     for (int i = 0; i < VDGX_WSTATE_COUNT; i++)
         s->states [i] = s_coin ()? (uint32_t) s_range (0, 100): 0;
+    if (s_coin ())
+        s_random_limits (&s->limits);
 }
 
 //  Mutations of a valid top-level map that every decoder must reject, naming the field:
