@@ -50,6 +50,7 @@ static const s_seed_t s_seeds [] = {
     { "jobreply", 5, "{\"ok\":true,\"id\":\"j1\",\"deleted\":true}" },
     { "jobreply", 6, "{\"ok\":false,\"error\":{\"code\":\"unknown_model\",\"message\":\"no\"}}" },
     { "jobreply", 7, "{\"ok\":true,\"models\":[{\"name\":\"wan\",\"workers\":2,\"queued\":1,\"running\":1,\"states\":{\"warm\":1,\"busy\":1}}]}" },
+    { "jobreply", 7, "{\"ok\":true,\"models\":[{\"name\":\"t\",\"workers\":1,\"states\":{\"cold\":1},\"limits\":{\"wh_min\":32,\"wh_max\":256,\"wh_multiple\":16,\"frames_max\":33,\"frames_4n1\":true,\"steps_max\":100,\"guidance_max\":50.0,\"fps_max\":60}}]}" },
     { "jobreply", 8, "{\"ok\":true,\"workers\":2}" },
 };
 
