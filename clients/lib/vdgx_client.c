@@ -696,6 +696,19 @@ vdgx_client_jobs_free (vdgx_jobstatus_t **jobs_p, size_t count)
     }
 }
 
+//  A command answered by a count of workers told (unload, drain); clears cmd.
+static int
+s_workers_call (vdgx_client_t *self, vdgx_jobcmd_t *cmd, uint32_t *workers_p)
+{
+    vdgx_jobreply_t reply;
+    int rc = s_jobcall (self, cmd, &reply);
+    if (rc == 0 && workers_p)
+        *workers_p = reply.workers;
+    vdgx_jobreply_clear (&reply);
+    vdgx_jobcmd_clear (cmd);
+    return rc;
+}
+
 int
 vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p)
 {
@@ -706,13 +719,7 @@ vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p)
     vdgx_jobcmd_init (&cmd);
     cmd.cmd = VDGX_JOBCMD_UNLOAD;
     snprintf (cmd.model, sizeof cmd.model, "%s", model);
-    vdgx_jobreply_t reply;
-    int rc = s_jobcall (self, &cmd, &reply);
-    if (rc == 0 && workers_p)
-        *workers_p = reply.workers;
-    vdgx_jobreply_clear (&reply);
-    vdgx_jobcmd_clear (&cmd);
-    return rc;
+    return s_workers_call (self, &cmd, workers_p);
 }
 
 int
@@ -730,13 +737,7 @@ vdgx_client_drain (vdgx_client_t *self, const char *model, const char *host, uin
     cmd.cmd = VDGX_JOBCMD_DRAIN;
     snprintf (cmd.model, sizeof cmd.model, "%s", model);
     snprintf (cmd.host, sizeof cmd.host, "%s", host);
-    vdgx_jobreply_t reply;
-    int rc = s_jobcall (self, &cmd, &reply);
-    if (rc == 0 && workers_p)
-        *workers_p = reply.workers;
-    vdgx_jobreply_clear (&reply);
-    vdgx_jobcmd_clear (&cmd);
-    return rc;
+    return s_workers_call (self, &cmd, workers_p);
 }
 
 int
@@ -871,6 +872,7 @@ vdgx_client_test (bool verbose)
     assert (vdgx_client_models (client, &json) == -1);
     uint32_t n = 7;
     assert (vdgx_client_unload (client, "testgen", &n) == -1 && n == 7);
+    assert (vdgx_client_drain (client, NULL, "gpu2", &n) == -1 && n == 7);
     assert (vdgx_client_cancel (client, "job-1", NULL) == -1);
     assert (vdgx_client_delete (client, "job-1") == -1);
     //  wait gives up at its own deadline even when every status call times out
@@ -888,6 +890,8 @@ vdgx_client_test (bool verbose)
     assert (streq (vdgx_client_error_code (client), "bad_request") && count == 0 && !jobs);
     assert (vdgx_client_list (client, NULL, NULL, 5000, NULL, &jobs, &count, NULL) == -1);
     assert (vdgx_client_unload (client, "", NULL) == -1);
+    assert (vdgx_client_drain (client, NULL, "", NULL) == -1);
+    assert (streq (vdgx_client_error_code (client), "bad_request"));
 
     //  result: nothing is left behind on failure
     char dir [] = "/tmp/vdgx-client-test-XXXXXX";
