@@ -863,6 +863,55 @@ s_take_weights_id (zframe_t *frame, char *weights_id, size_t size, msgpack_sbuff
 }
 
 //  Applies a worker-state map. Returns 0, or -1 when it does not decode.
+//  Records a model's limits (and stores them when persist).
+static void
+s_set_limits (s_broker_t *self, const char *model, const vdgx_limits_t *limits, bool persist)
+{
+    vdgx_limits_t *copy = (vdgx_limits_t *) malloc (sizeof *copy);
+    if (!copy)
+        return;
+    *copy = *limits;
+    zhashx_update (self->limits, model, copy);
+    if (!persist)
+        return;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    if (vdgx_limits_pack (limits, &pk) == 0
+    &&  vdgx_jobstore_limits_set (self->store, model, sbuf.data, sbuf.size) == 0)
+        vdgx_log_info ("model.limits", "model=%s", model);
+    else
+        vdgx_log_warn ("model.limits", "model=%s message=\"cannot store the limits\"", model);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
+//  The limits stored at an earlier run, for every known model; a record that does not decode
+//  (written by another version, damaged) is skipped: the workers will advertise again.
+static void
+s_load_limits (s_broker_t *self)
+{
+    for (const char *m = (const char *) zhashx_first (self->known); m;
+         m = (const char *) zhashx_next (self->known)) {
+        const char *name = (const char *) zhashx_cursor (self->known);
+        zframe_t *frame = vdgx_jobstore_limits_get (self->store, name);
+        if (!frame)
+            continue;
+        msgpack_unpacked up;
+        vdgx_error_t err;
+        vdgx_limits_t limits;
+        if (vdgx_unpack (&up, zframe_data (frame), zframe_size (frame), &err) == 0) {
+            if (vdgx_limits_decode_obj (&limits, &up.data, "limits", &err) == 0)
+                s_set_limits (self, name, &limits, false);
+            else
+                vdgx_log_warn ("model.limits", "model=%s message=\"stored limits skipped: %s\"",
+                               name, err.message);
+            msgpack_unpacked_destroy (&up);
+        }
+        zframe_destroy (&frame);
+    }
+}
+
 static int
 s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
 {
@@ -915,16 +964,11 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
     if (s && *weights_id)
         snprintf (s->weights_id, sizeof s->weights_id, "%s", weights_id);
     if (ws.limits.present) {
-        //  The model's limits, checked at submit from now on (kept when its workers leave).
+        //  The model's limits, checked at submit from now on (kept when its workers leave,
+        //  and in the store for the next start).
         vdgx_limits_t *known = (vdgx_limits_t *) zhashx_lookup (self->limits, w->service);
-        if (!known || !vdgx_limits_equal (known, &ws.limits)) {
-            vdgx_limits_t *copy = (vdgx_limits_t *) malloc (sizeof *copy);
-            if (copy) {
-                *copy = ws.limits;
-                zhashx_update (self->limits, w->service, copy);
-                vdgx_log_info ("model.limits", "model=%s worker=%s", w->service, w->key);
-            }
-        }
+        if (!known || !vdgx_limits_equal (known, &ws.limits))
+            s_set_limits (self, w->service, &ws.limits, true);
     }
     vdgx_wstate_clear (&ws);
     vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
@@ -2438,6 +2482,7 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     for (char *m = (char *) zlist_first (models); m; m = (char *) zlist_next (models))
         zhashx_insert (self->known, m, (void *) "");
     zlist_destroy (&models);
+    s_load_limits (self);
 
     self->router = zsock_new (ZMQ_ROUTER);
     if (self->events)

@@ -38,7 +38,8 @@ static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS events ("
     " job_id TEXT NOT NULL, ts REAL NOT NULL, type TEXT NOT NULL, state TEXT, detail TEXT);"
     "CREATE INDEX IF NOT EXISTS events_job ON events (job_id);"
-    "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY);";
+    "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS model_limits (name TEXT PRIMARY KEY, limits BLOB NOT NULL);";
 
 void
 vdgx_jobrec_clear (vdgx_jobrec_t *job)
@@ -462,6 +463,33 @@ vdgx_jobstore_model_add (vdgx_jobstore_t *self, const char *name)
     return s_step_done (self, st);
 }
 
+int
+vdgx_jobstore_limits_set (vdgx_jobstore_t *self, const char *name, const void *data, size_t size)
+{
+    assert (self && name && data);
+    sqlite3_stmt *st = s_prepare (self, "INSERT OR REPLACE INTO model_limits (name, limits) VALUES (?1, ?2)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob (st, 2, data, (int) size, SQLITE_TRANSIENT);
+    return s_step_done (self, st);
+}
+
+zframe_t *
+vdgx_jobstore_limits_get (vdgx_jobstore_t *self, const char *name)
+{
+    assert (self && name);
+    sqlite3_stmt *st = s_prepare (self, "SELECT limits FROM model_limits WHERE name = ?1");
+    zframe_t *frame = NULL;
+    if (st) {
+        sqlite3_bind_text (st, 1, name, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step (st) == SQLITE_ROW)
+            frame = zframe_new (sqlite3_column_blob (st, 0), (size_t) sqlite3_column_bytes (st, 0));
+    }
+    sqlite3_finalize (st);
+    return frame;
+}
+
 zlist_t *
 vdgx_jobstore_models (vdgx_jobstore_t *self)
 {
@@ -738,6 +766,12 @@ vdgx_jobstore_test (bool verbose)
     zlist_t *models = vdgx_jobstore_models (store);
     assert (zlist_size (models) == 1);
     zlist_destroy (&models);
+    assert (vdgx_jobstore_limits_get (store, "m") == NULL);
+    assert (vdgx_jobstore_limits_set (store, "m", "\x80", 1) == 0);
+    assert (vdgx_jobstore_limits_set (store, "m", "\x81\xa1x\x01", 4) == 0);     //  replaces
+    zframe_t *lim = vdgx_jobstore_limits_get (store, "m");
+    assert (lim && zframe_size (lim) == 4 && memcmp (zframe_data (lim), "\x81\xa1x\x01", 4) == 0);
+    zframe_destroy (&lim);
     uint64_t njobs = 0, bytes = 0;
     assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 3 && bytes == 11);
     vdgx_jobstore_destroy (&store);

@@ -83,6 +83,11 @@ size_t vdgx_jobstore_event_count (vdgx_jobstore_t *self, const char *id);
 //  Known models.
 int vdgx_jobstore_model_add (vdgx_jobstore_t *self, const char *name);
 zlist_t *vdgx_jobstore_models (vdgx_jobstore_t *self);     //  autofree strings
+//  A model's limits as its workers last advertised them (PROTOCOL.md 5.8), kept as the
+//  msgpack bytes the broker encodes, so they hold from the broker's start, before any worker
+//  re-registers. get: a new frame, or NULL when none is stored.
+int vdgx_jobstore_limits_set (vdgx_jobstore_t *self, const char *name, const void *data, size_t size);
+zframe_t *vdgx_jobstore_limits_get (vdgx_jobstore_t *self, const char *name);
 
 //  Output files. Paths are written into buf.
 void vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size);

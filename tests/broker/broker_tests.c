@@ -1052,6 +1052,13 @@ s_case_limits (void)
     s_wait_workers (client, "m", NULL, 0);
     TCHECK (s_submit_size (client, "m", 48, 300, 0, &r) == -1 && streq (r.error.field, "request.height"));
     vdgx_jobreply_clear (&r);
+    //  ... and across a restart of the broker, before any worker has registered again.
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    TCHECK (tenv_start_broker (&env) == 0);
+    client = tclient_new (&env);
+    TCHECK (s_submit_size (client, "m", 48, 300, 0, &r) == -1 && streq (r.error.field, "request.height"));
+    vdgx_jobreply_clear (&r);
     //  A model whose workers advertise nothing: only the protocol's limits.
     TCHECK (s_submit_size (client, "open", 40, 48, 35, &r) == 0);
     vdgx_jobreply_clear (&r);
