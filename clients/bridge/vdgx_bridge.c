@@ -111,6 +111,7 @@ typedef struct {
     //  Work kept between steps
     vdgx_genreq_t req;
     bool has_req;
+    const char *size_field;     //  "size" / "resolution" when the body gave the size so (errors)
     char job_id [VDGX_ID_MAX + 1];
     //  Download streaming
     uint64_t dl_start, dl_end, dl_size;     //  byte range [start, end] of dl_size
@@ -433,6 +434,9 @@ s_call_failed (s_req_t *r, size_t i, enum MHD_Result *rc)
         //  own field errors do.
         if (status == 422 && streq (e.code, VDGX_E_BAD_REQUEST))
             e.code = "invalid_field";
+        //  The broker names width or height; the client may have sent one "WxH" field.
+        if (r->size_field && (streq (e.field, "width") || streq (e.field, "height")))
+            snprintf (e.field, sizeof e.field, "%s", r->size_field);
         if ((status == 429 || status == 503) && !retry)
             retry = 1000;
         *rc = s_send_error (r, status, e.code, e.field, (int64_t) retry, "%s", e.message);
@@ -683,6 +687,8 @@ s_h_submit (s_req_t *r)
         int prc = vdgx_apireq_parse (&r->req, body, r->route == R_VIDEOS? VDGX_APIREQ_OPENAI
                                                                          : VDGX_APIREQ_NATIVE,
                                      r->is_form, r->bridge->default_model, &err);
+        r->size_field = json_object_get (body, "size")? "size"
+                      : json_object_get (body, "resolution")? "resolution": NULL;
         json_decref (body);
         if (prc)
             return s_send_apierr (r, &err);

@@ -477,6 +477,14 @@ def t_matrix(st):
             check(err["code"] == code, "%s %s: code %s, expected %s" % (method, path, err["code"], code))
         if s == 405:
             check("allow" in h, "405 has Allow")
+    # A size beyond the model's limits names the field the client used, with the model's words.
+    for path, body, field in (("/generate", {"resolution": "1024x576"}, "resolution"),
+                              ("/v1/videos", {"size": "1024x576"}, "size"),
+                              ("/generate", {"width": 1024, "height": 576}, "width")):
+        body.update({"model": "testgen", "prompt": "x"})
+        s, _, e = jreq(p, "POST", path, body)
+        check(s == 422 and e["error"]["field"] == field and "16 to 512" in e["error"]["message"],
+              "%s %r: %d %r" % (path, body, s, e))
     # a body over the cap without Content-Length (chunked) -> 413
     conn = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
     conn.putrequest("POST", "/generate")
