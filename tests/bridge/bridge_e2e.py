@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BUILD = os.environ.get("VDGX_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -258,6 +259,18 @@ def t_download(st):
     s, h, jpg = request(p, "GET", "/v1/videos/%s/content?variant=thumbnail" % job_id)
     check(s == 200 and h["content-type"] == "image/jpeg" and jpg[:2] == b"\xff\xd8" and jpg[-2:] == b"\xff\xd9",
           "thumbnail: %d %r" % (s, jpg[:40]))
+    # many at once (made on the bridge's thumbnail thread, one after the other): all whole
+    results = [None] * 8
+
+    def fetch(i):
+        results[i] = request(p, "GET", "/v1/videos/%s/content?variant=thumbnail" % job_id)
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(all(r is not None and r[0] == 200 and r[2] == jpg for r in results), "concurrent thumbnails")
     # a video deleted mid-way fails the stream instead of hanging
     conn = http.client.HTTPConnection("127.0.0.1", p, timeout=20)
     conn.request("GET", "/jobs/%s/download" % job_id)
