@@ -922,14 +922,15 @@ vdgx_cli_health (vdgx_cli_t *cli, int argc, char **argv)
     json_t *services = json_object_get (root, "services");
     bool store_ok = json_is_true (json_object_get (store, "ok"));
     bool ok = healthy && store_ok;
-    //  Required models need a live worker.
+    //  Required models need a live worker that takes jobs (a draining one is leaving).
     char missing [512] = "";
     for (int i = 0; i < nrequire; i++) {
         bool found = false;
         size_t k;
         json_t *s;
         json_array_foreach (services, k, s)
-            if (streq (s_str (s, "name", ""), require [i]) && s_int (s, "workers") > 0)
+            if (streq (s_str (s, "name", ""), require [i])
+            &&  s_int (s, "workers") - s_int (json_object_get (s, "states"), "draining") > 0)
                 found = true;
         if (!found) {
             ok = false;

@@ -135,11 +135,17 @@ json_check "$TMP/out" "j['completed'] == 3 and j['failed'] == 0 and 0 < j['laten
 expect_rc 0 "$VDGX" bench -n 2 -c 1 --model testgen --steps 1
 grep -q "p50" "$TMP/out" || fail "bench text has no percentiles"
 
-# drain: usage errors, then the worker finishes nothing (idle), leaves, and exits 0.
+# drain: usage errors; then the worker finishes the job it holds (a draining worker does not
+# count for health --require), leaves, and exits 0.
 expect_rc 2 "$VDGX" drain
 expect_rc 2 "$VDGX" drain --model "Bad Name"
+expect_rc 0 "$VDGX" generate "last sleep_ms=40" --model testgen --steps 40 --detach
+LAST=$(tr -d '[:space:]' < "$TMP/out")
+for i in $(seq 100); do "$VDGX" status "$LAST" 2>/dev/null | grep -q running && break; sleep 0.05; done
 expect_rc 0 "$VDGX" drain --model testgen
 grep -q "1 worker told to drain" "$TMP/out" || fail "drain output: $(cat "$TMP/out")"
+expect_rc 6 "$VDGX" health --require testgen
+expect_rc 0 "$VDGX" wait "$LAST" -o "$TMP/last.mp4"
 for i in $(seq 100); do kill -0 $WORKER 2>/dev/null || break; sleep 0.05; done
 kill -0 $WORKER 2>/dev/null && fail "the drained worker is still running"
 wait $WORKER; rc=$?
