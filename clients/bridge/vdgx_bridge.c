@@ -33,7 +33,7 @@
 
 typedef enum {
     R_ROOT, R_HEALTH, R_READY, R_INFO, R_GENERATE, R_UNLOAD, R_QUEUE, R_JOB, R_JOB_DOWNLOAD,
-    R_JOB_EVENTS, R_METRICS, R_OPENAPI, R_VIDEOS, R_VIDEO, R_VIDEO_CONTENT, R_NONE, R_COUNT
+    R_JOB_EVENTS, R_METRICS, R_OPENAPI, R_VIDEOS, R_VIDEO, R_VIDEO_CONTENT, R_DRAIN, R_NONE, R_COUNT
 } s_route_t;
 
 static const struct {
@@ -46,7 +46,7 @@ static const struct {
     { "/jobs/{id}/download", "GET, HEAD" }, { "/jobs/{id}/events", "GET" },
     { "/metrics", "GET, HEAD" }, { "/openapi.json", "GET, HEAD" },
     { "/v1/videos", "GET, HEAD, POST" }, { "/v1/videos/{id}", "GET, HEAD, DELETE" },
-    { "/v1/videos/{id}/content", "GET, HEAD" }, { "other", "" },
+    { "/v1/videos/{id}/content", "GET, HEAD" }, { "/drain", "POST" }, { "other", "" },
 };
 
 static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 404, 405, 409, 413, 415, 416,
@@ -760,6 +760,56 @@ s_h_submit (s_req_t *r)
         }
         rc = s_send_json (r, 200, s_video_json (&rep.job));
     }
+    vdgx_jobreply_clear (&rep);
+    return rc;
+}
+
+//  POST /drain {"model"?, "host"?}: those workers finish their job, take no other and leave.
+static enum MHD_Result
+s_h_drain (s_req_t *r)
+{
+    enum MHD_Result rc = MHD_NO;
+    if (r->step == 0) {
+        json_t *body = s_body_json (r, &rc);
+        if (!body)
+            return rc;
+        json_t *model = json_is_object (body)? json_object_get (body, "model"): NULL;
+        json_t *host = json_is_object (body)? json_object_get (body, "host"): NULL;
+        const char *h = json_string_value (host);
+        bool host_ok = h && *h && strlen (h) <= VDGX_HOST_MAX;
+        for (const char *c = h; host_ok && *c; c++)
+            host_ok = *c >= 0x20 && *c <= 0x7e;
+        if (!json_is_object (body))
+            rc = s_send_error (r, 400, "invalid_body", NULL, 0, "the body must be a JSON object");
+        else
+        if (json_object_size (body) != (size_t) (model != NULL) + (host != NULL))
+            rc = s_send_error (r, 422, "unknown_field", NULL, 0, "drain takes only model and host");
+        else
+        if (!model && !host)
+            rc = s_send_error (r, 422, "missing_field", "model", 0,
+                               "give model, host or both (not every worker at once)");
+        else
+        if (model && (!json_is_string (model) || !vdgx_model_name_valid (json_string_value (model))))
+            rc = s_send_error (r, 422, "invalid_field", "model", 0, "model names are 1..64 bytes of [a-z0-9._-]");
+        else
+        if (host && !host_ok)
+            rc = s_send_error (r, 422, "invalid_field", "host", 0, "host names are 1..255 printable characters");
+        else {
+            vdgx_jobcmd_t cmd;
+            vdgx_jobcmd_init (&cmd);
+            cmd.cmd = VDGX_JOBCMD_DRAIN;
+            snprintf (cmd.model, sizeof cmd.model, "%s", model? json_string_value (model): "");
+            snprintf (cmd.host, sizeof cmd.host, "%s", h? h: "");
+            s_call_jobcmd (r, &cmd);
+            json_decref (body);
+            return s_go (r);
+        }
+        json_decref (body);
+        return rc;
+    }
+    vdgx_jobreply_t rep;
+    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_DRAIN, &rc) == 0)
+        rc = s_send_json (r, 200, json_pack ("{s:i}", "workers", (json_int_t) rep.workers));
     vdgx_jobreply_clear (&rep);
     return rc;
 }
@@ -1481,7 +1531,7 @@ s_route (const char *url, char *id, size_t id_size)
 {
     static const struct { const char *path; s_route_t route; } fixed [] = {
         { "/", R_ROOT }, { "/health", R_HEALTH }, { "/ready", R_READY }, { "/info", R_INFO },
-        { "/generate", R_GENERATE }, { "/unload", R_UNLOAD }, { "/queue/status", R_QUEUE },
+        { "/generate", R_GENERATE }, { "/unload", R_UNLOAD }, { "/drain", R_DRAIN }, { "/queue/status", R_QUEUE },
         { "/metrics", R_METRICS }, { "/openapi.json", R_OPENAPI }, { "/v1/videos", R_VIDEOS },
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed [0]; i++)
@@ -1534,7 +1584,8 @@ s_method_ok (s_route_t route, const char *method, bool *head)
 static bool
 s_has_body (s_route_t route, const char *method)
 {
-    return streq (method, "POST") && (route == R_GENERATE || route == R_UNLOAD || route == R_VIDEOS);
+    return streq (method, "POST") && (route == R_GENERATE || route == R_UNLOAD || route == R_DRAIN
+                                      || route == R_VIDEOS);
 }
 
 static enum MHD_Result
@@ -1662,6 +1713,7 @@ s_dispatch (s_req_t *r)
         case R_INFO: return s_h_info (r);
         case R_GENERATE: return s_h_submit (r);
         case R_UNLOAD: return s_h_unload (r);
+        case R_DRAIN: return s_h_drain (r);
         case R_JOB: return s_h_job (r);
         case R_JOB_DOWNLOAD: case R_VIDEO_CONTENT: return s_h_download (r);
         case R_JOB_EVENTS: return s_h_events (r);

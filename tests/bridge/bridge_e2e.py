@@ -205,6 +205,14 @@ def t_routes(st):
     check(u["model"] == "testgen" and u["workers"] >= 0, "unload %r" % u)
     s, _, e = jreq(p, "POST", "/unload", {"model": "Bad"})
     check(s == 422, "unload bad model")
+    # drain: a host with no workers drains none; bodies are checked
+    _, _, dr = jreq(p, "POST", "/drain", {"host": "no-such-host"}, expect=200)
+    check(dr == {"workers": 0}, "drain %r" % dr)
+    for body, code, field in (({}, "missing_field", "model"), ({"model": "Bad"}, "invalid_field", "model"),
+                              ({"host": ""}, "invalid_field", "host"), ({"host": "h", "x": 1}, "unknown_field", None)):
+        s, _, e = jreq(p, "POST", "/drain", body)
+        check(s == 422 and e["error"]["code"] == code and e["error"].get("field") == field,
+              "drain %r: %d %r" % (body, s, e))
     s, _, e = jreq(p, "GET", "/jobs/no-such-job")
     check(s == 404 and e["error"]["code"] == "not_found", "unknown job 404")
     # metrics mention what happened, without ids or prompts
@@ -614,7 +622,8 @@ def t_openapi(st):
             url = path.replace("{id}", job_id)
             body = None
             if method == "post":
-                body = {"model": "testgen", "prompt": "openapi"} if path != "/unload" else {"model": "testgen"}
+                body = {"/unload": {"model": "testgen"}, "/drain": {"host": "no-such-host"}}.get(
+                    path, {"model": "testgen", "prompt": "openapi"})
             s, _, data = request(p, method.upper(), url, body)
             documented = set(op["responses"].keys())
             check(str(s) in documented, "%s %s answered %d, documented %s" % (method, path, s, sorted(documented)))
