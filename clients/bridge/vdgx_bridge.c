@@ -764,17 +764,20 @@ s_h_submit (s_req_t *r)
     return rc;
 }
 
-//  POST /drain {"model"?, "host"?}: those workers finish their job, take no other and leave.
+//  POST /unload {"model"} and POST /drain {"model"?, "host"?}: commands to a model's (or a
+//  host's) workers, answered with how many were told. unload: the model is freed when idle;
+//  drain: each finishes its job, takes no other and leaves.
 static enum MHD_Result
-s_h_drain (s_req_t *r)
+s_h_workers_cmd (s_req_t *r, vdgx_jobcmd_type_t type)
 {
     enum MHD_Result rc = MHD_NO;
+    bool drain = type == VDGX_JOBCMD_DRAIN;
     if (r->step == 0) {
         json_t *body = s_body_json (r, &rc);
         if (!body)
             return rc;
         json_t *model = json_is_object (body)? json_object_get (body, "model"): NULL;
-        json_t *host = json_is_object (body)? json_object_get (body, "host"): NULL;
+        json_t *host = json_is_object (body) && drain? json_object_get (body, "host"): NULL;
         const char *h = json_string_value (host);
         bool host_ok = h && *h && strlen (h) <= VDGX_HOST_MAX;
         for (const char *c = h; host_ok && *c; c++)
@@ -783,11 +786,12 @@ s_h_drain (s_req_t *r)
             rc = s_send_error (r, 400, "invalid_body", NULL, 0, "the body must be a JSON object");
         else
         if (json_object_size (body) != (size_t) (model != NULL) + (host != NULL))
-            rc = s_send_error (r, 422, "unknown_field", NULL, 0, "drain takes only model and host");
+            rc = s_send_error (r, 422, "unknown_field", NULL, 0, "%s", drain? "drain takes only model and host"
+                                                                           : "unload takes only model");
         else
         if (!model && !host)
-            rc = s_send_error (r, 422, "missing_field", "model", 0,
-                               "give model, host or both (not every worker at once)");
+            rc = s_send_error (r, 422, "missing_field", "model", 0, "%s", drain?
+                               "give model, host or both (not every worker at once)": "model is required");
         else
         if (model && (!json_is_string (model) || !vdgx_model_name_valid (json_string_value (model))))
             rc = s_send_error (r, 422, "invalid_field", "model", 0, "model names are 1..64 bytes of [a-z0-9._-]");
@@ -797,49 +801,9 @@ s_h_drain (s_req_t *r)
         else {
             vdgx_jobcmd_t cmd;
             vdgx_jobcmd_init (&cmd);
-            cmd.cmd = VDGX_JOBCMD_DRAIN;
+            cmd.cmd = type;
             snprintf (cmd.model, sizeof cmd.model, "%s", model? json_string_value (model): "");
             snprintf (cmd.host, sizeof cmd.host, "%s", h? h: "");
-            s_call_jobcmd (r, &cmd);
-            json_decref (body);
-            return s_go (r);
-        }
-        json_decref (body);
-        return rc;
-    }
-    vdgx_jobreply_t rep;
-    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_DRAIN, &rc) == 0)
-        rc = s_send_json (r, 200, json_pack ("{s:i}", "workers", (json_int_t) rep.workers));
-    vdgx_jobreply_clear (&rep);
-    return rc;
-}
-
-static enum MHD_Result
-s_h_unload (s_req_t *r)
-{
-    enum MHD_Result rc = MHD_NO;
-    if (r->step == 0) {
-        json_t *body = s_body_json (r, &rc);
-        if (!body)
-            return rc;
-        json_t *model = json_is_object (body)? json_object_get (body, "model"): NULL;
-        bool only_model = json_is_object (body) && json_object_size (body) == 1;
-        if (!json_is_object (body))
-            rc = s_send_error (r, 400, "invalid_body", NULL, 0, "the body must be a JSON object");
-        else
-        if (!model)
-            rc = s_send_error (r, 422, "missing_field", "model", 0, "model is required");
-        else
-        if (!json_is_string (model) || !vdgx_model_name_valid (json_string_value (model)))
-            rc = s_send_error (r, 422, "invalid_field", "model", 0, "model names are 1..64 bytes of [a-z0-9._-]");
-        else
-        if (!only_model)
-            rc = s_send_error (r, 422, "unknown_field", NULL, 0, "unload takes only model");
-        else {
-            vdgx_jobcmd_t cmd;
-            vdgx_jobcmd_init (&cmd);
-            cmd.cmd = VDGX_JOBCMD_UNLOAD;
-            snprintf (cmd.model, sizeof cmd.model, "%s", json_string_value (model));
             snprintf (r->job_id, sizeof r->job_id, "%s", cmd.model);
             s_call_jobcmd (r, &cmd);
             json_decref (body);
@@ -849,9 +813,10 @@ s_h_unload (s_req_t *r)
         return rc;
     }
     vdgx_jobreply_t rep;
-    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_UNLOAD, &rc) == 0)
-        rc = s_send_json (r, 200, json_pack ("{s:s, s:i}", "model", r->job_id, "workers",
-                                              (json_int_t) rep.workers));
+    if (s_jobreply (r, 0, &rep, type, &rc) == 0)
+        rc = s_send_json (r, 200, drain? json_pack ("{s:i}", "workers", (json_int_t) rep.workers)
+                                       : json_pack ("{s:s, s:i}", "model", r->job_id, "workers",
+                                                    (json_int_t) rep.workers));
     vdgx_jobreply_clear (&rep);
     return rc;
 }
@@ -1712,8 +1677,8 @@ s_dispatch (s_req_t *r)
         case R_READY: case R_QUEUE: return s_h_services (r);
         case R_INFO: return s_h_info (r);
         case R_GENERATE: return s_h_submit (r);
-        case R_UNLOAD: return s_h_unload (r);
-        case R_DRAIN: return s_h_drain (r);
+        case R_UNLOAD: return s_h_workers_cmd (r, VDGX_JOBCMD_UNLOAD);
+        case R_DRAIN: return s_h_workers_cmd (r, VDGX_JOBCMD_DRAIN);
         case R_JOB: return s_h_job (r);
         case R_JOB_DOWNLOAD: case R_VIDEO_CONTENT: return s_h_download (r);
         case R_JOB_EVENTS: return s_h_events (r);
