@@ -1,10 +1,10 @@
 /*  vdgx_limits.c - what a model accepts (see the header). */
 #include "vdgx_limits.h"
 #include "vdgx_mp.h"
+#include "vdgx_msg.h"
 
 #include <assert.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +30,8 @@ vdgx_limits_add_size (vdgx_limits_t *self, uint32_t width, uint32_t height)
     return 0;
 }
 
-static int
-s_fail (vdgx_error_t *err, const char *field, const char *format, ...)
-{
-    err->code = "bad_request";
-    snprintf (err->field, sizeof err->field, "%s", field);
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err->message, sizeof err->message, format, args);
-    va_end (args);
-    return -1;
-}
+//  A bad_request on a field; the value of the expression is -1.
+#define s_fail(err, field, ...) (vdgx_error_set ((err), VDGX_E_BAD_REQUEST, (field), __VA_ARGS__), -1)
 
 //  "832x480, 480x832" into buf.
 static void

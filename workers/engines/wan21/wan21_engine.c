@@ -6,9 +6,9 @@
 #include "wan21_tok.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
+#include "vdgx_msg.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,17 +385,8 @@ wan21_engine_frames_for (double seconds, uint32_t fps, uint32_t max_frames)
     return frames;
 }
 
-static int
-s_bad (vdgx_error_t *err, const char *field, const char *fmt, ...)
-{
-    err->code = "bad_request";
-    snprintf (err->field, sizeof err->field, "%s", field);
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (err->message, sizeof err->message, fmt, ap);
-    va_end (ap);
-    return -1;
-}
+//  A bad_request on a field; the value of the expression is -1.
+#define s_bad(err, field, ...) (vdgx_error_set ((err), VDGX_E_BAD_REQUEST, (field), __VA_ARGS__), -1)
 
 static uint64_t
 s_random_seed (void)
