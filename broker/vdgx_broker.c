@@ -1683,6 +1683,7 @@ s_job_service (s_broker_t *self, zmsg_t *body)
                     w->draining = true;
                     vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
                     s_send_control (self, w, VDGX_CONTROL_DRAIN, NULL);
+                    s_count (self, "vdgx_workers_drained_total{model=\"%s\"}", w->service);
                     vdgx_log_info ("worker.drain", "worker=%s model=%s host=%s", w->key, w->service,
                                    w->host);
                     reply.workers++;

@@ -1129,6 +1129,8 @@ s_case_drain (void)
     vdgx_jobreply_clear (&r);
     TCHECK (s_drain (client, NULL, "h1", &r) == 0 && r.workers == 0);      //  already told
     vdgx_jobreply_clear (&r);
+    TCHECK (s_counter (client, "vdgx_workers_drained_total{model=\"m\"}") == 1);
+    TCHECK (s_counter (client, "vdgx_workers_drained_total{model=\"m2\"}") == 1);
     //  The idle one leaves at once; the busy one only after its job: the job completes on
     //  its first attempt (a worker leaving mid-job would have had it re-dispatched).
     TCHECK (s_exited (idle, 3000) == 0);
