@@ -49,7 +49,7 @@ typedef struct {
     cudaStream_t st;
     cublasLtHandle_t lt;
     void *ws;
-    float *scratch;             //  [0] amax, [1] activation scale, [2] 1.0, [3] 0.0, [4] alpha
+    float *scratch;             //  device scalars at the VC_S_* slots
     s_block_t *blocks;
     size_t nblocks, cap;
     s_plan_t *plans;
@@ -59,6 +59,19 @@ typedef struct {
     bool sync_each;             //  VDGX_CUDA_SYNC: synchronise after every launch (debugging)
     char info [512];
 } s_cuda_t;
+
+//  Device scalars in c->scratch, each on its own 256-byte line: cuBLASLt reads the scale,
+//  alpha and beta pointers, and nothing promises that it takes one less aligned than
+//  cudaMalloc's own. (The FP8 GEMM was refused at run time on an H100 while its scales sat
+//  4 bytes apart; whether that was the cause is not known yet: this removes one candidate.)
+enum {
+    VC_S_AMAX = 0,              //  amax of the last quantised tensor
+    VC_S_ASCALE = 64,           //  activation scale (amax / 448)
+    VC_S_ONE = 128,             //  1.0 (a unit scale)
+    VC_S_ZERO = 192,            //  0.0 (beta in device pointer mode)
+    VC_S_ALPHA = 256,           //  NVFP4: the product of the tensor scales
+    VC_S_FLOATS = 320
+};
 
 //  A GEMM in cuBLASLt terms (column-major): D[m,n] = op(A) . op(B) (+ bias[m]).
 typedef struct {
@@ -517,7 +530,7 @@ static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
         float alpha = 1.f, beta = 0.f;
         //  device pointer mode (NVFP4) takes alpha and beta from device memory
         const void *pa = fp4 ? (const void *) g->alpha_dev : (const void *) &alpha;
-        const void *pb = fp4 ? (const void *) (c->scratch + 3) : (const void *) &beta;
+        const void *pb = fp4 ? (const void *) (c->scratch + VC_S_ZERO) : (const void *) &beta;
         s = CUBLAS_STATUS_NOT_SUPPORTED;
         while (plan->next < plan->nalgo
            &&  (s = cublasLtMatmul (c->lt, desc, pa, g->A, la, g->B, lb, pb, g->D, ld, g->D, ld,
@@ -650,12 +663,13 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
     ||  (e = cudaGetDeviceProperties (&prop, ordinal)) != cudaSuccess
     ||  (e = cudaStreamCreateWithFlags (&c->st, cudaStreamNonBlocking)) != cudaSuccess
     ||  (e = cudaMalloc (&c->ws, VC_WORKSPACE)) != cudaSuccess
-    ||  (e = cudaMalloc ((void **) &c->scratch, 8 * sizeof (float))) != cudaSuccess)
+    ||  (e = cudaMalloc ((void **) &c->scratch, VC_S_FLOATS * sizeof (float))) != cudaSuccess)
         return s_open_fail (self, c, err, "device set-up", cudaGetErrorString (e));
     c->sm = prop.major * 10 + prop.minor;
     if (cublasLtCreate (&c->lt) != CUBLAS_STATUS_SUCCESS)
         return s_open_fail (self, c, err, "cublasLtCreate", "failed");
-    float init [8] = { 0.f, 1.f, 1.f, 0.f, 1.f, 0.f, 0.f, 0.f };
+    float init [VC_S_FLOATS] = { 0.f };
+    init [VC_S_ASCALE] = init [VC_S_ONE] = init [VC_S_ALPHA] = 1.f;
     if ((e = cudaMemcpy (c->scratch, init, sizeof init, cudaMemcpyHostToDevice)) != cudaSuccess
     ||  (e = vc_set_nf4_table (vdgx_nf4_values, c->st)) != cudaSuccess
     ||  (e = cudaStreamSynchronize (c->st)) != cudaSuccess)
@@ -680,7 +694,7 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
         g.ta = 1; g.tb = 0; g.m = 1536; g.n = 1024; g.k = 1536;
         g.at = g.bt = VDGX_DTYPE_F8_E4M3; g.lda = g.ldb = 1536;
         g.dt = VDGX_DTYPE_BF16; g.ldd = 1536; g.batch = 1;
-        g.ascale = c->scratch + 2; g.bscale = c->scratch + 2;
+        g.ascale = c->scratch + VC_S_ONE; g.bscale = c->scratch + VC_S_ONE;
         c->lt_fp8 = s_lt_gemm_ex (self, &g, true) == 0;
     }
     if (c->sm >= 100)
@@ -946,9 +960,10 @@ static int s_linear (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
         qt = s_alloc (self, (size_t) (M * K / 2));
         void *st_ = s_alloc (self, vc_swizzled_bytes (M, K / 16));
         rc = (!qt || !st_) ? -1
-           : s_ck (self, vc_amax (c->st, x->data, x->dtype, M * K, c->scratch), "amax")
+           : s_ck (self, vc_amax (c->st, x->data, x->dtype, M * K, c->scratch + VC_S_AMAX), "amax")
            ? -1 : s_ck (self, vc_quant_act_nvfp4 (c->st, (uint8_t *) qt, (uint8_t *) st_, x->data, x->dtype,
-                                                  M, K, c->scratch, w->global_scale, c->scratch + 4),
+                                                  M, K, c->scratch + VC_S_AMAX, w->global_scale,
+                                                  c->scratch + VC_S_ALPHA),
                         "quant nvfp4");
         if (rc == 0) {
             int ddt = (y->dtype == VDGX_DTYPE_F32 || y->dtype == VDGX_DTYPE_BF16) ? y->dtype : VDGX_DTYPE_F32;
@@ -966,7 +981,7 @@ static int s_linear (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
                 g.A = w->data; g.at = VC_DT_E2M1; g.lda = K;
                 g.B = qt; g.bt = VC_DT_E2M1; g.ldb = K;
                 g.D = D; g.dt = ddt; g.ldd = N; g.batch = 1;
-                g.bias = bq; g.ascale = w->backend_priv; g.bscale = st_; g.alpha_dev = c->scratch + 4;
+                g.bias = bq; g.ascale = w->backend_priv; g.bscale = st_; g.alpha_dev = c->scratch + VC_S_ALPHA;
                 rc = s_lt_gemm (self, &g);
                 if (rc == 1 && bq) {
                     g.bias = NULL;
@@ -990,14 +1005,15 @@ static int s_linear (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
         //  Activations to E4M3 with one scale (amax / 448) computed on the device.
         qt = s_alloc (self, (size_t) (M * K));
         rc = !qt ? -1
-           : s_ck (self, vc_amax (c->st, x->data, x->dtype, M * K, c->scratch), "amax")
+           : s_ck (self, vc_amax (c->st, x->data, x->dtype, M * K, c->scratch + VC_S_AMAX), "amax")
            ? -1 : s_ck (self, vc_quant_e4m3 (c->st, (uint8_t *) qt, x->data, x->dtype, M * K,
-                                             c->scratch, c->scratch + 1), "quant e4m3");
+                                             c->scratch + VC_S_AMAX, c->scratch + VC_S_ASCALE), "quant e4m3");
         if (rc == 0) {
             bool per_tensor = w->scale_count == 1;
             rc = s_linear_lt (self, y, qt, VDGX_DTYPE_F8_E4M3, w->data, M, N, K,
                               per_tensor ? bias : NULL,
-                              per_tensor ? (const float *) w->scales : c->scratch + 2, c->scratch + 1);
+                              per_tensor ? (const float *) w->scales : c->scratch + VC_S_ONE,
+                              c->scratch + VC_S_ASCALE);
             if (rc == 0 && !per_tensor)
                 rc = s_ck (self, vc_col_scale_bias (c->st, y->data, y->dtype, M, N,
                                                     (const float *) w->scales, N, bp, bdt), "fp8 epilogue");
@@ -1690,7 +1706,7 @@ int vdgx_cuda_weight_quantize (vdgx_backend_t *self, vdgx_weight_t *dst, vdgx_wf
     float gs = 1.f;
     if (!w.data || !w.scales
         || s_ck (self, vc_wquant (c->st, fmt, w.data, w.scales, src->data, src->dtype, n, k, per_channel,
-                                  c->scratch, &gs), "weight_quantize")
+                                  c->scratch + VC_S_AMAX, &gs), "weight_quantize")
         || s_synchronize (self)) {
         s_weight_free (self, &w);
         return -1;
