@@ -372,6 +372,17 @@ s_call_jobcmd (s_req_t *r, vdgx_jobcmd_t *cmd)
     vdgx_jobcmd_clear (cmd);
 }
 
+//  A job-service command that names one job (status, delete, cancel).
+static void
+s_call_job (s_req_t *r, vdgx_jobcmd_type_t type, const char *id)
+{
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = type;
+    snprintf (cmd.id, sizeof cmd.id, "%s", id);
+    s_call_jobcmd (r, &cmd);
+}
+
 static zframe_t *
 s_empty_map (void)
 {
@@ -616,11 +627,7 @@ s_h_job (s_req_t *r)
             atomic_fetch_add (&r->bridge->cache_hits, 1);
             return s_send_text (r, 200, "application/json", text);
         }
-        vdgx_jobcmd_t cmd;
-        vdgx_jobcmd_init (&cmd);
-        cmd.cmd = VDGX_JOBCMD_STATUS;
-        snprintf (cmd.id, sizeof cmd.id, "%s", r->id);
-        s_call_jobcmd (r, &cmd);
+        s_call_job (r, VDGX_JOBCMD_STATUS, r->id);
         return s_go (r);
     }
     enum MHD_Result rc;
@@ -645,11 +652,7 @@ static enum MHD_Result
 s_h_video_delete (s_req_t *r)
 {
     if (r->step == 0) {
-        vdgx_jobcmd_t cmd;
-        vdgx_jobcmd_init (&cmd);
-        cmd.cmd = VDGX_JOBCMD_DELETE;
-        snprintf (cmd.id, sizeof cmd.id, "%s", r->id);
-        s_call_jobcmd (r, &cmd);
+        s_call_job (r, VDGX_JOBCMD_DELETE, r->id);
         return s_go (r);
     }
     enum MHD_Result rc;
@@ -745,11 +748,7 @@ s_h_submit (s_req_t *r)
         vdgx_jobreply_clear (&rep);
         //  OpenAI answers create with the video object: read it back for created_at etc.
         s_calls_reset (r);
-        vdgx_jobcmd_t cmd;
-        vdgx_jobcmd_init (&cmd);
-        cmd.cmd = VDGX_JOBCMD_STATUS;
-        snprintf (cmd.id, sizeof cmd.id, "%s", r->job_id);
-        s_call_jobcmd (r, &cmd);
+        s_call_job (r, VDGX_JOBCMD_STATUS, r->job_id);
         return s_go (r);
     }
     vdgx_jobreply_t rep;
@@ -1305,11 +1304,7 @@ s_h_download (s_req_t *r)
             if (variant && !streq (variant, "video") && !r->thumb)
                 return s_send_error (r, 400, "invalid_query", "variant", 0, "variant must be video or thumbnail");
         }
-        vdgx_jobcmd_t cmd;
-        vdgx_jobcmd_init (&cmd);
-        cmd.cmd = VDGX_JOBCMD_STATUS;
-        snprintf (cmd.id, sizeof cmd.id, "%s", r->id);
-        s_call_jobcmd (r, &cmd);
+        s_call_job (r, VDGX_JOBCMD_STATUS, r->id);
         return s_go (r);
     }
     enum MHD_Result rc;
@@ -1458,11 +1453,7 @@ s_h_events (s_req_t *r)
         if (s_push (r->bridge, "OPEN", r))
             return s_send_error (r, 503, "unavailable", NULL, 1000, "the bridge is shutting down");
         r->sse_open = true;
-        vdgx_jobcmd_t cmd;
-        vdgx_jobcmd_init (&cmd);
-        cmd.cmd = VDGX_JOBCMD_STATUS;
-        snprintf (cmd.id, sizeof cmd.id, "%s", r->id);
-        s_call_jobcmd (r, &cmd);
+        s_call_job (r, VDGX_JOBCMD_STATUS, r->id);
         return s_go (r);
     }
     enum MHD_Result rc;
