@@ -372,7 +372,7 @@ s_call_jobcmd (s_req_t *r, vdgx_jobcmd_t *cmd)
     vdgx_jobcmd_clear (cmd);
 }
 
-//  A job-service command that names one job (status, delete, cancel).
+//  A job-service command that names one job (status, delete).
 static void
 s_call_job (s_req_t *r, vdgx_jobcmd_type_t type, const char *id)
 {

@@ -304,17 +304,19 @@ done:
     return rc;
 }
 
-//  Parses `CMD ID [-o FILE] [--json] [--max-wait S]` (what each command allows).
+//  Parses `CMD ID [-o FILE] [--json] [--max-wait S]` (what each command allows) and opens
+//  the client: -1 to go on (args->client is the caller's to destroy), else the exit status.
 typedef struct {
     const char *id;
     const char *out;
     bool json;
     double max_wait;
+    vdgx_client_t *client;
 } s_idargs_t;
 
 static int
-s_parse_id (const char *cmd, int argc, char **argv, bool allow_out, bool allow_json,
-            bool allow_wait, s_idargs_t *args)
+s_parse_id (vdgx_cli_t *cli, const char *cmd, int argc, char **argv, bool allow_out,
+            bool allow_json, bool allow_wait, s_idargs_t *args)
 {
     static const struct option longopts [] = {
         { "output", required_argument, NULL, 'o' }, { "json", no_argument, NULL, 'j' },
@@ -346,19 +348,18 @@ s_parse_id (const char *cmd, int argc, char **argv, bool allow_out, bool allow_j
         fprintf (stderr, "vdgx %s: '%s' is not a job id (1..64 of [A-Za-z0-9._-])\n", cmd, args->id);
         return VDGX_EXIT_USAGE;
     }
-    return -1;
+    args->client = vdgx_cli_client (cli);
+    return args->client? -1: VDGX_EXIT_USAGE;
 }
 
 int
 vdgx_cli_wait (vdgx_cli_t *cli, int argc, char **argv)
 {
     s_idargs_t args;
-    int rc = s_parse_id ("wait", argc, argv, true, false, true, &args);
+    int rc = s_parse_id (cli, "wait", argc, argv, true, false, true, &args);
     if (rc >= 0)
         return rc;
-    vdgx_client_t *client = vdgx_cli_client (cli);
-    if (!client)
-        return VDGX_EXIT_USAGE;
+    vdgx_client_t *client = args.client;
     rc = s_follow (cli, client, args.id, args.out, args.max_wait);
     vdgx_client_destroy (&client);
     return rc;
@@ -406,12 +407,10 @@ int
 vdgx_cli_status (vdgx_cli_t *cli, int argc, char **argv)
 {
     s_idargs_t args;
-    int rc = s_parse_id ("status", argc, argv, false, true, false, &args);
+    int rc = s_parse_id (cli, "status", argc, argv, false, true, false, &args);
     if (rc >= 0)
         return rc;
-    vdgx_client_t *client = vdgx_cli_client (cli);
-    if (!client)
-        return VDGX_EXIT_USAGE;
+    vdgx_client_t *client = args.client;
     vdgx_jobstatus_t job;
     vdgx_jobstatus_init (&job);
     if (vdgx_client_status (client, args.id, &job) != 0)
@@ -516,12 +515,10 @@ int
 vdgx_cli_cancel (vdgx_cli_t *cli, int argc, char **argv)
 {
     s_idargs_t args;
-    int rc = s_parse_id ("cancel", argc, argv, false, false, false, &args);
+    int rc = s_parse_id (cli, "cancel", argc, argv, false, false, false, &args);
     if (rc >= 0)
         return rc;
-    vdgx_client_t *client = vdgx_cli_client (cli);
-    if (!client)
-        return VDGX_EXIT_USAGE;
+    vdgx_client_t *client = args.client;
     vdgx_jobstatus_t job;
     vdgx_jobstatus_init (&job);
     if (vdgx_client_cancel (client, args.id, &job) != 0)
@@ -539,12 +536,10 @@ int
 vdgx_cli_delete (vdgx_cli_t *cli, int argc, char **argv)
 {
     s_idargs_t args;
-    int rc = s_parse_id ("delete", argc, argv, false, false, false, &args);
+    int rc = s_parse_id (cli, "delete", argc, argv, false, false, false, &args);
     if (rc >= 0)
         return rc;
-    vdgx_client_t *client = vdgx_cli_client (cli);
-    if (!client)
-        return VDGX_EXIT_USAGE;
+    vdgx_client_t *client = args.client;
     if (vdgx_client_delete (client, args.id) != 0)
         rc = vdgx_cli_fail (client, "delete");
     else {
@@ -559,12 +554,10 @@ int
 vdgx_cli_download (vdgx_cli_t *cli, int argc, char **argv)
 {
     s_idargs_t args;
-    int rc = s_parse_id ("download", argc, argv, true, false, false, &args);
+    int rc = s_parse_id (cli, "download", argc, argv, true, false, false, &args);
     if (rc >= 0)
         return rc;
-    vdgx_client_t *client = vdgx_cli_client (cli);
-    if (!client)
-        return VDGX_EXIT_USAGE;
+    vdgx_client_t *client = args.client;
     char *path = args.out? strdup (args.out): zsys_sprintf ("%s.mp4", args.id);
     vdgx_jobstatus_t job;
     vdgx_jobstatus_init (&job);
