@@ -14,7 +14,6 @@
 #include <assert.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,28 +58,10 @@ struct _wan21_dit_t {
     bool have_bufs, have_rope;
 };
 
-//  ---------------------------------------------------------------------------------------
-//  Errors
-
-static void
-s_err (char **err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    char *msg = NULL;
-    if (vasprintf (&msg, fmt, args) < 0)
-        msg = NULL;
-    va_end (args);
-    free (*err);
-    *err = msg;
-}
-
 static int
 s_op_err (wan21_dit_t *self, char **err, const char *what)
 {
-    s_err (err, "wan21 dit: %s failed: %s", what, vdgx_backend_error (self->backend));
+    wan21_set_error (err, "wan21 dit: %s failed: %s", what, vdgx_backend_error (self->backend));
     return -1;
 }
 
@@ -297,12 +278,12 @@ s_fp8_scale (const s_source_t *src, const char *official, float *scale, char **e
     if (!t)
         return 0;
     if (t->ndim > 1 || (t->ndim == 1 && t->shape [0] != 1)) {
-        s_err (err, "wan21 dit: %s is not a scalar", name);
+        wan21_set_error (err, "wan21 dit: %s is not a scalar", name);
         return -1;
     }
     char *e = NULL;
     if (vdgx_ckpt_read_f32 (t, scale, &e)) {
-        s_err (err, "wan21 dit: %s: %s", name, e? e: "unreadable");
+        wan21_set_error (err, "wan21 dit: %s: %s", name, e? e: "unreadable");
         free (e);
         return -1;
     }
@@ -319,7 +300,7 @@ s_fetch (s_source_t *src, const char *official, int ndim, const int64_t *shape, 
         numel *= shape [i];
     float *buf = malloc ((size_t) numel * sizeof (float));
     if (!buf) {
-        s_err (err, "wan21 dit: out of memory reading %s", official);
+        wan21_set_error (err, "wan21 dit: out of memory reading %s", official);
         return NULL;
     }
     if (src->random) {
@@ -349,7 +330,7 @@ s_fetch (s_source_t *src, const char *official, int ndim, const int64_t *shape, 
     char name [256];
     s_source_name (src, official, name, sizeof (name));
     if (!t) {
-        s_err (err, "wan21 dit: tensor %s is missing", name);
+        wan21_set_error (err, "wan21 dit: tensor %s is missing", name);
         free (buf);
         return NULL;
     }
@@ -359,13 +340,13 @@ s_fetch (s_source_t *src, const char *official, int ndim, const int64_t *shape, 
             snprintf (want + strlen (want), sizeof (want) - strlen (want), "%s%lld", i? ",": "", (long long) shape [i]);
         for (int i = 0; i < t->ndim; i++)
             snprintf (got + strlen (got), sizeof (got) - strlen (got), "%s%lld", i? ",": "", (long long) t->shape [i]);
-        s_err (err, "wan21 dit: tensor %s has shape [%s], expected [%s]", name, got, want);
+        wan21_set_error (err, "wan21 dit: tensor %s has shape [%s], expected [%s]", name, got, want);
         free (buf);
         return NULL;
     }
     char *e = NULL;
     if (vdgx_ckpt_read_f32 (t, buf, &e)) {
-        s_err (err, "wan21 dit: tensor %s: %s", name, e? e: "unreadable dtype");
+        wan21_set_error (err, "wan21 dit: tensor %s: %s", name, e? e: "unreadable dtype");
         free (e);
         free (buf);
         return NULL;
@@ -381,7 +362,7 @@ s_fetch (s_source_t *src, const char *official, int ndim, const int64_t *shape, 
             buf [i] *= scale;
     for (int64_t i = 0; i < numel; i++)
         if (!isfinite (buf [i])) {
-            s_err (err, "wan21 dit: tensor %s holds a non-finite value", name);
+            wan21_set_error (err, "wan21 dit: tensor %s holds a non-finite value", name);
             free (buf);
             return NULL;
         }
@@ -427,7 +408,7 @@ s_load_linear (wan21_dit_t *self, s_source_t *src, const char *layer, int64_t n,
             return -1;
         char *e = NULL;
         if (vdgx_weight_from_fp8 (&host, raw->data, &scale, 1, n, k, &e)) {
-            s_err (err, "wan21 dit: %s: %s", name, e? e: "bad fp8 weight");
+            wan21_set_error (err, "wan21 dit: %s: %s", name, e? e: "bad fp8 weight");
             free (e);
             return -1;
         }
@@ -442,7 +423,7 @@ s_load_linear (wan21_dit_t *self, s_source_t *src, const char *layer, int64_t n,
         rc = vdgx_weight_quantize (&host, fmt, buf, n, k, true, &e);
         free (buf);
         if (rc) {
-            s_err (err, "wan21 dit: %s: %s", name, e? e: "quantization failed");
+            wan21_set_error (err, "wan21 dit: %s: %s", name, e? e: "quantization failed");
             free (e);
             return -1;
         }
@@ -542,7 +523,7 @@ s_load_all (wan21_dit_t *self, s_source_t *src, char **err)
         return -1;
     self->blocks = calloc ((size_t) c->num_layers, sizeof (s_block_t));
     if (!self->blocks) {
-        s_err (err, "wan21 dit: out of memory");
+        wan21_set_error (err, "wan21 dit: out of memory");
         return -1;
     }
     vdgx_wfmt_t bf = self->block_fmt;
@@ -585,13 +566,13 @@ s_new (vdgx_backend_t *backend, const char *precision, char **err)
 {
     vdgx_wfmt_t fmt;
     if (s_parse_precision (precision, &fmt)) {
-        s_err (err, "wan21 dit: unknown precision '%s' (fp32, bf16, fp8, fp4, nvfp4, nf4, mxfp4)",
+        wan21_set_error (err, "wan21 dit: unknown precision '%s' (fp32, bf16, fp8, fp4, nvfp4, nf4, mxfp4)",
                precision);
         return NULL;
     }
     wan21_dit_t *self = calloc (1, sizeof (wan21_dit_t));
     if (!self) {
-        s_err (err, "wan21 dit: out of memory");
+        wan21_set_error (err, "wan21 dit: out of memory");
         return NULL;
     }
     self->backend = backend;
@@ -609,19 +590,19 @@ s_config_ok (const wan21_dit_config_t *c, char **err)
 {
     if (c->dim <= 0 || c->num_heads <= 0 || c->dim % c->num_heads
     ||  (c->dim / c->num_heads) % 2 || c->dim / c->num_heads < 6) {
-        s_err (err, "wan21 dit: dim %d does not split into %d heads of an even size >= 6",
+        wan21_set_error (err, "wan21 dit: dim %d does not split into %d heads of an even size >= 6",
                c->dim, c->num_heads);
         return false;
     }
     if (c->num_layers <= 0 || c->ffn_dim <= 0 || c->in_dim <= 0 || c->out_dim <= 0
     ||  c->text_dim <= 0 || c->text_len <= 0 || c->freq_dim <= 0 || c->freq_dim % 2
     ||  c->patch [0] <= 0 || c->patch [1] <= 0 || c->patch [2] <= 0) {
-        s_err (err, "wan21 dit: invalid configuration");
+        wan21_set_error (err, "wan21 dit: invalid configuration");
         return false;
     }
     //  The head reuses the FFN buffers ([L, ffn] act dtype) as f32 [L, dim] scratch.
     if (c->ffn_dim < 2 * c->dim) {
-        s_err (err, "wan21 dit: ffn_dim %d < 2 * dim %d is not supported", c->ffn_dim, c->dim);
+        wan21_set_error (err, "wan21 dit: ffn_dim %d < 2 * dim %d is not supported", c->ffn_dim, c->dim);
         return false;
     }
     return true;
@@ -682,7 +663,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
 {
     assert (backend);
     if (!path) {
-        s_err (err, "wan21 dit: no weights path");
+        wan21_set_error (err, "wan21 dit: no weights path");
         return NULL;
     }
     wan21_dit_load_opts_t o = { 0 };
@@ -704,7 +685,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
             file [0] = 0;
         }
         if (!file [0]) {
-            s_err (err, "wan21 dit: no diffusion_pytorch_model.safetensors[.index.json] in %s "
+            wan21_set_error (err, "wan21 dit: no diffusion_pytorch_model.safetensors[.index.json] in %s "
                         "or %s/transformer", path, path);
             return NULL;
         }
@@ -721,7 +702,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
     char *e = NULL;
     s_source_t src = { .ckpt = vdgx_ckpt_open (file, &e) };
     if (!src.ckpt) {
-        s_err (err, "wan21 dit: %s: %s", file, e? e: "cannot open");
+        wan21_set_error (err, "wan21 dit: %s: %s", file, e? e: "cannot open");
         free (e);
         return NULL;
     }
@@ -735,7 +716,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
     if (vdgx_ckpt_find (src.ckpt, "time_projection.1.weight"))
         src.layout = S_LAYOUT_OFFICIAL;
     else {
-        s_err (err, "wan21 dit: %s is not a Wan 2.1 DiT checkpoint (no patch embedding / "
+        wan21_set_error (err, "wan21 dit: %s is not a Wan 2.1 DiT checkpoint (no patch embedding / "
                     "time projection)", file);
         vdgx_ckpt_destroy (&src.ckpt);
         return NULL;
@@ -745,7 +726,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         const char *name = vdgx_ckpt_at (src.ckpt, i)->name;
         if (strstr (name, "img_emb") || strstr (name, "k_img") || strstr (name, "image_embedder")
         ||  strstr (name, "add_k_proj")) {
-            s_err (err, "wan21 dit: %s is an image-to-video checkpoint (%s); only T2V is supported",
+            wan21_set_error (err, "wan21 dit: %s is an image-to-video checkpoint (%s); only T2V is supported",
                    file, name);
             vdgx_ckpt_destroy (&src.ckpt);
             return NULL;
@@ -762,7 +743,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
     const vdgx_ckpt_tensor_t *ff = s_find (&src, "blocks.0.ffn.0.weight");
     if (!pe || pe->ndim != 5 || !te || te->ndim != 2 || !tm || tm->ndim != 2 || !hd
     ||  hd->ndim != 2 || !ff || ff->ndim != 2) {
-        s_err (err, "wan21 dit: %s lacks the embeddings, the head or block 0 with the expected ranks",
+        wan21_set_error (err, "wan21 dit: %s lacks the embeddings, the head or block 0 with the expected ranks",
                file);
         vdgx_ckpt_destroy (&src.ckpt);
         return NULL;
@@ -882,7 +863,7 @@ s_rope_tables (wan21_dit_t *self, int64_t gf, int64_t gh, int64_t gw, char **err
     float *sn = malloc ((size_t) L * c * sizeof (float));
     if (!angles || !cs || !sn) {
         free (angles); free (cs); free (sn);
-        s_err (err, "wan21 dit: out of memory (rope)");
+        wan21_set_error (err, "wan21 dit: out of memory (rope)");
         return -1;
     }
     wan21_dit_rope_angles (hd, angles);
@@ -990,7 +971,7 @@ wan21_dit_context_new (wan21_dit_t *self, const float *context, int64_t len, cha
     assert (self);
     const wan21_dit_config_t *c = &self->cfg;
     if (!context || len < 0 || len > c->text_len) {
-        s_err (err, "wan21 dit: context of %lld rows (1..%d allowed)", (long long) len, c->text_len);
+        wan21_set_error (err, "wan21 dit: context of %lld rows (1..%d allowed)", (long long) len, c->text_len);
         return NULL;
     }
     vdgx_backend_t *b = self->backend;
@@ -1006,7 +987,7 @@ wan21_dit_context_new (wan21_dit_t *self, const float *context, int64_t len, cha
     if (!host || !ctx || !ctx->k || !ctx->v) {
         free (host);
         wan21_dit_context_destroy (self, &ctx);
-        s_err (err, "wan21 dit: out of memory (context)");
+        wan21_set_error (err, "wan21 dit: out of memory (context)");
         return NULL;
     }
     memcpy (host, context, (size_t) len * c->text_dim * sizeof (float));
@@ -1083,7 +1064,7 @@ s_time (wan21_dit_t *self, int64_t t, vdgx_tensor_t *e, vdgx_tensor_t *e0, char 
     int half = c->freq_dim / 2;
     float *sinus = malloc ((size_t) c->freq_dim * sizeof (float));
     if (!sinus) {
-        s_err (err, "wan21 dit: out of memory");
+        wan21_set_error (err, "wan21 dit: out of memory");
         return -1;
     }
     //  float64, [cos, sin], frequencies 10000^(-i/half), as sinusoidal_embedding_1d.
@@ -1239,7 +1220,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     vdgx_backend_t *b = self->backend;
     int64_t pt = c->patch [0], ph = c->patch [1], pw = c->patch [2];
     if (frames <= 0 || height <= 0 || width <= 0 || frames % pt || height % ph || width % pw) {
-        s_err (err, "wan21 dit: latent %lldx%lldx%lld is not a multiple of the patch %lldx%lldx%lld",
+        wan21_set_error (err, "wan21 dit: latent %lldx%lldx%lld is not a multiple of the patch %lldx%lldx%lld",
                (long long) frames, (long long) height, (long long) width,
                (long long) pt, (long long) ph, (long long) pw);
         return -1;
@@ -1247,7 +1228,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     int64_t gf = frames / pt, gh = height / ph, gw = width / pw;
     int64_t L = gf * gh * gw;
     if (gf > 1024 || gh > 1024 || gw > 1024) {
-        s_err (err, "wan21 dit: grid %lldx%lldx%lld exceeds the 1024 RoPE positions",
+        wan21_set_error (err, "wan21 dit: grid %lldx%lldx%lld exceeds the 1024 RoPE positions",
                (long long) gf, (long long) gh, (long long) gw);
         return -1;
     }
@@ -1260,7 +1241,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     //  patch vector index = ((ci * pt + p) * ph + q) * pw + r, as the conv weight flattens.
     float *patches = malloc ((size_t) L * pin * sizeof (float));
     if (!patches) {
-        s_err (err, "wan21 dit: out of memory (patches)");
+        wan21_set_error (err, "wan21 dit: out of memory (patches)");
         return -1;
     }
     for (int64_t f = 0; f < gf; f++)
@@ -1319,7 +1300,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
         s_tap (self, "head", &h3);
         u = malloc ((size_t) L * pout * sizeof (float));
         if (!u) {
-            s_err (err, "wan21 dit: out of memory (head output)");
+            wan21_set_error (err, "wan21 dit: out of memory (head output)");
             rc = -1;
         }
         else

@@ -3,11 +3,11 @@
     scheduler step -> final latent. Progress and cancellation at step boundaries.
 */
 #include "wan21_dit.h"
+#include "wan21_util.h"
 #include "wan21_rng.h"
 #include "engine.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,36 +32,22 @@ const char *wan21_default_negative_prompt =
     "\xef\xbc\x8c\xe4\xb8\x89\xe6\x9d\xa1\xe8\x85\xbf\xef\xbc\x8c\xe8\x83\x8c\xe6\x99\xaf\xe4\xba\xba"
     "\xe5\xbe\x88\xe5\xa4\x9a\xef\xbc\x8c\xe5\x80\x92\xe7\x9d\x80\xe8\xb5\xb0";
 
-static void
-s_err (char **err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    char *msg = NULL;
-    if (vasprintf (&msg, fmt, args) < 0)
-        msg = NULL;
-    va_end (args);
-    free (*err);
-    *err = msg;
-}
 
 int
 wan21_latent_shape (int width, int height, int frames, int64_t shape [4], char **err)
 {
     //  VAE stride (4, 8, 8) and DiT patch (1, 2, 2).
     if (width < 16 || height < 16 || width % 16 || height % 16) {
-        s_err (err, "wan21: width and height must be positive multiples of 16 (got %dx%d)",
+        wan21_set_error (err, "wan21: width and height must be positive multiples of 16 (got %dx%d)",
                width, height);
         return -1;
     }
     if (frames < 1 || (frames - 1) % 4) {
-        s_err (err, "wan21: frames must be 4n+1 (got %d)", frames);
+        wan21_set_error (err, "wan21: frames must be 4n+1 (got %d)", frames);
         return -1;
     }
     if (width > 8192 || height > 8192 || frames > 4097) {
-        s_err (err, "wan21: video size %dx%dx%d is too large", width, height, frames);
+        wan21_set_error (err, "wan21: video size %dx%dx%d is too large", width, height, frames);
         return -1;
     }
     shape [0] = 16;
@@ -88,16 +74,16 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
         return -1;
     shape [0] = c->in_dim;
     if (c->in_dim != c->out_dim) {
-        s_err (err, "wan21: in_dim %d != out_dim %d: not a text-to-video DiT", c->in_dim, c->out_dim);
+        wan21_set_error (err, "wan21: in_dim %d != out_dim %d: not a text-to-video DiT", c->in_dim, c->out_dim);
         return -1;
     }
     if (!args->context || args->context_len < 1) {
-        s_err (err, "wan21: no prompt context");
+        wan21_set_error (err, "wan21: no prompt context");
         return -1;
     }
     bool cfg = args->guidance != 1.0;
     if (cfg && (!args->context_null || args->context_null_len < 1)) {
-        s_err (err, "wan21: guidance %.3g needs a negative-prompt context", args->guidance);
+        wan21_set_error (err, "wan21: guidance %.3g needs a negative-prompt context", args->guidance);
         return -1;
     }
     size_t n = (size_t) (shape [0] * shape [1] * shape [2] * shape [3]);
@@ -110,7 +96,7 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
     wan21_dit_context_t *ctx_c = NULL, *ctx_u = NULL;
     int rc = 0;
     if (!x || !cond || (cfg && !uncond)) {
-        s_err (err, "wan21: out of memory (latents)");
+        wan21_set_error (err, "wan21: out of memory (latents)");
         rc = -1;
     }
     if (rc == 0) {

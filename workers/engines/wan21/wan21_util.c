@@ -18,6 +18,21 @@ wan21_strdupf (const char *fmt, ...)
     return text;
 }
 
+void
+wan21_set_error (char **err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list args;
+    va_start (args, fmt);
+    char *text = NULL;
+    if (vasprintf (&text, fmt, args) < 0)
+        text = NULL;
+    va_end (args);
+    free (*err);
+    *err = text;
+}
+
 bool
 wan21_is_file (const char *path)
 {
