@@ -97,5 +97,19 @@ __device__ __forceinline__ float vc_block_sum (float v, float *sh)
     __syncthreads ();
     return r;
 }
+//  Max of the non-negative m over the block (same shape rules as vc_block_sum), folded into
+//  *amax by one atomicMax (non-negative floats order like their bit patterns as ints).
+__device__ __forceinline__ void vc_block_amax (float m, float *sh, float *amax)
+{
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    m = vc_warp_max (m);
+    if (lane == 0) sh [wid] = m;
+    __syncthreads ();
+    if (wid == 0) {
+        m = lane < nw ? sh [lane] : 0.f;
+        m = vc_warp_max (m);
+        if (lane == 0) atomicMax ((int *) amax, __float_as_int (m));
+    }
+}
 
 #endif

@@ -408,15 +408,7 @@ static __global__ void k_amax (const void *x, int xdt, int64_t n, float *amax)
         float v = fabsf (vc_ld (x, xdt, i));
         if (v == v) m = fmaxf (m, v);
     }
-    m = vc_warp_max (m);
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    if (lane == 0) sh [wid] = m;
-    __syncthreads ();
-    if (wid == 0) {
-        m = lane < (int) (blockDim.x >> 5) ? sh [lane] : 0.f;
-        m = vc_warp_max (m);
-        if (lane == 0) atomicMax ((int *) amax, __float_as_int (m));
-    }
+    vc_block_amax (m, sh, amax);
 }
 
 //  BF16 fast path: 8 elements per 16-byte load (the FP8 GEMM pays this pass on every call).
@@ -433,15 +425,7 @@ static __global__ void k_amax_bf16x8 (const uint4 *x, int64_t n8, float *amax)
             m = fmaxf (m, fmaxf (fabsf (f.x), fabsf (f.y)));      //  fmaxf drops NaN
         }
     }
-    m = vc_warp_max (m);
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
-    if (lane == 0) sh [wid] = m;
-    __syncthreads ();
-    if (wid == 0) {
-        m = lane < (int) (blockDim.x >> 5) ? sh [lane] : 0.f;
-        m = vc_warp_max (m);
-        if (lane == 0) atomicMax ((int *) amax, __float_as_int (m));
-    }
+    vc_block_amax (m, sh, amax);
 }
 
 extern "C" cudaError_t vc_amax (cudaStream_t st, const void *x, int xdt, int64_t n, float *amax)
