@@ -45,12 +45,11 @@ typedef struct {
     int64_t last_progress_ms;
 } s_runner_t;
 
+//  Monotonic seconds.
 static double
 s_now (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return zclock_usecs () / 1e6;
 }
 
 static void

@@ -7,6 +7,7 @@
 #include "vdgx_download.h"
 #include "vdgx_sha256.h"
 
+#include <czmq.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -428,12 +429,11 @@ s_list_files (vdgx_download_t *self, const vdgx_model_source_t *model, const cha
     return 0;
 }
 
+//  Monotonic seconds.
 static double
 s_now (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return zclock_usecs () / 1e6;
 }
 
 static void

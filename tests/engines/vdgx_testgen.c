@@ -1,4 +1,5 @@
 /*  vdgx_testgen.c - the test engine (see vdgx_testgen.h). */
+#include <czmq.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,12 +28,11 @@ typedef struct {
 
 static const char *const s_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
 
+//  Monotonic seconds.
 static double
 s_now (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return zclock_usecs () / 1e6;
 }
 
 static void

@@ -15,6 +15,8 @@
 */
 #include "vdgx_video.h"
 
+#include <czmq.h>
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,12 +29,11 @@
 
 #include <libavutil/log.h>
 
+//  Monotonic seconds.
 static double
 s_now (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return zclock_usecs () / 1e6;
 }
 
 static long long

@@ -35,12 +35,11 @@ struct _vdgx_engine_t {
 static const char *const s_precisions [] = { "bf16", "fp8", "fp4", "fp32", NULL };
 static const char *const s_tiny_precisions [] = { "fp32", "bf16", "fp8", "fp4", NULL };
 
+//  Monotonic seconds.
 static double
 s_now (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return zclock_usecs () / 1e6;
 }
 
 //  The first existing file among dir/<names> (caller frees), NULL when none.
