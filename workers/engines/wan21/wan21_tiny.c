@@ -41,11 +41,7 @@ typedef struct {
 static float
 s_uniform (uint64_t *s)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return 2.f * (float) (z >> 40) / 16777216.f - 1.f;     //  [-1, 1)
+    return 2.f * (float) (wan21_splitmix64 (s) >> 40) / 16777216.f - 1.f;     //  [-1, 1)
 }
 
 static void

@@ -33,6 +33,15 @@ wan21_set_error (char **err, const char *fmt, ...)
     *err = text;
 }
 
+uint64_t
+wan21_splitmix64 (uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 bool
 wan21_is_file (const char *path)
 {

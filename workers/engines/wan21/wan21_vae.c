@@ -574,14 +574,6 @@ typedef struct {
     uint64_t state;
 } s_rand_src_t;
 
-static uint64_t
-s_splitmix (uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static int
 s_rand_source (void *arg, const char *name, int ndim, const int64_t *shape, float *dst, size_t n,
@@ -591,7 +583,7 @@ s_rand_source (void *arg, const char *name, int ndim, const int64_t *shape, floa
     s_rand_src_t *rs = (s_rand_src_t *) arg;
     if (strstr (name, "gamma")) {
         for (size_t i = 0; i < n; i++)
-            dst [i] = 1.f + 0.1f * ((float) (s_splitmix (&rs->state) >> 40) / 16777216.f - 0.5f);
+            dst [i] = 1.f + 0.1f * ((float) (wan21_splitmix64 (&rs->state) >> 40) / 16777216.f - 0.5f);
         return 0;
     }
     //  A bias shares its weight's fan-in; use the output width as a stand-in.
@@ -602,7 +594,7 @@ s_rand_source (void *arg, const char *name, int ndim, const int64_t *shape, floa
         fan_in = (double) shape [0];
     float bound = (float) (1.0 / sqrt (fan_in));
     for (size_t i = 0; i < n; i++)
-        dst [i] = bound * (2.f * (float) (s_splitmix (&rs->state) >> 40) / 16777216.f - 1.f);
+        dst [i] = bound * (2.f * (float) (wan21_splitmix64 (&rs->state) >> 40) / 16777216.f - 1.f);
     return 0;
 }
 
