@@ -6,14 +6,19 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+static char *
+s_vformat (const char *fmt, va_list args)
+{
+    char *text = NULL;
+    return vasprintf (&text, fmt, args) < 0? NULL: text;
+}
+
 char *
 wan21_strdupf (const char *fmt, ...)
 {
     va_list args;
     va_start (args, fmt);
-    char *text = NULL;
-    if (vasprintf (&text, fmt, args) < 0)
-        text = NULL;
+    char *text = s_vformat (fmt, args);
     va_end (args);
     return text;
 }
@@ -25,9 +30,7 @@ wan21_set_error (char **err, const char *fmt, ...)
         return;
     va_list args;
     va_start (args, fmt);
-    char *text = NULL;
-    if (vasprintf (&text, fmt, args) < 0)
-        text = NULL;
+    char *text = s_vformat (fmt, args);
     va_end (args);
     free (*err);
     *err = text;
