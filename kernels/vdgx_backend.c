@@ -513,6 +513,21 @@ vdgx_weight_release (vdgx_backend_t *b, vdgx_weight_t *w)
 }
 
 //  ---------------------------------------------------------------------------------------
+//  Op names
+
+static const char *s_op_names [VDGX_OP_COUNT] = {
+    "linear", "matmul", "attention", "layernorm", "rmsnorm", "channel_rmsnorm", "modulate",
+    "gated_residual", "gelu_tanh", "silu", "add_scaled", "mul", "affine_clamp", "rope",
+    "permute", "concat", "slice", "conv3d", "conv2d", "upsample2x", "cast"
+};
+
+const char *
+vdgx_op_name (vdgx_op_t op)
+{
+    return (unsigned) op < VDGX_OP_COUNT? s_op_names [op]: "?";
+}
+
+//  ---------------------------------------------------------------------------------------
 //  Checks shared by the wrappers
 
 static int
@@ -607,9 +622,26 @@ typedef struct {
     int i [8];
     int64_t l [2];
     const int *perm;
+    const vdgx_attn_spec_t *attn;
 } s_fb_args_t;
 
 typedef int (s_fb_fn_t) (vdgx_backend_t *cpu, vdgx_tensor_t **t, const s_fb_args_t *a);
+
+//  Downloads t into contiguous host memory; t may have a batch stride (dim 0) over its
+//  contiguous inner dims (the KV-cache views attention accepts).
+static int
+s_download_rows (vdgx_backend_t *b, void *dst, const vdgx_tensor_t *t)
+{
+    size_t raw = vdgx_tensor_nbytes (t);
+    if (vdgx_tensor_is_contiguous (t))
+        return b->ops->download (b, dst, t->data, raw);
+    size_t row = raw / (size_t) t->shape [0], el = vdgx_dtype_size (t->dtype);
+    for (int64_t i = 0; i < t->shape [0]; i++)
+        if (b->ops->download (b, (char *) dst + (size_t) i * row,
+                              (const char *) t->data + (size_t) (i * t->stride [0]) * el, row))
+            return -1;
+    return 0;
+}
 
 static int
 s_fallback (vdgx_backend_t *b, const char *op, int nt, const vdgx_tensor_t **ts, int nout,
@@ -640,7 +672,7 @@ s_fallback (vdgx_backend_t *b, const char *op, int nt, const vdgx_tensor_t **ts,
         hp [i] = &host [i];
         size_t raw = vdgx_tensor_nbytes (t);
         void *tmp = malloc (raw + 1);
-        if (!tmp || b->ops->download (b, tmp, t->data, raw))
+        if (!tmp || s_download_rows (b, tmp, t))
             rc = -1;
         else if (hd == VDGX_DTYPE_F32)
             rc = vdgx_convert_to_f32 (host [i].data, tmp, t->dtype, (size_t) vdgx_tensor_numel (t));
@@ -695,7 +727,12 @@ static int s_fb_linear (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t 
 static int s_fb_matmul (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
 { (void) a; return vdgx_op_matmul (c, t [0], t [1], t [2]); }
 static int s_fb_attention (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
-{ return vdgx_op_attention (c, t [0], t [1], t [2], t [3], t [4], t [5], a->f [0]); }
+{
+    vdgx_attn_spec_t spec = *a->attn;
+    spec.key_mask = t [4];
+    spec.bias = t [5];
+    return vdgx_op_attention_ex (c, t [0], t [1], t [2], t [3], &spec, a->f [0]);
+}
 static int s_fb_layernorm (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
 { return vdgx_op_layernorm (c, t [0], t [1], t [2], t [3], a->f [0]); }
 static int s_fb_rmsnorm (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
@@ -733,10 +770,22 @@ static int s_fb_upsample2x (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_arg
 static int s_fb_cast (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
 { (void) a; return vdgx_op_cast (c, t [0], t [1]); }
 
-#define S_DISPATCH(opname, nt, nout, call, ...) do { \
-    if (b->ops->opname) \
-        return b->ops->opname call; \
+//  Whether the backend computes this call itself: it has the op and supports_op agrees.
+static bool
+s_supports (vdgx_backend_t *b, vdgx_op_t op, int nt, const vdgx_tensor_t **ts, const s_fb_args_t *a)
+{
+    if (!b->ops->supports_op)
+        return true;
+    vdgx_op_desc_t d = { .op = op, .ntensors = nt, .w = a->w, .attn = a->attn };
+    for (int i = 0; i < nt && i < VDGX_OP_MAX_TENSORS; i++)
+        d.t [i] = ts [i];
+    return b->ops->supports_op (b, &d);
+}
+
+#define S_DISPATCH(opname, openum, nt, nout, call, ...) do { \
     const vdgx_tensor_t *ts_ [] = { __VA_ARGS__ }; \
+    if (b->ops->opname && s_supports (b, openum, nt, ts_, &args_)) \
+        return b->ops->opname call; \
     return s_fallback (b, #opname, nt, ts_, nout, s_fb_##opname, &args_); \
 } while (0)
 
@@ -763,7 +812,7 @@ vdgx_op_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, con
     if (bias && (s_check (b, op, "bias", bias, true) || s_check_numel (b, op, "bias", bias, w->n)))
         return -1;
     s_fb_args_t args_ = { .w = w };
-    S_DISPATCH (linear, 3, 1, (b, y, x, w, bias), y, x, bias);
+    S_DISPATCH (linear, VDGX_OP_LINEAR, 3, 1, (b, y, x, w, bias), y, x, bias);
 }
 
 int
@@ -779,22 +828,82 @@ vdgx_op_matmul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, con
         return -1;
     }
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (matmul, 3, 1, (b, y, a, bm), y, a, bm);
+    S_DISPATCH (matmul, VDGX_OP_MATMUL, 3, 1, (b, y, a, bm), y, a, bm);
+}
+
+bool
+vdgx_attn_visible (const vdgx_attn_spec_t *spec, int64_t i, int64_t j)
+{
+    if (!spec)
+        return true;
+    int64_t p = i + spec->q_offset;
+    switch (spec->kind) {
+        case VDGX_ATTN_CAUSAL:  return j <= p;
+        case VDGX_ATTN_SLIDING: return j <= p && j > p - spec->window;
+        case VDGX_ATTN_BLOCK_CAUSAL: {
+            //  floor division: p may be negative (queries before the first key)
+            int64_t pb = p >= 0? p / spec->block: -((-p + spec->block - 1) / spec->block);
+            return j / spec->block <= pb;
+        }
+        default:                return true;
+    }
+}
+
+//  k and v: [B,Lk,Hkv,D] with contiguous inner dims; a batch stride over Lk*Hkv*D is allowed.
+static int
+s_check_kv (vdgx_backend_t *b, const char *what, const vdgx_tensor_t *t)
+{
+    if (!t) {
+        vdgx_backend_set_error (b, "attention: %s is NULL", what);
+        return -1;
+    }
+    if (t->ndim != 4) {
+        vdgx_backend_set_error (b, "attention: %s must have 4 dims, has %d", what, t->ndim);
+        return -1;
+    }
+    vdgx_tensor_t c = *t;
+    c.stride [0] = t->shape [1] * t->shape [2] * t->shape [3];
+    if (s_check (b, "attention", what, &c, true))
+        return -1;
+    if (t->shape [0] > 1 && t->stride [0] < c.stride [0]) {
+        vdgx_backend_set_error (b, "attention: %s is not contiguous (only a batch stride >= Lk*Hkv*D is allowed)", what);
+        return -1;
+    }
+    return 0;
 }
 
 int
-vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale)
+vdgx_op_attention_ex (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k,
+                      const vdgx_tensor_t *v, const vdgx_attn_spec_t *spec, float scale)
 {
     const char *op = "attention";
-    if (s_check (b, op, "o", o, true) || s_check (b, op, "q", q, true) || s_check (b, op, "k", k, true)
-        || s_check (b, op, "v", v, true) || s_check_dims (b, op, "q", q, 4) || s_check_dims (b, op, "k", k, 4)
-        || s_check_dims (b, op, "v", v, 4) || s_check_same_shape_named (b, op, "o", o, "q", q) || s_check_same_shape_named (b, op, "v", v, "k", k))
+    static const vdgx_attn_spec_t full = { .kind = VDGX_ATTN_FULL };
+    if (!spec)
+        spec = &full;
+    if (s_check (b, op, "o", o, true) || s_check (b, op, "q", q, true) || s_check_kv (b, "k", k)
+        || s_check_kv (b, "v", v) || s_check_dims (b, op, "q", q, 4)
+        || s_check_same_shape_named (b, op, "o", o, "q", q) || s_check_same_shape_named (b, op, "v", v, "k", k))
         return -1;
-    if (k->shape [0] != q->shape [0] || k->shape [2] != q->shape [2] || k->shape [3] != q->shape [3]) {
-        vdgx_backend_set_error (b, "attention: q [B,Lq,H,D] and k [B,Lk,H,D] differ in B, H or D");
+    int64_t B = q->shape [0], Lq = q->shape [1], H = q->shape [2], Lk = k->shape [1], Hkv = k->shape [2];
+    if (k->shape [0] != B || k->shape [3] != q->shape [3] || (H > 0 && (Hkv <= 0 || H % Hkv))) {
+        vdgx_backend_set_error (b, "attention: q [B,Lq,H,D] and k [B,Lk,Hkv,D] differ in B or D, or H %% Hkv != 0"
+                                " (B %lld/%lld, H %lld, Hkv %lld, D %lld/%lld)", (long long) B, (long long) k->shape [0],
+                                (long long) H, (long long) Hkv, (long long) q->shape [3], (long long) k->shape [3]);
         return -1;
     }
-    int64_t B = q->shape [0], Lq = q->shape [1], H = q->shape [2], Lk = k->shape [1];
+    if (B > 1 && k->stride [0] != v->stride [0]) {
+        vdgx_backend_set_error (b, "attention: k and v must have the same batch stride");
+        return -1;
+    }
+    if ((unsigned) spec->kind > VDGX_ATTN_BLOCK_CAUSAL || spec->q_offset < -((int64_t) 1 << 40)
+        || spec->q_offset > ((int64_t) 1 << 40) || (spec->kind == VDGX_ATTN_SLIDING && spec->window < 1)
+        || (spec->kind == VDGX_ATTN_BLOCK_CAUSAL && spec->block < 1)) {
+        vdgx_backend_set_error (b, "attention: bad spec (kind %d, q_offset %lld, window %lld, block %lld)",
+                                (int) spec->kind, (long long) spec->q_offset, (long long) spec->window,
+                                (long long) spec->block);
+        return -1;
+    }
+    const vdgx_tensor_t *key_mask = spec->key_mask, *bias = spec->bias;
     if (key_mask && (s_check (b, op, "key_mask", key_mask, false) || s_check_numel (b, op, "key_mask", key_mask, B * Lk)))
         return -1;
     if (key_mask && key_mask->dtype != VDGX_DTYPE_U8) {
@@ -807,8 +916,15 @@ vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, 
         vdgx_backend_set_error (b, "attention: bias must be F32 [H,Lq,Lk]");
         return -1;
     }
-    s_fb_args_t args_ = { .f = { scale } };
-    S_DISPATCH (attention, 6, 1, (b, o, q, k, v, key_mask, bias, scale), o, q, k, v, key_mask, bias);
+    s_fb_args_t args_ = { .f = { scale }, .attn = spec };
+    S_DISPATCH (attention, VDGX_OP_ATTENTION, 6, 1, (b, o, q, k, v, spec, scale), o, q, k, v, key_mask, bias);
+}
+
+int
+vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale)
+{
+    vdgx_attn_spec_t spec = { .kind = VDGX_ATTN_FULL, .key_mask = key_mask, .bias = bias };
+    return vdgx_op_attention_ex (b, o, q, k, v, &spec, scale);
 }
 
 static int
@@ -835,7 +951,7 @@ vdgx_op_layernorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, 
     if (s_check_norm (b, "layernorm", y, x, gamma, beta))
         return -1;
     s_fb_args_t args_ = { .f = { eps } };
-    S_DISPATCH (layernorm, 4, 1, (b, y, x, gamma, beta, eps), y, x, gamma, beta);
+    S_DISPATCH (layernorm, VDGX_OP_LAYERNORM, 4, 1, (b, y, x, gamma, beta, eps), y, x, gamma, beta);
 }
 
 int
@@ -844,7 +960,7 @@ vdgx_op_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, co
     if (s_check_norm (b, "rmsnorm", y, x, gamma, NULL))
         return -1;
     s_fb_args_t args_ = { .f = { eps } };
-    S_DISPATCH (rmsnorm, 3, 1, (b, y, x, gamma, eps), y, x, gamma);
+    S_DISPATCH (rmsnorm, VDGX_OP_RMSNORM, 3, 1, (b, y, x, gamma, eps), y, x, gamma);
 }
 
 int
@@ -863,7 +979,7 @@ vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_
     if (beta && (s_check (b, op, "beta", beta, true) || s_check_numel (b, op, "beta", beta, C)))
         return -1;
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (channel_rmsnorm, 4, 1, (b, y, x, gamma, beta), y, x, gamma, beta);
+    S_DISPATCH (channel_rmsnorm, VDGX_OP_CHANNEL_RMSNORM, 4, 1, (b, y, x, gamma, beta), y, x, gamma, beta);
 }
 
 int
@@ -876,7 +992,7 @@ vdgx_op_modulate (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, c
         || s_check_numel (b, op, "scale", scale, x->shape [0] * x->shape [2]))
         return -1;
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (modulate, 4, 1, (b, y, x, shift, scale), y, x, shift, scale);
+    S_DISPATCH (modulate, VDGX_OP_MODULATE, 4, 1, (b, y, x, shift, scale), y, x, shift, scale);
 }
 
 int
@@ -889,7 +1005,7 @@ vdgx_op_gated_residual (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t
     if (gate && (s_check (b, op, "gate", gate, true) || s_check_numel (b, op, "gate", gate, x->shape [0] * x->shape [2])))
         return -1;
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (gated_residual, 3, 1, (b, x, y, gate), x, y, gate);
+    S_DISPATCH (gated_residual, VDGX_OP_GATED_RESIDUAL, 3, 1, (b, x, y, gate), x, y, gate);
 }
 
 static int
@@ -907,7 +1023,7 @@ vdgx_op_gelu_tanh (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
     if (s_check_unary (b, "gelu_tanh", y, x))
         return -1;
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (gelu_tanh, 2, 1, (b, y, x), y, x);
+    S_DISPATCH (gelu_tanh, VDGX_OP_GELU_TANH, 2, 1, (b, y, x), y, x);
 }
 
 int
@@ -916,7 +1032,7 @@ vdgx_op_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
     if (s_check_unary (b, "silu", y, x))
         return -1;
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (silu, 2, 1, (b, y, x), y, x);
+    S_DISPATCH (silu, VDGX_OP_SILU, 2, 1, (b, y, x), y, x);
 }
 
 static int
@@ -940,7 +1056,7 @@ vdgx_op_add_scaled (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a,
     if (s_check_binary (b, "add_scaled", y, a, bt))
         return -1;
     s_fb_args_t args_ = { .f = { alpha } };
-    S_DISPATCH (add_scaled, 3, 1, (b, y, a, bt, alpha), y, a, bt);
+    S_DISPATCH (add_scaled, VDGX_OP_ADD_SCALED, 3, 1, (b, y, a, bt, alpha), y, a, bt);
 }
 
 int
@@ -949,7 +1065,7 @@ vdgx_op_mul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const 
     if (s_check_binary (b, "mul", y, a, bt))
         return -1;
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (mul, 3, 1, (b, y, a, bt), y, a, bt);
+    S_DISPATCH (mul, VDGX_OP_MUL, 3, 1, (b, y, a, bt), y, a, bt);
 }
 
 int
@@ -958,7 +1074,7 @@ vdgx_op_affine_clamp (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *
     if (s_check_unary (b, "affine_clamp", y, x))
         return -1;
     s_fb_args_t args_ = { .f = { alpha, beta, lo, hi } };
-    S_DISPATCH (affine_clamp, 2, 1, (b, y, x, alpha, beta, lo, hi), y, x);
+    S_DISPATCH (affine_clamp, VDGX_OP_AFFINE_CLAMP, 2, 1, (b, y, x, alpha, beta, lo, hi), y, x);
 }
 
 int
@@ -977,7 +1093,7 @@ vdgx_op_rope (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const
     if (s_check_numel (b, op, "cos", cos, L * D / 2) || s_check_numel (b, op, "sin", sin, L * D / 2))
         return -1;
     s_fb_args_t args_ = { .i = { (int) layout } };
-    S_DISPATCH (rope, 4, 1, (b, y, x, cos, sin, layout), y, x, cos, sin);
+    S_DISPATCH (rope, VDGX_OP_ROPE, 4, 1, (b, y, x, cos, sin, layout), y, x, cos, sin);
 }
 
 int
@@ -1000,7 +1116,7 @@ vdgx_op_permute (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, co
         seen |= 1 << perm [i];
     }
     s_fb_args_t args_ = { .perm = perm };
-    S_DISPATCH (permute, 2, 1, (b, y, x, perm), y, x);
+    S_DISPATCH (permute, VDGX_OP_PERMUTE, 2, 1, (b, y, x, perm), y, x);
 }
 
 int
@@ -1026,7 +1142,7 @@ vdgx_op_concat (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, con
         return -1;
     }
     s_fb_args_t args_ = { .i = { dim } };
-    S_DISPATCH (concat, 3, 1, (b, y, a, bt, dim), y, a, bt);
+    S_DISPATCH (concat, VDGX_OP_CONCAT, 3, 1, (b, y, a, bt, dim), y, a, bt);
 }
 
 int
@@ -1049,7 +1165,7 @@ vdgx_op_slice (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int 
         return -1;
     }
     s_fb_args_t args_ = { .i = { dim }, .l = { start, len } };
-    S_DISPATCH (slice, 2, 1, (b, y, x, dim, start, len), y, x);
+    S_DISPATCH (slice, VDGX_OP_SLICE, 2, 1, (b, y, x, dim, start, len), y, x);
 }
 
 static int
@@ -1101,7 +1217,7 @@ vdgx_op_conv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, con
     if (s_check_conv (b, "conv3d", 3, y, x, w, bias, stride, pad))
         return -1;
     s_fb_args_t args_ = { .i = { stride [0], stride [1], stride [2], pad [0], pad [1], pad [2], pad [3] } };
-    S_DISPATCH (conv3d, 4, 1, (b, y, x, w, bias, stride, pad), y, x, w, bias);
+    S_DISPATCH (conv3d, VDGX_OP_CONV3D, 4, 1, (b, y, x, w, bias, stride, pad), y, x, w, bias);
 }
 
 int
@@ -1110,7 +1226,7 @@ vdgx_op_conv2d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, con
     if (s_check_conv (b, "conv2d", 2, y, x, w, bias, stride, pad))
         return -1;
     s_fb_args_t args_ = { .i = { stride [0], stride [1], pad [0], pad [1], pad [2], pad [3] } };
-    S_DISPATCH (conv2d, 4, 1, (b, y, x, w, bias, stride, pad), y, x, w, bias);
+    S_DISPATCH (conv2d, VDGX_OP_CONV2D, 4, 1, (b, y, x, w, bias, stride, pad), y, x, w, bias);
 }
 
 int
@@ -1126,7 +1242,7 @@ vdgx_op_upsample2x (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
         return -1;
     }
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (upsample2x, 2, 1, (b, y, x), y, x);
+    S_DISPATCH (upsample2x, VDGX_OP_UPSAMPLE2X, 2, 1, (b, y, x), y, x);
 }
 
 int
@@ -1142,7 +1258,7 @@ vdgx_op_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
         return -1;
     }
     s_fb_args_t args_ = { 0 };
-    S_DISPATCH (cast, 2, 1, (b, y, x), y, x);
+    S_DISPATCH (cast, VDGX_OP_CAST, 2, 1, (b, y, x), y, x);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -1291,6 +1407,52 @@ vdgx_backend_test (bool verbose)
         vdgx_tensor_release (dev, &tmp);
     }
     assert (s_test_allocs == before + 1);
+    //  masked GQA attention through the fallback: a batch-strided KV-cache view, key_mask
+    //  and bias travel too, and the device result is exactly the CPU one
+    {
+        enum { AB = 2, ALq = 3, ALk = 9, ACap = 12, AH = 4, AHkv = 2, AD = 8 };
+        int64_t qsh [4] = { AB, ALq, AH, AD }, ksh [4] = { AB, ACap, AHkv, AD }, msh [2] = { AB, ALk };
+        int64_t bsh [3] = { AH, ALq, ALk };
+        float qf [AB * ALq * AH * AD], kf [AB * ACap * AHkv * AD], vf [AB * ACap * AHkv * AD];
+        float bf [AH * ALq * ALk], oc [AB * ALq * AH * AD], od [AB * ALq * AH * AD];
+        uint8_t mk [AB * ALk];
+        for (size_t i = 0; i < sizeof (qf) / 4; i++)
+            qf [i] = vdgx_bf16_to_f32 (vdgx_f32_to_bf16 (xin [i % (6 * 64)]));
+        for (size_t i = 0; i < sizeof (kf) / 4; i++) {
+            kf [i] = vdgx_bf16_to_f32 (vdgx_f32_to_bf16 (xin [(i * 7) % (6 * 64)]));
+            vf [i] = vdgx_bf16_to_f32 (vdgx_f32_to_bf16 (xin [(i * 5 + 3) % (6 * 64)]));
+        }
+        for (size_t i = 0; i < sizeof (bf) / 4; i++)
+            bf [i] = xin [(i * 3) % (6 * 64)];
+        for (int i = 0; i < AB * ALk; i++)
+            mk [i] = i % 4 != 1;
+        vdgx_tensor_t t [2][6];         //  q, k, v, mask, bias, o on cpu / dev
+        for (int side = 0; side < 2; side++) {
+            vdgx_backend_t *be = side? dev: cpu;
+            vdgx_dtype_t adt = side? VDGX_DTYPE_BF16: VDGX_DTYPE_F32;
+            assert (vdgx_tensor_alloc (be, &t [side][0], adt, 4, qsh) == 0);
+            assert (vdgx_tensor_alloc (be, &t [side][1], adt, 4, ksh) == 0);
+            assert (vdgx_tensor_alloc (be, &t [side][2], adt, 4, ksh) == 0);
+            assert (vdgx_tensor_alloc (be, &t [side][3], VDGX_DTYPE_U8, 2, msh) == 0);
+            assert (vdgx_tensor_alloc (be, &t [side][4], VDGX_DTYPE_F32, 3, bsh) == 0);
+            assert (vdgx_tensor_alloc (be, &t [side][5], VDGX_DTYPE_F32, 4, qsh) == 0);
+            assert (vdgx_tensor_from_f32 (be, &t [side][0], qf) == 0 && vdgx_tensor_from_f32 (be, &t [side][1], kf) == 0);
+            assert (vdgx_tensor_from_f32 (be, &t [side][2], vf) == 0 && vdgx_tensor_from_f32 (be, &t [side][4], bf) == 0);
+            assert (be->ops->upload (be, t [side][3].data, mk, sizeof (mk)) == 0);
+            vdgx_tensor_t kv [2];
+            for (int i = 0; i < 2; i++) {
+                kv [i] = t [side][1 + i];
+                kv [i].shape [1] = ALk;     //  the first ALk rows of each batch
+            }
+            vdgx_attn_spec_t sp = { .kind = VDGX_ATTN_SLIDING, .q_offset = ALk - ALq, .window = 4,
+                                    .key_mask = &t [side][3], .bias = &t [side][4] };
+            assert (vdgx_op_attention_ex (be, &t [side][5], &t [side][0], &kv [0], &kv [1], &sp, 0.5f) == 0);
+            assert (vdgx_tensor_to_f32 (be, &t [side][5], side? od: oc) == 0);
+            for (int i = 0; i < 6; i++)
+                vdgx_tensor_release (be, &t [side][i]);
+        }
+        assert (memcmp (oc, od, sizeof (oc)) == 0);
+    }
     vdgx_tensor_release (dev, &dz);
     vdgx_tensor_release (dev, &dx);
     vdgx_tensor_release (dev, &dy);

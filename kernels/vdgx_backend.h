@@ -26,6 +26,47 @@ typedef struct _vdgx_backend_t vdgx_backend_t;
 
 typedef enum { VDGX_ROPE_INTERLEAVED = 0, VDGX_ROPE_HALF = 1 } vdgx_rope_layout_t;
 
+//  Which keys a query sees in vdgx_op_attention_ex (query i sits at key position
+//  p = i + q_offset).
+typedef enum {
+    VDGX_ATTN_FULL = 0,      //  every key visible (subject to key_mask)
+    VDGX_ATTN_CAUSAL,        //  key j visible to query i iff j <= i + q_offset
+    VDGX_ATTN_SLIDING,       //  iff i + q_offset - window < j <= i + q_offset
+    VDGX_ATTN_BLOCK_CAUSAL   //  iff j / block <= (i + q_offset) / block   (chunks of `block` keys)
+} vdgx_attn_kind_t;
+
+typedef struct {
+    vdgx_attn_kind_t kind;
+    int64_t q_offset;                //  key-axis position of query 0 (appending to a KV cache: Lk - Lq)
+    int64_t window;                  //  SLIDING only, >= 1
+    int64_t block;                   //  BLOCK_CAUSAL only, >= 1
+    const vdgx_tensor_t *key_mask;   //  U8 [B,Lk], 0 = key is padding; or NULL
+    const vdgx_tensor_t *bias;       //  F32 [H,Lq,Lk] added to the logits; or NULL
+} vdgx_attn_spec_t;
+
+//  The ops of the table below, for vdgx_op_desc_t and supports_op.
+typedef enum {
+    VDGX_OP_LINEAR = 0, VDGX_OP_MATMUL, VDGX_OP_ATTENTION, VDGX_OP_LAYERNORM, VDGX_OP_RMSNORM,
+    VDGX_OP_CHANNEL_RMSNORM, VDGX_OP_MODULATE, VDGX_OP_GATED_RESIDUAL, VDGX_OP_GELU_TANH,
+    VDGX_OP_SILU, VDGX_OP_ADD_SCALED, VDGX_OP_MUL, VDGX_OP_AFFINE_CLAMP, VDGX_OP_ROPE,
+    VDGX_OP_PERMUTE, VDGX_OP_CONCAT, VDGX_OP_SLICE, VDGX_OP_CONV3D, VDGX_OP_CONV2D,
+    VDGX_OP_UPSAMPLE2X, VDGX_OP_CAST,
+    VDGX_OP_COUNT
+} vdgx_op_t;
+const char *vdgx_op_name (vdgx_op_t op);
+
+//  One call of an op as a backend's supports_op sees it: the tensors in the order of the
+//  wrapper's arguments, outputs first (absent optional tensors are NULL), the weight of
+//  linear, the mask spec of attention.
+#define VDGX_OP_MAX_TENSORS 6
+typedef struct {
+    vdgx_op_t op;
+    int ntensors;
+    const vdgx_tensor_t *t [VDGX_OP_MAX_TENSORS];
+    const vdgx_weight_t *w;
+    const vdgx_attn_spec_t *attn;
+} vdgx_op_desc_t;
+
 typedef struct {
     //  Memory. alloc/free are the raw device allocation; vdgx_tensor_alloc and
     //  vdgx_backend_alloc put a size-bucketed caching pool on top, so buffers are reused
@@ -48,13 +89,10 @@ typedef struct {
                    const vdgx_weight_t *w, const vdgx_tensor_t *bias);
     //  y[B,M,N] = a[B,M,K] . b[B,K,N] (plain batched matmul of activations, F32 accumulate).
     int (*matmul) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *b);
-    //  o[B,Lq,H,D] = softmax(q.k^T * scale + bias + mask) . v with k,v [B,Lk,H,D].
-    //  key_mask: U8 [B,Lk] (0 = masked out, gets -inf / finfo.min) or NULL.
-    //  bias: F32 [H,Lq,Lk] added to the logits (T5 relative position bias) or NULL.
-    //  Computed in blocks (online softmax); never materialises Lq x Lk per head at once.
+    //  Masked / GQA attention, exactly vdgx_op_attention_ex below (spec is never NULL here).
     int (*attention) (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
-                      const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask,
-                      const vdgx_tensor_t *bias, float scale);
+                      const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_attn_spec_t *spec,
+                      float scale);
     //  Normalisation over the last dim C of x[R,C]. gamma/beta [C] may be NULL.
     int (*layernorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
                       const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps);
@@ -104,6 +142,11 @@ typedef struct {
                    const int pad [4]);
     //  Nearest-exact 2x spatial upsampling of x[N,C,H,W] -> y[N,C,2H,2W].
     int (*upsample2x) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+
+    //  Whether this backend computes this call (shapes, dtypes, weight format, mask kind).
+    //  The wrapper has checked the call already; false sends it to the CPU fallback, as a
+    //  NULL op does. NULL supports_op: every non-NULL op supports every call.
+    bool (*supports_op) (vdgx_backend_t *self, const vdgx_op_desc_t *desc);
 } vdgx_backend_ops_t;
 
 //  Creates a backend: "cpu" (all cores; "cpu:N" uses N threads) or "cuda", "cuda:N".
@@ -141,7 +184,21 @@ int vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst);
 //  The op wrappers engines call (same semantics as the table above).
 int vdgx_op_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_weight_t *w, const vdgx_tensor_t *bias);
 int vdgx_op_matmul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdgx_tensor_t *bm);
+//  o[B,Lq,H,D] = softmax(q.k^T * scale + bias, masked) . v
+//  q [B,Lq,H,D]; k, v [B,Lk,Hkv,D] with H % Hkv == 0: query head h reads kv head h / (H/Hkv)
+//  (repeat_interleave, as in HF GQA/MQA). spec NULL = FULL with no mask or bias.
+//  Masked keys get probability exactly 0. A query row that sees no key at all gets o = 0
+//  (finite; never NaN). Softmax accumulates in f32 (online, blocked; never materialise Lq x Lk
+//  per head at once). k and v may be views of the first Lk rows of a longer KV cache: their
+//  inner three dims contiguous, the batch stride (equal for k and v) at least Lk*Hkv*D.
+int vdgx_op_attention_ex (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q,
+                          const vdgx_tensor_t *k, const vdgx_tensor_t *v,
+                          const vdgx_attn_spec_t *spec, float scale);
+//  The FULL case: key_mask U8 [B,Lk] or NULL, bias F32 [H,Lq,Lk] or NULL.
 int vdgx_op_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale);
+//  Whether query row i (key position i + spec->q_offset) sees key j under spec's kind
+//  (key_mask not included). The definition every backend follows.
+bool vdgx_attn_visible (const vdgx_attn_spec_t *spec, int64_t i, int64_t j);
 int vdgx_op_layernorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps);
 int vdgx_op_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, float eps);
 int vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);

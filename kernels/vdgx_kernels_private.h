@@ -18,9 +18,48 @@ void vdgx_tensor_test (bool verbose);
 char *vdgx_kstrdupf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 typedef struct _vdgx_cpu_pool_t vdgx_cpu_pool_t;
+//  CPU ops that live in their own files under cpu/ (the ops table is in vdgx_cpu.c).
+int vdgx_cpu_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q,
+                        const vdgx_tensor_t *k, const vdgx_tensor_t *v,
+                        const vdgx_attn_spec_t *spec, float scale);
+
+//  a.b over n floats: two 8-wide accumulators over the multiples of 16, a plain loop for the
+//  tail. Inlined into callers compiled for AVX2 too.
+typedef float vdgx_v8_t __attribute__ ((vector_size (32)));
+static inline __attribute__ ((always_inline)) float
+vdgx_dot_f32 (const float *a, const float *b, int64_t n)
+{
+    vdgx_v8_t acc0 = { 0 }, acc1 = { 0 };
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        vdgx_v8_t a0, a1, b0, b1;
+        __builtin_memcpy (&a0, a + k, 32);
+        __builtin_memcpy (&a1, a + k + 8, 32);
+        __builtin_memcpy (&b0, b + k, 32);
+        __builtin_memcpy (&b1, b + k + 8, 32);
+        acc0 += a0 * b0;
+        acc1 += a1 * b1;
+    }
+    acc0 += acc1;
+    float dot = ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
+    for (; k < n; k++)
+        dot += a [k] * b [k];
+    return dot;
+}
+
+//  Test inputs: xorshift64 over *state, uniform in [-1, 1), never exactly 0.
+static inline float
+vdgx_test_randf (uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return 2.0f * (float) ((*state >> 40) + 1) / 16777217.0f - 1.0f;
+}
 //  The built-in CPU backend.
 const vdgx_backend_impl_t *vdgx_cpu_backend_impl (void);
 void vdgx_cpu_test (bool verbose);
+void vdgx_cpu_attn_test (bool verbose);
 int vdgx_cpu_threads (vdgx_backend_t *b);
 vdgx_cpu_pool_t *vdgx_cpu_pool_of (vdgx_backend_t *b);
 

@@ -139,33 +139,6 @@ s_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
     return 0;
 }
 
-typedef float s_v8 __attribute__ ((vector_size (32)));
-
-//  q.k over D: two 8-wide accumulators when D is a multiple of 16 (head dims 64, 128),
-//  a plain loop otherwise.
-static inline __attribute__ ((always_inline)) float
-s_dot (const float *a, const float *b, int64_t D)
-{
-    if (D % 16 == 0) {
-        s_v8 acc0 = { 0 }, acc1 = { 0 };
-        for (int64_t d = 0; d < D; d += 16) {
-            s_v8 a0, a1, b0, b1;
-            memcpy (&a0, a + d, 32);
-            memcpy (&a1, a + d + 8, 32);
-            memcpy (&b0, b + d, 32);
-            memcpy (&b1, b + d + 8, 32);
-            acc0 += a0 * b0;
-            acc1 += a1 * b1;
-        }
-        acc0 += acc1;
-        return ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
-    }
-    float dot = 0;
-    for (int64_t d = 0; d < D; d++)
-        dot += a [d] * b [d];
-    return dot;
-}
-
 //  ---------------------------------------------------------------------------------------
 //  linear: f32 weights go straight to sgemm; other formats are dequantized a panel of rows
 //  at a time into scratch and multiplied panel by panel (never the whole weight in f32).
@@ -222,7 +195,7 @@ s_skinny_task (void *ctx, int64_t t)
     for (int64_t n = n0; n < n1; n++) {
         vdgx_weight_dequant_row (j->w, n, row);
         for (int64_t m = 0; m < j->M; m++)
-            j->y [m * N + n] = s_dot (j->x + m * K, row, K) + (j->bias? j->bias [n]: 0.0f);
+            j->y [m * N + n] = vdgx_dot_f32 (j->x + m * K, row, K) + (j->bias? j->bias [n]: 0.0f);
     }
     free (row);
 }
@@ -277,177 +250,6 @@ s_matmul (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *a, const vdg
     for (int64_t i = 0; i < B; i++)
         vdgx_sgemm (s_pool (b), false, M, N, K, (const float *) a->data + i * M * K, K,
                     (const float *) bm->data + i * K * N, N, 0.0f, (float *) y->data + i * M * N, N);
-    return 0;
-}
-
-//  ---------------------------------------------------------------------------------------
-//  attention: one task per (batch, head, block of BQ queries). Keys and values stream in
-//  blocks of BK with the online-softmax update (running max m, running sum l), so memory
-//  per task is O(BQ*BK + BQ*D), never O(Lq*Lk).
-
-#define S_BQ 32
-#define S_BK 64
-
-typedef struct {
-    float *o;
-    const float *q, *k, *v, *bias;
-    const uint8_t *mask;
-    int64_t B, Lq, Lk, H, D, qblocks;
-    float scale;
-    int64_t *valid;             //  unmasked keys per batch
-} s_attn_job_t;
-
-static inline __attribute__ ((always_inline)) void
-s_attn_body (void *ctx, int64_t t)
-{
-    const s_attn_job_t *j = ctx;
-    int64_t qb = t % j->qblocks, h = (t / j->qblocks) % j->H, bi = t / (j->qblocks * j->H);
-    int64_t D = j->D, H = j->H, i0 = qb * S_BQ;
-    int64_t nq = j->Lq - i0 < S_BQ? j->Lq - i0: S_BQ;
-    int64_t row = H * D;        //  elements between consecutive tokens
-    if (j->valid [bi] == 0) {
-        //  Every key masked: the finfo.min convention makes the softmax uniform, so each
-        //  output row is the mean of v.
-        for (int64_t i = 0; i < nq; i++) {
-            float *o = j->o + ((bi * j->Lq + i0 + i) * H + h) * D;
-            for (int64_t d = 0; d < D; d++)
-                o [d] = 0;
-            for (int64_t kk = 0; kk < j->Lk; kk++) {
-                const float *v = j->v + ((bi * j->Lk + kk) * H + h) * D;
-                for (int64_t d = 0; d < D; d++)
-                    o [d] += v [d];
-            }
-            for (int64_t d = 0; d < D; d++)
-                o [d] /= (float) j->Lk;
-        }
-        return;
-    }
-    float *buf = malloc (sizeof (float) * (size_t) (S_BQ * D * 2 + S_BK * D * 2 + S_BQ * S_BK + 2 * S_BQ));
-    if (!buf)
-        abort ();
-    float *qs = buf, *acc = qs + S_BQ * D, *ks = acc + S_BQ * D, *vs = ks + S_BK * D;
-    float *s = vs + S_BK * D, *m = s + S_BQ * S_BK, *l = m + S_BQ;
-    for (int64_t i = 0; i < nq; i++) {
-        const float *q = j->q + ((bi * j->Lq + i0 + i) * H + h) * D;
-        for (int64_t d = 0; d < D; d++)
-            qs [i * D + d] = q [d] * j->scale;
-        m [i] = -INFINITY;
-        l [i] = 0;
-    }
-    memset (acc, 0, sizeof (float) * (size_t) (nq * D));
-    for (int64_t k0 = 0; k0 < j->Lk; k0 += S_BK) {
-        int64_t nk = j->Lk - k0 < S_BK? j->Lk - k0: S_BK;
-        bool keep [S_BK];
-        int64_t kept = 0;
-        for (int64_t c = 0; c < nk; c++) {
-            keep [c] = !j->mask || j->mask [bi * j->Lk + k0 + c] != 0;
-            kept += keep [c];
-            memcpy (ks + c * D, j->k + (bi * j->Lk + k0 + c) * row + h * D, sizeof (float) * (size_t) D);
-            memcpy (vs + c * D, j->v + (bi * j->Lk + k0 + c) * row + h * D, sizeof (float) * (size_t) D);
-        }
-        if (!kept)
-            continue;
-        for (int64_t i = 0; i < nq; i++) {
-            float *si = s + i * S_BK;
-            const float *qi = qs + i * D;
-            const float *bias = j->bias? j->bias + (h * j->Lq + i0 + i) * j->Lk + k0: NULL;
-            float mb = -INFINITY;
-            for (int64_t c = 0; c < nk; c++) {
-                if (!keep [c]) {
-                    si [c] = -INFINITY;
-                    continue;
-                }
-                float dot = s_dot (qi, ks + c * D, D);
-                if (bias)
-                    dot += bias [c];
-                si [c] = dot;
-                if (dot > mb)
-                    mb = dot;
-            }
-            float mnew = m [i] > mb? m [i]: mb;
-            float corr = m [i] == -INFINITY? 0.0f: expf (m [i] - mnew);
-            float sum = 0;
-            for (int64_t c = 0; c < nk; c++) {
-                float p = keep [c]? expf (si [c] - mnew): 0.0f;
-                si [c] = p;
-                sum += p;
-            }
-            l [i] = l [i] * corr + sum;
-            m [i] = mnew;
-            float *ai = acc + i * D;
-            for (int64_t d = 0; d < D; d++)
-                ai [d] *= corr;
-            for (int64_t c = 0; c < nk; c++) {
-                float p = si [c];
-                if (p == 0.0f)
-                    continue;
-                const float *vc = vs + c * D;
-                for (int64_t d = 0; d < D; d++)
-                    ai [d] += p * vc [d];
-            }
-        }
-    }
-    for (int64_t i = 0; i < nq; i++) {
-        float *o = j->o + ((bi * j->Lq + i0 + i) * H + h) * D;
-        float inv = 1.0f / l [i];
-        for (int64_t d = 0; d < D; d++)
-            o [d] = acc [i * D + d] * inv;
-    }
-    free (buf);
-}
-
-static void
-s_attn_task_generic (void *ctx, int64_t t)
-{
-    s_attn_body (ctx, t);
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-//  The same task compiled for AVX2+FMA, picked at run time (see vdgx_cpu_gemm.c).
-__attribute__ ((target ("avx2,fma"))) static void
-s_attn_task_avx2 (void *ctx, int64_t t)
-{
-    s_attn_body (ctx, t);
-}
-#endif
-
-static void (*
-s_attn_pick (void)) (void *, int64_t)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init ();
-    if (!vdgx_sgemm_force_generic && __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
-        return s_attn_task_avx2;
-#endif
-    return s_attn_task_generic;
-}
-
-static int
-s_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q, const vdgx_tensor_t *k,
-             const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask, const vdgx_tensor_t *bias, float scale)
-{
-    S_F32 ("attention", o, q, k, v);
-    s_attn_job_t j = {
-        .o = o->data, .q = q->data, .k = k->data, .v = v->data,
-        .bias = bias? bias->data: NULL, .mask = key_mask? key_mask->data: NULL,
-        .B = q->shape [0], .Lq = q->shape [1], .Lk = k->shape [1], .H = q->shape [2], .D = q->shape [3],
-        .scale = scale
-    };
-    if (j.B * j.Lq * j.H * j.D == 0)
-        return 0;
-    if (j.Lk == 0) {
-        vdgx_backend_set_error (b, "attention: no keys (Lk = 0)");
-        return -1;
-    }
-    j.qblocks = (j.Lq + S_BQ - 1) / S_BQ;
-    j.valid = calloc ((size_t) j.B, sizeof (int64_t));
-    if (!j.valid)
-        return -1;
-    for (int64_t bi = 0; bi < j.B; bi++)
-        for (int64_t c = 0; c < j.Lk; c++)
-            j.valid [bi] += !j.mask || j.mask [bi * j.Lk + c] != 0;
-    vdgx_cpu_pool_run (s_pool (b), j.B * j.H * j.qblocks, s_attn_pick (), &j);
-    free (j.valid);
     return 0;
 }
 
@@ -978,7 +780,7 @@ s_close (vdgx_backend_t *self)
 static const vdgx_backend_ops_t s_ops = {
     .alloc = s_alloc, .free = s_free, .upload = s_memcpy, .download = s_memcpy, .copy = s_memcpy,
     .synchronize = s_synchronize, .cast = s_cast, .weight_upload = s_weight_upload,
-    .weight_free = s_weight_free, .linear = s_linear, .matmul = s_matmul, .attention = s_attention,
+    .weight_free = s_weight_free, .linear = s_linear, .matmul = s_matmul, .attention = vdgx_cpu_attention,
     .layernorm = s_layernorm, .rmsnorm = s_rmsnorm, .channel_rmsnorm = s_channel_rmsnorm,
     .modulate = s_modulate, .gated_residual = s_gated_residual, .gelu_tanh = s_gelu_tanh,
     .silu = s_silu, .add_scaled = s_add_scaled, .mul = s_mul, .affine_clamp = s_affine_clamp,

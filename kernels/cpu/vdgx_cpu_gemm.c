@@ -189,21 +189,7 @@ s_gemv_body (void *ctx, int64_t t)
         const float *b = j->B + n * j->ldb;
         for (int64_t m = 0; m < j->M; m++) {
             const float *a = j->A + m * j->lda;
-            s_v8 acc0 = { 0 }, acc1 = { 0 };
-            int64_t k = 0;
-            for (; k + 16 <= j->K; k += 16) {
-                s_v8 a0, a1, b0, b1;
-                memcpy (&a0, a + k, 32);
-                memcpy (&a1, a + k + 8, 32);
-                memcpy (&b0, b + k, 32);
-                memcpy (&b1, b + k + 8, 32);
-                acc0 += a0 * b0;
-                acc1 += a1 * b1;
-            }
-            acc0 += acc1;
-            float dot = ((acc0 [0] + acc0 [4]) + (acc0 [1] + acc0 [5])) + ((acc0 [2] + acc0 [6]) + (acc0 [3] + acc0 [7]));
-            for (; k < j->K; k++)
-                dot += a [k] * b [k];
+            float dot = vdgx_dot_f32 (a, b, j->K);
             float *c = j->C + m * j->ldc + n;
             *c = j->beta == 0.0f? dot: j->beta * *c + dot;
         }

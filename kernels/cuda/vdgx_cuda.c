@@ -1121,24 +1121,32 @@ static int s_matmul (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
 //  attention
 
 static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
-                        const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_tensor_t *key_mask,
-                        const vdgx_tensor_t *bias, float scale)
+                        const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_attn_spec_t *spec,
+                        float scale)
 {
     s_cuda_t *c = s_priv (self);
-    if (s_enter (self) || s_chk (self, q, "attention", "q") || s_chk (self, k, "attention", "k")
-        || s_chk (self, v, "attention", "v") || s_chk (self, o, "attention", "o"))
+    if (s_enter (self) || s_chk (self, q, "attention", "q") || s_chk (self, o, "attention", "o"))
         return -1;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4 || o->ndim != 4) {
         vdgx_backend_set_error (self, "cuda attention: q, k, v, o must be [B, L, H, D]");
         return -1;
     }
     int64_t B = q->shape [0], Lq = q->shape [1], H = q->shape [2], D = q->shape [3], Lk = k->shape [1];
+    int64_t Hkv = k->shape [2];
+    //  k, v: the wrapper has checked them ([B,Lk,Hkv,D], inner dims contiguous, one batch stride).
+    int64_t kvb = B > 1 ? k->stride [0] : Lk * Hkv * D;
+    bool kv_dense = kvb == Lk * Hkv * D;
+    if (!k->data || !v->data || !s_isfloat (k->dtype) || !s_isfloat (v->dtype)) {
+        vdgx_backend_set_error (self, "cuda attention: k and v must be float tensors with data");
+        return -1;
+    }
     for (int i = 0; i < 4; i++)
         if (o->shape [i] != q->shape [i] || v->shape [i] != k->shape [i]
-            || (i != 1 && k->shape [i] != q->shape [i])) {
+            || (i != 1 && i != 2 && k->shape [i] != q->shape [i]) || Hkv <= 0 || H % Hkv) {
             vdgx_backend_set_error (self, "cuda attention: q/k/v/o shapes do not match");
             return -1;
         }
+    const vdgx_tensor_t *key_mask = spec->key_mask, *bias = spec->bias;
     if (key_mask && (!key_mask->data || key_mask->dtype != VDGX_DTYPE_U8 || s_numel (key_mask) != B * Lk)) {
         vdgx_backend_set_error (self, "cuda attention: key_mask must be U8 [B, Lk]");
         return -1;
@@ -1152,6 +1160,10 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     const void *qp = q->data, *kp = k->data, *vp = v->data;
     int qdt = q->dtype;
     if ((int) k->dtype != qdt || (int) v->dtype != qdt) {
+        if (!kv_dense) {        //  supports_op sends this case to the CPU
+            vdgx_backend_set_error (self, "cuda attention: a strided k/v view needs q, k, v of one dtype");
+            return -1;
+        }
         qdt = VDGX_DTYPE_F32;
         if (!(qp = s_as (self, q->data, q->dtype, qdt, s_numel (q), &tq))
         ||  !(kp = s_as (self, k->data, k->dtype, qdt, s_numel (k), &tk))
@@ -1162,14 +1174,16 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     if (bias && !(bp = (const float *) s_as (self, bias->data, bias->dtype, VDGX_DTYPE_F32, H * Lq * Lk, &tb)))
         goto done;
     const uint8_t *mp = key_mask ? (const uint8_t *) key_mask->data : NULL;
+    vc_attn_mask_t am = { (int) spec->kind, spec->q_offset, spec->window, spec->block };
     cudaError_t e = cudaErrorNotSupported;
     if (c->attn_path != PATH_NAIVE && c->sm >= 80)
         e = vc_attention (c->st, c->attn_path == PATH_FLASH_LDSM ? 2 : c->attn_path == PATH_FLASH_PIPE ? 3 : 1,
                           o->data, o->dtype, qp, kp, vp,
-                          qdt, B, Lq, Lk, H, D, mp, bp, scale);
+                          qdt, B, Lq, Lk, H, Hkv, D, kvb, am, mp, bp, scale);
     if (e == cudaErrorNotSupported) {
         cudaGetLastError ();
-        e = vc_attention (c->st, 0, o->data, o->dtype, qp, kp, vp, qdt, B, Lq, Lk, H, D, mp, bp, scale);
+        e = vc_attention (c->st, 0, o->data, o->dtype, qp, kp, vp, qdt, B, Lq, Lk, H, Hkv, D, kvb, am, mp,
+                          bp, scale);
         if (e == cudaErrorNotSupported) {
             vdgx_backend_set_error (self, "cuda attention: head dim %lld is over 512", (long long) D);
             goto done;
@@ -1722,6 +1736,23 @@ int vdgx_cuda_weight_quantize (vdgx_backend_t *self, vdgx_weight_t *dst, vdgx_wf
 
 //  --------------------------------------------------------------------------------------
 
+//  Calls the kernels above do not cover go to the CPU fallback: attention with a head dim
+//  over 512 (no kernel) or a strided KV view whose dtypes differ from q's (no conversion of
+//  strided data).
+static bool s_supports_op (vdgx_backend_t *self, const vdgx_op_desc_t *d)
+{
+    (void) self;
+    if (d->op == VDGX_OP_ATTENTION) {
+        const vdgx_tensor_t *q = d->t [1], *k = d->t [2], *v = d->t [3];
+        if (q->shape [3] > 512)
+            return false;
+        bool dense = k->shape [0] <= 1 || k->stride [0] == k->shape [1] * k->shape [2] * k->shape [3];
+        if (!dense && (k->dtype != q->dtype || v->dtype != q->dtype))
+            return false;
+    }
+    return true;
+}
+
 static const vdgx_backend_ops_t s_ops = {
     .alloc = s_raw_alloc,
     .free = s_raw_free,
@@ -1735,6 +1766,7 @@ static const vdgx_backend_ops_t s_ops = {
     .linear = s_linear,
     .matmul = s_matmul,
     .attention = s_attention,
+    .supports_op = s_supports_op,
     .layernorm = s_layernorm,
     .rmsnorm = s_rmsnorm,
     .channel_rmsnorm = s_channel_rmsnorm,

@@ -8,7 +8,32 @@
 //  fragment of the P.V product, so P never leaves registers.
 //  k_attn_naive: one warp per (b, query, head), any D <= 512 and any float dtype; the
 //  reference for k_flash and the path for F32.
+//  Both: grouped KV heads (query head h reads kv head h / (H/Hkv)), a batch stride for K/V
+//  (KV-cache views), the mask kinds of vdgx_attn_kind_t (a k_flash block visits only the key
+//  tiles its rows can see), and o = 0 for a row that sees no key.
 #include "vdgx_cuda_dev.cuh"
+#include "vdgx_backend.h"
+
+//  Keys query row i sees under m: [lo, hi) clipped to [0, Lk) (the key_mask thins it further).
+__device__ __forceinline__ void va_range (const vc_attn_mask_t &m, int64_t i, int64_t Lk,
+                                          int64_t *lo, int64_t *hi)
+{
+    int64_t p = i + m.q_offset, a = 0, z = Lk;
+    if (m.kind == VDGX_ATTN_CAUSAL)
+        z = p + 1;
+    else if (m.kind == VDGX_ATTN_SLIDING) {
+        a = p - m.window + 1;
+        z = p + 1;
+    }
+    else if (m.kind == VDGX_ATTN_BLOCK_CAUSAL) {
+        int64_t pb = p >= 0 ? p / m.block : -((-p + m.block - 1) / m.block);
+        z = (pb + 1) * m.block;
+    }
+    z = z > Lk ? Lk : z;
+    a = a < 0 ? 0 : a;
+    *lo = a;
+    *hi = z < a ? a : z;
+}
 
 #define FA_BQ 64
 #define FA_BK 64
@@ -89,8 +114,8 @@ __device__ __forceinline__ void fa_ldsm_x4 (uint32_t *r, const void *smem_row)
 template <int D, bool LDSM, bool PIPE>
 static __global__ void __launch_bounds__ (128)
 k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
-         const __nv_bfloat16 *v, int64_t Lq, int64_t Lk, int64_t H, const uint8_t *mask,
-         const float *bias, float scale)
+         const __nv_bfloat16 *v, int64_t Lq, int64_t Lk, int64_t H, int64_t Hkv, int64_t kvb,
+         vc_attn_mask_t am, const uint8_t *mask, const float *bias, float scale)
 {
     constexpr int LD = D + 8;            //  padded rows: conflict-free fragment reads
     typedef uint16_t row_t [LD];
@@ -101,7 +126,26 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
     const int64_t h = blockIdx.y, b = blockIdx.z;
     const int64_t q0 = (int64_t) blockIdx.x * FA_BQ + warp * 16;
     const int64_t rA = q0 + g, rB = q0 + g + 8;          //  this thread's two query rows
-    const int64_t rowstride = H * D;                     //  elements between tokens
+    const int64_t rowstride = H * D;                     //  elements between query tokens
+    const int64_t kvrow = Hkv * D;                       //  elements between keys
+    const int64_t hk = h / (H / Hkv);
+    const __nv_bfloat16 *kb = k + b * kvb + hk * D, *vb = v + b * kvb + hk * D;
+    //  The key tiles this block's rows can see: [jstart, jend).
+    int64_t jlo, jhi, rlo = (int64_t) blockIdx.x * FA_BQ;
+    int64_t rhi = rlo + FA_BQ - 1 < Lq - 1 ? rlo + FA_BQ - 1 : Lq - 1;
+    {
+        int64_t a, z;
+        va_range (am, rlo, Lk, &jlo, &z);
+        va_range (am, rhi, Lk, &a, &jhi);
+        if (jhi < z) jhi = z;
+    }
+    const int64_t jstart = (jlo / FA_BK) * FA_BK, jend = jlo < jhi ? jhi : jstart;
+    //  This thread's rows' own ranges (rows past Lq see nothing).
+    int64_t loA, hiA, loB, hiB;
+    va_range (am, rA, Lk, &loA, &hiA);
+    va_range (am, rB, Lk, &loB, &hiB);
+    if (rA >= Lq) hiA = loA;
+    if (rB >= Lq) hiB = loB;
 
     //  Q fragments straight from global memory (read once per block).
     uint32_t qa [D / 16][4];
@@ -126,31 +170,31 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
     const float sl2 = scale * LOG2E;
 
     constexpr int VPR = D / 8;          //  16-byte vectors per row
-    if (PIPE) {                         //  prologue: tile 0 into buffer 0
+    if (PIPE && jstart < jend) {        //  prologue: the first tile into buffer 0
         for (int i = tid; i < FA_BK * VPR; i += 128) {
             int r = i / VPR, c = (i % VPR) * 8;
-            bool in = r < Lk;
-            int64_t off = in ? (b * Lk + r) * rowstride + h * D + c : 0;
-            fa_cp16 (&Ks [r][c], k + off, in ? 16 : 0);
-            fa_cp16 (&Vs [r][c], v + off, in ? 16 : 0);
+            bool in = jstart + r < Lk;
+            int64_t off = in ? (jstart + r) * kvrow + c : 0;
+            fa_cp16 (&Ks [r][c], kb + off, in ? 16 : 0);
+            fa_cp16 (&Vs [r][c], vb + off, in ? 16 : 0);
         }
         fa_cp_commit ();
     }
-    for (int64_t j0 = 0; j0 < Lk; j0 += FA_BK) {
+    for (int64_t j0 = jstart; j0 < jend; j0 += FA_BK) {
         if (PIPE) {
             //  Prefetch the next tile into the other buffer, then wait for this one.
-            int nb = (int) ((j0 / FA_BK + 1) & 1);
+            int nb = (int) (((j0 - jstart) / FA_BK + 1) & 1);
             row_t *Kn = (row_t *) fa_smem + nb * 2 * FA_BK, *Vn = Kn + FA_BK;
             Ks = (row_t *) fa_smem + (1 - nb) * 2 * FA_BK;
             Vs = Ks + FA_BK;
             int64_t j1 = j0 + FA_BK;
-            if (j1 < Lk) {
+            if (j1 < jend) {
                 for (int i = tid; i < FA_BK * VPR; i += 128) {
                     int r = i / VPR, c = (i % VPR) * 8;
                     bool in = j1 + r < Lk;
-                    int64_t off = in ? (b * Lk + j1 + r) * rowstride + h * D + c : 0;
-                    fa_cp16 (&Kn [r][c], k + off, in ? 16 : 0);
-                    fa_cp16 (&Vn [r][c], v + off, in ? 16 : 0);
+                    int64_t off = in ? (j1 + r) * kvrow + c : 0;
+                    fa_cp16 (&Kn [r][c], kb + off, in ? 16 : 0);
+                    fa_cp16 (&Vn [r][c], vb + off, in ? 16 : 0);
                 }
                 fa_cp_commit ();
                 fa_cp_wait<1> ();
@@ -164,9 +208,9 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                 int r = i / VPR, c = (i % VPR) * 8;
                 uint4 kv = make_uint4 (0, 0, 0, 0), vv = make_uint4 (0, 0, 0, 0);
                 if (j0 + r < Lk) {
-                    int64_t off = (b * Lk + j0 + r) * rowstride + h * D + c;
-                    kv = *(const uint4 *) (k + off);
-                    vv = *(const uint4 *) (v + off);
+                    int64_t off = (j0 + r) * kvrow + c;
+                    kv = *(const uint4 *) (kb + off);
+                    vv = *(const uint4 *) (vb + off);
                 }
                 *(uint4 *) &Ks [r][c] = kv;
                 *(uint4 *) &Vs [r][c] = vv;
@@ -207,7 +251,8 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                 int64_t key = j0 + nt * 8 + 2 * t4 + (r & 1);
                 int64_t row = r < 2 ? rA : rB;
                 float x = s [nt][r] * sl2;
-                if (key >= Lk || (mask && mask [b * Lk + key] == 0))
+                bool seen = r < 2 ? key >= loA && key < hiA : key >= loB && key < hiB;
+                if (!seen || (mask && mask [b * Lk + key] == 0))
                     x = -INFINITY;
                 else if (bias && row < Lq)
                     x += bias [(h * Lq + row) * Lk + key] * LOG2E;
@@ -272,25 +317,8 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
     lA += __shfl_xor_sync (0xffffffffu, lA, 2);
     lB += __shfl_xor_sync (0xffffffffu, lB, 1);
     lB += __shfl_xor_sync (0xffffffffu, lB, 2);
+    //  A row that saw no key has l = 0 and an all-zero accumulator: its output is 0.
     float iA = lA > 0.f ? 1.f / lA : 0.f, iB = lB > 0.f ? 1.f / lB : 0.f;
-    //  A row whose keys are all masked: with the finfo.min convention the softmax is uniform,
-    //  so the output is the mean of v (rare; the mask is per batch, so whole blocks take it).
-    if (lA == 0.f || lB == 0.f) {
-        float inv = Lk > 0 ? 1.f / (float) Lk : 0.f;
-        for (int dt = 0; dt < D / 8; dt++) {
-            int64_t d = dt * 8 + 2 * t4;
-            float s0 = 0.f, s1 = 0.f;
-            for (int64_t j = 0; j < Lk; j++) {
-                const __nv_bfloat16 *vp = v + (b * Lk + j) * rowstride + h * D + d;
-                s0 += __bfloat162float (vp [0]);
-                s1 += __bfloat162float (vp [1]);
-            }
-            if (lA == 0.f) { oacc [dt][0] = s0 * inv; oacc [dt][1] = s1 * inv; }
-            if (lB == 0.f) { oacc [dt][2] = s0 * inv; oacc [dt][3] = s1 * inv; }
-        }
-        if (lA == 0.f) iA = 1.f;
-        if (lB == 0.f) iB = 1.f;
-    }
     #pragma unroll
     for (int dt = 0; dt < D / 8; dt++) {
         int64_t d = dt * 8 + 2 * t4;
@@ -310,7 +338,8 @@ k_flash (void *o, int odt, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
 template <int D, bool LDSM, bool PIPE>
 static cudaError_t s_flash (dim3 grid, cudaStream_t st, void *o, int odt, const __nv_bfloat16 *q,
                             const __nv_bfloat16 *k, const __nv_bfloat16 *v, int64_t Lq, int64_t Lk,
-                            int64_t H, const uint8_t *mask, const float *bias, float scale)
+                            int64_t H, int64_t Hkv, int64_t kvb, vc_attn_mask_t am,
+                            const uint8_t *mask, const float *bias, float scale)
 {
     constexpr size_t smem = fa_smem_bytes (D, PIPE);
     //  Over 48 KiB of dynamic shared memory needs an opt-in per kernel.
@@ -318,14 +347,16 @@ static cudaError_t s_flash (dim3 grid, cudaStream_t st, void *o, int odt, const 
                                           (int) smem);
     if (e != cudaSuccess)
         return e;
-    k_flash<D, LDSM, PIPE><<<grid, 128, smem, st>>> (o, odt, q, k, v, Lq, Lk, H, mask, bias, scale);
+    k_flash<D, LDSM, PIPE><<<grid, 128, smem, st>>> (o, odt, q, k, v, Lq, Lk, H, Hkv, kvb, am, mask,
+                                                       bias, scale);
     return cudaGetLastError ();
 }
 
 #define NA_MAXD 512
 static __global__ void k_attn_naive (void *o, int odt, const void *q, const void *k, const void *v,
                                      int qdt, int64_t B, int64_t Lq, int64_t Lk, int64_t H,
-                                     int64_t D, const uint8_t *mask, const float *bias, float scale)
+                                     int64_t Hkv, int64_t D, int64_t kvb, vc_attn_mask_t am,
+                                     const uint8_t *mask, const float *bias, float scale)
 {
     int lane = threadIdx.x & 31;
     int64_t warp = ((int64_t) blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -341,9 +372,11 @@ static __global__ void k_attn_naive (void *o, int odt, const void *q, const void
             acc [i] = 0.f;
         }
         float m = -INFINITY, l = 0.f;
-        for (int64_t j = 0; j < Lk; j++) {
+        int64_t jlo, jhi, hk = h / (H / Hkv);
+        va_range (am, qi, Lk, &jlo, &jhi);
+        for (int64_t j = jlo; j < jhi; j++) {
             if (mask && mask [b * Lk + j] == 0) continue;
-            int64_t koff = ((b * Lk + j) * H + h) * D;
+            int64_t koff = b * kvb + (j * Hkv + hk) * D;
             float dot = 0.f;
             #pragma unroll
             for (int i = 0; i < NA_MAXD / 32; i++) {
@@ -362,19 +395,7 @@ static __global__ void k_attn_naive (void *o, int odt, const void *q, const void
             }
             m = nm;
         }
-        float il = l > 0.f ? 1.f / l : 0.f;
-        if (l == 0.f && Lk > 0) {      //  every key masked: uniform softmax (finfo.min), mean of v
-            #pragma unroll
-            for (int i = 0; i < NA_MAXD / 32; i++) {
-                int64_t d = lane + 32 * i;
-                float s = 0.f;
-                if (d < D)
-                    for (int64_t j = 0; j < Lk; j++)
-                        s += vc_ld (v, qdt, ((b * Lk + j) * H + h) * D + d);
-                acc [i] = s;
-            }
-            il = 1.f / (float) Lk;
-        }
+        float il = l > 0.f ? 1.f / l : 0.f;      //  a row that saw no key: acc = 0, o = 0
         #pragma unroll
         for (int i = 0; i < NA_MAXD / 32; i++) {
             int64_t d = lane + 32 * i;
@@ -385,12 +406,14 @@ static __global__ void k_attn_naive (void *o, int odt, const void *q, const void
 
 extern "C" cudaError_t vc_attention (cudaStream_t st, int flash, void *o, int odt, const void *q,
                                      const void *k, const void *v, int qdt, int64_t B, int64_t Lq,
-                                     int64_t Lk, int64_t H, int64_t D, const uint8_t *mask,
+                                     int64_t Lk, int64_t H, int64_t Hkv, int64_t D,
+                                     int64_t kv_bstride, vc_attn_mask_t am, const uint8_t *mask,
                                      const float *bias, float scale)
 {
     if (B * Lq * H <= 0 || D <= 0) return cudaSuccess;
+    if (Hkv <= 0 || H % Hkv) return cudaErrorInvalidValue;
     if (flash) {
-        bool aligned = (((uintptr_t) q | (uintptr_t) k | (uintptr_t) v) & 15) == 0;
+        bool aligned = (((uintptr_t) q | (uintptr_t) k | (uintptr_t) v) & 15) == 0 && kv_bstride % 8 == 0;
         if (qdt != VDGX_DTYPE_BF16 || (D != 64 && D != 128) || !aligned)
             return cudaErrorNotSupported;
         int64_t gx = (Lq + FA_BQ - 1) / FA_BQ;
@@ -400,19 +423,20 @@ extern "C" cudaError_t vc_attention (cudaStream_t st, int flash, void *o, int od
                             *vb = (const __nv_bfloat16 *) v;
         if (D == 64) {
             if (flash == 3)
-                return s_flash<64, true, true> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+                return s_flash<64, true, true> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, Hkv, kv_bstride, am, mask, bias, scale);
             if (flash == 2)
-                return s_flash<64, true, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
-            return s_flash<64, false, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+                return s_flash<64, true, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, Hkv, kv_bstride, am, mask, bias, scale);
+            return s_flash<64, false, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, Hkv, kv_bstride, am, mask, bias, scale);
         }
         if (flash == 3)
-            return s_flash<128, true, true> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+            return s_flash<128, true, true> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, Hkv, kv_bstride, am, mask, bias, scale);
         if (flash == 2)
-            return s_flash<128, true, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
-        return s_flash<128, false, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, mask, bias, scale);
+            return s_flash<128, true, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, Hkv, kv_bstride, am, mask, bias, scale);
+        return s_flash<128, false, false> (grid, st, o, odt, qb, kb, vb, Lq, Lk, H, Hkv, kv_bstride, am, mask, bias, scale);
     }
     if (D > NA_MAXD) return cudaErrorNotSupported;
     unsigned g = vc_grid (B * Lq * H * 32, 128);
-    k_attn_naive<<<g, 128, 0, st>>> (o, odt, q, k, v, qdt, B, Lq, Lk, H, D, mask, bias, scale);
+    k_attn_naive<<<g, 128, 0, st>>> (o, odt, q, k, v, qdt, B, Lq, Lk, H, Hkv, D, kv_bstride, am, mask,
+                                     bias, scale);
     return cudaGetLastError ();
 }

@@ -100,14 +100,20 @@ cudaError_t vc_quant_act_nvfp4 (cudaStream_t st, uint8_t *xq, uint8_t *sc, const
                                 int64_t M, int64_t K, const float *amax, float w_gscale,
                                 float *alpha_out);
 
-//  Attention (vdgx_cuda_attn.cu). q,k,v same dtype; mask U8 [B,Lk] or NULL; bias F32 [H,Lq,Lk]
-//  or NULL. flash (1 = simple V loads, 2 = ldmatrix.trans V loads, 3 = 2 + cp.async double
-//  buffering; 0 = reference kernel):
+//  Attention (vdgx_cuda_attn.cu). q,k,v same dtype; q [B,Lq,H,D], k/v [B,Lk,Hkv,D] (query
+//  head h reads kv head h / (H/Hkv)) with batch stride kv_bstride elements; mask U8 [B,Lk]
+//  or NULL; bias F32 [H,Lq,Lk] or NULL; m: the mask kind (vdgx_attn_kind_t) and its
+//  parameters. A row that sees no key gets 0. flash (1 = simple V loads, 2 = ldmatrix.trans
+//  V loads, 3 = 2 + cp.async double buffering; 0 = reference kernel):
 //  BF16 and D in {64, 128} only (returns cudaErrorNotSupported otherwise).
+typedef struct {
+    int kind;
+    int64_t q_offset, window, block;
+} vc_attn_mask_t;
 cudaError_t vc_attention (cudaStream_t st, int flash, void *o, int odt, const void *q,
                           const void *k, const void *v, int qdt, int64_t B, int64_t Lq,
-                          int64_t Lk, int64_t H, int64_t D, const uint8_t *mask,
-                          const float *bias, float scale);
+                          int64_t Lk, int64_t H, int64_t Hkv, int64_t D, int64_t kv_bstride,
+                          vc_attn_mask_t m, const uint8_t *mask, const float *bias, float scale);
 
 #ifdef __cplusplus
 }
