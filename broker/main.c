@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void
 s_usage (FILE *out)
@@ -227,6 +228,13 @@ main (int argc, char *argv [])
     if (vdgx_broker_config_check (&cfg, error, sizeof error)) {
         fprintf (stderr, "vdgx-broker: %s\n", error);
         goto done;
+    }
+    //  One file descriptor per TCP peer: thousands of workers and clients need more than
+    //  the usual soft limit of 1024, so take what the hard limit allows.
+    struct rlimit nofile;
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &nofile);
     }
     zsys_init ();           //  installs the SIGINT/SIGTERM handler
     vdgx_broker_t *broker = vdgx_broker_new (&cfg, error, sizeof error);

@@ -155,16 +155,35 @@ typedef struct {
     zhashx_t *running;          //  job id -> s_run_t
     zhashx_t *known;            //  known model names -> "" (value unused)
     zhashx_t *limits;           //  model -> vdgx_limits_t, as its workers last advertised
-    zhashx_t *queued_at;        //  job id -> int64 mono ms (queued jobs, for expiry)
     zhashx_t *counters;         //  name{labels} -> uint64_t *
     zhashx_t *hists;            //  name{labels} -> s_hist_t
     zhashx_t *delims;           //  worker key -> (void *) 1 when it uses the empty delimiter
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
+    zlistx_t *outbox;           //  s_held_t: messages held until the batch is durable
+    bool acking;                //  the reply being sent acknowledges stored state
     int64_t last_tick;          //  last heartbeat tick (mono ms), to notice our own stalls
     int64_t start_mono;
     double start_wall;
     bool stopping;
 } s_broker_t;
+
+//  A message held back until the store has committed the batch it reports on.
+typedef struct {
+    zsock_t *sock;
+    zmsg_t *msg;
+    bool ack;                   //  a job service reply: it must not claim what was not stored
+} s_held_t;
+
+static void
+s_held_destroy (void **item_p)
+{
+    s_held_t *h = (s_held_t *) *item_p;
+    if (h) {
+        zmsg_destroy (&h->msg);
+        free (h);
+        *item_p = NULL;
+    }
+}
 
 static double
 s_now (void)
@@ -251,6 +270,67 @@ s_run_destroy (void **item_p)
 //  ---------------------------------------------------------------------------------------
 //  Sending
 
+static zframe_t *s_error_frame (const char *code, const char *field, uint64_t retry_ms,
+                                const char *fmt, ...);
+
+//  Every message leaves through here. A message that reports stored state (replies and
+//  events to clients, CONTROL to workers: ack tells a worker it may forget a result)
+//  waits in the outbox, in order, while the store holds writes of this batch that are
+//  not committed yet: nothing that depends on a state change goes out before that state
+//  is durable (group commit). Work for workers (REQUEST, HEARTBEAT, DISCONNECT) goes at
+//  once: a job dispatched before its `running` row is durable is simply queued again
+//  after a crash, and its worker's result is taken by the resend path.
+static void
+s_out (s_broker_t *self, zsock_t *sock, zmsg_t **msg_p, bool durable)
+{
+    if (durable && self->outbox && self->store && vdgx_jobstore_pending (self->store)) {
+        s_held_t *h = (s_held_t *) zmalloc (sizeof (s_held_t));
+        h->sock = sock;
+        h->msg = *msg_p;
+        h->ack = self->acking;
+        *msg_p = NULL;
+        zlistx_add_end (self->outbox, h);
+    }
+    else
+        zmsg_send (msg_p, sock);
+}
+
+//  Opens a batch: the store's writes until s_batch_end go into one transaction.
+static void
+s_batch_begin (s_broker_t *self)
+{
+    vdgx_jobstore_begin (self->store);
+}
+
+//  Commits the batch (one WAL sync for all of it), then sends what waited for it. When the
+//  COMMIT fails nothing of the batch is stored: job service replies become `unavailable`
+//  errors (the client retries, with its idempotency key), everything else goes as it is.
+static void
+s_batch_end (s_broker_t *self)
+{
+    bool held = zlistx_size (self->outbox) > 0;
+    int rc = vdgx_jobstore_commit (self->store);
+    if (rc) {
+        s_count (self, "vdgx_store_commit_failures_total");
+        vdgx_log_error ("store.commit", "held=%zu", zlistx_size (self->outbox));
+    }
+    if (held)
+        s_count (self, "vdgx_store_commits_total");
+    s_held_t *h;
+    while ((h = (s_held_t *) zlistx_detach (self->outbox, NULL))) {
+        if (rc && h->ack) {
+            zframe_t *last = zmsg_last (h->msg);
+            zmsg_remove (h->msg, last);
+            zframe_destroy (&last);
+            zframe_t *err = s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000,
+                                           "the job store could not record this; retry");
+            zmsg_append (h->msg, &err);
+        }
+        zmsg_send (&h->msg, h->sock);
+        s_held_destroy ((void **) &h);
+    }
+}
+
 //  Sends to a client in the form it used. body is consumed.
 static void
 s_send_client (s_broker_t *self, zframe_t *client, int proto, bool delim, const char *service,
@@ -271,7 +351,7 @@ s_send_client (s_broker_t *self, zframe_t *client, int proto, bool delim, const 
     if (proto == 1 || delim)
         zmsg_pushmem (msg, NULL, 0);
     zmsg_prepend (msg, &(zframe_t *) { zframe_dup (client) });
-    zmsg_send (&msg, self->router);
+    s_out (self, self->router, &msg, true);
 }
 
 static void
@@ -335,7 +415,11 @@ s_send_worker (s_broker_t *self, vdgx_rworker_t *w, uint8_t command, zframe_t *a
     if (w->proto == 1 || delim)
         zmsg_pushmem (msg, NULL, 0);
     zmsg_prepend (msg, &(zframe_t *) { zframe_dup (w->address) });
-    zmsg_send (&msg, self->router);
+    s_out (self, self->router, &msg, command == VDGX_MDPW_CONTROL);
+    //  Any message counts as a heartbeat for the worker (PROTOCOL.md). (An unregistered
+    //  peer told to go away is a stack record outside the registry.)
+    if (w->sent_handle)
+        vdgx_registry_worker_sent (self->reg, w, zclock_mono ());
 }
 
 //  Whether a worker used the empty delimiter frame is kept in a hash keyed by identity
@@ -398,7 +482,7 @@ s_publish_job (s_broker_t *self, const char *id, const char *model, vdgx_event_t
     }
     zmsg_t *msg = vdgx_event_msg (&ev);
     if (msg)
-        zmsg_send (&msg, self->pub);
+        s_out (self, self->pub, &msg, true);
     vdgx_event_clear (&ev);
 }
 
@@ -418,7 +502,7 @@ s_publish_model (s_broker_t *self, vdgx_rworker_t *w)
     ev.workers = s? (uint32_t) s->workers: 0;
     zmsg_t *msg = vdgx_event_msg (&ev);
     if (msg)
-        zmsg_send (&msg, self->pub);
+        s_out (self, self->pub, &msg, true);
     vdgx_event_clear (&ev);
 }
 
@@ -505,6 +589,18 @@ s_queue_job (s_broker_t *self, const vdgx_jobrec_t *job, bool front)
                         zclock_mono ());
 }
 
+//  Takes a job out of the queue to run it (the time it waited goes to the histogram).
+static void
+s_unqueue (s_broker_t *self, const char *id, const char *model)
+{
+    int64_t at = vdgx_jobqueue_queued_at (self->queue, id);
+    if (at >= 0) {
+        s_observe (self, (zclock_mono () - at) / 1000.0,
+                   "vdgx_job_queue_wait_seconds{model=\"%s\"}", model);
+        vdgx_jobqueue_remove (self->queue, id);
+    }
+}
+
 static void
 s_start_request (s_broker_t *self, vdgx_rworker_t *w, s_request_t *r)
 {
@@ -546,11 +642,6 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
     vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
     run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     zhashx_insert (self->running, job.id, run);
-    int64_t *queued = (int64_t *) zhashx_lookup (self->queued_at, job.id);
-    if (queued)
-        s_observe (self, (now - *queued) / 1000.0, "vdgx_job_queue_wait_seconds{model=\"%s\"}",
-                   job.model);
-    zhashx_delete (self->queued_at, job.id);
     snprintf (job.state, sizeof job.state, "running");
     if (job.started_at == 0)
         job.started_at = s_now ();
@@ -635,7 +726,7 @@ s_resend_next (s_broker_t *self, vdgx_rworker_t *w)
         }
         if (want) {
             s_count (self, "vdgx_jobs_resent_total");
-            vdgx_jobqueue_remove (self->queue, id);
+            s_unqueue (self, id, w->service);
             s_start_job (self, w, id, true);
             free (id);
             return true;
@@ -669,7 +760,8 @@ s_dispatch (s_broker_t *self, const char *service)
        &&  (w = vdgx_registry_select (self->reg, service))) {
         if (!s_memory_ok (self, w))
             break;
-        char *job_id = vdgx_jobqueue_pop (self->queue, service);
+        char *job_id = strdup (id);
+        s_unqueue (self, job_id, service);
         if (s_start_job (self, w, job_id, false))
             vdgx_log_error ("job.lost", "id=%s reason=\"not in store\"", job_id);
         free (job_id);
@@ -739,9 +831,6 @@ s_requeue_task (s_broker_t *self, vdgx_rworker_t *w, const char *reason)
                     snprintf (job.state, sizeof job.state, "queued");
                     s_job_changed (self, &job, reason);
                     s_queue_job (self, &job, true);
-                    int64_t *t = (int64_t *) zmalloc (sizeof (int64_t));
-                    *t = zclock_mono ();
-                    zhashx_update (self->queued_at, job.id, t);
                 }
             }
             vdgx_jobrec_clear (&job);
@@ -779,7 +868,7 @@ s_worker_delete (s_broker_t *self, vdgx_rworker_t *w, const char *reason, bool d
         ev.workers = s? (uint32_t) s->workers: 0;
         zmsg_t *msg = vdgx_event_msg (&ev);
         if (msg)
-            zmsg_send (&msg, self->pub);
+            s_out (self, self->pub, &msg, true);
         vdgx_event_clear (&ev);
     }
     s_dispatch (self, service);
@@ -1491,9 +1580,6 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
             s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
             vdgx_jobstore_add_event (self->store, job.id, "state", "queued", "submit", s_now ());
             s_queue_job (self, &job, false);
-            int64_t *t = (int64_t *) zmalloc (sizeof (int64_t));
-            *t = zclock_mono ();
-            zhashx_update (self->queued_at, job.id, t);
             s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, "queued", VDGX_PHASE_QUEUED,
                            0, 0, 0, NULL, NULL);
         }
@@ -1522,7 +1608,6 @@ s_cancel (s_broker_t *self, vdgx_jobrec_t *job, const char *why)
         return -1;
     if (streq (job->state, "queued")) {
         vdgx_jobqueue_remove (self->queue, job->id);
-        zhashx_delete (self->queued_at, job->id);
     }
     s_run_t *run = (s_run_t *) zhashx_lookup (self->running, job->id);
     if (run) {
@@ -2041,7 +2126,10 @@ s_client_message (s_broker_t *self, zframe_t *identity, int proto, bool delim,
         return;
     }
     if (streq (service, VDGX_JOBS_SERVICE)) {
-        s_send_client_frame (self, identity, proto, delim, service, s_job_service (self, body));
+        zframe_t *reply = s_job_service (self, body);
+        self->acking = true;
+        s_send_client_frame (self, identity, proto, delim, service, reply);
+        self->acking = false;
         zmsg_destroy (body_p);
         return;
     }
@@ -2106,13 +2194,17 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) reader;
     s_broker_t *self = (s_broker_t *) arg;
     //  Drain what is waiting (bounded, so timers still run): one poll per batch, not per
-    //  message, is most of the routing cost on a busy broker.
+    //  message, is most of the routing cost on a busy broker. The batch is also the unit
+    //  of group commit: its state changes are stored in one transaction, and the replies
+    //  go out once it is durable.
+    s_batch_begin (self);
     for (int i = 0; i < 256; i++) {
         zmsg_t *msg = zmsg_recv (self->router);     //  NULL (EAGAIN) once drained: rcvtimeo 0
         if (!msg)
             break;
         s_router_message (self, msg);
     }
+    s_batch_end (self);
     return 0;
 }
 
@@ -2206,6 +2298,9 @@ drop:
 //  ---------------------------------------------------------------------------------------
 //  Timers
 
+//  Runs a few times per heartbeat interval: each tick expires the workers silent for the
+//  liveness window and sends HEARTBEAT to those sent nothing for an interval, both taken
+//  from the head of an ordered list, so a tick costs what is due, not the registry size.
 static int
 s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
 {
@@ -2222,20 +2317,17 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
         //  declaring them all dead at once.
         vdgx_log_warn ("broker.stalled", "ms=%lld", (long long) (now - self->last_tick));
         s_count (self, "vdgx_broker_stalls_total");
-        zlist_t *all = vdgx_registry_workers (self->reg);
-        for (w = (vdgx_rworker_t *) zlist_first (all); w; w = (vdgx_rworker_t *) zlist_next (all))
-            vdgx_registry_worker_touch (self->reg, w, now);
-        zlist_destroy (&all);
+        vdgx_registry_touch_all (self->reg, now);
     }
     self->last_tick = now;
+    s_batch_begin (self);
     while ((w = vdgx_registry_expired (self->reg, cutoff))) {
         s_count (self, "vdgx_workers_expired_total{model=\"%s\"}", w->service);
         s_worker_delete (self, w, "heartbeat expired", true);
     }
-    zlist_t *workers = vdgx_registry_workers (self->reg);
-    for (w = (vdgx_rworker_t *) zlist_first (workers); w; w = (vdgx_rworker_t *) zlist_next (workers))
+    while ((w = vdgx_registry_heartbeat_due (self->reg, now - self->cfg.heartbeat_ms)))
         s_worker_cmd (self, w, VDGX_MDPW_HEARTBEAT);
-    zlist_destroy (&workers);
+    s_batch_end (self);
     return 0;
 }
 
@@ -2251,13 +2343,13 @@ s_expire_jobs (s_broker_t *self, int64_t now)
         int64_t since = s? s->no_worker_since: self->start_mono;
         if (now - since < limit)
             continue;
-        zlist_t *ids = vdgx_jobqueue_older_than (self->queue, m, now - limit);
-        for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids)) {
-            int64_t *t = (int64_t *) zhashx_lookup (self->queued_at, id);
-            if (t && now - *t < limit)
-                continue;
+        //  Deadline order: only the jobs due are touched.
+        const char *oldest;
+        int64_t at;
+        while ((oldest = vdgx_jobqueue_oldest (self->queue, m, &at)) && now - at >= limit) {
+            char id [64];
+            snprintf (id, sizeof id, "%s", oldest);
             vdgx_jobqueue_remove (self->queue, id);
-            zhashx_delete (self->queued_at, id);
             vdgx_jobrec_t job;
             if (vdgx_jobstore_get (self->store, id, &job) == 0) {
                 s_job_finish (&job, "expired", VDGX_E_EXPIRED,
@@ -2266,7 +2358,6 @@ s_expire_jobs (s_broker_t *self, int64_t now)
                 vdgx_jobrec_clear (&job);
             }
         }
-        zlist_destroy (&ids);
     }
     zlist_destroy (&models);
     //  Plain requests: expire after the same time in the queue.
@@ -2295,7 +2386,9 @@ s_housekeeping_timer (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     s_broker_t *self = (s_broker_t *) arg;
+    s_batch_begin (self);
     s_expire_jobs (self, zclock_mono ());
+    s_batch_end (self);
     return 0;
 }
 
@@ -2305,8 +2398,10 @@ s_gc_timer (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     s_broker_t *self = (s_broker_t *) arg;
+    s_batch_begin (self);
     size_t n = vdgx_jobstore_gc (self->store, s_now (), self->cfg.retain_hours * 3600.0,
                                  self->cfg.retain_bytes);
+    s_batch_end (self);
     if (n) {
         s_count_add (self, n, "vdgx_jobs_collected_total");
         vdgx_log_info ("store.gc", "deleted=%zu", n);
@@ -2336,7 +2431,7 @@ s_broker_free (s_broker_t *self)
 {
     zloop_destroy (&self->loop);
     zhashx_destroy (&self->running);
-    zhashx_destroy (&self->queued_at);
+    zlistx_destroy (&self->outbox);
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->limits);
     zhashx_destroy (&self->counters);
@@ -2413,32 +2508,49 @@ done:
     return rc;
 }
 
+typedef struct {
+    s_broker_t *broker;
+    zlist_t *running;           //  ids of jobs that were running (autofree)
+    size_t queued;
+} s_recovery_t;
+
+static void
+s_recover_one (const vdgx_jobrec_t *job, void *arg)
+{
+    s_recovery_t *rec = (s_recovery_t *) arg;
+    s_broker_t *self = rec->broker;
+    //  A running job waits in the queue at its old place: its worker may report the
+    //  result on reconnect (READY pending).
+    if (streq (job->state, "running"))
+        zlist_append (rec->running, (void *) job->id);
+    else
+        rec->queued++;
+    s_queue_job (self, job, false);
+    if (!zhashx_lookup (self->known, job->model))
+        zhashx_insert (self->known, job->model, (void *) "");
+}
+
 static void
 s_recover (s_broker_t *self)
 {
-    zlistx_t *jobs = vdgx_jobstore_unfinished (self->store);
-    size_t queued = 0, running = 0;
-    for (vdgx_jobrec_t *job = (vdgx_jobrec_t *) zlistx_first (jobs); job;
-         job = (vdgx_jobrec_t *) zlistx_next (jobs)) {
-        if (streq (job->state, "running")) {
-            //  Its worker may report the result on reconnect (READY pending); until then
-            //  it waits in the queue at its old place.
-            snprintf (job->state, sizeof job->state, "queued");
-            s_job_changed (self, job, "broker restart");
-            running++;
+    s_recovery_t rec = { self, zlist_new (), 0 };
+    zlist_autofree (rec.running);
+    vdgx_jobstore_each_unfinished (self->store, s_recover_one, &rec);
+    //  After the scan (a row is not changed under its own cursor), in one transaction.
+    vdgx_jobstore_begin (self->store);
+    for (char *id = (char *) zlist_first (rec.running); id; id = (char *) zlist_next (rec.running)) {
+        vdgx_jobrec_t job;
+        if (vdgx_jobstore_get (self->store, id, &job) == 0) {
+            snprintf (job.state, sizeof job.state, "queued");
+            s_job_changed (self, &job, "broker restart");
+            vdgx_jobrec_clear (&job);
         }
-        else
-            queued++;
-        s_queue_job (self, job, false);
-        int64_t *t = (int64_t *) zmalloc (sizeof (int64_t));
-        *t = zclock_mono ();
-        zhashx_update (self->queued_at, job->id, t);
-        if (!zhashx_lookup (self->known, job->model))
-            zhashx_insert (self->known, job->model, (void *) "");
     }
-    zlistx_destroy (&jobs);
-    if (queued + running)
-        vdgx_log_info ("store.recover", "queued=%zu requeued_running=%zu", queued, running);
+    vdgx_jobstore_commit (self->store);
+    if (rec.queued + zlist_size (rec.running))
+        vdgx_log_info ("store.recover", "queued=%zu requeued_running=%zu", rec.queued,
+                       zlist_size (rec.running));
+    zlist_destroy (&rec.running);
 }
 
 static s_broker_t *
@@ -2459,8 +2571,6 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->start_wall = s_now ();
     self->running = zhashx_new ();
     zhashx_set_destructor (self->running, s_run_destroy);
-    self->queued_at = zhashx_new ();
-    zhashx_set_destructor (self->queued_at, s_free_item);
     self->known = zhashx_new ();
     self->limits = zhashx_new ();
     zhashx_set_destructor (self->limits, s_free_item);
@@ -2469,6 +2579,8 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->hists = zhashx_new ();
     zhashx_set_destructor (self->hists, s_free_item);
     self->delims = zhashx_new ();
+    self->outbox = zlistx_new ();
+    zlistx_set_destructor (self->outbox, s_held_destroy);
     self->reg = vdgx_registry_new ();
     vdgx_registry_set_request_destructor (self->reg, s_request_destructor);
     self->queue = vdgx_jobqueue_new (cfg->queue_max);
@@ -2496,6 +2608,14 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 500);
+    //  Thousands of peers: a connection storm (every worker reconnecting after a restart)
+    //  must not overflow the listen queue (ZMQ's default backlog is 100; the kernel caps
+    //  it at net.core.somaxconn). Keepalive finds peers whose host vanished without a FIN.
+    zsock_set_backlog (self->router, 4096);
+    zsock_set_tcp_keepalive (self->router, 1);
+    zsock_set_tcp_keepalive_idle (self->router, 60);
+    zsock_set_tcp_keepalive_intvl (self->router, 10);
+    zsock_set_tcp_keepalive_cnt (self->router, 6);
     //  Non-blocking receives: the loop drains the socket until EAGAIN, without asking
     //  ZMQ_EVENTS after every message (that costs a poll() system call each time).
     zsock_set_rcvtimeo (self->router, 0);
@@ -2538,7 +2658,10 @@ s_broker_actor (zsock_t *pipe, void *args)
     zloop_set_nonstop (self->loop, true);      //  signals are the owner's business
     zloop_reader (self->loop, pipe, s_pipe_event, self);
     zloop_reader (self->loop, self->router, s_router_event, self);
-    zloop_timer (self->loop, (size_t) self->cfg.heartbeat_ms, 0, s_heartbeat_timer, self);
+    //  Four ticks per interval: a worker gets its heartbeat at most a quarter interval late,
+    //  and the heartbeats of many workers spread over the interval as they registered.
+    size_t hb_tick = (size_t) self->cfg.heartbeat_ms / 4;
+    zloop_timer (self->loop, hb_tick > 0? hb_tick: 1, 0, s_heartbeat_timer, self);
     int tick = self->cfg.expire_s * 1000 / 4;
     if (tick > 1000)
         tick = 1000;

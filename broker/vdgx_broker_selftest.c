@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include "vdgx_ostree.h"
 #include "vdgx_jobqueue.h"
 #include "vdgx_registry.h"
 #include "vdgx_jobstore.h"
@@ -15,6 +16,7 @@ typedef struct {
 } s_class_t;
 
 static const s_class_t s_classes [] = {
+    { "ostree", vdgx_ostree_test },
     { "jobqueue", vdgx_jobqueue_test },
     { "registry", vdgx_registry_test },
     { "jobstore", vdgx_jobstore_test },

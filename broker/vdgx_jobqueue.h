@@ -1,8 +1,10 @@
 /*  vdgx_jobqueue.h - per-model priority queues of job ids for the broker.
 
-    Three priorities (high, normal, low), FIFO within one. Every queued id has a
-    zlistx handle, so push, pop and remove are O(1); the queue position (asked
-    for by status requests, not per routed message) walks the model's lists.
+    Three priorities (high, normal, low), FIFO within one. Each model's queue is an
+    order-statistic tree (vdgx_ostree) keyed by (priority, turn), so push, pop, remove
+    and the queue position (asked by every submit reply, status and listed job) are
+    O(log n) whatever the depth. Each model also keeps its ids in the order they were
+    queued (a list sorted by queued_at), so expiry looks only at the oldest ones.
     Each model's queue is bounded; re-queues and recovery may exceed the bound
     because those jobs were already accepted.
 */
@@ -45,8 +47,11 @@ size_t vdgx_jobqueue_size (vdgx_jobqueue_t *self);
 bool vdgx_jobqueue_full (vdgx_jobqueue_t *self, const char *model);
 //  Models that have queued jobs; caller destroys the list (strings owned by it).
 zlist_t *vdgx_jobqueue_models (vdgx_jobqueue_t *self);
-//  Ids of model's jobs queued before cutoff (ms), oldest first; caller destroys.
-zlist_t *vdgx_jobqueue_older_than (vdgx_jobqueue_t *self, const char *model, int64_t cutoff);
+//  The id of model's job queued longest ago (borrowed) and its queued_at in *queued_at_p,
+//  or NULL when model has none. Expiry pops from here while queued_at is past the deadline.
+const char *vdgx_jobqueue_oldest (vdgx_jobqueue_t *self, const char *model, int64_t *queued_at_p);
+//  When id was queued (the push's queued_at), or -1 when it is not queued.
+int64_t vdgx_jobqueue_queued_at (vdgx_jobqueue_t *self, const char *id);
 
 void vdgx_jobqueue_test (bool verbose);
 

@@ -18,6 +18,14 @@ struct _vdgx_jobstore_t {
     char *outdir;
     char *tmpdir;
     int64_t seq;
+    zhashx_t *stmts;            //  SQL text -> prepared statement, compiled once
+    bool batch;                 //  between vdgx_jobstore_begin and _commit
+    bool in_tx;                 //  a transaction is open (the batch has written)
+    bool outdir_dirty;          //  an output was renamed in: sync the folder before COMMIT
+    uint64_t jobs, output_bytes;            //  health counters (committed)
+    int64_t jobs_delta, bytes_delta;        //  changes of the open transaction
+    zlist_t *unlinks;           //  outputs of deleted jobs, removed after COMMIT
+    zlist_t *syncs;             //  outputs renamed in by the batch, synced before COMMIT
 };
 
 #define S_COLUMNS "id, model, state, priority, seq, idem_key, cache_key, request, attempt, " \
@@ -130,15 +138,64 @@ s_exec (vdgx_jobstore_t *self, const char *sql)
     return 0;
 }
 
+//  Statements are compiled once and kept (keyed by their text): compiling costs more than
+//  running most of them. s_release resets one for its next use.
 static sqlite3_stmt *
 s_prepare (vdgx_jobstore_t *self, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2 (self->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = (sqlite3_stmt *) zhashx_lookup (self->stmts, sql);
+    if (st) {
+        sqlite3_reset (st);
+        sqlite3_clear_bindings (st);
+        return st;
+    }
+    if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
         vdgx_log_error ("store.prepare", "error=\"%s\"", sqlite3_errmsg (self->db));
         return NULL;
     }
+    zhashx_insert (self->stmts, sql, st);
     return st;
+}
+
+static void
+s_release (sqlite3_stmt *st)
+{
+    if (st)
+        sqlite3_reset (st);
+}
+
+static void
+s_stmt_destroy (void **item_p)
+{
+    sqlite3_finalize ((sqlite3_stmt *) *item_p);
+    *item_p = NULL;
+}
+
+//  Health counters: applied at once outside a batch, at COMMIT inside one.
+static void
+s_adjust (vdgx_jobstore_t *self, int64_t jobs, int64_t bytes)
+{
+    if (self->in_tx) {
+        self->jobs_delta += jobs;
+        self->bytes_delta += bytes;
+    }
+    else {
+        self->jobs += (uint64_t) jobs;
+        self->output_bytes += (uint64_t) bytes;
+    }
+}
+
+//  Every write goes through here: inside a batch, the first one opens the transaction.
+static int
+s_write_begin (vdgx_jobstore_t *self)
+{
+    if (!self->batch || self->in_tx)
+        return 0;
+    if (s_exec (self, "BEGIN IMMEDIATE"))
+        return -1;
+    self->in_tx = true;
+    self->jobs_delta = self->bytes_delta = 0;
+    return 0;
 }
 
 static void
@@ -183,6 +240,12 @@ vdgx_jobstore_new (const char *dir, char *error, size_t errsize)
         goto fail;
     }
     sqlite3_busy_timeout (self->db, 5000);
+    self->unlinks = zlist_new ();
+    zlist_autofree (self->unlinks);
+    self->syncs = zlist_new ();
+    zlist_autofree (self->syncs);
+    self->stmts = zhashx_new ();
+    zhashx_set_destructor (self->stmts, s_stmt_destroy);
     if (s_exec (self, "PRAGMA journal_mode=WAL;")
     ||  s_exec (self, "PRAGMA synchronous=FULL;")
     ||  s_exec (self, "PRAGMA foreign_keys=OFF;")
@@ -190,10 +253,21 @@ vdgx_jobstore_new (const char *dir, char *error, size_t errsize)
         snprintf (error, errsize, "cannot initialise %s: %s", dbpath, sqlite3_errmsg (self->db));
         goto fail;
     }
-    sqlite3_stmt *st = s_prepare (self, "SELECT COALESCE(MAX(seq), 0) FROM jobs");
+    //  The newest row holds the largest seq (rows get rowid max + 1 and seq in the same
+    //  order): one lookup, not a scan of every job.
+    sqlite3_stmt *st = s_prepare (self, "SELECT seq FROM jobs ORDER BY rowid DESC LIMIT 1");
     if (st && sqlite3_step (st) == SQLITE_ROW)
         self->seq = sqlite3_column_int64 (st, 0);
-    sqlite3_finalize (st);
+    s_release (st);
+    //  Health counts once at open, then kept up to date by every write.
+    st = s_prepare (self, "SELECT COUNT(*) FROM jobs");
+    if (st && sqlite3_step (st) == SQLITE_ROW)
+        self->jobs = (uint64_t) sqlite3_column_int64 (st, 0);
+    s_release (st);
+    st = s_prepare (self, "SELECT COALESCE(SUM(size), 0) FROM jobs WHERE state='completed'");
+    if (st && sqlite3_step (st) == SQLITE_ROW)
+        self->output_bytes = (uint64_t) sqlite3_column_int64 (st, 0);
+    s_release (st);
     zstr_free (&dbpath);
     return self;
 fail:
@@ -208,6 +282,11 @@ vdgx_jobstore_destroy (vdgx_jobstore_t **self_p)
     assert (self_p);
     vdgx_jobstore_t *self = *self_p;
     if (self) {
+        if (self->in_tx)
+            s_exec (self, "ROLLBACK");
+        zhashx_destroy (&self->stmts);
+        zlist_destroy (&self->unlinks);
+        zlist_destroy (&self->syncs);
         if (self->db)
             sqlite3_close_v2 (self->db);
         free (self->dir);
@@ -256,7 +335,7 @@ static int
 s_step_done (vdgx_jobstore_t *self, sqlite3_stmt *st)
 {
     int rc = sqlite3_step (st);
-    sqlite3_finalize (st);
+    s_release (st);
     if (rc != SQLITE_DONE) {
         vdgx_log_warn ("store.step", "error=\"%s\"", sqlite3_errmsg (self->db));
         return -1;
@@ -268,12 +347,33 @@ int
 vdgx_jobstore_insert (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
 {
     assert (self && job);
+    if (s_write_begin (self))
+        return -1;
     sqlite3_stmt *st = s_prepare (self, "INSERT INTO jobs (" S_COLUMNS ") VALUES "
                                   "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
     if (!st)
         return -1;
     s_bind_job (st, job);
-    return s_step_done (self, st);
+    if (s_step_done (self, st))
+        return -1;
+    s_adjust (self, 1, streq (job->state, "completed")? (int64_t) job->size: 0);
+    return 0;
+}
+
+//  The output bytes a row counts for now (completed jobs only); -1 when there is no row.
+static int64_t
+s_counted_bytes (vdgx_jobstore_t *self, const char *id)
+{
+    sqlite3_stmt *st = s_prepare (self, "SELECT state, size FROM jobs WHERE id=?1");
+    int64_t bytes = -1;
+    if (st) {
+        sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step (st) == SQLITE_ROW)
+            bytes = streq ((const char *) sqlite3_column_text (st, 0), "completed")
+                  ? sqlite3_column_int64 (st, 1): 0;
+    }
+    s_release (st);
+    return bytes;
 }
 
 int
@@ -284,10 +384,16 @@ vdgx_jobstore_update (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
                                   " idem_key=?6, cache_key=?7, request=?8, attempt=?9, created_at=?10,"
                                   " started_at=?11, finished_at=?12, err_code=?13, err_msg=?14,"
                                   " result=?15, size=?16, sha256=?17, cached=?18 WHERE id=?1");
-    if (!st)
+    if (!st || s_write_begin (self))
         return -1;
+    int64_t before = s_counted_bytes (self, job->id);
+    //  s_counted_bytes used its own statement; this one is still bound.
     s_bind_job (st, job);
-    return s_step_done (self, st);
+    if (s_step_done (self, st))
+        return -1;
+    if (before >= 0)
+        s_adjust (self, 0, (streq (job->state, "completed")? (int64_t) job->size: 0) - before);
+    return 0;
 }
 
 static int
@@ -303,7 +409,7 @@ s_get_one (vdgx_jobstore_t *self, const char *sql, const char *arg, vdgx_jobrec_
         s_row_to_job (st, job);
         rc = 0;
     }
-    sqlite3_finalize (st);
+    s_release (st);
     return rc;
 }
 
@@ -342,7 +448,7 @@ vdgx_jobstore_find_cached (vdgx_jobstore_t *self, const char *cache_key, vdgx_jo
         }
         vdgx_jobrec_clear (job);
     }
-    sqlite3_finalize (st);
+    s_release (st);
     return rc;
 }
 
@@ -350,6 +456,11 @@ int
 vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id)
 {
     assert (self && id);
+    if (s_write_begin (self))
+        return -1;
+    int64_t bytes = s_counted_bytes (self, id);
+    if (bytes < 0)
+        return -1;
     sqlite3_stmt *st = s_prepare (self, "DELETE FROM jobs WHERE id=?1");
     if (!st)
         return -1;
@@ -358,6 +469,7 @@ vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id)
         return -1;
     if (sqlite3_changes (self->db) == 0)
         return -1;
+    s_adjust (self, -1, -bytes);
     st = s_prepare (self, "DELETE FROM events WHERE job_id=?1");
     if (st) {
         sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
@@ -365,7 +477,12 @@ vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id)
     }
     char path [4096];
     vdgx_jobstore_output_path (self, id, path, sizeof path);
-    unlink (path);
+    //  In a batch the file goes after COMMIT: a crash before it must not leave a completed
+    //  row without its output.
+    if (self->in_tx)
+        zlist_append (self->unlinks, path);
+    else
+        unlink (path);
     return 0;
 }
 
@@ -391,7 +508,7 @@ s_collect (sqlite3_stmt *st)
         s_row_to_job (st, job);
         zlistx_add_end (list, job);
     }
-    sqlite3_finalize (st);
+    s_release (st);
     return list;
 }
 
@@ -412,12 +529,34 @@ vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
     return s_collect (st);
 }
 
-zlistx_t *
-vdgx_jobstore_unfinished (vdgx_jobstore_t *self)
+int
+vdgx_jobstore_each_unfinished (vdgx_jobstore_t *self, vdgx_jobstore_visit_fn *visit, void *arg)
 {
-    assert (self);
-    return s_collect (s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE state IN"
-                                 " ('queued', 'running') ORDER BY priority, seq"));
+    assert (self && visit);
+    //  Two index ranges merged (no sort of the whole queue), and only the columns the
+    //  queue needs: a restart with a million queued jobs reads ids, not requests.
+    sqlite3_stmt *st = s_prepare (self,
+        "SELECT id, model, state, priority, seq, attempt FROM jobs WHERE state='queued'"
+        " UNION ALL SELECT id, model, state, priority, seq, attempt FROM jobs WHERE state='running'"
+        " ORDER BY priority, seq");
+    if (!st)
+        return -1;
+    size_t n = 0;
+    int rc;
+    vdgx_jobrec_t job;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        memset (&job, 0, sizeof job);
+        s_copy_text (job.id, sizeof job.id, sqlite3_column_text (st, 0));
+        s_copy_text (job.model, sizeof job.model, sqlite3_column_text (st, 1));
+        s_copy_text (job.state, sizeof job.state, sqlite3_column_text (st, 2));
+        job.priority = sqlite3_column_int (st, 3);
+        job.seq = sqlite3_column_int64 (st, 4);
+        job.attempt = (uint32_t) sqlite3_column_int64 (st, 5);
+        visit (&job, arg);
+        n++;
+    }
+    s_release (st);
+    return rc == SQLITE_DONE? (int) (n > INT32_MAX? INT32_MAX: n): -1;
 }
 
 int
@@ -425,6 +564,8 @@ vdgx_jobstore_add_event (vdgx_jobstore_t *self, const char *id, const char *type
                          const char *state, const char *detail, double ts)
 {
     assert (self && id && type);
+    if (s_write_begin (self))
+        return -1;
     sqlite3_stmt *st = s_prepare (self, "INSERT INTO events (job_id, ts, type, state, detail)"
                                   " VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!st)
@@ -447,7 +588,7 @@ vdgx_jobstore_event_count (vdgx_jobstore_t *self, const char *id)
         sqlite3_bind_text (st, 1, id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step (st) == SQLITE_ROW)
             n = (size_t) sqlite3_column_int64 (st, 0);
-        sqlite3_finalize (st);
+        s_release (st);
     }
     return n;
 }
@@ -456,6 +597,8 @@ int
 vdgx_jobstore_model_add (vdgx_jobstore_t *self, const char *name)
 {
     assert (self && name);
+    if (s_write_begin (self))
+        return -1;
     sqlite3_stmt *st = s_prepare (self, "INSERT OR IGNORE INTO models (name) VALUES (?1)");
     if (!st)
         return -1;
@@ -467,6 +610,8 @@ int
 vdgx_jobstore_limits_set (vdgx_jobstore_t *self, const char *name, const void *data, size_t size)
 {
     assert (self && name && data);
+    if (s_write_begin (self))
+        return -1;
     sqlite3_stmt *st = s_prepare (self, "INSERT OR REPLACE INTO model_limits (name, limits) VALUES (?1, ?2)");
     if (!st)
         return -1;
@@ -486,7 +631,7 @@ vdgx_jobstore_limits_get (vdgx_jobstore_t *self, const char *name)
         if (sqlite3_step (st) == SQLITE_ROW)
             frame = zframe_new (sqlite3_column_blob (st, 0), (size_t) sqlite3_column_bytes (st, 0));
     }
-    sqlite3_finalize (st);
+    s_release (st);
     return frame;
 }
 
@@ -499,7 +644,7 @@ vdgx_jobstore_models (vdgx_jobstore_t *self)
     sqlite3_stmt *st = s_prepare (self, "SELECT name FROM models ORDER BY name");
     while (st && sqlite3_step (st) == SQLITE_ROW)
         zlist_append (list, (void *) sqlite3_column_text (st, 0));
-    sqlite3_finalize (st);
+    s_release (st);
     return list;
 }
 
@@ -518,14 +663,21 @@ vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt
     snprintf (buf, size, "%s/%s.%u.part", self->tmpdir, id, attempt);
 }
 
+//  Syncs a file, or a folder (its entries: a rename into it).
 static void
-s_fsync_dir (const char *dir)
+s_fsync_path (const char *path)
 {
-    int fd = open (dir, O_RDONLY | O_DIRECTORY);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         fsync (fd);
         close (fd);
     }
+}
+
+static void
+s_fsync_dir (const char *dir)
+{
+    s_fsync_path (dir);
 }
 
 int
@@ -553,17 +705,28 @@ vdgx_jobstore_commit_output (vdgx_jobstore_t *self, const char *id, uint32_t att
         unlink (tmp);
         return -1;
     }
-    int fd = open (tmp, O_RDONLY);
-    if (fd >= 0) {
-        fsync (fd);
-        close (fd);
+    //  The file and its rename must be durable before the job's row says completed. Alone:
+    //  sync, rename, sync the folder. In a batch the syncs wait for vdgx_jobstore_commit,
+    //  which syncs every output of the batch (each file once) and the folder once, then
+    //  COMMITs: one journal flush covers them all. Until that COMMIT the row does not say
+    //  completed, so a crash in between re-runs the job and its new output replaces this.
+    if (!self->batch) {
+        s_fsync_path (tmp);
+        if (rename (tmp, out)) {
+            snprintf (error, errsize, "rename: %s", strerror (errno));
+            unlink (tmp);
+            return -1;
+        }
+        s_fsync_dir (self->outdir);
+        return 0;
     }
     if (rename (tmp, out)) {
         snprintf (error, errsize, "rename: %s", strerror (errno));
         unlink (tmp);
         return -1;
     }
-    s_fsync_dir (self->outdir);
+    zlist_append (self->syncs, out);
+    self->outdir_dirty = true;
     return 0;
 }
 
@@ -616,7 +779,7 @@ vdgx_jobstore_gc (vdgx_jobstore_t *self, double now, double retain_s, uint64_t r
             sqlite3_bind_double (st, 1, now - retain_s);
             while (sqlite3_step (st) == SQLITE_ROW)
                 zlist_append (victims, (void *) sqlite3_column_text (st, 0));
-            sqlite3_finalize (st);
+            s_release (st);
         }
     }
     for (char *id = (char *) zlist_first (victims); id; id = (char *) zlist_next (victims))
@@ -633,7 +796,7 @@ vdgx_jobstore_gc (vdgx_jobstore_t *self, double now, double retain_s, uint64_t r
             if (total > retain_bytes)
                 zlist_append (victims, (void *) sqlite3_column_text (st, 0));
         }
-        sqlite3_finalize (st);
+        s_release (st);
         for (char *id = (char *) zlist_first (victims); id; id = (char *) zlist_next (victims))
             if (vdgx_jobstore_delete (self, id) == 0)
                 deleted++;
@@ -646,17 +809,68 @@ int
 vdgx_jobstore_health (vdgx_jobstore_t *self, uint64_t *jobs, uint64_t *output_bytes)
 {
     assert (self);
-    sqlite3_stmt *st = s_prepare (self, "SELECT COUNT(*), COALESCE(SUM(CASE WHEN"
-                                  " state='completed' THEN size ELSE 0 END), 0) FROM jobs");
-    int rc = -1;
-    if (st && sqlite3_step (st) == SQLITE_ROW) {
-        if (jobs)
-            *jobs = (uint64_t) sqlite3_column_int64 (st, 0);
-        if (output_bytes)
-            *output_bytes = (uint64_t) sqlite3_column_int64 (st, 1);
-        rc = 0;
+    //  The counts are kept by every write (no table scan); the query only proves that the
+    //  database still answers.
+    sqlite3_stmt *st = s_prepare (self, "SELECT 1 FROM models LIMIT 1");
+    int step = st? sqlite3_step (st): SQLITE_ERROR;
+    s_release (st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return -1;
+    if (jobs)
+        *jobs = self->jobs + (uint64_t) self->jobs_delta;
+    if (output_bytes)
+        *output_bytes = self->output_bytes + (uint64_t) self->bytes_delta;
+    return 0;
+}
+
+void
+vdgx_jobstore_begin (vdgx_jobstore_t *self)
+{
+    assert (self);
+    assert (!self->batch);
+    self->batch = true;
+}
+
+bool
+vdgx_jobstore_pending (vdgx_jobstore_t *self)
+{
+    assert (self);
+    return self->in_tx || self->outdir_dirty;
+}
+
+int
+vdgx_jobstore_commit (vdgx_jobstore_t *self)
+{
+    assert (self);
+    int rc = 0;
+    if (self->outdir_dirty) {
+        for (char *path = (char *) zlist_first (self->syncs); path;
+             path = (char *) zlist_next (self->syncs))
+            s_fsync_path (path);
+        zlist_purge (self->syncs);
+        s_fsync_dir (self->outdir);
+        self->outdir_dirty = false;
     }
-    sqlite3_finalize (st);
+    if (self->in_tx) {
+        if (s_exec (self, "COMMIT")) {
+            //  Nothing of the batch is durable: undo it all (SQLite may have done so).
+            if (!sqlite3_get_autocommit (self->db))
+                s_exec (self, "ROLLBACK");
+            zlist_purge (self->unlinks);
+            rc = -1;
+        }
+        else {
+            self->jobs += (uint64_t) self->jobs_delta;
+            self->output_bytes += (uint64_t) self->bytes_delta;
+            for (char *path = (char *) zlist_first (self->unlinks); path;
+                 path = (char *) zlist_next (self->unlinks))
+                unlink (path);
+            zlist_purge (self->unlinks);
+        }
+        self->jobs_delta = self->bytes_delta = 0;
+        self->in_tx = false;
+    }
+    self->batch = false;
     return rc;
 }
 
@@ -681,6 +895,15 @@ s_test_job (vdgx_jobrec_t *job, const char *id, const char *model, const char *s
     job->request_size = 4;
     job->created_at = 1000 + seq;
     job->finished_at = finished;
+}
+
+static void
+s_test_visit (const vdgx_jobrec_t *job, void *arg)
+{
+    char *seen = (char *) arg;
+    assert (job->request == NULL && job->seq > 0);
+    strcat (seen, job->id);
+    strcat (seen, ",");
 }
 
 static void
@@ -722,12 +945,11 @@ vdgx_jobstore_test (bool verbose)
     assert (vdgx_jobstore_get (store, "nope", &got) == -1);
     assert (vdgx_jobstore_find_idem (store, "key-1", &got) == 0 && streq (got.id, "a1"));
     vdgx_jobrec_clear (&got);
-    //  Unfinished: by priority, then seq.
-    zlistx_t *list = vdgx_jobstore_unfinished (store);
-    assert (zlistx_size (list) == 2);
-    assert (streq (((vdgx_jobrec_t *) zlistx_first (list))->id, "a2"));
-    zlistx_destroy (&list);
-    list = vdgx_jobstore_list (store, "", "m", "", 100);
+    //  Unfinished: by priority, then seq, queued and running together.
+    char seen [64] = "";
+    assert (vdgx_jobstore_each_unfinished (store, s_test_visit, seen) == 2);
+    assert (streq (seen, "a2,a1,"));
+    zlistx_t *list = vdgx_jobstore_list (store, "", "m", "", 100);
     assert (zlistx_size (list) == 2);
     zlistx_destroy (&list);
     list = vdgx_jobstore_list (store, "", "", "a1", 1);
@@ -774,11 +996,32 @@ vdgx_jobstore_test (bool verbose)
     zframe_destroy (&lim);
     uint64_t njobs = 0, bytes = 0;
     assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 3 && bytes == 11);
+    //  Group commit: a batch is one transaction, visible to reads before its COMMIT.
+    vdgx_jobstore_begin (store);
+    assert (!vdgx_jobstore_pending (store));
+    s_test_job (&job, "b1", "m", "queued", 1, vdgx_jobstore_next_seq (store), 0);
+    assert (vdgx_jobstore_insert (store, &job) == 0);
+    assert (vdgx_jobstore_add_event (store, "b1", "state", "queued", NULL, 21) == 0);
+    vdgx_jobrec_clear (&job);
+    assert (vdgx_jobstore_pending (store));
+    assert (vdgx_jobstore_get (store, "b1", &got) == 0);
+    vdgx_jobrec_clear (&got);
+    assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 4);
+    assert (vdgx_jobstore_commit (store) == 0 && !vdgx_jobstore_pending (store));
+    //  A batch that never commits (the broker killed) leaves nothing behind.
+    vdgx_jobstore_begin (store);
+    s_test_job (&job, "b2", "m", "queued", 1, vdgx_jobstore_next_seq (store), 0);
+    assert (vdgx_jobstore_insert (store, &job) == 0);
+    vdgx_jobrec_clear (&job);
     vdgx_jobstore_destroy (&store);
-    //  Reopen: rows and the sequence survive.
+    //  Reopen: committed rows, the counts and the sequence survive.
     store = vdgx_jobstore_new (dir, error, sizeof error);
     assert (store);
-    assert (vdgx_jobstore_next_seq (store) == 4);
+    assert (vdgx_jobstore_get (store, "b2", &got) == -1);
+    assert (vdgx_jobstore_get (store, "b1", &got) == 0);
+    vdgx_jobrec_clear (&got);
+    assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 4 && bytes == 11);
+    assert (vdgx_jobstore_next_seq (store) == 5);
     //  Retention: a3 finished at 10, a2 at 20; keep 15 s at now = 30 -> a3 goes.
     assert (vdgx_jobstore_gc (store, 30, 15, 0) == 1);
     assert (vdgx_jobstore_get (store, "a3", &got) == -1);
@@ -786,8 +1029,17 @@ vdgx_jobstore_test (bool verbose)
     assert (vdgx_jobstore_gc (store, 30, 0, 5) == 1);
     vdgx_jobstore_output_path (store, "a2", out, sizeof out);
     assert (access (out, F_OK) != 0);
+    assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 2 && bytes == 0);
+    //  A delete in a batch removes the output only once it is committed.
+    vdgx_jobstore_output_path (store, "a1", out, sizeof out);
+    vdgx_jobstore_begin (store);
     assert (vdgx_jobstore_delete (store, "a1") == 0);
+    assert (access (out, F_OK) == 0);
+    assert (vdgx_jobstore_commit (store) == 0);
+    assert (access (out, F_OK) != 0);
     assert (vdgx_jobstore_delete (store, "a1") == -1);
+    assert (vdgx_jobstore_delete (store, "b1") == 0);
+    assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 0 && bytes == 0);
     vdgx_jobstore_flush (store);
     vdgx_jobstore_destroy (&store);
     assert (store == NULL);

@@ -6,12 +6,17 @@
     and renamed into place only after its size and sha256 match what the worker
     claimed (atomic: readers see a whole file or none).
 
-    Durability: journal_mode=WAL with synchronous=FULL. The broker acknowledges a
-    submit only after its row is committed, and "no accepted job is ever lost"
-    must hold across power loss too, not only a broker crash; FULL syncs the WAL
-    on every commit. The cost is one fsync per state change, which is nothing
-    next to a video generation; progress (step/percent) is kept in memory and
-    not written, so the write rate stays at a few per job.
+    Durability: journal_mode=WAL with synchronous=FULL, so a COMMIT returns only
+    after the WAL is synced: "no accepted job is ever lost" holds across power
+    loss too, not only a broker crash. Group commit: between vdgx_jobstore_begin
+    and vdgx_jobstore_commit every write goes into one transaction (opened by the
+    first write), so the broker pays one WAL sync per batch of messages, not one
+    per state change; outside a batch each write commits on its own. A result
+    file is synced once (in a batch: every file of the batch, then the out/
+    folder once, just before the COMMIT), so a committed `completed` row always
+    has its whole file.
+    Statements are compiled once and kept. The health counts (jobs, output bytes)
+    are kept up to date by the writes, not counted by a scan.
 */
 #ifndef VDGX_JOBSTORE_H_INCLUDED
 #define VDGX_JOBSTORE_H_INCLUDED
@@ -75,8 +80,11 @@ int vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id);
 //  at most limit + 1 items so the caller can tell has_more.
 zlistx_t *vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
                               const char *after, size_t limit);
-//  Every job not in a terminal state, by priority then seq (recovery).
-zlistx_t *vdgx_jobstore_unfinished (vdgx_jobstore_t *self);
+//  Calls visit for every job not in a terminal state (queued or running), by priority then
+//  seq (recovery). The record has only id, model, state, priority, seq and attempt (no
+//  blobs) and is valid during the call. Returns the number visited, or -1 on error.
+typedef void (vdgx_jobstore_visit_fn) (const vdgx_jobrec_t *job, void *arg);
+int vdgx_jobstore_each_unfinished (vdgx_jobstore_t *self, vdgx_jobstore_visit_fn *visit, void *arg);
 int vdgx_jobstore_add_event (vdgx_jobstore_t *self, const char *id, const char *type,
                              const char *state, const char *detail, double ts);
 size_t vdgx_jobstore_event_count (vdgx_jobstore_t *self, const char *id);
@@ -93,8 +101,10 @@ zframe_t *vdgx_jobstore_limits_get (vdgx_jobstore_t *self, const char *name);
 void vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size);
 void vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
                               char *buf, size_t size);
-//  Verifies the temp file of (id, attempt) against size and sha256, fsyncs and renames it
-//  to the output path. 0, or -1 with a reason in error (the temp file is removed).
+//  Verifies the temp file of (id, attempt) against size and sha256 and renames it to the
+//  output path, durable before the job can be stored completed (alone: synced now; in a
+//  batch: synced by vdgx_jobstore_commit, before the COMMIT). 0, or -1 with a reason in
+//  error (the temp file is removed).
 int vdgx_jobstore_commit_output (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
                                  uint64_t size, const char *sha256, char *error, size_t errsize);
 //  Gives job `id` the output of job `from` (hard link, or a copy). 0 or -1.
@@ -103,8 +113,15 @@ int vdgx_jobstore_share_output (vdgx_jobstore_t *self, const char *from, const c
 //  oldest completed ones while outputs exceed retain_bytes (0 = no cap). Returns the
 //  number of jobs deleted.
 size_t vdgx_jobstore_gc (vdgx_jobstore_t *self, double now, double retain_s, uint64_t retain_bytes);
-//  Health: 0 when the database answers; counts filled.
+//  Health: 0 when the database answers; counts (kept up to date, no scan) filled.
 int vdgx_jobstore_health (vdgx_jobstore_t *self, uint64_t *jobs, uint64_t *output_bytes);
+//  Group commit. begin: the writes that follow go into one transaction (opened lazily by
+//  the first write). commit: syncs the out/ folder when outputs were renamed in, then
+//  COMMITs; 0 when everything of the batch is durable, -1 when the COMMIT failed and the
+//  whole batch was rolled back. pending: the batch has something to make durable.
+void vdgx_jobstore_begin (vdgx_jobstore_t *self);
+int vdgx_jobstore_commit (vdgx_jobstore_t *self);
+bool vdgx_jobstore_pending (vdgx_jobstore_t *self);
 //  Makes the WAL durable in the main file (shutdown).
 void vdgx_jobstore_flush (vdgx_jobstore_t *self);
 

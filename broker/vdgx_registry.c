@@ -9,6 +9,7 @@ struct _vdgx_registry_t {
     zhashx_t *services;         //  name -> vdgx_rservice_t (owned)
     zhashx_t *hosts;            //  host -> zlistx_t of workers (borrowed)
     zlistx_t *seen;             //  all workers, oldest last_seen first
+    zlistx_t *sent;             //  all workers, oldest last_sent first
     czmq_destructor *request_destructor;
 };
 
@@ -55,6 +56,7 @@ vdgx_registry_new (void)
     self->hosts = zhashx_new ();
     zhashx_set_destructor (self->hosts, s_hostlist_destroy);
     self->seen = zlistx_new ();
+    self->sent = zlistx_new ();
     return self;
 }
 
@@ -78,6 +80,7 @@ vdgx_registry_destroy (vdgx_registry_t **self_p)
         zhashx_destroy (&self->services);
         zhashx_destroy (&self->hosts);
         zlistx_destroy (&self->seen);
+        zlistx_destroy (&self->sent);
         free (self);
         *self_p = NULL;
     }
@@ -162,11 +165,12 @@ vdgx_registry_worker_add (vdgx_registry_t *self, const char *key, zframe_t *addr
     w->service = strdup (service);
     w->state = VDGX_WSTATE_COLD;
     w->counted_state = -1;
-    w->last_seen = w->idle_since = w->last_used = now;
+    w->last_seen = w->last_sent = w->idle_since = w->last_used = now;
     w->pending = zlist_new ();
     zlist_autofree (w->pending);
     zhashx_insert (self->workers, key, w);
     w->seen_handle = zlistx_add_end (self->seen, w);
+    w->sent_handle = zlistx_add_end (self->sent, w);
     vdgx_rservice_t *s = vdgx_registry_service (self, service, true);
     s->workers++;
     vdgx_registry_worker_refresh (self, w, now);
@@ -201,6 +205,7 @@ vdgx_registry_worker_remove (vdgx_registry_t *self, vdgx_rworker_t *w, int64_t n
     assert (self && w);
     s_unfile_idle (w);
     zlistx_delete (self->seen, w->seen_handle);
+    zlistx_delete (self->sent, w->sent_handle);
     if (w->host_handle) {
         zlistx_t *list = (zlistx_t *) zhashx_lookup (self->hosts, w->host);
         zlistx_delete (list, w->host_handle);
@@ -224,6 +229,46 @@ vdgx_registry_worker_touch (vdgx_registry_t *self, vdgx_rworker_t *w, int64_t no
     assert (self && w);
     w->last_seen = now;
     zlistx_move_end (self->seen, w->seen_handle);
+}
+
+void
+vdgx_registry_worker_sent (vdgx_registry_t *self, vdgx_rworker_t *w, int64_t now)
+{
+    assert (self && w);
+    w->last_sent = now;
+    zlistx_move_end (self->sent, w->sent_handle);
+}
+
+vdgx_rworker_t *
+vdgx_registry_heartbeat_due (vdgx_registry_t *self, int64_t cutoff)
+{
+    assert (self);
+    vdgx_rworker_t *w = (vdgx_rworker_t *) zlistx_first (self->sent);
+    return w && w->last_sent <= cutoff? w: NULL;
+}
+
+void
+vdgx_registry_touch_all (vdgx_registry_t *self, int64_t now)
+{
+    assert (self);
+    //  The order does not change: everyone gets the same time.
+    for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlistx_first (self->seen); w;
+         w = (vdgx_rworker_t *) zlistx_next (self->seen))
+        w->last_seen = now;
+}
+
+vdgx_rworker_t *
+vdgx_registry_first (vdgx_registry_t *self)
+{
+    assert (self);
+    return (vdgx_rworker_t *) zlistx_first (self->seen);
+}
+
+vdgx_rworker_t *
+vdgx_registry_next (vdgx_registry_t *self)
+{
+    assert (self);
+    return (vdgx_rworker_t *) zlistx_next (self->seen);
 }
 
 void
@@ -441,7 +486,21 @@ vdgx_registry_test (bool verbose)
     assert (vdgx_registry_expired (reg, 11) == c1);
     vdgx_registry_worker_remove (reg, c1, 14);
     assert (vdgx_registry_expired (reg, 12) == w1);
+    //  Heartbeats: only the workers sent nothing since the cutoff are due, oldest first.
+    vdgx_registry_worker_sent (reg, w1, 20);
+    vdgx_registry_worker_sent (reg, o1, 21);
+    assert (vdgx_registry_heartbeat_due (reg, 19) == w2);      //  added at 3, never sent to
+    vdgx_registry_worker_sent (reg, w2, 22);
+    assert (vdgx_registry_heartbeat_due (reg, 19) == NULL);
+    assert (vdgx_registry_heartbeat_due (reg, 20) == w1);
+    size_t walked = 0;
+    for (vdgx_rworker_t *x = vdgx_registry_first (reg); x; x = vdgx_registry_next (reg))
+        walked++;
+    assert (walked == 3);
+    vdgx_registry_touch_all (reg, 30);
+    assert (vdgx_registry_expired (reg, 30) == NULL && vdgx_registry_expired (reg, 31) == w1);
     vdgx_registry_worker_remove (reg, w1, 14);
+    assert (vdgx_registry_heartbeat_due (reg, 21) == o1);
     vdgx_registry_worker_remove (reg, w2, 15);
     assert (s->workers == 0 && s->no_worker_since == 15);
     assert (s->by_state [VDGX_WSTATE_WARM] == 0 && s->by_state [VDGX_WSTATE_COLD] == 0);

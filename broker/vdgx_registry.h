@@ -3,9 +3,11 @@
     Every per-message operation is O(1): workers are found by identity in a
     hash; each service keeps its idle warm and idle cold workers in zlistx
     lists ordered by idle time (dispatch takes the head = longest idle); all
-    workers sit in one list ordered by last message, so heartbeat expiry only
-    looks at the head. Per-host walks happen only when a cold worker must load
-    (memory arbitration).
+    workers sit in one list ordered by last message received, so heartbeat expiry
+    only looks at the head, and in one list ordered by last message sent, so a
+    heartbeat tick touches only the workers due a heartbeat (the head, until the
+    first that is not due), never a copy of the registry. Per-host walks happen
+    only when a cold worker must load (memory arbitration).
 
     Worker records are plain structs owned by the registry; the broker reads
     and sets their fields and calls vdgx_registry_worker_refresh after a change
@@ -42,6 +44,7 @@ typedef struct {
     char job [80];              //  as reported by the worker
     bool control;               //  understands CONTROL
     int64_t last_seen;          //  ms, any message
+    int64_t last_sent;          //  ms, any message to it (each one counts as a heartbeat)
     int64_t idle_since;         //  ms, when the last task ended
     int64_t last_used;          //  ms, for least-recently-used unload choice
     bool unload_asked;          //  CONTROL unload sent, waiting for cold
@@ -53,7 +56,7 @@ typedef struct {
     int64_t task_started;
     zlist_t *pending;           //  job ids the worker still holds (READY pending), autofree
     //  Registry internals.
-    void *seen_handle, *idle_handle, *host_handle;
+    void *seen_handle, *sent_handle, *idle_handle, *host_handle;
     zlistx_t *idle_list;
     int counted_state;
 } vdgx_rworker_t;
@@ -96,6 +99,16 @@ void vdgx_registry_worker_touch (vdgx_registry_t *self, vdgx_rworker_t *worker, 
 void vdgx_registry_worker_refresh (vdgx_registry_t *self, vdgx_rworker_t *worker, int64_t now);
 //  Sets the host (moves the worker between host lists).
 void vdgx_registry_worker_set_host (vdgx_registry_t *self, vdgx_rworker_t *worker, const char *host);
+//  A message went to the worker: it moves to the end of the heartbeat order.
+void vdgx_registry_worker_sent (vdgx_registry_t *self, vdgx_rworker_t *worker, int64_t now);
+//  The worker that was sent nothing since cutoff (last_sent <= cutoff), or NULL: the next
+//  one due a heartbeat. Sending to it (worker_sent) moves it out of the way.
+vdgx_rworker_t *vdgx_registry_heartbeat_due (vdgx_registry_t *self, int64_t cutoff);
+//  Every worker counts as heard from now (after the broker itself stalled).
+void vdgx_registry_touch_all (vdgx_registry_t *self, int64_t now);
+//  Walks every worker without a copy: first, then next until NULL (no changes between).
+vdgx_rworker_t *vdgx_registry_first (vdgx_registry_t *self);
+vdgx_rworker_t *vdgx_registry_next (vdgx_registry_t *self);
 //  The worker that sent nothing since before cutoff, or NULL.
 vdgx_rworker_t *vdgx_registry_expired (vdgx_registry_t *self, int64_t cutoff);
 //  Best idle worker of the service: warm, then cold, longest idle first. Not removed.
