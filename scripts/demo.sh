@@ -51,6 +51,7 @@ echo "demo.sh: generating $OUT ..."
 
 echo
 echo "Demo video: $(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")"
+echo "Web UI (make and watch videos in a browser): http://${VDGX_HTTP:-127.0.0.1:8000}/"
 echo "The stack keeps running (broker ${VDGX_BROKER:-tcp://127.0.0.1:5555})."
 echo "  more videos:  $VDGX generate \"PROMPT\" --model $MODEL -o out.mp4"
 echo "  health:       $VDGX health"

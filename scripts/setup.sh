@@ -41,8 +41,11 @@ PACKAGES=(
 # Packages only the test suite needs (servers and tools the tests drive for real).
 TEST_PACKAGES=(
     prometheus wrk nginx-light systemd valgrind curl python3-yaml
+    chromium
 )
-# Node.js (OpenAI SDK and Dockerfile lint tests): Debian's, unless one is already installed.
+# Node.js (OpenAI SDK, Dockerfile lint and web UI browser tests): Debian's, unless one is
+# already installed. The browser test drives Debian's chromium with playwright-core (npm ci in
+# tests/ui, from its package-lock.json; playwright-core downloads no browser).
 command -v npm >/dev/null 2>&1 || TEST_PACKAGES+=(nodejs npm)
 
 mkdir -p "$LOG_DIR"
@@ -79,6 +82,7 @@ fi
 step "install packages" install_packages "${PACKAGES[@]}"
 if [ "$MODE" = test ]; then
     step "install test packages" install_packages "${TEST_PACKAGES[@]}"
+    step "install browser test packages" npm ci --prefix "$ROOT/tests/ui" --no-audit --no-fund
 fi
 
 CMAKE_ARGS=(-S "$ROOT" -B "$BUILD_DIR" -DVDGX_CUDA="${VDGX_CUDA:-AUTO}"

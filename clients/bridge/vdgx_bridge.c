@@ -9,6 +9,7 @@
 #include "vdgx_promtext.h"
 #include "vdgx_ratelimit.h"
 #include "vdgx_thumb.h"
+#include "vdgx_ui.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -33,7 +34,8 @@
 
 typedef enum {
     R_ROOT, R_HEALTH, R_READY, R_INFO, R_GENERATE, R_UNLOAD, R_QUEUE, R_JOB, R_JOB_DOWNLOAD,
-    R_JOB_EVENTS, R_METRICS, R_OPENAPI, R_VIDEOS, R_VIDEO, R_VIDEO_CONTENT, R_DRAIN, R_NONE, R_COUNT
+    R_JOB_EVENTS, R_METRICS, R_OPENAPI, R_VIDEOS, R_VIDEO, R_VIDEO_CONTENT, R_DRAIN, R_JOB_CANCEL,
+    R_UI, R_NONE, R_COUNT
 } s_route_t;
 
 static const struct {
@@ -46,7 +48,8 @@ static const struct {
     { "/jobs/{id}/download", "GET, HEAD" }, { "/jobs/{id}/events", "GET" },
     { "/metrics", "GET, HEAD" }, { "/openapi.json", "GET, HEAD" },
     { "/v1/videos", "GET, HEAD, POST" }, { "/v1/videos/{id}", "GET, HEAD, DELETE" },
-    { "/v1/videos/{id}/content", "GET, HEAD" }, { "/drain", "POST" }, { "other", "" },
+    { "/v1/videos/{id}/content", "GET, HEAD" }, { "/drain", "POST" },
+    { "/jobs/{id}/cancel", "POST" }, { "/ui/", "GET, HEAD" }, { "other", "" },
 };
 
 static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 404, 405, 409, 413, 415, 416,
@@ -95,6 +98,7 @@ typedef struct {
     struct MHD_Connection *conn;
     s_route_t route;
     const char *method;
+    const vdgx_ui_asset_t *ui;  //  the file a /ui/ URL names (NULL: none)
     bool head;
     bool first_done;
     char id [VDGX_ID_MAX + 1];              //  {id} of the path
@@ -576,9 +580,29 @@ s_video_json (const vdgx_jobstatus_t *job)
 //  ---------------------------------------------------------------------------------------
 //  Handlers that need no broker
 
+//  The web UI's files (vdgx_ui.h): at /ui/..., and at / for browsers.
+static enum MHD_Result
+s_h_ui (s_req_t *r, const vdgx_ui_asset_t *asset)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer (asset->size, (void *) asset->data,
+                                                                 MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header (resp, "Content-Type", asset->type);
+    MHD_add_response_header (resp, "Content-Security-Policy", vdgx_ui_csp ());
+    MHD_add_response_header (resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header (resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header (resp, "X-Frame-Options", "DENY");
+    if (r->route == R_ROOT)
+        MHD_add_response_header (resp, "Vary", "Accept");
+    return s_queue (r, 200, resp);
+}
+
 static enum MHD_Result
 s_h_root (s_req_t *r)
 {
+    if (vdgx_ui_wants_html (MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Accept")))
+        return s_h_ui (r, vdgx_ui_find ("/"));
     json_t *o = json_pack ("{s:s, s:s, s:s, s:s}", "name", "VideosDGX REST bridge", "version",
                            S_VERSION, "openapi", "/openapi.json", "docs",
                            "POST /generate or POST /v1/videos; poll GET /jobs/{id} or GET /v1/videos/{id}");
@@ -661,6 +685,24 @@ s_h_video_delete (s_req_t *r)
     if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_DELETE, &rc) == 0)
         rc = s_send_json (r, 200, json_pack ("{s:s, s:s, s:b}", "id", rep.id, "object",
                                               "video.deleted", "deleted", 1));
+    vdgx_jobreply_clear (&rep);
+    return rc;
+}
+
+//  POST /jobs/{id}/cancel: a queued job leaves the queue, a running one stops at its next
+//  step; answers the job status (409 for a job that already ended otherwise).
+static enum MHD_Result
+s_h_job_cancel (s_req_t *r)
+{
+    if (r->step == 0) {
+        s_call_job (r, VDGX_JOBCMD_CANCEL, r->id);
+        return s_go (r);
+    }
+    enum MHD_Result rc;
+    vdgx_jobreply_t rep;
+    s_cache_drop (r->bridge, r->id);
+    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_CANCEL, &rc) == 0)
+        rc = s_send_json (r, 200, s_job_json (&rep.job));
     vdgx_jobreply_clear (&rep);
     return rc;
 }
@@ -1493,6 +1535,8 @@ s_route (const char *url, char *id, size_t id_size)
     for (size_t i = 0; i < sizeof fixed / sizeof fixed [0]; i++)
         if (streq (url, fixed [i].path))
             return fixed [i].route;
+    if (streq (url, "/ui") || strncmp (url, "/ui/", 4) == 0)
+        return R_UI;
     const char *rest = NULL;
     bool v1 = false;
     if (strncmp (url, "/jobs/", 6) == 0)
@@ -1520,6 +1564,8 @@ s_route (const char *url, char *id, size_t id_size)
         return R_JOB_DOWNLOAD;
     if (streq (slash, "/events"))
         return R_JOB_EVENTS;
+    if (streq (slash, "/cancel"))
+        return R_JOB_CANCEL;
     return R_NONE;
 }
 
@@ -1586,12 +1632,17 @@ s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
         *rc = s_send_error (r, 404, "not_found", NULL, 0, "no such route: %s", url);
         return true;
     }
+    if (r->route == R_UI && !(r->ui = vdgx_ui_find (url))) {
+        *rc = s_send_error (r, 404, "not_found", NULL, 0, "no such file: %s", url);
+        return true;
+    }
     if (!s_method_ok (r->route, method, &r->head)) {
         *rc = s_send_error (r, 405, "method_not_allowed", NULL, 0, "%s is not allowed here (allowed: %s)",
                             method, s_routes [r->route].allow);
         return true;
     }
-    bool open_route = r->route == R_HEALTH || r->route == R_ROOT || r->route == R_OPENAPI;
+    bool open_route = r->route == R_HEALTH || r->route == R_ROOT || r->route == R_OPENAPI
+                      || r->route == R_UI;
     char who [VDGX_APIKEY_NAME_MAX + 1] = "";
     if (self->keys && !open_route) {
         const char *auth = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Authorization");
@@ -1621,7 +1672,7 @@ s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
         }
         snprintf (r->who, sizeof r->who, "ip:%s", addr);
     }
-    if (r->route != R_HEALTH) {
+    if (r->route != R_HEALTH && r->route != R_UI) {
         int64_t retry = 0;
         if (!vdgx_ratelimit_take (self->limiter, r->who, zclock_mono (), &retry)) {
             *rc = s_send_error (r, 429, "rate_limited", NULL, retry, "too many requests: retry in %" PRId64 " ms", retry);
@@ -1673,6 +1724,8 @@ s_dispatch (s_req_t *r)
         case R_JOB: return s_h_job (r);
         case R_JOB_DOWNLOAD: case R_VIDEO_CONTENT: return s_h_download (r);
         case R_JOB_EVENTS: return s_h_events (r);
+        case R_JOB_CANCEL: return s_h_job_cancel (r);
+        case R_UI: return s_h_ui (r, r->ui);
         case R_METRICS: return s_h_metrics (r);
         case R_VIDEOS:
             return streq (r->method, "POST")? s_h_submit (r): s_h_videos_list (r);
@@ -2401,6 +2454,19 @@ vdgx_bridge_test (bool verbose)
     zstr_free (&body);
     assert (s_get (port, "/", NULL, &body, NULL, 0) == 200);
     assert (strstr (body, "/v1/videos"));
+    zstr_free (&body);
+    //  A browser gets the web UI at / (with its policy), API clients keep the JSON.
+    assert (s_get (port, "/", "Accept: text/html,*/*;q=0.8\r\n", &body, headers, sizeof headers) == 200);
+    assert (strstr (body, "<!doctype html>") && strstr (headers, "Content-Security-Policy: default-src 'none'"));
+    assert (strstr (headers, "Vary: Accept"));
+    zstr_free (&body);
+    assert (s_get (port, "/", "Accept: application/json\r\n", &body, NULL, 0) == 200);
+    assert (strstr (body, "\"routes\""));
+    zstr_free (&body);
+    assert (s_get (port, "/ui/app.js", NULL, &body, headers, sizeof headers) == 200);
+    assert (strstr (headers, "Content-Type: text/javascript"));
+    zstr_free (&body);
+    assert (s_get (port, "/ui/nope.js", NULL, &body, NULL, 0) == 404);
     zstr_free (&body);
     assert (s_get (port, "/openapi.json", NULL, &body, NULL, 0) == 200);
     json_t *doc = json_loads (body, 0, NULL);
