@@ -672,37 +672,23 @@ s_h_job (s_req_t *r)
     return rc;
 }
 
+//  DELETE /v1/videos/{id} (cancels a running job first) and POST /jobs/{id}/cancel (a queued
+//  job leaves the queue, a running one stops at its next step; 409 for one that already
+//  ended otherwise): the deletion receipt, or the cancelled job.
 static enum MHD_Result
-s_h_video_delete (s_req_t *r)
+s_h_job_cmd (s_req_t *r, vdgx_jobcmd_type_t type)
 {
     if (r->step == 0) {
-        s_call_job (r, VDGX_JOBCMD_DELETE, r->id);
+        s_call_job (r, type, r->id);
         return s_go (r);
     }
     enum MHD_Result rc;
     vdgx_jobreply_t rep;
     s_cache_drop (r->bridge, r->id);
-    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_DELETE, &rc) == 0)
-        rc = s_send_json (r, 200, json_pack ("{s:s, s:s, s:b}", "id", rep.id, "object",
-                                              "video.deleted", "deleted", 1));
-    vdgx_jobreply_clear (&rep);
-    return rc;
-}
-
-//  POST /jobs/{id}/cancel: a queued job leaves the queue, a running one stops at its next
-//  step; answers the job status (409 for a job that already ended otherwise).
-static enum MHD_Result
-s_h_job_cancel (s_req_t *r)
-{
-    if (r->step == 0) {
-        s_call_job (r, VDGX_JOBCMD_CANCEL, r->id);
-        return s_go (r);
-    }
-    enum MHD_Result rc;
-    vdgx_jobreply_t rep;
-    s_cache_drop (r->bridge, r->id);
-    if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_CANCEL, &rc) == 0)
-        rc = s_send_json (r, 200, s_job_json (&rep.job));
+    if (s_jobreply (r, 0, &rep, type, &rc) == 0)
+        rc = s_send_json (r, 200, type == VDGX_JOBCMD_CANCEL? s_job_json (&rep.job)
+                                  : json_pack ("{s:s, s:s, s:b}", "id", rep.id, "object",
+                                               "video.deleted", "deleted", 1));
     vdgx_jobreply_clear (&rep);
     return rc;
 }
@@ -1724,13 +1710,13 @@ s_dispatch (s_req_t *r)
         case R_JOB: return s_h_job (r);
         case R_JOB_DOWNLOAD: case R_VIDEO_CONTENT: return s_h_download (r);
         case R_JOB_EVENTS: return s_h_events (r);
-        case R_JOB_CANCEL: return s_h_job_cancel (r);
+        case R_JOB_CANCEL: return s_h_job_cmd (r, VDGX_JOBCMD_CANCEL);
         case R_UI: return s_h_ui (r, r->ui);
         case R_METRICS: return s_h_metrics (r);
         case R_VIDEOS:
             return streq (r->method, "POST")? s_h_submit (r): s_h_videos_list (r);
         case R_VIDEO:
-            return streq (r->method, "DELETE")? s_h_video_delete (r): s_h_job (r);
+            return streq (r->method, "DELETE")? s_h_job_cmd (r, VDGX_JOBCMD_DELETE): s_h_job (r);
         default: return MHD_NO;
     }
 }
