@@ -17,7 +17,7 @@
     per prompt, not per step. 1.3B at 832x480x81 (L = 32760): ~0.28 PFLOP per forward.
 */
 #include "wan21_dit.h"
-#include "wan21_rng.h"
+#include "vdgx_rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,8 +123,8 @@ main (int argc, char *argv [])
         fprintf (stderr, "vdgx-bench-dit: out of memory\n");
         return 1;
     }
-    wan21_rng_normal_at (2, 0, latent, n);
-    wan21_rng_normal_at (3, 0, text, (size_t) cfg.text_len * cfg.text_dim);
+    vdgx_rng_normal_at (2, 0, latent, n);
+    vdgx_rng_normal_at (3, 0, text, (size_t) cfg.text_len * cfg.text_dim);
     wan21_dit_context_t *ctx = wan21_dit_context_new (dit, text, cfg.text_len, &err);
     int rc = ctx? 0: -1;
     //  Warm-up forward: allocates the activation buffers and RoPE tables.

@@ -19,7 +19,7 @@
     model offload (Wan 2.1 README).
 */
 #include "wan21_dit.h"
-#include "wan21_rng.h"
+#include "vdgx_rng.h"
 #include "wan21_t5.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
@@ -371,7 +371,7 @@ main (int argc, char *argv [])
         wan21_dit_sample_args_t a = {
             .context = ctx, .context_len = t5_tokens, .context_null = neg, .context_null_len = t5_tokens,
             .width = width, .height = height, .frames = frames, .steps = steps, .guidance = 5.0,
-            .shift = 5.0, .sampler = WAN21_SAMPLER_UNIPC, .seed = 7,
+            .shift = 5.0, .sampler = VDGX_SOLVER_UNIPC, .seed = 7,
         };
         int64_t ls [4];
         t0 = s_now ();

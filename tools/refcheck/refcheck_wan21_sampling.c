@@ -9,7 +9,7 @@
 */
 #include "refcheck.h"
 #include "wan21_dit.h"
-#include "wan21_sched.h"
+#include "vdgx_flow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +36,7 @@ vdgx_refcheck_wan21_sampling_video (vdgx_refcheck_t *rc, const char *solver, con
 typedef struct {
     const char *name;           //  "unipc" | "dpmpp"
     const char *sched_key;      //  manifest configs.schedules key
-    wan21_sampler_t sampler;
+    vdgx_solver_t sampler;
 } s_solver_t;
 
 typedef struct {
@@ -85,7 +85,7 @@ s_replay (vdgx_refcheck_t *rc, const s_solver_t *s, int steps, double shift, dou
     if (!x)
         return -1;
     char *err = NULL;
-    wan21_sched_t *sched = wan21_sched_new (s->sampler, steps, shift, n, &err);
+    vdgx_flow_t *sched = vdgx_flow_new (s->sampler, steps, shift, n, &err);
     if (!sched) {
         fprintf (stderr, "refcheck sampling: %s\n", err? err: "scheduler");
         free (err);
@@ -105,9 +105,9 @@ s_replay (vdgx_refcheck_t *rc, const s_solver_t *s, int steps, double shift, dou
         int bad = 0;
         float *mine = malloc ((steps + 1) * sizeof (float));
         for (int i = 0; i < steps; i++)
-            bad += ts [i] != wan21_sched_timestep (sched, i);
+            bad += ts [i] != vdgx_flow_timestep (sched, i);
         for (int i = 0; i <= steps; i++)
-            mine [i] = wan21_sched_sigma (sched, i);
+            mine [i] = vdgx_flow_sigma (sched, i);
         rc->checks++;
         if (bad)
             rc->failures++;
@@ -133,7 +133,7 @@ s_replay (vdgx_refcheck_t *rc, const s_solver_t *s, int steps, double shift, dou
         else {
             for (size_t j = 0; j < n; j++)
                 noise_pred [j] = uncond [j] + (float) guide * (cond [j] - uncond [j]);
-            wan21_sched_step (sched, noise_pred, x);
+            vdgx_flow_step (sched, noise_pred, x);
         }
         free (cond);
         free (uncond);
@@ -144,7 +144,7 @@ s_replay (vdgx_refcheck_t *rc, const s_solver_t *s, int steps, double shift, dou
         vdgx_refcheck_compare_stored (rc, label, x, n, S_VEC, name);
     }
     free (noise_pred);
-    wan21_sched_destroy (&sched);
+    vdgx_flow_destroy (&sched);
     free (x);
     return rcode;
 }
@@ -214,8 +214,8 @@ vdgx_refcheck_wan21_sampling (vdgx_refcheck_t *rc)
     int height = (int) json_integer_value (json_array_get (size, 1));
     int frames = (int) json_integer_value (json_object_get (pipe, "frame_num"));
     const s_solver_t solvers [2] = {
-        { "unipc", "unipc", WAN21_SAMPLER_UNIPC },
-        { "dpmpp", "dpmpp", WAN21_SAMPLER_DPMPP },
+        { "unipc", "unipc", VDGX_SOLVER_UNIPC },
+        { "dpmpp", "dpmpp", VDGX_SOLVER_DPMPP },
     };
     int result = 0;
     for (int i = 0; i < 2; i++) {

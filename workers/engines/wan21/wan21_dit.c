@@ -7,7 +7,7 @@
 */
 #include "wan21_dit.h"
 #include "wan21_util.h"
-#include "wan21_rng.h"
+#include "vdgx_rng.h"
 #include "vdgx_ckpt.h"
 #include "vdgx_quant.h"
 

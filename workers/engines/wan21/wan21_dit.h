@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "vdgx_backend.h"
-#include "wan21_sched.h"
+#include "vdgx_flow.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,8 +101,8 @@ typedef struct {
     int steps;
     double guidance;                //  noise = uncond + guidance * (cond - uncond)
     double shift;
-    wan21_sampler_t sampler;
-    uint64_t seed;                  //  initial noise: wan21_rng (Philox) stream of this seed
+    vdgx_solver_t sampler;
+    uint64_t seed;                  //  initial noise: vdgx_rng (Philox) stream of this seed
     const float *noise;             //  or this initial latent (host f32), when not NULL
     void (*progress) (void *ctx, int step, int steps);     //  after each step, may be NULL
     void *progress_ctx;

@@ -1,10 +1,12 @@
-/*  wan21_dit_sample.c - the text-to-video denoising loop of WanT2V.generate:
-    noise -> for each timestep: cond and uncond forwards, classifier-free guidance,
-    scheduler step -> final latent. Progress and cancellation at step boundaries.
+/*  wan21_dit_sample.c - the text-to-video denoising loop of WanT2V.generate: noise, then
+    the toolkit's guidance loop (vdgx_guide.h) with the DiT as its velocity model (cond and
+    uncond forwards, classifier-free guidance, scheduler step). Progress and cancellation at
+    step boundaries.
 */
 #include "wan21_dit.h"
 #include "wan21_util.h"
-#include "wan21_rng.h"
+#include "vdgx_rng.h"
+#include "vdgx_guide.h"
 #include "engine.h"
 
 #include <assert.h>
@@ -57,10 +59,37 @@ wan21_latent_shape (int width, int height, int frames, int64_t shape [4], char *
     return 0;
 }
 
-static bool
-s_cancelled (const wan21_dit_sample_args_t *a)
+//  The model of the guidance loop: branch 0 is the negative prompt when guiding, else the prompt.
+typedef struct {
+    wan21_dit_t *dit;
+    wan21_dit_context_t *ctx [2];
+    const int64_t *shape;
+    const wan21_dit_sample_args_t *args;
+} s_model_t;
+
+static int
+s_velocity (void *ctxp, int branch, const float *x, int64_t t, float sigma, float *v, char **err)
 {
-    return a->cancel && atomic_load (a->cancel) != 0;
+    s_model_t *m = (s_model_t *) ctxp;
+    (void) sigma;
+    return wan21_dit_forward (m->dit, x, m->shape [1], m->shape [2], m->shape [3], t, m->ctx [branch], v, err);
+}
+
+static void
+s_on_step (void *ctxp, int step, int64_t t, const float *x, float *const *v, size_t n)
+{
+    s_model_t *m = (s_model_t *) ctxp;
+    bool cfg = m->ctx [1] != NULL;
+    if (m->args->on_step)
+        m->args->on_step (m->args->on_step_ctx, step, t, x, cfg? v [1]: v [0], v [0], n);
+}
+
+static void
+s_progress (void *ctxp, int step, int steps)
+{
+    s_model_t *m = (s_model_t *) ctxp;
+    if (m->args->progress)
+        m->args->progress (m->args->progress_ctx, step, steps);
 }
 
 int
@@ -87,15 +116,13 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
         return -1;
     }
     size_t n = (size_t) (shape [0] * shape [1] * shape [2] * shape [3]);
-    wan21_sched_t *sched = wan21_sched_new (args->sampler, args->steps, args->shift, n, err);
+    vdgx_flow_t *sched = vdgx_flow_new (args->sampler, args->steps, args->shift, n, err);
     if (!sched)
         return -1;
     float *x = malloc (n * sizeof (float));
-    float *cond = malloc (n * sizeof (float));
-    float *uncond = cfg? malloc (n * sizeof (float)): NULL;
-    wan21_dit_context_t *ctx_c = NULL, *ctx_u = NULL;
+    s_model_t m = { .dit = self, .shape = shape, .args = args };
     int rc = 0;
-    if (!x || !cond || (cfg && !uncond)) {
+    if (!x) {
         wan21_set_error (err, "wan21: out of memory (latents)");
         rc = -1;
     }
@@ -103,46 +130,28 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
         if (args->noise)
             memcpy (x, args->noise, n * sizeof (float));
         else
-            wan21_rng_normal_at (args->seed, 0, x, n);
-        ctx_c = wan21_dit_context_new (self, args->context, args->context_len, err);
-        if (!ctx_c)
+            vdgx_rng_normal_at (args->seed, 0, x, n);
+        //  With guidance: branch 0 the negative prompt, branch 1 the prompt (vdgx_guide_cfg).
+        m.ctx [cfg? 1: 0] = wan21_dit_context_new (self, args->context, args->context_len, err);
+        if (!m.ctx [cfg? 1: 0])
             rc = -1;
     }
     if (rc == 0 && cfg) {
-        ctx_u = wan21_dit_context_new (self, args->context_null, args->context_null_len, err);
-        if (!ctx_u)
+        m.ctx [0] = wan21_dit_context_new (self, args->context_null, args->context_null_len, err);
+        if (!m.ctx [0])
             rc = -1;
     }
-    for (int i = 0; rc == 0 && i < args->steps; i++) {
-        if (s_cancelled (args)) {
+    if (rc == 0) {
+        vdgx_guide_t g = { .velocity = s_velocity, .ctx = &m, .on_step = s_on_step,
+                           .progress = s_progress, .cb_ctx = &m, .cancel = args->cancel };
+        vdgx_guide_cfg (&g, args->guidance);
+        rc = vdgx_guide_run (&g, sched, x, n, err);
+        if (rc == VDGX_GUIDE_CANCELLED)
             rc = VDGX_ENGINE_CANCELLED;
-            break;
-        }
-        int64_t t = wan21_sched_timestep (sched, i);
-        if (wan21_dit_forward (self, x, shape [1], shape [2], shape [3], t, ctx_c, cond, err)) {
-            rc = -1;
-            break;
-        }
-        if (cfg && wan21_dit_forward (self, x, shape [1], shape [2], shape [3], t, ctx_u, uncond, err)) {
-            rc = -1;
-            break;
-        }
-        if (args->on_step)
-            args->on_step (args->on_step_ctx, i, t, x, cond, cfg? uncond: cond, n);
-        if (cfg) {
-            float g = (float) args->guidance;
-            for (size_t j = 0; j < n; j++)
-                cond [j] = uncond [j] + g * (cond [j] - uncond [j]);
-        }
-        wan21_sched_step (sched, cond, x);
-        if (args->progress)
-            args->progress (args->progress_ctx, i + 1, args->steps);
     }
-    wan21_dit_context_destroy (self, &ctx_c);
-    wan21_dit_context_destroy (self, &ctx_u);
-    wan21_sched_destroy (&sched);
-    free (cond);
-    free (uncond);
+    wan21_dit_context_destroy (self, &m.ctx [0]);
+    wan21_dit_context_destroy (self, &m.ctx [1]);
+    vdgx_flow_destroy (&sched);
     if (rc == 0)
         *latent_p = x;
     else

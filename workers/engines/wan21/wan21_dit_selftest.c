@@ -5,7 +5,7 @@
     vdgx-refcheck (refcheck_wan21_dit.c, refcheck_wan21_sampling.c).
 */
 #include "wan21_dit.h"
-#include "wan21_rng.h"
+#include "vdgx_rng.h"
 #include "vdgx_ckpt.h"
 #include "engine.h"
 
@@ -196,8 +196,8 @@ wan21_dit_test (bool verbose)
     const size_t n = 16 * 3 * 4 * 6;
     float x [16 * 3 * 4 * 6], ctx [5 * 32];
     float out_ref [16 * 3 * 4 * 6], out [16 * 3 * 4 * 6];
-    wan21_rng_normal_at (11, 0, x, n);
-    wan21_rng_normal_at (12, 0, ctx, 5 * 32);
+    vdgx_rng_normal_at (11, 0, x, n);
+    vdgx_rng_normal_at (12, 0, ctx, 5 * 32);
     assert (s_run (b, ref, "fp32", S_HEADS, x, ctx, out_ref, &err) == 0);
     double mag = s_relnorm (out_ref, out_ref, 0);
     (void) mag;
@@ -355,7 +355,7 @@ wan21_dit_test (bool verbose)
             }
             float *data = malloc ((size_t) numel * sizeof (float));
             assert (data);
-            wan21_rng_normal_at (100 + i, 0, data, (size_t) numel);
+            vdgx_rng_normal_at (100 + i, 0, data, (size_t) numel);
             bool norm = strstr (key, "norm") != NULL;
             for (int64_t j = 0; j < numel; j++)
                 data [j] = norm? 1.0f + 0.1f * data [j]: 0.05f * data [j];
@@ -476,7 +476,7 @@ wan21_dit_test (bool verbose)
     wan21_dit_sample_args_t a = {
         .context = ctx, .context_len = 5, .context_null = ctx + 32, .context_null_len = 3,
         .width = 48, .height = 32, .frames = 9, .steps = 3, .guidance = 5.0, .shift = 5.0,
-        .sampler = WAN21_SAMPLER_UNIPC, .seed = 7, .progress = s_progress, .progress_ctx = &prog,
+        .sampler = VDGX_SOLVER_UNIPC, .seed = 7, .progress = s_progress, .progress_ctx = &prog,
         .cancel = &cancel,
     };
     float *l1 = NULL, *l2 = NULL, *l3 = NULL;
@@ -531,7 +531,7 @@ wan21_dit_test (bool verbose)
     dit = wan21_dit_new_random (b, &small, "fp8", 1, &err);
     assert (dit);
     float tctx [8 * 64];
-    wan21_rng_normal_at (13, 0, tctx, 8 * 64);
+    vdgx_rng_normal_at (13, 0, tctx, 8 * 64);
     cc = wan21_dit_context_new (dit, tctx, 8, &err);
     assert (cc);
     assert (wan21_dit_forward (dit, x, 3, 4, 6, 999, cc, out, &err) == 0);

@@ -3,7 +3,7 @@
 #include "wan21_util.h"
 #include "wan21_dit.h"
 #include "wan21_t5.h"
-#include "wan21_tok.h"
+#include "vdgx_tok.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
 #include "vdgx_msg.h"
@@ -25,7 +25,7 @@ struct _vdgx_engine_t {
     bool tiny_service;          //  served as wan21-tiny: small sizes, small defaults
     s_variant_t variant;        //  from the service name or the DiT shapes
     vdgx_backend_t *backend;
-    wan21_tok_t *tok;
+    vdgx_tok_t *tok;
     wan21_t5_t *t5;
     wan21_dit_t *dit;
     wan21_vae_t *vae;
@@ -180,7 +180,7 @@ s_unload (vdgx_engine_t *self)
     wan21_vae_destroy (&self->vae);
     wan21_dit_destroy (&self->dit);
     wan21_t5_destroy (&self->t5);
-    wan21_tok_destroy (&self->tok);
+    vdgx_tok_destroy (&self->tok);
     vdgx_backend_destroy (&self->backend);
 }
 
@@ -305,12 +305,18 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         return VDGX_ENGINE_ERROR;
     }
     s_progress (io, "loading", 0, 0, 1, "tokenizer");
-    self->tok = wan21_tok_new (self->weights_dir, &e);
+    //  umT5's SentencePiece model: in the folder, under google/umt5-xxl/ (official layout)
+    //  or tokenizer/ (diffusers layout).
+    static const char *const tok_files [] = {
+        "spiece.model", "google/umt5-xxl/spiece.model", "tokenizer/spiece.model", NULL };
+    vdgx_tok_opts_t tok_opts = vdgx_tok_opts_t5 ("umT5 tokenizer");
+    tok_opts.files = tok_files;
+    self->tok = vdgx_tok_new (self->weights_dir, &tok_opts, &e);
     if (!self->tok) {
         free (e);
         e = NULL;
         char *alt = wan21_strdupf ("%s/tokenizer", self->weights_dir);
-        self->tok = alt? wan21_tok_new (alt, &e): NULL;
+        self->tok = alt? vdgx_tok_new (alt, &tok_opts, &e): NULL;
         free (alt);
     }
     if (!self->tok)
@@ -348,9 +354,9 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
                        tc->dim, dc->text_dim);
         goto fail;
     }
-    if (wan21_tok_vocab_size (self->tok) > tc->vocab) {
+    if (vdgx_tok_vocab_size (self->tok) > tc->vocab) {
         e = wan21_strdupf ("wan21: the tokenizer has %d pieces, the text encoder only %d embeddings",
-                       wan21_tok_vocab_size (self->tok), tc->vocab);
+                       vdgx_tok_vocab_size (self->tok), tc->vocab);
         goto fail;
     }
     if (wan21_vae_z_dim (self->vae) != dc->out_dim) {
@@ -470,10 +476,10 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
     }
     if (!(req->shift > 0) || req->shift > 100)
         return s_bad (err, "shift", "shift must be > 0 and <= 100 (got %g)", req->shift);
-    wan21_sampler_t sampler;
+    vdgx_solver_t sampler;
     if (!req->sampler [0])
         snprintf (req->sampler, sizeof req->sampler, "unipc");
-    if (wan21_sampler_from_name (req->sampler, &sampler))
+    if (vdgx_solver_from_name (req->sampler, &sampler))
         return s_bad (err, "sampler", "sampler must be unipc, dpm++ or euler (got '%s')", req->sampler);
     if (!req->has_seed) {
         req->has_seed = true;
@@ -498,7 +504,7 @@ s_encode (vdgx_engine_t *self, const char *text, int64_t *len_p, char **err)
         *err = wan21_strdupf ("out of memory");
         return NULL;
     }
-    int n = wan21_tok_encode (self->tok, text, L, ids, NULL, err);
+    int n = vdgx_tok_encode (self->tok, text, L, ids, NULL, err);
     if (n < 1) {
         if (!*err)
             *err = wan21_strdupf ("wan21: the prompt could not be tokenized");
@@ -573,8 +579,8 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         *err = wan21_strdupf ("wan21: generate before load");
         return VDGX_ENGINE_ERROR;
     }
-    wan21_sampler_t sampler;
-    if (wan21_sampler_from_name (req->sampler [0]? req->sampler: "unipc", &sampler)) {
+    vdgx_solver_t sampler;
+    if (vdgx_solver_from_name (req->sampler [0]? req->sampler: "unipc", &sampler)) {
         *err = wan21_strdupf ("wan21: unknown sampler '%s'", req->sampler);
         return VDGX_ENGINE_ERROR;
     }

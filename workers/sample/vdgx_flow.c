@@ -1,4 +1,4 @@
-/*  wan21_sched.c - UniPC (bh2), DPM++ 2M and Euler for flow matching (see wan21_sched.h).
+/*  vdgx_flow.c - UniPC (bh2), DPM++ 2M and Euler for flow matching (see vdgx_flow.h).
 
     The latents are host f32; the per-step scalars (lambdas, phi functions, UniC weights) are
     computed in double from the f32 sigmas, which the official code keeps as f32 0-dim tensors:
@@ -6,7 +6,7 @@
     step) and at alpha 0 (DPM++ starts at sigma 1) is intended: the formulas then reduce to
     their exact limits (x_t = x0 on the last step, D1 = 0 after a sigma-1 step).
 */
-#include "wan21_sched.h"
+#include "vdgx_flow.h"
 
 #include <assert.h>
 #include <math.h>
@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAN21_TRAIN_STEPS 1000
+#define VDGX_FLOW_TRAIN_STEPS 1000
 
-struct _wan21_sched_t {
-    wan21_sampler_t sampler;
+struct _vdgx_flow_t {
+    vdgx_solver_t sampler;
     int steps;
     size_t n;
     int64_t *timesteps;     //  [steps]
@@ -39,30 +39,30 @@ s_set_error (char **err, const char *msg)
 }
 
 int
-wan21_sampler_from_name (const char *name, wan21_sampler_t *sampler)
+vdgx_solver_from_name (const char *name, vdgx_solver_t *sampler)
 {
     if (!name || !sampler)
         return -1;
     if (strcmp (name, "unipc") == 0)
-        *sampler = WAN21_SAMPLER_UNIPC;
+        *sampler = VDGX_SOLVER_UNIPC;
     else
     if (strcmp (name, "dpm++") == 0 || strcmp (name, "dpmpp") == 0)
-        *sampler = WAN21_SAMPLER_DPMPP;
+        *sampler = VDGX_SOLVER_DPMPP;
     else
     if (strcmp (name, "euler") == 0)
-        *sampler = WAN21_SAMPLER_EULER;
+        *sampler = VDGX_SOLVER_EULER;
     else
         return -1;
     return 0;
 }
 
 const char *
-wan21_sampler_name (wan21_sampler_t sampler)
+vdgx_solver_name (vdgx_solver_t sampler)
 {
     switch (sampler) {
-        case WAN21_SAMPLER_UNIPC: return "unipc";
-        case WAN21_SAMPLER_DPMPP: return "dpm++";
-        case WAN21_SAMPLER_EULER: return "euler";
+        case VDGX_SOLVER_UNIPC: return "unipc";
+        case VDGX_SOLVER_DPMPP: return "dpm++";
+        case VDGX_SOLVER_EULER: return "euler";
     }
     return "?";
 }
@@ -75,29 +75,55 @@ s_linspace (double start, double stop, int num, int i)
     return (double) i * step + start;
 }
 
-wan21_sched_t *
-wan21_sched_new (wan21_sampler_t sampler, int steps, double shift, size_t n, char **err)
+double
+vdgx_flow_shift (double sigma, double shift)
 {
-    if (steps < 1 || steps > WAN21_TRAIN_STEPS) {
-        s_set_error (err, "wan21 sampler: steps must be within 1..1000");
+    return shift * sigma / (1.0 + (shift - 1.0) * sigma);
+}
+
+void
+vdgx_flow_ltx_sigmas (int steps, int64_t tokens, double base_shift, double max_shift,
+                      double terminal, float *sigmas)
+{
+    assert (steps >= 1 && sigmas && terminal < 1.0);
+    double mm = (max_shift - base_shift) / (4096.0 - 1024.0);
+    double mu = (double) tokens * mm + (base_shift - mm * 1024.0);
+    double *s = malloc ((size_t) (steps + 1) * sizeof (double));
+    assert (s);
+    for (int i = 0; i <= steps; i++) {
+        double x = i == steps? 0.0: s_linspace (1.0, 0.0, steps + 1, i);
+        s [i] = x != 0.0? exp (mu) / (exp (mu) + (1.0 / x - 1.0)): 0.0;
+    }
+    //  Stretch: the last nonzero sigma becomes `terminal`.
+    int last = steps - 1;
+    while (last > 0 && s [last] == 0.0)
+        last--;
+    double scale = (1.0 - s [last]) / (1.0 - terminal);
+    for (int i = 0; i <= steps; i++)
+        sigmas [i] = s [i] != 0.0 && scale != 0.0? (float) (1.0 - (1.0 - s [i]) / scale): (float) s [i];
+    free (s);
+}
+
+//  The scheduler with its buffers; the schedule is filled by the caller.
+static vdgx_flow_t *
+s_alloc (vdgx_solver_t sampler, int steps, size_t n, char **err)
+{
+    if (steps < 1 || steps > VDGX_FLOW_TRAIN_STEPS) {
+        s_set_error (err, "flow sampler: steps must be within 1..1000");
         return NULL;
     }
-    if (!(shift > 0.0) || !isfinite (shift)) {
-        s_set_error (err, "wan21 sampler: shift must be a positive number");
-        return NULL;
-    }
-    if (sampler != WAN21_SAMPLER_UNIPC && sampler != WAN21_SAMPLER_DPMPP
-    &&  sampler != WAN21_SAMPLER_EULER) {
-        s_set_error (err, "wan21 sampler: unknown sampler");
+    if (sampler != VDGX_SOLVER_UNIPC && sampler != VDGX_SOLVER_DPMPP
+    &&  sampler != VDGX_SOLVER_EULER) {
+        s_set_error (err, "flow sampler: unknown sampler");
         return NULL;
     }
     if (n == 0) {
-        s_set_error (err, "wan21 sampler: empty latent");
+        s_set_error (err, "flow sampler: empty latent");
         return NULL;
     }
-    wan21_sched_t *self = calloc (1, sizeof (wan21_sched_t));
+    vdgx_flow_t *self = calloc (1, sizeof (vdgx_flow_t));
     if (!self) {
-        s_set_error (err, "wan21 sampler: out of memory");
+        s_set_error (err, "flow sampler: out of memory");
         return NULL;
     }
     self->sampler = sampler;
@@ -105,39 +131,70 @@ wan21_sched_new (wan21_sampler_t sampler, int steps, double shift, size_t n, cha
     self->n = n;
     self->timesteps = calloc ((size_t) steps, sizeof (int64_t));
     self->sigmas = calloc ((size_t) steps + 1, sizeof (float));
-    if (sampler != WAN21_SAMPLER_EULER) {
+    if (sampler != VDGX_SOLVER_EULER) {
         self->m [0] = malloc (n * sizeof (float));
         self->m [1] = malloc (n * sizeof (float));
     }
-    if (sampler == WAN21_SAMPLER_UNIPC) {
+    if (sampler == VDGX_SOLVER_UNIPC) {
         self->last_sample = malloc (n * sizeof (float));
         self->scratch = malloc (n * sizeof (float));
     }
     if (!self->timesteps || !self->sigmas
-    || (sampler != WAN21_SAMPLER_EULER && (!self->m [0] || !self->m [1]))
-    || (sampler == WAN21_SAMPLER_UNIPC && (!self->last_sample || !self->scratch))) {
-        wan21_sched_destroy (&self);
-        s_set_error (err, "wan21 sampler: out of memory");
+    || (sampler != VDGX_SOLVER_EULER && (!self->m [0] || !self->m [1]))
+    || (sampler == VDGX_SOLVER_UNIPC && (!self->last_sample || !self->scratch))) {
+        vdgx_flow_destroy (&self);
+        s_set_error (err, "flow sampler: out of memory");
         return NULL;
     }
+    return self;
+}
+
+vdgx_flow_t *
+vdgx_flow_new (vdgx_solver_t sampler, int steps, double shift, size_t n, char **err)
+{
+    if (!(shift > 0.0) || !isfinite (shift)) {
+        s_set_error (err, "flow sampler: shift must be a positive number");
+        return NULL;
+    }
+    vdgx_flow_t *self = s_alloc (sampler, steps, n, err);
+    if (!self)
+        return NULL;
     //  UniPC starts from the training schedule's largest sigma, 1 - 1/T rounded to f32.
-    double sigma_max = sampler == WAN21_SAMPLER_UNIPC
-                     ? (double) (float) (1.0 - 1.0 / WAN21_TRAIN_STEPS): 1.0;
+    double sigma_max = sampler == VDGX_SOLVER_UNIPC
+                     ? (double) (float) (1.0 - 1.0 / VDGX_FLOW_TRAIN_STEPS): 1.0;
     for (int i = 0; i < steps; i++) {
-        double s = s_linspace (sigma_max, 0.0, steps + 1, i);
-        s = shift * s / (1.0 + (shift - 1.0) * s);
-        self->timesteps [i] = (int64_t) (s * WAN21_TRAIN_STEPS);
+        double s = vdgx_flow_shift (s_linspace (sigma_max, 0.0, steps + 1, i), shift);
+        self->timesteps [i] = (int64_t) (s * VDGX_FLOW_TRAIN_STEPS);
         self->sigmas [i] = (float) s;
     }
     self->sigmas [steps] = 0.0f;
     return self;
 }
 
+vdgx_flow_t *
+vdgx_flow_new_sigmas (vdgx_solver_t sampler, int steps, const float *sigmas,
+                      const int64_t *timesteps, size_t n, char **err)
+{
+    assert (sigmas);
+    for (int i = 0; i <= steps && steps >= 1; i++)
+        if (!(sigmas [i] >= 0.0f && sigmas [i] <= 1.0f) || (i > 0 && sigmas [i] >= sigmas [i - 1])) {
+            s_set_error (err, "flow sampler: sigmas must decrease within [0, 1]");
+            return NULL;
+        }
+    vdgx_flow_t *self = s_alloc (sampler, steps, n, err);
+    if (!self)
+        return NULL;
+    memcpy (self->sigmas, sigmas, (size_t) (steps + 1) * sizeof (float));
+    for (int i = 0; i < steps; i++)
+        self->timesteps [i] = timesteps? timesteps [i]: (int64_t) ((double) sigmas [i] * VDGX_FLOW_TRAIN_STEPS);
+    return self;
+}
+
 void
-wan21_sched_destroy (wan21_sched_t **self_p)
+vdgx_flow_destroy (vdgx_flow_t **self_p)
 {
     assert (self_p);
-    wan21_sched_t *self = *self_p;
+    vdgx_flow_t *self = *self_p;
     if (self) {
         free (self->timesteps);
         free (self->sigmas);
@@ -151,28 +208,28 @@ wan21_sched_destroy (wan21_sched_t **self_p)
 }
 
 int
-wan21_sched_steps (wan21_sched_t *self)
+vdgx_flow_steps (vdgx_flow_t *self)
 {
     assert (self);
     return self->steps;
 }
 
 int64_t
-wan21_sched_timestep (wan21_sched_t *self, int i)
+vdgx_flow_timestep (vdgx_flow_t *self, int i)
 {
     assert (self && i >= 0 && i < self->steps);
     return self->timesteps [i];
 }
 
 float
-wan21_sched_sigma (wan21_sched_t *self, int i)
+vdgx_flow_sigma (vdgx_flow_t *self, int i)
 {
     assert (self && i >= 0 && i <= self->steps);
     return self->sigmas [i];
 }
 
 void
-wan21_sched_reset (wan21_sched_t *self)
+vdgx_flow_reset (vdgx_flow_t *self)
 {
     assert (self);
     self->index = 0;
@@ -191,7 +248,7 @@ s_lambda (float sigma)
 
 //  UniC corrector: refines sample (x at sigma[i]) using m_new = x0 prediction at it.
 static void
-s_unipc_correct (wan21_sched_t *self, const float *m_new, float *sample)
+s_unipc_correct (vdgx_flow_t *self, const float *m_new, float *sample)
 {
     const int i = self->index;
     const int order = self->this_order;
@@ -228,7 +285,7 @@ s_unipc_correct (wan21_sched_t *self, const float *m_new, float *sample)
 
 //  UniP predictor from sigma[i] to sigma[i+1] (m[1] = x0 prediction at sigma[i]).
 static void
-s_unipc_predict (wan21_sched_t *self, int order, float *sample)
+s_unipc_predict (vdgx_flow_t *self, int order, float *sample)
 {
     const int i = self->index;
     const float *m0 = self->m [1], *m1 = self->m [0];
@@ -250,7 +307,7 @@ s_unipc_predict (wan21_sched_t *self, int order, float *sample)
 }
 
 static void
-s_push_x0 (wan21_sched_t *self, const float *v, const float *sample)
+s_push_x0 (vdgx_flow_t *self, const float *v, const float *sample)
 {
     float *tmp = self->m [0];
     self->m [0] = self->m [1];
@@ -261,7 +318,7 @@ s_push_x0 (wan21_sched_t *self, const float *v, const float *sample)
 }
 
 static void
-s_step_unipc (wan21_sched_t *self, const float *v, float *sample)
+s_step_unipc (vdgx_flow_t *self, const float *v, float *sample)
 {
     //  x0 prediction at this step, from the sample the model saw (before the corrector).
     float *m_new = self->scratch;
@@ -287,7 +344,7 @@ s_step_unipc (wan21_sched_t *self, const float *v, float *sample)
 }
 
 static void
-s_step_dpmpp (wan21_sched_t *self, const float *v, float *sample)
+s_step_dpmpp (vdgx_flow_t *self, const float *v, float *sample)
 {
     const int i = self->index;
     s_push_x0 (self, v, sample);
@@ -315,19 +372,19 @@ s_step_dpmpp (wan21_sched_t *self, const float *v, float *sample)
 }
 
 int
-wan21_sched_step (wan21_sched_t *self, const float *model_output, float *sample)
+vdgx_flow_step (vdgx_flow_t *self, const float *model_output, float *sample)
 {
     assert (self && model_output && sample);
     if (self->index >= self->steps)
         return -1;
     switch (self->sampler) {
-        case WAN21_SAMPLER_UNIPC:
+        case VDGX_SOLVER_UNIPC:
             s_step_unipc (self, model_output, sample);
             break;
-        case WAN21_SAMPLER_DPMPP:
+        case VDGX_SOLVER_DPMPP:
             s_step_dpmpp (self, model_output, sample);
             break;
-        case WAN21_SAMPLER_EULER: {
+        case VDGX_SOLVER_EULER: {
             float dt = self->sigmas [self->index + 1] - self->sigmas [self->index];
             for (size_t j = 0; j < self->n; j++)
                 sample [j] += dt * model_output [j];
@@ -349,24 +406,24 @@ s_gauss_v (double x, double t, double mu, double s)
 }
 
 static double
-s_gauss_run (wan21_sampler_t sampler, int steps, double shift)
+s_gauss_run (vdgx_solver_t sampler, int steps, double shift)
 {
     const size_t n = 64;
     const double mu = 0.7, s = 0.4;
     float x [64], v [64], eps [64];
     for (size_t j = 0; j < n; j++)
         eps [j] = x [j] = (float) (-2.0 + 4.0 * (double) j / (n - 1));
-    wan21_sched_t *sched = wan21_sched_new (sampler, steps, shift, n, NULL);
+    vdgx_flow_t *sched = vdgx_flow_new (sampler, steps, shift, n, NULL);
     assert (sched);
     for (int i = 0; i < steps; i++) {
-        double t = wan21_sched_sigma (sched, i);
+        double t = vdgx_flow_sigma (sched, i);
         for (size_t j = 0; j < n; j++)
             v [j] = s_gauss_v (x [j], t, mu, s);
-        int rc = wan21_sched_step (sched, v, x);
+        int rc = vdgx_flow_step (sched, v, x);
         assert (rc == 0);
     }
-    assert (wan21_sched_step (sched, v, x) == -1);
-    wan21_sched_destroy (&sched);
+    assert (vdgx_flow_step (sched, v, x) == -1);
+    vdgx_flow_destroy (&sched);
     assert (sched == NULL);
     double err = 0;
     //  UniPC starts at sigma 0.9998, not 1: compare with the exact solution from there on
@@ -380,59 +437,85 @@ s_gauss_run (wan21_sampler_t sampler, int steps, double shift)
 }
 
 void
-wan21_sched_test (bool verbose)
+vdgx_flow_test (bool verbose)
 {
-    printf (" * wan21_sched: ");
+    printf (" * vdgx_flow: ");
     //  Schedules of the official pipeline (tests/data/reference/wan21/manifest.json).
     {
         const int64_t unipc_t [5] = { 999, 952, 882, 768, 555 };
         const float unipc_s [6] = { 0.9997998476028442f, 0.9521540403366089f,
                                     0.8820932507514954f, 0.7689347267150879f,
                                     0.5552467703819275f, 0.0f };
-        wan21_sched_t *sched = wan21_sched_new (WAN21_SAMPLER_UNIPC, 5, 5.0, 4, NULL);
+        vdgx_flow_t *sched = vdgx_flow_new (VDGX_SOLVER_UNIPC, 5, 5.0, 4, NULL);
         assert (sched);
         for (int i = 0; i < 5; i++)
-            assert (wan21_sched_timestep (sched, i) == unipc_t [i]);
+            assert (vdgx_flow_timestep (sched, i) == unipc_t [i]);
         for (int i = 0; i < 6; i++)
-            assert (wan21_sched_sigma (sched, i) == unipc_s [i]);
-        wan21_sched_destroy (&sched);
+            assert (vdgx_flow_sigma (sched, i) == unipc_s [i]);
+        vdgx_flow_destroy (&sched);
         const int64_t dpm_t [4] = { 1000, 937, 833, 625 };
         const float dpm_s [5] = { 1.0f, 0.9375f, 0.8333333134651184f, 0.625f, 0.0f };
-        sched = wan21_sched_new (WAN21_SAMPLER_DPMPP, 4, 5.0, 4, NULL);
+        sched = vdgx_flow_new (VDGX_SOLVER_DPMPP, 4, 5.0, 4, NULL);
         assert (sched);
         for (int i = 0; i < 4; i++)
-            assert (wan21_sched_timestep (sched, i) == dpm_t [i]);
+            assert (vdgx_flow_timestep (sched, i) == dpm_t [i]);
         for (int i = 0; i < 5; i++)
-            assert (wan21_sched_sigma (sched, i) == dpm_s [i]);
-        wan21_sched_destroy (&sched);
+            assert (vdgx_flow_sigma (sched, i) == dpm_s [i]);
+        vdgx_flow_destroy (&sched);
+    }
+    //  LTX's token-count shift: 1 first, the last nonzero sigma is the terminal, shifted
+    //  values as exp(mu) / (exp(mu) + 1/x - 1) with mu linear in the token count.
+    {
+        float ls [4];
+        vdgx_flow_ltx_sigmas (3, 2560, 0.95, 2.05, 0.1, ls);
+        double mu = 0.95 + (2.05 - 0.95) * (2560 - 1024) / 3072.0;
+        double s1 = exp (mu) / (exp (mu) + 0.5), s2 = exp (mu) / (exp (mu) + 2.0);
+        double want1 = 1.0 - (1.0 - s1) * 0.9 / (1.0 - s2);
+        assert (ls [0] == 1.0f && fabsf (ls [2] - 0.1f) < 1e-7f && ls [3] == 0.0f);
+        assert (fabs (ls [1] - want1) < 1e-6);
+        //  More tokens shift the schedule towards noise.
+        float lo [4];
+        vdgx_flow_ltx_sigmas (3, 1024, 0.95, 2.05, 0.1, lo);
+        assert (lo [1] < ls [1]);
+        //  A given schedule: Euler follows it exactly; timesteps default to sigma * 1000.
+        char *err = NULL;
+        vdgx_flow_t *f = vdgx_flow_new_sigmas (VDGX_SOLVER_EULER, 3, ls, NULL, 2, &err);
+        assert (f && vdgx_flow_timestep (f, 1) == (int64_t) ((double) ls [1] * 1000));
+        float x [2] = { 1.0f, -2.0f }, v [2] = { 0.5f, 0.25f };
+        assert (vdgx_flow_step (f, v, x) == 0);
+        assert (x [0] == 1.0f + (ls [1] - ls [0]) * 0.5f && x [1] == -2.0f + (ls [1] - ls [0]) * 0.25f);
+        vdgx_flow_destroy (&f);
+        const float bad [3] = { 1.0f, 1.0f, 0.0f };
+        assert (!vdgx_flow_new_sigmas (VDGX_SOLVER_EULER, 2, bad, NULL, 2, &err) && err);
+        free (err);
     }
     //  Bad arguments are errors, not crashes.
     {
         char *err = NULL;
-        assert (wan21_sched_new (WAN21_SAMPLER_UNIPC, 0, 5.0, 4, &err) == NULL);
+        assert (vdgx_flow_new (VDGX_SOLVER_UNIPC, 0, 5.0, 4, &err) == NULL);
         assert (err);
         free (err);
         err = NULL;
-        assert (wan21_sched_new (WAN21_SAMPLER_DPMPP, 10, -1.0, 4, &err) == NULL);
+        assert (vdgx_flow_new (VDGX_SOLVER_DPMPP, 10, -1.0, 4, &err) == NULL);
         assert (err);
         free (err);
-        assert (wan21_sched_new (WAN21_SAMPLER_EULER, 10, NAN, 4, NULL) == NULL);
-        assert (wan21_sched_new ((wan21_sampler_t) 7, 10, 5.0, 4, NULL) == NULL);
-        wan21_sampler_t sampler;
-        assert (wan21_sampler_from_name ("dpm++", &sampler) == 0 && sampler == WAN21_SAMPLER_DPMPP);
-        assert (wan21_sampler_from_name ("unipc", &sampler) == 0 && sampler == WAN21_SAMPLER_UNIPC);
-        assert (wan21_sampler_from_name ("ddim", &sampler) == -1);
-        assert (strcmp (wan21_sampler_name (WAN21_SAMPLER_EULER), "euler") == 0);
+        assert (vdgx_flow_new (VDGX_SOLVER_EULER, 10, NAN, 4, NULL) == NULL);
+        assert (vdgx_flow_new ((vdgx_solver_t) 7, 10, 5.0, 4, NULL) == NULL);
+        vdgx_solver_t sampler;
+        assert (vdgx_solver_from_name ("dpm++", &sampler) == 0 && sampler == VDGX_SOLVER_DPMPP);
+        assert (vdgx_solver_from_name ("unipc", &sampler) == 0 && sampler == VDGX_SOLVER_UNIPC);
+        assert (vdgx_solver_from_name ("ddim", &sampler) == -1);
+        assert (strcmp (vdgx_solver_name (VDGX_SOLVER_EULER), "euler") == 0);
     }
     //  Convergence on a Gaussian data distribution, where the exact ODE endpoint is known:
     //  every solver converges, and the 2nd-order multistep solvers beat Euler at equal steps.
     {
-        double e_unipc_10 = s_gauss_run (WAN21_SAMPLER_UNIPC, 10, 3.0);
-        double e_unipc_40 = s_gauss_run (WAN21_SAMPLER_UNIPC, 40, 3.0);
-        double e_dpm_10 = s_gauss_run (WAN21_SAMPLER_DPMPP, 10, 3.0);
-        double e_dpm_40 = s_gauss_run (WAN21_SAMPLER_DPMPP, 40, 3.0);
-        double e_euler_10 = s_gauss_run (WAN21_SAMPLER_EULER, 10, 3.0);
-        double e_euler_40 = s_gauss_run (WAN21_SAMPLER_EULER, 40, 3.0);
+        double e_unipc_10 = s_gauss_run (VDGX_SOLVER_UNIPC, 10, 3.0);
+        double e_unipc_40 = s_gauss_run (VDGX_SOLVER_UNIPC, 40, 3.0);
+        double e_dpm_10 = s_gauss_run (VDGX_SOLVER_DPMPP, 10, 3.0);
+        double e_dpm_40 = s_gauss_run (VDGX_SOLVER_DPMPP, 40, 3.0);
+        double e_euler_10 = s_gauss_run (VDGX_SOLVER_EULER, 10, 3.0);
+        double e_euler_40 = s_gauss_run (VDGX_SOLVER_EULER, 40, 3.0);
         if (verbose)
             printf ("\n   max err 10/40 steps: unipc %.2e/%.2e dpm++ %.2e/%.2e euler %.2e/%.2e\n   ",
                     e_unipc_10, e_unipc_40, e_dpm_10, e_dpm_40, e_euler_10, e_euler_40);

@@ -1,5 +1,5 @@
-/*  wan21_rng.c - Philox4x32-10 + Box-Muller (see wan21_rng.h for the exact definition). */
-#include "wan21_rng.h"
+/*  vdgx_rng.c - Philox4x32-10 + Box-Muller (see vdgx_rng.h for the exact definition). */
+#include "vdgx_rng.h"
 
 #include <assert.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct _wan21_rng_t {
+struct _vdgx_rng_t {
     uint64_t seed;
     uint64_t next;      //  index of the next normal
 };
@@ -18,7 +18,7 @@ struct _wan21_rng_t {
 #define PHILOX_W1 0xBB67AE85u
 
 void
-wan21_rng_philox (const uint32_t ctr [4], const uint32_t key [2], uint32_t out [4])
+vdgx_rng_philox (const uint32_t ctr [4], const uint32_t key [2], uint32_t out [4])
 {
     uint32_t c0 = ctr [0], c1 = ctr [1], c2 = ctr [2], c3 = ctr [3];
     uint32_t k0 = key [0], k1 = key [1];
@@ -43,7 +43,7 @@ s_block (uint64_t seed, uint64_t c, double z [2])
     const uint32_t key [2] = { (uint32_t) seed, (uint32_t) (seed >> 32) };
     const uint32_t ctr [4] = { (uint32_t) c, (uint32_t) (c >> 32), 0, 0 };
     uint32_t w [4];
-    wan21_rng_philox (ctr, key, w);
+    vdgx_rng_philox (ctr, key, w);
     const double two_m53 = 1.0 / 9007199254740992.0;
     double u1 = (double) (((((uint64_t) w [0] << 32) | w [1]) >> 11) + 1) * two_m53;
     double u2 = (double) ((((uint64_t) w [2] << 32) | w [3]) >> 11) * two_m53;
@@ -54,7 +54,7 @@ s_block (uint64_t seed, uint64_t c, double z [2])
 }
 
 void
-wan21_rng_normal_at (uint64_t seed, uint64_t first, float *dst, size_t n)
+vdgx_rng_normal_at (uint64_t seed, uint64_t first, float *dst, size_t n)
 {
     assert (dst || n == 0);
     size_t i = 0;
@@ -74,17 +74,17 @@ wan21_rng_normal_at (uint64_t seed, uint64_t first, float *dst, size_t n)
     }
 }
 
-wan21_rng_t *
-wan21_rng_new (uint64_t seed)
+vdgx_rng_t *
+vdgx_rng_new (uint64_t seed)
 {
-    wan21_rng_t *self = calloc (1, sizeof (wan21_rng_t));
+    vdgx_rng_t *self = calloc (1, sizeof (vdgx_rng_t));
     if (self)
         self->seed = seed;
     return self;
 }
 
 void
-wan21_rng_destroy (wan21_rng_t **self_p)
+vdgx_rng_destroy (vdgx_rng_t **self_p)
 {
     assert (self_p);
     free (*self_p);
@@ -92,32 +92,32 @@ wan21_rng_destroy (wan21_rng_t **self_p)
 }
 
 void
-wan21_rng_normal (wan21_rng_t *self, float *dst, size_t n)
+vdgx_rng_normal (vdgx_rng_t *self, float *dst, size_t n)
 {
     assert (self);
-    wan21_rng_normal_at (self->seed, self->next, dst, n);
+    vdgx_rng_normal_at (self->seed, self->next, dst, n);
     self->next += n;
 }
 
 void
-wan21_rng_test (bool verbose)
+vdgx_rng_test (bool verbose)
 {
-    printf (" * wan21_rng: ");
+    printf (" * vdgx_rng: ");
     //  Known answers of Philox4x32-10 from the Random123 distribution (kat_vectors).
     {
         uint32_t out [4];
         const uint32_t c0 [4] = { 0, 0, 0, 0 }, k0 [2] = { 0, 0 };
-        wan21_rng_philox (c0, k0, out);
+        vdgx_rng_philox (c0, k0, out);
         assert (out [0] == 0x6627e8d5u && out [1] == 0xe169c58du
              && out [2] == 0xbc57ac4cu && out [3] == 0x9b00dbd8u);
         const uint32_t c1 [4] = { 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu };
         const uint32_t k1 [2] = { 0xffffffffu, 0xffffffffu };
-        wan21_rng_philox (c1, k1, out);
+        vdgx_rng_philox (c1, k1, out);
         assert (out [0] == 0x408f276du && out [1] == 0x41c83b0eu
              && out [2] == 0xa20bc7c6u && out [3] == 0x6d5451fdu);
         const uint32_t c2 [4] = { 0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u };
         const uint32_t k2 [2] = { 0xa4093822u, 0x299f31d0u };
-        wan21_rng_philox (c2, k2, out);
+        vdgx_rng_philox (c2, k2, out);
         assert (out [0] == 0xd16cfe09u && out [1] == 0x94fdccebu
              && out [2] == 0x5001e420u && out [3] == 0x24126ea1u);
     }
@@ -127,17 +127,17 @@ wan21_rng_test (bool verbose)
         float *a = malloc (n * sizeof (float));
         float *b = malloc (n * sizeof (float));
         assert (a && b);
-        wan21_rng_t *rng = wan21_rng_new (42);
+        vdgx_rng_t *rng = vdgx_rng_new (42);
         assert (rng);
-        wan21_rng_normal (rng, a, 7);
-        wan21_rng_normal (rng, a + 7, n - 7);
-        wan21_rng_destroy (&rng);
+        vdgx_rng_normal (rng, a, 7);
+        vdgx_rng_normal (rng, a + 7, n - 7);
+        vdgx_rng_destroy (&rng);
         assert (rng == NULL);
-        wan21_rng_normal_at (42, 0, b, n);
+        vdgx_rng_normal_at (42, 0, b, n);
         assert (memcmp (a, b, n * sizeof (float)) == 0);
-        wan21_rng_normal_at (42, 12345, b, 101);
+        vdgx_rng_normal_at (42, 12345, b, 101);
         assert (memcmp (a + 12345, b, 101 * sizeof (float)) == 0);
-        wan21_rng_normal_at (43, 0, b, n);
+        vdgx_rng_normal_at (43, 0, b, n);
         size_t same = 0;
         for (size_t i = 0; i < n; i++)
             same += a [i] == b [i];

@@ -1,4 +1,4 @@
-/*  wan21_rng.h - the project's seeded Gaussian noise for the Wan samplers.
+/*  vdgx_rng.h - the project's seeded Gaussian noise for the Wan samplers.
 
     Definition (reproducible per seed on every platform):
       Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11),
@@ -8,12 +8,12 @@
         u2 = (((w2 << 32) | w3) >> 11) * 2^-53              in [0, 1)
         z0 = sqrt(-2 ln u1) * cos(2 pi u2),  z1 = sqrt(-2 ln u1) * sin(2 pi u2)
       computed in double and rounded to float. Element i of a tensor (row-major) is normal i,
-      so any slice can be generated independently (wan21_rng_normal_at).
+      so any slice can be generated independently (vdgx_rng_normal_at).
     Values depend only on IEEE double log/cos/sin; a last-ulp libm difference almost never
     survives the rounding to float.
 */
-#ifndef WAN21_RNG_H_INCLUDED
-#define WAN21_RNG_H_INCLUDED
+#ifndef VDGX_RNG_H_INCLUDED
+#define VDGX_RNG_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,18 +23,18 @@
 extern "C" {
 #endif
 
-typedef struct _wan21_rng_t wan21_rng_t;
+typedef struct _vdgx_rng_t vdgx_rng_t;
 
-wan21_rng_t *wan21_rng_new (uint64_t seed);
-void wan21_rng_destroy (wan21_rng_t **self_p);
+vdgx_rng_t *vdgx_rng_new (uint64_t seed);
+void vdgx_rng_destroy (vdgx_rng_t **self_p);
 //  Next n normals of the stream (continues where the last call stopped).
-void wan21_rng_normal (wan21_rng_t *self, float *dst, size_t n);
+void vdgx_rng_normal (vdgx_rng_t *self, float *dst, size_t n);
 //  Normals [first, first + n) of the stream of seed, without state.
-void wan21_rng_normal_at (uint64_t seed, uint64_t first, float *dst, size_t n);
+void vdgx_rng_normal_at (uint64_t seed, uint64_t first, float *dst, size_t n);
 //  The raw Philox4x32-10 block (exposed for the known-answer test).
-void wan21_rng_philox (const uint32_t ctr [4], const uint32_t key [2], uint32_t out [4]);
+void vdgx_rng_philox (const uint32_t ctr [4], const uint32_t key [2], uint32_t out [4]);
 
-void wan21_rng_test (bool verbose);
+void vdgx_rng_test (bool verbose);
 
 #ifdef __cplusplus
 }

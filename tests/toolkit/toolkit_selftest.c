@@ -1,0 +1,26 @@
+/*  toolkit_selftest.c - runs the selftests of the model toolkit (workers/nn, sample, text):
+    `vdgx-toolkit-selftest [-v] [class...]` (all when none is named).
+*/
+#include "vdgx_selftest_main.h"
+
+#include "vdgx_flow.h"
+#include "vdgx_guide.h"
+#include "vdgx_nn.h"
+#include "vdgx_rng.h"
+#include "vdgx_tok.h"
+#include "vdgx_wsrc.h"
+
+static const vdgx_selftest_class_t s_classes [] = {
+    { "nn", vdgx_nn_test },
+    { "wsrc", vdgx_wsrc_test },
+    { "tok", vdgx_tok_test },
+    { "rng", vdgx_rng_test },
+    { "flow", vdgx_flow_test },
+    { "guide", vdgx_guide_test },
+};
+
+int
+main (int argc, char *argv [])
+{
+    return vdgx_selftest_main (argc, argv, s_classes, sizeof (s_classes) / sizeof (s_classes [0]));
+}

@@ -1,0 +1,357 @@
+/*  vdgx_nn.c - views, linear, norms, adaLN and MLPs of the model toolkit (see vdgx_nn.h). */
+#include "vdgx_nn.h"
+#include "vdgx_quant.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  ---------------------------------------------------------------------------------------
+//  Views and errors
+
+vdgx_tensor_t
+vdgx_nn_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
+{
+    vdgx_tensor_t v;
+    int rc = vdgx_tensor_reshape (&v, t, ndim, shape);
+    assert (rc == 0);
+    (void) rc;
+    return v;
+}
+
+vdgx_tensor_t
+vdgx_nn_view2 (const vdgx_tensor_t *t, int64_t d0, int64_t d1)
+{
+    const int64_t s [2] = { d0, d1 };
+    return vdgx_nn_view (t, 2, s);
+}
+
+vdgx_tensor_t
+vdgx_nn_view3 (const vdgx_tensor_t *t, int64_t d0, int64_t d1, int64_t d2)
+{
+    const int64_t s [3] = { d0, d1, d2 };
+    return vdgx_nn_view (t, 3, s);
+}
+
+vdgx_tensor_t
+vdgx_nn_view4 (const vdgx_tensor_t *t, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+{
+    const int64_t s [4] = { d0, d1, d2, d3 };
+    return vdgx_nn_view (t, 4, s);
+}
+
+vdgx_tensor_t
+vdgx_nn_rows (const vdgx_tensor_t *t, int64_t row, int64_t rows)
+{
+    assert (t->ndim >= 1 && row >= 0 && rows >= 0 && row + rows <= t->shape [0]);
+    assert (vdgx_tensor_is_contiguous (t));
+    int64_t shape [VDGX_MAX_DIMS];
+    memcpy (shape, t->shape, sizeof (shape));
+    shape [0] = rows;
+    size_t inner = 1;
+    for (int i = 1; i < t->ndim; i++)
+        inner *= (size_t) t->shape [i];
+    vdgx_tensor_t v;
+    vdgx_tensor_init (&v, t->dtype, t->ndim, shape,
+                      (char *) t->data + (size_t) row * inner * vdgx_dtype_size (t->dtype), t->device);
+    return v;
+}
+
+void
+vdgx_nn_free (vdgx_backend_t *b, vdgx_tensor_t *t)
+{
+    if (t->data && t->owner)
+        vdgx_tensor_release (b, t);
+    memset (t, 0, sizeof (*t));
+}
+
+int
+vdgx_nn_alloc (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int64_t d0, int64_t d1,
+               int64_t d2, int64_t d3)
+{
+    int64_t shape [4] = { d0, d1, d2, d3 };
+    int ndim = d3? 4: d2? 3: d1? 2: 1;
+    return vdgx_tensor_alloc (b, t, dtype, ndim, shape);
+}
+
+int
+vdgx_nn_upload (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int ndim,
+                const int64_t *shape, const float *src)
+{
+    if (vdgx_tensor_alloc (b, t, dtype, ndim, shape))
+        return -1;
+    if (vdgx_tensor_from_f32 (b, t, src)) {
+        vdgx_nn_free (b, t);
+        return -1;
+    }
+    return 0;
+}
+
+void
+vdgx_nn_set_error (char **err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list args;
+    va_start (args, fmt);
+    char *msg = NULL;
+    if (vasprintf (&msg, fmt, args) < 0)
+        msg = NULL;
+    va_end (args);
+    free (*err);
+    *err = msg;
+}
+
+int
+vdgx_nn_fail (vdgx_backend_t *b, char **err, const char *who, const char *what)
+{
+    vdgx_nn_set_error (err, "%s: %s failed: %s", who, what, vdgx_backend_error (b));
+    return -1;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Linear
+
+int
+vdgx_precision_parse (const char *p, vdgx_wfmt_t *fmt)
+{
+    static const struct { const char *name; vdgx_wfmt_t fmt; } names [] = {
+        { "bf16", VDGX_WFMT_BF16 }, { "fp32", VDGX_WFMT_F32 }, { "f32", VDGX_WFMT_F32 },
+        { "fp16", VDGX_WFMT_F16 }, { "f16", VDGX_WFMT_F16 }, { "fp8", VDGX_WFMT_FP8_E4M3 },
+        { "fp4", VDGX_WFMT_NVFP4 }, { "nvfp4", VDGX_WFMT_NVFP4 }, { "nf4", VDGX_WFMT_NF4 },
+        { "mxfp4", VDGX_WFMT_MXFP4 } };
+    if (!p)
+        p = "bf16";
+    for (size_t i = 0; i < sizeof (names) / sizeof (names [0]); i++)
+        if (strcmp (p, names [i].name) == 0) {
+            *fmt = names [i].fmt;
+            return 0;
+        }
+    return -1;
+}
+
+vdgx_wfmt_t
+vdgx_linear_fmt_for (vdgx_wfmt_t fmt, int64_t k)
+{
+    int64_t block = fmt == VDGX_WFMT_NVFP4? 16: fmt == VDGX_WFMT_MXFP4? 32: fmt == VDGX_WFMT_NF4? 64: 1;
+    return k % block == 0? fmt: VDGX_WFMT_BF16;
+}
+
+int
+vdgx_linear_from_weight (vdgx_backend_t *b, vdgx_linear_t *l, const vdgx_weight_t *host, char **err)
+{
+    if (vdgx_weight_to_backend (b, &l->w, host))
+        return vdgx_nn_fail (b, err, "linear", "weight upload");
+    l->loaded = true;
+    return 0;
+}
+
+int
+vdgx_linear_from_f32 (vdgx_backend_t *b, vdgx_linear_t *l, vdgx_wfmt_t fmt, const float *w,
+                      const float *bias, int64_t n, int64_t k, vdgx_dtype_t bias_dtype, char **err)
+{
+    memset (l, 0, sizeof (*l));
+    vdgx_weight_t host;
+    memset (&host, 0, sizeof (host));
+    char *e = NULL;
+    if (vdgx_weight_quantize (&host, vdgx_linear_fmt_for (fmt, k), w, n, k, true, &e)) {
+        vdgx_nn_set_error (err, "linear: %s", e? e: "quantization failed");
+        free (e);
+        return -1;
+    }
+    int rc = vdgx_linear_from_weight (b, l, &host, err);
+    vdgx_weight_host_free (&host);
+    if (rc == 0 && bias) {
+        const int64_t shape [1] = { n };
+        if (vdgx_nn_upload (b, &l->b, bias_dtype, 1, shape, bias))
+            rc = vdgx_nn_fail (b, err, "linear", "bias upload");
+    }
+    if (rc)
+        vdgx_linear_release (b, l);
+    return rc;
+}
+
+int
+vdgx_linear_forward (vdgx_backend_t *b, const vdgx_linear_t *l, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    const vdgx_tensor_t *bias = l->b.data? &l->b: NULL;
+    if (x->ndim == 2 && y->ndim == 2)
+        return vdgx_op_linear (b, y, x, &l->w, bias);
+    if (x->ndim < 1 || y->ndim < 1 || x->shape [x->ndim - 1] != l->w.k
+    ||  y->shape [y->ndim - 1] != l->w.n) {
+        vdgx_backend_set_error (b, "linear: x [.., %lld] / y [.., %lld] do not fit W [%lld, %lld]",
+                                (long long) x->shape [x->ndim - 1], (long long) y->shape [y->ndim - 1],
+                                (long long) l->w.n, (long long) l->w.k);
+        return -1;
+    }
+    vdgx_tensor_t x2 = vdgx_nn_view2 (x, vdgx_tensor_numel (x) / l->w.k, l->w.k);
+    vdgx_tensor_t y2 = vdgx_nn_view2 (y, vdgx_tensor_numel (y) / l->w.n, l->w.n);
+    return vdgx_op_linear (b, &y2, &x2, &l->w, bias);
+}
+
+void
+vdgx_linear_release (vdgx_backend_t *b, vdgx_linear_t *l)
+{
+    if (l->loaded)
+        vdgx_weight_release (b, &l->w);
+    vdgx_nn_free (b, &l->b);
+    memset (l, 0, sizeof (*l));
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Norms
+
+int
+vdgx_norm_init (vdgx_backend_t *b, vdgx_norm_t *n, vdgx_norm_kind_t kind, int64_t dim, float eps,
+                const float *w, const float *bias, bool one_plus, char **err)
+{
+    memset (n, 0, sizeof (*n));
+    n->kind = kind;
+    n->dim = dim;
+    n->eps = eps;
+    const int64_t shape [1] = { dim };
+    if (w) {
+        float *tmp = malloc ((size_t) dim * sizeof (float));
+        if (!tmp) {
+            vdgx_nn_set_error (err, "norm: out of memory");
+            return -1;
+        }
+        for (int64_t i = 0; i < dim; i++)
+            tmp [i] = one_plus? 1.0f + w [i]: w [i];
+        int rc = vdgx_nn_upload (b, &n->w, VDGX_DTYPE_F32, 1, shape, tmp);
+        free (tmp);
+        if (rc)
+            return vdgx_nn_fail (b, err, "norm", "weight upload");
+    }
+    if (bias && vdgx_nn_upload (b, &n->b, VDGX_DTYPE_F32, 1, shape, bias)) {
+        vdgx_norm_release (b, n);
+        return vdgx_nn_fail (b, err, "norm", "bias upload");
+    }
+    return 0;
+}
+
+int
+vdgx_norm_forward (vdgx_backend_t *b, const vdgx_norm_t *n, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    int64_t numel = vdgx_tensor_numel (x);
+    if (n->dim <= 0 || numel % n->dim || vdgx_tensor_numel (y) != numel) {
+        vdgx_backend_set_error (b, "norm: %lld elements do not split into rows of %lld",
+                                (long long) numel, (long long) n->dim);
+        return -1;
+    }
+    vdgx_tensor_t x2 = vdgx_nn_view2 (x, numel / n->dim, n->dim);
+    vdgx_tensor_t y2 = vdgx_nn_view2 (y, numel / n->dim, n->dim);
+    const vdgx_tensor_t *w = n->w.data? &n->w: NULL, *bias = n->b.data? &n->b: NULL;
+    if (n->kind == VDGX_NORM_RMS)
+        return vdgx_op_rmsnorm (b, &y2, &x2, w, n->eps);
+    return vdgx_op_layernorm (b, &y2, &x2, w, bias, n->eps);
+}
+
+void
+vdgx_norm_release (vdgx_backend_t *b, vdgx_norm_t *n)
+{
+    vdgx_nn_free (b, &n->w);
+    vdgx_nn_free (b, &n->b);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  adaLN
+
+int
+vdgx_adaln_rows (vdgx_backend_t *b, vdgx_tensor_t *out, const vdgx_tensor_t *table,
+                 const vdgx_tensor_t *emb)
+{
+    return vdgx_op_add_scaled (b, out, table, emb, 1.0f);
+}
+
+//  [B,L,C] views of x/y when they are 2D [L,C] (one sample).
+static vdgx_tensor_t
+s_as3 (const vdgx_tensor_t *t)
+{
+    if (t->ndim == 3)
+        return *t;
+    int64_t c = t->shape [t->ndim - 1];
+    return vdgx_nn_view3 (t, 1, vdgx_tensor_numel (t) / c, c);
+}
+
+int
+vdgx_adaln_modulate (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                     const vdgx_tensor_t *shift, const vdgx_tensor_t *scale)
+{
+    vdgx_tensor_t y3 = s_as3 (y), x3 = s_as3 (x);
+    return vdgx_op_modulate (b, &y3, &x3, shift, scale);
+}
+
+int
+vdgx_adaln_gate (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, const vdgx_tensor_t *gate)
+{
+    vdgx_tensor_t y3 = s_as3 (y), x3 = s_as3 (x);
+    return vdgx_op_gated_residual (b, &x3, &y3, gate);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Activations and MLPs
+
+//  Exact GELU has no backend op yet: computed on the host (download, erf, upload). Only
+//  models that ask for it pay this; the tanh form and SiLU run on the device.
+static int
+s_gelu_exact (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    size_t n = (size_t) vdgx_tensor_numel (x);
+    if ((size_t) vdgx_tensor_numel (y) != n) {
+        vdgx_backend_set_error (b, "gelu: y and x differ in size");
+        return -1;
+    }
+    float *h = malloc ((n? n: 1) * sizeof (float));
+    if (!h) {
+        vdgx_backend_set_error (b, "gelu: out of memory");
+        return -1;
+    }
+    int rc = vdgx_tensor_to_f32 (b, x, h);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++)
+            h [i] = (float) (0.5 * h [i] * (1.0 + erf (h [i] * 0.70710678118654752440)));
+        rc = vdgx_tensor_from_f32 (b, y, h);
+    }
+    free (h);
+    return rc;
+}
+
+int
+vdgx_act_forward (vdgx_backend_t *b, vdgx_act_t act, vdgx_tensor_t *y, const vdgx_tensor_t *x)
+{
+    switch (act) {
+        case VDGX_ACT_GELU_TANH: return vdgx_op_gelu_tanh (b, y, x);
+        case VDGX_ACT_SILU: return vdgx_op_silu (b, y, x);
+        case VDGX_ACT_GELU: return s_gelu_exact (b, y, x);
+    }
+    vdgx_backend_set_error (b, "activation %d unknown", (int) act);
+    return -1;
+}
+
+int
+vdgx_mlp_forward (vdgx_backend_t *b, const vdgx_mlp_t *m, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                  vdgx_tensor_t *h1, vdgx_tensor_t *h2)
+{
+    if (m->kind == VDGX_MLP_PLAIN)
+        return vdgx_linear_forward (b, &m->up, h1, x)
+            || vdgx_act_forward (b, m->act, h2, h1)
+            || vdgx_linear_forward (b, &m->down, y, h2)? -1: 0;
+    //  Gated: h2 = act(gate(x)), h1 = up(x), h1 *= h2 (elementwise, in place).
+    return vdgx_linear_forward (b, &m->gate, h1, x)
+        || vdgx_act_forward (b, m->act, h2, h1)
+        || vdgx_linear_forward (b, &m->up, h1, x)
+        || vdgx_op_mul (b, h1, h1, h2)
+        || vdgx_linear_forward (b, &m->down, y, h1)? -1: 0;
+}
+
+void
+vdgx_mlp_release (vdgx_backend_t *b, vdgx_mlp_t *m)
+{
+    vdgx_linear_release (b, &m->up);
+    vdgx_linear_release (b, &m->gate);
+    vdgx_linear_release (b, &m->down);
+}

@@ -1,0 +1,274 @@
+/*  vdgx_nn_selftest.c - vdgx_nn_test: every layer against a plain C reference on random
+    (never zero) inputs. CPU backend in f32: tolerance 1e-5 relative to the largest value
+    (bf16 weights: 1e-2, their rounding).
+*/
+#include "vdgx_nn.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t s_state = 0x2545F4914F6CDD1Dull;
+
+//  Uniform in [-1, 1] with no exact zeros.
+static float
+s_rand (void)
+{
+    s_state ^= s_state << 13;
+    s_state ^= s_state >> 7;
+    s_state ^= s_state << 17;
+    float u = (float) (s_state >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    return u == 0.0f? 0.5f: u;
+}
+
+static float *
+s_randv (size_t n, float scale)
+{
+    float *v = malloc (n * sizeof (float));
+    assert (v);
+    for (size_t i = 0; i < n; i++)
+        v [i] = scale * s_rand ();
+    return v;
+}
+
+//  max |got - want| / max(1, max |want|).
+static double
+s_err (const float *got, const float *want, size_t n)
+{
+    double e = 0, m = 1;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax (e, fabs ((double) got [i] - want [i]));
+        m = fmax (m, fabs ((double) want [i]));
+    }
+    return e / m;
+}
+
+static float *
+s_down (vdgx_backend_t *b, const vdgx_tensor_t *t)
+{
+    float *h = malloc ((size_t) vdgx_tensor_numel (t) * sizeof (float));
+    assert (h && vdgx_tensor_to_f32 (b, t, h) == 0);
+    return h;
+}
+
+static void
+s_ref_linear (const float *x, const float *w, const float *bias, float *y, int64_t m, int64_t n, int64_t k)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = bias? bias [j]: 0;
+            for (int64_t c = 0; c < k; c++)
+                s += (double) x [i * k + c] * w [j * k + c];
+            y [i * n + j] = (float) s;
+        }
+}
+
+static void
+s_ref_norm (const float *x, float *y, int64_t rows, int64_t dim, bool rms, const float *w,
+            const float *bias, float eps, bool one_plus)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        double mean = 0, var = 0;
+        if (!rms)
+            for (int64_t i = 0; i < dim; i++)
+                mean += xr [i] / (double) dim;
+        for (int64_t i = 0; i < dim; i++)
+            var += (xr [i] - mean) * (xr [i] - mean) / (double) dim;
+        for (int64_t i = 0; i < dim; i++) {
+            double v = (xr [i] - mean) / sqrt (var + eps);
+            if (w)
+                v *= one_plus? 1.0 + w [i]: w [i];
+            if (bias)
+                v += bias [i];
+            y [r * dim + i] = (float) v;
+        }
+    }
+}
+
+static double
+s_act (vdgx_act_t a, double x)
+{
+    if (a == VDGX_ACT_SILU)
+        return x / (1 + exp (-x));
+    if (a == VDGX_ACT_GELU)
+        return 0.5 * x * (1 + erf (x / sqrt (2.0)));
+    return 0.5 * x * (1 + tanh (sqrt (2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+void
+vdgx_nn_test (bool verbose)
+{
+    printf (" * vdgx_nn: ");
+    if (verbose)
+        printf ("\n");
+    char *err = NULL;
+    vdgx_backend_t *b = vdgx_backend_new ("cpu:2", VDGX_DTYPE_F32, &err);
+    assert (b);
+    const int64_t M = 7, K = 48, N = 40, F = 64;
+
+    //  Views.
+    vdgx_tensor_t t;
+    assert (vdgx_nn_alloc (b, &t, VDGX_DTYPE_F32, 4, 3, 2, 0) == 0 && t.ndim == 3);
+    vdgx_tensor_t r = vdgx_nn_rows (&t, 1, 2);
+    assert (r.shape [0] == 2 && r.shape [1] == 3 && (char *) r.data == (char *) t.data + 6 * 4);
+    vdgx_tensor_t v = vdgx_nn_view2 (&t, 12, 2);
+    assert (v.shape [0] == 12 && v.data == t.data);
+    vdgx_nn_free (b, &t);
+    assert (!t.data);
+
+    //  Linear with and without bias, f32 and bf16 weights, 3-D input.
+    float *x = s_randv ((size_t) (M * K), 1.0f), *w = s_randv ((size_t) (N * K), 0.2f);
+    float *bias = s_randv ((size_t) N, 0.5f), *want = malloc ((size_t) (M * F) * sizeof (float));
+    vdgx_tensor_t xt, yt;
+    const int64_t sx [3] = { 1, M, K };
+    assert (vdgx_nn_upload (b, &xt, VDGX_DTYPE_F32, 3, sx, x) == 0);
+    assert (vdgx_nn_alloc (b, &yt, VDGX_DTYPE_F32, 1, M, N, 0) == 0);
+    for (int fmt = 0; fmt < 2; fmt++)
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            vdgx_linear_t l;
+            assert (vdgx_linear_from_f32 (b, &l, fmt? VDGX_WFMT_BF16: VDGX_WFMT_F32, w,
+                                          with_bias? bias: NULL, N, K, VDGX_DTYPE_F32, &err) == 0);
+            assert (vdgx_linear_forward (b, &l, &yt, &xt) == 0);
+            float *got = s_down (b, &yt);
+            s_ref_linear (x, w, with_bias? bias: NULL, want, M, N, K);
+            double e = s_err (got, want, (size_t) (M * N));
+            if (verbose)
+                printf ("  linear %s%s: %.3g\n", fmt? "bf16": "f32", with_bias? " +bias": "", e);
+            assert (e < (fmt? 1e-2: 1e-5));
+            free (got);
+            vdgx_linear_release (b, &l);
+        }
+    //  A shape mismatch is an error, not a crash.
+    {
+        vdgx_linear_t l;
+        assert (vdgx_linear_from_f32 (b, &l, VDGX_WFMT_F32, w, NULL, N, K, VDGX_DTYPE_F32, &err) == 0);
+        assert (vdgx_linear_forward (b, &l, &xt, &xt) == -1);
+        vdgx_linear_release (b, &l);
+    }
+    vdgx_wfmt_t pf;
+    assert (vdgx_precision_parse ("fp8", &pf) == 0 && pf == VDGX_WFMT_FP8_E4M3);
+    assert (vdgx_precision_parse (NULL, &pf) == 0 && pf == VDGX_WFMT_BF16);
+    assert (vdgx_precision_parse ("int3", &pf) == -1);
+    assert (vdgx_linear_fmt_for (VDGX_WFMT_NVFP4, 40) == VDGX_WFMT_BF16);
+    assert (vdgx_linear_fmt_for (VDGX_WFMT_NVFP4, 48) == VDGX_WFMT_NVFP4);
+
+    //  Norms: LayerNorm (plain / affine+bias), RMSNorm (plain / w / 1+w), per head (dim 8
+    //  over [M, 6, 8]) and across heads (dim 48).
+    float *nw = s_randv ((size_t) K, 1.0f), *nb = s_randv ((size_t) K, 1.0f);
+    vdgx_tensor_t nt;
+    assert (vdgx_nn_alloc (b, &nt, VDGX_DTYPE_F32, 1, M, K, 0) == 0);
+    const struct { vdgx_norm_kind_t kind; int64_t dim; bool w, b, one_plus; } cases [] = {
+        { VDGX_NORM_LAYER, K, false, false, false }, { VDGX_NORM_LAYER, K, true, true, false },
+        { VDGX_NORM_RMS, K, false, false, false }, { VDGX_NORM_RMS, K, true, false, false },
+        { VDGX_NORM_RMS, K, true, false, true }, { VDGX_NORM_RMS, 8, true, false, false },
+        { VDGX_NORM_RMS, 8, true, false, true }, { VDGX_NORM_LAYER, 8, true, true, false } };
+    for (size_t c = 0; c < sizeof (cases) / sizeof (cases [0]); c++) {
+        vdgx_norm_t n;
+        assert (vdgx_norm_init (b, &n, cases [c].kind, cases [c].dim, 1e-6f, cases [c].w? nw: NULL,
+                                cases [c].b? nb: NULL, cases [c].one_plus, &err) == 0);
+        vdgx_tensor_t x4 = vdgx_nn_view4 (&xt, 1, M, K / 8, 8);
+        assert (vdgx_norm_forward (b, &n, &nt, cases [c].dim == 8? &x4: &xt) == 0);
+        float *got = s_down (b, &nt);
+        s_ref_norm (x, want, M * K / cases [c].dim, cases [c].dim, cases [c].kind == VDGX_NORM_RMS,
+                    cases [c].w? nw: NULL, cases [c].b? nb: NULL, 1e-6f, cases [c].one_plus);
+        double e = s_err (got, want, (size_t) (M * K));
+        if (verbose)
+            printf ("  norm case %zu: %.3g\n", c, e);
+        assert (e < 1e-5);
+        free (got);
+        vdgx_norm_release (b, &n);
+    }
+    {
+        vdgx_norm_t n;
+        assert (vdgx_norm_init (b, &n, VDGX_NORM_RMS, 5, 1e-6f, NULL, NULL, false, &err) == 0);
+        assert (vdgx_norm_forward (b, &n, &nt, &xt) == -1);     //  48 does not split into 5s
+    }
+
+    //  adaLN: table + emb, then modulate and gate with its rows.
+    {
+        float *tab = s_randv ((size_t) (3 * K), 1.0f), *emb = s_randv ((size_t) (3 * K), 1.0f);
+        vdgx_tensor_t tt, et, mt, yt2, rt;
+        const int64_t s3 [2] = { 3, K };
+        assert (vdgx_nn_upload (b, &tt, VDGX_DTYPE_F32, 2, s3, tab) == 0);
+        assert (vdgx_nn_upload (b, &et, VDGX_DTYPE_F32, 2, s3, emb) == 0);
+        assert (vdgx_nn_alloc (b, &mt, VDGX_DTYPE_F32, 3, K, 0, 0) == 0);
+        assert (vdgx_nn_alloc (b, &yt2, VDGX_DTYPE_F32, M, K, 0, 0) == 0);
+        const int64_t sr [2] = { M, K };
+        assert (vdgx_nn_upload (b, &rt, VDGX_DTYPE_F32, 2, sr, x) == 0);
+        assert (vdgx_adaln_rows (b, &mt, &tt, &et) == 0);
+        vdgx_tensor_t shift = vdgx_nn_rows (&mt, 0, 1), scale = vdgx_nn_rows (&mt, 1, 1);
+        vdgx_tensor_t gate = vdgx_nn_rows (&mt, 2, 1);
+        vdgx_tensor_t x2 = vdgx_nn_view2 (&xt, M, K);
+        assert (vdgx_adaln_modulate (b, &yt2, &x2, &shift, &scale) == 0);
+        assert (vdgx_adaln_gate (b, &rt, &yt2, &gate) == 0);
+        float *got = s_down (b, &rt);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t c = 0; c < K; c++) {
+                double m = x [i * K + c] * (1 + tab [K + c] + emb [K + c]) + tab [c] + emb [c];
+                want [i * K + c] = (float) (x [i * K + c] + m * (tab [2 * K + c] + emb [2 * K + c]));
+            }
+        double e = s_err (got, want, (size_t) (M * K));
+        if (verbose)
+            printf ("  adaln: %.3g\n", e);
+        assert (e < 1e-5);
+        free (got);
+        free (tab);
+        free (emb);
+        vdgx_tensor_t *all [] = { &tt, &et, &mt, &yt2, &rt };
+        for (size_t i = 0; i < 5; i++)
+            vdgx_nn_free (b, all [i]);
+    }
+
+    //  MLPs: plain GELU-tanh / exact GELU, SwiGLU, GeGLU; y [M, K] from x [M, K].
+    {
+        float *wu = s_randv ((size_t) (F * K), 0.2f), *wg = s_randv ((size_t) (F * K), 0.2f);
+        float *wd = s_randv ((size_t) (K * F), 0.2f), *bu = s_randv ((size_t) F, 0.3f);
+        float *h = malloc ((size_t) (M * F) * sizeof (float)), *g = malloc ((size_t) (M * F) * sizeof (float));
+        vdgx_tensor_t h1, h2, y;
+        assert (vdgx_nn_alloc (b, &h1, VDGX_DTYPE_F32, M, F, 0, 0) == 0);
+        assert (vdgx_nn_alloc (b, &h2, VDGX_DTYPE_F32, M, F, 0, 0) == 0);
+        assert (vdgx_nn_alloc (b, &y, VDGX_DTYPE_F32, M, K, 0, 0) == 0);
+        const struct { vdgx_mlp_kind_t kind; vdgx_act_t act; } kinds [] = {
+            { VDGX_MLP_PLAIN, VDGX_ACT_GELU_TANH }, { VDGX_MLP_PLAIN, VDGX_ACT_GELU },
+            { VDGX_MLP_GATED, VDGX_ACT_SILU }, { VDGX_MLP_GATED, VDGX_ACT_GELU_TANH },
+            { VDGX_MLP_GATED, VDGX_ACT_GELU } };
+        for (size_t c = 0; c < sizeof (kinds) / sizeof (kinds [0]); c++) {
+            vdgx_mlp_t m = { .kind = kinds [c].kind, .act = kinds [c].act, .dim = K, .hidden = F };
+            bool gated = m.kind == VDGX_MLP_GATED;
+            assert (vdgx_linear_from_f32 (b, &m.up, VDGX_WFMT_F32, wu, bu, F, K, VDGX_DTYPE_F32, &err) == 0);
+            assert (vdgx_linear_from_f32 (b, &m.down, VDGX_WFMT_F32, wd, NULL, K, F, VDGX_DTYPE_F32, &err) == 0);
+            if (gated)
+                assert (vdgx_linear_from_f32 (b, &m.gate, VDGX_WFMT_F32, wg, NULL, F, K, VDGX_DTYPE_F32, &err) == 0);
+            vdgx_tensor_t x2 = vdgx_nn_view2 (&xt, M, K);
+            assert (vdgx_mlp_forward (b, &m, &y, &x2, &h1, &h2) == 0);
+            float *got = s_down (b, &y);
+            s_ref_linear (x, wu, bu, h, M, F, K);
+            if (gated)
+                s_ref_linear (x, wg, NULL, g, M, F, K);
+            for (int64_t i = 0; i < M * F; i++)
+                h [i] = gated? (float) (s_act (m.act, g [i]) * h [i]): (float) s_act (m.act, h [i]);
+            s_ref_linear (h, wd, NULL, want, M, K, F);
+            double e = s_err (got, want, (size_t) (M * K));
+            if (verbose)
+                printf ("  mlp kind %d act %d: %.3g\n", m.kind, m.act, e);
+            assert (e < 1e-5);
+            free (got);
+            vdgx_mlp_release (b, &m);
+        }
+        free (wu); free (wg); free (wd); free (bu); free (h); free (g);
+        vdgx_nn_free (b, &h1);
+        vdgx_nn_free (b, &h2);
+        vdgx_nn_free (b, &y);
+    }
+
+    free (x); free (w); free (bias); free (want); free (nw); free (nb);
+    vdgx_nn_free (b, &xt);
+    vdgx_nn_free (b, &yt);
+    vdgx_nn_free (b, &nt);
+    free (err);
+    vdgx_backend_destroy (&b);
+    printf ("OK\n");
+}
