@@ -3,6 +3,7 @@
 */
 #include "vdgx_selftest_main.h"
 
+#include "vdgx_attn.h"
 #include "vdgx_flow.h"
 #include "vdgx_guide.h"
 #include "vdgx_nn.h"
@@ -13,6 +14,7 @@
 static const vdgx_selftest_class_t s_classes [] = {
     { "nn", vdgx_nn_test },
     { "wsrc", vdgx_wsrc_test },
+    { "attn", vdgx_attn_test },
     { "tok", vdgx_tok_test },
     { "rng", vdgx_rng_test },
     { "flow", vdgx_flow_test },
