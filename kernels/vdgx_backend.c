@@ -518,7 +518,8 @@ vdgx_weight_release (vdgx_backend_t *b, vdgx_weight_t *w)
 static const char *s_op_names [VDGX_OP_COUNT] = {
     "linear", "matmul", "attention", "layernorm", "rmsnorm", "channel_rmsnorm", "modulate",
     "gated_residual", "gelu_tanh", "silu", "add_scaled", "mul", "affine_clamp", "rope",
-    "permute", "concat", "slice", "conv3d", "conv2d", "upsample2x", "cast"
+    "permute", "concat", "slice", "conv3d", "conv2d", "upsample2x", "cast", "conv1d",
+    "conv_transpose1d", "pad1d", "snake", "unary"
 };
 
 const char *
@@ -769,6 +770,21 @@ static int s_fb_upsample2x (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_arg
 { (void) a; return vdgx_op_upsample2x (c, t [0], t [1]); }
 static int s_fb_cast (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
 { (void) a; return vdgx_op_cast (c, t [0], t [1]); }
+static vdgx_conv1d_params_t s_fb_conv1d_params (const s_fb_args_t *a)
+{
+    return (vdgx_conv1d_params_t) { .stride = a->i [0], .pad_left = a->i [1], .pad_right = a->i [2],
+                                    .dilation = a->i [3], .groups = a->i [4], .output_padding = a->i [5] };
+}
+static int s_fb_conv1d (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ vdgx_conv1d_params_t p = s_fb_conv1d_params (a); return vdgx_op_conv1d (c, t [0], t [1], t [2], t [3], &p); }
+static int s_fb_conv_transpose1d (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ vdgx_conv1d_params_t p = s_fb_conv1d_params (a); return vdgx_op_conv_transpose1d (c, t [0], t [1], t [2], t [3], &p); }
+static int s_fb_pad1d (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_pad1d (c, t [0], t [1], a->i [0], a->i [1], (vdgx_pad_mode_t) a->i [2]); }
+static int s_fb_snake (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_snake (c, t [0], t [1], t [2], t [3], a->i [0] != 0); }
+static int s_fb_unary (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
+{ return vdgx_op_unary (c, t [0], t [1], (vdgx_unary_t) a->i [0], a->f [0]); }
 
 //  Whether the backend computes this call itself: it has the op and supports_op agrees.
 static bool
@@ -1259,6 +1275,164 @@ vdgx_op_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
     }
     s_fb_args_t args_ = { 0 };
     S_DISPATCH (cast, VDGX_OP_CAST, 2, 1, (b, y, x), y, x);
+}
+
+//  Normalises p (zero stride, dilation, groups mean 1) into *q; -1 when invalid.
+static int
+s_conv1d_params (const vdgx_conv1d_params_t *p, vdgx_conv1d_params_t *q)
+{
+    *q = p? *p: (vdgx_conv1d_params_t) { 0 };
+    q->stride = q->stride? q->stride: 1;
+    q->dilation = q->dilation? q->dilation: 1;
+    q->groups = q->groups? q->groups: 1;
+    const int big = 1 << 24;
+    if (q->stride < 1 || q->dilation < 1 || q->groups < 1 || q->pad_left < 0 || q->pad_right < 0
+        || q->output_padding < 0 || q->stride > big || q->dilation > big || q->pad_left > big
+        || q->pad_right > big)
+        return -1;
+    return 0;
+}
+
+int64_t
+vdgx_conv1d_out_len (int64_t L, int64_t K, const vdgx_conv1d_params_t *p)
+{
+    vdgx_conv1d_params_t q;
+    if (s_conv1d_params (p, &q) || L < 0 || K < 1 || q.output_padding || L > ((int64_t) 1 << 40)
+        || K > ((int64_t) 1 << 24))
+        return -1;
+    int64_t span = L + q.pad_left + q.pad_right - (int64_t) q.dilation * (K - 1) - 1;
+    return span < 0? -1: span / q.stride + 1;
+}
+
+int64_t
+vdgx_conv_transpose1d_out_len (int64_t L, int64_t K, const vdgx_conv1d_params_t *p)
+{
+    vdgx_conv1d_params_t q;
+    if (s_conv1d_params (p, &q) || L < 1 || K < 1 || L > ((int64_t) 1 << 40) || K > ((int64_t) 1 << 24)
+        || (q.output_padding >= q.stride && q.output_padding >= q.dilation))
+        return -1;
+    int64_t n = (L - 1) * q.stride - q.pad_left - q.pad_right + (int64_t) q.dilation * (K - 1)
+                + q.output_padding + 1;
+    return n < 1? -1: n;
+}
+
+static int
+s_check_conv1d (vdgx_backend_t *b, const char *op, bool transposed, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p,
+                vdgx_conv1d_params_t *q)
+{
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check (b, op, "w", w, true)
+        || s_check_dims (b, op, "x", x, 3) || s_check_dims (b, op, "w", w, 3) || s_check_dims (b, op, "y", y, 3))
+        return -1;
+    if (s_conv1d_params (p, q)) {
+        vdgx_backend_set_error (b, "%s: bad parameters (stride, dilation, groups >= 1, pads >= 0)", op);
+        return -1;
+    }
+    int64_t Cin = x->shape [1], Cout = y->shape [1], G = q->groups, K = w->shape [2];
+    int64_t wout = transposed? w->shape [1] * G: w->shape [0];
+    int64_t win = transposed? w->shape [0]: w->shape [1] * G;
+    if (Cin % G || Cout % G || wout != Cout || win != Cin || y->shape [0] != x->shape [0]) {
+        vdgx_backend_set_error (b, "%s: channels do not match (x [N,%lld,L], y [N,%lld,L'], w %s, groups %lld)", op,
+                                (long long) Cin, (long long) Cout,
+                                transposed? "[Cin,Cout/groups,K]": "[Cout,Cin/groups,K]", (long long) G);
+        return -1;
+    }
+    if (!transposed && q->output_padding) {
+        vdgx_backend_set_error (b, "%s: output_padding is for the transposed convolution", op);
+        return -1;
+    }
+    int64_t want = transposed? vdgx_conv_transpose1d_out_len (x->shape [2], K, q)
+                             : vdgx_conv1d_out_len (x->shape [2], K, q);
+    if (want < 0 || y->shape [2] != want) {
+        vdgx_backend_set_error (b, "%s: output length %lld, expected %lld (input %lld, kernel %lld)", op,
+                                (long long) y->shape [2], (long long) want, (long long) x->shape [2], (long long) K);
+        return -1;
+    }
+    if (bias && (s_check (b, op, "bias", bias, true) || s_check_numel (b, op, "bias", bias, Cout)))
+        return -1;
+    return 0;
+}
+
+static int
+s_conv1d_op (vdgx_backend_t *b, bool transposed, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+             const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p)
+{
+    vdgx_conv1d_params_t q;
+    if (s_check_conv1d (b, transposed? "conv_transpose1d": "conv1d", transposed, y, x, w, bias, p, &q))
+        return -1;
+    s_fb_args_t args_ = { .i = { q.stride, q.pad_left, q.pad_right, q.dilation, q.groups, q.output_padding } };
+    const vdgx_conv1d_params_t *pq = &q;
+    if (transposed)
+        S_DISPATCH (conv_transpose1d, VDGX_OP_CONV_TRANSPOSE1D, 4, 1, (b, y, x, w, bias, pq), y, x, w, bias);
+    S_DISPATCH (conv1d, VDGX_OP_CONV1D, 4, 1, (b, y, x, w, bias, pq), y, x, w, bias);
+}
+
+int
+vdgx_op_conv1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p)
+{
+    return s_conv1d_op (b, false, y, x, w, bias, p);
+}
+
+int
+vdgx_op_conv_transpose1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p)
+{
+    return s_conv1d_op (b, true, y, x, w, bias, p);
+}
+
+int
+vdgx_op_pad1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int left, int right, vdgx_pad_mode_t mode)
+{
+    const char *op = "pad1d";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_dims (b, op, "y", y, x->ndim))
+        return -1;
+    if (x->ndim < 1 || left < 0 || right < 0 || (unsigned) mode > VDGX_PAD_REFLECT) {
+        vdgx_backend_set_error (b, "pad1d: needs a tensor, pads >= 0 and a known mode");
+        return -1;
+    }
+    int64_t L = x->shape [x->ndim - 1];
+    for (int i = 0; i < x->ndim; i++)
+        if (y->shape [i] != (i == x->ndim - 1? L + left + right: x->shape [i])) {
+            vdgx_backend_set_error (b, "pad1d: y must be x's shape with the last dim %lld", (long long) (L + left + right));
+            return -1;
+        }
+    if ((mode == VDGX_PAD_REFLECT && (left >= L || right >= L)) || (mode == VDGX_PAD_REPLICATE && L < 1 && left + right > 0)) {
+        vdgx_backend_set_error (b, "pad1d: %s padding of %d, %d needs a longer input (%lld)",
+                                mode == VDGX_PAD_REFLECT? "reflect": "replicate", left, right, (long long) L);
+        return -1;
+    }
+    s_fb_args_t args_ = { .i = { left, right, (int) mode } };
+    S_DISPATCH (pad1d, VDGX_OP_PAD1D, 2, 1, (b, y, x, left, right, mode), y, x);
+}
+
+int
+vdgx_op_snake (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *alpha, const vdgx_tensor_t *beta, bool logscale)
+{
+    const char *op = "snake";
+    if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_same_shape (b, op, y, x)
+        || s_check (b, op, "alpha", alpha, true))
+        return -1;
+    if (x->ndim < 2) {
+        vdgx_backend_set_error (b, "snake: x must be [N,C,...]");
+        return -1;
+    }
+    if (s_check_numel (b, op, "alpha", alpha, x->shape [1])
+        || (beta && (s_check (b, op, "beta", beta, true) || s_check_numel (b, op, "beta", beta, x->shape [1]))))
+        return -1;
+    s_fb_args_t args_ = { .i = { logscale } };
+    S_DISPATCH (snake, VDGX_OP_SNAKE, 4, 1, (b, y, x, alpha, beta, logscale), y, x, alpha, beta);
+}
+
+int
+vdgx_op_unary (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, vdgx_unary_t op, float param)
+{
+    if (s_check_unary (b, "unary", y, x))
+        return -1;
+    if ((unsigned) op >= VDGX_UNARY_COUNT) {
+        vdgx_backend_set_error (b, "unary: unknown function %d", (int) op);
+        return -1;
+    }
+    s_fb_args_t args_ = { .i = { (int) op }, .f = { param } };
+    S_DISPATCH (unary, VDGX_OP_UNARY, 2, 1, (b, y, x, op, param), y, x);
 }
 
 //  ---------------------------------------------------------------------------------------

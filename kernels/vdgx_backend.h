@@ -44,13 +44,37 @@ typedef struct {
     const vdgx_tensor_t *bias;       //  F32 [H,Lq,Lk] added to the logits; or NULL
 } vdgx_attn_spec_t;
 
+//  1D convolution over x[N,C,L] (vdgx_op_conv1d, vdgx_op_conv_transpose1d). A zero stride,
+//  dilation or groups means 1, so a zeroed struct is a plain convolution.
+typedef struct {
+    int stride;
+    int pad_left, pad_right;    //  conv1d: zeros added at each end; transposed: outputs cropped
+    int dilation;
+    int groups;                 //  divides Cin and Cout; groups = Cin = Cout is depthwise
+    int output_padding;         //  transposed only: extra outputs at the right end (< stride or
+                                //  < dilation, as in PyTorch)
+} vdgx_conv1d_params_t;
+
+//  Padding modes of vdgx_op_pad1d (PyTorch F.pad's "constant" 0, "replicate", "reflect").
+typedef enum { VDGX_PAD_ZERO = 0, VDGX_PAD_REPLICATE, VDGX_PAD_REFLECT } vdgx_pad_mode_t;
+
+//  Elementwise functions of vdgx_op_unary.
+typedef enum {
+    VDGX_UNARY_LEAKY_RELU = 0,  //  x >= 0 ? x : param * x   (PyTorch's default slope is 0.01)
+    VDGX_UNARY_GELU_ERF,        //  0.5 x (1 + erf(x / sqrt 2))   (exact GELU)
+    VDGX_UNARY_TANH,
+    VDGX_UNARY_SIGMOID,         //  1 / (1 + exp(-x))
+    VDGX_UNARY_COUNT
+} vdgx_unary_t;
+
 //  The ops of the table below, for vdgx_op_desc_t and supports_op.
 typedef enum {
     VDGX_OP_LINEAR = 0, VDGX_OP_MATMUL, VDGX_OP_ATTENTION, VDGX_OP_LAYERNORM, VDGX_OP_RMSNORM,
     VDGX_OP_CHANNEL_RMSNORM, VDGX_OP_MODULATE, VDGX_OP_GATED_RESIDUAL, VDGX_OP_GELU_TANH,
     VDGX_OP_SILU, VDGX_OP_ADD_SCALED, VDGX_OP_MUL, VDGX_OP_AFFINE_CLAMP, VDGX_OP_ROPE,
     VDGX_OP_PERMUTE, VDGX_OP_CONCAT, VDGX_OP_SLICE, VDGX_OP_CONV3D, VDGX_OP_CONV2D,
-    VDGX_OP_UPSAMPLE2X, VDGX_OP_CAST,
+    VDGX_OP_UPSAMPLE2X, VDGX_OP_CAST, VDGX_OP_CONV1D, VDGX_OP_CONV_TRANSPOSE1D, VDGX_OP_PAD1D,
+    VDGX_OP_SNAKE, VDGX_OP_UNARY,
     VDGX_OP_COUNT
 } vdgx_op_t;
 const char *vdgx_op_name (vdgx_op_t op);
@@ -142,6 +166,30 @@ typedef struct {
                    const int pad [4]);
     //  Nearest-exact 2x spatial upsampling of x[N,C,H,W] -> y[N,C,2H,2W].
     int (*upsample2x) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+    //  1D convolution, channels-first: x[N,Cin,L], w[Cout,Cin/groups,K], bias[Cout] or NULL;
+    //  y[N,Cout,Lout], Lout = (L + pad_left + pad_right - dilation*(K-1) - 1) / stride + 1.
+    //  p is normalised (stride, dilation, groups >= 1).
+    int (*conv1d) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                   const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p);
+    //  Transposed 1D convolution (PyTorch ConvTranspose1d): x[N,Cin,L], w[Cin,Cout/groups,K],
+    //  bias[Cout] or NULL; y[n,co,t] = bias[co] + sum x[n,ci,l] * w[ci,co%(Cout/groups),k]
+    //  over ci of co's group and l*stride + k*dilation - pad_left = t;
+    //  Lout = (L-1)*stride - pad_left - pad_right + dilation*(K-1) + output_padding + 1.
+    int (*conv_transpose1d) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                             const vdgx_tensor_t *w, const vdgx_tensor_t *bias,
+                             const vdgx_conv1d_params_t *p);
+    //  y[..., left + L + right] = x[..., L] padded along the last dim (reflect: left, right < L;
+    //  replicate: L >= 1).
+    int (*pad1d) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, int left,
+                  int right, vdgx_pad_mode_t mode);
+    //  Snake / SnakeBeta (BigVGAN) over x[N,C,...] with per-channel alpha[C], beta[C]:
+    //  y = x + sin(a x)^2 / (b + 1e-9), a = alpha[c], b = beta[c] (beta NULL: b = a, Snake);
+    //  logscale: a = exp(alpha[c]), b = exp(beta[c]) (the alpha_logscale=True checkpoints).
+    int (*snake) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                  const vdgx_tensor_t *alpha, const vdgx_tensor_t *beta, bool logscale);
+    //  y = f(x) elementwise, f one of vdgx_unary_t (param: the leaky ReLU slope).
+    int (*unary) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, vdgx_unary_t op,
+                  float param);
 
     //  Whether this backend computes this call (shapes, dtypes, weight format, mask kind).
     //  The wrapper has checked the call already; false sends it to the CPU fallback, as a
@@ -217,6 +265,16 @@ int vdgx_op_conv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
 int vdgx_op_conv2d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const int stride [2], const int pad [4]);
 int vdgx_op_upsample2x (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
 int vdgx_op_cast (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);
+//  p NULL: stride 1, no padding, dilation 1, groups 1.
+int vdgx_op_conv1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p);
+int vdgx_op_conv_transpose1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p);
+int vdgx_op_pad1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int left, int right, vdgx_pad_mode_t mode);
+int vdgx_op_snake (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *alpha, const vdgx_tensor_t *beta, bool logscale);
+int vdgx_op_unary (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, vdgx_unary_t op, float param);
+//  Output length of a conv1d / conv_transpose1d of input length L and kernel K (-1 when the
+//  parameters are invalid or the output would be empty).
+int64_t vdgx_conv1d_out_len (int64_t L, int64_t K, const vdgx_conv1d_params_t *p);
+int64_t vdgx_conv_transpose1d_out_len (int64_t L, int64_t K, const vdgx_conv1d_params_t *p);
 
 //  Weights on a backend: from a host weight (any format), and freed.
 int vdgx_weight_to_backend (vdgx_backend_t *b, vdgx_weight_t *dst, const vdgx_weight_t *host);

@@ -18,10 +18,23 @@ void vdgx_tensor_test (bool verbose);
 char *vdgx_kstrdupf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
 typedef struct _vdgx_cpu_pool_t vdgx_cpu_pool_t;
+//  -1 with "<op>: the CPU backend computes in F32" unless every non-NULL ts [i] is F32.
+int vdgx_cpu_check_f32 (vdgx_backend_t *b, const char *op, int n, const vdgx_tensor_t *const *ts);
 //  CPU ops that live in their own files under cpu/ (the ops table is in vdgx_cpu.c).
 int vdgx_cpu_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q,
                         const vdgx_tensor_t *k, const vdgx_tensor_t *v,
                         const vdgx_attn_spec_t *spec, float scale);
+int vdgx_cpu_conv1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w,
+                     const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p);
+int vdgx_cpu_conv_transpose1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                               const vdgx_tensor_t *w, const vdgx_tensor_t *bias,
+                               const vdgx_conv1d_params_t *p);
+int vdgx_cpu_pad1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int left, int right,
+                    vdgx_pad_mode_t mode);
+int vdgx_cpu_snake (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                    const vdgx_tensor_t *alpha, const vdgx_tensor_t *beta, bool logscale);
+int vdgx_cpu_unary (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, vdgx_unary_t op,
+                    float param);
 
 //  a.b over n floats: two 8-wide accumulators over the multiples of 16, a plain loop for the
 //  tail. Inlined into callers compiled for AVX2 too.
@@ -60,6 +73,7 @@ vdgx_test_randf (uint64_t *state)
 const vdgx_backend_impl_t *vdgx_cpu_backend_impl (void);
 void vdgx_cpu_test (bool verbose);
 void vdgx_cpu_attn_test (bool verbose);
+void vdgx_cpu_ops1d_test (bool verbose);
 int vdgx_cpu_threads (vdgx_backend_t *b);
 vdgx_cpu_pool_t *vdgx_cpu_pool_of (vdgx_backend_t *b);
 

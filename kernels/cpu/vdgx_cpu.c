@@ -52,8 +52,8 @@ vdgx_cpu_threads (vdgx_backend_t *b)
     return vdgx_cpu_pool_threads (s_pool (b));
 }
 
-static int
-s_check_f32 (vdgx_backend_t *b, const char *op, int n, const vdgx_tensor_t **ts)
+int
+vdgx_cpu_check_f32 (vdgx_backend_t *b, const char *op, int n, const vdgx_tensor_t *const *ts)
 {
     for (int i = 0; i < n; i++)
         if (ts [i] && ts [i]->dtype != VDGX_DTYPE_F32) {
@@ -65,7 +65,7 @@ s_check_f32 (vdgx_backend_t *b, const char *op, int n, const vdgx_tensor_t **ts)
 }
 #define S_F32(op, ...) do { \
     const vdgx_tensor_t *ts_ [] = { __VA_ARGS__ }; \
-    if (s_check_f32 (b, op, (int) (sizeof (ts_) / sizeof (ts_ [0])), ts_)) return -1; \
+    if (vdgx_cpu_check_f32 (b, op, (int) (sizeof (ts_) / sizeof (ts_ [0])), ts_)) return -1; \
 } while (0)
 
 //  Elementwise loops are split into chunks of this many elements.
@@ -786,6 +786,8 @@ static const vdgx_backend_ops_t s_ops = {
     .silu = s_silu, .add_scaled = s_add_scaled, .mul = s_mul, .affine_clamp = s_affine_clamp,
     .rope = s_rope, .permute = s_permute, .concat = s_concat, .slice = s_slice,
     .conv3d = s_conv3d, .conv2d = s_conv2d, .upsample2x = s_upsample2x,
+    .conv1d = vdgx_cpu_conv1d, .conv_transpose1d = vdgx_cpu_conv_transpose1d, .pad1d = vdgx_cpu_pad1d,
+    .snake = vdgx_cpu_snake, .unary = vdgx_cpu_unary,
 };
 
 static const vdgx_backend_impl_t s_impl = { "cpu", s_open, s_close, &s_ops };

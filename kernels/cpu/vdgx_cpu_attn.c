@@ -190,12 +190,8 @@ vdgx_cpu_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q,
                     const vdgx_tensor_t *v, const vdgx_attn_spec_t *spec, float scale)
 {
     const vdgx_tensor_t *ts [] = { o, q, k, v };
-    for (int i = 0; i < 4; i++)
-        if (ts [i]->dtype != VDGX_DTYPE_F32) {
-            vdgx_backend_set_error (b, "attention: the CPU backend computes in F32, got %s",
-                                    vdgx_dtype_name (ts [i]->dtype));
-            return -1;
-        }
+    if (vdgx_cpu_check_f32 (b, "attention", 4, ts))
+        return -1;
     s_attn_job_t j = {
         .o = o->data, .q = q->data, .k = k->data, .v = v->data, .spec = spec,
         .bias = spec->bias? spec->bias->data: NULL, .mask = spec->key_mask? spec->key_mask->data: NULL,

@@ -1736,6 +1736,75 @@ int vdgx_cuda_weight_quantize (vdgx_backend_t *self, vdgx_weight_t *dst, vdgx_wf
 
 //  --------------------------------------------------------------------------------------
 
+//  --------------------------------------------------------------------------------------
+//  1D ops (the wrapper has checked shapes and normalised the parameters)
+
+static int s_conv1d_any (vdgx_backend_t *self, const char *op, bool tr, vdgx_tensor_t *y,
+                         const vdgx_tensor_t *x, const vdgx_tensor_t *w, const vdgx_tensor_t *bias,
+                         const vdgx_conv1d_params_t *p)
+{
+    s_cuda_t *c = s_priv (self);
+    if (s_enter (self) || s_chk (self, x, op, "x") || s_chk (self, y, op, "y") || s_chk (self, w, op, "w")
+        || (bias && s_chk (self, bias, op, "bias")))
+        return -1;
+    if (x->ndim != 3 || y->ndim != 3 || w->ndim != 3) {
+        vdgx_backend_set_error (self, "cuda %s: x, w, y must be 3-D", op);
+        return -1;
+    }
+    return s_ck (self, vc_conv1d (c->st, tr, y->data, y->dtype, x->data, x->dtype, w->data, w->dtype,
+                                  bias ? bias->data : NULL, bias ? (int) bias->dtype : 0, x->shape [0],
+                                  x->shape [1], y->shape [1], x->shape [2], y->shape [2], w->shape [2],
+                                  p->stride, p->pad_left, p->dilation, p->groups), op);
+}
+
+static int s_conv1d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                     const vdgx_tensor_t *w, const vdgx_tensor_t *bias, const vdgx_conv1d_params_t *p)
+{
+    return s_conv1d_any (self, "conv1d", false, y, x, w, bias, p);
+}
+
+static int s_conv_transpose1d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                               const vdgx_tensor_t *w, const vdgx_tensor_t *bias,
+                               const vdgx_conv1d_params_t *p)
+{
+    return s_conv1d_any (self, "conv_transpose1d", true, y, x, w, bias, p);
+}
+
+static int s_pad1d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, int left, int right,
+                    vdgx_pad_mode_t mode)
+{
+    s_cuda_t *c = s_priv (self);
+    if (s_enter (self) || s_chk (self, x, "pad1d", "x") || s_chk (self, y, "pad1d", "y"))
+        return -1;
+    int64_t L = x->ndim ? x->shape [x->ndim - 1] : 1, Ly = L + left + right;
+    if (x->ndim < 1 || Ly <= 0)
+        return 0;
+    return s_ck (self, vc_pad1d (c->st, y->data, y->dtype, x->data, x->dtype, s_numel (y) / Ly, L, left,
+                                 right, (int) mode), "pad1d");
+}
+
+static int s_snake (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                    const vdgx_tensor_t *alpha, const vdgx_tensor_t *beta, bool logscale)
+{
+    s_cuda_t *c = s_priv (self);
+    if (s_enter (self) || s_chk (self, x, "snake", "x") || s_chk (self, y, "snake", "y")
+        || s_chk (self, alpha, "snake", "alpha") || (beta && s_chk (self, beta, "snake", "beta")))
+        return -1;
+    int64_t n = s_numel (x), C = x->shape [1];
+    if (n == 0)
+        return 0;
+    return s_ck (self, vc_snake (c->st, y->data, y->dtype, x->data, x->dtype, alpha->data, alpha->dtype,
+                                 beta ? beta->data : NULL, beta ? (int) beta->dtype : 0, n, C,
+                                 n / (x->shape [0] * C), logscale), "snake");
+}
+
+static int s_unary_op (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, vdgx_unary_t op,
+                       float param)
+{
+    static const int kinds [VDGX_UNARY_COUNT] = { VC_U_LEAKY, VC_U_GELU_ERF, VC_U_TANH, VC_U_SIGMOID };
+    return s_unary (self, "unary", kinds [op], y, x, param, 0, 0, 0);
+}
+
 //  Calls the kernels above do not cover go to the CPU fallback: attention with a head dim
 //  over 512 (no kernel) or a strided KV view whose dtypes differ from q's (no conversion of
 //  strided data).
@@ -1784,6 +1853,11 @@ static const vdgx_backend_ops_t s_ops = {
     .conv3d = s_conv3d,
     .conv2d = s_conv2d,
     .upsample2x = s_upsample2x,
+    .conv1d = s_conv1d,
+    .conv_transpose1d = s_conv_transpose1d,
+    .pad1d = s_pad1d,
+    .snake = s_snake,
+    .unary = s_unary_op,
 };
 
 static const vdgx_backend_impl_t s_impl = { "cuda", s_open, s_close, &s_ops };

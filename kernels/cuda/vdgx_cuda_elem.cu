@@ -175,6 +175,18 @@ static __global__ void k_unary (int op, void *y, int ydt, const void *x, int xdt
         if (op == VC_U_SILU)
             r = v / (1.f + expf (-v));
         else
+        if (op == VC_U_LEAKY)
+            r = v >= 0.f ? v : a * v;
+        else
+        if (op == VC_U_GELU_ERF)
+            r = 0.5f * v * (1.f + erff (v * 0.70710678118654752f));
+        else
+        if (op == VC_U_TANH)
+            r = tanhf (v);
+        else
+        if (op == VC_U_SIGMOID)
+            r = 1.f / (1.f + expf (-v));
+        else
             r = fminf (fmaxf (v * a + b, lo), hi);
         vc_st (y, ydt, i, r);
     }

@@ -8,6 +8,7 @@
 #define VDGX_CUDA_INT_H_INCLUDED
 
 #include <cuda_runtime.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -40,7 +41,7 @@ cudaError_t vc_modulate (cudaStream_t st, void *y, int ydt, const void *x, int x
 cudaError_t vc_gated_residual (cudaStream_t st, void *x, int xdt, const void *y, int ydt,
                                int64_t rows, int64_t C, int64_t L, int64_t Bm, const void *gate,
                                int gdt);
-enum { VC_U_GELU = 0, VC_U_SILU, VC_U_AFFINE };
+enum { VC_U_GELU = 0, VC_U_SILU, VC_U_AFFINE, VC_U_LEAKY, VC_U_GELU_ERF, VC_U_TANH, VC_U_SIGMOID };
 cudaError_t vc_unary (cudaStream_t st, int op, void *y, int ydt, const void *x, int xdt, int64_t n,
                       float a, float b, float lo, float hi);
 enum { VC_B_ADD = 0, VC_B_MUL };
@@ -99,6 +100,21 @@ cudaError_t vc_swizzle_scales (cudaStream_t st, uint8_t *dst, const uint8_t *src
 cudaError_t vc_quant_act_nvfp4 (cudaStream_t st, uint8_t *xq, uint8_t *sc, const void *x, int xdt,
                                 int64_t M, int64_t K, const float *amax, float w_gscale,
                                 float *alpha_out);
+
+//  1D ops (vdgx_cuda_ops1d.cu): one thread per output element, f32 accumulation, any float
+//  dtype per operand. Shapes as in vdgx_backend.h; w of conv1d [Cout,Cin/G,K], of the
+//  transposed one [Cin,Cout/G,K]; bias may be NULL.
+cudaError_t vc_conv1d (cudaStream_t st, bool transposed, void *y, int ydt, const void *x, int xdt,
+                       const void *w, int wdt, const void *bias, int bdt, int64_t N, int64_t Cin,
+                       int64_t Cout, int64_t L, int64_t Lout, int64_t K, int64_t stride,
+                       int64_t pad_left, int64_t dilation, int64_t groups);
+//  rows of length L -> rows of length L + left + right; mode 0 zero, 1 replicate, 2 reflect.
+cudaError_t vc_pad1d (cudaStream_t st, void *y, int ydt, const void *x, int xdt, int64_t rows,
+                      int64_t L, int64_t left, int64_t right, int mode);
+//  x [N, C, S]: y = x + sin(a x)^2 / (b + 1e-9) with per-channel a, b (beta NULL: b = a).
+cudaError_t vc_snake (cudaStream_t st, void *y, int ydt, const void *x, int xdt, const void *alpha,
+                      int adt, const void *beta, int bdt, int64_t n, int64_t C, int64_t S,
+                      bool logscale);
 
 //  Attention (vdgx_cuda_attn.cu). q,k,v same dtype; q [B,Lq,H,D], k/v [B,Lk,Hkv,D] (query
 //  head h reads kv head h / (H/Hkv)) with batch stride kv_bstride elements; mask U8 [B,Lk]
