@@ -20,6 +20,8 @@ s_usage (FILE *out)
         "  --config FILE        configuration file ([broker], [general], [models])\n"
         "  --curve DIR          CURVE: DIR/broker.key_secret, allowed keys in DIR/allowed/\n"
         "  --insecure           allow plain TCP on non-loopback addresses\n"
+        "  --trust-net CIDRS    without CURVE: peers in these networks (comma list) are trusted\n"
+        "                       like local ones: admin clients and workers for any model\n"
         "  --heartbeat-ms N     heartbeat interval (default 2500)\n"
         "  --liveness N         missed heartbeats before a peer is dead (default 3)\n"
         "  --max-attempts N     dispatches of a job before it fails (default 3)\n"
@@ -119,6 +121,7 @@ main (int argc, char *argv [])
         goto config_error;
     cfg.insecure = bv;
     cfg.curve_dir = vdgx_config_get (config, "broker", "curve");
+    cfg.trust_nets = vdgx_config_get (config, "broker", "trust_net");
     for (size_t i = 0; i < vdgx_config_model_count (config); i++)
         models [nmodels++] = vdgx_config_model (config, i)->name;
 
@@ -165,6 +168,9 @@ main (int argc, char *argv [])
         else
         if (streq (arg, "--curve"))
             cfg.curve_dir = val;
+        else
+        if (streq (arg, "--trust-net"))
+            cfg.trust_nets = val;
         else
         if (streq (arg, "--model"))
             models [nmodels++] = val;

@@ -6,6 +6,7 @@
     a client retry with the same idempotency key gets the same job instead of a new run.
 */
 #include "vdgx_broker.h"
+#include "vdgx_acl.h"
 #include "vdgx_registry.h"
 #include "vdgx_jobqueue.h"
 #include "vdgx_jobstore.h"
@@ -139,7 +140,18 @@ typedef struct {
     uint64_t received;
     bool cancelled;
     int64_t started;            //  mono ms of this dispatch
+    char token [VDGX_TOKEN_MAX + 1];    //  the attempt token the worker must echo ("" = none)
 } s_run_t;
+
+//  What the broker knows of a registered worker's connection (by worker key).
+typedef struct {
+    bool tokens;                //  it echoes attempt tokens (READY ext "token")
+    char user [48];             //  CURVE: the public key it registered with
+} s_wauth_t;
+
+//  Distinct models workers may add beyond the configured ones (a bound on what a trusted
+//  but broken or hostile worker can make the broker remember).
+#define S_WORKER_MODELS_MAX 256
 
 typedef struct {
     vdgx_broker_config_t cfg;
@@ -148,7 +160,6 @@ typedef struct {
     zloop_t *loop;
     zsock_t *router;
     zsock_t *pub;
-    zactor_t *auth;
     vdgx_registry_t *reg;
     vdgx_jobqueue_t *queue;
     vdgx_jobstore_t *store;
@@ -158,6 +169,9 @@ typedef struct {
     zhashx_t *counters;         //  name{labels} -> uint64_t *
     zhashx_t *hists;            //  name{labels} -> s_hist_t
     zhashx_t *delims;           //  worker key -> (void *) 1 when it uses the empty delimiter
+    zhashx_t *wauth;            //  worker key -> s_wauth_t
+    vdgx_acl_t *acl;            //  peer roles, trusted networks, ZAP, attempt tokens
+    size_t worker_models;       //  models first registered by a worker (S_WORKER_MODELS_MAX)
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
     zlistx_t *outbox;           //  s_held_t: messages held until the batch is durable
     bool acking;                //  the reply being sent acknowledges stored state
@@ -638,6 +652,9 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
     if (job.attempt == 0)
         job.attempt = 1;
     run->attempt = job.attempt;
+    s_wauth_t *auth = (s_wauth_t *) zhashx_lookup (self->wauth, w->key);
+    if (auth && auth->tokens)
+        vdgx_acl_token (self->acl, job.id, job.attempt, run->token);
     char path [4096];
     vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
     run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -666,11 +683,15 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
         msgpack_sbuffer_init (&sbuf);
         msgpack_packer pk;
         msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, 3);
+        msgpack_pack_map (&pk, 3 + (*run->token != 0));
         vdgx_pack_str (&pk, "id");
         vdgx_pack_str (&pk, job.id);
         vdgx_pack_str (&pk, "attempt");
         msgpack_pack_uint32 (&pk, job.attempt);
+        if (*run->token) {
+            vdgx_pack_str (&pk, "token");
+            vdgx_pack_str (&pk, run->token);
+        }
         vdgx_pack_str (&pk, "request");
         msgpack_sbuffer_write (&sbuf, (const char *) job.request, job.request_size);
         zmsg_t *body = zmsg_new ();
@@ -854,6 +875,7 @@ s_worker_delete (s_broker_t *self, vdgx_rworker_t *w, const char *reason, bool d
     s_requeue_task (self, w, reason);
     char *service = strdup (w->service);
     zhashx_delete (self->delims, w->key);
+    zhashx_delete (self->wauth, w->key);
     w->state = VDGX_WSTATE_COLD;
     vdgx_registry_worker_remove (self->reg, w, zclock_mono ());
     if (self->pub) {
@@ -1001,6 +1023,25 @@ s_load_limits (s_broker_t *self)
     }
 }
 
+//  A result a worker says it holds is resent only when the worker proves it was given that
+//  attempt (its token) and serves the job's model: nobody else may complete a job.
+static bool
+s_pending_ok (s_broker_t *self, vdgx_rworker_t *w, const char *id, const char *token)
+{
+    vdgx_jobrec_t job;
+    if (vdgx_jobstore_get (self->store, id, &job))
+        return false;           //  unknown: dropped, nothing to protect
+    bool ok = streq (job.model, w->service)
+           && vdgx_acl_token_ok (self->acl, job.id, job.attempt, token);
+    if (!ok) {
+        s_count (self, "vdgx_worker_rejected_total{reason=\"pending\"}");
+        vdgx_log_warn ("worker.badpending", "worker=%s model=%s id=%s job_model=%s token=%s",
+                       w->key, w->service, id, job.model, token? "wrong": "none");
+    }
+    vdgx_jobrec_clear (&job);
+    return ok;
+}
+
 static int
 s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
 {
@@ -1044,8 +1085,14 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
         snprintf (w->weights_id, sizeof w->weights_id, "%s", weights_id);
     if (ready) {
         w->control = vdgx_wstate_has_ext (&ws, "control");
+        s_wauth_t *auth = (s_wauth_t *) zhashx_lookup (self->wauth, w->key);
+        if (auth)
+            auth->tokens = vdgx_wstate_has_ext (&ws, "token");
         for (size_t i = 0; i < ws.npending; i++)
-            zlist_append (w->pending, ws.pending [i]);
+            if (s_pending_ok (self, w, ws.pending [i], vdgx_wstate_pending_token (&ws, i)))
+                zlist_append (w->pending, ws.pending [i]);
+            else
+                s_send_control (self, w, VDGX_CONTROL_DROP, ws.pending [i]);
     }
     vdgx_rservice_t *s = vdgx_registry_service (self->reg, w->service, false);
     if (s && ws.model_bytes)
@@ -1069,9 +1116,21 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
     return 0;
 }
 
+//  Refuses a READY: DISCONNECT, counted by reason.
+static void
+s_worker_refuse (s_broker_t *self, zframe_t *identity, int proto, bool delim, const char *reason)
+{
+    s_count (self, "vdgx_workers_refused_total{reason=\"%s\"}", reason);
+    vdgx_rworker_t tmp;
+    memset (&tmp, 0, sizeof tmp);
+    tmp.address = identity;
+    tmp.proto = proto;
+    s_send_worker (self, &tmp, VDGX_MDPW_DISCONNECT, NULL, NULL, delim);
+}
+
 static void
 s_worker_ready (s_broker_t *self, const char *key, zframe_t *identity, int proto, bool delim,
-                const char *service, zmsg_t *body)
+                const char *service, zmsg_t *body, const vdgx_peer_t *peer)
 {
     vdgx_rworker_t *w = vdgx_registry_worker (self->reg, key);
     if (w) {
@@ -1090,10 +1149,26 @@ s_worker_ready (s_broker_t *self, const char *key, zframe_t *identity, int proto
         s_send_worker (self, &tmp, VDGX_MDPW_DISCONNECT, NULL, NULL, delim);
         return;
     }
+    //  Only a peer allowed to serve this model may register it, advertise its limits or
+    //  claim its jobs; and workers may add only so many models the broker never heard of.
+    if (!vdgx_peer_may_serve (peer, service)) {
+        vdgx_log_warn ("worker.refused", "model=%s peer=%s address=%s reason=\"not allowed for this model\"",
+                       service, *peer->owner? peer->owner: "-", *peer->address? peer->address: "local");
+        s_worker_refuse (self, identity, proto, delim, "not_allowed");
+        return;
+    }
+    if (!zhashx_lookup (self->known, service) && self->worker_models >= S_WORKER_MODELS_MAX) {
+        vdgx_log_warn ("worker.refused", "model=%s reason=\"too many models registered by workers\"", service);
+        s_worker_refuse (self, identity, proto, delim, "models");
+        return;
+    }
     int64_t now = zclock_mono ();
     w = vdgx_registry_worker_add (self->reg, key, identity, proto, service, now);
     if (delim)
         zhashx_insert (self->delims, key, (void *) 1);
+    s_wauth_t *auth = (s_wauth_t *) zmalloc (sizeof (s_wauth_t));
+    snprintf (auth->user, sizeof auth->user, "%s", peer->key);
+    zhashx_update (self->wauth, key, auth);
     //  Plain RFC 18 / RFC 7 workers send no state: warm, memory unknown.
     w->state = VDGX_WSTATE_WARM;
     zframe_t *state = zmsg_first (body);
@@ -1106,6 +1181,7 @@ s_worker_ready (s_broker_t *self, const char *key, zframe_t *identity, int proto
     if (!zhashx_lookup (self->known, service)) {
         zhashx_insert (self->known, service, (void *) "");
         vdgx_jobstore_model_add (self->store, service);
+        self->worker_models++;
     }
     s_count (self, "vdgx_workers_registered_total{model=\"%s\"}", service);
     vdgx_log_info ("worker.ready", "worker=%s model=%s proto=%d host=%s state=%s pending=%zu",
@@ -1164,6 +1240,23 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
             s_worker_idle (self, w);
         }
         return;
+    }
+    if (*run->token) {
+        //  Only the worker this attempt went to knows its token.
+        const char *token = reply.type == VDGX_WREPLY_PROGRESS? reply.progress.token
+                          : reply.type == VDGX_WREPLY_CHUNK? reply.chunk.token: reply.result.token;
+        if (!vdgx_acl_token_ok (self->acl, run->id, run->attempt, token)) {
+            s_count (self, "vdgx_worker_rejected_total{reason=\"token\"}");
+            vdgx_log_warn ("worker.badtoken", "worker=%s id=%s attempt=%u type=%s", w->key,
+                           run->id, run->attempt, reply.type == VDGX_WREPLY_RESULT? "result"
+                           : reply.type == VDGX_WREPLY_CHUNK? "chunk": "progress");
+            vdgx_wreply_clear (&reply);
+            if (final) {
+                s_requeue_task (self, w, "result without the attempt token");
+                s_worker_idle (self, w);
+            }
+            return;
+        }
     }
     if (reply.type == VDGX_WREPLY_PROGRESS) {
         vdgx_phase_t old = run->phase;
@@ -1283,7 +1376,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
 
 static void
 s_worker_message (s_broker_t *self, const char *key, zframe_t *identity, int proto, bool delim,
-                  uint8_t command, zmsg_t **msg_p)
+                  uint8_t command, zmsg_t **msg_p, zframe_t *meta)
 {
     zmsg_t *msg = *msg_p;
     int64_t now = zclock_mono ();
@@ -1293,11 +1386,25 @@ s_worker_message (s_broker_t *self, const char *key, zframe_t *identity, int pro
             s_count (self, "vdgx_malformed_total");
             return;
         }
-        s_worker_ready (self, key, identity, proto, delim, service, msg);
+        vdgx_peer_t peer;
+        vdgx_acl_peer (self->acl, meta, &peer);
+        s_worker_ready (self, key, identity, proto, delim, service, msg, &peer);
         free (service);
         return;
     }
     vdgx_rworker_t *w = vdgx_registry_worker (self->reg, key);
+    if (w && vdgx_acl_curve (self->acl)) {
+        //  The same routing id from another key (a reconnect that took over the id): not
+        //  the worker that registered.
+        vdgx_peer_t peer;
+        vdgx_acl_peer (self->acl, meta, &peer);
+        s_wauth_t *auth = (s_wauth_t *) zhashx_lookup (self->wauth, key);
+        if (!auth || !streq (auth->user, peer.key)) {
+            s_count (self, "vdgx_worker_rejected_total{reason=\"identity\"}");
+            vdgx_log_warn ("worker.impostor", "worker=%s peer=%s", key, peer.owner);
+            return;
+        }
+    }
     if (!w) {
         //  Not registered (e.g. the broker restarted): tell it to reconnect with READY.
         if (command != VDGX_MDPW_DISCONNECT) {
@@ -1472,10 +1579,30 @@ s_same_request (const vdgx_jobrec_t *job, const vdgx_genreq_t *gr)
     return same;
 }
 
+//  The stored idempotency key: the client's own for the operator, scoped by owner for
+//  everyone else (one user's key never finds another user's job).
+static void
+s_idem_key (const char *owner, const char *key, char out [129])
+{
+    if (!*owner || !*key) {
+        snprintf (out, 129, "%s", key);
+        return;
+    }
+    vdgx_sha256_t *h = vdgx_sha256_new ();
+    vdgx_sha256_update (h, owner, strlen (owner) + 1);     //  with its NUL as separator
+    vdgx_sha256_update (h, key, strlen (key));
+    char hex [VDGX_SHA256_HEX_SIZE];
+    vdgx_sha256_final_hex (h, hex);
+    vdgx_sha256_destroy (&h);
+    snprintf (out, 129, "o:%s", hex);
+}
+
 static zframe_t *
-s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
+s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
 {
     vdgx_genreq_t *gr = &cmd->request;
+    char idem [129];
+    s_idem_key (owner, gr->idempotency_key, idem);
     if (self->stopping)
         return s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "the broker is shutting down");
     if (!zhashx_lookup (self->known, gr->model))
@@ -1484,8 +1611,7 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
     vdgx_jobreply_t reply;
     vdgx_jobreply_init (&reply, VDGX_JOBCMD_SUBMIT);
     vdgx_jobrec_t job;
-    if (*gr->idempotency_key
-    &&  vdgx_jobstore_find_idem (self->store, gr->idempotency_key, &job) == 0) {
+    if (*idem && vdgx_jobstore_find_idem (self->store, idem, &job) == 0) {
         if (!s_same_request (&job, gr)) {
             zframe_t *frame = s_error_frame (VDGX_E_CONFLICT, "request.idempotency_key", 0,
                                              "idempotency key already used by job %s for a different request",
@@ -1533,7 +1659,8 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd)
     job.request_size = sbuf.size;
     s_new_id (job.id, sizeof job.id);
     snprintf (job.model, sizeof job.model, "%s", gr->model);
-    snprintf (job.idem_key, sizeof job.idem_key, "%s", gr->idempotency_key);
+    snprintf (job.idem_key, sizeof job.idem_key, "%s", idem);
+    snprintf (job.owner, sizeof job.owner, "%s", owner);
     job.priority = (int) gr->priority;
     job.created_at = s_now ();
     s_cache_key (job.model, s_weights_id (self, job.model), job.request, job.request_size,
@@ -1622,7 +1749,7 @@ s_cancel (s_broker_t *self, vdgx_jobrec_t *job, const char *why)
 }
 
 static zframe_t *
-s_job_service (s_broker_t *self, zmsg_t *body)
+s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
 {
     zframe_t *frame = zmsg_first (body);
     if (!frame)
@@ -1634,14 +1761,48 @@ s_job_service (s_broker_t *self, zmsg_t *body)
         s_count (self, "vdgx_jobs_bad_requests_total");
         return vdgx_error_frame (&err, 0);
     }
+    //  Who acts: the peer itself, or for an admin peer (the REST bridge) the owner and role
+    //  it names. A user sees and changes only its own jobs; operators' commands need admin.
+    char owner [VDGX_OWNER_MAX + 1];
+    bool admin = peer->role == VDGX_ROLE_ADMIN;
+    snprintf (owner, sizeof owner, "%s", peer->owner);
+    if (*cmd.owner || cmd.has_role) {
+        if (!admin) {
+            s_count (self, "vdgx_forbidden_total{cmd=\"%s\"}", vdgx_jobcmd_name (cmd.cmd));
+            vdgx_jobcmd_clear (&cmd);
+            return s_error_frame (VDGX_E_FORBIDDEN, "owner", 0,
+                                  "only an admin peer may act on behalf of an owner");
+        }
+        snprintf (owner, sizeof owner, "%s", cmd.owner);
+        admin = cmd.has_role && cmd.admin;
+    }
+    if (!admin && (cmd.cmd == VDGX_JOBCMD_UNLOAD || cmd.cmd == VDGX_JOBCMD_DRAIN
+               ||  cmd.cmd == VDGX_JOBCMD_RESET_LIMITS)) {
+        s_count (self, "vdgx_forbidden_total{cmd=\"%s\"}", vdgx_jobcmd_name (cmd.cmd));
+        vdgx_log_warn ("jobs.forbidden", "cmd=%s owner=%s", vdgx_jobcmd_name (cmd.cmd), owner);
+        zframe_t *frame = s_error_frame (VDGX_E_FORBIDDEN, "cmd", 0, "'%s' needs the admin role",
+                                         vdgx_jobcmd_name (cmd.cmd));
+        vdgx_jobcmd_clear (&cmd);
+        return frame;
+    }
     zframe_t *out = NULL;
     vdgx_jobreply_t reply;
     vdgx_jobreply_init (&reply, cmd.cmd);
     vdgx_jobrec_t job;
     memset (&job, 0, sizeof job);
+    if (*cmd.id && !admin && vdgx_jobstore_get (self->store, cmd.id, &job) == 0
+    &&  !streq (job.owner, owner)) {
+        //  Someone else's job: as if it did not exist.
+        s_count (self, "vdgx_forbidden_total{cmd=\"%s\"}", vdgx_jobcmd_name (cmd.cmd));
+        out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
+        cmd.cmd = VDGX_JOBCMD_COUNT;
+    }
+    vdgx_jobrec_clear (&job);
     switch (cmd.cmd) {
+        case VDGX_JOBCMD_COUNT:
+            break;
         case VDGX_JOBCMD_SUBMIT:
-            out = s_submit (self, &cmd);
+            out = s_submit (self, &cmd, owner);
             break;
         case VDGX_JOBCMD_STATUS:
         case VDGX_JOBCMD_CANCEL:
@@ -1663,7 +1824,8 @@ s_job_service (s_broker_t *self, zmsg_t *body)
             char state [16] = "";
             if (cmd.has_state)
                 snprintf (state, sizeof state, "%s", vdgx_job_state_name (cmd.state));
-            zlistx_t *list = vdgx_jobstore_list (self->store, state, cmd.model, cmd.after, cmd.limit);
+            zlistx_t *list = vdgx_jobstore_list_owned (self->store, admin? NULL: owner, state,
+                                                       cmd.model, cmd.after, cmd.limit);
             size_t n = 0;
             for (vdgx_jobrec_t *j = (vdgx_jobrec_t *) zlistx_first (list); j;
                  j = (vdgx_jobrec_t *) zlistx_next (list)) {
@@ -1774,6 +1936,21 @@ s_job_service (s_broker_t *self, zmsg_t *body)
                     reply.workers++;
                 }
             zlist_destroy (&workers);
+            out = s_reply_frame (&reply);
+            break;
+        }
+        case VDGX_JOBCMD_RESET_LIMITS: {
+            //  Forget what the model's workers advertised (a bad advertisement persisted);
+            //  its allowed workers advertise again with their next heartbeat or READY.
+            zhashx_delete (self->limits, cmd.model);
+            if (vdgx_jobstore_limits_delete (self->store, cmd.model)) {
+                out = s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "cannot update the store");
+                break;
+            }
+            vdgx_rservice_t *s = vdgx_registry_service (self->reg, cmd.model, false);
+            reply.workers = s? (uint32_t) s->workers: 0;
+            s_count (self, "vdgx_limits_reset_total");
+            vdgx_log_info ("model.limits_reset", "model=%s owner=%s", cmd.model, *owner? owner: "operator");
             out = s_reply_frame (&reply);
             break;
         }
@@ -1944,8 +2121,14 @@ s_pack_hist (msgpack_packer *pk, s_hist_t *h)
 }
 
 static zframe_t *
-s_mmi (s_broker_t *self, const char *service, zmsg_t *body)
+s_mmi (s_broker_t *self, const char *service, zmsg_t *body, const vdgx_peer_t *peer)
 {
+    //  Worker hosts and the broker's counters are for operators.
+    if ((streq (service, "mmi.workers") || streq (service, "mmi.metrics"))
+    &&  peer->role != VDGX_ROLE_ADMIN) {
+        s_count (self, "vdgx_forbidden_total{cmd=\"%s\"}", service);
+        return s_error_frame (VDGX_E_FORBIDDEN, NULL, 0, "%s needs the admin role", service);
+    }
     if (streq (service, "mmi.service")) {
         char *name = zmsg_popstr (body);
         vdgx_rservice_t *s = name? vdgx_registry_service (self->reg, name, false): NULL;
@@ -2116,20 +2299,22 @@ s_mmi (s_broker_t *self, const char *service, zmsg_t *body)
 
 static void
 s_client_message (s_broker_t *self, zframe_t *identity, int proto, bool delim,
-                  const char *service, zmsg_t **body_p)
+                  const char *service, zmsg_t **body_p, zframe_t *meta)
 {
     zmsg_t *body = *body_p;
-    if (strncmp (service, "mmi.", 4) == 0) {
-        s_count (self, "vdgx_mmi_requests_total");
-        s_send_client_frame (self, identity, proto, delim, service, s_mmi (self, service, body));
-        zmsg_destroy (body_p);
-        return;
-    }
-    if (streq (service, VDGX_JOBS_SERVICE)) {
-        zframe_t *reply = s_job_service (self, body);
-        self->acking = true;
-        s_send_client_frame (self, identity, proto, delim, service, reply);
-        self->acking = false;
+    if (strncmp (service, "mmi.", 4) == 0 || streq (service, VDGX_JOBS_SERVICE)) {
+        vdgx_peer_t peer;
+        vdgx_acl_peer (self->acl, meta, &peer);
+        if (*service == 'm') {
+            s_count (self, "vdgx_mmi_requests_total");
+            s_send_client_frame (self, identity, proto, delim, service, s_mmi (self, service, body, &peer));
+        }
+        else {
+            zframe_t *reply = s_job_service (self, body, &peer);
+            self->acking = true;
+            s_send_client_frame (self, identity, proto, delim, service, reply);
+            self->acking = false;
+        }
         zmsg_destroy (body_p);
         return;
     }
@@ -2188,6 +2373,16 @@ s_hex (zframe_t *frame, char *buf, size_t size)
 static void s_router_message (s_broker_t *self, zmsg_t *msg);
 
 static int
+s_zap_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    s_broker_t *self = (s_broker_t *) arg;
+    vdgx_acl_zap_handle (self->acl);
+    return 0;
+}
+
+static int
 s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void) loop;
@@ -2211,6 +2406,7 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
 static void
 s_router_message (s_broker_t *self, zmsg_t *msg)
 {
+    zframe_t *header = NULL;
     zframe_t *identity = zmsg_pop (msg);
     if (!identity || zmsg_size (msg) > VDGX_FRAMES_MAX) {
         s_count (self, "vdgx_dropped_total{reason=\"frames\"}");
@@ -2224,9 +2420,8 @@ s_router_message (s_broker_t *self, zmsg_t *msg)
         first = zmsg_pop (msg);
         zframe_destroy (&first);
     }
-    zframe_t *header = zmsg_pop (msg);
+    header = zmsg_pop (msg);
     if (!header || zframe_size (header) != 6) {
-        zframe_destroy (&header);
         s_count (self, "vdgx_malformed_total");
         goto drop;
     }
@@ -2234,7 +2429,6 @@ s_router_message (s_broker_t *self, zmsg_t *msg)
     bool client = memcmp (zframe_data (header), "MDPC0", 5) == 0;
     char ver = ((char *) zframe_data (header)) [5];
     int proto = ver == '2'? 2: ver == '1'? 1: 0;
-    zframe_destroy (&header);
     if ((!worker && !client) || !proto) {
         s_count (self, "vdgx_malformed_total");
         goto drop;
@@ -2274,7 +2468,7 @@ s_router_message (s_broker_t *self, zmsg_t *msg)
         }
         char key [2 * 256 + 1];
         s_hex (identity, key, sizeof key);
-        s_worker_message (self, key, identity, proto, delim, command, &msg);
+        s_worker_message (self, key, identity, proto, delim, command, &msg, header);
     }
     else {
         if (proto == 2 && command != VDGX_MDPC_REQUEST) {
@@ -2287,10 +2481,11 @@ s_router_message (s_broker_t *self, zmsg_t *msg)
             s_count (self, "vdgx_malformed_total");
             goto drop;
         }
-        s_client_message (self, identity, proto, delim, service, &msg);
+        s_client_message (self, identity, proto, delim, service, &msg, header);
         free (service);
     }
 drop:
+    zframe_destroy (&header);       //  kept until here: its metadata names the peer
     zframe_destroy (&identity);
     zmsg_destroy (&msg);
 }
@@ -2437,6 +2632,7 @@ s_broker_free (s_broker_t *self)
     zhashx_destroy (&self->counters);
     zhashx_destroy (&self->hists);
     zhashx_destroy (&self->delims);
+    zhashx_destroy (&self->wauth);
     if (self->reg) {
         //  Requests held by workers belong to us, queued ones to the service lists.
         zlist_t *workers = vdgx_registry_workers (self->reg);
@@ -2453,7 +2649,7 @@ s_broker_free (s_broker_t *self)
     vdgx_jobstore_destroy (&self->store);
     zsock_destroy (&self->router);
     zsock_destroy (&self->pub);
-    zactor_destroy (&self->auth);
+    vdgx_acl_destroy (&self->acl);
     zstr_free (&self->endpoint);
     zstr_free (&self->events);
     zstr_free (&self->data_dir);
@@ -2484,13 +2680,12 @@ s_setup_curve (s_broker_t *self, char *error, size_t errsize)
     }
     if (!zsys_file_exists (allowed))
         zsys_dir_create ("%s", allowed);
-    self->auth = zactor_new (zauth, NULL);
-    if (self->cfg.verbose) {
-        zstr_send (self->auth, "VERBOSE");
-        zsock_wait (self->auth);
+    //  Our own ZAP handler: it accepts the keys in allowed/ and gives each connection the
+    //  role, models and name of its certificate (vdgx_acl.h).
+    if (!vdgx_acl_zap_bind (self->acl, allowed)) {
+        snprintf (error, errsize, "cannot start the ZAP handler (another CURVE broker in this process?)");
+        goto done;
     }
-    zstr_sendx (self->auth, "CURVE", allowed, NULL);
-    zsock_wait (self->auth);
     zcert_apply (cert, self->router);
     zsock_set_curve_server (self->router, 1);
     zsock_set_zap_domain (self->router, "vdgx");
@@ -2581,6 +2776,9 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->delims = zhashx_new ();
     self->outbox = zlistx_new ();
     zlistx_set_destructor (self->outbox, s_held_destroy);
+    self->wauth = zhashx_new ();
+    zhashx_set_destructor (self->wauth, s_free_item);
+    self->acl = vdgx_acl_new ();
     self->reg = vdgx_registry_new ();
     vdgx_registry_set_request_destructor (self->reg, s_request_destructor);
     self->queue = vdgx_jobqueue_new (cfg->queue_max);
@@ -2588,6 +2786,11 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
         goto fail;
     self->store = vdgx_jobstore_new (self->data_dir, error, errsize);
     if (!self->store)
+        goto fail;
+    char *secret = zsys_sprintf ("%s/token.key", self->data_dir);
+    int secret_rc = vdgx_acl_load_secret (self->acl, secret, error, errsize);
+    zstr_free (&secret);
+    if (secret_rc || vdgx_acl_trust_nets (self->acl, cfg->trust_nets, error, errsize))
         goto fail;
     for (size_t i = 0; i < cfg->nmodels; i++)
         zhashx_insert (self->known, cfg->models [i], (void *) "");
@@ -2658,6 +2861,8 @@ s_broker_actor (zsock_t *pipe, void *args)
     zloop_set_nonstop (self->loop, true);      //  signals are the owner's business
     zloop_reader (self->loop, pipe, s_pipe_event, self);
     zloop_reader (self->loop, self->router, s_router_event, self);
+    if (vdgx_acl_curve (self->acl))
+        zloop_reader (self->loop, vdgx_acl_zap (self->acl), s_zap_event, self);
     //  Four ticks per interval: a worker gets its heartbeat at most a quarter interval late,
     //  and the heartbeats of many workers spread over the interval as they registered.
     size_t hb_tick = (size_t) self->cfg.heartbeat_ms / 4;

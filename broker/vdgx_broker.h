@@ -32,6 +32,7 @@ typedef struct {
     const char *data_dir;       //  job store (--data)
     const char *curve_dir;      //  NULL = plain (--curve)
     bool insecure;              //  allow plain on non-loopback (--insecure)
+    const char *trust_nets;     //  plain peers trusted as before (--trust-net CIDR,..); NULL = loopback only
     int heartbeat_ms;           //  --heartbeat-ms
     int liveness;               //  --liveness
     int max_attempts;           //  --max-attempts

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include "vdgx_acl.h"
 #include "vdgx_ostree.h"
 #include "vdgx_jobqueue.h"
 #include "vdgx_registry.h"
@@ -16,6 +17,7 @@ typedef struct {
 } s_class_t;
 
 static const s_class_t s_classes [] = {
+    { "acl", vdgx_acl_test },
     { "ostree", vdgx_ostree_test },
     { "jobqueue", vdgx_jobqueue_test },
     { "registry", vdgx_registry_test },

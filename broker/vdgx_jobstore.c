@@ -30,7 +30,7 @@ struct _vdgx_jobstore_t {
 
 #define S_COLUMNS "id, model, state, priority, seq, idem_key, cache_key, request, attempt, " \
                   "created_at, started_at, finished_at, err_code, err_msg, result, size, " \
-                  "sha256, cached"
+                  "sha256, cached, owner"
 
 static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS jobs ("
@@ -39,7 +39,8 @@ static const char *s_schema =
     " cache_key TEXT, request BLOB NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,"
     " created_at REAL NOT NULL, started_at REAL NOT NULL DEFAULT 0,"
     " finished_at REAL NOT NULL DEFAULT 0, err_code TEXT, err_msg TEXT, result BLOB,"
-    " size INTEGER NOT NULL DEFAULT 0, sha256 TEXT, cached INTEGER NOT NULL DEFAULT 0);"
+    " size INTEGER NOT NULL DEFAULT 0, sha256 TEXT, cached INTEGER NOT NULL DEFAULT 0,"
+    " owner TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, priority, seq);"
     "CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key);"
     "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);"
@@ -114,6 +115,7 @@ s_row_to_job (sqlite3_stmt *st, vdgx_jobrec_t *job)
     job->size = (uint64_t) sqlite3_column_int64 (st, 15);
     s_copy_text (job->sha256, sizeof job->sha256, sqlite3_column_text (st, 16));
     job->cached = sqlite3_column_int (st, 17) != 0;
+    s_copy_text (job->owner, sizeof job->owner, sqlite3_column_text (st, 18));
 }
 
 static void
@@ -253,6 +255,14 @@ vdgx_jobstore_new (const char *dir, char *error, size_t errsize)
         snprintf (error, errsize, "cannot initialise %s: %s", dbpath, sqlite3_errmsg (self->db));
         goto fail;
     }
+    //  Stores from before job owners: every old job belongs to the operator ("").
+    sqlite3_stmt *probe = NULL;
+    if (sqlite3_prepare_v2 (self->db, "SELECT owner FROM jobs LIMIT 0", -1, &probe, NULL) != SQLITE_OK
+    &&  s_exec (self, "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';")) {
+        snprintf (error, errsize, "cannot upgrade %s: %s", dbpath, sqlite3_errmsg (self->db));
+        goto fail;
+    }
+    sqlite3_finalize (probe);
     //  The newest row holds the largest seq (rows get rowid max + 1 and seq in the same
     //  order): one lookup, not a scan of every job.
     sqlite3_stmt *st = s_prepare (self, "SELECT seq FROM jobs ORDER BY rowid DESC LIMIT 1");
@@ -329,6 +339,7 @@ s_bind_job (sqlite3_stmt *st, const vdgx_jobrec_t *job)
     sqlite3_bind_int64 (st, 16, (int64_t) job->size);
     s_bind_text_or_null (st, 17, job->sha256);
     sqlite3_bind_int (st, 18, job->cached? 1: 0);
+    sqlite3_bind_text (st, 19, job->owner, -1, SQLITE_TRANSIENT);
 }
 
 static int
@@ -350,7 +361,7 @@ vdgx_jobstore_insert (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
     if (s_write_begin (self))
         return -1;
     sqlite3_stmt *st = s_prepare (self, "INSERT INTO jobs (" S_COLUMNS ") VALUES "
-                                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
+                                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)");
     if (!st)
         return -1;
     s_bind_job (st, job);
@@ -383,7 +394,7 @@ vdgx_jobstore_update (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
     sqlite3_stmt *st = s_prepare (self, "UPDATE jobs SET model=?2, state=?3, priority=?4, seq=?5,"
                                   " idem_key=?6, cache_key=?7, request=?8, attempt=?9, created_at=?10,"
                                   " started_at=?11, finished_at=?12, err_code=?13, err_msg=?14,"
-                                  " result=?15, size=?16, sha256=?17, cached=?18 WHERE id=?1");
+                                  " result=?15, size=?16, sha256=?17, cached=?18, owner=?19 WHERE id=?1");
     if (!st || s_write_begin (self))
         return -1;
     int64_t before = s_counted_bytes (self, job->id);
@@ -516,11 +527,20 @@ zlistx_t *
 vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
                     const char *after, size_t limit)
 {
+    return vdgx_jobstore_list_owned (self, NULL, state, model, after, limit);
+}
+
+zlistx_t *
+vdgx_jobstore_list_owned (vdgx_jobstore_t *self, const char *owner, const char *state,
+                          const char *model, const char *after, size_t limit)
+{
     assert (self);
     sqlite3_stmt *st = s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE"
                                   " (?1 = '' OR state = ?1) AND (?2 = '' OR model = ?2)"
-                                  " AND id > ?3 ORDER BY id LIMIT ?4");
+                                  " AND id > ?3 AND (?5 IS NULL OR owner = ?5) ORDER BY id LIMIT ?4");
     if (st) {
+        if (owner)
+            sqlite3_bind_text (st, 5, owner, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text (st, 1, state? state: "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text (st, 2, model? model: "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text (st, 3, after? after: "", -1, SQLITE_TRANSIENT);
@@ -600,6 +620,17 @@ vdgx_jobstore_model_add (vdgx_jobstore_t *self, const char *name)
     if (s_write_begin (self))
         return -1;
     sqlite3_stmt *st = s_prepare (self, "INSERT OR IGNORE INTO models (name) VALUES (?1)");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, name, -1, SQLITE_TRANSIENT);
+    return s_step_done (self, st);
+}
+
+int
+vdgx_jobstore_limits_delete (vdgx_jobstore_t *self, const char *name)
+{
+    assert (self && name);
+    sqlite3_stmt *st = s_prepare (self, "DELETE FROM model_limits WHERE name = ?1");
     if (!st)
         return -1;
     sqlite3_bind_text (st, 1, name, -1, SQLITE_TRANSIENT);

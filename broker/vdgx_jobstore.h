@@ -52,6 +52,7 @@ typedef struct {
     uint64_t size;
     char sha256 [65];
     bool cached;
+    char owner [65];            //  who submitted it ("" = the operator / no auth)
 } vdgx_jobrec_t;
 
 void vdgx_jobrec_clear (vdgx_jobrec_t *job);
@@ -80,6 +81,9 @@ int vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id);
 //  at most limit + 1 items so the caller can tell has_more.
 zlistx_t *vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
                               const char *after, size_t limit);
+//  The same, only jobs of owner (NULL = anyone's).
+zlistx_t *vdgx_jobstore_list_owned (vdgx_jobstore_t *self, const char *owner, const char *state,
+                                    const char *model, const char *after, size_t limit);
 //  Calls visit for every job not in a terminal state (queued or running), by priority then
 //  seq (recovery). The record has only id, model, state, priority, seq and attempt (no
 //  blobs) and is valid during the call. Returns the number visited, or -1 on error.
@@ -96,6 +100,8 @@ zlist_t *vdgx_jobstore_models (vdgx_jobstore_t *self);     //  autofree strings
 //  re-registers. get: a new frame, or NULL when none is stored.
 int vdgx_jobstore_limits_set (vdgx_jobstore_t *self, const char *name, const void *data, size_t size);
 zframe_t *vdgx_jobstore_limits_get (vdgx_jobstore_t *self, const char *name);
+//  Forgets a model's stored limits (an operator's reset). 0 or -1.
+int vdgx_jobstore_limits_delete (vdgx_jobstore_t *self, const char *name);
 
 //  Output files. Paths are written into buf.
 void vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size);

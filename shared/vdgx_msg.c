@@ -164,6 +164,13 @@ s_read_printable (vdgx_mp_map_t *m, size_t index, bool required, size_t min, siz
     return rc;
 }
 
+//  An optional attempt token (1..VDGX_TOKEN_MAX printable bytes) into buf [VDGX_TOKEN_MAX + 1].
+static int
+s_read_token (vdgx_mp_map_t *m, size_t index, char *buf)
+{
+    return s_read_printable (m, index, false, 1, VDGX_TOKEN_MAX, buf, VDGX_TOKEN_MAX + 1);
+}
+
 //  A field that must not be present in this variant of a map.
 static int
 s_forbid (vdgx_mp_map_t *m, size_t index, const char *why)
@@ -189,12 +196,13 @@ static const char *s_control_ops [] = {
     "cancel", "unload", "drain", "ack", "drop", "resend"
 };
 static const char *s_jobcmds [] = {
-    "submit", "status", "list", "cancel", "result", "delete", "unload", "models", "drain"
+    "submit", "status", "list", "cancel", "result", "delete", "unload", "models", "drain",
+    "reset_limits"
 };
 static const char *s_error_codes [] = {
     VDGX_E_BAD_REQUEST, VDGX_E_UNKNOWN_MODEL, VDGX_E_NOT_FOUND, VDGX_E_QUEUE_FULL,
     VDGX_E_CONFLICT, VDGX_E_CANCELLED, VDGX_E_EXPIRED, VDGX_E_WORKER_FAILED, VDGX_E_INTERNAL,
-    VDGX_E_UNAVAILABLE, VDGX_E_TOO_LARGE
+    VDGX_E_UNAVAILABLE, VDGX_E_TOO_LARGE, VDGX_E_FORBIDDEN
 };
 #define S_COUNT(a) (sizeof (a) / sizeof ((a) [0]))
 
@@ -776,22 +784,25 @@ int
 vdgx_job_pack (const vdgx_job_t *self, msgpack_packer *pk)
 {
     assert (self);
-    int rc = msgpack_pack_map (pk, 3);
+    int rc = msgpack_pack_map (pk, 3 + (self->token [0] != 0));
     rc |= s_kstr (pk, "id", self->id) | s_kuint (pk, "attempt", self->attempt);
     rc |= vdgx_mp_pack_key (pk, "request") | vdgx_genreq_pack (&self->request, pk);
+    if (self->token [0])
+        rc |= s_kstr (pk, "token", self->token);
     return rc? -1: 0;
 }
 
 int
 vdgx_job_decode_obj (vdgx_job_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
-    enum { K_ID, K_ATTEMPT, K_REQUEST, K_N };
-    static const char *keys [] = { "id", "attempt", "request" };
+    enum { K_ID, K_ATTEMPT, K_REQUEST, K_TOKEN, K_N };
+    static const char *keys [] = { "id", "attempt", "request", "token" };
     vdgx_job_clear (self);
     vdgx_mp_map_t m;
     if (vdgx_mp_map (&m, obj, "", keys, K_N, err)
     ||  s_read_id (&m, K_ID, true, self->id) < 0
-    ||  vdgx_mp_u32 (&m, K_ATTEMPT, true, 1, 1000, &self->attempt) < 0)
+    ||  vdgx_mp_u32 (&m, K_ATTEMPT, true, 1, 1000, &self->attempt) < 0
+    ||  s_read_token (&m, K_TOKEN, self->token) < 0)
         goto failed;
     if (!vdgx_mp_value (&m, K_REQUEST)) {
         vdgx_mp_fail (&m, K_REQUEST, "missing");
@@ -890,12 +901,16 @@ vdgx_result_pack (const vdgx_result_t *self, msgpack_packer *pk)
     assert (self);
     int rc;
     if (!self->ok) {
-        rc = msgpack_pack_map (pk, 3);
+        rc = msgpack_pack_map (pk, 3 + (self->token [0] != 0));
         rc |= s_kstr (pk, "type", "result") | s_kbool (pk, "ok", false);
         rc |= vdgx_mp_pack_key (pk, "error") | vdgx_error_pack_inner (&self->error, pk);
+        if (self->token [0])
+            rc |= s_kstr (pk, "token", self->token);
         return rc? -1: 0;
     }
-    rc = msgpack_pack_map (pk, 2 + KV_N + 2);
+    rc = msgpack_pack_map (pk, 2 + KV_N + 2 + (self->token [0] != 0));
+    if (self->token [0])
+        rc |= s_kstr (pk, "token", self->token);
     rc |= s_kstr (pk, "type", "result") | s_kbool (pk, "ok", true);
     rc |= s_video_pack_fields (&self->video, pk);
     rc |= s_kuint (pk, "seed", self->seed);
@@ -924,16 +939,17 @@ int
 vdgx_result_decode_obj (vdgx_result_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
     //  The video keys come first so s_video_read can index them.
-    enum { K_TYPE = KV_N, K_OK, K_SEED, K_TIMINGS, K_ERROR, K_N };
+    enum { K_TYPE = KV_N, K_OK, K_SEED, K_TIMINGS, K_ERROR, K_TOKEN, K_N };
     static const char *keys [] = {
         "size", "sha256", "mime", "width", "height", "frames", "fps", "seconds",
-        "type", "ok", "seed", "timings", "error"
+        "type", "ok", "seed", "timings", "error", "token"
     };
     vdgx_result_clear (self);
     vdgx_mp_map_t m;
     if (vdgx_mp_map (&m, obj, "", keys, K_N, err)
     ||  vdgx_mp_const (&m, K_TYPE, true, "result") < 0
-    ||  vdgx_mp_bool (&m, K_OK, true, &self->ok) < 0)
+    ||  vdgx_mp_bool (&m, K_OK, true, &self->ok) < 0
+    ||  s_read_token (&m, K_TOKEN, self->token) < 0)
         goto failed;
     if (self->ok) {
         if (s_forbid (&m, K_ERROR, "when ok is true")
@@ -949,7 +965,8 @@ vdgx_result_decode_obj (vdgx_result_t *self, const msgpack_object *obj, vdgx_err
     }
     else {
         for (size_t k = 0; k < K_N; k++)
-            if (k != K_TYPE && k != K_OK && k != K_ERROR && s_forbid (&m, k, "when ok is false"))
+            if (k != K_TYPE && k != K_OK && k != K_ERROR && k != K_TOKEN
+            &&  s_forbid (&m, k, "when ok is false"))
                 goto failed;
         if (!vdgx_mp_value (&m, K_ERROR)) {
             vdgx_mp_fail (&m, K_ERROR, "missing");
@@ -986,21 +1003,24 @@ int
 vdgx_progress_pack (const vdgx_progress_t *self, msgpack_packer *pk)
 {
     assert (self);
-    int rc = msgpack_pack_map (pk, 6 + (self->message [0] != 0));
+    int rc = msgpack_pack_map (pk, 6 + (self->message [0] != 0) + (self->token [0] != 0));
     rc |= s_kstr (pk, "type", "progress") | s_kstr (pk, "id", self->id)
         | s_kstr (pk, "phase", vdgx_phase_name (self->phase))
         | s_kuint (pk, "step", self->step) | s_kuint (pk, "steps", self->steps)
         | s_kdbl (pk, "percent", self->percent);
     if (self->message [0])
         rc |= s_kstr (pk, "message", self->message);
+    if (self->token [0])
+        rc |= s_kstr (pk, "token", self->token);
     return rc? -1: 0;
 }
 
 int
 vdgx_progress_decode_obj (vdgx_progress_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
-    enum { K_TYPE, K_ID, K_PHASE, K_STEP, K_STEPS, K_PERCENT, K_MESSAGE, K_N };
-    static const char *keys [] = { "type", "id", "phase", "step", "steps", "percent", "message" };
+    enum { K_TYPE, K_ID, K_PHASE, K_STEP, K_STEPS, K_PERCENT, K_MESSAGE, K_TOKEN, K_N };
+    static const char *keys [] = { "type", "id", "phase", "step", "steps", "percent", "message",
+                                   "token" };
     vdgx_progress_clear (self);
     vdgx_mp_map_t m;
     int phase;
@@ -1011,7 +1031,8 @@ vdgx_progress_decode_obj (vdgx_progress_t *self, const msgpack_object *obj, vdgx
     ||  vdgx_mp_u32 (&m, K_STEP, true, 0, UINT32_MAX, &self->step) < 0
     ||  vdgx_mp_u32 (&m, K_STEPS, true, 0, UINT32_MAX, &self->steps) < 0
     ||  vdgx_mp_double (&m, K_PERCENT, true, 0, 100, false, &self->percent) < 0
-    ||  vdgx_mp_str (&m, K_MESSAGE, false, 0, VDGX_MESSAGE_MAX, self->message, sizeof self->message) < 0)
+    ||  vdgx_mp_str (&m, K_MESSAGE, false, 0, VDGX_MESSAGE_MAX, self->message, sizeof self->message) < 0
+    ||  s_read_token (&m, K_TOKEN, self->token) < 0)
         goto failed;
     self->phase = (vdgx_phase_t) phase;
     if (self->steps && self->step > self->steps) {
@@ -1048,8 +1069,10 @@ int
 vdgx_chunk_pack (const vdgx_chunk_t *self, msgpack_packer *pk)
 {
     assert (self && self->size <= VDGX_CHUNK_MAX);
-    int rc = msgpack_pack_map (pk, 3);
+    int rc = msgpack_pack_map (pk, 3 + (self->token [0] != 0));
     rc |= s_kstr (pk, "type", "chunk") | s_kuint (pk, "offset", self->offset);
+    if (self->token [0])
+        rc |= s_kstr (pk, "token", self->token);
     rc |= vdgx_mp_pack_key (pk, "data") | msgpack_pack_bin (pk, self->size);
     if (self->size)
         rc |= msgpack_pack_bin_body (pk, self->data, self->size);
@@ -1059,14 +1082,15 @@ vdgx_chunk_pack (const vdgx_chunk_t *self, msgpack_packer *pk)
 int
 vdgx_chunk_decode_obj (vdgx_chunk_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
-    enum { K_TYPE, K_OFFSET, K_DATA, K_N };
-    static const char *keys [] = { "type", "offset", "data" };
+    enum { K_TYPE, K_OFFSET, K_DATA, K_TOKEN, K_N };
+    static const char *keys [] = { "type", "offset", "data", "token" };
     vdgx_chunk_clear (self);
     vdgx_mp_map_t m;
     const uint8_t *data = NULL;
     size_t size = 0;
     if (vdgx_mp_map (&m, obj, "", keys, K_N, err)
     ||  vdgx_mp_const (&m, K_TYPE, true, "chunk") < 0
+    ||  s_read_token (&m, K_TOKEN, self->token) < 0
     ||  vdgx_mp_uint (&m, K_OFFSET, true, 0, S_BYTES_MAX, &self->offset) < 0
     ||  vdgx_mp_bin (&m, K_DATA, true, VDGX_CHUNK_MAX, &data, &size) < 0)
         goto failed;
@@ -1185,6 +1209,7 @@ vdgx_wstate_clear (vdgx_wstate_t *self)
     s_list_free (&self->precisions, &self->nprecisions);
     s_list_free (&self->ext, &self->next);
     s_list_free (&self->pending, &self->npending);
+    s_list_free (&self->tokens, &self->ntokens);
     vdgx_wstate_init (self);
 }
 
@@ -1224,6 +1249,27 @@ vdgx_wstate_add_pending (vdgx_wstate_t *self, const char *job_id)
     return s_list_add (&self->pending, &self->npending, job_id);
 }
 
+int
+vdgx_wstate_add_pending_token (vdgx_wstate_t *self, const char *job_id, const char *token)
+{
+    assert (token && *token && strlen (token) <= VDGX_TOKEN_MAX);
+    if (self->ntokens != self->npending || self->npending >= VDGX_LIST_MAX)
+        return -1;              //  tokens are all or none
+    if (s_list_add (&self->pending, &self->npending, job_id))
+        return -1;
+    if (s_list_add (&self->tokens, &self->ntokens, token)) {
+        free (self->pending [--self->npending]);
+        return -1;
+    }
+    return 0;
+}
+
+const char *
+vdgx_wstate_pending_token (const vdgx_wstate_t *self, size_t i)
+{
+    return i < self->ntokens && self->ntokens == self->npending? self->tokens [i]: NULL;
+}
+
 bool
 vdgx_wstate_has_ext (const vdgx_wstate_t *self, const char *name)
 {
@@ -1239,14 +1285,16 @@ vdgx_wstate_copy (vdgx_wstate_t *dst, const vdgx_wstate_t *src)
     assert (dst && src && dst != src);
     vdgx_wstate_clear (dst);
     *dst = *src;
-    dst->precisions = dst->ext = dst->pending = NULL;
-    dst->nprecisions = dst->next = dst->npending = 0;
+    dst->precisions = dst->ext = dst->pending = dst->tokens = NULL;
+    dst->nprecisions = dst->next = dst->npending = dst->ntokens = 0;
     for (size_t i = 0; i < src->nprecisions; i++)
         if (vdgx_wstate_add_precision (dst, src->precisions [i])) goto failed;
     for (size_t i = 0; i < src->next; i++)
         if (vdgx_wstate_add_ext (dst, src->ext [i])) goto failed;
     for (size_t i = 0; i < src->npending; i++)
         if (vdgx_wstate_add_pending (dst, src->pending [i])) goto failed;
+    for (size_t i = 0; i < src->ntokens; i++)
+        if (s_list_add (&dst->tokens, &dst->ntokens, src->tokens [i])) goto failed;
     return 0;
 failed:
     vdgx_wstate_clear (dst);
@@ -1268,7 +1316,7 @@ vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk)
     assert (self);
     int rc = msgpack_pack_map (pk, 13 + (self->identity [0] != 0) + self->has_idle_ms
                                    + (self->weights_id [0] != 0) + (self->protocol != 0)
-                                   + self->limits.present);
+                                   + self->limits.present + (self->ntokens > 0));
     rc |= s_kstr (pk, "service", self->service) | s_kstr (pk, "host", self->host)
         | s_kuint (pk, "pid", self->pid) | s_kstr (pk, "state", vdgx_wstate_state_name (self->state))
         | s_kuint (pk, "rss_bytes", self->rss_bytes) | s_kuint (pk, "peak_bytes", self->peak_bytes)
@@ -1289,6 +1337,8 @@ vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk)
         rc |= s_kuint (pk, "protocol", self->protocol);
     if (self->limits.present)
         rc |= vdgx_mp_pack_key (pk, "limits") | vdgx_limits_pack (&self->limits, pk);
+    if (self->ntokens)
+        rc |= s_pack_list (pk, "tokens", self->tokens, self->ntokens);
     return rc? -1: 0;
 }
 
@@ -1324,10 +1374,10 @@ vdgx_wstate_decode_obj (vdgx_wstate_t *self, const msgpack_object *obj, vdgx_err
 {
     enum { K_SERVICE, K_HOST, K_PID, K_STATE, K_RSS, K_PEAK, K_MODEL, K_BUDGET, K_DEVICE,
            K_PRECISIONS, K_JOB, K_EXT, K_PENDING, K_IDENTITY, K_IDLE, K_WEIGHTS, K_PROTOCOL,
-           K_LIMITS, K_N };
+           K_LIMITS, K_TOKENS, K_N };
     static const char *keys [] = { "service", "host", "pid", "state", "rss_bytes", "peak_bytes",
         "model_bytes", "host_budget_bytes", "device", "precisions", "job", "ext", "pending",
-        "identity", "idle_ms", "weights_id", "protocol", "limits" };
+        "identity", "idle_ms", "weights_id", "protocol", "limits", "tokens" };
     vdgx_wstate_clear (self);
     vdgx_mp_map_t m;
     int state, rc;
@@ -1357,6 +1407,12 @@ vdgx_wstate_decode_obj (vdgx_wstate_t *self, const msgpack_object *obj, vdgx_err
     const msgpack_object *limits = vdgx_mp_value (&m, K_LIMITS);
     if (limits && vdgx_limits_decode_obj (&self->limits, limits, "limits", err))
         goto failed;
+    if (s_read_list (&m, K_TOKENS, VDGX_TOKEN_MAX, false, &self->tokens, &self->ntokens) < 0)
+        goto failed;
+    if (vdgx_mp_value (&m, K_TOKENS) && self->ntokens != self->npending) {
+        vdgx_mp_fail (&m, K_TOKENS, "%zu entries, but pending has %zu", self->ntokens, self->npending);
+        goto failed;
+    }
     self->state = (vdgx_wstate_state_t) state;
     if (self->job [0] && !vdgx_job_id_valid (self->job)) {
         vdgx_mp_fail (&m, K_JOB, "not a valid job id");
@@ -1584,10 +1640,14 @@ vdgx_jobcmd_clear (vdgx_jobcmd_t *self)
 }
 
 enum { KC_CMD, KC_REQUEST, KC_ID, KC_STATE, KC_MODEL, KC_LIMIT, KC_AFTER, KC_OFFSET, KC_LENGTH,
-       KC_HOST, KC_N };
+       KC_HOST, KC_OWNER, KC_ROLE, KC_N };
 static const char *s_jobcmd_keys [] = {
-    "cmd", "request", "id", "state", "model", "limit", "after", "offset", "length", "host"
+    "cmd", "request", "id", "state", "model", "limit", "after", "offset", "length", "host",
+    "owner", "role"
 };
+static const char *s_roles [] = { "user", "admin" };
+//  owner and role may come with every command (on behalf of).
+#define S_JOBCMD_ANY (1u << KC_OWNER | 1u << KC_ROLE)
 //  Per command: keys allowed (bit per KC_*) and keys required.
 static const struct { unsigned allowed, required; } s_jobcmd_shape [VDGX_JOBCMD_COUNT] = {
     [VDGX_JOBCMD_SUBMIT] = { 1u << KC_REQUEST, 1u << KC_REQUEST },
@@ -1599,6 +1659,7 @@ static const struct { unsigned allowed, required; } s_jobcmd_shape [VDGX_JOBCMD_
     [VDGX_JOBCMD_UNLOAD] = { 1u << KC_MODEL, 1u << KC_MODEL },
     [VDGX_JOBCMD_MODELS] = { 0, 0 },
     [VDGX_JOBCMD_DRAIN]  = { 1u << KC_MODEL | 1u << KC_HOST, 0 },
+    [VDGX_JOBCMD_RESET_LIMITS] = { 1u << KC_MODEL, 1u << KC_MODEL },
 };
 
 int
@@ -1622,13 +1683,15 @@ vdgx_jobcmd_pack (const vdgx_jobcmd_t *self, msgpack_packer *pk)
             send [KC_OFFSET] = self->offset != 0;
             send [KC_LENGTH] = self->length != 1024 * 1024;
             break;
-        case VDGX_JOBCMD_UNLOAD: send [KC_MODEL] = true; break;
+        case VDGX_JOBCMD_UNLOAD: case VDGX_JOBCMD_RESET_LIMITS: send [KC_MODEL] = true; break;
         case VDGX_JOBCMD_DRAIN:
             send [KC_MODEL] = self->model [0] != 0;
             send [KC_HOST] = self->host [0] != 0;
             break;
         default: break;
     }
+    send [KC_OWNER] = self->owner [0] != 0;
+    send [KC_ROLE] = self->has_role;
     uint32_t n = 1;
     for (int k = 1; k < KC_N; k++)
         n += send [k];
@@ -1644,6 +1707,8 @@ vdgx_jobcmd_pack (const vdgx_jobcmd_t *self, msgpack_packer *pk)
     if (send [KC_OFFSET]) rc |= s_kuint (pk, "offset", self->offset);
     if (send [KC_LENGTH]) rc |= s_kuint (pk, "length", self->length);
     if (send [KC_HOST])   rc |= s_kstr (pk, "host", self->host);
+    if (send [KC_OWNER])  rc |= s_kstr (pk, "owner", self->owner);
+    if (send [KC_ROLE])   rc |= s_kstr (pk, "role", s_roles [self->admin]);
     return rc? -1: 0;
 }
 
@@ -1659,7 +1724,7 @@ vdgx_jobcmd_decode_obj (vdgx_jobcmd_t *self, const msgpack_object *obj, vdgx_err
     self->cmd = (vdgx_jobcmd_type_t) cmd;
     for (int k = 1; k < KC_N; k++) {
         bool present = vdgx_mp_value (&m, (size_t) k) != NULL;
-        if (present && !(s_jobcmd_shape [cmd].allowed & (1u << k))) {
+        if (present && !((s_jobcmd_shape [cmd].allowed | S_JOBCMD_ANY) & (1u << k))) {
             vdgx_mp_fail (&m, (size_t) k, "not allowed with cmd '%s'", s_jobcmds [cmd]);
             goto failed;
         }
@@ -1682,8 +1747,12 @@ vdgx_jobcmd_decode_obj (vdgx_jobcmd_t *self, const msgpack_object *obj, vdgx_err
     ||  s_read_id (&m, KC_AFTER, false, self->after) < 0
     ||  vdgx_mp_uint (&m, KC_OFFSET, false, 0, S_BYTES_MAX, &self->offset) < 0
     ||  vdgx_mp_u32 (&m, KC_LENGTH, false, 1, VDGX_RESULT_READ_MAX, &self->length) < 0
-    ||  s_read_printable (&m, KC_HOST, false, 1, VDGX_HOST_MAX, self->host, sizeof self->host) < 0)
+    ||  s_read_printable (&m, KC_HOST, false, 1, VDGX_HOST_MAX, self->host, sizeof self->host) < 0
+    ||  s_read_printable (&m, KC_OWNER, false, 1, VDGX_OWNER_MAX, self->owner, sizeof self->owner) < 0
+    ||  (rc = vdgx_mp_enum (&m, KC_ROLE, false, s_roles, S_COUNT (s_roles), &state)) < 0)
         goto failed;
+    self->has_role = rc == 1;
+    self->admin = self->has_role && state == 1;
     return 0;
 failed:
     vdgx_jobcmd_clear (self);
@@ -1830,7 +1899,7 @@ vdgx_jobreply_pack (const vdgx_jobreply_t *self, msgpack_packer *pk)
     assert (self && (unsigned) self->cmd < VDGX_JOBCMD_COUNT);
     if (!self->ok)
         return vdgx_error_pack (&self->error, self->retry_after_ms, pk);
-    static const uint32_t nkeys [VDGX_JOBCMD_COUNT] = { 5, 2, 3, 2, 5, 3, 2, 2, 2 };
+    static const uint32_t nkeys [VDGX_JOBCMD_COUNT] = { 5, 2, 3, 2, 5, 3, 2, 2, 2, 2 };
     int rc = msgpack_pack_map (pk, nkeys [self->cmd]);
     rc |= s_kbool (pk, "ok", true);
     switch (self->cmd) {
@@ -1858,7 +1927,7 @@ vdgx_jobreply_pack (const vdgx_jobreply_t *self, msgpack_packer *pk)
         case VDGX_JOBCMD_DELETE:
             rc |= s_kstr (pk, "id", self->id) | s_kbool (pk, "deleted", true);
             break;
-        case VDGX_JOBCMD_UNLOAD: case VDGX_JOBCMD_DRAIN:
+        case VDGX_JOBCMD_UNLOAD: case VDGX_JOBCMD_DRAIN: case VDGX_JOBCMD_RESET_LIMITS:
             rc |= s_kuint (pk, "workers", self->workers);
             break;
         case VDGX_JOBCMD_MODELS:
@@ -1890,6 +1959,7 @@ vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx
         [VDGX_JOBCMD_UNLOAD] = 1u << K_WORKERS,
         [VDGX_JOBCMD_MODELS] = 1u << K_MODELS,
         [VDGX_JOBCMD_DRAIN]  = 1u << K_WORKERS,
+        [VDGX_JOBCMD_RESET_LIMITS] = 1u << K_WORKERS,
     };
     vdgx_jobreply_clear (self);
     vdgx_mp_map_t m;

@@ -95,6 +95,8 @@ extern "C" {
 #define VDGX_LIST_MAX           64      //  entries in ext / pending / precisions lists
 #define VDGX_LIST_LIMIT_MAX     1000    //  `list` command limit
 #define VDGX_WEIGHTS_ID_MAX     128     //  worker-state weights_id
+#define VDGX_TOKEN_MAX          32      //  attempt token: 1..32 printable bytes (the broker sends 32 hex)
+#define VDGX_OWNER_MAX          64      //  job owner / on-behalf-of principal
 
 //  ---------------------------------------------------------------------------------------
 //  Majordomo framing
@@ -174,6 +176,7 @@ bool vdgx_job_state_is_final (vdgx_job_state_t s);
 #define VDGX_E_INTERNAL         "internal"
 #define VDGX_E_UNAVAILABLE      "unavailable"
 #define VDGX_E_TOO_LARGE        "too_large"
+#define VDGX_E_FORBIDDEN        "forbidden"
 
 //  The static string for a known code (so vdgx_error_t.code can point at it), else NULL.
 const char *vdgx_error_code_intern (const char *code);
@@ -201,6 +204,7 @@ typedef struct {
     char id [VDGX_ID_MAX + 1];
     uint32_t attempt;           //  >= 1
     vdgx_genreq_t request;
+    char token [VDGX_TOKEN_MAX + 1];    //  attempt token ("" = absent); echoed in every reply
 } vdgx_job_t;
 
 void vdgx_job_init (vdgx_job_t *self);
@@ -234,6 +238,7 @@ typedef struct {
     uint64_t seed;
     vdgx_timings_t timings;
     vdgx_error_t error;         //  when !ok
+    char token [VDGX_TOKEN_MAX + 1];    //  the job's attempt token echoed ("" = absent)
 } vdgx_result_t;
 
 void vdgx_result_init (vdgx_result_t *self);
@@ -252,6 +257,7 @@ typedef struct {
     uint32_t step, steps;
     double percent;             //  0..100
     char message [VDGX_MESSAGE_MAX + 1];    //  "" = absent
+    char token [VDGX_TOKEN_MAX + 1];        //  the job's attempt token echoed ("" = absent)
 } vdgx_progress_t;
 
 void vdgx_progress_init (vdgx_progress_t *self);
@@ -268,6 +274,7 @@ typedef struct {
     uint64_t offset;
     uint8_t *data;              //  owned (copied on decode), may be NULL when size is 0
     size_t size;                //  <= VDGX_CHUNK_MAX
+    char token [VDGX_TOKEN_MAX + 1];    //  the job's attempt token echoed ("" = absent)
 } vdgx_chunk_t;
 
 void vdgx_chunk_init (vdgx_chunk_t *self);
@@ -311,6 +318,7 @@ typedef struct {
     char weights_id [VDGX_WEIGHTS_ID_MAX + 1];  //  "" = absent; names the loaded weights
     uint8_t protocol;                       //  mmi.workers: MDP version 1 or 2; 0 = absent
     vdgx_limits_t limits;                   //  what the model accepts (5.8); present = false: absent
+    char **tokens;      size_t ntokens;     //  attempt tokens of `pending`, same order (or none)
 } vdgx_wstate_t;
 
 void vdgx_wstate_init (vdgx_wstate_t *self);
@@ -320,6 +328,10 @@ int vdgx_wstate_copy (vdgx_wstate_t *dst, const vdgx_wstate_t *src);
 int vdgx_wstate_add_precision (vdgx_wstate_t *self, const char *name);
 int vdgx_wstate_add_ext (vdgx_wstate_t *self, const char *name);
 int vdgx_wstate_add_pending (vdgx_wstate_t *self, const char *job_id);
+//  A pending job with its attempt token (tokens are sent only when every pending one has one).
+int vdgx_wstate_add_pending_token (vdgx_wstate_t *self, const char *job_id, const char *token);
+//  The attempt token of pending entry i, or NULL when none was given.
+const char *vdgx_wstate_pending_token (const vdgx_wstate_t *self, size_t i);
 bool vdgx_wstate_has_ext (const vdgx_wstate_t *self, const char *name);
 int vdgx_wstate_pack (const vdgx_wstate_t *self, msgpack_packer *pk);
 zframe_t *vdgx_wstate_frame (const vdgx_wstate_t *self);
@@ -388,7 +400,7 @@ int vdgx_jobstatus_decode (vdgx_jobstatus_t *self, const void *data, size_t size
 typedef enum {
     VDGX_JOBCMD_SUBMIT = 0, VDGX_JOBCMD_STATUS, VDGX_JOBCMD_LIST, VDGX_JOBCMD_CANCEL,
     VDGX_JOBCMD_RESULT, VDGX_JOBCMD_DELETE, VDGX_JOBCMD_UNLOAD, VDGX_JOBCMD_MODELS,
-    VDGX_JOBCMD_DRAIN, VDGX_JOBCMD_COUNT
+    VDGX_JOBCMD_DRAIN, VDGX_JOBCMD_RESET_LIMITS, VDGX_JOBCMD_COUNT
 } vdgx_jobcmd_type_t;
 
 typedef struct {
@@ -404,6 +416,9 @@ typedef struct {
     //  result
     uint64_t offset;            //  default 0
     uint32_t length;            //  1..VDGX_RESULT_READ_MAX, default 1 MiB
+    //  On behalf of (any command; honoured only from an admin peer such as the REST bridge)
+    char owner [VDGX_OWNER_MAX + 1];        //  "" = absent: the peer itself
+    bool has_role;      bool admin;         //  the principal's role (admin / user)
 } vdgx_jobcmd_t;
 
 const char *vdgx_jobcmd_name (vdgx_jobcmd_type_t cmd);

@@ -15,8 +15,9 @@ struct _vdgx_worker_t {
 typedef struct {
     char id [VDGX_ID_MAX + 1];
     char *path;                 //  the MP4, NULL for a failure
-    zframe_t *final;            //  the FINAL body
+    zframe_t *final;            //  the FINAL body (without the token: added when sent)
     bool sent;                  //  delivered on the current connection
+    char token [VDGX_TOKEN_MAX + 1];    //  the attempt token the broker gave ("" = none)
 } s_result_t;
 
 typedef struct {
@@ -41,10 +42,12 @@ typedef struct {
     //  the current job
     bool busy;
     char job [VDGX_ID_MAX + 1];
+    char job_token [VDGX_TOKEN_MAX + 1];    //  its attempt token, echoed in every reply
     bool handing_back;          //  stopping: the job's FAILED answer is swallowed
     //  A job the broker sent while this one still ran (it re-registered us as idle after a
     //  reconnect): run it next instead of failing it.
     char next_job [VDGX_ID_MAX + 1];
+    char next_token [VDGX_TOKEN_MAX + 1];
     zframe_t *next_request;
     //  results not yet acknowledged
     zlistx_t *results;
@@ -58,7 +61,7 @@ typedef struct {
 } s_worker_t;
 
 static void s_deliver (s_worker_t *self, s_result_t *result);
-static void s_start_job (s_worker_t *self, const char *id, zframe_t **request_p);
+static void s_start_job (s_worker_t *self, const char *id, const char *token, zframe_t **request_p);
 
 static void
 s_result_destroy (void **item_p)
@@ -143,11 +146,18 @@ s_state_frame (s_worker_t *self)
     if (self->busy)
         snprintf (ws.job, sizeof ws.job, "%s", self->job);
     vdgx_wstate_add_ext (&ws, "control");
+    vdgx_wstate_add_ext (&ws, "token");
     if (self->runner)
         ws.limits = *vdgx_runner_limits (self->runner);
+    //  Each pending result with the attempt token that proves it is ours to resend.
+    bool tokens = true;
     for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
          r = (s_result_t *) zlistx_next (self->results))
-        if (vdgx_wstate_add_pending (&ws, r->id) != 0)
+        tokens &= *r->token != 0;
+    for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
+         r = (s_result_t *) zlistx_next (self->results))
+        if ((tokens? vdgx_wstate_add_pending_token (&ws, r->id, r->token)
+                   : vdgx_wstate_add_pending (&ws, r->id)) != 0)
             break;
     zframe_t *frame = vdgx_wstate_frame (&ws);
     vdgx_wstate_clear (&ws);
@@ -199,10 +209,11 @@ s_send_reply (s_worker_t *self, uint8_t command, const char *id, zframe_t **body
 }
 
 static zframe_t *
-s_error_result (const char *code, const char *message, const char *field)
+s_error_result (const char *code, const char *message, const char *field, const char *token)
 {
     vdgx_result_t res;
     vdgx_result_init (&res);
+    snprintf (res.token, sizeof res.token, "%s", token? token: "");
     res.ok = false;
     vdgx_error_init (&res.error);
     const char *interned = vdgx_error_code_intern (code);
@@ -314,6 +325,21 @@ s_start_unload (s_worker_t *self)
     s_send_heartbeat (self);
 }
 
+//  A copy of a result frame that carries the attempt token (a plain copy without one).
+static zframe_t *
+s_with_token (zframe_t *final, const char *token)
+{
+    vdgx_result_t res;
+    vdgx_result_init (&res);
+    vdgx_error_t err;
+    if (!*token || vdgx_result_decode (&res, zframe_data (final), zframe_size (final), &err) != 0)
+        return zframe_dup (final);
+    snprintf (res.token, sizeof res.token, "%s", token);
+    zframe_t *frame = vdgx_result_frame (&res);
+    vdgx_result_clear (&res);
+    return frame? frame: zframe_dup (final);
+}
+
 //  Streams the MP4 as chunk PARTIALs, then the FINAL.
 static void
 s_deliver (s_worker_t *self, s_result_t *r)
@@ -326,7 +352,7 @@ s_deliver (s_worker_t *self, s_result_t *r)
             vdgx_log_error ("worker.result_lost", "id=%s path=%s error=\"%s\"", r->id,
                             r->path, strerror (errno));
             zframe_destroy (&r->final);
-            r->final = s_error_result (VDGX_E_WORKER_FAILED, "the result file was lost", NULL);
+            r->final = s_error_result (VDGX_E_WORKER_FAILED, "the result file was lost", NULL, NULL);
             free (r->path);
             r->path = NULL;
         }
@@ -338,6 +364,7 @@ s_deliver (s_worker_t *self, s_result_t *r)
                 vdgx_chunk_t chunk;
                 vdgx_chunk_init (&chunk);
                 chunk.offset = offset;
+                snprintf (chunk.token, sizeof chunk.token, "%s", r->token);
                 chunk.data = buf;
                 chunk.size = n;
                 zframe_t *frame = vdgx_chunk_frame (&chunk);
@@ -353,7 +380,7 @@ s_deliver (s_worker_t *self, s_result_t *r)
             fclose (f);
         }
     }
-    zframe_t *final = zframe_dup (r->final);
+    zframe_t *final = s_with_token (r->final, r->token);
     if (s_send_reply (self, VDGX_MDPW_FINAL, r->id, &final) == 0) {
         r->sent = true;
         vdgx_log_info ("worker.delivered", "id=%s", r->id);
@@ -369,10 +396,12 @@ s_job_ended (s_worker_t *self)
     self->handing_back = false;
     self->idle_since = zclock_mono ();
     if (self->next_request && !self->stopping && !self->draining) {
-        char id [VDGX_ID_MAX + 1];
+        char id [VDGX_ID_MAX + 1], token [VDGX_TOKEN_MAX + 1];
         snprintf (id, sizeof id, "%s", self->next_job);
+        snprintf (token, sizeof token, "%s", self->next_token);
         self->next_job [0] = 0;
-        s_start_job (self, id, &self->next_request);
+        self->next_token [0] = 0;
+        s_start_job (self, id, token, &self->next_request);
     }
     else
     if (self->unload_wanted && !self->stopping && !self->draining)
@@ -387,6 +416,8 @@ s_add_result (s_worker_t *self, const char *id, char *path, zframe_t *final)
     s_result_remove (self, id);
     s_result_t *r = (s_result_t *) zmalloc (sizeof *r);
     snprintf (r->id, sizeof r->id, "%s", id);
+    if (streq (id, self->job))
+        snprintf (r->token, sizeof r->token, "%s", self->job_token);
     r->path = path;
     r->final = final;
     zlistx_add_end (self->results, r);
@@ -440,6 +471,8 @@ s_on_runner (s_worker_t *self)
             p.steps = (uint32_t) strtoul (steps, NULL, 10);
             p.percent = strtod (percent, NULL);
             snprintf (p.message, sizeof p.message, "%s", text? text: "");
+            if (streq (id, self->job))
+                snprintf (p.token, sizeof p.token, "%s", self->job_token);
             zframe_t *frame = vdgx_progress_frame (&p);
             if (frame)
                 s_send_reply (self, VDGX_MDPW_PARTIAL, id, &frame);
@@ -480,7 +513,7 @@ s_on_runner (s_worker_t *self)
             }
             else
                 s_add_result (self, id, NULL,
-                              s_error_result (VDGX_E_INTERNAL, "cannot encode the result", NULL));
+                              s_error_result (VDGX_E_INTERNAL, "cannot encode the result", NULL, NULL));
         }
         if (path)
             unlink (path);
@@ -499,7 +532,7 @@ s_on_runner (s_worker_t *self)
             vdgx_log_info ("worker.handed_back", "id=%s", id);
         else
         if (id && code)
-            s_add_result (self, id, NULL, s_error_result (code, text, field));
+            s_add_result (self, id, NULL, s_error_result (code, text, field, NULL));
         zstr_free (&id); zstr_free (&code); zstr_free (&text); zstr_free (&field);
         s_job_ended (self);
     }
@@ -510,7 +543,8 @@ s_on_runner (s_worker_t *self)
         snprintf (m, sizeof m, "fatal engine error, worker restarting: %s", text? text: "");
         vdgx_log_error ("worker.fatal", "id=%s message=\"%s\"", id? id: "", text? text: "");
         if (id) {
-            zframe_t *final = s_error_result (VDGX_E_WORKER_FAILED, m, NULL);
+            zframe_t *final = s_error_result (VDGX_E_WORKER_FAILED, m, NULL,
+                                              streq (id, self->job)? self->job_token: NULL);
             s_send_reply (self, VDGX_MDPW_FINAL, id, &final);
         }
         zstr_free (&id);
@@ -523,12 +557,13 @@ s_on_runner (s_worker_t *self)
 }
 
 static void
-s_start_job (s_worker_t *self, const char *id, zframe_t **request_p)
+s_start_job (s_worker_t *self, const char *id, const char *token, zframe_t **request_p)
 {
     atomic_store (self->cancel, 0);
     self->busy = true;
     self->loading = !self->loaded;
     snprintf (self->job, sizeof self->job, "%s", id);
+    snprintf (self->job_token, sizeof self->job_token, "%s", token);
     zmsg_t *run = zmsg_new ();
     zmsg_addstr (run, "RUN");
     zmsg_addstr (run, id);
@@ -556,39 +591,42 @@ s_on_request (s_worker_t *self, vdgx_mdp_t *in)
     vdgx_error_init (&err);
     if (!body || vdgx_job_decode (&job, zframe_data (body), zframe_size (body), &err) != 0) {
         zframe_t *final = s_error_result (VDGX_E_BAD_REQUEST,
-                                          body? err.message: "empty job body", err.field);
+                                          body? err.message: "empty job body", err.field, NULL);
         s_send_reply (self, VDGX_MDPW_FINAL, addr, &final);
         vdgx_job_clear (&job);
         return;
     }
     s_result_t *held = s_result_find (self, job.id);
     if (held) {
-        //  The broker lost track of a job this worker finished: answer from the result.
+        //  The broker lost track of a job this worker finished: answer from the result,
+        //  under the token of this dispatch.
+        snprintf (held->token, sizeof held->token, "%s", job.token);
         s_deliver (self, held);
     }
     else
     if (self->busy && streq (self->job, job.id))
-        ;   //  re-dispatched after a reconnect: it is still running here
+        //  re-dispatched after a reconnect: it is still running here, now for this attempt
+        snprintf (self->job_token, sizeof self->job_token, "%s", job.token);
     else
     if (self->busy && self->next_request && strcmp (self->next_job, job.id) != 0) {
-        zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, "worker busy", NULL);
+        zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, "worker busy", NULL, job.token);
         s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
     }
     else
     if (self->busy && streq (self->next_job, job.id))
-        ;   //  already queued here
+        snprintf (self->next_token, sizeof self->next_token, "%s", job.token);  //  already queued here
     else
     if (self->draining || self->stopping || self->exited) {
         char m [160];
         snprintf (m, sizeof m, "worker shutting down");
-        zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, m, NULL);
+        zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, m, NULL, job.token);
         s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
     }
     else
     if (strcmp (job.request.model, self->model) != 0) {
         char m [200];
         snprintf (m, sizeof m, "this worker serves %s, not %s", self->model, job.request.model);
-        zframe_t *final = s_error_result (VDGX_E_BAD_REQUEST, m, "request.model");
+        zframe_t *final = s_error_result (VDGX_E_BAD_REQUEST, m, "request.model", job.token);
         s_send_reply (self, VDGX_MDPW_FINAL, job.id, &final);
     }
     else {
@@ -603,11 +641,12 @@ s_on_request (s_worker_t *self, vdgx_mdp_t *in)
             vdgx_log_info ("worker.job_queued", "id=%s running=%s", job.id, self->job);
             zframe_destroy (&self->next_request);
             snprintf (self->next_job, sizeof self->next_job, "%s", job.id);
+            snprintf (self->next_token, sizeof self->next_token, "%s", job.token);
             self->next_request = request;
         }
         else {
             vdgx_log_info ("worker.job", "id=%s attempt=%u", job.id, job.attempt);
-            s_start_job (self, job.id, &request);
+            s_start_job (self, job.id, job.token, &request);
         }
     }
     vdgx_job_clear (&job);
@@ -652,7 +691,7 @@ s_on_control (s_worker_t *self, vdgx_mdp_t *in)
                 s_deliver (self, r);
             else {
                 zframe_t *final = s_error_result (VDGX_E_WORKER_FAILED,
-                                                  "this worker no longer holds the result", NULL);
+                                                  "this worker no longer holds the result", NULL, NULL);
                 s_send_reply (self, VDGX_MDPW_FINAL, ctl.id, &final);
             }
             break;

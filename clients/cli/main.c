@@ -36,6 +36,7 @@ s_usage (FILE *out)
 "Models and workers:\n"
 "  workers [--model M] [--json]   models [--json]   unload MODEL\n"
 "  drain [--model M] [--host H]   those workers finish their job, take no other, exit\n"
+"  reset-limits MODEL    forget the limits stored for MODEL (its workers advertise again)\n"
 "  models download NAME [--dir DIR] ...   models sources   (fetch weights from a hub)\n"
 "  health [--json] [--require MODEL]...   broker, store, queues and workers per model\n"
 "  bench [-n N] [-c C] [--model M]... [--json] [generate options]\n"
@@ -161,7 +162,7 @@ static const struct { const char *name; s_command_fn *fn; } s_commands [] = {
     { "status", vdgx_cli_status }, { "list", vdgx_cli_list }, { "cancel", vdgx_cli_cancel },
     { "delete", vdgx_cli_delete }, { "download", vdgx_cli_download },
     { "workers", vdgx_cli_workers }, { "models", vdgx_cli_models },
-    { "unload", vdgx_cli_unload }, { "drain", vdgx_cli_drain }, { "health", vdgx_cli_health }, { "bench", vdgx_cli_bench },
+    { "unload", vdgx_cli_unload }, { "drain", vdgx_cli_drain }, { "reset-limits", vdgx_cli_reset_limits }, { "health", vdgx_cli_health }, { "bench", vdgx_cli_bench },
     { "up", vdgx_cli_up }, { "down", vdgx_cli_down },
 };
 

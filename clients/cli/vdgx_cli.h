@@ -47,6 +47,7 @@ int vdgx_cli_workers (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_models (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_unload (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_drain (vdgx_cli_t *cli, int argc, char **argv);
+int vdgx_cli_reset_limits (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_health (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_bench (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_up (vdgx_cli_t *cli, int argc, char **argv);

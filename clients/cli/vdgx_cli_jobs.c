@@ -780,6 +780,32 @@ vdgx_cli_unload (vdgx_cli_t *cli, int argc, char **argv)
     return rc;
 }
 
+//  reset-limits MODEL: the broker forgets the model's stored limits (admin).
+int
+vdgx_cli_reset_limits (vdgx_cli_t *cli, int argc, char **argv)
+{
+    if (argc == 2 && (streq (argv [1], "-h") || streq (argv [1], "--help"))) {
+        printf ("usage: vdgx reset-limits MODEL\n");
+        return 0;
+    }
+    if (argc != 2)
+        return s_bad_usage ("reset-limits", "expected one MODEL");
+    if (!vdgx_model_name_valid (argv [1]))
+        return s_bad_usage ("reset-limits", "not a model name (1..64 of [a-z0-9._-])");
+    vdgx_client_t *client = vdgx_cli_client (cli);
+    if (!client)
+        return VDGX_EXIT_USAGE;
+    uint32_t n = 0;
+    int rc = 0;
+    if (vdgx_client_reset_limits (client, argv [1], &n) != 0)
+        rc = vdgx_cli_fail (client, "reset-limits");
+    else
+        printf ("%s: limits forgotten; %u live worker%s will advertise them again\n", argv [1], n,
+                n == 1? "": "s");
+    vdgx_client_destroy (&client);
+    return rc;
+}
+
 //  drain [--model M] [--host H]: matching workers finish their job, take no other, and leave.
 int
 vdgx_cli_drain (vdgx_cli_t *cli, int argc, char **argv)

@@ -723,6 +723,19 @@ vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p)
 }
 
 int
+vdgx_client_reset_limits (vdgx_client_t *self, const char *model, uint32_t *workers_p)
+{
+    assert (self);
+    if (!model || !vdgx_model_name_valid (model))
+        return s_fail (self, "bad_request", "bad model name");
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_RESET_LIMITS;
+    snprintf (cmd.model, sizeof cmd.model, "%s", model);
+    return s_workers_call (self, &cmd, workers_p);
+}
+
+int
 vdgx_client_drain (vdgx_client_t *self, const char *model, const char *host, uint32_t *workers_p)
 {
     assert (self);

@@ -122,6 +122,9 @@ int vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *worker
 //  the job it holds, takes no other and leaves. *workers_p (may be NULL) = how many were told.
 int vdgx_client_drain (vdgx_client_t *self, const char *model, const char *host,
                        uint32_t *workers_p);
+//  Forgets the limits the broker stored for a model (its allowed workers advertise them
+//  again); needs the admin role. *workers_p (may be NULL) = live workers of the model.
+int vdgx_client_reset_limits (vdgx_client_t *self, const char *model, uint32_t *workers_p);
 
 //  Introspection. *json_p gets the broker's whole reply map as JSON text (caller frees).
 int vdgx_client_models (vdgx_client_t *self, char **json_p);               //  vdgx.jobs models

@@ -387,15 +387,16 @@ tworker_output (const char *id, uint8_t *buf, size_t size)
 typedef struct {
     const char *endpoint, *service, *host, *weights;
     int proto;
-    bool plain, control, bad_sha, partials, delim;
+    bool plain, control, bad_sha, partials, delim, no_token;
     vdgx_wstate_state_t state;
     uint64_t budget, model_bytes;
     int steps, step_ms, load_ms, hb_ms;
     size_t size;
     zsock_t *sock;
     int64_t last_hb, last_heard;
-    zlist_t *pending;           //  finished, not acknowledged
+    zlist_t *pending;           //  finished, not acknowledged: "id token" ("id -" without)
     char job [80];              //  current job
+    char token [VDGX_TOKEN_MAX + 1];    //  its attempt token
     bool cancel, reconnect, quit;
 } s_worker_t;
 
@@ -417,8 +418,17 @@ s_state_frame (s_worker_t *w)
     snprintf (ws.job, sizeof ws.job, "%.64s", w->job);
     if (w->control)
         vdgx_wstate_add_ext (&ws, "control");
-    for (char *id = (char *) zlist_first (w->pending); id; id = (char *) zlist_next (w->pending))
-        vdgx_wstate_add_pending (&ws, id);
+    if (!w->no_token)
+        vdgx_wstate_add_ext (&ws, "token");
+    for (char *e = (char *) zlist_first (w->pending); e; e = (char *) zlist_next (w->pending)) {
+        char id [80], token [VDGX_TOKEN_MAX + 1];
+        if (sscanf (e, "%79s %32s", id, token) != 2)
+            continue;
+        if (streq (token, "-"))
+            vdgx_wstate_add_pending (&ws, id);
+        else
+            vdgx_wstate_add_pending_token (&ws, id, token);
+    }
     zframe_t *frame = vdgx_wstate_frame (&ws);
     vdgx_wstate_clear (&ws);
     if (frame && *w->weights) {
@@ -493,7 +503,7 @@ s_send_body (s_worker_t *w, uint8_t cmd, const char *id, zframe_t *frame)
 }
 
 static void
-s_send_result (s_worker_t *w, const char *id)
+s_send_result (s_worker_t *w, const char *id, const char *token)
 {
     uint8_t *data = (uint8_t *) malloc (w->size? w->size: 1);
     tworker_output (id, data, w->size);
@@ -505,6 +515,7 @@ s_send_result (s_worker_t *w, const char *id)
         c.size = w->size - off < chunk? w->size - off: chunk;
         c.data = (uint8_t *) malloc (c.size);
         memcpy (c.data, data + off, c.size);
+        snprintf (c.token, sizeof c.token, "%s", token);
         s_send_body (w, VDGX_MDPW_PARTIAL, id, vdgx_chunk_frame (&c));
         vdgx_chunk_clear (&c);
     }
@@ -523,6 +534,7 @@ s_send_result (s_worker_t *w, const char *id)
     res.video.seconds = 5.0 / 16;
     res.timings.load = 0.01;
     res.timings.denoise = 0.02;
+    snprintf (res.token, sizeof res.token, "%s", token);
     s_send_body (w, VDGX_MDPW_FINAL, id, vdgx_result_frame (&res));
     vdgx_result_clear (&res);
     free (data);
@@ -553,6 +565,7 @@ s_run_job (s_worker_t *w, zframe_t *address, zmsg_t *body)
         return;
     }
     snprintf (w->job, sizeof w->job, "%s", id);
+    snprintf (w->token, sizeof w->token, "%s", job.token);
     w->cancel = false;
     if (w->state == VDGX_WSTATE_COLD) {
         w->state = VDGX_WSTATE_LOADING;
@@ -569,6 +582,7 @@ s_run_job (s_worker_t *w, zframe_t *address, zmsg_t *body)
         p.step = (uint32_t) step;
         p.steps = (uint32_t) w->steps;
         p.percent = 100.0 * step / w->steps;
+        snprintf (p.token, sizeof p.token, "%s", w->token);
         if (w->proto == 2)
             s_send_body (w, VDGX_MDPW_PARTIAL, id, vdgx_progress_frame (&p));
         vdgx_progress_clear (&p);
@@ -579,13 +593,17 @@ s_run_job (s_worker_t *w, zframe_t *address, zmsg_t *body)
         vdgx_result_init (&res);
         res.ok = false;
         vdgx_error_set (&res.error, VDGX_E_CANCELLED, NULL, "cancelled at a step boundary");
+        snprintf (res.token, sizeof res.token, "%s", w->token);
         s_send_body (w, VDGX_MDPW_FINAL, id, vdgx_result_frame (&res));
         vdgx_result_clear (&res);
     }
     else {
-        if (w->control && zlist_size (w->pending) < 60)
-            zlist_append (w->pending, id);
-        s_send_result (w, id);
+        if (w->control && zlist_size (w->pending) < 60) {
+            char entry [128];
+            snprintf (entry, sizeof entry, "%s %s", id, *w->token? w->token: "-");
+            zlist_append (w->pending, entry);
+        }
+        s_send_result (w, id, w->token);
     }
     w->job [0] = 0;
     w->state = VDGX_WSTATE_WARM;
@@ -596,8 +614,9 @@ s_run_job (s_worker_t *w, zframe_t *address, zmsg_t *body)
 static void
 s_forget (s_worker_t *w, const char *id)
 {
+    size_t n = strlen (id);
     for (char *p = (char *) zlist_first (w->pending); p; p = (char *) zlist_next (w->pending))
-        if (streq (p, id)) {
+        if (strncmp (p, id, n) == 0 && p [n] == ' ') {
             zlist_remove (w->pending, p);
             break;
         }
@@ -637,8 +656,14 @@ s_handle (s_worker_t *w, zmsg_t *msg, bool busy)
             if (c.op == VDGX_CONTROL_ACK || c.op == VDGX_CONTROL_DROP)
                 s_forget (w, c.id);
             else
-            if (c.op == VDGX_CONTROL_RESEND && !busy)
-                s_send_result (w, c.id);
+            if (c.op == VDGX_CONTROL_RESEND && !busy) {
+                char token [VDGX_TOKEN_MAX + 1] = "";
+                size_t n = strlen (c.id);
+                for (char *e = (char *) zlist_first (w->pending); e; e = (char *) zlist_next (w->pending))
+                    if (strncmp (e, c.id, n) == 0 && e [n] == ' ' && !streq (e + n + 1, "-"))
+                        snprintf (token, sizeof token, "%s", e + n + 1);
+                s_send_result (w, c.id, token);
+            }
             else
             if (c.op == VDGX_CONTROL_UNLOAD && !busy) {
                 w->state = VDGX_WSTATE_UNLOADING;
@@ -715,6 +740,7 @@ tworker_main (int argc, char *argv [])
         else if (streq (a, "--bad-sha"))    w.bad_sha = true;
         else if (streq (a, "--partials"))   w.partials = true;
         else if (streq (a, "--delim"))      w.delim = true;
+        else if (streq (a, "--no-token"))   w.no_token = true;
         else if (streq (a, "--curve-dir"))  {
             //  Worker certificate DIR/worker.key, broker key DIR/broker.key.
             i++;

@@ -58,10 +58,11 @@ ip -o addr show | grep -q "10.200.$NET\." && fail "10.200.$NET.x is visible in t
 # Certificates: the broker makes its own; workers and the client get allowed keys.
 CURVE="$TMP/curve"
 mkdir -p "$CURVE/allowed"
-for who in w1 w2 client; do
-    "$BIN/vdgx-mkcert" "$TMP/$who.cert" "$CURVE/allowed" || fail "mkcert"
+for who in w1 w2; do
+    "$BIN/vdgx-mkcert" --role worker --models testgen "$TMP/$who.cert" "$CURVE/allowed" || fail "mkcert"
 done
-"$BIN/vdgx-mkcert" "$TMP/stranger.cert" || fail "mkcert"
+"$BIN/vdgx-mkcert" --role admin --name operator "$TMP/client.cert" "$CURVE/allowed" || fail "mkcert"
+"$BIN/vdgx-mkcert" --role worker --models testgen "$TMP/stranger.cert" || fail "mkcert"
 
 EP="tcp://$B1:5555" EV="tcp://$B1:5556"
 ip netns exec "$NSB" "$BIN/vdgx-broker" --bind "$EP" --events "$EV" --curve "$CURVE" \

@@ -106,6 +106,7 @@ S_REPLY (delete, VDGX_JOBCMD_DELETE)
 S_REPLY (unload, VDGX_JOBCMD_UNLOAD)
 S_REPLY (models, VDGX_JOBCMD_MODELS)
 S_REPLY (drain, VDGX_JOBCMD_DRAIN)
+S_REPLY (reset_limits, VDGX_JOBCMD_RESET_LIMITS)
 
 //  Events: the map is checked against a fixed topic (job.j1 or model.wan21-tiny).
 static int
@@ -158,6 +159,7 @@ const codec_t codec_table [] = {
     { "jobreply.unload", s_jobreply_unload },
     { "jobreply.models", s_jobreply_models },
     { "jobreply.drain", s_jobreply_drain },
+    { "jobreply.reset_limits", s_jobreply_reset_limits },
     { "event.job", s_event_job },
     { "event.model", s_event_model },
 };

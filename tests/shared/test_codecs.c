@@ -204,10 +204,15 @@ s_random_wstate (vdgx_wstate_t *w)
         vdgx_wstate_add_precision (w, precisions [s_next () % 4]);
     if (s_coin ()) s_text (w->job, 1, VDGX_ID_MAX, ID_CHARS);
     if (s_coin ()) vdgx_wstate_add_ext (w, "control");
+    bool tokens = s_coin ();
     for (int i = (int) s_range (0, 3); i > 0; i--) {
-        char id [VDGX_ID_MAX + 1];
+        char id [VDGX_ID_MAX + 1], token [VDGX_TOKEN_MAX + 1];
         s_text (id, 1, VDGX_ID_MAX, ID_CHARS);
-        vdgx_wstate_add_pending (w, id);
+        s_text (token, 1, VDGX_TOKEN_MAX, PRINTABLE);
+        if (tokens)
+            vdgx_wstate_add_pending_token (w, id, token);
+        else
+            vdgx_wstate_add_pending (w, id);
     }
     if (s_coin ()) s_text (w->identity, 1, 40, "0123456789abcdef");
     if (s_coin ()) { w->has_idle_ms = true; w->idle_ms = s_range (0, 1ULL << 40); }
@@ -367,6 +372,7 @@ s_random_roundtrips (int rounds)
         vdgx_job_init (&job);
         s_text (job.id, 1, VDGX_ID_MAX, ID_CHARS);
         job.attempt = (uint32_t) s_range (1, 1000);
+        if (s_coin ()) s_text (job.token, 1, VDGX_TOKEN_MAX, PRINTABLE);
         vdgx_genreq_copy (&job.request, &req);
         s_roundtrip ("job", &job, s_pack_job, &checked);
         vdgx_job_clear (&job);
@@ -380,6 +386,7 @@ s_random_roundtrips (int rounds)
         }
         else
             s_random_error (&result.error);
+        if (s_coin ()) s_text (result.token, 1, VDGX_TOKEN_MAX, PRINTABLE);
         s_roundtrip ("result", &result, s_pack_result, &checked);
         s_roundtrip ("wreply", &result, s_pack_result, &checked);
 
@@ -395,6 +402,7 @@ s_random_roundtrips (int rounds)
             strcpy (progress.message, m);
             free (m);
         }
+        if (s_coin ()) s_text (progress.token, 1, VDGX_TOKEN_MAX, PRINTABLE);
         s_roundtrip ("progress", &progress, s_pack_progress, &checked);
         s_roundtrip ("wreply", &progress, s_pack_progress, &checked);
 
@@ -405,6 +413,7 @@ s_random_roundtrips (int rounds)
         chunk.data = malloc (chunk.size + 1);
         for (size_t i = 0; i < chunk.size; i++)
             chunk.data [i] = (uint8_t) s_next ();
+        if (s_coin ()) s_text (chunk.token, 1, VDGX_TOKEN_MAX, PRINTABLE);
         s_roundtrip ("chunk", &chunk, s_pack_chunk, &checked);
         s_roundtrip ("wreply", &chunk, s_pack_chunk, &checked);
         vdgx_chunk_clear (&chunk);
@@ -430,8 +439,9 @@ s_random_roundtrips (int rounds)
         cmd.cmd = (vdgx_jobcmd_type_t) (s_next () % VDGX_JOBCMD_COUNT);
         vdgx_genreq_copy (&cmd.request, &req);
         s_text (cmd.id, 1, VDGX_ID_MAX, ID_CHARS);
-        if (cmd.cmd == VDGX_JOBCMD_LIST || cmd.cmd == VDGX_JOBCMD_UNLOAD) {
-            if (cmd.cmd == VDGX_JOBCMD_UNLOAD || s_coin ())
+        if (cmd.cmd == VDGX_JOBCMD_LIST || cmd.cmd == VDGX_JOBCMD_UNLOAD
+        ||  cmd.cmd == VDGX_JOBCMD_RESET_LIMITS) {
+            if (cmd.cmd != VDGX_JOBCMD_LIST || s_coin ())
                 s_text (cmd.model, 1, VDGX_MODEL_MAX, MODEL_CHARS);
             if ((cmd.has_state = s_coin ()))
                 cmd.state = (vdgx_job_state_t) (s_next () % VDGX_JOB_STATE_COUNT);
@@ -445,6 +455,9 @@ s_random_roundtrips (int rounds)
             if (s_coin ())
                 s_text (cmd.host, 1, VDGX_HOST_MAX, PRINTABLE);
         }
+        if (s_coin ()) s_text (cmd.owner, 1, VDGX_OWNER_MAX, PRINTABLE);
+        if ((cmd.has_role = s_coin ()))
+            cmd.admin = s_coin ();
         cmd.offset = s_coin ()? s_range (0, 1ULL << 40): 0;
         cmd.length = (uint32_t) s_range (1, VDGX_RESULT_READ_MAX);
         s_roundtrip ("jobcmd", &cmd, s_pack_jobcmd, &checked);

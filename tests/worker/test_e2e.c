@@ -365,6 +365,13 @@ s_scenario_curve (vdgx_client_t *client)
     const char *names [] = { "worker", "client", "stranger" };
     for (int i = 0; i < 3; i++) {
         zcert_t *cert = zcert_new ();
+        //  Roles live in the certificates the broker allows (docs/SECURITY.md).
+        if (i == 0) {
+            zcert_set_meta (cert, "role", "worker");
+            zcert_set_meta (cert, "models", "testgen");
+        }
+        else
+            zcert_set_meta (cert, "role", i == 1? "admin": "worker");
         snprintf (path, sizeof path, "%s/%s.cert", s_dir, names [i]);
         CHECK (zcert_save (cert, path) == 0);
         if (i < 2) {
