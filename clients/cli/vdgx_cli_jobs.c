@@ -756,54 +756,45 @@ vdgx_cli_models (vdgx_cli_t *cli, int argc, char **argv)
     return rc;
 }
 
-int
-vdgx_cli_unload (vdgx_cli_t *cli, int argc, char **argv)
+//  unload MODEL / reset-limits MODEL: one model, a worker count back.
+static int
+s_model_command (vdgx_cli_t *cli, int argc, char **argv, const char *name,
+                 int (*call) (vdgx_client_t *, const char *, uint32_t *), const char *done)
 {
     if (argc == 2 && (streq (argv [1], "-h") || streq (argv [1], "--help"))) {
-        printf ("usage: vdgx unload MODEL\n");
+        printf ("usage: vdgx %s MODEL\n", name);
         return 0;
     }
     if (argc != 2)
-        return s_bad_usage ("unload", "expected one MODEL");
+        return s_bad_usage (name, "expected one MODEL");
     if (!vdgx_model_name_valid (argv [1]))
-        return s_bad_usage ("unload", "not a model name (1..64 of [a-z0-9._-])");
+        return s_bad_usage (name, "not a model name (1..64 of [a-z0-9._-])");
     vdgx_client_t *client = vdgx_cli_client (cli);
     if (!client)
         return VDGX_EXIT_USAGE;
     uint32_t n = 0;
     int rc = 0;
-    if (vdgx_client_unload (client, argv [1], &n) != 0)
-        rc = vdgx_cli_fail (client, "unload");
+    if (call (client, argv [1], &n) != 0)
+        rc = vdgx_cli_fail (client, name);
     else
-        printf ("%s: %u worker%s asked to unload\n", argv [1], n, n == 1? "": "s");
+        printf ("%s: %u worker%s %s\n", argv [1], n, n == 1? "": "s", done);
     vdgx_client_destroy (&client);
     return rc;
 }
 
-//  reset-limits MODEL: the broker forgets the model's stored limits (admin).
+int
+vdgx_cli_unload (vdgx_cli_t *cli, int argc, char **argv)
+{
+    return s_model_command (cli, argc, argv, "unload", vdgx_client_unload, "asked to unload");
+}
+
+//  reset-limits MODEL: the broker forgets the model's stored limits (admin); its live
+//  workers advertise them again.
 int
 vdgx_cli_reset_limits (vdgx_cli_t *cli, int argc, char **argv)
 {
-    if (argc == 2 && (streq (argv [1], "-h") || streq (argv [1], "--help"))) {
-        printf ("usage: vdgx reset-limits MODEL\n");
-        return 0;
-    }
-    if (argc != 2)
-        return s_bad_usage ("reset-limits", "expected one MODEL");
-    if (!vdgx_model_name_valid (argv [1]))
-        return s_bad_usage ("reset-limits", "not a model name (1..64 of [a-z0-9._-])");
-    vdgx_client_t *client = vdgx_cli_client (cli);
-    if (!client)
-        return VDGX_EXIT_USAGE;
-    uint32_t n = 0;
-    int rc = 0;
-    if (vdgx_client_reset_limits (client, argv [1], &n) != 0)
-        rc = vdgx_cli_fail (client, "reset-limits");
-    else
-        printf ("%s: limits forgotten; %u live worker%s will advertise them again\n", argv [1], n,
-                n == 1? "": "s");
-    vdgx_client_destroy (&client);
-    return rc;
+    return s_model_command (cli, argc, argv, "reset-limits", vdgx_client_reset_limits,
+                            "to advertise the limits again (stored ones forgotten)");
 }
 
 //  drain [--model M] [--host H]: matching workers finish their job, take no other, and leave.

@@ -709,30 +709,30 @@ s_workers_call (vdgx_client_t *self, vdgx_jobcmd_t *cmd, uint32_t *workers_p)
     return rc;
 }
 
-int
-vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p)
+//  A command about one model whose reply is a worker count (unload, reset_limits).
+static int
+s_model_call (vdgx_client_t *self, vdgx_jobcmd_type_t type, const char *model, uint32_t *workers_p)
 {
     assert (self);
     if (!model || !*model || strlen (model) > VDGX_MODEL_MAX)
         return s_fail (self, "bad_request", "bad model name");
     vdgx_jobcmd_t cmd;
     vdgx_jobcmd_init (&cmd);
-    cmd.cmd = VDGX_JOBCMD_UNLOAD;
+    cmd.cmd = type;
     snprintf (cmd.model, sizeof cmd.model, "%s", model);
     return s_workers_call (self, &cmd, workers_p);
 }
 
 int
+vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p)
+{
+    return s_model_call (self, VDGX_JOBCMD_UNLOAD, model, workers_p);
+}
+
+int
 vdgx_client_reset_limits (vdgx_client_t *self, const char *model, uint32_t *workers_p)
 {
-    assert (self);
-    if (!model || !vdgx_model_name_valid (model))
-        return s_fail (self, "bad_request", "bad model name");
-    vdgx_jobcmd_t cmd;
-    vdgx_jobcmd_init (&cmd);
-    cmd.cmd = VDGX_JOBCMD_RESET_LIMITS;
-    snprintf (cmd.model, sizeof cmd.model, "%s", model);
-    return s_workers_call (self, &cmd, workers_p);
+    return s_model_call (self, VDGX_JOBCMD_RESET_LIMITS, model, workers_p);
 }
 
 int
