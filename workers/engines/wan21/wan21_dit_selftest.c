@@ -524,6 +524,58 @@ wan21_dit_test (bool verbose)
     wan21_dit_destroy (&dit);
     assert (dit == NULL);
 
+    //  Any ffn_dim the official code accepts: ffn_dim 32 < dim 64 (the head then has buffers
+    //  of its own) computes what ffn_dim 128 computes when the extra hidden units feed zero
+    //  columns of ffn.2 (that one reuses the FFN buffers for the head).
+    {
+        const int64_t F = 128, FS = 32, D = 64;
+        float *small_out = malloc (sizeof (out)), *pad_out = malloc (sizeof (out));
+        char ftmp [] = "/tmp/wan21-dit-ffn-XXXXXX";
+        assert (mkdtemp (ftmp));
+        for (int variant = 0; variant < 2; variant++) {
+            size_t cnt = s_copy_tensors (ckpt, e, NULL, NULL);
+            for (size_t i = 0; i < cnt; i++) {
+                const char *nm = e [i].name;
+                bool w0 = strstr (nm, ".ffn.0.weight") != NULL, b0 = strstr (nm, ".ffn.0.bias") != NULL;
+                bool w2 = strstr (nm, ".ffn.2.weight") != NULL;
+                if (!w0 && !b0 && !w2)
+                    continue;
+                int64_t numel = w0 || w2? F * D: F;
+                float *full = malloc (sizeof (float) * (size_t) numel);
+                assert (full && vdgx_ckpt_read_f32 (&e [i].t, full, NULL) == 0);
+                float *dst = malloc (sizeof (float) * (size_t) numel);
+                int64_t keep = variant == 0? FS: F;
+                if (w0 || b0) {     //  rows [F, D] / [F]: the first FS rows (all for the padded one)
+                    int64_t row = w0? D: 1;
+                    memcpy (dst, full, sizeof (float) * (size_t) (keep * row));
+                }
+                else                //  ffn.2 [D, F]: the first FS columns, zeros after them
+                    for (int64_t r = 0; r < D; r++)
+                        for (int64_t col = 0; col < keep; col++)
+                            dst [r * keep + col] = col < FS? full [r * F + col]: 0.0f;
+                free (full);
+                e [i].owned = dst;
+                e [i].t.data = dst;
+                e [i].t.dtype = VDGX_DTYPE_F32;
+                e [i].t.shape [w2? 1: 0] = keep;
+                e [i].t.nbytes = sizeof (float) * (size_t) (w0 || w2? keep * D: keep);
+            }
+            snprintf (path, sizeof (path), "%s/ffn%d.safetensors", ftmp, variant);
+            s_write (path, e, cnt);
+            for (size_t i = 0; i < cnt; i++)
+                free (e [i].owned);
+            assert (s_run (b, path, "fp32", S_HEADS, x, ctx, variant? pad_out: small_out, &err) == 0);
+            unlink (path);
+        }
+        double rel = s_relnorm (small_out, pad_out, n);
+        if (verbose)
+            printf ("  ffn_dim 32 vs zero-padded 128: relative norm %.3g\n", rel);
+        assert (rel < 1e-6 && s_relnorm (small_out, out_ref, n) > 1e-3);
+        assert (rmdir (ftmp) == 0);
+        free (small_out);
+        free (pad_out);
+    }
+
     //  Random full-width-style model (what the benchmark builds), one small forward.
     wan21_dit_config_t small = c13;
     small.dim = 128; small.num_heads = 2; small.ffn_dim = 256; small.num_layers = 1;
