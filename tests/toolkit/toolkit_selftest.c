@@ -8,6 +8,7 @@
 #include "vdgx_guide.h"
 #include "vdgx_nn.h"
 #include "vdgx_rng.h"
+#include "vdgx_t5.h"
 #include "vdgx_tok.h"
 #include "vdgx_wsrc.h"
 
@@ -16,6 +17,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "wsrc", vdgx_wsrc_test },
     { "attn", vdgx_attn_test },
     { "tok", vdgx_tok_test },
+    { "t5", vdgx_t5_test },
     { "rng", vdgx_rng_test },
     { "flow", vdgx_flow_test },
     { "guide", vdgx_guide_test },

@@ -17,7 +17,7 @@
 
 #include "vdgx_backend.h"
 #include "vdgx_ckpt.h"
-#include "wan21_t5.h"
+#include "vdgx_t5.h"
 
 static double
 s_now (void)
@@ -207,7 +207,7 @@ main (int argc, char *argv [])
             break;
         }
         t0 = s_now ();
-        wan21_t5_t *t5 = wan21_t5_new_from_ckpt (&ckpt, b, fmt, &err);
+        vdgx_t5_t *t5 = vdgx_t5_new_from_ckpt (&ckpt, b, fmt, &err);
         if (!t5) {
             fprintf (stderr, "vdgx-bench-t5: %s: %s\n", tok, err);
             free (err);
@@ -220,8 +220,8 @@ main (int argc, char *argv [])
         double best = 1e30;
         for (int r = 0; r <= reps && status == 0; r++) {
             double s = s_now ();
-            if (wan21_t5_forward (t5, ids, NULL, 1, tokens, &out)) {
-                fprintf (stderr, "vdgx-bench-t5: forward: %s\n", wan21_t5_error (t5));
+            if (vdgx_t5_forward (t5, ids, NULL, 1, tokens, &out)) {
+                fprintf (stderr, "vdgx-bench-t5: forward: %s\n", vdgx_t5_error (t5));
                 status = 1;
                 break;
             }
@@ -247,11 +247,11 @@ main (int argc, char *argv [])
                     "  -> 24 layers %8.1f ms\n", tok, load, best * 1e3, per_layer * 1e3,
                     layer_flops / per_layer / 1e9, per_layer * 24 * 1e3);
             printf ("        weights %.2f GB (%.2f GB at 24 layers), backend peak %.2f GB, "
-                    "max RSS %.2f GB\n", wan21_t5_weight_bytes (t5) / 1e9,
-                    wan21_t5_weight_bytes (t5) / (double) layers * 24 / 1e9,
+                    "max RSS %.2f GB\n", vdgx_t5_weight_bytes (t5) / 1e9,
+                    vdgx_t5_weight_bytes (t5) / (double) layers * 24 / 1e9,
                     vdgx_backend_peak_bytes (b) / 1e9, ru.ru_maxrss / 1e6);
         }
-        wan21_t5_destroy (&t5);
+        vdgx_t5_destroy (&t5);
     }
     free (ids);
     free (img);

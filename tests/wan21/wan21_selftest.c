@@ -5,11 +5,9 @@
 
 #include "wan21_dit.h"
 #include "wan21_engine.h"
-#include "wan21_t5.h"
 #include "wan21_vae.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
-    { "wan21_t5", wan21_t5_test },
     { "wan21_dit", wan21_dit_test },
     { "wan21_vae", wan21_vae_test },
     { "wan21_engine", wan21_engine_test },

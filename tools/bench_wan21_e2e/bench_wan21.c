@@ -20,7 +20,7 @@
 */
 #include "wan21_dit.h"
 #include "vdgx_rng.h"
-#include "wan21_t5.h"
+#include "vdgx_t5.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
 #ifndef VDGX_BENCH_NO_VIDEO
@@ -315,7 +315,7 @@ main (int argc, char *argv [])
         vdgx_wfmt_t t5fmt = strcmp (p, "fp32") == 0? VDGX_WFMT_F32: strcmp (p, "bf16") == 0?
                             VDGX_WFMT_BF16: VDGX_WFMT_FP8_E4M3;
         s_blob_t blob = { 0 };
-        wan21_t5_t *t5 = NULL;
+        vdgx_t5_t *t5 = NULL;
         wan21_dit_t *dit = NULL;
         wan21_vae_t *vae = NULL;
         float *ctx = NULL, *neg = NULL, *latent = NULL;
@@ -328,7 +328,7 @@ main (int argc, char *argv [])
         if (s_t5_blob (t5_layers, T5D, T5F, T5H, t5_vocab, &blob) == 0) {
             vdgx_ckpt_t *ck = vdgx_ckpt_open_buffer (blob.buf, blob.size, &err);
             if (ck)
-                t5 = wan21_t5_new_from_ckpt (&ck, b, t5fmt, &err);
+                t5 = vdgx_t5_new_from_ckpt (&ck, b, t5fmt, &err);
         }
         wan21_dit_config_t run_cfg = cfg;
         run_cfg.num_layers = blocks;
@@ -342,7 +342,7 @@ main (int argc, char *argv [])
             goto next;
         }
         printf ("[%s] weights on the device: T5 %.2f GB (%d layers), VAE %.3f GB; peak so far %.2f GB\n",
-                p, s_gb (wan21_t5_weight_bytes (t5)), t5_layers, s_gb (wan21_vae_weight_bytes (vae)),
+                p, s_gb (vdgx_t5_weight_bytes (t5)), t5_layers, s_gb (wan21_vae_weight_bytes (vae)),
                 s_gb (vdgx_backend_peak_bytes (b)));
         //  Text: the prompt and the negative prompt, t5_tokens real tokens each.
         int32_t *ids = malloc (sizeof (int32_t) * 512);
@@ -351,8 +351,8 @@ main (int argc, char *argv [])
         double t0 = s_now ();
         for (int k = 0; k < 2; k++) {
             vdgx_tensor_t out = { 0 };
-            if (wan21_t5_encode (t5, ids + k, t5_tokens, cfg.text_len, &out)) {
-                printf ("[%s] text encoder: %s\n", p, wan21_t5_error (t5));
+            if (vdgx_t5_encode (t5, ids + k, t5_tokens, cfg.text_len, &out)) {
+                printf ("[%s] text encoder: %s\n", p, vdgx_t5_error (t5));
                 free (ids);
                 failures++;
                 goto next;
@@ -463,7 +463,7 @@ next:
 #endif
         wan21_vae_destroy (&vae);
         wan21_dit_destroy (&dit);
-        wan21_t5_destroy (&t5);
+        vdgx_t5_destroy (&t5);
         free (blob.buf);
         vdgx_backend_destroy (&b);
     }

@@ -2,6 +2,7 @@
 
     vdgx-refcheck wan21 DIR [--part t5|dit|vae|sampling|all] [--device cpu|cuda[:N]] [-v]
                   [--atol X] [--rtol X] [--relnorm X]
+    vdgx-refcheck t5v11 DIR [--part encoder|all] [...]
 
     Parts live in their own files (refcheck_<model>_<part>.c) and are declared weak here:
     a part whose file is not in the build resolves to NULL and is reported as
@@ -19,6 +20,7 @@ extern int vdgx_refcheck_wan21_t5 (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_vae (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_t5v11 (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
 typedef struct {
     const char *model;
@@ -32,6 +34,7 @@ s_usage (void)
     fprintf (stderr,
         "usage: vdgx-refcheck wan21 DIR [--part t5|dit|vae|sampling|all] [--device cpu|cuda[:N]]\n"
         "                     [-v] [--atol X] [--rtol X] [--relnorm X]\n"
+        "       vdgx-refcheck t5v11 DIR [--part encoder|all] [same options]\n"
         "  Compares the engines with the reference vectors in DIR (manifest.json + safetensors).\n"
         "  CPU: every element within atol + rtol*|want| (default 1e-4, 1e-4);\n"
         "  GPU: ||got - want|| / ||want|| < relnorm (default 1e-2).\n");
@@ -53,6 +56,7 @@ main (int argc, char *argv [])
         { "wan21", "dit", vdgx_refcheck_wan21_dit },
         { "wan21", "sampling", vdgx_refcheck_wan21_sampling },
         { "wan21", "vae", vdgx_refcheck_wan21_vae },
+        { "t5v11", "encoder", vdgx_refcheck_t5v11 },
     };
     const size_t nparts = sizeof (parts) / sizeof (parts [0]);
 

@@ -49,5 +49,6 @@ int vdgx_refcheck_wan21_t5 (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_dit (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_sampling (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_vae (vdgx_refcheck_t *rc);
+int vdgx_refcheck_t5v11 (vdgx_refcheck_t *rc);
 
 #endif

@@ -2,10 +2,10 @@
     a masked batch of 2 (with block-0 and position-bias intermediates), one 160-token
     sequence (relative distances beyond max_dist 128 hit the bucket clamp), and the pipeline's
     prompt / negative-prompt contexts (T5EncoderModel: rows trimmed to the token count, then
-    zero-padded to text_len as wan21_t5_encode hands them to the DiT).
+    zero-padded to text_len as vdgx_t5_encode hands them to the DiT).
 */
 #include "refcheck.h"
-#include "wan21_t5.h"
+#include "vdgx_t5.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +72,7 @@ s_read_ids (vdgx_refcheck_t *rc, const char *ids_name, const char *mask_name, in
 }
 
 static int
-s_check_forward (vdgx_refcheck_t *rc, wan21_t5_t *t5, const char *ids_name,
+s_check_forward (vdgx_refcheck_t *rc, vdgx_t5_t *t5, const char *ids_name,
                  const char *mask_name, const char *out_name, bool tap)
 {
     int batch, len;
@@ -81,24 +81,24 @@ s_check_forward (vdgx_refcheck_t *rc, wan21_t5_t *t5, const char *ids_name,
     if (s_read_ids (rc, ids_name, mask_name, &batch, &len, &ids, &mask))
         return -1;
     s_tap_ctx_t ctx = { rc };
-    wan21_t5_set_tap (t5, tap? s_tap: NULL, &ctx);
+    vdgx_t5_set_tap (t5, tap? s_tap: NULL, &ctx);
     vdgx_tensor_t out;
-    int rv = wan21_t5_forward (t5, ids, mask, batch, len, &out);
-    wan21_t5_set_tap (t5, NULL, NULL);
+    int rv = vdgx_t5_forward (t5, ids, mask, batch, len, &out);
+    vdgx_t5_set_tap (t5, NULL, NULL);
     if (rv == 0) {
         vdgx_refcheck_compare_tensor (rc, out_name, &out, S_VEC, out_name);
         vdgx_tensor_release (rc->backend, &out);
     }
     else
-        fprintf (stderr, "refcheck t5: forward failed: %s\n", wan21_t5_error (t5));
+        fprintf (stderr, "refcheck t5: forward failed: %s\n", vdgx_t5_error (t5));
     free (ids);
     free (mask);
     return rv;
 }
 
-//  A prompt from the manifest through wan21_t5_encode, against {run}.{name} (trimmed rows).
+//  A prompt from the manifest through vdgx_t5_encode, against {run}.{name} (trimmed rows).
 static int
-s_check_context (vdgx_refcheck_t *rc, wan21_t5_t *t5, const char *ids_key, int text_len,
+s_check_context (vdgx_refcheck_t *rc, vdgx_t5_t *t5, const char *ids_key, int text_len,
                  const char *stored)
 {
     json_t *arr = json_object_get (json_object_get (json_object_get (rc->manifest, "configs"),
@@ -115,7 +115,7 @@ s_check_context (vdgx_refcheck_t *rc, wan21_t5_t *t5, const char *ids_key, int t
     int ndim = 0;
     size_t numel = 0;
     float *want = vdgx_refcheck_load (rc, "vectors_sampling.safetensors", stored, shape, &ndim, &numel);
-    const int dim = wan21_t5_config (t5)->dim;
+    const int dim = vdgx_t5_config (t5)->dim;
     if (!want || ndim != 2 || shape [0] != (int64_t) n || shape [1] != dim) {
         fprintf (stderr, "refcheck t5: %s missing or not [%zu, %d]\n", stored, n, dim);
         free (want);
@@ -124,7 +124,7 @@ s_check_context (vdgx_refcheck_t *rc, wan21_t5_t *t5, const char *ids_key, int t
     }
     int rv = -1;
     vdgx_tensor_t out;
-    if (wan21_t5_encode (t5, ids, (int) n, text_len, &out) == 0) {
+    if (vdgx_t5_encode (t5, ids, (int) n, text_len, &out) == 0) {
         size_t total = (size_t) text_len * dim;
         float *got = (float *) malloc (sizeof (float) * total);
         float *padded = (float *) calloc (total, sizeof (float));
@@ -143,7 +143,7 @@ s_check_context (vdgx_refcheck_t *rc, wan21_t5_t *t5, const char *ids_key, int t
         vdgx_tensor_release (rc->backend, &out);
     }
     else
-        fprintf (stderr, "refcheck t5: encode failed: %s\n", wan21_t5_error (t5));
+        fprintf (stderr, "refcheck t5: encode failed: %s\n", vdgx_t5_error (t5));
     free (want);
     free (ids);
     return rv;
@@ -156,13 +156,13 @@ vdgx_refcheck_wan21_t5 (vdgx_refcheck_t *rc)
     snprintf (path, sizeof (path), "%s/weights_t5.safetensors", rc->dir);
     char *err = NULL;
     //  f32 weights on the CPU (the stored bf16 values convert exactly), bf16 on a GPU.
-    wan21_t5_t *t5 = wan21_t5_new (path, rc->backend, rc->gpu? VDGX_WFMT_BF16: VDGX_WFMT_F32, &err);
+    vdgx_t5_t *t5 = vdgx_t5_new (path, rc->backend, rc->gpu? VDGX_WFMT_BF16: VDGX_WFMT_F32, &err);
     if (!t5) {
         fprintf (stderr, "refcheck t5: %s\n", err? err: "cannot load the encoder");
         free (err);
         return -1;
     }
-    const wan21_t5_config_t *c = wan21_t5_config (t5);
+    const vdgx_t5_config_t *c = vdgx_t5_config (t5);
     if (rc->verbose)
         printf ("  umT5: vocab %d, dim %d, attn %d, ffn %d, %d heads, %d layers, %d buckets%s\n",
                 c->vocab, c->dim, c->dim_attn, c->dim_ffn, c->num_heads, c->num_layers,
@@ -198,6 +198,6 @@ vdgx_refcheck_wan21_t5 (vdgx_refcheck_t *rc)
          || s_check_context (rc, t5, "neg_prompt_ids", text_len, "dpmpp.context_null"))
             rv = -1;
     }
-    wan21_t5_destroy (&t5);
+    vdgx_t5_destroy (&t5);
     return rv;
 }

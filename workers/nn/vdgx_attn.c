@@ -22,7 +22,7 @@ vdgx_rope_build (vdgx_backend_t *b, vdgx_rope_t *r, vdgx_rope_layout_t layout, i
     if (!cs || !sn) {
         free (cs);
         free (sn);
-        vdgx_nn_set_error (err, "rope: out of memory");
+        vdgx_set_error (err, "rope: out of memory");
         return -1;
     }
     for (int64_t l = 0; l < len; l++)
@@ -68,7 +68,7 @@ vdgx_rope_wan3d (vdgx_backend_t *b, vdgx_rope_t *r, int64_t head_dim, int64_t gf
     double *coords = malloc ((size_t) len * 3 * sizeof (double));
     if (!freq || !axis || !coords) {
         free (freq); free (axis); free (coords);
-        vdgx_nn_set_error (err, "rope: out of memory");
+        vdgx_set_error (err, "rope: out of memory");
         return -1;
     }
     //  rope_params(1024, d - 4(d/6)) for frames, rope_params(1024, 2(d/6)) for h and w.
@@ -119,7 +119,7 @@ vdgx_kvcache_new (vdgx_backend_t *b, vdgx_dtype_t dtype, int64_t batch, int64_t 
     assert (b && batch >= 1 && cap >= 1 && kv_heads >= 1 && head_dim >= 1);
     vdgx_kvcache_t *self = calloc (1, sizeof (vdgx_kvcache_t));
     if (!self) {
-        vdgx_nn_set_error (err, "kv cache: out of memory");
+        vdgx_set_error (err, "kv cache: out of memory");
         return NULL;
     }
     self->b = b;

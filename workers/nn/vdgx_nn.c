@@ -4,7 +4,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,25 +89,10 @@ vdgx_nn_upload (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int ndi
     return 0;
 }
 
-void
-vdgx_nn_set_error (char **err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    char *msg = NULL;
-    if (vasprintf (&msg, fmt, args) < 0)
-        msg = NULL;
-    va_end (args);
-    free (*err);
-    *err = msg;
-}
-
 int
 vdgx_nn_fail (vdgx_backend_t *b, char **err, const char *who, const char *what)
 {
-    vdgx_nn_set_error (err, "%s: %s failed: %s", who, what, vdgx_backend_error (b));
+    vdgx_set_error (err, "%s: %s failed: %s", who, what, vdgx_backend_error (b));
     return -1;
 }
 
@@ -158,7 +142,7 @@ vdgx_linear_from_f32 (vdgx_backend_t *b, vdgx_linear_t *l, vdgx_wfmt_t fmt, cons
     memset (&host, 0, sizeof (host));
     char *e = NULL;
     if (vdgx_weight_quantize (&host, vdgx_linear_fmt_for (fmt, k), w, n, k, true, &e)) {
-        vdgx_nn_set_error (err, "linear: %s", e? e: "quantization failed");
+        vdgx_set_error (err, "linear: %s", e? e: "quantization failed");
         free (e);
         return -1;
     }
@@ -216,7 +200,7 @@ vdgx_norm_init (vdgx_backend_t *b, vdgx_norm_t *n, vdgx_norm_kind_t kind, int64_
     if (w) {
         float *tmp = malloc ((size_t) dim * sizeof (float));
         if (!tmp) {
-            vdgx_nn_set_error (err, "norm: out of memory");
+            vdgx_set_error (err, "norm: out of memory");
             return -1;
         }
         for (int64_t i = 0; i < dim; i++)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "vdgx_backend.h"
+#include "vdgx_util.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,8 +40,6 @@ int vdgx_nn_upload (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int
                     const int64_t *shape, const float *src);
 //  Replaces *err (freed) with "<who>: <what> failed: <backend error>"; returns -1.
 int vdgx_nn_fail (vdgx_backend_t *b, char **err, const char *who, const char *what);
-//  printf into *err (freed first; nothing when err is NULL).
-void vdgx_nn_set_error (char **err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 //  ---------------------------------------------------------------------------------------
 //  Linear: y[.., n] = x[.., k] . W^T (+ b)

@@ -154,12 +154,12 @@ s_fp8_scale (vdgx_wsrc_t *self, const char *canonical, float *scale, char **err)
     if (!t)
         return 0;
     if (t->ndim > 1 || (t->ndim == 1 && t->shape [0] != 1)) {
-        vdgx_nn_set_error (err, "%s: %s is not a scalar", self->who, name);
+        vdgx_set_error (err, "%s: %s is not a scalar", self->who, name);
         return -1;
     }
     char *e = NULL;
     if (vdgx_ckpt_read_f32 (t, scale, &e)) {
-        vdgx_nn_set_error (err, "%s: %s: %s", self->who, name, e? e: "unreadable");
+        vdgx_set_error (err, "%s: %s: %s", self->who, name, e? e: "unreadable");
         free (e);
         return -1;
     }
@@ -206,7 +206,7 @@ vdgx_wsrc_fetch (vdgx_wsrc_t *self, const char *canonical, int ndim, const int64
         numel *= shape [i];
     float *buf = malloc ((size_t) (numel? numel: 1) * sizeof (float));
     if (!buf) {
-        vdgx_nn_set_error (err, "%s: out of memory reading %s", self->who, canonical);
+        vdgx_set_error (err, "%s: out of memory reading %s", self->who, canonical);
         return NULL;
     }
     if (!self->ckpt) {
@@ -217,7 +217,7 @@ vdgx_wsrc_fetch (vdgx_wsrc_t *self, const char *canonical, int ndim, const int64
     vdgx_wsrc_name (self, canonical, name, sizeof (name));
     const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (self->ckpt, name);
     if (!t) {
-        vdgx_nn_set_error (err, "%s: tensor %s is missing", self->who, name);
+        vdgx_set_error (err, "%s: tensor %s is missing", self->who, name);
         free (buf);
         return NULL;
     }
@@ -225,14 +225,14 @@ vdgx_wsrc_fetch (vdgx_wsrc_t *self, const char *canonical, int ndim, const int64
         char want [96], got [96];
         s_dims (want, sizeof (want), ndim, shape);
         s_dims (got, sizeof (got), t->ndim, t->shape);
-        vdgx_nn_set_error (err, "%s: tensor %s has shape [%s], expected [%s]", self->who, name, got, want);
+        vdgx_set_error (err, "%s: tensor %s has shape [%s], expected [%s]", self->who, name, got, want);
         free (buf);
         return NULL;
     }
     char *e = NULL;
     float scale;
     if (vdgx_ckpt_read_f32 (t, buf, &e)) {
-        vdgx_nn_set_error (err, "%s: tensor %s: %s", self->who, name, e? e: "unreadable dtype");
+        vdgx_set_error (err, "%s: tensor %s: %s", self->who, name, e? e: "unreadable dtype");
         free (e);
         free (buf);
         return NULL;
@@ -247,7 +247,7 @@ vdgx_wsrc_fetch (vdgx_wsrc_t *self, const char *canonical, int ndim, const int64
             buf [i] *= scale;
     for (int64_t i = 0; i < numel; i++)
         if (!isfinite (buf [i])) {
-            vdgx_nn_set_error (err, "%s: tensor %s holds a non-finite value", self->who, name);
+            vdgx_set_error (err, "%s: tensor %s holds a non-finite value", self->who, name);
             free (buf);
             return NULL;
         }
@@ -285,7 +285,7 @@ vdgx_wsrc_linear (vdgx_wsrc_t *self, vdgx_backend_t *b, const char *layer, int64
         if (s_fp8_scale (self, name, &scale, err))
             return -1;
         if (vdgx_weight_from_fp8 (&host, raw->data, &scale, 1, n, k, &e)) {
-            vdgx_nn_set_error (err, "%s: %s: %s", self->who, name, e? e: "bad fp8 weight");
+            vdgx_set_error (err, "%s: %s: %s", self->who, name, e? e: "bad fp8 weight");
             free (e);
             return -1;
         }
@@ -299,7 +299,7 @@ vdgx_wsrc_linear (vdgx_wsrc_t *self, vdgx_backend_t *b, const char *layer, int64
         int rc = vdgx_weight_quantize (&host, fmt, buf, n, k, true, &e);
         free (buf);
         if (rc) {
-            vdgx_nn_set_error (err, "%s: %s: %s", self->who, name, e? e: "quantization failed");
+            vdgx_set_error (err, "%s: %s: %s", self->who, name, e? e: "quantization failed");
             free (e);
             return -1;
         }

@@ -6,7 +6,7 @@
     embedding, the RoPE angle tables, patch gathering and unpatchify.
 */
 #include "wan21_dit.h"
-#include "wan21_util.h"
+#include "vdgx_util.h"
 #include "vdgx_attn.h"
 #include "vdgx_ckpt.h"
 #include "vdgx_wsrc.h"
@@ -227,7 +227,7 @@ s_load_all (wan21_dit_t *self, vdgx_wsrc_t *src, char **err)
         return -1;
     self->blocks = calloc ((size_t) c->num_layers, sizeof (s_block_t));
     if (!self->blocks) {
-        wan21_set_error (err, "wan21 dit: out of memory");
+        vdgx_set_error (err, "wan21 dit: out of memory");
         return -1;
     }
     vdgx_wfmt_t bf = self->block_fmt;
@@ -279,13 +279,13 @@ s_new (vdgx_backend_t *backend, const char *precision, char **err)
 {
     vdgx_wfmt_t fmt;
     if (vdgx_precision_parse (precision, &fmt)) {
-        wan21_set_error (err, "wan21 dit: unknown precision '%s' (fp32, bf16, fp8, fp4, nvfp4, nf4, mxfp4)",
+        vdgx_set_error (err, "wan21 dit: unknown precision '%s' (fp32, bf16, fp8, fp4, nvfp4, nf4, mxfp4)",
                precision);
         return NULL;
     }
     wan21_dit_t *self = calloc (1, sizeof (wan21_dit_t));
     if (!self) {
-        wan21_set_error (err, "wan21 dit: out of memory");
+        vdgx_set_error (err, "wan21 dit: out of memory");
         return NULL;
     }
     self->backend = backend;
@@ -303,14 +303,14 @@ s_config_ok (const wan21_dit_config_t *c, char **err)
 {
     if (c->dim <= 0 || c->num_heads <= 0 || c->dim % c->num_heads
     ||  (c->dim / c->num_heads) % 2 || c->dim / c->num_heads < 6) {
-        wan21_set_error (err, "wan21 dit: dim %d does not split into %d heads of an even size >= 6",
+        vdgx_set_error (err, "wan21 dit: dim %d does not split into %d heads of an even size >= 6",
                c->dim, c->num_heads);
         return false;
     }
     if (c->num_layers <= 0 || c->ffn_dim <= 0 || c->in_dim <= 0 || c->out_dim <= 0
     ||  c->text_dim <= 0 || c->text_len <= 0 || c->freq_dim <= 0 || c->freq_dim % 2
     ||  c->patch [0] <= 0 || c->patch [1] <= 0 || c->patch [2] <= 0) {
-        wan21_set_error (err, "wan21 dit: invalid configuration");
+        vdgx_set_error (err, "wan21 dit: invalid configuration");
         return false;
     }
     return true;
@@ -330,7 +330,7 @@ wan21_dit_new_random (vdgx_backend_t *backend, const wan21_dit_config_t *cfg,
     vdgx_wsrc_t *src = vdgx_wsrc_new_random (seed, "wan21 dit");
     int rc = src? s_load_all (self, src, err): -1;
     if (!src)
-        wan21_set_error (err, "wan21 dit: out of memory");
+        vdgx_set_error (err, "wan21 dit: out of memory");
     vdgx_wsrc_destroy (&src);
     if (rc)
         wan21_dit_destroy (&self);
@@ -343,7 +343,7 @@ s_read_config_json (const char *dir, int *num_heads, int *text_len, int dim)
 {
     char path [4096 + 16];
     snprintf (path, sizeof (path), "%s/config.json", dir);
-    if (!wan21_is_file (path))
+    if (!vdgx_is_file (path))
         return;
     json_t *root = json_load_file (path, 0, NULL);
     if (!json_is_object (root)) {
@@ -373,7 +373,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
 {
     assert (backend);
     if (!path) {
-        wan21_set_error (err, "wan21 dit: no weights path");
+        vdgx_set_error (err, "wan21 dit: no weights path");
         return NULL;
     }
     wan21_dit_load_opts_t o = { 0 };
@@ -381,7 +381,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         o = *opts;
     //  Resolve a folder to its weights file.
     char file [4096], dir [4096];
-    if (wan21_is_dir (path)) {
+    if (vdgx_is_dir (path)) {
         const char *candidates [] = {
             "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors",
             "transformer/diffusion_pytorch_model.safetensors.index.json",
@@ -390,12 +390,12 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         file [0] = 0;
         for (size_t i = 0; i < sizeof (candidates) / sizeof (candidates [0]); i++) {
             snprintf (file, sizeof (file), "%s/%s", path, candidates [i]);
-            if (wan21_is_file (file))
+            if (vdgx_is_file (file))
                 break;
             file [0] = 0;
         }
         if (!file [0]) {
-            wan21_set_error (err, "wan21 dit: no diffusion_pytorch_model.safetensors[.index.json] in %s "
+            vdgx_set_error (err, "wan21 dit: no diffusion_pytorch_model.safetensors[.index.json] in %s "
                         "or %s/transformer", path, path);
             return NULL;
         }
@@ -412,7 +412,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
     char *e = NULL;
     vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &e);
     if (!ckpt) {
-        wan21_set_error (err, "wan21 dit: %s: %s", file, e? e: "cannot open");
+        vdgx_set_error (err, "wan21 dit: %s: %s", file, e? e: "cannot open");
         free (e);
         return NULL;
     }
@@ -424,7 +424,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
             vdgx_wsrc_destroy (&src);
     }
     if (!src) {
-        wan21_set_error (err, "wan21 dit: %s is not a Wan 2.1 DiT checkpoint (no patch embedding / "
+        vdgx_set_error (err, "wan21 dit: %s is not a Wan 2.1 DiT checkpoint (no patch embedding / "
                     "time projection)", file);
         vdgx_ckpt_destroy (&ckpt);
         return NULL;
@@ -434,7 +434,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         const char *name = vdgx_ckpt_at (ckpt, i)->name;
         if (strstr (name, "img_emb") || strstr (name, "k_img") || strstr (name, "image_embedder")
         ||  strstr (name, "add_k_proj")) {
-            wan21_set_error (err, "wan21 dit: %s is an image-to-video checkpoint (%s); only T2V is supported",
+            vdgx_set_error (err, "wan21 dit: %s is an image-to-video checkpoint (%s); only T2V is supported",
                    file, name);
             vdgx_wsrc_destroy (&src);
             vdgx_ckpt_destroy (&ckpt);
@@ -452,7 +452,7 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
     const vdgx_ckpt_tensor_t *ff = vdgx_wsrc_find (src, "blocks.0.ffn.0.weight");
     if (!pe || pe->ndim != 5 || !te || te->ndim != 2 || !tm || tm->ndim != 2 || !hd
     ||  hd->ndim != 2 || !ff || ff->ndim != 2) {
-        wan21_set_error (err, "wan21 dit: %s lacks the embeddings, the head or block 0 with the expected ranks",
+        vdgx_set_error (err, "wan21 dit: %s lacks the embeddings, the head or block 0 with the expected ranks",
                file);
         vdgx_wsrc_destroy (&src);
         vdgx_ckpt_destroy (&ckpt);
@@ -625,7 +625,7 @@ wan21_dit_context_new (wan21_dit_t *self, const float *context, int64_t len, cha
     assert (self);
     const wan21_dit_config_t *c = &self->cfg;
     if (!context || len < 0 || len > c->text_len) {
-        wan21_set_error (err, "wan21 dit: context of %lld rows (1..%d allowed)", (long long) len, c->text_len);
+        vdgx_set_error (err, "wan21 dit: context of %lld rows (1..%d allowed)", (long long) len, c->text_len);
         return NULL;
     }
     vdgx_backend_t *b = self->backend;
@@ -641,7 +641,7 @@ wan21_dit_context_new (wan21_dit_t *self, const float *context, int64_t len, cha
     if (!host || !ctx || !ctx->k || !ctx->v) {
         free (host);
         wan21_dit_context_destroy (self, &ctx);
-        wan21_set_error (err, "wan21 dit: out of memory (context)");
+        vdgx_set_error (err, "wan21 dit: out of memory (context)");
         return NULL;
     }
     memcpy (host, context, (size_t) len * c->text_dim * sizeof (float));
@@ -717,7 +717,7 @@ s_time (wan21_dit_t *self, int64_t t, vdgx_tensor_t *e, vdgx_tensor_t *e0, char 
     int half = c->freq_dim / 2;
     float *sinus = malloc ((size_t) c->freq_dim * sizeof (float));
     if (!sinus) {
-        wan21_set_error (err, "wan21 dit: out of memory");
+        vdgx_set_error (err, "wan21 dit: out of memory");
         return -1;
     }
     //  float64, [cos, sin], frequencies 10000^(-i/half), as sinusoidal_embedding_1d.
@@ -862,7 +862,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     vdgx_backend_t *b = self->backend;
     int64_t pt = c->patch [0], ph = c->patch [1], pw = c->patch [2];
     if (frames <= 0 || height <= 0 || width <= 0 || frames % pt || height % ph || width % pw) {
-        wan21_set_error (err, "wan21 dit: latent %lldx%lldx%lld is not a multiple of the patch %lldx%lldx%lld",
+        vdgx_set_error (err, "wan21 dit: latent %lldx%lldx%lld is not a multiple of the patch %lldx%lldx%lld",
                (long long) frames, (long long) height, (long long) width,
                (long long) pt, (long long) ph, (long long) pw);
         return -1;
@@ -870,7 +870,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     int64_t gf = frames / pt, gh = height / ph, gw = width / pw;
     int64_t L = gf * gh * gw;
     if (gf > 1024 || gh > 1024 || gw > 1024) {
-        wan21_set_error (err, "wan21 dit: grid %lldx%lldx%lld exceeds the 1024 RoPE positions",
+        vdgx_set_error (err, "wan21 dit: grid %lldx%lldx%lld exceeds the 1024 RoPE positions",
                (long long) gf, (long long) gh, (long long) gw);
         return -1;
     }
@@ -883,7 +883,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     //  patch vector index = ((ci * pt + p) * ph + q) * pw + r, as the conv weight flattens.
     float *patches = malloc ((size_t) L * pin * sizeof (float));
     if (!patches) {
-        wan21_set_error (err, "wan21 dit: out of memory (patches)");
+        vdgx_set_error (err, "wan21 dit: out of memory (patches)");
         return -1;
     }
     for (int64_t f = 0; f < gf; f++)
@@ -935,7 +935,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
         s_tap (self, "head", &h3);
         u = malloc ((size_t) L * pout * sizeof (float));
         if (!u) {
-            wan21_set_error (err, "wan21 dit: out of memory (head output)");
+            vdgx_set_error (err, "wan21 dit: out of memory (head output)");
             rc = -1;
         }
         else

@@ -4,7 +4,7 @@
     step boundaries.
 */
 #include "wan21_dit.h"
-#include "wan21_util.h"
+#include "vdgx_util.h"
 #include "vdgx_rng.h"
 #include "vdgx_guide.h"
 #include "engine.h"
@@ -40,16 +40,16 @@ wan21_latent_shape (int width, int height, int frames, int64_t shape [4], char *
 {
     //  VAE stride (4, 8, 8) and DiT patch (1, 2, 2).
     if (width < 16 || height < 16 || width % 16 || height % 16) {
-        wan21_set_error (err, "wan21: width and height must be positive multiples of 16 (got %dx%d)",
+        vdgx_set_error (err, "wan21: width and height must be positive multiples of 16 (got %dx%d)",
                width, height);
         return -1;
     }
     if (frames < 1 || (frames - 1) % 4) {
-        wan21_set_error (err, "wan21: frames must be 4n+1 (got %d)", frames);
+        vdgx_set_error (err, "wan21: frames must be 4n+1 (got %d)", frames);
         return -1;
     }
     if (width > 8192 || height > 8192 || frames > 4097) {
-        wan21_set_error (err, "wan21: video size %dx%dx%d is too large", width, height, frames);
+        vdgx_set_error (err, "wan21: video size %dx%dx%d is too large", width, height, frames);
         return -1;
     }
     shape [0] = 16;
@@ -103,16 +103,16 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
         return -1;
     shape [0] = c->in_dim;
     if (c->in_dim != c->out_dim) {
-        wan21_set_error (err, "wan21: in_dim %d != out_dim %d: not a text-to-video DiT", c->in_dim, c->out_dim);
+        vdgx_set_error (err, "wan21: in_dim %d != out_dim %d: not a text-to-video DiT", c->in_dim, c->out_dim);
         return -1;
     }
     if (!args->context || args->context_len < 1) {
-        wan21_set_error (err, "wan21: no prompt context");
+        vdgx_set_error (err, "wan21: no prompt context");
         return -1;
     }
     bool cfg = args->guidance != 1.0;
     if (cfg && (!args->context_null || args->context_null_len < 1)) {
-        wan21_set_error (err, "wan21: guidance %.3g needs a negative-prompt context", args->guidance);
+        vdgx_set_error (err, "wan21: guidance %.3g needs a negative-prompt context", args->guidance);
         return -1;
     }
     size_t n = (size_t) (shape [0] * shape [1] * shape [2] * shape [3]);
@@ -123,7 +123,7 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
     s_model_t m = { .dit = self, .shape = shape, .args = args };
     int rc = 0;
     if (!x) {
-        wan21_set_error (err, "wan21: out of memory (latents)");
+        vdgx_set_error (err, "wan21: out of memory (latents)");
         rc = -1;
     }
     if (rc == 0) {

@@ -1,8 +1,8 @@
 /*  wan21_engine.c - the Wan 2.1 engine of the worker (see wan21_engine.h). */
 #include "wan21_engine.h"
-#include "wan21_util.h"
+#include "vdgx_util.h"
 #include "wan21_dit.h"
-#include "wan21_t5.h"
+#include "vdgx_t5.h"
 #include "vdgx_tok.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
@@ -26,7 +26,7 @@ struct _vdgx_engine_t {
     s_variant_t variant;        //  from the service name or the DiT shapes
     vdgx_backend_t *backend;
     vdgx_tok_t *tok;
-    wan21_t5_t *t5;
+    vdgx_t5_t *t5;
     wan21_dit_t *dit;
     wan21_vae_t *vae;
     int text_len;
@@ -47,8 +47,8 @@ static char *
 s_first_file (const char *dir, const char *const *names)
 {
     for (int i = 0; names [i]; i++) {
-        char *p = wan21_strdupf ("%s/%s", dir, names [i]);
-        if (p && wan21_is_file (p))
+        char *p = vdgx_strdupf ("%s/%s", dir, names [i]);
+        if (p && vdgx_is_file (p))
             return p;
         free (p);
     }
@@ -95,7 +95,7 @@ static int
 s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool tiny, char **err)
 {
     if (!cfg || !cfg->model) {
-        *err = wan21_strdupf ("wan21: no model name");
+        *err = vdgx_strdupf ("wan21: no model name");
         return VDGX_ENGINE_ERROR;
     }
     const char *m = cfg->model;
@@ -110,7 +110,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
         by_name = S_14B;
     else
     if (strcmp (m, "wan21") != 0) {
-        *err = wan21_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny)", m);
+        *err = vdgx_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny)", m);
         return VDGX_ENGINE_ERROR;
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
@@ -119,17 +119,17 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
         for (int i = 0; list [i]; i++)
             known |= strcmp (cfg->precision, list [i]) == 0;
         if (!known) {
-            *err = wan21_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
+            *err = vdgx_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
             return VDGX_ENGINE_ERROR;
         }
     }
     if (!cfg->weights_dir || !*cfg->weights_dir) {
-        *err = wan21_strdupf ("wan21: --weights DIR is required (the model folder)");
+        *err = vdgx_strdupf ("wan21: --weights DIR is required (the model folder)");
         return VDGX_ENGINE_ERROR;
     }
     vdgx_engine_t *self = (vdgx_engine_t *) calloc (1, sizeof *self);
     if (!self) {
-        *err = wan21_strdupf ("out of memory");
+        *err = vdgx_strdupf ("out of memory");
         return VDGX_ENGINE_FATAL;
     }
     self->model = strdup (m);
@@ -142,7 +142,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     //  The size from the weights when they are there (header only), else from the name.
     s_variant_t by_shape = s_variant_of_dim (s_peek_dit_dim (self->weights_dir));
     if (by_shape != S_UNKNOWN && by_name != S_UNKNOWN && by_shape != by_name) {
-        *err = wan21_strdupf ("wan21: service %s needs %s weights, but %s holds a %s DiT", m,
+        *err = vdgx_strdupf ("wan21: service %s needs %s weights, but %s holds a %s DiT", m,
                           s_variant_name (by_name), self->weights_dir, s_variant_name (by_shape));
         vdgx_engine_t *tmp = self;
         free (tmp->model);
@@ -179,7 +179,7 @@ s_unload (vdgx_engine_t *self)
 {
     wan21_vae_destroy (&self->vae);
     wan21_dit_destroy (&self->dit);
-    wan21_t5_destroy (&self->t5);
+    vdgx_t5_destroy (&self->t5);
     vdgx_tok_destroy (&self->tok);
     vdgx_backend_destroy (&self->backend);
 }
@@ -225,7 +225,7 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
     int w, h, frames;
     if (self->dit) {
         cfg = *wan21_dit_config (self->dit);
-        const wan21_t5_config_t *tc = wan21_t5_config (self->t5);
+        const vdgx_t5_config_t *tc = vdgx_t5_config (self->t5);
         t5_params = (uint64_t) tc->num_layers * (4ull * tc->dim * tc->dim_attn + 3ull * tc->dim * tc->dim_ffn);
         vae_dim = wan21_vae_dim (self->vae);
     }
@@ -286,8 +286,8 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
 {
     if (self->dit)
         return VDGX_ENGINE_OK;
-    if (!wan21_is_dir (self->weights_dir)) {
-        *err = wan21_strdupf ("wan21: weights folder '%s' not found", self->weights_dir);
+    if (!vdgx_is_dir (self->weights_dir)) {
+        *err = vdgx_strdupf ("wan21: weights folder '%s' not found", self->weights_dir);
         return VDGX_ENGINE_ERROR;
     }
     char device [64];
@@ -300,7 +300,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     char *e = NULL;
     self->backend = vdgx_backend_new (device, act, &e);
     if (!self->backend) {
-        *err = wan21_strdupf ("wan21: cannot open device %s: %s", device, e? e: "unknown error");
+        *err = vdgx_strdupf ("wan21: cannot open device %s: %s", device, e? e: "unknown error");
         free (e);
         return VDGX_ENGINE_ERROR;
     }
@@ -315,7 +315,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     if (!self->tok) {
         free (e);
         e = NULL;
-        char *alt = wan21_strdupf ("%s/tokenizer", self->weights_dir);
+        char *alt = vdgx_strdupf ("%s/tokenizer", self->weights_dir);
         self->tok = alt? vdgx_tok_new (alt, &tok_opts, &e): NULL;
         free (alt);
     }
@@ -326,7 +326,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         "models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors", NULL
     };
     char *t5_file = s_first_file (self->weights_dir, t5_names);
-    self->t5 = wan21_t5_new (t5_file? t5_file: self->weights_dir, self->backend,
+    self->t5 = vdgx_t5_new (t5_file? t5_file: self->weights_dir, self->backend,
                              s_t5_format (self->precision, act), &e);
     free (t5_file);
     if (!self->t5)
@@ -341,26 +341,26 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     if (!self->vae)
         goto fail;
     const wan21_dit_config_t *dc = wan21_dit_config (self->dit);
-    const wan21_t5_config_t *tc = wan21_t5_config (self->t5);
+    const vdgx_t5_config_t *tc = vdgx_t5_config (self->t5);
     s_variant_t v = s_variant_of_dim (dc->dim);
     if ((self->tiny_service && v != S_TINY) || (self->variant != S_UNKNOWN && v != self->variant)) {
-        e = wan21_strdupf ("wan21: service %s cannot serve the %s DiT in %s", self->model,
+        e = vdgx_strdupf ("wan21: service %s cannot serve the %s DiT in %s", self->model,
                        s_variant_name (v), self->weights_dir);
         goto fail;
     }
     self->variant = v;
     if (tc->dim != dc->text_dim) {
-        e = wan21_strdupf ("wan21: the text encoder width %d differs from the DiT text_dim %d",
+        e = vdgx_strdupf ("wan21: the text encoder width %d differs from the DiT text_dim %d",
                        tc->dim, dc->text_dim);
         goto fail;
     }
     if (vdgx_tok_vocab_size (self->tok) > tc->vocab) {
-        e = wan21_strdupf ("wan21: the tokenizer has %d pieces, the text encoder only %d embeddings",
+        e = vdgx_strdupf ("wan21: the tokenizer has %d pieces, the text encoder only %d embeddings",
                        vdgx_tok_vocab_size (self->tok), tc->vocab);
         goto fail;
     }
     if (wan21_vae_z_dim (self->vae) != dc->out_dim) {
-        e = wan21_strdupf ("wan21: the VAE has %d latent channels, the DiT %d",
+        e = vdgx_strdupf ("wan21: the VAE has %d latent channels, the DiT %d",
                        wan21_vae_z_dim (self->vae), dc->out_dim);
         goto fail;
     }
@@ -368,7 +368,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     s_progress (io, "loading", 0, 0, 10, NULL);
     return VDGX_ENGINE_OK;
 fail:
-    *err = e? e: wan21_strdupf ("wan21: loading failed");
+    *err = e? e: vdgx_strdupf ("wan21: loading failed");
     s_unload (self);
     return VDGX_ENGINE_ERROR;
 }
@@ -501,26 +501,26 @@ s_encode (vdgx_engine_t *self, const char *text, int64_t *len_p, char **err)
     int32_t *ids = (int32_t *) calloc ((size_t) L, sizeof (int32_t));
     float *host = NULL;
     if (!ids) {
-        *err = wan21_strdupf ("out of memory");
+        *err = vdgx_strdupf ("out of memory");
         return NULL;
     }
     int n = vdgx_tok_encode (self->tok, text, L, ids, NULL, err);
     if (n < 1) {
         if (!*err)
-            *err = wan21_strdupf ("wan21: the prompt could not be tokenized");
+            *err = vdgx_strdupf ("wan21: the prompt could not be tokenized");
         free (ids);
         return NULL;
     }
     vdgx_tensor_t out = { 0 };
-    if (wan21_t5_encode (self->t5, ids, n, L, &out)) {
-        *err = wan21_strdupf ("wan21: text encoder: %s", wan21_t5_error (self->t5));
+    if (vdgx_t5_encode (self->t5, ids, n, L, &out)) {
+        *err = vdgx_strdupf ("wan21: text encoder: %s", vdgx_t5_error (self->t5));
         free (ids);
         return NULL;
     }
     int64_t dim = out.shape [out.ndim - 1];
     host = (float *) malloc ((size_t) vdgx_tensor_numel (&out) * sizeof (float));
     if (!host || vdgx_tensor_to_f32 (self->backend, &out, host)) {
-        *err = wan21_strdupf ("wan21: cannot read the text encoding: %s", vdgx_backend_error (self->backend));
+        *err = vdgx_strdupf ("wan21: cannot read the text encoding: %s", vdgx_backend_error (self->backend));
         free (host);
         host = NULL;
     }
@@ -576,12 +576,12 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
             vdgx_engine_output_t *out, char **err)
 {
     if (!self->dit) {
-        *err = wan21_strdupf ("wan21: generate before load");
+        *err = vdgx_strdupf ("wan21: generate before load");
         return VDGX_ENGINE_ERROR;
     }
     vdgx_solver_t sampler;
     if (vdgx_solver_from_name (req->sampler [0]? req->sampler: "unipc", &sampler)) {
-        *err = wan21_strdupf ("wan21: unknown sampler '%s'", req->sampler);
+        *err = vdgx_strdupf ("wan21: unknown sampler '%s'", req->sampler);
         return VDGX_ENGINE_ERROR;
     }
     double t0 = s_now ();
@@ -627,7 +627,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     s_progress (io, "decoding", 0, req->frames, 85, NULL);
     g.rgb = (float *) malloc ((size_t) req->width * req->height * 3 * sizeof (float));
     if (!g.rgb) {
-        *err = wan21_strdupf ("out of memory");
+        *err = vdgx_strdupf ("out of memory");
         goto out;
     }
     wan21_vae_decode_opts_t vo = { .raw = false, .cancel = io? io->cancel: NULL };

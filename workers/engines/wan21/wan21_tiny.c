@@ -8,7 +8,7 @@
     persistent ids), archive/data/<key> (raw little-endian storage) and archive/version.
 */
 #include "wan21_engine.h"
-#include "wan21_util.h"
+#include "vdgx_util.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
 
@@ -41,7 +41,7 @@ typedef struct {
 static float
 s_uniform (uint64_t *s)
 {
-    return 2.f * (float) (wan21_splitmix64 (s) >> 40) / 16777216.f - 1.f;     //  [-1, 1)
+    return 2.f * (float) (vdgx_splitmix64 (s) >> 40) / 16777216.f - 1.f;     //  [-1, 1)
 }
 
 static void
@@ -115,7 +115,7 @@ static int
 s_write (s_list_t *l, const char *path, char **err)
 {
     if (l->oom) {
-        *err = wan21_strdupf ("tiny checkpoint: out of memory");
+        *err = vdgx_strdupf ("tiny checkpoint: out of memory");
         return -1;
     }
     size_t len = strlen (path);
@@ -123,7 +123,7 @@ s_write (s_list_t *l, const char *path, char **err)
         return s_write_pth (path, l->t, l->n, err);
     char *e = NULL;
     if (vdgx_safetensors_write (path, l->t, l->n, &e)) {
-        *err = wan21_strdupf ("tiny checkpoint: cannot write %s: %s", path, e? e: "error");
+        *err = vdgx_strdupf ("tiny checkpoint: cannot write %s: %s", path, e? e: "error");
         free (e);
         return -1;
     }
@@ -345,7 +345,7 @@ s_write_pth (const char *path, const vdgx_ckpt_tensor_t *t, size_t count, char *
     rc = 0;
 out:
     if (rc && err && !*err)
-        *err = wan21_strdupf ("tiny checkpoint: cannot write %s", path);
+        *err = vdgx_strdupf ("tiny checkpoint: cannot write %s", path);
     free (pk.d);
     free (z.d);
     free (e);
@@ -426,7 +426,7 @@ s_mkdir (const char *path, char **err)
 {
     if (mkdir (path, 0755) == 0 || errno == EEXIST)
         return 0;
-    *err = wan21_strdupf ("tiny checkpoint: cannot create %s: %s", path, strerror (errno));
+    *err = vdgx_strdupf ("tiny checkpoint: cannot create %s: %s", path, strerror (errno));
     return -1;
 }
 
@@ -438,7 +438,7 @@ s_write_text (const char *path, const char *text, char **err)
     if (f && fclose (f))
         ok = false;
     if (!ok) {
-        *err = wan21_strdupf ("tiny checkpoint: cannot write %s", path);
+        *err = vdgx_strdupf ("tiny checkpoint: cannot write %s", path);
         return -1;
     }
     return 0;
@@ -455,15 +455,15 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     if (s_mkdir (dir, err))
         return -1;
     //  Tokenizer first: the vocabulary of the text encoder must cover it.
-    p = wan21_strdupf ("%s/google", dir);
+    p = vdgx_strdupf ("%s/google", dir);
     if (!p || s_mkdir (p, err))
         goto out;
     free (p);
-    p = wan21_strdupf ("%s/google/umt5-xxl", dir);
+    p = vdgx_strdupf ("%s/google/umt5-xxl", dir);
     if (!p || s_mkdir (p, err))
         goto out;
     free (p);
-    p = wan21_strdupf ("%s/google/umt5-xxl/spiece.model", dir);
+    p = vdgx_strdupf ("%s/google/umt5-xxl/spiece.model", dir);
     if (!p || wan21_tiny_train_spm (p, S_T5_VOCAB, err))
         goto out;
     free (p);
@@ -471,7 +471,7 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     l.dtype = VDGX_DTYPE_F32;
     l.rng = seed * 0x2545F4914F6CDD1Dull + 1;
     s_dit (&l);
-    p = wan21_strdupf ("%s/diffusion_pytorch_model.safetensors", dir);
+    p = vdgx_strdupf ("%s/diffusion_pytorch_model.safetensors", dir);
     if (!p || s_write (&l, p, err))
         goto out;
     free (p);
@@ -480,7 +480,7 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     l.dtype = VDGX_DTYPE_BF16;      //  as the released umT5 encoder
     l.rng = seed * 0x2545F4914F6CDD1Dull + 2;
     s_t5 (&l);
-    p = wan21_strdupf ("%s/models_t5_umt5-xxl-enc-bf16.pth", dir);
+    p = vdgx_strdupf ("%s/models_t5_umt5-xxl-enc-bf16.pth", dir);
     if (!p || s_write (&l, p, err))
         goto out;
     free (p);
@@ -489,7 +489,7 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     l.dtype = VDGX_DTYPE_F32;
     l.rng = seed * 0x2545F4914F6CDD1Dull + 3;
     wan21_vae_layout (S_VAE_DIM, S_Z, s_vae_one, &l);
-    p = wan21_strdupf ("%s/Wan2.1_VAE.pth", dir);
+    p = vdgx_strdupf ("%s/Wan2.1_VAE.pth", dir);
     if (!p || s_write (&l, p, err))
         goto out;
     free (p);
@@ -502,11 +502,11 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
               "  \"freq_dim\": %d,\n  \"in_dim\": %d,\n  \"out_dim\": %d,\n  \"text_len\": %d,\n"
               "  \"patch_size\": [1, 2, 2],\n  \"eps\": 1e-06\n}\n",
               S_DIM, S_FFN, S_HEADS, S_LAYERS, S_TEXT_DIM, S_FREQ, S_Z, S_Z, S_TEXT_LEN);
-    p = wan21_strdupf ("%s/config.json", dir);
+    p = vdgx_strdupf ("%s/config.json", dir);
     if (!p || s_write_text (p, config, err))
         goto out;
     free (p);
-    p = wan21_strdupf ("%s/README.txt", dir);
+    p = vdgx_strdupf ("%s/README.txt", dir);
     if (!p || s_write_text (p,
         "Wan 2.1 tiny demo checkpoint (made by vdgx-worker --make-tiny-checkpoint).\n"
         "\n"

@@ -5,7 +5,7 @@
     tensors of one chunk (<= 4 frames) are alive at once.
 */
 #include "wan21_vae.h"
-#include "wan21_util.h"
+#include "vdgx_util.h"
 #include "vdgx_ckpt.h"
 
 #include <math.h>
@@ -260,7 +260,7 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
     if (n > bd->host_cap) {
         float *h = (float *) realloc (bd->host, n * sizeof (float));
         if (!h) {
-            bd->err = wan21_strdupf ("wan21 vae: out of memory reading %s", name);
+            bd->err = vdgx_strdupf ("wan21 vae: out of memory reading %s", name);
             return;
         }
         bd->host = h;
@@ -272,7 +272,7 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
         int cap = self->cap? 2 * self->cap: 128;
         s_param_t *p = (s_param_t *) realloc (self->params, (size_t) cap * sizeof (s_param_t));
         if (!p) {
-            bd->err = wan21_strdupf ("wan21 vae: out of memory");
+            bd->err = vdgx_strdupf ("wan21 vae: out of memory");
             return;
         }
         self->params = p;
@@ -283,7 +283,7 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
     p->name = strdup (name);
     if (!p->name || vdgx_tensor_alloc (self->b, &p->t, self->act, ndim, shape)
     ||  vdgx_tensor_from_f32 (self->b, &p->t, bd->host)) {
-        bd->err = wan21_strdupf ("wan21 vae: cannot place %s on %s: %s", name,
+        bd->err = vdgx_strdupf ("wan21 vae: cannot place %s on %s: %s", name,
                              vdgx_backend_name (self->b), vdgx_backend_error (self->b));
         vdgx_tensor_release (self->b, &p->t);
         free (p->name);
@@ -301,7 +301,7 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
             half = (uint16_t *) malloc (n * sizeof (uint16_t));
             if (!half || vdgx_convert_from_f32 (half, self->act, bd->host, n)) {
                 free (half);
-                bd->err = wan21_strdupf ("wan21 vae: out of memory");
+                bd->err = vdgx_strdupf ("wan21 vae: out of memory");
                 return;
             }
             host.fmt = self->act == VDGX_DTYPE_BF16? VDGX_WFMT_BF16: VDGX_WFMT_F16;
@@ -309,7 +309,7 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
         }
         vdgx_weight_t *w = qkv? &self->attn.qkv: &self->attn.proj;
         if (vdgx_weight_to_backend (self->b, w, &host))
-            bd->err = wan21_strdupf ("wan21 vae: cannot place %s: %s", name, vdgx_backend_error (self->b));
+            bd->err = vdgx_strdupf ("wan21 vae: cannot place %s: %s", name, vdgx_backend_error (self->b));
         free (half);
     }
 }
@@ -417,7 +417,7 @@ s_build (vdgx_backend_t *backend, int dim, int z_dim, s_source_fn *src, void *sr
 {
     wan21_vae_t *self = (wan21_vae_t *) calloc (1, sizeof *self);
     if (!self) {
-        *err = wan21_strdupf ("wan21 vae: out of memory");
+        *err = vdgx_strdupf ("wan21 vae: out of memory");
         return NULL;
     }
     self->b = backend;
@@ -428,7 +428,7 @@ s_build (vdgx_backend_t *backend, int dim, int z_dim, s_source_fn *src, void *sr
     wan21_vae_layout (dim, z_dim, s_build_one, &bd);
     free (bd.host);
     if (!bd.err && s_wire (self))
-        bd.err = wan21_strdupf ("wan21 vae: internal error wiring the decoder");
+        bd.err = vdgx_strdupf ("wan21 vae: internal error wiring the decoder");
     if (bd.err) {
         *err = bd.err;
         wan21_vae_destroy (&self);
@@ -482,7 +482,7 @@ s_ckpt_source (void *arg, const char *name, int ndim, const int64_t *shape, floa
     if (!t && wan21_vae_diffusers_name (name, alt, sizeof alt) == 0)
         t = vdgx_ckpt_find (cs->ckpt, alt);
     if (!t) {
-        *err = wan21_strdupf ("wan21 vae: %s has no tensor '%s'", cs->path, name);
+        *err = vdgx_strdupf ("wan21 vae: %s has no tensor '%s'", cs->path, name);
         return -1;
     }
     bool same = t->ndim == ndim;
@@ -496,14 +496,14 @@ s_ckpt_source (void *arg, const char *name, int ndim, const int64_t *shape, floa
         for (int i = 0; i < t->ndim; i++)
             snprintf (got + strlen (got), sizeof got - strlen (got), "%s%lld", i? ",": "",
                       (long long) t->shape [i]);
-        *err = wan21_strdupf ("wan21 vae: %s: tensor '%s' has shape [%s], expected [%s]", cs->path,
+        *err = vdgx_strdupf ("wan21 vae: %s: tensor '%s' has shape [%s], expected [%s]", cs->path,
                           t->name, got, want);
         return -1;
     }
     (void) n;
     char *e = NULL;
     if (vdgx_ckpt_read_f32 (t, dst, &e)) {
-        *err = wan21_strdupf ("wan21 vae: %s: %s: %s", cs->path, t->name, e? e: "cannot read");
+        *err = vdgx_strdupf ("wan21 vae: %s: %s: %s", cs->path, t->name, e? e: "cannot read");
         free (e);
         return -1;
     }
@@ -518,11 +518,11 @@ s_resolve (const char *path)
         "Wan2.1_VAE.pth", "Wan2.1_VAE.safetensors", "vae/diffusion_pytorch_model.safetensors",
         "diffusion_pytorch_model.safetensors", NULL
     };
-    if (wan21_is_file (path))
+    if (vdgx_is_file (path))
         return strdup (path);
     for (int i = 0; names [i]; i++) {
-        char *p = wan21_strdupf ("%s/%s", path, names [i]);
-        if (p && wan21_is_file (p))
+        char *p = vdgx_strdupf ("%s/%s", path, names [i]);
+        if (p && vdgx_is_file (p))
             return p;
         free (p);
     }
@@ -536,14 +536,14 @@ wan21_vae_load (vdgx_backend_t *backend, const char *path, char **err)
         return NULL;
     char *file = s_resolve (path);
     if (!file) {
-        *err = wan21_strdupf ("wan21 vae: no VAE checkpoint at '%s' (expected a .pth/.safetensors "
+        *err = vdgx_strdupf ("wan21 vae: no VAE checkpoint at '%s' (expected a .pth/.safetensors "
                           "file, Wan2.1_VAE.pth or vae/diffusion_pytorch_model.safetensors)", path);
         return NULL;
     }
     char *e = NULL;
     vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &e);
     if (!ckpt) {
-        *err = wan21_strdupf ("wan21 vae: cannot open %s: %s", file, e? e: "unknown error");
+        *err = vdgx_strdupf ("wan21 vae: cannot open %s: %s", file, e? e: "unknown error");
         free (e);
         free (file);
         return NULL;
@@ -558,7 +558,7 @@ wan21_vae_load (vdgx_backend_t *backend, const char *path, char **err)
     wan21_vae_t *self = NULL;
     if (!c2 || !hg || c2->ndim != 5 || hg->ndim < 1 || c2->shape [0] < 1 || c2->shape [0] > 1024
     ||  hg->shape [0] < 1 || hg->shape [0] > 4096 || hg->shape [0] % 2)
-        *err = wan21_strdupf ("wan21 vae: %s is not a Wan-VAE checkpoint (conv2 / decoder.head.0 "
+        *err = vdgx_strdupf ("wan21 vae: %s is not a Wan-VAE checkpoint (conv2 / decoder.head.0 "
                           "missing or malformed)", file);
     else {
         s_ckpt_src_t cs = { ckpt, file };
@@ -583,7 +583,7 @@ s_rand_source (void *arg, const char *name, int ndim, const int64_t *shape, floa
     s_rand_src_t *rs = (s_rand_src_t *) arg;
     if (strstr (name, "gamma")) {
         for (size_t i = 0; i < n; i++)
-            dst [i] = 1.f + 0.1f * ((float) (wan21_splitmix64 (&rs->state) >> 40) / 16777216.f - 0.5f);
+            dst [i] = 1.f + 0.1f * ((float) (vdgx_splitmix64 (&rs->state) >> 40) / 16777216.f - 0.5f);
         return 0;
     }
     //  A bias shares its weight's fan-in; use the output width as a stand-in.
@@ -594,7 +594,7 @@ s_rand_source (void *arg, const char *name, int ndim, const int64_t *shape, floa
         fan_in = (double) shape [0];
     float bound = (float) (1.0 / sqrt (fan_in));
     for (size_t i = 0; i < n; i++)
-        dst [i] = bound * (2.f * (float) (wan21_splitmix64 (&rs->state) >> 40) / 16777216.f - 1.f);
+        dst [i] = bound * (2.f * (float) (vdgx_splitmix64 (&rs->state) >> 40) / 16777216.f - 1.f);
     return 0;
 }
 
@@ -603,7 +603,7 @@ wan21_vae_new_random (vdgx_backend_t *backend, int dim, int z_dim, uint64_t seed
 {
     if (!backend || dim < 2 || dim % 2 || z_dim < 1) {
         if (err)
-            *err = wan21_strdupf ("wan21 vae: bad random configuration dim %d z_dim %d", dim, z_dim);
+            *err = vdgx_strdupf ("wan21 vae: bad random configuration dim %d z_dim %d", dim, z_dim);
         return NULL;
     }
     s_rand_src_t rs = { seed ^ 0x5641455F52414E44ull };
@@ -633,7 +633,7 @@ static int
 s_fail (wan21_vae_t *self, char **err, const char *what)
 {
     if (err && !*err)
-        *err = wan21_strdupf ("wan21 vae: %s: %s", what, vdgx_backend_error (self->b));
+        *err = vdgx_strdupf ("wan21 vae: %s: %s", what, vdgx_backend_error (self->b));
     return -1;
 }
 
@@ -967,12 +967,12 @@ wan21_vae_decode (wan21_vae_t *self, const float *latent, int64_t frames, int64_
 {
     if (!self || !latent || !fn) {
         if (err)
-            *err = wan21_strdupf ("wan21 vae: decode needs a decoder, a latent and a frame callback");
+            *err = vdgx_strdupf ("wan21 vae: decode needs a decoder, a latent and a frame callback");
         return -1;
     }
     if (frames < 1 || height < 1 || width < 1 || frames > 4096 || height > 4096 || width > 4096) {
         if (err)
-            *err = wan21_strdupf ("wan21 vae: bad latent size %lldx%lldx%lld", (long long) frames,
+            *err = vdgx_strdupf ("wan21 vae: bad latent size %lldx%lldx%lld", (long long) frames,
                               (long long) height, (long long) width);
         return -1;
     }
@@ -985,7 +985,7 @@ wan21_vae_decode (wan21_vae_t *self, const float *latent, int64_t frames, int64_
     vdgx_tensor_t lat = { 0 }, post = { 0 }, xi = { 0 }, y = { 0 };
     int rc = -1;
     if (!zn || !frame) {
-        *err = wan21_strdupf ("wan21 vae: out of memory");
+        *err = vdgx_strdupf ("wan21 vae: out of memory");
         goto done;
     }
     //  De-normalisation exactly as the official z / scale[1] + scale[0] with scale[1] = 1/std.
@@ -1005,7 +1005,7 @@ wan21_vae_decode (wan21_vae_t *self, const float *latent, int64_t frames, int64_
     int64_t oh = 8 * height, ow = 8 * width;
     out = (float *) malloc ((size_t) 3 * 4 * (size_t) (oh * ow) * sizeof (float));
     if (!out) {
-        *err = wan21_strdupf ("wan21 vae: out of memory");
+        *err = vdgx_strdupf ("wan21 vae: out of memory");
         goto done;
     }
     int index = 0;
@@ -1023,7 +1023,7 @@ wan21_vae_decode (wan21_vae_t *self, const float *latent, int64_t frames, int64_
         vdgx_tensor_release (self->b, &xi);
         int64_t tf = y.shape [2];
         if (y.shape [1] != 3 || y.shape [3] != oh || y.shape [4] != ow || tf > 4) {
-            *err = wan21_strdupf ("wan21 vae: internal error: chunk output has the wrong shape");
+            *err = vdgx_strdupf ("wan21 vae: internal error: chunk output has the wrong shape");
             goto done;
         }
         if ((!opts || !opts->raw) && vdgx_op_affine_clamp (self->b, &y, &y, 1.f, 0.f, -1.f, 1.f)) {
@@ -1042,7 +1042,7 @@ wan21_vae_decode (wan21_vae_t *self, const float *latent, int64_t frames, int64_
                         hw * sizeof (float));
             if (fn (ctx, index++, frame, (int) ow, (int) oh)) {
                 if (err && !*err)
-                    *err = wan21_strdupf ("wan21 vae: the frame consumer stopped the decode");
+                    *err = vdgx_strdupf ("wan21 vae: the frame consumer stopped the decode");
                 goto done;
             }
         }

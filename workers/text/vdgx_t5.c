@@ -1,15 +1,17 @@
-/*  wan21_t5.c - the umT5 encoder of Wan 2.1 on the vdgx compute layer (see wan21_t5.h).
+/*  vdgx_t5.c - the T5 encoders (umT5 of Wan 2.1, T5-v1.1 of MAGI-1) on the vdgx compute
+    layer (see vdgx_t5.h).
 
     Facts the official code pins down (and the reference vectors check):
-    - attention logits are q.k^T with no 1/sqrt(d) scaling, plus a per-layer relative
-      position bias; masked keys are set (not added) to finfo(float32).min;
+    - attention logits are q.k^T with no 1/sqrt(d) scaling, plus the relative position bias
+      (umT5: each layer's own; T5-v1.1: block 0's, shared); masked keys get probability 0
+      (umT5 sets them to finfo(float32).min, T5-v1.1 adds it: the same softmax);
     - buckets: 32 bidirectional (16 per direction, 8 exact), log-spaced up to max_dist 128,
       the log term computed in float32 and truncated toward zero;
     - T5LayerNorm is x * rsqrt(mean(x^2) + 1e-6) * w (no mean, no bias);
     - FFN is fc2(fc1(x) * gelu_tanh(gate(x))).
 */
-#include "wan21_t5.h"
-#include "wan21_util.h"
+#include "vdgx_t5.h"
+#include "vdgx_util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -35,24 +37,25 @@ typedef struct {
     vdgx_tensor_t bias_cache;               //  F32 [H,L,L] for cached_len (non-CPU backends)
 } s_layer_t;
 
-struct _wan21_t5_t {
-    wan21_t5_config_t cfg;
+struct _vdgx_t5_t {
+    vdgx_t5_config_t cfg;
     vdgx_backend_t *backend;
-    vdgx_ckpt_t *ckpt;                      //  kept open: the embedding rows are read from it
-    const vdgx_ckpt_tensor_t *embedding;
+    vdgx_ckpt_t *ckpt;                      //  open while loading only
+    void *embedding;                        //  [vocab, dim] in emb_dtype: the one host copy
+    vdgx_dtype_t emb_dtype;
     vdgx_wfmt_t wfmt;
     s_layer_t *layers;
     vdgx_tensor_t norm;                     //  final norm, F32 [dim]
     size_t weight_bytes;
     int cached_len;                         //  L of the cached biases, 0 = none
     bool cache_bias;
-    wan21_t5_tap_fn *tap;
+    vdgx_t5_tap_fn *tap;
     void *tap_arg;
     char error [512];
 };
 
 static void
-s_set_error (wan21_t5_t *self, const char *fmt, ...)
+s_set_error (vdgx_t5_t *self, const char *fmt, ...)
 {
     va_list args;
     va_start (args, fmt);
@@ -83,22 +86,22 @@ s_name (char *buf, size_t size, bool hf, int layer, int slot)
 }
 
 static bool
-s_has_shape (wan21_t5_shape_fn *fn, void *arg, const char *name, int ndim, int64_t d0,
+s_has_shape (vdgx_t5_shape_fn *fn, void *arg, const char *name, int ndim, int64_t d0,
              int64_t d1, char **err)
 {
     int got_ndim = 0;
     int64_t shape [VDGX_MAX_DIMS] = { 0 };
     if (!fn (arg, name, &got_ndim, shape)) {
-        *err = wan21_strdupf ("umT5 checkpoint: missing tensor '%s'", name);
+        *err = vdgx_strdupf ("T5 checkpoint: missing tensor '%s'", name);
         return false;
     }
     if (got_ndim != ndim || shape [0] != d0 || (ndim > 1 && shape [1] != d1)) {
         *err = ndim > 1
-             ? wan21_strdupf ("umT5 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld, %lld]",
+             ? vdgx_strdupf ("T5 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld, %lld]",
                           name, (long long) shape [0], got_ndim > 1? ", ": " / ndim ",
                           got_ndim > 1? (long long) shape [1]: (long long) got_ndim,
                           (long long) d0, (long long) d1)
-             : wan21_strdupf ("umT5 checkpoint: '%s' has %d dims / first %lld, expected [%lld]",
+             : vdgx_strdupf ("T5 checkpoint: '%s' has %d dims / first %lld, expected [%lld]",
                           name, got_ndim, (long long) shape [0], (long long) d0);
         return false;
     }
@@ -106,7 +109,7 @@ s_has_shape (wan21_t5_shape_fn *fn, void *arg, const char *name, int ndim, int64
 }
 
 int
-wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char **err)
+vdgx_t5_layout (vdgx_t5_shape_fn *fn, void *arg, vdgx_t5_config_t *cfg, char **err)
 {
     assert (fn && cfg && err);
     *err = NULL;
@@ -125,13 +128,13 @@ wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char 
     if (fn (arg, "encoder.embed_tokens.weight", &ndim, shape))
         emb = "encoder.embed_tokens.weight";
     if (!emb) {
-        *err = strdup ("umT5 checkpoint: no token embedding (token_embedding.weight, "
+        *err = strdup ("T5 checkpoint: no token embedding (token_embedding.weight, "
                        "shared.weight or encoder.embed_tokens.weight)");
         return -1;
     }
     cfg->hf_names = strcmp (emb, "token_embedding.weight") != 0;
     if (ndim != 2 || shape [0] < 2 || shape [1] < 1 || shape [0] > INT32_MAX || shape [1] > 65536) {
-        *err = wan21_strdupf ("umT5 checkpoint: %s must be [vocab, dim]", emb);
+        *err = vdgx_strdupf ("T5 checkpoint: %s must be [vocab, dim]", emb);
         return -1;
     }
     cfg->vocab = (int) shape [0];
@@ -146,32 +149,37 @@ wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char 
         cfg->num_layers = i + 1;
     }
     if (cfg->num_layers == 0) {
-        *err = strdup ("umT5 checkpoint: no encoder blocks");
+        *err = strdup ("T5 checkpoint: no encoder blocks");
         return -1;
     }
     s_name (name, sizeof (name), cfg->hf_names, 0, S_Q);
     if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 1 || shape [0] > 65536) {
-        *err = wan21_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
+        *err = vdgx_strdupf ("T5 checkpoint: missing or malformed '%s'", name);
         return -1;
     }
     cfg->dim_attn = (int) shape [0];
     s_name (name, sizeof (name), cfg->hf_names, 0, S_FC1);
     if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 1 || shape [0] > 1 << 20) {
-        *err = wan21_strdupf ("umT5 checkpoint: missing or malformed '%s'", name);
+        *err = vdgx_strdupf ("T5 checkpoint: missing or malformed '%s'", name);
         return -1;
     }
     cfg->dim_ffn = (int) shape [0];
     s_name (name, sizeof (name), cfg->hf_names, 0, S_POS);
     if (!fn (arg, name, &ndim, shape) || ndim != 2 || shape [0] < 2 || shape [0] > 1024
      || shape [1] < 1 || shape [1] > 4096) {
-        *err = wan21_strdupf ("umT5 checkpoint: missing or malformed '%s' (umT5 has a relative "
-                          "position table in every block)", name);
+        *err = vdgx_strdupf ("T5 checkpoint: missing or malformed '%s' (the relative position "
+                          "table of block 0)", name);
         return -1;
     }
     cfg->num_buckets = (int) shape [0];
     cfg->num_heads = (int) shape [1];
+    //  umT5 has a table in every block; T5-v1.1 in block 0 only (shared by all blocks).
+    if (cfg->num_layers > 1) {
+        s_name (name, sizeof (name), cfg->hf_names, 1, S_POS);
+        cfg->shared_bias = !fn (arg, name, &ndim, shape);
+    }
     if (cfg->dim_attn % cfg->num_heads) {
-        *err = wan21_strdupf ("umT5 checkpoint: attention width %d is not a multiple of %d heads",
+        *err = vdgx_strdupf ("T5 checkpoint: attention width %d is not a multiple of %d heads",
                           cfg->dim_attn, cfg->num_heads);
         return -1;
     }
@@ -182,6 +190,16 @@ wan21_t5_layout (wan21_t5_shape_fn *fn, void *arg, wan21_t5_config_t *cfg, char 
             { S_O, 2, D, A }, { S_NORM2, 1, D, 0 }, { S_GATE, 2, F, D }, { S_FC1, 2, F, D },
             { S_FC2, 2, D, F }, { S_POS, 2, cfg->num_buckets, cfg->num_heads } };
         for (size_t j = 0; j < sizeof (want) / sizeof (want [0]); j++) {
+            if (want [j].slot == S_POS && cfg->shared_bias && i > 0) {
+                //  A table in a later block of a shared-bias model is a layout we do not know.
+                s_name (name, sizeof (name), cfg->hf_names, i, S_POS);
+                if (fn (arg, name, &ndim, shape)) {
+                    *err = vdgx_strdupf ("T5 checkpoint: '%s' exists but block 1 has no relative "
+                                         "position table (neither per-layer nor shared)", name);
+                    return -1;
+                }
+                continue;
+            }
             s_name (name, sizeof (name), cfg->hf_names, i, want [j].slot);
             if (!s_has_shape (fn, arg, name, want [j].ndim, want [j].d0, want [j].d1, err))
                 return -1;
@@ -206,7 +224,7 @@ s_ckpt_shape (void *arg, const char *name, int *ndim, int64_t *shape)
 }
 
 int
-wan21_t5_bucket (int rel, int num_buckets, int max_dist)
+vdgx_t5_bucket (int rel, int num_buckets, int max_dist)
 {
     int half = num_buckets / 2;
     int bucket = rel > 0? half: 0;
@@ -227,7 +245,7 @@ wan21_t5_bucket (int rel, int num_buckets, int max_dist)
 }
 
 void
-wan21_t5_pos_bias (const float *table, int heads, int num_buckets, int max_dist, int lq,
+vdgx_t5_pos_bias (const float *table, int heads, int num_buckets, int max_dist, int lq,
                    int lk, float *bias)
 {
     //  The bias depends on k - q only: one row of lq + lk - 1 values per head.
@@ -236,7 +254,7 @@ wan21_t5_pos_bias (const float *table, int heads, int num_buckets, int max_dist,
     assert (row);
     for (int h = 0; h < heads; h++) {
         for (int r = 0; r < span; r++)
-            row [r] = table [(size_t) wan21_t5_bucket (r - (lq - 1), num_buckets, max_dist) * heads + h];
+            row [r] = table [(size_t) vdgx_t5_bucket (r - (lq - 1), num_buckets, max_dist) * heads + h];
         for (int q = 0; q < lq; q++)
             memcpy (bias + ((size_t) h * lq + q) * lk, row + (lq - 1 - q), sizeof (float) * (size_t) lk);
     }
@@ -246,11 +264,11 @@ wan21_t5_pos_bias (const float *table, int heads, int num_buckets, int max_dist,
 //  A checkpoint tensor as f32 (caller frees); FP8 tensors with a "<module>.scale_weight"
 //  beside them (ComfyUI scaled-fp8 files) are rescaled.
 static float *
-s_read_f32 (wan21_t5_t *self, const char *name, size_t *numel)
+s_read_f32 (vdgx_t5_t *self, const char *name, size_t *numel)
 {
     const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (self->ckpt, name);
     if (!t) {
-        s_set_error (self, "umT5 checkpoint: missing tensor '%s'", name);
+        s_set_error (self, "T5 checkpoint: missing tensor '%s'", name);
         return NULL;
     }
     size_t n = 1;
@@ -263,7 +281,7 @@ s_read_f32 (wan21_t5_t *self, const char *name, size_t *numel)
     }
     char *err = NULL;
     if (vdgx_ckpt_read_f32 (t, buf, &err)) {
-        s_set_error (self, "umT5 checkpoint: '%s': %s", name, err? err: "cannot read");
+        s_set_error (self, "T5 checkpoint: '%s': %s", name, err? err: "cannot read");
         free (err);
         free (buf);
         return NULL;
@@ -283,7 +301,7 @@ s_read_f32 (wan21_t5_t *self, const char *name, size_t *numel)
     }
     for (size_t i = 0; i < n; i++)
         if (!isfinite (buf [i])) {
-            s_set_error (self, "umT5 checkpoint: '%s' holds a non-finite value", name);
+            s_set_error (self, "T5 checkpoint: '%s' holds a non-finite value", name);
             free (buf);
             return NULL;
         }
@@ -293,7 +311,7 @@ s_read_f32 (wan21_t5_t *self, const char *name, size_t *numel)
 }
 
 static int
-s_load_linear (wan21_t5_t *self, const char *name, int64_t n, int64_t k, vdgx_weight_t *dst)
+s_load_linear (vdgx_t5_t *self, const char *name, int64_t n, int64_t k, vdgx_weight_t *dst)
 {
     float *buf = s_read_f32 (self, name, NULL);
     if (!buf)
@@ -349,7 +367,7 @@ s_load_linear (wan21_t5_t *self, const char *name, int64_t n, int64_t k, vdgx_we
 }
 
 static int
-s_load_norm (wan21_t5_t *self, const char *name, vdgx_tensor_t *dst)
+s_load_norm (vdgx_t5_t *self, const char *name, vdgx_tensor_t *dst)
 {
     float *buf = s_read_f32 (self, name, NULL);
     if (!buf)
@@ -367,20 +385,20 @@ s_load_norm (wan21_t5_t *self, const char *name, vdgx_tensor_t *dst)
     return rc;
 }
 
-wan21_t5_t *
-wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt_t wfmt,
+vdgx_t5_t *
+vdgx_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt_t wfmt,
                         char **err)
 {
     assert (ckpt_p && *ckpt_p && backend && err);
     *err = NULL;
     if (wfmt != VDGX_WFMT_F32 && wfmt != VDGX_WFMT_BF16 && wfmt != VDGX_WFMT_F16
      && wfmt != VDGX_WFMT_FP8_E4M3) {
-        *err = wan21_strdupf ("umT5: weight format %s is not supported (f32, bf16, f16, fp8)",
+        *err = vdgx_strdupf ("T5: weight format %s is not supported (f32, bf16, f16, fp8)",
                           vdgx_wfmt_name (wfmt));
         vdgx_ckpt_destroy (ckpt_p);
         return NULL;
     }
-    wan21_t5_t *self = (wan21_t5_t *) calloc (1, sizeof (wan21_t5_t));
+    vdgx_t5_t *self = (vdgx_t5_t *) calloc (1, sizeof (vdgx_t5_t));
     if (!self) {
         *err = strdup ("out of memory");
         vdgx_ckpt_destroy (ckpt_p);
@@ -391,26 +409,26 @@ wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt
     self->backend = backend;
     self->wfmt = wfmt;
     self->cache_bias = vdgx_backend_device (backend) != VDGX_DEVICE_CPU;
-    if (wan21_t5_layout (s_ckpt_shape, self->ckpt, &self->cfg, err)) {
-        wan21_t5_destroy (&self);
+    if (vdgx_t5_layout (s_ckpt_shape, self->ckpt, &self->cfg, err)) {
+        vdgx_t5_destroy (&self);
         return NULL;
     }
-    const wan21_t5_config_t *c = &self->cfg;
-    self->embedding = vdgx_ckpt_find (self->ckpt, c->hf_names
+    const vdgx_t5_config_t *c = &self->cfg;
+    const vdgx_ckpt_tensor_t *emb = vdgx_ckpt_find (self->ckpt, c->hf_names
         ? (vdgx_ckpt_find (self->ckpt, "shared.weight")? "shared.weight": "encoder.embed_tokens.weight")
         : "token_embedding.weight");
-    vdgx_dtype_t edt = self->embedding->dtype;
+    vdgx_dtype_t edt = emb->dtype;
     if (edt != VDGX_DTYPE_F32 && edt != VDGX_DTYPE_BF16 && edt != VDGX_DTYPE_F16
      && edt != VDGX_DTYPE_F8_E4M3 && edt != VDGX_DTYPE_F8_E5M2 && edt != VDGX_DTYPE_F64) {
-        *err = wan21_strdupf ("umT5 checkpoint: token embedding dtype %s is not a float type",
-                          vdgx_dtype_name (self->embedding->dtype));
-        wan21_t5_destroy (&self);
+        *err = vdgx_strdupf ("T5 checkpoint: token embedding dtype %s is not a float type",
+                          vdgx_dtype_name (emb->dtype));
+        vdgx_t5_destroy (&self);
         return NULL;
     }
     self->layers = (s_layer_t *) calloc ((size_t) c->num_layers, sizeof (s_layer_t));
     if (!self->layers) {
         *err = strdup ("out of memory");
-        wan21_t5_destroy (&self);
+        vdgx_t5_destroy (&self);
         return NULL;
     }
     char name [256];
@@ -434,32 +452,45 @@ wan21_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt
             s_name (name, sizeof (name), c->hf_names, i, S_NORM2);
             rc = s_load_norm (self, name, &l->norm2);
         }
-        if (rc == 0) {
+        if (rc == 0 && (i == 0 || !c->shared_bias)) {
             s_name (name, sizeof (name), c->hf_names, i, S_POS);
             l->pos = s_read_f32 (self, name, NULL);
             rc = l->pos? 0: -1;
         }
+    }
+    //  The token embedding: one host copy (rows are gathered on the host); the checkpoint,
+    //  whose mapped pages held every weight in its file dtype, is closed after loading.
+    if (rc == 0) {
+        self->emb_dtype = emb->dtype;
+        self->embedding = malloc (emb->nbytes);
+        if (!self->embedding) {
+            s_set_error (self, "T5: out of memory for the token embedding");
+            rc = -1;
+        }
+        else
+            memcpy (self->embedding, emb->data, emb->nbytes);
     }
     if (rc == 0)
         rc = s_load_norm (self, c->hf_names? "encoder.final_layer_norm.weight": "norm.weight",
                           &self->norm);
     if (rc) {
         *err = strdup (self->error);
-        wan21_t5_destroy (&self);
+        vdgx_t5_destroy (&self);
         return NULL;
     }
+    vdgx_ckpt_destroy (&self->ckpt);
     return self;
 }
 
-wan21_t5_t *
-wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err)
+vdgx_t5_t *
+vdgx_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err)
 {
     assert (path && backend && err);
     *err = NULL;
     struct stat st;
     char file [4096];
     if (stat (path, &st) != 0) {
-        *err = wan21_strdupf ("umT5: cannot open '%s': %s", path, strerror (errno));
+        *err = vdgx_strdupf ("T5: cannot open '%s': %s", path, strerror (errno));
         return NULL;
     }
     snprintf (file, sizeof (file), "%s", path);
@@ -472,10 +503,10 @@ wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char 
         bool found = false;
         for (size_t i = 0; i < sizeof (candidates) / sizeof (candidates [0]) && !found; i++) {
             snprintf (file, sizeof (file), "%s/%s", path, candidates [i]);
-            found = wan21_is_file (file);
+            found = vdgx_is_file (file);
         }
         if (!found) {
-            *err = wan21_strdupf ("umT5: '%s' holds none of models_t5_umt5-xxl-enc-bf16.pth, "
+            *err = vdgx_strdupf ("T5: '%s' holds none of models_t5_umt5-xxl-enc-bf16.pth, "
                               "model.safetensors[.index.json], text_encoder/", path);
             return NULL;
         }
@@ -483,18 +514,18 @@ wan21_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char 
     char *cerr = NULL;
     vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &cerr);
     if (!ckpt) {
-        *err = wan21_strdupf ("umT5: %s: %s", file, cerr? cerr: "cannot open");
+        *err = vdgx_strdupf ("T5: %s: %s", file, cerr? cerr: "cannot open");
         free (cerr);
         return NULL;
     }
-    return wan21_t5_new_from_ckpt (&ckpt, backend, wfmt, err);
+    return vdgx_t5_new_from_ckpt (&ckpt, backend, wfmt, err);
 }
 
 void
-wan21_t5_destroy (wan21_t5_t **self_p)
+vdgx_t5_destroy (vdgx_t5_t **self_p)
 {
     assert (self_p);
-    wan21_t5_t *self = *self_p;
+    vdgx_t5_t *self = *self_p;
     if (!self)
         return;
     if (self->layers) {
@@ -517,33 +548,34 @@ wan21_t5_destroy (wan21_t5_t **self_p)
     if (self->norm.data)
         vdgx_tensor_release (self->backend, &self->norm);
     vdgx_ckpt_destroy (&self->ckpt);
+    free (self->embedding);
     free (self);
     *self_p = NULL;
 }
 
-const wan21_t5_config_t *
-wan21_t5_config (wan21_t5_t *self)
+const vdgx_t5_config_t *
+vdgx_t5_config (vdgx_t5_t *self)
 {
     assert (self);
     return &self->cfg;
 }
 
 const char *
-wan21_t5_error (wan21_t5_t *self)
+vdgx_t5_error (vdgx_t5_t *self)
 {
     assert (self);
     return self->error;
 }
 
 size_t
-wan21_t5_weight_bytes (wan21_t5_t *self)
+vdgx_t5_weight_bytes (vdgx_t5_t *self)
 {
     assert (self);
     return self->weight_bytes;
 }
 
 void
-wan21_t5_set_tap (wan21_t5_t *self, wan21_t5_tap_fn *fn, void *arg)
+vdgx_t5_set_tap (vdgx_t5_t *self, vdgx_t5_tap_fn *fn, void *arg)
 {
     assert (self);
     self->tap = fn;
@@ -583,11 +615,12 @@ s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
 //  Bias of layer i for length L into `bias` (F32 [H,L,L]); masked keys of sequence `seq`
 //  set to finfo.min when mask is given (the official masked_fill replaces the bias).
 static int
-s_layer_bias (wan21_t5_t *self, int i, int L, const uint8_t *mask, float *host,
+s_layer_bias (vdgx_t5_t *self, int i, int L, const uint8_t *mask, float *host,
               vdgx_tensor_t *bias)
 {
-    const wan21_t5_config_t *c = &self->cfg;
-    wan21_t5_pos_bias (self->layers [i].pos, c->num_heads, c->num_buckets, c->max_dist, L, L, host);
+    const vdgx_t5_config_t *c = &self->cfg;
+    vdgx_t5_pos_bias (self->layers [c->shared_bias? 0: i].pos, c->num_heads, c->num_buckets,
+                      c->max_dist, L, L, host);
     if (mask) {
         for (size_t r = 0; r < (size_t) c->num_heads * L; r++)
             for (int k = 0; k < L; k++)
@@ -598,22 +631,22 @@ s_layer_bias (wan21_t5_t *self, int i, int L, const uint8_t *mask, float *host,
 }
 
 int
-wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int batch,
+vdgx_t5_forward (vdgx_t5_t *self, const int32_t *ids, const uint8_t *mask, int batch,
                   int len, vdgx_tensor_t *out)
 {
     assert (self && ids && out);
     memset (out, 0, sizeof (*out));
-    const wan21_t5_config_t *c = &self->cfg;
+    const vdgx_t5_config_t *c = &self->cfg;
     vdgx_backend_t *b = self->backend;
     if (batch < 1 || len < 1 || (int64_t) batch * len > (1 << 24)) {
-        s_set_error (self, "umT5: bad batch %d x length %d", batch, len);
+        s_set_error (self, "T5: bad batch %d x length %d", batch, len);
         return -1;
     }
     const int64_t B = batch, L = len, M = B * L, D = c->dim, A = c->dim_attn, F = c->dim_ffn;
     const int64_t H = c->num_heads, HD = A / H;
     for (int64_t i = 0; i < M; i++)
         if (ids [i] < 0 || ids [i] >= c->vocab) {
-            s_set_error (self, "umT5: token id %d at %lld is outside the vocabulary (%d)",
+            s_set_error (self, "T5: token id %d at %lld is outside the vocabulary (%d)",
                          ids [i], (long long) i, c->vocab);
             return -1;
         }
@@ -636,7 +669,7 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
      || vdgx_tensor_alloc (b, &w.y, act, 2, sd) || vdgx_tensor_alloc (b, &w.g, act, 2, sf)
      || vdgx_tensor_alloc (b, &w.ga, act, 2, sf) || vdgx_tensor_alloc (b, &w.f, act, 2, sf)
      || vdgx_tensor_alloc (b, &w.p, act, 2, sf)) {
-        s_set_error (self, "umT5: cannot allocate work tensors: %s", vdgx_backend_error (b));
+        s_set_error (self, "T5: cannot allocate work tensors: %s", vdgx_backend_error (b));
         goto done;
     }
     //  Embedding rows are gathered on the host from the mapped checkpoint.
@@ -645,25 +678,24 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
         hsize = (size_t) (H * L * L);
     host = (float *) malloc (sizeof (float) * hsize);
     if (!host) {
-        s_set_error (self, "umT5: out of memory");
+        s_set_error (self, "T5: out of memory");
         goto done;
     }
-    size_t esize = vdgx_dtype_size (self->embedding->dtype);
+    size_t esize = vdgx_dtype_size (self->emb_dtype);
     for (int64_t i = 0; i < M; i++)
-        vdgx_convert_to_f32 (host + i * D,
-                             (const char *) self->embedding->data + (size_t) ids [i] * D * esize,
-                             self->embedding->dtype, (size_t) D);
+        vdgx_convert_to_f32 (host + i * D, (const char *) self->embedding + (size_t) ids [i] * D * esize,
+                             self->emb_dtype, (size_t) D);
     //  Reduced-precision backends: upload f32 as is and cast on the device (the host-side
     //  conversion would cost more than a layer on a GPU).
     if (act == VDGX_DTYPE_F32? vdgx_tensor_from_f32 (b, &w.x, host) != 0:
         (vdgx_tensor_alloc (b, &w.x32, VDGX_DTYPE_F32, 3, sx) || vdgx_tensor_from_f32 (b, &w.x32, host)
          || vdgx_op_cast (b, &w.x, &w.x32))) {
-        s_set_error (self, "umT5: upload failed: %s", vdgx_backend_error (b));
+        s_set_error (self, "T5: upload failed: %s", vdgx_backend_error (b));
         goto done;
     }
     bool use_cache = self->cache_bias && !masked;
     if (!use_cache && vdgx_tensor_alloc (b, &w.bias, VDGX_DTYPE_F32, 3, sbias)) {
-        s_set_error (self, "umT5: cannot allocate the bias: %s", vdgx_backend_error (b));
+        s_set_error (self, "T5: cannot allocate the bias: %s", vdgx_backend_error (b));
         goto done;
     }
     if (use_cache && self->cached_len != len) {
@@ -671,10 +703,10 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
             if (self->layers [i].bias_cache.data)
                 vdgx_tensor_release (b, &self->layers [i].bias_cache);
         self->cached_len = 0;
-        for (int i = 0; i < c->num_layers; i++)
+        for (int i = 0; i < (c->shared_bias? 1: c->num_layers); i++)
             if (vdgx_tensor_alloc (b, &self->layers [i].bias_cache, VDGX_DTYPE_F32, 3, sbias)
              || s_layer_bias (self, i, len, NULL, host, &self->layers [i].bias_cache)) {
-                s_set_error (self, "umT5: cannot build the position bias: %s", vdgx_backend_error (b));
+                s_set_error (self, "T5: cannot build the position bias: %s", vdgx_backend_error (b));
                 goto done;
             }
         self->cached_len = len;
@@ -693,8 +725,8 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
          || vdgx_op_linear (b, &w.v, &w.h, &l->v, NULL))
             goto op_failed;
         if (!masked) {
-            vdgx_tensor_t *bias = use_cache? &l->bias_cache: &w.bias;
-            if (!use_cache && s_layer_bias (self, i, len, NULL, host, bias))
+            vdgx_tensor_t *bias = use_cache? &self->layers [c->shared_bias? 0: i].bias_cache: &w.bias;
+            if (!use_cache && (i == 0 || !c->shared_bias) && s_layer_bias (self, i, len, NULL, host, bias))
                 goto op_failed;
             if (self->tap) {
                 snprintf (tapname, sizeof (tapname), "pos_bias.%d", i);
@@ -740,7 +772,7 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
         }
     }
     if (vdgx_tensor_alloc (b, out, act, 3, sx)) {
-        s_set_error (self, "umT5: cannot allocate the output: %s", vdgx_backend_error (b));
+        s_set_error (self, "T5: cannot allocate the output: %s", vdgx_backend_error (b));
         goto done;
     }
     vdgx_tensor_t out2 = s_view (out, 2, sd);
@@ -752,7 +784,7 @@ wan21_t5_forward (wan21_t5_t *self, const int32_t *ids, const uint8_t *mask, int
     rc = 0;
     goto done;
 op_failed:
-    s_set_error (self, "umT5: op failed on %s: %s", vdgx_backend_name (b), vdgx_backend_error (b));
+    s_set_error (self, "T5: op failed on %s: %s", vdgx_backend_name (b), vdgx_backend_error (b));
 done:
     free (host);
     s_work_release (b, &w);
@@ -760,16 +792,16 @@ done:
 }
 
 int
-wan21_t5_encode (wan21_t5_t *self, const int32_t *ids, int n, int text_len, vdgx_tensor_t *out)
+vdgx_t5_encode (vdgx_t5_t *self, const int32_t *ids, int n, int text_len, vdgx_tensor_t *out)
 {
     assert (self && ids && out);
     memset (out, 0, sizeof (*out));
     if (n < 1 || n > text_len) {
-        s_set_error (self, "umT5: %d tokens do not fit text_len %d", n, text_len);
+        s_set_error (self, "T5: %d tokens do not fit text_len %d", n, text_len);
         return -1;
     }
     vdgx_tensor_t enc;
-    if (wan21_t5_forward (self, ids, NULL, 1, n, &enc))
+    if (vdgx_t5_forward (self, ids, NULL, 1, n, &enc))
         return -1;
     vdgx_backend_t *b = self->backend;
     const int64_t D = self->cfg.dim;
@@ -802,7 +834,7 @@ wan21_t5_encode (wan21_t5_t *self, const int32_t *ids, int n, int text_len, vdgx
         }
     }
     if (rc)
-        s_set_error (self, "umT5: cannot pad the context: %s", vdgx_backend_error (b));
+        s_set_error (self, "T5: cannot pad the context: %s", vdgx_backend_error (b));
     free (host);
     if (zeros.data)
         vdgx_tensor_release (b, &zeros);
@@ -1032,9 +1064,13 @@ s_write_pth (const char *path, const vdgx_ckpt_tensor_t *t, size_t n)
     return rc;
 }
 
-//  Tiny random umT5 (BF16) with official or HF names, as safetensors or .pth.
+//  Relative position tables of a tiny model: random in every block (umT5), block 0 only
+//  (T5-v1.1), every block a copy of block 0's, or blocks 0 and 2 only (a broken layout).
+typedef enum { S_POS_EACH, S_POS_SHARED, S_POS_COPIES, S_POS_GAP } s_pos_mode_t;
+
+//  Tiny random T5 (BF16) with official or HF names, as safetensors or .pth.
 static void
-s_write_tiny (const char *path, bool hf, bool pth, int layers, uint32_t seed)
+s_write_tiny (const char *path, bool hf, bool pth, int layers, uint32_t seed, s_pos_mode_t pos)
 {
     const int V = 64, D = 16, A = 16, F = 24, H = 2, NB = 32;
     size_t max_tensors = 3 + (size_t) layers * S_SLOTS;
@@ -1047,6 +1083,9 @@ s_write_tiny (const char *path, bool hf, bool pth, int layers, uint32_t seed)
         for (int slot = 0; slot < slots; slot++) {
             int64_t d0, d1 = 0;
             float scale = 0.3f, offset = 0.0f;
+            bool later_pos = i > 0 && i < layers && slot == S_POS;
+            if (later_pos && (pos == S_POS_SHARED || (pos == S_POS_GAP && i == 1)))
+                continue;
             if (i < 0) {
                 snprintf (names [n], 256, hf? "shared.weight": "token_embedding.weight");
                 d0 = V, d1 = D, scale = 1.0f;
@@ -1069,6 +1108,9 @@ s_write_tiny (const char *path, bool hf, bool pth, int layers, uint32_t seed)
             }
             size_t numel = (size_t) d0 * (d1? d1: 1);
             uint16_t *data = (uint16_t *) malloc (numel * 2);
+            if (later_pos && pos == S_POS_COPIES)
+                memcpy (data, t [1 + S_POS].data, numel * 2);       //  block 0's table
+            else
             for (size_t e = 0; e < numel; e++) {
                 rng = rng * 1664525u + 1013904223u;
                 float u = ((rng >> 8) / 16777216.0f) * 2.0f - 1.0f;
@@ -1096,13 +1138,13 @@ s_write_tiny (const char *path, bool hf, bool pth, int layers, uint32_t seed)
 }
 
 static float *
-s_forward_host (wan21_t5_t *t5, vdgx_backend_t *b, const int32_t *ids, const uint8_t *mask,
+s_forward_host (vdgx_t5_t *t5, vdgx_backend_t *b, const int32_t *ids, const uint8_t *mask,
                 int batch, int len)
 {
     vdgx_tensor_t out;
-    int rc = wan21_t5_forward (t5, ids, mask, batch, len, &out);
+    int rc = vdgx_t5_forward (t5, ids, mask, batch, len, &out);
     if (rc)
-        printf ("forward: %s\n", wan21_t5_error (t5));
+        printf ("forward: %s\n", vdgx_t5_error (t5));
     assert (rc == 0);
     float *host = (float *) malloc (sizeof (float) * (size_t) vdgx_tensor_numel (&out));
     rc = vdgx_tensor_to_f32 (b, &out, host);
@@ -1112,9 +1154,9 @@ s_forward_host (wan21_t5_t *t5, vdgx_backend_t *b, const int32_t *ids, const uin
 }
 
 void
-wan21_t5_test (bool verbose)
+vdgx_t5_test (bool verbose)
 {
-    printf (" * wan21_t5: ");
+    printf (" * vdgx_t5: ");
     if (verbose)
         printf ("\n");
 
@@ -1126,7 +1168,7 @@ wan21_t5_test (bool verbose)
         { -11, 8 }, { -12, 9 }, { -15, 9 }, { -16, 10 }, { 16, 26 }, { -32, 12 }, { -64, 14 },
         { -127, 15 }, { -128, 15 }, { 128, 31 }, { 159, 31 }, { -100000, 15 }, { 100000, 31 } };
     for (size_t i = 0; i < sizeof (known) / sizeof (known [0]); i++) {
-        int got = wan21_t5_bucket (known [i].rel, 32, 128);
+        int got = vdgx_t5_bucket (known [i].rel, 32, 128);
         if (got != known [i].bucket)
             printf ("bucket(%d) = %d, expected %d\n", known [i].rel, got, known [i].bucket);
         assert (got == known [i].bucket);
@@ -1140,7 +1182,7 @@ wan21_t5_test (bool verbose)
             int large = 8 + (int) (log (dist / 8.0) / log (16.0) * 8.0 + 1e-9);
             want += large < 15? large: 15;
         }
-        assert (wan21_t5_bucket (rel, 32, 128) == want);
+        assert (vdgx_t5_bucket (rel, 32, 128) == want);
     }
     //  The bias table: bias[h][q][k] = table[bucket(k - q)][h], also for Lq != Lk.
     {
@@ -1148,11 +1190,11 @@ wan21_t5_test (bool verbose)
         float table [NB * H], bias [H * LQ * LK];
         for (int i = 0; i < NB * H; i++)
             table [i] = (float) i * 0.5f - 7.0f;
-        wan21_t5_pos_bias (table, H, NB, 128, LQ, LK, bias);
+        vdgx_t5_pos_bias (table, H, NB, 128, LQ, LK, bias);
         for (int h = 0; h < H; h++)
             for (int q = 0; q < LQ; q++)
                 for (int k = 0; k < LK; k++)
-                    assert (bias [(h * LQ + q) * LK + k] == table [wan21_t5_bucket (k - q, NB, 128) * H + h]);
+                    assert (bias [(h * LQ + q) * LK + k] == table [vdgx_t5_bucket (k - q, NB, 128) * H + h]);
     }
 
     //  Layout: the real umT5-XXL names and shapes give the XXL configuration, under official
@@ -1167,11 +1209,11 @@ wan21_t5_test (bool verbose)
     else {
         s_layout_arg_t arg = { json_object_get (json_object_get (layout, "t5"), "tensors"), false, NULL };
         assert (json_object_size (arg.tensors) == 242);
-        wan21_t5_config_t cfg;
+        vdgx_t5_config_t cfg;
         char *err = NULL;
         for (int hf = 0; hf < 2; hf++) {
             arg.to_hf = hf;
-            int rc = wan21_t5_layout (s_layout_shape, &arg, &cfg, &err);
+            int rc = vdgx_t5_layout (s_layout_shape, &arg, &cfg, &err);
             if (rc)
                 printf ("layout: %s\n", err);
             assert (rc == 0 && !err);
@@ -1181,14 +1223,14 @@ wan21_t5_test (bool verbose)
         }
         arg.to_hf = false;
         arg.broken = "blocks.17.ffn.fc2.weight";
-        assert (wan21_t5_layout (s_layout_shape, &arg, &cfg, &err) == -1);
+        assert (vdgx_t5_layout (s_layout_shape, &arg, &cfg, &err) == -1);
         if (verbose)
             printf ("  broken shape: %s\n", err);
         assert (err && strstr (err, "blocks.17.ffn.fc2.weight"));
         free (err);
         arg.broken = NULL;
         json_object_del (arg.tensors, "blocks.23.attn.v.weight");
-        assert (wan21_t5_layout (s_layout_shape, &arg, &cfg, &err) == -1);
+        assert (vdgx_t5_layout (s_layout_shape, &arg, &cfg, &err) == -1);
         assert (err && strstr (err, "missing tensor 'blocks.23.attn.v.weight'"));
         free (err);
         json_decref (layout);
@@ -1198,29 +1240,29 @@ wan21_t5_test (bool verbose)
     char *err = NULL;
     vdgx_backend_t *b = vdgx_backend_new ("cpu", VDGX_DTYPE_F32, &err);
     assert (b);
-    char tmpl [] = "/tmp/wan21_t5_XXXXXX";
+    char tmpl [] = "/tmp/vdgx_t5_XXXXXX";
     char *dir = mkdtemp (tmpl);
     assert (dir);
     char official [4200], hfpath [4200];
     snprintf (official, sizeof (official), "%s/official.safetensors", dir);
     snprintf (hfpath, sizeof (hfpath), "%s/model.safetensors", dir);
-    s_write_tiny (official, false, false, 3, 7);
-    s_write_tiny (hfpath, true, false, 3, 7);
+    s_write_tiny (official, false, false, 3, 7, S_POS_EACH);
+    s_write_tiny (hfpath, true, false, 3, 7, S_POS_EACH);
     char pthpath [4200];
     snprintf (pthpath, sizeof (pthpath), "%s/tiny_t5.pth", dir);
-    s_write_tiny (pthpath, false, true, 3, 7);
+    s_write_tiny (pthpath, false, true, 3, 7, S_POS_EACH);
 
-    wan21_t5_t *t5 = wan21_t5_new (official, b, VDGX_WFMT_F32, &err);
+    vdgx_t5_t *t5 = vdgx_t5_new (official, b, VDGX_WFMT_F32, &err);
     if (!t5)
         printf ("load: %s\n", err);
     assert (t5);
-    wan21_t5_t *t5hf = wan21_t5_new (dir, b, VDGX_WFMT_F32, &err);     //  directory: model.safetensors
+    vdgx_t5_t *t5hf = vdgx_t5_new (dir, b, VDGX_WFMT_F32, &err);     //  directory: model.safetensors
     if (!t5hf)
         printf ("load hf: %s\n", err);
     assert (t5hf);
-    const wan21_t5_config_t *c = wan21_t5_config (t5);
+    const vdgx_t5_config_t *c = vdgx_t5_config (t5);
     assert (c->vocab == 64 && c->dim == 16 && c->dim_ffn == 24 && c->num_heads == 2
-         && c->num_layers == 3 && !c->hf_names && wan21_t5_config (t5hf)->hf_names);
+         && c->num_layers == 3 && !c->hf_names && vdgx_t5_config (t5hf)->hf_names);
 
     enum { L = 9 };
     int32_t ids [2 * L];
@@ -1234,14 +1276,14 @@ wan21_t5_test (bool verbose)
     for (int i = 0; i < 2 * L * 16; i++)
         assert (a [i] == ahf [i] && isfinite (a [i]));
     //  The same weights in a torch.save (.pth) file compute the same.
-    wan21_t5_t *t5pth = wan21_t5_new (pthpath, b, VDGX_WFMT_F32, &err);
+    vdgx_t5_t *t5pth = vdgx_t5_new (pthpath, b, VDGX_WFMT_F32, &err);
     if (!t5pth)
         printf ("load pth: %s\n", err);
-    assert (t5pth && wan21_t5_config (t5pth)->num_layers == 3);
+    assert (t5pth && vdgx_t5_config (t5pth)->num_layers == 3);
     float *apth = s_forward_host (t5pth, b, ids, mask, 2, L);
     assert (memcmp (a, apth, sizeof (float) * 2 * L * 16) == 0);
     free (apth);
-    wan21_t5_destroy (&t5pth);
+    vdgx_t5_destroy (&t5pth);
     //  Masking: the masked sequence's real rows equal a run on its real tokens alone, and
     //  the unmasked sequence equals its own batch-of-one run.
     float *s1 = s_forward_host (t5, b, ids + L, NULL, 1, 5);
@@ -1259,7 +1301,7 @@ wan21_t5_test (bool verbose)
 
     //  encode: the n rows of a single run, then exact zeros up to text_len.
     vdgx_tensor_t ctx;
-    int rc = wan21_t5_encode (t5, ids + L, 5, 12, &ctx);
+    int rc = vdgx_t5_encode (t5, ids + L, 5, 12, &ctx);
     assert (rc == 0 && ctx.ndim == 2 && ctx.shape [0] == 12 && ctx.shape [1] == 16);
     float host [12 * 16];
     rc = vdgx_tensor_to_f32 (b, &ctx, host);
@@ -1267,22 +1309,55 @@ wan21_t5_test (bool verbose)
     for (int i = 0; i < 12 * 16; i++)
         assert (i < 5 * 16? fabsf (host [i] - s1 [i]) < 1e-5f: host [i] == 0.0f);
     vdgx_tensor_release (b, &ctx);
-    assert (wan21_t5_encode (t5, ids, 13, 12, &ctx) == -1);
+    assert (vdgx_t5_encode (t5, ids, 13, 12, &ctx) == -1);
 
     //  Bad input is an error, not a crash.
     int32_t bad [3] = { 1, 64, 2 };
-    assert (wan21_t5_forward (t5, bad, NULL, 1, 3, &ctx) == -1);
-    assert (strstr (wan21_t5_error (t5), "outside the vocabulary"));
+    assert (vdgx_t5_forward (t5, bad, NULL, 1, 3, &ctx) == -1);
+    assert (strstr (vdgx_t5_error (t5), "outside the vocabulary"));
     bad [1] = -1;
-    assert (wan21_t5_forward (t5, bad, NULL, 1, 3, &ctx) == -1);
-    assert (wan21_t5_forward (t5, bad, NULL, 0, 3, &ctx) == -1);
+    assert (vdgx_t5_forward (t5, bad, NULL, 1, 3, &ctx) == -1);
+    assert (vdgx_t5_forward (t5, bad, NULL, 0, 3, &ctx) == -1);
+
+    //  T5-v1.1 layout (HF names, a table in block 0 only): the shared bias computes what a
+    //  per-layer model with copies of block 0's table computes; a table in block 2 but not
+    //  in block 1 is refused.
+    {
+        char shared [4200], copies [4200], gap [4200];
+        snprintf (shared, sizeof (shared), "%s/shared.safetensors", dir);
+        snprintf (copies, sizeof (copies), "%s/copies.safetensors", dir);
+        snprintf (gap, sizeof (gap), "%s/gap.safetensors", dir);
+        s_write_tiny (shared, true, false, 3, 9, S_POS_SHARED);
+        s_write_tiny (copies, true, false, 3, 9, S_POS_COPIES);
+        s_write_tiny (gap, true, false, 3, 9, S_POS_GAP);
+        vdgx_t5_t *ts = vdgx_t5_new (shared, b, VDGX_WFMT_F32, &err);
+        vdgx_t5_t *tc = vdgx_t5_new (copies, b, VDGX_WFMT_F32, &err);
+        assert (ts && tc && vdgx_t5_config (ts)->shared_bias && !vdgx_t5_config (tc)->shared_bias);
+        float *as = s_forward_host (ts, b, ids, mask, 2, L);
+        float *ac = s_forward_host (tc, b, ids, mask, 2, L);
+        assert (memcmp (as, ac, sizeof (float) * 2 * L * 16) == 0);
+        float *us = s_forward_host (ts, b, ids, NULL, 2, L);
+        float *uc = s_forward_host (tc, b, ids, NULL, 2, L);
+        assert (memcmp (us, uc, sizeof (float) * 2 * L * 16) == 0);
+        free (as); free (ac); free (us); free (uc);
+        vdgx_t5_destroy (&ts);
+        vdgx_t5_destroy (&tc);
+        assert (!vdgx_t5_new (gap, b, VDGX_WFMT_F32, &err) && err && strstr (err, "block.2"));
+        if (verbose)
+            printf ("  gap: %s\n", err);
+        free (err);
+        err = NULL;
+        unlink (shared);
+        unlink (copies);
+        unlink (gap);
+    }
 
     //  FP8 (per-channel e4m3) weights stay close to f32.
-    wan21_t5_t *t5fp8 = wan21_t5_new (official, b, VDGX_WFMT_FP8_E4M3, &err);
+    vdgx_t5_t *t5fp8 = vdgx_t5_new (official, b, VDGX_WFMT_FP8_E4M3, &err);
     if (!t5fp8)
         printf ("load fp8: %s\n", err);
     assert (t5fp8);
-    assert (wan21_t5_weight_bytes (t5fp8) < wan21_t5_weight_bytes (t5) / 2);
+    assert (vdgx_t5_weight_bytes (t5fp8) < vdgx_t5_weight_bytes (t5) / 2);
     float *a8 = s_forward_host (t5fp8, b, ids, mask, 2, L);
     double num = 0, den = 0;
     for (int i = 0; i < 2 * L * 16; i++) {
@@ -1292,15 +1367,15 @@ wan21_t5_test (bool verbose)
     if (verbose)
         printf ("  fp8 vs f32 relative norm %.3g\n", sqrt (num / den));
     assert (sqrt (num / den) < 0.1 && num > 0);
-    wan21_t5_destroy (&t5fp8);
+    vdgx_t5_destroy (&t5fp8);
     free (a8);
 
     free (a);
     free (ahf);
     free (s1);
     free (s0);
-    wan21_t5_destroy (&t5);
-    wan21_t5_destroy (&t5hf);
+    vdgx_t5_destroy (&t5);
+    vdgx_t5_destroy (&t5hf);
     assert (!t5 && !t5hf);
 
     //  Malformed checkpoints: truncated file, and a wrong shape.
@@ -1311,15 +1386,15 @@ wan21_t5_test (bool verbose)
     fclose (f);
     rc = truncate (official, size / 2);
     assert (rc == 0);
-    t5 = wan21_t5_new (official, b, VDGX_WFMT_F32, &err);
+    t5 = vdgx_t5_new (official, b, VDGX_WFMT_F32, &err);
     assert (!t5 && err);
     if (verbose)
         printf ("  truncated: %s\n", err);
     free (err);
-    t5 = wan21_t5_new ("/nonexistent/t5.pth", b, VDGX_WFMT_F32, &err);
+    t5 = vdgx_t5_new ("/nonexistent/t5.pth", b, VDGX_WFMT_F32, &err);
     assert (!t5 && err);
     free (err);
-    t5 = wan21_t5_new (official, b, VDGX_WFMT_NVFP4, &err);
+    t5 = vdgx_t5_new (official, b, VDGX_WFMT_NVFP4, &err);
     assert (!t5 && err);
     free (err);
 

@@ -1,5 +1,5 @@
-/*  wan21_util.c - small helpers the Wan 2.1 engine files share. */
-#include "wan21_util.h"
+/*  vdgx_util.c - small helpers of the model toolkit and the engines (see vdgx_util.h). */
+#include "vdgx_util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@ s_vformat (const char *fmt, va_list args)
 }
 
 char *
-wan21_strdupf (const char *fmt, ...)
+vdgx_strdupf (const char *fmt, ...)
 {
     va_list args;
     va_start (args, fmt);
@@ -24,7 +24,7 @@ wan21_strdupf (const char *fmt, ...)
 }
 
 void
-wan21_set_error (char **err, const char *fmt, ...)
+vdgx_set_error (char **err, const char *fmt, ...)
 {
     if (!err)
         return;
@@ -37,7 +37,7 @@ wan21_set_error (char **err, const char *fmt, ...)
 }
 
 uint64_t
-wan21_splitmix64 (uint64_t *state)
+vdgx_splitmix64 (uint64_t *state)
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -46,14 +46,14 @@ wan21_splitmix64 (uint64_t *state)
 }
 
 bool
-wan21_is_file (const char *path)
+vdgx_is_file (const char *path)
 {
     struct stat st;
     return stat (path, &st) == 0 && S_ISREG (st.st_mode);
 }
 
 bool
-wan21_is_dir (const char *path)
+vdgx_is_dir (const char *path)
 {
     struct stat st;
     return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
