@@ -10,6 +10,7 @@
 #include "vdgx_registry.h"
 #include "vdgx_jobqueue.h"
 #include "vdgx_jobstore.h"
+#include "vdgx_syncer.h"
 #include "vdgx_msg.h"
 #include "vdgx_sha256.h"
 #include "vdgx_log.h"
@@ -173,7 +174,10 @@ typedef struct {
     vdgx_acl_t *acl;            //  peer roles, trusted networks, ZAP, attempt tokens
     size_t worker_models;       //  models first registered by a worker (S_WORKER_MODELS_MAX)
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
-    zlistx_t *outbox;           //  s_held_t: messages held until the batch is durable
+    zlistx_t *outbox;           //  s_held_t: messages held until their batch is durable
+    vdgx_syncer_t *syncer;      //  fsyncs committed batches off this thread
+    uint64_t ticket_sent;       //  last batch handed to the syncer
+    uint64_t ticket_done;       //  last batch the syncer reported durable
     bool acking;                //  the reply being sent acknowledges stored state
     int64_t last_tick;          //  last heartbeat tick (mono ms), to notice our own stalls
     int64_t start_mono;
@@ -186,6 +190,8 @@ typedef struct {
     zsock_t *sock;
     zmsg_t *msg;
     bool ack;                   //  a job service reply: it must not claim what was not stored
+    bool sealed;                //  its batch has ended: it waits for ticket
+    uint64_t ticket;            //  the sync that makes its batch durable
 } s_held_t;
 
 static void
@@ -289,15 +295,18 @@ static zframe_t *s_error_frame (const char *code, const char *field, uint64_t re
 
 //  Every message leaves through here. A message that reports stored state (replies and
 //  events to clients, CONTROL to workers: ack tells a worker it may forget a result)
-//  waits in the outbox, in order, while the store holds writes of this batch that are
-//  not committed yet: nothing that depends on a state change goes out before that state
-//  is durable (group commit). Work for workers (REQUEST, HEARTBEAT, DISCONNECT) goes at
-//  once: a job dispatched before its `running` row is durable is simply queued again
-//  after a crash, and its worker's result is taken by the resend path.
+//  waits in the outbox, in order, while the store holds writes not yet durable (the open
+//  batch, or committed batches the syncer has not reported yet): nothing that depends on
+//  a state change goes out before that state is on disk (group commit). Work for workers
+//  (REQUEST, HEARTBEAT, DISCONNECT) goes at once: a job dispatched before its `running`
+//  row is durable is simply queued again after a crash, and its worker's result is taken
+//  by the resend path.
 static void
 s_out (s_broker_t *self, zsock_t *sock, zmsg_t **msg_p, bool durable)
 {
-    if (durable && self->outbox && self->store && vdgx_jobstore_pending (self->store)) {
+    if (durable && self->outbox && self->store
+    &&  (zlistx_size (self->outbox) || vdgx_jobstore_pending (self->store)
+         || self->ticket_done < self->ticket_sent)) {
         s_held_t *h = (s_held_t *) zmalloc (sizeof (s_held_t));
         h->sock = sock;
         h->msg = *msg_p;
@@ -309,6 +318,19 @@ s_out (s_broker_t *self, zsock_t *sock, zmsg_t **msg_p, bool durable)
         zmsg_send (msg_p, sock);
 }
 
+//  Sends the held messages whose batch is durable (in order, up to the first that waits).
+static void
+s_release (s_broker_t *self)
+{
+    s_held_t *h;
+    while ((h = (s_held_t *) zlistx_first (self->outbox))
+       &&  h->sealed && h->ticket <= self->ticket_done) {
+        zlistx_detach (self->outbox, NULL);
+        zmsg_send (&h->msg, h->sock);
+        s_held_destroy ((void **) &h);
+    }
+}
+
 //  Opens a batch: the store's writes until s_batch_end go into one transaction.
 static void
 s_batch_begin (s_broker_t *self)
@@ -316,22 +338,29 @@ s_batch_begin (s_broker_t *self)
     vdgx_jobstore_begin (self->store);
 }
 
-//  Commits the batch (one WAL sync for all of it), then sends what waited for it. When the
-//  COMMIT fails nothing of the batch is stored: job service replies become `unavailable`
-//  errors (the client retries, with its idempotency key), everything else goes as it is.
+//  Commits the batch (without waiting for the disk) and hands what must be synced to the
+//  syncer under a new ticket; the messages the batch held wait for that ticket. When the
+//  COMMIT fails nothing of the batch is stored: its held job service replies become
+//  `unavailable` errors (the client retries, with its idempotency key).
 static void
 s_batch_end (s_broker_t *self)
 {
-    bool held = zlistx_size (self->outbox) > 0;
     int rc = vdgx_jobstore_commit (self->store);
+    zlist_t *paths = vdgx_jobstore_take_syncs (self->store);
     if (rc) {
         s_count (self, "vdgx_store_commit_failures_total");
         vdgx_log_error ("store.commit", "held=%zu", zlistx_size (self->outbox));
     }
-    if (held)
+    if (paths) {
+        vdgx_syncer_request (self->syncer, ++self->ticket_sent, &paths);
         s_count (self, "vdgx_store_commits_total");
-    s_held_t *h;
-    while ((h = (s_held_t *) zlistx_detach (self->outbox, NULL))) {
+    }
+    //  Messages of this batch wait for the newest ticket (a batch that wrote nothing only
+    //  queued behind earlier ones).
+    for (s_held_t *h = (s_held_t *) zlistx_last (self->outbox); h && !h->sealed;
+         h = (s_held_t *) zlistx_prev (self->outbox)) {
+        h->sealed = true;
+        h->ticket = self->ticket_sent;
         if (rc && h->ack) {
             zframe_t *last = zmsg_last (h->msg);
             zmsg_remove (h->msg, last);
@@ -340,9 +369,42 @@ s_batch_end (s_broker_t *self)
                                            "the job store could not record this; retry");
             zmsg_append (h->msg, &err);
         }
-        zmsg_send (&h->msg, h->sock);
-        s_held_destroy ((void **) &h);
     }
+    s_release (self);
+}
+
+//  The syncer made batches durable: their messages go.
+static int
+s_syncer_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    s_broker_t *self = (s_broker_t *) arg;
+    uint64_t ticket = 0;
+    if (vdgx_syncer_recv (self->syncer, &ticket)) {
+        s_count (self, "vdgx_store_sync_failures_total");
+        vdgx_log_error ("store.sync", "ticket=%llu", (unsigned long long) ticket);
+    }
+    if (ticket > self->ticket_done)
+        self->ticket_done = ticket;
+    s_release (self);
+    return 0;
+}
+
+//  Waits for every batch handed to the syncer and sends what they held (shutdown).
+static void
+s_sync_all (s_broker_t *self)
+{
+    while (self->ticket_done < self->ticket_sent) {
+        uint64_t ticket = 0;
+        vdgx_syncer_recv (self->syncer, &ticket);
+        if (ticket > self->ticket_done)
+            self->ticket_done = ticket;
+        else
+            break;              //  interrupted
+    }
+    self->ticket_done = self->ticket_sent;
+    s_release (self);
 }
 
 //  Sends to a client in the form it used. body is consumed.
@@ -2627,6 +2689,7 @@ s_broker_free (s_broker_t *self)
     zloop_destroy (&self->loop);
     zhashx_destroy (&self->running);
     zlistx_destroy (&self->outbox);
+    vdgx_syncer_destroy (&self->syncer);
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->limits);
     zhashx_destroy (&self->counters);
@@ -2792,6 +2855,13 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     zstr_free (&secret);
     if (secret_rc || vdgx_acl_trust_nets (self->acl, cfg->trust_nets, error, errsize))
         goto fail;
+    //  Group commit with the disk wait on another thread: batches commit at once, the
+    //  syncer makes them durable, and what depends on them waits in the outbox.
+    if (vdgx_jobstore_defer_sync (self->store)) {
+        snprintf (error, errsize, "cannot set up the job store");
+        goto fail;
+    }
+    self->syncer = vdgx_syncer_new ();
     for (size_t i = 0; i < cfg->nmodels; i++)
         zhashx_insert (self->known, cfg->models [i], (void *) "");
     zlist_t *models = vdgx_jobstore_models (self->store);
@@ -2863,6 +2933,7 @@ s_broker_actor (zsock_t *pipe, void *args)
     zloop_reader (self->loop, self->router, s_router_event, self);
     if (vdgx_acl_curve (self->acl))
         zloop_reader (self->loop, vdgx_acl_zap (self->acl), s_zap_event, self);
+    zloop_reader (self->loop, vdgx_syncer_sock (self->syncer), s_syncer_event, self);
     //  Four ticks per interval: a worker gets its heartbeat at most a quarter interval late,
     //  and the heartbeats of many workers spread over the interval as they registered.
     size_t hb_tick = (size_t) self->cfg.heartbeat_ms / 4;
@@ -2887,6 +2958,7 @@ s_broker_actor (zsock_t *pipe, void *args)
          w = (vdgx_rworker_t *) zlist_next (workers))
         s_worker_cmd (self, w, VDGX_MDPW_DISCONNECT);
     zlist_destroy (&workers);
+    s_sync_all (self);
     vdgx_jobstore_flush (self->store);
     vdgx_log_info ("broker.stop", "workers=%zu queued=%zu running=%zu",
                    vdgx_registry_worker_count (self->reg), vdgx_jobqueue_size (self->queue),

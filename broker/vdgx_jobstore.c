@@ -26,6 +26,9 @@ struct _vdgx_jobstore_t {
     int64_t jobs_delta, bytes_delta;        //  changes of the open transaction
     zlist_t *unlinks;           //  outputs of deleted jobs, removed after COMMIT
     zlist_t *syncs;             //  outputs renamed in by the batch, synced before COMMIT
+    bool deferred;              //  the caller syncs (synchronous=NORMAL): see take_syncs
+    zlist_t *to_sync;           //  deferred: what the last commits left to sync, in order
+    char *walpath;
 };
 
 #define S_COLUMNS "id, model, state, priority, seq, idem_key, cache_key, request, attempt, " \
@@ -246,6 +249,9 @@ vdgx_jobstore_new (const char *dir, char *error, size_t errsize)
     zlist_autofree (self->unlinks);
     self->syncs = zlist_new ();
     zlist_autofree (self->syncs);
+    self->to_sync = zlist_new ();
+    zlist_autofree (self->to_sync);
+    self->walpath = zsys_sprintf ("%s/jobs.db-wal", dir);
     self->stmts = zhashx_new ();
     zhashx_set_destructor (self->stmts, s_stmt_destroy);
     if (s_exec (self, "PRAGMA journal_mode=WAL;")
@@ -297,6 +303,8 @@ vdgx_jobstore_destroy (vdgx_jobstore_t **self_p)
         zhashx_destroy (&self->stmts);
         zlist_destroy (&self->unlinks);
         zlist_destroy (&self->syncs);
+        zlist_destroy (&self->to_sync);
+        zstr_free (&self->walpath);
         if (self->db)
             sqlite3_close_v2 (self->db);
         free (self->dir);
@@ -854,6 +862,28 @@ vdgx_jobstore_health (vdgx_jobstore_t *self, uint64_t *jobs, uint64_t *output_by
     return 0;
 }
 
+int
+vdgx_jobstore_defer_sync (vdgx_jobstore_t *self)
+{
+    assert (self);
+    if (s_exec (self, "PRAGMA synchronous=NORMAL;"))
+        return -1;
+    self->deferred = true;
+    return 0;
+}
+
+zlist_t *
+vdgx_jobstore_take_syncs (vdgx_jobstore_t *self)
+{
+    assert (self);
+    if (zlist_size (self->to_sync) == 0)
+        return NULL;
+    zlist_t *list = self->to_sync;
+    self->to_sync = zlist_new ();
+    zlist_autofree (self->to_sync);
+    return list;
+}
+
 void
 vdgx_jobstore_begin (vdgx_jobstore_t *self)
 {
@@ -875,11 +905,19 @@ vdgx_jobstore_commit (vdgx_jobstore_t *self)
     assert (self);
     int rc = 0;
     if (self->outdir_dirty) {
+        //  Files first, then the folder that names them (deferred: the caller does the same).
         for (char *path = (char *) zlist_first (self->syncs); path;
-             path = (char *) zlist_next (self->syncs))
-            s_fsync_path (path);
+             path = (char *) zlist_next (self->syncs)) {
+            if (self->deferred)
+                zlist_append (self->to_sync, path);
+            else
+                s_fsync_path (path);
+        }
         zlist_purge (self->syncs);
-        s_fsync_dir (self->outdir);
+        if (self->deferred)
+            zlist_append (self->to_sync, self->outdir);
+        else
+            s_fsync_dir (self->outdir);
         self->outdir_dirty = false;
     }
     if (self->in_tx) {
@@ -891,6 +929,8 @@ vdgx_jobstore_commit (vdgx_jobstore_t *self)
             rc = -1;
         }
         else {
+            if (self->deferred)
+                zlist_append (self->to_sync, self->walpath);
             self->jobs += (uint64_t) self->jobs_delta;
             self->output_bytes += (uint64_t) self->bytes_delta;
             for (char *path = (char *) zlist_first (self->unlinks); path;
@@ -1071,6 +1111,31 @@ vdgx_jobstore_test (bool verbose)
     assert (vdgx_jobstore_delete (store, "a1") == -1);
     assert (vdgx_jobstore_delete (store, "b1") == 0);
     assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 0 && bytes == 0);
+    //  Deferred sync: a commit hands over what to sync (the output, the folder, the WAL last).
+    assert (vdgx_jobstore_defer_sync (store) == 0);
+    assert (vdgx_jobstore_take_syncs (store) == NULL);
+    vdgx_jobstore_begin (store);
+    s_test_job (&job, "c1", "m", "running", 1, vdgx_jobstore_next_seq (store), 0);
+    job.attempt = 1;
+    assert (vdgx_jobstore_insert (store, &job) == 0);
+    vdgx_jobstore_temp_path (store, "c1", 1, tmp, sizeof tmp);
+    s_test_write (tmp, "video bytes");
+    assert (vdgx_jobstore_commit_output (store, "c1", 1, 11, hex, error, sizeof error) == 0);
+    snprintf (job.state, sizeof job.state, "completed");
+    job.size = 11;
+    assert (vdgx_jobstore_update (store, &job) == 0);
+    vdgx_jobrec_clear (&job);
+    assert (vdgx_jobstore_commit (store) == 0);
+    zlist_t *syncs = vdgx_jobstore_take_syncs (store);
+    assert (syncs && zlist_size (syncs) == 3);
+    vdgx_jobstore_output_path (store, "c1", out, sizeof out);
+    assert (streq ((char *) zlist_first (syncs), out));
+    assert (strstr ((char *) zlist_next (syncs), "/out"));
+    assert (strstr ((char *) zlist_next (syncs), "jobs.db-wal"));
+    zlist_destroy (&syncs);
+    assert (vdgx_jobstore_take_syncs (store) == NULL);
+    assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 1 && bytes == 11);
+    assert (vdgx_jobstore_delete (store, "c1") == 0);
     vdgx_jobstore_flush (store);
     vdgx_jobstore_destroy (&store);
     assert (store == NULL);

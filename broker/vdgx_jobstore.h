@@ -126,6 +126,14 @@ int vdgx_jobstore_health (vdgx_jobstore_t *self, uint64_t *jobs, uint64_t *outpu
 //  COMMITs; 0 when everything of the batch is durable, -1 when the COMMIT failed and the
 //  whole batch was rolled back. pending: the batch has something to make durable.
 void vdgx_jobstore_begin (vdgx_jobstore_t *self);
+//  Deferred sync, for a caller that syncs on another thread (vdgx_syncer): synchronous=
+//  NORMAL, so a COMMIT does not wait for the disk, and commit does not sync the batch's
+//  outputs either; instead each commit leaves the paths to sync, in the order they must
+//  be synced (result files, out/, the WAL last), and take_syncs hands them over (a zlist
+//  of strings, autofree; NULL when there is nothing). A batch is durable once those are
+//  synced. Writes outside a batch are then durable at the next sync.
+int vdgx_jobstore_defer_sync (vdgx_jobstore_t *self);
+zlist_t *vdgx_jobstore_take_syncs (vdgx_jobstore_t *self);
 int vdgx_jobstore_commit (vdgx_jobstore_t *self);
 bool vdgx_jobstore_pending (vdgx_jobstore_t *self);
 //  Makes the WAL durable in the main file (shutdown).
