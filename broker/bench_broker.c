@@ -7,6 +7,7 @@
       - latency: paced requests at --rate per second, round trip p50/p99.
     usage: vdgx-bench-broker [--workers N] [--requests N] [--window N] [--size BYTES]
                              [--rate R] [--samples N] [--tcp PORT]
+           vdgx-bench-broker scale queue|workers ...   (the broker at scale: bench_scale.c)
 */
 #include "vdgx_broker.h"
 #include "vdgx_msg.h"
@@ -183,9 +184,17 @@ s_latency (zsock_t *client, int samples, int rate, size_t size, double *p50, dou
     zmsg_destroy (&proto);
 }
 
+int vdgx_bench_scale (int argc, char *argv [], const char *self_path);
+
 int
 main (int argc, char *argv [])
 {
+    if (argc > 1 && streq (argv [1], "scale")) {
+        char self [4096];
+        ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+        self [n > 0? n: 0] = 0;
+        return vdgx_bench_scale (argc - 2, argv + 2, n > 0? self: argv [0]);
+    }
     int workers = 4, requests = 200000, window = 256, rate = 1000, samples = 3000, port = 0;
     size_t size = 64;
     for (int i = 1; i + 1 < argc; i += 2) {
