@@ -1887,7 +1887,7 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             if (cmd.has_state)
                 snprintf (state, sizeof state, "%s", vdgx_job_state_name (cmd.state));
             zlistx_t *list = vdgx_jobstore_list_owned (self->store, admin? NULL: owner, state,
-                                                       cmd.model, cmd.after, cmd.limit);
+                                                       cmd.model, cmd.after, cmd.limit, cmd.desc);
             size_t n = 0;
             for (vdgx_jobrec_t *j = (vdgx_jobrec_t *) zlistx_first (list); j;
                  j = (vdgx_jobrec_t *) zlistx_next (list)) {

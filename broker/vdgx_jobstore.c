@@ -533,19 +533,24 @@ s_collect (sqlite3_stmt *st)
 
 zlistx_t *
 vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
-                    const char *after, size_t limit)
+                    const char *after, size_t limit, bool desc)
 {
-    return vdgx_jobstore_list_owned (self, NULL, state, model, after, limit);
+    return vdgx_jobstore_list_owned (self, NULL, state, model, after, limit, desc);
 }
 
 zlistx_t *
 vdgx_jobstore_list_owned (vdgx_jobstore_t *self, const char *owner, const char *state,
-                          const char *model, const char *after, size_t limit)
+                          const char *model, const char *after, size_t limit, bool desc)
 {
     assert (self);
-    sqlite3_stmt *st = s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE"
-                                  " (?1 = '' OR state = ?1) AND (?2 = '' OR model = ?2)"
-                                  " AND id > ?3 AND (?5 IS NULL OR owner = ?5) ORDER BY id LIMIT ?4");
+    sqlite3_stmt *st = desc
+        ? s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE"
+                     " (?1 = '' OR state = ?1) AND (?2 = '' OR model = ?2)"
+                     " AND (?3 = '' OR id < ?3) AND (?5 IS NULL OR owner = ?5)"
+                     " ORDER BY id DESC LIMIT ?4")
+        : s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE"
+                     " (?1 = '' OR state = ?1) AND (?2 = '' OR model = ?2)"
+                     " AND id > ?3 AND (?5 IS NULL OR owner = ?5) ORDER BY id LIMIT ?4");
     if (st) {
         if (owner)
             sqlite3_bind_text (st, 5, owner, -1, SQLITE_TRANSIENT);
@@ -1020,12 +1025,19 @@ vdgx_jobstore_test (bool verbose)
     char seen [64] = "";
     assert (vdgx_jobstore_each_unfinished (store, s_test_visit, seen) == 2);
     assert (streq (seen, "a2,a1,"));
-    zlistx_t *list = vdgx_jobstore_list (store, "", "m", "", 100);
+    zlistx_t *list = vdgx_jobstore_list (store, "", "m", "", 100, false);
     assert (zlistx_size (list) == 2);
     zlistx_destroy (&list);
-    list = vdgx_jobstore_list (store, "", "", "a1", 1);
+    list = vdgx_jobstore_list (store, "", "", "a1", 1, false);
     assert (zlistx_size (list) == 2);      //  limit + 1: has_more
     assert (streq (((vdgx_jobrec_t *) zlistx_first (list))->id, "a2"));
+    zlistx_destroy (&list);
+    //  Newest first, and below a cursor.
+    list = vdgx_jobstore_list (store, "", "", "", 100, true);
+    assert (zlistx_size (list) == 3 && streq (((vdgx_jobrec_t *) zlistx_first (list))->id, "a3"));
+    zlistx_destroy (&list);
+    list = vdgx_jobstore_list (store, "", "", "a3", 1, true);
+    assert (zlistx_size (list) == 2 && streq (((vdgx_jobrec_t *) zlistx_first (list))->id, "a2"));
     zlistx_destroy (&list);
     //  Output: a wrong sha256 is refused, the right one renamed into place.
     char tmp [4096], out [4096], hex [VDGX_SHA256_HEX_SIZE];

@@ -8,7 +8,8 @@
 
     Durability: journal_mode=WAL with synchronous=FULL, so a COMMIT returns only
     after the WAL is synced: "no accepted job is ever lost" holds across power
-    loss too, not only a broker crash. Group commit: between vdgx_jobstore_begin
+    loss too, not only a broker crash (or synchronous=NORMAL with the caller
+    syncing the WAL before it relies on a batch: vdgx_jobstore_defer_sync). Group commit: between vdgx_jobstore_begin
     and vdgx_jobstore_commit every write goes into one transaction (opened by the
     first write), so the broker pays one WAL sync per batch of messages, not one
     per state change; outside a batch each write commits on its own. A result
@@ -76,14 +77,16 @@ int vdgx_jobstore_find_idem (vdgx_jobstore_t *self, const char *key, vdgx_jobrec
 int vdgx_jobstore_find_cached (vdgx_jobstore_t *self, const char *cache_key, vdgx_jobrec_t *job);
 //  Removes the job, its events and its output. 0, or -1 when not found.
 int vdgx_jobstore_delete (vdgx_jobstore_t *self, const char *id);
-//  Jobs in id (= creation) order after `after` ("" = from the start), optional filters
-//  ("" = any). Returns a list of vdgx_jobrec_t * (caller destroys; items are freed with it),
-//  at most limit + 1 items so the caller can tell has_more.
+//  Jobs in id (= creation) order after `after` ("" = from the start), or with desc newest
+//  first below `after`; optional filters ("" = any). Returns a list of vdgx_jobrec_t *
+//  (caller destroys; items are freed with it), at most limit + 1 items so the caller can
+//  tell has_more. Both orders walk the primary key from the cursor: a page costs its size.
 zlistx_t *vdgx_jobstore_list (vdgx_jobstore_t *self, const char *state, const char *model,
-                              const char *after, size_t limit);
+                              const char *after, size_t limit, bool desc);
 //  The same, only jobs of owner (NULL = anyone's).
 zlistx_t *vdgx_jobstore_list_owned (vdgx_jobstore_t *self, const char *owner, const char *state,
-                                    const char *model, const char *after, size_t limit);
+                                    const char *model, const char *after, size_t limit,
+                                    bool desc);
 //  Calls visit for every job not in a terminal state (queued or running), by priority then
 //  seq (recovery). The record has only id, model, state, priority, seq and attempt (no
 //  blobs) and is valid during the call. Returns the number visited, or -1 on error.

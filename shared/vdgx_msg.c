@@ -1640,19 +1640,21 @@ vdgx_jobcmd_clear (vdgx_jobcmd_t *self)
 }
 
 enum { KC_CMD, KC_REQUEST, KC_ID, KC_STATE, KC_MODEL, KC_LIMIT, KC_AFTER, KC_OFFSET, KC_LENGTH,
-       KC_HOST, KC_OWNER, KC_ROLE, KC_N };
+       KC_HOST, KC_OWNER, KC_ROLE, KC_ORDER, KC_N };
 static const char *s_jobcmd_keys [] = {
     "cmd", "request", "id", "state", "model", "limit", "after", "offset", "length", "host",
-    "owner", "role"
+    "owner", "role", "order"
 };
 static const char *s_roles [] = { "user", "admin" };
+static const char *s_list_orders [] = { "asc", "desc" };
 //  owner and role may come with every command (on behalf of).
 #define S_JOBCMD_ANY (1u << KC_OWNER | 1u << KC_ROLE)
 //  Per command: keys allowed (bit per KC_*) and keys required.
 static const struct { unsigned allowed, required; } s_jobcmd_shape [VDGX_JOBCMD_COUNT] = {
     [VDGX_JOBCMD_SUBMIT] = { 1u << KC_REQUEST, 1u << KC_REQUEST },
     [VDGX_JOBCMD_STATUS] = { 1u << KC_ID, 1u << KC_ID },
-    [VDGX_JOBCMD_LIST]   = { 1u << KC_STATE | 1u << KC_MODEL | 1u << KC_LIMIT | 1u << KC_AFTER, 0 },
+    [VDGX_JOBCMD_LIST]   = { 1u << KC_STATE | 1u << KC_MODEL | 1u << KC_LIMIT | 1u << KC_AFTER
+                             | 1u << KC_ORDER, 0 },
     [VDGX_JOBCMD_CANCEL] = { 1u << KC_ID, 1u << KC_ID },
     [VDGX_JOBCMD_RESULT] = { 1u << KC_ID | 1u << KC_OFFSET | 1u << KC_LENGTH, 1u << KC_ID },
     [VDGX_JOBCMD_DELETE] = { 1u << KC_ID, 1u << KC_ID },
@@ -1677,6 +1679,7 @@ vdgx_jobcmd_pack (const vdgx_jobcmd_t *self, msgpack_packer *pk)
             send [KC_MODEL] = self->model [0] != 0;
             send [KC_LIMIT] = self->limit != 100;
             send [KC_AFTER] = self->after [0] != 0;
+            send [KC_ORDER] = self->desc;
             break;
         case VDGX_JOBCMD_RESULT:
             send [KC_ID] = true;
@@ -1709,6 +1712,7 @@ vdgx_jobcmd_pack (const vdgx_jobcmd_t *self, msgpack_packer *pk)
     if (send [KC_HOST])   rc |= s_kstr (pk, "host", self->host);
     if (send [KC_OWNER])  rc |= s_kstr (pk, "owner", self->owner);
     if (send [KC_ROLE])   rc |= s_kstr (pk, "role", s_roles [self->admin]);
+    if (send [KC_ORDER])  rc |= s_kstr (pk, "order", "desc");
     return rc? -1: 0;
 }
 
@@ -1717,7 +1721,7 @@ vdgx_jobcmd_decode_obj (vdgx_jobcmd_t *self, const msgpack_object *obj, vdgx_err
 {
     vdgx_jobcmd_clear (self);
     vdgx_mp_map_t m;
-    int cmd, state, rc;
+    int cmd, state, order, rc;
     if (vdgx_mp_map (&m, obj, "", s_jobcmd_keys, KC_N, err)
     ||  vdgx_mp_enum (&m, KC_CMD, true, s_jobcmds, S_COUNT (s_jobcmds), &cmd) < 0)
         goto failed;
@@ -1753,6 +1757,9 @@ vdgx_jobcmd_decode_obj (vdgx_jobcmd_t *self, const msgpack_object *obj, vdgx_err
         goto failed;
     self->has_role = rc == 1;
     self->admin = self->has_role && state == 1;
+    if ((rc = vdgx_mp_enum (&m, KC_ORDER, false, s_list_orders, S_COUNT (s_list_orders), &order)) < 0)
+        goto failed;
+    self->desc = rc == 1 && order == 1;
     return 0;
 failed:
     vdgx_jobcmd_clear (self);

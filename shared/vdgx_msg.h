@@ -413,6 +413,7 @@ typedef struct {
     char host [VDGX_HOST_MAX + 1];          //  drain filter ("" = any)
     uint32_t limit;             //  list: 1..1000, default 100
     char after [VDGX_ID_MAX + 1];           //  list: "" = from the start
+    bool desc;                  //  list: newest first (order "desc"): after continues below it
     //  result
     uint64_t offset;            //  default 0
     uint32_t length;            //  1..VDGX_RESULT_READ_MAX, default 1 MiB

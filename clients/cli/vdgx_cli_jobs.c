@@ -436,11 +436,12 @@ vdgx_cli_list (vdgx_cli_t *cli, int argc, char **argv)
     static const struct option longopts [] = {
         { "state", required_argument, NULL, 's' }, { "model", required_argument, NULL, 'm' },
         { "limit", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
+        { "after", required_argument, NULL, 'a' }, { "oldest-first", no_argument, NULL, 'o' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
     };
-    const char *state = NULL, *model = NULL;
+    const char *state = NULL, *model = NULL, *after = NULL;
     unsigned long limit = 0;
-    bool json = false;
+    bool json = false, newest_first = true;
     int c;
     optind = 0;
     while ((c = getopt_long (argc, argv, "s:m:n:h", longopts, NULL)) != -1) {
@@ -459,9 +460,17 @@ vdgx_cli_list (vdgx_cli_t *cli, int argc, char **argv)
             if (vdgx_cli_parse_uint ("list", "--limit", optarg, 1, 1000, &limit))
                 return VDGX_EXIT_USAGE;
         }
+        else if (c == 'a') {
+            if (!vdgx_job_id_valid (optarg))
+                return s_bad_usage ("list", "--after: not a job id");
+            after = optarg;
+        }
+        else if (c == 'o') newest_first = false;
         else if (c == 'j') json = true;
         else if (c == 'h') {
-            printf ("usage: vdgx list [--state S] [--model M] [--limit N] [--json]\n");
+            printf ("usage: vdgx list [--state S] [--model M] [--limit N] [--after ID] [--oldest-first] [--json]\n"
+                    "  Newest first; --after ID continues with the jobs older than ID (newer with\n"
+                    "  --oldest-first), so the last ID of one page gives the next.\n");
             return 0;
         }
         else
@@ -476,7 +485,8 @@ vdgx_cli_list (vdgx_cli_t *cli, int argc, char **argv)
     size_t count = 0;
     bool has_more = false;
     int rc = 0;
-    if (vdgx_client_list (client, state, model, (uint32_t) limit, NULL, &jobs, &count, &has_more))
+    if (vdgx_client_list (client, state, model, (uint32_t) limit, after, newest_first, &jobs, &count,
+                          &has_more))
         rc = vdgx_cli_fail (client, "list");
     else
     if (json) {
@@ -503,8 +513,9 @@ vdgx_cli_list (vdgx_cli_t *cli, int argc, char **argv)
                     vdgx_job_state_name (jobs [i].state), vdgx_phase_name (jobs [i].phase),
                     jobs [i].percent, jobs [i].model, created);
         }
-        if (has_more)
-            printf ("(more: raise --limit)\n");
+        if (has_more && count)
+            printf ("(more: vdgx list --after %s%s)\n", jobs [count - 1].id,
+                    newest_first? "": " --oldest-first");
     }
     vdgx_client_jobs_free (&jobs, count);
     vdgx_client_destroy (&client);

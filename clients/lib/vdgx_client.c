@@ -640,7 +640,7 @@ vdgx_client_result (vdgx_client_t *self, const char *id, const char *path)
 
 int
 vdgx_client_list (vdgx_client_t *self, const char *state, const char *model, uint32_t limit,
-                  const char *after, vdgx_jobstatus_t **jobs_p, size_t *count_p,
+                  const char *after, bool newest_first, vdgx_jobstatus_t **jobs_p, size_t *count_p,
                   bool *has_more_p)
 {
     assert (self && jobs_p && count_p);
@@ -669,6 +669,7 @@ vdgx_client_list (vdgx_client_t *self, const char *state, const char *model, uin
             return s_fail (self, "bad_request", "bad job id '%s'", after);
         snprintf (cmd.after, sizeof cmd.after, "%s", after);
     }
+    cmd.desc = newest_first;
     vdgx_jobreply_t reply;
     int rc = s_jobcall (self, &cmd, &reply);
     if (rc == 0) {
@@ -899,9 +900,9 @@ vdgx_client_test (bool verbose)
     assert (streq (vdgx_client_error_code (client), "bad_request"));
     vdgx_jobstatus_t *jobs = NULL;
     size_t count = 5;
-    assert (vdgx_client_list (client, "sleeping", NULL, 0, NULL, &jobs, &count, NULL) == -1);
+    assert (vdgx_client_list (client, "sleeping", NULL, 0, NULL, false, &jobs, &count, NULL) == -1);
     assert (streq (vdgx_client_error_code (client), "bad_request") && count == 0 && !jobs);
-    assert (vdgx_client_list (client, NULL, NULL, 5000, NULL, &jobs, &count, NULL) == -1);
+    assert (vdgx_client_list (client, NULL, NULL, 5000, NULL, false, &jobs, &count, NULL) == -1);
     assert (vdgx_client_unload (client, "", NULL) == -1);
     assert (vdgx_client_drain (client, NULL, "", NULL) == -1);
     assert (streq (vdgx_client_error_code (client), "bad_request"));

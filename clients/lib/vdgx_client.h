@@ -111,10 +111,11 @@ int vdgx_client_delete (vdgx_client_t *self, const char *id);
 //  Downloads a completed job's MP4 to path: chunks into a temp file beside it, sha256
 //  checked, then renamed over path. Nothing is left behind on failure.
 int vdgx_client_result (vdgx_client_t *self, const char *id, const char *path);
-//  Lists jobs (state, model, after may be NULL; limit 0 = broker default). *jobs_p is an
+//  Lists jobs (state, model, after may be NULL; limit 0 = broker default), oldest first, or
+//  newest first with newest_first (then after pages towards older jobs). *jobs_p is an
 //  array of *count_p jobs; free it with vdgx_client_jobs_free. has_more_p may be NULL.
 int vdgx_client_list (vdgx_client_t *self, const char *state, const char *model,
-                      uint32_t limit, const char *after,
+                      uint32_t limit, const char *after, bool newest_first,
                       vdgx_jobstatus_t **jobs_p, size_t *count_p, bool *has_more_p);
 //  Asks the workers of a model to unload it; *workers_p (may be NULL) = how many were asked.
 int vdgx_client_unload (vdgx_client_t *self, const char *model, uint32_t *workers_p);

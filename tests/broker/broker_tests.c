@@ -546,6 +546,17 @@ s_case_jobs (void)
     vdgx_jobreply_clear (&lr);
     TCHECK (tclient_jobs (client, &jc, &lr) == 0 && lr.njobs == 2 && !lr.has_more);
     vdgx_jobreply_clear (&lr);
+    //  Newest first: the same four in reverse, paged towards older ones below the cursor.
+    jc.desc = true;
+    jc.after [0] = 0;
+    TCHECK (tclient_jobs (client, &jc, &lr) == 0 && lr.njobs == 2 && lr.has_more);
+    TCHECK (strcmp (lr.jobs [0].id, lr.jobs [1].id) > 0);
+    snprintf (jc.after, sizeof jc.after, "%s", lr.jobs [1].id);
+    vdgx_jobreply_clear (&lr);
+    TCHECK (tclient_jobs (client, &jc, &lr) == 0 && lr.njobs == 2 && !lr.has_more);
+    TCHECK (strcmp (lr.jobs [0].id, jc.after) < 0 && strcmp (lr.jobs [1].id, lr.jobs [0].id) < 0);
+    vdgx_jobreply_clear (&lr);
+    jc.desc = false;
     jc.after [0] = 0;
     jc.limit = 100;
     jc.has_state = true;

@@ -85,6 +85,19 @@ expect_rc 0 "$VDGX" list --state failed --json
 json_check "$TMP/out" "j['jobs'] == []"
 expect_rc 0 "$VDGX" list
 grep -q "$ID" "$TMP/out" || fail "list table misses the job"
+# Newest first by default ($ID is the newest job); --after pages towards older ones and the
+# pages join up to the whole list; --oldest-first reverses it.
+expect_rc 0 "$VDGX" list --limit 1 --json
+json_check "$TMP/out" "j['jobs'][0]['id'] == '$ID' and j['has_more']"
+expect_rc 0 "$VDGX" list --json
+ALL=$(python3 -c "import json,sys; print(' '.join(x['id'] for x in json.load(open(sys.argv[1]))['jobs']))" "$TMP/out")
+expect_rc 0 "$VDGX" list --after "$ID" --json
+json_check "$TMP/out" "' '.join(['$ID'] + [x['id'] for x in j['jobs']]) == '$ALL'"
+expect_rc 0 "$VDGX" list --oldest-first --json
+json_check "$TMP/out" "' '.join(x['id'] for x in reversed(j['jobs'])) == '$ALL'"
+expect_rc 0 "$VDGX" list --limit 1
+grep -q "more: vdgx list --after $ID" "$TMP/out" || fail "list does not say how to page: $(cat "$TMP/out")"
+expect_rc 2 "$VDGX" list --after 'not an id!'
 
 # cancel a running job: wait then says cancelled (exit 1), download refuses.
 expect_rc 0 "$VDGX" generate "slow sleep_ms=200" --model testgen --steps 50 --detach

@@ -448,6 +448,7 @@ s_random_roundtrips (int rounds)
             cmd.limit = (uint32_t) s_range (1, 1000);
             if (s_coin ())
                 s_text (cmd.after, 1, VDGX_ID_MAX, ID_CHARS);
+            cmd.desc = cmd.cmd == VDGX_JOBCMD_LIST && s_coin ();
         }
         if (cmd.cmd == VDGX_JOBCMD_DRAIN) {
             if (s_coin ())

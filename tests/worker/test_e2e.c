@@ -504,7 +504,7 @@ s_scenario_client (vdgx_client_t *client)
     vdgx_client_set_retries (client, 5);
     vdgx_jobstatus_t *all = NULL;
     size_t nall = 0, same = 0;
-    CHECK_CLIENT (client, vdgx_client_list (client, NULL, NULL, 1000, NULL, &all, &nall, NULL) == 0);
+    CHECK_CLIENT (client, vdgx_client_list (client, NULL, NULL, 1000, NULL, false, &all, &nall, NULL) == 0);
     for (size_t i = 0; i < nall; i++)
         if (all [i].has_request && all [i].request.prompt
         &&  streq (all [i].request.prompt, "retried submit"))
@@ -518,14 +518,14 @@ s_scenario_client (vdgx_client_t *client)
     vdgx_jobstatus_t *jobs = NULL;
     size_t count = 0;
     bool more = true;
-    CHECK_CLIENT (client, vdgx_client_list (client, NULL, NULL, 0, NULL, &jobs, &count, &more) == 0);
+    CHECK_CLIENT (client, vdgx_client_list (client, NULL, NULL, 0, NULL, false, &jobs, &count, &more) == 0);
     CHECK (count >= 1 && !more);
     bool found = false;
     for (size_t i = 0; i < count; i++)
         found |= streq (jobs [i].id, id);
     CHECK (found);
     vdgx_client_jobs_free (&jobs, count);
-    CHECK_CLIENT (client, vdgx_client_list (client, "failed", "testgen", 10, NULL, &jobs, &count,
+    CHECK_CLIENT (client, vdgx_client_list (client, "failed", "testgen", 10, NULL, false, &jobs, &count,
                                             NULL) == 0);
     CHECK (count == 0);
     vdgx_client_jobs_free (&jobs, count);
