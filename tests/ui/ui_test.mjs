@@ -115,17 +115,26 @@ class Stack {
     throw new Error(`${name} did not start`);
   }
 
+  // Stops every process; returns the sanitizer reports (ASan, LSan, UBSan) in their logs.
   async stop(keep) {
     for (const p of this.procs) if (p.exitCode === null) p.kill('SIGTERM');
-    await sleep(300);
+    for (let i = 0; i < 100 && this.procs.some((p) => p.exitCode === null); i++) await sleep(50);
     for (const p of this.procs) if (p.exitCode === null) p.kill('SIGKILL');
-    if (keep) {
+    await sleep(50);
+    const reports = [];
+    for (const f of fs.readdirSync(this.tmp).filter((f) => f.endsWith('.log'))) {
+      const text = fs.readFileSync(path.join(this.tmp, f), 'utf8');
+      const m = text.match(/^.*(ERROR: \w+Sanitizer|runtime error:).*$/m);
+      if (m) reports.push(`${f}: ${m[0]}`);
+    }
+    if (keep || reports.length) {
       for (const f of fs.readdirSync(this.tmp).filter((f) => f.endsWith('.log'))) {
         console.log(`--- ${f}`);
         console.log(fs.readFileSync(path.join(this.tmp, f), 'utf8').split('\n').slice(-25).join('\n'));
       }
     }
     fs.rmSync(this.tmp, { recursive: true, force: true });
+    return reports;
   }
 }
 
@@ -239,8 +248,8 @@ async function main() {
     // Job 1 from the form; its progress changes over SSE.
     await page.fill('#f-prompt', 'a lighthouse in a storm, waves crashing');
     await page.fill('#f-negative_prompt', 'blurry');
-    await page.selectOption('#f-size', '128x128');
-    await page.selectOption('#f-frames', '17');
+    await page.selectOption('#f-size', '96x128');
+    await page.selectOption('#f-frames', '9');
     await page.fill('#f-steps', '12');
     await page.fill('#f-seed', '9007199254740993');      // beyond 2^53: must arrive exactly
     await page.click('#submit');
@@ -265,8 +274,11 @@ async function main() {
     await shot(page, 'progress');
 
     // Job 2 waits behind job 1 (one worker) and is cancelled from its card.
+    // (a long one: should job 1 end first, job 2 is still running when cancelled)
     await page.fill('#f-prompt', 'a second job to cancel');
-    await page.fill('#f-steps', '');
+    await page.selectOption('#f-size', '256x256');
+    await page.selectOption('#f-frames', '33');
+    await page.fill('#f-steps', '100');
     await page.fill('#f-seed', '');
     await page.click('#submit');
     await page.waitForFunction(() => document.querySelectorAll('#jobs > li').length === 2);
@@ -294,7 +306,7 @@ async function main() {
 
     // Gallery: both jobs, a thumbnail, inline playback, the request, run again, delete.
     await page.click('a[data-view="gallery"]');
-    await page.waitForSelector(`#video-${id1}`);
+    await page.waitForSelector(`#gallery[aria-busy="false"] #video-${id1}`);
     check(await page.isVisible(`#video-${id2}`), 'the gallery lists both jobs');
     check(await page.evaluate(() => document.activeElement.id) === 'gallery-title', 'focus moves to the view heading');
     await page.waitForFunction((id) => {
@@ -316,11 +328,11 @@ async function main() {
     await page.click(`#video-${id1} .again`);
     await page.waitForSelector('#view-generate:not([hidden])');
     check(await page.inputValue('#f-prompt') === 'a lighthouse in a storm, waves crashing'
-      && await page.inputValue('#f-size') === '128x128' && await page.inputValue('#f-frames') === '17'
+      && await page.inputValue('#f-size') === '96x128' && await page.inputValue('#f-frames') === '9'
       && await page.inputValue('#f-seed') === '9007199254740993' && await page.inputValue('#f-negative_prompt') === 'blurry',
     'run again fills the form with the request');
     await page.click('a[data-view="gallery"]');
-    await page.waitForSelector(`#video-${id2}`);
+    await page.waitForSelector(`#gallery[aria-busy="false"] #video-${id2}`);
     await page.click(`#video-${id2} .delete`);
     await page.waitForSelector(`#video-${id2}`, { state: 'detached' });
     check((await fetch(`${st.url}/jobs/${id2}`)).status === 404, 'delete removes the job from the broker');
@@ -331,7 +343,57 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `no horizontal scrolling at 390 px (${overflow})`);
     await shot(page, 'phone');
+    await page.click('a[data-view="gallery"]');
+    await page.waitForSelector(`#gallery[aria-busy="false"] #video-${id1}`);
+    check(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) <= 0, 'gallery at 390 px fits');
+    await shot(page, 'phone-gallery');
+    await page.click('a[data-view="status"]');
+    await page.waitForSelector('#workers-table tbody tr[data-state]');
+    check(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) <= 0, 'status at 390 px fits (tables scroll inside their box)');
+    await shot(page, 'phone-status');
     await page.setViewportSize({ width: 1280, height: 900 });
+
+    // A bridge with keys: the page asks for one, refuses a wrong one, keeps the right one.
+    const kpage = await ctx.newPage();
+    watch(kpage, problems);
+    await kpage.goto(`${keyedUrl}/ui/`);
+    await kpage.waitForSelector('#key-dialog[open]');
+    check(true, 'a bridge with keys asks for one');
+    await axe(kpage, 'API-key prompt');
+    await kpage.fill('#key-input', 'wrong');
+    await kpage.click('#key-form button[value="save"]');
+    await kpage.waitForSelector('#key-error:not([hidden])');
+    check(await kpage.isVisible('#key-dialog'), 'a wrong key is refused');
+    await shot(kpage, 'api-key');
+    await kpage.fill('#key-input', secret);
+    await kpage.click('#key-form button[value="save"]');
+    await kpage.waitForSelector('#key-dialog', { state: 'hidden' });
+    await kpage.waitForSelector('#f-model option[value="wan21-tiny"]', { state: 'attached' });
+    check(await kpage.evaluate(() => localStorage.getItem('vdgx.apiKey')) === secret, 'the key is kept in localStorage');
+    await kpage.click('a[data-view="gallery"]');
+    await kpage.waitForFunction((id) => {
+      const img = document.querySelector(`#video-${id} img`);
+      return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+    }, id1);
+    check(true, 'with a key, the gallery loads its thumbnails (fetched with the key)');
+    // With a key: progress over the event stream (read with fetch, carrying the key) and the
+    // video (a blob: URL fetched with the key).
+    await kpage.click('a[data-view="generate"]');
+    await kpage.fill('#f-prompt', 'a job through the bridge with keys');
+    await kpage.fill('#f-steps', '2');
+    await kpage.click('#submit');
+    await kpage.waitForSelector('#jobs > li');
+    const id3 = await jobId(kpage, 0);
+    await kpage.waitForFunction((id) => document.querySelector(`#job-${id} .badge`).textContent === 'completed', id3, { timeout: 30000 });
+    const d3 = await kpage.waitForFunction((sel) => {
+      const v = document.querySelector(sel);
+      if (!v) return false;
+      v.muted = true;
+      if (v.paused) v.play().catch(() => {});
+      return v.src.startsWith('blob:') && v.duration > 0 && v.currentTime > 0 ? v.duration : false;
+    }, `#job-${id3} video`, { timeout: 20000, polling: 100 }).then((h) => h.jsonValue());
+    check(d3 > 0, `with a key, a job's progress and video reach the page (duration ${d3} s)`);
+    await kpage.close();
 
     // Status page: broker health, queue per model, the worker; unload, then drain.
     await page.click('a[data-view="status"]');
@@ -358,35 +420,12 @@ async function main() {
     await page.keyboard.press('Tab');
     check(await page.evaluate(() => document.activeElement.className) === 'skip', 'Tab reaches the skip link first');
 
-    // A bridge with keys: the page asks for one, refuses a wrong one, keeps the right one.
-    const kpage = await ctx.newPage();
-    watch(kpage, problems);
-    await kpage.goto(`${keyedUrl}/ui/`);
-    await kpage.waitForSelector('#key-dialog[open]');
-    check(true, 'a bridge with keys asks for one');
-    await axe(kpage, 'API-key prompt');
-    await kpage.fill('#key-input', 'wrong');
-    await kpage.click('#key-form button[value="save"]');
-    await kpage.waitForSelector('#key-error:not([hidden])');
-    check(await kpage.isVisible('#key-dialog'), 'a wrong key is refused');
-    await shot(kpage, 'api-key');
-    await kpage.fill('#key-input', secret);
-    await kpage.click('#key-form button[value="save"]');
-    await kpage.waitForSelector('#key-dialog', { state: 'hidden' });
-    await kpage.waitForSelector('#f-model option[value="wan21-tiny"]', { state: 'attached' });
-    check(await kpage.evaluate(() => localStorage.getItem('vdgx.apiKey')) === secret, 'the key is kept in localStorage');
-    await kpage.click('a[data-view="gallery"]');
-    await kpage.waitForFunction((id) => {
-      const img = document.querySelector(`#video-${id} img`);
-      return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
-    }, id1);
-    check(true, 'with a key, the gallery loads its thumbnails (fetched with the key)');
-
     check(problems.length === 0, `no request to another host, no CSP violation, no script error${problems.length ? `: ${problems.join('; ')}` : ''}`);
     ok = true;
   } finally {
     if (ctx) await ctx.close().catch(() => {});
-    await st.stop(!ok);
+    const reports = await st.stop(!ok);
+    if (ok) check(reports.length === 0, `no sanitizer report in the logs${reports.length ? `: ${reports.join('; ')}` : ''}`);
   }
   log('PASS');
 }

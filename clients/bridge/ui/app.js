@@ -20,6 +20,8 @@ const app = {
   models: new Map(),          // name -> {name, workers, states, limits}
   jobs: new Map(),            // id -> job card state (this session)
   galleryAfter: null,
+  galleryGen: 0,              // the newest gallery load; older answers are dropped
+  deleted: new Set(),         // ids deleted here (a load that raced the delete skips them)
   statusTimer: null,
   blobs: new Set(),
 };
@@ -285,7 +287,10 @@ async function loadModels() {
     app.models.set(m.name, m);
     sel.append(option(m.name, m.workers ? m.name : `${m.name} (no worker)`, m.name === current));
   }
-  if (!models.length) sel.append(option('', 'No model is registered yet', true));
+  if (!models.length) {
+    sel.append(option('', 'No model is registered yet', true));
+    setTimeout(loadModels, 3000);      // a worker that starts later shows up by itself
+  }
   if (!current) {
     const warm = models.find((m) => m.workers);
     if (warm) sel.value = warm.name;
@@ -431,6 +436,10 @@ async function follow(j) {
     try {
       const resp = await fetch(`/jobs/${encodeURIComponent(j.id)}/events`,
         { headers: headers({ Accept: 'text/event-stream' }), signal: j.ctrl.signal });
+      if (resp.status === 404) {         // deleted elsewhere
+        onEvent(j, { ...j, state: 'expired', error: { message: 'This job no longer exists.' } });
+        return;
+      }
       if (!resp.ok) throw new ApiError(resp.status, null);
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
@@ -494,25 +503,27 @@ async function cancelJob(id) {
 // Gallery
 
 async function loadGallery(fresh) {
-  if (fresh) app.galleryAfter = null;
-  let page;
+  const gen = ++app.galleryGen;
+  const list = $('#gallery');
+  list.setAttribute('aria-busy', 'true');
   try {
     const q = new URLSearchParams({ limit: '24' });
-    if (app.galleryAfter) q.set('after', app.galleryAfter);
-    page = await api('GET', `/v1/videos?${q}`);
+    if (!fresh && app.galleryAfter) q.set('after', app.galleryAfter);
+    const page = await api('GET', `/v1/videos?${q}`);
+    const jobs = await Promise.all(page.data.map((v) =>
+      api('GET', `/jobs/${encodeURIComponent(v.id)}`).catch(() => null)));
+    if (gen !== app.galleryGen) return;
+    const cards = jobs.filter((j) => j && !app.deleted.has(j.id)).map(videoCard);
+    if (fresh) list.replaceChildren(...cards);
+    else list.append(...cards);
+    app.galleryAfter = page.last_id;
+    $('#gallery-more').hidden = !page.has_more;
+    $('#gallery-empty').hidden = list.children.length > 0;
   } catch (err) {
     if (err.status !== 401) notice(`Cannot list the videos: ${err.message}`);
-    return;
+  } finally {
+    if (gen === app.galleryGen) list.setAttribute('aria-busy', 'false');
   }
-  const list = $('#gallery');
-  const jobs = await Promise.all(page.data.map((v) =>
-    api('GET', `/jobs/${encodeURIComponent(v.id)}`).catch(() => null)));
-  const cards = jobs.filter(Boolean).map(videoCard);
-  if (fresh) list.replaceChildren(...cards);
-  else list.append(...cards);
-  app.galleryAfter = page.last_id;
-  $('#gallery-more').hidden = !page.has_more;
-  $('#gallery-empty').hidden = list.children.length > 0;
 }
 
 function videoCard(job) {
@@ -556,7 +567,7 @@ function videoCard(job) {
   again.addEventListener('click', () => fillForm(req));
   const del = $('.delete', node);
   del.setAttribute('aria-label', `Delete: ${prompt}`);
-  del.addEventListener('click', () => deleteVideo(node, job.id, prompt));
+  del.addEventListener('click', () => deleteVideo(job.id, prompt));
   return node;
 }
 
@@ -588,10 +599,13 @@ async function downloadWithKey(ev, id) {
   }
 }
 
-async function deleteVideo(node, id, prompt) {
+async function deleteVideo(id, prompt) {
   if (!confirm(`Delete this video?\n\n${prompt}`)) return;
   try {
     await api('DELETE', `/v1/videos/${encodeURIComponent(id)}`);
+    app.deleted.add(id);
+    const node = document.getElementById(`video-${id}`);
+    if (!node) return;
     const next = node.nextElementSibling || node.previousElementSibling;
     node.remove();
     $('#gallery-empty').hidden = $('#gallery').children.length > 0;
