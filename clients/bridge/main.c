@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 s_usage (FILE *out)
@@ -32,7 +34,21 @@ s_usage (FILE *out)
         "  --sse-max-s N            longest event stream (default 3600)\n"
         "  --chunk-bytes N          download chunk per broker read (default 1048576)\n"
         "  --cache-ms N             serve final job statuses from memory this long (default 1000, 0 = off)\n"
+        "  --curve-server-key FILE  CURVE to the broker: its public certificate (DIR/broker.key)\n"
+        "  --curve-cert FILE        CURVE: this bridge's certificate (role admin in the broker's allowed/)\n"
+        "  --header-timeout-ms N    a request's headers must arrive within N ms (default 10000)\n"
+        "  --min-body-rate N        bytes/s a body must keep up after that (default 1024, 0 = none)\n"
         "  -v, --verbose            debug logging\n");
+}
+
+static void
+s_hard_stop (int sig)
+{
+    (void) sig;
+    static const char text [] = "vdgx-bridge: stop took over a second, leaving\n";
+    if (write (2, text, sizeof text - 1) < 0)
+        _exit (1);
+    _exit (0);
 }
 
 static int
@@ -76,6 +92,8 @@ main (int argc, char **argv)
     cfg.events = vdgx_config_events_endpoint (config);
     cfg.keys_file = vdgx_config_get (config, "bridge", "keys");
     cfg.default_model = vdgx_config_get (config, "bridge", "default_model");
+    cfg.curve_server_key = vdgx_config_get (config, "bridge", "curve_server_key");
+    cfg.curve_cert = vdgx_config_get (config, "bridge", "curve_cert");
     double rate = 0, burst = 0;
     int64_t threads = cfg.threads;
     if (vdgx_config_get_double (config, "bridge", "rate", 0, 0, 1e6, &rate)
@@ -124,6 +142,10 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--request-timeout-ms") == 0) { rc = s_num (arg, val, 10, 600000, &v); cfg.request_timeout_ms = (int) v; }
         else if (strcmp (arg, "--sse-max-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.sse_max_s = (int) v; }
         else if (strcmp (arg, "--cache-ms") == 0) { rc = s_num (arg, val, 0, 3600000, &v); cfg.cache_ms = (int) v; }
+        else if (strcmp (arg, "--curve-server-key") == 0) cfg.curve_server_key = val;
+        else if (strcmp (arg, "--curve-cert") == 0) cfg.curve_cert = val;
+        else if (strcmp (arg, "--header-timeout-ms") == 0) { rc = s_num (arg, val, 100, 3600000, &v); cfg.header_timeout_ms = (int) v; }
+        else if (strcmp (arg, "--min-body-rate") == 0) { rc = s_num (arg, val, 0, 1e9, &v); cfg.min_body_rate = (size_t) v; }
         else if (strcmp (arg, "--chunk-bytes") == 0) { rc = s_num (arg, val, 1024, 4194304, &v); cfg.chunk_bytes = (uint32_t) v; }
         else {
             fprintf (stderr, "vdgx-bridge: unknown option '%s' (see --help)\n", arg);
@@ -149,7 +171,11 @@ main (int argc, char **argv)
         return 1;
     }
     while (!zsys_interrupted)
-        zclock_sleep (200);
+        zclock_sleep (50);
+    //  SIGTERM ends the process within a second, whatever is in flight: the orderly stop
+    //  answers waiting requests 503; if it cannot finish in time, the process leaves anyway.
+    signal (SIGALRM, s_hard_stop);
+    alarm (1);
     vdgx_log_info ("bridge.stop", NULL);
     vdgx_bridge_destroy (&bridge);
     vdgx_config_destroy (&config);

@@ -2,6 +2,8 @@
 #include "vdgx_apikeys.h"
 #include "vdgx_apireq.h"
 #include "vdgx_bridge.h"
+#include "vdgx_guard.h"
+#include "vdgx_form.h"
 #include "vdgx_promtext.h"
 #include "vdgx_ratelimit.h"
 #include "vdgx_thumb.h"
@@ -15,7 +17,7 @@ main (int argc, char **argv)
     const char *only = argc > 1 && argv [1][0] != '-'? argv [1]: NULL;
     bool verbose = argc > 1 && strcmp (argv [argc - 1], "-v") == 0;
     static const struct { const char *name; void (*test) (bool); } tests [] = {
-        { "apikeys", vdgx_apikeys_test }, { "ratelimit", vdgx_ratelimit_test },
+        { "apikeys", vdgx_apikeys_test }, { "ratelimit", vdgx_ratelimit_test }, { "guard", vdgx_guard_test }, { "form", vdgx_form_test },
         { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test }, { "thumb", vdgx_thumb_test },
         { "ui", vdgx_ui_test },
         { "bridge", vdgx_bridge_test },

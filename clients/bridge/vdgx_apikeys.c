@@ -13,6 +13,7 @@
 typedef struct {
     uint8_t hash [VDGX_SHA256_SIZE];
     char name [VDGX_APIKEY_NAME_MAX + 1];
+    bool admin;                 //  role=admin (default: user)
 } s_key_t;
 
 struct _vdgx_apikeys_t {
@@ -76,11 +77,40 @@ vdgx_apikeys_add_line (vdgx_apikeys_t *self, const char *line, const char *origi
                   origin? origin: "keys", lineno);
         return -1;
     }
-    while (*p == ' ' || *p == '\t')
-        p++;
+    //  Then a name and/or role=admin|user, in either order.
     size_t n = 0;
-    while (p [n] && p [n] != '\r' && p [n] != '\n' && p [n] != ' ' && p [n] != '\t')
-        n++;
+    const char *name = NULL;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = 0;
+        while (p [len] && p [len] != '\r' && p [len] != '\n' && p [len] != ' ' && p [len] != '\t')
+            len++;
+        if (!len)
+            break;
+        if (len > 5 && strncmp (p, "role=", 5) == 0) {
+            if (len == 10 && strncmp (p + 5, "admin", 5) == 0)
+                key.admin = true;
+            else
+            if (!(len == 9 && strncmp (p + 5, "user", 4) == 0)) {
+                snprintf (self->error, sizeof self->error, "%s:%d: role must be admin or user",
+                          origin? origin: "keys", lineno);
+                return -1;
+            }
+        }
+        else
+        if (!name) {
+            name = p;
+            n = len;
+        }
+        else {
+            snprintf (self->error, sizeof self->error, "%s:%d: expected HASH [NAME] [role=admin|user]",
+                      origin? origin: "keys", lineno);
+            return -1;
+        }
+        p += len;
+    }
+    p = name? name: p;
     if (n > VDGX_APIKEY_NAME_MAX) {
         snprintf (self->error, sizeof self->error, "%s:%d: key name longer than %d bytes",
                   origin? origin: "keys", lineno, VDGX_APIKEY_NAME_MAX);
@@ -172,7 +202,7 @@ vdgx_apikeys_equal (const void *a, const void *b, size_t size)
 
 bool
 vdgx_apikeys_check (vdgx_apikeys_t *self, const char *token, size_t token_len,
-                    char *name, size_t name_size)
+                    char *name, size_t name_size, bool *admin)
 {
     assert (self);
     if (!token)
@@ -190,6 +220,8 @@ vdgx_apikeys_check (vdgx_apikeys_t *self, const char *token, size_t token_len,
         return false;
     if (name && name_size)
         snprintf (name, name_size, "%s", self->keys [found].name);
+    if (admin)
+        *admin = self->keys [found].admin;
     return true;
 }
 
@@ -228,13 +260,13 @@ vdgx_apikeys_test (bool verbose)
     assert (vdgx_apikeys_load (keys, path) == 0);
     assert (vdgx_apikeys_count (keys) == 2);
     char name [VDGX_APIKEY_NAME_MAX + 1];
-    assert (vdgx_apikeys_check (keys, "s3cret-token", 12, name, sizeof name));
+    assert (vdgx_apikeys_check (keys, "s3cret-token", 12, name, sizeof name, NULL));
     assert (strcmp (name, "alice") == 0);
-    assert (vdgx_apikeys_check (keys, "other", 5, name, sizeof name));
+    assert (vdgx_apikeys_check (keys, "other", 5, name, sizeof name, NULL));
     assert (strcmp (name, "key2") == 0);
-    assert (!vdgx_apikeys_check (keys, "s3cret-tokeN", 12, name, sizeof name));
-    assert (!vdgx_apikeys_check (keys, "s3cret-token", 11, name, sizeof name));
-    assert (!vdgx_apikeys_check (keys, "", 0, name, sizeof name));
+    assert (!vdgx_apikeys_check (keys, "s3cret-tokeN", 12, name, sizeof name, NULL));
+    assert (!vdgx_apikeys_check (keys, "s3cret-token", 11, name, sizeof name, NULL));
+    assert (!vdgx_apikeys_check (keys, "", 0, name, sizeof name, NULL));
     //  Bad files are refused as a whole, naming the line.
     file = fopen (path, "w");
     fprintf (file, "%s\nnot-hex bob\n", line);
@@ -251,6 +283,20 @@ vdgx_apikeys_test (bool verbose)
     fclose (file);
     assert (vdgx_apikeys_load (keys, path) == -1);
     assert (vdgx_apikeys_load (keys, "/nonexistent/vdgx-keys") == -1);
+    //  Roles: role=admin or role=user (the default), before or after the name.
+    char *ops = vdgx_apikeys_hash_line ("ops-secret", NULL);
+    bool admin = true;
+    assert (vdgx_apikeys_check (keys, "s3cret-token", 12, NULL, 0, &admin) && !admin);
+    char entry [200];
+    snprintf (entry, sizeof entry, "%s role=admin ops", ops);
+    assert (vdgx_apikeys_add_line (keys, entry, "test", 1) == 0);
+    assert (vdgx_apikeys_check (keys, "ops-secret", 10, name, sizeof name, &admin) && admin);
+    assert (strcmp (name, "ops") == 0);
+    snprintf (entry, sizeof entry, "%s ops role=root", ops);
+    assert (vdgx_apikeys_add_line (keys, entry, "test", 1) == -1);
+    snprintf (entry, sizeof entry, "%s ops extra", ops);
+    assert (vdgx_apikeys_add_line (keys, entry, "test", 1) == -1);
+    free (ops);
     unlink (path);
     assert (vdgx_apikeys_equal ("abcd", "abcd", 4));
     assert (!vdgx_apikeys_equal ("abcd", "abce", 4));

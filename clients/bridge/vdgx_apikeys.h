@@ -1,7 +1,9 @@
 /*  vdgx_apikeys.h - API keys for the REST bridge.
 
     A keys file holds one key per line: the sha256 of the secret as 64 hex digits, then
-    optionally whitespace and a name (used as the rate-limit identity and in logs). Blank lines
+    optionally whitespace and a name (used as the rate-limit identity, the owner of the key's
+    jobs and in logs) and `role=admin` or `role=user` (the default): users see only their own
+    jobs, admins everything and the operators' routes (docs/SECURITY.md). Blank lines
     and lines starting with '#' are ignored. Only hashes are stored, so a leaked keys file does
     not leak the secrets. `vdgx-bridge --hash-key SECRET` prints a line for the file.
 
@@ -31,9 +33,10 @@ int vdgx_apikeys_load (vdgx_apikeys_t *self, const char *path);
 int vdgx_apikeys_add_line (vdgx_apikeys_t *self, const char *line, const char *origin, int lineno);
 size_t vdgx_apikeys_count (vdgx_apikeys_t *self);
 const char *vdgx_apikeys_error (vdgx_apikeys_t *self);
-//  Checks a token; on a match returns true and copies the key's name into name (may be NULL).
+//  Checks a token; on a match returns true, copies the key's name into name (may be NULL)
+//  and its role into *admin (may be NULL).
 bool vdgx_apikeys_check (vdgx_apikeys_t *self, const char *token, size_t token_len,
-                         char *name, size_t name_size);
+                         char *name, size_t name_size, bool *admin);
 //  The keys-file line for a secret: "<sha256 hex>" plus " name" when name is not NULL/"".
 //  Caller frees.
 char *vdgx_apikeys_hash_line (const char *secret, const char *name);

@@ -4,6 +4,8 @@
 #include "vdgx_apikeys.h"
 #include "vdgx_apireq.h"
 #include "vdgx_client.h"
+#include "vdgx_form.h"
+#include "vdgx_guard.h"
 #include "vdgx_log.h"
 #include "vdgx_msg.h"
 #include "vdgx_promtext.h"
@@ -13,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -28,6 +31,7 @@
 #define S_VERSION       "0.1.0"
 #define S_MAXQ          4               //  broker requests one HTTP request may wait on
 #define S_KEEPALIVE_MS  15000           //  SSE comment when a stream is quiet this long
+#define S_HEADERS_MAX   16384           //  request line + headers we answer (431 beyond)
 
 //  ---------------------------------------------------------------------------------------
 //  Routes and HTTP counters
@@ -52,8 +56,8 @@ static const struct {
     { "/jobs/{id}/cancel", "POST" }, { "/ui/", "GET, HEAD" }, { "other", "" },
 };
 
-static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 404, 405, 409, 413, 415, 416,
-                                422, 429, 500, 503 };
+static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 403, 404, 405, 409, 413, 415,
+                                416, 422, 429, 431, 500, 503 };
 #define S_NCODES ((int) (sizeof s_codes / sizeof s_codes [0]))
 
 //  ---------------------------------------------------------------------------------------
@@ -70,6 +74,11 @@ struct _vdgx_bridge_t {
     bool thumbs_alive;                  //  under pipe_lock
     vdgx_apikeys_t *keys;               //  NULL = no auth
     vdgx_ratelimit_t *limiter;
+    vdgx_ratelimit_t *auth_fails;       //  failed authentications per client address
+    vdgx_guard_t *guard;                //  connection limits in HTTP, slow-request deadlines
+    zcert_t *curve_cert;                //  CURVE to the broker: our certificate ...
+    char *curve_server;                 //  ... and the broker's public key (Z85); NULL = plain
+    atomic_uint_fast64_t auth_refused;  //  requests refused while an address was locked out
     uint16_t port;
     int64_t started;
     atomic_uint_fast64_t http [R_COUNT][S_NCODES + 1];  //  last column: other codes
@@ -100,14 +109,16 @@ typedef struct {
     const char *method;
     const vdgx_ui_asset_t *ui;  //  the file a /ui/ URL names (NULL: none)
     bool head;
-    bool first_done;
+    bool first_done;            //  the request (headers and body) is in
+    bool close_after;           //  the answer closes the connection
     char id [VDGX_ID_MAX + 1];              //  {id} of the path
     char who [VDGX_APIKEY_NAME_MAX + 48];   //  rate-limit identity
+    char owner [VDGX_OWNER_MAX + 1];        //  with keys: "key:NAME", the owner of its jobs
+    bool admin;                             //  with keys: the key's role; without: true
+    void *gconn;                            //  the connection in the guard
     //  Upload
     char *body;  size_t body_size;
     bool too_large, bad_type, is_form;
-    struct MHD_PostProcessor *pp;
-    json_t *form;
     //  Broker exchange: owned by the actor between suspend and resume
     int step;
     size_t nq, pending;
@@ -169,6 +180,8 @@ s_queue (s_req_t *r, int status, struct MHD_Response *resp)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header (resp, "Cache-Control", "no-store");
+    if (r->close_after)
+        MHD_add_response_header (resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response (r->conn, (unsigned) status, resp);
     MHD_destroy_response (resp);
     atomic_fetch_add (&r->bridge->http [r->route][s_code_index (status)], 1);
@@ -218,13 +231,16 @@ s_cached_free (void **item_p)
 //  A copy of the cached text, or NULL. The first reader to find an entry expired refreshes
 //  it (gets NULL and asks the broker) while the others keep the copy for one more broker
 //  deadline: an expiry costs one broker call, not one per waiting client.
+//  Entries are per owner: a user never gets another's job from the cache.
+#define S_CACHE_KEY_MAX (VDGX_OWNER_MAX + VDGX_ID_MAX + 4)
+
 static char *
-s_cache_get (vdgx_bridge_t *self, char kind, const char *id)
+s_cache_get (vdgx_bridge_t *self, char kind, const char *owner, const char *id)
 {
     if (self->cfg.cache_ms <= 0)
         return NULL;
-    char key [VDGX_ID_MAX + 3];
-    snprintf (key, sizeof key, "%c:%s", kind, id);
+    char key [S_CACHE_KEY_MAX];
+    snprintf (key, sizeof key, "%c:%s/%s", kind, owner, id);
     char *text = NULL;
     int64_t now = zclock_mono ();
     bool expired = false;
@@ -248,12 +264,12 @@ s_cache_get (vdgx_bridge_t *self, char kind, const char *id)
 }
 
 static void
-s_cache_put (vdgx_bridge_t *self, char kind, const char *id, const char *text)
+s_cache_put (vdgx_bridge_t *self, char kind, const char *owner, const char *id, const char *text)
 {
     if (self->cfg.cache_ms <= 0 || !text)
         return;
-    char key [VDGX_ID_MAX + 3];
-    snprintf (key, sizeof key, "%c:%s", kind, id);
+    char key [S_CACHE_KEY_MAX];
+    snprintf (key, sizeof key, "%c:%s/%s", kind, owner, id);
     s_cached_t *c = (s_cached_t *) calloc (1, sizeof (s_cached_t));
     if (!c || !(c->text = strdup (text))) {
         free (c);
@@ -279,13 +295,13 @@ s_cache_put (vdgx_bridge_t *self, char kind, const char *id, const char *text)
 }
 
 static void
-s_cache_drop (vdgx_bridge_t *self, const char *id)
+s_cache_drop (vdgx_bridge_t *self, const char *owner, const char *id)
 {
-    char key [VDGX_ID_MAX + 3];
+    char key [S_CACHE_KEY_MAX];
     pthread_rwlock_wrlock (&self->cache_lock);
-    snprintf (key, sizeof key, "j:%s", id);
+    snprintf (key, sizeof key, "j:%s/%s", owner, id);
     zhashx_delete (self->cache, key);
-    snprintf (key, sizeof key, "v:%s", id);
+    snprintf (key, sizeof key, "v:%s/%s", owner, id);
     zhashx_delete (self->cache, key);
     pthread_rwlock_unlock (&self->cache_lock);
 }
@@ -372,6 +388,12 @@ s_call (s_req_t *r, const char *service, zframe_t *body)
 static void
 s_call_jobcmd (s_req_t *r, vdgx_jobcmd_t *cmd)
 {
+    //  With API keys the broker acts for the key: its jobs, its role (docs/SECURITY.md).
+    if (r->bridge->keys) {
+        snprintf (cmd->owner, sizeof cmd->owner, "%s", r->owner);
+        cmd->has_role = true;
+        cmd->admin = r->admin;
+    }
     s_call (r, VDGX_JOBS_SERVICE, vdgx_jobcmd_frame (cmd));
     vdgx_jobcmd_clear (cmd);
 }
@@ -426,6 +448,7 @@ s_http_status_of (const char *code, const char *field)
     if (streq (code, VDGX_E_CONFLICT) || streq (code, VDGX_E_CANCELLED)) return 409;
     if (streq (code, VDGX_E_UNAVAILABLE)) return 503;
     if (streq (code, VDGX_E_TOO_LARGE)) return 413;
+    if (streq (code, VDGX_E_FORBIDDEN)) return 403;
     return 500;
 }
 
@@ -646,7 +669,7 @@ s_h_job (s_req_t *r)
 {
     char kind = r->route == R_VIDEO? 'v': 'j';
     if (r->step == 0) {
-        char *text = s_cache_get (r->bridge, kind, r->id);
+        char *text = s_cache_get (r->bridge, kind, r->owner, r->id);
         if (text) {
             atomic_fetch_add (&r->bridge->cache_hits, 1);
             return s_send_text (r, 200, "application/json", text);
@@ -658,14 +681,14 @@ s_h_job (s_req_t *r)
     vdgx_jobreply_t rep;
     if (s_jobreply (r, 0, &rep, VDGX_JOBCMD_STATUS, &rc)) {
         if (!r->failed && r->q [0].reply)
-            s_cache_drop (r->bridge, r->id);        //  the broker said no (deleted, expired)
+            s_cache_drop (r->bridge, r->owner, r->id);      //  the broker said no (deleted, expired)
     }
     else {
         json_t *j = r->route == R_VIDEO? s_video_json (&rep.job): s_job_json (&rep.job);
         char *text = json_dumps (j, JSON_COMPACT);
         json_decref (j);
         if (text && vdgx_job_state_is_final (rep.job.state))
-            s_cache_put (r->bridge, kind, r->id, text);
+            s_cache_put (r->bridge, kind, r->owner, r->id, text);
         rc = text? s_send_text (r, 200, "application/json", text): MHD_NO;
     }
     vdgx_jobreply_clear (&rep);
@@ -684,7 +707,7 @@ s_h_job_cmd (s_req_t *r, vdgx_jobcmd_type_t type)
     }
     enum MHD_Result rc;
     vdgx_jobreply_t rep;
-    s_cache_drop (r->bridge, r->id);
+    s_cache_drop (r->bridge, r->owner, r->id);
     if (s_jobreply (r, 0, &rep, type, &rc) == 0)
         rc = s_send_json (r, 200, type == VDGX_JOBCMD_CANCEL? s_job_json (&rep.job)
                                   : json_pack ("{s:s, s:s, s:b}", "id", rep.id, "object",
@@ -698,8 +721,16 @@ static json_t *
 s_body_json (s_req_t *r, enum MHD_Result *rc)
 {
     if (r->is_form) {
-        json_incref (r->form);
-        return r->form;
+        //  Forms follow the JSON path's rules (vdgx_form.h): no repeated field, no NUL or
+        //  other control byte, valid UTF-8.
+        json_t *fields = NULL;
+        vdgx_form_err_t ferr;
+        const char *type = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Content-Type");
+        if (vdgx_form_parse (type, r->body, r->body_size, &fields, &ferr)) {
+            *rc = s_send_error (r, 400, "invalid_form", ferr.field, 0, "%s", ferr.message);
+            return NULL;
+        }
+        return fields;
     }
     json_error_t jerr;
     json_t *j = r->body_size? json_loadb (r->body, r->body_size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr): NULL;
@@ -938,7 +969,8 @@ s_h_info (s_req_t *r)
                                                    "auth", r->bridge->keys != NULL));
     json_object_set (out, "broker", health);
     json_object_set (out, "models", json_object_get (models, "models"));
-    json_object_set (out, "workers", ws? ws: json_array ());
+    //  Worker hosts are for operators: a user key sees the models, not the machines.
+    json_object_set (out, "workers", ws && r->admin? ws: json_array ());
     //  Memory in one place: per model, the sum over its workers.
     json_t *mem = json_object ();
     size_t i;
@@ -1576,43 +1608,121 @@ s_has_body (s_route_t route, const char *method)
                                       || route == R_VIDEOS);
 }
 
-static enum MHD_Result
-s_form_field (void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-              const char *content_type, const char *transfer_encoding, const char *data,
-              uint64_t off, size_t size)
+//  First call of a request: route, method, auth, rate limit, body type and size.
+//  Returns true when a response was queued (into *rc).
+//  True when text holds a control byte (C0 or DEL); the unescaper turns %00 into 0x01, so a
+//  NUL in a path or query shows here instead of cutting the string short.
+static bool
+s_has_control (const char *text)
 {
-    (void) kind; (void) content_type; (void) transfer_encoding;
-    s_req_t *r = (s_req_t *) cls;
-    if (!key || !*key)
-        return MHD_YES;
-    if (filename) {
-        //  A file part: only its presence matters (input_reference is refused by name).
-        json_object_set_new (r->form, key, json_string ("<file>"));
-        return MHD_YES;
-    }
-    json_t *old = json_object_get (r->form, key);
-    const char *prev = off > 0 && json_is_string (old)? json_string_value (old): "";
-    size_t plen = off > 0 && json_is_string (old)? json_string_length (old): 0;
-    char *joined = (char *) malloc (plen + size + 1);
-    if (!joined)
+    for (const unsigned char *p = (const unsigned char *) text; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return true;
+    return false;
+}
+
+static enum MHD_Result
+s_check_arg (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    const char **bad = (const char **) cls;
+    if (s_has_control (key) || s_has_control (value)) {
+        *bad = key;
         return MHD_NO;
-    memcpy (joined, prev, plen);
-    if (size)
-        memcpy (joined + plen, data, size);
-    joined [plen + size] = 0;
-    json_t *s = json_stringn (joined, plen + size);
-    free (joined);
-    //  Not UTF-8 (or a NUL): keep a non-string so validation names the field.
-    json_object_set_new (r->form, key, s? s: json_integer (-1));
+    }
     return MHD_YES;
 }
 
-//  First call of a request: route, method, auth, rate limit, body type and size.
-//  Returns true when a response was queued (into *rc).
+static enum MHD_Result
+s_sum_header (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    *(size_t *) cls += strlen (key) + (value? strlen (value): 0) + 4;
+    return MHD_YES;
+}
+
+//  The client's address as text.
+static void
+s_client_address (struct MHD_Connection *conn, char *addr, size_t size)
+{
+    snprintf (addr, size, "?");
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        if (ci->client_addr->sa_family == AF_INET)
+            inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, addr, (socklen_t) size);
+        else
+        if (ci->client_addr->sa_family == AF_INET6)
+            inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, addr, (socklen_t) size);
+    }
+}
+
+//  Checks the API key. Failures are limited per address: once an address used up its
+//  allowance, its requests get 429 without their key being looked at (no guessing at speed).
+static bool
+s_authenticate (s_req_t *r, enum MHD_Result *rc)
+{
+    vdgx_bridge_t *self = r->bridge;
+    char addr [INET6_ADDRSTRLEN + 4], ip [INET6_ADDRSTRLEN + 8];
+    s_client_address (r->conn, addr, sizeof addr);
+    snprintf (ip, sizeof ip, "ip:%s", addr);
+    int64_t now = zclock_mono (), retry = 0;
+    if (!vdgx_ratelimit_peek (self->auth_fails, ip, now, &retry)) {
+        atomic_fetch_add (&self->auth_refused, 1);
+        *rc = s_send_error (r, 429, "rate_limited", NULL, retry,
+                            "too many failed authentications from this address: retry in %" PRId64 " ms", retry);
+        return false;
+    }
+    const char *auth = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Authorization");
+    char who [VDGX_APIKEY_NAME_MAX + 1] = "";
+    bool ok = false;
+    if (auth && strncasecmp (auth, "Bearer ", 7) == 0) {
+        const char *token = auth + 7;
+        while (*token == ' ')
+            token++;
+        ok = vdgx_apikeys_check (self->keys, token, strlen (token), who, sizeof who, &r->admin);
+    }
+    if (!ok) {
+        if (!vdgx_ratelimit_take (self->auth_fails, ip, now, &retry)) {
+            atomic_fetch_add (&self->auth_refused, 1);
+            *rc = s_send_error (r, 429, "rate_limited", NULL, retry,
+                                "too many failed authentications from this address: retry in %" PRId64 " ms", retry);
+        }
+        else
+            *rc = s_send_error (r, 401, "unauthorized", NULL, 0, auth? "invalid API key"
+                                : "an API key is required (Authorization: Bearer KEY)");
+        vdgx_log_warn ("bridge.auth_failed", "address=%s key=%s", addr, auth? "wrong": "none");
+        return false;
+    }
+    snprintf (r->who, sizeof r->who, "key:%s", who);
+    snprintf (r->owner, sizeof r->owner, "key:%s", who);
+    return true;
+}
+
 static bool
 s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
 {
     vdgx_bridge_t *self = r->bridge;
+    //  Control bytes (a NUL included) in the path or a query argument: refused, never cut.
+    const char *bad_arg = NULL;
+    if (s_has_control (url)) {
+        *rc = s_send_error (r, 400, "invalid_path", NULL, 0, "the path holds a control character");
+        return true;
+    }
+    //  Headers over S_HEADERS_MAX get our JSON 431; far bigger ones never fit libmicrohttpd's
+    //  connection memory and get its own (non-JSON) 431 (docs/SECURITY.md).
+    size_t header_bytes = strlen (url);
+    MHD_get_connection_values (r->conn, MHD_HEADER_KIND, s_sum_header, &header_bytes);
+    if (header_bytes > S_HEADERS_MAX) {
+        r->close_after = true;
+        *rc = s_send_error (r, 431, "headers_too_large", NULL, 0, "the request line and headers are over %d bytes",
+                            S_HEADERS_MAX);
+        return true;
+    }
+    MHD_get_connection_values (r->conn, MHD_GET_ARGUMENT_KIND, s_check_arg, &bad_arg);
+    if (bad_arg) {
+        *rc = s_send_error (r, 400, "invalid_query", bad_arg, 0, "a query argument holds a control character");
+        return true;
+    }
     r->route = s_route (url, r->id, sizeof r->id);
     if (r->route == R_NONE) {
         *rc = s_send_error (r, 404, "not_found", NULL, 0, "no such route: %s", url);
@@ -1629,33 +1739,19 @@ s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
     }
     bool open_route = r->route == R_HEALTH || r->route == R_ROOT || r->route == R_OPENAPI
                       || r->route == R_UI;
-    char who [VDGX_APIKEY_NAME_MAX + 1] = "";
+    r->admin = !self->keys;         //  without keys the bridge is the operator (as before)
     if (self->keys && !open_route) {
-        const char *auth = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Authorization");
-        bool ok = false;
-        if (auth && strncasecmp (auth, "Bearer ", 7) == 0) {
-            const char *token = auth + 7;
-            while (*token == ' ')
-                token++;
-            ok = vdgx_apikeys_check (self->keys, token, strlen (token), who, sizeof who);
-        }
-        if (!ok) {
-            *rc = s_send_error (r, 401, "unauthorized", NULL, 0, auth? "invalid API key"
-                                : "an API key is required (Authorization: Bearer KEY)");
+        if (!s_authenticate (r, rc))
+            return true;
+        //  Operators' routes need an admin key (the broker refuses the rest on its side).
+        if (!r->admin && (r->route == R_UNLOAD || r->route == R_DRAIN || r->route == R_METRICS)) {
+            *rc = s_send_error (r, 403, "forbidden", NULL, 0, "this route needs an admin key");
             return true;
         }
-        snprintf (r->who, sizeof r->who, "key:%s", who);
     }
     else {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info (r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        char addr [INET6_ADDRSTRLEN] = "?";
-        if (ci && ci->client_addr) {
-            if (ci->client_addr->sa_family == AF_INET)
-                inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, addr, sizeof addr);
-            else
-            if (ci->client_addr->sa_family == AF_INET6)
-                inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) ci->client_addr)->sin6_addr, addr, sizeof addr);
-        }
+        char addr [INET6_ADDRSTRLEN + 4];
+        s_client_address (r->conn, addr, sizeof addr);
         snprintf (r->who, sizeof r->who, "ip:%s", addr);
     }
     if (r->route != R_HEALTH && r->route != R_UI) {
@@ -1684,12 +1780,6 @@ s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
         }
         if (form) {
             r->is_form = true;
-            r->form = json_object ();
-            r->pp = MHD_create_post_processor (r->conn, 8192, s_form_field, r);
-            if (!r->pp) {
-                *rc = s_send_error (r, 400, "invalid_body", NULL, 0, "malformed form (boundary missing?)");
-                return true;
-            }
         }
     }
     return false;
@@ -1736,10 +1826,25 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
         r->conn = conn;
         r->method = method;
         *con_cls = r;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->gconn = ci? ci->socket_context: NULL;
         enum MHD_Result rc;
+        int64_t retry = 0;
+        int over = vdgx_guard_admit (self->guard, r->gconn, &retry);
+        if (over) {
+            //  Over the connection limits: an HTTP answer, and the connection closes.
+            r->first_done = true;
+            r->step = -1;
+            r->close_after = true;
+            vdgx_guard_received (self->guard, r->gconn);
+            return s_send_error (r, over, over == 429? "too_many_connections": "overloaded", NULL, retry,
+                                 over == 429? "too many open connections from this address"
+                                 : "the server has too many open connections");
+        }
         if (s_admit (r, url, method, &rc)) {
             r->first_done = true;
             r->step = -1;       //  answered: ignore whatever body follows
+            vdgx_guard_received (self->guard, r->gconn);
             return rc;
         }
         return MHD_YES;
@@ -1747,6 +1852,7 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        vdgx_guard_body (self->guard, r->gconn, n);
         if (r->step < 0 || !s_has_body (r->route, method) || r->too_large)
             return MHD_YES;     //  discarded
         if (r->body_size + n > self->cfg.body_max) {
@@ -1754,8 +1860,6 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
             return MHD_YES;
         }
         r->body_size += n;
-        if (r->pp)
-            return MHD_post_process (r->pp, upload_data, n) == MHD_YES? MHD_YES: MHD_YES;
         char *grown = (char *) realloc (r->body, r->body_size);
         if (!grown)
             return MHD_NO;
@@ -1765,6 +1869,10 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
     }
     if (r->step < 0)
         return MHD_YES;
+    if (!r->first_done) {
+        r->first_done = true;
+        vdgx_guard_received (self->guard, r->gconn);
+    }
     if (r->too_large)
         return s_send_error (r, 413, "too_large", NULL, 0, "the body is over %zu bytes", self->cfg.body_max);
     return s_dispatch (r);
@@ -1778,15 +1886,13 @@ s_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
     s_req_t *r = (s_req_t *) *con_cls;
     if (!r)
         return;
+    vdgx_guard_done (self->guard, r->gconn);
     if (r->sse_open) {
         //  The actor forgets the stream; it never dereferences r after this message.
         s_push (self, "CLOSE", r);
         if (r->sse_counted)
             atomic_fetch_sub (&self->sse_streams, 1);
     }
-    if (r->pp)
-        MHD_destroy_post_processor (r->pp);
-    json_decref (r->form);
     json_decref (r->win);
     s_calls_reset (r);
     if (r->has_req)
@@ -1837,6 +1943,15 @@ s_sub_free (void **item_p)
 }
 
 static void
+s_apply_curve (vdgx_bridge_t *self, zsock_t *sock)
+{
+    if (self->curve_cert) {
+        zcert_apply (self->curve_cert, sock);
+        zsock_set_curve_serverkey (sock, self->curve_server);
+    }
+}
+
+static void
 s_actor_connect (s_actor_t *a)
 {
     if (a->dealer) {
@@ -1845,7 +1960,12 @@ s_actor_connect (s_actor_t *a)
     }
     a->dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (a->dealer, 0);
-    zsock_set_sndhwm (a->dealer, 10000);
+    //  Never block the actor: a bounded queue (requests wait in it while the broker is
+    //  away, each until its deadline), and a send that finds it full fails at once, which
+    //  answers the request 503.
+    zsock_set_sndhwm (a->dealer, 1000);
+    zsock_set_sndtimeo (a->dealer, 0);
+    s_apply_curve (a->bridge, a->dealer);
     zsock_connect (a->dealer, "%s", a->bridge->broker);
     zpoller_add (a->poller, a->dealer);
 }
@@ -2038,6 +2158,7 @@ s_actor (zsock_t *pipe, void *args)
     zsock_set_linger (a.sub, 0);
     zsock_set_rcvhwm (a.sub, 100000);
     zsock_set_subscribe (a.sub, "job.");
+    s_apply_curve (a.bridge, a.sub);
     zsock_connect (a.sub, "%s", a.bridge->events);
     zpoller_add (a.poller, a.sub);
     zsock_signal (pipe, 0);
@@ -2139,6 +2260,28 @@ vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg)
     cfg->sse_max_s = 3600;
     cfg->chunk_bytes = 1024 * 1024;
     cfg->cache_ms = 1000;
+    cfg->header_timeout_ms = 10000;
+    cfg->min_body_rate = 1024;
+    cfg->auth_fail_burst = 10;
+    cfg->auth_fail_rate = 10.0 / 60;
+}
+
+//  libmicrohttpd's connection notifications: the guard counts and watches connections.
+static void
+s_notify_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code)
+{
+    vdgx_bridge_t *self = (vdgx_bridge_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        char addr [INET6_ADDRSTRLEN + 4];
+        s_client_address (conn, addr, sizeof addr);
+        *socket_context = fd? vdgx_guard_open (self->guard, fd->connect_fd, addr): NULL;
+    }
+    else {
+        vdgx_guard_close (self->guard, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 //  "host:port", "[v6]:port", "localhost:port". Returns 0 and fills addr, or -1.
@@ -2188,6 +2331,29 @@ s_parse_listen (const char *text, struct sockaddr_storage *addr, socklen_t *len,
     return -1;
 }
 
+//  Percent-decoding of paths and query arguments in place. A %00 becomes 0x01 (a NUL would
+//  cut the string and "/jobs/ID%00junk" would read as "/jobs/ID"); s_admit refuses every
+//  control byte with 400.
+static size_t
+s_unescape (void *cls, struct MHD_Connection *conn, char *text)
+{
+    (void) cls;
+    (void) conn;
+    char *out = text;
+    for (const char *in = text; *in; in++) {
+        if (*in == '%' && isxdigit ((unsigned char) in [1]) && isxdigit ((unsigned char) in [2])) {
+            char hex [3] = { in [1], in [2], 0 };
+            char c = (char) strtol (hex, NULL, 16);
+            *out++ = c? c: 0x01;
+            in += 2;
+        }
+        else
+            *out++ = *in;
+    }
+    *out = 0;
+    return (size_t) (out - text);
+}
+
 static void
 s_mhd_log (void *cls, const char *fmt, va_list ap)
 {
@@ -2216,7 +2382,8 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     if (cfg->threads < 0 || cfg->threads > 256 || cfg->conn_limit < 1 || cfg->body_max < 1
     ||  cfg->request_timeout_ms < 1 || cfg->sse_max_s < 1 || cfg->rate < 0
     ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX || cfg->cache_ms < 0
-    ||  (cfg->rate > 0 && cfg->burst < 1)) {
+    ||  (cfg->rate > 0 && cfg->burst < 1) || cfg->header_timeout_ms < 100
+    ||  cfg->auth_fail_rate <= 0 || cfg->auth_fail_burst < 1) {
         snprintf (err, err_size, "invalid limits (threads 0..256, positive limits, burst >= 1, chunk <= 4 MiB)");
         return NULL;
     }
@@ -2255,8 +2422,31 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
         return NULL;
     }
     self->limiter = vdgx_ratelimit_new (cfg->rate, cfg->rate > 0? cfg->burst: 0, 100000);
+    self->auth_fails = vdgx_ratelimit_new (cfg->auth_fail_rate, cfg->auth_fail_burst, 100000);
+    if ((cfg->curve_server_key != NULL) != (cfg->curve_cert != NULL)) {
+        snprintf (err, err_size, "CURVE needs both --curve-server-key and --curve-cert");
+        vdgx_bridge_destroy (&self);
+        return NULL;
+    }
+    if (cfg->curve_server_key) {
+        zcert_t *server = zcert_load (cfg->curve_server_key);
+        self->curve_cert = zcert_load (cfg->curve_cert);
+        if (!server || !self->curve_cert) {
+            snprintf (err, err_size, "cannot load the CURVE certificate %s",
+                      server? cfg->curve_cert: cfg->curve_server_key);
+            zcert_destroy (&server);
+            vdgx_bridge_destroy (&self);
+            return NULL;
+        }
+        self->curve_server = strdup (zcert_public_txt (server));
+        zcert_destroy (&server);
+    }
+    self->guard = vdgx_guard_new (cfg->per_ip_limit, cfg->conn_limit, cfg->header_timeout_ms,
+                                  cfg->min_body_rate);
     self->actor = zactor_new (s_actor, self);
     self->actor_alive = true;
+    //  An HTTP thread never waits on a stuck actor for long: the push fails (503).
+    zsock_set_sndtimeo (self->actor, 1000);
     self->thumbs = zactor_new (s_thumbs_actor, NULL);
     self->thumbs_alive = self->thumbs != NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
@@ -2266,8 +2456,9 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     int threads = cfg->threads? cfg->threads: s_auto_threads ();
     struct MHD_OptionItem ops [] = {
         { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },     //  first: left out for 1 thread
-        { MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit, NULL },
-        { MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, NULL },
+        //  The guard answers over-limit connections in HTTP; libmicrohttpd's own limit (a
+        //  plain close) is only the backstop above it.
+        { MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit + 64, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout_s, NULL },
         { MHD_OPTION_SOCK_ADDR, 0, &addr },
         { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
@@ -2277,6 +2468,8 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
                                      MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
                                      MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+                                     MHD_OPTION_NOTIFY_CONNECTION, s_notify_connection, self,
+                                     MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
                                      //  One thread is the daemon's own polling thread, no
                                      //  pool (MHD warns about a pool of 1).
                                      MHD_OPTION_ARRAY, threads > 1? ops: ops + 1, MHD_OPTION_END);
@@ -2317,6 +2510,10 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
         MHD_stop_daemon (self->daemon);
     vdgx_apikeys_destroy (&self->keys);
     vdgx_ratelimit_destroy (&self->limiter);
+    vdgx_ratelimit_destroy (&self->auth_fails);
+    vdgx_guard_destroy (&self->guard);
+    zcert_destroy (&self->curve_cert);
+    free (self->curve_server);
     pthread_mutex_destroy (&self->pipe_lock);
     zhashx_destroy (&self->cache);
     pthread_rwlock_destroy (&self->cache_lock);

@@ -48,6 +48,13 @@ typedef struct {
     int sse_max_s;              //  longest life of an event stream
     uint32_t chunk_bytes;       //  download chunk read from the broker per round trip
     int cache_ms;               //  how long a FINAL job status is served from memory (0 = off)
+    int header_timeout_ms;      //  a request's headers must be in within this (and a body
+                                //  must come at min_body_rate after it), else it is closed
+    size_t min_body_rate;       //  bytes per second (0 = no minimum)
+    double auth_fail_rate;      //  failed authentications per second per address (refill) ...
+    double auth_fail_burst;     //  ... and at once; beyond: 429 without looking at the key
+    const char *curve_server_key;   //  CURVE: the broker's public certificate (NULL = plain)
+    const char *curve_cert;         //  CURVE: this bridge's certificate (its _secret file)
 } vdgx_bridge_cfg_t;
 
 //  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, auto threads, 1024

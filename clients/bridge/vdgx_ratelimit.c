@@ -118,6 +118,28 @@ vdgx_ratelimit_take (vdgx_ratelimit_t *self, const char *identity, int64_t now_m
     return ok;
 }
 
+bool
+vdgx_ratelimit_peek (vdgx_ratelimit_t *self, const char *identity, int64_t now_ms,
+                     int64_t *retry_ms)
+{
+    assert (self && identity);
+    if (self->rate == 0)
+        return true;
+    pthread_mutex_lock (&self->lock);
+    s_bucket_t *b = (s_bucket_t *) zhashx_lookup (self->buckets, identity);
+    bool ok = true;
+    if (b) {
+        s_refill (self, b, now_ms);
+        ok = b->tokens >= 1.0;
+        if (!ok && retry_ms) {
+            int64_t wait = (int64_t) ceil ((1.0 - b->tokens) * 1000.0 / self->rate);
+            *retry_ms = wait < 1? 1: wait;
+        }
+    }
+    pthread_mutex_unlock (&self->lock);
+    return ok;
+}
+
 size_t
 vdgx_ratelimit_size (vdgx_ratelimit_t *self)
 {
@@ -144,6 +166,11 @@ vdgx_ratelimit_test (bool verbose)
     assert (!vdgx_ratelimit_take (rl, "a", 1300, &retry));
     assert (retry == 200);
     assert (vdgx_ratelimit_take (rl, "a", 1500, NULL));
+    //  peek looks without taking.
+    assert (!vdgx_ratelimit_peek (rl, "a", 1500, &retry) && retry == 500);
+    assert (vdgx_ratelimit_peek (rl, "a", 2000, NULL));
+    assert (vdgx_ratelimit_peek (rl, "a", 2000, NULL));
+    assert (vdgx_ratelimit_peek (rl, "nobody", 2000, NULL));
     //  Another identity has its own bucket.
     assert (vdgx_ratelimit_take (rl, "b", 1500, NULL));
     //  Bounded table: c, d fill it; e finds no full bucket to drop and uses the overflow.

@@ -30,6 +30,9 @@ void vdgx_ratelimit_destroy (vdgx_ratelimit_t **self_p);
 //  false and *retry_ms (may be NULL) = ms until a token is available (>= 1).
 bool vdgx_ratelimit_take (vdgx_ratelimit_t *self, const char *identity, int64_t now_ms,
                           int64_t *retry_ms);
+//  Whether identity has a token now, without taking it (*retry_ms as for take).
+bool vdgx_ratelimit_peek (vdgx_ratelimit_t *self, const char *identity, int64_t now_ms,
+                          int64_t *retry_ms);
 size_t vdgx_ratelimit_size (vdgx_ratelimit_t *self);
 
 void vdgx_ratelimit_test (bool verbose);

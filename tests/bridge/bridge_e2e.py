@@ -573,9 +573,9 @@ def t_auth(st):
     check(statuses.count(429) >= 2 and statuses[0] == 200, "rate limited: %r" % statuses)
     s, h, e = jreq(p, "GET", "/jobs/" + o["id"], headers=good)
     check(s == 429 and int(h["retry-after"]) >= 1 and e["error"]["code"] == "rate_limited", "429 shape")
-    # another key has its own bucket
+    # another key has its own bucket (not 429), and another key's job is not found for it
     s, _, _ = jreq(p, "GET", "/jobs/" + o["id"], headers={"Authorization": "Bearer other"})
-    check(s == 200, "second key not limited: %d" % s)
+    check(s == 404, "second key: not limited, and not the owner: %d" % s)
     time.sleep(1.1)
     s, _, _ = jreq(p, "GET", "/jobs/" + o["id"], headers=good)
     check(s == 200, "refilled after a second")

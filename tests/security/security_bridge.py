@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""The attacks of issue #23 on the REST bridge, replayed against the real vdgx-bridge,
+vdgx-broker and a real worker (vdgx-worker-test, testgen engine) on loopback sockets; each
+scenario asserts that the attack fails. Standard library only (tests/bridge/bridge_e2e.py
+provides the process stack).
+
+    security_bridge.py SCENARIO     owners | auth | trickle | input | curve | sigterm
+Exit 0 = pass, 77 = skipped, anything else = fail.
+"""
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bridge"))
+from bridge_e2e import BIN, Stack, check, free_port, jreq, request  # noqa: E402
+
+
+def keys_file(st, entries):
+    """entries: [(secret, name, role)] -> path of a keys file."""
+    path = os.path.join(st.tmp, "keys-%d.txt" % len(os.listdir(st.tmp)))
+    with open(path, "w") as f:
+        for secret, name, role in entries:
+            f.write("%s %s role=%s\n" % (hashlib.sha256(secret.encode()).hexdigest(), name, role))
+    return path
+
+
+def bearer(secret):
+    return {"Authorization": "Bearer " + secret}
+
+
+def raw(port, data, timeout=3.0, source="127.0.0.1"):
+    """Sends raw bytes, returns everything the server answered before it closed."""
+    s = socket.socket()
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(data)
+    s.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        out += b"<reset>"
+    s.close()
+    return out
+
+
+def json_error(resp, status):
+    """The raw response has this status and the project's JSON error shape."""
+    head, _, body = resp.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 %d" % status), "status %d expected: %r" % (status, resp[:200]))
+    check(b"application/json" in head.lower(), "JSON content type: %r" % head)
+    err = json.loads(body)["error"]
+    check(isinstance(err["code"], str) and isinstance(err["message"], str), "error shape: %r" % body)
+    return head, err
+
+
+# ---------------------------------------------------------------------------------------
+# Per-client ownership: any API key could read every prompt, cancel or delete anyone's job,
+# unload models and drain workers.
+
+def t_owners(st):
+    keys = keys_file(st, [("alice-secret", "alice", "user"), ("bob-secret", "bob", "user"),
+                          ("ops-secret", "ops", "admin")])
+    p = st.start_bridge(["--keys", keys])
+    alice, bob, ops = bearer("alice-secret"), bearer("bob-secret"), bearer("ops-secret")
+    _, _, job = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "alice's secret prompt",
+                                               "steps": 2}, alice, expect=202)
+    jid = job["id"]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        _, _, j = jreq(p, "GET", "/jobs/" + jid, headers=alice, expect=200)
+        if j["state"] == "completed":
+            break
+        time.sleep(0.1)
+    check(j["state"] == "completed", "alice's job completes")
+    # cached for alice now; bob gets nothing from the cache or the broker
+    for method, path in (("GET", "/jobs/" + jid), ("GET", "/v1/videos/" + jid),
+                         ("GET", "/jobs/" + jid + "/download"), ("GET", "/v1/videos/" + jid + "/content"),
+                         ("GET", "/jobs/" + jid + "/events"), ("POST", "/jobs/" + jid + "/cancel"),
+                         ("DELETE", "/v1/videos/" + jid)):
+        s, _, e = jreq(p, method, path, headers=bob)
+        check(s == 404 and e["error"]["code"] == "not_found", "bob %s %s: %d %r" % (method, path, s, e))
+    _, _, page = jreq(p, "GET", "/v1/videos", headers=bob, expect=200)
+    check(all(d["id"] != jid for d in page["data"]), "bob's list holds no job of alice")
+    check("alice" not in json.dumps(page), "no prompt of alice in bob's list")
+    # operators' routes need admin
+    for path, body in (("/unload", {"model": "testgen"}), ("/drain", {"model": "testgen"})):
+        s, _, e = jreq(p, "POST", path, body, bob)
+        check(s == 403 and e["error"]["code"] == "forbidden", "bob %s: %d" % (path, s))
+    s, _, _ = request(p, "GET", "/metrics", headers=bob)
+    check(s == 403, "bob /metrics: %d" % s)
+    _, _, info = jreq(p, "GET", "/info", headers=bob, expect=200)
+    check(info["workers"] == [], "worker hosts are for admins")
+    # the admin sees everything and may unload; alice keeps control of her own job
+    _, _, j = jreq(p, "GET", "/jobs/" + jid, headers=ops, expect=200)
+    check(j["id"] == jid, "the admin reads any job")
+    jreq(p, "POST", "/unload", {"model": "testgen"}, ops, expect=200)
+    _, _, info = jreq(p, "GET", "/info", headers=ops, expect=200)
+    check(len(info["workers"]) >= 1, "the admin sees the workers")
+    jreq(p, "DELETE", "/v1/videos/" + jid, headers=alice, expect=200)
+    # without keys (the loopback demo) the bridge behaves as before: the operator
+    p2 = st.start_bridge([])
+    _, _, job2 = jreq(p2, "POST", "/generate", {"model": "testgen", "prompt": "demo", "steps": 2}, expect=202)
+    jreq(p2, "GET", "/jobs/" + job2["id"], expect=200)
+    jreq(p2, "POST", "/unload", {"model": "testgen"}, expect=200)
+
+
+# ---------------------------------------------------------------------------------------
+# Wrong API keys were not rate-limited (200 guesses, 200 x 401).
+
+def t_auth(st):
+    keys = keys_file(st, [("right-secret", "ci", "user")])
+    p = st.start_bridge(["--keys", keys])
+    statuses = []
+    for i in range(200):
+        s, h, _ = request(p, "GET", "/queue/status", headers=bearer("guess-%d" % i))
+        statuses.append(s)
+        if s == 429:
+            check(int(h["retry-after"]) >= 1, "Retry-After on 429")
+    check(statuses.count(401) <= 10 and statuses.count(429) >= 190, "guesses limited: %d x 401, %d x 429"
+          % (statuses.count(401), statuses.count(429)))
+    # while locked out, the address gets no answer about any key (no oracle) ...
+    s, _, e = jreq(p, "GET", "/queue/status", headers=bearer("right-secret"))
+    check(s == 429 and e["error"]["code"] == "rate_limited", "locked out: %d" % s)
+    # ... but another address is not affected
+    resp = raw(p, b"GET /queue/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer right-secret\r\n"
+                  b"Connection: close\r\n\r\n", source="127.0.0.2")
+    check(resp.startswith(b"HTTP/1.1 200"), "another address: %r" % resp[:80])
+
+
+# ---------------------------------------------------------------------------------------
+# 64 connections that each send a byte every 10 s were never closed and locked out every
+# other client of that IP; connections over the per-IP limit got a TCP reset.
+# The same attack at a smaller scale (8 connections, a byte every 0.4 s, a 1.5 s header
+# deadline), so the test takes seconds, not minutes.
+
+def t_trickle(st):
+    p = st.start_bridge(["--per-ip-limit", "8", "--header-timeout-ms", "1500", "--min-body-rate", "1024"])
+    tricklers = []
+    for i in range(8):
+        s = socket.create_connection(("127.0.0.1", p))
+        s.sendall(b"GET /queue/status HTTP/1.1\r\n")
+        tricklers.append(s)
+    body = socket.create_connection(("127.0.0.1", p))
+    body.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n{")
+    time.sleep(0.3)
+    # the ninth connection from the address: an HTTP 429 with Retry-After, not a reset
+    head, err = json_error(raw(p, b"GET /queue/status HTTP/1.1\r\nHost: x\r\n\r\n"), 429)
+    check(b"retry-after:" in head.lower() and err["code"] == "too_many_connections", "429 shape: %r" % head)
+    # keep trickling: every slow connection is closed within the deadline
+    t0 = time.time()
+    open_ = list(tricklers) + [body]
+    closed = set()
+    while open_ and time.time() - t0 < 6:
+        for s in list(open_):
+            try:
+                s.sendall(b"X")
+                s.setblocking(False)
+                if s.recv(1) == b"":
+                    closed.add(s)
+                    open_.remove(s)
+            except (BlockingIOError, ):
+                pass
+            except OSError:
+                closed.add(s)
+                open_.remove(s)
+            finally:
+                s.setblocking(True)
+        time.sleep(0.4)
+    check(not open_, "%d slow connections still open after %.1f s" % (len(open_), time.time() - t0))
+    check(time.time() - t0 < 4, "closed within the header deadline (%.1f s)" % (time.time() - t0))
+    for s in tricklers + [body]:
+        s.close()
+    jreq(p, "GET", "/queue/status", expect=200)
+
+
+# ---------------------------------------------------------------------------------------
+# /jobs/ID%00junk answered for ID; a multipart prompt a\0b was stored as a; duplicate form
+# fields were accepted (the JSON path rejects both). And every error is the JSON shape.
+
+def multipart(fields, boundary="SeCuRiTy"):
+    out = b""
+    for name, value in fields:
+        out += b"--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (
+            boundary.encode(), name.encode(), value)
+    return out + b"--%s--\r\n" % boundary.encode(), "multipart/form-data; boundary=" + boundary
+
+
+def t_input(st):
+    p = st.start_bridge([])
+    _, _, job = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "x", "steps": 2}, expect=202)
+    jid = job["id"]
+    jreq(p, "GET", "/jobs/" + jid, expect=200)
+    for path in ("/jobs/%s%%00junk" % jid, "/v1/videos/%s%%00" % jid, "/jobs/%s%%0a" % jid,
+                 "/jobs/%s/download%%00" % jid, "/v1/videos?after=%00", "/v1/videos?order=asc%01"):
+        s, _, e = jreq(p, "GET", path)
+        check(s == 400 and e["error"]["code"] in ("invalid_path", "invalid_query"), "%s: %d %r" % (path, s, e))
+    for fields in ([("model", b"testgen"), ("prompt", b"a\0b")],
+                   [("model", b"testgen"), ("prompt", b"a\x07b")],
+                   [("model", b"testgen"), ("prompt", b"one"), ("prompt", b"two")],
+                   [("model", b"testgen"), ("model", b"testgen"), ("prompt", b"x")]):
+        body, ctype = multipart(fields)
+        s, _, e = jreq(p, "POST", "/v1/videos", body, {"Content-Type": ctype})
+        check(s == 400 and e["error"]["code"] == "invalid_form" and e["error"]["field"] in ("prompt", "model"),
+              "form %r: %d %r" % (fields, s, e))
+    for body in (b"model=testgen&prompt=a%00b", b"model=testgen&prompt=a&prompt=b"):
+        s, _, e = jreq(p, "POST", "/v1/videos", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        check(s == 400 and e["error"]["code"] == "invalid_form", "urlencoded %r: %d" % (body, s))
+    # the JSON path refuses the same
+    s, _, _ = jreq(p, "POST", "/v1/videos", b'{"model":"testgen","prompt":"a\\u0000b"}',
+                   {"Content-Type": "application/json"})
+    check(s in (400, 422), "JSON NUL: %d" % s)
+    s, _, _ = jreq(p, "POST", "/v1/videos", b'{"model":"testgen","prompt":"a","prompt":"b"}',
+                   {"Content-Type": "application/json"})
+    check(s == 400, "JSON duplicate: %d" % s)
+    # a valid form still works
+    body, ctype = multipart([("model", b"testgen"), ("prompt", b"a form\nwith a newline"), ("seconds", b"1")])
+    jreq(p, "POST", "/v1/videos", body, {"Content-Type": ctype}, expect=200)
+    # errors the bridge answers itself, from its HTTP layer too, are the JSON shape
+    json_error(raw(p, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"), 431)
+    json_error(raw(p, b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 404)
+    json_error(raw(p, b"PUT /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 405)
+
+
+# ---------------------------------------------------------------------------------------
+# The bridge had no CURVE client options and could not talk to a CURVE broker at all.
+
+def mkcert(st, name, *args):
+    path = os.path.join(st.tmp, name + ".cert")
+    subprocess.run([os.path.join(BIN, "vdgx-mkcert")] + list(args) + [path, os.path.join(st.tmp, "curve", "allowed")],
+                   check=True)
+    return path
+
+
+def t_curve(st):
+    # a second stack member: a CURVE broker with a CURVE worker, and the bridge over CURVE
+    curve = os.path.join(st.tmp, "curve")
+    os.makedirs(os.path.join(curve, "allowed"))
+    bridge_cert = mkcert(st, "bridge", "--role", "admin", "--name", "bridge")
+    worker_cert = mkcert(st, "worker", "--role", "worker", "--models", "testgen")
+    user_cert = mkcert(st, "someone", "--role", "user")
+    bport, eport = free_port(), free_port()
+    bep, eep = "tcp://127.0.0.1:%d" % bport, "tcp://127.0.0.1:%d" % eport
+    st.spawn("cbroker", [os.path.join(BIN, "vdgx-broker"), "--bind", bep, "--events", eep, "--curve", curve,
+                         "--data", os.path.join(st.tmp, "cbroker"), "--heartbeat-ms", "200", "--model", "testgen"])
+    server = os.path.join(curve, "broker.key")
+    for _ in range(100):
+        if os.path.exists(server) and os.path.getsize(server) > 0:
+            break
+        time.sleep(0.05)
+    st.spawn("cworker", [os.path.join(BIN, "vdgx-worker-test"), "--model", "testgen", "--broker", bep,
+                         "--data", os.path.join(st.tmp, "cworker"), "--heartbeat-ms", "200",
+                         "--curve-server-key", server, "--curve-cert", worker_cert])
+    keys = keys_file(st, [("alice-secret", "alice", "user")])
+
+    def bridge(cert):
+        port = free_port()
+        b = st.spawn("cbridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:%d" % port,
+                                 "--broker", bep, "--events", eep, "--keys", keys, "--request-timeout-ms", "1500",
+                                 "--curve-server-key", server, "--curve-cert", cert])
+        st.bridges.append(b)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return port
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("bridge did not start")
+
+    p = bridge(bridge_cert)
+    alice = bearer("alice-secret")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        s, _, _ = request(p, "GET", "/queue/status", headers=alice)
+        if s == 200:
+            break
+        time.sleep(0.2)
+    check(s == 200, "the bridge talks CURVE to the broker: %d" % s)
+    _, _, job = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "over curve", "steps": 2}, alice,
+                     expect=202)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        _, _, j = jreq(p, "GET", "/jobs/" + job["id"], headers=alice, expect=200)
+        if j["state"] in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    check(j["state"] == "completed", "job over CURVE: %r" % j)
+    # a bridge whose key the broker does not know gets no answer: 503, not a hang
+    stranger = os.path.join(st.tmp, "stranger.cert")
+    subprocess.run([os.path.join(BIN, "vdgx-mkcert"), stranger], check=True)
+    p2 = bridge(stranger)
+    t0 = time.time()
+    s, _, _ = request(p2, "GET", "/queue/status", headers=alice)
+    check(s == 503 and time.time() - t0 < 5, "unknown key: %d after %.1f s" % (s, time.time() - t0))
+    # a bridge with a user key cannot act for its API keys (the broker wants admin)
+    p3 = bridge(user_cert)
+    s, _, e = jreq(p3, "GET", "/v1/videos", headers=alice)
+    check(s == 403, "a user-role bridge key: %d %r" % (s, e))
+
+
+# ---------------------------------------------------------------------------------------
+# In one start-up timing the bridge's broker actor blocked for ever in a send and ignored
+# SIGTERM: SIGTERM must end it within a second, at any moment.
+
+def t_sigterm(st):
+    # a broker address where nothing answers (a silent listener: connects, never replies)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    dead = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+    worst = 0.0
+    for delay in (0.0, 0.02, 0.1, 0.3, 1.0):
+        port = free_port()
+        b = st.spawn("tbridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:%d" % port,
+                                 "--broker", dead, "--events", dead, "--request-timeout-ms", "60000"])
+        time.sleep(delay)
+        conns = []
+        if delay >= 0.3:
+            # requests in flight: broker calls queued, an event stream open, a download
+            for path in ("/jobs/abc", "/v1/videos", "/jobs/abc/events", "/jobs/abc/download", "/info"):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+                conns.append(s)
+            time.sleep(0.2)
+        t0 = time.time()
+        b.send_signal(signal.SIGTERM)
+        try:
+            b.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            b.kill()
+            b.wait()
+        took = time.time() - t0
+        worst = max(worst, took)
+        check(took < 1.0, "SIGTERM after %.2f s: exited after %.2f s" % (delay, took))
+        for s in conns:
+            s.close()
+    silent.close()
+    print("sigterm: slowest stop %.2f s" % worst)
+
+
+SCENARIOS = {"owners": t_owners, "auth": t_auth, "trickle": t_trickle, "input": t_input, "curve": t_curve,
+             "sigterm": t_sigterm}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
+        print(__doc__)
+        return 2
+    name = sys.argv[1]
+    st = Stack([], broker_args=[])
+    ok = False
+    try:
+        SCENARIOS[name](st)
+        ok = True
+        print("security bridge %s: OK" % name)
+        return 0
+    finally:
+        st.close(keep=not ok)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
