@@ -82,6 +82,20 @@ s_prune (vdgx_ratelimit_t *self, int64_t now_ms)
     zlistx_destroy (&keys);
 }
 
+//  Refills b; true when it holds a token, else *retry_ms (may be NULL) = ms until it will.
+static bool
+s_has_token (vdgx_ratelimit_t *self, s_bucket_t *b, int64_t now_ms, int64_t *retry_ms)
+{
+    s_refill (self, b, now_ms);
+    if (b->tokens >= 1.0)
+        return true;
+    if (retry_ms) {
+        int64_t wait = (int64_t) ceil ((1.0 - b->tokens) * 1000.0 / self->rate);
+        *retry_ms = wait < 1? 1: wait;
+    }
+    return false;
+}
+
 bool
 vdgx_ratelimit_take (vdgx_ratelimit_t *self, const char *identity, int64_t now_ms,
                      int64_t *retry_ms)
@@ -105,15 +119,9 @@ vdgx_ratelimit_take (vdgx_ratelimit_t *self, const char *identity, int64_t now_m
         if (!b)
             b = &self->overflow;
     }
-    s_refill (self, b, now_ms);
-    bool ok = b->tokens >= 1.0;
+    bool ok = s_has_token (self, b, now_ms, retry_ms);
     if (ok)
         b->tokens -= 1.0;
-    else
-    if (retry_ms) {
-        int64_t wait = (int64_t) ceil ((1.0 - b->tokens) * 1000.0 / self->rate);
-        *retry_ms = wait < 1? 1: wait;
-    }
     pthread_mutex_unlock (&self->lock);
     return ok;
 }
@@ -127,15 +135,7 @@ vdgx_ratelimit_peek (vdgx_ratelimit_t *self, const char *identity, int64_t now_m
         return true;
     pthread_mutex_lock (&self->lock);
     s_bucket_t *b = (s_bucket_t *) zhashx_lookup (self->buckets, identity);
-    bool ok = true;
-    if (b) {
-        s_refill (self, b, now_ms);
-        ok = b->tokens >= 1.0;
-        if (!ok && retry_ms) {
-            int64_t wait = (int64_t) ceil ((1.0 - b->tokens) * 1000.0 / self->rate);
-            *retry_ms = wait < 1? 1: wait;
-        }
-    }
+    bool ok = !b || s_has_token (self, b, now_ms, retry_ms);
     pthread_mutex_unlock (&self->lock);
     return ok;
 }
