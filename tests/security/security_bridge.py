@@ -329,6 +329,12 @@ def t_sigterm(st):
         conns = []
         if delay >= 0.3:
             # requests in flight: broker calls queued, an event stream open, a download
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
             for path in ("/jobs/abc", "/v1/videos", "/jobs/abc/events", "/jobs/abc/download", "/info"):
                 s = socket.create_connection(("127.0.0.1", port))
                 s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
