@@ -388,6 +388,18 @@ vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst)
     return rc;
 }
 
+int
+vdgx_tensor_upload (vdgx_backend_t *b, vdgx_tensor_t *t, const void *src)
+{
+    size_t bytes = vdgx_tensor_nbytes (t);
+    if (b->device == VDGX_DEVICE_CPU) {
+        if (bytes)
+            memcpy (t->data, src, bytes);
+        return 0;
+    }
+    return b->ops->upload (b, t->data, src, bytes);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Weights
 
@@ -1528,6 +1540,15 @@ vdgx_backend_test (bool verbose)
     assert (vdgx_op_silu (b, &y, &x) == -1);
     vdgx_weight_t w = { .fmt = VDGX_WFMT_NF4, .n = 4, .k = 8, .data = buf, .device = VDGX_DEVICE_CPU };
     assert (vdgx_op_linear (b, &x, &x, &w, NULL) == -1 && strstr (vdgx_backend_error (b), "multiple of 64"));
+    //  raw upload of a non-float tensor (a U8 key mask)
+    {
+        const int64_t ms [2] = { 2, 3 };
+        const uint8_t bytes [6] = { 0, 1, 1, 0, 0, 1 };
+        vdgx_tensor_t m;
+        assert (vdgx_tensor_alloc (b, &m, VDGX_DTYPE_U8, 2, ms) == 0);
+        assert (vdgx_tensor_upload (b, &m, bytes) == 0 && memcmp (m.data, bytes, 6) == 0);
+        vdgx_tensor_release (b, &m);
+    }
     vdgx_backend_destroy (&b);
     assert (b == NULL);
 

@@ -228,6 +228,8 @@ void vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t);
 //  Host f32 <-> device tensor of any float dtype (converting).
 int vdgx_tensor_from_f32 (vdgx_backend_t *b, vdgx_tensor_t *t, const float *src);
 int vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst);
+//  Host bytes of t's dtype (any dtype, e.g. a U8 key mask) copied into t as they are.
+int vdgx_tensor_upload (vdgx_backend_t *b, vdgx_tensor_t *t, const void *src);
 
 //  The op wrappers engines call (same semantics as the table above).
 int vdgx_op_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_weight_t *w, const vdgx_tensor_t *bias);

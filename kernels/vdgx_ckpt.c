@@ -28,6 +28,8 @@ struct _vdgx_ckpt_t {
     size_t *sorted;             //  indices sorted by name, for vdgx_ckpt_find
     s_map_t *maps;
     size_t map_count;
+    char **meta;                //  __metadata__ key, value, key, value, ... (first file wins)
+    size_t meta_count;          //  pairs
 };
 
 static int
@@ -67,6 +69,9 @@ vdgx_ckpt_destroy (vdgx_ckpt_t **self_p)
         return;
     for (size_t i = 0; i < self->count; i++)
         free ((char *) self->tensors [i].name);
+    for (size_t i = 0; i < 2 * self->meta_count; i++)
+        free (self->meta [i]);
+    free (self->meta);
     free (self->tensors);
     free (self->sorted);
     for (size_t i = 0; i < self->map_count; i++)
@@ -79,6 +84,41 @@ vdgx_ckpt_destroy (vdgx_ckpt_t **self_p)
 
 //  ---------------------------------------------------------------------------------------
 //  safetensors
+
+//  Keeps the string pairs of a __metadata__ object; a key already held (from an earlier
+//  shard) keeps its first value.
+static int
+s_add_metadata (vdgx_ckpt_t *self, const vdgx_json_t *obj)
+{
+    for (size_t m = 0; m < obj->count; m++) {
+        if (vdgx_ckpt_metadata (self, obj->keys [m]))
+            continue;
+        char **grown = realloc (self->meta, 2 * (self->meta_count + 1) * sizeof (char *));
+        if (!grown)
+            return -1;
+        self->meta = grown;
+        char *k = strdup (obj->keys [m]), *v = strdup (obj->items [m]->string);
+        if (!k || !v) {
+            free (k);
+            free (v);
+            return -1;
+        }
+        self->meta [2 * self->meta_count] = k;
+        self->meta [2 * self->meta_count + 1] = v;
+        self->meta_count++;
+    }
+    return 0;
+}
+
+const char *
+vdgx_ckpt_metadata (vdgx_ckpt_t *self, const char *key)
+{
+    assert (self && key);
+    for (size_t i = 0; i < self->meta_count; i++)
+        if (strcmp (self->meta [2 * i], key) == 0)
+            return self->meta [2 * i + 1];
+    return NULL;
+}
 
 typedef struct {
     uint64_t begin, end;
@@ -144,6 +184,10 @@ s_safetensors_parse (vdgx_ckpt_t *self, const uint8_t *buf, size_t size, const c
                 ok = e->items [m]->type == VDGX_JSON_STRING;
             if (!ok) {
                 *err = vdgx_kstrdupf ("%s: __metadata__ must map strings to strings", what);
+                goto done;
+            }
+            if (s_add_metadata (self, e)) {
+                *err = vdgx_kstrdupf ("%s: out of memory", what);
                 goto done;
             }
             continue;
@@ -828,6 +872,8 @@ vdgx_ckpt_test (bool verbose)
         err = NULL;
         c = vdgx_ckpt_open_buffer (img, size, &err);
         assert (c && vdgx_ckpt_count (c) == 2 && vdgx_ckpt_find (c, "b")->nbytes == 3);
+        assert (vdgx_ckpt_metadata (c, "format") && strcmp (vdgx_ckpt_metadata (c, "format"), "pt") == 0);
+        assert (vdgx_ckpt_metadata (c, "config") == NULL);
         vdgx_ckpt_destroy (&c);
         for (size_t cut = 0; cut < size; cut++) {
             err = NULL;

@@ -34,6 +34,9 @@ size_t vdgx_ckpt_count (vdgx_ckpt_t *self);
 const vdgx_ckpt_tensor_t *vdgx_ckpt_at (vdgx_ckpt_t *self, size_t index);
 //  Lookup by exact name; NULL when absent.
 const vdgx_ckpt_tensor_t *vdgx_ckpt_find (vdgx_ckpt_t *self, const char *name);
+//  A string of the safetensors __metadata__ (e.g. "config"), NULL when absent. With shards,
+//  the first shard that has the key gives the value.
+const char *vdgx_ckpt_metadata (vdgx_ckpt_t *self, const char *key);
 //  Converts a tensor to f32 into dst (numel elements); -1 with *err on a dtype it cannot convert.
 int vdgx_ckpt_read_f32 (const vdgx_ckpt_tensor_t *t, float *dst, char **err);
 

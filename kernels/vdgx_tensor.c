@@ -39,6 +39,11 @@ vdgx_dtype_from_name (const char *name, vdgx_dtype_t *dtype)
             *dtype = (vdgx_dtype_t) i;
             return 0;
         }
+    //  safetensors BOOL is one byte per element, 0 or 1: read as U8
+    if (strcmp (name, "BOOL") == 0) {
+        *dtype = VDGX_DTYPE_U8;
+        return 0;
+    }
     return -1;
 }
 
@@ -415,6 +420,7 @@ vdgx_tensor_test (bool verbose)
     vdgx_dtype_t dt;
     assert (vdgx_dtype_from_name ("F8_E4M3", &dt) == 0 && dt == VDGX_DTYPE_F8_E4M3);
     assert (vdgx_dtype_from_name ("F4", &dt) == -1);
+    assert (vdgx_dtype_from_name ("BOOL", &dt) == 0 && dt == VDGX_DTYPE_U8);
     assert (strcmp (vdgx_dtype_name (VDGX_DTYPE_I64), "I64") == 0);
 
     int64_t shape [3] = { 2, 3, 5 };

@@ -31,7 +31,7 @@ typedef enum {
 //  Size in bytes of one element, and the safetensors name ("F32", "BF16", "F8_E4M3", ...).
 size_t vdgx_dtype_size (vdgx_dtype_t dtype);
 const char *vdgx_dtype_name (vdgx_dtype_t dtype);
-//  Parses a safetensors dtype name; returns -1 when unknown.
+//  Parses a safetensors dtype name ("BOOL" reads as U8); returns -1 when unknown.
 int vdgx_dtype_from_name (const char *name, vdgx_dtype_t *dtype);
 
 #define VDGX_MAX_DIMS 6

@@ -1,8 +1,9 @@
 /*  vdgx-refcheck - runs the comparisons a reference-vector directory describes.
 
-    vdgx-refcheck wan21 DIR [--part t5|dit|vae|sampling|all] [--device cpu|cuda[:N]] [-v]
+    vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]] [-v]
                   [--atol X] [--rtol X] [--relnorm X]
-    vdgx-refcheck t5v11 DIR [--part encoder|all] [...]
+    MODEL / PART: wan21 t5|dit|vae|sampling, t5v11 encoder, gemma3 decoder, ltx2 text,
+    ltx23 text.
 
     Parts live in their own files (refcheck_<model>_<part>.c) and are declared weak here:
     a part whose file is not in the build resolves to NULL and is reported as
@@ -21,6 +22,9 @@ extern int vdgx_refcheck_wan21_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_vae (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_t5v11 (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_gemma3 (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_ltx2_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
 typedef struct {
     const char *model;
@@ -32,9 +36,10 @@ static void
 s_usage (void)
 {
     fprintf (stderr,
-        "usage: vdgx-refcheck wan21 DIR [--part t5|dit|vae|sampling|all] [--device cpu|cuda[:N]]\n"
+        "usage: vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]]\n"
         "                     [-v] [--atol X] [--rtol X] [--relnorm X]\n"
-        "       vdgx-refcheck t5v11 DIR [--part encoder|all] [same options]\n"
+        "  MODEL PART: wan21 t5|dit|vae|sampling; t5v11 encoder; gemma3 decoder; ltx2 text;\n"
+        "              ltx23 text\n"
         "  Compares the engines with the reference vectors in DIR (manifest.json + safetensors).\n"
         "  CPU: every element within atol + rtol*|want| (default 1e-4, 1e-4);\n"
         "  GPU: ||got - want|| / ||want|| < relnorm (default 1e-2).\n");
@@ -57,6 +62,9 @@ main (int argc, char *argv [])
         { "wan21", "sampling", vdgx_refcheck_wan21_sampling },
         { "wan21", "vae", vdgx_refcheck_wan21_vae },
         { "t5v11", "encoder", vdgx_refcheck_t5v11 },
+        { "gemma3", "decoder", vdgx_refcheck_gemma3 },
+        { "ltx2", "text", vdgx_refcheck_ltx2_text },
+        { "ltx23", "text", vdgx_refcheck_ltx23_text },
     };
     const size_t nparts = sizeof (parts) / sizeof (parts [0]);
 

@@ -239,3 +239,32 @@ vdgx_refcheck_compare_tensor (vdgx_refcheck_t *rc, const char *label, const vdgx
     free (host);
     return rv;
 }
+
+int
+vdgx_refcheck_compare_rows (vdgx_refcheck_t *rc, const char *label, const float *got,
+                            const float *want, size_t outer, size_t rows, size_t inner,
+                            const uint8_t *row_mask)
+{
+    size_t kept = 0;
+    for (size_t r = 0; r < rows; r++)
+        kept += row_mask [r] != 0;
+    size_t n = outer * kept * inner;
+    float *g = (float *) malloc ((n? n: 1) * sizeof (float));
+    float *w = (float *) malloc ((n? n: 1) * sizeof (float));
+    int rv = -1;
+    if (g && w) {
+        size_t at = 0;
+        for (size_t o = 0; o < outer; o++)
+            for (size_t r = 0; r < rows; r++) {
+                if (!row_mask [r])
+                    continue;
+                memcpy (g + at, got + (o * rows + r) * inner, inner * sizeof (float));
+                memcpy (w + at, want + (o * rows + r) * inner, inner * sizeof (float));
+                at += inner;
+            }
+        rv = vdgx_refcheck_compare (rc, label, g, w, n);
+    }
+    free (g);
+    free (w);
+    return rv;
+}

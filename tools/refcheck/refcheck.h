@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include "vdgx_backend.h"
 #include "vdgx_ckpt.h"
 
@@ -41,6 +42,11 @@ int64_t *vdgx_refcheck_load_i64 (vdgx_refcheck_t *rc, const char *file, const ch
 //  and checks that the element counts agree.
 int vdgx_refcheck_compare_tensor (vdgx_refcheck_t *rc, const char *label,
                                   const vdgx_tensor_t *got, const char *file, const char *name);
+//  Compares got and want laid out as [outer, rows, inner] on the rows whose row_mask is set
+//  only (the valid tokens of a padded batch).
+int vdgx_refcheck_compare_rows (vdgx_refcheck_t *rc, const char *label, const float *got,
+                                const float *want, size_t outer, size_t rows, size_t inner,
+                                const uint8_t *row_mask);
 //  Closes the cached files (main.c calls it once at the end).
 void vdgx_refcheck_close (vdgx_refcheck_t *rc);
 
@@ -50,5 +56,8 @@ int vdgx_refcheck_wan21_dit (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_sampling (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_vae (vdgx_refcheck_t *rc);
 int vdgx_refcheck_t5v11 (vdgx_refcheck_t *rc);
+int vdgx_refcheck_gemma3 (vdgx_refcheck_t *rc);
+int vdgx_refcheck_ltx2_text (vdgx_refcheck_t *rc);
+int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc);
 
 #endif

@@ -1,0 +1,837 @@
+/*  ltx2_text.c - the LTX-2 / LTX-2.3 text path after Gemma (see ltx2_text.h).
+
+    The feature extraction (per-layer statistics over the valid tokens, or per-token RMS) runs
+    on the host over the valid rows only: the connectors replace every padding row by a
+    register, so padding features never reach the output. Projections, connectors and their
+    attention run on the backend.
+*/
+#include "ltx2_text.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vdgx_quant.h"
+
+#define S_CONN_MAX_LAYERS 64
+#define S_EPS 1e-6f
+
+enum { S_TO_Q, S_TO_K, S_TO_V, S_TO_OUT, S_GATE, S_FF_IN, S_FF_OUT, S_LINEARS };
+static const char *s_linear_names [S_LINEARS] = {
+    "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn1.to_gate_logits",
+    "ff.net.0.proj", "ff.net.2" };
+
+typedef struct {
+    vdgx_weight_t w [S_LINEARS];
+    vdgx_tensor_t b [S_LINEARS];            //  F32 biases
+    vdgx_tensor_t q_norm, k_norm;           //  F32 [C]
+} s_block_t;
+
+typedef struct {
+    ltx2_connector_config_t cfg;
+    const char *name;                       //  "video_conn" / "audio_conn"
+    s_block_t *blocks;
+    float *registers;                       //  host [R, C]
+    vdgx_tensor_t cos, sin;                 //  F32 [T, C/2] for rope_len
+    int rope_len;
+} s_connector_t;
+
+struct _ltx2_text_t {
+    ltx2_text_config_t cfg;
+    vdgx_backend_t *backend;
+    vdgx_wfmt_t wfmt;
+    vdgx_weight_t agg [2];                  //  V1: agg [0] only; V2: video, audio
+    vdgx_tensor_t agg_bias [2];             //  V2 only
+    s_connector_t conn [2];                 //  video, audio
+    size_t weight_bytes;
+    ltx2_text_tap_fn *tap;
+    void *tap_arg;
+    char error [512];
+};
+
+static void
+s_set_error (ltx2_text_t *self, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (self->error, sizeof (self->error), fmt, args);
+    va_end (args);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Configuration from the checkpoint metadata
+
+static int
+s_json_int (json_t *obj, const char *key, int lo, int hi, int *out)
+{
+    json_t *v = json_object_get (obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer (v) || json_integer_value (v) < lo || json_integer_value (v) > hi)
+        return -1;
+    *out = (int) json_integer_value (v);
+    return 0;
+}
+
+//  Reads the arrangement and connector settings; sizes are filled from the shapes later.
+static int
+s_config (ltx2_text_t *self, vdgx_ckpt_t *ckpt)
+{
+    ltx2_text_config_t *c = &self->cfg;
+    const char *text = vdgx_ckpt_metadata (ckpt, "config");
+    if (!text) {
+        s_set_error (self, "LTX-2 checkpoint: no __metadata__ \"config\" (it says whether the "
+                     "checkpoint is LTX-2 or LTX-2.3)");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loads (text, 0, &jerr);
+    json_t *tc = json_object_get (root, "transformer");
+    if (!json_is_object (tc)) {
+        s_set_error (self, "LTX-2 checkpoint: __metadata__ config is not JSON with a "
+                     "\"transformer\" object (%s)", root? "no transformer": jerr.text);
+        json_decref (root);
+        return -1;
+    }
+    int rc = 0;
+    //  Arrangement: the four V2 keys all absent (LTX-2) or all present with these values.
+    static const struct { const char *key; bool want; } v2 [] = {
+        { "caption_proj_before_connector", true }, { "caption_projection_first_linear", false },
+        { "caption_proj_input_norm", false }, { "caption_projection_second_linear", false } };
+    int present = 0;
+    for (size_t i = 0; i < 4; i++) {
+        json_t *v = json_object_get (tc, v2 [i].key);
+        if (!v)
+            continue;
+        present++;
+        if (!json_is_boolean (v) || json_is_true (v) != v2 [i].want) {
+            s_set_error (self, "LTX-2 checkpoint: config %s must be %s for the LTX-2.3 text path",
+                         v2 [i].key, v2 [i].want? "true": "false");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && present && present < 4) {
+        s_set_error (self, "LTX-2 checkpoint: config has %d of the 4 caption_proj* keys "
+                     "(LTX-2 has none, LTX-2.3 all)", present);
+        rc = -1;
+    }
+    c->v2 = present == 4;
+    json_t *rt = json_object_get (tc, "rope_type");
+    if (rc == 0 && rt && (!json_is_string (rt) || strcmp (json_string_value (rt), "split"))) {
+        s_set_error (self, "LTX-2 checkpoint: rope_type \"%s\" is not supported (split only)",
+                     json_is_string (rt)? json_string_value (rt): "?");
+        rc = -1;
+    }
+    json_t *fp = json_object_get (tc, "frequencies_precision");
+    c->rope_double = json_is_string (fp) && strcmp (json_string_value (fp), "float64") == 0;
+    json_t *th = json_object_get (tc, "positional_embedding_theta");
+    c->rope_theta = 10000.0;        //  the connectors use the class default
+    (void) th;
+    json_t *mp = json_object_get (tc, "connector_positional_embedding_max_pos");
+    c->rope_max_pos = 1;
+    if (rc == 0 && mp) {
+        json_t *m0 = json_array_get (mp, 0);
+        if (json_array_size (mp) != 1 || !json_is_integer (m0) || json_integer_value (m0) < 1) {
+            s_set_error (self, "LTX-2 checkpoint: connector_positional_embedding_max_pos must be [n]");
+            rc = -1;
+        }
+        else
+            c->rope_max_pos = (int) json_integer_value (m0);
+    }
+    //  Connector heads: the config keys, else what the reference checkpoints record in the
+    //  text_config metadata, else the class defaults (30 x 128).
+    int heads = 30, head_dim = 128;
+    const char *ttext = vdgx_ckpt_metadata (ckpt, "text_config");
+    json_t *troot = ttext? json_loads (ttext, 0, NULL): NULL;
+    json_t *tconn = json_object_get (troot, "connector");
+    if (rc == 0 && json_is_object (tconn)
+     && (s_json_int (tconn, "num_attention_heads", 1, 4096, &heads)
+      || s_json_int (tconn, "attention_head_dim", 2, 65536, &head_dim))) {
+        s_set_error (self, "LTX-2 checkpoint: text_config connector heads / head_dim malformed");
+        rc = -1;
+    }
+    json_decref (troot);
+    c->video.heads = heads;
+    c->video.head_dim = head_dim;
+    if (rc == 0 && (s_json_int (tc, "connector_num_attention_heads", 1, 4096, &c->video.heads)
+                 || s_json_int (tc, "connector_attention_head_dim", 2, 65536, &c->video.head_dim))) {
+        s_set_error (self, "LTX-2 checkpoint: connector_num_attention_heads / _attention_head_dim malformed");
+        rc = -1;
+    }
+    c->audio.heads = c->video.heads;
+    c->audio.head_dim = c->video.head_dim;
+    if (rc == 0 && (s_json_int (tc, "audio_connector_num_attention_heads", 1, 4096, &c->audio.heads)
+                 || s_json_int (tc, "audio_connector_attention_head_dim", 2, 65536, &c->audio.head_dim))) {
+        s_set_error (self, "LTX-2 checkpoint: audio_connector_* heads malformed");
+        rc = -1;
+    }
+    json_t *gated = json_object_get (tc, "connector_apply_gated_attention");
+    c->video.gated = c->audio.gated = json_is_true (gated);
+    json_t *ffb = json_object_get (tc, "connector_ff_bias");
+    if (rc == 0 && ffb && !json_is_true (ffb)) {
+        s_set_error (self, "LTX-2 checkpoint: connector_ff_bias false is not supported");
+        rc = -1;
+    }
+    json_decref (root);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Loading
+
+static const vdgx_ckpt_tensor_t *
+s_tensor (ltx2_text_t *self, vdgx_ckpt_t *ckpt, const char *name, int ndim, int64_t d0, int64_t d1)
+{
+    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ckpt, name);
+    if (!t) {
+        s_set_error (self, "LTX-2 checkpoint: missing tensor '%s'", name);
+        return NULL;
+    }
+    if (t->ndim != ndim || (d0 >= 0 && t->shape [0] != d0) || (ndim > 1 && d1 >= 0 && t->shape [1] != d1)) {
+        s_set_error (self, "LTX-2 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld%s%lld]",
+                     name, (long long) (t->ndim? t->shape [0]: 0), t->ndim > 1? ", ": "",
+                     t->ndim > 1? (long long) t->shape [1]: 0LL, (long long) d0,
+                     ndim > 1? ", ": "", ndim > 1? (long long) d1: 0LL);
+        return NULL;
+    }
+    return t;
+}
+
+//  A 1-D tensor as F32 on the backend (bias or norm weight).
+static int
+s_load_vector (ltx2_text_t *self, vdgx_ckpt_t *ckpt, const char *name, int64_t n, vdgx_tensor_t *dst)
+{
+    const vdgx_ckpt_tensor_t *t = s_tensor (self, ckpt, name, 1, n, -1);
+    if (!t)
+        return -1;
+    float *buf = (float *) malloc (sizeof (float) * (size_t) n);
+    char *err = NULL;
+    int rc = 0;
+    if (!buf || vdgx_ckpt_read_f32 (t, buf, &err)) {
+        s_set_error (self, "LTX-2 checkpoint: cannot read '%s': %s", name, err? err: "out of memory");
+        rc = -1;
+    }
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+        if (!isfinite (buf [i])) {
+            s_set_error (self, "LTX-2 checkpoint: '%s' holds a non-finite value", name);
+            rc = -1;
+        }
+    if (rc == 0 && (vdgx_tensor_alloc (self->backend, dst, VDGX_DTYPE_F32, 1, &n)
+                 || vdgx_tensor_from_f32 (self->backend, dst, buf))) {
+        s_set_error (self, "cannot place '%s': %s", name, vdgx_backend_error (self->backend));
+        rc = -1;
+    }
+    if (rc == 0)
+        self->weight_bytes += sizeof (float) * (size_t) n;
+    free (err);
+    free (buf);
+    return rc;
+}
+
+static int
+s_load_linear (ltx2_text_t *self, vdgx_ckpt_t *ckpt, const char *name, int64_t n, int64_t k,
+               vdgx_weight_t *dst)
+{
+    if (!s_tensor (self, ckpt, name, 2, n, k))
+        return -1;
+    vdgx_weight_t host;
+    char *err = NULL;
+    //  FP8 needs k in whole blocks for nothing, but keeps tiny widths exact in bf16/f32
+    if (vdgx_weight_from_ckpt (&host, ckpt, name, self->wfmt, true, &err)) {
+        s_set_error (self, "LTX-2 checkpoint: '%s': %s", name, err? err: "cannot load");
+        free (err);
+        return -1;
+    }
+    int rc = 0;
+    if (vdgx_weight_to_backend (self->backend, dst, &host)) {
+        s_set_error (self, "cannot place '%s': %s", name, vdgx_backend_error (self->backend));
+        rc = -1;
+    }
+    else
+        self->weight_bytes += vdgx_wfmt_bytes (self->wfmt, n, k);
+    vdgx_weight_host_free (&host);
+    return rc;
+}
+
+static int
+s_load_connector (ltx2_text_t *self, vdgx_ckpt_t *ckpt, int which)
+{
+    s_connector_t *cn = &self->conn [which];
+    ltx2_connector_config_t *c = &cn->cfg;
+    *c = which? self->cfg.audio: self->cfg.video;
+    cn->name = which? "audio_conn": "video_conn";
+    char prefix [96], name [256];
+    snprintf (prefix, sizeof (prefix), "model.diffusion_model.%s_embeddings_connector",
+              which? "audio": "video");
+    snprintf (name, sizeof (name), "%s.learnable_registers", prefix);
+    const vdgx_ckpt_tensor_t *reg = vdgx_ckpt_find (ckpt, name);
+    if (!reg || reg->ndim != 2 || reg->shape [0] < 1 || reg->shape [0] > 65536 || reg->shape [1] < 2
+     || reg->shape [1] > 65536) {
+        s_set_error (self, "LTX-2 checkpoint: '%s' missing or not [registers, dim]", name);
+        return -1;
+    }
+    c->registers = (int) reg->shape [0];
+    c->dim = (int) reg->shape [1];
+    if ((int64_t) c->heads * c->head_dim != c->dim || c->head_dim % 2) {
+        s_set_error (self, "LTX-2 checkpoint: %s connector is %d wide but the config says %d heads "
+                     "x %d", which? "audio": "video", c->dim, c->heads, c->head_dim);
+        return -1;
+    }
+    cn->registers = (float *) malloc (sizeof (float) * (size_t) c->registers * c->dim);
+    char *err = NULL;
+    if (!cn->registers || vdgx_ckpt_read_f32 (reg, cn->registers, &err)) {
+        s_set_error (self, "LTX-2 checkpoint: cannot read '%s': %s", name, err? err: "out of memory");
+        free (err);
+        return -1;
+    }
+    c->layers = 0;
+    for (int i = 0; i < S_CONN_MAX_LAYERS; i++) {
+        snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.attn1.to_q.weight", prefix, i);
+        if (!vdgx_ckpt_find (ckpt, name))
+            break;
+        c->layers = i + 1;
+    }
+    if (c->layers == 0) {
+        s_set_error (self, "LTX-2 checkpoint: no %s.transformer_1d_blocks", prefix);
+        return -1;
+    }
+    cn->blocks = (s_block_t *) calloc ((size_t) c->layers, sizeof (s_block_t));
+    if (!cn->blocks) {
+        s_set_error (self, "out of memory");
+        return -1;
+    }
+    const int64_t C = c->dim, H = c->heads;
+    const int64_t shape [S_LINEARS][2] = { { C, C }, { C, C }, { C, C }, { C, C }, { H, C },
+                                           { 4 * C, C }, { C, 4 * C } };
+    for (int i = 0; i < c->layers; i++) {
+        s_block_t *bl = &cn->blocks [i];
+        for (int j = 0; j < S_LINEARS; j++) {
+            if (j == S_GATE && !c->gated)
+                continue;
+            snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.%s.weight", prefix, i, s_linear_names [j]);
+            if (s_load_linear (self, ckpt, name, shape [j][0], shape [j][1], &bl->w [j]))
+                return -1;
+            snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.%s.bias", prefix, i, s_linear_names [j]);
+            if (s_load_vector (self, ckpt, name, shape [j][0], &bl->b [j]))
+                return -1;
+        }
+        snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.attn1.q_norm.weight", prefix, i);
+        if (s_load_vector (self, ckpt, name, C, &bl->q_norm))
+            return -1;
+        snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.attn1.k_norm.weight", prefix, i);
+        if (s_load_vector (self, ckpt, name, C, &bl->k_norm))
+            return -1;
+    }
+    return 0;
+}
+
+ltx2_text_t *
+ltx2_text_new_from_ckpt (vdgx_ckpt_t *ckpt, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err)
+{
+    assert (ckpt && backend && err);
+    *err = NULL;
+    if (wfmt != VDGX_WFMT_F32 && wfmt != VDGX_WFMT_BF16 && wfmt != VDGX_WFMT_FP8_E4M3) {
+        *err = zsys_sprintf ("LTX-2 text: weight format %s is not supported (f32, bf16, fp8)",
+                             vdgx_wfmt_name (wfmt));
+        return NULL;
+    }
+    ltx2_text_t *self = (ltx2_text_t *) calloc (1, sizeof (ltx2_text_t));
+    if (!self) {
+        *err = strdup ("out of memory");
+        return NULL;
+    }
+    self->backend = backend;
+    self->wfmt = wfmt;
+    ltx2_text_config_t *c = &self->cfg;
+    int rc = s_config (self, ckpt);
+    if (rc == 0)
+        rc = s_load_connector (self, ckpt, 0);
+    if (rc == 0)
+        rc = s_load_connector (self, ckpt, 1);
+    if (rc == 0) {
+        c->video = self->conn [0].cfg;
+        c->audio = self->conn [1].cfg;
+        c->video_dim = c->video.dim;
+        c->audio_dim = c->audio.dim;
+        const char *names [2] = { c->v2? "text_embedding_projection.video_aggregate_embed.weight":
+                                         "text_embedding_projection.aggregate_embed.weight",
+                                  "text_embedding_projection.audio_aggregate_embed.weight" };
+        const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ckpt, names [0]);
+        if (!t || t->ndim != 2 || t->shape [1] < 1 || t->shape [1] > INT32_MAX) {
+            s_set_error (self, "LTX-2 checkpoint: '%s' missing or not [dim, D*L] (%s text path)",
+                         names [0], c->v2? "LTX-2.3": "LTX-2");
+            rc = -1;
+        }
+        else
+            c->feature_dim = (int) t->shape [1];
+        if (rc == 0 && !c->v2 && c->video_dim != c->audio_dim) {
+            s_set_error (self, "LTX-2 checkpoint: the LTX-2 connectors share one input, but are "
+                         "%d and %d wide", c->video_dim, c->audio_dim);
+            rc = -1;
+        }
+        for (int i = 0; rc == 0 && i < (c->v2? 2: 1); i++) {
+            rc = s_load_linear (self, ckpt, names [i], i? c->audio_dim: c->video_dim,
+                                c->feature_dim, &self->agg [i]);
+            if (rc == 0 && c->v2) {
+                char bias [128];
+                snprintf (bias, sizeof (bias), "%.*s.bias", (int) (strlen (names [i]) - 7), names [i]);
+                rc = s_load_vector (self, ckpt, bias, i? c->audio_dim: c->video_dim, &self->agg_bias [i]);
+            }
+        }
+    }
+    if (rc) {
+        *err = strdup (self->error);
+        ltx2_text_destroy (&self);
+    }
+    return self;
+}
+
+ltx2_text_t *
+ltx2_text_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err)
+{
+    assert (path && backend && err);
+    *err = NULL;
+    char *cerr = NULL;
+    vdgx_ckpt_t *ckpt = vdgx_ckpt_open (path, &cerr);
+    if (!ckpt) {
+        *err = zsys_sprintf ("LTX-2 text: %s: %s", path, cerr? cerr: "cannot open");
+        free (cerr);
+        return NULL;
+    }
+    ltx2_text_t *self = ltx2_text_new_from_ckpt (ckpt, backend, wfmt, &cerr);
+    if (!self) {
+        *err = zsys_sprintf ("%s (%s)", cerr, path);
+        free (cerr);
+    }
+    vdgx_ckpt_destroy (&ckpt);
+    return self;
+}
+
+void
+ltx2_text_destroy (ltx2_text_t **self_p)
+{
+    assert (self_p);
+    ltx2_text_t *self = *self_p;
+    if (!self)
+        return;
+    vdgx_backend_t *b = self->backend;
+    for (int i = 0; i < 2; i++) {
+        if (self->agg [i].data)
+            vdgx_weight_release (b, &self->agg [i]);
+        vdgx_tensor_release (b, &self->agg_bias [i]);
+        s_connector_t *cn = &self->conn [i];
+        for (int l = 0; cn->blocks && l < cn->cfg.layers; l++) {
+            s_block_t *bl = &cn->blocks [l];
+            for (int j = 0; j < S_LINEARS; j++) {
+                if (bl->w [j].data)
+                    vdgx_weight_release (b, &bl->w [j]);
+                vdgx_tensor_release (b, &bl->b [j]);
+            }
+            vdgx_tensor_release (b, &bl->q_norm);
+            vdgx_tensor_release (b, &bl->k_norm);
+        }
+        free (cn->blocks);
+        free (cn->registers);
+        vdgx_tensor_release (b, &cn->cos);
+        vdgx_tensor_release (b, &cn->sin);
+    }
+    free (self);
+    *self_p = NULL;
+}
+
+const ltx2_text_config_t *
+ltx2_text_config (ltx2_text_t *self)
+{
+    assert (self);
+    return &self->cfg;
+}
+
+const char *
+ltx2_text_error (ltx2_text_t *self)
+{
+    assert (self);
+    return self->error;
+}
+
+size_t
+ltx2_text_weight_bytes (ltx2_text_t *self)
+{
+    assert (self);
+    return self->weight_bytes;
+}
+
+void
+ltx2_text_set_tap (ltx2_text_t *self, ltx2_text_tap_fn *fn, void *arg)
+{
+    assert (self);
+    self->tap = fn;
+    self->tap_arg = arg;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  RoPE
+
+void
+ltx2_text_rope (double theta, int max_pos, bool double_precision, int dim, int len, float *cos_t,
+                float *sin_t)
+{
+    assert (dim >= 2 && max_pos >= 1 && len >= 0 && cos_t && sin_t);
+    const int n = dim / 2;
+    float *grid = (float *) malloc (sizeof (float) * (size_t) n);
+    assert (grid);
+    for (int i = 0; i < n; i++) {
+        if (double_precision) {
+            //  numpy: theta ** linspace(0, 1, n) (float64, last point exactly 1), * pi / 2
+            double e = n > 1? (i == n - 1? 1.0: (double) i * (1.0 / (double) (n - 1))): 0.0;
+            grid [i] = (float) (pow (theta, e) * M_PI / 2.0);
+        }
+        else {
+            //  torch float32 linspace (from both ends), theta ** x, * pi / 2 in float32
+            float step = n > 1? 1.0f / (float) (n - 1): 0.0f;
+            float e = i < n / 2? step * (float) i: 1.0f - step * (float) (n - 1 - i);
+            grid [i] = powf ((float) theta, e) * (float) M_PI / 2.0f;
+        }
+    }
+    for (int p = 0; p < len; p++) {
+        float frac = (float) p / (float) max_pos;
+        float pos = frac * 2.0f - 1.0f;
+        for (int i = 0; i < n; i++) {
+            float angle = grid [i] * pos;
+            cos_t [(size_t) p * n + i] = cosf (angle);
+            sin_t [(size_t) p * n + i] = sinf (angle);
+        }
+    }
+    free (grid);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Encoding
+
+static vdgx_tensor_t
+s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
+{
+    vdgx_tensor_t v;
+    int rc = vdgx_tensor_reshape (&v, t, ndim, shape);
+    assert (rc == 0);
+    (void) rc;
+    return v;
+}
+
+static void
+s_tap (ltx2_text_t *self, const char *name, const vdgx_tensor_t *t)
+{
+    if (self->tap)
+        self->tap (self->tap_arg, name, t);
+}
+
+typedef struct {
+    vdgx_tensor_t h, q, k, v, qn, kn, o, a, gl, gates, f1, f2;
+} s_conn_work_t;
+
+static void
+s_conn_work_release (vdgx_backend_t *b, s_conn_work_t *w)
+{
+    vdgx_tensor_t *all [] = { &w->h, &w->q, &w->k, &w->v, &w->qn, &w->kn, &w->o, &w->a, &w->gl,
+                              &w->gates, &w->f1, &w->f2 };
+    for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++)
+        vdgx_tensor_release (b, all [i]);
+}
+
+//  Runs connector `which` on x [T, C] (modified in place) into out [T, C].
+static int
+s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
+{
+    s_connector_t *cn = &self->conn [which];
+    const ltx2_connector_config_t *c = &cn->cfg;
+    vdgx_backend_t *b = self->backend;
+    const vdgx_dtype_t act = vdgx_backend_act_dtype (b);
+    const int64_t T = x->shape [0], C = c->dim, H = c->heads, HD = c->head_dim;
+    if (cn->rope_len != T) {
+        vdgx_tensor_release (b, &cn->cos);
+        vdgx_tensor_release (b, &cn->sin);
+        cn->rope_len = 0;
+        float *cs = (float *) malloc (sizeof (float) * (size_t) (T * C / 2));
+        float *sn = (float *) malloc (sizeof (float) * (size_t) (T * C / 2));
+        const int64_t shape [2] = { T, C / 2 };
+        int rc = cs && sn? 0: -1;
+        if (rc == 0) {
+            ltx2_text_rope (self->cfg.rope_theta, self->cfg.rope_max_pos, self->cfg.rope_double,
+                            (int) C, (int) T, cs, sn);
+            rc = vdgx_tensor_alloc (b, &cn->cos, VDGX_DTYPE_F32, 2, shape)
+              || vdgx_tensor_alloc (b, &cn->sin, VDGX_DTYPE_F32, 2, shape)
+              || vdgx_tensor_from_f32 (b, &cn->cos, cs) || vdgx_tensor_from_f32 (b, &cn->sin, sn);
+        }
+        free (cs);
+        free (sn);
+        if (rc) {
+            s_set_error (self, "LTX-2 text: cannot place the RoPE tables: %s", vdgx_backend_error (b));
+            return -1;
+        }
+        cn->rope_len = (int) T;
+    }
+    s_conn_work_t w;
+    memset (&w, 0, sizeof (w));
+    const int64_t sc [2] = { T, C }, sf [2] = { T, 4 * C }, sh [2] = { T, H };
+    float *gate_host = NULL;
+    int rc = -1;
+    if (vdgx_tensor_alloc (b, &w.h, act, 2, sc) || vdgx_tensor_alloc (b, &w.q, act, 2, sc)
+     || vdgx_tensor_alloc (b, &w.k, act, 2, sc) || vdgx_tensor_alloc (b, &w.v, act, 2, sc)
+     || vdgx_tensor_alloc (b, &w.qn, act, 2, sc) || vdgx_tensor_alloc (b, &w.kn, act, 2, sc)
+     || vdgx_tensor_alloc (b, &w.o, act, 2, sc) || vdgx_tensor_alloc (b, &w.a, act, 2, sc)
+     || vdgx_tensor_alloc (b, &w.f1, act, 2, sf) || vdgx_tensor_alloc (b, &w.f2, act, 2, sc)
+     || (c->gated && (vdgx_tensor_alloc (b, &w.gl, VDGX_DTYPE_F32, 2, sh)
+                   || vdgx_tensor_alloc (b, &w.gates, VDGX_DTYPE_F32, 2, sc)))) {
+        s_set_error (self, "LTX-2 text: cannot allocate work tensors: %s", vdgx_backend_error (b));
+        goto done;
+    }
+    if (c->gated && !(gate_host = (float *) malloc (sizeof (float) * (size_t) (T * C)))) {
+        s_set_error (self, "LTX-2 text: out of memory");
+        goto done;
+    }
+    //  RoPE per head: [1, T*H, 1, HD] with the [T*H, HD/2] view of the [T, C/2] tables
+    const int64_t s4 [4] = { 1, T, H, HD }, sr [4] = { 1, T * H, 1, HD };
+    vdgx_tensor_t q4 = s_view (&w.q, 4, s4), k4 = s_view (&w.k, 4, s4), v4 = s_view (&w.v, 4, s4);
+    vdgx_tensor_t o4 = s_view (&w.o, 4, s4);
+    vdgx_tensor_t qr = s_view (&w.q, 4, sr), kr = s_view (&w.k, 4, sr);
+    vdgx_tensor_t qnr = s_view (&w.qn, 4, sr), knr = s_view (&w.kn, 4, sr);
+    const float scale = 1.0f / sqrtf ((float) HD);
+    char name [64];
+    for (int i = 0; i < c->layers; i++) {
+        s_block_t *bl = &cn->blocks [i];
+        if (vdgx_op_rmsnorm (b, &w.h, x, NULL, S_EPS)
+         || vdgx_op_linear (b, &w.q, &w.h, &bl->w [S_TO_Q], &bl->b [S_TO_Q])
+         || vdgx_op_linear (b, &w.k, &w.h, &bl->w [S_TO_K], &bl->b [S_TO_K])
+         || vdgx_op_linear (b, &w.v, &w.h, &bl->w [S_TO_V], &bl->b [S_TO_V])
+         || vdgx_op_rmsnorm (b, &w.qn, &w.q, &bl->q_norm, S_EPS)
+         || vdgx_op_rmsnorm (b, &w.kn, &w.k, &bl->k_norm, S_EPS)
+         || vdgx_op_rope (b, &qr, &qnr, &cn->cos, &cn->sin, VDGX_ROPE_HALF)
+         || vdgx_op_rope (b, &kr, &knr, &cn->cos, &cn->sin, VDGX_ROPE_HALF)
+         || vdgx_op_attention (b, &o4, &q4, &k4, &v4, NULL, NULL, scale))
+            goto op_failed;
+        if (c->gated) {
+            //  gates = 2 sigmoid (logits) per head, spread over the head's dims
+            if (vdgx_op_linear (b, &w.gl, &w.h, &bl->w [S_GATE], &bl->b [S_GATE])
+             || vdgx_tensor_to_f32 (b, &w.gl, gate_host))
+                goto op_failed;
+            for (int64_t t = T - 1; t >= 0; t--)
+                for (int64_t h = H - 1; h >= 0; h--) {
+                    float g = 2.0f / (1.0f + expf (-gate_host [t * H + h]));
+                    for (int64_t d = 0; d < HD; d++)
+                        gate_host [(t * H + h) * HD + d] = g;
+                }
+            if (vdgx_tensor_from_f32 (b, &w.gates, gate_host) || vdgx_op_mul (b, &w.o, &w.o, &w.gates))
+                goto op_failed;
+        }
+        if (vdgx_op_linear (b, &w.a, &w.o, &bl->w [S_TO_OUT], &bl->b [S_TO_OUT])
+         || vdgx_op_add_scaled (b, x, x, &w.a, 1.0f)
+         || vdgx_op_rmsnorm (b, &w.h, x, NULL, S_EPS)
+         || vdgx_op_linear (b, &w.f1, &w.h, &bl->w [S_FF_IN], &bl->b [S_FF_IN])
+         || vdgx_op_gelu_tanh (b, &w.f1, &w.f1)
+         || vdgx_op_linear (b, &w.f2, &w.f1, &bl->w [S_FF_OUT], &bl->b [S_FF_OUT])
+         || vdgx_op_add_scaled (b, x, x, &w.f2, 1.0f))
+            goto op_failed;
+        snprintf (name, sizeof (name), "%s.blocks.%d", cn->name, i);
+        s_tap (self, name, x);
+    }
+    if (vdgx_op_rmsnorm (b, out, x, NULL, S_EPS))
+        goto op_failed;
+    snprintf (name, sizeof (name), "%s.out", cn->name);
+    s_tap (self, name, out);
+    rc = 0;
+    goto done;
+op_failed:
+    s_set_error (self, "LTX-2 text: %s", vdgx_backend_error (b));
+done:
+    free (gate_host);
+    s_conn_work_release (b, &w);
+    return rc;
+}
+
+//  Host features of the n valid tokens: V1 normalised per layer, V2 RMS per token and layer;
+//  feats [n, D*S] with index d*S + l. h: host [S, T, D].
+static void
+s_features (bool v2, const float *h, const uint8_t *mask, int64_t S, int64_t T, int64_t D,
+            int64_t n, float *feats)
+{
+    const int64_t F = D * S;
+    for (int64_t l = 0; l < S; l++) {
+        const float *hl = h + l * T * D;
+        float mean = 0, range = 0;
+        if (!v2) {
+            double sum = 0;
+            float lo = INFINITY, hi = -INFINITY;
+            for (int64_t t = 0; t < T; t++) {
+                if (!mask [t])
+                    continue;
+                for (int64_t d = 0; d < D; d++) {
+                    float v = hl [t * D + d];
+                    sum += v;
+                    lo = v < lo? v: lo;
+                    hi = v > hi? v: hi;
+                }
+            }
+            mean = (float) sum / ((float) (n * D) + S_EPS);
+            range = hi - lo;
+        }
+        for (int64_t t = 0, j = 0; t < T; t++) {
+            if (!mask [t])
+                continue;
+            const float *row = hl + t * D;
+            float r = 0;
+            if (v2) {
+                double ss = 0;
+                for (int64_t d = 0; d < D; d++)
+                    ss += (double) row [d] * row [d];
+                r = 1.0f / sqrtf ((float) (ss / (double) D) + S_EPS);
+            }
+            float *out = feats + j * F + l;
+            for (int64_t d = 0; d < D; d++)
+                out [d * S] = v2? row [d] * r: 8.0f * (row [d] - mean) / (range + S_EPS);
+            j++;
+        }
+    }
+}
+
+//  Uploads feats [n, F] (times scale) and projects them with aggregate embed `which`.
+static int
+s_project (ltx2_text_t *self, int which, const float *feats, int64_t n, float scale, float *tmp,
+           vdgx_tensor_t *proj)
+{
+    vdgx_backend_t *b = self->backend;
+    const int64_t F = self->cfg.feature_dim, C = which? self->cfg.audio_dim: self->cfg.video_dim;
+    const int64_t sfeat [2] = { n, F }, sproj [2] = { n, C };
+    vdgx_tensor_t x;
+    memset (&x, 0, sizeof (x));
+    const float *src = feats;
+    if (scale != 1.0f) {
+        for (int64_t i = 0; i < n * F; i++)
+            tmp [i] = feats [i] * scale;
+        src = tmp;
+    }
+    int rc = -1;
+    if (vdgx_tensor_alloc (b, &x, VDGX_DTYPE_F32, 2, sfeat) == 0
+     && vdgx_tensor_from_f32 (b, &x, src) == 0
+     && vdgx_tensor_alloc (b, proj, vdgx_backend_act_dtype (b), 2, sproj) == 0
+     && vdgx_op_linear (b, proj, &x, &self->agg [which], self->cfg.v2? &self->agg_bias [which]: NULL) == 0)
+        rc = 0;
+    if (rc == 0 && !self->cfg.v2)
+        s_tap (self, "normed_concat", &x);
+    if (rc)
+        s_set_error (self, "LTX-2 text: projection failed: %s", vdgx_backend_error (b));
+    vdgx_tensor_release (b, &x);
+    return rc;
+}
+
+//  Connector input [T, C]: the n projected tokens first, then registers [j mod R].
+static int
+s_registers_in (ltx2_text_t *self, int which, const vdgx_tensor_t *proj, int64_t n, int64_t T,
+                vdgx_tensor_t *x)
+{
+    vdgx_backend_t *b = self->backend;
+    const s_connector_t *cn = &self->conn [which];
+    const int64_t C = cn->cfg.dim, R = cn->cfg.registers;
+    const int64_t shape [2] = { T, C };
+    float *host = (float *) malloc (sizeof (float) * (size_t) (T * C));
+    int rc = host? 0: -1;
+    if (rc == 0 && n > 0)
+        rc = vdgx_tensor_to_f32 (b, proj, host);
+    for (int64_t j = n; rc == 0 && j < T; j++)
+        memcpy (host + j * C, cn->registers + (j % R) * C, sizeof (float) * (size_t) C);
+    if (rc == 0)
+        rc = vdgx_tensor_alloc (b, x, vdgx_backend_act_dtype (b), 2, shape)
+          || vdgx_tensor_from_f32 (b, x, host);
+    free (host);
+    if (rc)
+        s_set_error (self, "LTX-2 text: cannot build the connector input: %s", vdgx_backend_error (b));
+    else {
+        char name [64];
+        snprintf (name, sizeof (name), "%s.registers_in", cn->name);
+        s_tap (self, name, x);
+    }
+    return rc;
+}
+
+int
+ltx2_text_encode (ltx2_text_t *self, const vdgx_tensor_t *hidden, const uint8_t *mask,
+                  vdgx_tensor_t *video, vdgx_tensor_t *audio)
+{
+    assert (self && hidden && mask && video && audio);
+    memset (video, 0, sizeof (*video));
+    memset (audio, 0, sizeof (*audio));
+    const ltx2_text_config_t *c = &self->cfg;
+    vdgx_backend_t *b = self->backend;
+    if (hidden->ndim != 4 || hidden->shape [1] != 1 || hidden->shape [2] < 1
+     || hidden->shape [0] * hidden->shape [3] != c->feature_dim) {
+        s_set_error (self, "LTX-2 text: hidden states must be [S, 1, T, D] with S*D = %d (one "
+                     "prompt at a time)", c->feature_dim);
+        return -1;
+    }
+    const int64_t S = hidden->shape [0], T = hidden->shape [2], D = hidden->shape [3];
+    for (int i = 0; i < 2; i++)
+        if (T % self->conn [i].cfg.registers) {
+            s_set_error (self, "LTX-2 text: %lld tokens are not a multiple of the %d registers",
+                         (long long) T, self->conn [i].cfg.registers);
+            return -1;
+        }
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; t++)
+        n += mask [t] != 0;
+    size_t hn = (size_t) (S * T * D), fn = (size_t) (n * D * S);
+    float *h = (float *) malloc (sizeof (float) * hn);
+    float *feats = (float *) malloc (sizeof (float) * (fn? fn: 1));
+    float *tmp = c->v2? (float *) malloc (sizeof (float) * (fn? fn: 1)): NULL;
+    vdgx_tensor_t proj [2], x;
+    memset (proj, 0, sizeof (proj));
+    memset (&x, 0, sizeof (x));
+    int rc = -1;
+    if (!h || !feats || (c->v2 && !tmp)) {
+        s_set_error (self, "LTX-2 text: out of memory");
+        goto done;
+    }
+    if (vdgx_tensor_to_f32 (b, hidden, h)) {
+        s_set_error (self, "LTX-2 text: cannot read the hidden states: %s", vdgx_backend_error (b));
+        goto done;
+    }
+    s_features (c->v2, h, mask, S, T, D, n, feats);
+    for (int i = 0; i < 2; i++) {
+        vdgx_tensor_t *out = i? audio: video;
+        //  V1: one projection feeds both connectors
+        int p = c->v2? i: 0;
+        if (n > 0 && (i == 0 || c->v2)) {
+            float scale = c->v2? (float) sqrt ((double) (i? c->audio_dim: c->video_dim) / (double) D): 1.0f;
+            if (s_project (self, p, feats, n, scale, tmp, &proj [p]))
+                goto done;
+            s_tap (self, c->v2? (i? "features_audio": "features_video"): "projected", &proj [p]);
+        }
+        const int64_t shape [2] = { T, self->conn [i].cfg.dim };
+        if (s_registers_in (self, i, &proj [p], n, T, &x)
+         || vdgx_tensor_alloc (b, out, vdgx_backend_act_dtype (b), 2, shape)) {
+            if (!self->error [0])
+                s_set_error (self, "LTX-2 text: %s", vdgx_backend_error (b));
+            goto done;
+        }
+        if (s_connector (self, i, &x, out))
+            goto done;
+        vdgx_tensor_release (b, &x);
+    }
+    rc = 0;
+done:
+    if (rc) {
+        vdgx_tensor_release (b, video);
+        vdgx_tensor_release (b, audio);
+    }
+    vdgx_tensor_release (b, &x);
+    vdgx_tensor_release (b, &proj [0]);
+    vdgx_tensor_release (b, &proj [1]);
+    free (h);
+    free (feats);
+    free (tmp);
+    return rc;
+}
