@@ -610,6 +610,13 @@ s_json_string (FILE *f, const char *s)
 int
 vdgx_safetensors_write (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count, char **err)
 {
+    return vdgx_safetensors_write_meta (path, tensors, count, NULL, err);
+}
+
+int
+vdgx_safetensors_write_meta (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count,
+                             const char *const *meta, char **err)
+{
     assert (path && (tensors || !count));
     char *hdr = NULL;
     size_t hsize = 0;
@@ -621,6 +628,17 @@ vdgx_safetensors_write (const char *path, const vdgx_ckpt_tensor_t *tensors, siz
     }
     uint64_t off = 0;
     fputc ('{', h);
+    if (meta && meta [0]) {
+        fputs ("\"__metadata__\":{", h);
+        for (size_t m = 0; meta [m] && meta [m + 1]; m += 2) {
+            if (m)
+                fputc (',', h);
+            s_json_string (h, meta [m]);
+            fputc (':', h);
+            s_json_string (h, meta [m + 1]);
+        }
+        fputs (count? "},": "}", h);
+    }
     for (size_t i = 0; i < count; i++) {
         const vdgx_ckpt_tensor_t *t = &tensors [i];
         uint64_t numel = 1;
@@ -874,6 +892,14 @@ vdgx_ckpt_test (bool verbose)
         assert (c && vdgx_ckpt_count (c) == 2 && vdgx_ckpt_find (c, "b")->nbytes == 3);
         assert (vdgx_ckpt_metadata (c, "format") && strcmp (vdgx_ckpt_metadata (c, "format"), "pt") == 0);
         assert (vdgx_ckpt_metadata (c, "config") == NULL);
+        vdgx_ckpt_destroy (&c);
+        //  metadata written and read back (quotes and newlines escaped)
+        const char *meta [] = { "config", "{\"a\": \"b\"}\n", "v", "2.3", NULL };
+        const vdgx_ckpt_tensor_t one = { "x", VDGX_DTYPE_U8, 1, { 3 }, "abc", 3 };
+        assert (vdgx_safetensors_write_meta (path, &one, 1, meta, NULL) == 0);
+        c = vdgx_ckpt_open (path, NULL);
+        assert (c && vdgx_ckpt_count (c) == 1 && strcmp (vdgx_ckpt_metadata (c, "config"), meta [1]) == 0);
+        assert (strcmp (vdgx_ckpt_metadata (c, "v"), "2.3") == 0);
         vdgx_ckpt_destroy (&c);
         for (size_t cut = 0; cut < size; cut++) {
             err = NULL;

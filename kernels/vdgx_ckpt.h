@@ -41,8 +41,11 @@ const char *vdgx_ckpt_metadata (vdgx_ckpt_t *self, const char *key);
 int vdgx_ckpt_read_f32 (const vdgx_ckpt_tensor_t *t, float *dst, char **err);
 
 //  Writes a safetensors file (tests and the tiny-checkpoint generator). Tensors are written in
-//  the order given; metadata may be NULL. Writes to a temporary file and renames.
+//  the order given. Writes to a temporary file and renames.
 int vdgx_safetensors_write (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count, char **err);
+//  Same with a __metadata__ object: meta is NULL or "key", "value", ..., NULL (strings).
+int vdgx_safetensors_write_meta (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count,
+                                 const char *const *meta, char **err);
 
 void vdgx_ckpt_test (bool verbose);
 

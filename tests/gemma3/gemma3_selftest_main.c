@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gemma3.h"
+#include "gemma3_tok.h"
 
 typedef struct {
     const char *name;
@@ -13,6 +14,7 @@ typedef struct {
 } s_class_t;
 
 static const s_class_t s_classes [] = {
+    { "gemma3_tok", gemma3_tok_test },
     { "gemma3", gemma3_test },
 };
 #define S_CLASS_COUNT (sizeof (s_classes) / sizeof (s_classes [0]))
