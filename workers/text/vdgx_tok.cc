@@ -588,6 +588,14 @@ vdgx_tok_encode (vdgx_tok_t *self, const char *text, int max_len, int32_t *ids,
         *err = NULL;
     const vdgx_tok_opts_t *o = &self->opts;
     std::u32string cleaned = o->clean == VDGX_TOK_CLEAN_WHITESPACE? s_clean (text): s_decode_utf8 (text);
+    if (o->clean == VDGX_TOK_CLEAN_STRIP) {
+        size_t b = 0, e = cleaned.size ();
+        while (b < e && s_is_py_space (cleaned [b]))
+            b++;
+        while (e > b && s_is_py_space (cleaned [e - 1]))
+            e--;
+        cleaned = cleaned.substr (b, e - b);
+    }
     if (o->lowercase)
         for (char32_t &c : cleaned)
             if (c < 128)
@@ -851,6 +859,17 @@ vdgx_tok_test (bool verbose)
         n = vdgx_tok_encode (tok, "a&amp;b", 12, ids, NULL, &err);
         n2 = vdgx_tok_encode (tok, "a&b", 12, ids2, NULL, &err);
         assert (n != n2 || memcmp (ids, ids2, sizeof (int32_t) * 12) != 0);
+        //  Strip only: leading and trailing (Unicode) spaces go, entities stay.
+        lo.clean = VDGX_TOK_CLEAN_STRIP;
+        vdgx_tok_t *st = vdgx_tok_new (dir, &lo, &err);
+        assert (st);
+        n = vdgx_tok_encode (st, " \t\xE3\x80\x80" "A CAT walks\n ", 12, ids, NULL, &err);
+        n2 = vdgx_tok_encode (tok, "a cat walks", 12, ids2, NULL, &err);
+        assert (n == n2 && memcmp (ids, ids2, sizeof (int32_t) * 12) == 0);
+        n = vdgx_tok_encode (st, " a&amp;b ", 12, ids, NULL, &err);
+        n2 = vdgx_tok_encode (tok, "a&amp;b", 12, ids2, NULL, &err);
+        assert (n == n2 && memcmp (ids, ids2, sizeof (int32_t) * 12) == 0);
+        vdgx_tok_destroy (&st);
         //  max_len below the specials is an error.
         assert (vdgx_tok_encode (tok, "a", 1, ids, NULL, &err) == -1 && err && strstr (err, "no room"));
         free (err);

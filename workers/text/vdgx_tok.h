@@ -29,7 +29,8 @@ extern "C" {
 
 typedef enum {
     VDGX_TOK_CLEAN_NONE = 0,        //  the text as given
-    VDGX_TOK_CLEAN_WHITESPACE       //  ftfy-lite + html.unescape x2 + whitespace (see above)
+    VDGX_TOK_CLEAN_WHITESPACE,      //  ftfy-lite + html.unescape x2 + whitespace (see above)
+    VDGX_TOK_CLEAN_STRIP            //  Python's str.strip() only (Gemma in LTX-2)
 } vdgx_tok_clean_t;
 
 typedef enum { VDGX_TOK_PAD_RIGHT = 0, VDGX_TOK_PAD_LEFT } vdgx_tok_pad_t;

@@ -27,7 +27,7 @@ struct _ltx2_prompt_t {
     char *gemma_path;
     vdgx_wfmt_t wfmt;
     int max_tokens;
-    gemma3_tok_t *tok;
+    vdgx_tok_t *tok;
     gemma3_t *gemma;
     bool free_after;                //  the resolved policy
     s_entry_t *cache;
@@ -119,7 +119,9 @@ ltx2_prompt_new (ltx2_text_t *text, vdgx_backend_t *backend, const ltx2_prompt_o
         return NULL;
     }
     char *terr = NULL;
-    self->tok = gemma3_tok_new (options->tokenizer_path? options->tokenizer_path: options->gemma_path, &terr);
+    vdgx_tok_opts_t tok_opts = gemma3_tok_opts ();
+    self->tok = vdgx_tok_new (options->tokenizer_path? options->tokenizer_path: options->gemma_path,
+                              &tok_opts, &terr);
     if (!self->tok) {
         *err = terr;
         ltx2_prompt_destroy (&self);
@@ -153,7 +155,7 @@ ltx2_prompt_destroy (ltx2_prompt_t **self_p)
     }
     free (self->cache);
     gemma3_destroy (&self->gemma);
-    gemma3_tok_destroy (&self->tok);
+    vdgx_tok_destroy (&self->tok);
     free (self->gemma_path);
     free (self);
     *self_p = NULL;
@@ -216,11 +218,11 @@ s_load_gemma (ltx2_prompt_t *self)
     const gemma3_config_t *gc = gemma3_config (self->gemma);
     const ltx2_text_config_t *tc = ltx2_text_config (self->text);
     if ((int64_t) gc->hidden * (gc->layers + 1) != tc->feature_dim
-     || gemma3_tok_vocab_size (self->tok) > gc->vocab) {
+     || vdgx_tok_vocab_size (self->tok) > gc->vocab) {
         s_set_error (self, "LTX-2 prompt encoder: Gemma (%d x %d hidden states, vocabulary %d) does "
                      "not fit the checkpoint's text path (%d features) or the tokenizer (%d)",
                      gc->layers + 1, gc->hidden, gc->vocab, tc->feature_dim,
-                     gemma3_tok_vocab_size (self->tok));
+                     vdgx_tok_vocab_size (self->tok));
         gemma3_destroy (&self->gemma);
         return -1;
     }
@@ -258,7 +260,7 @@ s_compute (ltx2_prompt_t *self, const char *prompt, s_entry_t *scratch)
     if (!ids || !mask || !video || !audio || !copy)
         s_set_error (self, "out of memory");
     else
-    if (gemma3_tok_encode (self->tok, prompt, T, true, ids, mask, &err) < 0)
+    if (vdgx_tok_encode (self->tok, prompt, T, ids, mask, &err) < 0)
         s_set_error (self, "%s", err? err: "tokenizer failed");
     else
     if (s_load_gemma (self) == 0) {

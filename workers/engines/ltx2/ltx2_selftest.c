@@ -220,11 +220,12 @@ ltx2_prompt_test (bool verbose)
     assert (loads == 1 && hits == 0 && misses == 1 && !ltx2_prompt_gemma_loaded (p));
     //  the same contexts as tokenizer -> Gemma -> text path by hand
     {
-        gemma3_tok_t *tok = gemma3_tok_new (dir, &err);
+        vdgx_tok_opts_t tok_opts = gemma3_tok_opts ();
+        vdgx_tok_t *tok = vdgx_tok_new (dir, &tok_opts, &err);
         gemma3_t *g = gemma3_new (dir, b, VDGX_WFMT_F32, &err);
         int32_t ids [16];
         uint8_t mask [16];
-        assert (tok && g && gemma3_tok_encode (tok, "a cat walks", 16, true, ids, mask, NULL) > 1);
+        assert (tok && g && vdgx_tok_encode (tok, "a cat walks", 16, ids, mask, NULL) > 1);
         vdgx_tensor_t hs, vv, aa;
         assert (gemma3_forward (g, ids, mask, 1, 16, &hs, NULL, NULL) == 0);
         assert (ltx2_text_encode (text, &hs, mask, &vv, &aa) == 0);
@@ -234,7 +235,7 @@ ltx2_prompt_test (bool verbose)
         vdgx_tensor_release (b, &vv);
         vdgx_tensor_release (b, &aa);
         gemma3_destroy (&g);
-        gemma3_tok_destroy (&tok);
+        vdgx_tok_destroy (&tok);
     }
     //  a repeat is a hit: no Gemma, the same bytes
     assert (ltx2_prompt_encode (p, "a cat walks", &v2, &a2) == 0);
@@ -299,7 +300,7 @@ ltx2_prompt_test (bool verbose)
 
     //  errors: the tokenizer or the weights missing, a Gemma that does not fit the text path
     opt.tokenizer_path = "/nonexistent/tokenizer.model";
-    assert (!ltx2_prompt_new (text, b, &opt, &err) && strstr (err, "/nonexistent/tokenizer.model"));
+    assert (!ltx2_prompt_new (text, b, &opt, &err) && strstr (err, "/nonexistent/tokenizer.model") && strstr (err, "Gemma tokenizer"));
     if (verbose)
         printf ("\n   %s", err);
     free (err);
