@@ -95,6 +95,16 @@ void vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_
                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                           float *C, int64_t ldc);
 bool vdgx_sgemm_is_openblas (void);
+
+//  Linear on a quantized (non-F32) weight computed on its packed codes (vdgx_cpu_qgemm.c):
+//  y[M,N] = x[M,K] . W^T (+ bias[N]). Returns 0 when done, 1 when this CPU has no such path
+//  (no AVX512-BF16, VDGX_CPU_EXACT=1, odd K: the caller dequantizes panels), -1 when out of memory.
+int vdgx_cpu_qlinear (vdgx_cpu_pool_t *pool, float *y, const float *x, int64_t M,
+                      const vdgx_weight_t *w, const float *bias);
+bool vdgx_qgemm_available (void);
+//  Tests set this to take the portable route (the exact f32 oracle) instead.
+extern bool vdgx_qgemm_disable;
+void vdgx_qgemm_test (bool verbose);
 //  Tests set this to run the portable sgemm's generic (non-AVX2) tile on x86-64 too.
 extern bool vdgx_sgemm_force_generic;
 

@@ -208,11 +208,18 @@ s_linear (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdg
     int64_t K = w->k, N = w->n, M = vdgx_tensor_numel (x) / K;
     float *Y = y->data;
     const float *X = x->data;
-    if (w->fmt != VDGX_WFMT_F32 && M <= 4) {
+    if (w->fmt != VDGX_WFMT_F32 && M <= 4 && !vdgx_qgemm_available ()) {
         s_skinny_job_t sj = { w, X, bias? bias->data: NULL, Y, M };
         vdgx_cpu_pool_run (s_pool (b), (N + S_SKINNY_ROWS - 1) / S_SKINNY_ROWS, s_skinny_task, &sj);
         return 0;
     }
+    int q = w->fmt == VDGX_WFMT_F32? 1: vdgx_cpu_qlinear (s_pool (b), Y, X, M, w, bias? bias->data: NULL);
+    if (q < 0) {
+        vdgx_backend_set_error (b, "linear: out of memory");
+        return -1;
+    }
+    if (q == 0)
+        return 0;
     if (w->fmt == VDGX_WFMT_F32)
         vdgx_sgemm (s_pool (b), true, M, N, K, X, K, w->data, K, 0.0f, Y, N);
     else {
