@@ -105,6 +105,37 @@ bool vdgx_qgemm_available (void);
 //  Tests set this to take the portable route (the exact f32 oracle) instead.
 extern bool vdgx_qgemm_disable;
 void vdgx_qgemm_test (bool verbose);
+
+//  Attention arguments (vdgx_cpu_attn_fast.c): o[B,Lq,H,D] from q[B,Lq,H,D], k/v[B,Lk,Hkv,D]
+//  (batches kv_bstride elements apart), mask kind as vdgx_attn_kind_t with q_offset / window /
+//  block, key_mask U8 [B,Lk] or NULL, bias F32 [H,Lq,Lk] or NULL. f32.
+typedef struct {
+    float *o;
+    const float *q, *k, *v, *bias;
+    const uint8_t *key_mask;
+    int64_t B, Lq, Lk, H, Hkv, D, kv_bstride;
+    int kind;
+    int64_t q_offset, window, block;
+    float scale;
+} vdgx_attn_args_t;
+//  Blocked-GEMM attention with an online softmax; returns 1 (nothing done) when this CPU or
+//  shape has no fast path (no AVX-512, D % 16), and the caller runs the reference.
+int vdgx_cpu_attention_fast (vdgx_cpu_pool_t *pool, const vdgx_attn_args_t *a);
+//  Tests set this to run the reference instead.
+extern bool vdgx_attn_fast_disable;
+void vdgx_cpu_attn_fast_test (bool verbose);
+
+//  Convolution geometry of one image (channels first; 2D convs have T = kt = To = 1).
+typedef struct {
+    int64_t Cin, T, H, W, kt, kh, kw, To, Ho, Wo;
+    int st, sh, sw, pt, ph, pw;     //  front / top / left pads (back ones only bound To/Ho/Wo)
+} vdgx_conv_geom_t;
+//  col[Cin*kt*kh*kw, np] of x[Cin,T,H,W] for output positions [p0, p0 + np), which must be
+//  whole output rows (p0 and np multiples of Wo); padding reads as 0 (vdgx_cpu_conv.c).
+void vdgx_cpu_im2col (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, const float *x, float *col,
+                      int64_t p0, int64_t np);
+//  y[r, 0..P) = v[r] for every row r < rows.
+void vdgx_cpu_fill_rows (vdgx_cpu_pool_t *pool, float *y, const float *v, int64_t rows, int64_t P);
 //  Tests set this to run the portable sgemm's generic (non-AVX2) tile on x86-64 too.
 extern bool vdgx_sgemm_force_generic;
 

@@ -619,40 +619,9 @@ s_slice (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int dim, i
 }
 
 //  ---------------------------------------------------------------------------------------
-//  Convolution: im2col over a chunk of output positions, then one sgemm
-//  y[Cout, P] = w[Cout, Cin*kt*kh*kw] . col[Cin*kt*kh*kw, P]. Chunks bound the col buffer.
-
-typedef struct {
-    const float *x;
-    float *col;
-    int64_t Cin, T, H, W, kt, kh, kw, To, Ho, Wo;
-    int st, sh, sw, pt, ph, pw;     //  front / top / left pads (back ones only bound To/Ho/Wo)
-    int64_t p0, np;
-} s_conv_job_t;
-
-static void
-s_im2col_row (void *ctx, int64_t r)
-{
-    const s_conv_job_t *j = ctx;
-    int64_t dw = r % j->kw, dh = (r / j->kw) % j->kh, dt = (r / (j->kw * j->kh)) % j->kt;
-    int64_t ci = r / (j->kw * j->kh * j->kt);
-    float *col = j->col + r * j->np;
-    const float *x = j->x + ci * j->T * j->H * j->W;
-    int64_t p = j->p0;
-    int64_t ow = p % j->Wo, oh = (p / j->Wo) % j->Ho, ot = p / (j->Wo * j->Ho);
-    for (int64_t c = 0; c < j->np; c++) {
-        int64_t it = ot * j->st - j->pt + dt, ih = oh * j->sh - j->ph + dh, iw = ow * j->sw - j->pw + dw;
-        col [c] = (it >= 0 && it < j->T && ih >= 0 && ih < j->H && iw >= 0 && iw < j->W)
-                  ? x [(it * j->H + ih) * j->W + iw]: 0.0f;
-        if (++ow == j->Wo) {
-            ow = 0;
-            if (++oh == j->Ho) {
-                oh = 0;
-                ot++;
-            }
-        }
-    }
-}
+//  Convolution: im2col over a chunk of whole output rows (vdgx_cpu_conv.c), then one sgemm
+//  y[Cout, P] = w[Cout, Cin*kt*kh*kw] . col[Cin*kt*kh*kw, P] onto the bias written first.
+//  Chunks bound the col buffer.
 
 static int
 s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w,
@@ -667,8 +636,8 @@ s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t
     int64_t P = To * Ho * Wo, K = Cin * kt * kh * kw;
     if (P == 0 || Cout == 0 || N == 0)
         return 0;
-    //  col chunk: at most 16 MB, at least one row of output positions
-    int64_t np = (16 << 20) / (4 * (K? K: 1));
+    //  col chunk: about 16 MB, whole output rows, at least one
+    int64_t np = (16 << 20) / (4 * (K? K: 1)) / Wo * Wo;
     if (np < Wo)
         np = Wo;
     if (np > P)
@@ -678,22 +647,17 @@ s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t
         vdgx_backend_set_error (b, "%s: out of memory for im2col (%lld x %lld)", op, (long long) K, (long long) np);
         return -1;
     }
+    vdgx_conv_geom_t g = { Cin, T, H, W, kt, kh, kw, To, Ho, Wo, st, sh, sw, pt, ph, pw };
     for (int64_t n = 0; n < N; n++) {
         const float *xn = (const float *) x->data + n * Cin * T * H * W;
         float *yn = (float *) y->data + n * Cout * P;
+        if (bias)
+            vdgx_cpu_fill_rows (s_pool (b), yn, bias->data, Cout, P);
         for (int64_t p0 = 0; p0 < P; p0 += np) {
             int64_t cnt = P - p0 < np? P - p0: np;
-            s_conv_job_t j = { xn, col, Cin, T, H, W, kt, kh, kw, To, Ho, Wo, st, sh, sw, pt, ph, pw, p0, cnt };
-            vdgx_cpu_pool_run (s_pool (b), K, s_im2col_row, &j);
-            vdgx_sgemm (s_pool (b), false, Cout, cnt, K, w->data, K, col, cnt, 0.0f, yn + p0, P);
+            vdgx_cpu_im2col (s_pool (b), &g, xn, col, p0, cnt);
+            vdgx_sgemm (s_pool (b), false, Cout, cnt, K, w->data, K, col, cnt, bias? 1.0f: 0.0f, yn + p0, P);
         }
-        if (bias)
-            for (int64_t co = 0; co < Cout; co++) {
-                float bv = ((const float *) bias->data) [co];
-                float *yc = yn + co * P;
-                for (int64_t p = 0; p < P; p++)
-                    yc [p] += bv;
-            }
     }
     return 0;
 }

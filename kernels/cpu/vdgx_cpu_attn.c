@@ -201,6 +201,12 @@ vdgx_cpu_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q,
     j.kv_bstride = j.B > 1? k->stride [0]: j.Lk * j.Hkv * j.D;
     if (j.B * j.Lq * j.H * j.D == 0)
         return 0;
+    //  The blocked-GEMM kernel (vdgx_cpu_attn_fast.c) where the CPU and D allow; this loop is
+    //  the reference it is tested against.
+    vdgx_attn_args_t fa = { j.o, j.q, j.k, j.v, j.bias, j.mask, j.B, j.Lq, j.Lk, j.H, j.Hkv, j.D,
+                            j.kv_bstride, (int) spec->kind, spec->q_offset, spec->window, spec->block, scale };
+    if (vdgx_cpu_attention_fast (vdgx_cpu_pool_of (b), &fa) == 0)
+        return 0;
     j.qblocks = (j.Lq + S_BQ - 1) / S_BQ;
     vdgx_cpu_pool_run (vdgx_cpu_pool_of (b), j.B * j.H * j.qblocks, s_attn_pick (), &j);
     return 0;

@@ -1,0 +1,201 @@
+/*  vdgx-bench-cpu - times one op or model piece of ours on the CPU, for the side-by-side run
+    against PyTorch (tools/bench_cpu/vs_torch.py drives both in one interleaved run).
+
+    vdgx-bench-cpu [--threads N] [--reps R] ITEM ARGS...
+      linear M N K FMT        y[M,N] = x[M,K] . W[N,K]^T + bias, FMT f32|bf16|f16|fp8|nvfp4|mxfp4|nf4
+      attention B L H D       self-attention o[B,L,H,D], scale 1/sqrt(D)
+      conv3d CIN COUT T H W   causal 3x3x3 conv of x[1,CIN,T,H,W] (pad t 2+0, h 1, w 1)
+      vae F H W               Wan 2.1 VAE decode (dim 96, z 16, random weights) of a
+                              latent 16 x F x H x W -> 1 + 4 (F - 1) frames of 8H x 8W
+
+    One untimed warm-up, then R timed runs: prints "time <seconds>" per run, then
+    "peak_rss_mb <MiB>" (the process's maximum resident set, weights and inputs included).
+    Inputs and weights are random (never zero).
+*/
+#include "vdgx_backend.h"
+#include "vdgx_quant.h"
+#include "wan21_vae.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t s_seed = 0x2545f4914f6cdd1dull;
+
+static float *
+s_rand (int64_t n, float scale)
+{
+    float *v = malloc (sizeof (float) * (size_t) (n > 0? n: 1));
+    if (!v) {
+        fprintf (stderr, "vdgx-bench-cpu: out of memory\n");
+        exit (1);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        s_seed ^= s_seed << 13;
+        s_seed ^= s_seed >> 7;
+        s_seed ^= s_seed << 17;
+        v [i] = scale * (2.0f * (float) ((s_seed >> 40) + 1) / 16777217.0f - 1.0f);
+    }
+    return v;
+}
+
+static void
+s_tensor (vdgx_backend_t *b, vdgx_tensor_t *t, int ndim, const int64_t *shape, float scale)
+{
+    if (vdgx_tensor_alloc (b, t, VDGX_DTYPE_F32, ndim, shape)) {
+        fprintf (stderr, "vdgx-bench-cpu: out of memory\n");
+        exit (1);
+    }
+    float *v = s_rand (vdgx_tensor_numel (t), scale);
+    vdgx_tensor_from_f32 (b, t, v);
+    free (v);
+}
+
+static void
+s_check (vdgx_backend_t *b, int rc, const char *what)
+{
+    if (rc) {
+        fprintf (stderr, "vdgx-bench-cpu: %s: %s\n", what, vdgx_backend_error (b));
+        exit (1);
+    }
+}
+
+static int
+s_frame (void *ctx, int index, const float *chw, int width, int height)
+{
+    (void) ctx; (void) index; (void) chw; (void) width; (void) height;
+    return 0;
+}
+
+static void
+s_usage (void)
+{
+    fprintf (stderr, "usage: vdgx-bench-cpu [--threads N] [--reps R] linear M N K FMT | attention B L H D\n"
+                     "       | conv3d CIN COUT T H W | vae F H W\n");
+    exit (2);
+}
+
+int
+main (int argc, char *argv [])
+{
+    int threads = 0, reps = 3, a = 1;
+    while (a + 1 < argc && strncmp (argv [a], "--", 2) == 0) {
+        if (strcmp (argv [a], "--threads") == 0) threads = atoi (argv [a + 1]);
+        else if (strcmp (argv [a], "--reps") == 0) reps = atoi (argv [a + 1]);
+        else s_usage ();
+        a += 2;
+    }
+    if (a >= argc || reps < 1)
+        s_usage ();
+    const char *item = argv [a++];
+    int64_t n [6] = { 0 };
+    int want = strcmp (item, "linear") == 0? 3: strcmp (item, "attention") == 0? 4:
+               strcmp (item, "conv3d") == 0? 5: strcmp (item, "vae") == 0? 3: -1;
+    if (want < 0 || argc - a < want + (strcmp (item, "linear") == 0))
+        s_usage ();
+    for (int i = 0; i < want; i++) {
+        n [i] = atoll (argv [a + i]);
+        if (n [i] <= 0 || n [i] > 1 << 20)
+            s_usage ();
+    }
+    char device [32], *err = NULL;
+    snprintf (device, sizeof device, threads > 0? "cpu:%d": "cpu", threads);
+    vdgx_backend_t *b = vdgx_backend_new (device, VDGX_DTYPE_F32, &err);
+    if (!b) {
+        fprintf (stderr, "vdgx-bench-cpu: %s\n", err);
+        return 1;
+    }
+    vdgx_tensor_t t [4] = { { 0 } };
+    vdgx_weight_t hw = { 0 }, dw = { 0 };
+    wan21_vae_t *vae = NULL;
+    float *latent = NULL;
+    int kind = 0;
+    if (strcmp (item, "linear") == 0) {
+        vdgx_wfmt_t fmt;
+        if (vdgx_wfmt_from_name (argv [a + 3], &fmt))
+            s_usage ();
+        float *w = s_rand (n [1] * n [2], 1.0f / sqrtf ((float) n [2]));
+        if (vdgx_weight_quantize (&hw, fmt, w, n [1], n [2], true, &err)
+        ||  vdgx_weight_to_backend (b, &dw, &hw)) {
+            fprintf (stderr, "vdgx-bench-cpu: weight: %s\n", err? err: vdgx_backend_error (b));
+            return 1;
+        }
+        free (w);
+        vdgx_weight_host_free (&hw);
+        int64_t sx [2] = { n [0], n [2] }, sy [2] = { n [0], n [1] }, sb [1] = { n [1] };
+        s_tensor (b, &t [0], 2, sx, 1.0f);
+        s_tensor (b, &t [1], 2, sy, 1.0f);
+        s_tensor (b, &t [2], 1, sb, 1.0f);
+        kind = 1;
+    }
+    else if (strcmp (item, "attention") == 0) {
+        int64_t s [4] = { n [0], n [1], n [2], n [3] };
+        for (int i = 0; i < 4; i++)
+            s_tensor (b, &t [i], 4, s, 1.0f);
+        kind = 2;
+    }
+    else if (strcmp (item, "conv3d") == 0) {
+        int64_t sx [5] = { 1, n [0], n [2], n [3], n [4] }, sw [5] = { n [1], n [0], 3, 3, 3 };
+        int64_t sy [5] = { 1, n [1], n [2], n [3], n [4] }, sb [1] = { n [1] };
+        s_tensor (b, &t [0], 5, sx, 1.0f);
+        s_tensor (b, &t [1], 5, sw, 1.0f / sqrtf ((float) (27 * n [0])));
+        s_tensor (b, &t [2], 5, sy, 1.0f);
+        s_tensor (b, &t [3], 1, sb, 1.0f);
+        kind = 3;
+    }
+    else {
+        vae = wan21_vae_new_random (b, 96, 16, 1, &err);
+        if (!vae) {
+            fprintf (stderr, "vdgx-bench-cpu: vae: %s\n", err);
+            return 1;
+        }
+        latent = s_rand (16 * n [0] * n [1] * n [2], 1.0f);
+        kind = 4;
+    }
+    for (int r = 0; r <= reps; r++) {
+        double t0 = s_now ();
+        switch (kind) {
+            case 1:
+                s_check (b, vdgx_op_linear (b, &t [1], &t [0], &dw, &t [2]), "linear");
+                break;
+            case 2:
+                s_check (b, vdgx_op_attention (b, &t [3], &t [0], &t [1], &t [2], NULL, NULL,
+                                               1.0f / sqrtf ((float) n [3])), "attention");
+                break;
+            case 3: {
+                int stride [3] = { 1, 1, 1 }, pad [4] = { 2, 0, 1, 1 };
+                s_check (b, vdgx_op_conv3d (b, &t [2], &t [0], &t [1], &t [3], stride, pad), "conv3d");
+                break;
+            }
+            default:
+                if (wan21_vae_decode (vae, latent, n [0], n [1], n [2], NULL, s_frame, NULL, &err)) {
+                    fprintf (stderr, "vdgx-bench-cpu: vae decode: %s\n", err);
+                    return 1;
+                }
+        }
+        if (r > 0)
+            printf ("time %.6f\n", s_now () - t0);
+    }
+    struct rusage ru;
+    getrusage (RUSAGE_SELF, &ru);
+    printf ("peak_rss_mb %.1f\n", ru.ru_maxrss / 1024.0);
+    for (int i = 0; i < 4; i++)
+        vdgx_tensor_release (b, &t [i]);
+    if (dw.data)
+        vdgx_weight_release (b, &dw);
+    wan21_vae_destroy (&vae);
+    free (latent);
+    vdgx_backend_destroy (&b);
+    return 0;
+}
