@@ -636,6 +636,15 @@ s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t
     int64_t P = To * Ho * Wo, K = Cin * kt * kh * kw;
     if (P == 0 || Cout == 0 || N == 0)
         return 0;
+    vdgx_conv_geom_t g = { Cin, T, H, W, kt, kh, kw, To, Ho, Wo, st, sh, sw, pt, ph, pw };
+    size_t wf = vdgx_winograd_disable? 0: vdgx_cpu_winograd_floats (&g, Cout);
+    float *wsc = wf? s_scratch (b, wf): NULL;
+    if (wsc) {
+        for (int64_t n = 0; n < N; n++)
+            vdgx_cpu_winograd (s_pool (b), &g, Cout, (const float *) x->data + n * Cin * T * H * W,
+                               w->data, bias? bias->data: NULL, (float *) y->data + n * Cout * P, wsc);
+        return 0;
+    }
     //  col chunk: about 16 MB, whole output rows, at least one
     int64_t np = (16 << 20) / (4 * (K? K: 1)) / Wo * Wo;
     if (np < Wo)
@@ -647,7 +656,6 @@ s_conv (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t
         vdgx_backend_set_error (b, "%s: out of memory for im2col (%lld x %lld)", op, (long long) K, (long long) np);
         return -1;
     }
-    vdgx_conv_geom_t g = { Cin, T, H, W, kt, kh, kw, To, Ho, Wo, st, sh, sw, pt, ph, pw };
     for (int64_t n = 0; n < N; n++) {
         const float *xn = (const float *) x->data + n * Cin * T * H * W;
         float *yn = (float *) y->data + n * Cout * P;

@@ -9,6 +9,7 @@
 #include <string.h>
 #ifdef VDGX_HAVE_OPENBLAS
 #include <cblas.h>
+#include <pthread.h>
 #endif
 
 #define S_MR 4
@@ -238,6 +239,54 @@ vdgx_sgemm_is_openblas (void)
 #endif
 }
 
+#ifdef VDGX_HAVE_OPENBLAS
+//  OpenBLAS runs single-threaded inside our pool's tasks: its own worker threads spin (sched_yield)
+//  for a while after every call, and on a machine with as many pool threads as cores they took
+//  CPU from the pool's next op (a fifth of a Wan-VAE decode's profile). The product is split
+//  into one slice per pool thread along its longer side (N, else M), in multiples of 64.
+typedef struct {
+    bool trans_b;
+    int M, N, K, lda, ldb, ldc, slice, by_n;
+    const float *A, *B;
+    float *C;
+    float beta;
+} s_blas_job_t;
+
+static void
+s_blas_slice (void *ctx, int64_t t)
+{
+    const s_blas_job_t *j = ctx;
+    int lo = (int) t * j->slice, len = (j->by_n? j->N: j->M) - lo;
+    if (len > j->slice)
+        len = j->slice;
+    if (len <= 0)
+        return;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    int M = j->M, N = j->N;
+    if (j->by_n) {
+        B += j->trans_b? (size_t) lo * j->ldb: (size_t) lo;
+        C += lo;
+        N = len;
+    }
+    else {
+        A += (size_t) lo * j->lda;
+        C += (size_t) lo * j->ldc;
+        M = len;
+    }
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, j->trans_b? CblasTrans: CblasNoTrans,
+                 M, N, j->K, 1.0f, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+}
+
+static pthread_once_t s_blas_once = PTHREAD_ONCE_INIT;
+
+static void
+s_blas_single (void)
+{
+    openblas_set_num_threads (1);
+}
+#endif
+
 void
 vdgx_sgemm (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, int64_t K,
             const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
@@ -248,8 +297,15 @@ vdgx_sgemm (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_t N, int64_t K
     //  skinny x . W^T products (decode-like M <= 4), where our direct dots beat its packing.
     if (!(trans_b && M <= 4) && M > 0 && N > 0 && K > 0 && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX
         && lda < INT32_MAX && ldb < INT32_MAX && ldc < INT32_MAX) {
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, trans_b? CblasTrans: CblasNoTrans,
-                     (int) M, (int) N, (int) K, 1.0f, A, (int) lda, B, (int) ldb, beta, C, (int) ldc);
+        pthread_once (&s_blas_once, s_blas_single);
+        int threads = vdgx_cpu_pool_threads (pool), by_n = N >= M;
+        int64_t len = by_n? N: M, slice = (len + threads - 1) / threads;
+        slice = (slice + 63) / 64 * 64;
+        if (2.0 * (double) M * (double) N * (double) K < 4e6)     //  too small to split
+            slice = len;
+        s_blas_job_t j = { trans_b, (int) M, (int) N, (int) K, (int) lda, (int) ldb, (int) ldc,
+                           (int) slice, by_n, A, B, C, beta };
+        vdgx_cpu_pool_run (pool, (len + slice - 1) / slice, s_blas_slice, &j);
         return;
     }
 #endif

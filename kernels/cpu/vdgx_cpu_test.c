@@ -466,8 +466,12 @@ s_test_conv (vdgx_backend_t *b)
         { 2, 2, 3, 4, 9, 8, 1, 3, 3, { 1, 2, 2 }, { 0, 0, 1, 1 } },
         { 1, 4, 2, 3, 5, 5, 3, 1, 1, { 2, 1, 1 }, { 1, 1, 0, 0 } },
         { 1, 1, 1, 1, 1, 1, 1, 1, 1, { 1, 1, 1 }, { 0, 0, 0, 0 } },
+        //  large enough for Winograd F(2x2,3x3): odd sizes, causal, 2D-like kt = 1
+        { 1, 17, 16, 3, 33, 47, 3, 3, 3, { 1, 1, 1 }, { 2, 0, 1, 1 } },
+        { 2, 16, 19, 2, 64, 65, 1, 3, 3, { 1, 1, 1 }, { 0, 0, 1, 1 } },
+        { 1, 16, 16, 4, 40, 40, 3, 3, 3, { 1, 1, 1 }, { 1, 1, 1, 1 } },
     };
-    for (size_t s = 0; s < 4; s++) {
+    for (size_t s = 0; s < sizeof (cases) / sizeof (cases [0]); s++) {
         int64_t N = cases [s].N, Ci = cases [s].Cin, Co = cases [s].Cout, T = cases [s].T, H = cases [s].H, W = cases [s].W;
         int64_t kt = cases [s].kt, kh = cases [s].kh, kw = cases [s].kw;
         const int *st = cases [s].st, *pad = cases [s].pad;
