@@ -5,11 +5,14 @@
 #   scripts/setup.sh --test     ... then run the test suite (what CI runs)
 #   scripts/setup.sh --demo     ... then start the stack with the tiny demo model and
 #                                   generate one video, printing where the MP4 is
+#   scripts/setup.sh --bench    ... also install PyTorch (Debian python3-torch) and run the
+#                                   CPU comparison tools/bench_cpu/vs_torch.py (minutes)
 #
 # Idempotent: packages already present are not reinstalled, the build is incremental.
 # Quiet on success; on failure it says which step failed and shows the end of its log.
 # Environment: BUILD_DIR (default build), VDGX_CUDA (AUTO|ON|OFF), VDGX_SANITIZE (ON|OFF),
-# CTEST_ARGS (extra ctest arguments, e.g. "-L slow"), JOBS (build parallelism).
+# CTEST_ARGS (extra ctest arguments, e.g. "-L slow"), JOBS (build parallelism), BENCH_ARGS
+# (vs_torch.py arguments, e.g. "--reps 3 --items vae").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +26,7 @@ for arg in "$@"; do
         --test) MODE="test" ;;
         --demo) MODE="demo" ;;
         --build) MODE="build" ;;
+        --bench) MODE="bench" ;;
         -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
@@ -47,6 +51,8 @@ TEST_PACKAGES=(
 # already installed. The browser test drives Debian's chromium with playwright-core (npm ci in
 # tests/ui, from its package-lock.json; playwright-core downloads no browser).
 command -v npm >/dev/null 2>&1 || TEST_PACKAGES+=(nodejs npm)
+# Only the CPU benchmark against PyTorch (tools/bench_cpu/vs_torch.py) needs these.
+BENCH_PACKAGES=(python3-torch)
 
 mkdir -p "$LOG_DIR"
 
@@ -84,6 +90,9 @@ if [ "$MODE" = test ]; then
     step "install test packages" install_packages "${TEST_PACKAGES[@]}"
     step "install browser test packages" npm ci --prefix "$ROOT/tests/ui" --no-audit --no-fund
 fi
+if [ "$MODE" = bench ]; then
+    step "install bench packages" install_packages "${BENCH_PACKAGES[@]}"
+fi
 
 CMAKE_ARGS=(-S "$ROOT" -B "$BUILD_DIR" -DVDGX_CUDA="${VDGX_CUDA:-AUTO}"
             -DVDGX_SANITIZE="${VDGX_SANITIZE:-OFF}")
@@ -102,5 +111,9 @@ case "$MODE" in
         ;;
     demo)
         exec "$ROOT/scripts/demo.sh" "$BUILD_DIR"
+        ;;
+    bench)
+        # Debian's interpreter (python3-torch is installed for it, not for another python3)
+        exec /usr/bin/python3 "$ROOT/tools/bench_cpu/vs_torch.py" --build "$BUILD_DIR" ${BENCH_ARGS:-}
         ;;
 esac

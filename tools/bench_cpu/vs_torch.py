@@ -365,6 +365,7 @@ def main():
     ap.add_argument('--reps', type=int, default=5)
     ap.add_argument('--items', default='linear,sdpa,conv3d,dit1560,dit3120,vae,t5')
     ap.add_argument('--quant', default='bf16,fp8,nvfp4,nf4', help='our weight formats for the linear item')
+    ap.add_argument('--dit-precisions', default='bf16', help='our DiT weight formats besides fp32')
     args = ap.parse_args()
     if args.torch_item:
         torch_item(args.torch_item, args.threads)
@@ -389,8 +390,13 @@ def main():
     items = [i for i in args.items.split(',') if i]
     extra = {}
     if 'linear' in items:
-        for f in [q for q in args.quant.split(',') if q]:
-            extra['linear.' + f] = (cpu + ['linear', '3120', '8960', '1536', f], r'time (\S+)', 1.0)
+        extra['linear'] = {'linear.' + f: (cpu + ['linear', '3120', '8960', '1536', f], r'time (\S+)', 1.0)
+                           for f in args.quant.split(',') if f}
+    for it in ('dit1560', 'dit3120'):
+        if it in items:
+            cmd = ours[it][0]
+            extra[it] = {it + '.' + p: (cmd[:cmd.index('fp32')] + [p] + cmd[cmd.index('fp32') + 1:],
+                                        ours[it][1], 1.0) for p in args.dit_precisions.split(',') if p}
     res = {}
     load = []
     for rep in range(args.reps):
@@ -404,14 +410,12 @@ def main():
             out, rss = run_child(me + [it.split('.')[0]], env)
             res[it]['torch'].append(first_float(r'time (\S+)', out))
             res[it]['rss_torch'] = max(res[it]['rss_torch'], rss)
-            if it == 'linear':
-                for name, (cmd, pat, sc) in extra.items():
-                    out, rss = run_child(cmd, env)
-                    res.setdefault(name, {'ours': [], 'torch': res['linear']['torch'], 'rss_ours': 0,
-                                          'rss_torch': 0})
-                    res[name]['ours'].append(first_float(pat, out, sc))
-                    res[name]['rss_ours'] = max(res[name]['rss_ours'], rss)
-                    res[name]['rss_torch'] = res['linear']['rss_torch']
+            for name, (cmd, pat, sc) in extra.get(it, {}).items():
+                out, rss = run_child(cmd, env)
+                res.setdefault(name, {'ours': [], 'torch': res[it]['torch'], 'rss_ours': 0, 'rss_torch': 0})
+                res[name]['ours'].append(first_float(pat, out, sc))
+                res[name]['rss_ours'] = max(res[name]['rss_ours'], rss)
+                res[name]['rss_torch'] = res[it]['rss_torch']
         print('repetition %d done, load average %.1f' % (rep + 1, os.getloadavg()[0]), file=sys.stderr)
     print('vs_torch: %d threads each side, %d interleaved repetitions, load average %.1f-%.1f during the run'
           % (args.threads, args.reps, min(load), max(load)))
@@ -419,8 +423,8 @@ def main():
     for it, r in res.items():
         mo, mt = statistics.median(r['ours']), statistics.median(r['torch'])
         print('%-14s %12.4f %12.4f %7.2fx   %10.0f %10.0f' % (it, mo, mt, mt / mo, r['rss_ours'], r['rss_torch']))
-    print('(medians; ratio = torch / ours, > 1: ours faster; linear.<fmt> = our quantized weights '
-          'against torch fp32 F.linear)')
+    print('(medians; ratio = torch / ours, > 1: ours faster; <item>.<fmt> = our quantized weights '
+          'against the same torch fp32 run)')
 
 
 if __name__ == '__main__':
