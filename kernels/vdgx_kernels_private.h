@@ -107,17 +107,18 @@ extern bool vdgx_qgemm_disable;
 void vdgx_qgemm_test (bool verbose);
 
 //  Attention arguments (vdgx_cpu_attn_fast.c): o[B,Lq,H,D] from q[B,Lq,H,D], k/v[B,Lk,Hkv,D]
-//  (batches kv_bstride elements apart), mask kind as vdgx_attn_kind_t with q_offset / window /
-//  block, key_mask U8 [B,Lk] or NULL, bias F32 [H,Lq,Lk] or NULL. f32.
+//  (batches kv_bstride elements apart), the mask kind of spec, key_mask U8 [B,Lk] or NULL,
+//  bias F32 [H,Lq,Lk] or NULL (the spec's tensors, as host pointers). f32.
 typedef struct {
     float *o;
     const float *q, *k, *v, *bias;
     const uint8_t *key_mask;
     int64_t B, Lq, Lk, H, Hkv, D, kv_bstride;
-    int kind;
-    int64_t q_offset, window, block;
+    const vdgx_attn_spec_t *spec;       //  kind, q_offset, window, block (not NULL)
     float scale;
 } vdgx_attn_args_t;
+//  Keys query i sees under the spec's kind (before key_mask): [*lo, *hi) within [0, Lk).
+void vdgx_attn_range (const vdgx_attn_spec_t *spec, int64_t Lk, int64_t i, int64_t *lo, int64_t *hi);
 //  Blocked-GEMM attention with an online softmax; returns 1 (nothing done) when this CPU or
 //  shape has no fast path (no AVX-512, D % 16), and the caller runs the reference.
 int vdgx_cpu_attention_fast (vdgx_cpu_pool_t *pool, const vdgx_attn_args_t *a);

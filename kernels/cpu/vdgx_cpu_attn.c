@@ -27,11 +27,10 @@ typedef struct {
 } s_attn_job_t;
 
 //  Keys query i can see under the spec's kind: [*lo, *hi) within [0, Lk).
-static void
-s_range (const s_attn_job_t *j, int64_t i, int64_t *lo, int64_t *hi)
+void
+vdgx_attn_range (const vdgx_attn_spec_t *sp, int64_t Lk, int64_t i, int64_t *lo, int64_t *hi)
 {
-    const vdgx_attn_spec_t *sp = j->spec;
-    int64_t p = i + sp->q_offset, a = 0, z = j->Lk;
+    int64_t p = i + sp->q_offset, a = 0, z = Lk;
     switch (sp->kind) {
         case VDGX_ATTN_CAUSAL:
             z = p + 1;
@@ -48,8 +47,8 @@ s_range (const s_attn_job_t *j, int64_t i, int64_t *lo, int64_t *hi)
         default:
             break;
     }
-    if (z > j->Lk)
-        z = j->Lk;
+    if (z > Lk)
+        z = Lk;
     if (a < 0)
         a = 0;
     if (z < a)
@@ -81,7 +80,7 @@ s_attn_body (void *ctx, int64_t t)
             qs [i * D + d] = q [d] * j->scale;
         m [i] = -INFINITY;
         l [i] = 0;
-        s_range (j, i0 + i, &lo [i], &hi [i]);
+        vdgx_attn_range (j->spec, j->Lk, i0 + i, &lo [i], &hi [i]);
     }
     memset (acc, 0, sizeof (float) * (size_t) (nq * D));
     int64_t klo = lo [0], khi = hi [0];
@@ -204,7 +203,7 @@ vdgx_cpu_attention (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *q,
     //  The blocked-GEMM kernel (vdgx_cpu_attn_fast.c) where the CPU and D allow; this loop is
     //  the reference it is tested against.
     vdgx_attn_args_t fa = { j.o, j.q, j.k, j.v, j.bias, j.mask, j.B, j.Lq, j.Lk, j.H, j.Hkv, j.D,
-                            j.kv_bstride, (int) spec->kind, spec->q_offset, spec->window, spec->block, scale };
+                            j.kv_bstride, spec, scale };
     if (vdgx_cpu_attention_fast (vdgx_cpu_pool_of (b), &fa) == 0)
         return 0;
     j.qblocks = (j.Lq + S_BQ - 1) / S_BQ;

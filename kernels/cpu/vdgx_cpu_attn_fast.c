@@ -30,8 +30,6 @@
 #include <immintrin.h>
 #endif
 
-enum { A_FULL = VDGX_ATTN_FULL, A_CAUSAL = VDGX_ATTN_CAUSAL, A_SLIDING = VDGX_ATTN_SLIDING,
-       A_BLOCK_CAUSAL = VDGX_ATTN_BLOCK_CAUSAL };
 
 #define A_BQ 64
 #define A_BK 256
@@ -43,37 +41,6 @@ typedef struct {
     const vdgx_attn_args_t *a;
     int64_t qblocks;
 } a_job_t;
-
-//  Visible keys of query i: [lo, hi) before the key mask.
-static inline void
-a_range (const vdgx_attn_args_t *a, int64_t i, int64_t *lo, int64_t *hi)
-{
-    int64_t pos = i + a->q_offset, l = 0, h = a->Lk;
-    switch (a->kind) {
-        case A_CAUSAL:
-            h = pos + 1;
-            break;
-        case A_SLIDING:
-            l = pos - a->window + 1;
-            h = pos + 1;
-            break;
-        case A_BLOCK_CAUSAL: {
-            int64_t blk = pos >= 0? pos / a->block: -((-pos + a->block - 1) / a->block);
-            h = (blk + 1) * a->block;
-            break;
-        }
-        default:
-            break;
-    }
-    if (l < 0)
-        l = 0;
-    if (h > a->Lk)
-        h = a->Lk;
-    if (h < l)
-        h = l;
-    *lo = l;
-    *hi = h;
-}
 
 //  exp(x) for x <= 0: 2^n * p(r), r = x - n ln2, degree-6 polynomial (relative error ~2e-7);
 //  x below -103 (masked keys are -inf) gives exactly 0.
@@ -165,7 +132,7 @@ a_task (void *ctx, int64_t t)
             const float *src = a->q + ((bi * a->Lq + i0 + r) * a->H + h) * D;
             for (int64_t d = 0; d < D; d++)
                 qt [d * A_BQ + r] = src [d] * a->scale;
-            a_range (a, i0 + r, &lo, &hi);
+            vdgx_attn_range (a->spec, a->Lk, i0 + r, &lo, &hi);
             klo = lo < klo? lo: klo;
             khi = hi > khi? hi: khi;
         }
@@ -291,15 +258,6 @@ vdgx_cpu_attention_fast (vdgx_cpu_pool_t *pool, const vdgx_attn_args_t *a)
 
 static uint64_t a_seed = 0x853c49e6748fea9bull;
 
-static float
-a_rand (void)
-{
-    a_seed ^= a_seed << 13;
-    a_seed ^= a_seed >> 7;
-    a_seed ^= a_seed << 17;
-    return 2.0f * (float) ((a_seed >> 40) + 1) / 16777217.0f - 1.0f;
-}
-
 static void
 a_reference (const vdgx_attn_args_t *a, double *out)
 {
@@ -308,12 +266,14 @@ a_reference (const vdgx_attn_args_t *a, double *out)
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t h = 0; h < a->H; h++)
             for (int64_t i = 0; i < a->Lq; i++) {
-                int64_t hk = h / (a->H / a->Hkv), pos = i + a->q_offset;
+                const vdgx_attn_spec_t *sp = a->spec;
+                int64_t hk = h / (a->H / a->Hkv), pos = i + sp->q_offset;
                 double mx = -INFINITY, sum = 0;
                 for (int64_t j = 0; j < a->Lk; j++) {
-                    bool vis = a->kind == A_FULL || (a->kind == A_CAUSAL && j <= pos)
-                            || (a->kind == A_SLIDING && j <= pos && j > pos - a->window)
-                            || (a->kind == A_BLOCK_CAUSAL && (double) (j / a->block) <= floor ((double) pos / (double) a->block));
+                    bool vis = sp->kind == VDGX_ATTN_FULL || (sp->kind == VDGX_ATTN_CAUSAL && j <= pos)
+                            || (sp->kind == VDGX_ATTN_SLIDING && j <= pos && j > pos - sp->window)
+                            || (sp->kind == VDGX_ATTN_BLOCK_CAUSAL
+                                && (double) (j / sp->block) <= floor ((double) pos / (double) sp->block));
                     if (a->key_mask && !a->key_mask [b * a->Lk + j])
                         vis = false;
                     sc [j] = -INFINITY;
@@ -355,15 +315,17 @@ vdgx_cpu_attn_fast_test (bool verbose)
     double worst = 0;
     int cases = 0;
     for (size_t s = 0; s < sizeof (shapes) / sizeof (shapes [0]); s++)
-        for (int kind = A_FULL; kind <= A_BLOCK_CAUSAL; kind++)
+        for (int kind = VDGX_ATTN_FULL; kind <= VDGX_ATTN_BLOCK_CAUSAL; kind++)
             for (int extra = 0; extra < 2; extra++) {
                 vdgx_attn_args_t a = { 0 };
+                vdgx_attn_spec_t sp = { 0 };
+                a.spec = &sp;
                 a.B = shapes [s][0]; a.Lq = shapes [s][1]; a.Lk = shapes [s][2];
                 a.H = shapes [s][3]; a.Hkv = shapes [s][4]; a.D = shapes [s][5];
-                a.kind = kind;
-                a.q_offset = extra? a.Lk - a.Lq: 0;     //  appending to a KV cache, or not
-                a.window = 1 + (int64_t) s * 17;
-                a.block = s == 2? 64: 3 + (int64_t) s;
+                sp.kind = (vdgx_attn_kind_t) kind;
+                sp.q_offset = extra? a.Lk - a.Lq: 0;    //  appending to a KV cache, or not
+                sp.window = 1 + (int64_t) s * 17;
+                sp.block = s == 2? 64: 3 + (int64_t) s;
                 a.scale = 1.0f / sqrtf ((float) a.D) * (extra? 4.0f: 1.0f);
                 int64_t nq = a.B * a.Lq * a.H * a.D, nk = a.B * a.Lk * a.Hkv * a.D;
                 float *q = malloc (sizeof (float) * (size_t) nq), *k = malloc (sizeof (float) * (size_t) nk);
@@ -372,17 +334,17 @@ vdgx_cpu_attn_fast_test (bool verbose)
                 uint8_t *mask = malloc ((size_t) (a.B * a.Lk));
                 double *ref = malloc (sizeof (double) * (size_t) nq);
                 assert (q && k && v && o && bias && mask && ref);
-                for (int64_t i = 0; i < nq; i++) q [i] = a_rand ();
-                for (int64_t i = 0; i < nk; i++) { k [i] = a_rand (); v [i] = a_rand (); }
-                for (int64_t i = 0; i < a.H * a.Lq * a.Lk; i++) bias [i] = 2.0f * a_rand ();
+                for (int64_t i = 0; i < nq; i++) q [i] = vdgx_test_randf (&a_seed);
+                for (int64_t i = 0; i < nk; i++) { k [i] = vdgx_test_randf (&a_seed); v [i] = vdgx_test_randf (&a_seed); }
+                for (int64_t i = 0; i < a.H * a.Lq * a.Lk; i++) bias [i] = 2.0f * vdgx_test_randf (&a_seed);
                 //  key padding: the tail of batch 0, every key of batch 1 (its rows get 0)
                 for (int64_t b = 0; b < a.B; b++)
                     for (int64_t j = 0; j < a.Lk; j++)
-                        mask [b * a.Lk + j] = b == 0? (j < a.Lk - a.Lk / 3 && a_rand () > -0.8f): 0;
+                        mask [b * a.Lk + j] = b == 0? (j < a.Lk - a.Lk / 3 && vdgx_test_randf (&a_seed) > -0.8f): 0;
                 a.o = o; a.q = q; a.k = k; a.v = v;
                 a.kv_bstride = a.Lk * a.Hkv * a.D;
                 a.bias = extra? bias: NULL;
-                a.key_mask = extra || kind == A_FULL? mask: NULL;
+                a.key_mask = extra || kind == VDGX_ATTN_FULL? mask: NULL;
                 assert (vdgx_cpu_attention_fast (pool, &a) == 0 || a.D % 16);
                 if (a.D % 16 == 0) {
                     a_reference (&a, ref);

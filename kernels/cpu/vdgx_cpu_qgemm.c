@@ -368,15 +368,6 @@ vdgx_cpu_qlinear (vdgx_cpu_pool_t *pool, float *y, const float *x, int64_t M,
 
 static uint64_t q_seed = 0x9e3779b97f4a7c15ull;
 
-static float
-q_rand (void)
-{
-    q_seed ^= q_seed << 13;
-    q_seed ^= q_seed >> 7;
-    q_seed ^= q_seed << 17;
-    return 2.0f * (float) ((q_seed >> 40) + 1) / 16777217.0f - 1.0f;
-}
-
 void
 vdgx_qgemm_test (bool verbose)
 {
@@ -398,11 +389,11 @@ vdgx_qgemm_test (bool verbose)
                 float *bias = malloc (sizeof (float) * (size_t) N);
                 assert (x && ws && wd && y && bias);
                 for (int64_t i = 0; i < M * K; i++)
-                    x [i] = q_rand () * 3.0f;
+                    x [i] = vdgx_test_randf (&q_seed) * 3.0f;
                 for (int64_t i = 0; i < N * K; i++)
-                    ws [i] = q_rand () * 0.05f;
+                    ws [i] = vdgx_test_randf (&q_seed) * 0.05f;
                 for (int64_t i = 0; i < N; i++)
-                    bias [i] = q_rand ();
+                    bias [i] = vdgx_test_randf (&q_seed);
                 vdgx_weight_t w;
                 char *err = NULL;
                 assert (vdgx_weight_quantize (&w, (vdgx_wfmt_t) f, ws, N, K, pc, &err) == 0);
@@ -439,7 +430,7 @@ vdgx_qgemm_test (bool verbose)
     vdgx_weight_t w;
     float ws [64], x [64], y [1];
     for (int i = 0; i < 64; i++)
-        ws [i] = x [i] = q_rand ();
+        ws [i] = x [i] = vdgx_test_randf (&q_seed);
     assert (vdgx_weight_quantize (&w, VDGX_WFMT_BF16, ws, 1, 64, false, NULL) == 0);
     assert (vdgx_cpu_qlinear (pool, y, x, 1, &w, NULL) == 1);
     vdgx_qgemm_disable = false;
