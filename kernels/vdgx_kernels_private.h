@@ -98,12 +98,15 @@ bool vdgx_sgemm_is_openblas (void);
 
 //  Linear on a quantized (non-F32) weight computed on its packed codes (vdgx_cpu_qgemm.c):
 //  y[M,N] = x[M,K] . W^T (+ bias[N]). Returns 0 when done, 1 when this CPU has no such path
-//  (no AVX512-BF16, VDGX_CPU_EXACT=1, odd K: the caller dequantizes panels), -1 when out of memory.
+//  (no AVX512-BF16, VDGX_CPU_EXACT=1, odd K, F16/NF4 outside the fast mode: the caller
+//  dequantizes panels), -1 when out of memory.
 int vdgx_cpu_qlinear (vdgx_cpu_pool_t *pool, float *y, const float *x, int64_t M,
                       const vdgx_weight_t *w, const float *bias);
 bool vdgx_qgemm_available (void);
 //  Tests set this to take the portable route (the exact f32 oracle) instead.
 extern bool vdgx_qgemm_disable;
+//  1: x rounded to bf16 (fast mode, VDGX_CPU_BF16_ACT=1), 0: x = hi + lo (default), -1: unread.
+extern int vdgx_qgemm_round_x;
 void vdgx_qgemm_test (bool verbose);
 
 //  Attention arguments (vdgx_cpu_attn_fast.c): o[B,Lq,H,D] from q[B,Lq,H,D], k/v[B,Lk,Hkv,D]
