@@ -4,6 +4,7 @@
 #include "vdgx_selftest_main.h"
 
 #include "vdgx_attn.h"
+#include "vdgx_conv.h"
 #include "vdgx_flow.h"
 #include "vdgx_guide.h"
 #include "vdgx_nn.h"
@@ -16,6 +17,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "nn", vdgx_nn_test },
     { "wsrc", vdgx_wsrc_test },
     { "attn", vdgx_attn_test },
+    { "conv", vdgx_conv_test },
     { "tok", vdgx_tok_test },
     { "t5", vdgx_t5_test },
     { "rng", vdgx_rng_test },

@@ -279,38 +279,15 @@ vdgx_adaln_gate (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, co
 //  ---------------------------------------------------------------------------------------
 //  Activations and MLPs
 
-//  Exact GELU has no backend op yet: computed on the host (download, erf, upload). Only
-//  models that ask for it pay this; the tanh form and SiLU run on the device.
-static int
-s_gelu_exact (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x)
-{
-    size_t n = (size_t) vdgx_tensor_numel (x);
-    if ((size_t) vdgx_tensor_numel (y) != n) {
-        vdgx_backend_set_error (b, "gelu: y and x differ in size");
-        return -1;
-    }
-    float *h = malloc ((n? n: 1) * sizeof (float));
-    if (!h) {
-        vdgx_backend_set_error (b, "gelu: out of memory");
-        return -1;
-    }
-    int rc = vdgx_tensor_to_f32 (b, x, h);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++)
-            h [i] = (float) (0.5 * h [i] * (1.0 + erf (h [i] * 0.70710678118654752440)));
-        rc = vdgx_tensor_from_f32 (b, y, h);
-    }
-    free (h);
-    return rc;
-}
-
 int
 vdgx_act_forward (vdgx_backend_t *b, vdgx_act_t act, vdgx_tensor_t *y, const vdgx_tensor_t *x)
 {
     switch (act) {
         case VDGX_ACT_GELU_TANH: return vdgx_op_gelu_tanh (b, y, x);
         case VDGX_ACT_SILU: return vdgx_op_silu (b, y, x);
-        case VDGX_ACT_GELU: return s_gelu_exact (b, y, x);
+        case VDGX_ACT_GELU: return vdgx_op_unary (b, y, x, VDGX_UNARY_GELU_ERF, 0.0f);
+        case VDGX_ACT_TANH: return vdgx_op_unary (b, y, x, VDGX_UNARY_TANH, 0.0f);
+        case VDGX_ACT_SIGMOID: return vdgx_op_unary (b, y, x, VDGX_UNARY_SIGMOID, 0.0f);
     }
     vdgx_backend_set_error (b, "activation %d unknown", (int) act);
     return -1;

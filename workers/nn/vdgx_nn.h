@@ -111,7 +111,9 @@ int vdgx_adaln_gate (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y
 typedef enum {
     VDGX_ACT_GELU_TANH = 0,     //  gelu(approximate="tanh") (gelu_new, gelu_pytorch_tanh)
     VDGX_ACT_GELU,              //  exact erf GELU
-    VDGX_ACT_SILU
+    VDGX_ACT_SILU,
+    VDGX_ACT_TANH,
+    VDGX_ACT_SIGMOID
 } vdgx_act_t;
 
 int vdgx_act_forward (vdgx_backend_t *b, vdgx_act_t act, vdgx_tensor_t *y, const vdgx_tensor_t *x);

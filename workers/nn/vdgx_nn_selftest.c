@@ -95,6 +95,10 @@ s_act (vdgx_act_t a, double x)
         return x / (1 + exp (-x));
     if (a == VDGX_ACT_GELU)
         return 0.5 * x * (1 + erf (x / sqrt (2.0)));
+    if (a == VDGX_ACT_TANH)
+        return tanh (x);
+    if (a == VDGX_ACT_SIGMOID)
+        return 1 / (1 + exp (-x));
     return 0.5 * x * (1 + tanh (sqrt (2 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
@@ -234,7 +238,8 @@ vdgx_nn_test (bool verbose)
         const struct { vdgx_mlp_kind_t kind; vdgx_act_t act; } kinds [] = {
             { VDGX_MLP_PLAIN, VDGX_ACT_GELU_TANH }, { VDGX_MLP_PLAIN, VDGX_ACT_GELU },
             { VDGX_MLP_GATED, VDGX_ACT_SILU }, { VDGX_MLP_GATED, VDGX_ACT_GELU_TANH },
-            { VDGX_MLP_GATED, VDGX_ACT_GELU } };
+            { VDGX_MLP_GATED, VDGX_ACT_GELU }, { VDGX_MLP_PLAIN, VDGX_ACT_TANH },
+            { VDGX_MLP_GATED, VDGX_ACT_SIGMOID } };
         for (size_t c = 0; c < sizeof (kinds) / sizeof (kinds [0]); c++) {
             vdgx_mlp_t m = { .kind = kinds [c].kind, .act = kinds [c].act, .dim = K, .hidden = F };
             bool gated = m.kind == VDGX_MLP_GATED;

@@ -5,6 +5,7 @@
     tensors of one chunk (<= 4 frames) are alive at once.
 */
 #include "wan21_vae.h"
+#include "vdgx_conv.h"
 #include "vdgx_util.h"
 #include "vdgx_ckpt.h"
 
@@ -662,55 +663,15 @@ s_tap (wan21_vae_t *self, const char *name, const vdgx_tensor_t *t)
         self->tap (self->tap_ctx, name, t);
 }
 
-//  Causal convolution: the cached frames (the last 2 frames this conv saw before) go in
-//  front of x, zeros make up the rest of the 2*p temporal padding.
+//  Causal convolution (vdgx_cconv3d): a convolution with kt > 1 keeps its slot's last input
+//  frames (CACHE_T = kt - 1 = 2) between chunks.
 static int
 s_cconv (wan21_vae_t *self, const s_conv_t *cv, const vdgx_tensor_t *x, vdgx_tensor_t *y,
          char **err)
 {
-    int64_t c = cv->w->shape [0], f = x->shape [2], h = x->shape [3], w = x->shape [4];
-    int stride [3] = { 1, 1, 1 };
-    int pad [4] = { cv->kt - 1, 0, cv->kh / 2, cv->kw / 2 };
-    if (cv->slot < 0) {
-        if (s_alloc5 (self, y, c, f, h, w) || vdgx_op_conv3d (self->b, y, x, cv->w, cv->b, stride, pad)) {
-            vdgx_tensor_release (self->b, y);
-            return s_fail (self, err, "conv3d");
-        }
-        return 0;
-    }
-    vdgx_tensor_t *cache = &self->cache [cv->slot];
-    vdgx_tensor_t cat = { 0 };
-    const vdgx_tensor_t *in = x;
-    int64_t have = cache->data? cache->shape [2]: 0;
-    if (have) {
-        if (s_alloc5 (self, &cat, x->shape [1], have + f, h, w)
-        ||  vdgx_op_concat (self->b, &cat, cache, x, 2)) {
-            vdgx_tensor_release (self->b, &cat);
-            return s_fail (self, err, "causal cache concat");
-        }
-        in = &cat;
-    }
-    pad [0] = cv->kt - 1 - (int) have;
-    int rc = 0;
-    if (s_alloc5 (self, y, c, f, h, w) || vdgx_op_conv3d (self->b, y, in, cv->w, cv->b, stride, pad)) {
-        vdgx_tensor_release (self->b, y);
-        rc = s_fail (self, err, "conv3d");
-    }
-    else {
-        int64_t total = have + f, keep = total < 2? total: 2;
-        vdgx_tensor_t next = { 0 };
-        if (s_alloc5 (self, &next, x->shape [1], keep, h, w)
-        ||  vdgx_op_slice (self->b, &next, in, 2, total - keep, keep)) {
-            vdgx_tensor_release (self->b, &next);
-            rc = s_fail (self, err, "causal cache update");
-        }
-        else {
-            vdgx_tensor_release (self->b, cache);
-            *cache = next;
-        }
-    }
-    vdgx_tensor_release (self->b, &cat);
-    return rc;
+    if (vdgx_cconv3d (self->b, y, x, cv->w, cv->b, cv->slot < 0? NULL: &self->cache [cv->slot]))
+        return s_fail (self, err, "causal conv3d");
+    return 0;
 }
 
 //  y = silu(RMS_norm(x)) (channels first over C).

@@ -1,0 +1,74 @@
+/*  vdgx_conv.h - convolution blocks of the model toolkit: the causal 3-D convolution with its
+    feature cache (chunked video VAEs), 1-D convolution layers (plain and transposed, for
+    audio VAEs and vocoders) with the usual up/downsampling settings, and Snake / SnakeBeta
+    activation layers. Tensors are channels-first: x [N, C, F, H, W] / [N, C, L].
+*/
+#ifndef VDGX_CONV_H_INCLUDED
+#define VDGX_CONV_H_INCLUDED
+
+#include "vdgx_wsrc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  ---------------------------------------------------------------------------------------
+//  Causal 3-D convolution: y [1, Cout, F, H, W] (allocated here, x's dtype) of x [1, Cin, F,
+//  H, W] with w [Cout, Cin, kt, kh, kw], stride 1, spatial padding kh/2, kw/2, and kt-1
+//  frames of temporal padding in front: the last input frames of the previous chunks when a
+//  cache is given (then updated to the last min(kt-1, frames seen) input frames), zeros for
+//  what they do not cover. cache NULL: a stateless convolution (all zeros in front).
+//  Decoding a video in chunks with one cache per convolution gives the whole-video result.
+int vdgx_cconv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                  const vdgx_tensor_t *w, const vdgx_tensor_t *bias, vdgx_tensor_t *cache);
+
+//  ---------------------------------------------------------------------------------------
+//  1-D convolution layers.
+
+typedef struct {
+    bool transposed;
+    vdgx_conv1d_params_t p;
+    vdgx_tensor_t w;            //  [Cout, Cin/groups, K]; transposed: [Cin, Cout/groups, K]
+    vdgx_tensor_t b;            //  [Cout], or no data
+    int64_t cin, cout, k;
+} vdgx_conv1d_t;
+
+//  Upsampling by `factor` with a transposed kernel of size k (HiFi-GAN / BigVGAN: stride
+//  factor, padding (k - factor) / 2, so L -> L * factor when k - factor is even), and
+//  downsampling by `factor` (stride factor, padding (k - factor) / 2: L -> L / factor).
+vdgx_conv1d_params_t vdgx_conv1d_upsample (int factor, int k);
+vdgx_conv1d_params_t vdgx_conv1d_downsample (int factor, int k);
+//  "<prefix>.weight" (and "<prefix>.bias" when bias) from a weight source, in dtype.
+int vdgx_conv1d_load (vdgx_wsrc_t *src, vdgx_backend_t *b, vdgx_conv1d_t *c, const char *prefix,
+                      int64_t cin, int64_t cout, int64_t k, bool transposed,
+                      const vdgx_conv1d_params_t *p, bool bias, vdgx_dtype_t dtype, char **err);
+//  Output length for an input of len (0 when the input is too short).
+int64_t vdgx_conv1d_layer_out_len (const vdgx_conv1d_t *c, int64_t len);
+//  y [N, Cout, Lout] (allocated here, x's dtype) = conv(x [N, Cin, L]).
+int vdgx_conv1d_forward (vdgx_backend_t *b, const vdgx_conv1d_t *c, vdgx_tensor_t *y,
+                         const vdgx_tensor_t *x, char **err);
+void vdgx_conv1d_release (vdgx_backend_t *b, vdgx_conv1d_t *c);
+
+//  ---------------------------------------------------------------------------------------
+//  Snake (beta = alpha) / SnakeBeta activation layers: y = x + sin(a x)^2 / (b + 1e-9).
+
+typedef struct {
+    vdgx_tensor_t alpha, beta;      //  F32 [C]; beta without data = Snake
+    bool logscale;                  //  a = exp(alpha), b = exp(beta) (alpha_logscale checkpoints)
+} vdgx_snake_t;
+
+//  "<prefix>.alpha" (and "<prefix>.beta" when beta) [C] from a weight source.
+int vdgx_snake_load (vdgx_wsrc_t *src, vdgx_backend_t *b, vdgx_snake_t *s, const char *prefix,
+                     int64_t channels, bool beta, bool logscale, char **err);
+int vdgx_snake_forward (vdgx_backend_t *b, const vdgx_snake_t *s, vdgx_tensor_t *y,
+                        const vdgx_tensor_t *x);
+void vdgx_snake_release (vdgx_backend_t *b, vdgx_snake_t *s);
+//  y = x >= 0 ? x : slope * x (vocoders' LeakyReLU; PyTorch's default slope 0.01, HiFi-GAN 0.1).
+int vdgx_leaky_relu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float slope);
+
+void vdgx_conv_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

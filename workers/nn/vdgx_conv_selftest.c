@@ -1,0 +1,214 @@
+/*  vdgx_conv_selftest.c - vdgx_conv_test: a video convolved in chunks through the causal
+    cache equals the whole video convolved at once; 1-D layers (plain, transposed, up- and
+    downsampling, dilation, groups) and Snake / leaky ReLU against plain C references on
+    random inputs (CPU f32, tolerance 1e-5 of the largest value).
+*/
+#include "vdgx_conv.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t s_state = 0xD1B54A32D192ED03ull;
+
+static float *
+s_randv (size_t n, float scale)
+{
+    float *v = malloc (n * sizeof (float));
+    assert (v);
+    for (size_t i = 0; i < n; i++) {
+        float u = (float) (vdgx_splitmix64 (&s_state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+        v [i] = scale * (u == 0.0f? 0.5f: u);
+    }
+    return v;
+}
+
+static float *
+s_down (vdgx_backend_t *b, const vdgx_tensor_t *t)
+{
+    float *h = malloc ((size_t) vdgx_tensor_numel (t) * sizeof (float));
+    assert (h && vdgx_tensor_to_f32 (b, t, h) == 0);
+    return h;
+}
+
+static double
+s_err (const float *got, const double *want, size_t n)
+{
+    double e = 0, m = 1;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax (e, fabs (got [i] - want [i]));
+        m = fmax (m, fabs (want [i]));
+    }
+    return e / m;
+}
+
+//  PyTorch Conv1d / ConvTranspose1d on the host (float64).
+static void
+s_ref_conv1d (const vdgx_conv1d_t *c, const float *x, int64_t N, int64_t L, const float *w,
+              const float *bias, double *y, int64_t lout)
+{
+    int64_t G = c->p.groups > 0? c->p.groups: 1, S = c->p.stride > 0? c->p.stride: 1;
+    int64_t D = c->p.dilation > 0? c->p.dilation: 1, cig = c->cin / G, cog = c->cout / G;
+    for (int64_t i = 0; i < N * c->cout * lout; i++)
+        y [i] = bias? bias [(i / lout) % c->cout]: 0.0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t co = 0; co < c->cout; co++) {
+            int64_t g = co / cog;
+            for (int64_t ci = g * cig; ci < (g + 1) * cig; ci++)
+                for (int64_t k = 0; k < c->k; k++) {
+                    double wv = c->transposed? w [(ci * cog + co % cog) * c->k + k]
+                                             : w [(co * cig + ci - g * cig) * c->k + k];
+                    for (int64_t l = 0; l < (c->transposed? L: lout); l++) {
+                        int64_t t = c->transposed? l * S + k * D - c->p.pad_left: l * S + k * D - c->p.pad_left;
+                        if (c->transposed && t >= 0 && t < lout)
+                            y [(n * c->cout + co) * lout + t] += x [(n * c->cin + ci) * L + l] * wv;
+                        if (!c->transposed && t >= 0 && t < L)
+                            y [(n * c->cout + co) * lout + l] += x [(n * c->cin + ci) * L + t] * wv;
+                    }
+                }
+        }
+}
+
+void
+vdgx_conv_test (bool verbose)
+{
+    printf (" * vdgx_conv: ");
+    if (verbose)
+        printf ("\n");
+    char *err = NULL;
+    vdgx_backend_t *b = vdgx_backend_new ("cpu:2", VDGX_DTYPE_F32, &err);
+    assert (b);
+
+    //  Causal conv3d: 9 frames at once vs chunks 1 + 4 + 4 (the VAE's) and 2 + 3 + 4.
+    {
+        const int64_t C = 3, CO = 4, F = 9, H = 5, W = 6;
+        float *xh = s_randv ((size_t) (C * F * H * W), 1.0f), *wh = s_randv ((size_t) (CO * C * 27), 0.3f);
+        float *bh = s_randv ((size_t) CO, 0.3f);
+        vdgx_tensor_t x, w, bias, y;
+        const int64_t sx [5] = { 1, C, F, H, W }, sw [5] = { CO, C, 3, 3, 3 }, sb [1] = { CO };
+        assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 5, sx, xh) == 0);
+        assert (vdgx_nn_upload (b, &w, VDGX_DTYPE_F32, 5, sw, wh) == 0);
+        assert (vdgx_nn_upload (b, &bias, VDGX_DTYPE_F32, 1, sb, bh) == 0);
+        assert (vdgx_cconv3d (b, &y, &x, &w, &bias, NULL) == 0);
+        float *whole = s_down (b, &y);
+        vdgx_nn_free (b, &y);
+        const int64_t plans [2][3] = { { 1, 4, 4 }, { 2, 3, 4 } };
+        for (int pi = 0; pi < 2; pi++) {
+            vdgx_tensor_t cache = { 0 };
+            int64_t at = 0;
+            double e = 0;
+            for (int ci = 0; ci < 3; ci++) {
+                int64_t n = plans [pi][ci];
+                vdgx_tensor_t part;
+                assert (vdgx_nn_alloc (b, &part, VDGX_DTYPE_F32, 1, C, n, H) == 0);
+                const int64_t sp [5] = { 1, C, n, H, W };
+                vdgx_nn_free (b, &part);
+                float *ph = malloc (sizeof (float) * (size_t) (C * n * H * W));
+                for (int64_t c = 0; c < C; c++)
+                    memcpy (ph + c * n * H * W, xh + (c * F + at) * H * W, sizeof (float) * (size_t) (n * H * W));
+                assert (vdgx_nn_upload (b, &part, VDGX_DTYPE_F32, 5, sp, ph) == 0);
+                assert (vdgx_cconv3d (b, &y, &part, &w, &bias, &cache) == 0);
+                assert (cache.shape [2] == (at + n < 2? at + n: 2));
+                float *got = s_down (b, &y);
+                for (int64_t c = 0; c < CO; c++)
+                    for (int64_t i = 0; i < n * H * W; i++)
+                        e = fmax (e, fabs (got [c * n * H * W + i] - whole [(c * F + at) * H * W + i]));
+                free (got);
+                free (ph);
+                vdgx_nn_free (b, &y);
+                vdgx_nn_free (b, &part);
+                at += n;
+            }
+            if (verbose)
+                printf ("  causal conv3d in chunks vs whole: %.3g\n", e);
+            assert (e < 1e-5);
+            vdgx_nn_free (b, &cache);
+        }
+        //  Bad shapes are errors.
+        vdgx_tensor_t x4 = vdgx_nn_view4 (&x, C, F, H, W);
+        assert (vdgx_cconv3d (b, &y, &x4, &w, &bias, NULL) == -1 && !y.data);
+        free (xh); free (wh); free (bh); free (whole);
+        vdgx_nn_free (b, &x); vdgx_nn_free (b, &w); vdgx_nn_free (b, &bias);
+    }
+
+    //  1-D layers from a (random) weight source.
+    {
+        vdgx_wsrc_t *src = vdgx_wsrc_new_random (3, "conv test");
+        const int64_t N = 2, L = 12;
+        struct { bool t; int64_t cin, cout, k; vdgx_conv1d_params_t p; int64_t want_len; } cases [] = {
+            { false, 4, 6, 3, { .pad_left = 1, .pad_right = 1 }, 12 },
+            { false, 4, 6, 3, { .dilation = 2, .pad_left = 2, .pad_right = 2, .groups = 2 }, 12 },
+            { false, 4, 4, 4, vdgx_conv1d_downsample (2, 4), 6 },
+            { true, 4, 6, 4, vdgx_conv1d_upsample (2, 4), 24 },
+            { true, 4, 4, 11, vdgx_conv1d_upsample (5, 11), 60 },
+            { true, 4, 6, 3, { .stride = 2, .output_padding = 1, .groups = 2 }, 26 },
+        };
+        for (size_t ci = 0; ci < sizeof (cases) / sizeof (cases [0]); ci++) {
+            vdgx_conv1d_t c;
+            assert (vdgx_conv1d_load (src, b, &c, "up.0", cases [ci].cin, cases [ci].cout, cases [ci].k,
+                                      cases [ci].t, &cases [ci].p, true, VDGX_DTYPE_F32, &err) == 0);
+            assert (vdgx_conv1d_layer_out_len (&c, L) == cases [ci].want_len);
+            float *xh = s_randv ((size_t) (N * c.cin * L), 1.0f);
+            vdgx_tensor_t x, y;
+            const int64_t sx [3] = { N, c.cin, L };
+            assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 3, sx, xh) == 0);
+            assert (vdgx_conv1d_forward (b, &c, &y, &x, &err) == 0 && y.shape [2] == cases [ci].want_len);
+            float *got = s_down (b, &y), *wh = s_down (b, &c.w), *bh = s_down (b, &c.b);
+            int64_t lout = y.shape [2];
+            double *want = malloc (sizeof (double) * (size_t) (N * c.cout * lout));
+            s_ref_conv1d (&c, xh, N, L, wh, bh, want, lout);
+            double e = s_err (got, want, (size_t) (N * c.cout * lout));
+            if (verbose)
+                printf ("  conv1d case %zu (%s, L %lld -> %lld): %.3g\n", ci, c.transposed? "transposed": "plain",
+                        (long long) L, (long long) lout, e);
+            assert (e < 1e-5);
+            free (xh); free (got); free (wh); free (bh); free (want);
+            vdgx_nn_free (b, &y);
+            //  Wrong channel count: an error.
+            vdgx_tensor_t xbad = vdgx_nn_view3 (&x, N * 2, c.cin / 2, L);
+            assert (vdgx_conv1d_forward (b, &c, &y, &xbad, &err) == -1 && err);
+            vdgx_nn_free (b, &x);
+            vdgx_conv1d_release (b, &c);
+        }
+        //  Snake / SnakeBeta (log scale), leaky ReLU.
+        const int64_t C = 5;
+        float *xh = s_randv ((size_t) (N * C * L), 2.0f);
+        vdgx_tensor_t x, y;
+        const int64_t sx [3] = { N, C, L };
+        assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 3, sx, xh) == 0);
+        assert (vdgx_nn_alloc (b, &y, VDGX_DTYPE_F32, N, C, L, 0) == 0);
+        double *want = malloc (sizeof (double) * (size_t) (N * C * L));
+        for (int beta = 0; beta < 2; beta++) {
+            vdgx_snake_t s;
+            assert (vdgx_snake_load (src, b, &s, "act", C, beta, beta, &err) == 0);
+            assert (vdgx_snake_forward (b, &s, &y, &x) == 0);
+            float *al = s_down (b, &s.alpha), *be = beta? s_down (b, &s.beta): NULL, *got = s_down (b, &y);
+            for (int64_t i = 0; i < N * C * L; i++) {
+                int64_t c = (i / L) % C;
+                double a = beta? exp (al [c]): al [c], bb = beta? exp (be [c]): al [c];
+                double sn = sin (a * xh [i]);
+                want [i] = xh [i] + sn * sn / (bb + 1e-9);
+            }
+            double e = s_err (got, want, (size_t) (N * C * L));
+            if (verbose)
+                printf ("  snake%s: %.3g\n", beta? "beta (log scale)": "", e);
+            assert (e < 1e-5);
+            free (al); free (be); free (got);
+            vdgx_snake_release (b, &s);
+        }
+        assert (vdgx_leaky_relu (b, &y, &x, 0.1f) == 0);
+        float *got = s_down (b, &y);
+        for (int64_t i = 0; i < N * C * L; i++)
+            want [i] = xh [i] >= 0? xh [i]: 0.1 * xh [i];
+        assert (s_err (got, want, (size_t) (N * C * L)) < 1e-6);
+        free (got); free (want); free (xh);
+        vdgx_nn_free (b, &x);
+        vdgx_nn_free (b, &y);
+        vdgx_wsrc_destroy (&src);
+    }
+    free (err);
+    vdgx_backend_destroy (&b);
+    printf ("OK\n");
+}
