@@ -5,6 +5,7 @@
     what recomputing the whole context gives. CPU f32, tolerance 1e-5 of the largest value.
 */
 #include "vdgx_attn.h"
+#include "vdgx_nn_testing.h"
 
 #include <assert.h>
 #include <math.h>
@@ -14,36 +15,7 @@
 
 static uint64_t s_state = 0x9E3779B97F4A7C15ull;
 
-static float
-s_rand (void)
-{
-    s_state ^= s_state << 13;
-    s_state ^= s_state >> 7;
-    s_state ^= s_state << 17;
-    float u = (float) (s_state >> 40) * (2.0f / 16777216.0f) - 1.0f;
-    return u == 0.0f? 0.25f: u;
-}
-
-static float *
-s_randv (size_t n, float scale)
-{
-    float *v = malloc (n * sizeof (float));
-    assert (v);
-    for (size_t i = 0; i < n; i++)
-        v [i] = scale * s_rand ();
-    return v;
-}
-
-static double
-s_err (const float *got, const double *want, size_t n)
-{
-    double e = 0, m = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax (e, fabs (got [i] - want [i]));
-        m = fmax (m, fabs (want [i]));
-    }
-    return e / m;
-}
+#define s_randv(n, scale) vdgx_test_randv (&s_state, (n), (scale))
 
 //  The geometry and host weights of one test module.
 typedef struct {
@@ -223,12 +195,8 @@ s_forward (vdgx_backend_t *b, const vdgx_attn_t *a, const float *x, const float 
 void
 vdgx_attn_test (bool verbose)
 {
-    printf (" * vdgx_attn: ");
-    if (verbose)
-        printf ("\n");
+    vdgx_backend_t *b = vdgx_test_begin ("vdgx_attn", verbose);
     char *err = NULL;
-    vdgx_backend_t *b = vdgx_backend_new ("cpu:2", VDGX_DTYPE_F32, &err);
-    assert (b);
 
     //  Wan's 3-axis table: pair j of c = D/2 rotates by the frame, row or column position
     //  ([c - 2(c/3), c/3, c/3]) with rope_params frequencies of that part's width.
@@ -281,7 +249,7 @@ vdgx_attn_test (bool verbose)
         for (int si = 0; si < 4; si++) {
             float *y = s_forward (b, &a, x, x, 1, L, L, r.rope? &rope: NULL, NULL, &specs [si], NULL);
             s_reference (&r, x, x, L, L, &specs [si], NULL, want);
-            double e = s_err (y, want, (size_t) (L * dim));
+            double e = vdgx_test_err (y, want, (size_t) (L * dim));
             if (verbose)
                 printf ("  H %lld Hkv %lld mask %d: %.3g\n", (long long) r.H, (long long) r.G, si, e);
             assert (e < 1e-5);
@@ -300,7 +268,7 @@ vdgx_attn_test (bool verbose)
             rc.rope = false;
             float *y = s_forward (b, &a, x, x + L * dim, 1, L, Lk, NULL, NULL, &spec, NULL);
             s_reference (&rc, x, x + L * dim, L, Lk, &spec, km, want);
-            double e = s_err (y, want, (size_t) (L * dim));
+            double e = vdgx_test_err (y, want, (size_t) (L * dim));
             if (verbose)
                 printf ("  cross-attention with key padding: %.3g\n", e);
             assert (e < 1e-5);
@@ -334,7 +302,7 @@ vdgx_attn_test (bool verbose)
             }
             for (int s = 0; s < 2; s++)
                 s_reference (&r, xx + s * L * dim, xx + s * L * dim, L, L, &causal, NULL, want + s * L * dim);
-            double e = s_err (got, want, (size_t) (2 * L * dim));
+            double e = vdgx_test_err (got, want, (size_t) (2 * L * dim));
             if (verbose)
                 printf ("  kv cache (4+4+3, batch 2) vs full: %.3g\n", e);
             assert (e < 1e-5);
@@ -353,7 +321,7 @@ vdgx_attn_test (bool verbose)
             for (int s = 0; s < 2; s++) {
                 double full [9 * 24];
                 s_reference (&r, ctx9 + s * 9 * dim, ctx9 + s * 9 * dim, 9, 9, &causal, NULL, full);
-                e = s_err (y + s * 5 * dim, full + 4 * dim, (size_t) (5 * dim));
+                e = vdgx_test_err (y + s * 5 * dim, full + 4 * dim, (size_t) (5 * dim));
                 if (verbose)
                     printf ("  truncated + appended, sequence %d: %.3g\n", s, e);
                 assert (e < 1e-5);
@@ -377,6 +345,5 @@ vdgx_attn_test (bool verbose)
         free (r.wq); free (r.wk); free (r.wv); free (r.wo); free (r.nq); free (r.nk);
     }
     free (err);
-    vdgx_backend_destroy (&b);
-    printf ("OK\n");
+    vdgx_test_end (&b);
 }

@@ -4,6 +4,7 @@
     random inputs (CPU f32, tolerance 1e-5 of the largest value).
 */
 #include "vdgx_conv.h"
+#include "vdgx_nn_testing.h"
 
 #include <assert.h>
 #include <math.h>
@@ -13,36 +14,7 @@
 
 static uint64_t s_state = 0xD1B54A32D192ED03ull;
 
-static float *
-s_randv (size_t n, float scale)
-{
-    float *v = malloc (n * sizeof (float));
-    assert (v);
-    for (size_t i = 0; i < n; i++) {
-        float u = (float) (vdgx_splitmix64 (&s_state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
-        v [i] = scale * (u == 0.0f? 0.5f: u);
-    }
-    return v;
-}
-
-static float *
-s_down (vdgx_backend_t *b, const vdgx_tensor_t *t)
-{
-    float *h = malloc ((size_t) vdgx_tensor_numel (t) * sizeof (float));
-    assert (h && vdgx_tensor_to_f32 (b, t, h) == 0);
-    return h;
-}
-
-static double
-s_err (const float *got, const double *want, size_t n)
-{
-    double e = 0, m = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax (e, fabs (got [i] - want [i]));
-        m = fmax (m, fabs (want [i]));
-    }
-    return e / m;
-}
+#define s_randv(n, scale) vdgx_test_randv (&s_state, (n), (scale))
 
 //  PyTorch Conv1d / ConvTranspose1d on the host (float64).
 static void
@@ -74,12 +46,8 @@ s_ref_conv1d (const vdgx_conv1d_t *c, const float *x, int64_t N, int64_t L, cons
 void
 vdgx_conv_test (bool verbose)
 {
-    printf (" * vdgx_conv: ");
-    if (verbose)
-        printf ("\n");
+    vdgx_backend_t *b = vdgx_test_begin ("vdgx_conv", verbose);
     char *err = NULL;
-    vdgx_backend_t *b = vdgx_backend_new ("cpu:2", VDGX_DTYPE_F32, &err);
-    assert (b);
 
     //  Causal conv3d: 9 frames at once vs chunks 1 + 4 + 4 (the VAE's) and 2 + 3 + 4.
     {
@@ -92,7 +60,7 @@ vdgx_conv_test (bool verbose)
         assert (vdgx_nn_upload (b, &w, VDGX_DTYPE_F32, 5, sw, wh) == 0);
         assert (vdgx_nn_upload (b, &bias, VDGX_DTYPE_F32, 1, sb, bh) == 0);
         assert (vdgx_cconv3d (b, &y, &x, &w, &bias, NULL) == 0);
-        float *whole = s_down (b, &y);
+        float *whole = vdgx_test_download (b, &y);
         vdgx_nn_free (b, &y);
         const int64_t plans [2][3] = { { 1, 4, 4 }, { 2, 3, 4 } };
         for (int pi = 0; pi < 2; pi++) {
@@ -111,7 +79,7 @@ vdgx_conv_test (bool verbose)
                 assert (vdgx_nn_upload (b, &part, VDGX_DTYPE_F32, 5, sp, ph) == 0);
                 assert (vdgx_cconv3d (b, &y, &part, &w, &bias, &cache) == 0);
                 assert (cache.shape [2] == (at + n < 2? at + n: 2));
-                float *got = s_down (b, &y);
+                float *got = vdgx_test_download (b, &y);
                 for (int64_t c = 0; c < CO; c++)
                     for (int64_t i = 0; i < n * H * W; i++)
                         e = fmax (e, fabs (got [c * n * H * W + i] - whole [(c * F + at) * H * W + i]));
@@ -155,11 +123,11 @@ vdgx_conv_test (bool verbose)
             const int64_t sx [3] = { N, c.cin, L };
             assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 3, sx, xh) == 0);
             assert (vdgx_conv1d_forward (b, &c, &y, &x, &err) == 0 && y.shape [2] == cases [ci].want_len);
-            float *got = s_down (b, &y), *wh = s_down (b, &c.w), *bh = s_down (b, &c.b);
+            float *got = vdgx_test_download (b, &y), *wh = vdgx_test_download (b, &c.w), *bh = vdgx_test_download (b, &c.b);
             int64_t lout = y.shape [2];
             double *want = malloc (sizeof (double) * (size_t) (N * c.cout * lout));
             s_ref_conv1d (&c, xh, N, L, wh, bh, want, lout);
-            double e = s_err (got, want, (size_t) (N * c.cout * lout));
+            double e = vdgx_test_err (got, want, (size_t) (N * c.cout * lout));
             if (verbose)
                 printf ("  conv1d case %zu (%s, L %lld -> %lld): %.3g\n", ci, c.transposed? "transposed": "plain",
                         (long long) L, (long long) lout, e);
@@ -184,14 +152,14 @@ vdgx_conv_test (bool verbose)
             vdgx_snake_t s;
             assert (vdgx_snake_load (src, b, &s, "act", C, beta, beta, &err) == 0);
             assert (vdgx_snake_forward (b, &s, &y, &x) == 0);
-            float *al = s_down (b, &s.alpha), *be = beta? s_down (b, &s.beta): NULL, *got = s_down (b, &y);
+            float *al = vdgx_test_download (b, &s.alpha), *be = beta? vdgx_test_download (b, &s.beta): NULL, *got = vdgx_test_download (b, &y);
             for (int64_t i = 0; i < N * C * L; i++) {
                 int64_t c = (i / L) % C;
                 double a = beta? exp (al [c]): al [c], bb = beta? exp (be [c]): al [c];
                 double sn = sin (a * xh [i]);
                 want [i] = xh [i] + sn * sn / (bb + 1e-9);
             }
-            double e = s_err (got, want, (size_t) (N * C * L));
+            double e = vdgx_test_err (got, want, (size_t) (N * C * L));
             if (verbose)
                 printf ("  snake%s: %.3g\n", beta? "beta (log scale)": "", e);
             assert (e < 1e-5);
@@ -199,16 +167,15 @@ vdgx_conv_test (bool verbose)
             vdgx_snake_release (b, &s);
         }
         assert (vdgx_leaky_relu (b, &y, &x, 0.1f) == 0);
-        float *got = s_down (b, &y);
+        float *got = vdgx_test_download (b, &y);
         for (int64_t i = 0; i < N * C * L; i++)
             want [i] = xh [i] >= 0? xh [i]: 0.1 * xh [i];
-        assert (s_err (got, want, (size_t) (N * C * L)) < 1e-6);
+        assert (vdgx_test_err (got, want, (size_t) (N * C * L)) < 1e-6);
         free (got); free (want); free (xh);
         vdgx_nn_free (b, &x);
         vdgx_nn_free (b, &y);
         vdgx_wsrc_destroy (&src);
     }
     free (err);
-    vdgx_backend_destroy (&b);
-    printf ("OK\n");
+    vdgx_test_end (&b);
 }

@@ -3,6 +3,7 @@
     (bf16 weights: 1e-2, their rounding).
 */
 #include "vdgx_nn.h"
+#include "vdgx_nn_testing.h"
 
 #include <assert.h>
 #include <math.h>
@@ -12,46 +13,7 @@
 
 static uint64_t s_state = 0x2545F4914F6CDD1Dull;
 
-//  Uniform in [-1, 1] with no exact zeros.
-static float
-s_rand (void)
-{
-    s_state ^= s_state << 13;
-    s_state ^= s_state >> 7;
-    s_state ^= s_state << 17;
-    float u = (float) (s_state >> 40) * (2.0f / 16777216.0f) - 1.0f;
-    return u == 0.0f? 0.5f: u;
-}
-
-static float *
-s_randv (size_t n, float scale)
-{
-    float *v = malloc (n * sizeof (float));
-    assert (v);
-    for (size_t i = 0; i < n; i++)
-        v [i] = scale * s_rand ();
-    return v;
-}
-
-//  max |got - want| / max(1, max |want|).
-static double
-s_err (const float *got, const float *want, size_t n)
-{
-    double e = 0, m = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax (e, fabs ((double) got [i] - want [i]));
-        m = fmax (m, fabs ((double) want [i]));
-    }
-    return e / m;
-}
-
-static float *
-s_down (vdgx_backend_t *b, const vdgx_tensor_t *t)
-{
-    float *h = malloc ((size_t) vdgx_tensor_numel (t) * sizeof (float));
-    assert (h && vdgx_tensor_to_f32 (b, t, h) == 0);
-    return h;
-}
+#define s_randv(n, scale) vdgx_test_randv (&s_state, (n), (scale))
 
 static void
 s_ref_linear (const float *x, const float *w, const float *bias, float *y, int64_t m, int64_t n, int64_t k)
@@ -105,12 +67,8 @@ s_act (vdgx_act_t a, double x)
 void
 vdgx_nn_test (bool verbose)
 {
-    printf (" * vdgx_nn: ");
-    if (verbose)
-        printf ("\n");
+    vdgx_backend_t *b = vdgx_test_begin ("vdgx_nn", verbose);
     char *err = NULL;
-    vdgx_backend_t *b = vdgx_backend_new ("cpu:2", VDGX_DTYPE_F32, &err);
-    assert (b);
     const int64_t M = 7, K = 48, N = 40, F = 64;
 
     //  Views.
@@ -136,9 +94,9 @@ vdgx_nn_test (bool verbose)
             assert (vdgx_linear_from_f32 (b, &l, fmt? VDGX_WFMT_BF16: VDGX_WFMT_F32, w,
                                           with_bias? bias: NULL, N, K, VDGX_DTYPE_F32, &err) == 0);
             assert (vdgx_linear_forward (b, &l, &yt, &xt) == 0);
-            float *got = s_down (b, &yt);
+            float *got = vdgx_test_download (b, &yt);
             s_ref_linear (x, w, with_bias? bias: NULL, want, M, N, K);
-            double e = s_err (got, want, (size_t) (M * N));
+            double e = vdgx_test_errf (got, want, (size_t) (M * N));
             if (verbose)
                 printf ("  linear %s%s: %.3g\n", fmt? "bf16": "f32", with_bias? " +bias": "", e);
             assert (e < (fmt? 1e-2: 1e-5));
@@ -175,10 +133,10 @@ vdgx_nn_test (bool verbose)
                                 cases [c].b? nb: NULL, cases [c].one_plus, &err) == 0);
         vdgx_tensor_t x4 = vdgx_nn_view4 (&xt, 1, M, K / 8, 8);
         assert (vdgx_norm_forward (b, &n, &nt, cases [c].dim == 8? &x4: &xt) == 0);
-        float *got = s_down (b, &nt);
+        float *got = vdgx_test_download (b, &nt);
         s_ref_norm (x, want, M * K / cases [c].dim, cases [c].dim, cases [c].kind == VDGX_NORM_RMS,
                     cases [c].w? nw: NULL, cases [c].b? nb: NULL, 1e-6f, cases [c].one_plus);
-        double e = s_err (got, want, (size_t) (M * K));
+        double e = vdgx_test_errf (got, want, (size_t) (M * K));
         if (verbose)
             printf ("  norm case %zu: %.3g\n", c, e);
         assert (e < 1e-5);
@@ -208,13 +166,13 @@ vdgx_nn_test (bool verbose)
         vdgx_tensor_t x2 = vdgx_nn_view2 (&xt, M, K);
         assert (vdgx_adaln_modulate (b, &yt2, &x2, &shift, &scale) == 0);
         assert (vdgx_adaln_gate (b, &rt, &yt2, &gate) == 0);
-        float *got = s_down (b, &rt);
+        float *got = vdgx_test_download (b, &rt);
         for (int64_t i = 0; i < M; i++)
             for (int64_t c = 0; c < K; c++) {
                 double m = x [i * K + c] * (1 + tab [K + c] + emb [K + c]) + tab [c] + emb [c];
                 want [i * K + c] = (float) (x [i * K + c] + m * (tab [2 * K + c] + emb [2 * K + c]));
             }
-        double e = s_err (got, want, (size_t) (M * K));
+        double e = vdgx_test_errf (got, want, (size_t) (M * K));
         if (verbose)
             printf ("  adaln: %.3g\n", e);
         assert (e < 1e-5);
@@ -249,14 +207,14 @@ vdgx_nn_test (bool verbose)
                 assert (vdgx_linear_from_f32 (b, &m.gate, VDGX_WFMT_F32, wg, NULL, F, K, VDGX_DTYPE_F32, &err) == 0);
             vdgx_tensor_t x2 = vdgx_nn_view2 (&xt, M, K);
             assert (vdgx_mlp_forward (b, &m, &y, &x2, &h1, &h2) == 0);
-            float *got = s_down (b, &y);
+            float *got = vdgx_test_download (b, &y);
             s_ref_linear (x, wu, bu, h, M, F, K);
             if (gated)
                 s_ref_linear (x, wg, NULL, g, M, F, K);
             for (int64_t i = 0; i < M * F; i++)
                 h [i] = gated? (float) (s_act (m.act, g [i]) * h [i]): (float) s_act (m.act, h [i]);
             s_ref_linear (h, wd, NULL, want, M, K, F);
-            double e = s_err (got, want, (size_t) (M * K));
+            double e = vdgx_test_errf (got, want, (size_t) (M * K));
             if (verbose)
                 printf ("  mlp kind %d act %d: %.3g\n", m.kind, m.act, e);
             assert (e < 1e-5);
@@ -274,6 +232,5 @@ vdgx_nn_test (bool verbose)
     vdgx_nn_free (b, &yt);
     vdgx_nn_free (b, &nt);
     free (err);
-    vdgx_backend_destroy (&b);
-    printf ("OK\n");
+    vdgx_test_end (&b);
 }
