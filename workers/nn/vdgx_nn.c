@@ -316,3 +316,55 @@ vdgx_mlp_release (vdgx_backend_t *b, vdgx_mlp_t *m)
     vdgx_linear_release (b, &m->gate);
     vdgx_linear_release (b, &m->down);
 }
+
+//  ---------------------------------------------------------------------------------------
+//  Host-side embeddings and patching
+
+void
+vdgx_nn_sinusoidal (double t, int dim, double max_period, bool cos_first, float *out)
+{
+    assert (dim > 0 && dim % 2 == 0 && out);
+    int half = dim / 2;
+    for (int i = 0; i < half; i++) {
+        double arg = t * pow (max_period, -(double) i / (double) half);
+        out [cos_first? i: half + i] = (float) cos (arg);
+        out [cos_first? half + i: i] = (float) sin (arg);
+    }
+}
+
+void
+vdgx_nn_patchify3d (const float *x, int64_t c, int64_t f, int64_t h, int64_t w, const int patch [3],
+                    float *tokens)
+{
+    int64_t pt = patch [0], ph = patch [1], pw = patch [2];
+    int64_t gf = f / pt, gh = h / ph, gw = w / pw, pin = c * pt * ph * pw;
+    for (int64_t a = 0; a < gf; a++)
+      for (int64_t bb = 0; bb < gh; bb++)
+        for (int64_t cc = 0; cc < gw; cc++) {
+            float *dst = tokens + ((a * gh + bb) * gw + cc) * pin;
+            for (int64_t ci = 0; ci < c; ci++)
+              for (int64_t p = 0; p < pt; p++)
+                for (int64_t q = 0; q < ph; q++)
+                  for (int64_t r = 0; r < pw; r++)
+                    *dst++ = x [((ci * f + a * pt + p) * h + bb * ph + q) * w + cc * pw + r];
+        }
+}
+
+void
+vdgx_nn_unpatchify3d (const float *tokens, int64_t c, int64_t f, int64_t h, int64_t w,
+                      const int patch [3], float *x)
+{
+    int64_t pt = patch [0], ph = patch [1], pw = patch [2];
+    int64_t gf = f / pt, gh = h / ph, gw = w / pw, pout = c * pt * ph * pw;
+    for (int64_t a = 0; a < gf; a++)
+      for (int64_t bb = 0; bb < gh; bb++)
+        for (int64_t cc = 0; cc < gw; cc++) {
+            const float *src = tokens + ((a * gh + bb) * gw + cc) * pout;
+            for (int64_t p = 0; p < pt; p++)
+              for (int64_t q = 0; q < ph; q++)
+                for (int64_t r = 0; r < pw; r++)
+                  for (int64_t co = 0; co < c; co++)
+                    x [((co * f + a * pt + p) * h + bb * ph + q) * w + cc * pw + r]
+                        = src [((p * ph + q) * pw + r) * c + co];
+        }
+}

@@ -135,6 +135,22 @@ int vdgx_mlp_forward (vdgx_backend_t *b, const vdgx_mlp_t *m, vdgx_tensor_t *y,
                       const vdgx_tensor_t *x, vdgx_tensor_t *h1, vdgx_tensor_t *h2);
 void vdgx_mlp_release (vdgx_backend_t *b, vdgx_mlp_t *m);
 
+//  ---------------------------------------------------------------------------------------
+//  Host-side embeddings and patching
+
+//  Sinusoidal timestep embedding of t into out [dim] (dim even), computed in float64:
+//  frequencies max_period^(-i / half) for i < half = dim / 2, cos then sin when cos_first
+//  (Wan's sinusoidal_embedding_1d), else sin then cos.
+void vdgx_nn_sinusoidal (double t, int dim, double max_period, bool cos_first, float *out);
+//  3-D patches: x [C, F, H, W] (host f32) -> tokens [F/pt * H/ph * W/pw, C*pt*ph*pw], tokens
+//  f-major then h then w, each token's vector ordered (c, p, q, r) as a Conv3d weight with
+//  kernel = stride = patch flattens. unpatchify3d is the inverse with the token vector
+//  ordered (p, q, r, c) (the head's layout in Wan / diffusers).
+void vdgx_nn_patchify3d (const float *x, int64_t c, int64_t f, int64_t h, int64_t w,
+                         const int patch [3], float *tokens);
+void vdgx_nn_unpatchify3d (const float *tokens, int64_t c, int64_t f, int64_t h, int64_t w,
+                           const int patch [3], float *x);
+
 void vdgx_nn_test (bool verbose);
 
 #ifdef __cplusplus

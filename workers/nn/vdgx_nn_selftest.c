@@ -227,6 +227,37 @@ vdgx_nn_test (bool verbose)
         vdgx_nn_free (b, &y);
     }
 
+    //  Host embeddings: sinusoidal values, both orders; patchify of an index ramp puts each
+    //  element where the Conv3d flattening says, and unpatchify with (p,q,r,c) order inverts
+    //  a patchify whose channel is made innermost.
+    {
+        float e [8], e2 [8];
+        vdgx_nn_sinusoidal (5.0, 8, 10000.0, true, e);
+        vdgx_nn_sinusoidal (5.0, 8, 10000.0, false, e2);
+        for (int i = 0; i < 4; i++) {
+            double arg = 5.0 * pow (10000.0, -i / 4.0);
+            assert (e [i] == (float) cos (arg) && e [4 + i] == (float) sin (arg));
+            assert (e2 [i] == e [4 + i] && e2 [4 + i] == e [i]);
+        }
+        const int patch [3] = { 1, 2, 2 };
+        const int64_t C = 3, F = 2, H = 4, W = 6, n = C * F * H * W, pin = C * 4;
+        float *ramp = malloc (sizeof (float) * n), *tok = malloc (sizeof (float) * n);
+        float *perm = malloc (sizeof (float) * n), *back = malloc (sizeof (float) * n);
+        for (int64_t i = 0; i < n; i++)
+            ramp [i] = (float) i;
+        vdgx_nn_patchify3d (ramp, C, F, H, W, patch, tok);
+        //  token (f=1, h=1, w=2), element (c=2, p=0, q=1, r=0): x[2][1][3][4]
+        int64_t token = (1 * 2 + 1) * 3 + 2;
+        assert (tok [token * pin + (2 * 2 + 1) * 2 + 0] == ramp [((2 * F + 1) * H + 3) * W + 4]);
+        for (int64_t t = 0; t < n / pin; t++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t k = 0; k < 4; k++)
+                    perm [t * pin + k * C + c] = tok [t * pin + c * 4 + k];
+        vdgx_nn_unpatchify3d (perm, C, F, H, W, patch, back);
+        assert (memcmp (back, ramp, sizeof (float) * n) == 0);
+        free (ramp); free (tok); free (perm); free (back);
+    }
+
     free (x); free (w); free (bias); free (want); free (nw); free (nb);
     vdgx_nn_free (b, &xt);
     vdgx_nn_free (b, &yt);

@@ -714,18 +714,13 @@ s_time (wan21_dit_t *self, int64_t t, vdgx_tensor_t *e, vdgx_tensor_t *e0, char 
 {
     const wan21_dit_config_t *c = &self->cfg;
     vdgx_backend_t *b = self->backend;
-    int half = c->freq_dim / 2;
     float *sinus = malloc ((size_t) c->freq_dim * sizeof (float));
     if (!sinus) {
         vdgx_set_error (err, "wan21 dit: out of memory");
         return -1;
     }
     //  float64, [cos, sin], frequencies 10000^(-i/half), as sinusoidal_embedding_1d.
-    for (int i = 0; i < half; i++) {
-        double arg = (double) t * pow (10000.0, -(double) i / (double) half);
-        sinus [i] = (float) cos (arg);
-        sinus [half + i] = (float) sin (arg);
-    }
+    vdgx_nn_sinusoidal ((double) t, c->freq_dim, 10000.0, true, sinus);
     vdgx_tensor_t s = { 0 }, h1 = { 0 }, h2 = { 0 }, se = { 0 };
     int64_t s_f [2] = { 1, c->freq_dim }, s_d [2] = { 1, c->dim }, s_6 [2] = { 1, 6 * (int64_t) c->dim };
     //  The time path is tiny and runs in f32 everywhere (official: f32 autocast).
@@ -886,16 +881,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
         vdgx_set_error (err, "wan21 dit: out of memory (patches)");
         return -1;
     }
-    for (int64_t f = 0; f < gf; f++)
-      for (int64_t h = 0; h < gh; h++)
-        for (int64_t w = 0; w < gw; w++) {
-            float *dst = patches + ((f * gh + h) * gw + w) * pin;
-            for (int64_t ci = 0; ci < cin; ci++)
-              for (int64_t p = 0; p < pt; p++)
-                for (int64_t q = 0; q < ph; q++)
-                  for (int64_t r = 0; r < pw; r++)
-                    *dst++ = latent [((ci * frames + f * pt + p) * height + h * ph + q) * width + w * pw + r];
-        }
+    vdgx_nn_patchify3d (latent, cin, frames, height, width, c->patch, patches);
     vdgx_tensor_t pin_t = { 0 }, e = { 0 }, e0 = { 0 }, mod = { 0 }, hmod = { 0 }, hout = { 0 };
     int64_t s_p [2] = { L, pin }, s_m [2] = { 6, d }, s_h [2] = { 2, d }, s_o [2] = { L, pout };
     int rc = vdgx_tensor_alloc (b, &pin_t, self->act, 2, s_p);
@@ -944,17 +930,7 @@ wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64
     }
     if (rc == 0) {
         //  Unpatchify fhwpqrc -> cfphqwr.
-        for (int64_t f = 0; f < gf; f++)
-          for (int64_t h = 0; h < gh; h++)
-            for (int64_t w = 0; w < gw; w++) {
-                const float *src = u + ((f * gh + h) * gw + w) * pout;
-                for (int64_t p = 0; p < pt; p++)
-                  for (int64_t q = 0; q < ph; q++)
-                    for (int64_t r = 0; r < pw; r++)
-                      for (int64_t co = 0; co < cout; co++)
-                        out [((co * frames + f * pt + p) * height + h * ph + q) * width + w * pw + r]
-                            = src [((p * ph + q) * pw + r) * cout + co];
-            }
+        vdgx_nn_unpatchify3d (u, cout, frames, height, width, c->patch, out);
     }
     free (u);
     vdgx_tensor_t *tmp [] = { &pin_t, &e, &e0, &mod, &hmod, &hout };
