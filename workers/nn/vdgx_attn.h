@@ -28,7 +28,10 @@ typedef struct {
 } vdgx_rope_t;
 
 //  coords [len, naxes] (positions, fractional allowed), axis [pairs] (which coordinate pair j
-//  rotates by; NULL = axis 0), freq [pairs] (radians per unit).
+//  rotates by; NULL = axis 0), freq [pairs] (radians per unit). Every variant is this table:
+//  Wan's 3-axis complex rotary (vdgx_rope_wan3d), 1-D rotary with a theta
+//  (vdgx_rope_theta_freqs; LTX's half/split layout is VDGX_ROPE_HALF), LTX's fractional
+//  (f, h, w) positions, and learnable bands (MAGI-1: freq = the checkpoint's band values).
 int vdgx_rope_build (vdgx_backend_t *b, vdgx_rope_t *r, vdgx_rope_layout_t layout, int64_t len,
                      int naxes, const double *coords, int64_t pairs, const int *axis,
                      const double *freq, char **err);
