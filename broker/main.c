@@ -22,6 +22,8 @@ s_usage (FILE *out)
         "  --insecure           allow plain TCP on non-loopback addresses\n"
         "  --trust-net CIDRS    without CURVE: peers in these networks (comma list) are trusted\n"
         "                       like local ones: admin clients and workers for any model\n"
+        "  --salvage            the job store failed its integrity check: keep every readable\n"
+        "                       row in a new jobs.db, move the damaged file aside, and start\n"
         "  --heartbeat-ms N     heartbeat interval (default 2500)\n"
         "  --liveness N         missed heartbeats before a peer is dead (default 3)\n"
         "  --max-attempts N     dispatches of a job before it fails (default 3)\n"
@@ -145,6 +147,11 @@ main (int argc, char *argv [])
         else
         if (streq (arg, "--insecure")) {
             cfg.insecure = true;
+            takes = false;
+        }
+        else
+        if (streq (arg, "--salvage")) {
+            cfg.salvage = true;
             takes = false;
         }
         else

@@ -11,7 +11,11 @@
 #include "vdgx_jobqueue.h"
 #include "vdgx_jobstore.h"
 #include "vdgx_syncer.h"
+#include "vdgx_storeguard.h"
+#include "vdgx_outcheck.h"
+#include "vdgx_storecheck.h"
 #include "vdgx_msg.h"
+#include "vdgx_mp.h"
 #include "vdgx_sha256.h"
 #include "vdgx_log.h"
 #include <arpa/inet.h>
@@ -106,6 +110,7 @@ vdgx_broker_config_check (const vdgx_broker_config_t *cfg, char *error, size_t e
 //  Actor state
 
 #define S_HIST_BUCKETS 14
+#define S_CHECKPOINT_MS 2000        //  WAL checkpoint interval
 static const double s_hist_bounds [S_HIST_BUCKETS] = {
     0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600
 };
@@ -139,6 +144,7 @@ typedef struct {
     double percent;
     int fd;                     //  temp output file
     uint64_t received;
+    bool store_failed;          //  our side could not write the output (disk full)
     bool cancelled;
     int64_t started;            //  mono ms of this dispatch
     char token [VDGX_TOKEN_MAX + 1];    //  the attempt token the worker must echo ("" = none)
@@ -164,6 +170,8 @@ typedef struct {
     vdgx_registry_t *reg;
     vdgx_jobqueue_t *queue;
     vdgx_jobstore_t *store;
+    vdgx_storeguard_t *guard;   //  state changes go through it: degraded-store handling
+    vdgx_outcheck_t *outcheck;  //  completed outputs checked before they are served
     zhashx_t *running;          //  job id -> s_run_t
     zhashx_t *known;            //  known model names -> "" (value unused)
     zhashx_t *limits;           //  model -> vdgx_limits_t, as its workers last advertised
@@ -351,6 +359,12 @@ s_batch_end (s_broker_t *self)
         s_count (self, "vdgx_store_commit_failures_total");
         vdgx_log_error ("store.commit", "held=%zu", zlistx_size (self->outbox));
     }
+    //  A failed COMMIT: the guard keeps the batch's changes (the store is degraded until
+    //  they are written); jobs it inserted never existed, so they leave the queues.
+    zlist_t *lost = vdgx_storeguard_committed (self->guard, rc);
+    for (char *id = lost? (char *) zlist_first (lost): NULL; id; id = (char *) zlist_next (lost))
+        vdgx_jobqueue_remove (self->queue, id);
+    zlist_destroy (&lost);
     if (paths) {
         vdgx_syncer_request (self->syncer, ++self->ticket_sent, &paths);
         s_count (self, "vdgx_store_commits_total");
@@ -384,6 +398,8 @@ s_syncer_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (vdgx_syncer_recv (self->syncer, &ticket)) {
         s_count (self, "vdgx_store_sync_failures_total");
         vdgx_log_error ("store.sync", "ticket=%llu", (unsigned long long) ticket);
+        //  Written but maybe not on the disk: degraded until a probe syncs again.
+        vdgx_storeguard_fault (self->guard, "an fsync of the job store failed (disk full or I/O error)");
     }
     if (ticket > self->ticket_done)
         self->ticket_done = ticket;
@@ -592,12 +608,14 @@ s_phase_of (const vdgx_jobrec_t *job)
     return VDGX_PHASE_LOADING;
 }
 
-//  Records a state change durably and publishes it.
-static void
+//  Records a state change durably and publishes it. -1 when the store could not write it
+//  (the guard keeps it and the store is degraded until it can).
+static int
 s_job_changed (s_broker_t *self, vdgx_jobrec_t *job, const char *detail)
 {
-    vdgx_jobstore_update (self->store, job);
-    vdgx_jobstore_add_event (self->store, job->id, "state", job->state, detail, s_now ());
+    int rc = vdgx_storeguard_save (self->guard, job);
+    if (rc == 0)
+        vdgx_jobstore_add_event (self->store, job->id, "state", job->state, detail, s_now ());
     s_run_t *run = (s_run_t *) zhashx_lookup (self->running, job->id);
     s_publish_job (self, job->id, job->model, VDGX_EVENT_STATE, job->state,
                    run? run->phase: s_phase_of (job), run? run->step: 0, run? run->steps: 0,
@@ -609,6 +627,7 @@ s_job_changed (s_broker_t *self, vdgx_jobrec_t *job, const char *detail)
             s_observe (self, job->finished_at - job->started_at,
                        "vdgx_job_duration_seconds{model=\"%s\"}", job->model);
     }
+    return rc;
 }
 
 static void
@@ -696,23 +715,40 @@ s_start_request (s_broker_t *self, vdgx_rworker_t *w, s_request_t *r)
     (*self->routed)++;
 }
 
+//  0 when dispatched; -1 when the job is not in the store; -2 when its dispatch could not be
+//  recorded (the store is degraded): the job goes back to the head of its queue, unsent.
 static int
 s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
 {
     vdgx_jobrec_t job;
-    if (vdgx_jobstore_get (self->store, id, &job))
+    if (vdgx_storeguard_get (self->guard, id, &job))
         return -1;
     int64_t now = zclock_mono ();
+    uint32_t attempt_before = job.attempt;
+    if (!resend)
+        job.attempt++;
+    if (job.attempt == 0)
+        job.attempt = 1;
+    snprintf (job.state, sizeof job.state, "running");
+    if (job.started_at == 0)
+        job.started_at = s_now ();
+    //  The dispatch (and its attempt count) is recorded before anything is sent: a job
+    //  whose attempt did not persist would be dispatched for ever.
+    if (vdgx_storeguard_save (self->guard, &job)) {
+        job.attempt = attempt_before;
+        snprintf (job.state, sizeof job.state, "queued");
+        vdgx_storeguard_save (self->guard, &job);       //  what is kept is its queued state
+        s_queue_job (self, &job, true);
+        s_count (self, "vdgx_dispatch_deferred_total{model=\"%s\"}", job.model);
+        vdgx_jobrec_clear (&job);
+        return -2;
+    }
     s_run_t *run = (s_run_t *) zmalloc (sizeof (s_run_t));
     snprintf (run->id, sizeof run->id, "%s", job.id);
     snprintf (run->model, sizeof run->model, "%s", job.model);
     run->worker = w;
     run->started = now;
     run->phase = w->state == VDGX_WSTATE_COLD? VDGX_PHASE_LOADING: VDGX_PHASE_ENCODING_TEXT;
-    if (!resend)
-        job.attempt++;
-    if (job.attempt == 0)
-        job.attempt = 1;
     run->attempt = job.attempt;
     s_wauth_t *auth = (s_wauth_t *) zhashx_lookup (self->wauth, w->key);
     if (auth && auth->tokens)
@@ -720,11 +756,18 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
     char path [4096];
     vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
     run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (run->fd < 0) {
+        run->store_failed = true;
+        char why [300];
+        snprintf (why, sizeof why, "cannot create the output file of job %s: %s", job.id,
+                  strerror (errno));
+        vdgx_storeguard_fault (self->guard, why);
+    }
     zhashx_insert (self->running, job.id, run);
-    snprintf (job.state, sizeof job.state, "running");
-    if (job.started_at == 0)
-        job.started_at = s_now ();
-    s_job_changed (self, &job, resend? "resend": "dispatch");
+    vdgx_jobstore_add_event (self->store, job.id, "state", job.state, resend? "resend": "dispatch",
+                             s_now ());
+    s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, job.state, run->phase, 0, 0, 0,
+                   NULL, NULL);
 
     w->task = resend? VDGX_TASK_RESEND: VDGX_TASK_JOB;
     snprintf (w->task_id, sizeof w->task_id, "%s", job.id);
@@ -803,7 +846,7 @@ s_resend_next (s_broker_t *self, vdgx_rworker_t *w)
         char *id = (char *) zlist_pop (w->pending);
         bool want = false;
         vdgx_jobrec_t job;
-        if (!zhashx_lookup (self->running, id) && vdgx_jobstore_get (self->store, id, &job) == 0) {
+        if (!zhashx_lookup (self->running, id) && vdgx_storeguard_get (self->guard, id, &job) == 0) {
             want = streq (job.state, "queued") || streq (job.state, "running");
             vdgx_jobrec_clear (&job);
         }
@@ -839,15 +882,19 @@ s_dispatch (s_broker_t *self, const char *service)
         s_start_request (self, w, r);
     }
     const char *id;
-    while ((id = vdgx_jobqueue_peek (self->queue, service))
+    while (!vdgx_storeguard_degraded (self->guard)
+       &&  (id = vdgx_jobqueue_peek (self->queue, service))
        &&  (w = vdgx_registry_select (self->reg, service))) {
         if (!s_memory_ok (self, w))
             break;
         char *job_id = strdup (id);
         s_unqueue (self, job_id, service);
-        if (s_start_job (self, w, job_id, false))
+        int rc = s_start_job (self, w, job_id, false);
+        if (rc == -1)
             vdgx_log_error ("job.lost", "id=%s reason=\"not in store\"", job_id);
         free (job_id);
+        if (rc == -2)
+            break;              //  the store is degraded: nothing more until it recovers
     }
 }
 
@@ -896,7 +943,7 @@ s_requeue_task (s_broker_t *self, vdgx_rworker_t *w, const char *reason)
     if (w->task == VDGX_TASK_JOB || w->task == VDGX_TASK_RESEND) {
         s_run_t *run = (s_run_t *) zhashx_lookup (self->running, w->task_id);
         vdgx_jobrec_t job;
-        if (run && vdgx_jobstore_get (self->store, run->id, &job) == 0) {
+        if (run && vdgx_storeguard_get (self->guard, run->id, &job) == 0) {
             char path [4096];
             vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
             unlink (path);
@@ -1351,7 +1398,12 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         if (reply.chunk.size) {
             ssize_t n = write (run->fd, reply.chunk.data, reply.chunk.size);
             if (n != (ssize_t) reply.chunk.size) {
-                vdgx_log_error ("store.write", "id=%s errno=%d", run->id, errno);
+                //  Our disk, not the worker: the attempt does not count against the job.
+                char why [300];
+                snprintf (why, sizeof why, "cannot write the output of job %s: %s", run->id,
+                          strerror (n < 0? errno: ENOSPC));
+                vdgx_storeguard_fault (self->guard, why);
+                run->store_failed = true;
                 close (run->fd);
                 run->fd = -1;
             }
@@ -1367,7 +1419,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         vdgx_jobrec_t job;
         char path [4096];
         vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
-        if (vdgx_jobstore_get (self->store, run->id, &job)) {
+        if (vdgx_storeguard_get (self->guard, run->id, &job)) {
             unlink (path);
             s_send_control (self, w, VDGX_CONTROL_DROP, run->id);
         }
@@ -1375,6 +1427,20 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         if (run->cancelled || vdgx_jobrec_terminal (&job)) {
             unlink (path);
             s_send_control (self, w, VDGX_CONTROL_ACK, run->id);
+        }
+        else
+        if (res->ok && run->store_failed) {
+            //  The worker did its part; our disk could not take the output. The job waits
+            //  at the head of its queue (this attempt not counted) until the store recovers.
+            unlink (path);
+            snprintf (job.state, sizeof job.state, "queued");
+            if (job.attempt > 0)
+                job.attempt--;
+            zhashx_delete (self->running, run->id);
+            run = NULL;
+            s_job_changed (self, &job, "store degraded");
+            s_queue_job (self, &job, true);
+            s_send_control (self, w, VDGX_CONTROL_DROP, job.id);
         }
         else
         if (res->ok) {
@@ -1404,6 +1470,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
                 job.result_size = zframe_size (frame);
                 job.size = res->video.size;
                 snprintf (job.sha256, sizeof job.sha256, "%s", res->video.sha256);
+                vdgx_outcheck_remember (self->outcheck, &job);      //  just hashed
                 s_cache_key (job.model, w->weights_id, job.request, job.request_size, job.cache_key);
                 run->phase = VDGX_PHASE_DONE;
                 run->percent = 100;
@@ -1538,9 +1605,48 @@ s_worker_message (s_broker_t *self, const char *key, zframe_t *identity, int pro
 //  ---------------------------------------------------------------------------------------
 //  Job service
 
+//  What is wrong with a row that SQLite reads but the broker cannot make sense of (bytes
+//  changed on disk, a hand edit), or NULL. Such a job reads as failed, with the reason,
+//  instead of breaking every list that contains it.
+static const char *
+s_row_damage (const vdgx_jobrec_t *job)
+{
+    vdgx_job_state_t state;
+    if (vdgx_job_state_parse (job->state, &state))
+        return "unknown state";
+    if (!vdgx_mp_utf8_valid (job->model, strlen (job->model)) || !s_service_name_ok (job->model))
+        return "bad model name";
+    if (!vdgx_mp_utf8_valid (job->err_msg, strlen (job->err_msg))
+    ||  !vdgx_mp_utf8_valid (job->err_code, strlen (job->err_code)))
+        return "bad error text";
+    return NULL;
+}
+
+static void
+s_fill_damaged (const vdgx_jobrec_t *job, vdgx_jobstatus_t *st, const char *damage)
+{
+    vdgx_jobstatus_clear (st);
+    vdgx_jobstatus_init (st);
+    snprintf (st->id, sizeof st->id, "%s", job->id);
+    snprintf (st->model, sizeof st->model, "%s", s_service_name_ok (job->model)
+              && vdgx_mp_utf8_valid (job->model, strlen (job->model))? job->model: "unknown");
+    st->state = VDGX_JOB_FAILED;
+    st->phase = VDGX_PHASE_DONE;
+    st->created_at = job->created_at;
+    st->has_error = true;
+    vdgx_error_set (&st->error, VDGX_E_INTERNAL, NULL, "the store row of this job is damaged"
+                    " (%s); the job cannot be served", damage);
+}
+
 static void
 s_fill_status (s_broker_t *self, const vdgx_jobrec_t *job, vdgx_jobstatus_t *st)
 {
+    const char *damage = s_row_damage (job);
+    if (damage) {
+        vdgx_jobstatus_init (st);
+        s_fill_damaged (job, st, damage);
+        return;
+    }
     vdgx_jobstatus_init (st);
     snprintf (st->id, sizeof st->id, "%s", job->id);
     snprintf (st->model, sizeof st->model, "%s", job->model);
@@ -1579,6 +1685,11 @@ s_fill_status (s_broker_t *self, const vdgx_jobrec_t *job, vdgx_jobstatus_t *st)
     vdgx_error_t err;
     if (job->request && vdgx_genreq_decode (&st->request, job->request, job->request_size, &err) == 0)
         st->has_request = true;
+    if (!st->has_request)
+        s_fill_damaged (job, st, "the request does not decode");
+    else
+    if (streq (job->state, "completed") && !st->has_result)
+        s_fill_damaged (job, st, "the result does not decode");
 }
 
 static void
@@ -1659,6 +1770,22 @@ s_idem_key (const char *owner, const char *key, char out [129])
     snprintf (out, 129, "o:%s", hex);
 }
 
+//  A submit the store could not write: a 503 with Retry-After for the client, and the
+//  store degraded until a probe shows it writes again. (A duplicate id or idempotency key
+//  cannot happen here: both were looked up first.)
+static zframe_t *
+s_store_refused (s_broker_t *self, const vdgx_jobrec_t *job)
+{
+    char path [4096];
+    vdgx_jobstore_output_path (self->store, job->id, path, sizeof path);
+    unlink (path);              //  a cache hit's shared output, if it was made
+    vdgx_storeguard_fault (self->guard, "cannot store a submitted job");
+    s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"store\"}", job->model);
+    return s_error_frame (VDGX_E_UNAVAILABLE, NULL, 5000,
+                          "the job store cannot write (%s); retry later",
+                          vdgx_storeguard_reason (self->guard));
+}
+
 static zframe_t *
 s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
 {
@@ -1667,6 +1794,12 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
     s_idem_key (owner, gr->idempotency_key, idem);
     if (self->stopping)
         return s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "the broker is shutting down");
+    if (vdgx_storeguard_degraded (self->guard)) {
+        s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"store\"}", gr->model);
+        return s_error_frame (VDGX_E_UNAVAILABLE, NULL, 5000,
+                              "the job store cannot write (%s); retry later",
+                              vdgx_storeguard_reason (self->guard));
+    }
     if (!zhashx_lookup (self->known, gr->model))
         return s_error_frame (VDGX_E_UNKNOWN_MODEL, "request.model", 0,
                               "model '%s' is not known to the broker", gr->model);
@@ -1743,8 +1876,9 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
         job.seq = vdgx_jobstore_next_seq (self->store);
         if (vdgx_jobstore_share_output (self->store, hit.id, job.id)
         ||  vdgx_jobstore_insert (self->store, &job))
-            frame = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot store the job");
+            frame = s_store_refused (self, &job);
         else {
+            vdgx_storeguard_inserted (self->guard, job.id);
             s_count (self, "vdgx_cache_hits_total{model=\"%s\"}", job.model);
             s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
             s_job_changed (self, &job, "cache hit");
@@ -1762,8 +1896,9 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
         snprintf (job.state, sizeof job.state, "queued");
         job.seq = vdgx_jobstore_next_seq (self->store);
         if (vdgx_jobstore_insert (self->store, &job))
-            frame = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot store the job");
+            frame = s_store_refused (self, &job);
         else {
+            vdgx_storeguard_inserted (self->guard, job.id);
             if (!gr->no_cache)
                 s_count (self, "vdgx_cache_misses_total{model=\"%s\"}", job.model);
             s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
@@ -1808,6 +1943,23 @@ s_cancel (s_broker_t *self, vdgx_jobrec_t *job, const char *why)
     s_job_finish (job, "cancelled", VDGX_E_CANCELLED, "%s", why);
     s_job_changed (self, job, why);
     return 0;
+}
+
+//  A completed job whose output file is gone or changed becomes failed: output_missing
+//  (never a 200 with bytes that are not there). True when that happened.
+static bool
+s_output_gone (s_broker_t *self, vdgx_jobrec_t *job, bool hash)
+{
+    if (!streq (job->state, "completed"))
+        return false;
+    char why [300];
+    if (vdgx_outcheck_verify (self->outcheck, job, hash, why, sizeof why) == 0)
+        return false;
+    vdgx_log_error ("job.output_missing", "id=%s reason=\"%s\"", job->id, why);
+    s_count (self, "vdgx_outputs_missing_total{model=\"%s\"}", job->model);
+    s_job_finish (job, "failed", VDGX_E_OUTPUT_MISSING, "%s", why);
+    s_job_changed (self, job, "output missing");
+    return true;
 }
 
 static zframe_t *
@@ -1868,10 +2020,12 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             break;
         case VDGX_JOBCMD_STATUS:
         case VDGX_JOBCMD_CANCEL:
-            if (vdgx_jobstore_get (self->store, cmd.id, &job)) {
+            if (vdgx_storeguard_get (self->guard, cmd.id, &job)) {
                 out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
                 break;
             }
+            if (cmd.cmd == VDGX_JOBCMD_STATUS)
+                s_output_gone (self, &job, true);
             if (cmd.cmd == VDGX_JOBCMD_CANCEL && s_cancel (self, &job, "cancelled by client")
             &&  !streq (job.state, "cancelled")) {
                 out = s_error_frame (VDGX_E_CONFLICT, "id", 0, "job '%s' is already %s",
@@ -1905,8 +2059,15 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             break;
         }
         case VDGX_JOBCMD_RESULT: {
-            if (vdgx_jobstore_get (self->store, cmd.id, &job)) {
+            if (vdgx_storeguard_get (self->guard, cmd.id, &job)) {
                 out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
+                break;
+            }
+            //  The first read of a download checks the whole file against its SHA-256.
+            s_output_gone (self, &job, cmd.offset == 0);
+            if (streq (job.err_code, VDGX_E_OUTPUT_MISSING)) {
+                out = s_error_frame (VDGX_E_OUTPUT_MISSING, "id", 0, "the output of job '%s' is"
+                                     " missing: %s", job.id, job.err_msg);
                 break;
             }
             if (!streq (job.state, "completed")) {
@@ -1931,8 +2092,13 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             if (fd >= 0)
                 close (fd);
             if (got != (ssize_t) want) {
-                out = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot read the output of '%s'", job.id);
                 free (data);
+                if (s_output_gone (self, &job, false))
+                    out = s_error_frame (VDGX_E_OUTPUT_MISSING, "id", 0, "the output of job '%s' is"
+                                         " missing: %s", job.id, job.err_msg);
+                else
+                    out = s_error_frame (VDGX_E_INTERNAL, NULL, 0, "cannot read the output of '%s'",
+                                         job.id);
                 break;
             }
             reply.size = job.size;
@@ -1944,12 +2110,14 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             break;
         }
         case VDGX_JOBCMD_DELETE:
-            if (vdgx_jobstore_get (self->store, cmd.id, &job)) {
+            if (vdgx_storeguard_get (self->guard, cmd.id, &job)) {
                 out = s_error_frame (VDGX_E_NOT_FOUND, "id", 0, "no job '%s'", cmd.id);
                 break;
             }
             s_cancel (self, &job, "deleted by client");
             vdgx_jobstore_delete (self->store, job.id);
+            vdgx_storeguard_forget (self->guard, job.id);
+            vdgx_outcheck_forget (self->outcheck, job.id);
             s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, job.state, s_phase_of (&job),
                            0, 0, 0, job.err_code, job.err_msg);
             snprintf (reply.id, sizeof reply.id, "%s", job.id);
@@ -2263,7 +2431,8 @@ s_mmi (s_broker_t *self, const char *service, zmsg_t *body, const vdgx_peer_t *p
     else
     if (streq (service, "mmi.health")) {
         uint64_t jobs = 0, bytes = 0;
-        bool store_ok = vdgx_jobstore_health (self->store, &jobs, &bytes) == 0;
+        bool store_ok = vdgx_jobstore_health (self->store, &jobs, &bytes) == 0
+                     && !vdgx_storeguard_degraded (self->guard);
         msgpack_pack_map (&pk, 9);
         vdgx_pack_str (&pk, "ok");
         msgpack_pack_true (&pk);
@@ -2275,12 +2444,16 @@ s_mmi (s_broker_t *self, const char *service, zmsg_t *body, const vdgx_peer_t *p
         vdgx_pack_str (&pk, "uptime_s");
         msgpack_pack_double (&pk, (now - self->start_mono) / 1000.0);
         vdgx_pack_str (&pk, "store");
-        msgpack_pack_map (&pk, 3);
+        msgpack_pack_map (&pk, 6);
         vdgx_pack_str (&pk, "ok");
         if (store_ok)
             msgpack_pack_true (&pk);
         else
             msgpack_pack_false (&pk);
+        s_pack_kstr (&pk, "state", store_ok? "ok": "degraded");
+        s_pack_kstr (&pk, "reason", store_ok? "": vdgx_storeguard_degraded (self->guard)?
+                     vdgx_storeguard_reason (self->guard): "the database does not answer");
+        s_pack_kuint (&pk, "unsaved", vdgx_storeguard_unsaved (self->guard));
         s_pack_kuint (&pk, "jobs", jobs);
         s_pack_kuint (&pk, "output_bytes", bytes);
         s_pack_kuint (&pk, "queued", vdgx_jobqueue_size (self->queue));
@@ -2320,6 +2493,15 @@ s_mmi (s_broker_t *self, const char *service, zmsg_t *body, const vdgx_peer_t *p
                 zhashx_update (gauges, key, v);
             }
         zlist_destroy (&services);
+        uint64_t *degraded = (uint64_t *) zmalloc (sizeof (uint64_t));
+        *degraded = vdgx_storeguard_degraded (self->guard)? 1: 0;
+        zhashx_update (gauges, "vdgx_store_degraded", degraded);
+        uint64_t *unsaved = (uint64_t *) zmalloc (sizeof (uint64_t));
+        *unsaved = vdgx_storeguard_unsaved (self->guard);
+        zhashx_update (gauges, "vdgx_store_unsaved_changes", unsaved);
+        uint64_t *faults = (uint64_t *) zmalloc (sizeof (uint64_t));
+        *faults = vdgx_storeguard_faults (self->guard);
+        zhashx_update (gauges, "vdgx_store_faults", faults);
         for (const char *m = (const char *) zhashx_first (self->known); m;
              m = (const char *) zhashx_next (self->known)) {
             const char *name = (const char *) zhashx_cursor (self->known);
@@ -2608,7 +2790,7 @@ s_expire_jobs (s_broker_t *self, int64_t now)
             snprintf (id, sizeof id, "%s", oldest);
             vdgx_jobqueue_remove (self->queue, id);
             vdgx_jobrec_t job;
-            if (vdgx_jobstore_get (self->store, id, &job) == 0) {
+            if (vdgx_storeguard_get (self->guard, id, &job) == 0) {
                 s_job_finish (&job, "expired", VDGX_E_EXPIRED,
                               "no worker for model '%s' within %d s", m, self->cfg.expire_s);
                 s_job_changed (self, &job, "expired");
@@ -2646,6 +2828,22 @@ s_housekeeping_timer (zloop_t *loop, int timer_id, void *arg)
     s_batch_begin (self);
     s_expire_jobs (self, zclock_mono ());
     s_batch_end (self);
+    //  Outside the batch: the probe must see its own write fail or succeed.
+    if (vdgx_storeguard_degraded (self->guard) && vdgx_storeguard_recover (self->guard) == 0)
+        s_dispatch_all (self);
+    return 0;
+}
+
+//  Frequent checkpoints keep the WAL short: a -wal file lost after a crash costs the
+//  changes of the last interval, not every change since the last automatic checkpoint.
+static int
+s_checkpoint_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_broker_t *self = (s_broker_t *) arg;
+    if (!vdgx_storeguard_degraded (self->guard))
+        vdgx_jobstore_checkpoint (self->store);
     return 0;
 }
 
@@ -2709,6 +2907,8 @@ s_broker_free (s_broker_t *self)
     }
     vdgx_registry_destroy (&self->reg);
     vdgx_jobqueue_destroy (&self->queue);
+    vdgx_outcheck_destroy (&self->outcheck);
+    vdgx_storeguard_destroy (&self->guard);
     vdgx_jobstore_destroy (&self->store);
     zsock_destroy (&self->router);
     zsock_destroy (&self->pub);
@@ -2847,6 +3047,11 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->queue = vdgx_jobqueue_new (cfg->queue_max);
     if (vdgx_broker_config_check (&self->cfg, error, errsize))
         goto fail;
+    char report [1024];
+    if (vdgx_storecheck_run (self->data_dir, cfg->salvage, report, sizeof report, error, errsize))
+        goto fail;
+    if (*report)
+        vdgx_log_warn ("store.salvage", "report=\"%s\"", report);
     self->store = vdgx_jobstore_new (self->data_dir, error, errsize);
     if (!self->store)
         goto fail;
@@ -2862,6 +3067,8 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
         goto fail;
     }
     self->syncer = vdgx_syncer_new ();
+    self->guard = vdgx_storeguard_new (self->store);
+    self->outcheck = vdgx_outcheck_new (self->store);
     for (size_t i = 0; i < cfg->nmodels; i++)
         zhashx_insert (self->known, cfg->models [i], (void *) "");
     zlist_t *models = vdgx_jobstore_models (self->store);
@@ -2945,6 +3152,7 @@ s_broker_actor (zsock_t *pipe, void *args)
         tick = 50;
     zloop_timer (self->loop, (size_t) tick, 0, s_housekeeping_timer, self);
     zloop_timer (self->loop, 60000, 0, s_gc_timer, self);
+    zloop_timer (self->loop, S_CHECKPOINT_MS, 0, s_checkpoint_timer, self);
     vdgx_log_info ("broker.start", "endpoint=%s events=%s data=%s curve=%s", self->endpoint,
                    self->events? self->events: "-", self->data_dir,
                    self->curve_dir? self->curve_dir: "off");
@@ -2958,6 +3166,7 @@ s_broker_actor (zsock_t *pipe, void *args)
          w = (vdgx_rworker_t *) zlist_next (workers))
         s_worker_cmd (self, w, VDGX_MDPW_DISCONNECT);
     zlist_destroy (&workers);
+    vdgx_storeguard_recover (self->guard);     //  a last try for changes still waiting
     s_sync_all (self);
     vdgx_jobstore_flush (self->store);
     vdgx_log_info ("broker.stop", "workers=%zu queued=%zu running=%zu",

@@ -43,6 +43,7 @@ typedef struct {
     const char **models;        //  models known from the configuration (--model)
     size_t nmodels;
     bool verbose;
+    bool salvage;               //  --salvage: a damaged store is salvaged, not refused
 } vdgx_broker_config_t;
 
 typedef struct _vdgx_broker_t vdgx_broker_t;

@@ -10,6 +10,9 @@
 #include "vdgx_jobqueue.h"
 #include "vdgx_registry.h"
 #include "vdgx_jobstore.h"
+#include "vdgx_storeguard.h"
+#include "vdgx_outcheck.h"
+#include "vdgx_storecheck.h"
 #include "vdgx_broker.h"
 
 typedef struct {
@@ -24,6 +27,9 @@ static const s_class_t s_classes [] = {
     { "jobqueue", vdgx_jobqueue_test },
     { "registry", vdgx_registry_test },
     { "jobstore", vdgx_jobstore_test },
+    { "storeguard", vdgx_storeguard_test },
+    { "outcheck", vdgx_outcheck_test },
+    { "storecheck", vdgx_storecheck_test },
     { "broker", vdgx_broker_test },
 };
 

@@ -51,7 +51,8 @@ static const char *s_schema =
     " job_id TEXT NOT NULL, ts REAL NOT NULL, type TEXT NOT NULL, state TEXT, detail TEXT);"
     "CREATE INDEX IF NOT EXISTS events_job ON events (job_id);"
     "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY);"
-    "CREATE TABLE IF NOT EXISTS model_limits (name TEXT PRIMARY KEY, limits BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS model_limits (name TEXT PRIMARY KEY, limits BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v);";
 
 void
 vdgx_jobrec_clear (vdgx_jobrec_t *job)
@@ -947,6 +948,105 @@ vdgx_jobstore_commit (vdgx_jobstore_t *self)
         self->in_tx = false;
     }
     self->batch = false;
+    return rc;
+}
+
+int
+vdgx_jobstore_probe (vdgx_jobstore_t *self, char *error, size_t errsize)
+{
+    assert (self && error);
+    //  The output side: a block of the size of a typical chunk, made durable, then removed.
+    char path [4096];
+    snprintf (path, sizeof path, "%s/.probe", self->tmpdir);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf (error, errsize, "cannot create %s: %s", path, strerror (errno));
+        return -1;
+    }
+    static char block [65536];
+    ssize_t n = write (fd, block, sizeof block);
+    int err = n < 0? errno: n != (ssize_t) sizeof block? ENOSPC: 0;
+    if (!err && fsync (fd))
+        err = errno;
+    close (fd);
+    unlink (path);
+    if (err) {
+        snprintf (error, errsize, "cannot write %s: %s", self->tmpdir, strerror (err));
+        return -1;
+    }
+    //  The database side: one committed row.
+    sqlite3_stmt *st = s_prepare (self, "INSERT OR REPLACE INTO meta (k, v) VALUES ('probe', ?1)");
+    if (!st) {
+        snprintf (error, errsize, "%s", sqlite3_errmsg (self->db));
+        return -1;
+    }
+    sqlite3_bind_double (st, 1, zclock_time () / 1000.0);
+    if (s_step_done (self, st)) {
+        snprintf (error, errsize, "database: %s", sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+int
+vdgx_jobstore_checkpoint (vdgx_jobstore_t *self)
+{
+    assert (self);
+    //  PASSIVE: copies what no reader holds back into the main file, never waits.
+    int rc = sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK? 0: -1;
+}
+
+int
+vdgx_jobstore_backup (const char *dbpath, const char *dest, char *error, size_t errsize)
+{
+    assert (dbpath && dest && error);
+    sqlite3 *src = NULL, *dst = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2 (dbpath, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf (error, errsize, "cannot open %s: %s", dbpath, src? sqlite3_errmsg (src): "no memory");
+        goto done;
+    }
+    sqlite3_busy_timeout (src, 5000);
+    if (access (dest, F_OK) == 0) {
+        snprintf (error, errsize, "%s exists; not overwritten", dest);
+        goto done;
+    }
+    if (sqlite3_open_v2 (dest, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        snprintf (error, errsize, "cannot create %s: %s", dest, dst? sqlite3_errmsg (dst): "no memory");
+        goto done;
+    }
+    //  The online backup API: pages are copied in steps while the broker keeps writing;
+    //  a step that sees a change made meanwhile starts over, so the copy is consistent.
+    sqlite3_backup *b = sqlite3_backup_init (dst, "main", src, "main");
+    if (!b) {
+        snprintf (error, errsize, "backup: %s", sqlite3_errmsg (dst));
+        goto done;
+    }
+    int step;
+    while ((step = sqlite3_backup_step (b, 256)) == SQLITE_OK
+       ||  step == SQLITE_BUSY || step == SQLITE_LOCKED)
+        if (step != SQLITE_OK)
+            sqlite3_sleep (20);
+    sqlite3_backup_finish (b);
+    if (step != SQLITE_DONE) {
+        snprintf (error, errsize, "backup: %s", sqlite3_errstr (step));
+        goto done;
+    }
+    char *msg = NULL;
+    if (sqlite3_exec (dst, "PRAGMA journal_mode=DELETE;", NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf (error, errsize, "backup: %s", msg? msg: "journal mode");
+        sqlite3_free (msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (dst)
+        sqlite3_close (dst);
+    if (src)
+        sqlite3_close (src);
+    if (rc && dst)
+        unlink (dest);
     return rc;
 }
 

@@ -177,6 +177,7 @@ bool vdgx_job_state_is_final (vdgx_job_state_t s);
 #define VDGX_E_UNAVAILABLE      "unavailable"
 #define VDGX_E_TOO_LARGE        "too_large"
 #define VDGX_E_FORBIDDEN        "forbidden"
+#define VDGX_E_OUTPUT_MISSING   "output_missing"
 
 //  The static string for a known code (so vdgx_error_t.code can point at it), else NULL.
 const char *vdgx_error_code_intern (const char *code);

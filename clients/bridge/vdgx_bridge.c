@@ -56,7 +56,7 @@ static const struct {
     { "/jobs/{id}/cancel", "POST" }, { "/ui/", "GET, HEAD" }, { "other", "" },
 };
 
-static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 403, 404, 405, 409, 413, 415,
+static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 403, 404, 405, 409, 410, 413, 415,
                                 416, 422, 429, 431, 500, 503 };
 #define S_NCODES ((int) (sizeof s_codes / sizeof s_codes [0]))
 
@@ -449,6 +449,7 @@ s_http_status_of (const char *code, const char *field)
     if (streq (code, VDGX_E_UNAVAILABLE)) return 503;
     if (streq (code, VDGX_E_TOO_LARGE)) return 413;
     if (streq (code, VDGX_E_FORBIDDEN)) return 403;
+    if (streq (code, VDGX_E_OUTPUT_MISSING)) return 410;
     return 500;
 }
 
@@ -884,6 +885,8 @@ s_h_services (s_req_t *r)
 {
     if (r->step == 0) {
         s_call (r, "mmi.services", s_empty_map ());
+        if (r->route == R_READY)
+            s_call (r, "mmi.health", s_empty_map ());
         return s_go (r);
     }
     enum MHD_Result rc = MHD_NO;
@@ -891,6 +894,18 @@ s_h_services (s_req_t *r)
     if (!j) {
         //  Not ready when the broker does not answer.
         return rc;
+    }
+    //  Nor while the job store cannot write (submits would get 503).
+    const char *store = "ok";
+    if (r->route == R_READY) {
+        json_t *health = s_mmireply (r, 1, &rc);
+        if (!health) {
+            json_decref (j);
+            return rc;
+        }
+        if (!json_is_true (json_object_get (json_object_get (health, "store"), "ok")))
+            store = "degraded";
+        json_decref (health);
     }
     json_t *services = json_object_get (j, "services");
     json_t *models = json_object ();
@@ -922,9 +937,10 @@ s_h_services (s_req_t *r)
     json_t *out;
     int status = 200;
     if (r->route == R_READY) {
-        out = json_pack ("{s:b, s:o}", "ready", any_ready, "models", models);
+        bool ready = any_ready && streq (store, "ok");
+        out = json_pack ("{s:b, s:s, s:o}", "ready", ready, "store", store, "models", models);
         json_decref (list);
-        status = any_ready? 200: 503;
+        status = ready? 200: 503;
     }
     else {
         out = json_pack ("{s:I, s:I, s:o}", "queued", queued, "running", running, "models", list);
@@ -968,6 +984,10 @@ s_h_info (s_req_t *r)
                                                    "uptime_s", (zclock_mono () - r->bridge->started) / 1000.0,
                                                    "auth", r->bridge->keys != NULL));
     json_object_set (out, "broker", health);
+    //  The store's state at the top, where an operator looks first: "ok" or "degraded".
+    json_t *store = json_object_get (health, "store");
+    json_object_set_new (out, "store", json_string (json_is_true (json_object_get (store, "ok"))?
+                                                    "ok": "degraded"));
     json_object_set (out, "models", json_object_get (models, "models"));
     //  Worker hosts are for operators: a user key sees the models, not the machines.
     json_object_set (out, "workers", ws && r->admin? ws: json_array ());
@@ -1393,6 +1413,11 @@ s_h_download (s_req_t *r)
         }
         s_call_jobcmd (r, &cmd);
         return s_go (r);
+    }
+    if (rep.job.has_error && streq (rep.job.error.code, VDGX_E_OUTPUT_MISSING)) {
+        rc = s_send_error (r, 410, VDGX_E_OUTPUT_MISSING, NULL, 0, "%s", rep.job.error.message);
+        vdgx_jobreply_clear (&rep);
+        return rc;
     }
     if (rep.job.state != VDGX_JOB_COMPLETED || !rep.job.has_result) {
         rc = s_send_error (r, 409, "conflict", NULL, 0, "the job is %s, not completed",

@@ -576,8 +576,12 @@ vdgx_cli_download (vdgx_cli_t *cli, int argc, char **argv)
         rc = vdgx_cli_fail (client, "download");
     else
     if (job.state != VDGX_JOB_COMPLETED) {
-        fprintf (stderr, "vdgx download: job %s is %s, not completed\n", args.id,
-                 vdgx_job_state_name (job.state));
+        if (job.has_error)
+            fprintf (stderr, "vdgx download: job %s is %s (%s: %s)\n", args.id,
+                     vdgx_job_state_name (job.state), job.error.code, job.error.message);
+        else
+            fprintf (stderr, "vdgx download: job %s is %s, not completed\n", args.id,
+                     vdgx_job_state_name (job.state));
         rc = vdgx_job_state_is_final (job.state)? VDGX_EXIT_JOB_FAILED: VDGX_EXIT_REFUSED;
     }
     else
@@ -977,7 +981,10 @@ vdgx_cli_health (vdgx_cli_t *cli, int argc, char **argv)
         char bytes [32];
         s_bytes (bytes, sizeof bytes, (double) s_int (store, "output_bytes"));
         printf ("%s%-8s%s store: %lld jobs, %s of outputs\n", s_col (cli, store_ok? S_GREEN: S_RED),
-                store_ok? "ok": "FAILING", s_col (cli, S_RESET), (long long) s_int (store, "jobs"), bytes);
+                store_ok? "ok": "DEGRADED", s_col (cli, S_RESET), (long long) s_int (store, "jobs"), bytes);
+        if (!store_ok)
+            printf ("%-8s store: degraded: %s (dispatch paused, submits refused; it recovers by\n"
+                    "%-8s itself when the disk writes again)\n", "", s_str (store, "reason", "?"), "");
         printf ("%-8s queued %lld, running %lld, workers %lld\n", "", (long long) s_int (root, "queued"),
                 (long long) s_int (root, "running"), (long long) s_int (root, "workers"));
         size_t k;

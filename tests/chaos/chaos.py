@@ -1,0 +1,508 @@
+#!/usr/bin/env python3
+"""Chaos tests: the real broker, test workers (engine testgen), the bridge and the `vdgx`
+CLI, with processes killed, the disk filled and the job store damaged on purpose. Each
+scenario asserts that no accepted job is lost or corrupted (every one ends `completed` with
+an MP4 whose SHA-256 is the one recorded, or `failed` with a clear code) and that every
+failure is reported where an operator looks (/info, /ready, `vdgx health`, metrics, exit
+statuses, HTTP codes). Standard library only.
+
+    chaos.py SCENARIO     worker_kill | broker_kill | disk_full | output_missing |
+                          damaged_page | damaged_row | lost_wal
+Counts come from the environment (defaults are the CI counts, trimmed to fit about two
+minutes on two cores): CHAOS_WORKER_KILLS (default 20), CHAOS_BROKER_KILLS (default 5).
+Exit 0 = pass, 77 = skipped (with the reason), anything else = fail.
+"""
+import hashlib
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("VDGX_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+BIN = os.path.join(BUILD, "bin")
+SKIP = 77
+FINAL = ("completed", "failed", "cancelled", "expired")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+class Stack:
+    """A broker that can be killed and restarted on the same ports and data dir, test
+    workers that can be killed and restarted, and optionally a bridge."""
+
+    def __init__(self, data=None, workers=1, bridge=False, broker_args=(), worker_env=None):
+        self.tmp = tempfile.mkdtemp(prefix="vdgx-chaos-")
+        self.data = data or os.path.join(self.tmp, "broker")
+        self.broker_ep = "tcp://127.0.0.1:%d" % free_port()
+        self.events_ep = "tcp://127.0.0.1:%d" % free_port()
+        self.broker_args = ["--max-attempts", "50"] + list(broker_args)
+        self.worker_env = dict(os.environ, VDGX_LOG_LEVEL="warn", **(worker_env or {}))
+        self.logs = []
+        self.procs = []
+        self.broker = None
+        self.broker_rc = None
+        self.workers = []
+        self.port = None
+        self.start_broker()
+        for _ in range(workers):
+            self.start_worker()
+        if bridge:
+            self.start_bridge()
+
+    def spawn(self, name, argv, env=None):
+        path = os.path.join(self.tmp, "%s-%d.log" % (name, len(self.logs)))
+        self.logs.append(path)
+        p = subprocess.Popen(argv, stdout=open(path, "w"), stderr=subprocess.STDOUT, env=env)
+        self.procs.append(p)
+        return p
+
+    def start_broker(self, extra=(), wait=True):
+        self.broker = self.spawn("broker", [os.path.join(BIN, "vdgx-broker"), "--bind", self.broker_ep,
+                                            "--events", self.events_ep, "--data", self.data,
+                                            "--heartbeat-ms", "200", "--liveness", "3",
+                                            "--model", "testgen"] + self.broker_args + list(extra))
+        if wait:
+            self.wait_broker()
+        return self.broker
+
+    def wait_broker(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.broker.poll() is not None:
+                raise AssertionError("vdgx-broker exited with %d: %s" % (self.broker.returncode, self.tail(self.logs[-1])))
+            if self.cli("--timeout", "0.3", "health", "--json").returncode in (0, 6):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the broker did not answer")
+
+    def kill_broker(self):
+        self.broker.send_signal(signal.SIGKILL)
+        self.broker.wait()
+
+    def start_worker(self):
+        w = self.spawn("worker", [os.path.join(BIN, "vdgx-worker-test"), "--model", "testgen",
+                                  "--broker", self.broker_ep, "--heartbeat-ms", "200", "--liveness", "3",
+                                  "--data", os.path.join(self.tmp, "worker%d" % len(self.workers))],
+                       env=self.worker_env)
+        self.workers.append(w)
+        return w
+
+    def start_bridge(self):
+        self.port = free_port()
+        p = self.spawn("bridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:%d" % self.port,
+                                  "--broker", self.broker_ep, "--events", self.events_ep,
+                                  "--request-timeout-ms", "3000"])
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                check(p.poll() is None, "vdgx-bridge exited")
+                time.sleep(0.05)
+        raise AssertionError("vdgx-bridge did not start")
+
+    def cli(self, *args, timeout=60):
+        env = dict(os.environ, VDGX_BROKER=self.broker_ep, VDGX_EVENTS=self.events_ep)
+        return subprocess.run([os.path.join(BIN, "vdgx")] + list(args), capture_output=True, text=True,
+                              timeout=timeout, env=env)
+
+    def submit(self, prompt, *extra):
+        """The job id when the broker accepted the job, None when it did not (the CLI
+        then says why)."""
+        r = self.cli("--timeout", "2", "generate", prompt, "--model", "testgen", "--detach", "--steps", "3",
+                     "--frames", "8", "--size", "64x48", *extra)
+        if r.returncode == 0:
+            job = r.stdout.strip().split()[-1]
+            check(len(job) >= 16, "submit printed %r" % r.stdout)
+            return job
+        return None
+
+    def status(self, job):
+        r = self.cli("--timeout", "3", "status", job, "--json")
+        check(r.returncode in (0, 1), "status %s: rc %d %s" % (job, r.returncode, r.stderr))
+        return json.loads(r.stdout)
+
+    def wait_all(self, jobs, timeout=120):
+        deadline = time.time() + timeout
+        left = set(jobs)
+        done = {}
+        while left and time.time() < deadline:
+            for job in list(left):
+                st = self.status(job)
+                if st["state"] in FINAL:
+                    done[job] = st
+                    left.discard(job)
+            if left:
+                time.sleep(0.2)
+        check(not left, "jobs not finished in %d s: %s" % (timeout, sorted(left)[:5]))
+        return done
+
+    def verify_outputs(self, done):
+        """Every accepted job completed, and its file is the MP4 recorded at completion."""
+        bad = {j: (s["state"], s.get("error")) for j, s in done.items() if s["state"] != "completed"}
+        check(not bad, "jobs that did not complete: %r" % list(bad.items())[:5])
+        for job, st in done.items():
+            path = os.path.join(self.data, "out", job + ".mp4")
+            blob = open(path, "rb").read()
+            check(blob[4:8] == b"ftyp", "%s is not an MP4" % path)
+            check(hashlib.sha256(blob).hexdigest() == st["result"]["sha256"], "%s: sha256 differs" % job)
+            check(len(blob) == st["result"]["size"], "%s: size differs" % job)
+
+    def http(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        hdrs = dict(headers or {})
+        if body is not None:
+            body = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def tail(self, path, n=3000):
+        try:
+            return open(path, errors="replace").read()[-n:]
+        except OSError:
+            return ""
+
+    def close(self, failed=False):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if failed:
+            for name in self.logs:
+                sys.stderr.write("----- %s -----\n%s\n" % (name, self.tail(name)))
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Scenarios
+
+
+def t_worker_kill(st):
+    """SIGKILL a worker in the middle of a job, again and again: every job still completes
+    once, with the right bytes."""
+    kills = int(os.environ.get("CHAOS_WORKER_KILLS", "20"))
+    for _ in range(2):
+        st.start_worker()
+    jobs = [st.submit("chaos worker %d sleep_ms=60" % i, "--seed", str(i)) for i in range(kills + 10)]
+    check(all(jobs), "a submit was refused")
+    killed = 0
+    deadline = time.time() + 90
+    while killed < kills and time.time() < deadline:
+        r = st.cli("--timeout", "2", "workers", "--json")
+        listed = json.loads(r.stdout)["workers"] if r.returncode == 0 else []
+        busy = [w for w in listed if w.get("state") in ("busy", "loading")]
+        pids = {int(w["pid"]) for w in busy if w.get("pid")}
+        victims = [w for w in st.workers if w.poll() is None and w.pid in pids]
+        if not victims:
+            time.sleep(0.05)
+            continue
+        v = random.choice(victims)
+        v.send_signal(signal.SIGKILL)
+        v.wait()
+        st.workers.remove(v)
+        killed += 1
+        st.start_worker()
+        time.sleep(0.1)
+    check(killed == kills, "only %d of %d kills happened in time" % (killed, kills))
+    done = st.wait_all(jobs)
+    st.verify_outputs(done)
+    attempts = sum(s.get("attempt", 1) for s in done.values())
+    check(attempts >= len(jobs) + 1, "no job was ever re-run (attempts %d)" % attempts)
+    print("worker_kill: %d kills, %d jobs completed, %d attempts" % (killed, len(jobs), attempts))
+
+
+def t_broker_kill(st):
+    """SIGKILL the broker and restart it while a submitter keeps submitting: every job the
+    broker accepted (a job id came back) completes, none twice, none lost."""
+    kills = int(os.environ.get("CHAOS_BROKER_KILLS", "5"))
+    accepted, refused = [], [0]
+    stop = threading.Event()
+
+    def submitter():
+        i = 0
+        while not stop.is_set():
+            job = st.submit("chaos broker %d sleep_ms=20" % i, "--seed", str(i))
+            if job:
+                accepted.append(job)
+            else:
+                refused[0] += 1
+            i += 1
+    th = threading.Thread(target=submitter)
+    th.start()
+    try:
+        for k in range(kills):
+            time.sleep(1.0)
+            st.kill_broker()
+            time.sleep(0.3)
+            st.start_broker()
+    finally:
+        time.sleep(0.5)
+        stop.set()
+        th.join()
+    check(len(accepted) >= kills, "too few submits got through (%d)" % len(accepted))
+    check(len(set(accepted)) == len(accepted), "a job id came back twice")
+    done = st.wait_all(accepted)
+    st.verify_outputs(done)
+    r = st.cli("list", "--json", "--limit", "1000")
+    listed = {j["id"] for j in json.loads(r.stdout)["jobs"]}
+    check(set(accepted) <= listed, "accepted jobs missing from the list")
+    print("broker_kill: %d kills, %d jobs accepted and completed, %d submits refused while it was down"
+          % (kills, len(accepted), refused[0]))
+
+
+def t_disk_full(st):
+    """The data dir is a small tmpfs; it is filled while jobs run. The job must not be
+    re-dispatched in a loop; /info, /ready, vdgx health and the metrics say the store is
+    degraded; submits get 503 + Retry-After; space back: it recovers by itself and every
+    accepted job completes."""
+    job0 = st.submit("before sleep_ms=10")
+    st.wait_all([job0])
+    filler = os.path.join(st.data, "filler")
+    running = [st.submit("during %d sleep_ms=150" % i, "--seed", str(i)) for i in range(3)]
+    check(all(running), "submits before the disk filled")
+    with open(filler, "wb", buffering=0) as f:
+        for block in (65536, 4096, 512):       # to the last byte
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError:
+                pass
+    # The next output write (or probe) fails: the store is degraded within a few seconds.
+    deadline = time.time() + 20
+    info = None
+    while time.time() < deadline:
+        _, _, body = st.http("GET", "/info")
+        info = json.loads(body)
+        if info.get("store") == "degraded":
+            break
+        time.sleep(0.1)
+    check(info and info.get("store") == "degraded", "/info does not say degraded: %r" % (info or {}).get("broker"))
+    check(info["broker"]["store"]["reason"], "no reason in /info")
+    status, _, body = st.http("GET", "/ready")
+    check(status == 503 and json.loads(body)["store"] == "degraded", "/ready: %d %r" % (status, body))
+    status, hdrs, body = st.http("POST", "/generate", {"model": "testgen", "prompt": "while full"})
+    check(status == 503 and int(hdrs.get("retry-after", "0")) >= 1, "submit while full: %d %r %r" % (status, hdrs, body))
+    check(b"store" in body, "the 503 does not say why: %r" % body)
+    r = st.cli("health")
+    check(r.returncode == 6 and "degraded" in r.stdout, "vdgx health: %d %s" % (r.returncode, r.stdout))
+    _, _, metrics = st.http("GET", "/metrics")
+    check(b"vdgx_store_degraded 1" in metrics, "metrics do not show the degraded store")
+    # No dispatch loop: the attempt counts stay small while the disk is full.
+    time.sleep(2)
+    for job in running:
+        s = st.status(job)
+        check(s["attempt"] <= 2 and s["state"] in ("queued", "running", "completed"),
+              "job %s while full: %r" % (job, s))
+    os.unlink(filler)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        _, _, body = st.http("GET", "/info")
+        if json.loads(body).get("store") == "ok":
+            break
+        time.sleep(0.1)
+    check(json.loads(body).get("store") == "ok", "the store did not recover")
+    _, _, metrics = st.http("GET", "/metrics")
+    check(b"vdgx_store_degraded 0" in metrics, "metrics after recovery")
+    after = st.submit("after sleep_ms=10")
+    check(after, "submit after recovery refused")
+    done = st.wait_all(running + [job0, after])
+    st.verify_outputs(done)
+    print("disk_full: degraded, 503 + Retry-After, recovered; %d jobs completed" % len(done))
+
+
+def t_output_missing(st):
+    """A completed job whose file is deleted, truncated or changed: 410 and failed:
+    output_missing, never a 200 with the wrong bytes."""
+    jobs = [st.submit("out %d" % i, "--seed", str(i)) for i in range(3)]
+    done = st.wait_all(jobs)
+    st.verify_outputs(done)
+    gone, short, changed = jobs
+    os.unlink(os.path.join(st.data, "out", gone + ".mp4"))
+    with open(os.path.join(st.data, "out", short + ".mp4"), "r+b") as f:
+        f.truncate(100)
+    path = os.path.join(st.data, "out", changed + ".mp4")
+    blob = bytearray(open(path, "rb").read())
+    blob[-1] ^= 0xff
+    open(path, "wb").write(bytes(blob))
+    for job in jobs:
+        for route in ("/v1/videos/%s/content" % job, "/v1/videos/%s/content?variant=thumbnail" % job,
+                      "/jobs/%s/download" % job):
+            status, _, body = st.http("GET", route)
+            check(status == 410 and b"output_missing" in body, "%s: %d %r" % (route, status, body[:200]))
+        s = st.status(job)
+        check(s["state"] == "failed" and s["error"]["code"] == "output_missing", "status: %r" % s)
+    r = st.cli("download", gone, "-o", os.path.join(st.tmp, "x.mp4"))
+    check(r.returncode != 0 and "missing" in r.stderr, "vdgx download: %d %s" % (r.returncode, r.stderr))
+    print("output_missing: deleted, truncated and changed outputs all answer 410")
+
+
+def s_stop(st):
+    st.broker.send_signal(signal.SIGTERM)
+    st.broker.wait()
+
+
+def t_damaged_page(st):
+    """A page of jobs.db scribbled over: the broker refuses to start and says so; with
+    --salvage it starts, moves the unreadable rows aside and says how many."""
+    jobs = [st.submit("page %d" % i, "--seed", str(i)) for i in range(40)]
+    st.wait_all(jobs)
+    s_stop(st)
+    db = os.path.join(st.data, "jobs.db")
+    size = os.path.getsize(db)
+    pages = size // 4096
+    check(pages > 4, "the store is too small to damage (%d pages)" % pages)
+    with open(db, "r+b") as f:
+        f.seek((pages // 2) * 4096)
+        f.write(bytes(random.getrandbits(8) for _ in range(4096)))
+    b = st.start_broker(wait=False)
+    rc = b.wait(timeout=20)
+    log = st.tail(st.logs[-1])
+    check(rc != 0 and "--salvage" in log and "damaged" in log, "start on a damaged store: rc %d %s" % (rc, log))
+    st.start_broker(extra=["--salvage"])
+    time.sleep(0.3)
+    log = st.tail(st.logs[-1])
+    check("salvage" in log and "moved aside" in log, "salvage report: %s" % log)
+    r = st.cli("list", "--json", "--limit", "1000")
+    check(r.returncode == 0, "vdgx list after salvage: %s" % r.stderr)
+    kept = json.loads(r.stdout)["jobs"]
+    check(0 < len(kept) <= len(jobs), "jobs after salvage: %d" % len(kept))
+    check(any(n.startswith("jobs.db.damaged-") for n in os.listdir(st.data)), "the damaged file is not kept")
+    job = st.submit("after salvage")
+    st.verify_outputs(st.wait_all([job]))
+    print("damaged_page: refused, then salvaged: %d of %d jobs kept" % (len(kept), len(jobs)))
+
+
+def t_damaged_row(st):
+    """One row with nonsense in it (a state no code knows, a request that does not decode):
+    the list and the other jobs still work; the bad row reads as failed, named."""
+    jobs = [st.submit("row %d" % i, "--seed", str(i)) for i in range(5)]
+    st.wait_all(jobs)
+    s_stop(st)
+    con = sqlite3.connect(os.path.join(st.data, "jobs.db"))
+    con.execute("UPDATE jobs SET state='zz', request=x'c1c1', result=x'c1' WHERE id=?", (jobs[2],))
+    con.execute("UPDATE jobs SET model=CAST(x'ff41' AS TEXT), err_msg=CAST(x'c3' AS TEXT) WHERE id=?", (jobs[3],))
+    con.commit()
+    con.close()
+    st.start_broker()
+    r = st.cli("list", "--json", "--limit", "100")
+    check(r.returncode == 0, "vdgx list with a bad row: %d %s" % (r.returncode, r.stderr))
+    listed = {j["id"]: j for j in json.loads(r.stdout)["jobs"]}
+    check(set(jobs) <= set(listed), "jobs missing from the list")
+    for bad in jobs[2:4]:
+        check(listed[bad]["state"] == "failed", "the bad row reads as %r" % listed[bad])
+        s = st.status(bad)
+        check(s["error"]["code"] == "internal" and "damaged" in s["error"]["message"], "bad row status %r" % s)
+    status, _, body = st.http("GET", "/v1/videos?limit=100")
+    check(status == 200, "GET /v1/videos with bad rows: %d %r" % (status, body[:300]))
+    check(len(json.loads(body)["data"]) == len(jobs), "/v1/videos lists %r" % body[:300])
+    status, _, body = st.http("GET", "/v1/videos/%s/content" % jobs[2])
+    check(status in (409, 410), "content of a damaged row: %d %r" % (status, body[:200]))
+    good = [j for j in jobs if j not in jobs[2:4]]
+    st.verify_outputs({j: st.status(j) for j in good})
+    job = st.submit("after the damage")
+    st.verify_outputs(st.wait_all([job]))
+    print("damaged_row: list and /v1/videos answer, the bad row reads as failed")
+
+
+def t_lost_wal(st):
+    """The -wal file deleted (and truncated) after a crash: frequent checkpoints mean the
+    main file already holds every job accepted more than a few seconds before."""
+    for case in ("deleted", "truncated"):
+        jobs = [st.submit("wal %s %d" % (case, i), "--seed", str(i)) for i in range(20)]
+        st.wait_all(jobs)
+        time.sleep(2.5)          # more than the checkpoint interval (2 s)
+        st.kill_broker()
+        wal = os.path.join(st.data, "jobs.db-wal")
+        if case == "deleted":
+            if os.path.exists(wal):
+                os.unlink(wal)
+        elif os.path.exists(wal):
+            with open(wal, "r+b") as f:
+                f.truncate(os.path.getsize(wal) // 2)
+        st.start_broker()
+        done = st.wait_all(jobs, timeout=30)
+        st.verify_outputs(done)
+    print("lost_wal: 40 jobs survived a deleted and a truncated -wal")
+
+
+def mount_tmpfs(path, size):
+    """Mounts a tmpfs of size at path; returns a reason when that is not permitted."""
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path],
+                       capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr.strip() or "mount failed")
+
+
+SCENARIOS = {
+    "worker_kill": (t_worker_kill, {}),
+    "broker_kill": (t_broker_kill, {"workers": 2}),
+    "disk_full": (t_disk_full, {"bridge": True}),
+    "output_missing": (t_output_missing, {"bridge": True}),
+    "damaged_page": (t_damaged_page, {}),
+    "damaged_row": (t_damaged_row, {"bridge": True}),
+    "lost_wal": (t_lost_wal, {}),
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
+        print(__doc__)
+        return 2
+    name = sys.argv[1]
+    fn, kw = SCENARIOS[name]
+    data, mnt = None, None
+    if name == "disk_full":
+        mnt = tempfile.mkdtemp(prefix="vdgx-chaos-tmpfs-")
+        why = mount_tmpfs(mnt, "4m")
+        if why:
+            os.rmdir(mnt)
+            print("disk_full: SKIPPED: cannot mount a tmpfs to fill (%s); run as root, or in a"
+                  " container with CAP_SYS_ADMIN" % why)
+            return SKIP
+        data = os.path.join(mnt, "broker")
+    st = None
+    failed = True
+    try:
+        st = Stack(data=data, **kw)
+        fn(st)
+        failed = False
+        return 0
+    finally:
+        if st:
+            st.close(failed)
+        if mnt:
+            subprocess.run(["umount", "-l", mnt])
+            os.rmdir(mnt)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
