@@ -2927,8 +2927,15 @@ s_setup_curve (s_broker_t *self, char *error, size_t errsize)
     char *secret = zsys_sprintf ("%s/broker.key_secret", self->curve_dir);
     int rc = -1;
     zcert_t *cert = NULL;
+    if (!zsys_file_exists (secret) && zsys_file_exists (certfile)) {
+        //  Never replace a certificate peers already hold: its secret half is missing.
+        snprintf (error, errsize, "%s exists but %s does not: copy the secret file made with it"
+                  " (vdgx-mkcert DIR/broker writes both) or remove %s", certfile, secret, certfile);
+        goto done;
+    }
     if (!zsys_file_exists (secret)) {
         //  First start: make the broker's certificate; clients need DIR/broker.key.
+        vdgx_log_info ("curve.cert", "message=\"no %s: making one\"", secret);
         cert = zcert_new ();
         if (!cert || zcert_save (cert, certfile)) {
             snprintf (error, errsize, "cannot write %s", certfile);
@@ -2941,6 +2948,7 @@ s_setup_curve (s_broker_t *self, char *error, size_t errsize)
         snprintf (error, errsize, "cannot load %s", secret);
         goto done;
     }
+    vdgx_log_info ("curve.cert", "secret=%s public_key=%s", secret, zcert_public_txt (cert));
     if (!zsys_file_exists (allowed))
         zsys_dir_create ("%s", allowed);
     //  Our own ZAP handler: it accepts the keys in allowed/ and gives each connection the

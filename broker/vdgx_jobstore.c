@@ -992,62 +992,14 @@ int
 vdgx_jobstore_checkpoint (vdgx_jobstore_t *self)
 {
     assert (self);
-    //  PASSIVE: copies what no reader holds back into the main file, never waits.
-    int rc = sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    //  TRUNCATE: copies the WAL into the main file and empties it. Copying alone is not
+    //  enough: a WAL cut short after a crash can still hold a valid prefix of old frames,
+    //  which SQLite would then read instead of the newer pages in the main file. Never
+    //  waits: when a reader (vdgx backup) holds the WAL, this try is skipped.
+    sqlite3_busy_timeout (self->db, 0);
+    int rc = sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout (self->db, 5000);
     return rc == SQLITE_OK? 0: -1;
-}
-
-int
-vdgx_jobstore_backup (const char *dbpath, const char *dest, char *error, size_t errsize)
-{
-    assert (dbpath && dest && error);
-    sqlite3 *src = NULL, *dst = NULL;
-    int rc = -1;
-    if (sqlite3_open_v2 (dbpath, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf (error, errsize, "cannot open %s: %s", dbpath, src? sqlite3_errmsg (src): "no memory");
-        goto done;
-    }
-    sqlite3_busy_timeout (src, 5000);
-    if (access (dest, F_OK) == 0) {
-        snprintf (error, errsize, "%s exists; not overwritten", dest);
-        goto done;
-    }
-    if (sqlite3_open_v2 (dest, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        snprintf (error, errsize, "cannot create %s: %s", dest, dst? sqlite3_errmsg (dst): "no memory");
-        goto done;
-    }
-    //  The online backup API: pages are copied in steps while the broker keeps writing;
-    //  a step that sees a change made meanwhile starts over, so the copy is consistent.
-    sqlite3_backup *b = sqlite3_backup_init (dst, "main", src, "main");
-    if (!b) {
-        snprintf (error, errsize, "backup: %s", sqlite3_errmsg (dst));
-        goto done;
-    }
-    int step;
-    while ((step = sqlite3_backup_step (b, 256)) == SQLITE_OK
-       ||  step == SQLITE_BUSY || step == SQLITE_LOCKED)
-        if (step != SQLITE_OK)
-            sqlite3_sleep (20);
-    sqlite3_backup_finish (b);
-    if (step != SQLITE_DONE) {
-        snprintf (error, errsize, "backup: %s", sqlite3_errstr (step));
-        goto done;
-    }
-    char *msg = NULL;
-    if (sqlite3_exec (dst, "PRAGMA journal_mode=DELETE;", NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf (error, errsize, "backup: %s", msg? msg: "journal mode");
-        sqlite3_free (msg);
-        goto done;
-    }
-    rc = 0;
-done:
-    if (dst)
-        sqlite3_close (dst);
-    if (src)
-        sqlite3_close (src);
-    if (rc && dst)
-        unlink (dest);
-    return rc;
 }
 
 void

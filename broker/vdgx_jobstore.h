@@ -142,12 +142,10 @@ bool vdgx_jobstore_pending (vdgx_jobstore_t *self);
 //  Store health when writes failed: writes and syncs a 64 KiB block in DIR/tmp and commits
 //  one row. 0 when both worked, -1 with the reason in error (disk full, read-only, I/O).
 int vdgx_jobstore_probe (vdgx_jobstore_t *self, char *error, size_t errsize);
-//  Copies the WAL back into the main file without waiting (run every few seconds, so a
-//  lost -wal file costs seconds of changes, not the store). 0 or -1.
+//  Copies the WAL back into the main file and empties it, without waiting (run every few
+//  seconds, so a lost or truncated -wal file costs seconds of changes, not the store).
+//  0, or -1 when it could not run now (a reader holds the WAL).
 int vdgx_jobstore_checkpoint (vdgx_jobstore_t *self);
-//  Online backup (SQLite backup API) of the database file dbpath into dest (must not exist),
-//  safe while a broker writes to it. 0, or -1 with a reason in error.
-int vdgx_jobstore_backup (const char *dbpath, const char *dest, char *error, size_t errsize);
 //  Makes the WAL durable in the main file (shutdown).
 void vdgx_jobstore_flush (vdgx_jobstore_t *self);
 

@@ -6,7 +6,9 @@
 #include "vdgx_log.h"
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -23,6 +25,8 @@ s_usage (FILE *out)
         "  --events ENDPOINT        broker events (VDGX_EVENTS, default tcp://127.0.0.1:5556)\n"
         "  --config FILE            vdgx.ini ([broker] endpoint/events, [bridge] http, keys, rate, ...)\n"
         "  --keys FILE              API keys (sha256 hex [name] per line); required off loopback\n"
+        "  --make-key               when the keys file is missing or holds no key, make one:\n"
+        "                           its hash goes into the file, the key is printed once\n"
         "  --rate R --burst B       requests/s per key (or per IP without keys); 0 = no limit\n"
         "  --default-model NAME     model for requests that name none\n"
         "  --threads N              HTTP threads (default 0 = auto: half the CPUs, 1 to 4)\n"
@@ -62,6 +66,55 @@ s_num (const char *opt, const char *text, double min, double max, double *out)
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+//  --make-key: a keys file with no key gets one (a fresh deployment, e.g. docker compose),
+//  instead of a bridge that exits and is restarted for ever. The key is printed once, on
+//  stdout (docker compose logs bridge); only its hash is stored. 0, or -1 with a message.
+static int
+s_make_key (const char *path)
+{
+    vdgx_apikeys_t *keys = vdgx_apikeys_new ();
+    bool have = access (path, F_OK) == 0 && vdgx_apikeys_load (keys, path) == 0
+             && vdgx_apikeys_count (keys) > 0;
+    bool unreadable = access (path, F_OK) == 0 && *vdgx_apikeys_error (keys);
+    vdgx_apikeys_destroy (&keys);
+    if (have)
+        return 0;
+    if (unreadable)
+        return 0;               //  the bridge reports the bad line itself
+    uint8_t raw [24];
+    int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && read (fd, raw, sizeof raw) == (ssize_t) sizeof raw;
+    if (fd >= 0)
+        close (fd);
+    if (!ok) {
+        fprintf (stderr, "vdgx-bridge: --make-key: no random source\n");
+        return -1;
+    }
+    char key [8 + 2 * sizeof raw + 1];
+    int n = snprintf (key, sizeof key, "vdgx-");
+    for (size_t i = 0; i < sizeof raw; i++)
+        n += snprintf (key + n, sizeof key - (size_t) n, "%02x", raw [i]);
+    char *line = vdgx_apikeys_hash_line (key, "made-by-make-key");
+    fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0? fdopen (fd, "a"): NULL;
+    ok = f && fprintf (f, "%s\n", line) > 0;
+    if (f)
+        ok = fclose (f) == 0 && ok;
+    else
+    if (fd >= 0)
+        close (fd);
+    free (line);
+    if (!ok) {
+        fprintf (stderr, "vdgx-bridge: --make-key: cannot write %s: %s\n", path, strerror (errno));
+        return -1;
+    }
+    printf ("vdgx-bridge: %s held no API key, so one was made. It is shown only now; clients\n"
+            "send it as 'Authorization: Bearer KEY'. More keys: vdgx-bridge --hash-key KEY >> %s\n"
+            "api_key=%s\n", path, path, key);
+    fflush (stdout);
     return 0;
 }
 
@@ -107,6 +160,7 @@ main (int argc, char **argv)
     cfg.burst = burst;
     cfg.threads = (int) threads;
     int rc = 0;
+    bool make_key = false;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *arg = argv [i];
         const char *val = i + 1 < argc? argv [i + 1]: NULL;
@@ -118,6 +172,10 @@ main (int argc, char **argv)
         }
         if (strcmp (arg, "-v") == 0 || strcmp (arg, "--verbose") == 0) {
             vdgx_log_set_level (VDGX_LOG_DEBUG);
+            continue;
+        }
+        if (strcmp (arg, "--make-key") == 0) {
+            make_key = true;
             continue;
         }
         bool takes = true;
@@ -162,6 +220,15 @@ main (int argc, char **argv)
     if (rc) {
         vdgx_config_destroy (&config);
         return rc;
+    }
+    if (make_key && !cfg.keys_file) {
+        fprintf (stderr, "vdgx-bridge: --make-key needs --keys FILE (where the key's hash goes)\n");
+        vdgx_config_destroy (&config);
+        return 2;
+    }
+    if (make_key && s_make_key (cfg.keys_file)) {
+        vdgx_config_destroy (&config);
+        return 1;
     }
     char err [512];
     vdgx_bridge_t *bridge = vdgx_bridge_new (&cfg, err, sizeof err);

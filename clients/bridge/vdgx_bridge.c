@@ -2435,7 +2435,8 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
         self->keys = vdgx_apikeys_new ();
         if (vdgx_apikeys_load (self->keys, cfg->keys_file) || vdgx_apikeys_count (self->keys) == 0) {
             snprintf (err, err_size, "--keys: %s", vdgx_apikeys_count (self->keys)? vdgx_apikeys_error (self->keys)
-                      : *vdgx_apikeys_error (self->keys)? vdgx_apikeys_error (self->keys): "the keys file holds no key");
+                      : *vdgx_apikeys_error (self->keys)? vdgx_apikeys_error (self->keys): "the keys file holds no key (add one: vdgx-bridge --hash-key KEY >> FILE;"
+                      " or start once with --make-key)");
             vdgx_bridge_destroy (&self);
             return NULL;
         }

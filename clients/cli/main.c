@@ -45,6 +45,9 @@ s_usage (FILE *out)
 "Stack:\n"
 "  up [--config FILE] [--data DIR] [--detach]   start broker, bridge and workers\n"
 "  down [--data DIR] [--grace S]                 stop what `vdgx up` started\n"
+"  logs [--data DIR] [-n N] [--no-follow]        the stack's logs (DATA/logs/*.log)\n"
+"  backup [--data DIR] FILE                      online copy of the job store (restore:\n"
+"                        stop the broker, copy FILE to DATA/jobs.db, start it)\n"
 "\n"
 "Global options: --broker EP (VDGX_BROKER, default %s)\n"
 "  --events EP (VDGX_EVENTS, default %s)  --timeout S (broker reply, default 5)\n"
@@ -163,7 +166,8 @@ static const struct { const char *name; s_command_fn *fn; } s_commands [] = {
     { "delete", vdgx_cli_delete }, { "download", vdgx_cli_download },
     { "workers", vdgx_cli_workers }, { "models", vdgx_cli_models },
     { "unload", vdgx_cli_unload }, { "drain", vdgx_cli_drain }, { "reset-limits", vdgx_cli_reset_limits }, { "health", vdgx_cli_health }, { "bench", vdgx_cli_bench },
-    { "up", vdgx_cli_up }, { "down", vdgx_cli_down },
+    { "up", vdgx_cli_up }, { "down", vdgx_cli_down }, { "backup", vdgx_cli_backup },
+    { "logs", vdgx_cli_logs },
 };
 
 int

@@ -52,6 +52,11 @@ int vdgx_cli_health (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_bench (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_up (vdgx_cli_t *cli, int argc, char **argv);
 int vdgx_cli_down (vdgx_cli_t *cli, int argc, char **argv);
+int vdgx_cli_backup (vdgx_cli_t *cli, int argc, char **argv);
+int vdgx_cli_logs (vdgx_cli_t *cli, int argc, char **argv);
+//  The data directory as `vdgx up` uses it (--data > config > VDGX_DATA_DIR > ./var),
+//  absolute. 0, or -1 after printing the configuration error.
+int vdgx_cli_data_dir (vdgx_cli_t *cli, const char *flag, char *buf, size_t size);
 
 //  Parsing helpers: 0, or -1 after printing "vdgx CMD: OPTION ..." on stderr.
 int vdgx_cli_parse_uint (const char *cmd, const char *opt, const char *text, unsigned long lo,

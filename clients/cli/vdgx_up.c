@@ -78,6 +78,15 @@ s_bin_dir (vdgx_cli_t *cli, char *buf, size_t size)
     snprintf (buf, size, "%s", exe);
 }
 
+static int s_data_dir (vdgx_cli_t *cli, const char *flag, char *buf, size_t size,
+                       vdgx_config_t **config_p);
+
+int
+vdgx_cli_data_dir (vdgx_cli_t *cli, const char *flag, char *buf, size_t size)
+{
+    return s_data_dir (cli, flag, buf, size, NULL);
+}
+
 //  The data directory: --data > config general.data_dir (VDGX_DATA_DIR) > ./var; absolute.
 static int
 s_data_dir (vdgx_cli_t *cli, const char *flag, char *buf, size_t size, vdgx_config_t **config_p)

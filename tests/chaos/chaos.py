@@ -449,6 +449,10 @@ def t_lost_wal(st):
             with open(wal, "r+b") as f:
                 f.truncate(os.path.getsize(wal) // 2)
         st.start_broker()
+        r = st.cli("list", "--json", "--limit", "1000")
+        listed = {j["id"] for j in json.loads(r.stdout)["jobs"]}
+        missing = [i for i, j in enumerate(jobs) if j not in listed]
+        check(not missing, "%s -wal: jobs %s of %d lost" % (case, missing, len(jobs)))
         done = st.wait_all(jobs, timeout=30)
         st.verify_outputs(done)
     print("lost_wal: 40 jobs survived a deleted and a truncated -wal")

@@ -93,6 +93,32 @@ def check_compose(name, expected_services):
                     fail("%s/%s: %s does not accept %s (not in its --help)" % (name, sname, cmd[0], flag))
         if "restart" not in svc:
             fail("%s/%s: no restart policy" % (name, sname))
+        # A bridge with --keys must start on a fresh deployment: the file is shipped with a
+        # key, or the bridge makes one (--make-key); else it exits and restarts for ever.
+        if cmd[0] == "vdgx-bridge" and "--keys" in cmd and "--make-key" not in cmd:
+            fail("%s/%s: --keys without --make-key: a fresh deployment has no key" % (name, sname))
+        # On a host without a broker, the health check must ask the remote broker: the image's
+        # default (vdgx health) probes 127.0.0.1, where nothing listens.
+        env = svc.get("environment", {}) or {}
+        if "broker" not in services:
+            hc = (svc.get("healthcheck") or {}).get("test")
+            if not hc or "vdgx" not in hc:
+                fail("%s/%s: no health check of its own on a worker host" % (name, sname))
+            else:
+                for arg in hc:
+                    if arg.startswith("--") and arg not in help_text("vdgx"):
+                        fail("%s/%s: health check flag %s unknown to vdgx" % (name, sname, arg))
+            ep = str(env.get("VDGX_BROKER", "")) if isinstance(env, dict) else ""
+            if not ep or "127.0.0.1" in ep or "localhost" in ep:
+                fail("%s/%s: VDGX_BROKER (used by the health check) must name the remote broker" % (name, sname))
+            if "--curve-server-key" in cmd and not (isinstance(env, dict) and env.get("VDGX_CURVE_CERT")):
+                fail("%s/%s: the health check has no CURVE certificate (VDGX_CURVE_CERT)" % (name, sname))
+        # One certificate naming convention: NAME.key (public) and NAME.key_secret.
+        for i, arg in enumerate(cmd):
+            if arg == "--curve-server-key" and not cmd[i + 1].endswith(".key"):
+                fail("%s/%s: --curve-server-key %s is not a NAME.key file" % (name, sname, cmd[i + 1]))
+            if arg == "--curve-cert" and not cmd[i + 1].endswith(".key_secret"):
+                fail("%s/%s: --curve-cert %s is not a NAME.key_secret file" % (name, sname, cmd[i + 1]))
         if cmd[0] == "vdgx-worker":
             devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
             if not any("gpu" in d.get("capabilities", []) for d in devices):
