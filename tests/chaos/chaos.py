@@ -212,10 +212,17 @@ def t_worker_kill(st):
     kills = int(os.environ.get("CHAOS_WORKER_KILLS", "20"))
     for _ in range(2):
         st.start_worker()
-    jobs = [st.submit("chaos worker %d sleep_ms=60" % i, "--seed", str(i)) for i in range(kills + 10)]
-    check(all(jobs), "a submit was refused")
+    jobs = []
+
+    def more(n):
+        for _ in range(n):
+            i = len(jobs)
+            job = st.submit("chaos worker %d sleep_ms=100" % i, "--seed", str(i))
+            check(job, "a submit was refused")
+            jobs.append(job)
+    more(10)
     killed = 0
-    deadline = time.time() + 90
+    deadline = time.time() + 120
     while killed < kills and time.time() < deadline:
         r = st.cli("--timeout", "2", "workers", "--json")
         listed = json.loads(r.stdout)["workers"] if r.returncode == 0 else []
@@ -223,6 +230,9 @@ def t_worker_kill(st):
         pids = {int(w["pid"]) for w in busy if w.get("pid")}
         victims = [w for w in st.workers if w.poll() is None and w.pid in pids]
         if not victims:
+            # Keep work in the queue so there is always a job to interrupt.
+            if not busy and not any(w.get("state") == "cold" for w in listed):
+                more(3)
             time.sleep(0.05)
             continue
         v = random.choice(victims)
@@ -231,6 +241,8 @@ def t_worker_kill(st):
         st.workers.remove(v)
         killed += 1
         st.start_worker()
+        if killed % 5 == 0:
+            more(5)
         time.sleep(0.1)
     check(killed == kills, "only %d of %d kills happened in time" % (killed, kills))
     done = st.wait_all(jobs)
