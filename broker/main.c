@@ -81,6 +81,8 @@ main (int argc, char *argv [])
     vdgx_broker_config_init (&cfg);
     vdgx_config_t *config = vdgx_config_new ();
     const char **models = (const char **) calloc ((size_t) argc + 256, sizeof (char *));
+    const char **precisions = (const char **) calloc ((size_t) argc + 256, sizeof (char *));
+    char **owned = (char **) calloc (256, sizeof (char *));
     size_t nmodels = 0;
     int rc = 1;
 
@@ -124,8 +126,18 @@ main (int argc, char *argv [])
     cfg.insecure = bv;
     cfg.curve_dir = vdgx_config_get (config, "broker", "curve");
     cfg.trust_nets = vdgx_config_get (config, "broker", "trust_net");
-    for (size_t i = 0; i < vdgx_config_model_count (config); i++)
-        models [nmodels++] = vdgx_config_model (config, i)->name;
+    for (size_t i = 0; i < vdgx_config_model_count (config) && i < 256; i++) {
+        //  The precisions its configured workers may run, for refusal at submit.
+        const vdgx_model_conf_t *mc = vdgx_config_model (config, i);
+        char list [64] = "";
+        size_t len = 0;
+        for (size_t p = 0; p < mc->nprecisions; p++)
+            len += (size_t) snprintf (list + len, sizeof list - len, "%s%s", p? ",": "",
+                                      mc->precisions [p]);
+        owned [i] = strdup (list);
+        precisions [nmodels] = *list? owned [i]: NULL;
+        models [nmodels++] = mc->name;
+    }
 
     //  Pass 2: command-line flags win.
     for (int i = 1; i < argc; i++) {
@@ -235,6 +247,7 @@ main (int argc, char *argv [])
             i++;
     }
     cfg.models = models;
+    cfg.model_precisions = precisions;
     cfg.nmodels = nmodels;
 
     char error [512];
@@ -273,6 +286,10 @@ config_error:
     fprintf (stderr, "vdgx-broker: %s\n", vdgx_config_error (config));
 done:
     free (models);
+    free (precisions);
+    for (size_t i = 0; i < 256; i++)
+        free (owned [i]);
+    free (owned);
     vdgx_config_destroy (&config);
     return rc;
 }

@@ -175,6 +175,8 @@ typedef struct {
     zhashx_t *running;          //  job id -> s_run_t
     zhashx_t *known;            //  known model names -> "" (value unused)
     zhashx_t *limits;           //  model -> vdgx_limits_t, as its workers last advertised
+    zhashx_t *precisions;       //  model -> "fp8,bf16": configured, or run by a worker since start
+    zhashx_t *want_precision;   //  job id -> the precision it asked for (until it ends)
     zhashx_t *counters;         //  name{labels} -> uint64_t *
     zhashx_t *hists;            //  name{labels} -> s_hist_t
     zhashx_t *delims;           //  worker key -> (void *) 1 when it uses the empty delimiter
@@ -622,6 +624,7 @@ s_job_changed (s_broker_t *self, vdgx_jobrec_t *job, const char *detail)
                    run? run->percent: (streq (job->state, "completed")? 100: 0),
                    job->err_code, job->err_msg);
     if (vdgx_jobrec_terminal (job)) {
+        zhashx_delete (self->want_precision, job->id);
         s_count (self, "vdgx_jobs_finished_total{model=\"%s\",status=\"%s\"}", job->model, job->state);
         if (job->started_at > 0 && job->finished_at >= job->started_at)
             s_observe (self, job->finished_at - job->started_at,
@@ -670,6 +673,55 @@ s_weights_id (s_broker_t *self, const char *model)
 {
     vdgx_rservice_t *s = vdgx_registry_service (self->reg, model, false);
     return s? s->weights_id: "";
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Precisions: what a model's workers run (configured, or seen since start), so a job that
+//  asks for a precision goes to a worker that runs it, and one no worker can serve is
+//  refused when it is submitted.
+
+static const char *
+s_str_or_empty (const char *text)
+{
+    return text? text: "";
+}
+
+static void
+s_note_precisions (s_broker_t *self, const char *model, const char *list)
+{
+    const char *have = (const char *) zhashx_lookup (self->precisions, model);
+    char merged [256];
+    snprintf (merged, sizeof merged, "%s", have? have: "");
+    char copy [256];
+    snprintf (copy, sizeof copy, "%s", list);
+    char *save = NULL;
+    for (char *p = strtok_r (copy, ", ", &save); p; p = strtok_r (NULL, ", ", &save))
+        if (!vdgx_registry_list_has (merged, p) && strlen (merged) + strlen (p) + 2 < sizeof merged) {
+            if (*merged)
+                strcat (merged, ",");
+            strcat (merged, p);
+        }
+    if (!have || !streq (have, merged))
+        zhashx_update (self->precisions, model, strdup (merged));
+}
+
+//  The precision a job asked for ("" = any), from its request.
+static void
+s_remember_precision (s_broker_t *self, const char *id, const char *precision)
+{
+    if (precision && *precision)
+        zhashx_update (self->want_precision, id, strdup (precision));
+}
+
+static void
+s_remember_request_precision (s_broker_t *self, const vdgx_jobrec_t *job)
+{
+    vdgx_genreq_t gr;
+    vdgx_genreq_init (&gr);
+    vdgx_error_t err;
+    if (job->request && vdgx_genreq_decode (&gr, job->request, job->request_size, &err) == 0)
+        s_remember_precision (self, job->id, gr.precision);
+    vdgx_genreq_clear (&gr);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -773,12 +825,15 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
     snprintf (w->task_id, sizeof w->task_id, "%s", job.id);
     w->task_started = now;
     w->last_used = now;
+    vdgx_wstate_state_t was = w->state;
     if (w->state == VDGX_WSTATE_WARM)
         w->state = VDGX_WSTATE_BUSY;
     else
     if (w->state == VDGX_WSTATE_COLD)
         w->state = VDGX_WSTATE_LOADING;
     vdgx_registry_worker_refresh (self->reg, w, now);
+    if (w->state != was)
+        s_publish_model (self, w);      //  model.* watchers see every change, ours included
 
     if (resend)
         s_send_control (self, w, VDGX_CONTROL_RESEND, job.id);
@@ -881,10 +936,13 @@ s_dispatch (s_broker_t *self, const char *service)
         r->handle = NULL;
         s_start_request (self, w, r);
     }
+    //  A job that asks for a precision waits for an idle worker that runs it (the jobs
+    //  behind it wait too: queue order is kept).
     const char *id;
     while (!vdgx_storeguard_degraded (self->guard)
        &&  (id = vdgx_jobqueue_peek (self->queue, service))
-       &&  (w = vdgx_registry_select (self->reg, service))) {
+       &&  (w = vdgx_registry_select_precision (self->reg, service,
+                s_str_or_empty ((const char *) zhashx_lookup (self->want_precision, id))))) {
         if (!s_memory_ok (self, w))
             break;
         char *job_id = strdup (id);
@@ -1189,6 +1247,8 @@ s_apply_state (s_broker_t *self, vdgx_rworker_t *w, zframe_t *frame, bool ready)
     w->host_budget_bytes = ws.host_budget_bytes;
     snprintf (w->device, sizeof w->device, "%s", ws.device);
     s_join (w->precisions, sizeof w->precisions, ws.precisions, ws.nprecisions);
+    if (*w->precisions)
+        s_note_precisions (self, w->service, w->precisions);
     snprintf (w->job, sizeof w->job, "%s", ws.job);
     if (*weights_id)
         snprintf (w->weights_id, sizeof w->weights_id, "%s", weights_id);
@@ -1311,9 +1371,12 @@ s_worker_idle (s_broker_t *self, vdgx_rworker_t *w)
     w->task_data = NULL;
     w->idle_since = now;
     w->last_used = now;
-    if (w->state == VDGX_WSTATE_BUSY || w->state == VDGX_WSTATE_LOADING)
+    bool freed = w->state == VDGX_WSTATE_BUSY || w->state == VDGX_WSTATE_LOADING;
+    if (freed)
         w->state = VDGX_WSTATE_WARM;
     vdgx_registry_worker_refresh (self->reg, w, now);
+    if (freed)
+        s_publish_model (self, w);      //  the `warm` that follows `busy`
     if (w->draining)
         return;
     if (!s_resend_next (self, w))
@@ -1800,9 +1863,22 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
                               "the job store cannot write (%s); retry later",
                               vdgx_storeguard_reason (self->guard));
     }
-    if (!zhashx_lookup (self->known, gr->model))
+    if (!zhashx_lookup (self->known, gr->model)) {
+        //  Say which models there are: the fix is usually a typo.
+        zlistx_t *names = zhashx_keys (self->known);
+        zlistx_set_comparator (names, (czmq_comparator *) strcmp);
+        zlistx_sort (names);
+        char known [512] = "";
+        size_t len = 0;
+        for (const char *m = (const char *) zlistx_first (names); m && len < sizeof known - 1;
+             m = (const char *) zlistx_next (names))
+            len += (size_t) snprintf (known + len, sizeof known - len, "%s%s", len? ", ": "", m);
+        zlistx_destroy (&names);
         return s_error_frame (VDGX_E_UNKNOWN_MODEL, "request.model", 0,
-                              "model '%s' is not known to the broker", gr->model);
+                              "model '%s' is not known to the broker; known models: %s",
+                              gr->model, *known? known: "none (no worker has registered"
+                              " and none is configured)");
+    }
     vdgx_jobreply_t reply;
     vdgx_jobreply_init (&reply, VDGX_JOBCMD_SUBMIT);
     vdgx_jobrec_t job;
@@ -1825,6 +1901,16 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
         zframe_t *frame = s_reply_frame (&reply);
         vdgx_jobreply_clear (&reply);
         return frame;
+    }
+    //  A precision no configured (or registered) worker of the model runs: refused now, not
+    //  accepted to wait for ever or to fail on a worker that runs another one.
+    const char *precs = (const char *) zhashx_lookup (self->precisions, gr->model);
+    if (*gr->precision && precs && *precs && !vdgx_registry_list_has (precs, gr->precision)) {
+        vdgx_jobreply_clear (&reply);
+        s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"precision\"}", gr->model);
+        return s_error_frame (VDGX_E_BAD_REQUEST, "request.precision", 0,
+                              "no worker of model '%s' runs %s (its workers run: %s)",
+                              gr->model, gr->precision, precs);
     }
     //  What the model's workers said it accepts: refused now, not when a worker picks it up.
     const vdgx_limits_t *limits = (const vdgx_limits_t *) zhashx_lookup (self->limits, gr->model);
@@ -1904,6 +1990,7 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
             s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
             vdgx_jobstore_add_event (self->store, job.id, "state", "queued", "submit", s_now ());
             s_queue_job (self, &job, false);
+            s_remember_precision (self, job.id, gr->precision);
             s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, "queued", VDGX_PHASE_QUEUED,
                            0, 0, 0, NULL, NULL);
         }
@@ -2117,6 +2204,7 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             s_cancel (self, &job, "deleted by client");
             vdgx_jobstore_delete (self->store, job.id);
             vdgx_storeguard_forget (self->guard, job.id);
+            zhashx_delete (self->want_precision, job.id);
             vdgx_outcheck_forget (self->outcheck, job.id);
             s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, job.state, s_phase_of (&job),
                            0, 0, 0, job.err_code, job.err_msg);
@@ -2890,6 +2978,8 @@ s_broker_free (s_broker_t *self)
     vdgx_syncer_destroy (&self->syncer);
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->limits);
+    zhashx_destroy (&self->precisions);
+    zhashx_destroy (&self->want_precision);
     zhashx_destroy (&self->counters);
     zhashx_destroy (&self->hists);
     zhashx_destroy (&self->delims);
@@ -2992,6 +3082,7 @@ s_recover_one (const vdgx_jobrec_t *job, void *arg)
     else
         rec->queued++;
     s_queue_job (self, job, false);
+    s_remember_request_precision (self, job);
     if (!zhashx_lookup (self->known, job->model))
         zhashx_insert (self->known, job->model, (void *) "");
 }
@@ -3040,6 +3131,10 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->known = zhashx_new ();
     self->limits = zhashx_new ();
     zhashx_set_destructor (self->limits, s_free_item);
+    self->precisions = zhashx_new ();
+    zhashx_set_destructor (self->precisions, (czmq_destructor *) zstr_free);
+    self->want_precision = zhashx_new ();
+    zhashx_set_destructor (self->want_precision, (czmq_destructor *) zstr_free);
     self->counters = zhashx_new ();
     zhashx_set_destructor (self->counters, s_free_item);
     self->hists = zhashx_new ();
@@ -3077,8 +3172,11 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->syncer = vdgx_syncer_new ();
     self->guard = vdgx_storeguard_new (self->store);
     self->outcheck = vdgx_outcheck_new (self->store);
-    for (size_t i = 0; i < cfg->nmodels; i++)
+    for (size_t i = 0; i < cfg->nmodels; i++) {
         zhashx_insert (self->known, cfg->models [i], (void *) "");
+        if (cfg->model_precisions && cfg->model_precisions [i])
+            s_note_precisions (self, cfg->models [i], cfg->model_precisions [i]);
+    }
     zlist_t *models = vdgx_jobstore_models (self->store);
     for (char *m = (char *) zlist_first (models); m; m = (char *) zlist_next (models))
         zhashx_insert (self->known, m, (void *) "");

@@ -41,6 +41,8 @@ typedef struct {
     double retain_hours;        //  --retain-hours (0 = keep)
     uint64_t retain_bytes;      //  --retain-bytes (0 = no cap)
     const char **models;        //  models known from the configuration (--model)
+    const char **model_precisions;  //  per model: "fp8,bf16" its configured workers run,
+                                    //  or NULL (unknown); NULL array = none known
     size_t nmodels;
     bool verbose;
     bool salvage;               //  --salvage: a damaged store is salvaged, not refused

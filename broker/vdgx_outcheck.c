@@ -1,6 +1,7 @@
 /*  vdgx_outcheck.c - output file checks (see the header).
 */
 #include "vdgx_outcheck.h"
+#include "vdgx_storecheck.h"
 #include "vdgx_sha256.h"
 #include <assert.h>
 #include <errno.h>
@@ -151,13 +152,6 @@ vdgx_outcheck_test (bool verbose)
     vdgx_outcheck_destroy (&check);
     assert (check == NULL);
     vdgx_jobstore_destroy (&store);
-    zsys_dir_delete ("%s/out", dir);
-    zsys_dir_delete ("%s/tmp", dir);
-    const char *files [] = { "jobs.db", "jobs.db-wal", "jobs.db-shm" };
-    for (int i = 0; i < 3; i++) {
-        snprintf (path, sizeof path, "%s/%s", dir, files [i]);
-        unlink (path);
-    }
-    rmdir (dir);
+    vdgx_storecheck_remove (dir);
     printf ("OK\n");
 }

@@ -325,6 +325,41 @@ vdgx_registry_select (vdgx_registry_t *self, const char *service)
     return w;
 }
 
+vdgx_rworker_t *
+vdgx_registry_select_precision (vdgx_registry_t *self, const char *service, const char *precision)
+{
+    assert (self && service && precision);
+    if (!*precision)
+        return vdgx_registry_select (self, service);
+    vdgx_rservice_t *s = vdgx_registry_service (self, service, false);
+    if (!s)
+        return NULL;
+    zlistx_t *lists [2] = { s->idle_warm, s->idle_cold };
+    for (int i = 0; i < 2; i++)
+        for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlistx_first (lists [i]); w;
+             w = (vdgx_rworker_t *) zlistx_next (lists [i]))
+            if (vdgx_registry_list_has (w->precisions, precision))
+                return w;
+    return NULL;
+}
+
+bool
+vdgx_registry_list_has (const char *list, const char *name)
+{
+    assert (list && name);
+    size_t n = strlen (name);
+    for (const char *p = list; *p; ) {
+        const char *end = strchr (p, ',');
+        size_t len = end? (size_t) (end - p): strlen (p);
+        if (len == n && memcmp (p, name, n) == 0)
+            return true;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
 bool
 vdgx_registry_has_idle_warm (vdgx_registry_t *self, const char *service)
 {
@@ -444,6 +479,15 @@ vdgx_registry_test (bool verbose)
     assert (vdgx_registry_service_count (reg) == 2);
     vdgx_rservice_t *s = vdgx_registry_service (reg, "m", false);
     assert (s && s->workers == 3 && s->by_state [VDGX_WSTATE_WARM] == 2 && s->by_state [VDGX_WSTATE_COLD] == 1);
+    //  By precision: the first idle worker (warm, then cold) that runs it.
+    snprintf (w1->precisions, sizeof w1->precisions, "bf16");
+    snprintf (w2->precisions, sizeof w2->precisions, "fp8");
+    snprintf (c1->precisions, sizeof c1->precisions, "fp32,fp4");
+    assert (vdgx_registry_select_precision (reg, "m", "fp8") == w2);
+    assert (vdgx_registry_select_precision (reg, "m", "fp4") == c1);
+    assert (vdgx_registry_select_precision (reg, "m", "fp") == NULL);
+    assert (vdgx_registry_select_precision (reg, "m", "") == w1);
+    assert (vdgx_registry_list_has ("fp32,fp4", "fp4") && !vdgx_registry_list_has ("", "fp4"));
     //  Warm before cold, longest idle first.
     assert (vdgx_registry_select (reg, "m") == w1);
     w1->task = VDGX_TASK_JOB;

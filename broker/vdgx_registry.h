@@ -113,6 +113,12 @@ vdgx_rworker_t *vdgx_registry_next (vdgx_registry_t *self);
 vdgx_rworker_t *vdgx_registry_expired (vdgx_registry_t *self, int64_t cutoff);
 //  Best idle worker of the service: warm, then cold, longest idle first. Not removed.
 vdgx_rworker_t *vdgx_registry_select (vdgx_registry_t *self, const char *service);
+//  The same, among the workers whose precisions include precision ("" = any). Walks the
+//  idle lists (only a job that asks for a precision pays for it).
+vdgx_rworker_t *vdgx_registry_select_precision (vdgx_registry_t *self, const char *service,
+                                                const char *precision);
+//  True when the comma-separated list holds name.
+bool vdgx_registry_list_has (const char *list, const char *name);
 bool vdgx_registry_has_idle_warm (vdgx_registry_t *self, const char *service);
 //  Memory arbitration: bytes held by loaded models on host, the host's budget (0 = unknown),
 //  and the least recently used idle warm worker there (except one of service `except`).

@@ -174,6 +174,24 @@ vdgx_storecheck_run (const char *dir, bool salvage, char *report, size_t reports
     return s_salvage (dir, dbpath, result, report, reportsize, error, errsize);
 }
 
+void
+vdgx_storecheck_remove (const char *dir)
+{
+    assert (dir);
+    zdir_t *d = zdir_new (dir, NULL);
+    zfile_t **files = d? zdir_flatten (d): NULL;
+    for (size_t i = 0; files && files [i]; i++)
+        unlink (zfile_filename (files [i], NULL));
+    zdir_flatten_free (&files);
+    zdir_destroy (&d);
+    char path [4096];
+    snprintf (path, sizeof path, "%s/out", dir);
+    rmdir (path);
+    snprintf (path, sizeof path, "%s/tmp", dir);
+    rmdir (path);
+    rmdir (dir);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Selftest: a real store with rows, a page of its table scribbled over.
 
@@ -237,14 +255,7 @@ vdgx_storecheck_test (bool verbose)
     assert (jobs > 100 && jobs <= 200);
     vdgx_jobstore_destroy (&store);
     //  Clean up, the damaged copy included.
-    zsys_dir_delete ("%s/out", dir);
-    zsys_dir_delete ("%s/tmp", dir);
-    zdir_t *d = zdir_new (dir, NULL);
-    zfile_t **files = d? zdir_flatten (d): NULL;
-    for (size_t i = 0; files && files [i]; i++)
-        unlink (zfile_filename (files [i], NULL));
-    zdir_flatten_free (&files);
-    zdir_destroy (&d);
-    rmdir (dir);
+    vdgx_storecheck_remove (dir);
+    assert (access (dir, F_OK) != 0);
     printf ("OK\n");
 }

@@ -24,6 +24,10 @@ extern "C" {
 int vdgx_storecheck_run (const char *dir, bool salvage, char *report, size_t reportsize,
                          char *error, size_t errsize);
 
+//  Removes a data directory made by a test: the store with its WAL, out/, tmp/ and damaged
+//  copies, then the directory (a selftest helper: tests clean up after themselves).
+void vdgx_storecheck_remove (const char *dir);
+
 void vdgx_storecheck_test (bool verbose);
 
 #ifdef __cplusplus

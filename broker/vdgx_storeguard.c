@@ -1,6 +1,7 @@
 /*  vdgx_storeguard.c - degraded-store handling (see the header).
 */
 #include "vdgx_storeguard.h"
+#include "vdgx_storecheck.h"
 #include "vdgx_log.h"
 #include <assert.h>
 #include <string.h>
@@ -349,13 +350,6 @@ vdgx_storeguard_test (bool verbose)
     vdgx_storeguard_destroy (&guard);
     assert (guard == NULL);
     vdgx_jobstore_destroy (&store);
-    zsys_dir_delete ("%s/out", dir);
-    zsys_dir_delete ("%s/tmp", dir);
-    const char *files [] = { "jobs.db", "jobs.db-wal", "jobs.db-shm" };
-    for (int i = 0; i < 3; i++) {
-        snprintf (tmp, sizeof tmp, "%s/%s", dir, files [i]);
-        unlink (tmp);
-    }
-    rmdir (dir);
+    vdgx_storecheck_remove (dir);
     printf ("OK\n");
 }

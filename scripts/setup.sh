@@ -99,11 +99,21 @@ CMAKE_ARGS=(-S "$ROOT" -B "$BUILD_DIR" -DVDGX_CUDA="${VDGX_CUDA:-AUTO}"
 step "configure" cmake "${CMAKE_ARGS[@]}"
 step "build" cmake --build "$BUILD_DIR" -j "$JOBS"
 
+# Node packages of the bridge tests (OpenAPI validator, OpenAI SDK), pinned by the committed
+# package-lock.json, installed into the build folder (never into the source tree).
+npm_test_packages() {
+    local dir="$BUILD_DIR/tests/bridge/npm"
+    mkdir -p "$dir"
+    cp "$ROOT/tests/bridge/npm/package.json" "$ROOT/tests/bridge/npm/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}
+
 case "$MODE" in
     build)
         echo "VideosDGX built: $BUILD_DIR/bin"
         ;;
     test)
+        step "install test node packages" npm_test_packages
         # ctest's own summary ("N% tests passed, N tests failed out of N") is the result.
         cd "$BUILD_DIR"
         # shellcheck disable=SC2086

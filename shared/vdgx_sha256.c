@@ -132,6 +132,35 @@ vdgx_sha256_final (vdgx_sha256_t *self, uint8_t digest [VDGX_SHA256_SIZE])
 }
 
 void
+vdgx_sha256_hmac (const void *key, size_t key_size, const void *const *parts,
+                  const size_t *sizes, uint8_t mac [VDGX_SHA256_SIZE])
+{
+    assert (key || key_size == 0);
+    assert (parts && sizes && mac);
+    uint8_t k [64] = { 0 };
+    if (key_size > sizeof k)
+        vdgx_sha256_digest (key, key_size, k);      //  a long key is hashed first
+    else
+    if (key_size)
+        memcpy (k, key, key_size);
+    uint8_t pad [64], inner [VDGX_SHA256_SIZE];
+    vdgx_sha256_t ctx;
+    for (int i = 0; i < 64; i++)
+        pad [i] = k [i] ^ 0x36;
+    vdgx_sha256_init (&ctx);
+    vdgx_sha256_update (&ctx, pad, sizeof pad);
+    for (size_t i = 0; parts [i]; i++)
+        vdgx_sha256_update (&ctx, parts [i], sizes [i]);
+    vdgx_sha256_final (&ctx, inner);
+    for (int i = 0; i < 64; i++)
+        pad [i] = k [i] ^ 0x5c;
+    vdgx_sha256_init (&ctx);
+    vdgx_sha256_update (&ctx, pad, sizeof pad);
+    vdgx_sha256_update (&ctx, inner, sizeof inner);
+    vdgx_sha256_final (&ctx, mac);
+}
+
+void
 vdgx_sha256_to_hex (const uint8_t digest [VDGX_SHA256_SIZE], char hex [VDGX_SHA256_HEX_SIZE])
 {
     static const char digits [] = "0123456789abcdef";
@@ -213,6 +242,25 @@ vdgx_sha256_is_hex (const char *text)
 void
 vdgx_sha256_test (bool verbose)
 {
+    //  HMAC-SHA256: RFC 4231 test cases 2 (short key) and 6 (key longer than a block).
+    {
+        uint8_t mac [VDGX_SHA256_SIZE];
+        char hex [VDGX_SHA256_HEX_SIZE];
+        const char *data = "what do ya want for nothing?";
+        const void *parts [] = { data, data + 10, NULL };
+        size_t sizes [] = { 10, strlen (data) - 10 };
+        vdgx_sha256_hmac ("Jefe", 4, parts, sizes, mac);
+        vdgx_sha256_to_hex (mac, hex);
+        assert (strcmp (hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") == 0);
+        uint8_t key [131];
+        memset (key, 0xaa, sizeof key);
+        const char *big = "Test Using Larger Than Block-Size Key - Hash Key First";
+        const void *one [] = { big, NULL };
+        size_t one_size [] = { strlen (big) };
+        vdgx_sha256_hmac (key, sizeof key, one, one_size, mac);
+        vdgx_sha256_to_hex (mac, hex);
+        assert (strcmp (hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54") == 0);
+    }
     //  FIPS 180-2 appendix B / NIST CAVS examples.
     static const struct { const char *text; const char *hex; } vectors [] = {
         { "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },

@@ -42,6 +42,10 @@ void vdgx_sha256_final_hex (vdgx_sha256_t *self, char hex [VDGX_SHA256_HEX_SIZE]
 void vdgx_sha256_digest (const void *data, size_t size, uint8_t digest [VDGX_SHA256_SIZE]);
 void vdgx_sha256_hex (const void *data, size_t size, char hex [VDGX_SHA256_HEX_SIZE]);
 void vdgx_sha256_to_hex (const uint8_t digest [VDGX_SHA256_SIZE], char hex [VDGX_SHA256_HEX_SIZE]);
+//  HMAC-SHA256 (RFC 2104) of the parts (concatenated) under key; parts ends with a NULL
+//  pointer, sizes gives each part's length. Used to sign webhook deliveries.
+void vdgx_sha256_hmac (const void *key, size_t key_size, const void *const *parts,
+                       const size_t *sizes, uint8_t mac [VDGX_SHA256_SIZE]);
 //  Hashes a whole file. Returns 0, or -1 (errno set) when it cannot be read.
 int vdgx_sha256_file (const char *path, char hex [VDGX_SHA256_HEX_SIZE]);
 //  True when text is exactly 64 lowercase hex digits.

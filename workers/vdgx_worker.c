@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include "vdgx_worker.h"
+#include "vdgx_tmpsweep.h"
 #include "vdgx_runner.h"
 #include "vdgx_msg.h"
 #include "vdgx_log.h"
@@ -810,6 +811,7 @@ s_worker_actor (zsock_t *pipe, void *arg)
     self->cancel = (atomic_int *) zmalloc (sizeof (atomic_int));
     atomic_init (self->cancel, 0);
     zsys_dir_create ("%s", self->data_dir);
+    vdgx_tmpsweep_run (self->data_dir);         //  what killed workers left behind
 
     vdgx_runner_args_t ra = {
         .model = self->model, .weights_dir = opts->weights_dir, .device = self->device,

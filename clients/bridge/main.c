@@ -25,6 +25,8 @@ s_usage (FILE *out)
         "  --events ENDPOINT        broker events (VDGX_EVENTS, default tcp://127.0.0.1:5556)\n"
         "  --config FILE            vdgx.ini ([broker] endpoint/events, [bridge] http, keys, rate, ...)\n"
         "  --keys FILE              API keys (sha256 hex [name] per line); required off loopback\n"
+        "  --webhook-secret-file F  signs webhook deliveries (HMAC-SHA256) with the secret in F\n"
+        "                           (or VDGX_WEBHOOK_SECRET); without one, webhooks are refused\n"
         "  --make-key               when the keys file is missing or holds no key, make one:\n"
         "                           its hash goes into the file, the key is printed once\n"
         "  --rate R --burst B       requests/s per key (or per IP without keys); 0 = no limit\n"
@@ -161,6 +163,7 @@ main (int argc, char **argv)
     cfg.threads = (int) threads;
     int rc = 0;
     bool make_key = false;
+    const char *secret_file = vdgx_config_get (config, "bridge", "webhook_secret_file");
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *arg = argv [i];
         const char *val = i + 1 < argc? argv [i + 1]: NULL;
@@ -190,6 +193,7 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--events") == 0) cfg.events = val;
         else if (strcmp (arg, "--keys") == 0) cfg.keys_file = val;
         else if (strcmp (arg, "--default-model") == 0) cfg.default_model = val;
+        else if (strcmp (arg, "--webhook-secret-file") == 0) secret_file = val;
         else if (strcmp (arg, "--rate") == 0) rc = s_num (arg, val, 0, 1e6, &cfg.rate);
         else if (strcmp (arg, "--burst") == 0) rc = s_num (arg, val, 1, 1e6, &cfg.burst);
         else if (strcmp (arg, "--threads") == 0) { rc = s_num (arg, val, 0, 256, &v); cfg.threads = (int) v; }
@@ -221,6 +225,25 @@ main (int argc, char **argv)
         vdgx_config_destroy (&config);
         return rc;
     }
+    //  The webhook secret: from a file (not the command line, where ps shows it) or the
+    //  environment.
+    char secret [512] = "";
+    if (secret_file) {
+        FILE *f = fopen (secret_file, "r");
+        if (!f || !fgets (secret, sizeof secret, f)) {
+            fprintf (stderr, "vdgx-bridge: --webhook-secret-file: cannot read %s\n", secret_file);
+            if (f)
+                fclose (f);
+            vdgx_config_destroy (&config);
+            return 2;
+        }
+        fclose (f);
+        secret [strcspn (secret, "\r\n")] = 0;
+    }
+    else
+    if (getenv ("VDGX_WEBHOOK_SECRET"))
+        snprintf (secret, sizeof secret, "%s", getenv ("VDGX_WEBHOOK_SECRET"));
+    cfg.webhook_secret = *secret? secret: NULL;
     if (make_key && !cfg.keys_file) {
         fprintf (stderr, "vdgx-bridge: --make-key needs --keys FILE (where the key's hash goes)\n");
         vdgx_config_destroy (&config);

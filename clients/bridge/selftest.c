@@ -8,6 +8,7 @@
 #include "vdgx_ratelimit.h"
 #include "vdgx_thumb.h"
 #include "vdgx_ui.h"
+#include "vdgx_webhook.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ main (int argc, char **argv)
     static const struct { const char *name; void (*test) (bool); } tests [] = {
         { "apikeys", vdgx_apikeys_test }, { "ratelimit", vdgx_ratelimit_test }, { "guard", vdgx_guard_test }, { "form", vdgx_form_test },
         { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test }, { "thumb", vdgx_thumb_test },
-        { "ui", vdgx_ui_test },
+        { "ui", vdgx_ui_test }, { "webhook", vdgx_webhook_test },
         { "bridge", vdgx_bridge_test },
     };
     int ran = 0;

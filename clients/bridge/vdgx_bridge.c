@@ -12,11 +12,13 @@
 #include "vdgx_ratelimit.h"
 #include "vdgx_thumb.h"
 #include "vdgx_ui.h"
+#include "vdgx_webhook.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -39,7 +41,7 @@
 typedef enum {
     R_ROOT, R_HEALTH, R_READY, R_INFO, R_GENERATE, R_UNLOAD, R_QUEUE, R_JOB, R_JOB_DOWNLOAD,
     R_JOB_EVENTS, R_METRICS, R_OPENAPI, R_VIDEOS, R_VIDEO, R_VIDEO_CONTENT, R_DRAIN, R_JOB_CANCEL,
-    R_UI, R_NONE, R_COUNT
+    R_UI, R_MODELS, R_MODEL, R_NONE, R_COUNT
 } s_route_t;
 
 static const struct {
@@ -53,7 +55,8 @@ static const struct {
     { "/metrics", "GET, HEAD" }, { "/openapi.json", "GET, HEAD" },
     { "/v1/videos", "GET, HEAD, POST" }, { "/v1/videos/{id}", "GET, HEAD, DELETE" },
     { "/v1/videos/{id}/content", "GET, HEAD" }, { "/drain", "POST" },
-    { "/jobs/{id}/cancel", "POST" }, { "/ui/", "GET, HEAD" }, { "other", "" },
+    { "/jobs/{id}/cancel", "POST" }, { "/ui/", "GET, HEAD" }, { "/v1/models", "GET, HEAD" },
+    { "/v1/models/{id}", "GET, HEAD" }, { "other", "" },
 };
 
 static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 403, 404, 405, 409, 410, 413, 415,
@@ -81,6 +84,8 @@ struct _vdgx_bridge_t {
     atomic_uint_fast64_t auth_refused;  //  requests refused while an address was locked out
     uint16_t port;
     int64_t started;
+    int64_t started_wall;       //  unix seconds (the models' `created`)
+    vdgx_webhook_t *webhooks;   //  NULL when no secret was given
     atomic_uint_fast64_t http [R_COUNT][S_NCODES + 1];  //  last column: other codes
     atomic_uint_fast64_t broker_ok, broker_failed, broker_timeouts;
     atomic_int inflight, sse_streams;
@@ -129,6 +134,7 @@ typedef struct {
     vdgx_genreq_t req;
     bool has_req;
     const char *size_field;     //  "size" / "resolution" when the body gave the size so (errors)
+    vdgx_webhook_spec_t webhook;            //  the submit's webhook (url "" = none)
     char job_id [VDGX_ID_MAX + 1];
     //  Download streaming
     uint64_t dl_start, dl_end, dl_size;     //  byte range [start, end] of dl_size
@@ -144,6 +150,7 @@ typedef struct {
     bool sse_open;
     char *sse_out;  size_t sse_len, sse_pos;
     bool sse_done, sse_waiting, sse_counted;
+    uint64_t sse_last_id;       //  Last-Event-ID: events up to it are not sent again
 } s_req_t;
 
 static vdgx_bridge_t *s_unused;     //  keeps -Wunused quiet for static helpers in tests
@@ -205,7 +212,7 @@ s_send_text (s_req_t *r, int status, const char *type, char *text)
 static enum MHD_Result
 s_send_json (s_req_t *r, int status, json_t *obj)
 {
-    char *text = json_dumps (obj, JSON_COMPACT);
+    char *text = json_dumps (obj, JSON_COMPACT | JSON_REAL_PRECISION (15));
     json_decref (obj);
     if (!text)
         return MHD_NO;
@@ -331,7 +338,7 @@ s_send_error (s_req_t *r, int status, const char *code, const char *field, int64
     json_object_set_new (inner, "type", json_string (status >= 500? "server_error": "invalid_request_error"));
     json_t *obj = json_object ();
     json_object_set_new (obj, "error", inner);
-    char *text = json_dumps (obj, JSON_COMPACT);
+    char *text = json_dumps (obj, JSON_COMPACT | JSON_REAL_PRECISION (15));
     json_decref (obj);
     if (!text)
         return MHD_NO;
@@ -686,7 +693,7 @@ s_h_job (s_req_t *r)
     }
     else {
         json_t *j = r->route == R_VIDEO? s_video_json (&rep.job): s_job_json (&rep.job);
-        char *text = json_dumps (j, JSON_COMPACT);
+        char *text = json_dumps (j, JSON_COMPACT | JSON_REAL_PRECISION (15));
         json_decref (j);
         if (text && vdgx_job_state_is_final (rep.job.state))
             s_cache_put (r->bridge, kind, r->owner, r->id, text);
@@ -750,6 +757,17 @@ s_h_submit (s_req_t *r)
         if (!body)
             return rc;
         vdgx_apierr_t err;
+        //  The webhook fields are the bridge's, not the broker's: taken out first.
+        int wrc = vdgx_webhook_take (body, r->is_form, &r->webhook, &err);
+        if (wrc < 0) {
+            json_decref (body);
+            return s_send_apierr (r, &err);
+        }
+        if (wrc > 0 && !r->bridge->webhooks) {
+            json_decref (body);
+            return s_send_error (r, 422, "unsupported", "webhook", 0, "this bridge sends no webhooks:"
+                                 " start it with a signing secret (--webhook-secret-file FILE)");
+        }
         vdgx_genreq_init (&r->req);
         r->has_req = true;
         int prc = vdgx_apireq_parse (&r->req, body, r->route == R_VIDEOS? VDGX_APIREQ_OPENAI
@@ -786,6 +804,8 @@ s_h_submit (s_req_t *r)
             return rc;
         }
         snprintf (r->job_id, sizeof r->job_id, "%s", rep.id);
+        if (*r->webhook.url)
+            vdgx_webhook_add (r->bridge->webhooks, rep.id, &r->webhook);
         char location [128];
         if (r->route == R_GENERATE) {
             snprintf (location, sizeof location, "/jobs/%s", rep.id);
@@ -797,7 +817,7 @@ s_h_submit (s_req_t *r)
             snprintf (events, sizeof events, "/jobs/%s/events", rep.id);
             json_object_set_new (o, "events_url", json_string (events));
             vdgx_jobreply_clear (&rep);
-            char *text = json_dumps (o, JSON_COMPACT);
+            char *text = json_dumps (o, JSON_COMPACT | JSON_REAL_PRECISION (15));
             json_decref (o);
             struct MHD_Response *resp = MHD_create_response_from_buffer (strlen (text), text,
                                                                          MHD_RESPMEM_MUST_FREE);
@@ -950,6 +970,58 @@ s_h_services (s_req_t *r)
     return s_send_json (r, status, out);
 }
 
+//  GET /v1/models (OpenAI's list: {object: list, data: [{id, object: model, created,
+//  owned_by}]}, plus workers and ready per model) and GET /v1/models/{id}.
+static json_t *
+s_model_json (vdgx_bridge_t *self, json_t *m)
+{
+    json_t *states = json_object_get (m, "states");
+    json_int_t warm = json_integer_value (json_object_get (states, "warm"));
+    json_int_t busy = json_integer_value (json_object_get (states, "busy"));
+    const char *name = json_string_value (json_object_get (m, "name"));
+    return json_pack ("{s:s, s:s, s:I, s:s, s:I, s:b, s:b}", "id", name? name: "", "object", "model",
+                      "created", (json_int_t) self->started_wall, "owned_by", "videosdgx", "workers",
+                      json_integer_value (json_object_get (m, "workers")), "ready", warm + busy > 0,
+                      "default", *self->default_model && name && streq (name, self->default_model));
+}
+
+static enum MHD_Result
+s_h_models (s_req_t *r)
+{
+    if (r->step == 0) {
+        vdgx_jobcmd_t cmd;
+        vdgx_jobcmd_init (&cmd);
+        cmd.cmd = VDGX_JOBCMD_MODELS;
+        s_call_jobcmd (r, &cmd);
+        return s_go (r);
+    }
+    enum MHD_Result rc = MHD_NO;
+    json_t *models = s_mmireply (r, 0, &rc);
+    if (!models)
+        return rc;
+    json_t *data = json_array ();
+    size_t i;
+    json_t *m;
+    json_array_foreach (json_object_get (models, "models"), i, m) {
+        const char *name = json_string_value (json_object_get (m, "name"));
+        if (!name)
+            continue;
+        if (r->route == R_MODEL && streq (name, r->id)) {
+            json_t *one = s_model_json (r->bridge, m);
+            json_decref (models);
+            json_decref (data);
+            return s_send_json (r, 200, one);
+        }
+        json_array_append_new (data, s_model_json (r->bridge, m));
+    }
+    json_decref (models);
+    if (r->route == R_MODEL) {
+        json_decref (data);
+        return s_send_error (r, 404, "model_not_found", "model", 0, "no model '%s'", r->id);
+    }
+    return s_send_json (r, 200, json_pack ("{s:s, s:o}", "object", "list", "data", data));
+}
+
 static enum MHD_Result
 s_h_info (s_req_t *r)
 {
@@ -1045,6 +1117,16 @@ s_bridge_counters (vdgx_bridge_t *self, vdgx_promtext_t *p)
                        (double) atomic_load (&self->cache_hits));
     vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_inflight_requests", atomic_load (&self->inflight));
     vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_sse_streams", atomic_load (&self->sse_streams));
+    if (self->webhooks) {
+        uint64_t delivered, retried, failed;
+        vdgx_webhook_counts (self->webhooks, &delivered, &retried, &failed);
+        vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_webhooks_total{outcome=\"delivered\"}",
+                           (double) delivered);
+        vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_webhooks_total{outcome=\"retried\"}",
+                           (double) retried);
+        vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_webhooks_total{outcome=\"failed\"}",
+                           (double) failed);
+    }
 }
 
 static enum MHD_Result
@@ -1476,14 +1558,23 @@ s_h_download (s_req_t *r)
 //  ---------------------------------------------------------------------------------------
 //  Server-sent events
 
-static char *
-s_sse_format (const char *type, json_t *data)
+//  SSE event ids are the broker's time of the event in microseconds: they grow through a
+//  job's life, so a client that reconnects with Last-Event-ID gets only what is newer (the
+//  state as it is now, if it changed, then the events that follow).
+static uint64_t
+s_sse_id (double ts)
 {
-    char *text = json_dumps (data, JSON_COMPACT);
+    return ts > 0? (uint64_t) (ts * 1e6): 0;
+}
+
+static char *
+s_sse_format (const char *type, json_t *data, uint64_t id)
+{
+    char *text = json_dumps (data, JSON_COMPACT | JSON_REAL_PRECISION (15));
     json_decref (data);
     if (!text)
         return NULL;
-    char *out = zsys_sprintf ("event: %s\ndata: %s\n\n", type, text);
+    char *out = zsys_sprintf ("id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", id, type, text);
     free (text);
     return out;
 }
@@ -1534,6 +1625,16 @@ static enum MHD_Result
 s_h_events (s_req_t *r)
 {
     if (r->step == 0) {
+        const char *last = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+        if (last) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull (last, &end, 10);
+            if (errno || !end || *end || end == last || *last == '-')
+                return s_send_error (r, 400, "invalid_header", "Last-Event-ID", 0,
+                                     "Last-Event-ID must be an event id this stream sent");
+            r->sse_last_id = (uint64_t) v;
+        }
         //  Subscribe first, so no event between the status read and the stream is lost.
         if (s_push (r->bridge, "OPEN", r))
             return s_send_error (r, 503, "unavailable", NULL, 1000, "the bridge is shutting down");
@@ -1549,7 +1650,21 @@ s_h_events (s_req_t *r)
     }
     s_calls_reset (r);
     bool final = vdgx_job_state_is_final (rep.job.state);
-    r->sse_out = s_sse_format ("state", s_event_from_job (&rep.job));
+    //  The state now, unless the client resumes from an event at least as new.
+    double ts = rep.job.created_at;
+    if (rep.job.started_at > ts)
+        ts = rep.job.started_at;
+    if (rep.job.finished_at > ts)
+        ts = rep.job.finished_at;
+    uint64_t id = s_sse_id (ts);
+    if (id > r->sse_last_id) {
+        //  "retry": how long a client waits before it reconnects with Last-Event-ID.
+        char *event = s_sse_format ("state", s_event_from_job (&rep.job), id);
+        r->sse_out = event? zsys_sprintf ("retry: 2000\n%s", event): NULL;
+        zstr_free (&event);
+    }
+    else
+        r->sse_out = strdup ("retry: 2000\n\n");
     r->sse_len = r->sse_out? strlen (r->sse_out): 0;
     r->sse_done = final;
     vdgx_jobreply_clear (&rep);
@@ -1574,12 +1689,20 @@ s_route (const char *url, char *id, size_t id_size)
         { "/", R_ROOT }, { "/health", R_HEALTH }, { "/ready", R_READY }, { "/info", R_INFO },
         { "/generate", R_GENERATE }, { "/unload", R_UNLOAD }, { "/drain", R_DRAIN }, { "/queue/status", R_QUEUE },
         { "/metrics", R_METRICS }, { "/openapi.json", R_OPENAPI }, { "/v1/videos", R_VIDEOS },
+        { "/v1/models", R_MODELS },
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed [0]; i++)
         if (streq (url, fixed [i].path))
             return fixed [i].route;
     if (streq (url, "/ui") || strncmp (url, "/ui/", 4) == 0)
         return R_UI;
+    if (strncmp (url, "/v1/models/", 11) == 0) {
+        size_t n = strlen (url + 11);
+        if (n == 0 || n >= id_size || !vdgx_model_name_valid (url + 11))
+            return R_NONE;
+        memcpy (id, url + 11, n + 1);
+        return R_MODEL;
+    }
     const char *rest = NULL;
     bool v1 = false;
     if (strncmp (url, "/jobs/", 6) == 0)
@@ -1828,6 +1951,7 @@ s_dispatch (s_req_t *r)
         case R_JOB_CANCEL: return s_h_job_cmd (r, VDGX_JOBCMD_CANCEL);
         case R_UI: return s_h_ui (r, r->ui);
         case R_METRICS: return s_h_metrics (r);
+        case R_MODELS: case R_MODEL: return s_h_models (r);
         case R_VIDEOS:
             return streq (r->method, "POST")? s_h_submit (r): s_h_videos_list (r);
         case R_VIDEO:
@@ -1946,6 +2070,7 @@ typedef struct {
     zchunk_t *pending;          //  SSE text not yet handed over
     bool waiting, done;
     int64_t opened, last_sent;
+    uint64_t last_id;           //  newest event id sent (or the client's Last-Event-ID)
 } s_sub_t;
 
 typedef struct {
@@ -2118,19 +2243,17 @@ s_actor_event (s_actor_t *a)
     vdgx_event_init (&ev);
     vdgx_error_t err;
     if (zhashx_size (a->subs) && vdgx_event_decode_msg (&ev, msg, &err) == 0 && !ev.is_model) {
-        json_t *j = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:f}", "id", ev.id, "model", ev.model,
-                               "state", vdgx_job_state_name (ev.job_state), "phase",
-                               ev.has_phase? vdgx_phase_name (ev.phase): "queued", "step",
-                               (json_int_t) ev.step, "steps", (json_int_t) ev.steps,
-                               "percent", ev.percent, "ts", ev.ts);
-        if (ev.has_error)
-            json_object_set_new (j, "error", json_pack ("{s:s, s:s}", "code", ev.error.code? ev.error.code: "internal",
-                                                        "message", ev.error.message));
+        json_t *j = vdgx_webhook_job_json (&ev);
         bool final = vdgx_job_state_is_final (ev.job_state);
-        char *text = s_sse_format (ev.type == VDGX_EVENT_PROGRESS? "progress": "state", j);
+        uint64_t id = s_sse_id (ev.ts);
+        char *text = s_sse_format (ev.type == VDGX_EVENT_PROGRESS? "progress": "state", j, id);
         for (s_sub_t *s = (s_sub_t *) zhashx_first (a->subs); s; s = (s_sub_t *) zhashx_next (a->subs)) {
             if (!streq (s->id, ev.id) || s->done)
                 continue;
+            if (id <= s->last_id && !final)
+                continue;           //  the client has it already (resumed stream)
+            if (id > s->last_id)
+                s->last_id = id;
             s_sub_append (s, text);
             s->done = final;
             s_sub_deliver (s);
@@ -2210,6 +2333,7 @@ s_actor (zsock_t *pipe, void *args)
                 s_sub_t *s = (s_sub_t *) calloc (1, sizeof (s_sub_t));
                 s->r = r;
                 snprintf (s->id, sizeof s->id, "%s", r->id);
+                s->last_id = r->sse_last_id;
                 s->pending = zchunk_new (NULL, 256);
                 s->opened = s->last_sent = zclock_mono ();
                 zhashx_update (a.subs, key, s);
@@ -2421,6 +2545,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     self->listen = strdup (cfg->listen);
     self->default_model = strdup (cfg->default_model? cfg->default_model: "");
     self->started = zclock_mono ();
+    self->started_wall = (int64_t) (zclock_time () / 1000);
     pthread_mutex_init (&self->pipe_lock, NULL);
     //  Writers first: with glibc's default (readers first) a refresh waiting for the lock
     //  under a steady stream of readers stalls its HTTP thread and every connection on it.
@@ -2446,6 +2571,14 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
         snprintf (err, err_size, "listening on %s (not loopback) needs API keys: give --keys FILE", cfg->listen);
         vdgx_bridge_destroy (&self);
         return NULL;
+    }
+    if (cfg->webhook_secret && *cfg->webhook_secret) {
+        self->webhooks = vdgx_webhook_new (self->events, cfg->webhook_secret, strlen (cfg->webhook_secret),
+                                           err, err_size);
+        if (!self->webhooks) {
+            vdgx_bridge_destroy (&self);
+            return NULL;
+        }
     }
     self->limiter = vdgx_ratelimit_new (cfg->rate, cfg->rate > 0? cfg->burst: 0, 100000);
     self->auth_fails = vdgx_ratelimit_new (cfg->auth_fail_rate, cfg->auth_fail_burst, 100000);
@@ -2522,6 +2655,7 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
         return;
     if (self->daemon)
         MHD_quiesce_daemon (self->daemon);
+    vdgx_webhook_destroy (&self->webhooks);
     //  The actor answers everything that waits on it before it ends; afterwards handlers
     //  find it gone (actor_alive) and answer 503 themselves.
     pthread_mutex_lock (&self->pipe_lock);

@@ -6,8 +6,13 @@
 */
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "vdgx_cli.h"
 #include "vdgx_config.h"
@@ -31,7 +36,7 @@ s_usage (FILE *out)
 "                        --detach prints the job id and returns at once\n"
 "  wait ID [-o FILE] [--max-wait S]   follow a job to its end (and download it with -o)\n"
 "  status ID [--json]    one job's status\n"
-"  list [--state S] [--model M] [--limit N] [--json]\n"
+"  list [--state S] [--model M] [--limit N] [--after ID] [--oldest-first] [--json]   newest first\n"
 "  cancel ID | delete ID | download ID -o FILE\n"
 "Models and workers:\n"
 "  workers [--model M] [--json]   models [--json]   unload MODEL\n"
@@ -111,9 +116,80 @@ vdgx_cli_parse_double (const char *cmd, const char *opt, const char *text, doubl
     return 0;
 }
 
+//  True when nothing can listen at the broker endpoint: a TCP connect is refused (or the
+//  host or network is unreachable), or an ipc:// socket file is missing. Anything less
+//  certain (a firewall that drops, a slow network) is left to the normal call and its
+//  timeout. Costs one connect, at most 1 s.
+bool
+vdgx_cli_broker_absent (vdgx_cli_t *cli, char *why, size_t size)
+{
+    cli->probed = true;
+    const char *endpoint = cli->broker;
+    if (!endpoint)
+        return false;
+    if (strncmp (endpoint, "ipc://", 6) == 0) {
+        struct stat sb;
+        if (stat (endpoint + 6, &sb) && errno == ENOENT) {
+            snprintf (why, size, "no socket file %s", endpoint + 6);
+            return true;
+        }
+        return false;
+    }
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    char host [256];
+    snprintf (host, sizeof host, "%s", endpoint + 6);
+    char *colon = strrchr (host, ':');
+    if (!colon)
+        return false;
+    *colon = 0;
+    const char *port = colon + 1;
+    char *h = host;
+    if (*h == '[') {                    //  [::1]:5555
+        h++;
+        char *end = strchr (h, ']');
+        if (end)
+            *end = 0;
+    }
+    if (streq (h, "*") || streq (h, "0.0.0.0"))
+        h = (char *) "127.0.0.1";
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    if (getaddrinfo (h, port, &hints, &res) || !res)
+        return false;
+    bool absent = false;
+    int fd = socket (res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int rc = connect (fd, res->ai_addr, res->ai_addrlen);
+        int err = rc == 0? 0: errno;
+        if (err == EINPROGRESS) {
+            struct pollfd p = { .fd = fd, .events = POLLOUT };
+            err = poll (&p, 1, 1000) == 1? 0: ETIMEDOUT;
+            socklen_t len = sizeof err;
+            if (err == 0 && getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len))
+                err = 0;
+        }
+        if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) {
+            snprintf (why, size, "%s", strerror (err));
+            absent = true;
+        }
+        close (fd);
+    }
+    freeaddrinfo (res);
+    return absent;
+}
+
 vdgx_client_t *
 vdgx_cli_client (vdgx_cli_t *cli)
 {
+    char why [128];
+    if (!cli->probed && vdgx_cli_broker_absent (cli, why, sizeof why)) {
+        //  Said at once, not after the reply timeouts.
+        fprintf (stderr, "vdgx: no broker at %s (%s).\n"
+                 "Start the stack with `vdgx up` (or `make up`), or name a running broker with\n"
+                 "--broker ENDPOINT / VDGX_BROKER.\n", cli->broker, why);
+        exit (VDGX_EXIT_UNREACHABLE);
+    }
     vdgx_client_t *client = vdgx_client_new (cli->broker, cli->events);
     if (!client) {
         fprintf (stderr, "vdgx: bad endpoint (broker '%s', events '%s')\n",
@@ -145,7 +221,8 @@ vdgx_cli_fail (vdgx_client_t *client, const char *what)
     const char *code = vdgx_client_error_code (client);
     const char *msg = vdgx_client_error (client);
     if (streq (code, "timeout"))
-        fprintf (stderr, "vdgx %s: broker unreachable: %s\n", what, msg);
+        fprintf (stderr, "vdgx %s: broker unreachable: %s\n(is it running? `vdgx up` starts the"
+                 " stack; --broker / VDGX_BROKER name another)\n", what, msg);
     else
         fprintf (stderr, "vdgx %s: %s: %s\n", what, code, msg);
     if (streq (code, "timeout"))

@@ -27,9 +27,15 @@ typedef struct {
     const char *curve_cert;         //  our secret cert file
     bool color;                     //  stdout is a TTY and NO_COLOR is unset
     const char *self_path;          //  the vdgx executable (finds sibling binaries)
+    bool probed;                    //  the broker endpoint was checked for a listener
 } vdgx_cli_t;
 
-//  A connected client per the global settings (NULL after printing an error).
+//  True when nothing listens at the broker endpoint (a refused connect, a missing ipc
+//  socket): then there is no point waiting for replies. why says what was seen.
+bool vdgx_cli_broker_absent (vdgx_cli_t *cli, char *why, size_t size);
+
+//  A connected client per the global settings (NULL after printing an error). When no
+//  broker listens at the endpoint it says so at once (suggesting `vdgx up`) and exits 3.
 vdgx_client_t *vdgx_cli_client (vdgx_cli_t *cli);
 //  Exit status for a client error (timeout -> 3, not_found -> 4, ...), after printing
 //  "vdgx WHAT: code: message" on stderr.

@@ -499,7 +499,7 @@ vdgx_cli_list (vdgx_cli_t *cli, int argc, char **argv)
         }
         json_object_set_new (root, "jobs", arr);
         json_object_set_new (root, "has_more", json_boolean (has_more));
-        char *text = json_dumps (root, JSON_COMPACT);
+        char *text = json_dumps (root, JSON_COMPACT | JSON_REAL_PRECISION (15));
         printf ("%s\n", text);
         free (text);
         json_decref (root);
@@ -917,20 +917,27 @@ vdgx_cli_health (vdgx_cli_t *cli, int argc, char **argv)
     }
     if (optind != argc)
         return s_bad_usage ("health", "unexpected argument");
+    //  Health reports a missing broker in its own format (text or JSON), not as an error.
+    char why [128] = "";
+    bool absent = vdgx_cli_broker_absent (cli, why, sizeof why);
     vdgx_client_t *client = vdgx_cli_client (cli);
     if (!client)
         return VDGX_EXIT_USAGE;
     bool healthy = false;
     char *text = NULL;
     int rc;
-    if (vdgx_client_health (client, &healthy, &text) != 0) {
-        bool unreachable = streq (vdgx_client_error_code (client), "timeout");
+    if (absent || vdgx_client_health (client, &healthy, &text) != 0) {
+        //  Nothing listens (said at once), or no answer in time.
+        bool unreachable = absent || streq (vdgx_client_error_code (client), "timeout");
+        if (absent)
+            fprintf (stderr, "vdgx health: no broker at %s (%s); `vdgx up` starts the stack\n",
+                     cli->broker, why);
         if (json) {
             json_t *root = json_pack ("{s:b,s:b,s:s,s:s,s:s}", "reachable", !unreachable,
                                       "healthy", 0, "broker", cli->broker,
-                                      "error", vdgx_client_error_code (client),
-                                      "message", vdgx_client_error (client));
-            char *out = json_dumps (root, JSON_COMPACT);
+                                      "error", absent? "timeout": vdgx_client_error_code (client),
+                                      "message", absent? why: vdgx_client_error (client));
+            char *out = json_dumps (root, JSON_COMPACT | JSON_REAL_PRECISION (15));
             printf ("%s\n", out);
             free (out);
             json_decref (root);
@@ -969,7 +976,7 @@ vdgx_cli_health (vdgx_cli_t *cli, int argc, char **argv)
         json_object_set_new (root, "ok", json_boolean (ok));
         if (*missing)
             json_object_set_new (root, "missing", json_string (missing));
-        char *out = json_dumps (root, JSON_COMPACT);
+        char *out = json_dumps (root, JSON_COMPACT | JSON_REAL_PRECISION (15));
         printf ("%s\n", out);
         free (out);
     }

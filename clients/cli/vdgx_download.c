@@ -624,7 +624,7 @@ s_usage (FILE *out)
     fprintf (out,
         "usage: vdgx models download NAME [--dir DIR] [--endpoint URL] [--token TOKEN]\n"
         "                                 [--revision REV] [--no-progress]\n"
-        "       vdgx models sources\n"
+        "       vdgx models sources [--json]\n"
         "Downloads a model's weights (resumable, verified) into DIR (default models/NAME).\n"
         "Token: --token or HF_TOKEN. Hub: --endpoint, HF_ENDPOINT, or https://huggingface.co.\n");
 }
@@ -637,6 +637,28 @@ vdgx_models_download_main (int argc, char **argv)
         return 2;
     }
     if (strcmp (argv [0], "sources") == 0) {
+        bool json = argc == 2 && strcmp (argv [1], "--json") == 0;
+        if (argc > 2 || (argc == 2 && !json)) {
+            s_usage (stderr);
+            return 2;
+        }
+        if (json) {
+            json_t *list = json_array ();
+            for (const vdgx_model_source_t *const *s = s_sources; *s; s++) {
+                json_t *paths = json_array ();
+                for (const char *const *p = (*s)->paths; p && *p; p++)
+                    json_array_append_new (paths, json_string (*p));
+                json_array_append_new (list, json_pack ("{s:s, s:s, s:s, s:o}", "name", (*s)->name,
+                                                        "repo", (*s)->repo, "description",
+                                                        (*s)->description, "paths", paths));
+            }
+            json_t *root = json_pack ("{s:o}", "sources", list);
+            char *text = json_dumps (root, JSON_COMPACT);
+            printf ("%s\n", text);
+            free (text);
+            json_decref (root);
+            return 0;
+        }
         for (const vdgx_model_source_t *const *s = s_sources; *s; s++)
             printf ("%-22s %-36s %s\n", (*s)->name, (*s)->repo, (*s)->description);
         return 0;

@@ -501,13 +501,23 @@ vdgx_cli_up (vdgx_cli_t *cli, int argc, char **argv)
         snprintf (e4, sizeof e4, "VDGX_DATA_DIR=%s", data);
         char *env [] = { e1, e2, e3, e4, NULL };
         //  Endpoints as flags too (they win over its config), so it talks to this broker.
-        char *args [10] = { bridge_bin, "--broker", (char *) cli->broker, "--events",
+        char *args [12] = { bridge_bin, "--broker", (char *) cli->broker, "--events",
                             (char *) cli->events, "--listen", (char *) vdgx_config_http (config),
-                            NULL, NULL, NULL };
+                            NULL, NULL, NULL, NULL, NULL };
+        int k = 7;
         if (cli->config_path) {
-            args [7] = "--config";
-            args [8] = (char *) cli->config_path;
+            args [k++] = "--config";
+            args [k++] = (char *) cli->config_path;
         }
+        //  A request that names no model goes to the first model this stack serves, unless
+        //  the configuration names a default ([bridge] default_model).
+        const char *dm = vdgx_config_get (config, "bridge", "default_model");
+        for (int i = 0; (!dm || !*dm) && i < nmodels; i++)
+            if (served [i]) {
+                args [k++] = "--default-model";
+                args [k++] = models [i].name;
+                break;
+            }
         vdgx_supervisor_add (sup, "bridge", args, env);
     }
     for (int i = 0; i < nmodels; i++) {

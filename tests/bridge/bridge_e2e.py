@@ -612,6 +612,14 @@ def t_auth(st):
 
 def t_openapi(st):
     p = st.port
+    # A real validator first: the document is valid OpenAPI (the version it declares).
+    work = node_packages("@apidevtools/swagger-parser")
+    if not work:
+        return SKIP
+    r = subprocess.run([shutil.which("node"), "validate_openapi.mjs", "http://127.0.0.1:%d/openapi.json" % p],
+                       cwd=work, capture_output=True, text=True, timeout=60)
+    sys.stdout.write(r.stdout)
+    check(r.returncode == 0, "openapi.json fails the validator:\n" + (r.stdout + r.stderr)[-3000:])
     job_id = submit(p, steps=1)
     wait_job(p, job_id)
     _, _, doc = jreq(p, "GET", "/openapi.json", expect=200)
@@ -639,6 +647,143 @@ def t_openapi(st):
     check(len(seen) == sum(len(v) for v in doc["paths"].values()), "no duplicate operations")
 
 
+def t_webhooks(st):
+    """Per-job webhooks against a real local HTTP receiver: signed (HMAC-SHA256 of
+    id.timestamp.body), filtered by event, retried with backoff after a failure."""
+    import hmac
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    secret = b"webhook-test-secret-0123456789"
+    path = os.path.join(st.tmp, "webhook.secret")
+    open(path, "wb").write(secret + b"\n")
+    port = st.start_bridge(["--webhook-secret-file", path])
+    got, fail_first = [], {"n": 1}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((time.time(), dict(self.headers), body))
+            status = 200
+            if json.loads(body)["event"] == "completed" and fail_first["n"] > 0:
+                fail_first["n"] -= 1
+                status = 500
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+    srv = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d/hook" % srv.server_address[1]
+    try:
+        # Bad fields: named, 422; a bridge without a secret refuses webhooks.
+        s, _, e = jreq(port, "POST", "/v1/videos", {"model": "testgen", "prompt": "x", "webhook": "ftp://x/y"})
+        check(s == 422 and e["error"]["field"] == "webhook", "bad webhook url: %d %r" % (s, e))
+        s, _, e = jreq(port, "POST", "/v1/videos", {"model": "testgen", "prompt": "x", "webhook": url,
+                                                     "webhook_events_filter": ["finished"]})
+        check(s == 422 and e["error"]["field"] == "webhook_events_filter", "bad filter: %d %r" % (s, e))
+        s, _, e = jreq(st.port, "POST", "/v1/videos", {"model": "testgen", "prompt": "x", "webhook": url})
+        check(s == 422 and "secret" in e["error"]["message"], "no secret: %d %r" % (s, e))
+        # start + completed (the default filter); the first completed delivery fails: retried.
+        _, _, v = jreq(port, "POST", "/v1/videos", {"model": "testgen", "prompt": "webhook sleep_ms=30",
+                                                     "seconds": "1", "webhook": url}, expect=200)
+        job = v["id"]
+        deadline = time.time() + 30
+        while time.time() < deadline and sum(1 for g in got if json.loads(g[2])["event"] == "completed") < 2:
+            time.sleep(0.1)
+        events = [json.loads(g[2])["event"] for g in got]
+        check(events.count("start") >= 1 and events.count("completed") == 2 and "progress" not in events,
+              "deliveries %r" % events)
+        done = [g for g in got if json.loads(g[2])["event"] == "completed"]
+        check(done[1][0] - done[0][0] >= 0.9, "no backoff before the retry (%.2f s)" % (done[1][0] - done[0][0]))
+        check(done[0][1]["X-VDGX-Webhook-Id"] == done[1][1]["X-VDGX-Webhook-Id"], "a retry has a new id")
+        for _, hdrs, body in got:
+            msg = ("%s.%s." % (hdrs["X-VDGX-Webhook-Id"], hdrs["X-VDGX-Webhook-Timestamp"])).encode() + body
+            want = "sha256=" + hmac.new(secret, msg, hashlib.sha256).hexdigest()
+            check(hmac.compare_digest(hdrs["X-VDGX-Webhook-Signature"], want), "bad signature")
+            d = json.loads(body)
+            check(d["job"]["id"] == job and hdrs["X-VDGX-Webhook-Event"] == d["event"], "delivery %r" % d)
+        final = json.loads(done[1][2])
+        check(final["job"]["state"] == "completed" and final["job"]["content_url"].endswith("/content"),
+              "completed delivery %r" % final)
+        # progress only (from a form field, comma-separated, on the native route).
+        got.clear()
+        job2 = submit(port, prompt="progress hooks", steps=3, webhook=url, webhook_events_filter=["progress"])
+        wait_job(port, job2)
+        deadline = time.time() + 10
+        while time.time() < deadline and len(got) < 3:
+            time.sleep(0.1)
+        events = {json.loads(g[2])["event"] for g in got}
+        check(events == {"progress"} and len(got) >= 3, "progress-only deliveries %r" % [json.loads(g[2])["event"] for g in got])
+        _, _, metrics = request(port, "GET", "/metrics")
+        check(b'vdgx_bridge_webhooks_total{outcome="retried"} 1' in metrics, "webhook metrics")
+        print("webhooks: %d deliveries signed, filtered, one retried after a 500" % len(done))
+    finally:
+        srv.shutdown()
+
+
+def sse_read(port, path, headers=None, until_final=True, max_events=1000, timeout=30):
+    """The events of an SSE stream: [(id, event, data)], every event must have an id."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    check(resp.status == 200, "SSE %s: %d" % (path, resp.status))
+    out, cur = [], {}
+    while len(out) < max_events:
+        line = resp.readline()
+        if not line:
+            break
+        line = line.decode().rstrip("\n")
+        if line == "":
+            if "event" in cur:
+                check("id" in cur, "an SSE event without an id: %r" % cur)
+                out.append((int(cur["id"]), cur["event"], json.loads(cur["data"])))
+                if until_final and cur["event"] == "state" and out[-1][2]["state"] in ("completed", "failed", "cancelled", "expired"):
+                    break
+            cur = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(": ")
+            cur[k] = v
+    conn.close()
+    return out
+
+
+def t_sse_resume(st):
+    """SSE events carry ids; a client that reconnects with Last-Event-ID gets only what is
+    newer, and the stream still ends with the final state."""
+    p = st.port
+    job = submit(p, prompt="resume sleep_ms=150", steps=8)
+    first = sse_read(p, "/jobs/%s/events" % job, until_final=False, max_events=3)
+    check(len(first) == 3, "first events %r" % first)
+    ids = [e[0] for e in first]
+    check(ids == sorted(ids), "ids do not grow: %r" % ids)
+    last = ids[-1]
+    rest = sse_read(p, "/jobs/%s/events" % job, {"Last-Event-ID": str(last)})
+    check(rest and all(e[0] > last for e in rest), "resumed stream repeats old events: %r (last %d)" % ([e[0] for e in rest], last))
+    check(rest[-1][2]["state"] == "completed", "resumed stream did not end completed: %r" % rest[-1:])
+    # Reconnecting after the end: nothing older is sent again, the stream ends at once.
+    again = sse_read(p, "/jobs/%s/events" % job, {"Last-Event-ID": str(rest[-1][0])})
+    check(all(e[0] >= rest[-1][0] for e in again), "after the end: %r" % again)
+    s, _, e = jreq(p, "GET", "/jobs/%s/events" % job, headers={"Last-Event-ID": "x1"})
+    check(s == 400 and e["error"]["field"] == "Last-Event-ID", "bad Last-Event-ID: %d %r" % (s, e))
+    print("sse_resume: %d events, then %d after Last-Event-ID %d" % (len(first), len(rest), last))
+
+
+def t_models(st):
+    """GET /v1/models (OpenAI list), /v1/models/{id}; the default model."""
+    p = st.start_bridge(["--default-model", "testgen"])
+    _, _, lst = jreq(p, "GET", "/v1/models", expect=200)
+    check(lst["object"] == "list" and [m["id"] for m in lst["data"]] == ["testgen"], "models %r" % lst)
+    m = lst["data"][0]
+    check(m["object"] == "model" and m["owned_by"] and isinstance(m["created"], int) and m["default"], "model %r" % m)
+    _, _, one = jreq(p, "GET", "/v1/models/testgen", expect=200)
+    check(one["id"] == "testgen", "retrieve %r" % one)
+    s, _, e = jreq(p, "GET", "/v1/models/nosuch")
+    check(s == 404 and e["error"]["code"] == "model_not_found", "unknown model %d %r" % (s, e))
+    _, _, v = jreq(p, "POST", "/v1/videos", {"prompt": "no model", "seconds": "1"}, expect=200)
+    check(v["model"] == "testgen", "default model %r" % v)
+
+
 def t_promtool(st):
     promtool = shutil.which("promtool")
     if not promtool:
@@ -658,27 +803,40 @@ def t_promtool(st):
     print("promtool check metrics: OK (%d bytes, %d samples)" % (len(data), sum(1 for l in data.splitlines() if l and not l.startswith(b"#"))))
 
 
-def t_sdk(st):
+def node_packages(package):
+    """The folder where tests/bridge/npm's packages (pinned by its package-lock.json) are
+    installed: BUILD/tests/bridge/npm, as `scripts/setup.sh --test` leaves it (npm ci is run
+    here when it did not). None, with the reason printed, when node or the packages are
+    missing."""
     npm, node = shutil.which("npm"), shutil.which("node")
     if not npm or not node:
-        print("npm/node not found: skipped")
-        return SKIP
+        print("npm/node not found (scripts/setup.sh --test installs them): skipped")
+        return None
     here = os.path.dirname(os.path.abspath(__file__))
-    work = os.path.join(BUILD, "tests", "bridge", "openai-sdk")
-    os.makedirs(work, exist_ok=True)
-    if not os.path.isdir(os.path.join(work, "node_modules", "openai")):
-        with open(os.path.join(work, "package.json"), "w") as f:
-            f.write('{"name": "vdgx-bridge-sdk-test", "private": true, "type": "module"}\n')
+    work = os.path.join(BUILD, "tests", "bridge", "npm")
+    if not os.path.isdir(os.path.join(work, "node_modules", package)):
+        os.makedirs(work, exist_ok=True)
+        for f in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(here, "npm", f), os.path.join(work, f))
         try:
-            r = subprocess.run([npm, "install", "--no-audit", "--no-fund", "openai"], cwd=work, capture_output=True,
-                               text=True, timeout=180)
+            r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=work, capture_output=True,
+                               text=True, timeout=240)
         except subprocess.TimeoutExpired:
-            print("npm install timed out: skipped")
-            return SKIP
+            print("npm ci timed out: skipped")
+            return None
         if r.returncode != 0:
-            print("npm install openai failed (offline?): skipped\n" + r.stderr[-500:])
-            return SKIP
-    shutil.copy(os.path.join(here, "openai_sdk.mjs"), os.path.join(work, "openai_sdk.mjs"))
+            print("npm ci failed (offline?): skipped\n" + r.stderr[-500:])
+            return None
+    for f in ("openai_sdk.mjs", "validate_openapi.mjs"):
+        shutil.copy(os.path.join(here, f), os.path.join(work, f))
+    return work
+
+
+def t_sdk(st):
+    work = node_packages("openai")
+    if not work:
+        return SKIP
+    node = shutil.which("node")
     out = os.path.join(st.tmp, "sdk.mp4")
     r = subprocess.run([node, "openai_sdk.mjs", "http://127.0.0.1:%d/v1" % st.port, out], cwd=work,
                        capture_output=True, text=True, timeout=120)
@@ -754,7 +912,7 @@ def t_paging(st):
     check([d["id"] for d in mid["data"]] == seen[1101:1106], "desc cursor deep in the list")
 
 
-SCENARIOS = {"paging": t_paging, "routes": t_routes, "download": t_download, "events": t_events, "videos": t_videos,
+SCENARIOS = {"sse_resume": t_sse_resume, "webhooks": t_webhooks, "models": t_models, "paging": t_paging, "routes": t_routes, "download": t_download, "events": t_events, "videos": t_videos,
              "matrix": t_matrix, "auth": t_auth, "openapi": t_openapi, "promtool": t_promtool, "sdk": t_sdk,
              "broker_down": t_broker_down}
 

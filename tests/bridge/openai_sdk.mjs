@@ -8,6 +8,13 @@ const [baseURL, out] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey: "unused-on-loopback", maxRetries: 0, timeout: 20000 });
 const fail = (msg) => { console.error("FAIL: " + msg); process.exit(1); };
 
+// models.list / models.retrieve: the models the broker knows.
+const models = [];
+for await (const m of client.models.list()) models.push(m.id);
+if (!models.includes("testgen")) fail("models.list: " + JSON.stringify(models));
+const model = await client.models.retrieve("testgen");
+if (model.id !== "testgen" || model.object !== "model") fail("models.retrieve: " + JSON.stringify(model));
+
 // A first video, so that listing one per page has to follow the cursor.
 const other = await client.videos.create({ model: "testgen", prompt: "a second video", seconds: "1" });
 let video = await client.videos.create({ model: "testgen", prompt: "a lighthouse at dusk", seconds: "1", size: "64x48" });
@@ -40,4 +47,4 @@ try {
 } catch (e) {
   if (!(e instanceof OpenAI.NotFoundError)) fail("expected NotFoundError, got " + e);
 }
-console.log(`openai SDK: created, polled, listed (${seen.length}), downloaded ${bytes.length} bytes + a ${thumb.length}-byte thumbnail, deleted ${video.id}`);
+console.log(`openai SDK: models.list (${models.length}), created, polled, listed (${seen.length}), downloaded ${bytes.length} bytes + a ${thumb.length}-byte thumbnail, deleted ${video.id}`);

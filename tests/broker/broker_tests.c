@@ -460,6 +460,7 @@ s_case_jobs (void)
     TCHECK (tenv_start_broker (&env) == 0);
     zsock_t *client = tclient_new (&env);
     zsock_t *sub = zsock_new_sub (env.events, "job.");
+    zsock_t *msub = zsock_new_sub (env.events, "model.");
     pid_t w = tenv_worker (&env, "wan21-tiny", "--size", "700000", "--weights", "w1", NULL);
     s_wait_workers (client, "wan21-tiny", NULL, 1);
     zclock_sleep (100);
@@ -517,6 +518,25 @@ s_case_jobs (void)
     }
     s_log ("events: %d progress, %d completed", progress, completed);
     TCHECK (progress >= 3 && completed == 1);
+    //  Model events: the worker went busy for the job and warm again after it (a client
+    //  watching model.* sees it free up, not only get busy).
+    int busy_at = -1, warm_after = -1, n = 0;
+    while ((ev = s_recv (msub, 200))) {
+        vdgx_event_t e;
+        vdgx_error_t err;
+        if (vdgx_event_decode_msg (&e, ev, &err) == 0 && e.is_model) {
+            if (e.worker_state == VDGX_WSTATE_BUSY && busy_at < 0)
+                busy_at = n;
+            if (e.worker_state == VDGX_WSTATE_WARM && busy_at >= 0 && warm_after < 0)
+                warm_after = n;
+            n++;
+            vdgx_event_clear (&e);
+        }
+        zmsg_destroy (&ev);
+    }
+    s_log ("model events: %d, busy at %d, warm at %d", n, busy_at, warm_after);
+    TCHECK (busy_at >= 0 && warm_after > busy_at);
+    zsock_destroy (&msub);
     //  Same model, weights and parameters (seed included): answered from the cache.
     TCHECK (tclient_submit (client, "wan21-tiny", "a red fox", 42, true, VDGX_PRIORITY_NORMAL,
                             NULL, false, &r2) == 0);

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -27,18 +28,10 @@ import tempfile
 import threading
 import time
 
-BUILD = os.environ.get("VDGX_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
-BIN = os.path.join(BUILD, "bin")
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bridge"))
+from bridge_e2e import BIN, SKIP, free_port  # noqa: E402  (the bridge tests' helpers)
+
 FINAL = ("completed", "failed", "cancelled", "expired")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def check(cond, what):
@@ -99,11 +92,12 @@ class Stack:
         self.broker.send_signal(signal.SIGKILL)
         self.broker.wait()
 
-    def start_worker(self):
+    def start_worker(self, data=None):
+        data = data or os.path.join(self.tmp, "worker%d" % len(self.workers))
         w = self.spawn("worker", [os.path.join(BIN, "vdgx-worker-test"), "--model", "testgen",
                                   "--broker", self.broker_ep, "--heartbeat-ms", "200", "--liveness", "3",
-                                  "--data", os.path.join(self.tmp, "worker%d" % len(self.workers))],
-                       env=self.worker_env)
+                                  "--data", data], env=self.worker_env)
+        w.data = data
         self.workers.append(w)
         return w
 
@@ -240,7 +234,7 @@ def t_worker_kill(st):
         v.wait()
         st.workers.remove(v)
         killed += 1
-        st.start_worker()
+        st.start_worker(v.data)         # its successor sweeps what it left
         if killed % 5 == 0:
             more(5)
         time.sleep(0.1)
@@ -249,6 +243,12 @@ def t_worker_kill(st):
     st.verify_outputs(done)
     attempts = sum(s.get("attempt", 1) for s in done.values())
     check(attempts >= len(jobs) + 1, "no job was ever re-run (attempts %d)" % attempts)
+    # Nothing of a killed worker is left in the data folders (temp files, unsent results).
+    live = {w.pid for w in st.workers if w.poll() is None}
+    for d in {w.data for w in st.workers}:
+        for name in os.listdir(d):
+            m = re.match(r"^\.?[^.]+\.(\d+)\.mp4(\.tmp-.*)?$", name)
+            check(not m or int(m.group(1)) in live, "%s/%s was left by a killed worker" % (d, name))
     print("worker_kill: %d kills, %d jobs completed, %d attempts" % (killed, len(jobs), attempts))
 
 

@@ -42,6 +42,26 @@ for id in $(cat "$TMP/before.ids"); do
     expect_rc 0 "$VDGX" wait "$id" --max-wait 30
 done
 
+# list: newest first (the restored jobs and those submitted during the backup); JSON numbers
+# are printed as the values they are (no 86.111000000000004).
+expect_rc 0 "$VDGX" list --json --limit 1000
+json_check "$TMP/out" '[j["created_at"] for j in j["jobs"]] == sorted([j["created_at"] for j in j["jobs"]], reverse=True) and len(j["jobs"]) >= 5'
+grep -Eq '[0-9]\.[0-9]{12,}' "$TMP/out" && fail "floats printed with noise digits: $(grep -Eo '[0-9]+\.[0-9]{12,}' "$TMP/out" | head -3)"
+expect_rc 0 "$VDGX" list --limit 2 --json
+json_check "$TMP/out" 'len(j["jobs"]) == 2 and j["has_more"]'
+NEWEST=$(python3 -c "import json,sys; print(json.load(open('$TMP/out'))['jobs'][0]['id'])")
+expect_rc 0 "$VDGX" list --limit 1000 --oldest-first --json
+json_check "$TMP/out" 'j["jobs"][-1]["id"] == "'"$NEWEST"'"'
+# models sources --json: JSON.
+expect_rc 0 "$VDGX" models sources --json
+json_check "$TMP/out" 'len(j["sources"]) >= 1 and all(s["name"] and s["repo"] for s in j["sources"])'
+# No broker: said at once (not after the reply timeouts), with the way out.
+START=$(date +%s%N)
+expect_rc 3 "$VDGX" --broker tcp://127.0.0.1:1 --timeout 5 status abc
+MS=$(( ($(date +%s%N) - START) / 1000000 ))
+[ "$MS" -lt 2000 ] || fail "no-broker took $MS ms"
+grep -q "vdgx up" "$TMP/err" && grep -q "no broker at tcp://127.0.0.1:1" "$TMP/err" || fail "no-broker message: $(cat "$TMP/err")"
+
 # logs: the stack's logs under DATA/logs; a clear message where there are none.
 mkdir -p "$TMP/stack/logs"
 echo "broker line one" >"$TMP/stack/logs/broker.log"

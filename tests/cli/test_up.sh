@@ -89,4 +89,22 @@ for c in $CHILDREN; do
 done
 [ -e "$DATA2/vdgx-up.pid" ] && fail "pid file left behind after SIGINT"
 grep -q "vdgx up: stopped" "$TMP/fg.out" || fail "no stopped line"
+
+# With the bridge: a request that names no model goes to the model the stack serves (its
+# default), /v1/models lists it (OpenAI format), and `vdgx logs` shows the stack's logs.
+DATA3="$TMP/data3"
+HTTP=$((PORT1 + 3))
+printf '[bridge]\nhttp = 127.0.0.1:%s\n' "$HTTP" >>"$TMP/vdgx.ini"
+expect_rc 0 "$VDGX" up --config "$TMP/vdgx.ini" --data "$DATA3" --detach
+PIDS+=($(head -n1 "$DATA3/vdgx-up.pid"))
+for i in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$HTTP/health" && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$HTTP/v1/models" >"$TMP/models.json" || fail "GET /v1/models"
+json_check "$TMP/models.json" 'j["object"] == "list" and [m["id"] for m in j["data"]] == ["testgen"] and j["data"][0]["object"] == "model" and j["data"][0]["default"]'
+CODE=$(curl -s -o "$TMP/nomodel.json" -w '%{http_code}' -H 'content-type: application/json' \
+       -d '{"prompt":"no model named","seconds":"1","size":"64x48"}' "http://127.0.0.1:$HTTP/v1/videos")
+[ "$CODE" = 200 ] || [ "$CODE" = 202 ] || fail "a request without model: $CODE $(cat "$TMP/nomodel.json")"
+json_check "$TMP/nomodel.json" 'j["model"] == "testgen"'
+expect_rc 0 "$VDGX" logs --data "$DATA3" --no-follow -n 3
+grep -q "broker" "$TMP/out" || fail "vdgx logs shows nothing"
+expect_rc 0 "$VDGX" down --data "$DATA3"
 echo "cli.up: OK"

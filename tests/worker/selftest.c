@@ -5,6 +5,7 @@
 #include "vdgx_testgen.h"
 #include "vdgx_runner.h"
 #include "vdgx_worker.h"
+#include "vdgx_tmpsweep.h"
 //  The client selftest is declared here rather than including vdgx_client.h.
 void vdgx_client_test (bool verbose);
 
@@ -39,6 +40,8 @@ main (int argc, char **argv)
         vdgx_runner_test (verbose);
     if (!which || streq (which, "worker"))
         vdgx_worker_test (verbose);
+    if (!which || streq (which, "tmpsweep"))
+        vdgx_tmpsweep_test (verbose);
     if (!which || streq (which, "client"))
         vdgx_client_test (verbose);
     return 0;
