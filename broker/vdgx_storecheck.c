@@ -11,9 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-//  Every table of the store, in copy order.
-static const char *s_tables [] = { "jobs", "events", "models", "model_limits", "meta" };
-#define S_TABLES (sizeof s_tables / sizeof s_tables [0])
+#define S_TABLES_MAX 32
 //  When even the largest row id cannot be read, row ids up to this are tried.
 #define S_ROWID_GUESS 200000
 
@@ -51,20 +49,50 @@ done:
 
 //  Copies every readable row of table from old.table into main.table, probing row ids one
 //  by one (a damaged page fails only the lookups that go through it). Adds to the counts.
+//  The columns table has in both schemas, comma-separated (an older file may lack columns
+//  the current schema added). "" when none can be read.
+static void
+s_common_columns (sqlite3 *db, const char *table, char *out, size_t size)
+{
+    out [0] = 0;
+    char sql [128];
+    snprintf (sql, sizeof sql, "PRAGMA main.table_info(%.63s)", table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK)
+        return;
+    size_t len = 0;
+    while (sqlite3_step (st) == SQLITE_ROW) {
+        const char *col = (const char *) sqlite3_column_text (st, 1);
+        sqlite3_stmt *chk = NULL;
+        char *q = sqlite3_mprintf ("SELECT 1 FROM pragma_table_info(%Q, 'old') WHERE name = %Q",
+                                   table, col);
+        bool both = sqlite3_prepare_v2 (db, q, -1, &chk, NULL) == SQLITE_OK
+                 && sqlite3_step (chk) == SQLITE_ROW;
+        sqlite3_finalize (chk);
+        sqlite3_free (q);
+        if (both && len + strlen (col) + 2 < size)
+            len += (size_t) snprintf (out + len, size - len, "%s%s", len? ", ": "", col);
+    }
+    sqlite3_finalize (st);
+}
+
 static void
 s_copy_table (sqlite3 *db, const char *table, size_t *copied, size_t *unreadable)
 {
-    char sql [256];
+    char sql [2048], cols [768];
     sqlite3_stmt *st = NULL;
+    s_common_columns (db, table, cols, sizeof cols);
+    if (!*cols)
+        return;                 //  not in the old file (or its schema cannot be read)
     int64_t max = -1;
-    snprintf (sql, sizeof sql, "SELECT max(rowid) FROM old.%s", table);
+    snprintf (sql, sizeof sql, "SELECT max(rowid) FROM old.%.63s", table);
     if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW)
         max = sqlite3_column_int64 (st, 0);
     sqlite3_finalize (st);
     if (max < 0)
         max = S_ROWID_GUESS;
-    snprintf (sql, sizeof sql, "INSERT OR IGNORE INTO main.%s SELECT * FROM old.%s WHERE rowid = ?1",
-              table, table);
+    snprintf (sql, sizeof sql, "INSERT OR IGNORE INTO main.%.63s (%s) SELECT %s FROM old.%.63s WHERE rowid = ?1",
+              table, cols, cols, table);
     if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK) {
         vdgx_log_warn ("store.salvage", "table=%s error=\"%s\"", table, sqlite3_errmsg (db));
         return;
@@ -121,12 +149,19 @@ s_salvage (const char *dir, const char *dbpath, const char *why, char *report, s
     }
     //  One statement per row id, each its own transaction: an error reading a damaged
     //  page would roll back a transaction around them all. Synced once at the end.
-    size_t copied [S_TABLES], unreadable [S_TABLES];
+    //  Every table of the current schema (jobs first: the report counts them).
+    size_t copied [S_TABLES_MAX] = { 0 }, unreadable [S_TABLES_MAX] = { 0 }, ntables = 0;
+    char tables [S_TABLES_MAX][64];
+    sqlite3_stmt *ts = NULL;
+    if (sqlite3_prepare_v2 (db, "SELECT name FROM main.sqlite_master WHERE type = 'table'"
+                            " AND name NOT LIKE 'sqlite_%' ORDER BY name <> 'jobs', name <> 'events', name",
+                            -1, &ts, NULL) == SQLITE_OK)
+        while (sqlite3_step (ts) == SQLITE_ROW && ntables < S_TABLES_MAX)
+            snprintf (tables [ntables++], sizeof tables [0], "%s", sqlite3_column_text (ts, 0));
+    sqlite3_finalize (ts);
     sqlite3_exec (db, "PRAGMA main.synchronous=OFF", NULL, NULL, NULL);
-    for (size_t t = 0; t < S_TABLES; t++) {
-        copied [t] = unreadable [t] = 0;
-        s_copy_table (db, s_tables [t], &copied [t], &unreadable [t]);
-    }
+    for (size_t t = 0; t < ntables; t++)
+        s_copy_table (db, tables [t], &copied [t], &unreadable [t]);
     if (sqlite3_exec (db, "PRAGMA main.synchronous=FULL; PRAGMA main.wal_checkpoint(TRUNCATE)",
                       NULL, NULL, &msg) != SQLITE_OK) {
         snprintf (error, errsize, "salvage: cannot write %s: %s", dbpath, msg? msg: "?");
@@ -135,7 +170,7 @@ s_salvage (const char *dir, const char *dbpath, const char *why, char *report, s
     }
     sqlite3_exec (db, "DETACH DATABASE old", NULL, NULL, NULL);
     size_t lost = 0;
-    for (size_t t = 0; t < S_TABLES; t++)
+    for (size_t t = 0; t < ntables; t++)
         lost += unreadable [t];
     snprintf (report, reportsize, "salvage: jobs.db was damaged (%s); %zu jobs and %zu events"
               " copied into a new jobs.db; %zu unreadable rows (%zu of them jobs) moved aside"

@@ -157,9 +157,14 @@ vdgx_cli_broker_absent (vdgx_cli_t *cli, char *why, size_t size)
     struct addrinfo *res = NULL;
     if (getaddrinfo (h, port, &hints, &res) || !res)
         return false;
+    //  Refused for a whole second: a broker that is (re)starting has bound by then.
     bool absent = false;
-    int fd = socket (res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
+    for (int attempt = 0; attempt < 6; attempt++) {
+        if (attempt)
+            zclock_sleep (200);
+        int fd = socket (res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            break;
         int rc = connect (fd, res->ai_addr, res->ai_addrlen);
         int err = rc == 0? 0: errno;
         if (err == EINPROGRESS) {
@@ -169,11 +174,12 @@ vdgx_cli_broker_absent (vdgx_cli_t *cli, char *why, size_t size)
             if (err == 0 && getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len))
                 err = 0;
         }
-        if (err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH) {
-            snprintf (why, size, "%s", strerror (err));
-            absent = true;
-        }
         close (fd);
+        absent = err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH;
+        if (absent)
+            snprintf (why, size, "%s", strerror (err));
+        else
+            break;
     }
     freeaddrinfo (res);
     return absent;
