@@ -238,10 +238,12 @@ def t_input(st):
 # The bridge had no CURVE client options and could not talk to a CURVE broker at all.
 
 def mkcert(st, name, *args):
-    path = os.path.join(st.tmp, name + ".cert")
+    """NAME.key + NAME.key_secret (and the allowed copy), as vdgx-mkcert names them; the
+    secret file is what --curve-cert takes."""
+    path = os.path.join(st.tmp, name)
     subprocess.run([os.path.join(BIN, "vdgx-mkcert")] + list(args) + [path, os.path.join(st.tmp, "curve", "allowed")],
-                   check=True)
-    return path
+                   check=True, stdout=subprocess.DEVNULL)
+    return path + ".key_secret"
 
 
 def t_curve(st):
@@ -298,8 +300,9 @@ def t_curve(st):
         time.sleep(0.1)
     check(j["state"] == "completed", "job over CURVE: %r" % j)
     # a bridge whose key the broker does not know gets no answer: 503, not a hang
-    stranger = os.path.join(st.tmp, "stranger.cert")
-    subprocess.run([os.path.join(BIN, "vdgx-mkcert"), stranger], check=True)
+    stranger = os.path.join(st.tmp, "stranger")
+    subprocess.run([os.path.join(BIN, "vdgx-mkcert"), stranger], check=True, stdout=subprocess.DEVNULL)
+    stranger += ".key_secret"
     p2 = bridge(stranger)
     t0 = time.time()
     s, _, _ = request(p2, "GET", "/queue/status", headers=alice)
