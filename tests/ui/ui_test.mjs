@@ -352,6 +352,13 @@ async function main() {
     check(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) <= 0, 'status at 390 px fits (tables scroll inside their box)');
     await shot(page, 'phone-status');
     await page.setViewportSize({ width: 1280, height: 900 });
+    // The dark theme (prefers-color-scheme) passes the same scan.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.click('a[data-view="gallery"]');
+    await page.waitForSelector(`#gallery[aria-busy="false"] #video-${id1}`);
+    await axe(page, 'gallery, dark theme');
+    await shot(page, 'gallery-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
 
     // A bridge with keys: the page asks for one, refuses a wrong one, keeps the right one.
     const kpage = await ctx.newPage();
