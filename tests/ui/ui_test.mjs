@@ -377,15 +377,9 @@ async function main() {
     await kpage.waitForSelector('#key-dialog', { state: 'hidden' });
     await kpage.waitForSelector('#f-model option[value="wan21-tiny"]', { state: 'attached' });
     check(await kpage.evaluate(() => localStorage.getItem('vdgx.apiKey')) === secret, 'the key is kept in localStorage');
-    await kpage.click('a[data-view="gallery"]');
-    await kpage.waitForFunction((id) => {
-      const img = document.querySelector(`#video-${id} img`);
-      return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
-    }, id1);
-    check(true, 'with a key, the gallery loads its thumbnails (fetched with the key)');
-    // With a key: progress over the event stream (read with fetch, carrying the key) and the
-    // video (a blob: URL fetched with the key).
-    await kpage.click('a[data-view="generate"]');
+    // With a (user) key: progress over the event stream (read with fetch, carrying the key),
+    // the video and the thumbnail (blob: URLs fetched with the key); the gallery holds this
+    // key's jobs only.
     await kpage.fill('#f-prompt', 'a job through the bridge with keys');
     await kpage.fill('#f-steps', '2');
     await kpage.click('#submit');
@@ -400,6 +394,15 @@ async function main() {
       return v.src.startsWith('blob:') && v.duration > 0 && v.currentTime > 0 ? v.duration : false;
     }, `#job-${id3} video`, { timeout: 20000, polling: 100 }).then((h) => h.jsonValue());
     check(d3 > 0, `with a key, a job's progress and video reach the page (duration ${d3} s)`);
+    await kpage.click('a[data-view="gallery"]');
+    await kpage.waitForFunction((id) => {
+      const img = document.querySelector(`#gallery[aria-busy="false"] #video-${id} img`);
+      return img && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+    }, id3);
+    check(await kpage.locator('#gallery > li').count() === 1, 'with a user key, the gallery shows its own job (thumbnail fetched with the key) and no other');
+    await kpage.click('a[data-view="status"]');
+    await kpage.waitForSelector('#workers-table td:has-text("admin keys only")');
+    check(await kpage.locator('#models-table button').count() === 0, 'with a user key, the status page hides workers and the operator buttons');
     await kpage.close();
 
     // Status page: broker health, queue per model, the worker; unload, then drain.

@@ -646,6 +646,8 @@ async function loadStatus() {
     stat('Stored jobs', (b.store && b.store.jobs) || 0),
   );
   const qby = new Map((queue.models || []).map((m) => [m.model, m]));
+  // A user key sees the models but not the workers (hosts) and may not unload or drain.
+  const userKey = !(info.workers || []).length && (info.models || []).some((m) => m.workers > 0);
   const mem = info.memory || {};
   const mrows = (info.models || []).map((m) => {
     const q = qby.get(m.name) || {};
@@ -658,7 +660,7 @@ async function loadStatus() {
       el('td', { class: 'num', text: String(q.queued || 0) }),
       el('td', { class: 'num', text: String(q.running || 0) }),
       el('td', { class: 'num', text: mem[m.name] ? bytes(mem[m.name].rss_bytes) : '—' }),
-      el('td', {}, el('div', { class: 'actions' }, unload)));
+      el('td', {}, userKey ? null : el('div', { class: 'actions' }, unload)));
   });
   $('#models-table tbody').replaceChildren(...(mrows.length ? mrows
     : [el('tr', {}, el('td', { colspan: '6', class: 'muted', text: 'No model is registered.' }))]));
@@ -678,7 +680,9 @@ async function loadStatus() {
       el('td', {}, el('div', { class: 'actions' }, drain)));
   });
   $('#workers-table tbody').replaceChildren(...(wrows.length ? wrows
-    : [el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'No worker is connected.' }))]));
+    : [el('tr', {}, el('td', { colspan: '7', class: 'muted',
+      text: userKey ? 'Workers, their hosts and the unload and drain buttons are shown to admin keys only.'
+        : 'No worker is connected.' }))]));
 }
 
 async function command(path, body, what) {
