@@ -19,22 +19,28 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "vdgx_attn.h"
+#include "vdgx_nn.h"
 #include "vdgx_quant.h"
+#include "vdgx_wsrc.h"
 
-//  Per-layer linear weights and norms (norm weights are stored as 1 + w, F32).
+//  Checkpoint names of a layer's tensors (after the "language_model.model." / "model." prefix).
 enum { S_Q, S_K, S_V, S_O, S_GATE, S_UP, S_DOWN, S_LINEARS };
 enum { S_IN_NORM, S_POST_ATTN_NORM, S_PRE_FF_NORM, S_POST_FF_NORM, S_Q_NORM, S_K_NORM, S_NORMS };
 
 static const char *s_linear_names [S_LINEARS] = {
-    "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-    "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight" };
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj" };
 static const char *s_norm_names [S_NORMS] = {
-    "input_layernorm.weight", "post_attention_layernorm.weight", "pre_feedforward_layernorm.weight",
-    "post_feedforward_layernorm.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight" };
+    "input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+    "post_feedforward_layernorm", "self_attn.q_norm", "self_attn.k_norm" };
 
+//  A layer from the toolkit's pieces: GQA attention with per-head (1+w) q/k norms, the four
+//  (1+w) sandwich norms, the gated tanh-GELU MLP.
 typedef struct {
-    vdgx_weight_t lin [S_LINEARS];
-    vdgx_tensor_t norm [S_NORMS];
+    vdgx_attn_t attn;
+    vdgx_norm_t norm [S_POST_FF_NORM + 1];
+    vdgx_mlp_t mlp;
 } s_layer_t;
 
 struct _gemma3_t {
@@ -42,16 +48,17 @@ struct _gemma3_t {
     vdgx_backend_t *backend;
     vdgx_ckpt_t *ckpt;                      //  kept open: embedding rows are read from it
     char prefix [32];                       //  "language_model.model." or "model."
+    vdgx_wsrc_map_t map;                    //  canonical names -> checkpoint names (the prefix)
     const vdgx_ckpt_tensor_t *embedding;
     float embed_scale;                      //  FP8 embedding: its tensor scale (1 otherwise)
     vdgx_wfmt_t wfmt;
     s_layer_t *layers;
-    vdgx_tensor_t final_norm;
-    vdgx_weight_t head;                     //  tied output head, loaded on first use
+    vdgx_norm_t final_norm;
+    vdgx_linear_t head;                     //  tied output head, loaded on first use
     size_t weight_bytes;
     //  RoPE tables of the last length (F32 [L, hd/2]) on the backend
     int rope_len;
-    vdgx_tensor_t cos [2], sin [2];         //  [0] local, [1] global
+    vdgx_rope_t rope [2];                   //  [0] local, [1] global
     gemma3_tap_fn *tap;
     void *tap_arg;
     uint64_t tap_layers;
@@ -309,12 +316,12 @@ s_layout (gemma3_t *self)
     for (int i = 0; i < c->layers; i++) {
         char suffix [128];
         for (int j = 0; j < S_LINEARS; j++) {
-            snprintf (suffix, sizeof (suffix), "layers.%d.%s", i, s_linear_names [j]);
+            snprintf (suffix, sizeof (suffix), "layers.%d.%s.weight", i, s_linear_names [j]);
             if (s_expect (self, suffix, lin [j][0], lin [j][1]))
                 return -1;
         }
         for (int j = 0; j < S_NORMS; j++) {
-            snprintf (suffix, sizeof (suffix), "layers.%d.%s", i, s_norm_names [j]);
+            snprintf (suffix, sizeof (suffix), "layers.%d.%s.weight", i, s_norm_names [j]);
             if (s_expect (self, suffix, j >= S_Q_NORM? HD: D, -1))
                 return -1;
         }
@@ -329,62 +336,51 @@ s_layout (gemma3_t *self)
     return 0;
 }
 
-//  A (1+w) norm weight as F32 on the backend.
-static int
-s_load_norm (gemma3_t *self, const char *suffix, vdgx_tensor_t *dst)
+//  Bytes a linear layer holds on the backend.
+static size_t
+s_linear_bytes (const vdgx_linear_t *l)
 {
-    char name [256];
-    const vdgx_ckpt_tensor_t *t = s_find (self, suffix, name, sizeof (name));
-    int64_t n = t->shape [0];
-    float *buf = (float *) malloc (sizeof (float) * (size_t) n);
-    char *err = NULL;
-    if (!buf || vdgx_ckpt_read_f32 (t, buf, &err)) {
-        s_set_error (self, "Gemma 3 checkpoint: cannot read '%s': %s", name, err? err: "out of memory");
-        free (err);
-        free (buf);
-        return -1;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite (buf [i])) {
-            s_set_error (self, "Gemma 3 checkpoint: '%s' holds a non-finite value", name);
-            free (buf);
-            return -1;
-        }
-        buf [i] = 1.0f + buf [i];
-    }
-    int rc = 0;
-    if (vdgx_tensor_alloc (self->backend, dst, VDGX_DTYPE_F32, 1, &n)
-     || vdgx_tensor_from_f32 (self->backend, dst, buf)) {
-        s_set_error (self, "cannot place '%s' on %s: %s", name, vdgx_backend_name (self->backend),
-                     vdgx_backend_error (self->backend));
-        rc = -1;
-    }
-    else
-        self->weight_bytes += sizeof (float) * (size_t) n;
-    free (buf);
-    return rc;
+    return vdgx_wfmt_bytes (l->w.fmt, l->w.n, l->w.k);
 }
 
+//  Every weight of layer i through the weight source.
 static int
-s_load_linear (gemma3_t *self, const char *name, vdgx_weight_t *dst)
+s_load_layer (gemma3_t *self, vdgx_wsrc_t *src, int i, char **err)
 {
-    vdgx_weight_t host;
-    char *err = NULL;
-    if (vdgx_weight_from_ckpt (&host, self->ckpt, name, self->wfmt, true, &err)) {
-        s_set_error (self, "Gemma 3 checkpoint: '%s': %s", name, err? err: "cannot load");
-        free (err);
-        return -1;
+    const gemma3_config_t *c = &self->cfg;
+    vdgx_backend_t *b = self->backend;
+    s_layer_t *l = &self->layers [i];
+    const int64_t D = c->hidden, A = (int64_t) c->heads * c->head_dim;
+    const int64_t KV = (int64_t) c->kv_heads * c->head_dim, F = c->ffn, HD = c->head_dim;
+    vdgx_attn_init (&l->attn, D, c->heads, c->kv_heads, HD);
+    l->attn.scale = 1.0f / sqrtf (c->query_pre_attn_scalar);
+    l->mlp.kind = VDGX_MLP_GATED;
+    l->mlp.act = VDGX_ACT_GELU_TANH;
+    l->mlp.dim = D;
+    l->mlp.hidden = F;
+    vdgx_linear_t *lin [S_LINEARS] = { &l->attn.q, &l->attn.k, &l->attn.v, &l->attn.o,
+                                       &l->mlp.gate, &l->mlp.up, &l->mlp.down };
+    const int64_t shape [S_LINEARS][2] = { { A, D }, { KV, D }, { KV, D }, { D, A }, { F, D },
+                                           { F, D }, { D, F } };
+    char name [128];
+    for (int j = 0; j < S_LINEARS; j++) {
+        snprintf (name, sizeof (name), "layers.%d.%s", i, s_linear_names [j]);
+        if (vdgx_wsrc_linear (src, b, name, shape [j][0], shape [j][1], self->wfmt, -1, lin [j], err))
+            return -1;
+        self->weight_bytes += s_linear_bytes (lin [j]);
     }
-    int rc = 0;
-    if (vdgx_weight_to_backend (self->backend, dst, &host)) {
-        s_set_error (self, "cannot place '%s' on %s: %s", name, vdgx_backend_name (self->backend),
-                     vdgx_backend_error (self->backend));
-        rc = -1;
+    vdgx_norm_t *norm [S_NORMS] = { &l->norm [S_IN_NORM], &l->norm [S_POST_ATTN_NORM],
+                                    &l->norm [S_PRE_FF_NORM], &l->norm [S_POST_FF_NORM],
+                                    &l->attn.q_norm, &l->attn.k_norm };
+    for (int j = 0; j < S_NORMS; j++) {
+        snprintf (name, sizeof (name), "layers.%d.%s", i, s_norm_names [j]);
+        int64_t dim = j >= S_Q_NORM? HD: D;
+        if (vdgx_wsrc_norm (src, b, norm [j], VDGX_NORM_RMS, name, dim, c->eps, true, false, true, err))
+            return -1;
+        self->weight_bytes += sizeof (float) * (size_t) dim;
     }
-    else
-        self->weight_bytes += vdgx_wfmt_bytes (self->wfmt, host.n, host.k);
-    vdgx_weight_host_free (&host);
-    return rc;
+    l->attn.has_q_norm = l->attn.has_k_norm = true;
+    return 0;
 }
 
 gemma3_t *
@@ -417,11 +413,6 @@ gemma3_new_from_ckpt (vdgx_ckpt_t **ckpt_p, const gemma3_config_t *cfg, vdgx_bac
         gemma3_config_defaults (&self->cfg);
     int rc = s_layout (self);
     const gemma3_config_t *c = &self->cfg;
-    if (rc == 0 && wfmt == VDGX_WFMT_NVFP4
-     && (c->hidden % 16 || ((int64_t) c->heads * c->head_dim) % 16 || c->ffn % 16)) {
-        s_set_error (self, "Gemma 3: nvfp4 needs widths that are multiples of 16");
-        rc = -1;
-    }
     if (rc == 0 && self->embedding->dtype == VDGX_DTYPE_F8_E4M3) {
         //  an FP8 embedding carries one tensor scale
         char name [256];
@@ -441,21 +432,24 @@ gemma3_new_from_ckpt (vdgx_ckpt_t **ckpt_p, const gemma3_config_t *cfg, vdgx_bac
             rc = -1;
         }
     }
-    char name [256], suffix [128];
-    for (int i = 0; rc == 0 && i < c->layers; i++) {
-        s_layer_t *l = &self->layers [i];
-        for (int j = 0; rc == 0 && j < S_LINEARS; j++) {
-            snprintf (suffix, sizeof (suffix), "layers.%d.%s", i, s_linear_names [j]);
-            snprintf (name, sizeof (name), "%s%s", self->prefix, suffix);
-            rc = s_load_linear (self, name, &l->lin [j]);
-        }
-        for (int j = 0; rc == 0 && j < S_NORMS; j++) {
-            snprintf (suffix, sizeof (suffix), "layers.%d.%s", i, s_norm_names [j]);
-            rc = s_load_norm (self, suffix, &l->norm [j]);
-        }
+    char *lerr = NULL;
+    self->map.name = "hf";
+    self->map.prefix = self->prefix;
+    vdgx_wsrc_t *src = rc == 0? vdgx_wsrc_new (self->ckpt, &self->map, "Gemma 3 checkpoint"): NULL;
+    if (rc == 0 && !src) {
+        s_set_error (self, "out of memory");
+        rc = -1;
     }
+    for (int i = 0; rc == 0 && i < c->layers; i++)
+        rc = s_load_layer (self, src, i, &lerr);
     if (rc == 0)
-        rc = s_load_norm (self, "norm.weight", &self->final_norm);
+        rc = vdgx_wsrc_norm (src, backend, &self->final_norm, VDGX_NORM_RMS, "norm", c->hidden,
+                             c->eps, true, false, true, &lerr);
+    if (lerr) {
+        s_set_error (self, "%s", lerr);
+        free (lerr);
+    }
+    vdgx_wsrc_destroy (&src);
     if (rc) {
         *err = strdup (self->error);
         gemma3_destroy (&self);
@@ -557,24 +551,19 @@ gemma3_destroy (gemma3_t **self_p)
     gemma3_t *self = *self_p;
     if (!self)
         return;
-    if (self->layers) {
-        for (int i = 0; i < self->cfg.layers; i++) {
-            s_layer_t *l = &self->layers [i];
-            for (int j = 0; j < S_LINEARS; j++)
-                if (l->lin [j].data)
-                    vdgx_weight_release (self->backend, &l->lin [j]);
-            for (int j = 0; j < S_NORMS; j++)
-                vdgx_tensor_release (self->backend, &l->norm [j]);
-        }
-        free (self->layers);
+    vdgx_backend_t *b = self->backend;
+    for (int i = 0; self->layers && i < self->cfg.layers; i++) {
+        s_layer_t *l = &self->layers [i];
+        vdgx_attn_release (b, &l->attn);
+        vdgx_mlp_release (b, &l->mlp);
+        for (int j = 0; j <= S_POST_FF_NORM; j++)
+            vdgx_norm_release (b, &l->norm [j]);
     }
-    if (self->head.data)
-        vdgx_weight_release (self->backend, &self->head);
-    vdgx_tensor_release (self->backend, &self->final_norm);
-    for (int i = 0; i < 2; i++) {
-        vdgx_tensor_release (self->backend, &self->cos [i]);
-        vdgx_tensor_release (self->backend, &self->sin [i]);
-    }
+    free (self->layers);
+    vdgx_linear_release (b, &self->head);
+    vdgx_norm_release (b, &self->final_norm);
+    vdgx_rope_release (b, &self->rope [0]);
+    vdgx_rope_release (b, &self->rope [1]);
     vdgx_ckpt_destroy (&self->ckpt);
     free (self);
     *self_p = NULL;
@@ -614,27 +603,17 @@ gemma3_set_tap (gemma3_t *self, gemma3_tap_fn *fn, void *arg, uint64_t layers)
 //  Forward
 
 typedef struct {
-    vdgx_tensor_t x32, h, q, k, v, qn, kn, o, a, an, resid, f, g, u, act, d, dn, last, mask;
+    vdgx_tensor_t x32, h, q, k, v, qn, kn, o, a, an, resid, f, g, u, d, dn, last, mask;
 } s_work_t;
 
 static void
 s_work_release (vdgx_backend_t *b, s_work_t *w)
 {
     vdgx_tensor_t *all [] = { &w->x32, &w->h, &w->q, &w->k, &w->v, &w->qn, &w->kn, &w->o, &w->a,
-                              &w->an, &w->resid, &w->f, &w->g, &w->u, &w->act, &w->d, &w->dn,
+                              &w->an, &w->resid, &w->f, &w->g, &w->u, &w->d, &w->dn,
                               &w->last, &w->mask };
     for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++)
         vdgx_tensor_release (b, all [i]);
-}
-
-static vdgx_tensor_t
-s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
-{
-    vdgx_tensor_t v;
-    int rc = vdgx_tensor_reshape (&v, t, ndim, shape);
-    assert (rc == 0);
-    (void) rc;
-    return v;
 }
 
 //  Slot i of hidden [N+1,B,L,D] as a [M,D] view.
@@ -657,7 +636,7 @@ s_tap (gemma3_t *self, int layer, const char *what, const vdgx_tensor_t *t, int 
         return;
     char name [96];
     snprintf (name, sizeof (name), "l%d.%s", layer, what);
-    vdgx_tensor_t v = s_view (t, ndim, shape);
+    vdgx_tensor_t v = vdgx_nn_view (t, ndim, shape);
     self->tap (self->tap_arg, name, &v);
 }
 
@@ -668,10 +647,8 @@ s_rope_upload (gemma3_t *self, int len)
         return 0;
     vdgx_backend_t *b = self->backend;
     const int half = self->cfg.head_dim / 2;
-    for (int i = 0; i < 2; i++) {
-        vdgx_tensor_release (b, &self->cos [i]);
-        vdgx_tensor_release (b, &self->sin [i]);
-    }
+    for (int i = 0; i < 2; i++)
+        vdgx_rope_release (b, &self->rope [i]);
     self->rope_len = 0;
     float *inv = (float *) malloc (sizeof (float) * (size_t) half);
     float *c = (float *) malloc (sizeof (float) * (size_t) len * half);
@@ -679,10 +656,14 @@ s_rope_upload (gemma3_t *self, int len)
     int rc = inv && c && s? 0: -1;
     const int64_t shape [2] = { len, half };
     for (int g = 0; rc == 0 && g < 2; g++) {
+        //  the toolkit's rotary table, filled with the float32 angles the official code uses
         gemma3_rope_tables (&self->cfg, g == 1, len, inv, c, s);
-        if (vdgx_tensor_alloc (b, &self->cos [g], VDGX_DTYPE_F32, 2, shape)
-         || vdgx_tensor_alloc (b, &self->sin [g], VDGX_DTYPE_F32, 2, shape)
-         || vdgx_tensor_from_f32 (b, &self->cos [g], c) || vdgx_tensor_from_f32 (b, &self->sin [g], s))
+        vdgx_rope_t *r = &self->rope [g];
+        r->layout = VDGX_ROPE_HALF;
+        r->len = len;
+        r->pairs = half;
+        if (vdgx_nn_upload (b, &r->cos, VDGX_DTYPE_F32, 2, shape, c)
+         || vdgx_nn_upload (b, &r->sin, VDGX_DTYPE_F32, 2, shape, s))
             rc = -1;
     }
     free (inv);
@@ -722,11 +703,17 @@ s_logits (gemma3_t *self, const vdgx_tensor_t *final, int64_t B, int64_t L, floa
 {
     vdgx_backend_t *b = self->backend;
     const int64_t D = self->cfg.hidden;
-    if (!self->head.data) {
-        char name [256];
-        snprintf (name, sizeof (name), "%sembed_tokens.weight", self->prefix);
-        if (s_load_linear (self, name, &self->head))
+    if (!self->head.loaded) {
+        char *err = NULL;
+        vdgx_wsrc_t *src = vdgx_wsrc_new (self->ckpt, &self->map, "Gemma 3 checkpoint");
+        int rc = src? vdgx_wsrc_linear (src, b, "embed_tokens", self->cfg.vocab, D, self->wfmt, -1,
+                                        &self->head, &err): -1;
+        vdgx_wsrc_destroy (&src);
+        if (rc) {
+            s_set_error (self, "%s", err? err: "out of memory");
+            free (err);
             return -1;
+        }
     }
     //  last row of every sequence
     vdgx_tensor_t rows, out;
@@ -741,7 +728,7 @@ s_logits (gemma3_t *self, const vdgx_tensor_t *final, int64_t B, int64_t L, floa
         if (vdgx_tensor_alloc (b, &rows, VDGX_DTYPE_F32, 2, rs) == 0
          && vdgx_tensor_alloc (b, &out, VDGX_DTYPE_F32, 2, os) == 0
          && vdgx_tensor_from_f32 (b, &rows, host) == 0
-         && vdgx_op_linear (b, &out, &rows, &self->head, NULL) == 0
+         && vdgx_linear_forward (b, &self->head, &out, &rows) == 0
          && vdgx_tensor_to_f32 (b, &out, logits) == 0)
             rc = 0;
     }
@@ -792,7 +779,7 @@ gemma3_forward (gemma3_t *self, const int32_t *ids, const uint8_t *mask, int bat
      || vdgx_tensor_alloc (b, &w.o, act, 2, sa) || vdgx_tensor_alloc (b, &w.a, act, 2, sd)
      || vdgx_tensor_alloc (b, &w.an, act, 2, sd) || vdgx_tensor_alloc (b, &w.resid, act, 2, sd)
      || vdgx_tensor_alloc (b, &w.f, act, 2, sd) || vdgx_tensor_alloc (b, &w.g, act, 2, sf)
-     || vdgx_tensor_alloc (b, &w.u, act, 2, sf) || vdgx_tensor_alloc (b, &w.act, act, 2, sf)
+     || vdgx_tensor_alloc (b, &w.u, act, 2, sf)
      || vdgx_tensor_alloc (b, &w.d, act, 2, sd) || vdgx_tensor_alloc (b, &w.dn, act, 2, sd)
      || vdgx_tensor_alloc (b, &w.last, act, 2, sd)
      || (padded && vdgx_tensor_alloc (b, &w.mask, VDGX_DTYPE_U8, 2, sm))) {
@@ -820,12 +807,9 @@ gemma3_forward (gemma3_t *self, const int32_t *ids, const uint8_t *mask, int bat
     }
     const int64_t s3d [3] = { B, L, D }, s3a [3] = { B, L, H * HD }, s3kv [3] = { B, L, KV * HD };
     const int64_t s3f [3] = { B, L, F }, s4q [4] = { B, L, H, HD }, s4k [4] = { B, L, KV, HD };
-    const int64_t sqh [2] = { M * H, HD }, skh [2] = { M * KV, HD };
-    vdgx_tensor_t q4 = s_view (&w.q, 4, s4q), k4 = s_view (&w.k, 4, s4k), v4 = s_view (&w.v, 4, s4k);
-    vdgx_tensor_t qn4 = s_view (&w.qn, 4, s4q), kn4 = s_view (&w.kn, 4, s4k), o4 = s_view (&w.o, 4, s4q);
-    vdgx_tensor_t qh = s_view (&w.q, 2, sqh), kh = s_view (&w.k, 2, skh);
-    vdgx_tensor_t qnh = s_view (&w.qn, 2, sqh), knh = s_view (&w.kn, 2, skh);
-    const float scale = 1.0f / sqrtf (c->query_pre_attn_scalar);
+    vdgx_tensor_t q4 = vdgx_nn_view (&w.q, 4, s4q), k4 = vdgx_nn_view (&w.k, 4, s4k);
+    vdgx_tensor_t v4 = vdgx_nn_view (&w.v, 4, s4k), o4 = vdgx_nn_view (&w.o, 4, s4q);
+    vdgx_tensor_t qn4 = vdgx_nn_view (&w.qn, 4, s4q), kn4 = vdgx_nn_view (&w.kn, 4, s4k);
     for (int i = 0; i < N; i++) {
         s_layer_t *l = &self->layers [i];
         const bool global = gemma3_layer_is_global (c, i);
@@ -836,60 +820,54 @@ gemma3_forward (gemma3_t *self, const int32_t *ids, const uint8_t *mask, int bat
         spec.kind = global? VDGX_ATTN_CAUSAL: VDGX_ATTN_SLIDING;
         spec.window = c->sliding_window;
         spec.key_mask = padded? &w.mask: NULL;
-        //  attention
-        if (vdgx_op_rmsnorm (b, &w.h, &in, &l->norm [S_IN_NORM], c->eps)
-         || vdgx_op_linear (b, &w.q, &w.h, &l->lin [S_Q], NULL)
-         || vdgx_op_linear (b, &w.k, &w.h, &l->lin [S_K], NULL)
-         || vdgx_op_linear (b, &w.v, &w.h, &l->lin [S_V], NULL))
+        //  attention: q/k projections, per-head (1+w) norms, RoPE, GQA with the layer's mask
+        if (vdgx_norm_forward (b, &l->norm [S_IN_NORM], &w.h, &in)
+         || vdgx_linear_forward (b, &l->attn.q, &w.q, &w.h)
+         || vdgx_linear_forward (b, &l->attn.k, &w.k, &w.h)
+         || vdgx_linear_forward (b, &l->attn.v, &w.v, &w.h))
             goto op_failed;
         s_tap (self, i, "input_layernorm", &w.h, 3, s3d);
         s_tap (self, i, "q_proj", &w.q, 3, s3a);
         s_tap (self, i, "k_proj", &w.k, 3, s3kv);
         s_tap (self, i, "v_proj", &w.v, 3, s3kv);
-        if (vdgx_op_rmsnorm (b, &qnh, &qh, &l->norm [S_Q_NORM], c->eps)
-         || vdgx_op_rmsnorm (b, &knh, &kh, &l->norm [S_K_NORM], c->eps))
+        if (vdgx_norm_forward (b, &l->attn.q_norm, &w.qn, &w.q)
+         || vdgx_norm_forward (b, &l->attn.k_norm, &w.kn, &w.k))
             goto op_failed;
         s_tap (self, i, "q_norm", &w.qn, 4, s4q);
         s_tap (self, i, "k_norm", &w.kn, 4, s4k);
-        if (vdgx_op_rope (b, &q4, &qn4, &self->cos [global], &self->sin [global], VDGX_ROPE_HALF)
-         || vdgx_op_rope (b, &k4, &kn4, &self->cos [global], &self->sin [global], VDGX_ROPE_HALF))
+        if (vdgx_rope_apply (b, &self->rope [global], &q4, &qn4)
+         || vdgx_rope_apply (b, &self->rope [global], &k4, &kn4))
             goto op_failed;
         s_tap (self, i, "q_rope", &w.q, 4, s4q);
         s_tap (self, i, "k_rope", &w.k, 4, s4k);
-        if (vdgx_op_attention_ex (b, &o4, &q4, &k4, &v4, &spec, scale)
-         || vdgx_op_linear (b, &w.a, &w.o, &l->lin [S_O], NULL)
-         || vdgx_op_rmsnorm (b, &w.an, &w.a, &l->norm [S_POST_ATTN_NORM], c->eps)
+        if (vdgx_attn_core (b, &l->attn, &o4, &q4, &k4, &v4, &spec)
+         || vdgx_linear_forward (b, &l->attn.o, &w.a, &w.o)
+         || vdgx_norm_forward (b, &l->norm [S_POST_ATTN_NORM], &w.an, &w.a)
          || vdgx_op_add_scaled (b, &w.resid, &in, &w.an, 1.0f))
             goto op_failed;
         s_tap (self, i, "attn_ctx", &w.o, 3, s3a);
         s_tap (self, i, "o_proj", &w.a, 3, s3d);
         s_tap (self, i, "post_attention_layernorm", &w.an, 3, s3d);
         s_tap (self, i, "resid_mid", &w.resid, 3, s3d);
-        //  MLP
-        if (vdgx_op_rmsnorm (b, &w.f, &w.resid, &l->norm [S_PRE_FF_NORM], c->eps)
-         || vdgx_op_linear (b, &w.g, &w.f, &l->lin [S_GATE], NULL)
-         || vdgx_op_linear (b, &w.u, &w.f, &l->lin [S_UP], NULL)
-         || vdgx_op_gelu_tanh (b, &w.act, &w.g)
-         || vdgx_op_mul (b, &w.act, &w.act, &w.u)
-         || vdgx_op_linear (b, &w.d, &w.act, &l->lin [S_DOWN], NULL)
-         || vdgx_op_rmsnorm (b, &w.dn, &w.d, &l->norm [S_POST_FF_NORM], c->eps)
+        //  MLP: down (gelu_tanh (gate (f)) * up (f)); g ends as the product, u as the GELU
+        if (vdgx_norm_forward (b, &l->norm [S_PRE_FF_NORM], &w.f, &w.resid)
+         || vdgx_mlp_forward (b, &l->mlp, &w.d, &w.f, &w.g, &w.u)
+         || vdgx_norm_forward (b, &l->norm [S_POST_FF_NORM], &w.dn, &w.d)
          || vdgx_op_add_scaled (b, &out, &w.resid, &w.dn, 1.0f))
             goto op_failed;
         s_tap (self, i, "pre_feedforward_layernorm", &w.f, 3, s3d);
-        s_tap (self, i, "mlp.gate_proj", &w.g, 3, s3f);
-        s_tap (self, i, "mlp.up_proj", &w.u, 3, s3f);
-        s_tap (self, i, "mlp.act", &w.act, 3, s3f);
+        s_tap (self, i, "mlp.act", &w.g, 3, s3f);
         s_tap (self, i, "mlp.out", &w.d, 3, s3d);
         s_tap (self, i, "post_feedforward_layernorm", &w.dn, 3, s3d);
         s_tap (self, i, "out", &out, 3, s3d);
     }
     vdgx_tensor_t final = s_slot (hidden, (int) N, M, D);
-    if (vdgx_op_rmsnorm (b, &final, &w.last, &self->final_norm, c->eps))
+    if (vdgx_norm_forward (b, &self->final_norm, &final, &w.last))
         goto op_failed;
     if (logits && s_logits (self, &final, B, L, logits))
         goto done;
     if (last_out) {
-        *last_out = s_view (&w.last, 3, s3d);
+        *last_out = vdgx_nn_view (&w.last, 3, s3d);
         last_out->owner = w.last.owner;     //  ownership moves to the caller
         memset (&w.last, 0, sizeof (w.last));
     }
