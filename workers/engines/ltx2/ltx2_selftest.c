@@ -147,7 +147,7 @@ ltx2_text_test (bool verbose)
         { ", \"rope_type\": \"interleaved\"", NULL, "not supported" },
         { ", \"connector_num_attention_heads\": 3", NULL, "config says 3 heads" },
         { "", "model.diffusion_model.audio_embeddings_connector.transformer_1d_blocks.1.attn1.to_v.bias",
-          "'model.diffusion_model.audio_embeddings_connector.transformer_1d_blocks.1.attn1.to_v.bias'" },
+          "model.diffusion_model.audio_embeddings_connector.transformer_1d_blocks.1.attn1.to_v.bias is missing" },
         { "", "text_embedding_projection.aggregate_embed.weight", "aggregate_embed.weight' missing" },
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases [0]); i++) {

@@ -18,20 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vdgx_quant.h"
+#include "vdgx_attn.h"
+#include "vdgx_nn.h"
+#include "vdgx_wsrc.h"
 
 #define S_CONN_MAX_LAYERS 64
 #define S_EPS 1e-6f
 
-enum { S_TO_Q, S_TO_K, S_TO_V, S_TO_OUT, S_GATE, S_FF_IN, S_FF_OUT, S_LINEARS };
-static const char *s_linear_names [S_LINEARS] = {
-    "attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn1.to_gate_logits",
-    "ff.net.0.proj", "ff.net.2" };
-
+//  A connector block from the toolkit's pieces: attention with biased projections and RMS
+//  q/k norms across all heads, an optional per-head gate, a plain tanh-GELU MLP.
 typedef struct {
-    vdgx_weight_t w [S_LINEARS];
-    vdgx_tensor_t b [S_LINEARS];            //  F32 biases
-    vdgx_tensor_t q_norm, k_norm;           //  F32 [C]
+    vdgx_attn_t attn;
+    vdgx_linear_t gate;                     //  to_gate_logits (gated connectors only)
+    vdgx_mlp_t ff;
 } s_block_t;
 
 typedef struct {
@@ -39,7 +38,8 @@ typedef struct {
     const char *name;                       //  "video_conn" / "audio_conn"
     s_block_t *blocks;
     float *registers;                       //  host [R, C]
-    vdgx_tensor_t cos, sin;                 //  F32 [T, C/2] for rope_len
+    vdgx_norm_t rms;                        //  RMS over C without weight
+    vdgx_rope_t rope;                       //  [T*H, head_dim/2] per-head tables for rope_len
     int rope_len;
 } s_connector_t;
 
@@ -47,8 +47,7 @@ struct _ltx2_text_t {
     ltx2_text_config_t cfg;
     vdgx_backend_t *backend;
     vdgx_wfmt_t wfmt;
-    vdgx_weight_t agg [2];                  //  V1: agg [0] only; V2: video, audio
-    vdgx_tensor_t agg_bias [2];             //  V2 only
+    vdgx_linear_t agg [2];                  //  V1: agg [0] only (no bias); V2: video, audio
     s_connector_t conn [2];                 //  video, audio
     size_t weight_bytes;
     ltx2_text_tap_fn *tap;
@@ -186,82 +185,23 @@ s_config (ltx2_text_t *self, vdgx_ckpt_t *ckpt)
 //  ---------------------------------------------------------------------------------------
 //  Loading
 
-static const vdgx_ckpt_tensor_t *
-s_tensor (ltx2_text_t *self, vdgx_ckpt_t *ckpt, const char *name, int ndim, int64_t d0, int64_t d1)
-{
-    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ckpt, name);
-    if (!t) {
-        s_set_error (self, "LTX-2 checkpoint: missing tensor '%s'", name);
-        return NULL;
-    }
-    if (t->ndim != ndim || (d0 >= 0 && t->shape [0] != d0) || (ndim > 1 && d1 >= 0 && t->shape [1] != d1)) {
-        s_set_error (self, "LTX-2 checkpoint: '%s' has shape [%lld%s%lld], expected [%lld%s%lld]",
-                     name, (long long) (t->ndim? t->shape [0]: 0), t->ndim > 1? ", ": "",
-                     t->ndim > 1? (long long) t->shape [1]: 0LL, (long long) d0,
-                     ndim > 1? ", ": "", ndim > 1? (long long) d1: 0LL);
-        return NULL;
-    }
-    return t;
-}
-
-//  A 1-D tensor as F32 on the backend (bias or norm weight).
+//  A linear layer (with its bias when bias) through the weight source.
 static int
-s_load_vector (ltx2_text_t *self, vdgx_ckpt_t *ckpt, const char *name, int64_t n, vdgx_tensor_t *dst)
+s_load_linear (ltx2_text_t *self, vdgx_wsrc_t *src, const char *layer, int64_t n, int64_t k,
+               bool bias, vdgx_linear_t *l)
 {
-    const vdgx_ckpt_tensor_t *t = s_tensor (self, ckpt, name, 1, n, -1);
-    if (!t)
-        return -1;
-    float *buf = (float *) malloc (sizeof (float) * (size_t) n);
     char *err = NULL;
-    int rc = 0;
-    if (!buf || vdgx_ckpt_read_f32 (t, buf, &err)) {
-        s_set_error (self, "LTX-2 checkpoint: cannot read '%s': %s", name, err? err: "out of memory");
-        rc = -1;
-    }
-    for (int64_t i = 0; rc == 0 && i < n; i++)
-        if (!isfinite (buf [i])) {
-            s_set_error (self, "LTX-2 checkpoint: '%s' holds a non-finite value", name);
-            rc = -1;
-        }
-    if (rc == 0 && (vdgx_tensor_alloc (self->backend, dst, VDGX_DTYPE_F32, 1, &n)
-                 || vdgx_tensor_from_f32 (self->backend, dst, buf))) {
-        s_set_error (self, "cannot place '%s': %s", name, vdgx_backend_error (self->backend));
-        rc = -1;
-    }
-    if (rc == 0)
-        self->weight_bytes += sizeof (float) * (size_t) n;
-    free (err);
-    free (buf);
-    return rc;
-}
-
-static int
-s_load_linear (ltx2_text_t *self, vdgx_ckpt_t *ckpt, const char *name, int64_t n, int64_t k,
-               vdgx_weight_t *dst)
-{
-    if (!s_tensor (self, ckpt, name, 2, n, k))
-        return -1;
-    vdgx_weight_t host;
-    char *err = NULL;
-    //  FP8 needs k in whole blocks for nothing, but keeps tiny widths exact in bf16/f32
-    if (vdgx_weight_from_ckpt (&host, ckpt, name, self->wfmt, true, &err)) {
-        s_set_error (self, "LTX-2 checkpoint: '%s': %s", name, err? err: "cannot load");
+    if (vdgx_wsrc_linear (src, self->backend, layer, n, k, self->wfmt, bias? VDGX_DTYPE_F32: -1, l, &err)) {
+        s_set_error (self, "%s", err? err: "out of memory");
         free (err);
         return -1;
     }
-    int rc = 0;
-    if (vdgx_weight_to_backend (self->backend, dst, &host)) {
-        s_set_error (self, "cannot place '%s': %s", name, vdgx_backend_error (self->backend));
-        rc = -1;
-    }
-    else
-        self->weight_bytes += vdgx_wfmt_bytes (self->wfmt, n, k);
-    vdgx_weight_host_free (&host);
-    return rc;
+    self->weight_bytes += vdgx_wfmt_bytes (l->w.fmt, n, k) + (bias? sizeof (float) * (size_t) n: 0);
+    return 0;
 }
 
 static int
-s_load_connector (ltx2_text_t *self, vdgx_ckpt_t *ckpt, int which)
+s_load_connector (ltx2_text_t *self, vdgx_ckpt_t *ckpt, vdgx_wsrc_t *src, int which)
 {
     s_connector_t *cn = &self->conn [which];
     ltx2_connector_config_t *c = &cn->cfg;
@@ -308,26 +248,42 @@ s_load_connector (ltx2_text_t *self, vdgx_ckpt_t *ckpt, int which)
         return -1;
     }
     const int64_t C = c->dim, H = c->heads;
-    const int64_t shape [S_LINEARS][2] = { { C, C }, { C, C }, { C, C }, { C, C }, { H, C },
-                                           { 4 * C, C }, { C, 4 * C } };
+    if (vdgx_norm_init (self->backend, &cn->rms, VDGX_NORM_RMS, C, S_EPS, NULL, NULL, false, &err)) {
+        s_set_error (self, "%s", err? err: "out of memory");
+        free (err);
+        return -1;
+    }
     for (int i = 0; i < c->layers; i++) {
         s_block_t *bl = &cn->blocks [i];
-        for (int j = 0; j < S_LINEARS; j++) {
-            if (j == S_GATE && !c->gated)
+        vdgx_attn_init (&bl->attn, C, H, H, c->head_dim);
+        bl->ff.kind = VDGX_MLP_PLAIN;
+        bl->ff.act = VDGX_ACT_GELU_TANH;
+        bl->ff.dim = C;
+        bl->ff.hidden = 4 * C;
+        const struct { const char *name; vdgx_linear_t *l; int64_t n, k; } lin [] = {
+            { "attn1.to_q", &bl->attn.q, C, C }, { "attn1.to_k", &bl->attn.k, C, C },
+            { "attn1.to_v", &bl->attn.v, C, C }, { "attn1.to_out.0", &bl->attn.o, C, C },
+            { "ff.net.0.proj", &bl->ff.up, 4 * C, C }, { "ff.net.2", &bl->ff.down, C, 4 * C },
+            { "attn1.to_gate_logits", &bl->gate, H, C } };
+        for (size_t j = 0; j < sizeof (lin) / sizeof (lin [0]); j++) {
+            if (j == 6 && !c->gated)
                 continue;
-            snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.%s.weight", prefix, i, s_linear_names [j]);
-            if (s_load_linear (self, ckpt, name, shape [j][0], shape [j][1], &bl->w [j]))
-                return -1;
-            snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.%s.bias", prefix, i, s_linear_names [j]);
-            if (s_load_vector (self, ckpt, name, shape [j][0], &bl->b [j]))
+            snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.%s", prefix, i, lin [j].name);
+            if (s_load_linear (self, src, name, lin [j].n, lin [j].k, true, lin [j].l))
                 return -1;
         }
-        snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.attn1.q_norm.weight", prefix, i);
-        if (s_load_vector (self, ckpt, name, C, &bl->q_norm))
-            return -1;
-        snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.attn1.k_norm.weight", prefix, i);
-        if (s_load_vector (self, ckpt, name, C, &bl->k_norm))
-            return -1;
+        vdgx_norm_t *norms [2] = { &bl->attn.q_norm, &bl->attn.k_norm };
+        for (int j = 0; j < 2; j++) {
+            snprintf (name, sizeof (name), "%s.transformer_1d_blocks.%d.attn1.%s_norm", prefix, i, j? "k": "q");
+            if (vdgx_wsrc_norm (src, self->backend, norms [j], VDGX_NORM_RMS, name, C, S_EPS, true,
+                                false, false, &err)) {
+                s_set_error (self, "%s", err? err: "out of memory");
+                free (err);
+                return -1;
+            }
+            self->weight_bytes += sizeof (float) * (size_t) C;
+        }
+        bl->attn.has_q_norm = bl->attn.has_k_norm = true;
     }
     return 0;
 }
@@ -350,11 +306,14 @@ ltx2_text_new_from_ckpt (vdgx_ckpt_t *ckpt, vdgx_backend_t *backend, vdgx_wfmt_t
     self->backend = backend;
     self->wfmt = wfmt;
     ltx2_text_config_t *c = &self->cfg;
-    int rc = s_config (self, ckpt);
+    vdgx_wsrc_t *src = vdgx_wsrc_new (ckpt, NULL, "LTX-2 checkpoint");
+    int rc = src? s_config (self, ckpt): -1;
+    if (!src)
+        s_set_error (self, "out of memory");
     if (rc == 0)
-        rc = s_load_connector (self, ckpt, 0);
+        rc = s_load_connector (self, ckpt, src, 0);
     if (rc == 0)
-        rc = s_load_connector (self, ckpt, 1);
+        rc = s_load_connector (self, ckpt, src, 1);
     if (rc == 0) {
         c->video = self->conn [0].cfg;
         c->audio = self->conn [1].cfg;
@@ -377,15 +336,13 @@ ltx2_text_new_from_ckpt (vdgx_ckpt_t *ckpt, vdgx_backend_t *backend, vdgx_wfmt_t
             rc = -1;
         }
         for (int i = 0; rc == 0 && i < (c->v2? 2: 1); i++) {
-            rc = s_load_linear (self, ckpt, names [i], i? c->audio_dim: c->video_dim,
-                                c->feature_dim, &self->agg [i]);
-            if (rc == 0 && c->v2) {
-                char bias [128];
-                snprintf (bias, sizeof (bias), "%.*s.bias", (int) (strlen (names [i]) - 7), names [i]);
-                rc = s_load_vector (self, ckpt, bias, i? c->audio_dim: c->video_dim, &self->agg_bias [i]);
-            }
+            char layer [128];
+            snprintf (layer, sizeof (layer), "%.*s", (int) (strlen (names [i]) - 7), names [i]);
+            rc = s_load_linear (self, src, layer, i? c->audio_dim: c->video_dim, c->feature_dim,
+                                c->v2, &self->agg [i]);
         }
     }
+    vdgx_wsrc_destroy (&src);
     if (rc) {
         *err = strdup (self->error);
         ltx2_text_destroy (&self);
@@ -423,24 +380,17 @@ ltx2_text_destroy (ltx2_text_t **self_p)
         return;
     vdgx_backend_t *b = self->backend;
     for (int i = 0; i < 2; i++) {
-        if (self->agg [i].data)
-            vdgx_weight_release (b, &self->agg [i]);
-        vdgx_tensor_release (b, &self->agg_bias [i]);
+        vdgx_linear_release (b, &self->agg [i]);
         s_connector_t *cn = &self->conn [i];
         for (int l = 0; cn->blocks && l < cn->cfg.layers; l++) {
-            s_block_t *bl = &cn->blocks [l];
-            for (int j = 0; j < S_LINEARS; j++) {
-                if (bl->w [j].data)
-                    vdgx_weight_release (b, &bl->w [j]);
-                vdgx_tensor_release (b, &bl->b [j]);
-            }
-            vdgx_tensor_release (b, &bl->q_norm);
-            vdgx_tensor_release (b, &bl->k_norm);
+            vdgx_attn_release (b, &cn->blocks [l].attn);
+            vdgx_linear_release (b, &cn->blocks [l].gate);
+            vdgx_mlp_release (b, &cn->blocks [l].ff);
         }
         free (cn->blocks);
         free (cn->registers);
-        vdgx_tensor_release (b, &cn->cos);
-        vdgx_tensor_release (b, &cn->sin);
+        vdgx_norm_release (b, &cn->rms);
+        vdgx_rope_release (b, &cn->rope);
     }
     free (self);
     *self_p = NULL;
@@ -514,16 +464,6 @@ ltx2_text_rope (double theta, int max_pos, bool double_precision, int dim, int l
 //  ---------------------------------------------------------------------------------------
 //  Encoding
 
-static vdgx_tensor_t
-s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
-{
-    vdgx_tensor_t v;
-    int rc = vdgx_tensor_reshape (&v, t, ndim, shape);
-    assert (rc == 0);
-    (void) rc;
-    return v;
-}
-
 static void
 s_tap (ltx2_text_t *self, const char *name, const vdgx_tensor_t *t)
 {
@@ -532,14 +472,14 @@ s_tap (ltx2_text_t *self, const char *name, const vdgx_tensor_t *t)
 }
 
 typedef struct {
-    vdgx_tensor_t h, q, k, v, qn, kn, o, a, gl, gates, f1, f2;
+    vdgx_tensor_t h, q, k, v, qn, kn, o, a, gl, gates, f1, f1b, f2;
 } s_conn_work_t;
 
 static void
 s_conn_work_release (vdgx_backend_t *b, s_conn_work_t *w)
 {
     vdgx_tensor_t *all [] = { &w->h, &w->q, &w->k, &w->v, &w->qn, &w->kn, &w->o, &w->a, &w->gl,
-                              &w->gates, &w->f1, &w->f2 };
+                              &w->gates, &w->f1, &w->f1b, &w->f2 };
     for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++)
         vdgx_tensor_release (b, all [i]);
 }
@@ -554,19 +494,21 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
     const vdgx_dtype_t act = vdgx_backend_act_dtype (b);
     const int64_t T = x->shape [0], C = c->dim, H = c->heads, HD = c->head_dim;
     if (cn->rope_len != T) {
-        vdgx_tensor_release (b, &cn->cos);
-        vdgx_tensor_release (b, &cn->sin);
+        vdgx_rope_release (b, &cn->rope);
         cn->rope_len = 0;
         float *cs = (float *) malloc (sizeof (float) * (size_t) (T * C / 2));
         float *sn = (float *) malloc (sizeof (float) * (size_t) (T * C / 2));
-        const int64_t shape [2] = { T, C / 2 };
+        //  per-head chunks: the [T, C/2] table seen as [T*H, head_dim/2]
+        const int64_t shape [2] = { T * H, HD / 2 };
         int rc = cs && sn? 0: -1;
         if (rc == 0) {
             ltx2_text_rope (self->cfg.rope_theta, self->cfg.rope_max_pos, self->cfg.rope_double,
                             (int) C, (int) T, cs, sn);
-            rc = vdgx_tensor_alloc (b, &cn->cos, VDGX_DTYPE_F32, 2, shape)
-              || vdgx_tensor_alloc (b, &cn->sin, VDGX_DTYPE_F32, 2, shape)
-              || vdgx_tensor_from_f32 (b, &cn->cos, cs) || vdgx_tensor_from_f32 (b, &cn->sin, sn);
+            cn->rope.layout = VDGX_ROPE_HALF;
+            cn->rope.len = T * H;
+            cn->rope.pairs = HD / 2;
+            rc = vdgx_nn_upload (b, &cn->rope.cos, VDGX_DTYPE_F32, 2, shape, cs)
+              || vdgx_nn_upload (b, &cn->rope.sin, VDGX_DTYPE_F32, 2, shape, sn);
         }
         free (cs);
         free (sn);
@@ -585,7 +527,8 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
      || vdgx_tensor_alloc (b, &w.k, act, 2, sc) || vdgx_tensor_alloc (b, &w.v, act, 2, sc)
      || vdgx_tensor_alloc (b, &w.qn, act, 2, sc) || vdgx_tensor_alloc (b, &w.kn, act, 2, sc)
      || vdgx_tensor_alloc (b, &w.o, act, 2, sc) || vdgx_tensor_alloc (b, &w.a, act, 2, sc)
-     || vdgx_tensor_alloc (b, &w.f1, act, 2, sf) || vdgx_tensor_alloc (b, &w.f2, act, 2, sc)
+     || vdgx_tensor_alloc (b, &w.f1, act, 2, sf) || vdgx_tensor_alloc (b, &w.f1b, act, 2, sf)
+     || vdgx_tensor_alloc (b, &w.f2, act, 2, sc)
      || (c->gated && (vdgx_tensor_alloc (b, &w.gl, VDGX_DTYPE_F32, 2, sh)
                    || vdgx_tensor_alloc (b, &w.gates, VDGX_DTYPE_F32, 2, sc)))) {
         s_set_error (self, "LTX-2 text: cannot allocate work tensors: %s", vdgx_backend_error (b));
@@ -597,28 +540,26 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
     }
     //  RoPE per head: [1, T*H, 1, HD] with the [T*H, HD/2] view of the [T, C/2] tables
     const int64_t s4 [4] = { 1, T, H, HD }, sr [4] = { 1, T * H, 1, HD };
-    vdgx_tensor_t q4 = s_view (&w.q, 4, s4), k4 = s_view (&w.k, 4, s4), v4 = s_view (&w.v, 4, s4);
-    vdgx_tensor_t o4 = s_view (&w.o, 4, s4);
-    vdgx_tensor_t qr = s_view (&w.q, 4, sr), kr = s_view (&w.k, 4, sr);
-    vdgx_tensor_t qnr = s_view (&w.qn, 4, sr), knr = s_view (&w.kn, 4, sr);
-    const float scale = 1.0f / sqrtf ((float) HD);
+    vdgx_tensor_t q4 = vdgx_nn_view (&w.q, 4, s4), k4 = vdgx_nn_view (&w.k, 4, s4), v4 = vdgx_nn_view (&w.v, 4, s4);
+    vdgx_tensor_t o4 = vdgx_nn_view (&w.o, 4, s4);
+    vdgx_tensor_t qr = vdgx_nn_view (&w.q, 4, sr), kr = vdgx_nn_view (&w.k, 4, sr);
+    vdgx_tensor_t qnr = vdgx_nn_view (&w.qn, 4, sr), knr = vdgx_nn_view (&w.kn, 4, sr);
     char name [64];
     for (int i = 0; i < c->layers; i++) {
         s_block_t *bl = &cn->blocks [i];
-        if (vdgx_op_rmsnorm (b, &w.h, x, NULL, S_EPS)
-         || vdgx_op_linear (b, &w.q, &w.h, &bl->w [S_TO_Q], &bl->b [S_TO_Q])
-         || vdgx_op_linear (b, &w.k, &w.h, &bl->w [S_TO_K], &bl->b [S_TO_K])
-         || vdgx_op_linear (b, &w.v, &w.h, &bl->w [S_TO_V], &bl->b [S_TO_V])
-         || vdgx_op_rmsnorm (b, &w.qn, &w.q, &bl->q_norm, S_EPS)
-         || vdgx_op_rmsnorm (b, &w.kn, &w.k, &bl->k_norm, S_EPS)
-         || vdgx_op_rope (b, &qr, &qnr, &cn->cos, &cn->sin, VDGX_ROPE_HALF)
-         || vdgx_op_rope (b, &kr, &knr, &cn->cos, &cn->sin, VDGX_ROPE_HALF)
-         || vdgx_op_attention (b, &o4, &q4, &k4, &v4, NULL, NULL, scale))
+        if (vdgx_norm_forward (b, &cn->rms, &w.h, x)
+         || vdgx_linear_forward (b, &bl->attn.q, &w.q, &w.h)
+         || vdgx_linear_forward (b, &bl->attn.k, &w.k, &w.h)
+         || vdgx_linear_forward (b, &bl->attn.v, &w.v, &w.h)
+         || vdgx_norm_forward (b, &bl->attn.q_norm, &w.qn, &w.q)
+         || vdgx_norm_forward (b, &bl->attn.k_norm, &w.kn, &w.k)
+         || vdgx_rope_apply (b, &cn->rope, &qr, &qnr)
+         || vdgx_rope_apply (b, &cn->rope, &kr, &knr)
+         || vdgx_attn_core (b, &bl->attn, &o4, &q4, &k4, &v4, NULL))
             goto op_failed;
         if (c->gated) {
             //  gates = 2 sigmoid (logits) per head, spread over the head's dims
-            if (vdgx_op_linear (b, &w.gl, &w.h, &bl->w [S_GATE], &bl->b [S_GATE])
-             || vdgx_tensor_to_f32 (b, &w.gl, gate_host))
+            if (vdgx_linear_forward (b, &bl->gate, &w.gl, &w.h) || vdgx_tensor_to_f32 (b, &w.gl, gate_host))
                 goto op_failed;
             for (int64_t t = T - 1; t >= 0; t--)
                 for (int64_t h = H - 1; h >= 0; h--) {
@@ -629,18 +570,16 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
             if (vdgx_tensor_from_f32 (b, &w.gates, gate_host) || vdgx_op_mul (b, &w.o, &w.o, &w.gates))
                 goto op_failed;
         }
-        if (vdgx_op_linear (b, &w.a, &w.o, &bl->w [S_TO_OUT], &bl->b [S_TO_OUT])
+        if (vdgx_linear_forward (b, &bl->attn.o, &w.a, &w.o)
          || vdgx_op_add_scaled (b, x, x, &w.a, 1.0f)
-         || vdgx_op_rmsnorm (b, &w.h, x, NULL, S_EPS)
-         || vdgx_op_linear (b, &w.f1, &w.h, &bl->w [S_FF_IN], &bl->b [S_FF_IN])
-         || vdgx_op_gelu_tanh (b, &w.f1, &w.f1)
-         || vdgx_op_linear (b, &w.f2, &w.f1, &bl->w [S_FF_OUT], &bl->b [S_FF_OUT])
+         || vdgx_norm_forward (b, &cn->rms, &w.h, x)
+         || vdgx_mlp_forward (b, &bl->ff, &w.f2, &w.h, &w.f1, &w.f1b)
          || vdgx_op_add_scaled (b, x, x, &w.f2, 1.0f))
             goto op_failed;
         snprintf (name, sizeof (name), "%s.blocks.%d", cn->name, i);
         s_tap (self, name, x);
     }
-    if (vdgx_op_rmsnorm (b, out, x, NULL, S_EPS))
+    if (vdgx_norm_forward (b, &cn->rms, out, x))
         goto op_failed;
     snprintf (name, sizeof (name), "%s.out", cn->name);
     s_tap (self, name, out);
@@ -719,7 +658,7 @@ s_project (ltx2_text_t *self, int which, const float *feats, int64_t n, float sc
     if (vdgx_tensor_alloc (b, &x, VDGX_DTYPE_F32, 2, sfeat) == 0
      && vdgx_tensor_from_f32 (b, &x, src) == 0
      && vdgx_tensor_alloc (b, proj, vdgx_backend_act_dtype (b), 2, sproj) == 0
-     && vdgx_op_linear (b, proj, &x, &self->agg [which], self->cfg.v2? &self->agg_bias [which]: NULL) == 0)
+     && vdgx_linear_forward (b, &self->agg [which], proj, &x) == 0)
         rc = 0;
     if (rc == 0 && !self->cfg.v2)
         s_tap (self, "normed_concat", &x);
