@@ -248,9 +248,9 @@ async function main() {
     // Job 1 from the form; its progress changes over SSE.
     await page.fill('#f-prompt', 'a lighthouse in a storm, waves crashing');
     await page.fill('#f-negative_prompt', 'blurry');
-    await page.selectOption('#f-size', '96x128');
-    await page.selectOption('#f-frames', '9');
-    await page.fill('#f-steps', '12');
+    await page.selectOption('#f-size', '128x128');
+    await page.selectOption('#f-frames', '17');
+    await page.fill('#f-steps', '100');
     await page.fill('#f-seed', '9007199254740993');      // beyond 2^53: must arrive exactly
     await page.click('#submit');
     await page.waitForSelector('#jobs > li');
@@ -328,7 +328,7 @@ async function main() {
     await page.click(`#video-${id1} .again`);
     await page.waitForSelector('#view-generate:not([hidden])');
     check(await page.inputValue('#f-prompt') === 'a lighthouse in a storm, waves crashing'
-      && await page.inputValue('#f-size') === '96x128' && await page.inputValue('#f-frames') === '9'
+      && await page.inputValue('#f-size') === '128x128' && await page.inputValue('#f-frames') === '17'
       && await page.inputValue('#f-seed') === '9007199254740993' && await page.inputValue('#f-negative_prompt') === 'blurry',
     'run again fills the form with the request');
     await page.click('a[data-view="gallery"]');

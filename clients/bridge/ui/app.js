@@ -464,7 +464,7 @@ async function follow(j) {
 }
 
 function onEvent(j, ev) {
-  if (ev.state === 'running' && !j.started && ev.phase === 'denoising') {
+  if (ev.state === 'running' && !j.started && ev.percent > 0) {      // the ETA's first sample
     j.started = performance.now() / 1000;
     j.p0 = ev.percent || 0;
   }
