@@ -157,6 +157,31 @@ s_health (zsock_t *client, int timeout_ms, uint64_t *queued, uint64_t *workers)
     return rc;
 }
 
+//  A counter from mmi.metrics (0 when absent or no answer).
+static uint64_t
+s_counter (zsock_t *client, const char *name)
+{
+    zmsg_t *body = zmsg_new ();
+    zmsg_addmem (body, "\x80", 1);
+    zmsg_t *msg = vdgx_mdp_client_request ("mmi.metrics", &body);
+    zmsg_send (&msg, client);
+    zframe_t *frame = s_final (client, 10000);
+    uint64_t value = 0;
+    msgpack_unpacked u;
+    vdgx_error_t err;
+    if (frame && vdgx_unpack (&u, zframe_data (frame), zframe_size (frame), &err) == 0) {
+        for (uint32_t i = 0; u.data.type == MSGPACK_OBJECT_MAP && i < u.data.via.map.size; i++) {
+            msgpack_object_kv *kv = &u.data.via.map.ptr [i];
+            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 8
+            &&  memcmp (kv->key.via.str.ptr, "counters", 8) == 0)
+                value = s_map_uint (&kv->val, name);
+        }
+        msgpack_unpacked_destroy (&u);
+    }
+    zframe_destroy (&frame);
+    return value;
+}
+
 //  Waits until the broker answers health; ms it took, or -1.
 static int64_t
 s_wait_ready (s_env_t *env, int64_t since, int timeout_ms, uint64_t *queued)
@@ -431,43 +456,48 @@ s_drain (s_env_t *env, int workers, int jobs)
 //  ---------------------------------------------------------------------------------------
 //  Many idle workers with heartbeats
 
-static int
-s_workers (s_env_t *env, int n, int seconds)
+//  One process's share of the workers: they register, heartbeat every 2.5 s (also while the
+//  others are still being created) and read what the broker sends every 100 ms, answering
+//  DISCONNECT with a new READY as a worker does, until SIGTERM.
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_term (int sig)
 {
+    (void) sig;
+    s_stop = 1;
+}
+
+static void
+s_workers_child (const char *endpoint, int n)
+{
+    signal (SIGTERM, s_on_term);
+    zsys_handler_set (NULL);
     zsys_set_max_sockets (0);               //  as many as the file limit allows
     zsock_t **socks = (zsock_t **) calloc ((size_t) n, sizeof (zsock_t *));
-    int64_t t0 = zclock_mono ();
+    int64_t *last_ready = (int64_t *) calloc ((size_t) n, sizeof (int64_t));
     int made = 0;
+    int64_t last_hb = zclock_mono ();
     for (int i = 0; i < n; i++) {
-        socks [i] = zsock_new_dealer (env->endpoint);
-        if (!socks [i])
+        if (zclock_mono () - last_hb >= 2500) {
+            for (int k = 0; k < made; k++) {
+                zmsg_t *hb = vdgx_mdp_worker_command (2, VDGX_MDPW_HEARTBEAT, NULL);
+                zmsg_send (&hb, socks [k]);
+            }
+            last_hb = zclock_mono ();
+        }
+        socks [i] = zsock_new (ZMQ_DEALER);
+        if (!socks [i] || zsock_connect (socks [i], "%s", endpoint)) {
+            fprintf (stderr, "only %d sockets in this process (file limit?)\n", made);
             break;
+        }
         zsock_set_rcvtimeo (socks [i], 0);
         zsock_set_sndhwm (socks [i], 0);
         zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
         zmsg_send (&ready, socks [i]);
         made++;
     }
-    if (made < n)
-        fprintf (stderr, "only %d sockets (file limit?)\n", made);
-    zsock_t *client = s_client (env);
-    uint64_t registered = 0;
-    int64_t t_all = -1;
-    int64_t last_hb = zclock_mono ();
-    while (zclock_mono () - t0 < 60000) {
-        if (s_health (client, 2000, NULL, &registered) == 0 && registered >= (uint64_t) made) {
-            t_all = zclock_mono () - t0;
-            break;
-        }
-        zclock_sleep (50);
-    }
-    printf ("  %d workers connected and registered in %lld ms (%llu registered)\n", made,
-            (long long) t_all, (unsigned long long) registered);
-    double cpu0 = s_cpu_s (env->pid);
-    int64_t m0 = zclock_mono ();
-    long rss_peak = 0;
-    //  Heartbeat every 2.5 s; read (and drop) what the broker sends, every 100 ms.
-    while (zclock_mono () - m0 < seconds * 1000) {
+    while (!s_stop) {
         if (zclock_mono () - last_hb >= 2500) {
             for (int i = 0; i < made; i++) {
                 zmsg_t *hb = vdgx_mdp_worker_command (2, VDGX_MDPW_HEARTBEAT, NULL);
@@ -477,27 +507,86 @@ s_workers (s_env_t *env, int n, int seconds)
         }
         for (int i = 0; i < made; i++) {
             zmsg_t *msg;
-            while ((msg = zmsg_recv (socks [i])))
+            while ((msg = zmsg_recv (socks [i]))) {
+                zmsg_first (msg);                       //  "MDPW02"
+                zframe_t *cmd = zmsg_next (msg);
+                //  One READY per second at most: a starved worker may get DISCONNECT twice
+                //  (expired, then its late heartbeat answered) and must not register twice.
+                if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_DISCONNECT
+                &&  zclock_mono () - last_ready [i] > 1000) {
+                    zmsg_t *ready = vdgx_mdp_worker_ready (2, "bench", NULL);
+                    zmsg_send (&ready, socks [i]);
+                    last_ready [i] = zclock_mono ();
+                }
                 zmsg_destroy (&msg);
+            }
         }
+        usleep (100000);
+    }
+    for (int i = 0; i < made; i++)
+        zsock_destroy (&socks [i]);
+    free (socks);
+    free (last_ready);
+}
+
+//  N workers in processes of up to 2500 sockets each (every socket holds two descriptors).
+static int
+s_workers (s_env_t *env, int n, int seconds)
+{
+    enum { PER_PROCESS = 2500 };
+    int nproc = (n + PER_PROCESS - 1) / PER_PROCESS;
+    pid_t *kids = (pid_t *) calloc ((size_t) nproc, sizeof (pid_t));
+    int64_t t0 = zclock_mono ();
+    fflush (stdout);
+    for (int p = 0; p < nproc; p++) {
+        int share = p < nproc - 1? PER_PROCESS: n - PER_PROCESS * (nproc - 1);
+        kids [p] = fork ();
+        if (kids [p] == 0) {
+            s_workers_child (env->endpoint, share);
+            _exit (0);
+        }
+    }
+    zsock_t *client = s_client (env);
+    uint64_t registered = 0;
+    int64_t t_all = -1;
+    while (zclock_mono () - t0 < 120000) {
+        if (s_health (client, 5000, NULL, &registered) == 0 && registered >= (uint64_t) n) {
+            t_all = zclock_mono () - t0;
+            break;
+        }
+        zclock_sleep (50);
+    }
+    printf ("  %d workers (%d processes) connected and registered in %lld ms (%llu registered)\n",
+            n, nproc, (long long) t_all, (unsigned long long) registered);
+    double cpu_reg = s_cpu_s (env->pid);
+    printf ("  broker CPU during the connection storm: %.2f s\n", cpu_reg);
+    double cpu0 = cpu_reg;
+    int64_t m0 = zclock_mono ();
+    long rss_peak = 0;
+    while (zclock_mono () - m0 < seconds * 1000) {
         long rss = s_rss_kb (env->pid);
         if (rss > rss_peak)
             rss_peak = rss;
-        zclock_sleep (100);
+        zclock_sleep (200);
     }
     double cpu1 = s_cpu_s (env->pid);
     double wall = (zclock_mono () - m0) / 1000.0;
     uint64_t still = 0;
-    s_health (client, 5000, NULL, &still);
+    for (int i = 0; i < 5 && s_health (client, 5000, NULL, &still); i++)
+        ;
+    uint64_t expired = s_counter (client, "vdgx_workers_expired_total{model=\"bench\"}");
     printf ("  broker over %.0f s with %d heartbeating workers: CPU %.1f %% of a core, RSS %ld KiB"
-            " (%.1f KiB per worker), %llu still registered\n", wall, made,
-            100.0 * (cpu1 - cpu0) / wall, rss_peak, made? (double) rss_peak / made: 0,
-            (unsigned long long) still);
+            " (%.1f KiB per worker), %llu still registered, %llu expired since the start\n",
+            wall, n, 100.0 * (cpu1 - cpu0) / wall, rss_peak, n? (double) rss_peak / n: 0,
+            (unsigned long long) still, (unsigned long long) expired);
     zsock_destroy (&client);
-    for (int i = 0; i < made; i++)
-        zsock_destroy (&socks [i]);
-    free (socks);
-    return still == (uint64_t) made? 0: 1;
+    for (int p = 0; p < nproc; p++)
+        if (kids [p] > 0) {
+            kill (kids [p], SIGTERM);
+            waitpid (kids [p], NULL, 0);
+        }
+    free (kids);
+    return still == (uint64_t) n? 0: 1;
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -577,6 +666,10 @@ vdgx_bench_scale (int argc, char *argv [], const char *self_path)
     else
         rc |= s_workers (&env, workers, seconds);
     s_broker_stop (&env, SIGTERM);
+    if (rc) {
+        fprintf (stderr, "vdgx-bench-broker scale: failed; the broker's files are in %s\n", env.dir);
+        return rc;
+    }
     char cmd [256];
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", env.dir);
     if (system (cmd) != 0)
