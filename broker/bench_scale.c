@@ -657,7 +657,8 @@ vdgx_bench_scale (int argc, char *argv [], const char *self_path)
         uint64_t queued = 0;
         int64_t ms = s_wait_ready (&env, t1, 120000, &queued);
         printf ("  restart after SIGKILL: health answered in %lld ms with %llu queued"
-                " (RSS %ld KiB)\n", (long long) ms, (unsigned long long) queued, s_rss_kb (env.pid));
+                " (broker CPU %.2f s until then, RSS %ld KiB)\n", (long long) ms,
+                (unsigned long long) queued, s_cpu_s (env.pid), s_rss_kb (env.pid));
         if (queued != (uint64_t) jobs)
             rc = 1;
         if (drain > 0)

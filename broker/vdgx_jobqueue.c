@@ -52,6 +52,21 @@ s_item_destroy (void **item_p)
     *item_p = NULL;
 }
 
+//  FNV-1a with a final mix. zhashx's default hash (33 * h ^ c) spreads ids that share a
+//  prefix and count up (a timestamp then a counter) badly: long chains, and each chain over
+//  zhashx's limit grows the table again (gigabytes at a million ids).
+static size_t
+s_id_hash (const void *key)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (size_t) h;
+}
+
 static int
 s_age_compare (const void *a, const void *b)
 {
@@ -72,6 +87,7 @@ vdgx_jobqueue_new (size_t max_per_model)
     //  The item holds its id: no second copy per queued job.
     zhashx_set_key_duplicator (self->items, NULL);
     zhashx_set_key_destructor (self->items, NULL);
+    zhashx_set_key_hasher (self->items, s_id_hash);
     return self;
 }
 
