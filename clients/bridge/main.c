@@ -102,7 +102,8 @@ s_make_key (const char *path)
     char *line = vdgx_apikeys_hash_line (key, "made-by-make-key");
     fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     FILE *f = fd >= 0? fdopen (fd, "a"): NULL;
-    ok = f && fprintf (f, "%s\n", line) > 0;
+    //  The deployment's first key is the operator's: admin (docs/SECURITY.md).
+    ok = f && fprintf (f, "%s role=admin\n", line) > 0;
     if (f)
         ok = fclose (f) == 0 && ok;
     else
@@ -113,8 +114,9 @@ s_make_key (const char *path)
         fprintf (stderr, "vdgx-bridge: --make-key: cannot write %s: %s\n", path, strerror (errno));
         return -1;
     }
-    printf ("vdgx-bridge: %s held no API key, so one was made. It is shown only now; clients\n"
-            "send it as 'Authorization: Bearer KEY'. More keys: vdgx-bridge --hash-key KEY >> %s\n"
+    printf ("vdgx-bridge: %s held no API key, so one (an admin key) was made. It is shown only\n"
+            "now; clients send it as 'Authorization: Bearer KEY'. More keys (users by default, add\n"
+            "role=admin for operators): vdgx-bridge --hash-key KEY NAME >> %s\n"
             "api_key=%s\n", path, path, key);
     fflush (stdout);
     return 0;
