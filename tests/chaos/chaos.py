@@ -225,8 +225,8 @@ def t_worker_kill(st):
         victims = [w for w in st.workers if w.poll() is None and w.pid in pids]
         if not victims:
             # Keep work in the queue so there is always a job to interrupt.
-            if not busy and not any(w.get("state") == "cold" for w in listed):
-                more(3)
+            if not busy:
+                more(2)
             time.sleep(0.05)
             continue
         v = random.choice(victims)
