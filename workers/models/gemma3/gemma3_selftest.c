@@ -242,6 +242,14 @@ gemma3_test (bool verbose)
     s_broken_copy (dir, "language_model.model.norm.weight", NULL, "language_model.model.norm.weight", b);
     s_broken_copy (dir, "language_model.model.embed_tokens.weight", NULL, "no token embedding", b);
     char path [512];
+    //  a truncated shard and a missing one are named
+    snprintf (path, sizeof (path), "%s/model-00003-of-00008.safetensors", dir8);
+    assert (truncate (path, 4000) == 0);
+    assert (!gemma3_new (dir8, b, VDGX_WFMT_F32, &err) && strstr (err, "model-00003-of-00008.safetensors"));
+    if (verbose)
+        printf ("\n   %s", err);
+    free (err);
+    assert (gemma3_write_random (dir8, &cfg, 9, true, &err) == 0);
     snprintf (path, sizeof (path), "%s/model-00004-of-00008.safetensors", dir8);
     assert (unlink (path) == 0);
     assert (!gemma3_new (dir8, b, VDGX_WFMT_F32, &err) && strstr (err, "model-00004-of-00008.safetensors"));
