@@ -23,7 +23,6 @@ const app = {
   galleryGen: 0,              // the newest gallery load; older answers are dropped
   deleted: new Set(),         // ids deleted here (a load that raced the delete skips them)
   statusTimer: null,
-  blobs: new Set(),
 };
 
 // ---------------------------------------------------------------------------------------
@@ -69,14 +68,28 @@ async function api(method, path, body) {
   return data;
 }
 
-// A URL the page can put in <img>/<video>: the route itself, or a blob: copy fetched with the key.
-async function mediaUrl(path) {
+// A URL the page can put in <img>/<video>: the route itself, or a blob: copy fetched with the
+// key, owned by `node` (released by dropBlobs when the node leaves the page).
+const BLOBS = new WeakMap();
+async function mediaUrl(path, node) {
   if (!app.key) return path;
   const resp = await fetch(path, { headers: headers({ Accept: '*/*' }) });
   if (!resp.ok) throw new ApiError(resp.status, null);
   const url = URL.createObjectURL(await resp.blob());
-  app.blobs.add(url);
+  if (!node.isConnected) {
+    URL.revokeObjectURL(url);
+    throw new ApiError(0, { error: { message: 'gone' } });
+  }
+  if (!BLOBS.has(node)) BLOBS.set(node, []);
+  BLOBS.get(node).push(url);
   return url;
+}
+
+function dropBlobs(nodes) {
+  for (const n of nodes) {
+    for (const url of BLOBS.get(n) || []) URL.revokeObjectURL(url);
+    BLOBS.delete(n);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -479,7 +492,7 @@ async function finished(j) {
   if (j.state !== 'completed') return;
   const media = $('.job-media', j.node);
   try {
-    const src = await mediaUrl(`/jobs/${encodeURIComponent(j.id)}/download`);
+    const src = await mediaUrl(`/jobs/${encodeURIComponent(j.id)}/download`, j.node);
     media.replaceChildren(el('video', {
       src, controls: true, playsinline: true, preload: 'metadata', loop: true,
       'aria-label': `Video: ${j.prompt}`,
@@ -514,8 +527,11 @@ async function loadGallery(fresh) {
       api('GET', `/jobs/${encodeURIComponent(v.id)}`).catch(() => null)));
     if (gen !== app.galleryGen) return;
     const cards = jobs.filter((j) => j && !app.deleted.has(j.id)).map(videoCard);
-    if (fresh) list.replaceChildren(...cards);
-    else list.append(...cards);
+    if (fresh) {
+      const old = [...list.children];
+      list.replaceChildren(...cards);
+      dropBlobs(old);
+    } else list.append(...cards);
     app.galleryAfter = page.last_id;
     $('#gallery-more').hidden = !page.has_more;
     $('#gallery-empty').hidden = list.children.length > 0;
@@ -550,7 +566,7 @@ function videoCard(job) {
   if (job.state === 'completed') {
     play.setAttribute('aria-label', `Play: ${prompt}`);
     img.alt = `First frame of: ${prompt}`;
-    mediaUrl(`/v1/videos/${encodeURIComponent(job.id)}/content?variant=thumbnail`)
+    mediaUrl(`/v1/videos/${encodeURIComponent(job.id)}/content?variant=thumbnail`, node)
       .then((src) => { img.src = src; })
       .catch(() => { img.replaceWith(el('span', { class: 'no-thumb', text: 'No preview' })); });
     play.addEventListener('click', () => playInline(node, job, prompt));
@@ -574,7 +590,7 @@ function videoCard(job) {
 async function playInline(node, job, prompt) {
   const thumb = $('.thumb', node);
   try {
-    const src = await mediaUrl(`/jobs/${encodeURIComponent(job.id)}/download`);
+    const src = await mediaUrl(`/jobs/${encodeURIComponent(job.id)}/download`, node);
     const video = el('video', { src, controls: true, playsinline: true, autoplay: true, muted: true, loop: true,
       'aria-label': `Video: ${prompt}` });
     video.muted = true;
@@ -589,11 +605,12 @@ async function downloadWithKey(ev, id) {
   if (!app.key) return;             // a plain link does it
   ev.preventDefault();
   try {
-    const url = await mediaUrl(`/jobs/${encodeURIComponent(id)}/download`);
+    const url = await mediaUrl(`/jobs/${encodeURIComponent(id)}/download`, document.body);
     const a = el('a', { href: url, download: `${id}.mp4` });
     document.body.append(a);
     a.click();
     a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
   } catch (err) {
     notice(`Cannot download: ${err.message}`);
   }
@@ -608,6 +625,7 @@ async function deleteVideo(id, prompt) {
     if (!node) return;
     const next = node.nextElementSibling || node.previousElementSibling;
     node.remove();
+    dropBlobs([node]);
     $('#gallery-empty').hidden = $('#gallery').children.length > 0;
     announce('Video deleted');
     if (next) $('button', next).focus();
