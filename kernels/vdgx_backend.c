@@ -8,13 +8,17 @@
 #include "vdgx_kernels_private.h"
 
 #include <assert.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#ifdef VDGX_HAVE_CUDA
-const vdgx_backend_impl_t *vdgx_cuda_backend_impl (void);
+#ifndef VDGX_LIBDIR
+#define VDGX_LIBDIR "lib"
 #endif
 
 #define S_LIVE_BUCKETS 1024
@@ -46,6 +50,163 @@ struct _vdgx_backend_t {
 };
 
 //  ---------------------------------------------------------------------------------------
+//  Registry: the built-in CPU backend first, then what registers itself (modules included).
+
+#define S_MAX_BACKENDS 16
+
+static pthread_mutex_t s_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static const vdgx_backend_impl_t *s_reg [S_MAX_BACKENDS];
+static int s_reg_count = 0;
+
+static bool
+s_prefix_ok (const char *p, size_t n)
+{
+    if (n < 1 || n > 15)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((p [i] >= 'a' && p [i] <= 'z') || (p [i] >= '0' && p [i] <= '9') || p [i] == '_'))
+            return false;
+    return true;
+}
+
+static void
+s_builtin_locked (void)
+{
+    if (s_reg_count == 0)
+        s_reg [s_reg_count++] = vdgx_cpu_backend_impl ();
+}
+
+static const vdgx_backend_impl_t *
+s_find_locked (const char *prefix, size_t n)
+{
+    for (int i = 0; i < s_reg_count; i++)
+        if (strlen (s_reg [i]->prefix) == n && strncmp (s_reg [i]->prefix, prefix, n) == 0)
+            return s_reg [i];
+    return NULL;
+}
+
+static int
+s_register_locked (const vdgx_backend_impl_t *impl)
+{
+    if (!impl || !impl->prefix || !impl->ops || !s_prefix_ok (impl->prefix, strlen (impl->prefix)))
+        return -1;
+    const vdgx_backend_impl_t *have = s_find_locked (impl->prefix, strlen (impl->prefix));
+    if (have)
+        return have == impl? 0: -1;
+    if (s_reg_count == S_MAX_BACKENDS)
+        return -1;
+    s_reg [s_reg_count++] = impl;
+    return 0;
+}
+
+int
+vdgx_backend_register (const vdgx_backend_impl_t *impl)
+{
+    pthread_mutex_lock (&s_reg_lock);
+    s_builtin_locked ();
+    int rc = s_register_locked (impl);
+    pthread_mutex_unlock (&s_reg_lock);
+    return rc;
+}
+
+int
+vdgx_backend_count (void)
+{
+    pthread_mutex_lock (&s_reg_lock);
+    s_builtin_locked ();
+    int n = s_reg_count;
+    pthread_mutex_unlock (&s_reg_lock);
+    return n;
+}
+
+const vdgx_backend_impl_t *
+vdgx_backend_get (int index)
+{
+    pthread_mutex_lock (&s_reg_lock);
+    s_builtin_locked ();
+    const vdgx_backend_impl_t *impl = index >= 0 && index < s_reg_count && index < S_MAX_BACKENDS? s_reg [index]: NULL;
+    pthread_mutex_unlock (&s_reg_lock);
+    return impl;
+}
+
+static const vdgx_backend_host_t s_host = {
+    .abi = VDGX_BACKEND_ABI, .size = sizeof (vdgx_backend_host_t), .priv = vdgx_backend_priv,
+    .set_priv = vdgx_backend_set_priv, .set_error = vdgx_backend_set_error,
+    .nf4_values = vdgx_nf4_values
+};
+
+//  Loads libvdgx_<prefix>.so from the first place that has it and registers its backend.
+//  The object stays loaded for the life of the process (GPU runtimes do not unload cleanly).
+static const vdgx_backend_impl_t *
+s_load_module_locked (const char *prefix, char **err)
+{
+    char name [64], exe [PATH_MAX], path [PATH_MAX + 128];
+    snprintf (name, sizeof (name), "libvdgx_%s.so", prefix);
+    //  candidate folders, in order
+    char *dirs [40];
+    int nd = 0;
+    char *env = getenv ("VDGX_BACKEND_PATH")? strdup (getenv ("VDGX_BACKEND_PATH")): NULL;
+    for (char *save = NULL, *d = env? strtok_r (env, ":", &save): NULL; d && nd < 32; d = strtok_r (NULL, ":", &save))
+        dirs [nd++] = strdup (d);
+    free (env);
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof (exe) - 1);
+    if (n > 0) {
+        exe [n] = 0;
+        char *slash = strrchr (exe, '/');
+        if (slash) {
+            *slash = 0;
+            dirs [nd++] = vdgx_kstrdupf ("%s", exe);
+            dirs [nd++] = vdgx_kstrdupf ("%s/../lib", exe);
+            dirs [nd++] = vdgx_kstrdupf ("%s/../%s/vdgx", exe, VDGX_LIBDIR);
+        }
+    }
+    void *handle = NULL;
+    char *why = NULL;
+    for (int i = 0; i < nd && !handle && !why; i++) {
+        if (!dirs [i])
+            continue;
+        snprintf (path, sizeof (path), "%s/%s", dirs [i], name);
+        if (access (path, F_OK) != 0)
+            continue;
+        handle = dlopen (path, RTLD_NOW | RTLD_LOCAL);
+        if (!handle)
+            why = vdgx_kstrdupf ("cannot load %s: %s", path, dlerror ());
+    }
+    if (!handle && !why) {
+        handle = dlopen (name, RTLD_NOW | RTLD_LOCAL);      //  LD_LIBRARY_PATH, rpath, ld.so.cache
+        if (!handle) {
+            const char *e = dlerror ();
+            if (e && !strstr (e, "No such file") && !strstr (e, "cannot open shared object file: No such"))
+                why = vdgx_kstrdupf ("cannot load %s: %s", name, e);
+            else
+                why = vdgx_kstrdupf ("no backend \"%s\": %s not found ($VDGX_BACKEND_PATH, beside the "
+                                     "executable, ../lib, ../%s/vdgx, the library path)", prefix, name, VDGX_LIBDIR);
+        }
+    }
+    for (int i = 0; i < nd; i++)
+        free (dirs [i]);
+    const vdgx_backend_impl_t *impl = NULL;
+    if (handle) {
+        vdgx_backend_module_init_fn *init = (vdgx_backend_module_init_fn *) dlsym (handle, "vdgx_backend_module_init");
+        char *merr = NULL;
+        if (!init)
+            why = vdgx_kstrdupf ("%s has no vdgx_backend_module_init", name);
+        else if (!(impl = init (&s_host, &merr)))
+            why = vdgx_kstrdupf ("%s: %s", name, merr? merr: "module refused to start");
+        else if (strcmp (impl->prefix, prefix) != 0 || s_register_locked (impl)) {
+            why = vdgx_kstrdupf ("%s registers \"%s\", not \"%s\"", name, impl->prefix, prefix);
+            impl = NULL;
+        }
+        free (merr);
+    }
+    if (!impl && err)
+        *err = why;
+    else
+        free (why);
+    return impl;
+}
+
+//  ---------------------------------------------------------------------------------------
 //  Factory
 
 static vdgx_backend_t *s_new_impl (const vdgx_backend_impl_t *impl, int ordinal, vdgx_dtype_t act_dtype, char **err);
@@ -54,7 +215,6 @@ vdgx_backend_t *
 vdgx_backend_new (const char *device, vdgx_dtype_t act_dtype, char **err)
 {
     assert (device);
-    const vdgx_backend_impl_t *impl = NULL;
     int ordinal = 0;
     const char *colon = strchr (device, ':');
     size_t plen = colon? (size_t) (colon - device): strlen (device);
@@ -63,26 +223,30 @@ vdgx_backend_new (const char *device, vdgx_dtype_t act_dtype, char **err)
         long v = strtol (colon + 1, &end, 10);
         if (*end || end == colon + 1 || v < 0 || v > 4096) {
             if (err)
-                *err = vdgx_kstrdupf ("bad device \"%s\": expected cpu, cpu:N, cuda or cuda:N", device);
+                *err = vdgx_kstrdupf ("bad device \"%s\": expected NAME or NAME:N (e.g. cpu, cpu:4)", device);
             return NULL;
         }
         ordinal = (int) v;
     }
-    if (plen == 3 && strncmp (device, "cpu", 3) == 0)
-        impl = vdgx_cpu_backend_impl ();
-    else if (plen == 4 && strncmp (device, "cuda", 4) == 0) {
-#ifdef VDGX_HAVE_CUDA
-        impl = vdgx_cuda_backend_impl ();
-#endif
-        if (!impl) {
-            if (err)
-                *err = vdgx_kstrdupf ("device \"%s\": this build has no CUDA backend", device);
-            return NULL;
-        }
-    }
-    else {
+    if (!s_prefix_ok (device, plen)) {
         if (err)
-            *err = vdgx_kstrdupf ("unknown device \"%s\": expected cpu, cpu:N, cuda or cuda:N", device);
+            *err = vdgx_kstrdupf ("unknown device \"%s\": expected NAME or NAME:N (e.g. cpu, cpu:4)", device);
+        return NULL;
+    }
+    char prefix [16];
+    memcpy (prefix, device, plen);
+    prefix [plen] = 0;
+    char *lerr = NULL;
+    pthread_mutex_lock (&s_reg_lock);
+    s_builtin_locked ();
+    const vdgx_backend_impl_t *impl = s_find_locked (prefix, plen);
+    if (!impl)
+        impl = s_load_module_locked (prefix, &lerr);
+    pthread_mutex_unlock (&s_reg_lock);
+    if (!impl) {
+        if (err)
+            *err = vdgx_kstrdupf ("unknown device \"%s\": %s", device, lerr? lerr: "no such backend");
+        free (lerr);
         return NULL;
     }
     if (!vdgx_dtype_is_float (act_dtype) || act_dtype == VDGX_DTYPE_F64
@@ -105,11 +269,10 @@ s_new_impl (const vdgx_backend_impl_t *impl, int ordinal, vdgx_dtype_t act_dtype
     }
     self->impl = impl;
     self->ops = impl->ops;
-    self->act_dtype = act_dtype;
-    if (impl == vdgx_cpu_backend_impl ()) {
+    self->act_dtype = impl->flags & VDGX_BACKEND_F32_ONLY? VDGX_DTYPE_F32: act_dtype;
+    if (impl->flags & VDGX_BACKEND_HOST_MEMORY) {
         self->device = VDGX_DEVICE_CPU;
-        self->act_dtype = VDGX_DTYPE_F32;       //  the CPU computes in f32 whatever is asked
-        snprintf (self->name, sizeof (self->name), "cpu");
+        snprintf (self->name, sizeof (self->name), "%s", impl->prefix);
     }
     else {
         self->device = ordinal;
@@ -165,25 +328,18 @@ void vdgx_backend_set_priv (vdgx_backend_t *self, void *priv) { self->priv = pri
 int
 vdgx_backend_threads (vdgx_backend_t *self)
 {
-    return self->impl == vdgx_cpu_backend_impl ()? vdgx_cpu_threads (self): 1;
+    return self->impl->threads? self->impl->threads (self): 1;
 }
 
 bool
-vdgx_backend_cuda_available (void)
+vdgx_backend_available (const char *device)
 {
-#ifdef VDGX_HAVE_CUDA
-    const vdgx_backend_impl_t *impl = vdgx_cuda_backend_impl ();
-    if (!impl)
-        return false;
     char *err = NULL;
-    vdgx_backend_t *b = vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err);
+    vdgx_backend_t *b = vdgx_backend_new (device, VDGX_DTYPE_BF16, &err);
     free (err);
     bool ok = b != NULL;
     vdgx_backend_destroy (&b);
     return ok;
-#else
-    return false;
-#endif
 }
 
 void
@@ -347,6 +503,34 @@ vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t)
         vdgx_backend_free (b, t->data);
     t->data = NULL;
     t->owner = NULL;
+}
+
+static int
+s_check_raw (vdgx_backend_t *b, const char *op, const vdgx_tensor_t *t, const void *p, size_t bytes)
+{
+    if (!t || !p || !vdgx_tensor_is_contiguous (t) || t->device != b->device || bytes != vdgx_tensor_nbytes (t)
+        || (!t->data && bytes)) {
+        vdgx_backend_set_error (b, "%s: needs a contiguous tensor of this backend and exactly its %zu bytes",
+                                op, t? vdgx_tensor_nbytes (t): (size_t) 0);
+        return -1;
+    }
+    return 0;
+}
+
+int
+vdgx_tensor_upload (vdgx_backend_t *b, vdgx_tensor_t *t, const void *src, size_t bytes)
+{
+    if (s_check_raw (b, "tensor_upload", t, src, bytes))
+        return -1;
+    return bytes? b->ops->upload (b, t->data, src, bytes): 0;
+}
+
+int
+vdgx_tensor_download (vdgx_backend_t *b, const vdgx_tensor_t *t, void *dst, size_t bytes)
+{
+    if (s_check_raw (b, "tensor_download", t, dst, bytes))
+        return -1;
+    return bytes? b->ops->download (b, dst, t->data, bytes): 0;
 }
 
 int
@@ -663,7 +847,7 @@ s_fallback (vdgx_backend_t *b, const char *op, int nt, const vdgx_tensor_t **ts,
     //  ts [0 .. nout-1] are outputs (downloaded too: gated_residual updates in place).
     if (!b->host) {
         char *err = NULL;
-        b->host = vdgx_backend_new ("cpu", VDGX_DTYPE_F32, &err);
+        b->host = s_new_impl (vdgx_cpu_backend_impl (), 0, VDGX_DTYPE_F32, &err);
         free (err);
         if (!b->host) {
             vdgx_backend_set_error (b, "%s: cannot create the CPU fallback backend", op);
@@ -798,7 +982,47 @@ static int s_fb_snake (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *
 static int s_fb_unary (vdgx_backend_t *c, vdgx_tensor_t **t, const s_fb_args_t *a)
 { return vdgx_op_unary (c, t [0], t [1], (vdgx_unary_t) a->i [0], a->f [0]); }
 
-//  Whether the backend computes this call itself: it has the op and supports_op agrees.
+//  Whether the backend has the op's function (vdgx_backend_supports adds supports_op).
+static bool
+s_has_op (const vdgx_backend_ops_t *o, vdgx_op_t op)
+{
+    switch (op) {
+        case VDGX_OP_LINEAR:            return o->linear;
+        case VDGX_OP_MATMUL:            return o->matmul;
+        case VDGX_OP_ATTENTION:         return o->attention;
+        case VDGX_OP_LAYERNORM:         return o->layernorm;
+        case VDGX_OP_RMSNORM:           return o->rmsnorm;
+        case VDGX_OP_CHANNEL_RMSNORM:   return o->channel_rmsnorm;
+        case VDGX_OP_MODULATE:          return o->modulate;
+        case VDGX_OP_GATED_RESIDUAL:    return o->gated_residual;
+        case VDGX_OP_GELU_TANH:         return o->gelu_tanh;
+        case VDGX_OP_SILU:              return o->silu;
+        case VDGX_OP_ADD_SCALED:        return o->add_scaled;
+        case VDGX_OP_MUL:               return o->mul;
+        case VDGX_OP_AFFINE_CLAMP:      return o->affine_clamp;
+        case VDGX_OP_ROPE:              return o->rope;
+        case VDGX_OP_PERMUTE:           return o->permute;
+        case VDGX_OP_CONCAT:            return o->concat;
+        case VDGX_OP_SLICE:             return o->slice;
+        case VDGX_OP_CONV3D:            return o->conv3d;
+        case VDGX_OP_CONV2D:            return o->conv2d;
+        case VDGX_OP_UPSAMPLE2X:        return o->upsample2x;
+        case VDGX_OP_CAST:              return o->cast;
+        case VDGX_OP_CONV1D:            return o->conv1d;
+        case VDGX_OP_CONV_TRANSPOSE1D:  return o->conv_transpose1d;
+        case VDGX_OP_PAD1D:             return o->pad1d;
+        case VDGX_OP_SNAKE:             return o->snake;
+        case VDGX_OP_UNARY:             return o->unary;
+        default:                        return false;
+    }
+}
+
+bool
+vdgx_backend_supports (vdgx_backend_t *self, const vdgx_op_desc_t *desc)
+{
+    return s_has_op (self->ops, desc->op) && (!self->ops->supports_op || self->ops->supports_op (self, desc));
+}
+
 static bool
 s_supports (vdgx_backend_t *b, vdgx_op_t op, int nt, const vdgx_tensor_t **ts, const s_fb_args_t *a)
 {
@@ -1460,7 +1684,9 @@ static int s_tdev_copy (vdgx_backend_t *b, void *d, const void *s, size_t n) { (
 static const vdgx_backend_ops_t s_tdev_ops = {
     .alloc = s_tdev_alloc, .free = s_tdev_free, .upload = s_tdev_copy, .download = s_tdev_copy, .copy = s_tdev_copy
 };
-static const vdgx_backend_impl_t s_tdev_impl = { "test", NULL, NULL, &s_tdev_ops };
+static const vdgx_backend_impl_t s_tdev_impl = { "test", NULL, NULL, &s_tdev_ops, 0, NULL };
+static const vdgx_backend_impl_t s_tdev_clash = { "test", NULL, NULL, &s_tdev_ops, 0, NULL };
+static const vdgx_backend_impl_t s_tdev_badname = { "Test-2", NULL, NULL, &s_tdev_ops, 0, NULL };
 
 void
 vdgx_backend_test (bool verbose)
@@ -1474,12 +1700,49 @@ vdgx_backend_test (bool verbose)
     assert (!vdgx_backend_new ("cpu:x", VDGX_DTYPE_F32, &err) && err);
     free (err);
     err = NULL;
-#ifndef VDGX_HAVE_CUDA
-    assert (!vdgx_backend_new ("cuda:0", VDGX_DTYPE_BF16, &err) && err && strstr (err, "no CUDA"));
+    assert (!vdgx_backend_new ("tpu", VDGX_DTYPE_F32, &err) && err && strstr (err, "libvdgx_tpu.so not found"));
     free (err);
     err = NULL;
-    assert (!vdgx_backend_cuda_available ());
-#endif
+    assert (!vdgx_backend_new ("../x", VDGX_DTYPE_F32, &err) && err && strstr (err, "unknown device"));
+    free (err);
+    err = NULL;
+    assert (!vdgx_backend_available ("nosuch:0"));
+
+    //  registry: the CPU backend is built in; a backend registers under its own prefix
+    assert (vdgx_backend_count () >= 1 && vdgx_backend_get (0) == vdgx_cpu_backend_impl ());
+    assert (vdgx_backend_get (-1) == NULL && vdgx_backend_get (S_MAX_BACKENDS) == NULL);
+    assert (vdgx_backend_register (&s_tdev_impl) == 0 && vdgx_backend_register (&s_tdev_impl) == 0);
+    assert (vdgx_backend_register (&s_tdev_clash) == -1 && vdgx_backend_register (&s_tdev_badname) == -1);
+    assert (vdgx_backend_register (vdgx_cpu_backend_impl ()) == 0);
+    vdgx_backend_t *tb = vdgx_backend_new ("test:3", VDGX_DTYPE_BF16, &err);
+    assert (tb && !err && strcmp (vdgx_backend_name (tb), "test:3") == 0 && vdgx_backend_device (tb) == 3);
+    assert (vdgx_backend_act_dtype (tb) == VDGX_DTYPE_BF16 && vdgx_backend_threads (tb) == 1);
+    vdgx_op_desc_t desc = { .op = VDGX_OP_SILU };
+    assert (!vdgx_backend_supports (tb, &desc));      //  no compute ops: everything falls back
+    vdgx_backend_destroy (&tb);
+    //  a module that is not a loadable object is reported with the loader's reason
+    char dir [] = "/tmp/vdgx_backend_test_XXXXXX";
+    assert (mkdtemp (dir));
+    char junk [sizeof (dir) + 32];
+    snprintf (junk, sizeof (junk), "%s/libvdgx_junk.so", dir);
+    FILE *f = fopen (junk, "w");
+    assert (f && fputs ("not an ELF object\n", f) >= 0 && fclose (f) == 0);
+    const char *old = getenv ("VDGX_BACKEND_PATH");
+    char *saved = old? strdup (old): NULL;
+    setenv ("VDGX_BACKEND_PATH", dir, 1);
+    assert (!vdgx_backend_new ("junk", VDGX_DTYPE_F32, &err) && err && strstr (err, "cannot load"));
+    if (verbose)
+        printf ("(%s) ", err);
+    free (err);
+    err = NULL;
+    if (saved)
+        setenv ("VDGX_BACKEND_PATH", saved, 1);
+    else
+        unsetenv ("VDGX_BACKEND_PATH");
+    free (saved);
+    unlink (junk);
+    rmdir (dir);
+
     vdgx_backend_t *b = vdgx_backend_new ("cpu", VDGX_DTYPE_BF16, &err);
     assert (b && !err);
     assert (strcmp (vdgx_backend_name (b), "cpu") == 0 && vdgx_backend_device (b) == VDGX_DEVICE_CPU);

@@ -3,7 +3,13 @@
     Engines never call a backend's functions directly: they create a backend by name
     ("cpu", "cuda:0") and call the vdgx_op_* wrappers below, which check shapes and dtypes,
     and fall back to the CPU reference (download, compute, upload) for any op a backend
-    leaves NULL. The CPU backend is the oracle every other backend is tested against.
+    leaves NULL or declines through supports_op. The CPU backend is the oracle every other
+    backend is tested against.
+
+    Backends are modules in a registry: the CPU backend is built in; any other registers
+    itself when its shared object, libvdgx_<prefix>.so (e.g. libvdgx_cuda.so), is loaded
+    the first time a device with that prefix is asked for. A process that never asks for one
+    never loads it (nor the CUDA libraries it links).
 
     A backend is used by one thread at a time (its CPU worker pool and scratch are shared by
     its ops); make one backend per thread that computes.
@@ -207,24 +213,64 @@ vdgx_dtype_t vdgx_backend_act_dtype (vdgx_backend_t *self);
 const char *vdgx_backend_error (vdgx_backend_t *self);     //  last error message
 size_t vdgx_backend_bytes_in_use (vdgx_backend_t *self);
 size_t vdgx_backend_peak_bytes (vdgx_backend_t *self);
-bool vdgx_backend_cuda_available (void);                   //  built with CUDA and a GPU present
+//  Whether vdgx_backend_new (device) would succeed now (opens and closes one; may load the
+//  device's module). E.g. tests that need "cuda:0" skip when this is false.
+bool vdgx_backend_available (const char *device);
 
-//  Backends register an ops table under a device prefix (the CPU and CUDA ones are built in).
+//  ---------------------------------------------------------------------------------------
+//  Backend registry. A backend is an ops table under a device prefix. Flags:
+#define VDGX_BACKEND_HOST_MEMORY 1      //  tensors live in host memory (device VDGX_DEVICE_CPU);
+                                        //  the name has no ordinal ("cpu:N" passes N to open)
+#define VDGX_BACKEND_F32_ONLY 2         //  computes in F32 whatever activation dtype is asked
 typedef struct {
-    const char *prefix;     //  "cpu", "cuda"
+    const char *prefix;     //  "cpu", "cuda": [a-z0-9_], at most 15 characters
     int (*open) (vdgx_backend_t *self, int ordinal, char **err);
     void (*close) (vdgx_backend_t *self);
     const vdgx_backend_ops_t *ops;
+    unsigned flags;
+    int (*threads) (vdgx_backend_t *self);     //  CPU threads it computes with; NULL: 1
 } vdgx_backend_impl_t;
+
+//  Registers a backend (kept for the life of the process; impl must stay valid). Returns -1
+//  when the prefix is invalid, taken by another impl, or the registry is full.
+int vdgx_backend_register (const vdgx_backend_impl_t *impl);
+//  The registered backends (modules loaded so far included), in registration order.
+int vdgx_backend_count (void);
+const vdgx_backend_impl_t *vdgx_backend_get (int index);
+
+//  A backend module is a shared object libvdgx_<prefix>.so exporting
+//      const vdgx_backend_impl_t *vdgx_backend_module_init (const vdgx_backend_host_t *host);
+//  which returns its impl (registered by the loader) or NULL with a reason in *err (malloc).
+//  Modules reach the host's functions only through this table, so they link no part of
+//  vdgx_kernels. The loader looks in $VDGX_BACKEND_PATH (':'-separated folders), then beside
+//  the executable, then in <executable>/../<libdir>/vdgx, then the default dlopen search.
+#define VDGX_BACKEND_ABI 1
+typedef struct {
+    int abi;                //  VDGX_BACKEND_ABI
+    size_t size;            //  sizeof (vdgx_backend_host_t)
+    void *(*priv) (vdgx_backend_t *self);
+    void (*set_priv) (vdgx_backend_t *self, void *priv);
+    void (*set_error) (vdgx_backend_t *self, const char *fmt, ...);
+    const float *nf4_values;        //  the 16 NF4 code values (vdgx_quant.h)
+} vdgx_backend_host_t;
+typedef const vdgx_backend_impl_t *(vdgx_backend_module_init_fn) (const vdgx_backend_host_t *host,
+                                                                  char **err);
+
 //  The implementation's private state (set by open, read by the ops).
 void *vdgx_backend_priv (vdgx_backend_t *self);
 void vdgx_backend_set_priv (vdgx_backend_t *self, void *priv);
 void vdgx_backend_set_error (vdgx_backend_t *self, const char *fmt, ...);
+//  Whether this backend computes this call itself (it has the op and supports_op agrees);
+//  false means vdgx_op_* runs it through the CPU fallback.
+bool vdgx_backend_supports (vdgx_backend_t *self, const vdgx_op_desc_t *desc);
 
 //  Tensors owned by a backend.
 int vdgx_tensor_alloc (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int ndim,
                        const int64_t *shape);
 void vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t);
+//  Raw bytes host <-> a contiguous tensor of the backend (any dtype; bytes must be its size).
+int vdgx_tensor_upload (vdgx_backend_t *b, vdgx_tensor_t *t, const void *src, size_t bytes);
+int vdgx_tensor_download (vdgx_backend_t *b, const vdgx_tensor_t *t, void *dst, size_t bytes);
 //  Host f32 <-> device tensor of any float dtype (converting).
 int vdgx_tensor_from_f32 (vdgx_backend_t *b, vdgx_tensor_t *t, const float *src);
 int vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst);

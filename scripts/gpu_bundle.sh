@@ -5,8 +5,10 @@
 # VDGX_GPU_BUILD=<folder>.
 #
 #   scripts/gpu_bundle.sh [OUT_DIR] [CUDA_ARCHS]
-#       defaults: .devbuild, 90a. The kernel tests and benchmark plus the Wan 2.1 GPU checks
-#       (vdgx-refcheck, vdgx-bench-dit, vdgx-bench-wan21). Built without OpenBLAS (the CPU
+#       defaults: .devbuild, 90a. The op test (test_backend_ops), the kernel tests and benchmark
+#       plus the Wan 2.1 GPU checks (vdgx-refcheck, vdgx-bench-dit, vdgx-bench-wan21), and the
+#       CUDA backend module lib/libvdgx_cuda.so, which the programs load from ../lib at run time
+#       (none of them links CUDA itself except the test_cuda_* tests and the benchmark). Built without OpenBLAS (the CPU
 #       oracle uses the portable sgemm) and without the video encoder in vdgx-bench-wan21, so
 #       the folder stays far below the device's 64 MiB limit on what travels.
 # Then on the GPU machine (carry the folder):
@@ -17,8 +19,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/.devbuild}"
 ARCHS="${2:-90a}"
 BUILD="$ROOT/build-gpu-bundle"
-PROGRAMS="test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda
-          vdgx-refcheck vdgx-bench-dit vdgx-bench-wan21"
+PROGRAMS="test_backend_ops test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear
+          vdgx-bench-cuda vdgx-refcheck vdgx-bench-dit vdgx-bench-wan21"
 LIMIT_MB=50
 
 cmake -S "$ROOT" -B "$BUILD" -DVDGX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" \
@@ -26,22 +28,23 @@ cmake -S "$ROOT" -B "$BUILD" -DVDGX_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" 
       -DVDGX_OPENBLAS=OFF -DVDGX_BENCH_WAN21_ENCODE=OFF \
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,--as-needed" >/dev/null
 # shellcheck disable=SC2086
-cmake --build "$BUILD" -j "$(nproc)" --target $PROGRAMS >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target $PROGRAMS vdgx_cuda >/dev/null
 
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/lib"
 for p in $PROGRAMS; do
     cp "$BUILD/bin/$p" "$OUT/bin/"
 done
-strip "$OUT"/bin/*
+cp "$BUILD/lib/libvdgx_cuda.so" "$OUT/lib/"
+strip "$OUT"/bin/* "$OUT/lib/libvdgx_cuda.so"
 # Libraries from this machine that the GPU machine's image does not have: everything but
 # the C runtime and the CUDA libraries (those must come from the GPU machine's toolkit).
-for f in "$OUT"/bin/*; do
+for f in "$OUT"/bin/* "$OUT/lib/libvdgx_cuda.so"; do
     ldd "$f" 2>/dev/null | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do
     case "$(basename "$lib")" in
         libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|ld-linux*|libgcc_s.so*|libstdc++.so*) ;;
-        libcuda.so*|libcudart.so*|libcublas*|libnvidia*|libnvrtc*) ;;
+        libcuda.so*|libcudart.so*|libcublas*|libnvidia*|libnvrtc*|libvdgx_cuda.so) ;;
         *) cp -L "$lib" "$OUT/lib/" ;;
     esac
 done

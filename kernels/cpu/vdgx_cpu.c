@@ -769,7 +769,9 @@ static const vdgx_backend_ops_t s_ops = {
     .snake = vdgx_cpu_snake, .unary = vdgx_cpu_unary,
 };
 
-static const vdgx_backend_impl_t s_impl = { "cpu", s_open, s_close, &s_ops };
+static const vdgx_backend_impl_t s_impl = {
+    "cpu", s_open, s_close, &s_ops, VDGX_BACKEND_HOST_MEMORY | VDGX_BACKEND_F32_ONLY, vdgx_cpu_threads
+};
 
 const vdgx_backend_impl_t *
 vdgx_cpu_backend_impl (void)

@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  The host's functions (the registry passes them to vdgx_backend_module_init): this module
+//  links no part of vdgx_kernels.
+static const vdgx_backend_host_t *s_host;
+
 #define VC_WORKSPACE (32u << 20)
 
 enum { PATH_AUTO = 0, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT, PATH_FLASH, PATH_GEMM, PATH_FLASH_LDSM,
@@ -91,7 +95,7 @@ typedef struct {
 
 static s_cuda_t *s_priv (vdgx_backend_t *self)
 {
-    return (s_cuda_t *) vdgx_backend_priv (self);
+    return (s_cuda_t *) s_host->priv (self);
 }
 
 static int s_ck (vdgx_backend_t *self, cudaError_t e, const char *what)
@@ -102,7 +106,7 @@ static int s_ck (vdgx_backend_t *self, cudaError_t e, const char *what)
         e = cudaStreamSynchronize (c->st);
     if (e == cudaSuccess)
         return 0;
-    vdgx_backend_set_error (self, "cuda: %s: %s (%s)", what, cudaGetErrorString (e), cudaGetErrorName (e));
+    s_host->set_error (self, "cuda: %s: %s (%s)", what, cudaGetErrorString (e), cudaGetErrorName (e));
     cudaGetLastError ();        //  clear a sticky launch error so later ops can report theirs
     return -1;
 }
@@ -171,7 +175,7 @@ static void *s_alloc (vdgx_backend_t *self, size_t bytes)
         size_t ncap = c->cap ? 2 * c->cap : 64;
         s_block_t *nb = (s_block_t *) realloc (c->blocks, ncap * sizeof *nb);
         if (!nb) {
-            vdgx_backend_set_error (self, "cuda: out of host memory");
+            s_host->set_error (self, "cuda: out of host memory");
             return NULL;
         }
         c->blocks = nb;
@@ -186,7 +190,7 @@ static void *s_alloc (vdgx_backend_t *self, size_t bytes)
         e = cudaMalloc (&p, want);
     }
     if (e != cudaSuccess) {
-        vdgx_backend_set_error (self, "cuda: cudaMalloc of %zu bytes failed: %s", want,
+        s_host->set_error (self, "cuda: cudaMalloc of %zu bytes failed: %s", want,
                                 cudaGetErrorString (e));
         cudaGetLastError ();
         return NULL;
@@ -206,7 +210,7 @@ static void s_free (vdgx_backend_t *self, void *ptr)
             return;
         }
     //  Not ours: misuse by the caller; say so rather than corrupt the pool.
-    vdgx_backend_set_error (self, "cuda: free of a pointer this backend did not allocate");
+    s_host->set_error (self, "cuda: free of a pointer this backend did not allocate");
 }
 
 //  The ops table's alloc/free are raw device memory: vdgx_backend.c pools on top of them.
@@ -225,7 +229,7 @@ static void *s_raw_alloc (vdgx_backend_t *self, size_t bytes)
         e = cudaMalloc (&p, bytes ? bytes : 1);
     }
     if (e != cudaSuccess) {
-        vdgx_backend_set_error (self, "cuda: cudaMalloc of %zu bytes failed: %s", bytes,
+        s_host->set_error (self, "cuda: cudaMalloc of %zu bytes failed: %s", bytes,
                                 cudaGetErrorString (e));
         cudaGetLastError ();
         return NULL;
@@ -324,16 +328,16 @@ static bool s_contig (const vdgx_tensor_t *t)
 static int s_chk (vdgx_backend_t *self, const vdgx_tensor_t *t, const char *op, const char *name)
 {
     if (!t || !t->data || t->ndim < 0 || t->ndim > VDGX_MAX_DIMS) {
-        vdgx_backend_set_error (self, "cuda %s: %s is missing or has no data", op, name);
+        s_host->set_error (self, "cuda %s: %s is missing or has no data", op, name);
         return -1;
     }
     if (!s_isfloat (t->dtype)) {
-        vdgx_backend_set_error (self, "cuda %s: %s has dtype %d, expected F32, F16 or BF16", op, name,
+        s_host->set_error (self, "cuda %s: %s has dtype %d, expected F32, F16 or BF16", op, name,
                                 (int) t->dtype);
         return -1;
     }
     if (!s_contig (t)) {
-        vdgx_backend_set_error (self, "cuda %s: %s is not contiguous", op, name);
+        s_host->set_error (self, "cuda %s: %s is not contiguous", op, name);
         return -1;
     }
     return 0;
@@ -347,7 +351,7 @@ static int s_chk_opt (vdgx_backend_t *self, const vdgx_tensor_t *t, const char *
     if (s_chk (self, t, op, name))
         return -1;
     if (s_numel (t) != numel) {
-        vdgx_backend_set_error (self, "cuda %s: %s has %lld elements, expected %lld", op, name,
+        s_host->set_error (self, "cuda %s: %s has %lld elements, expected %lld", op, name,
                                 (long long) s_numel (t), (long long) numel);
         return -1;
     }
@@ -399,7 +403,7 @@ static int s_align (const void *p)
 
 static int s_lt_fail (vdgx_backend_t *self, cublasStatus_t s, const char *what)
 {
-    vdgx_backend_set_error (self, "cuda: cuBLASLt %s: %s", what, cublasLtGetStatusString (s));
+    s_host->set_error (self, "cuda: cuBLASLt %s: %s", what, cublasLtGetStatusString (s));
     return -1;
 }
 
@@ -490,7 +494,7 @@ static int s_lt_gemm_ex (vdgx_backend_t *self, const s_gemm_t *g, bool probe)
             size_t ncap = c->plans_cap ? 2 * c->plans_cap : 32;
             s_plan_t *np = (s_plan_t *) realloc (c->plans, ncap * sizeof *np);
             if (!np) {
-                vdgx_backend_set_error (self, "cuda: out of host memory");
+                s_host->set_error (self, "cuda: out of host memory");
                 goto done;
             }
             c->plans = np;
@@ -624,7 +628,7 @@ static void s_close (vdgx_backend_t *self)
     free (c->plans);
     free (c);
     cudaGetLastError ();
-    vdgx_backend_set_priv (self, NULL);
+    s_host->set_priv (self, NULL);
 }
 
 static int s_open_fail (vdgx_backend_t *self, s_cuda_t *c, char **err, const char *what, const char *why)
@@ -635,7 +639,7 @@ static int s_open_fail (vdgx_backend_t *self, s_cuda_t *c, char **err, const cha
         if (*err)
             snprintf (*err, n, "cuda: %s: %s", what, why);
     }
-    vdgx_backend_set_priv (self, c);
+    s_host->set_priv (self, c);
     s_close (self);
     return -1;
 }
@@ -671,10 +675,10 @@ static int s_open (vdgx_backend_t *self, int ordinal, char **err)
     float init [VC_S_FLOATS] = { 0.f };
     init [VC_S_ASCALE] = init [VC_S_ONE] = init [VC_S_ALPHA] = 1.f;
     if ((e = cudaMemcpy (c->scratch, init, sizeof init, cudaMemcpyHostToDevice)) != cudaSuccess
-    ||  (e = vc_set_nf4_table (vdgx_nf4_values, c->st)) != cudaSuccess
+    ||  (e = vc_set_nf4_table (s_host->nf4_values, c->st)) != cudaSuccess
     ||  (e = cudaStreamSynchronize (c->st)) != cudaSuccess)
         return s_open_fail (self, c, err, "device set-up", cudaGetErrorString (e));
-    vdgx_backend_set_priv (self, c);
+    s_host->set_priv (self, c);
 
     static const char *const ln [] = { "auto", "lt", "mma", "naive", "dequant" };
     static const int lv [] = { PATH_AUTO, PATH_LT, PATH_MMA, PATH_NAIVE, PATH_DEQUANT };
@@ -794,14 +798,14 @@ static int s_weight_upload (vdgx_backend_t *self, vdgx_weight_t *dst, const vdgx
     int64_t sc;
     if (!dst || !host || !host->data || host->n <= 0 || host->k <= 0
     ||  s_wfmt_layout (host->fmt, host->n, host->k, &db, &se, &sc)) {
-        vdgx_backend_set_error (self, "cuda weight_upload: bad weight (format %d, %lld x %lld)",
+        s_host->set_error (self, "cuda weight_upload: bad weight (format %d, %lld x %lld)",
                                 host ? (int) host->fmt : -1, host ? (long long) host->n : 0LL,
                                 host ? (long long) host->k : 0LL);
         return -1;
     }
     if (host->fmt == VDGX_WFMT_FP8_E4M3) {
         if (host->scale_count != 1 && host->scale_count != host->n) {
-            vdgx_backend_set_error (self, "cuda weight_upload: FP8 weight has %lld scales, expected 1 or %lld",
+            s_host->set_error (self, "cuda weight_upload: FP8 weight has %lld scales, expected 1 or %lld",
                                     (long long) host->scale_count, (long long) host->n);
             return -1;
         }
@@ -809,12 +813,12 @@ static int s_weight_upload (vdgx_backend_t *self, vdgx_weight_t *dst, const vdgx
     }
     else
     if (se && host->scale_count != sc) {
-        vdgx_backend_set_error (self, "cuda weight_upload: %lld scales, expected %lld",
+        s_host->set_error (self, "cuda weight_upload: %lld scales, expected %lld",
                                 (long long) host->scale_count, (long long) sc);
         return -1;
     }
     if (se && !host->scales) {
-        vdgx_backend_set_error (self, "cuda weight_upload: quantized weight without scales");
+        s_host->set_error (self, "cuda weight_upload: quantized weight without scales");
         return -1;
     }
     vdgx_weight_t w;
@@ -922,13 +926,13 @@ static int s_linear (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
     if (s_enter (self) || s_chk (self, x, "linear", "x") || s_chk (self, y, "linear", "y"))
         return -1;
     if (!w || !w->data || w->n <= 0 || w->k <= 0 || w->owner != (void *) self) {
-        vdgx_backend_set_error (self, "cuda linear: weight is missing or not on this backend");
+        s_host->set_error (self, "cuda linear: weight is missing or not on this backend");
         return -1;
     }
     int64_t N = w->n, K = w->k;
     if (x->ndim < 1 || x->shape [x->ndim - 1] != K || y->shape [y->ndim - 1] != N
     ||  s_numel (x) / K != s_numel (y) / N) {
-        vdgx_backend_set_error (self, "cuda linear: x [..., %lld] / y [..., %lld] do not match W [%lld, %lld]",
+        s_host->set_error (self, "cuda linear: x [..., %lld] / y [..., %lld] do not match W [%lld, %lld]",
                                 (long long) x->shape [x->ndim > 0 ? x->ndim - 1 : 0],
                                 (long long) y->shape [y->ndim > 0 ? y->ndim - 1 : 0],
                                 (long long) N, (long long) K);
@@ -1058,14 +1062,14 @@ static int s_matmul (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
         || s_chk (self, y, "matmul", "y"))
         return -1;
     if (a->ndim < 2 || b->ndim < 2) {
-        vdgx_backend_set_error (self, "cuda matmul: a and b need at least 2 dims");
+        s_host->set_error (self, "cuda matmul: a and b need at least 2 dims");
         return -1;
     }
     int64_t M = a->shape [a->ndim - 2], K = a->shape [a->ndim - 1];
     int64_t K2 = b->shape [b->ndim - 2], N = b->shape [b->ndim - 1];
     int64_t Ba = (M * K != 0) ? s_numel (a) / (M * K) : 0, Bb = (K2 * N != 0) ? s_numel (b) / (K2 * N) : 0;
     if (K != K2 || (Bb != Ba && Bb != 1) || s_numel (y) != Ba * M * N) {
-        vdgx_backend_set_error (self, "cuda matmul: shapes do not match ([%lld,%lld,%lld] . [%lld,%lld,%lld])",
+        s_host->set_error (self, "cuda matmul: shapes do not match ([%lld,%lld,%lld] . [%lld,%lld,%lld])",
                                 (long long) Ba, (long long) M, (long long) K, (long long) Bb,
                                 (long long) K2, (long long) N);
         return -1;
@@ -1128,7 +1132,7 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     if (s_enter (self) || s_chk (self, q, "attention", "q") || s_chk (self, o, "attention", "o"))
         return -1;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4 || o->ndim != 4) {
-        vdgx_backend_set_error (self, "cuda attention: q, k, v, o must be [B, L, H, D]");
+        s_host->set_error (self, "cuda attention: q, k, v, o must be [B, L, H, D]");
         return -1;
     }
     int64_t B = q->shape [0], Lq = q->shape [1], H = q->shape [2], D = q->shape [3], Lk = k->shape [1];
@@ -1137,18 +1141,18 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     int64_t kvb = B > 1 ? k->stride [0] : Lk * Hkv * D;
     bool kv_dense = kvb == Lk * Hkv * D;
     if (!k->data || !v->data || !s_isfloat (k->dtype) || !s_isfloat (v->dtype)) {
-        vdgx_backend_set_error (self, "cuda attention: k and v must be float tensors with data");
+        s_host->set_error (self, "cuda attention: k and v must be float tensors with data");
         return -1;
     }
     for (int i = 0; i < 4; i++)
         if (o->shape [i] != q->shape [i] || v->shape [i] != k->shape [i]
             || (i != 1 && i != 2 && k->shape [i] != q->shape [i]) || Hkv <= 0 || H % Hkv) {
-            vdgx_backend_set_error (self, "cuda attention: q/k/v/o shapes do not match");
+            s_host->set_error (self, "cuda attention: q/k/v/o shapes do not match");
             return -1;
         }
     const vdgx_tensor_t *key_mask = spec->key_mask, *bias = spec->bias;
     if (key_mask && (!key_mask->data || key_mask->dtype != VDGX_DTYPE_U8 || s_numel (key_mask) != B * Lk)) {
-        vdgx_backend_set_error (self, "cuda attention: key_mask must be U8 [B, Lk]");
+        s_host->set_error (self, "cuda attention: key_mask must be U8 [B, Lk]");
         return -1;
     }
     if (s_chk_opt (self, bias, "attention", "bias", H * Lq * Lk))
@@ -1161,7 +1165,7 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
     int qdt = q->dtype;
     if ((int) k->dtype != qdt || (int) v->dtype != qdt) {
         if (!kv_dense) {        //  supports_op sends this case to the CPU
-            vdgx_backend_set_error (self, "cuda attention: a strided k/v view needs q, k, v of one dtype");
+            s_host->set_error (self, "cuda attention: a strided k/v view needs q, k, v of one dtype");
             return -1;
         }
         qdt = VDGX_DTYPE_F32;
@@ -1185,7 +1189,7 @@ static int s_attention (vdgx_backend_t *self, vdgx_tensor_t *o, const vdgx_tenso
         e = vc_attention (c->st, 0, o->data, o->dtype, qp, kp, vp, qdt, B, Lq, Lk, H, Hkv, D, kvb, am, mp,
                           bp, scale);
         if (e == cudaErrorNotSupported) {
-            vdgx_backend_set_error (self, "cuda attention: head dim %lld is over 512", (long long) D);
+            s_host->set_error (self, "cuda attention: head dim %lld is over 512", (long long) D);
             goto done;
         }
     }
@@ -1209,7 +1213,7 @@ static int s_norm_mod (vdgx_backend_t *self, const char *op, vdgx_tensor_t *y, c
     if (s_enter (self) || s_chk (self, x, op, "x") || s_chk (self, y, op, "y"))
         return -1;
     if (x->ndim < 1 || s_numel (y) != s_numel (x)) {
-        vdgx_backend_set_error (self, "cuda %s: x and y differ in size", op);
+        s_host->set_error (self, "cuda %s: x and y differ in size", op);
         return -1;
     }
     int64_t C = x->shape [x->ndim - 1];
@@ -1224,7 +1228,7 @@ static int s_norm_mod (vdgx_backend_t *self, const char *op, vdgx_tensor_t *y, c
         Bm = s_numel (m) / C;
         if (Bm * C != s_numel (m) || (Bm != 1 && Bm != Bx)
             || s_chk_opt (self, shift, op, "shift", Bm * C) || s_chk_opt (self, scale, op, "scale", Bm * C)) {
-            vdgx_backend_set_error (self, "cuda %s: shift/scale must be [B, C] or [C]", op);
+            s_host->set_error (self, "cuda %s: shift/scale must be [B, C] or [C]", op);
             return -1;
         }
     }
@@ -1261,7 +1265,7 @@ static int s_channel_rmsnorm (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx
     if (s_enter (self) || s_chk (self, x, "channel_rmsnorm", "x") || s_chk (self, y, "channel_rmsnorm", "y"))
         return -1;
     if (x->ndim < 2 || s_numel (y) != s_numel (x)) {
-        vdgx_backend_set_error (self, "cuda channel_rmsnorm: x must be [N, C, ...] and y the same size");
+        s_host->set_error (self, "cuda channel_rmsnorm: x must be [N, C, ...] and y the same size");
         return -1;
     }
     int64_t N = x->shape [0], C = x->shape [1];
@@ -1290,7 +1294,7 @@ static int s_bc (vdgx_backend_t *self, const char *op, const vdgx_tensor_t *x, c
             return -1;
         *Bm = *C ? s_numel (m) / *C : 1;
         if (*Bm * *C != s_numel (m) || (*Bm != 1 && *Bm != Bx)) {
-            vdgx_backend_set_error (self, "cuda %s: operand has %lld elements, expected [B=%lld, C=%lld] or [C]",
+            s_host->set_error (self, "cuda %s: operand has %lld elements, expected [B=%lld, C=%lld] or [C]",
                                     op, (long long) s_numel (m), (long long) Bx, (long long) *C);
             return -1;
         }
@@ -1308,7 +1312,7 @@ static int s_modulate (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor
         || s_bc (self, "modulate", x, scale, &rows, &C, &L, &Bm2))
         return -1;
     if (s_numel (y) != s_numel (x) || (shift && scale && Bm != Bm2)) {
-        vdgx_backend_set_error (self, "cuda modulate: sizes do not match");
+        s_host->set_error (self, "cuda modulate: sizes do not match");
         return -1;
     }
     if (!shift) Bm = Bm2;
@@ -1326,7 +1330,7 @@ static int s_gated_residual (vdgx_backend_t *self, vdgx_tensor_t *x, const vdgx_
         || s_bc (self, "gated_residual", x, gate, &rows, &C, &L, &Bm))
         return -1;
     if (s_numel (y) != s_numel (x)) {
-        vdgx_backend_set_error (self, "cuda gated_residual: x and y differ in size");
+        s_host->set_error (self, "cuda gated_residual: x and y differ in size");
         return -1;
     }
     return s_ck (self, vc_gated_residual (c->st, x->data, x->dtype, y->data, y->dtype, rows, C, L, Bm,
@@ -1341,7 +1345,7 @@ static int s_unary (vdgx_backend_t *self, const char *op, int kind, vdgx_tensor_
     if (s_enter (self) || s_chk (self, x, op, "x") || s_chk (self, y, op, "y"))
         return -1;
     if (s_numel (y) != s_numel (x)) {
-        vdgx_backend_set_error (self, "cuda %s: x and y differ in size", op);
+        s_host->set_error (self, "cuda %s: x and y differ in size", op);
         return -1;
     }
     return s_ck (self, vc_unary (c->st, kind, y->data, y->dtype, x->data, x->dtype, s_numel (x),
@@ -1372,7 +1376,7 @@ static int s_binary (vdgx_backend_t *self, const char *op, int kind, vdgx_tensor
         return -1;
     int64_t n = s_numel (a), nb = s_numel (b);
     if (s_numel (y) != n || (n > 0 && (nb == 0 || n % nb != 0))) {
-        vdgx_backend_set_error (self, "cuda %s: b (%lld elements) does not broadcast to a (%lld)", op,
+        s_host->set_error (self, "cuda %s: b (%lld elements) does not broadcast to a (%lld)", op,
                                 (long long) nb, (long long) n);
         return -1;
     }
@@ -1399,17 +1403,17 @@ static int s_rope (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *
         || s_chk (self, cos_t, "rope", "cos") || s_chk (self, sin_t, "rope", "sin"))
         return -1;
     if (x->ndim != 4 || s_numel (y) != s_numel (x) || x->shape [3] % 2 || cos_t->dtype != sin_t->dtype) {
-        vdgx_backend_set_error (self, "cuda rope: x must be [B, L, H, D] with even D, y the same size");
+        s_host->set_error (self, "cuda rope: x must be [B, L, H, D] with even D, y the same size");
         return -1;
     }
     int64_t B = x->shape [0], L = x->shape [1], H = x->shape [2], D = x->shape [3];
     if (s_numel (cos_t) != L * D / 2 || s_numel (sin_t) != L * D / 2) {
-        vdgx_backend_set_error (self, "cuda rope: cos/sin must be [L=%lld, D/2=%lld]", (long long) L,
+        s_host->set_error (self, "cuda rope: cos/sin must be [L=%lld, D/2=%lld]", (long long) L,
                                 (long long) (D / 2));
         return -1;
     }
     if (layout != VDGX_ROPE_INTERLEAVED && layout != VDGX_ROPE_HALF) {
-        vdgx_backend_set_error (self, "cuda rope: unknown layout %d", (int) layout);
+        s_host->set_error (self, "cuda rope: unknown layout %d", (int) layout);
         return -1;
     }
     return s_ck (self, vc_rope (c->st, y->data, y->dtype, x->data, x->dtype, B, L, H, D, cos_t->data,
@@ -1421,7 +1425,7 @@ static int s_same (vdgx_backend_t *self, const char *op, const vdgx_tensor_t *y,
 {
     if (!x || !y || !x->data || !y->data || x->dtype != y->dtype || !s_esize (x->dtype)
         || !s_contig (x) || !s_contig (y) || x->ndim < 1 || x->ndim > VDGX_MAX_DIMS) {
-        vdgx_backend_set_error (self, "cuda %s: x and y must be contiguous tensors of one dtype", op);
+        s_host->set_error (self, "cuda %s: x and y must be contiguous tensors of one dtype", op);
         return -1;
     }
     return 0;
@@ -1436,7 +1440,7 @@ static int s_permute (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_
     for (int i = 0; i < x->ndim; i++) {
         if (!perm || perm [i] < 0 || perm [i] >= x->ndim || (seen & (1 << perm [i]))
             || y->shape [i] != x->shape [perm [i]] || y->ndim != x->ndim) {
-            vdgx_backend_set_error (self, "cuda permute: bad permutation or output shape");
+            s_host->set_error (self, "cuda permute: bad permutation or output shape");
             return -1;
         }
         seen |= 1 << perm [i];
@@ -1471,7 +1475,7 @@ static int s_concat (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
         ok = i == d ? y->shape [i] == a->shape [i] + b->shape [i]
                     : (a->shape [i] == b->shape [i] && y->shape [i] == a->shape [i]);
     if (!ok || s_dim (b, dim, &o2, &i2) < 0) {
-        vdgx_backend_set_error (self, "cuda concat: shapes do not match along dim %d", dim);
+        s_host->set_error (self, "cuda concat: shapes do not match along dim %d", dim);
         return -1;
     }
     size_t es = s_esize (a->dtype);
@@ -1500,7 +1504,7 @@ static int s_slice (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t 
     for (int i = 0; ok && i < x->ndim; i++)
         ok = y->shape [i] == (i == d ? len : x->shape [i]);
     if (!ok) {
-        vdgx_backend_set_error (self, "cuda slice: [%lld, %lld) along dim %d is out of range or y mismatches",
+        s_host->set_error (self, "cuda slice: [%lld, %lld) along dim %d is out of range or y mismatches",
                                 (long long) start, (long long) (start + len), dim);
         return -1;
     }
@@ -1519,7 +1523,7 @@ static int s_upsample2x (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tens
         return -1;
     if (x->ndim < 2 || y->ndim != x->ndim || y->shape [x->ndim - 1] != 2 * x->shape [x->ndim - 1]
         || y->shape [x->ndim - 2] != 2 * x->shape [x->ndim - 2] || s_numel (y) != 4 * s_numel (x)) {
-        vdgx_backend_set_error (self, "cuda upsample2x: y must be [..., 2H, 2W] of x [..., H, W]");
+        s_host->set_error (self, "cuda upsample2x: y must be [..., 2H, 2W] of x [..., H, W]");
         return -1;
     }
     int64_t H = x->shape [x->ndim - 2], W = x->shape [x->ndim - 1];
@@ -1536,7 +1540,7 @@ static int s_cast (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *
         return -1;
     if (!x || !y || !x->data || !y->data || s_numel (x) != s_numel (y) || !s_contig (x) || !s_contig (y)
         || !s_esize (x->dtype) || !s_esize (y->dtype)) {
-        vdgx_backend_set_error (self, "cuda cast: x and y must be contiguous with the same size");
+        s_host->set_error (self, "cuda cast: x and y must be contiguous with the same size");
         return -1;
     }
     int64_t n = s_numel (x);
@@ -1545,7 +1549,7 @@ static int s_cast (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *
     bool fx = s_isfloat (x->dtype) || x->dtype == VDGX_DTYPE_F8_E4M3 || x->dtype == VDGX_DTYPE_F8_E5M2 || x->dtype == VDGX_DTYPE_F64;
     bool fy = s_isfloat (y->dtype) || y->dtype == VDGX_DTYPE_F8_E4M3 || y->dtype == VDGX_DTYPE_F8_E5M2 || y->dtype == VDGX_DTYPE_F64;
     if (!fx || !fy) {
-        vdgx_backend_set_error (self, "cuda cast: only float dtypes convert (%d -> %d)", (int) x->dtype,
+        s_host->set_error (self, "cuda cast: only float dtypes convert (%d -> %d)", (int) x->dtype,
                                 (int) y->dtype);
         return -1;
     }
@@ -1639,7 +1643,7 @@ static int s_conv3d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
     if (x->ndim != 5 || w->ndim != 5 || y->ndim != 5 || !stride || !pad || w->shape [1] != x->shape [1]
         || stride [0] < 1 || stride [1] < 1 || stride [2] < 1 || pad [0] < 0 || pad [1] < 0
         || pad [2] < 0 || pad [3] < 0 || !s_fits_int (x->shape, 5) || !s_fits_int (w->shape, 5)) {
-        vdgx_backend_set_error (self, "cuda conv3d: x [N,Cin,T,H,W], w [Cout,Cin,kt,kh,kw] expected");
+        s_host->set_error (self, "cuda conv3d: x [N,Cin,T,H,W], w [Cout,Cin,kt,kh,kw] expected");
         return -1;
     }
     s_conv_t p = { (int) x->shape [0], (int) x->shape [1], (int) x->shape [2], (int) x->shape [3],
@@ -1651,7 +1655,7 @@ static int s_conv3d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
     int64_t Wo = ((int64_t) p.W + 2 * pad [3] - p.kw) / p.sw + 1;
     if (To < 1 || Ho < 1 || Wo < 1 || y->shape [0] != p.N || y->shape [1] != p.Cout || y->shape [2] != To
         || y->shape [3] != Ho || y->shape [4] != Wo) {
-        vdgx_backend_set_error (self, "cuda conv3d: y must be [%d, %d, %lld, %lld, %lld]", p.N, p.Cout,
+        s_host->set_error (self, "cuda conv3d: y must be [%d, %d, %lld, %lld, %lld]", p.N, p.Cout,
                                 (long long) To, (long long) Ho, (long long) Wo);
         return -1;
     }
@@ -1671,7 +1675,7 @@ static int s_conv2d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
     if (x->ndim != 4 || w->ndim != 4 || y->ndim != 4 || !stride || !pad || w->shape [1] != x->shape [1]
         || stride [0] < 1 || stride [1] < 1 || pad [0] < 0 || pad [1] < 0 || pad [2] < 0 || pad [3] < 0
         || !s_fits_int (x->shape, 4) || !s_fits_int (w->shape, 4)) {
-        vdgx_backend_set_error (self, "cuda conv2d: x [N,Cin,H,W], w [Cout,Cin,kh,kw] expected");
+        s_host->set_error (self, "cuda conv2d: x [N,Cin,H,W], w [Cout,Cin,kh,kw] expected");
         return -1;
     }
     s_conv_t p = { (int) x->shape [0], (int) x->shape [1], 1, (int) x->shape [2], (int) x->shape [3],
@@ -1681,7 +1685,7 @@ static int s_conv2d (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t
     int64_t Wo = ((int64_t) p.W + pad [2] + pad [3] - p.kw) / p.sw + 1;
     if (Ho < 1 || Wo < 1 || y->shape [0] != p.N || y->shape [1] != p.Cout || y->shape [2] != Ho
         || y->shape [3] != Wo) {
-        vdgx_backend_set_error (self, "cuda conv2d: y must be [%d, %d, %lld, %lld]", p.N, p.Cout,
+        s_host->set_error (self, "cuda conv2d: y must be [%d, %d, %lld, %lld]", p.N, p.Cout,
                                 (long long) Ho, (long long) Wo);
         return -1;
     }
@@ -1705,7 +1709,7 @@ int vdgx_cuda_weight_quantize (vdgx_backend_t *self, vdgx_weight_t *dst, vdgx_wf
     if (src->ndim != 2 || !dst
         || (fmt != VDGX_WFMT_FP8_E4M3 && fmt != VDGX_WFMT_NVFP4 && fmt != VDGX_WFMT_MXFP4 && fmt != VDGX_WFMT_NF4)
         || s_wfmt_layout (fmt, src->shape [0], src->shape [1], &db, &se, &sc)) {
-        vdgx_backend_set_error (self, "cuda weight_quantize: needs src [n, k] (k a multiple of the block) and a quantized format");
+        s_host->set_error (self, "cuda weight_quantize: needs src [n, k] (k a multiple of the block) and a quantized format");
         return -1;
     }
     int64_t n = src->shape [0], k = src->shape [1];
@@ -1748,7 +1752,7 @@ static int s_conv1d_any (vdgx_backend_t *self, const char *op, bool tr, vdgx_ten
         || (bias && s_chk (self, bias, op, "bias")))
         return -1;
     if (x->ndim != 3 || y->ndim != 3 || w->ndim != 3) {
-        vdgx_backend_set_error (self, "cuda %s: x, w, y must be 3-D", op);
+        s_host->set_error (self, "cuda %s: x, w, y must be 3-D", op);
         return -1;
     }
     return s_ck (self, vc_conv1d (c->st, tr, y->data, y->dtype, x->data, x->dtype, w->data, w->dtype,
@@ -1860,9 +1864,16 @@ static const vdgx_backend_ops_t s_ops = {
     .unary = s_unary_op,
 };
 
-static const vdgx_backend_impl_t s_impl = { "cuda", s_open, s_close, &s_ops };
+static const vdgx_backend_impl_t s_impl = { "cuda", s_open, s_close, &s_ops, 0, NULL };
 
-const vdgx_backend_impl_t *vdgx_cuda_backend_impl (void)
+//  The module entry point the registry looks up after dlopen (see vdgx_backend.h).
+const vdgx_backend_impl_t *vdgx_backend_module_init (const vdgx_backend_host_t *host, char **err)
 {
+    if (!host || host->abi != VDGX_BACKEND_ABI || host->size < sizeof (vdgx_backend_host_t)) {
+        if (err)
+            *err = strdup ("libvdgx_cuda.so was built for another version of the backend interface");
+        return NULL;
+    }
+    s_host = host;
     return &s_impl;
 }

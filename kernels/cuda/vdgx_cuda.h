@@ -1,9 +1,10 @@
 /*  vdgx_cuda.h - the CUDA backend (cuBLASLt GEMMs, custom FP4/FP8 weight-only GEMM,
     FlashAttention-2-style attention, fused norms and elementwise kernels).
 
-    The backend factory (kernels/vdgx_backend.c) opens it for "cuda" / "cuda:N" through
-    vdgx_cuda_backend_impl(). Everything else here is optional extras for engines, tests and
-    the benchmark.
+    Built as the module libvdgx_cuda.so: the backend registry (kernels/vdgx_backend.c) loads
+    it with dlopen the first time "cuda" / "cuda:N" is asked for and calls
+    vdgx_backend_module_init. Everything else here is optional extras for tests and the
+    benchmark, which link the module directly (valid once a "cuda" backend has been created).
 
     Kernel path selection (read once when a backend opens; tests use it to check every path):
       VDGX_CUDA_LINEAR = auto | lt | mma | naive | dequant
@@ -26,8 +27,8 @@
 extern "C" {
 #endif
 
-//  The ops table and open/close of the CUDA backend (prefix "cuda").
-const vdgx_backend_impl_t *vdgx_cuda_backend_impl (void);
+//  The module entry point: the CUDA backend's ops table and open/close (prefix "cuda").
+const vdgx_backend_impl_t *vdgx_backend_module_init (const vdgx_backend_host_t *host, char **err);
 
 //  Number of CUDA devices (0 when the driver or a GPU is missing; never fails).
 int vdgx_cuda_device_count (void);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tests/gpu/run.sh - builds kernels/ with the CUDA backend (sm_90a), runs every GPU test and
-# the CUDA benchmark, and prints one summary table (also written to $OUT/gpu_summary.txt
+# tests/gpu/run.sh - builds kernels/ with the CUDA backend (sm_90a), runs the table-driven op
+# test (test_backend_ops: every op against the CPU backend), every GPU test and the CUDA
+# benchmark, and prints one summary table (also written to $OUT/gpu_summary.txt
 # with the full logs beside it when $OUT is set).
 #
 #   tests/gpu/run.sh                      configure + build in build-gpu, then run
@@ -69,6 +70,7 @@ run_prog () {   # name timeout args...
 
 # Tests synchronise after every kernel (VDGX_CUDA_SYNC) so a fault names its op.
 export VDGX_CUDA_SYNC=1
+run_prog test_backend_ops 90 -b cuda:0 --require
 run_prog test_cuda_elem 40
 run_prog test_cuda_attn 50
 run_prog test_cuda_conv 40
@@ -120,13 +122,13 @@ fi
 
 SUM="$LOGDIR/gpu_summary.txt"
 ALL="$LOGDIR/gpu_results_all.txt"
-cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
+cat "$LOGDIR"/gpu_test_backend_ops.log "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
 {
     echo "VideosDGX GPU summary ($(date -u +%FT%TZ), $(( $(date +%s) - T0 )) s)"
     grep -h "^device" "$LOGDIR"/gpu_test_cuda_elem.log "$LOGDIR"/gpu_vdgx-bench-cuda.log 2>/dev/null | head -1
     echo
     echo "program status"
-    for p in test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda \
+    for p in test_backend_ops test_cuda_elem test_cuda_attn test_cuda_conv test_cuda_linear vdgx-bench-cuda \
              vdgx-refcheck vdgx-bench-wan21; do
         printf "  %-18s %s\n" "$p" "${STATUS[$p]:-not run}"
     done
@@ -139,6 +141,7 @@ cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep "^RESULT " > "$ALL"
     echo
     echo "per group (test / case prefix): checks, failed, worst error / its tolerance (case)"
     awk '{ split($3, c, "/"); g = $2 " " c[1]; if ($2 == "linear" || $2 == "attention") g = g "/" c[2];
+           if ($2 == "ops") g = g "/" c[2] "/" c[3];
            e = $4; sub("err=", "", e); t = $5; sub("tol=", "", t);
            r = (t + 0 > 0) ? e / t : (e + 0 > 0 ? 1e9 : 0);
            n[g]++; if ($6 != "PASS") f[g]++;
@@ -167,7 +170,7 @@ cat "$SUM"
     printf "%-10s %-58s %-6s %-10s %s\n" test case result error tolerance
     awk '{e=$4; sub("err=","",e); t=$5; sub("tol=","",t); printf "%-10s %-58s %-6s %-10s %s\n", $2, $3, $6, e, t }' "$ALL"
 } >> "$SUM"
-FAILS=$(cat "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep -c "^RESULT .*FAIL")
+FAILS=$(cat "$LOGDIR"/gpu_test_backend_ops.log "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null | grep -c "^RESULT .*FAIL")
 # The device tool brings back at most 8 files from $OUT: the logs travel as one archive.
 if [ -n "${OUT:-}" ]; then
     (cd "$LOGDIR" && tar czf gpu_logs.tar.gz gpu_*.log && rm -f gpu_*.log)
