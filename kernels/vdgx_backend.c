@@ -505,34 +505,6 @@ vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t)
     t->owner = NULL;
 }
 
-static int
-s_check_raw (vdgx_backend_t *b, const char *op, const vdgx_tensor_t *t, const void *p, size_t bytes)
-{
-    if (!t || !p || !vdgx_tensor_is_contiguous (t) || t->device != b->device || bytes != vdgx_tensor_nbytes (t)
-        || (!t->data && bytes)) {
-        vdgx_backend_set_error (b, "%s: needs a contiguous tensor of this backend and exactly its %zu bytes",
-                                op, t? vdgx_tensor_nbytes (t): (size_t) 0);
-        return -1;
-    }
-    return 0;
-}
-
-int
-vdgx_tensor_upload (vdgx_backend_t *b, vdgx_tensor_t *t, const void *src, size_t bytes)
-{
-    if (s_check_raw (b, "tensor_upload", t, src, bytes))
-        return -1;
-    return bytes? b->ops->upload (b, t->data, src, bytes): 0;
-}
-
-int
-vdgx_tensor_download (vdgx_backend_t *b, const vdgx_tensor_t *t, void *dst, size_t bytes)
-{
-    if (s_check_raw (b, "tensor_download", t, dst, bytes))
-        return -1;
-    return bytes? b->ops->download (b, dst, t->data, bytes): 0;
-}
-
 int
 vdgx_tensor_from_f32 (vdgx_backend_t *b, vdgx_tensor_t *t, const float *src)
 {

@@ -268,9 +268,6 @@ bool vdgx_backend_supports (vdgx_backend_t *self, const vdgx_op_desc_t *desc);
 int vdgx_tensor_alloc (vdgx_backend_t *b, vdgx_tensor_t *t, vdgx_dtype_t dtype, int ndim,
                        const int64_t *shape);
 void vdgx_tensor_release (vdgx_backend_t *b, vdgx_tensor_t *t);
-//  Raw bytes host <-> a contiguous tensor of the backend (any dtype; bytes must be its size).
-int vdgx_tensor_upload (vdgx_backend_t *b, vdgx_tensor_t *t, const void *src, size_t bytes);
-int vdgx_tensor_download (vdgx_backend_t *b, const vdgx_tensor_t *t, void *dst, size_t bytes);
 //  Host f32 <-> device tensor of any float dtype (converting).
 int vdgx_tensor_from_f32 (vdgx_backend_t *b, vdgx_tensor_t *t, const float *src);
 int vdgx_tensor_to_f32 (vdgx_backend_t *b, const vdgx_tensor_t *t, float *dst);

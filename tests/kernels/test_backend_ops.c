@@ -277,7 +277,7 @@ s_run (vdgx_backend_t *b, const s_case_t *c, vdgx_dtype_t dt, float **host, cons
             uint8_t *u = malloc ((size_t) m + 1);
             for (int64_t j = 0; j < m; j++)
                 u [j] = host [i][j] != 0;
-            int rc = vdgx_tensor_upload (b, &r.t [i], u, (size_t) m);
+            int rc = vdgx_tensor_upload (b, &r.t [i], u);
             free (u);
             if (rc)
                 goto fail;
