@@ -25,6 +25,7 @@ extern int vdgx_refcheck_t5v11 (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_gemma3 (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx2_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
 typedef struct {
     const char *model;
@@ -65,6 +66,7 @@ main (int argc, char *argv [])
         { "gemma3", "decoder", vdgx_refcheck_gemma3 },
         { "ltx2", "text", vdgx_refcheck_ltx2_text },
         { "ltx23", "text", vdgx_refcheck_ltx23_text },
+        { "magi1", "dit", vdgx_refcheck_magi1_dit },
     };
     const size_t nparts = sizeof (parts) / sizeof (parts [0]);
 

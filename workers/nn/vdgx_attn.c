@@ -222,6 +222,22 @@ vdgx_kvcache_attend (vdgx_kvcache_t *self, vdgx_tensor_t *o, const vdgx_tensor_t
     return vdgx_op_attention_ex (b, o, q, &k, &v, &s, scale);
 }
 
+int
+vdgx_kvcache_attend_span (vdgx_kvcache_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
+                          int64_t from, int64_t n, float scale)
+{
+    assert (self && o && q);
+    vdgx_backend_t *b = self->b;
+    if (q->ndim != 4 || self->k.shape [0] != 1 || from < 0 || n <= 0 || from + n > self->len) {
+        vdgx_backend_set_error (b, "kv cache: rows [%lld, %lld) of %lld cached rows (batch %lld)",
+                                (long long) from, (long long) (from + n), (long long) self->len,
+                                (long long) self->k.shape [0]);
+        return -1;
+    }
+    vdgx_tensor_t k = s_span (&self->k, 0, from, n), v = s_span (&self->v, 0, from, n);
+    return vdgx_op_attention_ex (b, o, q, &k, &v, NULL, scale);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Attention module
 

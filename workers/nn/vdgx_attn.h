@@ -64,6 +64,10 @@ int vdgx_kvcache_truncate (vdgx_kvcache_t *self, int64_t len);
 //  window, block, key_mask [B, len] and bias apply; q_offset is set to len - Lq.
 int vdgx_kvcache_attend (vdgx_kvcache_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
                          const vdgx_attn_spec_t *spec, float scale);
+//  o = full attention of q [1, Lq, H, D] over the cached rows [from, from + n) only (batch-1
+//  caches): a query chunk that sees a window of earlier chunks (MAGI-1's kv ranges).
+int vdgx_kvcache_attend_span (vdgx_kvcache_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
+                              int64_t from, int64_t n, float scale);
 
 //  ---------------------------------------------------------------------------------------
 //  The attention module.
