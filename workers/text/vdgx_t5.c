@@ -495,9 +495,9 @@ vdgx_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char *
     }
     snprintf (file, sizeof (file), "%s", path);
     if (S_ISDIR (st.st_mode)) {
-        //  A Wan model directory or a diffusers text_encoder/ folder.
+        //  A text_encoder/ folder or a model folder holding one (the engine names its own files).
         static const char *candidates [] = {
-            "models_t5_umt5-xxl-enc-bf16.pth", "model.safetensors.index.json",
+            "model.safetensors.index.json",
             "model.safetensors", "text_encoder/model.safetensors.index.json",
             "text_encoder/model.safetensors" };
         bool found = false;
@@ -506,7 +506,7 @@ vdgx_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char *
             found = vdgx_is_file (file);
         }
         if (!found) {
-            *err = vdgx_strdupf ("T5: '%s' holds none of models_t5_umt5-xxl-enc-bf16.pth, "
+            *err = vdgx_strdupf ("T5: '%s' holds none of "
                               "model.safetensors[.index.json], text_encoder/", path);
             return NULL;
         }
