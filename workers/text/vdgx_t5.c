@@ -11,6 +11,7 @@
     - FFN is fc2(fc1(x) * gelu_tanh(gate(x))).
 */
 #include "vdgx_t5.h"
+#include "vdgx_nn.h"
 #include "vdgx_util.h"
 
 #include <assert.h>
@@ -597,16 +598,6 @@ s_work_release (vdgx_backend_t *b, s_work_t *w)
             vdgx_tensor_release (b, all [i]);
 }
 
-static vdgx_tensor_t
-s_view (const vdgx_tensor_t *t, int ndim, const int64_t *shape)
-{
-    vdgx_tensor_t v;
-    int rc = vdgx_tensor_reshape (&v, t, ndim, shape);
-    assert (rc == 0);
-    (void) rc;
-    return v;
-}
-
 //  The official code sets masked logits to finfo(float32).min (replacing the bias), which
 //  absorbs q.k and gives those keys weight exactly 0. -1e30 does the same in f32 (q.k is far
 //  below its ulp) and stays finite when a backend rescales logits (e.g. by log2(e)).
@@ -712,10 +703,10 @@ vdgx_t5_forward (vdgx_t5_t *self, const int32_t *ids, const uint8_t *mask, int b
         self->cached_len = len;
     }
 
-    vdgx_tensor_t x2 = s_view (&w.x, 2, sd);
+    vdgx_tensor_t x2 = vdgx_nn_view (&w.x, 2, sd);
     const int64_t s4 [4] = { B, L, H, HD }, s1 [4] = { 1, L, H, HD }, y3 [3] = { B, L, D };
-    vdgx_tensor_t q4 = s_view (&w.q, 4, s4), k4 = s_view (&w.k, 4, s4), v4 = s_view (&w.v, 4, s4);
-    vdgx_tensor_t o4 = s_view (&w.att, 4, s4), y_3 = s_view (&w.y, 3, y3);
+    vdgx_tensor_t q4 = vdgx_nn_view (&w.q, 4, s4), k4 = vdgx_nn_view (&w.k, 4, s4), v4 = vdgx_nn_view (&w.v, 4, s4);
+    vdgx_tensor_t o4 = vdgx_nn_view (&w.att, 4, s4), y_3 = vdgx_nn_view (&w.y, 3, y3);
     char tapname [64];
     for (int i = 0; i < c->num_layers; i++) {
         s_layer_t *l = &self->layers [i];
@@ -775,7 +766,7 @@ vdgx_t5_forward (vdgx_t5_t *self, const int32_t *ids, const uint8_t *mask, int b
         s_set_error (self, "T5: cannot allocate the output: %s", vdgx_backend_error (b));
         goto done;
     }
-    vdgx_tensor_t out2 = s_view (out, 2, sd);
+    vdgx_tensor_t out2 = vdgx_nn_view (out, 2, sd);
     if (vdgx_op_rmsnorm (b, &out2, &x2, &self->norm, c->eps)) {
         vdgx_tensor_release (b, out);
         memset (out, 0, sizeof (*out));
@@ -817,7 +808,7 @@ vdgx_t5_encode (vdgx_t5_t *self, const int32_t *ids, int n, int text_len, vdgx_t
         return 0;
     }
     //  The padding rows are exact zeros (the DiT embeds them itself).
-    vdgx_tensor_t real = s_view (&enc, 2, s_real);
+    vdgx_tensor_t real = vdgx_nn_view (&enc, 2, s_real);
     int rc = -1;
     vdgx_tensor_t zeros;
     memset (&zeros, 0, sizeof (zeros));
