@@ -1062,7 +1062,7 @@ s_h_info (s_req_t *r)
                                                     "ok": "degraded"));
     json_object_set (out, "models", json_object_get (models, "models"));
     //  Worker hosts are for operators: a user key sees the models, not the machines.
-    json_object_set (out, "workers", ws && r->admin? ws: json_array ());
+    json_object_set_new (out, "workers", ws && r->admin? json_incref (ws): json_array ());
     //  Memory in one place: per model, the sum over its workers.
     json_t *mem = json_object ();
     size_t i;

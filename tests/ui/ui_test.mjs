@@ -422,7 +422,8 @@ async function main() {
     await page.click('#workers-table button:has-text("Drain")');
     check((await drain).status() === 200, 'the drain button asks the broker');
     await page.waitForSelector('#workers-table td:has-text("No worker is connected")', { timeout: 15000 });
-    check(st.worker.exitCode === 0 || (await sleep(500), st.worker.exitCode === 0), 'the drained worker exited');
+    for (let i = 0; i < 200 && st.worker.exitCode === null; i++) await sleep(50);
+    check(st.worker.exitCode === 0, 'the drained worker exited');
 
     // Keyboard: the first Tab reaches the skip link, which lands on the main content.
     await page.goto(`${st.url}/ui/`);
