@@ -14,15 +14,15 @@
 #include "vdgx_wsrc.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
-    { "nn", vdgx_nn_test },
-    { "wsrc", vdgx_wsrc_test },
-    { "attn", vdgx_attn_test },
-    { "conv", vdgx_conv_test },
-    { "tok", vdgx_tok_test },
-    { "t5", vdgx_t5_test },
-    { "rng", vdgx_rng_test },
-    { "flow", vdgx_flow_test },
-    { "guide", vdgx_guide_test },
+    { "vdgx_nn", vdgx_nn_test },
+    { "vdgx_wsrc", vdgx_wsrc_test },
+    { "vdgx_attn", vdgx_attn_test },
+    { "vdgx_conv", vdgx_conv_test },
+    { "vdgx_tok", vdgx_tok_test },
+    { "vdgx_t5", vdgx_t5_test },
+    { "vdgx_rng", vdgx_rng_test },
+    { "vdgx_flow", vdgx_flow_test },
+    { "vdgx_guide", vdgx_guide_test },
 };
 
 int
