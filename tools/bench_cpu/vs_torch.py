@@ -417,14 +417,21 @@ def main():
                 res[name]['rss_ours'] = max(res[name]['rss_ours'], rss)
                 res[name]['rss_torch'] = res[it]['rss_torch']
         print('repetition %d done, load average %.1f' % (rep + 1, os.getloadavg()[0]), file=sys.stderr)
+        # the table so far (a long run on a busy machine still leaves figures if it is stopped)
+        report(res, args, load, rep + 1, sys.stderr if rep + 1 < args.reps else sys.stdout)
+
+
+def report(res, args, load, reps, out):
     print('vs_torch: %d threads each side, %d interleaved repetitions, load average %.1f-%.1f during the run'
-          % (args.threads, args.reps, min(load), max(load)))
-    print('%-14s %12s %12s %8s   %10s %10s' % ('item', 'ours (s)', 'torch (s)', 'ratio', 'ours MiB', 'torch MiB'))
+          % (args.threads, reps, min(load), max(load)), file=out)
+    print('%-14s %12s %12s %8s   %10s %10s' % ('item', 'ours (s)', 'torch (s)', 'ratio', 'ours MiB', 'torch MiB'),
+          file=out)
     for it, r in res.items():
         mo, mt = statistics.median(r['ours']), statistics.median(r['torch'])
-        print('%-14s %12.4f %12.4f %7.2fx   %10.0f %10.0f' % (it, mo, mt, mt / mo, r['rss_ours'], r['rss_torch']))
+        print('%-14s %12.4f %12.4f %7.2fx   %10.0f %10.0f' % (it, mo, mt, mt / mo, r['rss_ours'], r['rss_torch']),
+              file=out)
     print('(medians; ratio = torch / ours, > 1: ours faster; <item>.<fmt> = our quantized weights '
-          'against the same torch fp32 run)')
+          'against the same torch fp32 run)', file=out, flush=True)
 
 
 if __name__ == '__main__':
