@@ -26,6 +26,7 @@ extern int vdgx_refcheck_gemma3 (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx2_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
 typedef struct {
     const char *model;
@@ -67,6 +68,7 @@ main (int argc, char *argv [])
         { "ltx2", "text", vdgx_refcheck_ltx2_text },
         { "ltx23", "text", vdgx_refcheck_ltx23_text },
         { "magi1", "dit", vdgx_refcheck_magi1_dit },
+        { "magi1", "sampling", vdgx_refcheck_magi1_sampling },
     };
     const size_t nparts = sizeof (parts) / sizeof (parts [0]);
 

@@ -7,6 +7,7 @@
 */
 #include "refcheck.h"
 #include "magi1_dit.h"
+#include "magi1_sample.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,10 +20,10 @@
 //  i.e. atol scaled by the tensor's largest magnitude (the 24B-style output is divided by
 //  x_rescale 0.1, which scales its rounding with it); rtol applies as usual.
 static int
-s_compare (vdgx_refcheck_t *rc, const char *label, const float *got, size_t n)
+s_compare_in (vdgx_refcheck_t *rc, const char *file, const char *label, const float *got, size_t n)
 {
     size_t wn = 0;
-    float *want = vdgx_refcheck_load (rc, S_VEC, label, NULL, NULL, &wn);
+    float *want = vdgx_refcheck_load (rc, file, label, NULL, NULL, &wn);
     if (!want || wn != n) {
         printf ("  FAIL %s: stored tensor missing or of %zu elements, got %zu\n", label, wn, n);
         rc->checks++;
@@ -40,6 +41,12 @@ s_compare (vdgx_refcheck_t *rc, const char *label, const float *got, size_t n)
     rc->atol = atol;
     free (want);
     return rv;
+}
+
+static int
+s_compare (vdgx_refcheck_t *rc, const char *label, const float *got, size_t n)
+{
+    return s_compare_in (rc, S_VEC, label, got, n);
 }
 
 static int
@@ -365,6 +372,135 @@ done:
     free (err);
     magi1_dit_cache_destroy (&cache);
     magi1_dit_destroy (&big);
+    magi1_dit_destroy (&dit);
+    return result;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Sampling: the official chunk loop (2 chunks, 8 steps, window 4, cfg_number 3), closed
+//  loop: every pass of every step, the velocity, the latent after each step, the chunks.
+
+#define S_SAMP "vectors_sampling.safetensors"
+
+typedef struct {
+    vdgx_refcheck_t *rc;
+    const char *file;
+    int64_t C;
+} s_obs_t;
+
+static void
+s_observe (void *arg, int step, const char *what, const float *data, size_t n)
+{
+    s_obs_t *o = arg;
+    char label [96];
+    if (strcmp (what, "velocity") == 0 || strcmp (what, "x_after") == 0)
+        snprintf (label, sizeof (label), "step%d.%s", step, what);
+    else
+        snprintf (label, sizeof (label), "step%d.%s.out", step, what);
+    size_t wn = 0;
+    float *want = strcmp (what, "velocity") == 0? vdgx_refcheck_load (o->rc, o->file, label, NULL, NULL, &wn): NULL;
+    if (want && wn > n && n % (size_t) o->C == 0 && wn % (size_t) o->C == 0) {
+        //  With the clean chunk prepended the stored velocity covers it too (then dropped):
+        //  compare the denoising chunks, the trailing frames of every channel.
+        size_t per = n / (size_t) o->C, wper = wn / (size_t) o->C;
+        float *got = malloc (wn * sizeof (float));
+        if (got) {
+            memcpy (got, want, wn * sizeof (float));
+            for (int64_t c = 0; c < o->C; c++)
+                memcpy (got + c * wper + (wper - per), data + c * per, per * sizeof (float));
+            double atol = o->rc->atol;
+            double mx = 1;
+            for (size_t i = 0; i < wn; i++)
+                mx = fabs (want [i]) > mx? fabs (want [i]): mx;
+            o->rc->atol = atol * mx;
+            vdgx_refcheck_compare (o->rc, label, got, want, wn);
+            o->rc->atol = atol;
+            free (got);
+        }
+        free (want);
+        return;
+    }
+    free (want);
+    s_compare_in (o->rc, o->file, label, data, n);
+}
+
+int
+vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
+{
+    json_t *sm = json_object_get (rc->manifest, "sampling");
+    int steps = (int) json_integer_value (json_object_get (sm, "num_steps"));
+    int chunks = (int) json_integer_value (json_object_get (sm, "chunk_num"));
+    magi1_dit_t *dit = s_load (rc, "weights_dit_4.5B.safetensors");
+    if (!dit || steps < 4 || chunks < 1) {
+        magi1_dit_destroy (&dit);
+        return -1;
+    }
+    const magi1_dit_config_t *c = magi1_dit_config (dit);
+    int64_t xs [VDGX_MAX_DIMS];
+    int xn = 0;
+    size_t nx = 0, ne = 0, nm = 0, no = 0;
+    float *x = vdgx_refcheck_load (rc, S_SAMP, "noise", xs, &xn, &nx);
+    float *emb = vdgx_refcheck_load (rc, S_SAMP, "in.caption_embs", NULL, NULL, &ne);
+    int64_t *emask = vdgx_refcheck_load_i64 (rc, S_SAMP, "in.emb_masks", NULL, NULL, &nm);
+    float *other = vdgx_refcheck_load (rc, S_SAMP, "special.other_tokens", NULL, NULL, &no);
+    int64_t len = c->caption_len, dim = c->caption_dim;
+    float *y = malloc ((size_t) (chunks * len * dim) * sizeof (float));
+    float *m = malloc ((size_t) (chunks * len) * sizeof (float));
+    float *pm = malloc ((size_t) len * sizeof (float));
+    float *tgrid = malloc ((size_t) (steps + 1) * sizeof (float));
+    float *ty = malloc ((size_t) (2 * chunks * len * dim) * sizeof (float));
+    float *tm = malloc ((size_t) (2 * chunks * len) * sizeof (float));
+    int result = -1;
+    char *err = NULL;
+    if (!x || !emb || !emask || !other || !y || !m || !pm || !tgrid || !ty || !tm || xn != 5
+    ||  ne != (size_t) (len * dim) || nm != (size_t) len || xs [2] % chunks) {
+        fprintf (stderr, "refcheck magi1 sampling: inputs missing or of unexpected shapes\n");
+        goto done;
+    }
+    magi1_sched_t sched;
+    magi1_sched_defaults (&sched, steps);
+    magi1_sched_t_grid (steps, tgrid);
+    s_compare_in (rc, S_SAMP, "sched.t", tgrid, (size_t) steps + 1);
+    for (int64_t i = 0; i < len; i++)
+        pm [i] = (float) emask [i];
+    for (int i = 0; i < chunks; i++)
+        magi1_caption_rows (other, emb, pm, len, dim, i, chunks, y + (size_t) i * len * dim,
+                            m + (size_t) i * len);
+    //  transport.y / emb_masks: [0] the caption rows, [1] the null caption (first 50 rows).
+    memcpy (ty, y, (size_t) (chunks * len * dim) * sizeof (float));
+    memset (tm, 0, (size_t) (2 * chunks * len) * sizeof (float));
+    memcpy (tm, m, (size_t) (chunks * len) * sizeof (float));
+    for (int i = 0; i < chunks; i++) {
+        memcpy (ty + (size_t) (chunks + i) * len * dim, magi1_dit_null_caption (dit),
+                (size_t) (len * dim) * sizeof (float));
+        for (int r = 0; r < 50; r++)
+            tm [(chunks + i) * len + r] = 1;
+    }
+    s_compare_in (rc, S_SAMP, "transport.y", ty, (size_t) (2 * chunks * len * dim));
+    s_compare_in (rc, S_SAMP, "transport.emb_masks", tm, (size_t) (2 * chunks * len));
+    s_obs_t obs = { .rc = rc, .file = S_SAMP, .C = xs [1] };
+    magi1_sample_args_t args = {
+        .chunks = chunks, .C = xs [1], .F = xs [2] / chunks, .H = xs [3], .W = xs [4],
+        .y = y, .mask = m, .observe = s_observe, .observe_ctx = &obs,
+    };
+    if (magi1_sample (dit, &sched, &args, x, &err)) {
+        fprintf (stderr, "refcheck magi1 sampling: %s\n", err? err: "failed");
+        goto done;
+    }
+    int64_t plane = xs [3] * xs [4], F = xs [2] / chunks;
+    float *lat = malloc ((size_t) (xs [1] * F * plane) * sizeof (float));
+    for (int i = 0; lat && i < chunks; i++) {
+        for (int64_t ch = 0; ch < xs [1]; ch++)
+            memcpy (lat + ch * F * plane, x + (ch * xs [2] + i * F) * plane, (size_t) (F * plane) * sizeof (float));
+        char label [64];
+        snprintf (label, sizeof (label), "chunk%d.latent", i);
+        s_compare_in (rc, S_SAMP, label, lat, (size_t) (xs [1] * F * plane));
+    }
+    free (lat);
+    result = 0;
+done:
+    free (err); free (x); free (emb); free (emask); free (other); free (y); free (m); free (pm);
+    free (tgrid); free (ty); free (tm);
     magi1_dit_destroy (&dit);
     return result;
 }

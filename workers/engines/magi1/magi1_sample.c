@@ -1,0 +1,225 @@
+/*  magi1_sample.c - MAGI-1's chunk scheduler over magi1_dit (see magi1_sample.h). */
+#include "magi1_sample.h"
+#include "vdgx_util.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_WHO "magi1 sample"
+#define S_NULL_ROWS 50
+
+void
+magi1_sched_defaults (magi1_sched_t *s, int num_steps)
+{
+    memset (s, 0, sizeof (*s));
+    s->num_steps = num_steps;
+    s->window_size = 4;
+    s->cfg_number = 3;
+    s->clean_t = 0.9999f;
+    const int kv [4] = { 5, 4, 3, 2 };
+    memcpy (s->noise2clean_kvrange, kv, sizeof (kv));
+    s->clean_chunk_kvrange = 1;
+    const float tr [5] = { 0.0f, 0.0217f, 0.1f, 0.3f, 0.999f };
+    const float ps [5] = { 1.5f, 1.5f, 1.5f, 1.0f, 1.0f };
+    const float ts [5] = { 7.5f, 7.5f, 7.5f, 0.0f, 0.0f };
+    memcpy (s->cfg_t_range, tr, sizeof (tr));
+    memcpy (s->prev_chunk_scales, ps, sizeof (ps));
+    memcpy (s->text_scales, ts, sizeof (ts));
+    s->nearly_clean_threshold = 0.3f;
+}
+
+void
+magi1_sched_t_grid (int num_steps, float *t)
+{
+    for (int i = 0; i <= num_steps; i++) {
+        float v = (float) i / (float) num_steps;
+        v = v * v;
+        t [i] = (v / 3.0f) / (1.0f - (2.0f / 3.0f) * v);
+    }
+}
+
+void
+magi1_sched_cfg (const magi1_sched_t *s, float t, float *p, float *txt)
+{
+    //  idx = searchsorted(cfg_t_range - 1e-7, t) - 1 (left side: the first bound >= t).
+    int idx = 0;
+    while (idx < 5 && s->cfg_t_range [idx] - 1e-7f < t)
+        idx++;
+    idx = idx > 0? idx - 1: 0;
+    *p = s->prev_chunk_scales [idx];
+    *txt = s->text_scales [idx];
+}
+
+void
+magi1_caption_rows (const float *other_tokens, const float *prompt, const float *prompt_mask,
+                    int64_t len, int64_t dim, int i, int n, float *y, float *mask)
+{
+    int d = n - i - 1;
+    if (d > 7)
+        d = 7;
+    memcpy (y, other_tokens + (7 + d) * dim, (size_t) dim * sizeof (float));
+    memcpy (y + dim, other_tokens + 1 * dim, (size_t) dim * sizeof (float));
+    memcpy (y + 2 * dim, prompt, (size_t) ((len - 2) * dim) * sizeof (float));
+    mask [0] = mask [1] = 1;
+    memcpy (mask + 2, prompt_mask, (size_t) (len - 2) * sizeof (float));
+}
+
+//  dst [C, n*F, plane] <- frames [f0, f0 + n*F) of src [C, Tsrc, plane] (or the reverse).
+static void
+s_frames (float *dst, int64_t Tdst, int64_t fdst, const float *src, int64_t Tsrc, int64_t fsrc,
+          int64_t nf, int64_t C, int64_t plane)
+{
+    for (int64_t c = 0; c < C; c++)
+        memcpy (dst + (c * Tdst + fdst) * plane, src + (c * Tsrc + fsrc) * plane,
+                (size_t) (nf * plane) * sizeof (float));
+}
+
+int
+magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a, float *x,
+              char **err)
+{
+    assert (dit && s && a && x);
+    const magi1_dit_config_t *cfg = magi1_dit_config (dit);
+    int W4 = s->window_size, steps = s->num_steps;
+    if (s->cfg_number != 3) {
+        vdgx_set_error (err, "%s: cfg_number %d is not implemented (3 only)", S_WHO, s->cfg_number);
+        return -1;
+    }
+    if (W4 < 1 || steps < 4 || steps % W4 || steps % 4 || a->chunks < 1 || a->C != cfg->out_channels) {
+        vdgx_set_error (err, "%s: invalid schedule (steps %d, window %d, chunks %d)", S_WHO, steps, W4,
+                        a->chunks);
+        return -1;
+    }
+    int64_t C = a->C, F = a->F, plane = a->H * a->W, T = a->chunks * F;
+    int64_t clip = F * (a->H / 2) * (a->W / 2), len = cfg->caption_len, dim = cfg->caption_dim;
+    int dsps = steps / W4, maxn = W4 + 1;
+    size_t win = (size_t) (C * maxn * F * plane);
+    float *t = malloc ((size_t) (steps + 1) * sizeof (float));
+    float *xw = malloc (win * sizeof (float)), *text = malloc (win * sizeof (float));
+    float *pre = malloc (win * sizeof (float)), *unc = malloc (win * sizeof (float));
+    float *vel = malloc (win * sizeof (float)), *xc = malloc ((size_t) (C * F * plane) * sizeof (float));
+    float *y = malloc ((size_t) (maxn * len * dim) * sizeof (float));
+    float *m = malloc ((size_t) (maxn * len) * sizeof (float));
+    float *ny = malloc ((size_t) (maxn * len * dim) * sizeof (float));
+    float *nm = calloc ((size_t) (maxn * len), sizeof (float));
+    float *tc = malloc ((size_t) maxn * sizeof (float));
+    int64_t *kv = malloc ((size_t) (2 * maxn) * sizeof (int64_t));
+    int *done = calloc ((size_t) a->chunks, sizeof (int));
+    magi1_dit_cache_t *cache = magi1_dit_cache_new (dit, T * (a->H / 2) * (a->W / 2), err);
+    int rc = -1;
+    if (!t || !xw || !text || !pre || !unc || !vel || !xc || !y || !m || !ny || !nm || !tc || !kv
+    ||  !done || !cache) {
+        if (cache)
+            vdgx_set_error (err, "%s: out of memory", S_WHO);
+        goto done;
+    }
+    magi1_sched_t_grid (steps, t);
+    for (int r = 0; r < maxn; r++) {
+        memcpy (ny + (size_t) r * len * dim, magi1_dit_null_caption (dit), (size_t) (len * dim) * sizeof (float));
+        for (int i = 0; i < S_NULL_ROWS && i < len; i++)
+            nm [r * len + i] = 1;
+    }
+    int stages = a->chunks + W4 - 1, step = 0;
+    for (int stage = 0; stage < stages; stage++) {
+        int cs = stage - W4 + 1 > 0? stage - W4 + 1: 0, ce = stage + 1 < a->chunks? stage + 1: a->chunks;
+        int te = stage + 1 < W4? stage + 1: W4;
+        int n = ce - cs;
+        for (int idx = 0; idx < dsps; idx++, step++) {
+            int extra = cs > 0 && idx == 0;
+            int sp = cs - extra, nc = n + extra;
+            //  The window: the clean previous chunk first when extra, then chunks cs..ce-1.
+            s_frames (xw, nc * F, 0, x, T, (int64_t) sp * F, nc * F, C, plane);
+            float first_t = 0;
+            for (int p = 0; p < nc; p++) {
+                int j = p - extra, chunk = sp + p, kvn;
+                if (j < 0) {
+                    tc [p] = s->clean_t;
+                    kvn = s->clean_chunk_kvrange;
+                }
+                else {
+                    int ti = (te - 1 - j) * dsps + idx;
+                    tc [p] = t [ti];
+                    if (j == 0)
+                        first_t = tc [p];
+                    kvn = s->noise2clean_kvrange [ti / (steps / 4)];
+                }
+                int lo = chunk + 1 - kvn > 0? chunk + 1 - kvn: 0;
+                kv [2 * p] = (int64_t) lo * clip;
+                kv [2 * p + 1] = (int64_t) (chunk + 1) * clip;
+                //  Relative to cat(cache[:sp*clip], own): absolute chunk positions already.
+                const float *cy = j < 0? ny: a->y + (size_t) chunk * len * dim;
+                const float *cm = j < 0? nm: a->mask + (size_t) chunk * len;
+                memcpy (y + (size_t) p * len * dim, cy, (size_t) (len * dim) * sizeof (float));
+                memcpy (m + (size_t) p * len, cm, (size_t) len * sizeof (float));
+            }
+            bool nearly_clean = (double) first_t > (double) s->nearly_clean_threshold;
+            int64_t rows = (int64_t) nc * clip - (nearly_clean? clip: 0);
+            bool write = sp > 0 || extra;
+            magi1_dit_call_t call = {
+                .T = nc * F, .H = a->H, .W = a->W, .chunks = nc, .t = tc, .y = y, .mask = m,
+                .caption_dropout = false, .frame_offset = (int64_t) sp * F,
+                .cache_rows = (int64_t) sp * clip, .kv_range = kv,
+            };
+            if (magi1_dit_forward (dit, cache, xw, &call, text, err))
+                goto done;
+            call.y = ny;
+            call.mask = nm;
+            call.caption_dropout = true;
+            call.write_rows = write? rows: 0;
+            if (magi1_dit_forward (dit, cache, xw, &call, pre, err))
+                goto done;
+            size_t wn = (size_t) (C * nc * F * plane);
+            if (a->observe) {
+                a->observe (a->observe_ctx, step, "cond_text", text, wn);
+                a->observe (a->observe_ctx, step, "cond_pre", pre, wn);
+            }
+            //  Each denoising chunk alone, null caption, no cache.
+            for (int j = 0; j < n; j++) {
+                s_frames (xc, F, 0, xw, nc * F, (int64_t) (j + extra) * F, F, C, plane);
+                magi1_dit_call_t one = {
+                    .T = F, .H = a->H, .W = a->W, .chunks = 1, .t = tc + j + extra, .y = ny, .mask = nm,
+                    .caption_dropout = true,
+                };
+                if (magi1_dit_forward (dit, NULL, xc, &one, unc + (size_t) j * C * F * plane, err))
+                    goto done;
+            }
+            if (a->observe)
+                a->observe (a->observe_ctx, step, "uncond", unc, (size_t) (n * C * F * plane));
+            //  Guidance per chunk, then x += v * dt.
+            for (int j = 0; j < n; j++) {
+                float p, st, tj = tc [j + extra];
+                magi1_sched_cfg (s, tj, &p, &st);
+                int ti = (te - 1 - j) * dsps + idx;
+                float dt = t [ti + 1] - t [ti];
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t i = 0; i < F * plane; i++) {
+                        size_t wi = (size_t) ((c * nc + j + extra) * F * plane + i);
+                        size_t vi = (size_t) ((c * n + j) * F * plane + i);
+                        float u = unc [(size_t) (j * C + c) * F * plane + i];
+                        float v = (1.0f - p) * u + (p - st) * pre [wi] + st * text [wi];
+                        vel [vi] = v;
+                        x [(c * T + (int64_t) (cs + j) * F) * plane + i] += v * dt;
+                    }
+                done [cs + j]++;
+            }
+            if (a->observe) {
+                a->observe (a->observe_ctx, step, "velocity", vel, (size_t) (C * n * F * plane));
+                a->observe (a->observe_ctx, step, "x_after", x, (size_t) (C * T * plane));
+            }
+        }
+    }
+    for (int i = 0; i < a->chunks; i++)
+        if (done [i] != steps) {
+            vdgx_set_error (err, "%s: chunk %d denoised %d times, not %d", S_WHO, i, done [i], steps);
+            goto done;
+        }
+    rc = 0;
+done:
+    magi1_dit_cache_destroy (&cache);
+    free (t); free (xw); free (text); free (pre); free (unc); free (vel); free (xc);
+    free (y); free (m); free (ny); free (nm); free (tc); free (kv); free (done);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/*  magi1_sample.h - MAGI-1's chunk scheduler (SampleTransport): chunks denoised in a sliding
+    window of up to window_size chunks at staggered noise levels, Euler flow steps on the
+    sd3-shifted t grid (0 = noise, 1 = clean), the base model's 3-way guidance (cfg_number 3:
+    caption / null caption with the KV cache / each chunk alone) with noise-to-clean kv
+    ranges and the clean previous chunk that refreshes the cache, and the caption rows with
+    MAGI-1's special tokens.
+*/
+#ifndef MAGI1_SAMPLE_H_INCLUDED
+#define MAGI1_SAMPLE_H_INCLUDED
+
+#include "magi1_dit.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int num_steps;              //  denoise steps per chunk (a multiple of window_size and of 4)
+    int window_size;            //  chunks in flight (4)
+    int cfg_number;             //  3 (base); 1 (distill) is not implemented yet
+    float clean_t;              //  t of the prepended clean chunk (0.9999)
+    int noise2clean_kvrange [4];    //  chunks a denoising chunk sees, by quarter of its steps
+    int clean_chunk_kvrange;    //  chunks the clean chunk sees (1)
+    float cfg_t_range [5], prev_chunk_scales [5], text_scales [5];
+    float nearly_clean_threshold;   //  0.3
+} magi1_sched_t;
+
+//  The official base configuration (4.5B / 24B base runtime_config) with num_steps.
+void magi1_sched_defaults (magi1_sched_t *s, int num_steps);
+//  The t grid (num_steps + 1 values): linspace(0, 1)^2, then the sd3 shift 3, in float32.
+void magi1_sched_t_grid (int num_steps, float *t);
+//  Guidance weights (p = prev_chunk_scale, s = text_scale) at t.
+void magi1_sched_cfg (const magi1_sched_t *s, float t, float *p, float *txt);
+
+//  The caption rows of chunk i of n: [DURATION, HQ, prompt...][:len] with mask [1, 1, mask...];
+//  DURATION = other_tokens[7 + min(n - i - 1, 7)], HQ = other_tokens[1]. prompt [len, dim],
+//  prompt_mask [len]; y [len, dim], mask [len].
+void magi1_caption_rows (const float *other_tokens, const float *prompt, const float *prompt_mask,
+                         int64_t len, int64_t dim, int i, int n, float *y, float *mask);
+
+//  Observer of each forward step: step index, the window's first chunk and chunk count,
+//  the velocity over the window [C, n*F, H, W], the whole latent after the step, and each
+//  pass's output ("cond_text", "cond_pre": [C, (n + extra)*F, H, W]; "uncond":
+//  [n][C, F, H, W]).
+typedef void (magi1_sample_fn) (void *ctx, int step, const char *what, const float *data,
+                                size_t n);
+
+typedef struct {
+    int chunks;                 //  chunks of the video
+    int64_t C, F, H, W;         //  latent channels, frames per chunk, height, width
+    const float *y;             //  [chunks, len, dim] caption rows per chunk (magi1_caption_rows)
+    const float *mask;          //  [chunks, len]
+    magi1_sample_fn *observe;   //  or NULL
+    void *observe_ctx;
+} magi1_sample_args_t;
+
+//  Denoises x [C, chunks*F, H, W] (the initial noise) in place.
+int magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a,
+                  float *x, char **err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
