@@ -27,6 +27,7 @@ extern int vdgx_refcheck_ltx2_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
 typedef struct {
     const char *model;
@@ -69,6 +70,7 @@ main (int argc, char *argv [])
         { "ltx23", "text", vdgx_refcheck_ltx23_text },
         { "magi1", "dit", vdgx_refcheck_magi1_dit },
         { "magi1", "sampling", vdgx_refcheck_magi1_sampling },
+        { "magi1", "sampling_distill", vdgx_refcheck_magi1_sampling_distill },
     };
     const size_t nparts = sizeof (parts) / sizeof (parts [0]);
 

@@ -424,10 +424,10 @@ s_observe (void *arg, int step, const char *what, const float *data, size_t n)
     s_compare_in (o->rc, o->file, label, data, n);
 }
 
-int
-vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
+static int
+s_sampling (vdgx_refcheck_t *rc, const char *key, const char *file, int cfg_number)
 {
-    json_t *sm = json_object_get (rc->manifest, "sampling");
+    json_t *sm = json_object_get (rc->manifest, key);
     int steps = (int) json_integer_value (json_object_get (sm, "num_steps"));
     int chunks = (int) json_integer_value (json_object_get (sm, "chunk_num"));
     magi1_dit_t *dit = s_load (rc, "weights_dit_4.5B.safetensors");
@@ -439,7 +439,7 @@ vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
     int64_t xs [VDGX_MAX_DIMS];
     int xn = 0;
     size_t nx = 0, ne = 0, nm = 0, no = 0;
-    float *x = vdgx_refcheck_load (rc, S_SAMP, "noise", xs, &xn, &nx);
+    float *x = vdgx_refcheck_load (rc, file, "noise", xs, &xn, &nx);
     float *emb = vdgx_refcheck_load (rc, S_SAMP, "in.caption_embs", NULL, NULL, &ne);
     int64_t *emask = vdgx_refcheck_load_i64 (rc, S_SAMP, "in.emb_masks", NULL, NULL, &nm);
     float *other = vdgx_refcheck_load (rc, S_SAMP, "special.other_tokens", NULL, NULL, &no);
@@ -459,8 +459,9 @@ vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
     }
     magi1_sched_t sched;
     magi1_sched_defaults (&sched, steps);
+    sched.cfg_number = cfg_number;
     magi1_sched_t_grid (steps, tgrid);
-    s_compare_in (rc, S_SAMP, "sched.t", tgrid, (size_t) steps + 1);
+    s_compare_in (rc, file, "sched.t", tgrid, (size_t) steps + 1);
     for (int64_t i = 0; i < len; i++)
         pm [i] = (float) emask [i];
     for (int i = 0; i < chunks; i++)
@@ -478,7 +479,7 @@ vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
     }
     s_compare_in (rc, S_SAMP, "transport.y", ty, (size_t) (2 * chunks * len * dim));
     s_compare_in (rc, S_SAMP, "transport.emb_masks", tm, (size_t) (2 * chunks * len));
-    s_obs_t obs = { .rc = rc, .file = S_SAMP, .C = xs [1] };
+    s_obs_t obs = { .rc = rc, .file = file, .C = xs [1] };
     magi1_sample_args_t args = {
         .chunks = chunks, .C = xs [1], .F = xs [2] / chunks, .H = xs [3], .W = xs [4],
         .y = y, .mask = m, .observe = s_observe, .observe_ctx = &obs,
@@ -494,7 +495,7 @@ vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
             memcpy (lat + ch * F * plane, x + (ch * xs [2] + i * F) * plane, (size_t) (F * plane) * sizeof (float));
         char label [64];
         snprintf (label, sizeof (label), "chunk%d.latent", i);
-        s_compare_in (rc, S_SAMP, label, lat, (size_t) (xs [1] * F * plane));
+        s_compare_in (rc, file, label, lat, (size_t) (xs [1] * F * plane));
     }
     free (lat);
     result = 0;
@@ -503,4 +504,25 @@ done:
     free (tgrid); free (ty); free (tm);
     magi1_dit_destroy (&dit);
     return result;
+}
+
+int
+vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc)
+{
+    return s_sampling (rc, "sampling", S_SAMP, 3);
+}
+
+//  The distill loop (cfg_number 1, distill_dt, the nearly-clean copy blended 0.7 / 0.3). Its
+//  caption inputs are the base loop's (same prompt and special tokens). Tolerance 10x: the
+//  float32 distill sinusoid (the vectors' README: 1e-3 for the distill loop).
+int
+vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc)
+{
+    double atol = rc->atol, rtol = rc->rtol;
+    rc->atol *= 10;
+    rc->rtol *= 10;
+    int r = s_sampling (rc, "sampling_distill", "vectors_sampling_distill.safetensors", 1);
+    rc->atol = atol;
+    rc->rtol = rtol;
+    return r;
 }

@@ -28,7 +28,14 @@ magi1_sched_defaults (magi1_sched_t *s, int num_steps)
     memcpy (s->cfg_t_range, tr, sizeof (tr));
     memcpy (s->prev_chunk_scales, ps, sizeof (ps));
     memcpy (s->text_scales, ts, sizeof (ts));
-    s->nearly_clean_threshold = 0.3f;
+    s->nearly_clean_threshold = 0.3;
+    s->nearly_clean_blend = 0.7f;
+}
+
+double
+magi1_sched_distill_dt (int num_steps)
+{
+    return (double) num_steps / 4.0 * 2.0;
 }
 
 void
@@ -77,6 +84,63 @@ s_frames (float *dst, int64_t Tdst, int64_t fdst, const float *src, int64_t Tsrc
                 (size_t) (nf * plane) * sizeof (float));
 }
 
+//  The distill step: one caption pass that writes the cache; with a nearly clean first
+//  chunk a copy of it is appended (own kv range, the next chunk's rotary positions, not
+//  cached) and blended into its velocity.
+static int
+s_distill_step (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a,
+                magi1_dit_cache_t *cache, float *x, float *xw, int sp, int extra, int n,
+                bool nearly_clean, float *tc, int64_t *kv, float *y, float *m, const float *t,
+                int te, int dsps, int idx, int cs, int step, float *out, float *vel, char **err)
+{
+    const magi1_dit_config_t *cfg = magi1_dit_config (dit);
+    int64_t C = a->C, F = a->F, plane = a->H * a->W, T = a->chunks * F;
+    int64_t clip = F * (a->H / 2) * (a->W / 2), len = cfg->caption_len, dim = cfg->caption_dim;
+    int nc = n + extra, copy = nearly_clean? 1: 0, total = nc + copy;
+    if (copy) {
+        //  xw holds nc chunks [C, nc*F, plane]: re-lay as [C, (nc+1)*F, plane] with the copy.
+        for (int64_t c = C - 1; c >= 0; c--) {
+            memmove (xw + c * total * F * plane, xw + c * nc * F * plane, (size_t) (nc * F * plane) * sizeof (float));
+            memcpy (xw + (c * total + nc) * F * plane, xw + (c * total + extra) * F * plane,
+                    (size_t) (F * plane) * sizeof (float));
+        }
+        tc [nc] = tc [extra];
+        kv [2 * nc] = (int64_t) (sp + nc) * clip;
+        kv [2 * nc + 1] = (int64_t) (sp + nc + 1) * clip;
+        memcpy (y + (size_t) nc * len * dim, y + (size_t) extra * len * dim, (size_t) (len * dim) * sizeof (float));
+        memcpy (m + (size_t) nc * len, m + (size_t) extra * len, (size_t) len * sizeof (float));
+    }
+    bool write = sp > 0 || extra;
+    magi1_dit_call_t call = {
+        .T = total * F, .H = a->H, .W = a->W, .chunks = total, .t = tc, .y = y, .mask = m,
+        .frame_offset = (int64_t) sp * F, .cache_rows = (int64_t) sp * clip, .kv_range = kv,
+        .write_rows = write? (int64_t) (total - copy) * clip: 0,
+        .distill_dt = magi1_sched_distill_dt (s->num_steps),
+    };
+    if (magi1_dit_forward (dit, cache, xw, &call, out, err))
+        return -1;
+    if (a->observe)
+        a->observe (a->observe_ctx, step, "cond", out, (size_t) (C * total * F * plane));
+    for (int j = 0; j < n; j++) {
+        int ti = (te - 1 - j) * dsps + idx;
+        float dt = t [ti + 1] - t [ti];
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < F * plane; i++) {
+                float v = out [(c * total + j + extra) * F * plane + i];
+                if (copy && j == 0)
+                    v = s->nearly_clean_blend * v
+                      + (1.0f - s->nearly_clean_blend) * out [(c * total + nc) * F * plane + i];
+                vel [(c * n + j) * F * plane + i] = v;
+                x [(c * T + (int64_t) (cs + j) * F) * plane + i] += v * dt;
+            }
+    }
+    if (a->observe) {
+        a->observe (a->observe_ctx, step, "velocity", vel, (size_t) (C * n * F * plane));
+        a->observe (a->observe_ctx, step, "x_after", x, (size_t) (C * T * plane));
+    }
+    return 0;
+}
+
 int
 magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a, float *x,
               char **err)
@@ -84,10 +148,15 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
     assert (dit && s && a && x);
     const magi1_dit_config_t *cfg = magi1_dit_config (dit);
     int W4 = s->window_size, steps = s->num_steps;
-    if (s->cfg_number != 3) {
-        vdgx_set_error (err, "%s: cfg_number %d is not implemented (3 only)", S_WHO, s->cfg_number);
+    if (s->cfg_number != 3 && s->cfg_number != 1) {
+        vdgx_set_error (err, "%s: cfg_number %d (3 or 1)", S_WHO, s->cfg_number);
         return -1;
     }
+    if (s->cfg_number == 1 && steps == 12) {
+        vdgx_set_error (err, "%s: the 12-step shortcut schedule is not implemented", S_WHO);
+        return -1;
+    }
+    bool distill = s->cfg_number == 1;
     if (W4 < 1 || steps < 4 || steps % W4 || steps % 4 || a->chunks < 1 || a->C != cfg->out_channels) {
         vdgx_set_error (err, "%s: invalid schedule (steps %d, window %d, chunks %d)", S_WHO, steps, W4,
                         a->chunks);
@@ -95,7 +164,7 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
     }
     int64_t C = a->C, F = a->F, plane = a->H * a->W, T = a->chunks * F;
     int64_t clip = F * (a->H / 2) * (a->W / 2), len = cfg->caption_len, dim = cfg->caption_dim;
-    int dsps = steps / W4, maxn = W4 + 1;
+    int dsps = steps / W4, maxn = W4 + 2;
     size_t win = (size_t) (C * maxn * F * plane);
     float *t = malloc ((size_t) (steps + 1) * sizeof (float));
     float *xw = malloc (win * sizeof (float)), *text = malloc (win * sizeof (float));
@@ -108,7 +177,7 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
     float *tc = malloc ((size_t) maxn * sizeof (float));
     int64_t *kv = malloc ((size_t) (2 * maxn) * sizeof (int64_t));
     int *done = calloc ((size_t) a->chunks, sizeof (int));
-    magi1_dit_cache_t *cache = magi1_dit_cache_new (dit, T * (a->H / 2) * (a->W / 2), err);
+    magi1_dit_cache_t *cache = magi1_dit_cache_new (dit, (T + F) * (a->H / 2) * (a->W / 2), err);
     int rc = -1;
     if (!t || !xw || !text || !pre || !unc || !vel || !xc || !y || !m || !ny || !nm || !tc || !kv
     ||  !done || !cache) {
@@ -155,9 +224,17 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
                 memcpy (y + (size_t) p * len * dim, cy, (size_t) (len * dim) * sizeof (float));
                 memcpy (m + (size_t) p * len, cm, (size_t) len * sizeof (float));
             }
-            bool nearly_clean = (double) first_t > (double) s->nearly_clean_threshold;
+            bool nearly_clean = (double) first_t > s->nearly_clean_threshold;
             int64_t rows = (int64_t) nc * clip - (nearly_clean? clip: 0);
             bool write = sp > 0 || extra;
+            if (distill) {
+                if (s_distill_step (dit, s, a, cache, x, xw, sp, extra, n, nearly_clean, tc, kv, y, m,
+                                    t, te, dsps, idx, cs, step, text, vel, err))
+                    goto done;
+                for (int j = 0; j < n; j++)
+                    done [cs + j]++;
+                continue;
+            }
             magi1_dit_call_t call = {
                 .T = nc * F, .H = a->H, .W = a->W, .chunks = nc, .t = tc, .y = y, .mask = m,
                 .caption_dropout = false, .frame_offset = (int64_t) sp * F,

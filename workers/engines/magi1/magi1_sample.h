@@ -17,16 +17,21 @@ extern "C" {
 typedef struct {
     int num_steps;              //  denoise steps per chunk (a multiple of window_size and of 4)
     int window_size;            //  chunks in flight (4)
-    int cfg_number;             //  3 (base); 1 (distill) is not implemented yet
+    int cfg_number;             //  3 (base: 3-way guidance) or 1 (distill: one caption pass)
     float clean_t;              //  t of the prepended clean chunk (0.9999)
     int noise2clean_kvrange [4];    //  chunks a denoising chunk sees, by quarter of its steps
     int clean_chunk_kvrange;    //  chunks the clean chunk sees (1)
     float cfg_t_range [5], prev_chunk_scales [5], text_scales [5];
-    float nearly_clean_threshold;   //  0.3
+    double nearly_clean_threshold;  //  0.3 (compared with float32(t) in double, as .item() > 0.3)
+    float nearly_clean_blend;   //  distill: out = blend * out + (1 - blend) * out_copy (0.7)
 } magi1_sched_t;
 
-//  The official base configuration (4.5B / 24B base runtime_config) with num_steps.
+//  The official base configuration (4.5B / 24B base runtime_config) with num_steps; the
+//  distill checkpoints use cfg_number 1.
 void magi1_sched_defaults (magi1_sched_t *s, int num_steps);
+//  The distill timestep the DiT adds in distill mode: num_steps / 4 * 2 (num_steps 12, the
+//  shortcut schedule, is refused: not covered by the vectors).
+double magi1_sched_distill_dt (int num_steps);
 //  The t grid (num_steps + 1 values): linspace(0, 1)^2, then the sd3 shift 3, in float32.
 void magi1_sched_t_grid (int num_steps, float *t);
 //  Guidance weights (p = prev_chunk_scale, s = text_scale) at t.
@@ -41,7 +46,7 @@ void magi1_caption_rows (const float *other_tokens, const float *prompt, const f
 //  Observer of each forward step: step index, the window's first chunk and chunk count,
 //  the velocity over the window [C, n*F, H, W], the whole latent after the step, and each
 //  pass's output ("cond_text", "cond_pre": [C, (n + extra)*F, H, W]; "uncond":
-//  [n][C, F, H, W]).
+//  [n][C, F, H, W]; distill: "cond" [C, (n + extra + copy)*F, H, W]).
 typedef void (magi1_sample_fn) (void *ctx, int step, const char *what, const float *data,
                                 size_t n);
 
