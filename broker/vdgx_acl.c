@@ -1,6 +1,7 @@
 /*  vdgx_acl.c - peer identity, roles and attempt tokens for the broker (see vdgx_acl.h). */
 #include "vdgx_acl.h"
 #include "vdgx_log.h"
+#include "vdgx_netlist.h"
 #include "vdgx_sha256.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,18 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_NETS_MAX      32
 #define S_SECRET_SIZE   32
 
-typedef struct {
-    int family;                 //  AF_INET / AF_INET6
-    uint8_t addr [16];
-    int bits;
-} s_net_t;
-
 struct _vdgx_acl_t {
-    s_net_t nets [S_NETS_MAX];
-    int nnets;
+    vdgx_netlist_t *nets;       //  trusted networks
     zsock_t *zap;               //  CURVE: the ZAP handler socket
     zcertstore_t *certs;        //  CURVE: allowed/ (reloaded by CZMQ when the folder changes)
     uint8_t secret [S_SECRET_SIZE];
@@ -31,6 +24,7 @@ vdgx_acl_t *
 vdgx_acl_new (void)
 {
     vdgx_acl_t *self = (vdgx_acl_t *) zmalloc (sizeof (vdgx_acl_t));
+    self->nets = vdgx_netlist_new ();
     //  Until a secret is loaded, tokens still differ per process.
     if (getrandom (self->secret, sizeof self->secret, 0) != (ssize_t) sizeof self->secret)
         vdgx_sha256_digest (&self, sizeof self, self->secret);
@@ -45,6 +39,7 @@ vdgx_acl_destroy (vdgx_acl_t **self_p)
     if (self) {
         zsock_destroy (&self->zap);
         zcertstore_destroy (&self->certs);
+        vdgx_netlist_destroy (&self->nets);
         memset (self->secret, 0, sizeof self->secret);
         free (self);
         *self_p = NULL;
@@ -54,83 +49,11 @@ vdgx_acl_destroy (vdgx_acl_t **self_p)
 //  ---------------------------------------------------------------------------------------
 //  Networks
 
-static int
-s_parse_ip (const char *text, int *family, uint8_t addr [16])
-{
-    memset (addr, 0, 16);
-    if (inet_pton (AF_INET, text, addr) == 1) {
-        *family = AF_INET;
-        return 0;
-    }
-    if (inet_pton (AF_INET6, text, addr) == 1) {
-        //  An IPv4-mapped address is its IPv4 address.
-        static const uint8_t mapped [12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
-        if (memcmp (addr, mapped, 12) == 0) {
-            memmove (addr, addr + 12, 4);
-            memset (addr + 4, 0, 12);
-            *family = AF_INET;
-        }
-        else
-            *family = AF_INET6;
-        return 0;
-    }
-    return -1;
-}
-
-static bool
-s_net_has (const s_net_t *net, int family, const uint8_t addr [16])
-{
-    if (net->family != family)
-        return false;
-    int bits = net->bits;
-    for (int i = 0; bits > 0; i++, bits -= 8) {
-        uint8_t mask = bits >= 8? 0xff: (uint8_t) (0xff << (8 - bits));
-        if ((addr [i] & mask) != (net->addr [i] & mask))
-            return false;
-    }
-    return true;
-}
-
 int
 vdgx_acl_trust_nets (vdgx_acl_t *self, const char *list, char *error, size_t errsize)
 {
     assert (self);
-    if (!list)
-        return 0;
-    char *copy = strdup (list);
-    int rc = 0;
-    char *save = NULL;
-    for (char *item = strtok_r (copy, ", \t", &save); item; item = strtok_r (NULL, ", \t", &save)) {
-        if (self->nnets >= S_NETS_MAX) {
-            snprintf (error, errsize, "more than %d trusted networks", S_NETS_MAX);
-            rc = -1;
-            break;
-        }
-        s_net_t *net = &self->nets [self->nnets];
-        char *slash = strchr (item, '/');
-        if (slash)
-            *slash = 0;
-        if (s_parse_ip (item, &net->family, net->addr)) {
-            snprintf (error, errsize, "'%s' is not an IP address", item);
-            rc = -1;
-            break;
-        }
-        int max = net->family == AF_INET? 32: 128;
-        net->bits = max;
-        if (slash) {
-            char *end = NULL;
-            long bits = strtol (slash + 1, &end, 10);
-            if (!*(slash + 1) || *end || bits < 0 || bits > max) {
-                snprintf (error, errsize, "'%s': the prefix length must be 0..%d", slash + 1, max);
-                rc = -1;
-                break;
-            }
-            net->bits = (int) bits;
-        }
-        self->nnets++;
-    }
-    free (copy);
-    return rc;
+    return vdgx_netlist_add (self->nets, list, error, errsize);
 }
 
 bool
@@ -139,17 +62,14 @@ vdgx_acl_trusted_address (vdgx_acl_t *self, const char *address)
     int family;
     uint8_t addr [16];
     //  No address, or not an IP (":uid:gid:pid" of an IPC peer): a local process.
-    if (!address || !*address || s_parse_ip (address, &family, addr))
+    if (!address || !*address || vdgx_netlist_parse_ip (address, &family, addr))
         return true;
     if (family == AF_INET && addr [0] == 127)
         return true;
     static const uint8_t loop6 [16] = { 0,0,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,1 };
     if (family == AF_INET6 && memcmp (addr, loop6, 16) == 0)
         return true;
-    for (int i = 0; i < self->nnets; i++)
-        if (s_net_has (&self->nets [i], family, addr))
-            return true;
-    return false;
+    return vdgx_netlist_has (self->nets, family, addr);
 }
 
 //  ---------------------------------------------------------------------------------------

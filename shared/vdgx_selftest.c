@@ -13,6 +13,7 @@
 #include "vdgx_mp.h"
 #include "vdgx_msg.h"
 #include "vdgx_sha256.h"
+#include "vdgx_netlist.h"
 #ifdef VDGX_HAVE_VIDEO
 #include "vdgx_video.h"
 #endif
@@ -30,6 +31,7 @@ static const s_class_t s_classes [] = {
     { "genreq", vdgx_genreq_test },
     { "limits", vdgx_limits_test },
     { "msg", vdgx_msg_test },
+    { "netlist", vdgx_netlist_test },
     //  >>> video engineer: the video entry is already here, enabled by CMake (VDGX_HAVE_VIDEO)
     //  when shared/vdgx_video.c exists; add new classes above this line.
 #ifdef VDGX_HAVE_VIDEO

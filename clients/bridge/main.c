@@ -27,6 +27,8 @@ s_usage (FILE *out)
         "  --keys FILE              API keys (sha256 hex [name] per line); required off loopback\n"
         "  --webhook-secret-file F  signs webhook deliveries (HMAC-SHA256) with the secret in F\n"
         "                           (or VDGX_WEBHOOK_SECRET); without one, webhooks are refused\n"
+        "  --webhook-allow CIDRS    networks webhooks may reach besides public addresses\n"
+        "                           (e.g. 127.0.0.0/8,10.1.0.0/16; default none)\n"
         "  --make-key               when the keys file is missing or holds no key, make one:\n"
         "                           its hash goes into the file, the key is printed once\n"
         "  --rate R --burst B       requests/s per key (or per IP without keys); 0 = no limit\n"
@@ -166,6 +168,7 @@ main (int argc, char **argv)
     int rc = 0;
     bool make_key = false;
     const char *secret_file = vdgx_config_get (config, "bridge", "webhook_secret_file");
+    cfg.webhook_allow = vdgx_config_get (config, "bridge", "webhook_allow");
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *arg = argv [i];
         const char *val = i + 1 < argc? argv [i + 1]: NULL;
@@ -196,6 +199,7 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--keys") == 0) cfg.keys_file = val;
         else if (strcmp (arg, "--default-model") == 0) cfg.default_model = val;
         else if (strcmp (arg, "--webhook-secret-file") == 0) secret_file = val;
+        else if (strcmp (arg, "--webhook-allow") == 0) cfg.webhook_allow = val;
         else if (strcmp (arg, "--rate") == 0) rc = s_num (arg, val, 0, 1e6, &cfg.rate);
         else if (strcmp (arg, "--burst") == 0) rc = s_num (arg, val, 1, 1e6, &cfg.burst);
         else if (strcmp (arg, "--threads") == 0) { rc = s_num (arg, val, 0, 256, &v); cfg.threads = (int) v; }

@@ -768,6 +768,10 @@ s_h_submit (s_req_t *r)
             return s_send_error (r, 422, "unsupported", "webhook", 0, "this bridge sends no webhooks:"
                                  " start it with a signing secret (--webhook-secret-file FILE)");
         }
+        if (wrc > 0 && vdgx_webhook_check (r->bridge->webhooks, &r->webhook, &err)) {
+            json_decref (body);
+            return s_send_apierr (r, &err);
+        }
         vdgx_genreq_init (&r->req);
         r->has_req = true;
         int prc = vdgx_apireq_parse (&r->req, body, r->route == R_VIDEOS? VDGX_APIREQ_OPENAI
@@ -2574,7 +2578,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     }
     if (cfg->webhook_secret && *cfg->webhook_secret) {
         self->webhooks = vdgx_webhook_new (self->events, cfg->webhook_secret, strlen (cfg->webhook_secret),
-                                           err, err_size);
+                                           cfg->webhook_allow, err, err_size);
         if (!self->webhooks) {
             vdgx_bridge_destroy (&self);
             return NULL;

@@ -56,6 +56,7 @@ typedef struct {
     const char *curve_server_key;   //  CURVE: the broker's public certificate (NULL = plain)
     const char *curve_cert;         //  CURVE: this bridge's certificate (its _secret file)
     const char *webhook_secret; //  signs webhook deliveries (NULL = webhooks refused)
+    const char *webhook_allow;  //  CIDRs webhooks may reach besides public addresses (NULL = none)
 } vdgx_bridge_cfg_t;
 
 //  Defaults: 127.0.0.1:8000, VDGX_* endpoints, no keys, no rate limit, auto threads, 1024

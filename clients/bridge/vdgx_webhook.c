@@ -3,12 +3,14 @@
 #include "vdgx_webhook.h"
 #include "vdgx_log.h"
 #include "vdgx_msg.h"
+#include "vdgx_netlist.h"
 #include "vdgx_sha256.h"
 #include <arpa/inet.h>
 #include <assert.h>
 #include <curl/curl.h>
 #include <czmq.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
@@ -31,6 +33,7 @@ struct _vdgx_webhook_t {
     char *events;
     uint8_t *secret;
     size_t secret_size;
+    vdgx_netlist_t *allow;      //  networks the operator allows besides public addresses
 };
 
 //  ---------------------------------------------------------------------------------------
@@ -134,6 +137,71 @@ done:
 }
 
 //  ---------------------------------------------------------------------------------------
+//  Destinations: public addresses, or networks the operator allows (webhook_allow)
+
+static bool
+s_address_ok (vdgx_webhook_t *self, const struct sockaddr *sa)
+{
+    int family;
+    uint8_t addr [16];
+    if (vdgx_netlist_sockaddr (sa, &family, addr))
+        return false;
+    return !vdgx_netlist_is_special (family, addr) || vdgx_netlist_has (self->allow, family, addr);
+}
+
+int
+vdgx_webhook_check (vdgx_webhook_t *self, const vdgx_webhook_spec_t *spec, vdgx_apierr_t *err)
+{
+    assert (self && spec && err);
+    CURLU *u = curl_url ();
+    char *host = NULL, *port = NULL;
+    int rc = -1;
+    if (!u || curl_url_set (u, CURLUPART_URL, spec->url, 0) != CURLUE_OK
+    ||  curl_url_get (u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+        vdgx_apierr_set (err, 422, "invalid_field", "webhook", "webhook is not a valid URL");
+        goto done;
+    }
+    curl_url_get (u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    //  An IPv6 literal comes bracketed.
+    char name [VDGX_WEBHOOK_URL_MAX + 1];
+    size_t n = strlen (host);
+    if (host [0] == '[' && n > 2 && host [n - 1] == ']')
+        snprintf (name, sizeof name, "%.*s", (int) (n - 2), host + 1);
+    else
+        snprintf (name, sizeof name, "%s", host);
+    *strchrnul (name, '%') = 0;                 //  no zone ids
+    struct addrinfo hints, *res = NULL;
+    memset (&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo (name, port, &hints, &res);
+    if (gai != 0 || !res) {
+        vdgx_apierr_set (err, 422, "invalid_field", "webhook", "webhook host '%s' does not resolve (%s)",
+                         name, gai_strerror (gai));
+        goto done;
+    }
+    //  Every address the name has must be allowed: delivery may use any of them.
+    rc = 0;
+    for (struct addrinfo *ai = res; ai && rc == 0; ai = ai->ai_next)
+        if (!s_address_ok (self, ai->ai_addr)) {
+            char text [INET6_ADDRSTRLEN] = "?";
+            getnameinfo (ai->ai_addr, ai->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST);
+            vdgx_apierr_set (err, 422, "invalid_field", "webhook",
+                             "webhook host '%s' is %s, a loopback, private, link-local or other"
+                             " non-public address; this bridge sends webhooks only to public"
+                             " addresses and the networks its operator allows (webhook_allow)",
+                             name, text);
+            rc = -1;
+        }
+    freeaddrinfo (res);
+done:
+    curl_free (host);
+    curl_free (port);
+    curl_url_cleanup (u);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
 //  The actor
 
 typedef struct {
@@ -168,6 +236,7 @@ typedef struct {
     CURL *curl;
     uint64_t seq;
     bool stop;
+    char refused [INET6_ADDRSTRLEN];    //  the address the last attempt would not connect to
 } s_actor_t;
 
 static const char *
@@ -308,6 +377,23 @@ s_discard (char *ptr, size_t size, size_t n, void *user)
     return size * n;
 }
 
+//  Opens curl's sockets: the address actually connected to is checked again here, so a name
+//  that resolved to a public address at submit and to an internal one now (DNS rebinding)
+//  gets no connection.
+static curl_socket_t
+s_open_socket (void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    s_actor_t *a = (s_actor_t *) clientp;
+    (void) purpose;
+    if (!s_address_ok (a->owner, &address->addr)) {
+        getnameinfo (&address->addr, address->addrlen, a->refused, sizeof a->refused, NULL, 0,
+                     NI_NUMERICHOST);
+        return CURL_SOCKET_BAD;
+    }
+    int fd = socket (address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    return fd < 0? CURL_SOCKET_BAD: fd;
+}
+
 //  One attempt. True when the receiver answered 2xx.
 static bool
 s_post (s_actor_t *a, s_delivery_t *d, long *status, char *why, size_t whysize)
@@ -345,11 +431,20 @@ s_post (s_actor_t *a, s_delivery_t *d, long *status, char *why, size_t whysize)
     curl_easy_setopt (c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_discard);
+    curl_easy_setopt (c, CURLOPT_OPENSOCKETFUNCTION, s_open_socket);
+    curl_easy_setopt (c, CURLOPT_OPENSOCKETDATA, a);
+    curl_easy_setopt (c, CURLOPT_PROXY, "");            //  no proxy from the environment:
+                                                        //  the receiver is connected directly
+    *a->refused = 0;
     CURLcode rc = curl_easy_perform (c);
     *status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all (headers);
+    if (rc != CURLE_OK && *a->refused)
+        snprintf (why, whysize, "refused to connect to %s (not a public address, not allowed)",
+                  a->refused);
+    else
     if (rc != CURLE_OK)
         snprintf (why, whysize, "%s", curl_easy_strerror (rc));
     else
@@ -459,14 +554,23 @@ s_actor (zsock_t *pipe, void *args)
 //  ---------------------------------------------------------------------------------------
 
 vdgx_webhook_t *
-vdgx_webhook_new (const char *events, const char *secret, size_t secret_size, char *err, size_t errsize)
+vdgx_webhook_new (const char *events, const char *secret, size_t secret_size, const char *allow,
+                  char *err, size_t errsize)
 {
     assert (events && secret && err);
     if (secret_size < 16) {
         snprintf (err, errsize, "the webhook secret must be at least 16 bytes");
         return NULL;
     }
+    vdgx_netlist_t *nets = vdgx_netlist_new ();
+    char why [200];
+    if (vdgx_netlist_add (nets, allow, why, sizeof why)) {
+        snprintf (err, errsize, "webhook_allow: %s", why);
+        vdgx_netlist_destroy (&nets);
+        return NULL;
+    }
     vdgx_webhook_t *self = (vdgx_webhook_t *) zmalloc (sizeof (vdgx_webhook_t));
+    self->allow = nets;
     pthread_mutex_init (&self->lock, NULL);
     self->events = strdup (events);
     self->secret = (uint8_t *) malloc (secret_size);
@@ -491,6 +595,7 @@ vdgx_webhook_destroy (vdgx_webhook_t **self_p)
         zactor_destroy (&self->actor);
         pthread_mutex_destroy (&self->lock);
         free (self->events);
+        vdgx_netlist_destroy (&self->allow);
         if (self->secret)
             memset (self->secret, 0, self->secret_size);
         free (self->secret);
@@ -625,9 +730,48 @@ vdgx_webhook_test (bool verbose)
     rx.port = ntohs (addr.sin_port);
     const char *secret = "0123456789abcdef-test-secret";
     char emsg [256];
-    assert (vdgx_webhook_new (events, "short", 5, emsg, sizeof emsg) == NULL);
-    vdgx_webhook_t *hooks = vdgx_webhook_new (events, secret, strlen (secret), emsg, sizeof emsg);
+    assert (vdgx_webhook_new (events, "short", 5, NULL, emsg, sizeof emsg) == NULL);
+    assert (vdgx_webhook_new (events, secret, strlen (secret), "127.0.0.0/8, nope", emsg, sizeof emsg) == NULL);
+    assert (strstr (emsg, "webhook_allow") && strstr (emsg, "nope"));
+
+    //  Destinations. Without an allow list: only public addresses, by every address a name
+    //  resolves to; an allowed network opens its addresses (and only those).
+    vdgx_webhook_t *strict = vdgx_webhook_new (events, secret, strlen (secret), NULL, emsg, sizeof emsg);
+    assert (strict);
+    const char *internal [] = {
+        "http://127.0.0.1/x", "http://localhost:8080/x", "http://[::1]/x", "https://10.0.0.5/x",
+        "http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]:9/x",
+        "http://[::ffff:a9fe:a9fe]/x", "http://0.0.0.0/x", "http://[fe80::1]/x",
+        "http://[fd00::1]/x", "http://192.168.1.1/x", "http://172.16.3.4/x", "http://[ff02::1]/x",
+        "http://224.0.0.1/x", "http://2130706433/x", "http://0x7f.1/x", "http://127.1/x",
+        "http://[::]/x", "http://100.64.1.1/x",
+    };
+    for (size_t i = 0; i < sizeof internal / sizeof internal [0]; i++) {
+        memset (&spec, 0, sizeof spec);
+        snprintf (spec.url, sizeof spec.url, "%s", internal [i]);
+        memset (&err, 0, sizeof err);
+        int rc = vdgx_webhook_check (strict, &spec, &err);
+        if (rc != -1 || err.status != 422 || !streq (err.field, "webhook"))
+            fprintf (stderr, "%s: rc=%d status=%d\n", internal [i], rc, err.status);
+        assert (rc == -1 && err.status == 422 && streq (err.field, "webhook"));
+    }
+    //  Public literals pass (no lookup needed); a name that does not resolve is refused.
+    snprintf (spec.url, sizeof spec.url, "https://93.184.215.14/hook");
+    assert (vdgx_webhook_check (strict, &spec, &err) == 0);
+    snprintf (spec.url, sizeof spec.url, "http://[2606:4700::1111]:8443/hook");
+    assert (vdgx_webhook_check (strict, &spec, &err) == 0);
+    snprintf (spec.url, sizeof spec.url, "http://no-such-host.invalid/hook");
+    assert (vdgx_webhook_check (strict, &spec, &err) == -1 && streq (err.field, "webhook"));
+
+    vdgx_webhook_t *hooks = vdgx_webhook_new (events, secret, strlen (secret), "127.0.0.0/8",
+                                              emsg, sizeof emsg);
     assert (hooks);
+    snprintf (spec.url, sizeof spec.url, "http://127.0.0.1:%d/hook", rx.port);
+    assert (vdgx_webhook_check (hooks, &spec, &err) == 0);
+    snprintf (spec.url, sizeof spec.url, "http://[::1]:%d/hook", rx.port);
+    assert (vdgx_webhook_check (hooks, &spec, &err) == -1);
+    snprintf (spec.url, sizeof spec.url, "http://10.0.0.1/hook");
+    assert (vdgx_webhook_check (hooks, &spec, &err) == -1);
     zclock_sleep (200);             //  the SUB connects
     //  The job's first event comes before its registration: it is replayed.
     vdgx_event_t ev;
@@ -677,6 +821,32 @@ vdgx_webhook_test (bool verbose)
     zclock_sleep (50);
     vdgx_webhook_counts (hooks, &delivered, &retried, &failed);
     assert (delivered == 2 && retried == 1 && failed == 0);
+
+    //  At delivery the address connected to is checked again (a name that resolved to a
+    //  public address at submit may resolve to an internal one now): a registration that
+    //  points at the receiver on loopback, given to the strict sender, gets no connection.
+    zclock_sleep (200);             //  the strict SUB is connected (it started long ago)
+    memset (&spec, 0, sizeof spec);
+    snprintf (spec.url, sizeof spec.url, "http://127.0.0.1:%d/hook", rx.port);
+    spec.events = VDGX_WEBHOOK_START | VDGX_WEBHOOK_COMPLETED;
+    vdgx_webhook_add (strict, "job2", &spec);
+    snprintf (ev.id, sizeof ev.id, "job2");
+    ev.job_state = VDGX_JOB_RUNNING;
+    msg = vdgx_event_msg (&ev);
+    zmsg_send (&msg, pub);
+    //  The first attempt fails without connecting; the retry after 1 s too.
+    int64_t until = zclock_mono () + 10000;
+    uint64_t sdelivered = 0, sretried = 0, sfailed = 0;
+    while (sretried < 2 && zclock_mono () < until) {
+        struct pollfd q = { .fd = lfd, .events = POLLIN };
+        assert (poll (&q, 1, 100) == 0);            //  nobody connects
+        vdgx_webhook_counts (strict, &sdelivered, &sretried, &sfailed);
+    }
+    assert (sretried == 2 && sdelivered == 0);
+    //  The allowing sender delivered nothing for job2 (not registered there).
+    vdgx_webhook_counts (hooks, &delivered, &retried, &failed);
+    assert (delivered == 2);
+    vdgx_webhook_destroy (&strict);
     vdgx_event_clear (&ev);
     vdgx_webhook_destroy (&hooks);
     assert (hooks == NULL);

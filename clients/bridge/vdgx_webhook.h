@@ -15,6 +15,11 @@
         X-VDGX-Webhook-Timestamp: UNIX_SECONDS  (of this attempt)
         X-VDGX-Webhook-Signature: sha256=HEX    HMAC-SHA256(secret, "ID.TIMESTAMP.BODY")
 
+    Destinations: the URL's host must resolve to public addresses only, or to networks the
+    operator allows (--webhook-allow / webhook_allow); checked at submit (422 on "webhook")
+    and again on the address each delivery connects to (no DNS rebinding to an internal
+    address). Redirects are not followed; no proxy from the environment is used.
+
     A delivery that does not get a 2xx (or no answer in 5 s) is retried after 1, 2, 4, 8 and
     16 s, then given up (counted, logged). A job's registration ends after its `completed`
     delivery. Events that came before the registration (a fast job) are replayed from a
@@ -52,9 +57,15 @@ typedef struct _vdgx_webhook_t vdgx_webhook_t;
 int vdgx_webhook_take (json_t *body, bool from_form, vdgx_webhook_spec_t *spec, vdgx_apierr_t *err);
 
 //  Starts the delivery actor on the broker's events endpoint. secret signs every delivery
-//  (at least 16 bytes). NULL with a message in err on failure.
+//  (at least 16 bytes). allow (NULL = none) lists networks (CIDRs, comma separated) that
+//  webhooks may reach besides public addresses. NULL with a message in err on failure.
 vdgx_webhook_t *vdgx_webhook_new (const char *events, const char *secret, size_t secret_size,
-                                  char *err, size_t errsize);
+                                  const char *allow, char *err, size_t errsize);
+//  Whether a webhook URL may be used: its host is resolved and every address must be a
+//  public one or in an allowed network (not loopback, private, link-local, unique-local,
+//  multicast, unspecified; IPv4-mapped IPv6 by its IPv4 address). 0, or -1 with err set
+//  (422, field "webhook"). Each delivery checks the address it connects to again.
+int vdgx_webhook_check (vdgx_webhook_t *self, const vdgx_webhook_spec_t *spec, vdgx_apierr_t *err);
 void vdgx_webhook_destroy (vdgx_webhook_t **self_p);
 //  Registers a job the broker accepted (thread-safe: it goes to the actor through a pipe).
 void vdgx_webhook_add (vdgx_webhook_t *self, const char *job_id, const vdgx_webhook_spec_t *spec);

@@ -655,7 +655,10 @@ def t_webhooks(st):
     secret = b"webhook-test-secret-0123456789"
     path = os.path.join(st.tmp, "webhook.secret")
     open(path, "wb").write(secret + b"\n")
-    port = st.start_bridge(["--webhook-secret-file", path])
+    # The receiver is on loopback: the operator allows it (webhooks reach only public
+    # addresses otherwise, checked below against a bridge without the allow list).
+    port = st.start_bridge(["--webhook-secret-file", path, "--webhook-allow", "127.0.0.0/8"])
+    strict = st.start_bridge(["--webhook-secret-file", path])
     got, fail_first = [], {"n": 1}
 
     class Receiver(BaseHTTPRequestHandler):
@@ -684,6 +687,27 @@ def t_webhooks(st):
         check(s == 422 and e["error"]["field"] == "webhook_events_filter", "bad filter: %d %r" % (s, e))
         s, _, e = jreq(st.port, "POST", "/v1/videos", {"model": "testgen", "prompt": "x", "webhook": url})
         check(s == 422 and "secret" in e["error"]["message"], "no secret: %d %r" % (s, e))
+        # SSRF: internal destinations are refused (422 on "webhook") by every spelling, by
+        # name too; the allow list opens only the networks it names.
+        rport = srv.server_address[1]
+        internal = [url, "http://localhost:%d/hook" % rport, "http://[::1]:%d/hook" % rport,
+                    "http://[::ffff:127.0.0.1]:%d/hook" % rport, "http://2130706433:%d/hook" % rport,
+                    "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook",
+                    "http://[fd00::1]/hook", "http://[fe80::1]/hook", "http://0.0.0.0:%d/hook" % rport,
+                    "http://192.168.0.1/hook", "http://224.0.0.1/hook"]
+        for bad in internal:
+            s, _, e = jreq(strict, "POST", "/v1/videos", {"model": "testgen", "prompt": "x", "webhook": bad})
+            check(s == 422 and e["error"]["field"] == "webhook" and "webhook_allow" in e["error"]["message"],
+                  "internal webhook %s accepted: %d %r" % (bad, s, e))
+        for bad in ["http://10.0.0.1/hook", "http://[::1]:%d/hook" % rport]:
+            s, _, e = jreq(port, "POST", "/v1/videos", {"model": "testgen", "prompt": "x", "webhook": bad})
+            check(s == 422 and e["error"]["field"] == "webhook", "outside the allow list %s: %d %r" % (bad, s, e))
+        check(not got, "a refused webhook was delivered")
+        # A bad allow list stops the bridge at start with a message.
+        r = subprocess.run([os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:0",
+                            "--webhook-secret-file", path, "--webhook-allow", "10.0.0.0/40"],
+                           capture_output=True, timeout=20)
+        check(r.returncode != 0 and b"webhook_allow" in r.stderr, "bad allow list: %d %r" % (r.returncode, r.stderr))
         # start + completed (the default filter); the first completed delivery fails: retried.
         _, _, v = jreq(port, "POST", "/v1/videos", {"model": "testgen", "prompt": "webhook sleep_ms=30",
                                                      "seconds": "1", "webhook": url}, expect=200)
