@@ -249,13 +249,15 @@ main (int argc, char *argv [])
     s_job (client, sub, 32, 32, 5, 0, 0, 2, 5, 16);
 
     //  The `vdgx generate` command line, when it is built: exit 0, an MP4 at -o, progress lines.
+    //  Progress comes from PUB/SUB events (and a status poll each second): 40 steps keep the
+    //  job denoising for a while, so a loaded machine's late subscription still sees some.
     char cli [600], out [400];
     snprintf (cli, sizeof cli, "%s/vdgx", s_bin);
     snprintf (out, sizeof out, "%s/cli.mp4", s_dir);
     if (access (cli, X_OK) == 0) {
         char *cargv [] = { cli, "--broker", s_broker_ep, "--events", s_events_ep, "generate",
                            "a lighthouse in a storm", "--model", "wan21-tiny", "-o", out,
-                           "--size", "80x48", "--frames", "5", "--fps", "10", "--steps", "3",
+                           "--size", "80x48", "--frames", "5", "--fps", "10", "--steps", "40",
                            "--no-cache", NULL };
         pid_t pid = s_spawn ("cli", cargv);
         CHECK (vdgx_testproc_wait_exit (pid, 120000) == 0);
