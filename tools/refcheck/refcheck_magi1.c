@@ -10,6 +10,8 @@
 #include "magi1_sample.h"
 
 #include <math.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +336,122 @@ done:
     return result;
 }
 
+//  One check: err must be set and name `what`.
+static void
+s_expect_error (vdgx_refcheck_t *rc, const char *label, magi1_dit_t *dit, const char *err,
+                const char *what)
+{
+    bool ok = !dit && err && strstr (err, what);
+    printf ("  %-4s %s: %s\n", ok? "PASS": "FAIL", label, err? err: "(loaded)");
+    rc->checks++;
+    if (!ok)
+        rc->failures++;
+}
+
+//  The official layout (<variant>/inference_weight/model.safetensors.index.json + 2 shards)
+//  written from the tiny 4.5B weights: it loads and gives a1; a missing shard, a tensor of the
+//  wrong shape and a truncated shard are refused with the file or tensor named.
+static int
+s_layout_check (vdgx_refcheck_t *rc)
+{
+    vdgx_ckpt_t *src = vdgx_refcheck_file (rc, "weights_dit_4.5B.safetensors");
+    char tmpl [] = "/tmp/magi1-layout-XXXXXX";
+    if (!src || !mkdtemp (tmpl))
+        return -1;
+    char dir [512], idx [600], sh [2][600];
+    snprintf (dir, sizeof (dir), "%s/4.5B_base", tmpl);
+    mkdir (dir, 0755);
+    snprintf (dir, sizeof (dir), "%s/4.5B_base/inference_weight", tmpl);
+    mkdir (dir, 0755);
+    snprintf (idx, sizeof (idx), "%s/model.safetensors.index.json", dir);
+    for (int i = 0; i < 2; i++)
+        snprintf (sh [i], sizeof (sh [i]), "%s/model-0000%d-of-00002.safetensors", dir, i + 1);
+    size_t n = vdgx_ckpt_count (src), half = n / 2;
+    vdgx_ckpt_tensor_t *all = calloc (n, sizeof (vdgx_ckpt_tensor_t));
+    int result = -1;
+    char *err = NULL;
+    FILE *f = NULL;
+    if (!all)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        all [i] = *vdgx_ckpt_at (src, i);
+    if (vdgx_safetensors_write (sh [0], all, half, &err) || vdgx_safetensors_write (sh [1], all + half, n - half, &err))
+        goto done;
+    f = fopen (idx, "w");
+    if (!f)
+        goto done;
+    fprintf (f, "{\"metadata\": {}, \"weight_map\": {");
+    for (size_t i = 0; i < n; i++)
+        fprintf (f, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i? ", ": "", all [i].name, i < half? 1: 2);
+    fprintf (f, "}}\n");
+    fclose (f);
+    f = NULL;
+    char variant [600];
+    snprintf (variant, sizeof (variant), "%s/4.5B_base", tmpl);
+    magi1_dit_load_opts_t opts = { .precision = rc->gpu? "bf16": "fp32" };
+    magi1_dit_t *dit = magi1_dit_open (rc->backend, variant, &opts, &err);
+    if (!dit) {
+        printf ("  FAIL official layout %s: %s\n", variant, err? err: "cannot load");
+        rc->checks++;
+        rc->failures++;
+        goto done;
+    }
+    printf ("  PASS official layout (<variant>/inference_weight/ index + 2 shards) loads\n");
+    rc->checks++;
+    int r = s_run_case (rc, dit, NULL, "a1", "a1", false);
+    magi1_dit_destroy (&dit);
+    if (r)
+        goto done;
+    //  A tensor of the wrong shape (the last one of shard 2, its dims swapped).
+    vdgx_ckpt_tensor_t bad = all [n - 1];
+    if (bad.ndim == 2) {
+        int64_t d = bad.shape [0];
+        bad.shape [0] = bad.shape [1];
+        bad.shape [1] = d;
+    }
+    else
+        bad.shape [0] = 1, bad.ndim = 1, bad.nbytes = vdgx_dtype_size (bad.dtype);
+    all [n - 1] = bad;
+    if (vdgx_safetensors_write (sh [1], all + half, n - half, &err))
+        goto done;
+    free (err);
+    err = NULL;
+    dit = magi1_dit_open (rc->backend, variant, &opts, &err);
+    s_expect_error (rc, "wrong shape refused", dit, err, bad.name);
+    magi1_dit_destroy (&dit);
+    //  A truncated shard.
+    free (err);
+    err = NULL;
+    if (truncate (sh [1], 64))
+        goto done;
+    dit = magi1_dit_open (rc->backend, variant, &opts, &err);
+    s_expect_error (rc, "truncated shard refused", dit, err, "model-00002-of-00002");
+    magi1_dit_destroy (&dit);
+    //  A missing shard.
+    free (err);
+    err = NULL;
+    unlink (sh [1]);
+    dit = magi1_dit_open (rc->backend, variant, &opts, &err);
+    s_expect_error (rc, "missing shard refused", dit, err, "model-00002-of-00002");
+    magi1_dit_destroy (&dit);
+    result = 0;
+done:
+    if (f)
+        fclose (f);
+    if (result && err)
+        fprintf (stderr, "refcheck magi1 layout: %s\n", err);
+    free (err);
+    free (all);
+    unlink (sh [0]);
+    unlink (sh [1]);
+    unlink (idx);
+    rmdir (dir);
+    snprintf (dir, sizeof (dir), "%s/4.5B_base", tmpl);
+    rmdir (dir);
+    rmdir (tmpl);
+    return result;
+}
+
 int
 vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc)
 {
@@ -363,7 +481,7 @@ vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc)
     int a5 = s_run_case (rc, dit, NULL, "a5", "a1", false);
     rc->atol = atol;
     rc->rtol = rtol;
-    if (a5 || s_cache_vs_recompute (rc, dit))
+    if (a5 || s_cache_vs_recompute (rc, dit) || s_layout_check (rc))
         goto done;
     result = 0;
 done:

@@ -8,6 +8,7 @@
 #include "magi1_dit.h"
 #include "vdgx_attn.h"
 #include "vdgx_nn.h"
+#include "vdgx_util.h"
 #include "vdgx_wsrc.h"
 
 #include <assert.h>
@@ -250,6 +251,49 @@ fail:
     vdgx_wsrc_destroy (&src);
     magi1_dit_destroy (&self);
     return NULL;
+}
+
+//  The checkpoint file of a path in the official layout, or NULL.
+static char *
+s_resolve (const char *path)
+{
+    if (vdgx_is_file (path))
+        return vdgx_strdupf ("%s", path);
+    const char *dirs [] = { "", "/inference_weight", "/inference_weight.distill",
+                            "/inference_weight.fp8", "/inference_weight.fp8.distill" };
+    const char *files [] = { "model.safetensors.index.json", "model.safetensors" };
+    for (size_t d = 0; d < sizeof (dirs) / sizeof (dirs [0]); d++)
+        for (size_t f = 0; f < 2; f++) {
+            char *p = vdgx_strdupf ("%s%s/%s", path, dirs [d], files [f]);
+            if (p && vdgx_is_file (p))
+                return p;
+            free (p);
+        }
+    return NULL;
+}
+
+magi1_dit_t *
+magi1_dit_open (vdgx_backend_t *b, const char *path, const magi1_dit_load_opts_t *opts, char **err)
+{
+    assert (b && path);
+    char *file = s_resolve (path);
+    if (!file) {
+        vdgx_set_error (err, "%s: %s holds no model.safetensors[.index.json] (nor inference_weight*/)",
+                        S_WHO, path);
+        return NULL;
+    }
+    char *cerr = NULL;
+    vdgx_ckpt_t *ckpt = vdgx_ckpt_open (file, &cerr);
+    if (!ckpt) {
+        vdgx_set_error (err, "%s: %s: %s", S_WHO, file, cerr? cerr: "cannot open");
+        free (cerr);
+        free (file);
+        return NULL;
+    }
+    magi1_dit_t *self = magi1_dit_load (b, ckpt, opts, err);
+    vdgx_ckpt_destroy (&ckpt);
+    free (file);
+    return self;
 }
 
 void

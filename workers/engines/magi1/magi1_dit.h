@@ -42,6 +42,11 @@ typedef struct _magi1_dit_cache_t magi1_dit_cache_t;
 //  inferred from the tensor shapes. NULL with *err naming the tensor that is wrong.
 magi1_dit_t *magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_dit_load_opts_t *opts,
                              char **err);
+//  Loads the official layout: a variant folder (ckpt/magi/<variant>/ holding
+//  inference_weight[.distill][.fp8]/), an inference_weight folder, its
+//  model.safetensors.index.json (shards beside it) or a single .safetensors file.
+magi1_dit_t *magi1_dit_open (vdgx_backend_t *b, const char *path, const magi1_dit_load_opts_t *opts,
+                             char **err);
 void magi1_dit_destroy (magi1_dit_t **self_p);
 const magi1_dit_config_t *magi1_dit_config (magi1_dit_t *self);
 //  The null caption embedding [caption_len, caption_dim] (host f32, owned by the model).
