@@ -185,21 +185,28 @@ typedef struct {
     size_t worker_models;       //  models first registered by a worker (S_WORKER_MODELS_MAX)
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
     zlistx_t *outbox;           //  s_held_t: messages held until their batch is durable
+    zlistx_t *deferred;         //  s_held_t of batches whose sync failed: sent on recovery
     vdgx_syncer_t *syncer;      //  fsyncs committed batches off this thread
     uint64_t ticket_sent;       //  last batch handed to the syncer
     uint64_t ticket_done;       //  last batch the syncer reported durable
     bool acking;                //  the reply being sent acknowledges stored state
+    bool controlling;           //  the message being sent is a CONTROL to a worker
+    bool job_state;             //  the job service reply being made reports stored state
     int64_t last_tick;          //  last heartbeat tick (mono ms), to notice our own stalls
     int64_t start_mono;
     double start_wall;
     bool stopping;
 } s_broker_t;
 
-//  A message held back until the store has committed the batch it reports on.
+//  A message held back until the store has committed the batch it reports on. A held
+//  entry may instead be a deleted job's output file, removed once the delete is durable.
 typedef struct {
     zsock_t *sock;
     zmsg_t *msg;
+    char *unlink;               //  or: a file to remove once the batch is durable
     bool ack;                   //  a job service reply: it must not claim what was not stored
+    bool defer;                 //  an event or CONTROL: after a failed sync, sent on recovery
+    bool state;                 //  a job service reply on stored state: refused after one
     bool sealed;                //  its batch has ended: it waits for ticket
     uint64_t ticket;            //  the sync that makes its batch durable
 } s_held_t;
@@ -210,6 +217,7 @@ s_held_destroy (void **item_p)
     s_held_t *h = (s_held_t *) *item_p;
     if (h) {
         zmsg_destroy (&h->msg);
+        free (h->unlink);
         free (h);
         *item_p = NULL;
     }
@@ -316,11 +324,14 @@ s_out (s_broker_t *self, zsock_t *sock, zmsg_t **msg_p, bool durable)
 {
     if (durable && self->outbox && self->store
     &&  (zlistx_size (self->outbox) || vdgx_jobstore_pending (self->store)
-         || self->ticket_done < self->ticket_sent)) {
+         || self->ticket_done < self->ticket_sent
+         || (self->guard && vdgx_storeguard_unsynced (self->guard)))) {
         s_held_t *h = (s_held_t *) zmalloc (sizeof (s_held_t));
         h->sock = sock;
         h->msg = *msg_p;
         h->ack = self->acking;
+        h->defer = sock == self->pub || self->controlling;
+        h->state = self->acking && self->job_state;
         *msg_p = NULL;
         zlistx_add_end (self->outbox, h);
     }
@@ -328,17 +339,67 @@ s_out (s_broker_t *self, zsock_t *sock, zmsg_t **msg_p, bool durable)
         zmsg_send (msg_p, sock);
 }
 
+//  A held job service reply whose batch is not stored (or not known durable) becomes an
+//  `unavailable` error with a retry hint: it never claims what may not be on disk.
+static void
+s_held_refuse (s_held_t *h, const char *text)
+{
+    zframe_t *last = zmsg_last (h->msg);
+    zmsg_remove (h->msg, last);
+    zframe_destroy (&last);
+    zframe_t *err = s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "%s", text);
+    zmsg_append (h->msg, &err);
+}
+
+//  Sends a held message, or removes its file. Destroys it.
+static void
+s_held_go (s_held_t *h)
+{
+    if (h->msg)
+        zmsg_send (&h->msg, h->sock);
+    if (h->unlink)
+        unlink (h->unlink);
+    s_held_destroy ((void **) &h);
+}
+
 //  Sends the held messages whose batch is durable (in order, up to the first that waits).
+//  After a failed sync, until the store recovers, no batch is known durable: the replies
+//  of the job service on stored state (jobs, limits; not `models`, `unload`, `drain`)
+//  become `unavailable` errors and go now; events, CONTROL to workers
+//  and deleted outputs wait (deferred) for the recovery that makes the batch durable;
+//  other replies (MMI: health says the store is degraded) go as they are.
 static void
 s_release (s_broker_t *self)
 {
+    bool unsynced = self->guard && vdgx_storeguard_unsynced (self->guard);
     s_held_t *h;
     while ((h = (s_held_t *) zlistx_first (self->outbox))
        &&  h->sealed && h->ticket <= self->ticket_done) {
         zlistx_detach (self->outbox, NULL);
-        zmsg_send (&h->msg, h->sock);
-        s_held_destroy ((void **) &h);
+        if (!unsynced)
+            s_held_go (h);
+        else
+        if (h->state) {
+            s_held_refuse (h, "the job store could not make this durable (fsync failed); retry");
+            s_held_go (h);
+        }
+        else
+        if (h->defer || h->unlink)
+            zlistx_add_end (self->deferred, h);
+        else
+            s_held_go (h);
     }
+}
+
+//  The store recovered: what failed batches held goes now (those batches were written
+//  again and checkpointed), then whatever else is due.
+static void
+s_release_deferred (s_broker_t *self)
+{
+    s_held_t *h;
+    while ((h = (s_held_t *) zlistx_detach (self->deferred, NULL)))
+        s_held_go (h);
+    s_release (self);
 }
 
 //  Opens a batch: the store's writes until s_batch_end go into one transaction.
@@ -357,13 +418,15 @@ s_batch_end (s_broker_t *self)
 {
     int rc = vdgx_jobstore_commit (self->store);
     zlist_t *paths = vdgx_jobstore_take_syncs (self->store);
+    zlist_t *unlinks = vdgx_jobstore_take_unlinks (self->store);
     if (rc) {
         s_count (self, "vdgx_store_commit_failures_total");
         vdgx_log_error ("store.commit", "held=%zu", zlistx_size (self->outbox));
     }
     //  A failed COMMIT: the guard keeps the batch's changes (the store is degraded until
     //  they are written); jobs it inserted never existed, so they leave the queues.
-    zlist_t *lost = vdgx_storeguard_committed (self->guard, rc);
+    zlist_t *lost = vdgx_storeguard_committed (self->guard, rc,
+                                               self->ticket_sent + (paths? 1: 0), paths);
     for (char *id = lost? (char *) zlist_first (lost): NULL; id; id = (char *) zlist_next (lost))
         vdgx_jobqueue_remove (self->queue, id);
     zlist_destroy (&lost);
@@ -371,20 +434,32 @@ s_batch_end (s_broker_t *self)
         vdgx_syncer_request (self->syncer, ++self->ticket_sent, &paths);
         s_count (self, "vdgx_store_commits_total");
     }
+    //  Outputs of jobs this batch deleted go once the delete is durable (a crash before
+    //  must not bring the job back without its file): in the outbox like a message, ahead
+    //  of the batch's messages, so the file is gone when the `delete` reply arrives.
+    if (unlinks) {
+        zlistx_t *batch = zlistx_new ();
+        s_held_t *h;
+        while ((h = (s_held_t *) zlistx_last (self->outbox)) && !h->sealed)
+            zlistx_add_start (batch, zlistx_detach_cur (self->outbox));
+        for (char *path = (char *) zlist_first (unlinks); path; path = (char *) zlist_next (unlinks)) {
+            h = (s_held_t *) zmalloc (sizeof (s_held_t));
+            h->unlink = strdup (path);
+            zlistx_add_end (self->outbox, h);
+        }
+        while ((h = (s_held_t *) zlistx_first (batch)))
+            zlistx_add_end (self->outbox, zlistx_detach_cur (batch));
+        zlistx_destroy (&batch);
+        zlist_destroy (&unlinks);
+    }
     //  Messages of this batch wait for the newest ticket (a batch that wrote nothing only
     //  queued behind earlier ones).
     for (s_held_t *h = (s_held_t *) zlistx_last (self->outbox); h && !h->sealed;
          h = (s_held_t *) zlistx_prev (self->outbox)) {
         h->sealed = true;
         h->ticket = self->ticket_sent;
-        if (rc && h->ack) {
-            zframe_t *last = zmsg_last (h->msg);
-            zmsg_remove (h->msg, last);
-            zframe_destroy (&last);
-            zframe_t *err = s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000,
-                                           "the job store could not record this; retry");
-            zmsg_append (h->msg, &err);
-        }
+        if (rc && h->ack)
+            s_held_refuse (h, "the job store could not record this; retry");
     }
     s_release (self);
 }
@@ -397,12 +472,14 @@ s_syncer_event (zloop_t *loop, zsock_t *reader, void *arg)
     (void) reader;
     s_broker_t *self = (s_broker_t *) arg;
     uint64_t ticket = 0;
-    if (vdgx_syncer_recv (self->syncer, &ticket)) {
+    int rc = vdgx_syncer_recv (self->syncer, &ticket);
+    if (rc) {
         s_count (self, "vdgx_store_sync_failures_total");
         vdgx_log_error ("store.sync", "ticket=%llu", (unsigned long long) ticket);
-        //  Written but maybe not on the disk: degraded until a probe syncs again.
-        vdgx_storeguard_fault (self->guard, "an fsync of the job store failed (disk full or I/O error)");
     }
+    //  Written but maybe not on the disk: degraded (and these batches refused, their
+    //  changes kept to be written again) until recovery syncs and checkpoints.
+    vdgx_storeguard_synced (self->guard, ticket, rc);
     if (ticket > self->ticket_done)
         self->ticket_done = ticket;
     s_release (self);
@@ -415,13 +492,16 @@ s_sync_all (s_broker_t *self)
 {
     while (self->ticket_done < self->ticket_sent) {
         uint64_t ticket = 0;
-        vdgx_syncer_recv (self->syncer, &ticket);
+        int rc = vdgx_syncer_recv (self->syncer, &ticket);
+        vdgx_storeguard_synced (self->guard, ticket, rc);
         if (ticket > self->ticket_done)
             self->ticket_done = ticket;
         else
             break;              //  interrupted
     }
     self->ticket_done = self->ticket_sent;
+    if (!vdgx_storeguard_unsynced (self->guard))
+        s_release_deferred (self);
     s_release (self);
 }
 
@@ -509,7 +589,9 @@ s_send_worker (s_broker_t *self, vdgx_rworker_t *w, uint8_t command, zframe_t *a
     if (w->proto == 1 || delim)
         zmsg_pushmem (msg, NULL, 0);
     zmsg_prepend (msg, &(zframe_t *) { zframe_dup (w->address) });
-    s_out (self, self->router, &msg, command == VDGX_MDPW_CONTROL);
+    self->controlling = command == VDGX_MDPW_CONTROL;
+    s_out (self, self->router, &msg, self->controlling);
+    self->controlling = false;
     //  Any message counts as a heartbeat for the worker (PROTOCOL.md). (An unregistered
     //  peer told to go away is a stack record outside the registry.)
     if (w->sent_handle)
@@ -2062,6 +2144,9 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
         s_count (self, "vdgx_jobs_bad_requests_total");
         return vdgx_error_frame (&err, 0);
     }
+    //  What a failed sync refuses (s_release): replies on jobs and stored limits.
+    self->job_state = cmd.cmd != VDGX_JOBCMD_MODELS && cmd.cmd != VDGX_JOBCMD_UNLOAD
+                   && cmd.cmd != VDGX_JOBCMD_DRAIN;
     //  Who acts: the peer itself, or for an admin peer (the REST bridge) the owner and role
     //  it names. A user sees and changes only its own jobs; operators' commands need admin.
     char owner [VDGX_OWNER_MAX + 1];
@@ -2642,6 +2727,7 @@ s_client_message (s_broker_t *self, zframe_t *identity, int proto, bool delim,
             s_send_client_frame (self, identity, proto, delim, service, s_mmi (self, service, body, &peer));
         }
         else {
+            self->job_state = true;
             zframe_t *reply = s_job_service (self, body, &peer);
             self->acking = true;
             s_send_client_frame (self, identity, proto, delim, service, reply);
@@ -2917,8 +3003,10 @@ s_housekeeping_timer (zloop_t *loop, int timer_id, void *arg)
     s_expire_jobs (self, zclock_mono ());
     s_batch_end (self);
     //  Outside the batch: the probe must see its own write fail or succeed.
-    if (vdgx_storeguard_degraded (self->guard) && vdgx_storeguard_recover (self->guard) == 0)
+    if (vdgx_storeguard_degraded (self->guard) && vdgx_storeguard_recover (self->guard) == 0) {
+        s_release_deferred (self);
         s_dispatch_all (self);
+    }
     return 0;
 }
 
@@ -2975,6 +3063,7 @@ s_broker_free (s_broker_t *self)
     zloop_destroy (&self->loop);
     zhashx_destroy (&self->running);
     zlistx_destroy (&self->outbox);
+    zlistx_destroy (&self->deferred);
     vdgx_syncer_destroy (&self->syncer);
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->limits);
@@ -3142,6 +3231,8 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->delims = zhashx_new ();
     self->outbox = zlistx_new ();
     zlistx_set_destructor (self->outbox, s_held_destroy);
+    self->deferred = zlistx_new ();
+    zlistx_set_destructor (self->deferred, s_held_destroy);
     self->wauth = zhashx_new ();
     zhashx_set_destructor (self->wauth, s_free_item);
     self->acl = vdgx_acl_new ();

@@ -25,6 +25,7 @@ struct _vdgx_jobstore_t {
     uint64_t jobs, output_bytes;            //  health counters (committed)
     int64_t jobs_delta, bytes_delta;        //  changes of the open transaction
     zlist_t *unlinks;           //  outputs of deleted jobs, removed after COMMIT
+    zlist_t *to_unlink;         //  deferred: committed deletes' outputs (take_unlinks)
     zlist_t *syncs;             //  outputs renamed in by the batch, synced before COMMIT
     bool deferred;              //  the caller syncs (synchronous=NORMAL): see take_syncs
     zlist_t *to_sync;           //  deferred: what the last commits left to sync, in order
@@ -248,6 +249,8 @@ vdgx_jobstore_new (const char *dir, char *error, size_t errsize)
     sqlite3_busy_timeout (self->db, 5000);
     self->unlinks = zlist_new ();
     zlist_autofree (self->unlinks);
+    self->to_unlink = zlist_new ();
+    zlist_autofree (self->to_unlink);
     self->syncs = zlist_new ();
     zlist_autofree (self->syncs);
     self->to_sync = zlist_new ();
@@ -303,6 +306,7 @@ vdgx_jobstore_destroy (vdgx_jobstore_t **self_p)
             s_exec (self, "ROLLBACK");
         zhashx_destroy (&self->stmts);
         zlist_destroy (&self->unlinks);
+        zlist_destroy (&self->to_unlink);
         zlist_destroy (&self->syncs);
         zlist_destroy (&self->to_sync);
         zstr_free (&self->walpath);
@@ -890,6 +894,18 @@ vdgx_jobstore_take_syncs (vdgx_jobstore_t *self)
     return list;
 }
 
+zlist_t *
+vdgx_jobstore_take_unlinks (vdgx_jobstore_t *self)
+{
+    assert (self);
+    if (zlist_size (self->to_unlink) == 0)
+        return NULL;
+    zlist_t *list = self->to_unlink;
+    self->to_unlink = zlist_new ();
+    zlist_autofree (self->to_unlink);
+    return list;
+}
+
 void
 vdgx_jobstore_begin (vdgx_jobstore_t *self)
 {
@@ -939,9 +955,15 @@ vdgx_jobstore_commit (vdgx_jobstore_t *self)
                 zlist_append (self->to_sync, self->walpath);
             self->jobs += (uint64_t) self->jobs_delta;
             self->output_bytes += (uint64_t) self->bytes_delta;
+            //  Deferred: the caller removes them once the batch is durable (a crash
+            //  before that must not bring the job back without its file).
             for (char *path = (char *) zlist_first (self->unlinks); path;
-                 path = (char *) zlist_next (self->unlinks))
-                unlink (path);
+                 path = (char *) zlist_next (self->unlinks)) {
+                if (self->deferred)
+                    zlist_append (self->to_unlink, path);
+                else
+                    unlink (path);
+            }
             zlist_purge (self->unlinks);
         }
         self->jobs_delta = self->bytes_delta = 0;
@@ -1199,7 +1221,19 @@ vdgx_jobstore_test (bool verbose)
     zlist_destroy (&syncs);
     assert (vdgx_jobstore_take_syncs (store) == NULL);
     assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 1 && bytes == 11);
+    //  Deferred: a deleted job's output stays until the caller has synced the batch.
+    assert (vdgx_jobstore_take_unlinks (store) == NULL);
+    vdgx_jobstore_begin (store);
     assert (vdgx_jobstore_delete (store, "c1") == 0);
+    assert (vdgx_jobstore_commit (store) == 0);
+    assert (access (out, F_OK) == 0);
+    zlist_t *unlinks = vdgx_jobstore_take_unlinks (store);
+    assert (unlinks && zlist_size (unlinks) == 1 && streq ((char *) zlist_first (unlinks), out));
+    zlist_destroy (&unlinks);
+    syncs = vdgx_jobstore_take_syncs (store);
+    assert (syncs && strstr ((char *) zlist_last (syncs), "jobs.db-wal"));
+    zlist_destroy (&syncs);
+    unlink (out);
     vdgx_jobstore_flush (store);
     vdgx_jobstore_destroy (&store);
     assert (store == NULL);

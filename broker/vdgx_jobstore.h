@@ -137,6 +137,9 @@ void vdgx_jobstore_begin (vdgx_jobstore_t *self);
 //  synced. Writes outside a batch are then durable at the next sync.
 int vdgx_jobstore_defer_sync (vdgx_jobstore_t *self);
 zlist_t *vdgx_jobstore_take_syncs (vdgx_jobstore_t *self);
+//  Deferred sync: the outputs of jobs deleted by the committed batches, which the caller
+//  removes only once those batches are durable (zlist of strings, autofree; NULL if none).
+zlist_t *vdgx_jobstore_take_unlinks (vdgx_jobstore_t *self);
 int vdgx_jobstore_commit (vdgx_jobstore_t *self);
 bool vdgx_jobstore_pending (vdgx_jobstore_t *self);
 //  Store health when writes failed: writes and syncs a 64 KiB block in DIR/tmp and commits

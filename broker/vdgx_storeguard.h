@@ -13,7 +13,10 @@
     Group commit: inside a batch (vdgx_jobstore_begin/commit) a write only fails for good
     at COMMIT, which rolls the whole batch back. The guard keeps a copy of every change
     saved in the open batch; the broker reports the COMMIT's outcome (committed), and on
-    failure those changes become waiting changes like any other.
+    failure those changes become waiting changes like any other. The copy is kept until the
+    syncer reports the batch durable (vdgx_storeguard_synced): when an fsync fails, the
+    batch's changes wait to be written again too (see docs/ARCHITECTURE.md for why a later
+    sync alone proves nothing), and recovery ends with a checkpoint into the main file.
 */
 #ifndef VDGX_STOREGUARD_H_INCLUDED
 #define VDGX_STOREGUARD_H_INCLUDED
@@ -40,7 +43,17 @@ int vdgx_storeguard_get (vdgx_storeguard_t *self, const char *id, vdgx_jobrec_t 
 //  batch inserted (noted with vdgx_storeguard_inserted) are returned: they are not in the
 //  store, the caller takes them out of its queues. NULL when there are none. Caller
 //  destroys the list.
-zlist_t *vdgx_storeguard_committed (vdgx_storeguard_t *self, int rc);
+//  On success the batch goes to the syncer under ticket with paths (its files, borrowed):
+//  the guard keeps a copy of its changes and files until vdgx_storeguard_synced says.
+zlist_t *vdgx_storeguard_committed (vdgx_storeguard_t *self, int rc, uint64_t ticket,
+                                    zlist_t *paths);
+//  The syncer reported ticket (and every ticket before it) with rc (0, or -1 when an fsync
+//  failed). A failure makes the store degraded and `unsynced`: the changes of the batches
+//  reported then, and of every batch reported until recovery, wait to be written again
+//  and their files to be synced again; recovery ends with a TRUNCATE checkpoint.
+void vdgx_storeguard_synced (vdgx_storeguard_t *self, uint64_t ticket, int rc);
+//  A sync failed and the store has not recovered: no batch is known durable meanwhile.
+bool vdgx_storeguard_unsynced (vdgx_storeguard_t *self);
 //  A job was inserted in the open batch.
 void vdgx_storeguard_inserted (vdgx_storeguard_t *self, const char *id);
 //  Drops a waiting change (the job was deleted).

@@ -6,7 +6,7 @@ an MP4 whose SHA-256 is the one recorded, or `failed` with a clear code) and tha
 failure is reported where an operator looks (/info, /ready, `vdgx health`, metrics, exit
 statuses, HTTP codes). Standard library only.
 
-    chaos.py SCENARIO     worker_kill | broker_kill | disk_full | output_missing |
+    chaos.py SCENARIO     worker_kill | broker_kill | disk_full | sync_failure | output_missing |
                           damaged_page | damaged_row | lost_wal
 Counts come from the environment (defaults are the CI counts, trimmed to fit about two
 minutes on two cores): CHAOS_WORKER_KILLS (default 20), CHAOS_BROKER_KILLS (default 5).
@@ -351,6 +351,91 @@ def t_disk_full(st):
     print("disk_full: degraded, 503 + Retry-After, recovered; %d jobs completed" % len(done))
 
 
+def t_sync_failure(st):
+    """A real failed fsync: the data dir is an ext2 file system on a loop device whose
+    backing file lies on a small tmpfs (a thin-provisioned disk). Free blocks are trimmed
+    (holes in the backing file) and the tmpfs is filled: write() still succeeds (the page
+    cache), but writing back a new block fails, so the syncer's fsync of the WAL returns an
+    error. The submit whose batch that was must get 503 + Retry-After, never a success;
+    the store is degraded with the reason; a job that completes meanwhile is not reported
+    (its status is refused) and its worker's result is kept; a delete is refused and its
+    output stays; space back: the store recovers by itself, the output goes, the refused submit retried with its idempotency key is one job,
+    and every job completes with its file."""
+    job0 = st.submit("before sleep_ms=10")
+    st.wait_all([job0])
+    # Keeps the only worker busy while the disk fails, so the refused job stays queued.
+    busy = st.submit("busy sleep_ms=2500", "--seed", "7")
+    check(busy, "submit before the failure")
+    time.sleep(2.5)                 # the checkpoint timer has emptied the WAL
+    r = subprocess.run(["fstrim", st.mnt_fs], capture_output=True, text=True)
+    check(r.returncode == 0, "fstrim: %s" % r.stderr)
+    fill(os.path.join(st.mnt_backing, "filler"))
+    req = {"model": "testgen", "prompt": "refused sleep_ms=10", "idempotency_key": "sync-failure-1",
+           "width": 64, "height": 48, "frames": 8, "steps": 3}
+    status, hdrs, body = st.http("POST", "/generate", req)
+    check(status == 503 and int(hdrs.get("retry-after", "0")) >= 1,
+          "submit in a batch whose fsync failed: %d %r %r" % (status, hdrs, body))
+    check(b"fsync" in body or b"store" in body, "the 503 does not say why: %r" % body)
+    _, _, body = st.http("GET", "/info")
+    info = json.loads(body)
+    check(info.get("store") == "degraded" and "fsync" in info["broker"]["store"]["reason"],
+          "/info after a failed fsync: %r" % info)
+    _, _, metrics = st.http("GET", "/metrics")
+    m = re.search(rb"vdgx_store_sync_failures_total (\d+)", metrics)
+    check(m and int(m.group(1)) >= 1, "no sync failure counted")
+    # The busy job finishes while the store cannot sync: not reported completed.
+    time.sleep(3)
+    r = st.cli("--timeout", "3", "status", busy, "--json")
+    check(r.returncode != 0 or json.loads(r.stdout)["state"] != "completed",
+          "a completion that is not durable was reported: %s" % r.stdout)
+    status, hdrs, _ = st.http("GET", "/jobs/" + busy)
+    check(status == 503 and hdrs.get("retry-after"), "GET /jobs while unsynced: %d" % status)
+    # A delete while no batch is durable: refused, and its output stays until it is.
+    gone = os.path.join(st.data, "out", job0 + ".mp4")
+    status, _, _ = st.http("DELETE", "/v1/videos/" + job0)
+    check(status == 503, "DELETE while unsynced: %d" % status)
+    time.sleep(0.5)
+    check(os.path.exists(gone), "the output of a delete that is not durable was removed")
+    os.unlink(os.path.join(st.mnt_backing, "filler"))
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        _, _, body = st.http("GET", "/info")
+        if json.loads(body).get("store") == "ok":
+            break
+        time.sleep(0.1)
+    check(json.loads(body).get("store") == "ok", "the store did not recover: %r" % json.loads(body)["broker"]["store"])
+    # Recovered: the delete was made durable (checkpoint), then its output removed.
+    check(not os.path.exists(gone), "the deleted job's output is still there after recovery")
+    status, _, _ = st.http("GET", "/jobs/" + job0)
+    check(status == 404, "the deleted job after recovery: %d" % status)
+    status, _, body = st.http("POST", "/generate", req)
+    check(status == 202, "the retried submit: %d %r" % (status, body))
+    refused = json.loads(body)["id"]
+    status, _, body = st.http("POST", "/generate", req)
+    check(status == 202 and json.loads(body)["id"] == refused, "the idempotency key made a second job")
+    after = st.submit("after sleep_ms=10")
+    check(after, "submit after recovery refused")
+    done = st.wait_all([busy, refused, after])
+    st.verify_outputs(done)
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(st.data, "jobs.db"), uri=True)
+    n = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    db.close()
+    check(n == 3, "%d jobs in the store, 3 expected" % n)
+    print("sync_failure: fsync failed (thin disk), 503 + Retry-After, completion held, delete's"
+          " output kept until durable, recovered; %d jobs completed, the refused submit once" % len(done))
+
+
+def fill(path):
+    """Writes path until its file system is full, to the last byte."""
+    with open(path, "wb", buffering=0) as f:
+        for block in (65536, 4096, 512):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError:
+                pass
+
+
 def t_output_missing(st):
     """A completed job whose file is deleted, truncated or changed: 410 and failed:
     output_missing, never a 200 with the wrong bytes."""
@@ -470,6 +555,30 @@ def t_lost_wal(st):
     print("lost_wal: 40 jobs survived a deleted and a truncated -wal")
 
 
+def mount_thin(backing, fs):
+    """An ext2 file system at fs on a loop device whose sparse 128 MiB backing file lies
+    on a 24 MiB tmpfs at backing. Returns (loop device, None) or (None, reason)."""
+    why = mount_tmpfs(backing, "24m")
+    if why:
+        return None, why
+    img = os.path.join(backing, "disk.img")
+    with open(img, "wb") as f:
+        f.truncate(128 << 20)
+    r = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True)
+    if r.returncode:
+        subprocess.run(["umount", backing])
+        return None, r.stderr.strip() or "losetup failed"
+    loop = r.stdout.strip()
+    os.makedirs(fs, exist_ok=True)
+    for argv in (["mkfs.ext2", "-q", loop], ["mount", "-o", "errors=continue", loop, fs]):
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode:
+            subprocess.run(["losetup", "-d", loop])
+            subprocess.run(["umount", backing])
+            return None, "%s: %s" % (argv[0], r.stderr.strip())
+    return loop, None
+
+
 def mount_tmpfs(path, size):
     """Mounts a tmpfs of size at path; returns a reason when that is not permitted."""
     os.makedirs(path, exist_ok=True)
@@ -482,6 +591,7 @@ SCENARIOS = {
     "worker_kill": (t_worker_kill, {}),
     "broker_kill": (t_broker_kill, {"workers": 2}),
     "disk_full": (t_disk_full, {"bridge": True}),
+    "sync_failure": (t_sync_failure, {"bridge": True}),
     "output_missing": (t_output_missing, {"bridge": True}),
     "damaged_page": (t_damaged_page, {}),
     "damaged_row": (t_damaged_row, {"bridge": True}),
@@ -505,10 +615,23 @@ def main():
                   " container with CAP_SYS_ADMIN" % why)
             return SKIP
         data = os.path.join(mnt, "broker")
+    loop = backing = None
+    if name == "sync_failure":
+        backing = tempfile.mkdtemp(prefix="vdgx-chaos-backing-")
+        mnt = tempfile.mkdtemp(prefix="vdgx-chaos-thin-")
+        loop, why = mount_thin(backing, mnt)
+        if why:
+            os.rmdir(mnt)
+            os.rmdir(backing)
+            print("sync_failure: SKIPPED: cannot make a loop device on a tmpfs (%s); run as root,"
+                  " or in a container with CAP_SYS_ADMIN and /dev/loop*" % why)
+            return SKIP
+        data = os.path.join(mnt, "broker")
     st = None
     failed = True
     try:
         st = Stack(data=data, **kw)
+        st.mnt_fs, st.mnt_backing = mnt, backing
         fn(st)
         failed = False
         return 0
@@ -518,6 +641,11 @@ def main():
         if mnt:
             subprocess.run(["umount", "-l", mnt])
             os.rmdir(mnt)
+        if loop:
+            subprocess.run(["losetup", "-d", loop])
+        if backing:
+            subprocess.run(["umount", "-l", backing])
+            os.rmdir(backing)
 
 
 if __name__ == "__main__":
