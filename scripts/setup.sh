@@ -45,6 +45,7 @@ PACKAGES=(
 # Packages only the test suite needs (servers and tools the tests drive for real).
 TEST_PACKAGES=(
     prometheus wrk nginx-light systemd valgrind curl python3-yaml
+    mount util-linux e2fsprogs          # losetup, fstrim, mkfs.ext2: chaos.sync_failure
     chromium
 )
 # Node.js (OpenAI SDK, Dockerfile lint and web UI browser tests): Debian's, unless one is
