@@ -882,28 +882,30 @@ vdgx_jobstore_defer_sync (vdgx_jobstore_t *self)
     return 0;
 }
 
+//  Hands over *list_p (NULL when empty) and leaves a new empty one in its place.
+static zlist_t *
+s_take (zlist_t **list_p)
+{
+    if (zlist_size (*list_p) == 0)
+        return NULL;
+    zlist_t *list = *list_p;
+    *list_p = zlist_new ();
+    zlist_autofree (*list_p);
+    return list;
+}
+
 zlist_t *
 vdgx_jobstore_take_syncs (vdgx_jobstore_t *self)
 {
     assert (self);
-    if (zlist_size (self->to_sync) == 0)
-        return NULL;
-    zlist_t *list = self->to_sync;
-    self->to_sync = zlist_new ();
-    zlist_autofree (self->to_sync);
-    return list;
+    return s_take (&self->to_sync);
 }
 
 zlist_t *
 vdgx_jobstore_take_unlinks (vdgx_jobstore_t *self)
 {
     assert (self);
-    if (zlist_size (self->to_unlink) == 0)
-        return NULL;
-    zlist_t *list = self->to_unlink;
-    self->to_unlink = zlist_new ();
-    zlist_autofree (self->to_unlink);
-    return list;
+    return s_take (&self->to_unlink);
 }
 
 void

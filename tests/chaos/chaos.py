@@ -301,23 +301,9 @@ def t_disk_full(st):
     filler = os.path.join(st.data, "filler")
     running = [st.submit("during %d sleep_ms=150" % i, "--seed", str(i)) for i in range(3)]
     check(all(running), "submits before the disk filled")
-    with open(filler, "wb", buffering=0) as f:
-        for block in (65536, 4096, 512):       # to the last byte
-            try:
-                while True:
-                    f.write(b"\0" * block)
-            except OSError:
-                pass
+    fill(filler)
     # The next output write (or probe) fails: the store is degraded within a few seconds.
-    deadline = time.time() + 20
-    info = None
-    while time.time() < deadline:
-        _, _, body = st.http("GET", "/info")
-        info = json.loads(body)
-        if info.get("store") == "degraded":
-            break
-        time.sleep(0.1)
-    check(info and info.get("store") == "degraded", "/info does not say degraded: %r" % (info or {}).get("broker"))
+    info = wait_store(st, "degraded")
     check(info["broker"]["store"]["reason"], "no reason in /info")
     status, _, body = st.http("GET", "/ready")
     check(status == 503 and json.loads(body)["store"] == "degraded", "/ready: %d %r" % (status, body))
@@ -335,13 +321,7 @@ def t_disk_full(st):
         check(s["attempt"] <= 2 and s["state"] in ("queued", "running", "completed"),
               "job %s while full: %r" % (job, s))
     os.unlink(filler)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        _, _, body = st.http("GET", "/info")
-        if json.loads(body).get("store") == "ok":
-            break
-        time.sleep(0.1)
-    check(json.loads(body).get("store") == "ok", "the store did not recover")
+    wait_store(st)
     _, _, metrics = st.http("GET", "/metrics")
     check(b"vdgx_store_degraded 0" in metrics, "metrics after recovery")
     after = st.submit("after sleep_ms=10")
@@ -397,13 +377,7 @@ def t_sync_failure(st):
     time.sleep(0.5)
     check(os.path.exists(gone), "the output of a delete that is not durable was removed")
     os.unlink(os.path.join(st.mnt_backing, "filler"))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        _, _, body = st.http("GET", "/info")
-        if json.loads(body).get("store") == "ok":
-            break
-        time.sleep(0.1)
-    check(json.loads(body).get("store") == "ok", "the store did not recover: %r" % json.loads(body)["broker"]["store"])
+    wait_store(st)
     # Recovered: the delete was made durable (checkpoint), then its output removed.
     check(not os.path.exists(gone), "the deleted job's output is still there after recovery")
     status, _, _ = st.http("GET", "/jobs/" + job0)
@@ -423,6 +397,19 @@ def t_sync_failure(st):
     check(n == 3, "%d jobs in the store, 3 expected" % n)
     print("sync_failure: fsync failed (thin disk), 503 + Retry-After, completion held, delete's"
           " output kept until durable, recovered; %d jobs completed, the refused submit once" % len(done))
+
+
+def wait_store(st, state="ok", timeout=20):
+    """Waits until /info says the store is state ("ok": it recovered by itself); the info."""
+    deadline = time.time() + timeout
+    info = {}
+    while time.time() < deadline:
+        _, _, body = st.http("GET", "/info")
+        info = json.loads(body)
+        if info.get("store") == state:
+            return info
+        time.sleep(0.1)
+    raise AssertionError("/info does not say the store is %s: %r" % (state, info.get("broker", {}).get("store")))
 
 
 def fill(path):
