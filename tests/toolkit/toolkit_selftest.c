@@ -11,6 +11,7 @@
 #include "vdgx_rng.h"
 #include "vdgx_t5.h"
 #include "vdgx_tok.h"
+#include "vdgx_torchrng.h"
 #include "vdgx_wsrc.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
@@ -21,6 +22,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "vdgx_tok", vdgx_tok_test },
     { "vdgx_t5", vdgx_t5_test },
     { "vdgx_rng", vdgx_rng_test },
+    { "vdgx_torchrng", vdgx_torchrng_test },
     { "vdgx_flow", vdgx_flow_test },
     { "vdgx_guide", vdgx_guide_test },
 };
