@@ -75,7 +75,8 @@ typedef struct {
 } magi1_dit_call_t;
 
 //  out [out_channels, T, H, W] = the velocity. cache may be NULL when cache_rows and
-//  write_rows are 0.
+//  write_rows are 0. After the call the cache holds cache_rows + write_rows rows: rows past
+//  them (written by an earlier call) are dropped, which the official schedules never read.
 int magi1_dit_forward (magi1_dit_t *self, magi1_dit_cache_t *cache, const float *x,
                        const magi1_dit_call_t *call, float *out, char **err);
 
