@@ -1125,9 +1125,28 @@ s_peer_answer (s_peer_t *peer, const char *id, vdgx_result_t *result, char *sha,
     vdgx_sha256_init (&ctx);
     uint64_t offset = 0;
     *progress = 0;
+    int64_t end = zclock_mono () + 60000;       //  a lost answer fails, it does not hang
     while (true) {
+        assert (zclock_mono () < end);
         vdgx_mdp_t *mdp = s_peer_recv (peer, -1, 10000);
         assert (mdp);
+        //  A READY that lists the job pending (a new connection: what went to the old one,
+        //  a RESEND included, is lost): ask again, and start over.
+        if (mdp->command == VDGX_MDPW_READY && zmsg_size (mdp->body) > 0) {
+            vdgx_wstate_t ws;
+            vdgx_wstate_init (&ws);
+            s_peer_state (mdp, &ws);
+            bool pending = false;
+            for (size_t i = 0; i < ws.npending; i++)
+                pending |= streq (ws.pending [i], id);
+            vdgx_wstate_clear (&ws);
+            if (pending) {
+                s_peer_control (peer, VDGX_CONTROL_RESEND, id);
+                vdgx_sha256_init (&ctx);
+                offset = 0;
+                *progress = 0;
+            }
+        }
         if (mdp->command == VDGX_MDPW_PARTIAL || mdp->command == VDGX_MDPW_FINAL) {
             assert (zframe_streq (mdp->address, id));
             zframe_t *f = zmsg_first (mdp->body);
