@@ -631,6 +631,8 @@ vdgx_webhook_counts (vdgx_webhook_t *self, uint64_t *delivered, uint64_t *retrie
 //  Selftest: request fields, and a delivery end to end (a PUB socket as the broker's events,
 //  a real HTTP receiver on loopback that fails the first attempt, checks the signature).
 
+#define S_TEST_WAIT_MS  60000           //  deadline for each step of the selftest
+
 typedef struct {
     int port;
     int requests;
@@ -717,8 +719,13 @@ vdgx_webhook_test (bool verbose)
     }
 
     //  End to end: events from a PUB socket, a receiver that answers 503 once, then 204.
-    zsock_t *pub = zsock_new_pub ("tcp://127.0.0.1:*");
+    //  An XPUB, so the test sees the sender's subscription arrive instead of sleeping for it.
+    //  The waits below are deadlines, not expectations: a slow run (valgrind, a loaded
+    //  machine) takes longer, and what arrives is checked the same.
+    zsock_t *pub = zsock_new_xpub ("tcp://127.0.0.1:*");
     assert (pub);
+    zsock_set_xpub_verbose (pub, 1);
+    zsock_set_rcvtimeo (pub, S_TEST_WAIT_MS);
     char *events = zsock_last_endpoint (pub);
     int lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
@@ -772,7 +779,13 @@ vdgx_webhook_test (bool verbose)
     assert (vdgx_webhook_check (hooks, &spec, &err) == -1);
     snprintf (spec.url, sizeof spec.url, "http://10.0.0.1/hook");
     assert (vdgx_webhook_check (hooks, &spec, &err) == -1);
-    zclock_sleep (200);             //  the SUB connects
+    //  Both senders' SUBs have connected (an XPUB passes each subscription when verbose).
+    for (int i = 0; i < 2; i++) {
+        zframe_t *subscription = zframe_recv (pub);
+        assert (subscription && zframe_size (subscription) == 5
+                && memcmp (zframe_data (subscription), "\x01job.", 5) == 0);
+        zframe_destroy (&subscription);
+    }
     //  The job's first event comes before its registration: it is replayed.
     vdgx_event_t ev;
     vdgx_event_init (&ev);
@@ -791,7 +804,7 @@ vdgx_webhook_test (bool verbose)
     //  The start delivery: 503 first (retried after 1 s), then 204.
     for (int i = 0; i < 2; i++) {
         struct pollfd p = { .fd = lfd, .events = POLLIN };
-        assert (poll (&p, 1, 5000) == 1);
+        assert (poll (&p, 1, S_TEST_WAIT_MS) == 1);
         s_receive_one (&rx, accept (lfd, NULL, NULL));
     }
     assert (rx.requests == 2 && strstr (rx.last_body, "\"event\":\"start\"")
@@ -814,18 +827,21 @@ vdgx_webhook_test (bool verbose)
     msg = vdgx_event_msg (&ev);
     zmsg_send (&msg, pub);
     struct pollfd p = { .fd = lfd, .events = POLLIN };
-    assert (poll (&p, 1, 5000) == 1);
+    assert (poll (&p, 1, S_TEST_WAIT_MS) == 1);
     s_receive_one (&rx, accept (lfd, NULL, NULL));
     assert (strstr (rx.last_body, "\"event\":\"completed\"") && strstr (rx.last_body, "content_url"));
+    //  The sender counts a delivery once it has read the answer: wait for it.
     uint64_t delivered, retried, failed;
-    zclock_sleep (50);
-    vdgx_webhook_counts (hooks, &delivered, &retried, &failed);
+    int64_t deadline = zclock_mono () + S_TEST_WAIT_MS;
+    do {
+        zclock_sleep (20);
+        vdgx_webhook_counts (hooks, &delivered, &retried, &failed);
+    } while (delivered < 2 && zclock_mono () < deadline);
     assert (delivered == 2 && retried == 1 && failed == 0);
 
     //  At delivery the address connected to is checked again (a name that resolved to a
     //  public address at submit may resolve to an internal one now): a registration that
     //  points at the receiver on loopback, given to the strict sender, gets no connection.
-    zclock_sleep (200);             //  the strict SUB is connected (it started long ago)
     memset (&spec, 0, sizeof spec);
     snprintf (spec.url, sizeof spec.url, "http://127.0.0.1:%d/hook", rx.port);
     spec.events = VDGX_WEBHOOK_START | VDGX_WEBHOOK_COMPLETED;
@@ -835,7 +851,7 @@ vdgx_webhook_test (bool verbose)
     msg = vdgx_event_msg (&ev);
     zmsg_send (&msg, pub);
     //  The first attempt fails without connecting; the retry after 1 s too.
-    int64_t until = zclock_mono () + 10000;
+    int64_t until = zclock_mono () + S_TEST_WAIT_MS;
     uint64_t sdelivered = 0, sretried = 0, sfailed = 0;
     while (sretried < 2 && zclock_mono () < until) {
         struct pollfd q = { .fd = lfd, .events = POLLIN };
