@@ -3,6 +3,7 @@
 */
 #include "vdgx_selftest_main.h"
 
+#include "wan21_clip.h"
 #include "wan21_dit.h"
 #include "wan21_engine.h"
 #include "wan21_vae.h"
@@ -10,6 +11,7 @@
 static const vdgx_selftest_class_t s_classes [] = {
     { "wan21_dit", wan21_dit_test },
     { "wan21_vae", wan21_vae_test },
+    { "wan21_clip", wan21_clip_test },
     { "wan21_engine", wan21_engine_test },
 };
 

@@ -368,3 +368,68 @@ vdgx_nn_unpatchify3d (const float *tokens, int64_t c, int64_t f, int64_t h, int6
                         = src [((p * ph + q) * pw + r) * c + co];
         }
 }
+
+//  Keys' cubic convolution weights of the 4 taps around a fractional offset t (A = -0.75).
+static void
+s_cubic_weights (float t, float wt [4])
+{
+    const float A = -0.75f;
+    float x1 = t + 1.0f, x2 = 1.0f - t, x3 = 2.0f - t;
+    wt [0] = ((A * x1 - 5.0f * A) * x1 + 8.0f * A) * x1 - 4.0f * A;
+    wt [1] = ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f;
+    wt [2] = ((A + 2.0f) * x2 - (A + 3.0f)) * x2 * x2 + 1.0f;
+    wt [3] = ((A * x3 - 5.0f * A) * x3 + 8.0f * A) * x3 - 4.0f * A;
+}
+
+//  Per output index: the first tap (unclamped) and the 4 weights.
+static void
+s_cubic_axis (int64_t in, int64_t out, int64_t *first, float *wts)
+{
+    float scale = (float) in / (float) out;
+    for (int64_t i = 0; i < out; i++) {
+        float src = scale * ((float) i + 0.5f) - 0.5f;
+        float fl = floorf (src);
+        first [i] = (int64_t) fl - 1;
+        s_cubic_weights (src - fl, wts + 4 * i);
+    }
+}
+
+static inline int64_t
+s_clampi (int64_t v, int64_t hi)
+{
+    return v < 0? 0: v > hi? hi: v;
+}
+
+void
+vdgx_nn_resize_bicubic (const float *x, int64_t c, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                        float *y)
+{
+    assert (x && y && c > 0 && h > 0 && w > 0 && oh > 0 && ow > 0);
+    int64_t *fy = malloc ((size_t) (oh + ow) * sizeof (int64_t));
+    float *wy = malloc ((size_t) (oh + ow) * 4 * sizeof (float));
+    assert (fy && wy);      //  small tables
+    int64_t *fx = fy + oh;
+    float *wx = wy + 4 * oh;
+    s_cubic_axis (h, oh, fy, wy);
+    s_cubic_axis (w, ow, fx, wx);
+    for (int64_t ci = 0; ci < c; ci++) {
+        const float *plane = x + ci * h * w;
+        for (int64_t i = 0; i < oh; i++) {
+            float *dst = y + (ci * oh + i) * ow;
+            for (int64_t j = 0; j < ow; j++) {
+                //  Along the width for each of the 4 rows, then along the height.
+                float acc = 0.0f;
+                for (int a = 0; a < 4; a++) {
+                    const float *row = plane + s_clampi (fy [i] + a, h - 1) * w;
+                    float r = 0.0f;
+                    for (int bb = 0; bb < 4; bb++)
+                        r += wx [4 * j + bb] * row [s_clampi (fx [j] + bb, w - 1)];
+                    acc += wy [4 * i + a] * r;
+                }
+                dst [j] = acc;
+            }
+        }
+    }
+    free (fy);
+    free (wy);
+}

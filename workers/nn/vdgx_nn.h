@@ -151,6 +151,13 @@ void vdgx_nn_patchify3d (const float *x, int64_t c, int64_t f, int64_t h, int64_
 void vdgx_nn_unpatchify3d (const float *tokens, int64_t c, int64_t f, int64_t h, int64_t w,
                            const int patch [3], float *x);
 
+//  Bicubic resampling of planar images x [c, h, w] -> y [c, oh, ow] as PyTorch's
+//  F.interpolate (mode="bicubic", align_corners=False, antialias=False): A = -0.75, source
+//  coordinate scale * (i + 0.5) - 0.5 in float32 (scale = in / out), taps clamped to the
+//  border, no clamping of the result (it can overshoot the input range).
+void vdgx_nn_resize_bicubic (const float *x, int64_t c, int64_t h, int64_t w, int64_t oh,
+                             int64_t ow, float *y);
+
 void vdgx_nn_test (bool verbose);
 
 #ifdef __cplusplus

@@ -257,6 +257,42 @@ vdgx_nn_test (bool verbose)
         assert (memcmp (back, ramp, sizeof (float) * n) == 0);
         free (ramp); free (tok); free (perm); free (back);
     }
+    {
+        //  Bicubic resize: same size is the identity; otherwise each output is Keys' kernel
+        //  (A = -0.75, |x| form) over the clamped taps around scale * (i + 0.5) - 0.5.
+        uint64_t rs = 77;
+        const int64_t C = 2, H = 5, W = 7, OH = 9, OW = 3;
+        float *img = vdgx_test_randv (&rs, (size_t) (C * H * W), 1.0f);
+        float *same = malloc (sizeof (float) * (size_t) (C * H * W));
+        float *out = malloc (sizeof (float) * (size_t) (C * OH * OW));
+        vdgx_nn_resize_bicubic (img, C, H, W, H, W, same);
+        assert (memcmp (same, img, sizeof (float) * (size_t) (C * H * W)) == 0);
+        vdgx_nn_resize_bicubic (img, C, H, W, OH, OW, out);
+        double *want2 = malloc (sizeof (double) * (size_t) (C * OH * OW));
+        for (int64_t ci = 0; ci < C; ci++)
+            for (int64_t i = 0; i < OH; i++)
+                for (int64_t j = 0; j < OW; j++) {
+                    double sy = (double) H / OH * (i + 0.5) - 0.5, sx = (double) W / OW * (j + 0.5) - 0.5;
+                    double acc = 0;
+                    for (int64_t yy = (int64_t) floor (sy) - 1; yy <= (int64_t) floor (sy) + 2; yy++)
+                        for (int64_t xx = (int64_t) floor (sx) - 1; xx <= (int64_t) floor (sx) + 2; xx++) {
+                            double k [2], d [2] = { fabs (sy - yy), fabs (sx - xx) };
+                            for (int a = 0; a < 2; a++) {
+                                double A = -0.75, t = d [a];
+                                k [a] = t <= 1? ((A + 2) * t - (A + 3)) * t * t + 1
+                                      : t < 2? ((A * t - 5 * A) * t + 8 * A) * t - 4 * A: 0;
+                            }
+                            int64_t cy = yy < 0? 0: yy >= H? H - 1: yy, cx = xx < 0? 0: xx >= W? W - 1: xx;
+                            acc += k [0] * k [1] * img [(ci * H + cy) * W + cx];
+                        }
+                    want2 [(ci * OH + i) * OW + j] = acc;
+                }
+        double e2 = vdgx_test_err (out, want2, (size_t) (C * OH * OW));
+        if (verbose)
+            printf ("bicubic err %.2e ", e2);
+        assert (e2 < 1e-5);
+        free (img); free (same); free (out); free (want2);
+    }
 
     free (x); free (w); free (bias); free (want); free (nw); free (nb);
     vdgx_nn_free (b, &xt);
