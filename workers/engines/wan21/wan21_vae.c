@@ -68,6 +68,17 @@ typedef struct {
     s_up_t up;
 } s_layer_t;
 
+//  Encoder: residual blocks and downsamplers (ZeroPad2d (0,1,0,1) + 3x3 stride-2 conv per
+//  frame; downsample3d adds a stride-2 time conv over the last frame of the previous chunk
+//  and this chunk's frames, skipped on the first chunk).
+#define S_ENC_LAYERS 11     //  4 stages x 2 residual blocks + 3 downsamplers
+typedef struct {
+    bool is_down, temporal;
+    s_res_t res;
+    s_conv_t conv, time_conv;
+    int slot;               //  last frame of the previous chunk (temporal)
+} s_elayer_t;
+
 struct _wan21_vae_t {
     vdgx_backend_t *b;
     vdgx_dtype_t act;
@@ -86,6 +97,13 @@ struct _wan21_vae_t {
     wan21_vae_tap_fn *tap;
     void *tap_ctx;
     uint64_t weight_bytes;
+    //  Encoder (when the checkpoint has one).
+    bool has_encoder;
+    s_conv_t econv1, ehead, quant;      //  encoder.conv1, encoder.head.2, conv1
+    s_res_t emid0, emid2;
+    s_attn_t eattn;
+    vdgx_tensor_t *ehead_g;
+    s_elayer_t enc [S_ENC_LAYERS];
 };
 
 //  ---------------------------------------------------------------------------------------
@@ -182,6 +200,50 @@ wan21_vae_layout (int dim, int z_dim, wan21_vae_layout_fn *fn, void *arg)
     s_emit (fn, arg, &count, "decoder.head.0.gamma", 4, dim, 1, 1, 1);
     s_emit (fn, arg, &count, "decoder.head.2.weight", 5, 3, dim, 3, 3, 3);
     s_emit (fn, arg, &count, "decoder.head.2.bias", 1, 3);
+    return count;
+}
+
+int
+wan21_vae_encoder_layout (int dim, int z_dim, wan21_vae_layout_fn *fn, void *arg)
+{
+    static const int mult [5] = { 1, 1, 2, 4, 4 };
+    int count = 0, top = 4 * dim, z2 = 2 * z_dim;
+    char n [160];
+    s_emit (fn, arg, &count, "encoder.conv1.weight", 5, dim, 3, 3, 3, 3);
+    s_emit (fn, arg, &count, "encoder.conv1.bias", 1, dim);
+    int k = 0;
+    for (int i = 0; i < S_STAGES; i++) {
+        int cin = dim * mult [i], cout = dim * mult [i + 1];
+        for (int r = 0; r < 2; r++, k++) {
+            snprintf (n, sizeof n, "encoder.downsamples.%d", k);
+            s_emit_res (fn, arg, &count, n, r == 0? cin: cout, cout);
+        }
+        if (i != S_STAGES - 1) {
+            snprintf (n, sizeof n, "encoder.downsamples.%d.resample.1.weight", k);
+            s_emit (fn, arg, &count, n, 4, cout, cout, 3, 3);
+            snprintf (n, sizeof n, "encoder.downsamples.%d.resample.1.bias", k);
+            s_emit (fn, arg, &count, n, 1, cout);
+            if (i >= 1) {   //  temperal_downsample = [False, True, True]
+                snprintf (n, sizeof n, "encoder.downsamples.%d.time_conv.weight", k);
+                s_emit (fn, arg, &count, n, 5, cout, cout, 3, 1, 1);
+                snprintf (n, sizeof n, "encoder.downsamples.%d.time_conv.bias", k);
+                s_emit (fn, arg, &count, n, 1, cout);
+            }
+            k++;
+        }
+    }
+    s_emit_res (fn, arg, &count, "encoder.middle.0", top, top);
+    s_emit (fn, arg, &count, "encoder.middle.1.norm.gamma", 3, top, 1, 1);
+    s_emit (fn, arg, &count, "encoder.middle.1.to_qkv.weight", 4, 3 * top, top, 1, 1);
+    s_emit (fn, arg, &count, "encoder.middle.1.to_qkv.bias", 1, 3 * top);
+    s_emit (fn, arg, &count, "encoder.middle.1.proj.weight", 4, top, top, 1, 1);
+    s_emit (fn, arg, &count, "encoder.middle.1.proj.bias", 1, top);
+    s_emit_res (fn, arg, &count, "encoder.middle.2", top, top);
+    s_emit (fn, arg, &count, "encoder.head.0.gamma", 4, top, 1, 1, 1);
+    s_emit (fn, arg, &count, "encoder.head.2.weight", 5, z2, top, 3, 3, 3);
+    s_emit (fn, arg, &count, "encoder.head.2.bias", 1, z2);
+    s_emit (fn, arg, &count, "conv1.weight", 5, z2, z2, 1, 1, 1);
+    s_emit (fn, arg, &count, "conv1.bias", 1, z2);
     return count;
 }
 
@@ -293,8 +355,10 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
     self->nparams++;
     self->weight_bytes += vdgx_tensor_nbytes (&p->t);
     //  The attention's 1x1 convolutions run as linears over [pixels, C].
-    bool qkv = strcmp (name, "decoder.middle.1.to_qkv.weight") == 0;
-    if (qkv || strcmp (name, "decoder.middle.1.proj.weight") == 0) {
+    bool enc = strncmp (name, "encoder.", 8) == 0;
+    const char *local = enc? name + 8: strncmp (name, "decoder.", 8) == 0? name + 8: name;
+    bool qkv = strcmp (local, "middle.1.to_qkv.weight") == 0;
+    if (qkv || strcmp (local, "middle.1.proj.weight") == 0) {
         vdgx_weight_t host = { .fmt = VDGX_WFMT_F32, .n = shape [0], .k = shape [1],
                                .data = bd->host, .global_scale = 1.f, .device = VDGX_DEVICE_CPU };
         uint16_t *half = NULL;
@@ -308,7 +372,8 @@ s_build_one (void *arg, const char *name, int ndim, const int64_t *shape)
             host.fmt = self->act == VDGX_DTYPE_BF16? VDGX_WFMT_BF16: VDGX_WFMT_F16;
             host.data = half;
         }
-        vdgx_weight_t *w = qkv? &self->attn.qkv: &self->attn.proj;
+        s_attn_t *at = enc? &self->eattn: &self->attn;
+        vdgx_weight_t *w = qkv? &at->qkv: &at->proj;
         if (vdgx_weight_to_backend (self->b, w, &host))
             bd->err = vdgx_strdupf ("wan21 vae: cannot place %s: %s", name, vdgx_backend_error (self->b));
         free (half);
@@ -413,8 +478,60 @@ s_wire (wan21_vae_t *self)
     return self->head_g? s_conv_wire (self, &self->head, "decoder.head.2", true): -1;
 }
 
+static int
+s_attn_wire (wan21_vae_t *self, s_attn_t *at, const char *prefix, int c)
+{
+    at->c = c;
+    at->gamma = s_param (self, "%s.middle.1.norm.gamma", prefix);
+    at->qkv_b = s_param (self, "%s.middle.1.to_qkv.bias", prefix);
+    at->proj_b = s_param (self, "%s.middle.1.proj.bias", prefix);
+    return at->gamma && at->qkv_b && at->proj_b? 0: -1;
+}
+
+static int
+s_enc_wire (wan21_vae_t *self)
+{
+    static const int mult [5] = { 1, 1, 2, 4, 4 };
+    int d = self->dim, top = 4 * d;
+    char n [160];
+    if (s_conv_wire (self, &self->econv1, "encoder.conv1", true)
+    ||  s_conv_wire (self, &self->quant, "conv1", false)
+    ||  s_res_wire (self, &self->emid0, "encoder.middle.0", top, top)
+    ||  s_res_wire (self, &self->emid2, "encoder.middle.2", top, top)
+    ||  s_attn_wire (self, &self->eattn, "encoder", top)
+    ||  !(self->ehead_g = s_param (self, "encoder.head.0.gamma"))
+    ||  s_conv_wire (self, &self->ehead, "encoder.head.2", true))
+        return -1;
+    int k = 0;
+    for (int i = 0; i < S_STAGES; i++) {
+        int cin = d * mult [i], cout = d * mult [i + 1];
+        for (int r = 0; r < 2; r++, k++) {
+            snprintf (n, sizeof n, "encoder.downsamples.%d", k);
+            if (s_res_wire (self, &self->enc [k].res, n, r == 0? cin: cout, cout))
+                return -1;
+        }
+        if (i != S_STAGES - 1) {
+            s_elayer_t *l = &self->enc [k];
+            l->is_down = true;
+            l->temporal = i >= 1;
+            snprintf (n, sizeof n, "encoder.downsamples.%d.resample.1", k);
+            if (s_conv_wire (self, &l->conv, n, false))
+                return -1;
+            snprintf (n, sizeof n, "encoder.downsamples.%d.time_conv", k);
+            if (l->temporal) {
+                if (s_conv_wire (self, &l->time_conv, n, false) || self->nslots == S_MAX_SLOTS)
+                    return -1;
+                l->slot = self->nslots++;
+            }
+            k++;
+        }
+    }
+    return k == S_ENC_LAYERS? 0: -1;
+}
+
 static wan21_vae_t *
-s_build (vdgx_backend_t *backend, int dim, int z_dim, s_source_fn *src, void *src_arg, char **err)
+s_build (vdgx_backend_t *backend, int dim, int z_dim, s_source_fn *src, void *src_arg,
+         bool encoder, char **err)
 {
     wan21_vae_t *self = (wan21_vae_t *) calloc (1, sizeof *self);
     if (!self) {
@@ -427,9 +544,12 @@ s_build (vdgx_backend_t *backend, int dim, int z_dim, s_source_fn *src, void *sr
     self->z_dim = z_dim;
     s_build_t bd = { .self = self, .src = src, .src_arg = src_arg };
     wan21_vae_layout (dim, z_dim, s_build_one, &bd);
+    if (encoder && !bd.err)
+        wan21_vae_encoder_layout (dim, z_dim, s_build_one, &bd);
     free (bd.host);
-    if (!bd.err && s_wire (self))
-        bd.err = vdgx_strdupf ("wan21 vae: internal error wiring the decoder");
+    self->has_encoder = encoder;
+    if (!bd.err && (s_wire (self) || (encoder && s_enc_wire (self))))
+        bd.err = vdgx_strdupf ("wan21 vae: internal error wiring the %s", encoder? "encoder": "decoder");
     if (bd.err) {
         *err = bd.err;
         wan21_vae_destroy (&self);
@@ -451,6 +571,8 @@ wan21_vae_destroy (wan21_vae_t **self_p)
         vdgx_tensor_release (self->b, &self->cache [i]);
     vdgx_weight_release (self->b, &self->attn.qkv);
     vdgx_weight_release (self->b, &self->attn.proj);
+    vdgx_weight_release (self->b, &self->eattn.qkv);
+    vdgx_weight_release (self->b, &self->eattn.proj);
     free (self->params);
     free (self);
     *self_p = NULL;
@@ -563,7 +685,8 @@ wan21_vae_load (vdgx_backend_t *backend, const char *path, char **err)
                           "missing or malformed)", file);
     else {
         s_ckpt_src_t cs = { ckpt, file };
-        self = s_build (backend, (int) hg->shape [0], (int) c2->shape [0], s_ckpt_source, &cs, err);
+        self = s_build (backend, (int) hg->shape [0], (int) c2->shape [0], s_ckpt_source, &cs,
+                        vdgx_ckpt_find (ckpt, "encoder.conv1.weight") != NULL, err);
     }
     vdgx_ckpt_destroy (&ckpt);
     free (file);
@@ -608,7 +731,7 @@ wan21_vae_new_random (vdgx_backend_t *backend, int dim, int z_dim, uint64_t seed
         return NULL;
     }
     s_rand_src_t rs = { seed ^ 0x5641455F52414E44ull };
-    return s_build (backend, dim, z_dim, s_rand_source, &rs, err);
+    return s_build (backend, dim, z_dim, s_rand_source, &rs, false, err);
 }
 
 uint64_t
@@ -727,9 +850,8 @@ out:
 
 //  Single-head attention over the h*w pixels of each frame (AttentionBlock).
 static int
-s_attn (wan21_vae_t *self, const vdgx_tensor_t *x, vdgx_tensor_t *y, char **err)
+s_attn (wan21_vae_t *self, const s_attn_t *at, const vdgx_tensor_t *x, vdgx_tensor_t *y, char **err)
 {
-    const s_attn_t *at = &self->attn;
     int64_t c = x->shape [1], f = x->shape [2], hw = x->shape [3] * x->shape [4], px = f * hw;
     vdgx_tensor_t n = { 0 }, tok = { 0 }, qkv = { 0 }, q = { 0 }, k = { 0 }, v = { 0 },
                   o = { 0 }, p = { 0 };
@@ -880,7 +1002,7 @@ s_chunk (wan21_vae_t *self, int index, const vdgx_tensor_t *x, vdgx_tensor_t *y,
     snprintf (name, sizeof name, "chunk%d.conv1", index);
     s_tap (self, name, &a);
     for (int m = 0; m < 3; m++) {
-        int rc = m == 1? s_attn (self, &a, &bt, err): s_res (self, m? &self->mid2: &self->mid0, &a, &bt, err);
+        int rc = m == 1? s_attn (self, &self->attn, &a, &bt, err): s_res (self, m? &self->mid2: &self->mid0, &a, &bt, err);
         vdgx_tensor_release (self->b, &a);
         if (rc)
             return -1;
@@ -1018,5 +1140,220 @@ done:
     free (zn);
     free (frame);
     free (out);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Encoder
+
+bool
+wan21_vae_has_encoder (wan21_vae_t *self)
+{
+    return self && self->has_encoder;
+}
+
+//  One downsampler: per frame ZeroPad2d (0,1,0,1) + 3x3 stride-2 conv; downsample3d then
+//  runs its stride-2 time conv over [last frame of the previous chunk, this chunk] (the
+//  first chunk passes and only leaves its last frame).
+static int
+s_down (wan21_vae_t *self, const s_elayer_t *l, const vdgx_tensor_t *x, vdgx_tensor_t *y, char **err)
+{
+    vdgx_tensor_t fr = { 0 }, cv = { 0 }, sp = { 0 }, cat = { 0 }, last = { 0 };
+    int rc = -1;
+    int64_t c = x->shape [1], f = x->shape [2], h = x->shape [3], w = x->shape [4];
+    int64_t h2 = h / 2, w2 = w / 2;
+    int64_t sf [4] = { f, c, h, w }, so [4] = { f, c, h2, w2 };
+    if (f == 1)
+        fr = *x, fr.owner = NULL;
+    else
+    if (s_swap_ct (self, x, &fr, err))
+        goto out;
+    vdgx_tensor_t frv;
+    vdgx_tensor_reshape (&frv, &fr, 4, sf);
+    int stride [2] = { 2, 2 }, pad [4] = { 0, 1, 0, 1 };
+    if (vdgx_tensor_alloc (self->b, &cv, self->act, 4, so)
+    ||  vdgx_op_conv2d (self->b, &cv, &frv, l->conv.w, l->conv.b, stride, pad)) {
+        s_fail (self, err, "downsample");
+        goto out;
+    }
+    int64_t s5 [5] = { 1, f, c, h2, w2 };
+    s_reshape (&cv, 5, s5);
+    if (f == 1) {
+        int64_t o5 [5] = { 1, c, 1, h2, w2 };
+        s_reshape (&cv, 5, o5);
+        sp = cv;
+        cv.data = NULL;
+    }
+    else
+    if (s_swap_ct (self, &cv, &sp, err))
+        goto out;
+    if (!l->temporal) {
+        *y = sp;
+        sp.data = NULL;
+        rc = 0;
+        goto out;
+    }
+    vdgx_tensor_t *cache = &self->cache [l->slot];
+    if (s_alloc5 (self, &last, c, 1, h2, w2) || vdgx_op_slice (self->b, &last, &sp, 2, f - 1, 1)) {
+        s_fail (self, err, "downsample cache");
+        goto out;
+    }
+    if (!cache->data) {
+        *y = sp;
+        sp.data = NULL;
+    }
+    else {
+        int stride3 [3] = { 2, 1, 1 }, pad3 [4] = { 0, 0, 0, 0 };
+        int64_t tf = (1 + f - 3) / 2 + 1;
+        if (s_alloc5 (self, &cat, c, 1 + f, h2, w2) || vdgx_op_concat (self->b, &cat, cache, &sp, 2)
+        ||  s_alloc5 (self, y, c, tf, h2, w2)
+        ||  vdgx_op_conv3d (self->b, y, &cat, l->time_conv.w, l->time_conv.b, stride3, pad3)) {
+            s_fail (self, err, "downsample time conv");
+            vdgx_tensor_release (self->b, y);
+            goto out;
+        }
+    }
+    vdgx_tensor_release (self->b, cache);
+    *cache = last;
+    last.data = NULL;
+    rc = 0;
+out:
+    vdgx_tensor_release (self->b, &fr);
+    vdgx_tensor_release (self->b, &cv);
+    vdgx_tensor_release (self->b, &sp);
+    vdgx_tensor_release (self->b, &cat);
+    vdgx_tensor_release (self->b, &last);
+    return rc;
+}
+
+//  One chunk (1 frame, then 4) through the encoder; *y receives [1, 2 z, 1, h/8, w/8].
+static int
+s_enc_chunk (wan21_vae_t *self, int index, const vdgx_tensor_t *x, vdgx_tensor_t *y, char **err)
+{
+    vdgx_tensor_t a = { 0 }, bt = { 0 };
+    char name [64];
+    if (s_cconv (self, &self->econv1, x, &a, err))
+        return -1;
+    snprintf (name, sizeof name, "enc.chunk%d.conv1", index);
+    s_tap (self, name, &a);
+    for (int k = 0; k < S_ENC_LAYERS; k++) {
+        const s_elayer_t *l = &self->enc [k];
+        int rc = l->is_down? s_down (self, l, &a, &bt, err): s_res (self, &l->res, &a, &bt, err);
+        vdgx_tensor_release (self->b, &a);
+        if (rc)
+            return -1;
+        a = bt;
+        bt.data = NULL;
+        snprintf (name, sizeof name, "enc.chunk%d.downsamples.%d", index, k);
+        s_tap (self, name, &a);
+    }
+    for (int m = 0; m < 3; m++) {
+        int rc = m == 1? s_attn (self, &self->eattn, &a, &bt, err)
+                       : s_res (self, m? &self->emid2: &self->emid0, &a, &bt, err);
+        vdgx_tensor_release (self->b, &a);
+        if (rc)
+            return -1;
+        a = bt;
+        bt.data = NULL;
+        snprintf (name, sizeof name, "enc.chunk%d.middle.%d", index, m);
+        s_tap (self, name, &a);
+    }
+    int rc = s_norm_silu (self, self->ehead_g, &a, &bt, true, err);
+    vdgx_tensor_release (self->b, &a);
+    if (rc || s_cconv (self, &self->ehead, &bt, y, err)) {
+        vdgx_tensor_release (self->b, &bt);
+        return -1;
+    }
+    vdgx_tensor_release (self->b, &bt);
+    snprintf (name, sizeof name, "enc.chunk%d.head", index);
+    s_tap (self, name, y);
+    return 0;
+}
+
+int
+wan21_vae_encode (wan21_vae_t *self, const float *video, int64_t frames, int64_t height,
+                  int64_t width, float *latent, char **err)
+{
+    if (!self || !video || !latent) {
+        vdgx_set_error (err, "wan21 vae: encode needs a VAE, a video and an output");
+        return -1;
+    }
+    if (!self->has_encoder) {
+        vdgx_set_error (err, "wan21 vae: this checkpoint has no encoder (encoder.* tensors)");
+        return -1;
+    }
+    if (frames < 1 || (frames - 1) % 4 || height < 8 || width < 8 || height % 8 || width % 8
+    ||  frames > 4097 || height > 8192 || width > 8192) {
+        vdgx_set_error (err, "wan21 vae: cannot encode %lld frames of %lldx%lld (frames must be "
+                        "1 + 4k, sides multiples of 8)", (long long) frames, (long long) width,
+                        (long long) height);
+        return -1;
+    }
+    s_clear_cache (self);
+    int z = self->z_dim, z2 = 2 * z;
+    int64_t T = 1 + (frames - 1) / 4, lh = height / 8, lw = width / 8, lp = lh * lw;
+    float *enc = malloc ((size_t) z2 * (size_t) (T * lp) * sizeof (float));
+    float *chunk = malloc ((size_t) z2 * (size_t) lp * sizeof (float));
+    vdgx_tensor_t vid = { 0 }, xi = { 0 }, y = { 0 }, h = { 0 }, q = { 0 };
+    int rc = -1;
+    if (!enc || !chunk) {
+        vdgx_set_error (err, "wan21 vae: out of memory");
+        goto done;
+    }
+    if (s_alloc5 (self, &vid, 3, frames, height, width) || vdgx_tensor_from_f32 (self->b, &vid, video)) {
+        s_fail (self, err, "video upload");
+        goto done;
+    }
+    for (int64_t i = 0; i < T; i++) {
+        int64_t first = i? 1 + 4 * (i - 1): 0, nf = i? 4: 1;
+        if (s_alloc5 (self, &xi, 3, nf, height, width) || vdgx_op_slice (self->b, &xi, &vid, 2, first, nf)) {
+            s_fail (self, err, "video chunk");
+            goto done;
+        }
+        if (s_enc_chunk (self, (int) i, &xi, &y, err))
+            goto done;
+        vdgx_tensor_release (self->b, &xi);
+        if (y.shape [1] != z2 || y.shape [2] != 1 || y.shape [3] != lh || y.shape [4] != lw) {
+            vdgx_set_error (err, "wan21 vae: internal error: encoder chunk has the wrong shape");
+            goto done;
+        }
+        if (vdgx_tensor_to_f32 (self->b, &y, chunk)) {
+            s_fail (self, err, "download");
+            goto done;
+        }
+        vdgx_tensor_release (self->b, &y);
+        for (int c = 0; c < z2; c++)
+            memcpy (enc + ((size_t) c * (size_t) T + (size_t) i) * (size_t) lp,
+                    chunk + (size_t) c * (size_t) lp, (size_t) lp * sizeof (float));
+    }
+    vdgx_tensor_release (self->b, &vid);
+    if (s_alloc5 (self, &h, z2, T, lh, lw) || vdgx_tensor_from_f32 (self->b, &h, enc)) {
+        s_fail (self, err, "upload");
+        goto done;
+    }
+    if (s_cconv (self, &self->quant, &h, &q, err))
+        goto done;
+    s_tap (self, "enc.conv1", &q);
+    if (vdgx_tensor_to_f32 (self->b, &q, enc)) {
+        s_fail (self, err, "download");
+        goto done;
+    }
+    //  mu = the first z channels, normalised as (mu - mean) * (1 / std).
+    size_t plane = (size_t) (T * lp);
+    for (int c = 0; c < z; c++) {
+        float mean = z == 16? wan21_vae_mean [c]: 0.f, inv = z == 16? 1.f / wan21_vae_std [c]: 1.f;
+        for (size_t i = 0; i < plane; i++)
+            latent [c * plane + i] = (enc [c * plane + i] - mean) * inv;
+    }
+    rc = 0;
+done:
+    vdgx_tensor_release (self->b, &vid);
+    vdgx_tensor_release (self->b, &xi);
+    vdgx_tensor_release (self->b, &y);
+    vdgx_tensor_release (self->b, &h);
+    vdgx_tensor_release (self->b, &q);
+    s_clear_cache (self);
+    free (enc);
+    free (chunk);
     return rc;
 }

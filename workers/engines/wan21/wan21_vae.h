@@ -9,10 +9,14 @@
     Latent frame 0 gives 1 video frame, every later one 4. Causal 3x3x3 convolutions see the
     last 2 frames of their previous inputs (zeros before the first frame).
 
+    The encoder (image-to-video conditioning) is wan21_vae_encode, below.
+
     Weights: the official state_dict (Wan2.1_VAE.pth, or safetensors with the same keys) or
-    the diffusers AutoencoderKLWan layout (vae/diffusion_pytorch_model.safetensors). Only the
-    decoder and conv2 are read. dim and z_dim come from the shapes (dim_mult [1,2,4,4],
-    2 residual blocks per stage, temporal upsampling [true, true, false] are fixed).
+    the diffusers AutoencoderKLWan layout (vae/diffusion_pytorch_model.safetensors). The
+    decoder and conv2 are read, and the encoder and conv1 when present (official names
+    only). dim and z_dim come from the shapes (dim_mult [1,2,4,4], 2 residual blocks per
+    stage, temporal upsampling [true, true, false] / downsampling [false, true, true] are
+    fixed).
 */
 #ifndef WAN21_VAE_H_INCLUDED
 #define WAN21_VAE_H_INCLUDED
@@ -77,6 +81,19 @@ typedef struct {
 int wan21_vae_decode (wan21_vae_t *self, const float *latent, int64_t frames, int64_t height,
                       int64_t width, const wan21_vae_decode_opts_t *opts,
                       wan21_vae_frame_fn *fn, void *ctx, char **err);
+
+//  The encoder (Encoder3d + conv1 of WanVAE_), loaded when the checkpoint has encoder.*
+//  tensors (official names): its tensors in the official names, like wan21_vae_layout.
+int wan21_vae_encoder_layout (int dim, int z_dim, wan21_vae_layout_fn *fn, void *arg);
+bool wan21_vae_has_encoder (wan21_vae_t *self);
+//  Encodes a video [3, frames, height, width] (host f32 in [-1, 1]; frames = 1 + 4k, sides
+//  multiples of 8) as WanVAE.encode does: causal chunks of 1, 4, 4, ... frames with the
+//  feature caches, conv1, mu = the first z_dim channels (no sampling), normalised
+//  (mu - mean) * (1/std) into latent [z_dim, 1 + (frames-1)/4, height/8, width/8].
+//  Taps (wan21_vae_set_tap): "enc.chunk<i>.conv1", "enc.chunk<i>.downsamples.<k>",
+//  "enc.chunk<i>.middle.<m>", "enc.chunk<i>.head", "enc.conv1".
+int wan21_vae_encode (wan21_vae_t *self, const float *video, int64_t frames, int64_t height,
+                      int64_t width, float *latent, char **err);
 
 void wan21_vae_test (bool verbose);
 

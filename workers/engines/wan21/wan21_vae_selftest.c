@@ -83,7 +83,8 @@ s_collect (void *arg, const char *name, int ndim, const int64_t *shape)
 }
 
 static void
-s_write (const char *path, int dim, bool diffusers, const char *skip, const char *reshape)
+s_write_full (const char *path, int dim, bool diffusers, const char *skip, const char *reshape,
+              bool encoder)
 {
     s_writer_t *w = (s_writer_t *) calloc (1, sizeof *w);
     assert (w);
@@ -92,12 +93,77 @@ s_write (const char *path, int dim, bool diffusers, const char *skip, const char
     w->skip = skip;
     w->reshape = reshape;
     wan21_vae_layout (dim, 16, s_collect, w);
+    if (encoder)
+        wan21_vae_encoder_layout (dim, 16, s_collect, w);
     char *err = NULL;
     int rc = vdgx_safetensors_write (path, w->t, w->n, &err);
     assert (rc == 0);
     for (size_t i = 0; i < w->n; i++)
         free (w->data [i]);
     free (w);
+}
+
+static void
+s_write (const char *path, int dim, bool diffusers, const char *skip, const char *reshape)
+{
+    s_write_full (path, dim, diffusers, skip, reshape, false);
+}
+
+//  The encoder: loading, errors, determinism, causality (the first latent frame sees only
+//  the first video frame).
+static void
+s_encoder_test (vdgx_backend_t *b, const char *dir, wan21_vae_t *decoder_only, bool verbose)
+{
+    char path [256], broken [256];
+    snprintf (path, sizeof path, "%s/enc.safetensors", dir);
+    snprintf (broken, sizeof broken, "%s/enc-broken.safetensors", dir);
+    s_write_full (path, 4, false, NULL, NULL, true);
+    s_write_full (broken, 4, false, "encoder.downsamples.5.time_conv.weight", NULL, true);
+    char *err = NULL;
+    float lat [16 * 2 * 2 * 2], lat2 [16 * 2 * 2 * 2], lat1 [16 * 2 * 2];
+    enum { F = 5, S = 16 };
+    float *video = malloc (sizeof (float) * 3 * F * S * S);
+    assert (video);
+    uint32_t r = 5;
+    for (int i = 0; i < 3 * F * S * S; i++) {
+        r = r * 1664525u + 1013904223u;
+        video [i] = (float) (r >> 8) / 16777216.f * 2.f - 1.f;
+    }
+    assert (!wan21_vae_has_encoder (decoder_only));
+    assert (wan21_vae_encode (decoder_only, video, F, S, S, lat, &err) == -1 && strstr (err, "no encoder"));
+    wan21_vae_t *e = wan21_vae_load (b, path, &err);
+    assert (e && wan21_vae_has_encoder (e));
+    assert (wan21_vae_encode (e, video, F, S, S, lat, &err) == 0);
+    assert (wan21_vae_encode (e, video, F, S, S, lat2, &err) == 0);
+    assert (memcmp (lat, lat2, sizeof lat) == 0);
+    double energy = 0;
+    for (size_t i = 0; i < sizeof lat / sizeof lat [0]; i++) {
+        assert (isfinite (lat [i]));
+        energy += fabs (lat [i]);
+    }
+    assert (energy > 1e-3);
+    //  Frame 0 alone (channel planes of 3 x [S, S]) gives latent frame 0.
+    float *first = malloc (sizeof (float) * 3 * S * S);
+    assert (first);
+    for (int c = 0; c < 3; c++)
+        memcpy (first + c * S * S, video + (size_t) c * F * S * S, sizeof (float) * S * S);
+    assert (wan21_vae_encode (e, first, 1, S, S, lat1, &err) == 0);
+    double worst = 0;
+    for (int c = 0; c < 16; c++)
+        for (int i = 0; i < 4; i++)
+            worst = fmax (worst, fabs (lat1 [c * 4 + i] - lat [c * 8 + i]));
+    assert (worst < 1e-5);
+    assert (wan21_vae_encode (e, video, 4, S, S, lat2, &err) == -1 && strstr (err, "1 + 4k"));
+    assert (wan21_vae_encode (e, video, F, 12, S, lat2, &err) == -1 && strstr (err, "multiples of 8"));
+    assert (!wan21_vae_load (b, broken, &err) && strstr (err, "encoder.downsamples.5.time_conv.weight"));
+    if (verbose)
+        printf ("   encoder: first-frame causality %.2e, missing tensor: %s\n", worst, err);
+    free (err);
+    free (first);
+    free (video);
+    wan21_vae_destroy (&e);
+    unlink (path);
+    unlink (broken);
 }
 
 typedef struct {
@@ -279,6 +345,8 @@ wan21_vae_test (bool verbose)
     free (err), err = NULL;
     assert (wan21_vae_decode (a, z, 0, H, W, NULL, s_on_frame, &fs, &err) == -1 && err);
     free (err), err = NULL;
+
+    s_encoder_test (b, dir, a, verbose);
 
     //  Random weights (benchmarks) decode too.
     wan21_vae_t *rnd = wan21_vae_new_random (b, dim, 16, 1, &err);
