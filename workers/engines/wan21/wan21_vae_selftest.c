@@ -155,6 +155,7 @@ s_encoder_test (vdgx_backend_t *b, const char *dir, wan21_vae_t *decoder_only, b
     assert (worst < 1e-5);
     assert (wan21_vae_encode (e, video, 4, S, S, lat2, &err) == -1 && strstr (err, "1 + 4k"));
     assert (wan21_vae_encode (e, video, F, 12, S, lat2, &err) == -1 && strstr (err, "multiples of 8"));
+    free (err), err = NULL;     //  the loader sets *err without freeing it
     assert (!wan21_vae_load (b, broken, &err) && strstr (err, "encoder.downsamples.5.time_conv.weight"));
     if (verbose)
         printf ("   encoder: first-frame causality %.2e, missing tensor: %s\n", worst, err);
