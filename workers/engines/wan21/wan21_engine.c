@@ -337,7 +337,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     if (!self->dit)
         goto fail;
     s_progress (io, "loading", 0, 0, 9, "VAE");
-    self->vae = wan21_vae_load (self->backend, self->weights_dir, &e);
+    self->vae = wan21_vae_load_decoder (self->backend, self->weights_dir, &e);
     if (!self->vae)
         goto fail;
     const wan21_dit_config_t *dc = wan21_dit_config (self->dit);

@@ -652,8 +652,23 @@ s_resolve (const char *path)
     return NULL;
 }
 
+static wan21_vae_t *s_load (vdgx_backend_t *backend, const char *path, bool want_encoder,
+                            char **err);
+
 wan21_vae_t *
 wan21_vae_load (vdgx_backend_t *backend, const char *path, char **err)
+{
+    return s_load (backend, path, true, err);
+}
+
+wan21_vae_t *
+wan21_vae_load_decoder (vdgx_backend_t *backend, const char *path, char **err)
+{
+    return s_load (backend, path, false, err);
+}
+
+static wan21_vae_t *
+s_load (vdgx_backend_t *backend, const char *path, bool want_encoder, char **err)
 {
     if (!backend || !path || !err)
         return NULL;
@@ -686,7 +701,8 @@ wan21_vae_load (vdgx_backend_t *backend, const char *path, char **err)
     else {
         s_ckpt_src_t cs = { ckpt, file };
         self = s_build (backend, (int) hg->shape [0], (int) c2->shape [0], s_ckpt_source, &cs,
-                        vdgx_ckpt_find (ckpt, "encoder.conv1.weight") != NULL, err);
+                        want_encoder && vdgx_ckpt_find (ckpt, "encoder.conv1.weight") != NULL,
+                        err);
     }
     vdgx_ckpt_destroy (&ckpt);
     free (file);

@@ -44,10 +44,14 @@ int wan21_vae_layout (int dim, int z_dim, wan21_vae_layout_fn *fn, void *arg);
 //  The diffusers AutoencoderKLWan name of an official decoder key (into buf); -1 if none.
 int wan21_vae_diffusers_name (const char *official, char *buf, size_t size);
 
-//  Loads the decoder from a file (.pth / .safetensors) or a folder (Wan2.1_VAE.pth,
+//  Loads the decoder (and the encoder when the checkpoint has one) from a file (.pth /
+//  .safetensors) or a folder (Wan2.1_VAE.pth,
 //  Wan2.1_VAE.safetensors, vae/diffusion_pytorch_model.safetensors, or a diffusers vae
 //  folder itself). Parameters are held in the backend's act dtype. NULL with *err.
 wan21_vae_t *wan21_vae_load (vdgx_backend_t *backend, const char *path, char **err);
+//  The same without the encoder, even when the checkpoint has one (text-to-video decodes
+//  only, so the encoder's weights are not held in memory).
+wan21_vae_t *wan21_vae_load_decoder (vdgx_backend_t *backend, const char *path, char **err);
 //  A decoder with random weights (benchmarks, tests): gammas 1, weights uniform with the
 //  default PyTorch fan-in scale.
 wan21_vae_t *wan21_vae_new_random (vdgx_backend_t *backend, int dim, int z_dim, uint64_t seed,

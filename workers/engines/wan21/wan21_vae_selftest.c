@@ -133,6 +133,9 @@ s_encoder_test (vdgx_backend_t *b, const char *dir, wan21_vae_t *decoder_only, b
     assert (wan21_vae_encode (decoder_only, video, F, S, S, lat, &err) == -1 && strstr (err, "no encoder"));
     wan21_vae_t *e = wan21_vae_load (b, path, &err);
     assert (e && wan21_vae_has_encoder (e));
+    wan21_vae_t *dec = wan21_vae_load_decoder (b, path, &err);
+    assert (dec && !wan21_vae_has_encoder (dec));
+    wan21_vae_destroy (&dec);
     assert (wan21_vae_encode (e, video, F, S, S, lat, &err) == 0);
     assert (wan21_vae_encode (e, video, F, S, S, lat2, &err) == 0);
     assert (memcmp (lat, lat2, sizeof lat) == 0);
