@@ -1863,12 +1863,18 @@ vdgx_jobreply_clear (vdgx_jobreply_t *self)
 int
 vdgx_jobreply_add_job (vdgx_jobreply_t *self, const vdgx_jobstatus_t *status)
 {
-    vdgx_jobstatus_t *grown = realloc (self->jobs, (self->njobs + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    self->jobs = grown;
-    vdgx_jobstatus_init (&grown [self->njobs]);
-    if (vdgx_jobstatus_copy (&grown [self->njobs], status))
+    //  Doubling: a list reply of n jobs costs O(n) copying, not O(n^2) (one realloc per
+    //  job copied the whole array each time: seconds for 1,000 jobs under ASan).
+    if (self->njobs == self->jobs_max) {
+        size_t max = self->jobs_max? self->jobs_max * 2: 16;
+        vdgx_jobstatus_t *grown = realloc (self->jobs, max * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->jobs = grown;
+        self->jobs_max = max;
+    }
+    vdgx_jobstatus_init (&self->jobs [self->njobs]);
+    if (vdgx_jobstatus_copy (&self->jobs [self->njobs], status))
         return -1;
     self->njobs++;
     return 0;
@@ -2052,6 +2058,7 @@ vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx
                 vdgx_mp_fail (&m, K_JOBS, "out of memory");
                 goto failed;
             }
+            self->jobs_max = jobs->via.array.size;
         }
         for (uint32_t i = 0; i < jobs->via.array.size; i++) {
             snprintf (sub, sizeof sub, "jobs[%u]", i);

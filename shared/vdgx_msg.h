@@ -462,6 +462,7 @@ typedef struct {
     uint32_t queue_position;
     vdgx_jobstatus_t job;
     vdgx_jobstatus_t *jobs;     size_t njobs;       //  owned array (list)
+    size_t jobs_max;            //  slots allocated in jobs (add_job doubles it)
     bool has_more;
     uint64_t size;              //  result: whole video size
     char sha256 [65];

@@ -880,6 +880,42 @@ s_check_seeds (const char *corpus)
     return failures || checked == 0;
 }
 
+//  A list reply as long as the broker sends (1,000 jobs) grows by doubling: a handful of
+//  reallocations, not one per job (that copied the array n times: O(n^2), seconds under
+//  ASan). A decoded list (allocated to its exact size) still takes more jobs.
+static void
+s_long_list (void)
+{
+    vdgx_jobreply_t reply;
+    vdgx_jobreply_init (&reply, VDGX_JOBCMD_LIST);
+    size_t grows = 0, n = 1000;
+    for (size_t i = 0; i < n; i++) {
+        vdgx_jobstatus_t st;
+        s_random_status (&st);
+        snprintf (st.id, sizeof st.id, "j%05zu", i);
+        size_t max = reply.jobs_max;
+        assert (vdgx_jobreply_add_job (&reply, &st) == 0);
+        grows += reply.jobs_max != max;
+        vdgx_jobstatus_clear (&st);
+    }
+    assert (reply.njobs == n && reply.jobs_max >= n && reply.jobs_max < 2 * n);
+    assert (grows <= 8);
+    zframe_t *frame = vdgx_jobreply_frame (&reply);
+    assert (frame);
+    vdgx_jobreply_t back;
+    vdgx_jobreply_init (&back, VDGX_JOBCMD_LIST);
+    vdgx_error_t err;
+    assert (vdgx_jobreply_decode (&back, zframe_data (frame), zframe_size (frame), &err) == 0);
+    assert (back.njobs == n && back.jobs_max == n);
+    for (size_t i = 0; i < n; i++)
+        assert (streq (back.jobs [i].id, reply.jobs [i].id));
+    assert (vdgx_jobreply_add_job (&back, &reply.jobs [0]) == 0);
+    assert (back.njobs == n + 1 && back.jobs_max >= n + 1 && streq (back.jobs [n].id, "j00000"));
+    zframe_destroy (&frame);
+    vdgx_jobreply_clear (&back);
+    vdgx_jobreply_clear (&reply);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -890,5 +926,6 @@ main (int argc, char *argv [])
     int rounds = argc > 2? atoi (argv [2]): 300;
     printf ("seed %" PRIu64 ", %d rounds\n", s_rng, rounds);
     s_random_roundtrips (rounds);
+    s_long_list ();
     return s_malformed (verbose)? 1: 0;
 }
