@@ -4,6 +4,7 @@
     checked by `vdgx-refcheck gemma3` (ctest refcheck.gemma3).
 */
 #include "gemma3.h"
+#include "vdgx_nn_testing.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -36,14 +37,6 @@ s_remove_dir (const char *path)
     if (d)
         zdir_remove (d, true);
     zdir_destroy (&d);
-}
-
-static float *
-s_download (vdgx_backend_t *b, const vdgx_tensor_t *t)
-{
-    float *h = (float *) malloc (sizeof (float) * (size_t) vdgx_tensor_numel (t));
-    assert (h && vdgx_tensor_to_f32 (b, t, h) == 0);
-    return h;
 }
 
 static void
@@ -155,12 +148,12 @@ gemma3_test (bool verbose)
     float logits [2 * 64];
     assert (gemma3_forward (g, ids, mask, 2, L, &hidden, &last, logits) == 0);
     assert (hidden.ndim == 4 && hidden.shape [0] == N + 1 && hidden.shape [1] == 2 && hidden.shape [2] == L);
-    float *hs = s_download (b, &hidden);
+    float *hs = vdgx_test_download (b, &hidden);
     for (int64_t i = 0; i < vdgx_tensor_numel (&hidden); i++)
         assert (isfinite (hs [i]));
     vdgx_tensor_t alone;
     assert (gemma3_forward (g, ids + L + P, NULL, 1, L - P, &alone, NULL, NULL) == 0);
-    float *ha = s_download (b, &alone);
+    float *ha = vdgx_test_download (b, &alone);
     double max_err = 0;
     for (int64_t s = 0; s <= N; s++)
         for (int64_t t = 0; t < L - P; t++)
@@ -181,7 +174,7 @@ gemma3_test (bool verbose)
     vdgx_tensor_t h1, h2;
     assert (gemma3_forward (g, ids, NULL, 1, L, &h1, NULL, NULL) == 0);
     assert (gemma3_forward (g, ids2, NULL, 1, L, &h2, NULL, NULL) == 0);
-    float *h1h = s_download (b, &h1), *hb = s_download (b, &h2);
+    float *h1h = vdgx_test_download (b, &h1), *hb = vdgx_test_download (b, &h2);
     for (int t = 0; t < L; t++) {
         bool same = memcmp (hb + (1 * L + t) * D, h1h + (1 * L + t) * D, sizeof (float) * D) == 0;
         assert (same == (t == 0 || t >= 4));
@@ -214,7 +207,7 @@ gemma3_test (bool verbose)
     vdgx_tensor_t o8, o32;
     assert (gemma3_forward (g8, ids, NULL, 1, L, &o8, NULL, NULL) == 0);
     assert (gemma3_forward (g32, ids, NULL, 1, L, &o32, NULL, NULL) == 0);
-    float *a8 = s_download (b, &o8), *a32 = s_download (b, &o32);
+    float *a8 = vdgx_test_download (b, &o8), *a32 = vdgx_test_download (b, &o32);
     max_err = 0;
     for (int64_t i = 0; i < vdgx_tensor_numel (&o8); i++) {
         double e = fabs ((double) a8 [i] - a32 [i]) / (1.0 + fabs (a32 [i]));
