@@ -124,6 +124,8 @@ typedef struct {
                       const vdgx_tensor_t *k, const vdgx_tensor_t *v, const vdgx_attn_spec_t *spec,
                       float scale);
     //  Normalisation over the last dim C of x[R,C]. gamma/beta [C] may be NULL.
+    //  eps < 0: -eps is added to the (biased) standard deviation instead of the variance,
+    //  (x - mean) / (sqrt(var) - eps) (the "std + eps" LayerNorm of some ViTs, MAGI-1's VAE).
     int (*layernorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
                       const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps);
     int (*rmsnorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,

@@ -291,7 +291,8 @@ s_norm_row (void *ctx, int64_t r)
             var += (x [c] - mean) * (x [c] - mean);
         var /= (float) j->C;
     }
-    float inv = 1.0f / sqrtf (var + j->eps);
+    //  eps < 0: added to the standard deviation (the op table's definition)
+    float inv = j->eps < 0? 1.0f / (sqrtf (var) - j->eps): 1.0f / sqrtf (var + j->eps);
     for (int64_t c = 0; c < j->C; c++) {
         float v = (x [c] - mean) * inv;
         if (j->gamma)

@@ -248,13 +248,17 @@ s_test_norms (vdgx_backend_t *b)
 {
     static const int64_t shapes [][2] = { { 1, 1 }, { 7, 33 }, { 5, 1536 } };
     for (size_t s = 0; s < 3; s++)
-        for (int variant = 0; variant < 6; variant++) {
+        for (int variant = 0; variant < 8; variant++) {
+            //  0-2 layernorm, 3-5 rmsnorm (none / gamma / gamma + beta), 6-7 layernorm with
+            //  eps on the standard deviation (eps < 0; none / gamma + beta)
             int64_t R = shapes [s][0], C = shapes [s][1];
             float *x = s_randv (R * C), *y = s_randv (R * C), *g = s_randv (C), *be = s_randv (C);
             for (int64_t i = 0; i < R * C; i++)
                 x [i] = x [i] * 3 + 0.5f;
-            bool rms = variant >= 3;
-            bool affine = variant % 3 != 0, with_beta = variant % 3 == 2;
+            bool rms = variant >= 3 && variant < 6, stdeps = variant >= 6;
+            bool affine = stdeps? variant == 7: variant % 3 != 0;
+            bool with_beta = stdeps? variant == 7: variant % 3 == 2;
+            float eps = stdeps? -1e-5f: 1e-6f;
             double *ref = malloc (sizeof (double) * (size_t) (R * C));
             for (int64_t r = 0; r < R; r++) {
                 double mean = 0, var = 0;
@@ -265,7 +269,7 @@ s_test_norms (vdgx_backend_t *b)
                     var += (x [r * C + c] - mean) * (x [r * C + c] - mean);
                 var /= C;
                 for (int64_t c = 0; c < C; c++) {
-                    double v = (x [r * C + c] - mean) / sqrt (var + 1e-6);
+                    double v = (x [r * C + c] - mean) / (stdeps? sqrt (var) + 1e-5: sqrt (var + 1e-6));
                     if (affine)
                         v *= g [c];
                     if (with_beta && !rms)
@@ -278,7 +282,7 @@ s_test_norms (vdgx_backend_t *b)
             if (rms)
                 assert (vdgx_op_rmsnorm (b, &ty, &tx, affine? &tg: NULL, 1e-6f) == 0);
             else
-                assert (vdgx_op_layernorm (b, &ty, &tx, affine? &tg: NULL, with_beta? &tb: NULL, 1e-6f) == 0);
+                assert (vdgx_op_layernorm (b, &ty, &tx, affine? &tg: NULL, with_beta? &tb: NULL, eps) == 0);
             s_compare (rms? "rmsnorm": "layernorm", y, ref, NULL, R * C, 1e-5, 1e-5);
             free (x); free (y); free (g); free (be); free (ref);
         }

@@ -53,7 +53,7 @@ static __global__ void k_norm (void *y, int ydt, const void *x, int xdt, int64_t
             s2 += d * d;
         }
         float var = vc_block_sum (s2, sh) / (float) C;
-        float inv = rsqrtf (var + eps);
+        float inv = eps < 0.f ? 1.f / (sqrtf (var) - eps) : rsqrtf (var + eps);
         int64_t mb = ((r / L) % Bm) * C;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
             float v = ((CACHE ? rowc [c] : vc_ld (x, xdt, base + c)) - mean) * inv;

@@ -28,6 +28,7 @@ extern int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc) __attribute__ ((weak))
 extern int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_magi1_vae (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_i2v_clip (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_i2v_vae_encode (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
@@ -44,7 +45,7 @@ s_usage (void)
         "usage: vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]]\n"
         "                     [-v] [--atol X] [--rtol X] [--relnorm X]\n"
         "  MODEL PART: wan21 t5|dit|vae|sampling; t5v11 encoder; gemma3 decoder; ltx2 text;\n"
-        "              ltx23 text; wan21-i2v clip|vae_encode\n"
+        "              ltx23 text; wan21-i2v clip|vae_encode; magi1 dit|sampling|sampling_distill|vae\n"
         "  Compares the engines with the reference vectors in DIR (manifest.json + safetensors).\n"
         "  CPU: every element within atol + rtol*|want| (default 1e-4, 1e-4);\n"
         "  GPU: ||got - want|| / ||want|| < relnorm (default 1e-2).\n");
@@ -73,6 +74,7 @@ main (int argc, char *argv [])
         { "magi1", "dit", vdgx_refcheck_magi1_dit },
         { "magi1", "sampling", vdgx_refcheck_magi1_sampling },
         { "magi1", "sampling_distill", vdgx_refcheck_magi1_sampling_distill },
+        { "magi1", "vae", vdgx_refcheck_magi1_vae },
         { "wan21-i2v", "clip", vdgx_refcheck_wan21_i2v_clip },
         { "wan21-i2v", "vae_encode", vdgx_refcheck_wan21_i2v_vae_encode },
     };

@@ -3,11 +3,15 @@
     that writes the KV cache then a chunk that reads it, a3 three chunks with block-causal kv
     ranges, a4 the 24B layout, a5 distill mode. Every stored intermediate is compared through
     the DiT's taps. Then the KV cache against recomputing the context (two chunks in one
-    forward = chunk 0 writing the cache + chunk 1 reading it).
+    forward = chunk 0 writing the cache + chunk 1 reading it). The ViT VAE decoder
+    (vectors_vae.safetensors: b1-b3 one pass with its intermediates, b4 the tiled decode) and
+    the decoded chunks of the sampling loop (decode_chunk with the pipeline's tiling).
 */
 #include "refcheck.h"
 #include "magi1_dit.h"
 #include "magi1_sample.h"
+#include "magi1_vae.h"
+#include "vdgx_wsrc.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -643,4 +647,296 @@ vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc)
     rc->atol = atol;
     rc->rtol = rtol;
     return r;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The ViT VAE decoder.
+
+#define S_VAE "vectors_vae.safetensors"
+
+typedef struct {
+    vdgx_refcheck_t *rc;
+    const char *prefix;         //  "b1"
+} s_vae_tap_t;
+
+static void
+s_vae_tap (void *arg, const char *name, const vdgx_tensor_t *t)
+{
+    s_vae_tap_t *ctx = arg;
+    char label [160];
+    snprintf (label, sizeof (label), "%s.mid.%s", ctx->prefix, name);
+    vdgx_ckpt_t *f = vdgx_refcheck_file (ctx->rc, S_VAE);
+    if (!f || !vdgx_ckpt_find (f, label))
+        return;
+    size_t n = (size_t) vdgx_tensor_numel (t);
+    float *got = malloc (n * sizeof (float));
+    if (got && vdgx_tensor_to_f32 (ctx->rc->backend, t, got) == 0)
+        s_compare_in (ctx->rc, S_VAE, label, got, n);
+    free (got);
+}
+
+//  uint8 frames [frames, 3, h, w] against ours (RGB interleaved [frames, h, w, 3]): equal, or
+//  +-1 on a few values that sit on an integer boundary before truncation (the README).
+static void
+s_compare_u8 (vdgx_refcheck_t *rc, const char *file, const char *label, const uint8_t *rgb,
+              int64_t frames, int64_t h, int64_t w)
+{
+    size_t n = 0;
+    int64_t *want = vdgx_refcheck_load_i64 (rc, file, label, NULL, NULL, &n);
+    size_t off1 = 0, bad = 0;
+    if (want && n == (size_t) (frames * 3 * h * w))
+        for (int64_t f = 0; f < frames; f++)
+            for (int64_t c = 0; c < 3; c++)
+                for (int64_t p = 0; p < h * w; p++) {
+                    int64_t d = llabs (want [(f * 3 + c) * h * w + p] - (int64_t) rgb [(f * h * w + p) * 3 + c]);
+                    off1 += d == 1;
+                    bad += d > 1;
+                }
+    bool ok = want && n == (size_t) (frames * 3 * h * w) && bad == 0 && off1 * 1000 <= n;
+    printf ("  %s %s: %zu values, %zu off by 1, %zu off by more\n", ok? "PASS": "FAIL", label, n, off1, bad);
+    rc->checks++;
+    if (!ok)
+        rc->failures++;
+    free (want);
+}
+
+//  The official VAE folder (config.json with the ddconfig + diffusion_pytorch_model.safetensors)
+//  written from the tiny weights: it loads through magi1_vae_open and gives b1; a tensor of
+//  the wrong shape, a missing tensor and a truncated file are refused with the tensor or file
+//  named.
+static int
+s_vae_layout_check (vdgx_refcheck_t *rc, const char *cfg_text)
+{
+    vdgx_ckpt_t *src = vdgx_refcheck_file (rc, "weights_vae.safetensors");
+    char tmpl [] = "/tmp/magi1-vae-XXXXXX";
+    if (!src || !mkdtemp (tmpl))
+        return -1;
+    char conf [600], file [600];
+    snprintf (conf, sizeof (conf), "%s/config.json", tmpl);
+    snprintf (file, sizeof (file), "%s/diffusion_pytorch_model.safetensors", tmpl);
+    size_t n = vdgx_ckpt_count (src);
+    vdgx_ckpt_tensor_t *all = calloc (n, sizeof (vdgx_ckpt_tensor_t));
+    int result = -1;
+    char *err = NULL;
+    float *z = NULL, *video = NULL;
+    magi1_vae_t *vae = NULL;
+    FILE *f = fopen (conf, "w");
+    if (!all || !f)
+        goto done;
+    fprintf (f, "{\"_class_name\": \"ViTVAE\", \"ddconfig\": %s, \"model_type\": \"vit\"}\n", cfg_text);
+    fclose (f);
+    f = NULL;
+    for (size_t i = 0; i < n; i++)
+        all [i] = *vdgx_ckpt_at (src, i);
+    if (vdgx_safetensors_write (file, all, n, &err))
+        goto done;
+    const char *precision = rc->gpu? "bf16": "fp32";
+    vae = magi1_vae_open (rc->backend, tmpl, precision, &err);
+    bool ok = vae != NULL;
+    printf ("  %s official VAE folder (config.json + diffusion_pytorch_model.safetensors) loads%s%s\n",
+            ok? "PASS": "FAIL", ok? "": ": ", ok? "": (err? err: "?"));
+    rc->checks++;
+    if (!ok) {
+        rc->failures++;
+        goto done;
+    }
+    int64_t zs [VDGX_MAX_DIMS];
+    int zn = 0;
+    size_t nz = 0;
+    z = vdgx_refcheck_load (rc, S_VAE, "b1.in.z", zs, &zn, &nz);
+    const magi1_vae_config_t *c = magi1_vae_config (vae);
+    size_t nv = zn == 5? (size_t) (3 * magi1_vae_frames (vae, zs [2]) * zs [3] * c->patch_size * zs [4] * c->patch_size): 0;
+    video = nv? malloc (nv * sizeof (float)): NULL;
+    if (!z || !video || magi1_vae_decode_pass (vae, z, zs [2], zs [3], zs [4], video, &err))
+        goto done;
+    s_compare_in (rc, S_VAE, "b1.out", video, nv);
+    magi1_vae_destroy (&vae);
+    //  Wrong shape: the last decoder tensor with its dims reversed (or one element).
+    size_t last = n;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp (all [i].name, "decoder.", 8) == 0)
+            last = i;
+    if (last == n)
+        goto done;
+    vdgx_ckpt_tensor_t keep = all [last], bad = keep;
+    if (bad.ndim >= 2) {
+        int64_t d = bad.shape [0];
+        bad.shape [0] = bad.shape [bad.ndim - 1];
+        bad.shape [bad.ndim - 1] = d;
+    }
+    else
+        bad.shape [0] = 1, bad.nbytes = vdgx_dtype_size (bad.dtype);
+    if (bad.shape [0] == keep.shape [0])
+        bad.shape [0] = 1, bad.ndim = 1, bad.nbytes = vdgx_dtype_size (bad.dtype);
+    all [last] = bad;
+    free (err);
+    err = NULL;
+    if (vdgx_safetensors_write (file, all, n, &err))
+        goto done;
+    vae = magi1_vae_open (rc->backend, tmpl, precision, &err);
+    ok = !vae && err && strstr (err, keep.name);
+    printf ("  %s wrong shape refused: %s\n", ok? "PASS": "FAIL", err? err: "(loaded)");
+    rc->checks++, rc->failures += !ok;
+    magi1_vae_destroy (&vae);
+    //  Missing tensor: the same one left out.
+    all [last] = all [n - 1];
+    free (err);
+    err = NULL;
+    if (vdgx_safetensors_write (file, all, n - 1, &err))
+        goto done;
+    vae = magi1_vae_open (rc->backend, tmpl, precision, &err);
+    ok = !vae && err && strstr (err, keep.name);
+    printf ("  %s missing tensor refused: %s\n", ok? "PASS": "FAIL", err? err: "(loaded)");
+    rc->checks++, rc->failures += !ok;
+    magi1_vae_destroy (&vae);
+    //  Truncated file.
+    free (err);
+    err = NULL;
+    if (truncate (file, 100))
+        goto done;
+    vae = magi1_vae_open (rc->backend, tmpl, precision, &err);
+    ok = !vae && err && strstr (err, "diffusion_pytorch_model.safetensors");
+    printf ("  %s truncated file refused: %s\n", ok? "PASS": "FAIL", err? err: "(loaded)");
+    rc->checks++, rc->failures += !ok;
+    result = 0;
+done:
+    if (f)
+        fclose (f);
+    if (result && err)
+        fprintf (stderr, "refcheck magi1 vae layout: %s\n", err);
+    free (err);
+    free (all);
+    free (z);
+    free (video);
+    magi1_vae_destroy (&vae);
+    unlink (conf);
+    unlink (file);
+    rmdir (tmpl);
+    return result;
+}
+
+int
+vdgx_refcheck_magi1_vae (vdgx_refcheck_t *rc)
+{
+    magi1_vae_config_t cfg;
+    magi1_vae_config_default (&cfg);
+    char *text = json_dumps (json_object_get (rc->manifest, "vae_ddconfig_tiny"), 0);
+    char *err = NULL;
+    vdgx_ckpt_t *ck = vdgx_refcheck_file (rc, "weights_vae.safetensors");
+    vdgx_wsrc_t *src = ck? vdgx_wsrc_new (ck, NULL, "magi1 vae"): NULL;
+    magi1_vae_t *vae = NULL;
+    int result = -1;
+    if (!text || !src || magi1_vae_config_parse (text, &cfg, &err)
+    ||  !(vae = magi1_vae_load (rc->backend, src, &cfg, rc->gpu? "bf16": "fp32", &err))) {
+        fprintf (stderr, "refcheck magi1 vae: %s\n", err? err: "cannot load the tiny VAE");
+        goto done;
+    }
+    //  b1 (pos_embed resized), b2 (native grid), b3 (T == 1): one pass each.
+    const char *cases [] = { "b1", "b2", "b3" };
+    for (size_t i = 0; i < 3; i++) {
+        char name [64];
+        snprintf (name, sizeof (name), "%s.in.z", cases [i]);
+        int64_t zs [VDGX_MAX_DIMS];
+        int zn = 0;
+        size_t nz = 0;
+        float *z = vdgx_refcheck_load (rc, S_VAE, name, zs, &zn, &nz);
+        if (!z || zn != 5 || zs [1] != cfg.z_chans) {
+            fprintf (stderr, "refcheck magi1 vae: %s missing or of an unexpected shape\n", name);
+            free (z);
+            goto done;
+        }
+        int64_t frames = magi1_vae_frames (vae, zs [2]);
+        size_t nv = (size_t) (3 * frames * zs [3] * cfg.patch_size * zs [4] * cfg.patch_size);
+        float *video = malloc (nv * sizeof (float));
+        s_vae_tap_t ctx = { rc, cases [i] };
+        magi1_vae_set_tap (vae, s_vae_tap, &ctx);
+        int r = video? magi1_vae_decode_pass (vae, z, zs [2], zs [3], zs [4], video, &err): -1;
+        magi1_vae_set_tap (vae, NULL, NULL);
+        if (r == 0) {
+            snprintf (name, sizeof (name), "%s.out", cases [i]);
+            s_compare_in (rc, S_VAE, name, video, nv);
+        }
+        free (z);
+        free (video);
+        if (r) {
+            fprintf (stderr, "refcheck magi1 vae: %s: %s\n", cases [i], err? err: "decode failed");
+            goto done;
+        }
+    }
+    //  b4: TileProcessor.tiled_decode with the manifest's small tiles.
+    json_t *ta = json_object_get (json_object_get (json_object_get (rc->manifest, "vae_cases"), "b4"), "tile_args");
+    magi1_vae_tiling_t tiling = {
+        .tile_px_h = json_integer_value (json_object_get (ta, "tile_sample_min_height")),
+        .tile_px_w = json_integer_value (json_object_get (ta, "tile_sample_min_width")),
+        .tile_frames = json_integer_value (json_object_get (ta, "tile_sample_min_length")),
+        .spatial_overlap = json_number_value (json_object_get (ta, "spatial_tile_overlap_factor")),
+        .temporal_overlap = json_number_value (json_object_get (ta, "temporal_tile_overlap_factor")),
+    };
+    int64_t zs [VDGX_MAX_DIMS];
+    int zn = 0;
+    size_t nz = 0;
+    float *z = vdgx_refcheck_load (rc, S_VAE, "b4.in.z", zs, &zn, &nz);
+    int64_t frames = 0, h = 0, w = 0;
+    if (!z || zn != 5 || magi1_vae_output_size (vae, zs [2], zs [3], zs [4], &tiling, &frames, &h, &w)) {
+        fprintf (stderr, "refcheck magi1 vae: b4 inputs or tile_args missing\n");
+        free (z);
+        goto done;
+    }
+    float *video = malloc ((size_t) (frames * 3 * h * w) * sizeof (float));
+    uint8_t *rgb = malloc ((size_t) (frames * 3 * h * w));
+    int r = video && rgb? magi1_vae_decode (vae, z, zs [2], zs [3], zs [4], &tiling, video, &err): -1;
+    if (r == 0) {
+        s_compare_in (rc, S_VAE, "b4.out.float", video, (size_t) (frames * 3 * h * w));
+        for (int64_t f = 0; f < frames; f++)
+            for (int64_t c = 0; c < 3; c++)
+                for (int64_t p = 0; p < h * w; p++) {
+                    float x = video [(f * 3 + c) * h * w + p] * 127.5f + 127.5f;
+                    rgb [(f * h * w + p) * 3 + c] = (uint8_t) (x < 0? 0: x > 255? 255: x);
+                }
+        s_compare_u8 (rc, S_VAE, "b4.out.uint8", rgb, frames, h, w);
+    }
+    free (z);
+    free (video);
+    free (rgb);
+    if (r) {
+        fprintf (stderr, "refcheck magi1 vae: b4: %s\n", err? err: "decode failed");
+        goto done;
+    }
+    //  The sampling loop's chunks through decode_chunk (latent / 0.18215, 256 px and 12-frame
+    //  tiles at 24 fps: two temporal tiles of 3 latent frames here).
+    for (int i = 0; i < 2; i++) {
+        char name [64];
+        snprintf (name, sizeof (name), "chunk%d.latent", i);
+        float *lat = vdgx_refcheck_load (rc, S_SAMP, name, zs, &zn, &nz);
+        if (!lat || zn != 5 || magi1_vae_output_size (vae, zs [2], zs [3], zs [4], NULL, &frames, &h, &w)) {
+            fprintf (stderr, "refcheck magi1 vae: %s missing\n", name);
+            free (lat);
+            goto done;
+        }
+        video = malloc ((size_t) (frames * 3 * h * w) * sizeof (float));
+        rgb = malloc ((size_t) (frames * 3 * h * w));
+        r = video && rgb? magi1_vae_decode_chunk (vae, lat, zs [2], zs [3], zs [4], 24, video, rgb, &err): -1;
+        if (r == 0) {
+            snprintf (name, sizeof (name), "chunk%d.video_float", i);
+            s_compare_in (rc, S_SAMP, name, video, (size_t) (frames * 3 * h * w));
+            snprintf (name, sizeof (name), "chunk%d.video_uint8", i);
+            s_compare_u8 (rc, S_SAMP, name, rgb, frames, h, w);
+        }
+        free (lat);
+        free (video);
+        free (rgb);
+        if (r) {
+            fprintf (stderr, "refcheck magi1 vae: chunk %d: %s\n", i, err? err: "decode failed");
+            goto done;
+        }
+    }
+    if (s_vae_layout_check (rc, text))
+        goto done;
+    result = 0;
+done:
+    free (err);
+    free (text);
+    magi1_vae_destroy (&vae);
+    vdgx_wsrc_destroy (&src);
+    return result;
 }

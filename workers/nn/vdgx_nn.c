@@ -231,7 +231,8 @@ vdgx_norm_forward (vdgx_backend_t *b, const vdgx_norm_t *n, vdgx_tensor_t *y, co
     const vdgx_tensor_t *w = n->w.data? &n->w: NULL, *bias = n->b.data? &n->b: NULL;
     if (n->kind == VDGX_NORM_RMS)
         return vdgx_op_rmsnorm (b, &y2, &x2, w, n->eps);
-    return vdgx_op_layernorm (b, &y2, &x2, w, bias, n->eps);
+    //  A negative eps asks the op for eps on the standard deviation.
+    return vdgx_op_layernorm (b, &y2, &x2, w, bias, n->kind == VDGX_NORM_LAYER_STD? -n->eps: n->eps);
 }
 
 void
@@ -432,4 +433,57 @@ vdgx_nn_resize_bicubic (const float *x, int64_t c, int64_t h, int64_t w, int64_t
     }
     free (fy);
     free (wy);
+}
+
+//  One axis of the trilinear resize: taps i0, i1 and weights l0, l1 per output index.
+static void
+s_linear_axis (int64_t in, int64_t out, int64_t *i0, int64_t *i1, float *l0, float *l1)
+{
+    float scale = (float) in / (float) out;
+    for (int64_t i = 0; i < out; i++) {
+        float src = scale * ((float) i + 0.5f) - 0.5f;
+        if (src < 0)
+            src = 0;
+        int64_t f = (int64_t) src;
+        float lam = src - (float) f;
+        lam = lam < 0? 0: lam > 1? 1: lam;
+        i0 [i] = f;
+        i1 [i] = f < in - 1? f + 1: f;
+        l1 [i] = lam;
+        l0 [i] = 1.0f - lam;
+    }
+}
+
+void
+vdgx_nn_resize_trilinear (const float *x, int64_t c, int64_t d, int64_t h, int64_t w,
+                          int64_t od, int64_t oh, int64_t ow, float *y)
+{
+    assert (x && y && c > 0 && d > 0 && h > 0 && w > 0 && od > 0 && oh > 0 && ow > 0);
+    int64_t n = od + oh + ow;
+    int64_t *ix = malloc ((size_t) (2 * n) * sizeof (int64_t));
+    float *lx = malloc ((size_t) (2 * n) * sizeof (float));
+    assert (ix && lx);      //  small tables
+    int64_t *t0 = ix, *t1 = ix + od, *h0 = ix + 2 * od, *h1 = h0 + oh, *w0 = h1 + oh, *w1 = w0 + ow;
+    float *tl0 = lx, *tl1 = lx + od, *hl0 = lx + 2 * od, *hl1 = hl0 + oh, *wl0 = hl1 + oh, *wl1 = wl0 + ow;
+    s_linear_axis (d, od, t0, t1, tl0, tl1);
+    s_linear_axis (h, oh, h0, h1, hl0, hl1);
+    s_linear_axis (w, ow, w0, w1, wl0, wl1);
+    for (int64_t ci = 0; ci < c; ci++) {
+        const float *vol = x + ci * d * h * w;
+        for (int64_t a = 0; a < od; a++)
+            for (int64_t i = 0; i < oh; i++) {
+                const float *r00 = vol + (t0 [a] * h + h0 [i]) * w, *r01 = vol + (t0 [a] * h + h1 [i]) * w;
+                const float *r10 = vol + (t1 [a] * h + h0 [i]) * w, *r11 = vol + (t1 [a] * h + h1 [i]) * w;
+                float *dst = y + ((ci * od + a) * oh + i) * ow;
+                for (int64_t j = 0; j < ow; j++) {
+                    float p0 = hl0 [i] * (wl0 [j] * r00 [w0 [j]] + wl1 [j] * r00 [w1 [j]])
+                             + hl1 [i] * (wl0 [j] * r01 [w0 [j]] + wl1 [j] * r01 [w1 [j]]);
+                    float p1 = hl0 [i] * (wl0 [j] * r10 [w0 [j]] + wl1 [j] * r10 [w1 [j]])
+                             + hl1 [i] * (wl0 [j] * r11 [w0 [j]] + wl1 [j] * r11 [w1 [j]]);
+                    dst [j] = tl0 [a] * p0 + tl1 [a] * p1;
+                }
+            }
+    }
+    free (ix);
+    free (lx);
 }

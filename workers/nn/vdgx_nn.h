@@ -74,7 +74,9 @@ int vdgx_precision_parse (const char *precision, vdgx_wfmt_t *fmt);
 
 typedef enum {
     VDGX_NORM_LAYER = 0,    //  (x - mean) / sqrt(var + eps) (* w + b)
-    VDGX_NORM_RMS           //  x / sqrt(mean(x^2) + eps) (* w)
+    VDGX_NORM_RMS,          //  x / sqrt(mean(x^2) + eps) (* w)
+    VDGX_NORM_LAYER_STD     //  (x - mean) / (sqrt(var) + eps) (* w + b): eps on the std
+                            //  (MAGI-1's VAE qkv norm)
 } vdgx_norm_kind_t;
 
 typedef struct {
@@ -157,6 +159,13 @@ void vdgx_nn_unpatchify3d (const float *tokens, int64_t c, int64_t f, int64_t h,
 //  border, no clamping of the result (it can overshoot the input range).
 void vdgx_nn_resize_bicubic (const float *x, int64_t c, int64_t h, int64_t w, int64_t oh,
                              int64_t ow, float *y);
+
+//  Trilinear resampling of planar volumes x [c, d, h, w] -> y [c, od, oh, ow] as PyTorch's
+//  F.interpolate (mode="trilinear", align_corners=False): per axis the source coordinate
+//  max(0, scale * (i + 0.5) - 0.5) in float32 (scale = in / out), its floor i0 and
+//  i0 + 1 (clamped to the last index), linear weights. (Resized position embeddings.)
+void vdgx_nn_resize_trilinear (const float *x, int64_t c, int64_t d, int64_t h, int64_t w,
+                               int64_t od, int64_t oh, int64_t ow, float *y);
 
 void vdgx_nn_test (bool verbose);
 

@@ -29,7 +29,7 @@ s_ref_linear (const float *x, const float *w, const float *bias, float *y, int64
 
 static void
 s_ref_norm (const float *x, float *y, int64_t rows, int64_t dim, bool rms, const float *w,
-            const float *bias, float eps, bool one_plus)
+            const float *bias, float eps, bool one_plus, bool std_eps)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * dim;
@@ -40,7 +40,7 @@ s_ref_norm (const float *x, float *y, int64_t rows, int64_t dim, bool rms, const
         for (int64_t i = 0; i < dim; i++)
             var += (xr [i] - mean) * (xr [i] - mean) / (double) dim;
         for (int64_t i = 0; i < dim; i++) {
-            double v = (xr [i] - mean) / sqrt (var + eps);
+            double v = (xr [i] - mean) / (std_eps? sqrt (var) + eps: sqrt (var + eps));
             if (w)
                 v *= one_plus? 1.0 + w [i]: w [i];
             if (bias)
@@ -118,7 +118,8 @@ vdgx_nn_test (bool verbose)
     assert (vdgx_linear_fmt_for (VDGX_WFMT_NVFP4, 48) == VDGX_WFMT_NVFP4);
 
     //  Norms: LayerNorm (plain / affine+bias), RMSNorm (plain / w / 1+w), per head (dim 8
-    //  over [M, 6, 8]) and across heads (dim 48).
+    //  over [M, 6, 8]) and across heads (dim 48); LayerNorm with eps on the std (eps 0.05
+    //  so that it differs from eps on the variance).
     float *nw = s_randv ((size_t) K, 1.0f), *nb = s_randv ((size_t) K, 1.0f);
     vdgx_tensor_t nt;
     assert (vdgx_nn_alloc (b, &nt, VDGX_DTYPE_F32, 1, M, K, 0) == 0);
@@ -126,16 +127,19 @@ vdgx_nn_test (bool verbose)
         { VDGX_NORM_LAYER, K, false, false, false }, { VDGX_NORM_LAYER, K, true, true, false },
         { VDGX_NORM_RMS, K, false, false, false }, { VDGX_NORM_RMS, K, true, false, false },
         { VDGX_NORM_RMS, K, true, false, true }, { VDGX_NORM_RMS, 8, true, false, false },
-        { VDGX_NORM_RMS, 8, true, false, true }, { VDGX_NORM_LAYER, 8, true, true, false } };
+        { VDGX_NORM_RMS, 8, true, false, true }, { VDGX_NORM_LAYER, 8, true, true, false },
+        { VDGX_NORM_LAYER_STD, 8, false, false, false }, { VDGX_NORM_LAYER_STD, K, true, true, false } };
     for (size_t c = 0; c < sizeof (cases) / sizeof (cases [0]); c++) {
         vdgx_norm_t n;
-        assert (vdgx_norm_init (b, &n, cases [c].kind, cases [c].dim, 1e-6f, cases [c].w? nw: NULL,
+        bool std_eps = cases [c].kind == VDGX_NORM_LAYER_STD;
+        float eps = std_eps? 0.05f: 1e-6f;
+        assert (vdgx_norm_init (b, &n, cases [c].kind, cases [c].dim, eps, cases [c].w? nw: NULL,
                                 cases [c].b? nb: NULL, cases [c].one_plus, &err) == 0);
         vdgx_tensor_t x4 = vdgx_nn_view4 (&xt, 1, M, K / 8, 8);
         assert (vdgx_norm_forward (b, &n, &nt, cases [c].dim == 8? &x4: &xt) == 0);
         float *got = vdgx_test_download (b, &nt);
         s_ref_norm (x, want, M * K / cases [c].dim, cases [c].dim, cases [c].kind == VDGX_NORM_RMS,
-                    cases [c].w? nw: NULL, cases [c].b? nb: NULL, 1e-6f, cases [c].one_plus);
+                    cases [c].w? nw: NULL, cases [c].b? nb: NULL, eps, cases [c].one_plus, std_eps);
         double e = vdgx_test_errf (got, want, (size_t) (M * K));
         if (verbose)
             printf ("  norm case %zu: %.3g\n", c, e);
@@ -292,6 +296,48 @@ vdgx_nn_test (bool verbose)
             printf ("bicubic err %.2e ", e2);
         assert (e2 < 1e-5);
         free (img); free (same); free (out); free (want2);
+    }
+    {
+        //  Trilinear resize: same size is the identity; otherwise the separable hat kernel
+        //  at max(0, in / out * (i + 0.5) - 0.5) with the last index repeated past the edge.
+        uint64_t rs = 91;
+        const int64_t C = 2, D = 4, H = 5, W = 3, OD = 2, OH = 7, OW = 3;
+        float *vol = vdgx_test_randv (&rs, (size_t) (C * D * H * W), 1.0f);
+        float *same = malloc (sizeof (float) * (size_t) (C * D * H * W));
+        float *out = malloc (sizeof (float) * (size_t) (C * OD * OH * OW));
+        double *want3 = malloc (sizeof (double) * (size_t) (C * OD * OH * OW));
+        vdgx_nn_resize_trilinear (vol, C, D, H, W, D, H, W, same);
+        assert (memcmp (same, vol, sizeof (float) * (size_t) (C * D * H * W)) == 0);
+        vdgx_nn_resize_trilinear (vol, C, D, H, W, OD, OH, OW, out);
+        const int64_t in [3] = { D, H, W }, on [3] = { OD, OH, OW };
+        for (int64_t ci = 0; ci < C; ci++)
+            for (int64_t a = 0; a < OD; a++)
+                for (int64_t i = 0; i < OH; i++)
+                    for (int64_t j = 0; j < OW; j++) {
+                        const int64_t o [3] = { a, i, j };
+                        double acc = 0;
+                        for (int64_t zz = 0; zz < D; zz++)
+                            for (int64_t yy = 0; yy < H; yy++)
+                                for (int64_t xx = 0; xx < W; xx++) {
+                                    const int64_t p [3] = { zz, yy, xx };
+                                    double k = 1;
+                                    for (int ax = 0; ax < 3; ax++) {
+                                        double src = (double) in [ax] / on [ax] * (o [ax] + 0.5) - 0.5;
+                                        src = src < 0? 0: src;
+                                        double lo = floor (src), fr = src - lo;
+                                        double hi = lo + 1 < in [ax]? lo + 1: lo;
+                                        double kw = (p [ax] == lo? 1 - fr: 0) + (p [ax] == hi? fr: 0);
+                                        k *= kw;
+                                    }
+                                    acc += k * vol [((ci * D + zz) * H + yy) * W + xx];
+                                }
+                        want3 [((ci * OD + a) * OH + i) * OW + j] = acc;
+                    }
+        double e3 = vdgx_test_err (out, want3, (size_t) (C * OD * OH * OW));
+        if (verbose)
+            printf ("trilinear err %.2e ", e3);
+        assert (e3 < 1e-6);
+        free (vol); free (same); free (out); free (want3);
     }
 
     free (x); free (w); free (bias); free (want); free (nw); free (nb);

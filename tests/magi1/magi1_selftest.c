@@ -1,0 +1,16 @@
+/*  magi1_selftest.c - runs the selftests of the MAGI-1 engine classes:
+    `vdgx-magi1-selftest [-v] [class...]` (all when none is named).
+*/
+#include "vdgx_selftest_main.h"
+
+#include "magi1_vae.h"
+
+static const vdgx_selftest_class_t s_classes [] = {
+    { "magi1_vae", magi1_vae_test },
+};
+
+int
+main (int argc, char *argv [])
+{
+    return vdgx_selftest_main (argc, argv, s_classes, sizeof (s_classes) / sizeof (s_classes [0]));
+}
