@@ -11,6 +11,7 @@
 #include "vdgx_jobqueue.h"
 #include "vdgx_jobstore.h"
 #include "vdgx_syncer.h"
+#include "vdgx_spares.h"
 #include "vdgx_storeguard.h"
 #include "vdgx_outcheck.h"
 #include "vdgx_storecheck.h"
@@ -133,6 +134,8 @@ typedef struct {
     void *handle;               //  in the service's requests list (while queued)
 } s_request_t;
 
+#define S_WAL_CHECKPOINT_FRAMES 1000
+
 //  A job held by a worker.
 typedef struct {
     char id [40];
@@ -144,6 +147,7 @@ typedef struct {
     double percent;
     int fd;                     //  temp output file
     uint64_t received;
+    vdgx_sha256_t written;      //  of the bytes written to fd, as they come
     bool store_failed;          //  our side could not write the output (disk full)
     bool cancelled;
     int64_t started;            //  mono ms of this dispatch
@@ -189,6 +193,8 @@ typedef struct {
     vdgx_syncer_t *syncer;      //  fsyncs committed batches off this thread
     uint64_t ticket_sent;       //  last batch handed to the syncer
     uint64_t ticket_done;       //  last batch the syncer reported durable
+    int ckpt_asked;             //  WAL frames when a checkpoint was last asked for (0: none)
+    vdgx_spares_t *spares;      //  temp output files created ahead, off this thread
     bool acking;                //  the reply being sent acknowledges stored state
     bool controlling;           //  the message being sent is a CONTROL to a worker
     bool job_state;             //  the job service reply being made reports stored state
@@ -434,6 +440,18 @@ s_batch_end (s_broker_t *self)
         vdgx_syncer_request (self->syncer, ++self->ticket_sent, &paths);
         s_count (self, "vdgx_store_commits_total");
     }
+    //  The WAL is copied into the database by the syncer's thread (SQLite's own automatic
+    //  checkpoint would sync on this one): asked for at 1000 frames (SQLite's default), and
+    //  again each further 1000 while the WAL keeps growing (a PASSIVE copy can fall short).
+    int frames = vdgx_jobstore_wal_frames (self->store);
+    if (frames < S_WAL_CHECKPOINT_FRAMES)
+        self->ckpt_asked = 0;
+    else
+    if (!self->ckpt_asked || frames >= self->ckpt_asked + S_WAL_CHECKPOINT_FRAMES) {
+        vdgx_syncer_checkpoint (self->syncer, vdgx_jobstore_db_path (self->store));
+        self->ckpt_asked = frames;
+        s_count (self, "vdgx_store_checkpoints_total");
+    }
     //  Outputs of jobs this batch deleted go once the delete is durable (a crash before
     //  must not bring the job back without its file): in the outbox like a message, ahead
     //  of the batch's messages, so the file is gone when the `delete` reply arrives.
@@ -483,6 +501,16 @@ s_syncer_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (ticket > self->ticket_done)
         self->ticket_done = ticket;
     s_release (self);
+    return 0;
+}
+
+//  Files made ahead for job outputs arrived.
+static int
+s_spares_event (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    vdgx_spares_recv (((s_broker_t *) arg)->spares);
     return 0;
 }
 
@@ -884,12 +912,15 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
     run->started = now;
     run->phase = w->state == VDGX_WSTATE_COLD? VDGX_PHASE_LOADING: VDGX_PHASE_ENCODING_TEXT;
     run->attempt = job.attempt;
+    vdgx_sha256_init (&run->written);
     s_wauth_t *auth = (s_wauth_t *) zhashx_lookup (self->wauth, w->key);
     if (auth && auth->tokens)
         vdgx_acl_token (self->acl, job.id, job.attempt, run->token);
     char path [4096];
     vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
-    run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    run->fd = vdgx_spares_take (self->spares, path);
+    if (run->fd < 0)
+        run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (run->fd < 0) {
         run->store_failed = true;
         char why [300];
@@ -1552,8 +1583,10 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
                 close (run->fd);
                 run->fd = -1;
             }
-            else
+            else {
                 run->received += reply.chunk.size;
+                vdgx_sha256_update (&run->written, reply.chunk.data, reply.chunk.size);
+            }
         }
     }
     else {
@@ -1590,8 +1623,11 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         else
         if (res->ok) {
             char why [256];
-            if (vdgx_jobstore_commit_output (self->store, run->id, run->attempt, res->video.size,
-                                             res->video.sha256, why, sizeof why)) {
+            char written [VDGX_SHA256_HEX_SIZE];
+            vdgx_sha256_final_hex (&run->written, written);
+            if (vdgx_jobstore_commit_output_hashed (self->store, run->id, run->attempt,
+                                                    res->video.size, res->video.sha256,
+                                                    written, why, sizeof why)) {
                 vdgx_log_warn ("job.badoutput", "id=%s worker=%s reason=\"%s\"", run->id, w->key, why);
                 s_count (self, "vdgx_output_rejected_total{model=\"%s\"}", run->model);
                 if ((int) job.attempt >= self->cfg.max_attempts) {
@@ -3065,6 +3101,7 @@ s_broker_free (s_broker_t *self)
     zlistx_destroy (&self->outbox);
     zlistx_destroy (&self->deferred);
     vdgx_syncer_destroy (&self->syncer);
+    vdgx_spares_destroy (&self->spares);
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->limits);
     zhashx_destroy (&self->precisions);
@@ -3261,6 +3298,9 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
         goto fail;
     }
     self->syncer = vdgx_syncer_new ();
+    char spare_dir [4096];
+    vdgx_jobstore_temp_dir (self->store, spare_dir, sizeof spare_dir);
+    self->spares = vdgx_spares_new (spare_dir, 64);
     self->guard = vdgx_storeguard_new (self->store);
     self->outcheck = vdgx_outcheck_new (self->store);
     for (size_t i = 0; i < cfg->nmodels; i++) {
@@ -3338,6 +3378,7 @@ s_broker_actor (zsock_t *pipe, void *args)
     if (vdgx_acl_curve (self->acl))
         zloop_reader (self->loop, vdgx_acl_zap (self->acl), s_zap_event, self);
     zloop_reader (self->loop, vdgx_syncer_sock (self->syncer), s_syncer_event, self);
+    zloop_reader (self->loop, vdgx_spares_sock (self->spares), s_spares_event, self);
     //  Four ticks per interval: a worker gets its heartbeat at most a quarter interval late,
     //  and the heartbeats of many workers spread over the interval as they registered.
     size_t hb_tick = (size_t) self->cfg.heartbeat_ms / 4;

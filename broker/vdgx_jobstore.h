@@ -108,6 +108,8 @@ int vdgx_jobstore_limits_delete (vdgx_jobstore_t *self, const char *name);
 
 //  Output files. Paths are written into buf.
 void vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size);
+//  DIR/tmp, whose files are removed when the store opens.
+void vdgx_jobstore_temp_dir (vdgx_jobstore_t *self, char *buf, size_t size);
 void vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
                               char *buf, size_t size);
 //  Verifies the temp file of (id, attempt) against size and sha256 and renames it to the
@@ -116,6 +118,11 @@ void vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t at
 //  error (the temp file is removed).
 int vdgx_jobstore_commit_output (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
                                  uint64_t size, const char *sha256, char *error, size_t errsize);
+//  The same, for a caller that hashed the bytes as it wrote them: `written` is that
+//  SHA-256 (hex), compared with `sha256` instead of hashing the file again.
+int vdgx_jobstore_commit_output_hashed (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
+                                        uint64_t size, const char *sha256, const char *written,
+                                        char *error, size_t errsize);
 //  Gives job `id` the output of job `from` (hard link, or a copy). 0 or -1.
 int vdgx_jobstore_share_output (vdgx_jobstore_t *self, const char *from, const char *id);
 //  Retention: deletes terminal jobs finished before now - retain_s (0 = keep), then the
@@ -136,6 +143,11 @@ void vdgx_jobstore_begin (vdgx_jobstore_t *self);
 //  of strings, autofree; NULL when there is nothing). A batch is durable once those are
 //  synced. Writes outside a batch are then durable at the next sync.
 int vdgx_jobstore_defer_sync (vdgx_jobstore_t *self);
+//  Deferred sync turns SQLite's automatic checkpoint off: the WAL's length in frames after
+//  the last commit, for the caller to checkpoint elsewhere (vdgx_syncer_checkpoint), and
+//  the database file's path for that.
+int vdgx_jobstore_wal_frames (vdgx_jobstore_t *self);
+const char *vdgx_jobstore_db_path (vdgx_jobstore_t *self);
 zlist_t *vdgx_jobstore_take_syncs (vdgx_jobstore_t *self);
 //  Deferred sync: the outputs of jobs deleted by the committed batches, which the caller
 //  removes only once those batches are durable (zlist of strings, autofree; NULL if none).

@@ -30,6 +30,10 @@ void vdgx_syncer_destroy (vdgx_syncer_t **self_p);
 //  Asks for every path of *paths_p (a zlist of strings, autofree; consumed, may be NULL or
 //  empty) to be synced, in order, under ticket (tickets must grow).
 void vdgx_syncer_request (vdgx_syncer_t *self, uint64_t ticket, zlist_t **paths_p);
+//  Asks for a checkpoint of the SQLite database at db_path (WAL mode) from the syncer's
+//  own connection, after the syncs already asked for: the disk wait of copying the WAL
+//  into the database stays off the caller's thread. Nothing is reported back.
+void vdgx_syncer_checkpoint (vdgx_syncer_t *self, const char *db_path);
 //  The socket that becomes readable when a ticket is done (for a zloop or a poller).
 zsock_t *vdgx_syncer_sock (vdgx_syncer_t *self);
 //  Reads one report: the highest ticket now durable in *ticket; 0, or -1 when an fsync of
