@@ -6,12 +6,14 @@
 #include "wan21_clip.h"
 #include "wan21_dit.h"
 #include "wan21_engine.h"
+#include "wan21_i2v.h"
 #include "wan21_vae.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
     { "wan21_dit", wan21_dit_test },
     { "wan21_vae", wan21_vae_test },
     { "wan21_clip", wan21_clip_test },
+    { "wan21_i2v", wan21_i2v_test },
     { "wan21_engine", wan21_engine_test },
 };
 

@@ -3,7 +3,7 @@
     vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]] [-v]
                   [--atol X] [--rtol X] [--relnorm X]
     MODEL / PART: wan21 t5|dit|vae|sampling, t5v11 encoder, gemma3 decoder, ltx2 text,
-    ltx23 text, wan21-i2v clip|vae_encode.
+    ltx23 text, wan21-i2v clip|vae_encode|dit|pipeline.
 
     Parts live in their own files (refcheck_<model>_<part>.c) and are declared weak here:
     a part whose file is not in the build resolves to NULL and is reported as
@@ -31,6 +31,8 @@ extern int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc) __attribut
 extern int vdgx_refcheck_magi1_vae (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_i2v_clip (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_wan21_i2v_vae_encode (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_wan21_i2v_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_wan21_i2v_pipeline (vdgx_refcheck_t *rc) __attribute__ ((weak));
 
 typedef struct {
     const char *model;
@@ -45,7 +47,8 @@ s_usage (void)
         "usage: vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]]\n"
         "                     [-v] [--atol X] [--rtol X] [--relnorm X]\n"
         "  MODEL PART: wan21 t5|dit|vae|sampling; t5v11 encoder; gemma3 decoder; ltx2 text;\n"
-        "              ltx23 text; wan21-i2v clip|vae_encode; magi1 dit|sampling|sampling_distill|vae\n"
+        "              ltx23 text; wan21-i2v clip|vae_encode|dit|pipeline;\n"
+        "              magi1 dit|sampling|sampling_distill|vae\n"
         "  Compares the engines with the reference vectors in DIR (manifest.json + safetensors).\n"
         "  CPU: every element within atol + rtol*|want| (default 1e-4, 1e-4);\n"
         "  GPU: ||got - want|| / ||want|| < relnorm (default 1e-2).\n");
@@ -77,6 +80,8 @@ main (int argc, char *argv [])
         { "magi1", "vae", vdgx_refcheck_magi1_vae },
         { "wan21-i2v", "clip", vdgx_refcheck_wan21_i2v_clip },
         { "wan21-i2v", "vae_encode", vdgx_refcheck_wan21_i2v_vae_encode },
+        { "wan21-i2v", "dit", vdgx_refcheck_wan21_i2v_dit },
+        { "wan21-i2v", "pipeline", vdgx_refcheck_wan21_i2v_pipeline },
     };
     const size_t nparts = sizeof (parts) / sizeof (parts [0]);
 

@@ -65,5 +65,7 @@ int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc);
 int vdgx_refcheck_magi1_vae (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_i2v_clip (vdgx_refcheck_t *rc);
 int vdgx_refcheck_wan21_i2v_vae_encode (vdgx_refcheck_t *rc);
+int vdgx_refcheck_wan21_i2v_dit (vdgx_refcheck_t *rc);
+int vdgx_refcheck_wan21_i2v_pipeline (vdgx_refcheck_t *rc);
 
 #endif

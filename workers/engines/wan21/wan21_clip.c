@@ -31,20 +31,35 @@ static const float s_mean [3] = { 0.48145466f, 0.4578275f, 0.40821073f };
 static const float s_std [3] = { 0.26862954f, 0.26130258f, 0.27577711f };
 
 void
+wan21_clip_to_planar (const uint8_t *rgb, int width, int height, float *img)
+{
+    assert (rgb && width > 0 && height > 0 && img);
+    size_t hw = (size_t) width * (size_t) height;
+    for (size_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++)
+            img [c * hw + i] = ((float) rgb [3 * i + c] / 255.0f - 0.5f) / 0.5f;
+}
+
+void
+wan21_clip_preprocess_planar (const float *img, int width, int height, int size, float *pixels)
+{
+    assert (img && width > 0 && height > 0 && size > 0 && pixels);
+    vdgx_nn_resize_bicubic (img, 3, height, width, size, size, pixels);
+    size_t ss = (size_t) size * (size_t) size;
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < ss; i++)
+            pixels [c * ss + i] = (pixels [c * ss + i] * 0.5f + 0.5f - s_mean [c]) / s_std [c];
+}
+
+void
 wan21_clip_preprocess (const uint8_t *rgb, int width, int height, int size, float *pixels)
 {
     assert (rgb && width > 0 && height > 0 && size > 0 && pixels);
     size_t hw = (size_t) width * (size_t) height;
     float *img = malloc (3 * hw * sizeof (float));
     assert (img);
-    for (size_t i = 0; i < hw; i++)
-        for (int c = 0; c < 3; c++)
-            img [c * hw + i] = ((float) rgb [3 * i + c] / 255.0f - 0.5f) / 0.5f;
-    vdgx_nn_resize_bicubic (img, 3, height, width, size, size, pixels);
-    size_t ss = (size_t) size * (size_t) size;
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < ss; i++)
-            pixels [c * ss + i] = (pixels [c * ss + i] * 0.5f + 0.5f - s_mean [c]) / s_std [c];
+    wan21_clip_to_planar (rgb, width, height, img);
+    wan21_clip_preprocess_planar (img, width, height, size, pixels);
     free (img);
 }
 
@@ -310,6 +325,27 @@ out:
     for (size_t i = 0; i < sizeof (tmp) / sizeof (tmp [0]); i++)
         vdgx_nn_free (b, tmp [i]);
     free (host);
+    return rc;
+}
+
+int
+wan21_clip_encode_planar (wan21_clip_t *self, const float *img, int width, int height,
+                          float *features, char **err)
+{
+    assert (self && img && features);
+    if (width <= 0 || height <= 0) {
+        vdgx_set_error (err, "wan21 clip: empty image (%dx%d)", width, height);
+        return -1;
+    }
+    size_t n = 3 * (size_t) self->size * (size_t) self->size;
+    float *pixels = malloc (n * sizeof (float));
+    if (!pixels) {
+        vdgx_set_error (err, "wan21 clip: out of memory");
+        return -1;
+    }
+    wan21_clip_preprocess_planar (img, width, height, self->size, pixels);
+    int rc = wan21_clip_encode_pixels (self, pixels, features, err);
+    free (pixels);
     return rc;
 }
 

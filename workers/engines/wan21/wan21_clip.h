@@ -41,6 +41,11 @@ int wan21_clip_blocks (wan21_clip_t *self);
 //  The official preprocessing of an RGB image (rgb [height, width, 3], row stride width*3)
 //  into pixels [3, size, size] (host f32).
 void wan21_clip_preprocess (const uint8_t *rgb, int width, int height, int size, float *pixels);
+//  The first step of it: RGB u8 -> planar [3, height, width] in [-1, 1] (u8 / 255 - 0.5) / 0.5,
+//  the image tensor of WanI2V.generate.
+void wan21_clip_to_planar (const uint8_t *rgb, int width, int height, float *img);
+//  The rest from such a planar [-1, 1] image (bicubic to size x size, normalise).
+void wan21_clip_preprocess_planar (const float *img, int width, int height, int size, float *pixels);
 
 //  Intermediates while encoding: "patch_embedding" ([1, N-1, dim] tokens, row-major patches),
 //  "pre_norm", "transformer.0.attn", "transformer.0.mlp" (branch outputs of block 0),
@@ -53,6 +58,9 @@ int wan21_clip_encode_pixels (wan21_clip_t *self, const float *pixels, float *fe
 //  The same from an RGB image (preprocessing included).
 int wan21_clip_encode (wan21_clip_t *self, const uint8_t *rgb, int width, int height,
                        float *features, char **err);
+//  The same from a planar [-1, 1] image [3, height, width] (wan21_clip_to_planar).
+int wan21_clip_encode_planar (wan21_clip_t *self, const float *img, int width, int height,
+                              float *features, char **err);
 
 void wan21_clip_test (bool verbose);
 

@@ -1,4 +1,4 @@
-/*  wan21_dit.c - WanModel (T2V) forward on a compute backend, and its weight loaders.
+/*  wan21_dit.c - WanModel (T2V, I2V, FLF2V) forward on a compute backend, and its weight loaders.
 
     Shapes: L tokens = F/pt * H/ph * W/pw, ordered f-major then h then w; D = dim; one batch.
     The residual stream x [L, D] and every activation live on the backend in its act dtype.
@@ -24,10 +24,15 @@ typedef struct {
     vdgx_mlp_t ffn;                     //  ffn.0, GELU(tanh), ffn.2
     vdgx_norm_t norm1, norm2, norm3;    //  norm1/2: LayerNorm without affine; norm3 affine
     vdgx_tensor_t mod;                  //  modulation [6, D] (f32)
+    //  Image DiT: the image keys/values of the cross-attention (norm_k_img: RMS over D).
+    vdgx_linear_t k_img, v_img;
+    vdgx_norm_t norm_k_img;
 } s_block_t;
 
 struct _wan21_dit_context_t {
     vdgx_tensor_t *k, *v;               //  per block [text_len, D]
+    vdgx_tensor_t *k_img, *v_img;       //  per block [image_tokens, D] (image DiT)
+    int64_t image_tokens;
     int layers;
 };
 
@@ -40,6 +45,11 @@ struct _wan21_dit_t {
     vdgx_linear_t patch, text0, text2, time0, time2, proj, head;
     vdgx_norm_t head_norm;
     vdgx_tensor_t head_mod;             //  [2, D]
+    //  img_emb (MLPProj): LayerNorm(img_dim), Linear, erf GELU, Linear, LayerNorm(dim);
+    //  flf2v's emb_pos [img_pos, img_dim] (host f32) is added to the features first.
+    vdgx_norm_t img_n0, img_n4;
+    vdgx_linear_t img_l1, img_l3;
+    float *img_pos;
     s_block_t *blocks;
     size_t tensors_used;                //  checkpoint tensors the loader read
     wan21_dit_tap_fn *tap;
@@ -78,8 +88,13 @@ wan21_dit_config_preset (const char *name, wan21_dit_config_t *cfg)
         cfg->dim = 1536; cfg->ffn_dim = 8960; cfg->num_heads = 12; cfg->num_layers = 30;
     }
     else
-    if (strcmp (name, "14b") == 0) {
+    if (strcmp (name, "14b") == 0 || strcmp (name, "i2v-14b") == 0 || strcmp (name, "flf2v-14b") == 0) {
         cfg->dim = 5120; cfg->ffn_dim = 13824; cfg->num_heads = 40; cfg->num_layers = 40;
+        if (strcmp (name, "14b") != 0) {
+            cfg->in_dim = 36;
+            cfg->img_dim = 1280;
+            cfg->img_pos = strcmp (name, "flf2v-14b") == 0? 2 * 257: 0;
+        }
     }
     else
         return -1;
@@ -108,6 +123,12 @@ wan21_dit_memory_estimate (const wan21_dit_config_t *cfg, const char *precision,
                    + vdgx_wfmt_bytes (vdgx_linear_fmt_for (fmt, d), f, d)
                    + vdgx_wfmt_bytes (vdgx_linear_fmt_for (fmt, f), d, f)
                    + (uint64_t) (8 + 4 + 2 + 6 + 1) * d * act_size + (uint64_t) f * act_size;
+    if (cfg->img_dim > 0) {
+        int64_t id = cfg->img_dim;
+        block += 2 * vdgx_wfmt_bytes (vdgx_linear_fmt_for (fmt, d), d, d) + (uint64_t) 3 * d * act_size;
+        bytes += vdgx_wfmt_bytes (other, id, id) + vdgx_wfmt_bytes (other, d, id)
+               + (uint64_t) (3 * id + 3 * d) * act_size + (uint64_t) cfg->img_pos * id * 4;
+    }
     bytes += block * (uint64_t) cfg->num_layers;
     if (tokens > 0) {
         //  8 [L, D] buffers, 2 [L, F] buffers (2 f32 [L, D] for the head when those are
@@ -117,6 +138,9 @@ wan21_dit_memory_estimate (const wan21_dit_config_t *cfg, const char *precision,
             bytes += (uint64_t) tokens * 2 * d * 4;
         bytes += (uint64_t) tokens * (d / cfg->num_heads) * 4;
         bytes += (uint64_t) 2 * 2 * cfg->num_layers * cfg->text_len * d * act_size;
+        //  The image keys/values of both prompts (257 tokens, 514 for flf2v).
+        if (cfg->img_dim > 0)
+            bytes += (uint64_t) 2 * 2 * cfg->num_layers * (cfg->img_pos > 0? cfg->img_pos: 257) * d * act_size;
     }
     return bytes;
 }
@@ -183,6 +207,11 @@ wan21_dit_destroy (wan21_dit_t **self_p)
         vdgx_linear_release (be, tops [i]);
     vdgx_norm_release (be, &self->head_norm);
     s_free_tensor (self, &self->head_mod);
+    vdgx_norm_release (be, &self->img_n0);
+    vdgx_norm_release (be, &self->img_n4);
+    vdgx_linear_release (be, &self->img_l1);
+    vdgx_linear_release (be, &self->img_l3);
+    free (self->img_pos);
     if (self->blocks) {
         for (int i = 0; i < self->cfg.num_layers; i++) {
             s_block_t *b = &self->blocks [i];
@@ -192,6 +221,9 @@ wan21_dit_destroy (wan21_dit_t **self_p)
             vdgx_norm_release (be, &b->norm1);
             vdgx_norm_release (be, &b->norm2);
             vdgx_norm_release (be, &b->norm3);
+            vdgx_linear_release (be, &b->k_img);
+            vdgx_linear_release (be, &b->v_img);
+            vdgx_norm_release (be, &b->norm_k_img);
             s_free_tensor (self, &b->mod);
         }
         free (self->blocks);
@@ -225,6 +257,21 @@ s_load_all (wan21_dit_t *self, vdgx_wsrc_t *src, char **err)
     int64_t hm_shape [2] = { 2, d };
     if (vdgx_wsrc_tensor (src, be, "head.modulation", VDGX_DTYPE_F32, 2, hm_shape, &self->head_mod, err))
         return -1;
+    if (c->img_dim > 0) {
+        //  MLPProj: LayerNorms with eps 1e-5 (torch default), unlike the blocks' 1e-6.
+        int64_t id = c->img_dim;
+        if (vdgx_wsrc_norm (src, be, &self->img_n0, VDGX_NORM_LAYER, "img_emb.proj.0", id, 1e-5f, true, true, false, err)
+        ||  vdgx_wsrc_linear (src, be, "img_emb.proj.1", id, id, o, act, &self->img_l1, err)
+        ||  vdgx_wsrc_linear (src, be, "img_emb.proj.3", d, id, o, act, &self->img_l3, err)
+        ||  vdgx_wsrc_norm (src, be, &self->img_n4, VDGX_NORM_LAYER, "img_emb.proj.4", d, 1e-5f, true, true, false, err))
+            return -1;
+        if (c->img_pos > 0) {
+            const int64_t ps [2] = { c->img_pos, id };
+            self->img_pos = vdgx_wsrc_fetch (src, "img_emb.emb_pos", 2, ps, err);
+            if (!self->img_pos)
+                return -1;
+        }
+    }
     self->blocks = calloc ((size_t) c->num_layers, sizeof (s_block_t));
     if (!self->blocks) {
         vdgx_set_error (err, "wan21 dit: out of memory");
@@ -270,6 +317,17 @@ s_load_all (wan21_dit_t *self, vdgx_wsrc_t *src, char **err)
         snprintf (name, sizeof (name), "blocks.%d.modulation", i);
         if (vdgx_wsrc_tensor (src, be, name, VDGX_DTYPE_F32, 2, mshape, &b->mod, err))
             return -1;
+        if (c->img_dim > 0) {
+            snprintf (name, sizeof (name), "blocks.%d.cross_attn.k_img", i);
+            if (vdgx_wsrc_linear (src, be, name, d, d, bf, act, &b->k_img, err))
+                return -1;
+            snprintf (name, sizeof (name), "blocks.%d.cross_attn.v_img", i);
+            if (vdgx_wsrc_linear (src, be, name, d, d, bf, act, &b->v_img, err))
+                return -1;
+            snprintf (name, sizeof (name), "blocks.%d.cross_attn.norm_k_img", i);
+            if (vdgx_wsrc_norm (src, be, &b->norm_k_img, VDGX_NORM_RMS, name, d, eps, true, false, false, err))
+                return -1;
+        }
     }
     return 0;
 }
@@ -309,8 +367,20 @@ s_config_ok (const wan21_dit_config_t *c, char **err)
     }
     if (c->num_layers <= 0 || c->ffn_dim <= 0 || c->in_dim <= 0 || c->out_dim <= 0
     ||  c->text_dim <= 0 || c->text_len <= 0 || c->freq_dim <= 0 || c->freq_dim % 2
-    ||  c->patch [0] <= 0 || c->patch [1] <= 0 || c->patch [2] <= 0) {
+    ||  c->patch [0] <= 0 || c->patch [1] <= 0 || c->patch [2] <= 0 || c->img_dim < 0
+    ||  c->img_pos < 0 || (c->img_pos > 0 && c->img_dim == 0)) {
         vdgx_set_error (err, "wan21 dit: invalid configuration");
+        return false;
+    }
+    //  The official image cross-attention splits its context at the constant 512
+    //  (T5_CONTEXT_TOKEN_NUMBER): text_len 512 is part of the architecture.
+    if (c->img_dim > 0 && c->text_len != 512) {
+        vdgx_set_error (err, "wan21 dit: an image-to-video DiT needs text_len 512 (got %d)", c->text_len);
+        return false;
+    }
+    if ((c->img_dim > 0) != (c->in_dim > c->out_dim)) {
+        vdgx_set_error (err, "wan21 dit: in_dim %d and out_dim %d %s an image branch", c->in_dim,
+                        c->out_dim, c->img_dim > 0? "do not fit": "need");
         return false;
     }
     return true;
@@ -429,13 +499,13 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         vdgx_ckpt_destroy (&ckpt);
         return NULL;
     }
-    //  Image-to-video checkpoints carry an image branch this engine does not run.
+    //  The image branch is read in the official names only: a diffusers image-to-video
+    //  transformer (image_embedder, add_k_proj) is refused by name.
     for (size_t i = 0; i < vdgx_ckpt_count (ckpt); i++) {
         const char *name = vdgx_ckpt_at (ckpt, i)->name;
-        if (strstr (name, "img_emb") || strstr (name, "k_img") || strstr (name, "image_embedder")
-        ||  strstr (name, "add_k_proj")) {
-            vdgx_set_error (err, "wan21 dit: %s is an image-to-video checkpoint (%s); only T2V is supported",
-                   file, name);
+        if (strstr (name, "image_embedder") || strstr (name, "add_k_proj")) {
+            vdgx_set_error (err, "wan21 dit: %s is a diffusers image-to-video checkpoint (%s); "
+                   "image-to-video needs the official layout (Wan-AI/Wan2.1-I2V-14B-480P)", file, name);
             vdgx_wsrc_destroy (&src);
             vdgx_ckpt_destroy (&ckpt);
             return NULL;
@@ -474,6 +544,21 @@ wan21_dit_load (vdgx_backend_t *backend, const char *path, const wan21_dit_load_
         if (!vdgx_wsrc_find (src, name))
             break;
         c.num_layers++;
+    }
+    //  Image DiT (model_type i2v / flf2v): img_emb's first linear [img_dim, img_dim].
+    const vdgx_ckpt_tensor_t *ie = vdgx_wsrc_find (src, "img_emb.proj.1.weight");
+    const vdgx_ckpt_tensor_t *ep = vdgx_wsrc_find (src, "img_emb.emb_pos");
+    if (ie) {
+        c.img_dim = ie->ndim == 2? (int) ie->shape [1]: -1;
+        c.img_pos = ep && ep->ndim >= 2? (int) ep->shape [ep->ndim - 2]: 0;
+        if (c.img_dim <= 0 || c.in_dim <= c.out_dim || (ep && (ep->ndim < 2 || c.img_pos <= 0))) {
+            vdgx_set_error (err, "wan21 dit: %s: an image-to-video DiT needs img_emb.proj.1.weight "
+                   "[img_dim, img_dim] and more input (%d) than output (%d) channels",
+                   file, c.in_dim, c.out_dim);
+            vdgx_wsrc_destroy (&src);
+            vdgx_ckpt_destroy (&ckpt);
+            return NULL;
+        }
     }
     c.num_heads = o.num_heads;
     c.text_len = o.text_len;
@@ -619,13 +704,111 @@ s_linear (wan21_dit_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdg
     return 0;
 }
 
+//  The image context: img_emb(features (+ emb_pos)) [n, D], then every block's k_img / v_img.
+static int
+s_image_context (wan21_dit_t *self, wan21_dit_context_t *ctx, const float *image, int64_t n,
+                 char **err)
+{
+    const wan21_dit_config_t *c = &self->cfg;
+    vdgx_backend_t *b = self->backend;
+    int64_t id = c->img_dim, d = c->dim;
+    float *host = malloc ((size_t) (n * id) * sizeof (float));
+    ctx->k_img = calloc ((size_t) c->num_layers, sizeof (vdgx_tensor_t));
+    ctx->v_img = calloc ((size_t) c->num_layers, sizeof (vdgx_tensor_t));
+    if (!host || !ctx->k_img || !ctx->v_img) {
+        free (host);
+        vdgx_set_error (err, "wan21 dit: out of memory (image context)");
+        return -1;
+    }
+    ctx->image_tokens = n;
+    memcpy (host, image, (size_t) (n * id) * sizeof (float));
+    if (self->img_pos)
+        for (int64_t i = 0; i < n * id; i++)
+            host [i] += self->img_pos [i];
+    vdgx_tensor_t in = { 0 }, a = { 0 }, h1 = { 0 }, h2 = { 0 }, e = { 0 }, emb = { 0 }, kraw = { 0 };
+    int64_t s_i [2] = { n, id }, s_d [2] = { n, d };
+    int rc = vdgx_tensor_alloc (b, &in, self->act, 2, s_i);
+    rc = rc? rc: vdgx_tensor_alloc (b, &a, self->act, 2, s_i);
+    rc = rc? rc: vdgx_tensor_alloc (b, &h1, self->act, 2, s_i);
+    rc = rc? rc: vdgx_tensor_alloc (b, &h2, self->act, 2, s_i);
+    rc = rc? rc: vdgx_tensor_alloc (b, &e, self->act, 2, s_d);
+    rc = rc? rc: vdgx_tensor_alloc (b, &emb, self->act, 2, s_d);
+    rc = rc? rc: vdgx_tensor_alloc (b, &kraw, self->act, 2, s_d);
+    rc = rc? rc: vdgx_tensor_from_f32 (b, &in, host);
+    free (host);
+    if (rc)
+        rc = s_op_err (self, err, "image context upload");
+    else
+    if (vdgx_norm_forward (b, &self->img_n0, &a, &in))
+        rc = s_op_err (self, err, "img_emb.proj.0");
+    else
+    if (s_linear (self, &h1, &a, &self->img_l1, err, "img_emb.proj.1"))
+        rc = -1;
+    else
+    if (vdgx_act_forward (b, VDGX_ACT_GELU, &h2, &h1))
+        rc = s_op_err (self, err, "img_emb gelu");
+    else
+    if (s_linear (self, &e, &h2, &self->img_l3, err, "img_emb.proj.3"))
+        rc = -1;
+    else
+    if (vdgx_norm_forward (b, &self->img_n4, &emb, &e))
+        rc = s_op_err (self, err, "img_emb.proj.4");
+    if (rc == 0) {
+        vdgx_tensor_t e3 = vdgx_nn_view3 (&emb, 1, n, d);
+        s_tap (self, "img_emb", &e3);
+    }
+    for (int i = 0; rc == 0 && i < c->num_layers; i++) {
+        s_block_t *blk = &self->blocks [i];
+        char name [64];
+        if (vdgx_tensor_alloc (b, &ctx->k_img [i], self->act, 2, s_d)
+        ||  vdgx_tensor_alloc (b, &ctx->v_img [i], self->act, 2, s_d))
+            rc = s_op_err (self, err, "image keys");
+        else
+        if (vdgx_attn_project (b, &blk->k_img, &blk->norm_k_img, NULL, 1, &ctx->k_img [i], &kraw, &emb))
+            rc = s_op_err (self, err, "cross_attn.k_img");
+        else
+            rc = s_linear (self, &ctx->v_img [i], &emb, &blk->v_img, err, "cross_attn.v_img");
+        if (rc == 0 && self->tap) {
+            vdgx_tensor_t k3 = vdgx_nn_view3 (&ctx->k_img [i], 1, n, d);
+            vdgx_tensor_t v3 = vdgx_nn_view3 (&ctx->v_img [i], 1, n, d);
+            snprintf (name, sizeof (name), "blocks.%d.cross_attn.norm_k_img", i);
+            s_tap (self, name, &k3);
+            snprintf (name, sizeof (name), "blocks.%d.cross_attn.v_img", i);
+            s_tap (self, name, &v3);
+        }
+    }
+    vdgx_tensor_t *tmp [] = { &in, &a, &h1, &h2, &e, &emb, &kraw };
+    for (size_t i = 0; i < sizeof (tmp) / sizeof (tmp [0]); i++)
+        s_free_tensor (self, tmp [i]);
+    return rc;
+}
+
 wan21_dit_context_t *
 wan21_dit_context_new (wan21_dit_t *self, const float *context, int64_t len, char **err)
+{
+    return wan21_dit_context_new_image (self, context, len, NULL, 0, err);
+}
+
+wan21_dit_context_t *
+wan21_dit_context_new_image (wan21_dit_t *self, const float *context, int64_t len,
+                             const float *image, int64_t image_tokens, char **err)
 {
     assert (self);
     const wan21_dit_config_t *c = &self->cfg;
     if (!context || len < 0 || len > c->text_len) {
         vdgx_set_error (err, "wan21 dit: context of %lld rows (1..%d allowed)", (long long) len, c->text_len);
+        return NULL;
+    }
+    if (c->img_dim == 0 && image) {
+        vdgx_set_error (err, "wan21 dit: image features given to a text-to-video DiT");
+        return NULL;
+    }
+    int64_t want = c->img_pos > 0? c->img_pos: 257;
+    if (c->img_dim > 0 && (!image || image_tokens != want)) {
+        vdgx_set_error (err, "wan21 dit: this %s DiT needs the CLIP features of %s (%lld tokens, got %lld)",
+                        c->img_pos > 0? "first-last-frame": "image-to-video",
+                        c->img_pos > 0? "two images": "the image", (long long) want,
+                        (long long) (image? image_tokens: 0));
         return NULL;
     }
     vdgx_backend_t *b = self->backend;
@@ -684,6 +867,8 @@ wan21_dit_context_new (wan21_dit_t *self, const float *context, int64_t len, cha
     vdgx_tensor_t *tmp [] = { &in, &h1, &h2, &emb, &kraw };
     for (size_t i = 0; i < sizeof (tmp) / sizeof (tmp [0]); i++)
         s_free_tensor (self, tmp [i]);
+    if (rc == 0 && c->img_dim > 0)
+        rc = s_image_context (self, ctx, image, image_tokens, err);
     if (rc)
         wan21_dit_context_destroy (self, &ctx);
     return ctx;
@@ -701,9 +886,15 @@ wan21_dit_context_destroy (wan21_dit_t *self, wan21_dit_context_t **ctx_p)
             s_free_tensor (self, &ctx->k [i]);
         if (ctx->v)
             s_free_tensor (self, &ctx->v [i]);
+        if (ctx->k_img)
+            s_free_tensor (self, &ctx->k_img [i]);
+        if (ctx->v_img)
+            s_free_tensor (self, &ctx->v_img [i]);
     }
     free (ctx->k);
     free (ctx->v);
+    free (ctx->k_img);
+    free (ctx->v_img);
     free (ctx);
     *ctx_p = NULL;
 }
@@ -812,18 +1003,33 @@ s_block (wan21_dit_t *self, int index, const vdgx_tensor_t *e0, wan21_dit_contex
     if (vdgx_adaln_gate (b, &self->x, &self->hm, &m [2]))
         return s_op_err (self, err, "gated residual (attention)");
 
-    //  Cross-attention to all text_len context rows (no mask).
+    //  Cross-attention to all text_len context rows (no mask); an image DiT adds the
+    //  attention of the same q to the image tokens before o (WanI2VCrossAttention).
     const vdgx_attn_t *ca = &blk->cross_attn;
     if (vdgx_norm_forward (b, &blk->norm3, &self->hn, &self->x))
         return s_op_err (self, err, "norm3");
     TAP (".norm3", &hn3);
     if (vdgx_attn_project (b, &ca->q, &ca->q_norm, NULL, H, &self->q, &self->q2, &self->hn))
         return s_op_err (self, err, "cross_attn.q");
+    if (c->img_dim > 0 && self->tap) {
+        vdgx_tensor_t q3 = vdgx_nn_view3 (&self->q, 1, L, d);
+        TAP (".cross_attn.norm_q", &q3);
+    }
     vdgx_tensor_t q4 = vdgx_nn_view4 (&self->q, 1, L, H, hd);
     vdgx_tensor_t ck4 = vdgx_nn_view4 (&ctx->k [index], 1, tl, H, hd);
     vdgx_tensor_t cv4 = vdgx_nn_view4 (&ctx->v [index], 1, tl, H, hd);
     if (vdgx_attn_core (b, ca, &o4, &q4, &ck4, &cv4, NULL))
         return s_op_err (self, err, "cross-attention");
+    if (c->img_dim > 0) {
+        int64_t ni = ctx->image_tokens;
+        vdgx_tensor_t ik4 = vdgx_nn_view4 (&ctx->k_img [index], 1, ni, H, hd);
+        vdgx_tensor_t iv4 = vdgx_nn_view4 (&ctx->v_img [index], 1, ni, H, hd);
+        vdgx_tensor_t io4 = vdgx_nn_view4 (&self->hm, 1, L, H, hd);
+        if (vdgx_attn_core (b, ca, &io4, &q4, &ik4, &iv4, NULL))
+            return s_op_err (self, err, "image cross-attention");
+        if (vdgx_adaln_gate (b, &self->hn, &self->hm, NULL))
+            return s_op_err (self, err, "text + image attention");
+    }
     if (s_linear (self, &self->hm, &self->hn, &ca->o, err, "cross_attn.o"))
         return -1;
     TAP (".cross_attn", &hm3);

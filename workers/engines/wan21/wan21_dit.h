@@ -1,5 +1,13 @@
-/*  wan21_dit.h - the Wan 2.1 diffusion transformer (WanModel, text-to-video) and its
-    sampling loop, on a compute backend (vdgx_backend.h).
+/*  wan21_dit.h - the Wan 2.1 diffusion transformer (WanModel: text-to-video, image-to-video
+    and first-last-frame-to-video) and its sampling loop, on a compute backend (vdgx_backend.h).
+
+    Image-to-video (model_type i2v, told by the img_emb tensors): in_dim 36 = the 16 noise
+    channels + the 20 conditioning channels y (mask 4, image latent 16), concatenated before
+    the patch embedding; CLIP features [tokens, img_dim] -> img_emb (LayerNorm eps 1e-5,
+    Linear, erf GELU, Linear, LayerNorm eps 1e-5) are the image context; each block's
+    cross-attention adds attn(q, norm_k_img(k_img(img)), v_img(img)) to the text attention
+    before o. First-last-frame (flf2v) is the same with img_emb.emb_pos [1, 2*257, img_dim]
+    added to the features of the two images.
 
     Weights: the official `diffusion_pytorch_model.safetensors` (single or sharded with an
     index), the diffusers `transformer/` folder (renamed keys), or a ComfyUI single file
@@ -35,6 +43,8 @@ typedef struct {
     int in_dim, out_dim, text_dim, text_len, freq_dim;
     int patch [3];          //  (t, h, w)
     double eps;             //  1e-6
+    int img_dim;            //  CLIP feature width of the image branch (1280); 0 = text-to-video
+    int img_pos;            //  rows of img_emb.emb_pos (flf2v: 2 x 257); 0 = none
 } wan21_dit_config_t;
 
 //  The released T2V configurations: "1.3b" or "14b". -1 when unknown.
@@ -51,7 +61,9 @@ typedef struct _wan21_dit_context_t wan21_dit_context_t;
 
 //  Observes intermediates of a forward (reference checks). name as in vectors_dit:
 //  "patch_embedding" ([L, dim], token-major), "time_embedding", "time_projection",
-//  "text_embedding", "blocks.N.norm1", ... "blocks.N", "head".
+//  "text_embedding", "blocks.N.norm1", ... "blocks.N", "head"; an image DiT also gives
+//  "img_emb" ([1, tokens, dim]), "blocks.N.cross_attn.norm_q", "blocks.N.cross_attn.norm_k_img"
+//  and "blocks.N.cross_attn.v_img".
 typedef void (wan21_dit_tap_fn) (void *ctx, const char *name, const vdgx_tensor_t *t);
 
 //  Loads a DiT from a file (.safetensors, .safetensors.index.json) or a folder (official or
@@ -75,12 +87,20 @@ uint64_t wan21_dit_memory_estimate (const wan21_dit_config_t *cfg, const char *p
 
 //  Prepares a prompt: context [len, text_dim] host f32 (len <= text_len) is zero-padded to
 //  text_len, embedded, and every block's cross-attention keys/values are computed once.
+//  A text-to-video DiT only (an image DiT needs the image features).
 wan21_dit_context_t *wan21_dit_context_new (wan21_dit_t *self, const float *context,
                                             int64_t len, char **err);
+//  The same with the CLIP features of the image(s), image [image_tokens, img_dim] host f32
+//  (i2v: 257 tokens of one image; flf2v: img_pos tokens, the first image's then the last's).
+//  image must be NULL for a text-to-video DiT and is required otherwise.
+wan21_dit_context_t *wan21_dit_context_new_image (wan21_dit_t *self, const float *context,
+                                                  int64_t len, const float *image,
+                                                  int64_t image_tokens, char **err);
 void wan21_dit_context_destroy (wan21_dit_t *self, wan21_dit_context_t **ctx_p);
 
 //  One forward: latent [in_dim, frames, height, width] (host f32) at timestep t -> out
 //  [out_dim, frames, height, width] (host f32). Sizes must be multiples of the patch.
+//  For an image DiT the latent is cat(noise [out_dim], y [in_dim - out_dim]) by channels.
 int wan21_dit_forward (wan21_dit_t *self, const float *latent, int64_t frames, int64_t height,
                        int64_t width, int64_t t, wan21_dit_context_t *ctx, float *out,
                        char **err);
@@ -104,6 +124,11 @@ typedef struct {
     vdgx_solver_t sampler;
     uint64_t seed;                  //  initial noise: vdgx_rng (Philox) stream of this seed
     const float *noise;             //  or this initial latent (host f32), when not NULL
+    //  Image DiT: the conditioning y [in_dim - out_dim, F, H, W] (host f32: mask, image
+    //  latent) given to every model call, and the CLIP features [image_tokens, img_dim].
+    const float *y;
+    const float *image;
+    int64_t image_tokens;
     void (*progress) (void *ctx, int step, int steps);     //  after each step, may be NULL
     void *progress_ctx;
     //  After the model calls of step `step` (before the scheduler step), may be NULL.

@@ -1,7 +1,7 @@
-/*  wan21_dit_sample.c - the text-to-video denoising loop of WanT2V.generate: noise, then
+/*  wan21_dit_sample.c - the denoising loop of WanT2V.generate / WanI2V.generate: noise, then
     the toolkit's guidance loop (vdgx_guide.h) with the DiT as its velocity model (cond and
     uncond forwards, classifier-free guidance, scheduler step). Progress and cancellation at
-    step boundaries.
+    step boundaries. An image DiT gets cat(latent, y) and the image features in both calls.
 */
 #include "wan21_dit.h"
 #include "vdgx_util.h"
@@ -65,6 +65,8 @@ typedef struct {
     wan21_dit_context_t *ctx [2];
     const int64_t *shape;
     const wan21_dit_sample_args_t *args;
+    float *xin;                 //  image DiT: [in_dim, F, H, W] = cat(latent, y)
+    size_t n;                   //  latent elements
 } s_model_t;
 
 static int
@@ -72,6 +74,10 @@ s_velocity (void *ctxp, int branch, const float *x, int64_t t, float sigma, floa
 {
     s_model_t *m = (s_model_t *) ctxp;
     (void) sigma;
+    if (m->xin) {
+        memcpy (m->xin, x, m->n * sizeof (float));
+        x = m->xin;
+    }
     return wan21_dit_forward (m->dit, x, m->shape [1], m->shape [2], m->shape [3], t, m->ctx [branch], v, err);
 }
 
@@ -101,9 +107,15 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
     const wan21_dit_config_t *c = wan21_dit_config (self);
     if (wan21_latent_shape (args->width, args->height, args->frames, shape, err))
         return -1;
-    shape [0] = c->in_dim;
-    if (c->in_dim != c->out_dim) {
-        vdgx_set_error (err, "wan21: in_dim %d != out_dim %d: not a text-to-video DiT", c->in_dim, c->out_dim);
+    shape [0] = c->out_dim;
+    bool image = c->img_dim > 0;
+    if (image != (args->y != NULL) || image != (args->image != NULL)) {
+        vdgx_set_error (err, image? "wan21: this image-to-video DiT needs the conditioning latent "
+                        "and the CLIP features": "wan21: a text-to-video DiT takes no image conditioning");
+        return -1;
+    }
+    if (!image && c->in_dim != c->out_dim) {
+        vdgx_set_error (err, "wan21: in_dim %d != out_dim %d without an image branch", c->in_dim, c->out_dim);
         return -1;
     }
     if (!args->context || args->context_len < 1) {
@@ -120,9 +132,15 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
     if (!sched)
         return -1;
     float *x = malloc (n * sizeof (float));
-    s_model_t m = { .dit = self, .shape = shape, .args = args };
+    s_model_t m = { .dit = self, .shape = shape, .args = args, .n = n };
+    size_t ny = image? n / (size_t) c->out_dim * (size_t) (c->in_dim - c->out_dim): 0;
+    if (image) {
+        m.xin = malloc ((n + ny) * sizeof (float));
+        if (m.xin)
+            memcpy (m.xin + n, args->y, ny * sizeof (float));
+    }
     int rc = 0;
-    if (!x) {
+    if (!x || (image && !m.xin)) {
         vdgx_set_error (err, "wan21: out of memory (latents)");
         rc = -1;
     }
@@ -132,12 +150,14 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
         else
             vdgx_rng_normal_at (args->seed, 0, x, n);
         //  With guidance: branch 0 the negative prompt, branch 1 the prompt (vdgx_guide_cfg).
-        m.ctx [cfg? 1: 0] = wan21_dit_context_new (self, args->context, args->context_len, err);
+        m.ctx [cfg? 1: 0] = wan21_dit_context_new_image (self, args->context, args->context_len,
+                                                         args->image, args->image_tokens, err);
         if (!m.ctx [cfg? 1: 0])
             rc = -1;
     }
     if (rc == 0 && cfg) {
-        m.ctx [0] = wan21_dit_context_new (self, args->context_null, args->context_null_len, err);
+        m.ctx [0] = wan21_dit_context_new_image (self, args->context_null, args->context_null_len,
+                                                 args->image, args->image_tokens, err);
         if (!m.ctx [0])
             rc = -1;
     }
@@ -152,6 +172,7 @@ wan21_dit_sample (wan21_dit_t *self, const wan21_dit_sample_args_t *args, float 
     wan21_dit_context_destroy (self, &m.ctx [0]);
     wan21_dit_context_destroy (self, &m.ctx [1]);
     vdgx_flow_destroy (&sched);
+    free (m.xin);
     if (rc == 0)
         *latent_p = x;
     else

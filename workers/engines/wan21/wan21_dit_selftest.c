@@ -421,8 +421,9 @@ wan21_dit_test (bool verbose)
     free (err);
     err = NULL;
     m = s_copy_tensors (ckpt, e, NULL, NULL);
+    //  An image branch without the 36-channel patch embedding it needs.
     float k_img [64 * 64] = { 0 };
-    snprintf (e [m].name, sizeof (e [m].name), "blocks.0.cross_attn.k_img.weight");
+    snprintf (e [m].name, sizeof (e [m].name), "img_emb.proj.1.weight");
     e [m].t = e [0].t;
     e [m].t.name = e [m].name;
     e [m].t.dtype = VDGX_DTYPE_F32;
@@ -591,6 +592,81 @@ wan21_dit_test (bool verbose)
         assert (isfinite (out [i]));
     wan21_dit_context_destroy (dit, &cc);
     wan21_dit_destroy (&dit);
+
+    //  Image-to-video (the official numbers: vdgx-refcheck wan21-i2v --part dit): a random
+    //  I2V DiT takes cat(x, y) and needs the CLIP features; the image changes the output.
+    {
+        wan21_dit_config_t ic = small;
+        ic.in_dim = 36; ic.img_dim = 32; ic.text_len = 512; ic.text_dim = 64;
+        wan21_dit_t *idit = wan21_dit_new_random (b, &ic, "fp32", 3, &err);
+        assert (idit && wan21_dit_config (idit)->img_dim == 32);
+        ic.text_len = 8;
+        assert (wan21_dit_new_random (b, &ic, "fp32", 3, &err) == NULL && err && strstr (err, "512"));
+        free (err);
+        err = NULL;
+        float img [257 * 32], img2 [257 * 32];
+        vdgx_rng_normal_at (21, 0, img, 257 * 32);
+        vdgx_rng_normal_at (22, 0, img2, 257 * 32);
+        assert (wan21_dit_context_new (idit, tctx, 8, &err) == NULL && err && strstr (err, "CLIP"));
+        free (err);
+        err = NULL;
+        assert (wan21_dit_context_new_image (idit, tctx, 8, img, 256, &err) == NULL && err);
+        free (err);
+        err = NULL;
+        size_t nin = 36 * 3 * 4 * 6, nout = 16 * 3 * 4 * 6;
+        float *xin = malloc (nin * sizeof (float)), *o1 = malloc (nout * sizeof (float));
+        float *o2 = malloc (nout * sizeof (float));
+        assert (xin && o1 && o2);
+        vdgx_rng_normal_at (23, 0, xin, nin);
+        wan21_dit_context_t *c1 = wan21_dit_context_new_image (idit, tctx, 8, img, 257, &err);
+        wan21_dit_context_t *c2 = wan21_dit_context_new_image (idit, tctx, 8, img2, 257, &err);
+        assert (c1 && c2);
+        assert (wan21_dit_forward (idit, xin, 3, 4, 6, 500, c1, o1, &err) == 0);
+        assert (wan21_dit_forward (idit, xin, 3, 4, 6, 500, c2, o2, &err) == 0);
+        double infl = s_relnorm (o1, o2, nout);
+        if (verbose)
+            printf ("  i2v: another image changes the output by %.3g\n", infl);
+        assert (infl > 1e-6);
+        wan21_dit_context_destroy (idit, &c1);
+        wan21_dit_context_destroy (idit, &c2);
+        //  The sampler refuses an image DiT without y / features, and a T2V DiT with them.
+        float *lat = NULL;
+        int64_t shp [4];
+        wan21_dit_sample_args_t ia = {
+            .context = tctx, .context_len = 8, .width = 48, .height = 32, .frames = 9, .steps = 2,
+            .guidance = 1.0, .shift = 5.0, .sampler = VDGX_SOLVER_UNIPC, .seed = 1,
+        };
+        assert (wan21_dit_sample (idit, &ia, &lat, shp, &err) == -1 && err && !lat);
+        free (err);
+        err = NULL;
+        ia.y = xin + 16 * 3 * 4 * 6;
+        ia.image = img;
+        ia.image_tokens = 257;
+        assert (wan21_dit_sample (idit, &ia, &lat, shp, &err) == 0 && lat && shp [0] == 16);
+        for (size_t i = 0; i < nout; i++)
+            assert (isfinite (lat [i]));
+        free (lat);
+        lat = NULL;
+        wan21_dit_destroy (&idit);
+        dit = wan21_dit_new_random (b, &small, "fp32", 1, &err);
+        assert (dit);
+        assert (wan21_dit_context_new_image (dit, tctx, 8, img, 257, &err) == NULL && err);
+        free (err);
+        err = NULL;
+        assert (wan21_dit_sample (dit, &ia, &lat, shp, &err) == -1 && err);
+        free (err);
+        err = NULL;
+        wan21_dit_destroy (&dit);
+        //  The memory estimate counts the image branch.
+        wan21_dit_config_t t14, i14;
+        assert (wan21_dit_config_preset ("14b", &t14) == 0 && wan21_dit_config_preset ("i2v-14b", &i14) == 0);
+        assert (i14.in_dim == 36 && i14.img_dim == 1280);
+        assert (wan21_dit_memory_estimate (&i14, "bf16", 0, 2) > wan21_dit_memory_estimate (&t14, "bf16", 0, 2)
+                                                                + 40ull * 2 * 5120 * 5120 * 2);
+        free (xin);
+        free (o1);
+        free (o2);
+    }
 
     free (e);
     vdgx_ckpt_destroy (&ckpt);
