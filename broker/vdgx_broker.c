@@ -1864,8 +1864,12 @@ s_fill_status (s_broker_t *self, const vdgx_jobrec_t *job, vdgx_jobstatus_t *st)
         vdgx_result_clear (&res);
     }
     vdgx_error_t err;
-    if (job->request && vdgx_genreq_decode (&st->request, job->request, job->request_size, &err) == 0)
+    if (job->request && vdgx_genreq_decode (&st->request, job->request, job->request_size, &err) == 0) {
         st->has_request = true;
+        //  Images stay in the store (a retried job gets them); a status or a list of a
+        //  thousand jobs does not carry them.
+        vdgx_genreq_drop_images (&st->request);
+    }
     if (!st->has_request)
         s_fill_damaged (job, st, "the request does not decode");
     else
@@ -2905,11 +2909,15 @@ s_router_message (s_broker_t *self, zmsg_t *msg)
         if (command == VDGX_MDPW_REQUEST)
             command = 0;
     }
-    //  Frame size limits: only a worker's PARTIAL/FINAL body may carry a chunk.
+    //  Frame size limits: only a worker's PARTIAL/FINAL body may carry a chunk, and only a
+    //  job command (a submit with its images) may be larger than VDGX_FRAME_MAX.
     bool chunky = worker && (command == VDGX_MDPW_PARTIAL || command == VDGX_MDPW_FINAL);
+    zframe_t *service_frame = zmsg_first (msg);
+    bool jobs = !worker && service_frame && zframe_streq (service_frame, VDGX_JOBS_SERVICE);
+    size_t frame_max = chunky? VDGX_CHUNK_FRAME_MAX: jobs? VDGX_REQUEST_FRAME_MAX: VDGX_FRAME_MAX;
     for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg)) {
         size_t size = zframe_size (f);
-        if (size > (chunky? (size_t) VDGX_CHUNK_FRAME_MAX: (size_t) VDGX_FRAME_MAX)) {
+        if (size > frame_max) {
             s_count (self, "vdgx_dropped_total{reason=\"size\"}");
             goto drop;
         }
@@ -3321,7 +3329,8 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
         snprintf (error, errsize, "cannot create sockets");
         goto fail;
     }
-    zsock_set_maxmsgsize (self->router, VDGX_CHUNK_FRAME_MAX);
+    zsock_set_maxmsgsize (self->router, VDGX_REQUEST_FRAME_MAX > VDGX_CHUNK_FRAME_MAX
+                                        ? VDGX_REQUEST_FRAME_MAX: VDGX_CHUNK_FRAME_MAX);
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 500);

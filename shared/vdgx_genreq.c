@@ -1,6 +1,8 @@
 /*  vdgx_genreq.c - the generate request (PROTOCOL.md 5.1), strict codec. */
 #include "vdgx_genreq.h"
 #include "vdgx_mp.h"
+#include "vdgx_image.h"
+#include "vdgx_sha256.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -11,12 +13,12 @@
 enum {
     K_MODEL, K_PROMPT, K_NEGATIVE, K_WIDTH, K_HEIGHT, K_FRAMES, K_SECONDS, K_FPS, K_STEPS,
     K_GUIDANCE, K_SHIFT, K_SAMPLER, K_SEED, K_PRECISION, K_PRIORITY, K_IDEMKEY, K_NO_CACHE,
-    K_COUNT
+    K_IMAGE, K_LAST_IMAGE, K_COUNT
 };
 static const char *s_keys [K_COUNT] = {
     "model", "prompt", "negative_prompt", "width", "height", "frames", "seconds", "fps",
     "steps", "guidance", "shift", "sampler", "seed", "precision", "priority",
-    "idempotency_key", "no_cache"
+    "idempotency_key", "no_cache", "image", "last_image"
 };
 static const char *s_samplers [] = { "unipc", "dpm++", "euler" };
 static const char *s_precisions [] = { "fp32", "bf16", "fp8", "fp4" };
@@ -36,7 +38,40 @@ vdgx_genreq_clear (vdgx_genreq_t *self)
     assert (self);
     free (self->prompt);
     free (self->negative_prompt);
+    free (self->image);
+    free (self->last_image);
     vdgx_genreq_init (self);
+}
+
+void
+vdgx_genreq_drop_images (vdgx_genreq_t *self)
+{
+    assert (self);
+    free (self->image);
+    free (self->last_image);
+    self->image = self->last_image = NULL;
+    self->image_size = self->last_image_size = 0;
+}
+
+int
+vdgx_genreq_set_image (vdgx_genreq_t *self, const char *field, const void *data, size_t size)
+{
+    assert (self && field && (data || size == 0));
+    bool last = strcmp (field, "last_image") == 0;
+    if (!last && strcmp (field, "image"))
+        return -1;
+    uint8_t *copy = NULL;
+    if (size) {
+        copy = (uint8_t *) malloc (size);
+        if (!copy)
+            return -1;
+        memcpy (copy, data, size);
+    }
+    uint8_t **slot = last? &self->last_image: &self->image;
+    free (*slot);
+    *slot = copy;
+    *(last? &self->last_image_size: &self->image_size) = size;
+    return 0;
 }
 
 int
@@ -46,9 +81,15 @@ vdgx_genreq_copy (vdgx_genreq_t *dst, const vdgx_genreq_t *src)
     vdgx_genreq_t copy = *src;
     copy.prompt = src->prompt? strdup (src->prompt): NULL;
     copy.negative_prompt = src->negative_prompt? strdup (src->negative_prompt): NULL;
-    if ((src->prompt && !copy.prompt) || (src->negative_prompt && !copy.negative_prompt)) {
+    copy.image = copy.last_image = NULL;
+    copy.image_size = copy.last_image_size = 0;
+    if ((src->prompt && !copy.prompt) || (src->negative_prompt && !copy.negative_prompt)
+    ||  vdgx_genreq_set_image (&copy, "image", src->image, src->image_size)
+    ||  vdgx_genreq_set_image (&copy, "last_image", src->last_image, src->last_image_size)) {
         free (copy.prompt);
         free (copy.negative_prompt);
+        free (copy.image);
+        free (copy.last_image);
         return -1;
     }
     vdgx_genreq_clear (dst);
@@ -151,6 +192,27 @@ vdgx_genreq_decode_at (vdgx_genreq_t *self, const msgpack_object *obj, const cha
         }
     if (vdgx_mp_bool (&m, K_NO_CACHE, false, &self->no_cache) < 0)
         goto failed;
+    for (int k = K_IMAGE; k <= K_LAST_IMAGE; k++) {
+        const uint8_t *data;
+        size_t size;
+        if ((rc = vdgx_mp_bin (&m, (size_t) k, false, VDGX_IMAGE_BYTES_MAX, &data, &size)) < 0)
+            goto failed;
+        if (rc == 0)
+            continue;
+        char why [200];
+        if (vdgx_image_probe (data, size, NULL, NULL, NULL, NULL, why, sizeof why)) {
+            vdgx_mp_fail (&m, (size_t) k, "%s", why);
+            goto failed;
+        }
+        if (vdgx_genreq_set_image (self, s_keys [k], data, size)) {
+            vdgx_mp_fail (&m, (size_t) k, "out of memory");
+            goto failed;
+        }
+    }
+    if (self->last_image && !self->image) {
+        vdgx_mp_fail (&m, K_LAST_IMAGE, "needs image (the first frame)");
+        goto failed;
+    }
     return 0;
 failed:
     vdgx_genreq_clear (self);
@@ -191,7 +253,7 @@ vdgx_genreq_pack (const vdgx_genreq_t *self, msgpack_packer *pk)
                + self->has_guidance + self->has_shift + (self->sampler [0] != 0)
                + self->has_seed + (self->precision [0] != 0)
                + (self->priority != VDGX_PRIORITY_NORMAL) + (self->idempotency_key [0] != 0)
-               + self->no_cache;
+               + self->no_cache + (self->image != NULL) + (self->last_image != NULL);
     int rc = msgpack_pack_map (pk, n);
     rc |= vdgx_mp_pack_key (pk, "model") | vdgx_mp_pack_cstr (pk, self->model);
     rc |= vdgx_mp_pack_key (pk, "prompt") | vdgx_mp_pack_cstr (pk, self->prompt? self->prompt: "");
@@ -225,6 +287,12 @@ vdgx_genreq_pack (const vdgx_genreq_t *self, msgpack_packer *pk)
         rc |= vdgx_mp_pack_key (pk, "idempotency_key") | vdgx_mp_pack_cstr (pk, self->idempotency_key);
     if (self->no_cache)
         rc |= vdgx_mp_pack_key (pk, "no_cache") | msgpack_pack_true (pk);
+    if (self->image)
+        rc |= vdgx_mp_pack_key (pk, "image") | msgpack_pack_bin (pk, self->image_size)
+            | msgpack_pack_bin_body (pk, self->image, self->image_size);
+    if (self->last_image)
+        rc |= vdgx_mp_pack_key (pk, "last_image") | msgpack_pack_bin (pk, self->last_image_size)
+            | msgpack_pack_bin_body (pk, self->last_image, self->last_image_size);
     return rc? -1: 0;
 }
 
@@ -294,7 +362,7 @@ vdgx_genreq_canonical (const vdgx_genreq_t *self)
     char *buf = malloc (cap);
     if (!buf)
         return NULL;
-    char nums [512];
+    char nums [700];
     //  Every parameter that changes the pixels, in a fixed order; '-' = model default.
     //  Not included: priority, idempotency_key, no_cache (they do not change the output).
     len = (size_t) snprintf (buf, cap, "vdgx.genreq.v1 model=%s prompt=", self->model);
@@ -323,12 +391,23 @@ vdgx_genreq_canonical (const vdgx_genreq_t *self)
     if (self->has_guidance) snprintf (guidance, sizeof guidance, "%.17g", self->guidance);
     if (self->has_shift)    snprintf (shift, sizeof shift, "%.17g", self->shift);
     if (self->has_seed)     snprintf (seed, sizeof seed, "%" PRIu64, self->seed);
+    //  Images by their digest, only when present (keys of text-to-video jobs stay as they were).
+    char image [96] = "", last_image [96] = "";
+    char hex [VDGX_SHA256_HEX_SIZE];
+    if (self->image) {
+        vdgx_sha256_hex (self->image, self->image_size, hex);
+        snprintf (image, sizeof image, " image=sha256:%s", hex);
+    }
+    if (self->last_image) {
+        vdgx_sha256_hex (self->last_image, self->last_image_size, hex);
+        snprintf (last_image, sizeof last_image, " last_image=sha256:%s", hex);
+    }
     int n = snprintf (nums, sizeof nums,
                       " width=%s height=%s frames=%s seconds=%s fps=%s steps=%s guidance=%s"
-                      " shift=%s sampler=%s seed=%s precision=%s",
+                      " shift=%s sampler=%s seed=%s precision=%s%s%s",
                       width, height, frames, seconds, fps, steps, guidance, shift,
                       self->sampler [0]? self->sampler: "-", seed,
-                      self->precision [0]? self->precision: "-");
+                      self->precision [0]? self->precision: "-", image, last_image);
     if (len + (size_t) n + 1 > cap) {
         char *grown = realloc (buf, len + (size_t) n + 1);
         if (!grown) { free (buf); return NULL; }
@@ -436,6 +515,69 @@ vdgx_genreq_test (bool verbose)
     //  A failed decode leaves the output cleared.
     assert (s_decode_packed (&back, &req, &err) == -1);
     assert (back.prompt == NULL && back.model [0] == 0);
+
+    //  Images: bin fields round-trip byte for byte; the canonical text holds their digest.
+    static const uint8_t png [] = {         //  a 1x1 RGB PNG
+        0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+        0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde,
+        0, 0, 0, 12, 'I', 'D', 'A', 'T', 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0, 0, 3, 1, 1, 0,
+        0x18, 0xdd, 0x8d, 0xb0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82 };
+    vdgx_genreq_clear (&req);
+    strcpy (req.model, "wan21-i2v-tiny");
+    req.prompt = strdup ("the cat starts to dance");
+    assert (vdgx_genreq_set_image (&req, "image", png, sizeof png) == 0);
+    assert (vdgx_genreq_set_image (&req, "last_image", png, sizeof png) == 0);
+    req.last_image [30] ^= 1;                           //  another CRC byte: not the same file
+    assert (vdgx_genreq_validate (&req, &err) == 0);
+    assert (s_decode_packed (&back, &req, &err) == 0);
+    assert (back.image_size == sizeof png && memcmp (back.image, png, sizeof png) == 0);
+    assert (back.last_image_size == sizeof png && back.last_image [30] == (png [30] ^ 1));
+    assert (vdgx_genreq_copy (&copy, &back) == 0);
+    assert (copy.image != back.image && memcmp (copy.image, png, sizeof png) == 0);
+    a = vdgx_genreq_canonical (&req);
+    b = vdgx_genreq_canonical (&copy);
+    assert (strcmp (a, b) == 0 && strstr (a, " image=sha256:") && strstr (a, " last_image=sha256:"));
+    free (b);
+    vdgx_genreq_drop_images (&copy);
+    assert (!copy.image && !copy.last_image && copy.image_size == 0);
+    b = vdgx_genreq_canonical (&copy);
+    assert (strcmp (a, b) != 0 && !strstr (b, "image="));
+    free (b);
+    free (a);
+    vdgx_genreq_clear (&copy);
+    //  Not an image, empty, truncated, too large, last_image alone: errors name the field.
+    req.last_image [0] = 'G';
+    assert (vdgx_genreq_validate (&req, &err) == -1 && strcmp (err.field, "last_image") == 0);
+    assert (strstr (err.message, "unsupported image format"));
+    assert (vdgx_genreq_set_image (&req, "last_image", NULL, 0) == 0 && !req.last_image);
+    assert (vdgx_genreq_set_image (&req, "image", png, sizeof png - 12) == 0);
+    assert (vdgx_genreq_validate (&req, &err) == -1 && strcmp (err.field, "image") == 0);
+    assert (strstr (err.message, "truncated PNG"));
+    uint8_t *big = (uint8_t *) calloc (1, VDGX_IMAGE_BYTES_MAX + 1);
+    memcpy (big, png, sizeof png);
+    free (req.image);
+    req.image = big;
+    req.image_size = VDGX_IMAGE_BYTES_MAX + 1;
+    assert (vdgx_genreq_validate (&req, &err) == -1 && strcmp (err.field, "image") == 0);
+    assert (strstr (err.message, "byte cap"));
+    assert (vdgx_genreq_set_image (&req, "image", NULL, 0) == 0);
+    assert (vdgx_genreq_set_image (&req, "last_image", png, sizeof png) == 0);
+    assert (vdgx_genreq_validate (&req, &err) == -1 && strcmp (err.field, "last_image") == 0);
+    assert (strstr (err.message, "needs image"));
+    assert (vdgx_genreq_set_image (&req, "thumbnail", png, sizeof png) == -1);
+    {   //  An empty bin is refused by the decoder.
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init (&sb);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 3);
+        vdgx_mp_pack_key (&pk, "model"), vdgx_mp_pack_cstr (&pk, "wan21-i2v-tiny");
+        vdgx_mp_pack_key (&pk, "prompt"), vdgx_mp_pack_cstr (&pk, "x");
+        vdgx_mp_pack_key (&pk, "image"), msgpack_pack_bin (&pk, 0);
+        assert (vdgx_genreq_decode (&back, sb.data, sb.size, &err) == -1);
+        assert (strcmp (err.field, "image") == 0 && strstr (err.message, "empty image"));
+        msgpack_sbuffer_destroy (&sb);
+    }
 
     vdgx_priority_t p;
     assert (vdgx_priority_parse ("high", &p) == 0 && p == VDGX_PRIORITY_HIGH);

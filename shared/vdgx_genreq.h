@@ -36,6 +36,11 @@ typedef struct {
     vdgx_priority_t priority;
     char idempotency_key [VDGX_IDEMKEY_MAX + 1];    //  "" = none
     bool no_cache;
+    //  Image-to-video inputs: the original encoded file (PNG, JPEG or WebP, at most
+    //  VDGX_IMAGE_BYTES_MAX bytes, header checked by vdgx_image_probe), owned, NULL when
+    //  absent. last_image (first-last-frame models) needs image.
+    uint8_t *image;       size_t image_size;
+    uint8_t *last_image;  size_t last_image_size;
 } vdgx_genreq_t;
 
 //  Error detail of a failed decode or validation (static strings or the field buffer).
@@ -53,7 +58,13 @@ int vdgx_genreq_decode_obj (vdgx_genreq_t *self, const msgpack_object *obj, vdgx
 int vdgx_genreq_decode (vdgx_genreq_t *self, const void *data, size_t size, vdgx_error_t *err);
 //  Encodes as a msgpack map (only the fields that are set).
 int vdgx_genreq_pack (const vdgx_genreq_t *self, msgpack_packer *pk);
-//  Canonical text of every generation parameter (for the result cache key); caller frees.
+//  Copies an image into the request (field "image" or "last_image"), replacing what was
+//  there; size 0 removes it. Returns 0, or -1 when out of memory or the field is unknown.
+int vdgx_genreq_set_image (vdgx_genreq_t *self, const char *field, const void *data, size_t size);
+//  Frees the images (job status replies carry the request without them).
+void vdgx_genreq_drop_images (vdgx_genreq_t *self);
+//  Canonical text of every generation parameter (for the result cache key; images by their
+//  SHA-256); caller frees.
 char *vdgx_genreq_canonical (const vdgx_genreq_t *self);
 const char *vdgx_priority_name (vdgx_priority_t p);
 

@@ -91,6 +91,11 @@ vdgx_limits_check (const vdgx_limits_t *self, const char *model, const vdgx_genr
                        model, req->guidance);
     if (req->fps > self->fps_max)
         return s_fail (err, "fps", "fps must be 1..%u for %s (got %u)", self->fps_max, model, req->fps);
+    if (req->image && self->images < 1)
+        return s_fail (err, "image", "%s does not take an image (it is a text-to-video model)", model);
+    if (req->last_image && self->images < 2)
+        return s_fail (err, "last_image", "%s does not take a last_image (only %s)", model,
+                       self->images? "a first-frame image": "text");
     return 0;
 }
 
@@ -104,7 +109,7 @@ int
 vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk)
 {
     assert (self && self->present);
-    int rc = msgpack_pack_map (pk, 8 + (self->nsizes > 0));
+    int rc = msgpack_pack_map (pk, 8 + (self->nsizes > 0) + (self->images > 0));
     rc |= s_kuint (pk, "wh_min", self->wh_min) | s_kuint (pk, "wh_max", self->wh_max)
         | s_kuint (pk, "wh_multiple", self->wh_multiple);
     if (self->nsizes) {
@@ -121,6 +126,8 @@ vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk)
         | s_kuint (pk, "steps_max", self->steps_max)
         | vdgx_mp_pack_key (pk, "guidance_max") | msgpack_pack_double (pk, self->guidance_max)
         | s_kuint (pk, "fps_max", self->fps_max);
+    if (self->images)
+        rc |= s_kuint (pk, "images", self->images);
     return rc? -1: 0;
 }
 
@@ -158,9 +165,9 @@ vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const ch
                         vdgx_error_t *err)
 {
     enum { K_WH_MIN, K_WH_MAX, K_WH_MULTIPLE, K_SIZES, K_FRAMES_MAX, K_FRAMES_4N1, K_STEPS_MAX,
-           K_GUIDANCE_MAX, K_FPS_MAX, K_N };
+           K_GUIDANCE_MAX, K_FPS_MAX, K_IMAGES, K_N };
     static const char *keys [] = { "wh_min", "wh_max", "wh_multiple", "sizes", "frames_max",
-                                   "frames_4n1", "steps_max", "guidance_max", "fps_max" };
+                                   "frames_4n1", "steps_max", "guidance_max", "fps_max", "images" };
     vdgx_limits_init (self);
     vdgx_mp_map_t m;
     if (vdgx_mp_map (&m, obj, path? path: "", keys, K_N, err)
@@ -171,7 +178,8 @@ vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const ch
     ||  vdgx_mp_bool (&m, K_FRAMES_4N1, true, &self->frames_4n1) < 0
     ||  vdgx_mp_u32 (&m, K_STEPS_MAX, true, 1, 10000, &self->steps_max) < 0
     ||  vdgx_mp_double (&m, K_GUIDANCE_MAX, true, 0, 1000, false, &self->guidance_max) < 0
-    ||  vdgx_mp_u32 (&m, K_FPS_MAX, true, 1, 240, &self->fps_max) < 0)
+    ||  vdgx_mp_u32 (&m, K_FPS_MAX, true, 1, 240, &self->fps_max) < 0
+    ||  vdgx_mp_u32 (&m, K_IMAGES, false, 0, 2, &self->images) < 0)
         goto failed;
     if (self->wh_min > self->wh_max) {
         vdgx_mp_fail (&m, K_WH_MIN, "wh_min %u exceeds wh_max %u", self->wh_min, self->wh_max);
@@ -211,7 +219,8 @@ vdgx_limits_equal (const vdgx_limits_t *a, const vdgx_limits_t *b)
         return true;
     if (a->wh_min != b->wh_min || a->wh_max != b->wh_max || a->wh_multiple != b->wh_multiple
     ||  a->nsizes != b->nsizes || a->frames_max != b->frames_max || a->frames_4n1 != b->frames_4n1
-    ||  a->steps_max != b->steps_max || a->guidance_max != b->guidance_max || a->fps_max != b->fps_max)
+    ||  a->steps_max != b->steps_max || a->guidance_max != b->guidance_max || a->fps_max != b->fps_max
+    ||  a->images != b->images)
         return false;
     return memcmp (a->sizes, b->sizes, a->nsizes * sizeof a->sizes [0]) == 0;
 }
@@ -310,6 +319,30 @@ vdgx_limits_test (bool verbose)
     req.has_guidance = false; req.fps = 61;
     assert (vdgx_limits_check (&lim, NULL, &req, &err) == -1 && strcmp (err.field, "fps") == 0);
     assert (s_round_trip (&lim, &back, &err) == 0 && vdgx_limits_equal (&lim, &back));
+    assert (back.images == 0);
+
+    //  Images: a text-to-video model refuses them, an image-to-video model takes one, a
+    //  first-last-frame model two; each refusal names its field.
+    static const uint8_t png [] = { 0x89, 'P', 'N', 'G' };  //  the check does not decode
+    req.fps = 0;
+    req.image = (uint8_t *) png;
+    req.image_size = sizeof png;
+    assert (vdgx_limits_check (&lim, NULL, &req, &err) == -1 && strcmp (err.field, "image") == 0);
+    assert (strstr (err.message, "wan21-tiny does not take an image"));
+    lim.images = 1;
+    assert (vdgx_limits_check (&lim, NULL, &req, &err) == 0);
+    req.last_image = (uint8_t *) png;
+    req.last_image_size = sizeof png;
+    assert (vdgx_limits_check (&lim, NULL, &req, &err) == -1 && strcmp (err.field, "last_image") == 0);
+    lim.images = 2;
+    assert (vdgx_limits_check (&lim, NULL, &req, &err) == 0);
+    assert (s_round_trip (&lim, &back, &err) == 0 && vdgx_limits_equal (&lim, &back));
+    assert (back.images == 2);
+    back.images = 1;
+    assert (!vdgx_limits_equal (&lim, &back));
+    req.image = req.last_image = NULL;      //  not owned: not freed by clear
+    req.image_size = req.last_image_size = 0;
+    lim.images = 0;
 
     //  A model of fixed sizes.
     vdgx_limits_t fixed = { .present = true, .wh_min = 16, .wh_max = 4096, .wh_multiple = 1,

@@ -32,6 +32,8 @@ typedef struct {
     uint32_t steps_max;
     double guidance_max;
     uint32_t fps_max;
+    uint32_t images;                        //  input images: 0 text-to-video only, 1 `image`
+                                            //  (first frame), 2 also `last_image`
 } vdgx_limits_t;
 
 //  Absent limits (present = false).
@@ -42,12 +44,14 @@ int vdgx_limits_add_size (vdgx_limits_t *self, uint32_t width, uint32_t height);
 
 //  Checks what req sets (0 or absent means "the model's default" and is not checked) against
 //  the limits. Returns 0, or -1 with err: code bad_request, the field (width, height, frames,
-//  steps, guidance, fps) and a message that names model and the allowed values.
+//  steps, guidance, fps, image, last_image) and a message that names model and the allowed
+//  values.
 int vdgx_limits_check (const vdgx_limits_t *self, const char *model, const vdgx_genreq_t *req,
                        vdgx_error_t *err);
 
 //  Wire form (PROTOCOL.md 5.8): {wh_min, wh_max, wh_multiple, sizes?: ["WxH"], frames_max,
-//  frames_4n1, steps_max, guidance_max, fps_max}. self must be present.
+//  frames_4n1, steps_max, guidance_max, fps_max, images?} (images only when > 0).
+//  self must be present.
 int vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk);
 //  Strict decode of that map at path (for error fields, e.g. "limits"); sets present.
 int vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const char *path,

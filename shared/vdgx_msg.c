@@ -447,6 +447,9 @@ vdgx_mdp_decode (vdgx_mdp_t *self, zmsg_t **msg_p, vdgx_error_t *err)
         max_body = VDGX_FRAMES_MAX;
         if (command != VDGX_MDPC_REQUEST)
             frame_max = VDGX_REPLY_FRAME_MAX;
+        else
+        if (strcmp (self->service, VDGX_JOBS_SERVICE) == 0)
+            frame_max = VDGX_REQUEST_FRAME_MAX;
     }
     else
     switch (command) {
@@ -456,6 +459,7 @@ vdgx_mdp_decode (vdgx_mdp_t *self, zmsg_t **msg_p, vdgx_error_t *err)
             break;
         case VDGX_MDPW_REQUEST:
             min_body = 1; max_body = VDGX_FRAMES_MAX;
+            frame_max = VDGX_REQUEST_FRAME_MAX;
             break;
         case VDGX_MDPW_PARTIAL:
         case VDGX_MDPW_FINAL:

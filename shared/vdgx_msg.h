@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include "vdgx_limits.h"
 #include "vdgx_genreq.h"
+#include "vdgx_image.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +87,9 @@ extern "C" {
 #define VDGX_RESULT_READ_MAX    (4 * 1024 * 1024)       //  `result` command length cap
 #define VDGX_REPLY_FRAME_MAX    (VDGX_RESULT_READ_MAX + 4096)   //  a reply frame to a client
 #define VDGX_FRAMES_MAX         64                      //  frames in one message
+//  A job command or a job (a generate request with its images, VDGX_IMAGE_BYTES_MAX each):
+//  client REQUEST bodies to vdgx.jobs and worker REQUEST bodies.
+#define VDGX_REQUEST_FRAME_MAX  (2 * VDGX_IMAGE_BYTES_MAX + VDGX_FRAME_MAX)
 #define VDGX_SERVICE_MAX        255
 #define VDGX_ID_MAX             64      //  job ids: 1..64 of [A-Za-z0-9._-]
 #define VDGX_HOST_MAX           255
@@ -118,7 +122,8 @@ void vdgx_mdp_clear (vdgx_mdp_t *self);
 //  Checks: header, command valid for version and direction, required frames present, service
 //  name 1..255 printable bytes, empty delimiter after the address, frame count <= 64, frame
 //  sizes (VDGX_FRAME_MAX; VDGX_CHUNK_FRAME_MAX for worker PARTIAL/FINAL bodies;
-//  VDGX_REPLY_FRAME_MAX for client PARTIAL/FINAL replies). Body frames: client commands and
+//  VDGX_REPLY_FRAME_MAX for client PARTIAL/FINAL replies; VDGX_REQUEST_FRAME_MAX for client
+//  REQUEST bodies to vdgx.jobs and worker REQUEST bodies). Body frames: client commands and
 //  worker REQUEST/PARTIAL/FINAL >= 1; READY/HEARTBEAT 0..1 (0 for MDP/0.1); CONTROL exactly 1;
 //  DISCONNECT 0. An MDP/0.1 client message decodes as REQUEST (its request and reply have
 //  the same frames). Returns 0, or -1 with err (code "bad_request").

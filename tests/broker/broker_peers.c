@@ -386,6 +386,7 @@ tworker_output (const char *id, uint8_t *buf, size_t size)
 
 typedef struct {
     const char *endpoint, *service, *host, *weights;
+    const char *record;         //  appends "<id> <attempt> <image sha256|-> <last_image sha256|->"
     int proto;
     bool plain, control, bad_sha, partials, delim, no_token;
     vdgx_wstate_state_t state;
@@ -564,6 +565,18 @@ s_run_job (s_worker_t *w, zframe_t *address, zmsg_t *body)
         vdgx_job_clear (&job);
         return;
     }
+    if (w->record) {
+        char image [65] = "-", last [65] = "-";
+        if (job.request.image)
+            vdgx_sha256_hex (job.request.image, job.request.image_size, image);
+        if (job.request.last_image)
+            vdgx_sha256_hex (job.request.last_image, job.request.last_image_size, last);
+        FILE *f = fopen (w->record, "a");
+        if (f) {
+            fprintf (f, "%s %u %s %s\n", id, job.attempt, image, last);
+            fclose (f);
+        }
+    }
     snprintf (w->job, sizeof w->job, "%s", id);
     snprintf (w->token, sizeof w->token, "%s", job.token);
     w->cancel = false;
@@ -727,6 +740,7 @@ tworker_main (int argc, char *argv [])
         else if (streq (a, "--service"))    w.service = v, i++;
         else if (streq (a, "--host"))       w.host = v, i++;
         else if (streq (a, "--weights"))    w.weights = v, i++;
+        else if (streq (a, "--record"))     w.record = v, i++;
         else if (streq (a, "--proto"))      w.proto = atoi (v), i++;
         else if (streq (a, "--budget"))     w.budget = strtoull (v, NULL, 10), i++;
         else if (streq (a, "--model-bytes")) w.model_bytes = strtoull (v, NULL, 10), i++;

@@ -1311,6 +1311,152 @@ s_case_retention (void)
     env.broker = 0;
 }
 
+//  A PNG-structured file of about size bytes (IHDR, one IDAT of seeded noise, IEND): what the
+//  broker's header check accepts; the test worker never decodes it.
+static uint8_t *
+s_png_file (size_t size, uint32_t seed, size_t *size_p)
+{
+    static const uint8_t head [] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a,
+        0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 2, 0, 0, 0, 1, 0x20, 8, 2, 0, 0, 0, 1, 2, 3, 4 };
+    size_t idat = size - sizeof head - 12 - 12;
+    uint8_t *png = (uint8_t *) malloc (size);
+    memcpy (png, head, sizeof head);
+    uint8_t *p = png + sizeof head;
+    p [0] = (uint8_t) (idat >> 24), p [1] = (uint8_t) (idat >> 16);
+    p [2] = (uint8_t) (idat >> 8), p [3] = (uint8_t) idat;
+    memcpy (p + 4, "IDAT", 4);
+    for (size_t i = 0; i < idat; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p [8 + i] = (uint8_t) (seed >> 24);
+    }
+    memcpy (p + 8 + idat, "\0\0\0\0", 4);
+    memcpy (p + 12 + idat, "\0\0\0\0IEND\xae\x42\x60\x82", 12);
+    *size_p = size;
+    return png;
+}
+
+static int
+s_submit_images (zsock_t *client, const char *model, const uint8_t *image, size_t image_size,
+                 const uint8_t *last, size_t last_size, vdgx_jobreply_t *reply)
+{
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_SUBMIT;
+    snprintf (cmd.request.model, sizeof cmd.request.model, "%s", model);
+    cmd.request.prompt = strdup ("the picture comes alive");
+    cmd.request.steps = 4;
+    cmd.request.no_cache = true;
+    TCHECK (vdgx_genreq_set_image (&cmd.request, "image", image, image_size) == 0);
+    TCHECK (vdgx_genreq_set_image (&cmd.request, "last_image", last, last_size) == 0);
+    int rc = tclient_jobs (client, &cmd, reply);
+    vdgx_jobcmd_clear (&cmd);
+    return rc;
+}
+
+//  Lines of a worker's --record file that name id with this image digest.
+static int
+s_recorded (const char *path, const char *id, const char *image_sha, const char *last_sha)
+{
+    FILE *f = fopen (path, "r");
+    int n = 0;
+    char line [400];
+    while (f && fgets (line, sizeof line, f)) {
+        char rid [100], a [70], b [70];
+        unsigned attempt;
+        if (sscanf (line, "%99s %u %69s %69s", rid, &attempt, a, b) == 4
+        &&  streq (rid, id) && streq (a, image_sha) && streq (b, last_sha))
+            n++;
+    }
+    if (f)
+        fclose (f);
+    return n;
+}
+
+//  Image-to-video inputs are stored with the job: a submit of several MiB (over the 64 KiB
+//  frame limit of other commands) is accepted, the worker gets the exact bytes, a worker
+//  killed mid-job and a broker killed with the job queued both end with a rerun that has
+//  the image; status replies leave the images out; an oversized image is refused.
+static void
+s_case_image (void)
+{
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    size_t big_size, small_size;
+    uint8_t *big = s_png_file (3 * 1024 * 1024 + 123, 7, &big_size);
+    uint8_t *small = s_png_file (5000, 9, &small_size);
+    char big_sha [65], small_sha [65];
+    vdgx_sha256_hex (big, big_size, big_sha);
+    vdgx_sha256_hex (small, small_size, small_sha);
+    char rec_a [400], rec_b [400], rec_c [400];
+    snprintf (rec_a, sizeof rec_a, "%s/record-a", env.dir);
+    snprintf (rec_b, sizeof rec_b, "%s/record-b", env.dir);
+    snprintf (rec_c, sizeof rec_c, "%s/record-c", env.dir);
+
+    //  Worker killed mid-job: attempt 2 on another worker has both images.
+    pid_t a = tenv_worker (&env, "m", "--steps", "40", "--step-ms", "50", "--record", rec_a, NULL);
+    s_wait_workers (client, "m", NULL, 1);
+    vdgx_jobreply_t r;
+    TCHECK (s_submit_images (client, "m", big, big_size, small, small_size, &r) == 0);
+    char id [80];
+    snprintf (id, sizeof id, "%s", r.id);
+    s_log ("submitted %s", id);
+    vdgx_jobreply_clear (&r);
+    vdgx_jobstatus_t st;
+    for (int i = 0; i < 200; i++) {
+        TCHECK (tclient_status (client, id, &st) == 0);
+        bool running = st.state == VDGX_JOB_RUNNING && st.step >= 2;
+        TCHECK (st.has_request && !st.request.image && !st.request.last_image);
+        vdgx_jobstatus_clear (&st);
+        if (running)
+            break;
+        zclock_sleep (20);
+    }
+    TCHECK (s_recorded (rec_a, id, big_sha, small_sha) == 1);
+    pid_t b = tenv_worker (&env, "m", "--steps", "3", "--record", rec_b, NULL);
+    s_wait_workers (client, "m", NULL, 2);
+    tenv_stop (a, SIGKILL);
+    TCHECK (tclient_wait (client, id, 30000, &st) == VDGX_JOB_COMPLETED);
+    TCHECK (st.attempt == 2);
+    vdgx_jobstatus_clear (&st);
+    TCHECK (s_recorded (rec_b, id, big_sha, small_sha) == 1);
+    tenv_stop (b, SIGTERM);
+    s_wait_workers (client, "m", NULL, 0);
+
+    //  Broker killed with the job queued (no worker): after the restart it runs with the image.
+    TCHECK (s_submit_images (client, "m", small, small_size, NULL, 0, &r) == 0);
+    snprintf (id, sizeof id, "%s", r.id);
+    vdgx_jobreply_clear (&r);
+    TCHECK (tenv_stop (env.broker, SIGKILL) == -SIGKILL);
+    env.broker = 0;
+    zsock_destroy (&client);
+    TCHECK (tenv_start_broker (&env) == 0);
+    client = tclient_new (&env);
+    pid_t c = tenv_worker (&env, "m", "--steps", "3", "--record", rec_c, NULL);
+    TCHECK (tclient_wait (client, id, 30000, &st) == VDGX_JOB_COMPLETED);
+    vdgx_jobstatus_clear (&st);
+    TCHECK (s_recorded (rec_c, id, small_sha, "-") == 1);
+
+    //  Over the per-image cap: refused, naming the field; nothing queued.
+    uint8_t *huge = (uint8_t *) calloc (1, VDGX_IMAGE_BYTES_MAX + 1);
+    memcpy (huge, small, 64);
+    TCHECK (s_submit_images (client, "m", huge, VDGX_IMAGE_BYTES_MAX + 1, NULL, 0, &r) == -1);
+    s_log ("oversized: %s: %s", r.error.field, r.error.message);
+    TCHECK (streq (r.error.code, VDGX_E_BAD_REQUEST) && streq (r.error.field, "request.image"));
+    vdgx_jobreply_clear (&r);
+    //  Not an image at all: refused by the header check.
+    memset (huge, 'x', 100);
+    TCHECK (s_submit_images (client, "m", huge, 100, NULL, 0, &r) == -1);
+    TCHECK (streq (r.error.field, "request.image") && strstr (r.error.message, "unsupported"));
+    vdgx_jobreply_clear (&r);
+    free (huge);
+    free (big);
+    free (small);
+    tenv_stop (c, SIGTERM);
+    zsock_destroy (&client);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -1338,6 +1484,7 @@ main (int argc, char *argv [])
         { "memory", s_case_memory }, { "curve", s_case_curve }, { "sigterm", s_case_sigterm },
         { "retention", s_case_retention }, { "limits", s_case_limits },
         { "drain", s_case_drain }, { "group_commit", s_case_group_commit },
+        { "image", s_case_image },
     };
     bool found = false;
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)

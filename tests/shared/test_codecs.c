@@ -87,6 +87,30 @@ s_utf8 (size_t min, size_t max)
     return text;
 }
 
+//  A PNG-structured file (signature, IHDR of a random size up to the limits, an IDAT of
+//  random bytes, IEND): what the request's header check accepts.
+static void
+s_random_png (vdgx_genreq_t *r, const char *field)
+{
+    size_t idat = (size_t) s_range (0, 3000);
+    size_t size = 8 + 25 + 12 + idat + 12;
+    uint8_t *png = malloc (size);
+    memcpy (png, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+    uint32_t w = (uint32_t) s_range (1, 4096), h = (uint32_t) s_range (1, 4096);
+    uint8_t *p = png + 16;
+    p [0] = (uint8_t) (w >> 24); p [1] = (uint8_t) (w >> 16); p [2] = (uint8_t) (w >> 8); p [3] = (uint8_t) w;
+    p [4] = (uint8_t) (h >> 24); p [5] = (uint8_t) (h >> 16); p [6] = (uint8_t) (h >> 8); p [7] = (uint8_t) h;
+    memcpy (p + 8, "\x08\x02\0\0\0\0\0\0\0", 9);
+    p = png + 33;
+    p [0] = (uint8_t) (idat >> 24); p [1] = (uint8_t) (idat >> 16); p [2] = (uint8_t) (idat >> 8); p [3] = (uint8_t) idat;
+    memcpy (p + 4, "IDAT", 4);
+    for (size_t i = 0; i < idat + 4; i++)
+        p [8 + i] = (uint8_t) s_next ();
+    memcpy (png + size - 12, "\0\0\0\0IEND\xae\x42\x60\x82", 12);
+    assert (vdgx_genreq_set_image (r, field, png, size) == 0);
+    free (png);
+}
+
 static void
 s_random_genreq (vdgx_genreq_t *r)
 {
@@ -111,6 +135,11 @@ s_random_genreq (vdgx_genreq_t *r)
     r->priority = (vdgx_priority_t) (s_next () % 3);
     if (s_coin ()) s_text (r->idempotency_key, 1, VDGX_IDEMKEY_MAX, PRINTABLE);
     r->no_cache = s_coin ();
+    if (s_next () % 4 == 0) {
+        s_random_png (r, "image");
+        if (s_coin ())
+            s_random_png (r, "last_image");
+    }
 }
 
 static void
@@ -184,6 +213,7 @@ s_random_limits (vdgx_limits_t *l)
     l->steps_max = (uint32_t) s_range (1, 10000);
     l->guidance_max = (double) s_range (0, 1000) / 4.0;
     l->fps_max = (uint32_t) s_range (1, 240);
+    l->images = (uint32_t) s_range (0, 2);
 }
 
 static void
@@ -363,6 +393,9 @@ s_random_roundtrips (int rounds)
             assert (strcmp (a, b) == 0);
             assert (back.priority == req.priority && back.no_cache == req.no_cache);
             assert (strcmp (back.idempotency_key, req.idempotency_key) == 0);
+            assert (back.image_size == req.image_size && back.last_image_size == req.last_image_size);
+            assert (!req.image || memcmp (back.image, req.image, req.image_size) == 0);
+            assert (!req.last_image || memcmp (back.last_image, req.last_image, req.last_image_size) == 0);
             free (a);
             free (b);
             vdgx_genreq_clear (&back);
