@@ -5,10 +5,12 @@
 
 #include "ltx2_prompt.h"
 #include "ltx2_text.h"
+#include "ltx2_vae.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
     { "ltx2_text", ltx2_text_test },
     { "ltx2_prompt", ltx2_prompt_test },
+    { "ltx2_vae", ltx2_vae_test },
 };
 
 int

@@ -75,6 +75,200 @@ vdgx_cconv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const
 }
 
 //  ---------------------------------------------------------------------------------------
+//  Non-causal 3-D convolution and depth-to-space
+
+//  x padded by p at both ends of dim 2 or 3 of [1, C, F, H, W]: the pieces (copies of single
+//  slices, or zeros) are concatenated around x.
+static int
+s_pad_dim (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int dim, int p,
+           vdgx_pad_mode_t mode)
+{
+    int64_t len = x->shape [dim];
+    memset (y, 0, sizeof (*y));
+    if (p == 0) {
+        if (vdgx_tensor_alloc (b, y, x->dtype, x->ndim, x->shape) || vdgx_op_slice (b, y, x, dim, 0, len)) {
+            vdgx_nn_free (b, y);
+            return -1;
+        }
+        return 0;
+    }
+    if ((mode == VDGX_PAD_REFLECT && p >= len) || len < 1) {
+        vdgx_backend_set_error (b, "pad3d: %s padding of %d needs a longer side than %lld",
+                                mode == VDGX_PAD_REFLECT? "reflect": "replicate", p, (long long) len);
+        return -1;
+    }
+    vdgx_tensor_t acc = { 0 }, piece = { 0 }, next = { 0 };
+    int64_t shape [VDGX_MAX_DIMS];
+    memcpy (shape, x->shape, sizeof (int64_t) * (size_t) x->ndim);
+    int rc = -1;
+    //  Order: front pieces 0..p-1 (outermost first), x, back pieces 0..p-1 (innermost first).
+    for (int i = -p; i <= p; i++) {
+        const vdgx_tensor_t *part = x;
+        if (i != 0) {
+            int d = i < 0? -i: i;      //  distance from the edge
+            int64_t src = mode == VDGX_PAD_REPLICATE? (i < 0? 0: len - 1)
+                        : i < 0? d: len - 1 - d;
+            shape [dim] = 1;
+            if (vdgx_tensor_alloc (b, &piece, x->dtype, x->ndim, shape))
+                goto out;
+            if (mode == VDGX_PAD_ZERO) {
+                size_t n = (size_t) vdgx_tensor_numel (&piece);
+                float *zeros = (float *) calloc (n, sizeof (float));
+                int r = zeros? vdgx_tensor_from_f32 (b, &piece, zeros): -1;
+                free (zeros);
+                if (r)
+                    goto out;
+            }
+            else
+            if (vdgx_op_slice (b, &piece, x, dim, src, 1))
+                goto out;
+            part = &piece;
+        }
+        if (!acc.data) {
+            if (part == x) {
+                shape [dim] = len;
+                if (vdgx_tensor_alloc (b, &acc, x->dtype, x->ndim, shape) || vdgx_op_slice (b, &acc, x, dim, 0, len))
+                    goto out;
+            }
+            else {
+                acc = piece;
+                memset (&piece, 0, sizeof (piece));
+            }
+            continue;
+        }
+        memcpy (shape, acc.shape, sizeof (int64_t) * (size_t) x->ndim);
+        shape [dim] += part->shape [dim];
+        if (vdgx_tensor_alloc (b, &next, x->dtype, x->ndim, shape) || vdgx_op_concat (b, &next, &acc, part, dim))
+            goto out;
+        vdgx_nn_free (b, &acc);
+        vdgx_nn_free (b, &piece);
+        acc = next;
+        memset (&next, 0, sizeof (next));
+    }
+    *y = acc;
+    memset (&acc, 0, sizeof (acc));
+    rc = 0;
+out:
+    vdgx_nn_free (b, &acc);
+    vdgx_nn_free (b, &piece);
+    vdgx_nn_free (b, &next);
+    return rc;
+}
+
+int
+vdgx_pad3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int pt,
+            vdgx_pad_mode_t tmode, int ph, int pw, vdgx_pad_mode_t smode)
+{
+    assert (b && y && x && pt >= 0 && ph >= 0 && pw >= 0);
+    memset (y, 0, sizeof (*y));
+    if (x->ndim != 5 || x->shape [0] != 1) {
+        vdgx_backend_set_error (b, "pad3d: x [1,C,F,H,W] expected");
+        return -1;
+    }
+    vdgx_tensor_t t = { 0 }, h = { 0 };
+    int rc = -1;
+    if (s_pad_dim (b, &t, x, 2, pt, tmode) || s_pad_dim (b, &h, &t, 3, ph, smode))
+        goto out;
+    int64_t rows = vdgx_tensor_numel (&h) / h.shape [4];
+    const int64_t shape [5] = { 1, h.shape [1], h.shape [2], h.shape [3], h.shape [4] + 2 * pw };
+    if (vdgx_tensor_alloc (b, y, x->dtype, 5, shape))
+        goto out;
+    vdgx_tensor_t in = vdgx_nn_view2 (&h, rows, h.shape [4]), out = vdgx_nn_view2 (y, rows, shape [4]);
+    rc = vdgx_op_pad1d (b, &out, &in, pw, pw, smode);
+out:
+    if (rc)
+        vdgx_nn_free (b, y);
+    vdgx_nn_free (b, &t);
+    vdgx_nn_free (b, &h);
+    return rc;
+}
+
+int
+vdgx_conv3d_same (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                  const vdgx_tensor_t *w, const vdgx_tensor_t *bias, vdgx_pad_mode_t tmode,
+                  vdgx_pad_mode_t smode)
+{
+    assert (b && y && x && w);
+    memset (y, 0, sizeof (*y));
+    if (x->ndim != 5 || w->ndim != 5 || x->shape [0] != 1
+    ||  w->shape [2] % 2 == 0 || w->shape [3] % 2 == 0 || w->shape [4] % 2 == 0) {
+        vdgx_backend_set_error (b, "conv3d same: x [1,C,F,H,W] and w [Cout,Cin,kt,kh,kw] with odd kernel sizes expected");
+        return -1;
+    }
+    int pt = (int) w->shape [2] / 2, ph = (int) w->shape [3] / 2, pw = (int) w->shape [4] / 2;
+    const int stride [3] = { 1, 1, 1 };
+    int pad [4] = { 0, 0, 0, 0 };
+    vdgx_tensor_t padded = { 0 };
+    const vdgx_tensor_t *in = x;
+    if (tmode == VDGX_PAD_ZERO && smode == VDGX_PAD_ZERO) {
+        pad [0] = pad [1] = pt;
+        pad [2] = ph;
+        pad [3] = pw;
+    }
+    else {
+        if (vdgx_pad3d (b, &padded, x, pt, tmode, ph, pw, smode))
+            return -1;
+        in = &padded;
+    }
+    const int64_t shape [5] = { 1, w->shape [0], x->shape [2], x->shape [3], x->shape [4] };
+    int rc = vdgx_tensor_alloc (b, y, x->dtype, 5, shape) || vdgx_op_conv3d (b, y, in, w, bias, stride, pad)? -1: 0;
+    if (rc)
+        vdgx_nn_free (b, y);
+    vdgx_nn_free (b, &padded);
+    return rc;
+}
+
+int
+vdgx_depth_to_space3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                       const int stride [3])
+{
+    assert (b && y && x && stride && stride [0] >= 1 && stride [1] >= 1 && stride [2] >= 1);
+    memset (y, 0, sizeof (*y));
+    int64_t p1 = stride [0], p2 = stride [1], p3 = stride [2], r = p1 * p2 * p3;
+    if (x->ndim != 5 || x->shape [0] != 1 || x->shape [1] % r) {
+        vdgx_backend_set_error (b, "depth to space: x [1,C*%lld,F,H,W] expected", (long long) r);
+        return -1;
+    }
+    int64_t c = x->shape [1] / r, f = x->shape [2], h = x->shape [3], w = x->shape [4];
+    const int64_t shape [5] = { 1, c, f * p1, h * p2, w * p3 };
+    vdgx_tensor_t mid = { 0 };
+    int rc = -1;
+    if (vdgx_tensor_alloc (b, y, x->dtype, 5, shape))
+        goto out;
+    //  Time: [c, p1, p2 p3, f, h w] -> [c, p2 p3, f, p1, h w] (straight into y without space).
+    const vdgx_tensor_t *src = x;
+    bool space = p2 > 1 || p3 > 1;
+    if (p1 > 1) {
+        const int64_t s5 [5] = { c, p1, p2 * p3, f, h * w }, o5 [5] = { c, p2 * p3, f, p1, h * w };
+        const int perm [5] = { 0, 2, 3, 1, 4 };
+        if (space && vdgx_tensor_alloc (b, &mid, x->dtype, 5, o5))
+            goto out;
+        vdgx_tensor_t in = vdgx_nn_view (x, 5, s5), tout = vdgx_nn_view (space? &mid: y, 5, o5);
+        if (vdgx_op_permute (b, &tout, &in, perm))
+            goto out;
+        if (!space) {
+            rc = 0;
+            goto out;
+        }
+        src = &mid;
+    }
+    if (!space) {           //  stride 1, 1, 1: a copy
+        rc = vdgx_op_slice (b, y, x, 1, 0, c);
+        goto out;
+    }
+    //  Space: [c, p2, p3, F, h, w] -> [c, F, h, p2, w, p3].
+    const int64_t s6 [6] = { c, p2, p3, f * p1, h, w }, o6 [6] = { c, f * p1, h, p2, w, p3 };
+    const int perm6 [6] = { 0, 3, 4, 1, 5, 2 };
+    vdgx_tensor_t in = vdgx_nn_view (src, 6, s6), out = vdgx_nn_view (y, 6, o6);
+    rc = vdgx_op_permute (b, &out, &in, perm6);
+out:
+    if (rc)
+        vdgx_nn_free (b, y);
+    vdgx_nn_free (b, &mid);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------------------------
 //  1-D convolution layers
 
 vdgx_conv1d_params_t

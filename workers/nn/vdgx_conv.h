@@ -23,6 +23,27 @@ int vdgx_cconv3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
                   const vdgx_tensor_t *w, const vdgx_tensor_t *bias, vdgx_tensor_t *cache);
 
 //  ---------------------------------------------------------------------------------------
+//  Non-causal 3-D convolutions and depth-to-space (LTX-Video / LTX-2 VAE decoders).
+
+//  y [1, C, F + 2 pt, H + 2 ph, W + 2 pw] (allocated here, x's dtype) = x [1, C, F, H, W]
+//  padded as PyTorch's F.pad does: pt frames at each end in tmode, ph rows and pw columns at
+//  each side in smode (VDGX_PAD_ZERO, _REPLICATE, _REFLECT; reflect needs pads < the size).
+int vdgx_pad3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int pt,
+                vdgx_pad_mode_t tmode, int ph, int pw, vdgx_pad_mode_t smode);
+//  "Same" 3-D convolution: y [1, Cout, F, H, W] (allocated here) of x [1, Cin, F, H, W] with
+//  w [Cout, Cin, kt, kh, kw] (odd sizes), stride 1, (kt-1)/2 frames padded at each end in
+//  tmode and kh/2, kw/2 at each side in smode (LTX-Video's non-causal CausalConv3d:
+//  replicate in time, the spatial_padding_mode in space).
+int vdgx_conv3d_same (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                      const vdgx_tensor_t *w, const vdgx_tensor_t *bias, vdgx_pad_mode_t tmode,
+                      vdgx_pad_mode_t smode);
+//  Depth-to-space: y [1, C, F*p1, H*p2, W*p3] (allocated here) of x [1, C*p1*p2*p3, F, H, W],
+//  input channel ((c*p1 + i)*p2 + j)*p3 + k going to (c, f*p1 + i, h*p2 + j, w*p3 + k)
+//  (einops "b (c p1 p2 p3) f h w -> b c (f p1) (h p2) (w p3)"); stride = {p1, p2, p3}.
+int vdgx_depth_to_space3d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                           const int stride [3]);
+
+//  ---------------------------------------------------------------------------------------
 //  1-D convolution layers.
 
 typedef struct {

@@ -101,6 +101,104 @@ vdgx_conv_test (bool verbose)
         vdgx_nn_free (b, &x); vdgx_nn_free (b, &w); vdgx_nn_free (b, &bias);
     }
 
+    //  Non-causal conv3d (replicate in time, reflect / zero in space), pad3d and
+    //  depth-to-space against plain loops.
+    {
+        const int64_t C = 3, CO = 4, F = 4, H = 5, W = 6;
+        float *xh = s_randv ((size_t) (C * F * H * W), 1.0f), *wh = s_randv ((size_t) (CO * C * 27), 0.3f);
+        float *bh = s_randv ((size_t) CO, 0.3f);
+        vdgx_tensor_t x, w, bias, y;
+        const int64_t sx [5] = { 1, C, F, H, W }, sw [5] = { CO, C, 3, 3, 3 }, sb [1] = { CO };
+        assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 5, sx, xh) == 0);
+        assert (vdgx_nn_upload (b, &w, VDGX_DTYPE_F32, 5, sw, wh) == 0);
+        assert (vdgx_nn_upload (b, &bias, VDGX_DTYPE_F32, 1, sb, bh) == 0);
+        for (int reflect = 0; reflect < 2; reflect++) {
+            vdgx_pad_mode_t sm = reflect? VDGX_PAD_REFLECT: VDGX_PAD_ZERO;
+            double *want = (double *) calloc ((size_t) (CO * F * H * W), sizeof (double));
+            for (int64_t o = 0; o < CO; o++)
+                for (int64_t f = 0; f < F; f++)
+                    for (int64_t h = 0; h < H; h++)
+                        for (int64_t x0 = 0; x0 < W; x0++) {
+                            double acc = bh [o];
+                            for (int64_t c = 0; c < C; c++)
+                                for (int kt = 0; kt < 3; kt++)
+                                    for (int kh = 0; kh < 3; kh++)
+                                        for (int kw = 0; kw < 3; kw++) {
+                                            int64_t ft = f + kt - 1, hh = h + kh - 1, ww = x0 + kw - 1;
+                                            ft = ft < 0? 0: ft >= F? F - 1: ft;
+                                            if (reflect) {
+                                                hh = hh < 0? -hh: hh >= H? 2 * (H - 1) - hh: hh;
+                                                ww = ww < 0? -ww: ww >= W? 2 * (W - 1) - ww: ww;
+                                            }
+                                            else if (hh < 0 || hh >= H || ww < 0 || ww >= W)
+                                                continue;
+                                            acc += (double) xh [((c * F + ft) * H + hh) * W + ww]
+                                                 * wh [(((o * C + c) * 3 + kt) * 3 + kh) * 3 + kw];
+                                        }
+                            want [((o * F + f) * H + h) * W + x0] = acc;
+                        }
+            assert (vdgx_conv3d_same (b, &y, &x, &w, &bias, VDGX_PAD_REPLICATE, sm) == 0);
+            float *got = vdgx_test_download (b, &y);
+            double e = vdgx_test_err (got, want, (size_t) (CO * F * H * W));
+            if (verbose)
+                printf ("  conv3d same (replicate time, %s space): %.3g\n", reflect? "reflect": "zero", e);
+            assert (e < 1e-5);
+            free (got); free (want);
+            vdgx_nn_free (b, &y);
+        }
+        //  pad3d with 2 frames / rows / columns; reflect needs a longer side than the pad.
+        assert (vdgx_pad3d (b, &y, &x, 2, VDGX_PAD_REFLECT, 2, 2, VDGX_PAD_REPLICATE) == 0);
+        assert (y.shape [2] == F + 4 && y.shape [3] == H + 4 && y.shape [4] == W + 4);
+        float *got = vdgx_test_download (b, &y);
+        double e = 0;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t f = 0; f < F + 4; f++)
+                for (int64_t h = 0; h < H + 4; h++)
+                    for (int64_t x0 = 0; x0 < W + 4; x0++) {
+                        int64_t ft = f - 2, hh = h - 2, ww = x0 - 2;
+                        ft = ft < 0? -ft: ft >= F? 2 * (F - 1) - ft: ft;
+                        hh = hh < 0? 0: hh >= H? H - 1: hh;
+                        ww = ww < 0? 0: ww >= W? W - 1: ww;
+                        e = fmax (e, fabs (got [((c * (F + 4) + f) * (H + 4) + h) * (W + 4) + x0]
+                                           - xh [((c * F + ft) * H + hh) * W + ww]));
+                    }
+        assert (e == 0);
+        free (got);
+        vdgx_nn_free (b, &y);
+        assert (vdgx_pad3d (b, &y, &x, 4, VDGX_PAD_REFLECT, 0, 0, VDGX_PAD_ZERO) == -1 && !y.data);
+        //  Depth-to-space for every stride the LTX decoders use.
+        const int strides [4][3] = { { 2, 2, 2 }, { 2, 1, 1 }, { 1, 2, 2 }, { 1, 1, 1 } };
+        for (int s = 0; s < 4; s++) {
+            const int *st = strides [s];
+            int64_t r = st [0] * st [1] * st [2], CC = 2, IC = CC * r;
+            float *dh = s_randv ((size_t) (IC * F * H * W), 1.0f);
+            vdgx_tensor_t d;
+            const int64_t sd [5] = { 1, IC, F, H, W };
+            assert (vdgx_nn_upload (b, &d, VDGX_DTYPE_F32, 5, sd, dh) == 0);
+            assert (vdgx_depth_to_space3d (b, &y, &d, st) == 0);
+            assert (y.shape [1] == CC && y.shape [2] == F * st [0] && y.shape [3] == H * st [1] && y.shape [4] == W * st [2]);
+            float *dg = vdgx_test_download (b, &y);
+            int64_t OF = F * st [0], OH = H * st [1], OW = W * st [2];
+            int bad = 0;
+            for (int64_t c = 0; c < CC; c++)
+                for (int64_t f = 0; f < OF; f++)
+                    for (int64_t h = 0; h < OH; h++)
+                        for (int64_t x0 = 0; x0 < OW; x0++) {
+                            int64_t ic = ((c * st [0] + f % st [0]) * st [1] + h % st [1]) * st [2] + x0 % st [2];
+                            float v = dh [((ic * F + f / st [0]) * H + h / st [1]) * W + x0 / st [2]];
+                            bad += dg [((c * OF + f) * OH + h) * OW + x0] != v;
+                        }
+            if (verbose)
+                printf ("  depth to space (%d,%d,%d): %d wrong\n", st [0], st [1], st [2], bad);
+            assert (bad == 0);
+            free (dg); free (dh);
+            vdgx_nn_free (b, &y);
+            vdgx_nn_free (b, &d);
+        }
+        free (xh); free (wh); free (bh);
+        vdgx_nn_free (b, &x); vdgx_nn_free (b, &w); vdgx_nn_free (b, &bias);
+    }
+
     //  1-D layers from a (random) weight source.
     {
         vdgx_wsrc_t *src = vdgx_wsrc_new_random (3, "conv test");

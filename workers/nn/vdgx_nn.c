@@ -243,6 +243,43 @@ vdgx_norm_release (vdgx_backend_t *b, vdgx_norm_t *n)
 }
 
 //  ---------------------------------------------------------------------------------------
+//  PixelNorm: channels moved last, RMS-normalised (and modulated) per position, moved back.
+
+int
+vdgx_pixel_norm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float eps,
+                 const vdgx_tensor_t *shift, const vdgx_tensor_t *scale)
+{
+    assert (b && y && x && x->ndim >= 2 && (!shift) == (!scale));
+    memset (y, 0, sizeof (*y));
+    int64_t n = x->shape [0], c = x->shape [1], s = vdgx_tensor_numel (x) / (n * c);
+    vdgx_tensor_t xin = vdgx_nn_view3 (x, n, c, s), last = { 0 }, normed = { 0 };
+    static const int swap [3] = { 0, 2, 1 };
+    int rc = -1;
+    if (vdgx_nn_alloc (b, &last, x->dtype, n, s, c, 0)
+    ||  vdgx_op_permute (b, &last, &xin, swap)
+    ||  vdgx_nn_alloc (b, &normed, x->dtype, n, s, c, 0))
+        goto out;
+    vdgx_tensor_t rows = vdgx_nn_view2 (&last, n * s, c), nrows = vdgx_nn_view2 (&normed, n * s, c);
+    if (vdgx_op_rmsnorm (b, &nrows, &rows, NULL, eps))
+        goto out;
+    if (shift) {
+        //  One modulation for every sample: [1, N*S, C].
+        vdgx_tensor_t m = vdgx_nn_view3 (&normed, 1, n * s, c);
+        if (vdgx_op_modulate (b, &m, &m, shift, scale))
+            goto out;
+    }
+    if (vdgx_tensor_alloc (b, y, x->dtype, x->ndim, x->shape))
+        goto out;
+    vdgx_tensor_t yv = vdgx_nn_view3 (y, n, c, s);
+    rc = vdgx_op_permute (b, &yv, &normed, swap);
+out:
+    if (rc)
+        vdgx_nn_free (b, y);
+    vdgx_nn_free (b, &last);
+    vdgx_nn_free (b, &normed);
+    return rc;
+}
+
 //  adaLN
 
 int

@@ -93,6 +93,12 @@ int vdgx_norm_forward (vdgx_backend_t *b, const vdgx_norm_t *n, vdgx_tensor_t *y
                        const vdgx_tensor_t *x);
 void vdgx_norm_release (vdgx_backend_t *b, vdgx_norm_t *n);
 
+//  PixelNorm over the channels of a channels-first x [N, C, ...] (video VAEs' pixel_norm):
+//  y = x / sqrt (mean_c (x^2) + eps), then y * (1 + scale [c]) + shift [c] when shift and
+//  scale (F32 [C]) are given (both or neither). y allocated here, x's shape and dtype.
+int vdgx_pixel_norm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float eps,
+                     const vdgx_tensor_t *shift, const vdgx_tensor_t *scale);
+
 //  ---------------------------------------------------------------------------------------
 //  adaLN modulation: a learned table [rows, C] plus a per-sample embedding [rows, C] (or
 //  [1, C] for every row) gives (shift, scale, gate, ...) rows, F32.

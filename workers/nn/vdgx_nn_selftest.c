@@ -345,5 +345,41 @@ vdgx_nn_test (bool verbose)
     vdgx_nn_free (b, &yt);
     vdgx_nn_free (b, &nt);
     free (err);
+    //  PixelNorm over the channels of [2, C, S], plain and modulated.
+    {
+        const int64_t N = 2, C = 5, S = 7;
+        float *xh = s_randv ((size_t) (N * C * S), 1.0f), *sh = s_randv ((size_t) C, 0.5f);
+        float *sc = s_randv ((size_t) C, 0.5f);
+        vdgx_tensor_t x, shift, scale, y;
+        const int64_t sx [3] = { N, C, S }, sv [1] = { C };
+        assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 3, sx, xh) == 0);
+        assert (vdgx_nn_upload (b, &shift, VDGX_DTYPE_F32, 1, sv, sh) == 0);
+        assert (vdgx_nn_upload (b, &scale, VDGX_DTYPE_F32, 1, sv, sc) == 0);
+        double *want = (double *) malloc (sizeof (double) * (size_t) (N * C * S));
+        for (int mod = 0; mod < 2; mod++) {
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < S; i++) {
+                    double ms = 0;
+                    for (int64_t c = 0; c < C; c++)
+                        ms += (double) xh [(n * C + c) * S + i] * xh [(n * C + c) * S + i];
+                    double r = 1.0 / sqrt (ms / (double) C + 1e-8);
+                    for (int64_t c = 0; c < C; c++) {
+                        double v = xh [(n * C + c) * S + i] * r;
+                        want [(n * C + c) * S + i] = mod? v * (1.0 + sc [c]) + sh [c]: v;
+                    }
+                }
+            assert (vdgx_pixel_norm (b, &y, &x, 1e-8f, mod? &shift: NULL, mod? &scale: NULL) == 0);
+            assert (y.ndim == 3 && y.shape [1] == C);
+            float *got = vdgx_test_download (b, &y);
+            double e = vdgx_test_err (got, want, (size_t) (N * C * S));
+            if (verbose)
+                printf ("  pixel norm%s: %.3g\n", mod? " (modulated)": "", e);
+            assert (e < 1e-5);
+            free (got);
+            vdgx_nn_free (b, &y);
+        }
+        free (want); free (xh); free (sh); free (sc);
+        vdgx_nn_free (b, &x); vdgx_nn_free (b, &shift); vdgx_nn_free (b, &scale);
+    }
     vdgx_test_end (&b);
 }
