@@ -11,7 +11,9 @@ main (int argc, char **argv)
 {
 #ifdef VDGX_HAVE_WAN21
     if (argc == 3 && strcmp (argv [1], "--make-tiny-checkpoint") == 0)
-        return wan21_tiny_main (argv [2]);
+        return wan21_tiny_main (argv [2], NULL);
+    if (argc == 5 && strcmp (argv [1], "--make-tiny-checkpoint") == 0 && strcmp (argv [3], "--model") == 0)
+        return wan21_tiny_main (argv [2], argv [4]);
 #endif
     vdgx_engines_register_builtin ();
     return vdgx_worker_main (argc, argv);

@@ -36,6 +36,15 @@ static const char *const s_wan21_14b_paths [] = {
     "diffusion_pytorch_model*", "models_t5_umt5-xxl-enc-bf16.pth", "Wan2.1_VAE.pth",
     "config.json", "google/umt5-xxl/", NULL
 };
+//  Image-to-video (480P and 720P: the same file names): 7 F32 DiT shards (16.39 G parameters,
+//  65.6 GB) with their index, umT5 (11.4 GB), the CLIP ViT-H/14 .pth (1.19 G parameters
+//  with the unused text tower, 4.77 GB), the VAE (0.51 GB). The XLM-R tokenizer folder is
+//  not needed (the CLIP text tower is never run).
+static const char *const s_wan21_i2v_paths [] = {
+    "diffusion_pytorch_model*", "models_t5_umt5-xxl-enc-bf16.pth",
+    "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth", "Wan2.1_VAE.pth", "config.json",
+    "google/umt5-xxl/", NULL
+};
 static const char *const s_wan21_diffusers_paths [] = {
     "model_index.json", "scheduler/", "text_encoder/", "tokenizer/", "transformer/", "vae/", NULL
 };
@@ -56,8 +65,21 @@ static const vdgx_model_source_t s_wan21_14b_diffusers = {
     "wan21-14b-diffusers", "Wan-AI/Wan2.1-T2V-14B-Diffusers",
     "Wan 2.1 text-to-video 14B, diffusers layout", s_wan21_diffusers_paths
 };
+static const vdgx_model_source_t s_wan21_i2v_480p = {
+    "wan21-i2v-14b-480p", "Wan-AI/Wan2.1-I2V-14B-480P",
+    "Wan 2.1 image-to-video 14B 480P, official layout, 7 DiT shards + CLIP (about 82 GB)", s_wan21_i2v_paths
+};
+static const vdgx_model_source_t s_wan21_i2v_720p = {
+    "wan21-i2v-14b-720p", "Wan-AI/Wan2.1-I2V-14B-720P",
+    "Wan 2.1 image-to-video 14B 720P, official layout, 7 DiT shards + CLIP (about 82 GB)", s_wan21_i2v_paths
+};
+static const vdgx_model_source_t s_wan21_flf2v_720p = {
+    "wan21-flf2v-14b-720p", "Wan-AI/Wan2.1-FLF2V-14B-720P",
+    "Wan 2.1 first-last-frame-to-video 14B 720P, official layout (about 82 GB)", s_wan21_i2v_paths
+};
 static const vdgx_model_source_t *const s_sources [] = {
-    &s_wan21_13b, &s_wan21_14b, &s_wan21_13b_diffusers, &s_wan21_14b_diffusers, NULL
+    &s_wan21_13b, &s_wan21_14b, &s_wan21_13b_diffusers, &s_wan21_14b_diffusers,
+    &s_wan21_i2v_480p, &s_wan21_i2v_720p, &s_wan21_flf2v_720p, NULL
 };
 
 const vdgx_model_source_t *const *

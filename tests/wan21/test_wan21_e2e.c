@@ -3,6 +3,9 @@
     `vdgx-worker --model wan21-tiny`, jobs submitted with the client library, the MP4 results
     downloaded and probed with libavformat (H.264, frame count, fps, size), and progress
     events for every denoising step. Also a request the model refuses (field named).
+    Image-to-video: `--make-tiny-checkpoint DIR --model wan21-i2v-tiny`, a second worker
+    serving wan21-i2v-tiny, a job with a PNG (made by libavcodec) whose MP4 has the image's
+    aspect, and a job without an image failing on the field `image`.
     Everything lives in a temp dir that is removed at exit; spawned processes are killed.
 */
 #include <errno.h>
@@ -114,6 +117,36 @@ s_follow (zsock_t *sub, const char *id, s_events_t *ev, int timeout_ms)
     return state;
 }
 
+//  A w x h PNG of a gradient (libavcodec's PNG encoder, RGB24); malloc'd bytes.
+static uint8_t *
+s_png (int w, int h, size_t *size_p)
+{
+    const AVCodec *codec = avcodec_find_encoder (AV_CODEC_ID_PNG);
+    AVCodecContext *c = codec? avcodec_alloc_context3 (codec): NULL;
+    AVFrame *f = av_frame_alloc ();
+    AVPacket *pkt = av_packet_alloc ();
+    CHECK (c && f && pkt);
+    c->width = f->width = w;
+    c->height = f->height = h;
+    c->pix_fmt = AV_PIX_FMT_RGB24;
+    f->format = AV_PIX_FMT_RGB24;
+    c->time_base = (AVRational) { 1, 25 };
+    CHECK (avcodec_open2 (c, codec, NULL) == 0 && av_frame_get_buffer (f, 0) == 0);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w * 3; x++)
+            f->data [0][y * f->linesize [0] + x] = (uint8_t) (x * 255 / (3 * w) ^ y * 255 / h);
+    CHECK (avcodec_send_frame (c, f) == 0 && avcodec_send_frame (c, NULL) == 0);
+    CHECK (avcodec_receive_packet (c, pkt) == 0);
+    uint8_t *bytes = malloc ((size_t) pkt->size);
+    CHECK (bytes);
+    memcpy (bytes, pkt->data, (size_t) pkt->size);
+    *size_p = (size_t) pkt->size;
+    av_packet_free (&pkt);
+    av_frame_free (&f);
+    avcodec_free_context (&c);
+    return bytes;
+}
+
 static char *
 s_submit (vdgx_client_t *client, vdgx_genreq_t *req)
 {
@@ -203,7 +236,7 @@ main (int argc, char *argv [])
     snprintf (bdata, sizeof bdata, "%s/broker", s_dir);
     snprintf (wdata, sizeof wdata, "%s/worker", s_dir);
     char *bargv [] = { broker, "--bind", s_broker_ep, "--events", s_events_ep, "--data", bdata,
-                       "--heartbeat-ms", "250", "--model", "wan21-tiny", NULL };
+                       "--heartbeat-ms", "250", "--model", "wan21-tiny", "--model", "wan21-i2v-tiny", NULL };
     s_spawn ("broker", bargv);
     char *wargv [] = { worker, "--model", "wan21-tiny", "--weights", weights, "--broker", s_broker_ep,
                        "--data", wdata, "--threads", "2", "--heartbeat-ms", "250", NULL };
@@ -270,6 +303,60 @@ main (int argc, char *argv [])
     }
     else
         printf ("vdgx (CLI) not built: its part is skipped\n");
+
+    //  Image-to-video: the tiny I2V checkpoint, its worker, a job from a 150x100 PNG. The
+    //  default 64x48 budget and the 3:2 image give a 64x32 video (sides rounded down to 16).
+    char iweights [300], iwdata [300];
+    snprintf (iweights, sizeof iweights, "%s/tiny-i2v", s_dir);
+    snprintf (iwdata, sizeof iwdata, "%s/worker-i2v", s_dir);
+    char *imk [] = { worker, "--make-tiny-checkpoint", iweights, "--model", "wan21-i2v-tiny", NULL };
+    maker = s_spawn ("make-tiny-i2v", imk);
+    CHECK (vdgx_testproc_wait_exit (maker, 120000) == 0);
+    char *iwargv [] = { worker, "--model", "wan21-i2v-tiny", "--weights", iweights, "--broker", s_broker_ep,
+                        "--data", iwdata, "--threads", "2", "--heartbeat-ms", "250", NULL };
+    s_spawn ("worker-i2v", iwargv);
+    size_t png_size = 0;
+    uint8_t *png = s_png (150, 100, &png_size);
+    vdgx_genreq_init (&req);
+    snprintf (req.model, sizeof req.model, "wan21-i2v-tiny");
+    req.prompt = strdup ("the boat starts to move");
+    req.steps = 3;
+    req.has_seed = true, req.seed = 7;
+    req.no_cache = true;
+    CHECK (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    int64_t t0 = zclock_mono ();
+    id = s_submit (client, &req);
+    s_events_t ev;
+    CHECK (s_follow (sub, id, &ev, 120000) == VDGX_JOB_COMPLETED);
+    vdgx_jobstatus_t job;
+    vdgx_jobstatus_init (&job);
+    CHECK (vdgx_client_wait (client, id, 30000, NULL, NULL, &job) == 0 && job.state == VDGX_JOB_COMPLETED);
+    CHECK (ev.text && ev.decoding && ev.steps == 3);
+    snprintf (out, sizeof out, "%s/i2v.mp4", s_dir);
+    CHECK (vdgx_client_result (client, id, out) == 0);
+    s_probe_t p;
+    CHECK (s_probe (out, &p) == 0);
+    printf ("i2v job %s: %ux%u %u fps, %lld frames (h264 %d) in %.2f s\n", id, p.width, p.height,
+            p.fps, (long long) p.packets, p.h264, (zclock_mono () - t0) / 1000.0);
+    CHECK (p.h264 && p.width == 64 && p.height == 32 && p.packets == 9 && p.fps == 16);
+    CHECK (job.has_result && job.result.frames == 9 && job.result.width == 64 && job.result.height == 32);
+    vdgx_jobstatus_clear (&job);
+    free (id);
+    id = NULL;
+    //  Without the image the job fails, its message naming the field `image` (the broker's
+    //  job record keeps the code and message of a worker's failure).
+    vdgx_genreq_set_image (&req, "image", NULL, 0);
+    id = s_submit (client, &req);
+    vdgx_jobstatus_init (&job);
+    CHECK (vdgx_client_wait (client, id, 60000, NULL, NULL, &job) == 0);
+    printf ("i2v without an image: %s %s: %s\n", vdgx_job_state_name (job.state),
+            job.has_error? job.error.field: "", job.has_error? job.error.message: "");
+    CHECK (job.state == VDGX_JOB_FAILED && job.has_error && streq (job.error.code, "bad_request"));
+    CHECK (strstr (job.error.message, "needs `image`"));
+    vdgx_jobstatus_clear (&job);
+    free (id);
+    vdgx_genreq_clear (&req);
+    free (png);
 
     zsock_destroy (&sub);
     vdgx_client_destroy (&client);

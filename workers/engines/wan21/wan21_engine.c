@@ -5,7 +5,10 @@
 #include "vdgx_t5.h"
 #include "vdgx_tok.h"
 #include "wan21_vae.h"
+#include "wan21_clip.h"
+#include "wan21_i2v.h"
 #include "vdgx_ckpt.h"
+#include "vdgx_image.h"
 #include "vdgx_msg.h"
 
 #include <math.h>
@@ -17,19 +20,31 @@
 #include <unistd.h>
 
 typedef enum { S_UNKNOWN = 0, S_1_3B, S_14B, S_TINY } s_variant_t;
+//  What the model makes a video from: text, text + first frame, text + first and last frame.
+typedef enum { S_KIND_UNKNOWN = -1, S_T2V = 0, S_I2V = 1, S_FLF2V = 2 } s_kind_t;
 
 struct _vdgx_engine_t {
     char *model, *weights_dir, *device;
     char precision [8];
     int threads;
-    bool tiny_service;          //  served as wan21-tiny: small sizes, small defaults
+    bool tiny_service;          //  served as wan21-tiny / wan21-i2v-tiny: small sizes, small defaults
     s_variant_t variant;        //  from the service name or the DiT shapes
+    s_kind_t kind;              //  from the service name or the DiT shapes
+    bool kind_named;            //  the service name fixes the kind (all but "wan21")
+    int res;                    //  image models: 480 or 720 (the -480p / -720p services), 0 any
     vdgx_backend_t *backend;
     vdgx_tok_t *tok;
     vdgx_t5_t *t5;
     wan21_dit_t *dit;
     wan21_vae_t *vae;
+    wan21_clip_t *clip;         //  image models
     int text_len;
+};
+
+//  The CLIP checkpoint of the image models (official name; safetensors with the same keys).
+static const char *const s_clip_files [] = {
+    "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
+    "models_clip_open-clip-xlm-roberta-large-vit-huge-14.safetensors", NULL
 };
 
 static const char *const s_precisions [] = { "bf16", "fp8", "fp4", "fp32", NULL };
@@ -55,10 +70,11 @@ s_first_file (const char *dir, const char *const *names)
     return NULL;
 }
 
-//  The DiT width, read from the checkpoint header only (no weights are read).
+//  The DiT width and kind, read from the checkpoint header only (no weights are read).
 static int
-s_peek_dit_dim (const char *dir)
+s_peek_dit (const char *dir, s_kind_t *kind)
 {
+    *kind = S_KIND_UNKNOWN;
     static const char *const names [] = {
         "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors",
         "transformer/diffusion_pytorch_model.safetensors.index.json",
@@ -75,8 +91,18 @@ s_peek_dit_dim (const char *dir)
         return 0;
     const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ckpt, "patch_embedding.weight");
     int dim = t && t->ndim == 5? (int) t->shape [0]: 0;
+    if (dim > 0)
+        *kind = !vdgx_ckpt_find (ckpt, "img_emb.proj.1.weight")? S_T2V
+              : vdgx_ckpt_find (ckpt, "img_emb.emb_pos")? S_FLF2V: S_I2V;
     vdgx_ckpt_destroy (&ckpt);
     return dim;
+}
+
+static const char *
+s_kind_name (s_kind_t k)
+{
+    return k == S_T2V? "text-to-video": k == S_I2V? "image-to-video"
+         : k == S_FLF2V? "first-last-frame-to-video": "unknown";
 }
 
 static s_variant_t
@@ -100,6 +126,12 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     }
     const char *m = cfg->model;
     s_variant_t by_name = S_UNKNOWN;
+    s_kind_t kind_by_name = S_T2V;
+    int res = 0;
+    if (strcmp (m, "wan21-i2v-tiny") == 0 || strcmp (m, "wan21-flf2v-tiny") == 0) {
+        tiny = true;
+        kind_by_name = strstr (m, "flf2v")? S_FLF2V: S_I2V;
+    }
     if (tiny)
         by_name = S_TINY;
     else
@@ -109,8 +141,24 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     if (strcmp (m, "wan21-14b") == 0)
         by_name = S_14B;
     else
-    if (strcmp (m, "wan21") != 0) {
-        *err = vdgx_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny)", m);
+    if (strcmp (m, "wan21-i2v-14b-480p") == 0 || strcmp (m, "wan21-i2v-14b-720p") == 0) {
+        by_name = S_14B;
+        kind_by_name = S_I2V;
+        res = strstr (m, "480p")? 480: 720;
+    }
+    else
+    if (strcmp (m, "wan21-flf2v-14b-720p") == 0) {
+        by_name = S_14B;
+        kind_by_name = S_FLF2V;
+        res = 720;
+    }
+    else
+    if (strcmp (m, "wan21") == 0)
+        kind_by_name = S_KIND_UNKNOWN;      //  whatever the weights are
+    else {
+        *err = vdgx_strdupf ("wan21: unknown service '%s' (wan21, wan21-1.3b, wan21-14b, wan21-tiny, "
+                             "wan21-i2v-14b-480p, wan21-i2v-14b-720p, wan21-flf2v-14b-720p, "
+                             "wan21-i2v-tiny, wan21-flf2v-tiny)", m);
         return VDGX_ENGINE_ERROR;
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
@@ -139,11 +187,14 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
               cfg->precision && *cfg->precision? cfg->precision: list [0]);
     self->threads = cfg->threads;
     self->tiny_service = tiny;
-    //  The size from the weights when they are there (header only), else from the name.
-    s_variant_t by_shape = s_variant_of_dim (s_peek_dit_dim (self->weights_dir));
-    if (by_shape != S_UNKNOWN && by_name != S_UNKNOWN && by_shape != by_name) {
-        *err = vdgx_strdupf ("wan21: service %s needs %s weights, but %s holds a %s DiT", m,
-                          s_variant_name (by_name), self->weights_dir, s_variant_name (by_shape));
+    //  The size and kind from the weights when they are there (header only), else from the name.
+    s_kind_t kind_by_shape;
+    s_variant_t by_shape = s_variant_of_dim (s_peek_dit (self->weights_dir, &kind_by_shape));
+    if ((by_shape != S_UNKNOWN && by_name != S_UNKNOWN && by_shape != by_name)
+    ||  (kind_by_shape != S_KIND_UNKNOWN && kind_by_name != S_KIND_UNKNOWN && kind_by_shape != kind_by_name)) {
+        *err = vdgx_strdupf ("wan21: service %s needs %s %s weights, but %s holds a %s %s DiT", m,
+                          s_variant_name (by_name), s_kind_name (kind_by_name), self->weights_dir,
+                          s_variant_name (by_shape), s_kind_name (kind_by_shape));
         vdgx_engine_t *tmp = self;
         free (tmp->model);
         free (tmp->weights_dir);
@@ -152,6 +203,10 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
         return VDGX_ENGINE_ERROR;
     }
     self->variant = by_shape != S_UNKNOWN? by_shape: by_name;
+    self->kind = kind_by_shape != S_KIND_UNKNOWN? kind_by_shape
+               : kind_by_name != S_KIND_UNKNOWN? kind_by_name: S_T2V;
+    self->kind_named = kind_by_name != S_KIND_UNKNOWN;
+    self->res = res;
     *self_p = self;
     return VDGX_ENGINE_OK;
 }
@@ -177,6 +232,7 @@ s_get_precisions (vdgx_engine_t *self)
 static void
 s_unload (vdgx_engine_t *self)
 {
+    wan21_clip_destroy (&self->clip);
     wan21_vae_destroy (&self->vae);
     wan21_dit_destroy (&self->dit);
     vdgx_t5_destroy (&self->t5);
@@ -223,14 +279,22 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
     uint64_t t5_params = 24ull * (4ull * 4096 * 4096 + 3ull * 4096 * 10240);
     int64_t tokens;
     int w, h, frames;
+    //  CLIP visual tower of the image models: ViT-H/14, 1280 wide, 31 of 32 blocks run.
+    int64_t clip_dim = 1280, clip_blocks = 31, clip_tokens = 257;
     if (self->dit) {
         cfg = *wan21_dit_config (self->dit);
         const vdgx_t5_config_t *tc = vdgx_t5_config (self->t5);
         t5_params = (uint64_t) tc->num_layers * (4ull * tc->dim * tc->dim_attn + 3ull * tc->dim * tc->dim_ffn);
         vae_dim = wan21_vae_dim (self->vae);
+        if (self->clip) {
+            clip_dim = wan21_clip_dim (self->clip);
+            clip_blocks = wan21_clip_blocks (self->clip);
+            clip_tokens = wan21_clip_tokens (self->clip);
+        }
     }
     else
-    if (wan21_dit_config_preset (self->variant == S_14B? "14b": "1.3b", &cfg)) {
+    if (wan21_dit_config_preset (self->variant != S_14B? "1.3b": self->kind == S_I2V? "i2v-14b"
+                                 : self->kind == S_FLF2V? "flf2v-14b": "14b", &cfg)) {
         return 0;
     }
     if (self->variant == S_TINY || self->tiny_service) {
@@ -240,10 +304,15 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
             cfg.text_dim = 32, cfg.text_len = 32;
             t5_params = 2ull * (4ull * 32 * 32 + 3ull * 32 * 64);
             vae_dim = 8;
+            if (self->kind != S_T2V) {      //  the wan21-i2v-tiny / -flf2v-tiny checkpoints
+                cfg.in_dim = 36, cfg.text_len = 512, cfg.img_dim = 64;
+                cfg.img_pos = self->kind == S_FLF2V? 2 * 257: 0;
+                clip_dim = 64, clip_blocks = 2;
+            }
         }
     }
     else
-    if (self->variant == S_14B)
+    if (self->variant == S_14B && self->res != 480)
         w = 1280, h = 720, frames = 81;
     else
         w = 832, h = 480, frames = 81;
@@ -254,6 +323,16 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
     uint64_t vae_params = 0;
     wan21_vae_layout (vae_dim, 16, s_count_vae, &vae_params);
     bytes += vae_params * act + wan21_vae_activation_bytes (vae_dim, w, h, act);
+    if (self->kind != S_T2V) {
+        //  CLIP (weights in the act dtype, one image's activations; two for flf2v), the VAE
+        //  encoder (weights, and activations taken as the decoder's at this size).
+        uint64_t cp = (uint64_t) clip_blocks * (12ull * clip_dim * clip_dim + 13ull * clip_dim)
+                    + (uint64_t) clip_dim * (3 * 14 * 14 + clip_tokens + 3);
+        bytes += cp * act + (uint64_t) clip_tokens * clip_dim * 8 * act;
+        uint64_t enc_params = 0;
+        wan21_vae_encoder_layout (vae_dim, 16, s_count_vae, &enc_params);
+        bytes += enc_params * act + wan21_vae_activation_bytes (vae_dim, w, h, act);
+    }
     return bytes;
 }
 
@@ -336,11 +415,43 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     self->dit = wan21_dit_load (self->backend, self->weights_dir, &opts, &e);
     if (!self->dit)
         goto fail;
+    const wan21_dit_config_t *dc = wan21_dit_config (self->dit);
+    s_kind_t kind = dc->img_dim == 0? S_T2V: dc->img_pos > 0? S_FLF2V: S_I2V;
+    if (self->kind_named && kind != self->kind) {
+        e = vdgx_strdupf ("wan21: service %s is %s, but %s holds a %s DiT", self->model,
+                          s_kind_name (self->kind), self->weights_dir, s_kind_name (kind));
+        goto fail;
+    }
+    self->kind = kind;
     s_progress (io, "loading", 0, 0, 9, "VAE");
-    self->vae = wan21_vae_load_decoder (self->backend, self->weights_dir, &e);
+    //  Text-to-video decodes only; the image models also encode the image.
+    self->vae = kind == S_T2V? wan21_vae_load_decoder (self->backend, self->weights_dir, &e)
+                             : wan21_vae_load (self->backend, self->weights_dir, &e);
     if (!self->vae)
         goto fail;
-    const wan21_dit_config_t *dc = wan21_dit_config (self->dit);
+    if (kind != S_T2V) {
+        if (!wan21_vae_has_encoder (self->vae)) {
+            e = vdgx_strdupf ("wan21: the VAE in %s has no encoder (image-to-video needs it)",
+                              self->weights_dir);
+            goto fail;
+        }
+        s_progress (io, "loading", 0, 0, 9.5, "CLIP image encoder");
+        char *clip_file = s_first_file (self->weights_dir, s_clip_files);
+        if (!clip_file) {
+            e = vdgx_strdupf ("wan21: no %s in %s (the CLIP image encoder of the image models)",
+                              s_clip_files [0], self->weights_dir);
+            goto fail;
+        }
+        self->clip = wan21_clip_load (self->backend, clip_file, 0, &e);
+        free (clip_file);
+        if (!self->clip)
+            goto fail;
+        if (wan21_clip_dim (self->clip) != dc->img_dim) {
+            e = vdgx_strdupf ("wan21: the CLIP features are %d wide, the DiT's img_emb takes %d",
+                              wan21_clip_dim (self->clip), dc->img_dim);
+            goto fail;
+        }
+    }
     const vdgx_t5_config_t *tc = vdgx_t5_config (self->t5);
     s_variant_t v = s_variant_of_dim (dc->dim);
     if ((self->tiny_service && v != S_TINY) || (self->variant != S_UNKNOWN && v != self->variant)) {
@@ -406,7 +517,9 @@ s_random_seed (void)
 
 //  What this checkpoint accepts. The tiny model: multiples of 16 from 32 to 256, up to 33
 //  frames; 1.3B: 832x480 and 480x832; 14B (and a checkpoint not yet told apart): also
-//  1280x720 and 720x1280. Always 4n+1 frames, up to 81.
+//  1280x720 and 720x1280 (the -480p image service: 480p only). Always 4n+1 frames, up to 81.
+//  The image models take `image` (flf2v also `last_image`); for them width x height is the
+//  pixel budget and the video's aspect follows the image's (wan21_i2v_size).
 static int
 s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
 {
@@ -416,6 +529,7 @@ s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
     lim->frames_4n1 = true;
     lim->guidance_max = 50;
     lim->fps_max = 60;
+    lim->images = (uint32_t) self->kind;
     if (tiny) {
         lim->wh_min = 32;
         lim->wh_max = 256;
@@ -425,16 +539,78 @@ s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
         return 0;
     }
     lim->wh_min = 480;
-    lim->wh_max = self->variant == S_1_3B? 832: 1280;
+    lim->wh_max = self->variant == S_1_3B || self->res == 480? 832: 1280;
     lim->wh_multiple = 16;
     lim->frames_max = 81;
     lim->steps_max = 1000;
     vdgx_limits_add_size (lim, 832, 480);
     vdgx_limits_add_size (lim, 480, 832);
-    if (self->variant != S_1_3B) {
+    if (self->variant != S_1_3B && self->res != 480) {
         vdgx_limits_add_size (lim, 1280, 720);
         vdgx_limits_add_size (lim, 720, 1280);
     }
+    return 0;
+}
+
+//  Decodes a request image (field "image" / "last_image"); NULL with a bad_request naming it.
+static vdgx_image_t *
+s_image (const uint8_t *data, size_t size, const char *field, vdgx_error_t *err)
+{
+    char e [256] = "";
+    vdgx_image_t *img = vdgx_image_decode (data, size, NULL, e, sizeof e);
+    if (!img)
+        vdgx_error_set (err, VDGX_E_BAD_REQUEST, field, "%s: %s", field, e [0]? e: "cannot decode the image");
+    return img;
+}
+
+//  The image fields: present as the kind needs, decodable; the video size from the first
+//  image's aspect within the width x height pixel budget (req->width/height are set to it).
+static int
+s_validate_images (vdgx_engine_t *self, vdgx_genreq_t *req, const vdgx_limits_t *lim,
+                   vdgx_error_t *err)
+{
+    if (self->kind == S_T2V) {
+        if (req->image || req->last_image)
+            return s_bad (err, req->image? "image": "last_image", "%s is a text-to-video model: "
+                          "it takes no image (an image-to-video model is wan21-i2v-14b-480p)", self->model);
+        return 0;
+    }
+    if (!req->image || req->image_size == 0)
+        return s_bad (err, "image", "%s makes a video from an image: the request needs `image` "
+                      "(the first frame; input_reference in the OpenAI API)", self->model);
+    if (self->kind == S_I2V && req->last_image)
+        return s_bad (err, "last_image", "%s takes one image; last_image needs a first-last-frame "
+                      "model (wan21-flf2v-14b-720p)", self->model);
+    if (self->kind == S_FLF2V && (!req->last_image || req->last_image_size == 0))
+        return s_bad (err, "last_image", "%s needs `last_image` (the last frame) as well as `image`",
+                      self->model);
+    if (self->kind == S_FLF2V && req->frames < 5)
+        return s_bad (err, "frames", "%s needs at least 5 frames (first and last are given)", self->model);
+    vdgx_image_t *img = s_image (req->image, req->image_size, "image", err);
+    if (!img)
+        return -1;
+    int iw = (int) vdgx_image_width (img), ih = (int) vdgx_image_height (img);
+    vdgx_image_destroy (&img);
+    if (req->last_image) {
+        vdgx_image_t *last = s_image (req->last_image, req->last_image_size, "last_image", err);
+        if (!last)
+            return -1;
+        vdgx_image_destroy (&last);
+    }
+    int w = 0, h = 0;
+    char *e = NULL;
+    int64_t area = (int64_t) req->width * req->height;
+    if (wan21_i2v_size (iw, ih, area, &w, &h, &e)) {
+        vdgx_error_set (err, VDGX_E_BAD_REQUEST, "image", "%s", e? e: "image size");
+        free (e);
+        return -1;
+    }
+    //  An extreme aspect ratio within the budget: at most 4 times the largest allowed side.
+    if ((uint32_t) w > 4 * lim->wh_max || (uint32_t) h > 4 * lim->wh_max)
+        return s_bad (err, "image", "an image of %dx%d gives a %dx%d video for %s; its aspect ratio "
+                      "is too extreme", iw, ih, w, h, self->model);
+    req->width = (uint32_t) w;
+    req->height = (uint32_t) h;
     return 0;
 }
 
@@ -442,7 +618,7 @@ static int
 s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
 {
     bool tiny = self->tiny_service || self->variant == S_TINY;
-    bool big = self->variant == S_14B;
+    bool big = self->variant == S_14B && self->res != 480;
     vdgx_limits_t lim;
     s_limits (self, &lim);
     uint32_t max_frames = lim.frames_max;
@@ -465,7 +641,7 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
             req->frames = tiny? 9: 81;
     }
     if (!req->steps)
-        req->steps = tiny? 8: 50;
+        req->steps = tiny? 8: self->kind != S_T2V? 40: 50;     //  I2V: sample_steps 40
     if (!req->has_guidance) {
         req->has_guidance = true;
         req->guidance = 5.0;
@@ -487,7 +663,7 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
     }
     if (!req->prompt || !*req->prompt)
         return s_bad (err, "prompt", "prompt must not be empty");
-    return 0;
+    return s_validate_images (self, req, &lim, err);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -588,6 +764,10 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     s_progress (io, "encoding_text", 0, 0, 11, NULL);
     int64_t clen = 0, nlen = 0;
     float *ctx = NULL, *neg = NULL, *latent = NULL;
+    vdgx_image_t *first = NULL, *last = NULL;
+    wan21_i2v_cond_t cond;
+    memset (&cond, 0, sizeof cond);
+    bool have_cond = false;
     s_gen_ctx_t g = { io, req->frames, NULL, 0 };
     int rc = VDGX_ENGINE_ERROR;
     ctx = s_encode (self, req->prompt, &clen, err);
@@ -598,6 +778,27 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         neg = s_encode (self, np, &nlen, err);
         if (!neg)
             goto out;
+    }
+    if (self->kind != S_T2V) {
+        //  The image conditioning: CLIP features, mask + y latent at the size validate chose.
+        s_progress (io, "encoding_text", 0, 0, 13, "image");
+        vdgx_error_t verr;
+        memset (&verr, 0, sizeof verr);
+        first = s_image (req->image, req->image_size, "image", &verr);
+        if (first && req->last_image)
+            last = s_image (req->last_image, req->last_image_size, "last_image", &verr);
+        if (!first || (req->last_image && !last)) {
+            *err = vdgx_strdupf ("wan21: %s", verr.message);
+            goto out;
+        }
+        wan21_i2v_image_t fi = { vdgx_image_pixels (first), (int) vdgx_image_width (first),
+                                 (int) vdgx_image_height (first) };
+        wan21_i2v_image_t li = { last? vdgx_image_pixels (last): NULL, last? (int) vdgx_image_width (last): 0,
+                                 last? (int) vdgx_image_height (last): 0 };
+        if (wan21_i2v_condition (self->clip, self->vae, &fi, last? &li: NULL, (int) req->width,
+                                 (int) req->height, (int) req->frames, &cond, err))
+            goto out;
+        have_cond = true;
     }
     out->t_text = s_now () - t0;
     if (s_cancelled (io)) {
@@ -613,6 +814,8 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         .steps = (int) req->steps, .guidance = req->guidance, .shift = req->shift,
         .sampler = sampler, .seed = req->seed,
         .progress = s_on_step, .progress_ctx = &g, .cancel = io? io->cancel: NULL,
+        .y = have_cond? cond.y: NULL, .image = have_cond? cond.clip: NULL,
+        .image_tokens = have_cond? cond.clip_tokens: 0,
     };
     int64_t shape [4];
     int r = wan21_dit_sample (self->dit, &a, &latent, shape, err);
@@ -650,12 +853,17 @@ out:
     free (neg);
     free (latent);
     free (g.rgb);
+    vdgx_image_destroy (&first);
+    vdgx_image_destroy (&last);
+    wan21_i2v_cond_free (&cond);
     return rc;
 }
 
 const vdgx_engine_class_t vdgx_wan21_engine_class = {
     .name = "wan21",
-    .description = "Wan 2.1 text-to-video (1.3B / 14B; wan21-1.3b, wan21-14b)",
+    .description = "Wan 2.1 text-to-video (wan21-1.3b, wan21-14b) and image-to-video "
+                   "(wan21-i2v-14b-480p, wan21-i2v-14b-720p, wan21-flf2v-14b-720p, wan21-i2v-tiny, "
+                   "wan21-flf2v-tiny)",
     .create = s_create, .load = s_load, .validate = s_validate, .generate = s_generate,
     .unload = s_unload, .memory_estimate = s_memory_estimate, .precisions = s_get_precisions,
     .destroy = s_destroy, .limits = s_limits,

@@ -1,10 +1,13 @@
-/*  wan21_engine_selftest.c - selftest of the wan21 engine on the tiny checkpoint: request
+/*  wan21_engine_selftest.c - selftest of the wan21 engine on the tiny checkpoints: request
     validation, loading, a real job (text encoder, DiT, sampler, VAE), progress, seeds,
-    cancellation, memory estimates.
+    cancellation, memory estimates; the image-to-video tiny model with PNG images made by
+    libavcodec (the image field required and decoded, the size from its aspect).
 */
 #include "wan21_engine.h"
 #include "wan21_vae.h"
 #include "vdgx_ckpt.h"
+
+#include <libavcodec/avcodec.h>
 
 #include <assert.h>
 #include <ftw.h>
@@ -76,6 +79,44 @@ s_make_diffusers (const char *dir, const char *ddir)
         free (names);
         vdgx_ckpt_destroy (&ck);
     }
+}
+
+//  A w x h PNG (RGB24, libavcodec's encoder) of a smooth gradient; malloc'd bytes.
+static uint8_t *
+s_png (int w, int h, int seed, size_t *size_p)
+{
+    const AVCodec *codec = avcodec_find_encoder (AV_CODEC_ID_PNG);
+    AVCodecContext *c = codec? avcodec_alloc_context3 (codec): NULL;
+    assert (c);
+    c->width = w;
+    c->height = h;
+    c->pix_fmt = AV_PIX_FMT_RGB24;
+    c->time_base = (AVRational) { 1, 25 };
+    assert (avcodec_open2 (c, codec, NULL) == 0);
+    AVFrame *f = av_frame_alloc ();
+    assert (f);
+    f->width = w;
+    f->height = h;
+    f->format = AV_PIX_FMT_RGB24;
+    assert (av_frame_get_buffer (f, 0) == 0);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = f->data [0] + y * f->linesize [0] + 3 * x;
+            p [0] = (uint8_t) (seed * 40 + 200 * x / w);
+            p [1] = (uint8_t) (30 + 180 * y / h);
+            p [2] = (uint8_t) (seed * 90 + 100 * (x + y) / (w + h));
+        }
+    AVPacket *pkt = av_packet_alloc ();
+    assert (pkt && avcodec_send_frame (c, f) == 0 && avcodec_send_frame (c, NULL) == 0);
+    assert (avcodec_receive_packet (c, pkt) == 0);
+    uint8_t *bytes = (uint8_t *) malloc ((size_t) pkt->size);
+    assert (bytes);
+    memcpy (bytes, pkt->data, (size_t) pkt->size);
+    *size_p = (size_t) pkt->size;
+    av_packet_free (&pkt);
+    av_frame_free (&f);
+    avcodec_free_context (&c);
+    return bytes;
 }
 
 static int
@@ -385,6 +426,167 @@ wan21_engine_test (bool verbose)
         vdgx_genreq_clear (&req);
         tiny->destroy (&e);
     }
+    //  A text-to-video model refuses an image, naming the field.
+    assert (tiny->create (&e, &cfg, &err) == VDGX_ENGINE_OK);
+    size_t png_size = 0, png2_size = 0;
+    uint8_t *png = s_png (150, 100, 1, &png_size), *png2 = s_png (90, 120, 2, &png2_size);
+    s_req (&req, "x");
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    s_expect_bad (e, tiny, &req, "image");
+    tiny->destroy (&e);
+    //  A 14B text-to-video service refuses the image-to-video tiny weights and vice versa.
+    char idir [300];
+    snprintf (idir, sizeof idir, "%s/i2v", dir);
+    rc = wan21_tiny_write_model (idir, "wan21-i2v-tiny", 7, &err);
+    if (rc)
+        printf ("tiny i2v: %s\n", err);
+    assert (rc == 0);
+    assert (wan21_tiny_write_model (idir, "wan21-huge", 7, &err) == -1 && err);
+    free (err), err = NULL;
+    vdgx_engine_config_t ci = { .model = "wan21-i2v-tiny", .weights_dir = dir, .device = "cpu", .threads = 2 };
+    assert (full->create (&e, &ci, &err) == VDGX_ENGINE_ERROR && err && strstr (err, "image-to-video"));
+    free (err), err = NULL;
+    //  Without weights the image services have their limits and estimates (CLIP, encoder).
+    vdgx_engine_config_t c480 = { .model = "wan21-i2v-14b-480p", .weights_dir = "/nonexistent/wan", .device = "cpu" };
+    assert (full->create (&e14, &c480, &err) == VDGX_ENGINE_OK);
+    vdgx_engine_config_t ct14 = { .model = "wan21-14b", .weights_dir = "/nonexistent/wan", .device = "cpu" };
+    vdgx_engine_t *et14 = NULL;
+    assert (full->create (&et14, &ct14, &err) == VDGX_ENGINE_OK);
+    vdgx_engine_config_t c720 = c480;
+    c720.model = "wan21-i2v-14b-720p";
+    vdgx_engine_t *e720 = NULL;
+    assert (full->create (&e720, &c720, &err) == VDGX_ENGINE_OK);
+    uint64_t mi480 = full->memory_estimate (e14, "bf16"), mi720 = full->memory_estimate (e720, "bf16");
+    uint64_t mt14 = full->memory_estimate (et14, "bf16");
+    if (verbose)
+        printf ("   14B bf16 estimates on cpu: t2v 720p %.1f GB, i2v 480p %.1f GB, i2v 720p %.1f GB\n",
+                mt14 / 1e9, mi480 / 1e9, mi720 / 1e9);
+    assert (mi720 > mt14 + 2000000000ull && mi720 > mi480);
+    vdgx_limits_t lim;
+    assert (full->limits (e14, &lim) == 0 && lim.images == 1 && lim.wh_max == 832);
+    assert (full->limits (e720, &lim) == 0 && lim.images == 1 && lim.wh_max == 1280);
+    s_req (&req, "x");
+    s_expect_bad (e14, full, &req, "image");
+    //  480p: 832x480 is the budget; a 150x100 image gives 768x512 (3:2 kept to 16 pixels).
+    s_req (&req, "x");
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    memset (&verr, 0, sizeof verr);
+    assert (full->validate (e14, &req, &verr) == 0);
+    assert (req.width == 768 && req.height == 512 && req.steps == 40 && req.frames == 81);
+    vdgx_genreq_clear (&req);
+    s_req (&req, "x");
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    assert (vdgx_genreq_set_image (&req, "last_image", png2, png2_size) == 0);
+    s_expect_bad (e14, full, &req, "last_image");
+    s_req (&req, "x");
+    uint8_t junk [64];
+    memcpy (junk, png, sizeof junk);        //  a PNG cut after 64 bytes
+    assert (vdgx_genreq_set_image (&req, "image", junk, sizeof junk) == 0);
+    s_expect_bad (e14, full, &req, "image");
+    full->destroy (&e14);
+    full->destroy (&et14);
+    full->destroy (&e720);
+    vdgx_engine_config_t cflf = c480;
+    cflf.model = "wan21-flf2v-14b-720p";
+    assert (full->create (&e14, &cflf, &err) == VDGX_ENGINE_OK);
+    assert (full->limits (e14, &lim) == 0 && lim.images == 2);
+    s_req (&req, "x");
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    s_expect_bad (e14, full, &req, "last_image");
+    full->destroy (&e14);
+
+    //  The tiny image-to-video model: a real job from a PNG.
+    ci.weights_dir = idir;
+    assert (full->create (&e, &ci, &err) == VDGX_ENGINE_OK);
+    assert (strcmp (full->precisions (e) [0], "fp32") == 0);
+    s_sink_init (&sink);
+    io = s_io (&sink);
+    rc = full->load (e, &io, &err);
+    if (rc)
+        printf ("load i2v: %s\n", err);
+    assert (rc == VDGX_ENGINE_OK);
+    assert (full->memory_estimate (e, NULL) > 0 && full->memory_estimate (e, NULL) < 1000000000ull);
+    double isum [2];
+    for (int run = 0; run < 2; run++) {
+        s_req (&req, "a red car in the rain at night");
+        snprintf (req.model, sizeof req.model, "wan21-i2v-tiny");
+        req.width = 64, req.height = 48, req.frames = 5, req.steps = 3;
+        req.has_seed = true, req.seed = 1;
+        if (run == 0)
+            assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+        else
+            assert (vdgx_genreq_set_image (&req, "image", png2, png2_size) == 0);
+        memset (&verr, 0, sizeof verr);
+        rc = full->validate (e, &req, &verr);
+        if (rc)
+            printf ("validate i2v: %s: %s\n", verr.field, verr.message);
+        assert (rc == 0);
+        //  64x48 budget: 150x100 -> 64x32 (sides rounded down to 16), 90x120 -> 48x64.
+        assert (run == 0? req.width == 64 && req.height == 32: req.width == 48 && req.height == 64);
+        s_sink_init (&sink);
+        io = s_io (&sink);
+        memset (&out, 0, sizeof out);
+        rc = full->generate (e, &req, &io, &out, &err);
+        if (rc)
+            printf ("generate i2v: %s\n", err);
+        assert (rc == VDGX_ENGINE_OK);
+        assert (sink.frames == 5 && sink.width == (int) req.width && sink.height == (int) req.height);
+        assert (sink.range_ok && sink.denoise_steps == 3 && sink.text >= 2);
+        assert (out.width == req.width && out.height == req.height && out.frames == 5);
+        isum [run] = sink.sum;
+        if (verbose)
+            printf ("   i2v run %d: %ux%u, image+text %.3fs denoise %.3fs decode %.3fs\n", run,
+                    out.width, out.height, out.t_text, out.t_denoise, out.t_decode);
+        vdgx_genreq_clear (&req);
+    }
+    assert (isum [0] != isum [1]);
+    full->unload (e);
+    full->destroy (&e);
+
+    //  First-last-frame (the FLF2V-14B layout, no official vectors: the path runs end to end,
+    //  the last image of another size center-cropped as the official code does).
+    char fdir [300];
+    snprintf (fdir, sizeof fdir, "%s/flf2v", dir);
+    assert (wan21_tiny_write_model (fdir, "wan21-flf2v-tiny", 7, &err) == 0);
+    vdgx_engine_config_t cf = ci;
+    cf.model = "wan21-flf2v-tiny";
+    cf.weights_dir = fdir;
+    assert (full->create (&e, &cf, &err) == VDGX_ENGINE_OK);
+    s_sink_init (&sink);
+    io = s_io (&sink);
+    rc = full->load (e, &io, &err);
+    if (rc)
+        printf ("load flf2v: %s\n", err);
+    assert (rc == VDGX_ENGINE_OK);
+    s_req (&req, "x");
+    snprintf (req.model, sizeof req.model, "wan21-flf2v-tiny");
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    s_expect_bad (e, full, &req, "last_image");
+    double fsum [2];
+    for (int run = 0; run < 2; run++) {
+        s_req (&req, "a red car in the rain at night");
+        snprintf (req.model, sizeof req.model, "wan21-flf2v-tiny");
+        req.width = 64, req.height = 48, req.frames = 9, req.steps = 2;
+        req.has_seed = true, req.seed = 1;
+        assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+        assert (vdgx_genreq_set_image (&req, "last_image", run? png: png2, run? png_size: png2_size) == 0);
+        memset (&verr, 0, sizeof verr);
+        assert (full->validate (e, &req, &verr) == 0 && req.width == 64 && req.height == 32);
+        s_sink_init (&sink);
+        io = s_io (&sink);
+        memset (&out, 0, sizeof out);
+        rc = full->generate (e, &req, &io, &out, &err);
+        if (rc)
+            printf ("generate flf2v: %s\n", err);
+        assert (rc == VDGX_ENGINE_OK && sink.frames == 9 && sink.width == 64 && sink.height == 32);
+        fsum [run] = sink.sum;
+        vdgx_genreq_clear (&req);
+    }
+    assert (fsum [0] != fsum [1]);          //  the last image matters
+    full->destroy (&e);
+    free (png);
+    free (png2);
+
     nftw (dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     assert (access (dir, F_OK) != 0);
     printf ("OK\n");

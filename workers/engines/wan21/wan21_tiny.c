@@ -1,6 +1,8 @@
-/*  wan21_tiny.c - the tiny random-weight Wan 2.1 checkpoint (see wan21_engine.h).
+/*  wan21_tiny.c - the tiny random-weight Wan 2.1 checkpoints (see wan21_engine.h).
 
-    Same tensor names, structure and file formats as the released T2V model, at a width that
+    Same tensor names, structure and file formats as the released T2V model (wan21-tiny) or
+    I2V-14B model (wan21-i2v-tiny: 36-channel DiT with the image branch and text_len 512,
+    the CLIP visual tower, the VAE with its encoder), at a width that
     runs a job in seconds on two CPU cores: the DiT as safetensors, the VAE and the umT5
     encoder as torch.save (.pth) files, written here (the compute layer only writes
     safetensors): a zip of stored entries archive/data.pkl (a protocol-2 pickle of an
@@ -25,7 +27,10 @@ enum {
     S_DIM = 64, S_FFN = 128, S_HEADS = 4, S_LAYERS = 2, S_TEXT_DIM = 32, S_FREQ = 256,
     S_Z = 16, S_TEXT_LEN = 32,
     S_T5_VOCAB = 256, S_T5_DIM = 32, S_T5_FFN = 64, S_T5_HEADS = 4, S_T5_LAYERS = 2,
-    S_T5_BUCKETS = 32, S_VAE_DIM = 8
+    S_T5_BUCKETS = 32, S_VAE_DIM = 8,
+    //  I2V: the CLIP tower keeps the real patch 14 / 224 pixels (257 tokens) and 16 heads.
+    S_I2V_IN = 36, S_I2V_TEXT_LEN = 512, S_CLIP_DIM = 64, S_CLIP_PATCH = 14, S_CLIP_TOKENS = 257,
+    S_CLIP_BLOCKS = 3
 };
 
 typedef enum { S_FANIN, S_ONES, S_ZEROS, S_SMALL, S_EMBED } s_init_t;
@@ -353,10 +358,10 @@ out:
 }
 
 static void
-s_dit (s_list_t *l)
+s_dit (s_list_t *l, bool i2v, bool flf2v)
 {
     const int64_t D = S_DIM;
-    s_add (l, S_FANIN, S_SHAPE (D, S_Z, 1, 2, 2), "patch_embedding.weight");
+    s_add (l, S_FANIN, S_SHAPE (D, i2v? S_I2V_IN: S_Z, 1, 2, 2), "patch_embedding.weight");
     s_add (l, S_SMALL, S_SHAPE (D), "patch_embedding.bias");
     s_add (l, S_FANIN, S_SHAPE (D, S_TEXT_DIM), "text_embedding.0.weight");
     s_add (l, S_SMALL, S_SHAPE (D), "text_embedding.0.bias");
@@ -384,6 +389,13 @@ s_dit (s_list_t *l)
                 s_add (l, S_ZEROS, S_SHAPE (D), "blocks.%d.norm3.bias", i);
             }
         }
+        if (i2v) {
+            s_add (l, S_FANIN, S_SHAPE (D, D), "blocks.%d.cross_attn.k_img.weight", i);
+            s_add (l, S_SMALL, S_SHAPE (D), "blocks.%d.cross_attn.k_img.bias", i);
+            s_add (l, S_FANIN, S_SHAPE (D, D), "blocks.%d.cross_attn.v_img.weight", i);
+            s_add (l, S_SMALL, S_SHAPE (D), "blocks.%d.cross_attn.v_img.bias", i);
+            s_add (l, S_ONES, S_SHAPE (D), "blocks.%d.cross_attn.norm_k_img.weight", i);
+        }
         s_add (l, S_FANIN, S_SHAPE (S_FFN, D), "blocks.%d.ffn.0.weight", i);
         s_add (l, S_SMALL, S_SHAPE (S_FFN), "blocks.%d.ffn.0.bias", i);
         s_add (l, S_FANIN, S_SHAPE (D, S_FFN), "blocks.%d.ffn.2.weight", i);
@@ -392,6 +404,48 @@ s_dit (s_list_t *l)
     s_add (l, S_SMALL, S_SHAPE (1, 2, D), "head.modulation");
     s_add (l, S_FANIN, S_SHAPE (S_Z * 4, D), "head.head.weight");
     s_add (l, S_SMALL, S_SHAPE (S_Z * 4), "head.head.bias");
+    if (i2v) {
+        const int64_t C = S_CLIP_DIM;
+        s_add (l, S_ONES, S_SHAPE (C), "img_emb.proj.0.weight");
+        s_add (l, S_ZEROS, S_SHAPE (C), "img_emb.proj.0.bias");
+        s_add (l, S_FANIN, S_SHAPE (C, C), "img_emb.proj.1.weight");
+        s_add (l, S_SMALL, S_SHAPE (C), "img_emb.proj.1.bias");
+        s_add (l, S_FANIN, S_SHAPE (D, C), "img_emb.proj.3.weight");
+        s_add (l, S_SMALL, S_SHAPE (D), "img_emb.proj.3.bias");
+        s_add (l, S_ONES, S_SHAPE (D), "img_emb.proj.4.weight");
+        s_add (l, S_ZEROS, S_SHAPE (D), "img_emb.proj.4.bias");
+        if (flf2v)
+            s_add (l, S_SMALL, S_SHAPE (1, 2 * S_CLIP_TOKENS, C), "img_emb.emb_pos");
+    }
+}
+
+//  The CLIP visual tower as in models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth
+//  (visual.* only; the engine runs every block but the last).
+static void
+s_clip (s_list_t *l)
+{
+    const int64_t C = S_CLIP_DIM;
+    s_add (l, S_FANIN, S_SHAPE (C, 3, S_CLIP_PATCH, S_CLIP_PATCH), "visual.patch_embedding.weight");
+    s_add (l, S_EMBED, S_SHAPE (1, 1, C), "visual.cls_embedding");
+    s_add (l, S_SMALL, S_SHAPE (1, S_CLIP_TOKENS, C), "visual.pos_embedding");
+    s_add (l, S_ONES, S_SHAPE (C), "visual.pre_norm.weight");
+    s_add (l, S_ZEROS, S_SHAPE (C), "visual.pre_norm.bias");
+    for (int i = 0; i < S_CLIP_BLOCKS; i++) {
+        s_add (l, S_ONES, S_SHAPE (C), "visual.transformer.%d.norm1.weight", i);
+        s_add (l, S_ZEROS, S_SHAPE (C), "visual.transformer.%d.norm1.bias", i);
+        s_add (l, S_FANIN, S_SHAPE (3 * C, C), "visual.transformer.%d.attn.to_qkv.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (3 * C), "visual.transformer.%d.attn.to_qkv.bias", i);
+        s_add (l, S_FANIN, S_SHAPE (C, C), "visual.transformer.%d.attn.proj.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (C), "visual.transformer.%d.attn.proj.bias", i);
+        s_add (l, S_ONES, S_SHAPE (C), "visual.transformer.%d.norm2.weight", i);
+        s_add (l, S_ZEROS, S_SHAPE (C), "visual.transformer.%d.norm2.bias", i);
+        s_add (l, S_FANIN, S_SHAPE (4 * C, C), "visual.transformer.%d.mlp.0.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (4 * C), "visual.transformer.%d.mlp.0.bias", i);
+        s_add (l, S_FANIN, S_SHAPE (C, 4 * C), "visual.transformer.%d.mlp.2.weight", i);
+        s_add (l, S_SMALL, S_SHAPE (C), "visual.transformer.%d.mlp.2.bias", i);
+    }
+    s_add (l, S_ONES, S_SHAPE (C), "visual.post_norm.weight");
+    s_add (l, S_ZEROS, S_SHAPE (C), "visual.post_norm.bias");
 }
 
 static void
@@ -447,8 +501,21 @@ s_write_text (const char *path, const char *text, char **err)
 int
 wan21_tiny_write (const char *dir, uint64_t seed, char **err)
 {
-    if (!dir || !*dir || !err)
+    return wan21_tiny_write_model (dir, "wan21-tiny", seed, err);
+}
+
+int
+wan21_tiny_write_model (const char *dir, const char *model, uint64_t seed, char **err)
+{
+    if (!dir || !*dir || !err || !model)
         return -1;
+    bool flf2v = strcmp (model, "wan21-flf2v-tiny") == 0;
+    bool i2v = flf2v || strcmp (model, "wan21-i2v-tiny") == 0;
+    if (!i2v && strcmp (model, "wan21-tiny") != 0) {
+        *err = vdgx_strdupf ("tiny checkpoint: no tiny model '%s' (wan21-tiny, wan21-i2v-tiny, "
+                             "wan21-flf2v-tiny)", model);
+        return -1;
+    }
     char *p = NULL;
     int rc = -1;
     s_list_t l = { 0 };
@@ -470,7 +537,7 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
 
     l.dtype = VDGX_DTYPE_F32;
     l.rng = seed * 0x2545F4914F6CDD1Dull + 1;
-    s_dit (&l);
+    s_dit (&l, i2v, flf2v);
     p = vdgx_strdupf ("%s/diffusion_pytorch_model.safetensors", dir);
     if (!p || s_write (&l, p, err))
         goto out;
@@ -489,24 +556,72 @@ wan21_tiny_write (const char *dir, uint64_t seed, char **err)
     l.dtype = VDGX_DTYPE_F32;
     l.rng = seed * 0x2545F4914F6CDD1Dull + 3;
     wan21_vae_layout (S_VAE_DIM, S_Z, s_vae_one, &l);
+    if (i2v)
+        wan21_vae_encoder_layout (S_VAE_DIM, S_Z, s_vae_one, &l);
     p = vdgx_strdupf ("%s/Wan2.1_VAE.pth", dir);
     if (!p || s_write (&l, p, err))
         goto out;
     free (p);
     s_free_list (&l);
 
+    if (i2v) {
+        l.dtype = VDGX_DTYPE_F32;
+        l.rng = seed * 0x2545F4914F6CDD1Dull + 4;
+        s_clip (&l);
+        p = vdgx_strdupf ("%s/models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth", dir);
+        if (!p || s_write (&l, p, err))
+            goto out;
+        free (p);
+        s_free_list (&l);
+    }
+
     char config [512];
     snprintf (config, sizeof config,
-              "{\n  \"_class_name\": \"WanModel\",\n  \"model_type\": \"t2v\",\n  \"dim\": %d,\n"
+              "{\n  \"_class_name\": \"WanModel\",\n  \"model_type\": \"%s\",\n  \"dim\": %d,\n"
               "  \"ffn_dim\": %d,\n  \"num_heads\": %d,\n  \"num_layers\": %d,\n  \"text_dim\": %d,\n"
               "  \"freq_dim\": %d,\n  \"in_dim\": %d,\n  \"out_dim\": %d,\n  \"text_len\": %d,\n"
               "  \"patch_size\": [1, 2, 2],\n  \"eps\": 1e-06\n}\n",
-              S_DIM, S_FFN, S_HEADS, S_LAYERS, S_TEXT_DIM, S_FREQ, S_Z, S_Z, S_TEXT_LEN);
+              flf2v? "flf2v": i2v? "i2v": "t2v", S_DIM, S_FFN, S_HEADS, S_LAYERS, S_TEXT_DIM, S_FREQ,
+              i2v? S_I2V_IN: S_Z, S_Z, i2v? S_I2V_TEXT_LEN: S_TEXT_LEN);
     p = vdgx_strdupf ("%s/config.json", dir);
     if (!p || s_write_text (p, config, err))
         goto out;
     free (p);
     p = vdgx_strdupf ("%s/README.txt", dir);
+    if (p && flf2v) {
+        if (s_write_text (p,
+            "Wan 2.1 tiny first-last-frame-to-video checkpoint (made by vdgx-worker\n"
+            "--make-tiny-checkpoint DIR --model wan21-flf2v-tiny). RANDOM WEIGHTS.\n"
+            "\n"
+            "The wan21-i2v-tiny layout plus img_emb.emb_pos [1, 514, 64] (the FLF2V-14B\n"
+            "architecture). A request needs image (first frame) and last_image (last frame).\n"
+            "Serve it with: vdgx-worker --model wan21-flf2v-tiny --weights <this folder>\n", err))
+            goto out;
+    }
+    else
+    if (p && i2v) {
+        if (s_write_text (p,
+            "Wan 2.1 tiny image-to-video demo checkpoint (made by vdgx-worker\n"
+            "--make-tiny-checkpoint DIR --model wan21-i2v-tiny).\n"
+            "\n"
+            "RANDOM WEIGHTS: this model has never been trained. It produces noise-like videos\n"
+            "from an image; it exists to exercise the image-to-video path of the server (image\n"
+            "decoding, CLIP, VAE encoder, DiT image branch, sampler, VAE, video encoder) in\n"
+            "seconds on a laptop CPU.\n"
+            "\n"
+            "Structure and tensor names are those of the released Wan2.1-I2V-14B model at a tiny\n"
+            "width: DiT dim 64, 2 layers, 4 heads, 36 input channels, text_len 512, img_emb from\n"
+            "64-wide CLIP features; CLIP visual tower dim 64, patch 14, 224x224 (257 tokens), 3\n"
+            "blocks (the last unused), 16 heads; umT5 encoder dim 32, 2 layers, vocabulary 256;\n"
+            "VAE base width 8 with its encoder.\n"
+            "\n"
+            "Serve it with: vdgx-worker --model wan21-i2v-tiny --weights <this folder>\n"
+            "A request needs an image; width x height (multiples of 16 from 32 to 256, default\n"
+            "64x48) is the pixel budget, the video's aspect follows the image's. Frames 4n+1 up\n"
+            "to 33 (default 9), 8 steps by default.\n", err))
+            goto out;
+    }
+    else
     if (!p || s_write_text (p,
         "Wan 2.1 tiny demo checkpoint (made by vdgx-worker --make-tiny-checkpoint).\n"
         "\n"
@@ -531,15 +646,17 @@ out:
 }
 
 int
-wan21_tiny_main (const char *dir)
+wan21_tiny_main (const char *dir, const char *model)
 {
     char *err = NULL;
-    if (wan21_tiny_write (dir, 42, &err)) {
+    if (!model)
+        model = "wan21-tiny";
+    if (wan21_tiny_write_model (dir, model, 42, &err)) {
         fprintf (stderr, "vdgx-worker: %s\n", err? err: "cannot write the tiny checkpoint");
         free (err);
         return 1;
     }
-    printf ("wrote the tiny Wan 2.1 checkpoint (random weights) to %s\n"
-            "serve it with: vdgx-worker --model wan21-tiny --weights %s\n", dir, dir);
+    printf ("wrote the tiny Wan 2.1 checkpoint %s (random weights) to %s\n"
+            "serve it with: vdgx-worker --model %s --weights %s\n", model, dir, model, dir);
     return 0;
 }
