@@ -1,6 +1,6 @@
 /*  vdgx_ckpt.h - read-only checkpoints: safetensors (single or sharded with *.index.json,
-    mmapped) and PyTorch .pth (torch.save zip + a restricted pickle reader that never executes
-    anything). Every header and offset is validated; a malformed or hostile file yields NULL and
+    mmapped), PyTorch .pth (torch.save zip + a restricted pickle reader that never executes
+    anything) and numpy .npz (np.savez: stored .npy arrays, named without ".npy"). Every header and offset is validated; a malformed or hostile file yields NULL and
     a clear message, never a crash.
 */
 #ifndef VDGX_CKPT_H_INCLUDED
@@ -24,8 +24,8 @@ typedef struct {
     size_t nbytes;
 } vdgx_ckpt_tensor_t;
 
-//  Opens a .safetensors file, a *.safetensors.index.json (shards beside it), or a .pth file
-//  (detected by content). On failure returns NULL and sets *err (caller frees).
+//  Opens a .safetensors file, a *.safetensors.index.json (shards beside it), or a .pth or
+//  .npz file (detected by content). On failure returns NULL and sets *err (caller frees).
 vdgx_ckpt_t *vdgx_ckpt_open (const char *path, char **err);
 //  Opens from memory (for fuzzing; the buffer must outlive the checkpoint).
 vdgx_ckpt_t *vdgx_ckpt_open_buffer (const void *buf, size_t size, char **err);

@@ -7,6 +7,11 @@
     the torch.<Type>Storage classes. Nothing is ever executed: REDUCE of OrderedDict makes a
     dict, REDUCE of _rebuild_tensor_v2 makes a tensor description pointing into the mapped
     storage entry. Anything else is an error, as are non-contiguous tensors.
+
+    numpy .npz archives (np.savez: a zip of stored "<name>.npy" entries, no data.pkl) are read
+    here too: each .npy is the magic "\x93NUMPY", a version (1: u16 header length; 2, 3:
+    u32), and a dict literal with 'descr' (little-endian or byte-sized f2/f4/f8/i4/i8/u1/b1),
+    'fortran_order' (False only) and 'shape'; the tensor is named by the entry without .npy.
 */
 #include "vdgx_kernels_private.h"
 
@@ -745,6 +750,9 @@ s_cerr (s_collect_t *c, const char *name, const char *msg)
     return -1;
 }
 
+static int s_out_push (s_collect_t *c, const char *name, vdgx_dtype_t dtype, int ndim,
+                       const int64_t *shape, const uint8_t *data, size_t nbytes);
+
 static int
 s_add (s_collect_t *c, const char *name, const s_obj_t *t)
 {
@@ -778,6 +786,15 @@ s_add (s_collect_t *c, const char *name, const s_obj_t *t)
         return s_cerr (c, name, "its storage is compressed (only stored entries are supported)");
     if ((uint64_t) st->numel > e->size / el || e->size != (uint64_t) st->numel * el)
         return s_cerr (c, name, "storage file size does not match its element count");
+    return s_out_push (c, name, t->dtype, t->ndim, t->shape, e->data + (size_t) t->offset * el,
+                   (size_t) numel * el);
+}
+
+//  Appends a checked tensor to the result.
+static int
+s_out_push (s_collect_t *c, const char *name, vdgx_dtype_t dtype, int ndim, const int64_t *shape,
+        const uint8_t *data, size_t nbytes)
+{
     if (c->out->count == c->cap) {
         size_t ncap = c->cap? c->cap * 2: 64;
         vdgx_ckpt_tensor_t *nt = realloc (c->out->tensors, ncap * sizeof (*nt));
@@ -791,11 +808,11 @@ s_add (s_collect_t *c, const char *name, const s_obj_t *t)
     o->name = strdup (name);
     if (!o->name)
         return s_cerr (c, name, "out of memory");
-    o->dtype = t->dtype;
-    o->ndim = t->ndim;
-    memcpy (o->shape, t->shape, sizeof (o->shape));
-    o->data = e->data + (size_t) t->offset * el;
-    o->nbytes = (size_t) numel * el;
+    o->dtype = dtype;
+    o->ndim = ndim;
+    memcpy (o->shape, shape, (size_t) ndim * sizeof (int64_t));
+    o->data = data;
+    o->nbytes = nbytes;
     c->out->count++;
     return 0;
 }
@@ -836,6 +853,105 @@ s_collect (s_collect_t *c, const s_obj_t *dict, const char *prefix, int depth)
     return 0;
 }
 
+//  ---------------------------------------------------------------------------------------
+//  numpy .npz
+
+//  The value of 'key' in a .npy header dict: *p just past "'key':" and spaces; NULL if absent.
+static const char *
+s_npy_value (const char *h, size_t n, const char *key)
+{
+    size_t kl = strlen (key);
+    for (size_t i = 0; i + kl + 2 < n; i++)
+        if (h [i] == '\'' && memcmp (h + i + 1, key, kl) == 0 && h [i + 1 + kl] == '\'') {
+            const char *p = h + i + kl + 2;
+            while (p < h + n && (*p == ' ' || *p == ':'))
+                p++;
+            return p < h + n? p: NULL;
+        }
+    return NULL;
+}
+
+static int
+s_npy (s_collect_t *c, const s_entry_t *e)
+{
+    char name [256];
+    size_t nl = e->name_len - 4;
+    if (nl >= sizeof (name) || memchr (e->name, 0, nl))
+        return s_cerr (c, "?", "entry name too long or with a NUL byte");
+    memcpy (name, e->name, nl);
+    name [nl] = 0;
+    if (e->method != 0 || e->comp_size != e->size)
+        return s_cerr (c, name, "compressed .npy entry (np.savez_compressed is not supported)");
+    const uint8_t *d = e->data;
+    uint64_t size = e->size;
+    if (size < 10 || memcmp (d, "\x93NUMPY", 6) != 0 || d [6] < 1 || d [6] > 3)
+        return s_cerr (c, name, "not a .npy array (magic or version)");
+    uint64_t hl = d [6] == 1? s_u16 (d + 8): (size < 12? UINT64_MAX: s_u32 (d + 8));
+    uint64_t hs = d [6] == 1? 10: 12;
+    if (hl > size - hs || hl > 65536)
+        return s_cerr (c, name, "header runs past the entry");
+    const char *h = (const char *) d + hs;
+    const char *descr = s_npy_value (h, hl, "descr"), *fo = s_npy_value (h, hl, "fortran_order");
+    const char *shp = s_npy_value (h, hl, "shape");
+    if (!descr || !fo || !shp || *descr != '\'' || *shp != '(')
+        return s_cerr (c, name, "header lacks descr, fortran_order or shape");
+    if (strncmp (fo, "False", 5) != 0)
+        return s_cerr (c, name, "Fortran-order arrays are not supported");
+    static const struct { const char *d; vdgx_dtype_t t; } types [] = {
+        { "'<f4'", VDGX_DTYPE_F32 }, { "'<f8'", VDGX_DTYPE_F64 }, { "'<f2'", VDGX_DTYPE_F16 },
+        { "'<i8'", VDGX_DTYPE_I64 }, { "'<i4'", VDGX_DTYPE_I32 }, { "'|u1'", VDGX_DTYPE_U8 },
+        { "'|b1'", VDGX_DTYPE_U8 } };
+    int type = -1;
+    for (size_t i = 0; i < sizeof (types) / sizeof (types [0]); i++)
+        if ((size_t) (h + hl - descr) >= 5 && memcmp (descr, types [i].d, 5) == 0)
+            type = (int) i;
+    if (type < 0)
+        return s_cerr (c, name, "unsupported dtype (not a little-endian f2/f4/f8/i4/i8/u1/b1)");
+    vdgx_dtype_t dtype = types [type].t;
+    int ndim = 0;
+    int64_t shape [VDGX_MAX_DIMS];
+    const char *q = shp + 1, *hend = h + hl;
+    while (q < hend && *q != ')') {
+        while (q < hend && (*q == ' ' || *q == ','))
+            q++;
+        if (q < hend && *q == ')')
+            break;
+        if (q >= hend || *q < '0' || *q > '9' || ndim == VDGX_MAX_DIMS)
+            return s_cerr (c, name, "bad shape");
+        int64_t v = 0;
+        while (q < hend && *q >= '0' && *q <= '9') {
+            if (v > (INT64_MAX - 9) / 10)
+                return s_cerr (c, name, "shape overflows");
+            v = v * 10 + (*q++ - '0');
+        }
+        shape [ndim++] = v;
+    }
+    if (q >= hend)
+        return s_cerr (c, name, "bad shape");
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape [i] && numel > INT64_MAX / shape [i])
+            return s_cerr (c, name, "shape overflows");
+        numel *= shape [i];
+    }
+    size_t el = vdgx_dtype_size (dtype);
+    uint64_t data = hs + hl;
+    if ((uint64_t) numel > (size - data) / el || (size - data) != (uint64_t) numel * el)
+        return s_cerr (c, name, "data size does not match the shape");
+    return s_out_push (c, name, dtype, ndim, shape, d + data, (size_t) (size - data));
+}
+
+static int
+s_npz (s_zip_t *zip, s_collect_t *c)
+{
+    for (size_t i = 0; i < zip->count; i++) {
+        const s_entry_t *e = &zip->entries [i];
+        if (e->name_len > 4 && memcmp (e->name + e->name_len - 4, ".npy", 4) == 0 && s_npy (c, e))
+            return -1;
+    }
+    return 0;
+}
+
 int
 vdgx_pth_parse (const uint8_t *buf, size_t size, vdgx_pth_result_t *out, char **err)
 {
@@ -861,7 +977,17 @@ vdgx_pth_parse (const uint8_t *buf, size_t size, vdgx_pth_result_t *out, char **
         }
     }
     if (!pkl) {
-        s_zerr (&zip, "no <archive>/data.pkl entry (not a torch.save file?)");
+        bool npz = false;
+        for (size_t i = 0; i < zip.count; i++)
+            npz = npz || (zip.entries [i].name_len > 4
+                          && memcmp (zip.entries [i].name + zip.entries [i].name_len - 4, ".npy", 4) == 0);
+        if (!npz) {
+            s_zerr (&zip, "no <archive>/data.pkl entry nor .npy entries (not a torch.save or .npz file?)");
+            goto done;
+        }
+        if (s_npz (&zip, &col))
+            goto done;
+        rc = 0;
         goto done;
     }
     if (pkl->method != 0 || pkl->comp_size != pkl->size) {

@@ -218,6 +218,24 @@ s_zip (s_buf_t *z, const s_zent_t *es, int n, bool zip64)
     free (offs);
 }
 
+//  A .npy file: magic, version (1: u16 header length, 2: u32), the header padded with
+//  spaces and a newline to a multiple of 64, then the data.
+static void
+s_npy (s_buf_t *b, int version, const char *header, const void *data, size_t len)
+{
+    size_t pre = version == 1? 10: 12, hl = strlen (header) + 1;
+    size_t pad = (64 - (pre + hl) % 64) % 64;
+    s_put (b, "\x93NUMPY", 6);
+    s_u8 (b, (uint8_t) version);
+    s_u8 (b, 0);
+    s_le (b, hl + pad, version == 1? 2: 4);
+    s_put (b, header, hl - 1);
+    for (size_t i = 0; i < pad; i++)
+        s_u8 (b, ' ');
+    s_u8 (b, '\n');
+    s_put (b, data, len);
+}
+
 //  A whole .pth image: the given pickle plus storages 0..4 of the test state dict.
 static float s_w [12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
 static uint16_t s_b [4] = { 0x3f80, 0xbf80, 0x4000, 0x4040 };       //  1, -1, 2, 3 in bf16
@@ -441,7 +459,7 @@ vdgx_pth_test (bool verbose)
         z = (s_buf_t) { 0 };
         s_zent_t only [] = { { "archive/other", "x", 1, 0 } };
         s_zip (&z, only, 1, false);
-        s_expect (s_parse_err (&z), "no <archive>/data.pkl", verbose);
+        s_expect (s_parse_err (&z), "no <archive>/data.pkl entry nor .npy", verbose);
         free (z.d);
         free (pk.d);
         s_buf_t junk = { 0 };
@@ -449,6 +467,50 @@ vdgx_pth_test (bool verbose)
         s_put (&junk, nz, sizeof (nz) - 1);
         s_expect (s_parse_err (&junk), "end-of-central-directory", verbose);
         free (junk.d);
+    }
+    //  numpy .npz (np.savez): stored "<name>.npy" entries, versions 1 and 2 headers
+    {
+        s_buf_t a = { 0 }, b = { 0 }, f = { 0 };
+        s_npy (&a, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", s_w, 24);
+        const double d8 [4] = { 0.5, -1.25, 3.0, 1e-3 };
+        s_npy (&b, 2, "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 4), }", d8, 32);
+        const uint8_t flag = 1;
+        s_npy (&f, 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (), }", &flag, 1);
+        s_zent_t es [] = { { "w.npy", a.d, a.n, 0 }, { "other_tokens.npy", b.d, b.n, 0 },
+                           { "flag.npy", f.d, f.n, 0 } };
+        s_buf_t z = { 0 };
+        s_zip (&z, es, 3, false);
+        char *err = NULL;
+        vdgx_ckpt_t *c = vdgx_ckpt_open_buffer (z.d, z.n, &err);
+        if (!c)
+            fprintf (stderr, "\n%s\n", err);
+        assert (c && vdgx_ckpt_count (c) == 3);
+        const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (c, "other_tokens");
+        assert (t && t->dtype == VDGX_DTYPE_F64 && t->ndim == 2 && t->shape [0] == 1 && t->shape [1] == 4);
+        float v [6];
+        assert (vdgx_ckpt_read_f32 (t, v, NULL) == 0 && v [0] == 0.5f && v [1] == -1.25f && v [3] == 1e-3f);
+        assert (vdgx_ckpt_read_f32 (vdgx_ckpt_find (c, "w"), v, NULL) == 0 && v [5] == 6.0f);
+        t = vdgx_ckpt_find (c, "flag");
+        assert (t && t->ndim == 0 && t->dtype == VDGX_DTYPE_U8 && t->nbytes == 1);
+        vdgx_ckpt_destroy (&c);
+        free (z.d);
+        //  refusals: big-endian, Fortran order, a size that does not match, compressed
+        const struct { const char *hdr; size_t len; uint16_t method; const char *what; } bad [] = {
+            { "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", 24, 0, "unsupported dtype" },
+            { "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 24, 0, "Fortran" },
+            { "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", 24, 0, "does not match" },
+            { "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24, 8, "compressed" },
+            { "{'descr': '<f4', 'shape': (2, 3), }", 24, 0, "lacks" } };
+        for (size_t i = 0; i < sizeof (bad) / sizeof (bad [0]); i++) {
+            s_buf_t e = { 0 }, zz = { 0 };
+            s_npy (&e, 1, bad [i].hdr, s_w, bad [i].len);
+            s_zent_t one [] = { { "x.npy", e.d, e.n, bad [i].method } };
+            s_zip (&zz, one, 1, false);
+            s_expect (s_parse_err (&zz), bad [i].what, verbose);
+            free (e.d);
+            free (zz.d);
+        }
+        free (a.d); free (b.d); free (f.d);
     }
     printf ("OK\n");
 }
