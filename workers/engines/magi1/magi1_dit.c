@@ -8,6 +8,7 @@
 #include "magi1_dit.h"
 #include "vdgx_attn.h"
 #include "vdgx_nn.h"
+#include "vdgx_quant.h"
 #include "vdgx_util.h"
 #include "vdgx_wsrc.h"
 
@@ -80,11 +81,216 @@ static int64_t
 s_dim (vdgx_wsrc_t *src, const char *name, int axis, char **err)
 {
     const vdgx_ckpt_tensor_t *t = vdgx_wsrc_find (src, name);
-    if (!t || t->ndim <= axis) {
+    //  The FP8 *_quant linears are (1, n, k): leading 1s of a 3-D+ tensor do not count.
+    int lead = 0;
+    while (t && t->ndim - lead > 2 && t->shape [lead] == 1)
+        lead++;
+    if (!t || t->ndim - lead <= axis) {
         vdgx_set_error (err, "%s: tensor %s is missing or has too few dims", S_WHO, name);
         return -1;
     }
-    return t->shape [axis];
+    return t->shape [lead + axis];
+}
+
+//  ---------------------------------------------------------------------------------------
+//  The blocks' linear weights, FP8 *_quant checkpoints included.
+//
+//  In the 4.5B_distill_quant / 24B_distill_quant checkpoints, layers 1 .. L-2 hold
+//  linear_qkv.{q,k,v,qx} and mlp.linear_fc1 as PerTensorQuantizedFp8Linear (weight (1, n, k)
+//  e4m3, weight_scale (1,), input_scale (k,)) and linear_proj, mlp.linear_fc2 as
+//  PerChannelQuantizedFp8Linear (the same plus input_scale (1,), smooth_scale (1, k)). The
+//  official forward divides x by input_scale (per k) or smooth_scale, rounds it to e4m3, and
+//  scales the e4m3 product by weight_scale * input_scale[0] (bmm_fp8 takes one scale per
+//  operand). So the weight it applies to x is
+//      W[n, k] = e4m3[n, k] * weight_scale * input_scale[0] / d[k],
+//  d = input_scale (per-tensor) or smooth_scale (per-channel). That W is what we load (our
+//  activations stay in the act dtype: no e4m3 rounding of x). When d is uniform and FP8 is
+//  asked for, the e4m3 values are kept as they are with the one scale (no second rounding).
+
+typedef struct {
+    float *w;                   //  [n, k] f32, or
+    uint8_t *e4m3;              //  [n, k] e4m3 with one scale
+    float scale;
+} s_w_t;
+
+static void
+s_w_free (s_w_t *w)
+{
+    free (w->w);
+    free (w->e4m3);
+    memset (w, 0, sizeof (*w));
+}
+
+//  A scale vector of the quant layout as f32 in *v (count 1 or k elements; *v NULL when the
+//  checkpoint has none). -1 with *err naming the tensor when it is malformed.
+static int
+s_quant_vec (vdgx_wsrc_t *src, const char *layer, const char *what, int64_t k, float **v,
+             int64_t *count, char **err)
+{
+    *v = NULL;
+    *count = 0;
+    char name [220];
+    snprintf (name, sizeof (name), "%s.%s", layer, what);
+    const vdgx_ckpt_tensor_t *t = vdgx_wsrc_find (src, name);
+    if (!t)
+        return 0;
+    int64_t numel = 1;
+    for (int i = 0; i < t->ndim; i++)
+        numel *= t->shape [i];
+    if (numel != 1 && numel != k) {
+        vdgx_set_error (err, "%s: tensor %s has %lld elements, expected 1 or %lld", S_WHO, name,
+                        (long long) numel, (long long) k);
+        return -1;
+    }
+    const int64_t shape [1] = { numel };
+    float *x = vdgx_wsrc_fetch (src, name, 1, shape, err);
+    if (!x)
+        return -1;
+    for (int64_t i = 0; i < numel; i++)
+        if (!(x [i] > 0)) {
+            vdgx_set_error (err, "%s: tensor %s holds a scale that is not positive", S_WHO, name);
+            free (x);
+            return -1;
+        }
+    *v = x;
+    *count = numel;
+    return 0;
+}
+
+//  "<layer>.weight" [n, k] (leading 1s tolerated) as host f32 or, for an FP8 *_quant tensor
+//  with uniform input scales and want_fp8, its e4m3 values and one scale.
+static int
+s_fetch_w (vdgx_wsrc_t *src, const char *layer, int64_t n, int64_t k, bool want_fp8, s_w_t *out,
+           char **err)
+{
+    memset (out, 0, sizeof (*out));
+    char name [220];
+    snprintf (name, sizeof (name), "%s.weight", layer);
+    const vdgx_ckpt_tensor_t *raw = vdgx_wsrc_find (src, name);
+    int64_t ci = 0, cs = 0;
+    float *in = NULL, *sm = NULL, *d = NULL;
+    if (raw && raw->dtype == VDGX_DTYPE_F8_E4M3
+    &&  (s_quant_vec (src, layer, "input_scale", k, &in, &ci, err)
+      || s_quant_vec (src, layer, "smooth_scale", k, &sm, &cs, err))) {
+        free (in);
+        return -1;
+    }
+    //  The per-input factor c / d[k] (1 without input scales: plain scaled FP8).
+    float c = in? in [0]: 1.0f;
+    d = sm? sm: in;
+    int64_t cd = sm? cs: ci;
+    bool uniform = true;
+    for (int64_t i = 1; d && i < cd; i++)
+        uniform = uniform && d [i] == d [0];
+    int rc = -1;
+    if (want_fp8 && raw && raw->dtype == VDGX_DTYPE_F8_E4M3 && uniform) {
+        int64_t numel = 1;
+        bool ones = true;
+        for (int i = 0; i < raw->ndim; i++) {
+            numel *= raw->shape [i];
+            ones = ones && (i >= raw->ndim - 2 || raw->shape [i] == 1);
+        }
+        if (raw->ndim < 2 || !ones || raw->shape [raw->ndim - 2] != n || raw->shape [raw->ndim - 1] != k
+        ||  raw->nbytes != (size_t) numel) {
+            vdgx_set_error (err, "%s: tensor %s is not [%lld, %lld] e4m3", S_WHO, name, (long long) n,
+                            (long long) k);
+            goto done;
+        }
+        const int64_t one [1] = { 1 };
+        char sname [240];
+        snprintf (sname, sizeof (sname), "%s.weight_scale", layer);
+        bool has_ws = vdgx_wsrc_find (src, sname) != NULL;
+        float *ws = has_ws? vdgx_wsrc_fetch (src, sname, 1, one, err): NULL;
+        if (has_ws && !ws)
+            goto done;
+        out->scale = (ws? ws [0]: 1.0f) * c / (d? d [0]: 1.0f);
+        free (ws);
+        out->e4m3 = malloc ((size_t) (n * k));
+        if (!out->e4m3) {
+            vdgx_set_error (err, "%s: out of memory", S_WHO);
+            goto done;
+        }
+        memcpy (out->e4m3, raw->data, (size_t) (n * k));
+        rc = 0;
+        goto done;
+    }
+    const int64_t shape [2] = { n, k };
+    out->w = vdgx_wsrc_fetch (src, name, 2, shape, err);        //  weight_scale applied
+    if (!out->w)
+        goto done;
+    if (d)
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t j = 0; j < k; j++)
+                out->w [r * k + j] *= c / d [cd == 1? 0: j];
+    rc = 0;
+done:
+    free (in);
+    free (sm);
+    if (rc)
+        s_w_free (out);
+    return rc;
+}
+
+//  Rows [row0, row0 + rows) of w as a linear layer in fmt.
+static int
+s_w_linear (vdgx_backend_t *b, vdgx_linear_t *l, const s_w_t *w, int64_t row0, int64_t rows,
+            int64_t k, vdgx_wfmt_t fmt, char **err)
+{
+    if (w->w)
+        return vdgx_linear_from_f32 (b, l, fmt, w->w + row0 * k, NULL, rows, k, VDGX_DTYPE_F32, err);
+    vdgx_weight_t host;
+    char *e = NULL;
+    if (vdgx_weight_from_fp8 (&host, w->e4m3 + row0 * k, &w->scale, 1, rows, k, &e)) {
+        vdgx_set_error (err, "%s: %s", S_WHO, e? e: "bad fp8 weight");
+        free (e);
+        return -1;
+    }
+    memset (l, 0, sizeof (*l));
+    int rc = vdgx_linear_from_weight (b, l, &host, err);
+    vdgx_weight_host_free (&host);
+    return rc;
+}
+
+//  Column j of the result = column from [j] of w (both representations).
+static int
+s_w_permute_cols (s_w_t *w, int64_t n, int64_t k, const int64_t *from, char **err)
+{
+    size_t es = w->w? sizeof (float): 1;
+    uint8_t *src = w->w? (uint8_t *) w->w: w->e4m3;
+    uint8_t *dst = malloc ((size_t) (n * k) * es);
+    if (!dst) {
+        vdgx_set_error (err, "%s: out of memory", S_WHO);
+        return -1;
+    }
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t j = 0; j < k; j++)
+            memcpy (dst + (size_t) (r * k + j) * es, src + (size_t) (r * k + from [j]) * es, es);
+    if (w->w) {
+        free (w->w);
+        w->w = (float *) dst;
+    }
+    else {
+        free (w->e4m3);
+        w->e4m3 = dst;
+    }
+    return 0;
+}
+
+//  One block linear "<p><name>" [n, k] (fc1 of the gated MLP: two halves into l and l2).
+static int
+s_block_linear (vdgx_backend_t *b, vdgx_wsrc_t *src, const char *p, const char *name, int64_t n,
+                int64_t k, vdgx_wfmt_t fmt, vdgx_linear_t *l, vdgx_linear_t *l2, char **err)
+{
+    char layer [200];
+    snprintf (layer, sizeof (layer), "%s%s", p, name);
+    s_w_t w;
+    if (s_fetch_w (src, layer, l2? 2 * n: n, k, fmt == VDGX_WFMT_FP8_E4M3, &w, err))
+        return -1;
+    int rc = s_w_linear (b, l, &w, 0, n, k, fmt, err);
+    if (rc == 0 && l2)
+        rc = s_w_linear (b, l2, &w, n, n, k, fmt, err);
+    s_w_free (&w);
+    return rc;
 }
 
 static int
@@ -100,10 +306,10 @@ s_load_layer (magi1_dit_t *self, vdgx_wsrc_t *src, int i, vdgx_wfmt_t fmt, char 
     if (vdgx_wsrc_linear (src, b, S_NAME ("ada_modulate_layer.proj.0"), 2 * H, c->cond_dim,
                           VDGX_WFMT_F32, VDGX_DTYPE_F32, &l->ada, err)
     ||  s_norm (src, b, &l->ln_qkv, S_NAME ("self_attention.linear_qkv.layer_norm"), H, false, err)
-    ||  vdgx_wsrc_linear (src, b, S_NAME ("self_attention.linear_qkv.q"), HD, H, fmt, -1, &l->q, err)
-    ||  vdgx_wsrc_linear (src, b, S_NAME ("self_attention.linear_qkv.k"), GD, H, fmt, -1, &l->k, err)
-    ||  vdgx_wsrc_linear (src, b, S_NAME ("self_attention.linear_qkv.v"), GD, H, fmt, -1, &l->v, err)
-    ||  vdgx_wsrc_linear (src, b, S_NAME ("self_attention.linear_qkv.qx"), HD, H, fmt, -1, &l->qx, err)
+    ||  s_block_linear (b, src, p, "self_attention.linear_qkv.q", HD, H, fmt, &l->q, NULL, err)
+    ||  s_block_linear (b, src, p, "self_attention.linear_qkv.k", GD, H, fmt, &l->k, NULL, err)
+    ||  s_block_linear (b, src, p, "self_attention.linear_qkv.v", GD, H, fmt, &l->v, NULL, err)
+    ||  s_block_linear (b, src, p, "self_attention.linear_qkv.qx", HD, H, fmt, &l->qx, NULL, err)
     ||  s_norm (src, b, &l->q_norm, S_NAME ("self_attention.q_layernorm"), D, true, err)
     ||  s_norm (src, b, &l->k_norm, S_NAME ("self_attention.k_layernorm"), D, true, err)
     ||  s_norm (src, b, &l->qx_norm, S_NAME ("self_attention.q_layernorm_xattn"), D, true, err)
@@ -133,20 +339,21 @@ s_load_layer (magi1_dit_t *self, vdgx_wsrc_t *src, int i, vdgx_wfmt_t fmt, char 
         return -1;
     //  linear_proj [H, 2 HD] reads regroup(cat[core, cross]): column (hn, n, j) of the
     //  regrouped input is column (n, hn, j) of the concatenation.
-    int64_t pshape [2] = { H, 2 * HD };
-    float *wp = vdgx_wsrc_fetch (src, S_NAME ("self_attention.linear_proj.weight"), 2, pshape, err);
-    float *wq = wp? malloc ((size_t) (H * 2 * HD) * sizeof (float)): NULL;
-    rc = -1;
-    if (wq) {
-        int64_t hd = HD / 8;        //  TP8 layout: hn = 8 slices of q_proj / 8
-        for (int64_t r = 0; r < H; r++)
-            for (int64_t hn = 0; hn < 8; hn++)
-                for (int64_t nn = 0; nn < 2; nn++)
-                    memcpy (wq + r * 2 * HD + nn * HD + hn * hd, wp + r * 2 * HD + (hn * 2 + nn) * hd,
-                            (size_t) hd * sizeof (float));
-        rc = vdgx_linear_from_f32 (b, &l->proj, fmt, wq, NULL, H, 2 * HD, VDGX_DTYPE_F32, err);
-    }
-    free (wp); free (wq);
+    s_w_t wp;
+    if (s_fetch_w (src, S_NAME ("self_attention.linear_proj"), H, 2 * HD, fmt == VDGX_WFMT_FP8_E4M3, &wp, err))
+        return -1;
+    int64_t *from = malloc ((size_t) (2 * HD) * sizeof (int64_t));
+    int64_t hd = HD / 8;        //  TP8 layout: hn = 8 slices of q_proj / 8
+    for (int64_t hn = 0; from && hn < 8; hn++)
+        for (int64_t nn = 0; nn < 2; nn++)
+            for (int64_t j = 0; j < hd; j++)
+                from [nn * HD + hn * hd + j] = (hn * 2 + nn) * hd + j;
+    if (!from)
+        vdgx_set_error (err, "%s: out of memory", S_WHO);
+    rc = from && s_w_permute_cols (&wp, H, 2 * HD, from, err) == 0
+      && s_w_linear (b, &l->proj, &wp, 0, H, 2 * HD, fmt, err) == 0? 0: -1;
+    free (from);
+    s_w_free (&wp);
     if (rc)
         return -1;
     //  MLP: fc1 [ffn or 2 ffn, H] ([silu half | linear half] for SwiGLU), fc2 [H, ffn].
@@ -154,18 +361,10 @@ s_load_layer (magi1_dit_t *self, vdgx_wsrc_t *src, int i, vdgx_wfmt_t fmt, char 
     l->mlp.act = c->gated? VDGX_ACT_SILU: VDGX_ACT_GELU;
     l->mlp.dim = H;
     l->mlp.hidden = c->ffn;
-    if (vdgx_wsrc_linear (src, b, S_NAME ("mlp.linear_fc2"), H, c->ffn, fmt, -1, &l->mlp.down, err))
+    if (s_block_linear (b, src, p, "mlp.linear_fc2", H, c->ffn, fmt, &l->mlp.down, NULL, err))
         return -1;
-    if (!c->gated)
-        return vdgx_wsrc_linear (src, b, S_NAME ("mlp.linear_fc1"), c->ffn, H, fmt, -1, &l->mlp.up, err);
-    int64_t fshape [2] = { 2 * c->ffn, H };
-    float *w1 = vdgx_wsrc_fetch (src, S_NAME ("mlp.linear_fc1.weight"), 2, fshape, err);
-    if (!w1)
-        return -1;
-    rc = vdgx_linear_from_f32 (b, &l->mlp.gate, fmt, w1, NULL, c->ffn, H, VDGX_DTYPE_F32, err)
-      || vdgx_linear_from_f32 (b, &l->mlp.up, fmt, w1 + c->ffn * H, NULL, c->ffn, H, VDGX_DTYPE_F32, err)? -1: 0;
-    free (w1);
-    return rc;
+    return s_block_linear (b, src, p, "mlp.linear_fc1", c->ffn, H, fmt,
+                           c->gated? &l->mlp.gate: &l->mlp.up, c->gated? &l->mlp.up: NULL, err);
 #undef S_NAME
 }
 

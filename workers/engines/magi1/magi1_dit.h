@@ -88,6 +88,8 @@ void magi1_dit_set_tap (magi1_dit_t *self, magi1_dit_tap_fn *fn, void *ctx);
 //  The rotary table [L, 6 * bands] = [sin | cos] of a call (host f32, for checks).
 void magi1_dit_rope_table (magi1_dit_t *self, const magi1_dit_call_t *call, float *table);
 
+void magi1_dit_test (bool verbose);
+
 
 #ifdef __cplusplus
 }
