@@ -3,9 +3,13 @@
 */
 #include "vdgx_selftest_main.h"
 
+#include "magi1_dit.h"
+#include "magi1_sample.h"
 #include "magi1_vae.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
+    { "magi1_dit", magi1_dit_test },
+    { "magi1_sample", magi1_sample_test },
     { "magi1_vae", magi1_vae_test },
 };
 

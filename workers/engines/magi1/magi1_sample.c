@@ -1,5 +1,6 @@
 /*  magi1_sample.c - MAGI-1's chunk scheduler over magi1_dit (see magi1_sample.h). */
 #include "magi1_sample.h"
+#include "vdgx_ckpt.h"
 #include "vdgx_util.h"
 
 #include <assert.h>
@@ -32,20 +33,64 @@ magi1_sched_defaults (magi1_sched_t *s, int num_steps)
     s->nearly_clean_blend = 0.7f;
 }
 
+int
+magi1_sched_official (magi1_sched_t *s, const char *variant)
+{
+    assert (s && variant);
+    static const struct { const char *name; int steps, cfg; } official [] = {
+        { "4.5B_base", 64, 3 }, { "4.5B_distill", 64, 1 }, { "4.5B_distill_quant", 64, 1 },
+        { "24B_base", 32, 3 }, { "24B_distill", 16, 1 }, { "24B_distill_quant", 16, 1 } };
+    for (size_t i = 0; i < sizeof (official) / sizeof (official [0]); i++)
+        if (strcmp (variant, official [i].name) == 0) {
+            magi1_sched_defaults (s, official [i].steps);
+            s->cfg_number = official [i].cfg;
+            return 0;
+        }
+    return -1;
+}
+
 double
 magi1_sched_distill_dt (int num_steps)
 {
     return (double) num_steps / 4.0 * 2.0;
 }
 
-void
-magi1_sched_t_grid (int num_steps, float *t)
+double
+magi1_sched_distill_dt_at (const magi1_sched_t *s, int idx)
+{
+    if (s->num_steps != 12)
+        return magi1_sched_distill_dt (s->num_steps);
+    //  init_intervel: [2, 1, 1] (or [1, 1, 2]) repeated; distill_dt = 4 / interval * 2.
+    static const int def [3] = { 2, 1, 1 }, alt [3] = { 1, 1, 2 };
+    int interval = (s->shortcut_16_16_8? alt: def) [idx % 3];
+    return 4.0 / interval * 2.0;
+}
+
+static void
+s_grid (int num_steps, bool mode_16_16_8, float *t)
 {
     for (int i = 0; i <= num_steps; i++) {
         float v = (float) i / (float) num_steps;
+        if (num_steps == 12) {
+            //  base_t + accu for accu in linspace(0, 1, 5), base_t three of linspace / 4
+            static const float def [3] = { 0.0f, 0.125f, 0.1875f }, alt [3] = { 0.0f, 0.0625f, 0.125f };
+            v = (mode_16_16_8? alt: def) [i % 3] + 0.25f * (float) (i / 3);
+        }
         v = v * v;
         t [i] = (v / 3.0f) / (1.0f - (2.0f / 3.0f) * v);
     }
+}
+
+void
+magi1_sched_t_grid (int num_steps, float *t)
+{
+    s_grid (num_steps, false, t);
+}
+
+void
+magi1_sched_grid (const magi1_sched_t *s, float *t)
+{
+    s_grid (s->num_steps, s->shortcut_16_16_8, t);
 }
 
 void
@@ -72,6 +117,83 @@ magi1_caption_rows (const float *other_tokens, const float *prompt, const float 
     memcpy (y + 2 * dim, prompt, (size_t) ((len - 2) * dim) * sizeof (float));
     mask [0] = mask [1] = 1;
     memcpy (mask + 2, prompt_mask, (size_t) (len - 2) * sizeof (float));
+}
+
+//  v (float64) rounded to float16 (nearest, ties to even), as numpy's astype(float16): the
+//  float32 route can land on a float16 tie that v is not on, so the neighbours of its result
+//  are compared with v in float64.
+static float
+s_round_f16 (double v)
+{
+    float f = (float) v, best;
+    uint16_t h;
+    vdgx_convert_from_f32 (&h, VDGX_DTYPE_F16, &f, 1);
+    vdgx_convert_to_f32 (&best, &h, VDGX_DTYPE_F16, 1);
+    uint16_t cand [2] = { (uint16_t) (h - 1), (uint16_t) (h + 1) };
+    for (int i = 0; i < 2; i++) {
+        if ((cand [i] & 0x7c00) == 0x7c00 || (cand [i] ^ h) & 0x8000)
+            continue;       //  inf / NaN, or across the sign
+        float c;
+        vdgx_convert_to_f32 (&c, &cand [i], VDGX_DTYPE_F16, 1);
+        double dc = fabs ((double) c - v), db = fabs ((double) best - v);
+        if (dc < db || (dc == db && !(cand [i] & 1) && (h & 1))) {
+            best = c;
+            h = cand [i];
+        }
+    }
+    return best;
+}
+
+float *
+magi1_special_tokens_load (const char *path, int64_t dim, int64_t *count, char **err)
+{
+    assert (path && count);
+    char *cerr = NULL;
+    vdgx_ckpt_t *ck = vdgx_ckpt_open (path, &cerr);
+    if (!ck) {
+        vdgx_set_error (err, "%s: special tokens: %s", S_WHO, cerr? cerr: path);
+        free (cerr);
+        return NULL;
+    }
+    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ck, "other_tokens");
+    float *out = NULL;
+    if (!t || t->ndim != 2 || t->shape [1] != dim || t->shape [0] < 15) {
+        vdgx_set_error (err, "%s: %s: other_tokens missing or not [>= 15, %lld]", S_WHO, path, (long long) dim);
+        goto done;
+    }
+    int64_t n = t->shape [0] * dim;
+    out = malloc ((size_t) n * sizeof (float));
+    if (!out) {
+        vdgx_set_error (err, "%s: out of memory", S_WHO);
+        goto done;
+    }
+    if (t->dtype == VDGX_DTYPE_F64)
+        for (int64_t i = 0; i < n; i++) {
+            double v;
+            memcpy (&v, (const uint8_t *) t->data + 8 * i, 8);
+            out [i] = s_round_f16 (v);
+        }
+    else if (vdgx_ckpt_read_f32 (t, out, &cerr) == 0)
+        for (int64_t i = 0; i < n; i++)
+            out [i] = s_round_f16 (out [i]);
+    else {
+        vdgx_set_error (err, "%s: %s: %s", S_WHO, path, cerr? cerr: "unreadable other_tokens");
+        free (cerr);
+        free (out);
+        out = NULL;
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite (out [i])) {
+            vdgx_set_error (err, "%s: %s: other_tokens holds a value float16 cannot hold", S_WHO, path);
+            free (out);
+            out = NULL;
+            goto done;
+        }
+    *count = t->shape [0];
+done:
+    vdgx_ckpt_destroy (&ck);
+    return out;
 }
 
 //  dst [C, n*F, plane] <- frames [f0, f0 + n*F) of src [C, Tsrc, plane] (or the reverse).
@@ -115,7 +237,7 @@ s_distill_step (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_arg
         .T = total * F, .H = a->H, .W = a->W, .chunks = total, .t = tc, .y = y, .mask = m,
         .frame_offset = (int64_t) sp * F, .cache_rows = (int64_t) sp * clip, .kv_range = kv,
         .write_rows = write? (int64_t) (total - copy) * clip: 0,
-        .distill_dt = magi1_sched_distill_dt (s->num_steps),
+        .distill_dt = magi1_sched_distill_dt_at (s, idx),
     };
     if (magi1_dit_forward (dit, cache, xw, &call, out, err))
         return -1;
@@ -152,10 +274,6 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
         vdgx_set_error (err, "%s: cfg_number %d (3 or 1)", S_WHO, s->cfg_number);
         return -1;
     }
-    if (s->cfg_number == 1 && steps == 12) {
-        vdgx_set_error (err, "%s: the 12-step shortcut schedule is not implemented", S_WHO);
-        return -1;
-    }
     bool distill = s->cfg_number == 1;
     if (W4 < 1 || steps < 4 || steps % W4 || steps % 4 || a->chunks < 1 || a->C != cfg->out_channels) {
         vdgx_set_error (err, "%s: invalid schedule (steps %d, window %d, chunks %d)", S_WHO, steps, W4,
@@ -185,7 +303,7 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
             vdgx_set_error (err, "%s: out of memory", S_WHO);
         goto done;
     }
-    magi1_sched_t_grid (steps, t);
+    magi1_sched_grid (s, t);
     for (int r = 0; r < maxn; r++) {
         memcpy (ny + (size_t) r * len * dim, magi1_dit_null_caption (dit), (size_t) (len * dim) * sizeof (float));
         for (int i = 0; i < S_NULL_ROWS && i < len; i++)

@@ -24,16 +24,30 @@ typedef struct {
     float cfg_t_range [5], prev_chunk_scales [5], text_scales [5];
     double nearly_clean_threshold;  //  0.3 (compared with float32(t) in double, as .item() > 0.3)
     float nearly_clean_blend;   //  distill: out = blend * out + (1 - blend) * out_copy (0.7)
+    bool shortcut_16_16_8;      //  engine_config.shortcut_mode "16,16,8" instead of the default
+                                //  "8,16,16" (num_steps 12 only)
 } magi1_sched_t;
 
 //  The official base configuration (4.5B / 24B base runtime_config) with num_steps; the
 //  distill checkpoints use cfg_number 1.
 void magi1_sched_defaults (magi1_sched_t *s, int num_steps);
-//  The distill timestep the DiT adds in distill mode: num_steps / 4 * 2 (num_steps 12, the
-//  shortcut schedule, is refused: not covered by the vectors).
+//  The official configurations of the released checkpoints (example/<size>/<variant>_config.json):
+//  4.5B_base 64 steps cfg 3, 4.5B_distill[_quant] 64 steps cfg 1, 24B_base 32 steps cfg 3,
+//  24B_distill[_quant] 16 steps cfg 1 (window 4, shortcut mode "8,16,16"). variant is the
+//  folder name ("4.5B_distill_quant"); -1 when unknown (s untouched).
+int magi1_sched_official (magi1_sched_t *s, const char *variant);
+//  The distill timestep the DiT adds in distill mode: num_steps / 4 * 2, except for the
+//  12-step shortcut schedule (magi1_sched_distill_dt_at).
 double magi1_sched_distill_dt (int num_steps);
+//  The distill timestep of denoise step idx (0 .. num_steps / window - 1) of a stage: with
+//  num_steps 12, 4 / interval[idx] * 2 where the intervals are [2, 1, 1] repeated ("8,16,16")
+//  or [1, 1, 2] ("16,16,8"); otherwise magi1_sched_distill_dt.
+double magi1_sched_distill_dt_at (const magi1_sched_t *s, int idx);
 //  The t grid (num_steps + 1 values): linspace(0, 1)^2, then the sd3 shift 3, in float32.
+//  num_steps 12 is the shortcut grid: quarters [0, 1/8, 3/16] + k/4 ("8,16,16") or
+//  [0, 1/16, 1/8] + k/4 ("16,16,8"), k = 0..4, cut to 13 values, then the same transform.
 void magi1_sched_t_grid (int num_steps, float *t);
+void magi1_sched_grid (const magi1_sched_t *s, float *t);
 //  Guidance weights (p = prev_chunk_scale, s = text_scale) at t.
 void magi1_sched_cfg (const magi1_sched_t *s, float t, float *p, float *txt);
 
@@ -42,6 +56,13 @@ void magi1_sched_cfg (const magi1_sched_t *s, float t, float *p, float *txt);
 //  prompt_mask [len]; y [len, dim], mask [len].
 void magi1_caption_rows (const float *other_tokens, const float *prompt, const float *prompt_mask,
                          int64_t len, int64_t dim, int i, int n, float *y, float *mask);
+
+//  MAGI-1's special tokens: "other_tokens" [count, dim] of the official
+//  example/assets/special_tokens.npz (float64; HQ = row 1, DURATION_n = row 6 + n) or of any
+//  checkpoint file holding that name, rounded to float16 as the pipeline does (nearest,
+//  ties to even, from the float64 value), as f32 (malloc). dim must match the file; NULL with
+//  *err naming the file or tensor.
+float *magi1_special_tokens_load (const char *path, int64_t dim, int64_t *count, char **err);
 
 //  Observer of each forward step: step index, the window's first chunk and chunk count,
 //  the velocity over the window [C, n*F, H, W], the whole latent after the step, and each
@@ -62,6 +83,8 @@ typedef struct {
 //  Denoises x [C, chunks*F, H, W] (the initial noise) in place.
 int magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a,
                   float *x, char **err);
+
+void magi1_sample_test (bool verbose);
 
 #ifdef __cplusplus
 }
