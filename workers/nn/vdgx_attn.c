@@ -96,6 +96,42 @@ vdgx_rope_apply (vdgx_backend_t *b, const vdgx_rope_t *r, vdgx_tensor_t *y, cons
     return vdgx_op_rope (b, y, x, &r->cos, &r->sin, r->layout);
 }
 
+int
+vdgx_attn_head_gate (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *logits, float factor)
+{
+    const int64_t D = o->shape [o->ndim - 1], n = vdgx_tensor_numel (logits);
+    if (o->ndim < 2 || n * D != vdgx_tensor_numel (o)) {
+        vdgx_backend_set_error (b, "attention head gate: logits must have one value per head of o");
+        return -1;
+    }
+    //  sigmoid, then spread over the head's D values: [1, n, 1] . [1, 1, D] (factor per column)
+    vdgx_tensor_t sig, fac, g;
+    memset (&sig, 0, sizeof (sig));
+    memset (&fac, 0, sizeof (fac));
+    memset (&g, 0, sizeof (g));
+    float *f = (float *) malloc (sizeof (float) * (size_t) D);
+    int rc = -1;
+    if (f && vdgx_nn_alloc (b, &sig, VDGX_DTYPE_F32, 1, n, 1, 0) == 0
+     && vdgx_nn_alloc (b, &fac, VDGX_DTYPE_F32, 1, 1, D, 0) == 0
+     && vdgx_nn_alloc (b, &g, VDGX_DTYPE_F32, 1, n, D, 0) == 0) {
+        for (int64_t i = 0; i < D; i++)
+            f [i] = factor;
+        vdgx_tensor_t l3 = vdgx_nn_view3 (logits, 1, n, 1), o3 = vdgx_nn_view3 (o, 1, n, D);
+        rc = vdgx_tensor_from_f32 (b, &fac, f)
+          || vdgx_op_unary (b, &sig, &l3, VDGX_UNARY_SIGMOID, 0.0f)
+          || vdgx_op_matmul (b, &g, &sig, &fac)
+          || vdgx_op_mul (b, &o3, &o3, &g)? -1: 0;
+    }
+    else
+    if (!f)
+        vdgx_backend_set_error (b, "attention head gate: out of memory");
+    free (f);
+    vdgx_nn_free (b, &sig);
+    vdgx_nn_free (b, &fac);
+    vdgx_nn_free (b, &g);
+    return rc;
+}
+
 void
 vdgx_rope_release (vdgx_backend_t *b, vdgx_rope_t *r)
 {

@@ -95,6 +95,11 @@ int vdgx_attn_core (vdgx_backend_t *b, const vdgx_attn_t *a, vdgx_tensor_t *o,
                     const vdgx_tensor_t *q, const vdgx_tensor_t *k, const vdgx_tensor_t *v,
                     const vdgx_attn_spec_t *spec);
 
+//  Gated attention (LTX-2.3): o [B,L,H,D] *= factor * sigmoid (logits [B,L,H]), one gate per
+//  head (e.g. factor 2 with logits = to_gate_logits (query input)). Allocates two temporaries.
+int vdgx_attn_head_gate (vdgx_backend_t *b, vdgx_tensor_t *o, const vdgx_tensor_t *logits,
+                         float factor);
+
 //  The whole module (allocates its temporaries from the backend's pool):
 //  y [B,Lq,dim] = o(attention(q(x), k(ctx), v(ctx))) with ctx = x when NULL (self-attention),
 //  rope applied to q and k when given (rope_k NULL = rope_q; tables of the q / k lengths).

@@ -344,6 +344,29 @@ vdgx_attn_test (bool verbose)
         free (want);
         free (r.wq); free (r.wk); free (r.wv); free (r.wo); free (r.nq); free (r.nk);
     }
+    //  Per-head gates: o [B,L,H,D] *= 2 sigmoid (logits [B,L,H]).
+    {
+        const int64_t B = 2, L = 3, H = 4, D = 6, n = B * L * H * D;
+        float *o = s_randv ((size_t) n, 1.0f), *lg = s_randv ((size_t) (B * L * H), 3.0f);
+        double *want = malloc (sizeof (double) * (size_t) n);
+        for (int64_t i = 0; i < n; i++)
+            want [i] = o [i] * 2.0 / (1.0 + exp (-(double) lg [i / D]));
+        vdgx_tensor_t ot, lt;
+        const int64_t so [4] = { B, L, H, D }, sl [3] = { B, L, H };
+        assert (vdgx_nn_upload (b, &ot, VDGX_DTYPE_F32, 4, so, o) == 0);
+        assert (vdgx_nn_upload (b, &lt, VDGX_DTYPE_F32, 3, sl, lg) == 0);
+        assert (vdgx_attn_head_gate (b, &ot, &lt, 2.0f) == 0);
+        float *got = vdgx_test_download (b, &ot);
+        double e = vdgx_test_err (got, want, (size_t) n);
+        if (verbose)
+            printf ("  head gate: %.3g\n", e);
+        assert (e < 1e-6);
+        vdgx_tensor_t o6 = vdgx_nn_view2 (&ot, B * L * H * 2, D / 2);
+        assert (vdgx_attn_head_gate (b, &o6, &lt, 2.0f) == -1);
+        free (o); free (lg); free (want); free (got);
+        vdgx_nn_free (b, &ot);
+        vdgx_nn_free (b, &lt);
+    }
     free (err);
     vdgx_test_end (&b);
 }

@@ -314,6 +314,30 @@ vdgx_adaln_gate (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, co
     return vdgx_op_gated_residual (b, &x3, &y3, gate);
 }
 
+//  One row per token: x seen as [rows, 1, C] so the per-sample ops apply per token.
+static vdgx_tensor_t
+s_as_tokens (const vdgx_tensor_t *t)
+{
+    int64_t c = t->shape [t->ndim - 1];
+    return vdgx_nn_view3 (t, vdgx_tensor_numel (t) / c, 1, c);
+}
+
+int
+vdgx_adaln_modulate_tokens (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                            const vdgx_tensor_t *shift, const vdgx_tensor_t *scale)
+{
+    vdgx_tensor_t y3 = s_as_tokens (y), x3 = s_as_tokens (x);
+    return vdgx_op_modulate (b, &y3, &x3, shift, scale);
+}
+
+int
+vdgx_adaln_gate_tokens (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y,
+                        const vdgx_tensor_t *gate)
+{
+    vdgx_tensor_t y3 = s_as_tokens (y), x3 = s_as_tokens (x);
+    return vdgx_op_gated_residual (b, &x3, &y3, gate);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Activations and MLPs
 
@@ -367,6 +391,22 @@ vdgx_nn_sinusoidal (double t, int dim, double max_period, bool cos_first, float 
         double arg = t * pow (max_period, -(double) i / (double) half);
         out [cos_first? i: half + i] = (float) cos (arg);
         out [cos_first? half + i: i] = (float) sin (arg);
+    }
+}
+
+void
+vdgx_nn_sinusoidal_f32 (float t, int dim, double max_period, float freq_shift, bool cos_first,
+                        float *out)
+{
+    assert (dim > 0 && dim % 2 == 0 && out);
+    const int half = dim / 2;
+    const float lnp = (float) -log (max_period), div = (float) half - freq_shift;
+    for (int i = 0; i < half; i++) {
+        float e = lnp * (float) i;
+        e = e / div;
+        float arg = t * expf (e);
+        out [cos_first? i: half + i] = cosf (arg);
+        out [cos_first? half + i: i] = sinf (arg);
     }
 }
 

@@ -112,6 +112,12 @@ int vdgx_adaln_modulate (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_
 //  x [B,L,C] += y * gate (gate [1,C] / [B,C], NULL = plain residual).
 int vdgx_adaln_gate (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y,
                      const vdgx_tensor_t *gate);
+//  Per-token tables (per-token timesteps, LTX-2): shift, scale, gate hold one row per token,
+//  [B*L, C] (or any shape of x's element count), for x, y [.., C].
+int vdgx_adaln_modulate_tokens (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                                const vdgx_tensor_t *shift, const vdgx_tensor_t *scale);
+int vdgx_adaln_gate_tokens (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y,
+                            const vdgx_tensor_t *gate);
 
 //  ---------------------------------------------------------------------------------------
 //  Activations and MLPs
@@ -150,6 +156,11 @@ void vdgx_mlp_release (vdgx_backend_t *b, vdgx_mlp_t *m);
 //  frequencies max_period^(-i / half) for i < half = dim / 2, cos then sin when cos_first
 //  (Wan's sinusoidal_embedding_1d), else sin then cos.
 void vdgx_nn_sinusoidal (double t, int dim, double max_period, bool cos_first, float *out);
+//  The same in float32 steps as diffusers' / PixArt's get_timestep_embedding computes it
+//  (exponent -ln(max_period) * i / (half - freq_shift), exp, t * freq, sin / cos all float32;
+//  flip_sin_to_cos = cos_first). Matches the float32 PyTorch code to an ulp or two.
+void vdgx_nn_sinusoidal_f32 (float t, int dim, double max_period, float freq_shift,
+                             bool cos_first, float *out);
 //  3-D patches: x [C, F, H, W] (host f32) -> tokens [F/pt * H/ph * W/pw, C*pt*ph*pw], tokens
 //  f-major then h then w, each token's vector ordered (c, p, q, r) as a Conv3d weight with
 //  kernel = stride = patch flattens. unpatchify3d is the inverse with the token vector

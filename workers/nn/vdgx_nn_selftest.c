@@ -188,6 +188,49 @@ vdgx_nn_test (bool verbose)
             vdgx_nn_free (b, all [i]);
     }
 
+    //  Per-token adaLN: y = x (1 + scale) + shift and r += y gate with one table row per token.
+    {
+        const int64_t R = 6, C = 5;
+        float *xh = s_randv ((size_t) (R * C), 1.0f), *sh = s_randv ((size_t) (R * C), 0.5f);
+        float *sc = s_randv ((size_t) (R * C), 0.5f), *ga = s_randv ((size_t) (R * C), 0.7f);
+        float *rh = s_randv ((size_t) (R * C), 1.0f);
+        double *want2 = malloc (sizeof (double) * (size_t) (R * C));
+        double *want3 = malloc (sizeof (double) * (size_t) (R * C));
+        for (int64_t i = 0; i < R * C; i++) {
+            want2 [i] = (double) xh [i] * (1.0 + sc [i]) + sh [i];
+            want3 [i] = rh [i] + (double) (float) want2 [i] * ga [i];
+        }
+        vdgx_tensor_t xt2, st, ct, gt, yt2, rt;
+        const int64_t s3 [3] = { 2, R / 2, C }, s2 [2] = { R, C };
+        assert (vdgx_nn_upload (b, &xt2, VDGX_DTYPE_F32, 3, s3, xh) == 0);
+        assert (vdgx_nn_upload (b, &st, VDGX_DTYPE_F32, 2, s2, sh) == 0);
+        assert (vdgx_nn_upload (b, &ct, VDGX_DTYPE_F32, 2, s2, sc) == 0);
+        assert (vdgx_nn_upload (b, &gt, VDGX_DTYPE_F32, 2, s2, ga) == 0);
+        assert (vdgx_nn_upload (b, &rt, VDGX_DTYPE_F32, 3, s3, rh) == 0);
+        assert (vdgx_nn_alloc (b, &yt2, VDGX_DTYPE_F32, 2, R / 2, C, 0) == 0);
+        assert (vdgx_adaln_modulate_tokens (b, &yt2, &xt2, &st, &ct) == 0);
+        float *got = vdgx_test_download (b, &yt2);
+        double e = vdgx_test_err (got, want2, (size_t) (R * C));
+        free (got);
+        assert (vdgx_adaln_gate_tokens (b, &rt, &yt2, &gt) == 0);
+        got = vdgx_test_download (b, &rt);
+        double e2 = vdgx_test_err (got, want3, (size_t) (R * C));
+        if (verbose)
+            printf ("  per-token adaln: %.3g %.3g\n", e, e2);
+        assert (e < 1e-6 && e2 < 1e-6);
+        //  a table of the wrong size is refused
+        vdgx_tensor_t short_t;
+        const int64_t s1 [2] = { 1, C };
+        assert (vdgx_nn_upload (b, &short_t, VDGX_DTYPE_F32, 2, s1, sh) == 0);
+        assert (vdgx_adaln_modulate_tokens (b, &yt2, &xt2, &short_t, &ct) == -1);
+        vdgx_nn_free (b, &short_t);
+        free (got);
+        free (xh); free (sh); free (sc); free (ga); free (rh); free (want2); free (want3);
+        vdgx_tensor_t *all [] = { &xt2, &st, &ct, &gt, &yt2, &rt };
+        for (size_t i = 0; i < 6; i++)
+            vdgx_nn_free (b, all [i]);
+    }
+
     //  MLPs: plain GELU-tanh / exact GELU, SwiGLU, GeGLU; y [M, K] from x [M, K].
     {
         float *wu = s_randv ((size_t) (F * K), 0.2f), *wg = s_randv ((size_t) (F * K), 0.2f);
@@ -229,6 +272,33 @@ vdgx_nn_test (bool verbose)
         vdgx_nn_free (b, &h1);
         vdgx_nn_free (b, &h2);
         vdgx_nn_free (b, &y);
+    }
+
+    //  float32 sinusoid (PixArt / LTX timestep embedding) against the float64 one: the angle
+    //  t * freq is rounded to float32, so the difference grows with t (about 6e-8 * t).
+    {
+        float e32 [256];
+        double worst = 0;
+        const float ts [3] = { 0.05f, 350.0f, 999.0f };
+        for (int c = 0; c < 3; c++) {
+            float e64 [256];
+            vdgx_nn_sinusoidal (ts [c], 256, 10000.0, true, e64);
+            vdgx_nn_sinusoidal_f32 (ts [c], 256, 10000.0, 0.0f, true, e32);
+            double d = 0;
+            for (int i = 0; i < 256; i++)
+                d = fmax (d, fabs ((double) e32 [i] - e64 [i]));
+            assert (d < 1e-6 + 2e-7 * ts [c]);
+            worst = fmax (worst, d);
+        }
+        //  freq_shift 1 (diffusers' default): exponent over half - 1, sin first
+        float a [8];
+        vdgx_nn_sinusoidal_f32 (3.0f, 8, 10000.0, 1.0f, false, a);
+        for (int i = 0; i < 4; i++) {
+            double arg = 3.0 * exp (-log (10000.0) * i / 3.0);
+            assert (fabs (a [i] - sin (arg)) < 1e-6 && fabs (a [4 + i] - cos (arg)) < 1e-6);
+        }
+        if (verbose)
+            printf ("  sinusoidal f32 vs f64: %.3g\n", worst);
     }
 
     //  Host embeddings: sinusoidal values, both orders; patchify of an index ramp puts each
