@@ -1,8 +1,9 @@
-/*  ltx2_selftest_main.c - runs the selftests of the LTX-2 text-conditioning classes:
+/*  ltx2_selftest_main.c - runs the selftests of the LTX-2 classes (text conditioning, DiT):
     `vdgx-ltx2-selftest [-v] [class...]` (all when none is named).
 */
 #include "vdgx_selftest_main.h"
 
+#include "ltx2_dit.h"
 #include "ltx2_prompt.h"
 #include "ltx2_text.h"
 #include "ltx2_vae.h"
@@ -11,6 +12,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "ltx2_text", ltx2_text_test },
     { "ltx2_prompt", ltx2_prompt_test },
     { "ltx2_vae", ltx2_vae_test },
+    { "ltx2_dit", ltx2_dit_test },
 };
 
 int

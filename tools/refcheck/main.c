@@ -2,8 +2,8 @@
 
     vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]] [-v]
                   [--atol X] [--rtol X] [--relnorm X]
-    MODEL / PART: wan21 t5|dit|vae|sampling, t5v11 encoder, gemma3 decoder, ltx2 text,
-    ltx23 text, wan21-i2v clip|vae_encode|dit|pipeline; ltx2|ltx23 video_vae.
+    MODEL / PART: wan21 t5|dit|vae|sampling, t5v11 encoder, gemma3 decoder, ltx2 text|dit,
+    ltx23 text|dit, wan21-i2v clip|vae_encode|dit|pipeline; ltx2|ltx23 video_vae.
 
     Parts live in their own files (refcheck_<model>_<part>.c) and are declared weak here:
     a part whose file is not in the build resolves to NULL and is reported as
@@ -27,6 +27,8 @@ extern int vdgx_refcheck_ltx2_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_text (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx2_video_vae (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_video_vae (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_ltx2_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_ltx23_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc) __attribute__ ((weak));
@@ -48,8 +50,8 @@ s_usage (void)
     fprintf (stderr,
         "usage: vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]]\n"
         "                     [-v] [--atol X] [--rtol X] [--relnorm X]\n"
-        "  MODEL PART: wan21 t5|dit|vae|sampling; t5v11 encoder; gemma3 decoder; ltx2 text;\n"
-        "              ltx23 text; wan21-i2v clip|vae_encode|dit|pipeline;\n"
+        "  MODEL PART: wan21 t5|dit|vae|sampling; t5v11 encoder; gemma3 decoder; ltx2 text|dit;\n"
+        "              ltx23 text|dit; wan21-i2v clip|vae_encode|dit|pipeline;\n"
         "              ltx2|ltx23 video_vae;\n"
         "              magi1 dit|sampling|sampling_distill|vae\n"
         "  Compares the engines with the reference vectors in DIR (manifest.json + safetensors).\n"
@@ -79,6 +81,8 @@ main (int argc, char *argv [])
         { "ltx23", "text", vdgx_refcheck_ltx23_text },
         { "ltx2", "video_vae", vdgx_refcheck_ltx2_video_vae },
         { "ltx23", "video_vae", vdgx_refcheck_ltx23_video_vae },
+        { "ltx2", "dit", vdgx_refcheck_ltx2_dit },
+        { "ltx23", "dit", vdgx_refcheck_ltx23_dit },
         { "magi1", "dit", vdgx_refcheck_magi1_dit },
         { "magi1", "sampling", vdgx_refcheck_magi1_sampling },
         { "magi1", "sampling_distill", vdgx_refcheck_magi1_sampling_distill },
