@@ -6,6 +6,7 @@
     attention run on the backend.
 */
 #include "ltx2_text.h"
+#include "ltx2_dit.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -433,32 +434,13 @@ ltx2_text_rope (double theta, int max_pos, bool double_precision, int dim, int l
                 float *sin_t)
 {
     assert (dim >= 2 && max_pos >= 1 && len >= 0 && cos_t && sin_t);
-    const int n = dim / 2;
-    float *grid = (float *) malloc (sizeof (float) * (size_t) n);
-    assert (grid);
-    for (int i = 0; i < n; i++) {
-        if (double_precision) {
-            //  numpy: theta ** linspace(0, 1, n) (float64, last point exactly 1), * pi / 2
-            double e = n > 1? (i == n - 1? 1.0: (double) i * (1.0 / (double) (n - 1))): 0.0;
-            grid [i] = (float) (pow (theta, e) * M_PI / 2.0);
-        }
-        else {
-            //  torch float32 linspace (from both ends), theta ** x, * pi / 2 in float32
-            float step = n > 1? 1.0f / (float) (n - 1): 0.0f;
-            float e = i < n / 2? step * (float) i: 1.0f - step * (float) (n - 1 - i);
-            grid [i] = powf ((float) theta, e) * (float) M_PI / 2.0f;
-        }
-    }
-    for (int p = 0; p < len; p++) {
-        float frac = (float) p / (float) max_pos;
-        float pos = frac * 2.0f - 1.0f;
-        for (int i = 0; i < n; i++) {
-            float angle = grid [i] * pos;
-            cos_t [(size_t) p * n + i] = cosf (angle);
-            sin_t [(size_t) p * n + i] = sinf (angle);
-        }
-    }
-    free (grid);
+    //  the DiT's split RoPE on 1-D positions p (bounds [p, p]: the middle is p itself)
+    float *pos = (float *) malloc (sizeof (float) * 2 * (size_t) (len? len: 1));
+    assert (pos);
+    for (int p = 0; p < len; p++)
+        pos [2 * p] = pos [2 * p + 1] = (float) p;
+    ltx2_dit_rope (pos, 1, len, &max_pos, theta, double_precision, false, dim, cos_t, sin_t);
+    free (pos);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -472,14 +454,13 @@ s_tap (ltx2_text_t *self, const char *name, const vdgx_tensor_t *t)
 }
 
 typedef struct {
-    vdgx_tensor_t h, q, k, v, qn, kn, o, a, gl, gates, f1, f1b, f2;
+    vdgx_tensor_t h, q, k, v, qn, kn, o, a, gl, f1, f1b, f2;
 } s_conn_work_t;
 
 static void
 s_conn_work_release (vdgx_backend_t *b, s_conn_work_t *w)
 {
-    vdgx_tensor_t *all [] = { &w->h, &w->q, &w->k, &w->v, &w->qn, &w->kn, &w->o, &w->a, &w->gl,
-                              &w->gates, &w->f1, &w->f1b, &w->f2 };
+    vdgx_tensor_t *all [] = { &w->h, &w->q, &w->k, &w->v, &w->qn, &w->kn, &w->o, &w->a, &w->gl, &w->f1, &w->f1b, &w->f2 };
     for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++)
         vdgx_tensor_release (b, all [i]);
 }
@@ -521,7 +502,6 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
     s_conn_work_t w;
     memset (&w, 0, sizeof (w));
     const int64_t sc [2] = { T, C }, sf [2] = { T, 4 * C }, sh [2] = { T, H };
-    float *gate_host = NULL;
     int rc = -1;
     if (vdgx_tensor_alloc (b, &w.h, act, 2, sc) || vdgx_tensor_alloc (b, &w.q, act, 2, sc)
      || vdgx_tensor_alloc (b, &w.k, act, 2, sc) || vdgx_tensor_alloc (b, &w.v, act, 2, sc)
@@ -529,13 +509,8 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
      || vdgx_tensor_alloc (b, &w.o, act, 2, sc) || vdgx_tensor_alloc (b, &w.a, act, 2, sc)
      || vdgx_tensor_alloc (b, &w.f1, act, 2, sf) || vdgx_tensor_alloc (b, &w.f1b, act, 2, sf)
      || vdgx_tensor_alloc (b, &w.f2, act, 2, sc)
-     || (c->gated && (vdgx_tensor_alloc (b, &w.gl, VDGX_DTYPE_F32, 2, sh)
-                   || vdgx_tensor_alloc (b, &w.gates, VDGX_DTYPE_F32, 2, sc)))) {
+     || (c->gated && vdgx_tensor_alloc (b, &w.gl, VDGX_DTYPE_F32, 2, sh))) {
         s_set_error (self, "LTX-2 text: cannot allocate work tensors: %s", vdgx_backend_error (b));
-        goto done;
-    }
-    if (c->gated && !(gate_host = (float *) malloc (sizeof (float) * (size_t) (T * C)))) {
-        s_set_error (self, "LTX-2 text: out of memory");
         goto done;
     }
     //  RoPE per head: [1, T*H, 1, HD] with the [T*H, HD/2] view of the [T, C/2] tables
@@ -558,16 +533,8 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
          || vdgx_attn_core (b, &bl->attn, &o4, &q4, &k4, &v4, NULL))
             goto op_failed;
         if (c->gated) {
-            //  gates = 2 sigmoid (logits) per head, spread over the head's dims
-            if (vdgx_linear_forward (b, &bl->gate, &w.gl, &w.h) || vdgx_tensor_to_f32 (b, &w.gl, gate_host))
-                goto op_failed;
-            for (int64_t t = T - 1; t >= 0; t--)
-                for (int64_t h = H - 1; h >= 0; h--) {
-                    float g = 2.0f / (1.0f + expf (-gate_host [t * H + h]));
-                    for (int64_t d = 0; d < HD; d++)
-                        gate_host [(t * H + h) * HD + d] = g;
-                }
-            if (vdgx_tensor_from_f32 (b, &w.gates, gate_host) || vdgx_op_mul (b, &w.o, &w.o, &w.gates))
+            //  gates = 2 sigmoid (logits) per head
+            if (vdgx_linear_forward (b, &bl->gate, &w.gl, &w.h) || vdgx_attn_head_gate (b, &o4, &w.gl, 2.0f))
                 goto op_failed;
         }
         if (vdgx_linear_forward (b, &bl->attn.o, &w.a, &w.o)
@@ -588,7 +555,6 @@ s_connector (ltx2_text_t *self, int which, vdgx_tensor_t *x, vdgx_tensor_t *out)
 op_failed:
     s_set_error (self, "LTX-2 text: %s", vdgx_backend_error (b));
 done:
-    free (gate_host);
     s_conn_work_release (b, &w);
     return rc;
 }
