@@ -2,6 +2,7 @@
 #include "vdgx_conv.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,4 +394,223 @@ int
 vdgx_leaky_relu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float slope)
 {
     return vdgx_op_unary (b, y, x, VDGX_UNARY_LEAKY_RELU, slope);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Anti-aliased activation (BigVGAN v2)
+
+//  A [1, 1, K] filter buffer from the weight source, repeated for C channels (times scale)
+//  as a depthwise weight [C, 1, K].
+static int
+s_depthwise_filter (vdgx_wsrc_t *src, vdgx_backend_t *b, const char *name, int64_t channels,
+                    int64_t k, float scale, vdgx_tensor_t *t, char **err)
+{
+    const int64_t fs [3] = { 1, 1, k };
+    float *f = vdgx_wsrc_fetch (src, name, 3, fs, err);
+    if (!f)
+        return -1;
+    float *w = (float *) malloc (sizeof (float) * (size_t) (channels * k));
+    if (!w) {
+        free (f);
+        vdgx_set_error (err, "%s: out of memory", name);
+        return -1;
+    }
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t i = 0; i < k; i++)
+            w [c * k + i] = f [i] * scale;
+    const int64_t ws [3] = { channels, 1, k };
+    int rc = vdgx_nn_upload (b, t, VDGX_DTYPE_F32, 3, ws, w);
+    if (rc)
+        vdgx_nn_fail (b, err, name, "upload");
+    free (f);
+    free (w);
+    return rc;
+}
+
+int
+vdgx_aa_act_load (vdgx_wsrc_t *src, vdgx_backend_t *b, vdgx_aa_act_t *a, const char *prefix,
+                  int64_t channels, int64_t kernel, bool beta, bool logscale, char **err)
+{
+    memset (a, 0, sizeof (*a));
+    if (kernel < 2 || kernel % 2) {
+        vdgx_set_error (err, "%s: anti-aliased activation filters need an even size >= 2, not %lld",
+                        prefix, (long long) kernel);
+        return -1;
+    }
+    a->channels = channels;
+    a->up_k = a->down_k = kernel;
+    char name [400];
+    snprintf (name, sizeof (name), "%s.act", prefix);
+    if (vdgx_snake_load (src, b, &a->act, name, channels, beta, logscale, err))
+        return -1;
+    snprintf (name, sizeof (name), "%s.upsample.filter", prefix);
+    if (s_depthwise_filter (src, b, name, channels, kernel, 2.0f, &a->up, err)) {
+        vdgx_aa_act_release (b, a);
+        return -1;
+    }
+    snprintf (name, sizeof (name), "%s.downsample.lowpass.filter", prefix);
+    if (s_depthwise_filter (src, b, name, channels, kernel, 1.0f, &a->down, err)) {
+        vdgx_aa_act_release (b, a);
+        return -1;
+    }
+    return 0;
+}
+
+//  y = pad1d (x, left, right, mode), allocated here.
+static int
+s_pad1d (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, int left, int right,
+         vdgx_pad_mode_t mode)
+{
+    int64_t shape [VDGX_MAX_DIMS];
+    memcpy (shape, x->shape, sizeof (shape));
+    shape [x->ndim - 1] += left + right;
+    if (vdgx_tensor_alloc (b, y, x->dtype, x->ndim, shape) || vdgx_op_pad1d (b, y, x, left, right, mode)) {
+        vdgx_nn_free (b, y);
+        return -1;
+    }
+    return 0;
+}
+
+//  y = conv (x) with a depthwise [C, 1, K] weight, allocated here.
+static int
+s_depthwise (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *w,
+             const vdgx_conv1d_params_t *p, bool transposed)
+{
+    int64_t len = transposed? vdgx_conv_transpose1d_out_len (x->shape [2], w->shape [2], p)
+                            : vdgx_conv1d_out_len (x->shape [2], w->shape [2], p);
+    if (len < 1) {
+        vdgx_backend_set_error (b, "depthwise filter: input of %lld samples is too short",
+                                (long long) x->shape [2]);
+        return -1;
+    }
+    const int64_t shape [3] = { x->shape [0], x->shape [1], len };
+    if (vdgx_tensor_alloc (b, y, x->dtype, 3, shape)
+    ||  (transposed? vdgx_op_conv_transpose1d (b, y, x, w, NULL, p): vdgx_op_conv1d (b, y, x, w, NULL, p))) {
+        vdgx_nn_free (b, y);
+        return -1;
+    }
+    return 0;
+}
+
+int
+vdgx_aa_act_forward (vdgx_backend_t *b, const vdgx_aa_act_t *a, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                     char **err)
+{
+    memset (y, 0, sizeof (*y));
+    if (x->ndim != 3 || x->shape [1] != a->channels || x->shape [2] < 1) {
+        vdgx_set_error (err, "anti-aliased activation: input is not [N, %lld, L]", (long long) a->channels);
+        return -1;
+    }
+    const int ku = (int) a->up_k, kd = (int) a->down_k, pad = ku / 2 - 1;
+    const vdgx_conv1d_params_t up = { .stride = 2, .groups = (int) a->channels,
+                                      .pad_left = pad * 2 + (ku - 2) / 2, .pad_right = pad * 2 + (ku - 1) / 2 };
+    const vdgx_conv1d_params_t down = { .stride = 2, .groups = (int) a->channels };
+    vdgx_tensor_t t1 = { 0 }, t2 = { 0 };
+    if (s_pad1d (b, &t1, x, pad, pad, VDGX_PAD_REPLICATE)
+    ||  s_depthwise (b, &t2, &t1, &a->up, &up, true))
+        goto fail;
+    vdgx_nn_free (b, &t1);
+    if (vdgx_snake_forward (b, &a->act, &t2, &t2)
+    ||  s_pad1d (b, &t1, &t2, kd / 2 - 1, kd / 2, VDGX_PAD_REPLICATE))
+        goto fail;
+    vdgx_nn_free (b, &t2);
+    if (s_depthwise (b, y, &t1, &a->down, &down, false))
+        goto fail;
+    vdgx_nn_free (b, &t1);
+    return 0;
+fail:
+    vdgx_nn_free (b, &t1);
+    vdgx_nn_free (b, &t2);
+    return vdgx_nn_fail (b, err, "anti-aliased activation", "forward");
+}
+
+void
+vdgx_aa_act_release (vdgx_backend_t *b, vdgx_aa_act_t *a)
+{
+    vdgx_snake_release (b, &a->act);
+    vdgx_nn_free (b, &a->up);
+    vdgx_nn_free (b, &a->down);
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Hann-sinc upsampling
+
+#define S_SINC_WIDTH 7          //  ceil (6 / 0.99)
+
+void
+vdgx_sinc_up_filter (int ratio, float *taps)
+{
+    const float rolloff = 0.99f, lpw = 6.0f, pi = 3.14159265358979323846f;
+    const int k = 2 * S_SINC_WIDTH * ratio + 1;
+    for (int i = 0; i < k; i++) {
+        float t = ((float) i / (float) ratio - (float) S_SINC_WIDTH) * rolloff;
+        float tc = t < -lpw? -lpw: t > lpw? lpw: t;
+        float c = cosf (tc * pi / lpw / 2.0f);
+        float sinc = t == 0.0f? 1.0f: sinf (pi * t) / (pi * t);
+        taps [i] = sinc * (c * c) * rolloff / (float) ratio;
+    }
+}
+
+int
+vdgx_sinc_up_init (vdgx_backend_t *b, vdgx_sinc_up_t *s, int ratio, int64_t channels, char **err)
+{
+    memset (s, 0, sizeof (*s));
+    if (ratio < 1 || ratio > 64 || channels < 1) {
+        vdgx_set_error (err, "sinc upsampling: ratio %d / %lld channels out of range", ratio, (long long) channels);
+        return -1;
+    }
+    s->ratio = ratio;
+    s->width = S_SINC_WIDTH;
+    s->channels = channels;
+    s->k = 2 * S_SINC_WIDTH * ratio + 1;
+    float *taps = (float *) malloc (sizeof (float) * (size_t) s->k);
+    float *w = (float *) malloc (sizeof (float) * (size_t) (s->k * channels));
+    if (!taps || !w) {
+        free (taps);
+        free (w);
+        vdgx_set_error (err, "sinc upsampling: out of memory");
+        return -1;
+    }
+    vdgx_sinc_up_filter (ratio, taps);
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t i = 0; i < s->k; i++)
+            w [c * s->k + i] = taps [i];
+    const int64_t ws [3] = { channels, 1, s->k };
+    int rc = vdgx_nn_upload (b, &s->w, VDGX_DTYPE_F32, 3, ws, w);
+    free (taps);
+    free (w);
+    return rc? vdgx_nn_fail (b, err, "sinc upsampling", "upload"): 0;
+}
+
+int
+vdgx_sinc_up_forward (vdgx_backend_t *b, const vdgx_sinc_up_t *s, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                      char **err)
+{
+    memset (y, 0, sizeof (*y));
+    if (x->ndim != 3 || x->shape [1] != s->channels || x->shape [2] < 1) {
+        vdgx_set_error (err, "sinc upsampling: input is not [N, %lld, L]", (long long) s->channels);
+        return -1;
+    }
+    //  PyTorch: pad w each side, transposed conv, crop 2 w r on the left and K - r on the right.
+    const vdgx_conv1d_params_t p = { .stride = s->ratio, .groups = (int) s->channels,
+                                     .pad_left = 2 * s->width * s->ratio, .pad_right = (int) s->k - s->ratio };
+    vdgx_tensor_t t1 = { 0 }, t2 = { 0 };
+    if (s_pad1d (b, &t1, x, s->width, s->width, VDGX_PAD_REPLICATE)
+    ||  s_depthwise (b, &t2, &t1, &s->w, &p, true))
+        goto fail;
+    vdgx_nn_free (b, &t1);
+    if (vdgx_op_affine_clamp (b, &t2, &t2, (float) s->ratio, 0.0f, -INFINITY, INFINITY))
+        goto fail;
+    *y = t2;
+    return 0;
+fail:
+    vdgx_nn_free (b, &t1);
+    vdgx_nn_free (b, &t2);
+    return vdgx_nn_fail (b, err, "sinc upsampling", "forward");
+}
+
+void
+vdgx_sinc_up_release (vdgx_backend_t *b, vdgx_sinc_up_t *s)
+{
+    vdgx_nn_free (b, &s->w);
 }

@@ -1,7 +1,8 @@
 /*  vdgx_conv.h - convolution blocks of the model toolkit: the causal 3-D convolution with its
     feature cache (chunked video VAEs), 1-D convolution layers (plain and transposed, for
-    audio VAEs and vocoders) with the usual up/downsampling settings, and Snake / SnakeBeta
-    activation layers. Tensors are channels-first: x [N, C, F, H, W] / [N, C, L].
+    audio VAEs and vocoders) with the usual up/downsampling settings, Snake / SnakeBeta
+    activation layers, BigVGAN's anti-aliased activations and Hann-sinc upsampling. Tensors
+    are channels-first: x [N, C, F, H, W] / [N, C, L].
 */
 #ifndef VDGX_CONV_H_INCLUDED
 #define VDGX_CONV_H_INCLUDED
@@ -86,6 +87,47 @@ int vdgx_snake_forward (vdgx_backend_t *b, const vdgx_snake_t *s, vdgx_tensor_t 
 void vdgx_snake_release (vdgx_backend_t *b, vdgx_snake_t *s);
 //  y = x >= 0 ? x : slope * x (vocoders' LeakyReLU; PyTorch's default slope 0.01, HiFi-GAN 0.1).
 int vdgx_leaky_relu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, float slope);
+
+//  ---------------------------------------------------------------------------------------
+//  Anti-aliased activation (BigVGAN v2 Activation1d): x [N, C, L] upsampled x2 (replicate
+//  padding of K/2-1 samples, transposed depthwise filter, times 2, cropped to 2L), a Snake /
+//  SnakeBeta, then low-passed and downsampled x2 (replicate padding K/2-1 | K/2, depthwise
+//  filter, stride 2) back to L. The kaiser-sinc filters are the checkpoint buffers
+//  "<prefix>.upsample.filter" and "<prefix>.downsample.lowpass.filter" [1, 1, K] (K even);
+//  the activation is "<prefix>.act".
+
+typedef struct {
+    vdgx_snake_t act;
+    vdgx_tensor_t up, down;         //  F32 [C, 1, K] depthwise (up already times 2)
+    int64_t channels, up_k, down_k;
+} vdgx_aa_act_t;
+
+int vdgx_aa_act_load (vdgx_wsrc_t *src, vdgx_backend_t *b, vdgx_aa_act_t *a, const char *prefix,
+                      int64_t channels, int64_t kernel, bool beta, bool logscale, char **err);
+//  y [N, C, L] (allocated here, x's dtype).
+int vdgx_aa_act_forward (vdgx_backend_t *b, const vdgx_aa_act_t *a, vdgx_tensor_t *y,
+                         const vdgx_tensor_t *x, char **err);
+void vdgx_aa_act_release (vdgx_backend_t *b, vdgx_aa_act_t *a);
+
+//  ---------------------------------------------------------------------------------------
+//  Hann-windowed sinc upsampling by an integer ratio r (the filter of torchaudio's
+//  resample: rolloff 0.99, lowpass width 6, so width w = 7 input samples each side, K =
+//  2 w r + 1 taps; computed in float32 as PyTorch does): replicate padding of w, transposed
+//  depthwise filter, times r, cropped to r L. x [N, C, L] -> y [N, C, r L].
+
+typedef struct {
+    vdgx_tensor_t w;                //  F32 [C, 1, K] depthwise
+    int ratio, width;
+    int64_t channels, k;
+} vdgx_sinc_up_t;
+
+int vdgx_sinc_up_init (vdgx_backend_t *b, vdgx_sinc_up_t *s, int ratio, int64_t channels,
+                       char **err);
+//  The filter's K taps (host, float32 as PyTorch computes them), K = 2 * 7 * ratio + 1.
+void vdgx_sinc_up_filter (int ratio, float *taps);
+int vdgx_sinc_up_forward (vdgx_backend_t *b, const vdgx_sinc_up_t *s, vdgx_tensor_t *y,
+                          const vdgx_tensor_t *x, char **err);
+void vdgx_sinc_up_release (vdgx_backend_t *b, vdgx_sinc_up_t *s);
 
 void vdgx_conv_test (bool verbose);
 

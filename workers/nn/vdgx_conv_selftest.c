@@ -43,6 +43,27 @@ s_ref_conv1d (const vdgx_conv1d_t *c, const float *x, int64_t N, int64_t L, cons
         }
 }
 
+
+//  x [C, L] replicate-padded by pad each side, a transposed depthwise filter f [K] with
+//  stride r (times gain), outputs [crop, crop + len) (float64).
+static void
+s_ref_up (const float *x, int64_t C, int64_t L, int pad, const double *f, int64_t K, int r,
+          double gain, int64_t crop, int64_t len, double *y)
+{
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t t = 0; t < len; t++) {
+            double acc = 0;
+            for (int64_t j = 0; j < L + 2 * pad; j++) {
+                int64_t k = t + crop - r * j;
+                if (k < 0 || k >= K)
+                    continue;
+                int64_t src = j - pad < 0? 0: j - pad >= L? L - 1: j - pad;
+                acc += x [c * L + src] * f [k];
+            }
+            y [c * len + t] = gain * acc;
+        }
+}
+
 void
 vdgx_conv_test (bool verbose)
 {
@@ -272,6 +293,100 @@ vdgx_conv_test (bool verbose)
         free (got); free (want); free (xh);
         vdgx_nn_free (b, &x);
         vdgx_nn_free (b, &y);
+        vdgx_wsrc_destroy (&src);
+    }
+
+    //  Anti-aliased SnakeBeta (BigVGAN v2 Activation1d, filters K = 12) and Hann-sinc x3
+    //  upsampling against float64 references.
+    {
+        vdgx_wsrc_t *src = vdgx_wsrc_new_random (5, "conv test");
+        const int64_t C = 3, L = 17, K = 12;
+        float *xh = s_randv ((size_t) (C * L), 1.5f);
+        vdgx_tensor_t x, y;
+        const int64_t sx [3] = { 1, C, L };
+        assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 3, sx, xh) == 0);
+        vdgx_aa_act_t a;
+        assert (vdgx_aa_act_load (src, b, &a, "acts1.0", C, K, true, true, &err) == 0);
+        assert (vdgx_aa_act_forward (b, &a, &y, &x, &err) == 0 && y.shape [2] == L);
+        float *got = vdgx_test_download (b, &y), *fu = vdgx_test_download (b, &a.up);
+        float *fd = vdgx_test_download (b, &a.down), *al = vdgx_test_download (b, &a.act.alpha);
+        float *be = vdgx_test_download (b, &a.act.beta);
+        double fuk [12], fdk [12], *u = malloc (sizeof (double) * (size_t) (C * 2 * L));
+        for (int64_t k = 0; k < K; k++) {
+            assert (fu [k] == fu [K + k] && fd [k] == fd [2 * K + k]);    //  one filter per channel
+            fuk [k] = fu [k] / 2.0;
+            fdk [k] = fd [k];
+        }
+        s_ref_up (xh, C, L, (int) (K / 2 - 1), fuk, K, 2, 2.0, 15, 2 * L, u);
+        double *want = malloc (sizeof (double) * (size_t) (C * L));
+        for (int64_t c = 0; c < C; c++) {
+            double aa = exp (al [c]), bb = exp (be [c]);
+            for (int64_t t = 0; t < 2 * L; t++) {
+                double sn = sin (aa * u [c * 2 * L + t]);
+                u [c * 2 * L + t] += sn * sn / (bb + 1e-9);
+            }
+            for (int64_t l = 0; l < L; l++) {
+                double acc = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t j = 2 * l + k - (K / 2 - 1);
+                    j = j < 0? 0: j >= 2 * L? 2 * L - 1: j;
+                    acc += u [c * 2 * L + j] * fdk [k];
+                }
+                want [c * L + l] = acc;
+            }
+        }
+        double e = vdgx_test_err (got, want, (size_t) (C * L));
+        if (verbose)
+            printf ("  anti-aliased snakebeta: %.3g\n", e);
+        assert (e < 1e-5);
+        free (got); free (fu); free (fd); free (al); free (be); free (u); free (want);
+        vdgx_nn_free (b, &y);
+        vdgx_aa_act_release (b, &a);
+        //  Odd filters and wrong channel counts are errors.
+        assert (vdgx_aa_act_load (src, b, &a, "acts1.0", C, 11, true, true, &err) == -1 && err);
+        assert (vdgx_aa_act_load (src, b, &a, "acts1.0", C, K, true, true, &err) == 0);
+        vdgx_tensor_t xbad = vdgx_nn_view3 (&x, 1, 1, C * L);
+        assert (vdgx_aa_act_forward (b, &a, &y, &xbad, &err) == -1 && !y.data);
+        vdgx_aa_act_release (b, &a);
+
+        //  Hann-sinc x3: the taps against the float64 formula, the layer against the
+        //  reference, and a constant signal stays (nearly) constant.
+        const int R = 3, KS = 2 * 7 * R + 1;
+        float taps [43];
+        vdgx_sinc_up_filter (R, taps);
+        double f [43], te = 0;
+        for (int i = 0; i < KS; i++) {
+            double t = ((double) i / R - 7) * 0.99, tc = t < -6? -6: t > 6? 6: t;
+            double w = cos (tc * M_PI / 12), sc = t == 0? 1: sin (M_PI * t) / (M_PI * t);
+            f [i] = sc * w * w * 0.99 / R;
+            te = fmax (te, fabs (taps [i] - f [i]));
+        }
+        assert (te < 1e-6 && fabs (taps [21] - 0.33) < 1e-7);
+        vdgx_sinc_up_t su;
+        assert (vdgx_sinc_up_init (b, &su, R, C, &err) == 0);
+        assert (vdgx_sinc_up_forward (b, &su, &y, &x, &err) == 0 && y.shape [2] == R * L);
+        got = vdgx_test_download (b, &y);
+        want = malloc (sizeof (double) * (size_t) (C * R * L));
+        s_ref_up (xh, C, L, 7, f, KS, R, R, 2 * 7 * R, R * L, want);
+        e = vdgx_test_err (got, want, (size_t) (C * R * L));
+        if (verbose)
+            printf ("  hann-sinc x3 upsampling: %.3g (taps %.3g)\n", e, te);
+        assert (e < 1e-5);
+        free (got); free (want);
+        vdgx_nn_free (b, &y);
+        for (int64_t i = 0; i < C * L; i++)
+            xh [i] = 0.5f;
+        vdgx_nn_free (b, &x);
+        assert (vdgx_nn_upload (b, &x, VDGX_DTYPE_F32, 3, sx, xh) == 0);
+        assert (vdgx_sinc_up_forward (b, &su, &y, &x, &err) == 0);
+        got = vdgx_test_download (b, &y);
+        for (int64_t i = 0; i < C * R * L; i++)
+            assert (fabs (got [i] - 0.5) < 0.01);
+        free (got);
+        vdgx_nn_free (b, &y);
+        vdgx_sinc_up_release (b, &su);
+        free (xh);
+        vdgx_nn_free (b, &x);
         vdgx_wsrc_destroy (&src);
     }
     free (err);
