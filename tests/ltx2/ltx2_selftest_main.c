@@ -4,6 +4,7 @@
 #include "vdgx_selftest_main.h"
 
 #include "ltx2_dit.h"
+#include "ltx2_audio.h"
 #include "ltx2_prompt.h"
 #include "ltx2_text.h"
 #include "ltx2_vae.h"
@@ -13,6 +14,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "ltx2_prompt", ltx2_prompt_test },
     { "ltx2_vae", ltx2_vae_test },
     { "ltx2_dit", ltx2_dit_test },
+    { "ltx2_audio", ltx2_audio_test },
 };
 
 int

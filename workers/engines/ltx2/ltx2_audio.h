@@ -69,8 +69,10 @@ typedef struct {
 
 typedef struct _ltx2_audio_t ltx2_audio_t;
 
-//  The configuration from a checkpoint's __metadata__ "config" JSON text (NULL or missing
-//  sections: the official defaults, i.e. the LTX-2 19B sizes). -1 with *err on a bad value.
+//  The configuration from a checkpoint's __metadata__ "config" JSON text. Missing keys take
+//  the official configurators' defaults (the LTX-2 19B sizes), except that the mid-block
+//  attention the code defaults to is refused (every released config turns it off), as are
+//  attention levels, GroupNorm and non-causal decoders. -1 with *err on a bad value.
 int ltx2_audio_config_parse (const char *config_json, ltx2_audio_config_t *cfg, char **err);
 
 //  Loads the audio VAE decoder and the vocoder from an LTX-2 / LTX-2.3 checkpoint (the
@@ -96,9 +98,10 @@ size_t ltx2_audio_memory_estimate (const ltx2_audio_config_t *cfg, int64_t laten
 
 //  Taps (refcheck, debugging): "dec.conv_in_input" (un-normalised latent [1,z,T,F]),
 //  "dec.conv_in", "dec.mid", "dec.up.<l>.blocks", "dec.up.<l>.upsample", "dec.conv_out",
-//  "mel" [1,2,4T-3,64]; "voc.conv_pre", "voc.ups.<i>" (after the mean of its resblocks),
-//  "voc.resblocks.<j>" (level 0's), "voc.conv_post_input", "voc.conv_post", "voc.out"
-//  [1,2,L]; with the BWE "bwe.mel_in" [1,2,frames,mels], "bwe.residual", "bwe.skip".
+//  "mel" [1,2,4T-3,64]; "voc.conv_pre", "voc.ups.<i>" (the transposed convolution's output),
+//  "voc.resblocks.<j>" (level 0's), "voc.conv_post_input", "voc.conv_post" (before the final
+//  activation), "voc.out" [1,2,L]; with the BWE "bwe.mel_in" [1,2,frames,mels],
+//  "bwe.residual", "bwe.skip".
 typedef void (ltx2_audio_tap_fn) (void *arg, const char *name, const vdgx_tensor_t *t);
 void ltx2_audio_set_tap (ltx2_audio_t *self, ltx2_audio_tap_fn *fn, void *arg);
 
