@@ -22,24 +22,46 @@ typedef struct {
 } s_ctx_t;
 
 static void
-s_tap (void *arg, const char *name, const vdgx_tensor_t *t)
-{
-    s_ctx_t *ctx = (s_ctx_t *) arg;
-    char stored [160];
-    snprintf (stored, sizeof (stored), "%s.%s", ctx->prefix, name);
-    vdgx_ckpt_t *vec = vdgx_refcheck_file (ctx->rc, S_VEC);
-    if (!vec || !vdgx_ckpt_find (vec, stored))
-        return;                 //  not every intermediate is stored
-    vdgx_refcheck_compare_tensor (ctx->rc, stored, t, S_VEC, stored);
-}
-
-static void
 s_fail (vdgx_refcheck_t *rc, const char *label, const char *why)
 {
     printf ("  FAIL %-44s %s\n", label, why);
     rc->checks++;
     rc->failures++;
 }
+
+static void
+s_tap (void *arg, const char *name, const vdgx_tensor_t *t)
+{
+    s_ctx_t *ctx = (s_ctx_t *) arg;
+    char stored [160];
+    snprintf (stored, sizeof (stored), "%s.%s", ctx->prefix, name);
+    vdgx_ckpt_t *vec = vdgx_refcheck_file (ctx->rc, S_VEC);
+    const vdgx_ckpt_tensor_t *ref = vec? vdgx_ckpt_find (vec, stored): NULL;
+    if (!ref)
+        return;                 //  not every intermediate is stored
+    const int64_t n = vdgx_tensor_numel (t);
+    if (ref->ndim == 3 && n == ref->shape [0] * ref->shape [2] && ref->shape [1] > 1) {
+        //  per-sample values (every token of a sample has one timestep) against the stored
+        //  per-token [B, N, K]: each sample's row repeated over its tokens
+        const int64_t B = ref->shape [0], N = ref->shape [1], K = ref->shape [2];
+        float *got = (float *) malloc (sizeof (float) * (size_t) n);
+        float *rep = (float *) malloc (sizeof (float) * (size_t) (B * N * K));
+        if (got && rep && vdgx_tensor_to_f32 (ctx->rc->backend, t, got) == 0) {
+            for (int64_t i = 0; i < B * N; i++)
+                memcpy (rep + i * K, got + (i / N) * K, sizeof (float) * (size_t) K);
+            char label [200];
+            snprintf (label, sizeof (label), "%s (per sample)", stored);
+            vdgx_refcheck_compare_stored (ctx->rc, label, rep, (size_t) (B * N * K), S_VEC, stored);
+        }
+        else
+            s_fail (ctx->rc, stored, "unreadable");
+        free (got);
+        free (rep);
+        return;
+    }
+    vdgx_refcheck_compare_tensor (ctx->rc, stored, t, S_VEC, stored);
+}
+
 
 static float
 s_bf16 (float x)

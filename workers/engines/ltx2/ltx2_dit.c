@@ -3,8 +3,9 @@
     Shapes: video x [B, Nv, C], audio ax [B, Na, Ca]; tokens of all samples are rows of one
     matrix for the linears. The residual streams, the timestep embeddings and the modulation
     values are F32 (as the official code keeps them); other activations are in the backend's
-    act dtype. Per-token modulation values are [B*N, C] rows (vdgx_adaln_*_tokens); per-sample
-    ones (LTX-2.3's prompt adaLN and a<->v gates) [B, C]. The RoPE tables hold one row per
+    act dtype. Modulation values are [B*N, C] rows per token (vdgx_adaln_*_tokens), or [B, C]
+    per sample when every token of each sample has the same timestep (the usual text-to-video
+    step: the same values at 1/N of the memory) and for LTX-2.3's prompt adaLN and a<->v gates. The RoPE tables hold one row per
     (sample, token, head): q [B, N, H, D] is rotated as [1, B*N*H, 1, D].
 
     Host side: the float32 timestep sinusoids, the RoPE tables (float32 steps as the official
@@ -794,6 +795,25 @@ s_row (ltx2_dit_t *self, s_work_t *w, const vdgx_tensor_t *table, int r, const v
     return 0;
 }
 
+//  y = x * (1 + scale) + shift with one row per token or per sample (x [B, N, C]).
+static int
+s_modulate (ltx2_dit_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *shift,
+            const vdgx_tensor_t *scale)
+{
+    if (vdgx_tensor_numel (shift) == vdgx_tensor_numel (x))
+        return vdgx_adaln_modulate_tokens (self->backend, y, x, shift, scale);
+    return vdgx_adaln_modulate (self->backend, y, x, shift, scale);
+}
+
+//  x += y * gate, gate per token or per sample.
+static int
+s_gated_add (ltx2_dit_t *self, vdgx_tensor_t *x, const vdgx_tensor_t *y, const vdgx_tensor_t *gate)
+{
+    if (vdgx_tensor_numel (gate) == vdgx_tensor_numel (x))
+        return vdgx_adaln_gate_tokens (self->backend, x, y, gate);
+    return vdgx_adaln_gate (self->backend, x, y, gate);
+}
+
 //  One attention module: y [B, Nq, qdim] = to_out (gate (attn (q (x), k (ctx), v (ctx)))) with
 //  q/k RMS norms across heads and RoPE when tables are given (q table rows per (b, n, head)).
 static int
@@ -876,11 +896,11 @@ typedef struct {
     const char *name;                   //  "video" / "audio"
     int64_t N, C, H;
     vdgx_tensor_t *x;                   //  residual [B, N, C] F32
-    vdgx_tensor_t *mod, *emb;           //  adaln [B*N, rows*C], embedded [B*N, C]
+    vdgx_tensor_t *mod, *emb;           //  adaln [M, rows*C], embedded [M, C]: M = B*N, or B when
+                                        //  every token of a sample has the same timestep
     vdgx_tensor_t *pmod;                //  prompt adaln [B, 2C] (or NULL)
-    vdgx_tensor_t *css;                 //  cross scale/shift [B*N, 4C]
-    vdgx_tensor_t *cgate;               //  cross gate [B*N, C] or [B, C]
-    bool cgate_tokens;
+    vdgx_tensor_t *css;                 //  cross scale/shift [M, 4C]
+    vdgx_tensor_t *cgate;               //  cross gate [M, C] or [B, C]
     vdgx_tensor_t *ctx;                 //  context [B, L, C]
     vdgx_rope_t rope, xrope;            //  self / a<->v tables
 } s_stream_t;
@@ -936,29 +956,41 @@ s_prepare (ltx2_dit_t *self, s_work_t *w, s_stream_t *st, int64_t B, const float
         return -1;
     snprintf (name, sizeof (name), "pre.%s.x", st->name);
     s_tap (self, name, st->x);
-    //  adaLN of the per-token timesteps (sigma * 1000)
-    float *ts = s_scaled (timesteps, M, c->timestep_scale, 1.0);
-    int rc = ts? s_adaln (self, w, adaln, ts, M, &st->mod, &st->emb): -1;
+    //  adaLN of the per-token timesteps (sigma * 1000); once per sample when a sample's
+    //  tokens share one timestep (the same values, N times less memory and work)
+    bool uniform = true;
+    for (int64_t i = 0; uniform && i < M; i++)
+        uniform = timesteps [i] == timesteps [(i / N) * N];
+    float *first = (float *) malloc (sizeof (float) * (size_t) B);
+    for (int64_t bb = 0; first && bb < B; bb++)
+        first [bb] = timesteps [bb * N];
+    const float *tsrc = uniform? first: timesteps;
+    const int64_t TM = uniform? B: M;
+    //  a<->v gate: the other modality's sigma (current code) or own per-token timesteps
+    const double factor = c->av_ca_timestep_scale / c->timestep_scale;
+    const bool own = !c->av_gate_other_sigma;
+    float *ts = first? s_scaled (tsrc, TM, c->timestep_scale, 1.0): NULL;
+    float *gts = !first? NULL: own? s_scaled (tsrc, TM, c->timestep_scale, factor)
+                                  : s_scaled (other_sigma, B, c->timestep_scale, factor);
+    free (first);
+    int rc = ts && gts? s_adaln (self, w, adaln, ts, TM, &st->mod, &st->emb): -1;
     if (rc == 0)
-        rc = s_adaln (self, w, css, ts, M, &st->css, NULL);
+        rc = s_adaln (self, w, css, ts, TM, &st->css, NULL);
+    if (rc == 0)
+        rc = s_adaln (self, w, cgate, gts, own? TM: B, &st->cgate, NULL);
     free (ts);
-    if (rc)
+    free (gts);
+    if (rc) {
+        if (!vdgx_backend_error (b) [0])
+            vdgx_backend_set_error (b, "out of memory");
         return -1;
+    }
     snprintf (name, sizeof (name), "pre.%s.timesteps", st->name);
     s_tap (self, name, st->mod);
     snprintf (name, sizeof (name), "pre.%s.embedded_timestep", st->name);
     s_tap (self, name, st->emb);
     snprintf (name, sizeof (name), "pre.%s.cross_scale_shift_timestep", st->name);
     s_tap (self, name, st->css);
-    //  a<->v gate: the other modality's sigma (current code) or own per-token timesteps
-    const double factor = c->av_ca_timestep_scale / c->timestep_scale;
-    st->cgate_tokens = !c->av_gate_other_sigma;
-    float *gts = st->cgate_tokens? s_scaled (timesteps, M, c->timestep_scale, factor)
-                                 : s_scaled (other_sigma, B, c->timestep_scale, factor);
-    rc = gts? s_adaln (self, w, cgate, gts, st->cgate_tokens? M: B, &st->cgate, NULL): -1;
-    free (gts);
-    if (rc)
-        return -1;
     snprintf (name, sizeof (name), "pre.%s.cross_gate_timestep", st->name);
     s_tap (self, name, st->cgate);
     if (c->prompt_adaln) {
@@ -1022,7 +1054,7 @@ s_ada (ltx2_dit_t *self, s_work_t *w, vdgx_tensor_t *y, const vdgx_tensor_t *xn,
     vdgx_tensor_t *shift, *scale;
     return s_row (self, w, table, r_shift, mod, rows, C, &shift)
         || s_row (self, w, table, r_scale, mod, rows, C, &scale)
-        || vdgx_adaln_modulate_tokens (self->backend, y, xn, shift, scale)? -1: 0;
+        || s_modulate (self, y, xn, shift, scale)? -1: 0;
 }
 
 //  x += y * (table row r + mod row r), per token.
@@ -1032,7 +1064,7 @@ s_gate (ltx2_dit_t *self, s_work_t *w, vdgx_tensor_t *x, const vdgx_tensor_t *y,
 {
     vdgx_tensor_t *g;
     return s_row (self, w, table, r, mod, rows, x->shape [2], &g)
-        || vdgx_adaln_gate_tokens (self->backend, x, y, g)? -1: 0;
+        || s_gated_add (self, x, y, g)? -1: 0;
 }
 
 //  Self-attention and text cross-attention of one stream (block steps 1-3).
@@ -1116,7 +1148,7 @@ s_av_gate (ltx2_dit_t *self, s_work_t *w, s_stream_t *st, const vdgx_tensor_t *y
     vdgx_tensor_t tr = vdgx_nn_rows (table, 4, 1);
     if (!g || vdgx_op_add_scaled (b, g, st->cgate, &tr, 1.0f))
         return -1;
-    return st->cgate_tokens? vdgx_adaln_gate_tokens (b, st->x, y, g): vdgx_adaln_gate (b, st->x, y, g);
+    return s_gated_add (self, st->x, y, g);
 }
 
 //  Output head: LayerNorm, (1 + scale) and shift from table rows 1 / 0 + embedded timestep,
@@ -1128,12 +1160,13 @@ s_head (ltx2_dit_t *self, s_work_t *w, s_stream_t *st, const vdgx_norm_t *ln,
     vdgx_backend_t *b = self->backend;
     const int64_t B = st->x->shape [0], N = st->N, C = st->C;
     vdgx_tensor_t *xn = s_new (w, VDGX_DTYPE_F32, B, N, C), *h = s_new (w, VDGX_DTYPE_F32, B, N, C);
-    vdgx_tensor_t *sh = s_new (w, VDGX_DTYPE_F32, B * N, C, 0), *sc = s_new (w, VDGX_DTYPE_F32, B * N, C, 0);
+    const int64_t M = vdgx_tensor_numel (st->emb) / C;
+    vdgx_tensor_t *sh = s_new (w, VDGX_DTYPE_F32, M, C, 0), *sc = s_new (w, VDGX_DTYPE_F32, M, C, 0);
     vdgx_tensor_t *y = s_new (w, VDGX_DTYPE_F32, B, N, out_ch);
     vdgx_tensor_t r0 = vdgx_nn_rows (table, 0, 1), r1 = vdgx_nn_rows (table, 1, 1);
     if (!xn || !h || !sh || !sc || !y || vdgx_norm_forward (b, ln, xn, st->x)
      || vdgx_op_add_scaled (b, sh, st->emb, &r0, 1.0f) || vdgx_op_add_scaled (b, sc, st->emb, &r1, 1.0f)
-     || vdgx_adaln_modulate_tokens (b, h, xn, sh, sc) || vdgx_linear_forward (b, proj, y, h))
+     || s_modulate (self, h, xn, sh, sc) || vdgx_linear_forward (b, proj, y, h))
         return -1;
     return vdgx_tensor_to_f32 (b, y, out);
 }
