@@ -3,7 +3,7 @@
     real files' layouts (real_checkpoint_layout.json of both reference sets: 18 876 174 592
     for LTX-2 19B, 18 988 838 144 for LTX-2.3 22B), the weight estimate against what a model holds, and on
     random weights: a batch-2 forward equals two batch-1 forwards, contexts of the wrong width
-    are refused, FP8 block weights stay close to F32. The official outputs are checked by
+    are refused, FP8 and NVFP4 block weights stay close to F32. The official outputs are checked by
     `vdgx-refcheck ltx2|ltx23 --part dit`. Needs VDGX_SOURCE_DIR (ctest sets it).
 */
 #include "ltx2_dit.h"
@@ -185,6 +185,18 @@ s_random_checks (vdgx_backend_t *b, const ltx2_dit_config_t *cfg, bool verbose)
     assert (dv < 0.1 * mv);
     ltx2_dit_destroy (&dit8);
     vdgx_wsrc_destroy (&src8);
+    //  NVFP4 block weights (weight-only on the CPU): usable, further off
+    vdgx_wsrc_t *src4 = vdgx_wsrc_new_random (7, "ltx2 dit test");
+    ltx2_dit_t *dit4 = ltx2_dit_new (b, src4, cfg, "nvfp4", &err);
+    assert (dit4);
+    assert (ltx2_dit_bytes (dit4) == ltx2_dit_weight_bytes (cfg, VDGX_WFMT_NVFP4, false));
+    assert (s_run (b, dit4, &k1, 0, 2, 0, &err) == 0);
+    double d4 = s_maxdiff (k1.vout, k.vout, (size_t) (2 * k.Nv * cfg->out_channels), &mv);
+    if (verbose)
+        printf ("\n    nvfp4 vs f32: video %.2e (max %.2e)", d4, mv);
+    assert (d4 > dv && d4 < 0.3 * mv);
+    ltx2_dit_destroy (&dit4);
+    vdgx_wsrc_destroy (&src4);
     s_case_free (&k);
     s_case_free (&k1);
     ltx2_dit_destroy (&dit);
