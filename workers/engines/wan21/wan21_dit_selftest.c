@@ -323,18 +323,19 @@ wan21_dit_test (bool verbose)
         assert (rmdir (tdir) == 0);
     }
 
-    //  The REAL checkpoint's names (real_checkpoint_layout.json, 825 tensors, 30 blocks) at a
-    //  reduced width (1536 -> 64, 8960 -> 128, 9216 -> 384, 4096 -> 32): every name is found
-    //  and used, and the model runs.
-    {
+    //  The REAL checkpoints' names (real_checkpoint_layout.json, 825 tensors, 30 blocks; the
+    //  I2V-14B's real_checkpoint_layout_i2v.json, 1303 tensors, 40 blocks) at a reduced width:
+    //  every name is found and used, and the model runs.
+    for (int v = 0; v < 2; v++) {
         char layout [4096];
-        snprintf (layout, sizeof (layout), "%s/tests/data/reference/wan21/real_checkpoint_layout.json",
-                  src_dir? src_dir: ".");
+        snprintf (layout, sizeof (layout), "%s/tests/data/reference/%s", src_dir? src_dir: ".",
+                  v? "wan21-i2v/real_checkpoint_layout_i2v.json": "wan21/real_checkpoint_layout.json");
+        size_t want = v? 1303: 825;
         json_t *root = json_load_file (layout, 0, NULL);
-        json_t *tensors = json_object_get (json_object_get (root, "dit"), "tensors");
+        json_t *tensors = json_object_get (json_object_get (root, v? "dit_i2v_14B": "dit"), "tensors");
         assert (json_is_object (tensors));
         size_t real_count = json_object_size (tensors);
-        assert (real_count == 825);
+        assert (real_count == want);
         s_entry_t *re = calloc (real_count, sizeof (s_entry_t));
         assert (re);
         size_t i = 0;
@@ -348,15 +349,19 @@ wan21_dit_test (bool verbose)
             t->t.ndim = (int) json_array_size (shape_j);
             int64_t numel = 1;
             for (int j = 0; j < t->t.ndim; j++) {
-                int64_t v = json_integer_value (json_array_get (shape_j, (size_t) j));
-                v = v == 1536? 64: v == 8960? 128: v == 9216? 384: v == 4096? 32: v;
-                t->t.shape [j] = v;
-                numel *= v;
+                int64_t d = json_integer_value (json_array_get (shape_j, (size_t) j));
+                //  1.3B: dim 1536, ffn 8960, 6 dim 9216; 14B: 5120, 13824, 30720; text 4096;
+                //  CLIP features 1280.
+                d = d == 1536 || d == 5120? 64: d == 8960 || d == 13824? 128
+                  : d == 9216 || d == 30720? 384: d == 4096 || d == 1280? 32: d;
+                t->t.shape [j] = d;
+                numel *= d;
             }
             float *data = malloc ((size_t) numel * sizeof (float));
             assert (data);
             vdgx_rng_normal_at (100 + i, 0, data, (size_t) numel);
-            bool norm = strstr (key, "norm") != NULL;
+            bool norm = strstr (key, "norm") != NULL || strstr (key, "img_emb.proj.0.weight")
+                     || strstr (key, "img_emb.proj.4.weight");
             for (int64_t j = 0; j < numel; j++)
                 data [j] = norm? 1.0f + 0.1f * data [j]: 0.05f * data [j];
             t->owned = data;
@@ -369,22 +374,34 @@ wan21_dit_test (bool verbose)
         for (i = 0; i < real_count; i++)
             free (re [i].owned);
         free (re);
-        wan21_dit_load_opts_t ro = { .precision = "bf16", .num_heads = S_HEADS, .text_len = S_TEXT_LEN };
+        wan21_dit_load_opts_t ro = { .precision = "bf16", .num_heads = S_HEADS,
+                                     .text_len = v? 512: S_TEXT_LEN };
         wan21_dit_t *real = wan21_dit_load (b, dir, &ro, &err);
         if (!real)
             fprintf (stderr, "real layout: %s\n", err? err: "?");
         assert (real);
         const wan21_dit_config_t *rc = wan21_dit_config (real);
-        assert (rc->num_layers == 30 && rc->dim == 64 && rc->ffn_dim == 128 && rc->text_dim == 32
-             && rc->in_dim == 16 && rc->out_dim == 16 && rc->freq_dim == 256);
-        assert (wan21_dit_tensors_used (real) == 825);
-        wan21_dit_context_t *rctx = wan21_dit_context_new (real, ctx, 5, &err);
+        assert (rc->num_layers == (v? 40: 30) && rc->dim == 64 && rc->ffn_dim == 128 && rc->text_dim == 32
+             && rc->in_dim == (v? 36: 16) && rc->out_dim == 16 && rc->freq_dim == 256);
+        assert (rc->img_dim == (v? 32: 0) && rc->img_pos == 0);
+        assert (wan21_dit_tensors_used (real) == want);
+        float *img = NULL, *xi = NULL;
+        if (v) {
+            img = malloc (257 * 32 * sizeof (float));
+            xi = malloc (36 * 3 * 4 * 6 * sizeof (float));
+            assert (img && xi);
+            vdgx_rng_normal_at (31, 0, img, 257 * 32);
+            vdgx_rng_normal_at (32, 0, xi, 36 * 3 * 4 * 6);
+        }
+        wan21_dit_context_t *rctx = wan21_dit_context_new_image (real, ctx, 5, img, v? 257: 0, &err);
         assert (rctx);
-        assert (wan21_dit_forward (real, x, 3, 4, 6, 999, rctx, out, &err) == 0);
+        assert (wan21_dit_forward (real, v? xi: x, 3, 4, 6, 999, rctx, out, &err) == 0);
         for (size_t j = 0; j < n; j++)
             assert (isfinite (out [j]));
         wan21_dit_context_destroy (real, &rctx);
         wan21_dit_destroy (&real);
+        free (img);
+        free (xi);
         unlink (path);
     }
 

@@ -462,6 +462,16 @@ wan21_engine_test (bool verbose)
         printf ("   14B bf16 estimates on cpu: t2v 720p %.1f GB, i2v 480p %.1f GB, i2v 720p %.1f GB\n",
                 mt14 / 1e9, mi480 / 1e9, mi720 / 1e9);
     assert (mi720 > mt14 + 2000000000ull && mi720 > mi480);
+    //  On a GPU (bf16 activations; create() opens no device).
+    vdgx_engine_config_t cg = c720;
+    cg.device = "cuda:0";
+    vdgx_engine_t *eg = NULL;
+    assert (full->create (&eg, &cg, &err) == VDGX_ENGINE_OK);
+    uint64_t mg16 = full->memory_estimate (eg, "bf16"), mg8 = full->memory_estimate (eg, "fp8");
+    if (verbose)
+        printf ("   i2v 720p estimates on cuda: bf16 %.1f GB, fp8 %.1f GB\n", mg16 / 1e9, mg8 / 1e9);
+    assert (mg16 > mg8 && mg16 < mi720);
+    full->destroy (&eg);
     vdgx_limits_t lim;
     assert (full->limits (e14, &lim) == 0 && lim.images == 1 && lim.wh_max == 832);
     assert (full->limits (e720, &lim) == 0 && lim.images == 1 && lim.wh_max == 1280);
