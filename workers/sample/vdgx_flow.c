@@ -86,22 +86,35 @@ vdgx_flow_ltx_sigmas (int steps, int64_t tokens, double base_shift, double max_s
                       double terminal, float *sigmas)
 {
     assert (steps >= 1 && sigmas && terminal < 1.0);
+    //  The official code's float32 steps: torch.linspace (the first half counted from the
+    //  start, the second from the end), python scalars rounded to float, a / t as
+    //  reciprocal (t) * a (so sigma_0 is not exactly 1).
+    int n = steps + 1, half = n / 2;
+    float step = (0.0f - 1.0f) / (float) steps;
     double mm = (max_shift - base_shift) / (4096.0 - 1024.0);
-    double mu = (double) tokens * mm + (base_shift - mm * 1024.0);
-    double *s = malloc ((size_t) (steps + 1) * sizeof (double));
-    assert (s);
-    for (int i = 0; i <= steps; i++) {
-        double x = i == steps? 0.0: s_linspace (1.0, 0.0, steps + 1, i);
-        s [i] = x != 0.0? exp (mu) / (exp (mu) + (1.0 / x - 1.0)): 0.0;
+    float e = (float) exp ((double) tokens * mm + (base_shift - mm * 1024.0));
+    for (int i = 0; i < n; i++) {
+        volatile float x = i < half? 1.0f + step * (float) i: 0.0f - step * (float) (n - 1 - i);
+        if (x == 0.0f) {
+            sigmas [i] = 0.0f;
+            continue;
+        }
+        volatile float d = (1.0f / x) - 1.0f;
+        volatile float r = 1.0f / (e + d);
+        sigmas [i] = r * e;
     }
+    if (terminal <= 0.0)
+        return;                 //  no stretch
     //  Stretch: the last nonzero sigma becomes `terminal`.
-    int last = steps - 1;
-    while (last > 0 && s [last] == 0.0)
+    int last = n - 1;
+    while (last > 0 && sigmas [last] == 0.0f)
         last--;
-    double scale = (1.0 - s [last]) / (1.0 - terminal);
-    for (int i = 0; i <= steps; i++)
-        sigmas [i] = s [i] != 0.0 && scale != 0.0? (float) (1.0 - (1.0 - s [i]) / scale): (float) s [i];
-    free (s);
+    volatile float scale = (1.0f - sigmas [last]) / (float) (1.0 - terminal);
+    for (int i = 0; i < n; i++)
+        if (sigmas [i] != 0.0f) {
+            volatile float q = (1.0f - sigmas [i]) / scale;
+            sigmas [i] = 1.0f - q;
+        }
 }
 
 //  The scheduler with its buffers; the schedule is filled by the caller.
@@ -471,8 +484,12 @@ vdgx_flow_test (bool verbose)
         double mu = 0.95 + (2.05 - 0.95) * (2560 - 1024) / 3072.0;
         double s1 = exp (mu) / (exp (mu) + 0.5), s2 = exp (mu) / (exp (mu) + 2.0);
         double want1 = 1.0 - (1.0 - s1) * 0.9 / (1.0 - s2);
-        assert (ls [0] == 1.0f && fabsf (ls [2] - 0.1f) < 1e-7f && ls [3] == 0.0f);
+        assert (fabsf (ls [0] - 1.0f) < 1e-6f && fabsf (ls [2] - 0.1f) < 1e-7f && ls [3] == 0.0f);
         assert (fabs (ls [1] - want1) < 1e-6);
+        //  No stretch (terminal <= 0): the shifted linspace itself.
+        float ns [4];
+        vdgx_flow_ltx_sigmas (3, 2560, 0.95, 2.05, 0.0, ns);
+        assert (fabs (ns [1] - s1) < 1e-6 && fabs (ns [2] - s2) < 1e-6 && ns [3] == 0.0f);
         //  More tokens shift the schedule towards noise.
         float lo [4];
         vdgx_flow_ltx_sigmas (3, 1024, 0.95, 2.05, 0.1, lo);

@@ -15,7 +15,9 @@
     LTX's token-count shift (vdgx_flow_ltx_sigmas): sigma = linspace(1, 0, N+1), shifted by
       mu = base + (max - base) * (tokens - 1024) / (4096 - 1024) (base 0.95, max 2.05) as
       exp(mu) / (exp(mu) + 1/sigma - 1) (0 stays 0), then stretched so that the last nonzero
-      sigma is `terminal` (0.1): 1 - (1 - sigma) * (1 - terminal) / (1 - sigma_last).
+      sigma is `terminal` (0.1): 1 - (1 - sigma) * (1 - terminal) / (1 - sigma_last);
+      terminal <= 0: no stretch. Computed in float32 step by step as the official
+      LTX2Scheduler computes it (sigma_0 is 0.99999982, not 1, for 4 steps).
       Any other schedule goes in through vdgx_flow_new_sigmas.
     The step index simply counts calls (the official schedulers look the timestep up in the
     schedule, which is the same unless two leading timesteps are equal).

@@ -16,6 +16,17 @@ vdgx_guide_cfg (vdgx_guide_t *g, double scale)
     g->ref [1] = 0;
 }
 
+void
+vdgx_guide_cfg2 (vdgx_guide_t *g, double scale, size_t split, double scale_split)
+{
+    assert (g);
+    g->branches = scale != 1.0 || scale_split != 1.0? 2: 1;
+    g->weight [1] = (float) scale;
+    g->ref [1] = 0;
+    g->split = split;
+    g->weight_split [1] = (float) scale_split;
+}
+
 int
 vdgx_guide_run (const vdgx_guide_t *g, vdgx_flow_t *sched, float *x, size_t n, char **err)
 {
@@ -51,15 +62,20 @@ vdgx_guide_run (const vdgx_guide_t *g, vdgx_flow_t *sched, float *x, size_t n, c
         if (g->on_step)
             g->on_step (g->cb_ctx, i, t, x, v, n);
         //  Newest branch first, so every v[ref] is still the raw velocity when read.
+        //  Two element ranges: [0, split) with weight, [split, n) with weight_split.
+        size_t split = g->split > 0 && g->split < n? g->split: n;
         for (int b = nb - 1; b >= 1; b--) {
             const float *r = v [g->ref [b]];
-            float w = g->weight [b];
-            if (b == 1)
-                for (size_t j = 0; j < n; j++)
-                    v [0] [j] = r [j] + w * (v [1] [j] - r [j]);
-            else
-                for (size_t j = 0; j < n; j++)
-                    v [b] [j] = w * (v [b] [j] - r [j]);
+            for (int part = 0; part < 2; part++) {
+                size_t lo = part? split: 0, hi = part? n: split;
+                float w = part? g->weight_split [b]: g->weight [b];
+                if (b == 1)
+                    for (size_t j = lo; j < hi; j++)
+                        v [0] [j] = r [j] + w * (v [1] [j] - r [j]);
+                else
+                    for (size_t j = lo; j < hi; j++)
+                        v [b] [j] = w * (v [b] [j] - r [j]);
+            }
         }
         for (int b = 2; b < nb; b++)
             for (size_t j = 0; j < n; j++)
@@ -147,6 +163,30 @@ vdgx_guide_test (bool verbose)
         for (int j = 0; j < 3; j++)
             assert (fabsf (x [j] - want [j]) <= 1e-5f * fmaxf (1.0f, fabsf (want [j])));
         assert (m.calls [0] == 4 && m.calls [1] == (kind? 4: 0) && m.calls [2] == (kind == 2? 4: 0));
+        vdgx_flow_destroy (&f);
+    }
+    //  Two modalities: scale 5 on the first element, 2 on the other two.
+    {
+        s_model_t m = { { 0 }, -1 };
+        vdgx_guide_t g = { .velocity = s_velocity, .ctx = &m };
+        vdgx_guide_cfg2 (&g, 5.0, 1, 2.0);
+        assert (g.branches == 2);
+        vdgx_flow_t *f = vdgx_flow_new (VDGX_SOLVER_EULER, 3, 3.0, 3, NULL);
+        float x [3], want [3];
+        memcpy (x, x0, sizeof (x));
+        memcpy (want, x0, sizeof (want));
+        assert (vdgx_guide_run (&g, f, x, 3, &err) == 0);
+        for (int i = 0; i < 3; i++) {
+            float s = vdgx_flow_sigma (f, i), ds = vdgx_flow_sigma (f, i + 1) - s;
+            for (int j = 0; j < 3; j++) {
+                float u = want [j] + s, c = want [j] * 2 + s;
+                want [j] += ds * (u + (j? 2.0f: 5.0f) * (c - u));
+            }
+        }
+        for (int j = 0; j < 3; j++)
+            assert (fabsf (x [j] - want [j]) <= 1e-5f * fmaxf (1.0f, fabsf (want [j])));
+        vdgx_guide_cfg2 (&g, 1.0, 1, 1.0);
+        assert (g.branches == 1);
         vdgx_flow_destroy (&f);
     }
     //  A failing model stops the loop with its message; cancellation is seen at a step boundary.

@@ -9,6 +9,8 @@
       CFG (Wan)     : branches (uncond, cond), weight[1] = g, ref[1] = 0: u + g (c - u).
       3-way (MAGI-1): (uncond, text-free cond, full cond) with weights (g_x, g_t) and
                       refs (0, 1): u + g_x (x - u) + g_t (c - x).
+      two modalities (LTX-2): one latent of video then audio tokens, CFG at scale g_v on
+                      the first `split` elements and g_a on the rest (vdgx_guide_cfg2).
 */
 #ifndef VDGX_GUIDE_H_INCLUDED
 #define VDGX_GUIDE_H_INCLUDED
@@ -41,10 +43,16 @@ typedef struct {
     void (*progress) (void *ctx, int step, int steps);      //  after each step, may be NULL
     void *cb_ctx;                                           //  for on_step and progress
     atomic_int *cancel;                                     //  checked before each step, may be NULL
+    //  Elements at and after `split` (0 = none) take weight_split [b] instead of weight [b].
+    size_t split;
+    float weight_split [VDGX_GUIDE_MAX_BRANCHES];
 } vdgx_guide_t;
 
 //  Classifier-free guidance with scale g: branches (uncond, cond); one branch when g == 1.
 void vdgx_guide_cfg (vdgx_guide_t *g, double scale);
+//  The same with scale for the first `split` elements and scale_split for the rest; one
+//  branch when both are 1.
+void vdgx_guide_cfg2 (vdgx_guide_t *g, double scale, size_t split, double scale_split);
 
 //  Runs every remaining step of sched on x [n] (in place). 0, VDGX_GUIDE_CANCELLED, or -1
 //  with *err.
