@@ -6,6 +6,7 @@
 #include "ltx2_dit.h"
 #include "ltx2_audio.h"
 #include "ltx2_prompt.h"
+#include "ltx2_sample.h"
 #include "ltx2_text.h"
 #include "ltx2_vae.h"
 
@@ -15,6 +16,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "ltx2_vae", ltx2_vae_test },
     { "ltx2_dit", ltx2_dit_test },
     { "ltx2_audio", ltx2_audio_test },
+    { "ltx2_sample", ltx2_sample_test },
 };
 
 int

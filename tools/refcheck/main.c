@@ -3,7 +3,7 @@
     vdgx-refcheck MODEL DIR [--part PART|all] [--device cpu|cuda[:N]] [-v]
                   [--atol X] [--rtol X] [--relnorm X]
     MODEL / PART: wan21 t5|dit|vae|sampling, t5v11 encoder, gemma3 decoder, ltx2 text|dit,
-    ltx23 text|dit, wan21-i2v clip|vae_encode|dit|pipeline; ltx2|ltx23 video_vae|audio.
+    ltx23 text|dit, wan21-i2v clip|vae_encode|dit|pipeline; ltx2|ltx23 video_vae|audio|sampling.
 
     Parts live in their own files (refcheck_<model>_<part>.c) and are declared weak here:
     a part whose file is not in the build resolves to NULL and is reported as
@@ -31,6 +31,8 @@ extern int vdgx_refcheck_ltx2_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx2_audio (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_ltx23_audio (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_ltx2_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
+extern int vdgx_refcheck_ltx23_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc) __attribute__ ((weak));
 extern int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc) __attribute__ ((weak));
@@ -54,7 +56,7 @@ s_usage (void)
         "                     [-v] [--atol X] [--rtol X] [--relnorm X]\n"
         "  MODEL PART: wan21 t5|dit|vae|sampling; t5v11 encoder; gemma3 decoder; ltx2 text|dit;\n"
         "              ltx23 text|dit; wan21-i2v clip|vae_encode|dit|pipeline;\n"
-        "              ltx2|ltx23 video_vae;\n"
+        "              ltx2|ltx23 video_vae|sampling;\n"
         "              magi1 dit|sampling|sampling_distill|vae\n"
         "              ltx2 audio; ltx23 audio\n"
         "  Compares the engines with the reference vectors in DIR (manifest.json + safetensors).\n"
@@ -88,6 +90,8 @@ main (int argc, char *argv [])
         { "ltx23", "dit", vdgx_refcheck_ltx23_dit },
         { "ltx2", "audio", vdgx_refcheck_ltx2_audio },
         { "ltx23", "audio", vdgx_refcheck_ltx23_audio },
+        { "ltx2", "sampling", vdgx_refcheck_ltx2_sampling },
+        { "ltx23", "sampling", vdgx_refcheck_ltx23_sampling },
         { "magi1", "dit", vdgx_refcheck_magi1_dit },
         { "magi1", "sampling", vdgx_refcheck_magi1_sampling },
         { "magi1", "sampling_distill", vdgx_refcheck_magi1_sampling_distill },

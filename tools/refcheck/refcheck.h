@@ -65,6 +65,8 @@ int vdgx_refcheck_ltx2_dit (vdgx_refcheck_t *rc);
 int vdgx_refcheck_ltx23_dit (vdgx_refcheck_t *rc);
 int vdgx_refcheck_ltx2_audio (vdgx_refcheck_t *rc);
 int vdgx_refcheck_ltx23_audio (vdgx_refcheck_t *rc);
+int vdgx_refcheck_ltx2_sampling (vdgx_refcheck_t *rc);
+int vdgx_refcheck_ltx23_sampling (vdgx_refcheck_t *rc);
 int vdgx_refcheck_magi1_dit (vdgx_refcheck_t *rc);
 int vdgx_refcheck_magi1_sampling (vdgx_refcheck_t *rc);
 int vdgx_refcheck_magi1_sampling_distill (vdgx_refcheck_t *rc);
