@@ -80,9 +80,14 @@ vdgx_limits_check (const vdgx_limits_t *self, const char *model, const vdgx_genr
                                name, self->wh_multiple, self->wh_min, self->wh_max, model, v);
         }
     }
-    if (req->frames && (req->frames > self->frames_max || (self->frames_4n1 && req->frames % 4 != 1)))
-        return s_fail (err, "frames", "frames must be %sfrom 1 to %u for %s (got %u)",
-                       self->frames_4n1? "4n+1 ": "", self->frames_max, model, req->frames);
+    uint32_t step = self->frames_step? self->frames_step: self->frames_4n1? 4: 0;
+    if (req->frames && (req->frames > self->frames_max || (step > 1 && req->frames % step != 1))) {
+        char rule [24] = "";
+        if (step > 1)
+            snprintf (rule, sizeof rule, "%un+1 ", step);
+        return s_fail (err, "frames", "frames must be %sfrom 1 to %u for %s (got %u)", rule,
+                       self->frames_max, model, req->frames);
+    }
     if (req->steps > self->steps_max)
         return s_fail (err, "steps", "steps must be 1..%u for %s (got %u)", self->steps_max, model,
                        req->steps);
@@ -109,7 +114,7 @@ int
 vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk)
 {
     assert (self && self->present);
-    int rc = msgpack_pack_map (pk, 8 + (self->nsizes > 0) + (self->images > 0));
+    int rc = msgpack_pack_map (pk, 8 + (self->nsizes > 0) + (self->images > 0) + (self->frames_step > 0));
     rc |= s_kuint (pk, "wh_min", self->wh_min) | s_kuint (pk, "wh_max", self->wh_max)
         | s_kuint (pk, "wh_multiple", self->wh_multiple);
     if (self->nsizes) {
@@ -122,8 +127,10 @@ vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk)
     }
     rc |= s_kuint (pk, "frames_max", self->frames_max)
         | vdgx_mp_pack_key (pk, "frames_4n1")
-        | (self->frames_4n1? msgpack_pack_true (pk): msgpack_pack_false (pk))
-        | s_kuint (pk, "steps_max", self->steps_max)
+        | (self->frames_4n1? msgpack_pack_true (pk): msgpack_pack_false (pk));
+    if (self->frames_step)
+        rc |= s_kuint (pk, "frames_step", self->frames_step);
+    rc |= s_kuint (pk, "steps_max", self->steps_max)
         | vdgx_mp_pack_key (pk, "guidance_max") | msgpack_pack_double (pk, self->guidance_max)
         | s_kuint (pk, "fps_max", self->fps_max);
     if (self->images)
@@ -165,9 +172,10 @@ vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const ch
                         vdgx_error_t *err)
 {
     enum { K_WH_MIN, K_WH_MAX, K_WH_MULTIPLE, K_SIZES, K_FRAMES_MAX, K_FRAMES_4N1, K_STEPS_MAX,
-           K_GUIDANCE_MAX, K_FPS_MAX, K_IMAGES, K_N };
+           K_GUIDANCE_MAX, K_FPS_MAX, K_IMAGES, K_FRAMES_STEP, K_N };
     static const char *keys [] = { "wh_min", "wh_max", "wh_multiple", "sizes", "frames_max",
-                                   "frames_4n1", "steps_max", "guidance_max", "fps_max", "images" };
+                                   "frames_4n1", "steps_max", "guidance_max", "fps_max", "images",
+                                   "frames_step" };
     vdgx_limits_init (self);
     vdgx_mp_map_t m;
     if (vdgx_mp_map (&m, obj, path? path: "", keys, K_N, err)
@@ -176,6 +184,7 @@ vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const ch
     ||  vdgx_mp_u32 (&m, K_WH_MULTIPLE, true, 1, 1024, &self->wh_multiple) < 0
     ||  vdgx_mp_u32 (&m, K_FRAMES_MAX, true, 1, 1000000, &self->frames_max) < 0
     ||  vdgx_mp_bool (&m, K_FRAMES_4N1, true, &self->frames_4n1) < 0
+    ||  vdgx_mp_u32 (&m, K_FRAMES_STEP, false, 1, 1024, &self->frames_step) < 0
     ||  vdgx_mp_u32 (&m, K_STEPS_MAX, true, 1, 10000, &self->steps_max) < 0
     ||  vdgx_mp_double (&m, K_GUIDANCE_MAX, true, 0, 1000, false, &self->guidance_max) < 0
     ||  vdgx_mp_u32 (&m, K_FPS_MAX, true, 1, 240, &self->fps_max) < 0
@@ -220,7 +229,7 @@ vdgx_limits_equal (const vdgx_limits_t *a, const vdgx_limits_t *b)
     if (a->wh_min != b->wh_min || a->wh_max != b->wh_max || a->wh_multiple != b->wh_multiple
     ||  a->nsizes != b->nsizes || a->frames_max != b->frames_max || a->frames_4n1 != b->frames_4n1
     ||  a->steps_max != b->steps_max || a->guidance_max != b->guidance_max || a->fps_max != b->fps_max
-    ||  a->images != b->images)
+    ||  a->images != b->images || a->frames_step != b->frames_step)
         return false;
     return memcmp (a->sizes, b->sizes, a->nsizes * sizeof a->sizes [0]) == 0;
 }
@@ -343,6 +352,18 @@ vdgx_limits_test (bool verbose)
     req.image = req.last_image = NULL;      //  not owned: not freed by clear
     req.image_size = req.last_image_size = 0;
     lim.images = 0;
+
+    //  Frames 8n+1 (LTX-2): the step given on its own, and over the wire.
+    vdgx_limits_t eight = lim;
+    eight.frames_4n1 = false;
+    eight.frames_step = 8;
+    vdgx_genreq_init (&req);
+    req.frames = 13;
+    assert (vdgx_limits_check (&eight, "ltx2-tiny", &req, &err) == -1 && strstr (err.message, "8n+1"));
+    req.frames = 17;
+    assert (vdgx_limits_check (&eight, "ltx2-tiny", &req, &err) == 0);
+    assert (s_round_trip (&eight, &back, &err) == 0 && vdgx_limits_equal (&eight, &back));
+    assert (back.frames_step == 8 && !vdgx_limits_equal (&eight, &lim));
 
     //  A model of fixed sizes.
     vdgx_limits_t fixed = { .present = true, .wh_min = 16, .wh_max = 4096, .wh_multiple = 1,

@@ -29,6 +29,7 @@ typedef struct {
     size_t nsizes;
     uint32_t frames_max;
     bool frames_4n1;                        //  frame counts must be 4n+1
+    uint32_t frames_step;                   //  0, or frame counts must be frames_step*n+1
     uint32_t steps_max;
     double guidance_max;
     uint32_t fps_max;
@@ -50,8 +51,8 @@ int vdgx_limits_check (const vdgx_limits_t *self, const char *model, const vdgx_
                        vdgx_error_t *err);
 
 //  Wire form (PROTOCOL.md 5.8): {wh_min, wh_max, wh_multiple, sizes?: ["WxH"], frames_max,
-//  frames_4n1, steps_max, guidance_max, fps_max, images?} (images only when > 0).
-//  self must be present.
+//  frames_4n1, frames_step? (when set), steps_max, guidance_max, fps_max, images?} (images
+//  only when > 0). self must be present.
 int vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk);
 //  Strict decode of that map at path (for error fields, e.g. "limits"); sets present.
 int vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const char *path,

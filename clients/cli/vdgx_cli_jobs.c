@@ -724,9 +724,14 @@ s_limits_text (json_t *limits, char *buf, size_t size)
     if (!*sizes)
         snprintf (sizes, sizeof sizes, "%lld..%lld step %lld", (long long) s_int (limits, "wh_min"),
                   (long long) s_int (limits, "wh_max"), (long long) s_int (limits, "wh_multiple"));
+    long long step = s_int (limits, "frames_step");
+    if (step < 2 && json_is_true (json_object_get (limits, "frames_4n1")))
+        step = 4;
+    char rule [32] = "";
+    if (step > 1)
+        snprintf (rule, sizeof rule, " (%lldn+1)", step);
     snprintf (buf, size, "%s, frames <= %lld%s, steps <= %lld", sizes,
-              (long long) s_int (limits, "frames_max"),
-              json_is_true (json_object_get (limits, "frames_4n1"))? " (4n+1)": "",
+              (long long) s_int (limits, "frames_max"), rule,
               (long long) s_int (limits, "steps_max"));
 }
 

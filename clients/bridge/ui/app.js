@@ -226,7 +226,7 @@ function sizeChoices(l) {
 
 function frameChoices(l) {
   const max = l.frames_max || 1;
-  const step = l.frames_4n1 ? 4 : 1;
+  const step = l.frames_step || (l.frames_4n1 ? 4 : 1);
   const all = [];
   for (let f = 1; f <= max; f += step) all.push(f);
   if (all.length <= 40) return all;
@@ -270,7 +270,8 @@ function applyModel(keep = {}) {
     const parts = [];
     if (l.sizes && l.sizes.length) parts.push(`sizes ${l.sizes.join(', ')}`);
     else parts.push(`width and height ${l.wh_min}–${l.wh_max} px, multiples of ${l.wh_multiple}`);
-    parts.push(`up to ${l.frames_max} frames${l.frames_4n1 ? ' (4n+1)' : ''}`);
+    const fstep = l.frames_step || (l.frames_4n1 ? 4 : 1);
+    parts.push(`up to ${l.frames_max} frames${fstep > 1 ? ` (${fstep}n+1)` : ''}`);
     parts.push(`up to ${l.fps_max} fps`, `up to ${l.steps_max} steps`, `guidance 0–${l.guidance_max}`);
     hint.textContent = `Accepts ${parts.join(' · ')}.`;
     $('#f-fps').max = l.fps_max;
