@@ -32,6 +32,21 @@ int vdgx_weight_quantize (vdgx_weight_t *w, vdgx_wfmt_t fmt, const float *src, i
 //  Wraps an already-FP8 checkpoint tensor (e4m3 [n,k]) with its scale(s) (copies).
 int vdgx_weight_from_fp8 (vdgx_weight_t *w, const uint8_t *e4m3, const float *scales,
                           int64_t scale_count, int64_t n, int64_t k, char **err);
+//  Wraps an NVFP4 checkpoint weight in the cuBLAS block-scaled layout (ModelOpt / the LTX-2
+//  nvfp4 files: packed [n, k/2] with element 2j in the HIGH nibble when hi_first; e4m3 block
+//  scales in 128x4 tiles of the zero-padded [scale_rows = roundup(n, 128), scale_cols =
+//  roundup(k/16, 4)] matrix: tile (r/128) * (scale_cols/4) + c/4, offset tile*512 +
+//  (r%32)*16 + ((r%128)/32)*4 + c%4; the f32 per-tensor decode scale) into the project's
+//  NVFP4 layout (low nibble first, scales row-major [n, k/16]). Same values (copies).
+int vdgx_weight_from_nvfp4_tiled (vdgx_weight_t *w, const uint8_t *packed, bool hi_first,
+                                  const uint8_t *tiled_scales, int64_t scale_rows,
+                                  int64_t scale_cols, float global_scale, int64_t n, int64_t k,
+                                  char **err);
+//  The inverse (tests, checkpoint writers): dst_packed [n*k/2], dst_scales [scale_rows *
+//  scale_cols] (zero padding) from an NVFP4 host weight.
+void vdgx_weight_to_nvfp4_tiled (const vdgx_weight_t *w, bool hi_first, uint8_t *dst_packed,
+                                 uint8_t *dst_scales, int64_t scale_rows, int64_t scale_cols);
+
 //  Dequantizes row r (k elements) of a host weight into dst.
 void vdgx_weight_dequant_row (const vdgx_weight_t *w, int64_t r, float *dst);
 //  Dequantizes the whole weight (n*k floats).

@@ -166,6 +166,57 @@ s_fp8_scale (vdgx_wsrc_t *self, const char *canonical, float *scale, char **err)
     return 0;
 }
 
+static void s_dims (char *out, size_t size, int ndim, const int64_t *shape);
+
+//  An NVFP4 checkpoint weight (the LTX-2 nvfp4 files, ModelOpt): "<layer>.weight" U8 [n, k/2]
+//  with "<layer>.weight_scale" F8_E4M3 block scales in cuBLAS 128x4 tiles and the F32 tensor
+//  scale "<layer>.weight_scale_2"; element 2j in the high nibble. Fills w and returns 1; 0 when
+//  the tensor is not one; -1 with *err.
+static int
+s_nvfp4 (vdgx_wsrc_t *self, const char *canonical, const vdgx_ckpt_tensor_t *t, int64_t n,
+         int64_t k, vdgx_weight_t *w, char **err)
+{
+    if (!t || t->dtype != VDGX_DTYPE_U8)
+        return 0;
+    char base [400], cand [420], sname [512], s2name [512];
+    snprintf (base, sizeof (base), "%s", canonical);
+    char *dot = strrchr (base, '.');
+    if (!dot || strcmp (dot, ".weight") != 0)
+        return 0;
+    *dot = 0;
+    snprintf (cand, sizeof (cand), "%s.weight_scale", base);
+    vdgx_wsrc_name (self, cand, sname, sizeof (sname));
+    snprintf (cand, sizeof (cand), "%s.weight_scale_2", base);
+    vdgx_wsrc_name (self, cand, s2name, sizeof (s2name));
+    const vdgx_ckpt_tensor_t *sc = vdgx_ckpt_find (self->ckpt, sname);
+    const vdgx_ckpt_tensor_t *s2 = vdgx_ckpt_find (self->ckpt, s2name);
+    char name [512];
+    vdgx_wsrc_name (self, canonical, name, sizeof (name));
+    if (!sc || !s2 || sc->dtype != VDGX_DTYPE_F8_E4M3 || sc->ndim != 2 || s2->dtype != VDGX_DTYPE_F32
+    ||  s2->nbytes != 4) {
+        vdgx_set_error (err, "%s: tensor %s is U8 but not NVFP4 (needs %s F8_E4M3 and %s F32 scalar)",
+                        self->who, name, sname, s2name);
+        return -1;
+    }
+    if (t->ndim != 2 || t->shape [0] != n || t->shape [1] * 2 != k) {
+        char got [96];
+        s_dims (got, sizeof (got), t->ndim, t->shape);
+        vdgx_set_error (err, "%s: tensor %s has shape [%s], expected NVFP4 [%lld,%lld]", self->who,
+                        name, got, (long long) n, (long long) (k / 2));
+        return -1;
+    }
+    float g;
+    memcpy (&g, s2->data, 4);
+    char *e = NULL;
+    if (vdgx_weight_from_nvfp4_tiled (w, t->data, true, sc->data, sc->shape [0], sc->shape [1], g,
+                                      n, k, &e)) {
+        vdgx_set_error (err, "%s: %s: %s", self->who, name, e? e: "bad nvfp4 weight");
+        free (e);
+        return -1;
+    }
+    return 1;
+}
+
 static void
 s_random_fill (vdgx_wsrc_t *self, const char *name, float *buf, int64_t numel)
 {
@@ -220,6 +271,20 @@ vdgx_wsrc_fetch (vdgx_wsrc_t *self, const char *canonical, int ndim, const int64
         vdgx_set_error (err, "%s: tensor %s is missing", self->who, name);
         free (buf);
         return NULL;
+    }
+    if (t->dtype == VDGX_DTYPE_U8 && ndim == 2) {
+        vdgx_weight_t w;
+        int is = s_nvfp4 (self, canonical, t, shape [0], shape [1], &w, err);
+        if (is < 0) {
+            free (buf);
+            return NULL;
+        }
+        if (is) {
+            vdgx_weight_dequant (&w, buf);
+            vdgx_weight_host_free (&w);
+            self->used++;
+            return buf;
+        }
     }
     if (!s_shape_is (t, ndim, shape)) {
         char want [96], got [96];
@@ -287,6 +352,16 @@ vdgx_wsrc_linear (vdgx_wsrc_t *self, vdgx_backend_t *b, const char *layer, int64
         if (vdgx_weight_from_fp8 (&host, raw->data, &scale, 1, n, k, &e)) {
             vdgx_set_error (err, "%s: %s: %s", self->who, name, e? e: "bad fp8 weight");
             free (e);
+            return -1;
+        }
+        self->used++;
+    }
+    else
+    if (raw && raw->dtype == VDGX_DTYPE_U8 && fmt == VDGX_WFMT_NVFP4) {
+        //  A pre-quantized NVFP4 checkpoint keeps its values (only the layout changes).
+        if (s_nvfp4 (self, name, raw, n, k, &host, err) != 1) {
+            if (err && !*err)
+                vdgx_set_error (err, "%s: tensor %s is U8 but not NVFP4", self->who, name);
             return -1;
         }
         self->used++;

@@ -134,6 +134,58 @@ vdgx_wsrc_test (bool verbose)
     vdgx_wsrc_destroy (&r1);
     vdgx_wsrc_destroy (&r2);
 
+    //  NVFP4 checkpoint weights (U8 + tiled F8_E4M3 block scales + F32 tensor scale): read as
+    //  f32, kept as NVFP4 (same codes and scales), dequantized for another format; a U8
+    //  weight without its scales is refused by name.
+    {
+        float src [4 * 32];
+        for (int i = 0; i < 4 * 32; i++)
+            src [i] = 0.05f * (float) ((i * 7) % 23 - 11);
+        vdgx_weight_t q;
+        assert (vdgx_weight_quantize (&q, VDGX_WFMT_NVFP4, src, 4, 32, false, &err) == 0);
+        uint8_t packed [4 * 16], tiled [128 * 4];
+        vdgx_weight_to_nvfp4_tiled (&q, true, packed, tiled, 128, 4);
+        float g = q.global_scale;
+        vdgx_ckpt_tensor_t t4 [] = {
+            { "model.q4.weight", VDGX_DTYPE_U8, 2, { 4, 16 }, packed, sizeof (packed) },
+            { "model.q4.weight_scale", VDGX_DTYPE_F8_E4M3, 2, { 128, 4 }, tiled, sizeof (tiled) },
+            { "model.q4.weight_scale_2", VDGX_DTYPE_F32, 0, { 0 }, &g, sizeof (g) },
+            { "model.q4.bias", VDGX_DTYPE_F32, 1, { 4 }, qb, sizeof (qb) },
+            { "model.lone.weight", VDGX_DTYPE_U8, 2, { 4, 16 }, packed, sizeof (packed) },
+        };
+        char path4 [] = "/tmp/vdgx_wsrc4_XXXXXX";
+        int fd4 = mkstemp (path4);
+        assert (fd4 >= 0);
+        close (fd4);
+        assert (vdgx_safetensors_write (path4, t4, 5, &err) == 0);
+        vdgx_ckpt_t *c4 = vdgx_ckpt_open (path4, &err);
+        vdgx_wsrc_t *s4 = vdgx_wsrc_new (c4, &s_map, "test model");
+        float want [4 * 32];
+        vdgx_weight_dequant (&q, want);
+        const int64_t qs [2] = { 4, 32 };
+        float *got = vdgx_wsrc_fetch (s4, "q4.weight", 2, qs, &err);
+        assert (got && memcmp (got, want, sizeof (want)) == 0);
+        free (got);
+        assert (vdgx_wsrc_linear (s4, b, "q4", 4, 32, VDGX_WFMT_NVFP4, VDGX_DTYPE_F32, &l, &err) == 0);
+        assert (l.w.fmt == VDGX_WFMT_NVFP4);
+        float wq [4 * 32];
+        vdgx_weight_dequant (&l.w, wq);
+        assert (memcmp (wq, want, sizeof (want)) == 0);
+        vdgx_linear_release (b, &l);
+        assert (vdgx_wsrc_linear (s4, b, "q4", 4, 32, VDGX_WFMT_F32, -1, &l, &err) == 0);
+        vdgx_weight_dequant (&l.w, wq);
+        assert (memcmp (wq, want, sizeof (want)) == 0);
+        vdgx_linear_release (b, &l);
+        assert (vdgx_wsrc_linear (s4, b, "lone", 4, 32, VDGX_WFMT_NVFP4, -1, &l, &err) == -1);
+        assert (strstr (err, "model.lone.weight is U8 but not NVFP4"));
+        const int64_t wrong [2] = { 4, 64 };
+        assert (!vdgx_wsrc_fetch (s4, "q4.weight", 2, wrong, &err) && strstr (err, "expected NVFP4 [4,32]"));
+        vdgx_wsrc_destroy (&s4);
+        vdgx_ckpt_destroy (&c4);
+        vdgx_weight_host_free (&q);
+        unlink (path4);
+    }
+
     free (err);
     vdgx_backend_destroy (&b);
     vdgx_ckpt_destroy (&ckpt);
