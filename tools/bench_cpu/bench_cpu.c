@@ -7,6 +7,9 @@
       conv3d CIN COUT T H W   causal 3x3x3 conv of x[1,CIN,T,H,W] (pad t 2+0, h 1, w 1)
       vae F H W               Wan 2.1 VAE decode (dim 96, z 16, random weights) of a
                               latent 16 x F x H x W -> 1 + 4 (F - 1) frames of 8H x 8W
+      ltx2vae F H W           LTX-2.3 video VAE decode (the 22B decoder at full width, 407 M
+                              random weights, no timestep conditioning) of a latent
+                              128 x F x H x W -> 1 + 8 (F - 1) frames of 32H x 32W
 
     One untimed warm-up, then R timed runs: prints "time <seconds>" per run, then
     "peak_rss_mb <MiB>" (the process's maximum resident set, weights and inputs included).
@@ -15,6 +18,7 @@
 #include "vdgx_backend.h"
 #include "vdgx_quant.h"
 #include "wan21_vae.h"
+#include "ltx2_vae.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,7 +86,7 @@ static void
 s_usage (void)
 {
     fprintf (stderr, "usage: vdgx-bench-cpu [--threads N] [--reps R] linear M N K FMT | attention B L H D\n"
-                     "       | conv3d CIN COUT T H W | vae F H W\n");
+                     "       | conv3d CIN COUT T H W | vae F H W | ltx2vae F H W\n");
     exit (2);
 }
 
@@ -101,7 +105,8 @@ main (int argc, char *argv [])
     const char *item = argv [a++];
     int64_t n [6] = { 0 };
     int want = strcmp (item, "linear") == 0? 3: strcmp (item, "attention") == 0? 4:
-               strcmp (item, "conv3d") == 0? 5: strcmp (item, "vae") == 0? 3: -1;
+               strcmp (item, "conv3d") == 0? 5: strcmp (item, "vae") == 0? 3:
+               strcmp (item, "ltx2vae") == 0? 3: -1;
     if (want < 0 || argc - a < want + (strcmp (item, "linear") == 0))
         s_usage ();
     for (int i = 0; i < want; i++) {
@@ -119,6 +124,7 @@ main (int argc, char *argv [])
     vdgx_tensor_t t [4] = { { 0 } };
     vdgx_weight_t hw = { 0 }, dw = { 0 };
     wan21_vae_t *vae = NULL;
+    ltx2_vae_t *ltx = NULL;
     float *latent = NULL;
     int kind = 0;
     if (strcmp (item, "linear") == 0) {
@@ -154,6 +160,23 @@ main (int argc, char *argv [])
         s_tensor (b, &t [3], 1, sb, 1.0f);
         kind = 3;
     }
+    else if (strcmp (item, "ltx2vae") == 0) {
+        //  The LTX-2.3 22B decoder (decoder_base_channels 128, the 2.3 block list).
+        static const char *config = "{\"latent_channels\": 128, \"patch_size\": 4, "
+            "\"decoder_base_channels\": 128, \"decoder_blocks\": [[\"res_x\", {\"num_layers\": 4}], "
+            "[\"compress_space\", {\"multiplier\": 2}], [\"res_x\", {\"num_layers\": 6}], "
+            "[\"compress_time\", {\"multiplier\": 2}], [\"res_x\", {\"num_layers\": 4}], "
+            "[\"compress_all\", {\"multiplier\": 1}], [\"res_x\", {\"num_layers\": 2}], "
+            "[\"compress_all\", {\"multiplier\": 2}], [\"res_x\", {\"num_layers\": 2}]], "
+            "\"timestep_conditioning\": false}";
+        ltx2_vae_config_t cfg;
+        if (ltx2_vae_config_parse (config, 0, &cfg, &err) || !(ltx = ltx2_vae_new_random (&cfg, b, 1, &err))) {
+            fprintf (stderr, "vdgx-bench-cpu: ltx2vae: %s\n", err);
+            return 1;
+        }
+        latent = s_rand (128 * n [0] * n [1] * n [2], 1.0f);
+        kind = 5;
+    }
     else {
         vae = wan21_vae_new_random (b, 96, 16, 1, &err);
         if (!vae) {
@@ -178,6 +201,12 @@ main (int argc, char *argv [])
                 s_check (b, vdgx_op_conv3d (b, &t [2], &t [0], &t [1], &t [3], stride, pad), "conv3d");
                 break;
             }
+            case 5:
+                if (ltx2_vae_decode (ltx, latent, n [0], n [1], n [2], NULL, s_frame, NULL, &err)) {
+                    fprintf (stderr, "vdgx-bench-cpu: ltx2vae decode: %s\n", err);
+                    return 1;
+                }
+                break;
             default:
                 if (wan21_vae_decode (vae, latent, n [0], n [1], n [2], NULL, s_frame, NULL, &err)) {
                     fprintf (stderr, "vdgx-bench-cpu: vae decode: %s\n", err);
@@ -195,6 +224,7 @@ main (int argc, char *argv [])
     if (dw.data)
         vdgx_weight_release (b, &dw);
     wan21_vae_destroy (&vae);
+    ltx2_vae_destroy (&ltx);
     free (latent);
     vdgx_backend_destroy (&b);
     return 0;

@@ -17,6 +17,10 @@ Items (real Wan 2.1 1.3B / umT5-XXL / Wan-VAE shapes, fp32 on both sides):
   vae           Wan-VAE decode of a 16x2x16x16 latent (5 frames of 128x128), causal caches
                 per latent frame as the official decoder does (vdgx-bench-cpu vae)
   t5            umT5-XXL encoder, 2 layers, 512 tokens (vdgx-bench-t5 --layers 2 --wfmt f32)
+  ltx2vae       LTX-2.3 video VAE decoder at full width (407 M weights, the 2.3 block list,
+                no timestep conditioning) on a 128x2x2x2 latent (9 frames of 64x64); the
+                official VideoDecoder structure: non-causal convs (first / last frame
+                replicated, reflect padding), PixelNorm, depth-to-space (vdgx-bench-cpu ltx2vae)
 
 Each measurement is a fresh process (ours: the C tool; PyTorch: this script with --torch-item)
 that builds its inputs, runs one untimed warm-up and one timed run; ours and PyTorch's
@@ -267,6 +271,72 @@ def torch_item(name, threads):
                 out.append(c.conv(self.head, F.silu(self.head_norm(y))))
             return torch.cat(out, 2).clamp(-1, 1)
 
+    # ---- LTX-2.3 video VAE decoder (official VideoDecoder structure, timestep_conditioning off)
+    class LtxConv(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.conv = nn.Conv3d(cin, cout, 3, padding=(0, 1, 1), padding_mode='reflect')
+
+        def forward(self, x):
+            x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+            return self.conv(x)
+
+    def pixel_norm(x):
+        return x / torch.sqrt(torch.mean(x ** 2, dim=1, keepdim=True) + 1e-8)
+
+    class LtxRes(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv1, self.conv2 = LtxConv(c, c), LtxConv(c, c)
+
+        def forward(self, x):
+            h = self.conv1(F.silu(pixel_norm(x)))
+            return x + self.conv2(F.silu(pixel_norm(h)))
+
+    class LtxUp(nn.Module):
+        def __init__(self, c, stride, mult):
+            super().__init__()
+            self.stride = stride
+            self.conv = LtxConv(c, c * stride[0] * stride[1] * stride[2] // mult)
+
+        def forward(self, x):
+            x = self.conv(x)
+            p1, p2, p3 = self.stride
+            b, c, f, h, w = x.shape
+            c //= p1 * p2 * p3
+            x = x.reshape(b, c, p1, p2, p3, f, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4)
+            x = x.reshape(b, c, f * p1, h * p2, w * p3)
+            return x[:, :, 1:] if p1 == 2 else x
+
+    class LtxDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            blocks = [('res', 2), ('up', (2, 2, 2), 2), ('res', 2), ('up', (2, 2, 2), 1),
+                      ('res', 4), ('up', (2, 1, 1), 2), ('res', 6), ('up', (1, 2, 2), 2), ('res', 4)]
+            c = 1024
+            self.conv_in = LtxConv(128, c)
+            mods = []
+            for blk in blocks:
+                if blk[0] == 'res':
+                    mods.append(nn.Sequential(*[LtxRes(c) for _ in range(blk[1])]))
+                else:
+                    mods.append(LtxUp(c, blk[1], blk[2]))
+                    c //= blk[2]
+            self.up_blocks = nn.ModuleList(mods)
+            self.conv_out = LtxConv(c, 48)
+            self.register_buffer('std', torch.ones(128))
+            self.register_buffer('mean', torch.zeros(128))
+
+        def forward(self, z):
+            x = z * self.std.view(1, -1, 1, 1, 1) + self.mean.view(1, -1, 1, 1, 1)
+            x = self.conv_in(x)
+            for m in self.up_blocks:
+                x = m(x)
+            x = self.conv_out(F.silu(pixel_norm(x)))
+            b, _, f, h, w = x.shape
+            x = x.reshape(b, 3, 4, 4, f, h, w).permute(0, 1, 4, 5, 3, 6, 2)
+            return x.reshape(b, 3, f, h * 4, w * 4)
+
     # ---- umT5 encoder layer (official T5SelfAttention: pre-norm, relative position bias per
     #      layer, no 1/sqrt(d) scaling, gated-GELU FFN)
     class T5Layer(nn.Module):
@@ -317,6 +387,10 @@ def torch_item(name, threads):
     elif name == 'vae':
         model = VAEDecoder().eval()
         z = torch.randn(1, 16, 2, 16, 16)
+        run = lambda: model(z)
+    elif name == 'ltx2vae':
+        model = LtxDecoder().eval()
+        z = torch.randn(1, 128, 2, 2, 2)
         run = lambda: model(z)
     elif name == 't5':
         layers = nn.ModuleList(T5Layer() for _ in range(2)).eval()
@@ -384,6 +458,7 @@ def main():
         'dit1560': (dit + ['--frames', '1'], r'forward: best (\S+) s', 1.0),
         'dit3120': (dit + ['--frames', '5'], r'forward: best (\S+) s', 1.0),
         'vae': (cpu + ['vae', '2', '16', '16'], r'time (\S+)', 1.0),
+        'ltx2vae': (cpu + ['ltx2vae', '2', '2', '2'], r'time (\S+)', 1.0),
         't5': ([os.path.join(bins, 'vdgx-bench-t5'), '--device', 'cpu:' + th, '--layers', '2',
                 '--tokens', '512', '--wfmt', 'f32', '--reps', '1'], r'forward\s+(\S+) ms', 1e-3),
     }

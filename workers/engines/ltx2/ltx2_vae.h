@@ -15,8 +15,12 @@
     A latent [128, T, H, W] gives 8 (T - 1) + 1 frames of 32 H x 32 W (LTX-2 and LTX-2.3
     real configs; the output size follows from the block list).
 
-    The official pipelines decode the whole latent at once (no tiling in the one-stage
-    text-to-video pipelines); so does ltx2_vae_decode. Tiled decoding is not implemented.
+    ltx2_vae_decode decodes the whole latent at once, as the official pipeline classes do when
+    they are given no tiling config (and as the reference vectors were made). The official
+    command-line entry points pass TilingConfig.default(): spatial tiles of 512 px with 64 px
+    overlap and temporal tiles of 64 frames with 24 overlap, blended with trapezoidal masks,
+    which bounds the activation memory at large sizes. Tiled decoding is not implemented here
+    yet (ltx2_vae_activation_bytes gives the whole-latent peak).
 
     Weights: the single-file LTX-2 checkpoints, keys vae.decoder.* and vae.per_channel_
     statistics.*; the config from the safetensors __metadata__ "config" object's "vae"
