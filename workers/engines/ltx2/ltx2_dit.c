@@ -26,7 +26,7 @@
 
 #define S_MAX_LAYERS 256
 #define S_FREQ_DIM 256          //  timestep sinusoid width
-#define S_WORK_SLOTS 96
+#define S_WORK_SLOTS 192       //  a forward holds at most 64 at once (LTX-2.3)
 
 typedef struct {
     vdgx_attn_t a;              //  to_q/k/v/out.0 (biased), q/k RMSNorm across heads (weight)
