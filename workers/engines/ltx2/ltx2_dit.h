@@ -29,8 +29,10 @@
     Weights are read through a vdgx_wsrc_t under their official names (the `model.diffusion_
     model.` prefix is the map's: ltx2_dit_map). Block linears (attention projections, gates,
     FFNs, a<->v attention) are vdgx_linear_t in the requested format (FP8 checkpoint tensors
-    stay FP8 at fp8); embeddings, adaLN, projections in/out and tables in F32 (BF16 when the
-    backend computes in BF16). One backend thread at a time (as every backend).
+    stay FP8 at fp8); the timestep embedders, adaLN linears, patchify / caption / output
+    projections in F32 (BF16 when the backend computes in BF16); modulation tables always F32.
+    One backend thread at a time (as every backend). Both streams are required in a forward
+    (the official pipelines always run audio and video together).
 */
 #ifndef LTX2_DIT_H_INCLUDED
 #define LTX2_DIT_H_INCLUDED
