@@ -112,6 +112,11 @@ HAVE_GPU=1
 if [ "${VDGX_GPU_WAN:-0}" = 1 ] && [ "$HAVE_GPU" = 1 ] && [ -x "$BIN/vdgx-refcheck" ]; then
     run_prog vdgx-refcheck 150 wan21 "$ROOT/tests/data/reference/wan21" --part all --device cuda
     grep -E "FAIL|check\(s\)" "$LOGDIR/gpu_vdgx-refcheck.log" | head -20
+    # Wan 2.1 image-to-video: CLIP, VAE encoder, I2V DiT and the whole run (its own log).
+    echo "== vdgx-refcheck wan21-i2v"
+    timeout -k 5 150 "$BIN/vdgx-refcheck" wan21-i2v "$ROOT/tests/data/reference/wan21-i2v" --part all \
+        --device cuda > "$LOGDIR/gpu_vdgx-refcheck-i2v.log" 2>&1
+    grep -E "FAIL|check\(s\)" "$LOGDIR/gpu_vdgx-refcheck-i2v.log" | head -20
 fi
 if [ "${VDGX_GPU_WAN:-0}" = 1 ] && [ "$HAVE_GPU" = 1 ] && [ -x "$BIN/vdgx-bench-wan21" ]; then
     run_prog vdgx-bench-wan21 330 --device cuda --precisions bf16,fp8,fp4 --steps 2 --t5-layers 4 \
@@ -155,6 +160,11 @@ cat "$LOGDIR"/gpu_test_backend_ops.log "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null
         echo
         echo "Wan 2.1 reference check on the GPU: $(grep "check(s)" "$LOGDIR/gpu_vdgx-refcheck.log" | tail -1)"
         grep -E "^  FAIL" "$LOGDIR/gpu_vdgx-refcheck.log" | head -20
+    fi
+    if [ -f "$LOGDIR/gpu_vdgx-refcheck-i2v.log" ]; then
+        echo
+        echo "Wan 2.1 image-to-video reference check on the GPU: $(grep "check(s)" "$LOGDIR/gpu_vdgx-refcheck-i2v.log" | tail -1)"
+        grep -E "^  FAIL" "$LOGDIR/gpu_vdgx-refcheck-i2v.log" | head -20
     fi
     if [ -f "$LOGDIR/gpu_vdgx-bench-wan21.log" ]; then
         echo

@@ -550,6 +550,20 @@ wan21_engine_test (bool verbose)
         vdgx_genreq_clear (&req);
     }
     assert (isum [0] != isum [1]);
+    //  DPM++ runs the same loop (its numbers: vdgx-refcheck wan21 --part sampling).
+    s_req (&req, "a red car in the rain at night");
+    snprintf (req.model, sizeof req.model, "wan21-i2v-tiny");
+    snprintf (req.sampler, sizeof req.sampler, "dpm++");
+    req.frames = 5, req.steps = 2;
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    memset (&verr, 0, sizeof verr);
+    assert (full->validate (e, &req, &verr) == 0);
+    s_sink_init (&sink);
+    io = s_io (&sink);
+    memset (&out, 0, sizeof out);
+    assert (full->generate (e, &req, &io, &out, &err) == VDGX_ENGINE_OK);
+    assert (sink.frames == 5 && sink.range_ok && sink.denoise_steps == 2);
+    vdgx_genreq_clear (&req);
     full->unload (e);
     full->destroy (&e);
 
