@@ -38,6 +38,8 @@ s_usage (FILE *out)
         "  --per-ip-limit N         open connections per address (default 64, 0 = none)\n"
         "  --timeout-s N            idle connection timeout (default 30)\n"
         "  --body-max BYTES         request body cap (default 65536)\n"
+        "  --submit-body-max BYTES  body cap of POST /generate and /v1/videos, which may carry\n"
+        "                           images (default 12582912)\n"
         "  --request-timeout-ms N   broker deadline per request (default 5000)\n"
         "  --sse-max-s N            longest event stream (default 3600)\n"
         "  --chunk-bytes N          download chunk per broker read (default 1048576)\n"
@@ -207,6 +209,7 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--per-ip-limit") == 0) { rc = s_num (arg, val, 0, 1e6, &v); cfg.per_ip_limit = (unsigned) v; }
         else if (strcmp (arg, "--timeout-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.conn_timeout_s = (unsigned) v; }
         else if (strcmp (arg, "--body-max") == 0) { rc = s_num (arg, val, 1024, 1 << 30, &v); cfg.body_max = (size_t) v; }
+        else if (strcmp (arg, "--submit-body-max") == 0) { rc = s_num (arg, val, 1024, 1 << 30, &v); cfg.submit_body_max = (size_t) v; }
         else if (strcmp (arg, "--request-timeout-ms") == 0) { rc = s_num (arg, val, 10, 600000, &v); cfg.request_timeout_ms = (int) v; }
         else if (strcmp (arg, "--sse-max-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.sse_max_s = (int) v; }
         else if (strcmp (arg, "--cache-ms") == 0) { rc = s_num (arg, val, 0, 3600000, &v); cfg.cache_ms = (int) v; }

@@ -1,5 +1,7 @@
 /*  vdgx_apireq.c - JSON / form bodies to validated generate requests. */
 #include "vdgx_apireq.h"
+#include "vdgx_form.h"
+#include "vdgx_image.h"
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -53,11 +55,12 @@ vdgx_apireq_parse_size (const char *text, uint32_t *width, uint32_t *height)
     return 0;
 }
 
-typedef enum { F_STR, F_UINT, F_NUM, F_BOOL, F_SIZE, F_SECONDS, F_REFUSE } s_kind_t;
+typedef enum { F_STR, F_UINT, F_NUM, F_BOOL, F_SIZE, F_SECONDS, F_IMAGE, F_REFUSE } s_kind_t;
 typedef enum {
     K_MODEL, K_PROMPT, K_NEGATIVE, K_DURATION, K_SECONDS, K_RESOLUTION, K_SIZE, K_WIDTH,
     K_HEIGHT, K_FRAMES, K_FPS, K_STEPS, K_GUIDANCE, K_SHIFT, K_SAMPLER, K_SEED, K_PRECISION,
-    K_PRIORITY, K_IDEMKEY, K_NO_CACHE, K_INPUT_REF, K_COUNT
+    K_PRIORITY, K_IDEMKEY, K_NO_CACHE, K_IMAGE, K_LAST_IMAGE, K_INPUT_REF, K_INPUT_REF_URL,
+    K_INPUT_REF_FILE, K_COUNT
 } s_key_t;
 static const struct {
     const char *name;
@@ -85,7 +88,13 @@ static const struct {
     { "priority", F_STR, 3, 0 },
     { "idempotency_key", F_STR, 3, 0 },
     { "no_cache", F_BOOL, 3, 0 },
-    { "input_reference", F_REFUSE, 2, 0 },
+    { "image", F_IMAGE, 3, 0 },
+    { "last_image", F_IMAGE, 3, 0 },
+    //  OpenAI: a file part or a data URL string (JSON: also {"image_url": ...}); the SDK's
+    //  multipart form of {"image_url": ...} is the field input_reference[image_url].
+    { "input_reference", F_IMAGE, 2, 0 },
+    { "input_reference[image_url]", F_IMAGE, 2, 0 },
+    { "input_reference[file_id]", F_REFUSE, 2, 0 },
 };
 
 static int
@@ -175,6 +184,60 @@ s_get_bool (const json_t *value, bool from_form, const char *name, bool *out, vd
     return vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be true or false", name);
 }
 
+//  An image field: a data URL (a form's file part arrives as one), or for input_reference in
+//  JSON {"image_url": "data:..."}. Decoded and checked whole with vdgx_image (format,
+//  structure, size and pixel limits), then stored in the request as the original bytes.
+static int
+s_get_image (vdgx_genreq_t *req, const json_t *value, bool from_form, int k, vdgx_apierr_t *err)
+{
+    const char *name = k == K_LAST_IMAGE? "last_image": k == K_IMAGE? "image": "input_reference";
+    const char *url = s_text (value);
+    if (!url && k == K_INPUT_REF && !from_form && json_is_object (value)) {
+        const char *key;
+        json_t *sub;
+        json_object_foreach ((json_t *) value, key, sub) {
+            if (strcmp (key, "file_id") == 0 && !json_is_null (sub))
+                return vdgx_apierr_set (err, 422, "unsupported", name, "input_reference.file_id "
+                                        "is not supported (no Files API): send the image itself");
+            if (strcmp (key, "image_url") && strcmp (key, "file_id"))
+                return vdgx_apierr_set (err, 422, "unknown_field", name,
+                                        "input_reference has no field '%.40s'", key);
+        }
+        url = s_text (json_object_get (value, "image_url"));
+    }
+    if (!url)
+        return vdgx_apierr_set (err, 422, "invalid_field", name, "%s must be an image file or a "
+                                "data URL (data:image/png;base64,...)", name);
+    char mime [64], why [200];
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int rc = vdgx_form_data_url_decode (url, VDGX_IMAGE_BYTES_MAX, mime, sizeof mime, &data,
+                                        &size, why, sizeof why);
+    if (rc == -2)
+        return vdgx_apierr_set (err, 413, "too_large", name, "%s: the image is too large: %s",
+                                name, why);
+    if (rc)
+        return vdgx_apierr_set (err, 422, "invalid_image", name, "%s: %s", name, why);
+    if (*mime && strncasecmp (mime, "image/", 6) && strcasecmp (mime, "application/octet-stream")) {
+        free (data);
+        return vdgx_apierr_set (err, 422, "invalid_image", name, "%s: the file is %s, not an image",
+                                name, mime);
+    }
+    vdgx_image_t *image = vdgx_image_decode (data, size, NULL, why, sizeof why);
+    if (!image) {
+        free (data);
+        bool large = strstr (why, "too large") != NULL;
+        return vdgx_apierr_set (err, large? 413: 422, large? "too_large": "invalid_image", name,
+                                "%s: %s", name, why);
+    }
+    vdgx_image_destroy (&image);
+    rc = vdgx_genreq_set_image (req, k == K_LAST_IMAGE? "last_image": "image", data, size);
+    free (data);
+    if (rc)
+        return vdgx_apierr_set (err, 500, "internal", "", "out of memory");
+    return 0;
+}
+
 static int
 s_one_of (const char *value, const char *const *names, size_t count)
 {
@@ -206,9 +269,15 @@ vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t
             continue;           //  null = absent, as the OpenAI SDKs send optional fields
         seen [k] = value;
     }
-    if (seen [K_INPUT_REF])
+    if (seen [K_INPUT_REF_FILE])
         return vdgx_apierr_set (err, 422, "unsupported", "input_reference",
-                                "input_reference is not supported: the models here are text-to-video");
+                                "input_reference.file_id is not supported (no Files API): send the image itself");
+    if ((seen [K_INPUT_REF] != NULL) + (seen [K_INPUT_REF_URL] != NULL) + (seen [K_IMAGE] != NULL) > 1)
+        return vdgx_apierr_set (err, 422, "invalid_field", seen [K_IMAGE]? "image": "input_reference",
+                                "give the first-frame image once (input_reference or image)");
+    if (seen [K_LAST_IMAGE] && !seen [K_IMAGE] && !seen [K_INPUT_REF] && !seen [K_INPUT_REF_URL])
+        return vdgx_apierr_set (err, 422, "invalid_field", "last_image",
+                                "last_image needs a first-frame image (image or input_reference)");
     if (seen [K_DURATION] && seen [K_SECONDS])
         return vdgx_apierr_set (err, 422, "invalid_field", "duration", "give duration or seconds, not both");
     if (seen [K_RESOLUTION] && (seen [K_WIDTH] || seen [K_HEIGHT]))
@@ -251,6 +320,10 @@ vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t
                 text = s_text (v);
                 if (!text)
                     goto fail_str;
+                break;
+            case F_IMAGE:
+                if (s_get_image (req, v, from_form, k == K_INPUT_REF_URL? K_INPUT_REF: k, err))
+                    goto fail;
                 break;
             case F_REFUSE:
                 break;
@@ -361,7 +434,8 @@ vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t
                 break;
             }
             case K_NO_CACHE: req->no_cache = b; break;
-            case K_INPUT_REF: case K_COUNT: break;
+            case K_IMAGE: case K_LAST_IMAGE: case K_INPUT_REF: case K_INPUT_REF_URL:
+            case K_INPUT_REF_FILE: case K_COUNT: break;
         }
         continue;
 small:
@@ -504,8 +578,68 @@ vdgx_apireq_test (bool verbose)
     assert (s_try ("{\"model\":\"testgen\",\"prompt\":\"p\",\"seconds\":\"4\",\"size\":\"64x48\","
                    "\"input_reference\":null}", VDGX_APIREQ_OPENAI, false, &req, &err) == 0);
     assert (req.has_seconds && req.seconds == 4 && req.width == 64 && req.height == 48);
-    assert (s_try ("{\"prompt\":\"p\",\"input_reference\":\"x\"}", VDGX_APIREQ_OPENAI, false, &req, &err) == -1);
-    assert (strcmp (err.field, "input_reference") == 0);
+    //  Images: a data URL (JSON string, {"image_url"}, the SDK's form field, or a form file
+    //  part, which vdgx_form hands over as a data URL), decoded and checked, stored as sent.
+    static const char png1 [] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    char body [512];
+    snprintf (body, sizeof body, "{\"prompt\":\"p\",\"input_reference\":\"data:image/png;base64,%s\"}", png1);
+    assert (s_try (body, VDGX_APIREQ_OPENAI, false, &req, &err) == 0);
+    assert (req.image && req.image_size == 70 && memcmp (req.image, "\x89PNG", 4) == 0 && !req.last_image);
+    snprintf (body, sizeof body, "{\"prompt\":\"p\",\"input_reference\":{\"image_url\":\"data:image/png;base64,%s\"}}", png1);
+    assert (s_try (body, VDGX_APIREQ_OPENAI, false, &req, &err) == 0 && req.image_size == 70);
+    snprintf (body, sizeof body, "{\"prompt\":\"p\",\"input_reference[image_url]\":\"data:image/png;base64,%s\"}", png1);
+    assert (s_try (body, VDGX_APIREQ_OPENAI, true, &req, &err) == 0 && req.image_size == 70);
+    snprintf (body, sizeof body, "{\"prompt\":\"p\",\"image\":\"data:;base64,%s\",\"last_image\":\"data:image/png;base64,%s\"}", png1, png1);
+    assert (s_try (body, VDGX_APIREQ_NATIVE, false, &req, &err) == 0 && req.image_size == 70 && req.last_image_size == 70);
+    snprintf (body, sizeof body, "{\"prompt\":\"p\",\"image\":\"data:application/octet-stream;base64,%s\"}", png1);
+    assert (s_try (body, VDGX_APIREQ_NATIVE, true, &req, &err) == 0 && req.image_size == 70);
+    static const struct { const char *body; vdgx_apireq_dialect_t d; int status; const char *field, *says; } ibad [] = {
+        { "{\"prompt\":\"p\",\"input_reference\":\"x\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "data URL" },
+        { "{\"prompt\":\"p\",\"input_reference\":\"https://example.com/a.png\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "not fetched" },
+        { "{\"prompt\":\"p\",\"input_reference\":\"data:image/png;base64,\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "empty image" },
+        { "{\"prompt\":\"p\",\"input_reference\":\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "truncated PNG" },
+        { "{\"prompt\":\"p\",\"input_reference\":\"data:text/plain;base64,aGk=\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "not an image" },
+        { "{\"prompt\":\"p\",\"input_reference\":\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "unsupported image format" },
+        { "{\"prompt\":\"p\",\"input_reference\":{\"file_id\":\"file-1\"}}", VDGX_APIREQ_OPENAI, 422, "input_reference", "Files API" },
+        { "{\"prompt\":\"p\",\"input_reference\":{\"url\":\"x\"}}", VDGX_APIREQ_OPENAI, 422, "input_reference", "no field" },
+        { "{\"prompt\":\"p\",\"input_reference\":7}", VDGX_APIREQ_OPENAI, 422, "input_reference", "data URL" },
+        { "{\"prompt\":\"p\",\"input_reference[file_id]\":\"file-1\"}", VDGX_APIREQ_OPENAI, 422, "input_reference", "Files API" },
+        { "{\"prompt\":\"p\",\"image\":\"data:;base64,AAAA\",\"input_reference\":\"data:;base64,AAAA\"}", VDGX_APIREQ_OPENAI, 422, "image", "once" },
+        { "{\"prompt\":\"p\",\"last_image\":\"data:;base64,AAAA\"}", VDGX_APIREQ_NATIVE, 422, "last_image", "needs a first-frame" },
+        { "{\"prompt\":\"p\",\"input_reference\":\"data:;base64,AAAA\"}", VDGX_APIREQ_NATIVE, 422, "input_reference", "unknown" },
+        { "{\"prompt\":\"p\",\"image\":\"data:;base64,AA*A\"}", VDGX_APIREQ_NATIVE, 422, "image", "not base64" },
+    };
+    for (size_t i = 0; i < sizeof ibad / sizeof ibad [0]; i++) {
+        memset (&err, 0, sizeof err);
+        int rc = s_try (ibad [i].body, ibad [i].d, false, &req, &err);
+        if (verbose || rc != -1 || err.status != ibad [i].status || strcmp (err.field, ibad [i].field)
+        ||  !strstr (err.message, ibad [i].says))
+            printf ("\n   %s -> %d %d %s %s", ibad [i].body, rc, err.status, err.field, err.message);
+        assert (rc == -1 && err.status == ibad [i].status && strcmp (err.field, ibad [i].field) == 0);
+        assert (strstr (err.message, ibad [i].says) && !req.image && !req.prompt);
+    }
+    //  Over the byte limit: 413 before anything is decoded; a declared bomb: 413 by its header.
+    size_t blen = (VDGX_IMAGE_BYTES_MAX + 3) / 3 * 4 + 100;
+    char *huge = (char *) malloc (blen + 64);
+    n = snprintf (huge, 64, "{\"prompt\":\"p\",\"image\":\"data:image/png;base64,");
+    memset (huge + n, 'A', blen);
+    strcpy (huge + n + blen, "\"}");
+    assert (s_try (huge, VDGX_APIREQ_NATIVE, false, &req, &err) == -1 && err.status == 413);
+    assert (strcmp (err.field, "image") == 0 && strcmp (err.code, "too_large") == 0);
+    free (huge);
+    //  The 1x1 PNG with its IHDR saying 100000x100000 (the probe refuses it before decoding).
+    char url [200], mime [64], why [100];
+    snprintf (url, sizeof url, "data:image/png;base64,%s", png1);
+    uint8_t *bytes;
+    size_t nbytes;
+    assert (vdgx_form_data_url_decode (url, 100, mime, sizeof mime, &bytes, &nbytes, why, sizeof why) == 0);
+    memcpy (bytes + 16, "\x00\x01\x86\xa0\x00\x01\x86\xa0", 8);
+    char *bomb = vdgx_form_data_url_encode ("image/png", bytes, nbytes);
+    free (bytes);
+    snprintf (body, sizeof body, "{\"prompt\":\"p\",\"image\":\"%s\"}", bomb);
+    free (bomb);
+    assert (s_try (body, VDGX_APIREQ_NATIVE, false, &req, &err) == -1 && err.status == 413);
+    assert (strcmp (err.field, "image") == 0 && strstr (err.message, "100000x100000"));
     assert (s_try ("{\"prompt\":\"p\",\"resolution\":\"64x48\"}", VDGX_APIREQ_OPENAI, false, &req, &err) == -1);
     assert (s_try ("{\"prompt\":\"p\",\"seconds\":\"4\",\"steps\":\"3\",\"no_cache\":\"true\",\"guidance\":\"2.5\"}",
                    VDGX_APIREQ_OPENAI, true, &req, &err) == 0);

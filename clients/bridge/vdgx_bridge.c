@@ -134,6 +134,7 @@ typedef struct {
     vdgx_genreq_t req;
     bool has_req;
     const char *size_field;     //  "size" / "resolution" when the body gave the size so (errors)
+    const char *image_field;    //  "input_reference" when the body gave the image so (errors)
     vdgx_webhook_spec_t webhook;            //  the submit's webhook (url "" = none)
     char job_id [VDGX_ID_MAX + 1];
     //  Download streaming
@@ -488,6 +489,8 @@ s_call_failed (s_req_t *r, size_t i, enum MHD_Result *rc)
         //  The broker names width or height; the client may have sent one "WxH" field.
         if (r->size_field && (streq (e.field, "width") || streq (e.field, "height")))
             snprintf (e.field, sizeof e.field, "%s", r->size_field);
+        if (r->image_field && streq (e.field, "image"))
+            snprintf (e.field, sizeof e.field, "%s", r->image_field);
         if ((status == 429 || status == 503) && !retry)
             retry = 1000;
         *rc = s_send_error (r, status, e.code, e.field, (int64_t) retry, "%s", e.message);
@@ -779,6 +782,8 @@ s_h_submit (s_req_t *r)
                                      r->is_form, r->bridge->default_model, &err);
         r->size_field = json_object_get (body, "size")? "size"
                       : json_object_get (body, "resolution")? "resolution": NULL;
+        r->image_field = json_object_get (body, "input_reference")
+                         || json_object_get (body, "input_reference[image_url]")? "input_reference": NULL;
         json_decref (body);
         if (prc)
             return s_send_apierr (r, &err);
@@ -1850,6 +1855,15 @@ s_authenticate (s_req_t *r, enum MHD_Result *rc)
     return true;
 }
 
+//  Submits may carry images (two 4 MiB files, base64 in JSON): their own, larger cap.
+static size_t
+s_body_cap (const s_req_t *r)
+{
+    const vdgx_bridge_cfg_t *cfg = &r->bridge->cfg;
+    bool submit = r->route == R_GENERATE || (r->route == R_VIDEOS && streq (r->method, "POST"));
+    return submit && cfg->submit_body_max > cfg->body_max? cfg->submit_body_max: cfg->body_max;
+}
+
 static bool
 s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
 {
@@ -1915,19 +1929,20 @@ s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
     }
     if (s_has_body (r->route, method)) {
         const char *len = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Content-Length");
-        if (len && strtoull (len, NULL, 10) > self->cfg.body_max) {
-            *rc = s_send_error (r, 413, "too_large", NULL, 0, "the body is over %zu bytes", self->cfg.body_max);
+        size_t cap = s_body_cap (r);
+        if (len && strtoull (len, NULL, 10) > cap) {
+            *rc = s_send_error (r, 413, "too_large", NULL, 0, "the body is over %zu bytes", cap);
             return true;
         }
         const char *type = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "Content-Type");
         bool json = type && strncasecmp (type, "application/json", 16) == 0
                     && (type [16] == 0 || type [16] == ';' || type [16] == ' ');
-        bool form = type && r->route == R_VIDEOS
+        bool form = type && (r->route == R_VIDEOS || r->route == R_GENERATE)
                     && (strncasecmp (type, "multipart/form-data", 19) == 0
                         || strncasecmp (type, "application/x-www-form-urlencoded", 33) == 0);
         if (!json && !form) {
             *rc = s_send_error (r, 415, "unsupported_media_type", NULL, 0, "send the body as application/json%s",
-                                r->route == R_VIDEOS? " or multipart/form-data": "");
+                                r->route == R_VIDEOS || r->route == R_GENERATE? " or multipart/form-data": "");
             return true;
         }
         if (form) {
@@ -2008,7 +2023,7 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
         vdgx_guard_body (self->guard, r->gconn, n);
         if (r->step < 0 || !s_has_body (r->route, method) || r->too_large)
             return MHD_YES;     //  discarded
-        if (r->body_size + n > self->cfg.body_max) {
+        if (r->body_size + n > s_body_cap (r)) {
             r->too_large = true;
             return MHD_YES;
         }
@@ -2027,7 +2042,7 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
         vdgx_guard_received (self->guard, r->gconn);
     }
     if (r->too_large)
-        return s_send_error (r, 413, "too_large", NULL, 0, "the body is over %zu bytes", self->cfg.body_max);
+        return s_send_error (r, 413, "too_large", NULL, 0, "the body is over %zu bytes", s_body_cap (r));
     return s_dispatch (r);
 }
 
@@ -2409,6 +2424,7 @@ vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg)
     cfg->per_ip_limit = 64;
     cfg->conn_timeout_s = 30;
     cfg->body_max = 64 * 1024;
+    cfg->submit_body_max = 12 * 1024 * 1024;
     cfg->request_timeout_ms = 5000;
     cfg->sse_max_s = 3600;
     cfg->chunk_bytes = 1024 * 1024;
@@ -2533,6 +2549,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
         return NULL;
     }
     if (cfg->threads < 0 || cfg->threads > 256 || cfg->conn_limit < 1 || cfg->body_max < 1
+    ||  cfg->submit_body_max < 1
     ||  cfg->request_timeout_ms < 1 || cfg->sse_max_s < 1 || cfg->rate < 0
     ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX || cfg->cache_ms < 0
     ||  (cfg->rate > 0 && cfg->burst < 1) || cfg->header_timeout_ms < 100
@@ -2788,6 +2805,7 @@ vdgx_bridge_test (bool verbose)
     cfg.request_timeout_ms = 300;
     cfg.threads = 2;
     cfg.body_max = 4096;
+    cfg.submit_body_max = 6144;     //  submits (images) have their own cap
     char err [256];
     vdgx_bridge_t *bridge = vdgx_bridge_new (&cfg, err, sizeof err);
     assert (bridge);
@@ -2890,10 +2908,25 @@ vdgx_bridge_test (bool verbose)
            "--XyZ\r\nContent-Disposition: form-data; name=\"input_reference\"; filename=\"a.png\"\r\n"
            "Content-Type: image/png\r\n\r\nPNG\r\n--XyZ--\r\n";
     assert (s_post (port, "/v1/videos", "multipart/form-data; boundary=XyZ", form, &body) == 422);
-    s_expect_error (body, "unsupported", "input_reference");
+    s_expect_error (body, "invalid_image", "input_reference");
+    assert (strstr (body, "unsupported image format"));
     zstr_free (&body);
-    assert (s_post (port, "/generate", "multipart/form-data; boundary=XyZ", form, &body) == 415);
+    assert (s_post (port, "/generate", "multipart/form-data; boundary=XyZ", form, &body) == 422);
+    s_expect_error (body, "unknown_field", "input_reference");      //  OpenAI's name only
     zstr_free (&body);
+    //  Between body_max and submit_body_max: a submit is read (and refused for its field),
+    //  another route gets 413.
+    big = (char *) malloc (5001);
+    memset (big, 'A', 5000);
+    big [5000] = 0;
+    memcpy (big, "{\"model\":\"testgen\",\"prompt\":\"x\",\"image\":\"data:image/png;base64,", 63);
+    memcpy (big + 4998, "\"}", 2);
+    assert (s_post (port, "/generate", "application/json", big, &body) == 422);
+    s_expect_error (body, "invalid_image", "image");
+    zstr_free (&body);
+    assert (s_post (port, "/unload", "application/json", big, &body) == 413);
+    zstr_free (&body);
+    free (big);
     //  A valid request reaches the broker (which is away): 503.
     assert (s_post (port, "/v1/videos", "application/json",
                     "{\"model\":\"testgen\",\"prompt\":\"x\",\"seconds\":\"1\",\"size\":\"64x48\"}", &body) == 503);

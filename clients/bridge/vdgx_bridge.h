@@ -44,6 +44,8 @@ typedef struct {
     unsigned per_ip_limit;      //  open connections per client address (0 = no limit)
     unsigned conn_timeout_s;    //  idle connection timeout
     size_t body_max;            //  request body cap in bytes
+    size_t submit_body_max;     //  ... for POST /generate and /v1/videos, which may carry two
+                                //  images (default 12 MiB: two 4 MiB files as base64 + fields)
     int request_timeout_ms;     //  deadline of one broker round trip
     int sse_max_s;              //  longest life of an event stream
     uint32_t chunk_bytes;       //  download chunk read from the broker per round trip

@@ -38,11 +38,129 @@ s_name_ok (const char *name, size_t n)
     return true;
 }
 
+//  ---------------------------------------------------------------------------------------
+//  Data URLs
+
+static const char s_b64 [] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+vdgx_form_data_url_encode (const char *mime, const void *data, size_t size)
+{
+    assert (mime && (data || size == 0));
+    size_t head = strlen (mime) + 13;                   //  "data:" mime ";base64,"
+    char *out = (char *) malloc (head + (size + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    char *o = out + snprintf (out, head + 1, "data:%s;base64,", mime);
+    const uint8_t *in = (const uint8_t *) data;
+    for (size_t i = 0; i < size; i += 3) {
+        uint32_t v = (uint32_t) in [i] << 16;
+        if (i + 1 < size) v |= (uint32_t) in [i + 1] << 8;
+        if (i + 2 < size) v |= in [i + 2];
+        *o++ = s_b64 [v >> 18 & 63];
+        *o++ = s_b64 [v >> 12 & 63];
+        *o++ = i + 1 < size? s_b64 [v >> 6 & 63]: '=';
+        *o++ = i + 2 < size? s_b64 [v & 63]: '=';
+    }
+    *o = 0;
+    return out;
+}
+
+static int
+s_b64_value (unsigned char c)
+{
+    const char *at = c? strchr (s_b64, c): NULL;
+    return at? (int) (at - s_b64): -1;
+}
+
+static int
+s_why (char *why, size_t why_size, int rc, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (why, why_size, format, args);
+    va_end (args);
+    return rc;
+}
+
+int
+vdgx_form_data_url_decode (const char *url, size_t max_size, char *mime, size_t mime_size,
+                           uint8_t **data_p, size_t *size_p, char *why, size_t why_size)
+{
+    assert (url && mime && mime_size && data_p && size_p && why);
+    *data_p = NULL;
+    *size_p = 0;
+    mime [0] = 0;
+    if (strncasecmp (url, "data:", 5) != 0)
+        return s_why (why, why_size, -1, "expected a data URL (data:image/png;base64,...); "
+                      "URLs are not fetched");
+    const char *comma = strchr (url + 5, ',');
+    if (!comma)
+        return s_why (why, why_size, -1, "a data URL without a ','");
+    size_t mlen = (size_t) (comma - url - 5);
+    if (mlen < 7 || strncasecmp (comma - 7, ";base64", 7) != 0)
+        return s_why (why, why_size, -1, "only base64 data URLs are accepted (\";base64,\")");
+    mlen -= 7;
+    const char *semi = (const char *) memchr (url + 5, ';', mlen);
+    if (semi)
+        mlen = (size_t) (semi - url - 5);               //  parameters (charset=...) dropped
+    if (mlen >= mime_size)
+        return s_why (why, why_size, -1, "the data URL's media type is too long");
+    memcpy (mime, url + 5, mlen);
+    mime [mlen] = 0;
+    const char *b = comma + 1;
+    size_t n = strlen (b);
+    while (n && b [n - 1] == '=' && n % 4 != 1)
+        n--;                                            //  padding (at most two)
+    if (strlen (b) - n > 2 || n % 4 == 1)
+        return s_why (why, why_size, -1, "bad base64 padding");
+    size_t size = n / 4 * 3 + (n % 4? n % 4 - 1: 0);
+    if (size > max_size)
+        return s_why (why, why_size, -2, "%zu bytes are over the %zu byte limit", size, max_size);
+    if (size == 0)
+        return 0;
+    uint8_t *out = (uint8_t *) malloc (size);
+    if (!out)
+        return s_why (why, why_size, -1, "out of memory");
+    size_t o = 0;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = s_b64_value ((unsigned char) b [i]);
+        if (v < 0) {
+            free (out);
+            return s_why (why, why_size, -1, "a character that is not base64 at offset %zu", i);
+        }
+        acc = acc << 6 | (uint32_t) v;
+        if (i % 4 == 3) {
+            out [o++] = (uint8_t) (acc >> 16);
+            out [o++] = (uint8_t) (acc >> 8);
+            out [o++] = (uint8_t) acc;
+            acc = 0;
+        }
+    }
+    if (n % 4 == 2)
+        out [o++] = (uint8_t) (acc >> 4);
+    else
+    if (n % 4 == 3) {
+        out [o++] = (uint8_t) (acc >> 10);
+        out [o++] = (uint8_t) (acc >> 2);
+    }
+    assert (o == size);
+    *data_p = out;
+    *size_p = size;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------------------------
+//  Fields
+
 //  Adds name = value (value checked: UTF-8 by jansson, no control bytes but tab/CR/LF).
+//  A file's value is its bytes, stored as a data URL of type mime.
 static int
 s_add (json_t *fields, const char *name, size_t nlen, const char *value, size_t vlen,
-       bool file, vdgx_form_err_t *err)
+       const char *mime, vdgx_form_err_t *err)
 {
+    bool file = mime != NULL;
     char key [VDGX_FORM_NAME_MAX + 1];
     if (!s_name_ok (name, nlen)) {
         snprintf (key, sizeof key, "%.*s", (int) (nlen < VDGX_FORM_NAME_MAX? nlen: VDGX_FORM_NAME_MAX), name);
@@ -58,8 +176,13 @@ s_add (json_t *fields, const char *name, size_t nlen, const char *value, size_t 
     if (json_object_size (fields) >= VDGX_FORM_FIELDS_MAX)
         return s_fail (err, key, "more than %d fields", VDGX_FORM_FIELDS_MAX);
     json_t *v;
-    if (file)
-        v = json_string ("<file>");
+    if (file) {
+        char *url = vdgx_form_data_url_encode (mime, value, vlen);
+        v = url? json_string (url): NULL;
+        free (url);
+        if (!v)
+            return s_fail (err, key, "out of memory for the file '%s'", key);
+    }
     else {
         for (size_t i = 0; i < vlen; i++) {
             unsigned char c = (unsigned char) value [i];
@@ -123,7 +246,7 @@ s_parse_urlencoded (const char *body, size_t size, json_t *fields, vdgx_form_err
             if (nl < 0 || vl < 0)
                 rc = s_fail (err, NULL, "a bad %%-escape in the form");
             else
-                rc = s_add (fields, name, (size_t) nl, value, (size_t) vl, false, err);
+                rc = s_add (fields, name, (size_t) nl, value, (size_t) vl, NULL, err);
         }
         start = end + 1;
     }
@@ -208,7 +331,7 @@ s_parse_multipart (const char *type, const char *body, size_t size, json_t *fiel
             hend = p - 2;               //  no headers at all
         if (!hend)
             return s_fail (err, NULL, "a part's headers never end");
-        char name [VDGX_FORM_NAME_MAX + 2], filename [256];
+        char name [VDGX_FORM_NAME_MAX + 2], filename [256], mime [64] = "";
         long name_len = -1;
         bool file = false;
         for (const char *line = p; line < hend; ) {
@@ -231,6 +354,20 @@ s_parse_multipart (const char *type, const char *body, size_t size, json_t *fiel
                     return s_fail (err, NULL, "a malformed part name");
                 file = s_param (v, vn, "filename", filename, sizeof filename) != -1;
             }
+            else
+            if (n > 13 && strncasecmp (line, "content-type:", 13) == 0) {
+                //  type/subtype of token characters, parameters dropped; else none.
+                const char *v = line + 13;
+                size_t vn = n - 13, t = 0;
+                while (vn && (*v == ' ' || *v == '\t'))
+                    v++, vn--;
+                while (t < vn && t + 1 < sizeof mime && (isalnum ((unsigned char) v [t])
+                       || strchr ("/+.-_", v [t])))
+                    t++;
+                bool ok = t > 0 && t + 1 < sizeof mime && (t == vn || v [t] == ';' || v [t] == ' ')
+                          && memchr (v, '/', t);
+                snprintf (mime, sizeof mime, "%.*s", ok? (int) t: 0, v);
+            }
             line = eol + 2;
         }
         if (name_len < 0)
@@ -241,7 +378,8 @@ s_parse_multipart (const char *type, const char *body, size_t size, json_t *fiel
         const char *stop = (const char *) memmem (data, (size_t) (end - data), next, (size_t) nlen);
         if (!stop)
             return s_fail (err, name_len? name: NULL, "a part is not terminated by the boundary");
-        if (s_add (fields, name, (size_t) name_len, data, (size_t) (stop - data), file, err))
+        if (s_add (fields, name, (size_t) name_len, data, (size_t) (stop - data),
+                   file? (*mime? mime: "application/octet-stream"): NULL, err))
             return -1;
         p = stop + 2;
     }
@@ -308,8 +446,59 @@ vdgx_form_test (bool verbose)
     assert (json_object_size (f) == 3);
     assert (strcmp (json_string_value (json_object_get (f, "prompt")), "a cat\r\non a mat") == 0);
     assert (strcmp (json_string_value (json_object_get (f, "model")), "wan") == 0);
-    assert (strcmp (json_string_value (json_object_get (f, "input_reference")), "<file>") == 0);
+    //  A file part keeps its bytes (NUL and CR included) as a data URL.
+    const char *url = json_string_value (json_object_get (f, "input_reference"));
+    assert (strcmp (url, "data:application/octet-stream;base64,iVBORwAB") == 0);
+    char mime [64], why [128];
+    uint8_t *bytes;
+    size_t nbytes;
+    assert (vdgx_form_data_url_decode (url, 100, mime, sizeof mime, &bytes, &nbytes, why, sizeof why) == 0);
+    assert (strcmp (mime, "application/octet-stream") == 0);
+    assert (nbytes == 6 && memcmp (bytes, "\x89PNG\x00\x01", 6) == 0);
+    free (bytes);
     json_decref (f);
+    //  With a Content-Type (parameters dropped), the file's bytes holding CRLF and the
+    //  boundary's prefix; a bad type is not passed on.
+    const char typed [] = "--XyZ\r\nContent-Disposition: form-data; name=\"input_reference\"; "
+                          "filename=\"cat.webp\"\r\nContent-Type: image/webp; q=1\r\n\r\n"
+                          "RIFF\r\n--Xy\xff\r\n--XyZ\r\nContent-Disposition: form-data; name=\"last\";"
+                          " filename=\"x\"\r\nContent-Type: <script>\r\n\r\n\r\n--XyZ--\r\n";
+    f = s_parse_ok (mp, typed, sizeof typed - 1);
+    url = json_string_value (json_object_get (f, "input_reference"));
+    assert (vdgx_form_data_url_decode (url, 100, mime, sizeof mime, &bytes, &nbytes, why, sizeof why) == 0);
+    assert (strcmp (mime, "image/webp") == 0 && nbytes == 11 && memcmp (bytes, "RIFF\r\n--Xy\xff", 11) == 0);
+    free (bytes);
+    assert (strcmp (json_string_value (json_object_get (f, "last")), "data:application/octet-stream;base64,") == 0);
+    json_decref (f);
+    //  Data URLs: every length round-trips; bad ones are refused with a reason.
+    uint8_t src [70];
+    for (size_t i = 0; i < sizeof src; i++)
+        src [i] = (uint8_t) (i * 37 + 11);
+    for (size_t len = 0; len <= sizeof src; len++) {
+        char *enc = vdgx_form_data_url_encode ("image/png", src, len);
+        assert (enc && vdgx_form_data_url_decode (enc, sizeof src, mime, sizeof mime, &bytes,
+                                                  &nbytes, why, sizeof why) == 0);
+        assert (nbytes == len && (len == 0 || memcmp (bytes, src, len) == 0) && strcmp (mime, "image/png") == 0);
+        free (bytes);
+        free (enc);
+    }
+    static const struct { const char *url; int rc; } bad_urls [] = {
+        { "http://example.com/cat.png", -1 }, { "data:image/png,rawbytes", -1 },
+        { "data:image/png;base64", -1 }, { "data:image/png;base64,iVB*", -1 },
+        { "data:image/png;base64,iV BO", -1 }, { "data:;base64,A", -1 },
+        { "data:;base64,AAAA===", -1 }, { "data:image/png;base64,AAAAAAAA", -2 },
+    };
+    for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls [0]; i++) {
+        int rc = vdgx_form_data_url_decode (bad_urls [i].url, 5, mime, sizeof mime, &bytes, &nbytes,
+                                            why, sizeof why);
+        if (verbose)
+            printf ("\n   %s: %d %s", bad_urls [i].url, rc, why);
+        assert (rc == bad_urls [i].rc && !bytes && why [0]);
+    }
+    assert (vdgx_form_data_url_decode ("DATA:text/plain;charset=utf-8;BASE64,aGk=", 5, mime, sizeof mime,
+                                       &bytes, &nbytes, why, sizeof why) == 0);
+    assert (strcmp (mime, "text/plain") == 0 && nbytes == 2 && memcmp (bytes, "hi", 2) == 0);
+    free (bytes);
     //  Quoted boundary, a preamble, an empty value.
     const char pre [] = "preamble\r\n--b 1\r\nContent-Disposition: form-data; name=\"seconds\"\r\n\r\n"
                         "\r\n--b 1--";

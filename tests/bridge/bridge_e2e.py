@@ -453,7 +453,8 @@ MATRIX = [
     ("POST", "/generate", "application/json", '{"model":"testgen","prompt":"x","fps":121}', 422, "invalid_field"),
     ("POST", "/generate", "application/json", '{"model":"testgen","prompt":"x","width":64}', 422, "invalid_field"),
     ("POST", "/generate", "application/json", '{"model":"testgen","prompt":"' + "p" * 8193 + '"}', 422, "invalid_field"),
-    ("POST", "/v1/videos", "application/json", '{"prompt":"x","input_reference":"data"}', 422, "unsupported"),
+    ("POST", "/v1/videos", "application/json", '{"prompt":"x","input_reference":"data"}', 422, "invalid_image"),
+    ("POST", "/v1/videos", "application/json", '{"prompt":"x","input_reference":{"file_id":"file-1"}}', 422, "unsupported"),
     ("POST", "/v1/videos", "application/json", '{"prompt":"x","size":"big"}', 422, "invalid_field"),
     ("POST", "/v1/videos", "application/json", '{"prompt":"x","seconds":"forever"}', 422, "invalid_field"),
     ("POST", "/v1/videos", "application/json", '{"prompt":"x","resolution":"64x48"}', 422, "unknown_field"),
@@ -506,16 +507,21 @@ def t_matrix(st):
         s, _, e = jreq(p, "POST", path, body)
         check(s == 422 and e["error"]["field"] == field and "16 to 512" in e["error"]["message"],
               "%s %r: %d %r" % (path, body, s, e))
-    # a body over the cap without Content-Length (chunked) -> 413
-    conn = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
-    conn.putrequest("POST", "/generate")
-    conn.putheader("Content-Type", "application/json")
-    conn.putheader("Transfer-Encoding", "chunked")
-    conn.endheaders()
-    blob = b" " * 70000
-    conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(blob), blob))
-    check(conn.getresponse().status == 413, "chunked body over the cap")
-    conn.close()
+    # a body over the cap without Content-Length (chunked) -> 413: 64 KiB for most routes,
+    # 12 MiB for the submits (they may carry images)
+    for path, size in (("/unload", 70000), ("/generate", 12 * 1024 * 1024 + 1)):
+        conn = http.client.HTTPConnection("127.0.0.1", p, timeout=30)
+        conn.putrequest("POST", path)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        blob = b" " * size
+        try:
+            conn.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(blob), blob))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        check(conn.getresponse().status == 413, "chunked body over the cap: %s" % path)
+        conn.close()
     # random garbage: always a 4xx, never a crash or a hang
     rnd = random.Random(1234)
     fields = ["model", "prompt", "seed", "steps", "width", "height", "frames", "fps", "guidance", "shift",
@@ -862,7 +868,7 @@ def node_packages(package):
             if r.returncode != 0:
                 print("npm ci failed (offline?): skipped\n" + r.stderr[-500:])
                 return None
-    for f in ("openai_sdk.mjs", "validate_openapi.mjs"):
+    for f in ("openai_sdk.mjs", "openai_sdk_i2v.mjs", "validate_openapi.mjs"):
         shutil.copy(os.path.join(here, f), os.path.join(work, f))
     return work
 
@@ -878,6 +884,74 @@ def t_sdk(st):
     sys.stdout.write(r.stdout)
     if r.returncode != 0:
         raise AssertionError("openai SDK script failed:\n" + r.stderr[-3000:])
+
+
+def sdk_i2v(st, model, image, size=None, extra=None):
+    """Runs openai_sdk_i2v.mjs; returns the MP4's path (None when skipped)."""
+    work = node_packages("openai")
+    if not work:
+        return None
+    out = os.path.join(st.tmp, "sdk-i2v.mp4")
+    argv = [shutil.which("node"), "openai_sdk_i2v.mjs", "http://127.0.0.1:%d/v1" % st.port, model, image, out,
+            size or "", json.dumps(extra or {})]
+    r = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=280)
+    sys.stdout.write(r.stdout)
+    if r.returncode != 0:
+        raise AssertionError("openai SDK i2v script failed:\n" + r.stderr[-3000:])
+    return out
+
+
+def mp4_frames(path):
+    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                        "stream=nb_read_frames,width,height", "-of", "json", path],
+                       capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(r.stdout)["streams"][0]
+
+
+def t_sdk_images(st):
+    """The OpenAI SDK with an image, against testgen-i2v (its first frame is the image)."""
+    wait_worker(st.port, "testgen-i2v")
+    make_image(st.tmp, "red.png", 0xc83214, "64x48")
+    out = sdk_i2v(st, "testgen-i2v", os.path.join(st.tmp, "red.png"), "64x48", {"frames": 4})
+    if not out:
+        return SKIP
+    info = mp4_frames(out)
+    check(int(info["nb_read_frames"]) == 4 and info["width"] == 64, "frames %r" % info)
+    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", out, "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True, timeout=30).stdout
+    n = len(raw) // 3
+    check(near(tuple(sum(raw[c::3]) / n for c in range(3)), 0xc83214), "the first frame is the uploaded image")
+
+
+def t_sdk_wan_i2v(st):
+    """The OpenAI SDK with an image against the real tiny Wan 2.1 image-to-video model
+    (vdgx-worker --make-tiny-checkpoint --model wan21-i2v-tiny): an MP4 with the frames
+    asked for. Skipped (77) while the worker does not have the model."""
+    worker = os.path.join(BIN, "vdgx-worker")
+    models = subprocess.run([worker, "--list-models"], capture_output=True, text=True, timeout=30).stdout
+    if "wan21-i2v-tiny" not in models:
+        print("vdgx-worker has no wan21-i2v-tiny model yet: skipped")
+        return SKIP
+    weights = os.path.join(st.tmp, "wan21-i2v-tiny")
+    subprocess.run([worker, "--make-tiny-checkpoint", weights, "--model", "wan21-i2v-tiny"], check=True,
+                   capture_output=True, timeout=120)
+    st.spawn("worker", [worker, "--model", "wan21-i2v-tiny", "--weights", weights, "--broker", st.broker_ep,
+                        "--data", os.path.join(st.tmp, "worker-wan"), "--threads", "2", "--heartbeat-ms", "200"])
+    wait_worker(st.port, "wan21-i2v-tiny", timeout=60)
+    _, _, m = jreq(st.port, "GET", "/v1/models/wan21-i2v-tiny", expect=200)
+    limits = m.get("limits") or {}
+    check(limits.get("images", 0) >= 1, "wan21-i2v-tiny advertises images: %r" % m)
+    if limits.get("sizes"):
+        w, h = (int(v) for v in limits["sizes"][0].split("x"))
+    else:
+        w = h = max(limits.get("wh_min", 16), limits.get("wh_multiple", 16))
+    make_image(st.tmp, "frame.png", 0x3080c0, "%dx%d" % (w * 2, h * 2))
+    out = sdk_i2v(st, "wan21-i2v-tiny", os.path.join(st.tmp, "frame.png"), "%dx%d" % (w, h),
+                  {"frames": 5, "steps": 2})
+    if not out:
+        return SKIP
+    info = mp4_frames(out)
+    check(int(info["nb_read_frames"]) == 5 and (info["width"], info["height"]) == (w, h), "MP4 %r" % info)
 
 
 def t_broker_down(st):
@@ -947,7 +1021,129 @@ def t_paging(st):
     check([d["id"] for d in mid["data"]] == seen[1101:1106], "desc cursor deep in the list")
 
 
-SCENARIOS = {"sse_resume": t_sse_resume, "webhooks": t_webhooks, "models": t_models, "paging": t_paging, "routes": t_routes, "download": t_download, "events": t_events, "videos": t_videos,
+# ------------------------------------------------------------------------------------------
+# Image-to-video: input_reference / image / last_image
+
+
+def make_image(tmp, name, color, size="64x48", fmt=None):
+    """A real image file made by ffmpeg (lavfi color source): PNG, JPEG or WebP by suffix."""
+    path = os.path.join(tmp, name)
+    args = ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=0x%06x:s=%s" % (color, size),
+            "-frames:v", "1"]
+    if name.endswith(".webp"):
+        args += ["-c:v", "libwebp", "-lossless", "1"]
+    subprocess.run(args + [path], check=True, timeout=30)
+    return open(path, "rb").read()
+
+
+def data_url(data, mime="image/png"):
+    import base64
+    return "data:%s;base64,%s" % (mime, base64.b64encode(data).decode())
+
+
+def multipart(fields, files, boundary="vdgxB0undary"):
+    """fields: {name: text}; files: {name: (filename, content_type, bytes)}."""
+    out = b""
+    for k, v in fields.items():
+        out += ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (boundary, k, v)).encode()
+    for k, (fname, ctype, data) in files.items():
+        out += ('--%s\r\nContent-Disposition: form-data; name="%s"; filename="%s"\r\nContent-Type: %s\r\n\r\n'
+                % (boundary, k, fname, ctype)).encode() + data + b"\r\n"
+    return out + ("--%s--\r\n" % boundary).encode(), {"Content-Type": "multipart/form-data; boundary=%s" % boundary}
+
+
+def frame_rgb(st, job_id, index, prefix="/jobs/", suffix="/download"):
+    """The mean RGB of frame `index` of a job's MP4 (decoded by ffmpeg)."""
+    status, _, data = request(st.port, "GET", prefix + job_id + suffix)
+    check(status == 200 and data[4:8] == b"ftyp", "download %s: %d" % (job_id, status))
+    path = os.path.join(st.tmp, job_id + ".mp4")
+    open(path, "wb").write(data)
+    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", path, "-vf", "select=eq(n\\,%d)" % index,
+                          "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True, timeout=30).stdout
+    check(len(raw) > 0, "frame %d of %s decoded" % (index, job_id))
+    n = len(raw) // 3
+    return tuple(sum(raw[c::3]) / n for c in range(3))
+
+
+def near(rgb, color, tol=12):
+    want = ((color >> 16) & 255, (color >> 8) & 255, color & 255)
+    return all(abs(a - b) <= tol for a, b in zip(rgb, want))
+
+
+def queued_total(p):
+    """Jobs the broker holds in any state (the whole store, via the paged list)."""
+    _, _, lst = jreq(p, "GET", "/v1/videos?limit=100", expect=200)
+    return len(lst["data"])
+
+
+def t_images(st):
+    p = st.port
+    wait_worker(p, "testgen")
+    wait_worker(p, "testgen-i2v")
+    red, blue, green = 0xc83214, 0x1432c8, 0x20b040
+    png = make_image(st.tmp, "red.png", red)
+    jpeg = make_image(st.tmp, "blue.jpg", blue)
+    webp = make_image(st.tmp, "green.webp", green)
+    # /generate, JSON data URLs: the first frame is the image, the last frame last_image
+    job = submit(p, model="testgen-i2v", frames=6, steps=1, image=data_url(png), last_image=data_url(jpeg, "image/jpeg"))
+    check(wait_job(p, job)["state"] == "completed", "i2v job completed")
+    check(near(frame_rgb(st, job, 0), red), "first frame is the image: %r" % (frame_rgb(st, job, 0),))
+    check(near(frame_rgb(st, job, 5), blue), "last frame is last_image: %r" % (frame_rgb(st, job, 5),))
+    # /generate, multipart with a file part
+    body, hdrs = multipart({"model": "testgen-i2v", "prompt": "a form", "frames": "3", "steps": "1"},
+                           {"image": ("g.webp", "image/webp", webp)})
+    s, _, data = request(p, "POST", "/generate", body, hdrs)
+    check(s == 202, "multipart /generate: %d %r" % (s, data[:300]))
+    job = json.loads(data)["id"]
+    check(wait_job(p, job)["state"] == "completed", "multipart i2v job")
+    check(near(frame_rgb(st, job, 0), green), "webp first frame %r" % (frame_rgb(st, job, 0),))
+    # /v1/videos: a multipart file part (as the OpenAI SDK sends it) and JSON {"image_url"}
+    body, hdrs = multipart({"model": "testgen-i2v", "prompt": "sdk style", "seconds": "1", "size": "64x48"},
+                           {"input_reference": ("cat.jpg", "image/jpeg", jpeg)})
+    s, _, data = request(p, "POST", "/v1/videos", body, hdrs)
+    check(s == 200, "multipart input_reference: %d %r" % (s, data[:300]))
+    vid = json.loads(data)["id"]
+    check(wait_job(p, vid, prefix="/v1/videos/")["status"] == "completed", "input_reference video")
+    check(near(frame_rgb(st, vid, 0, "/v1/videos/", "/content"), blue), "input_reference is the first frame")
+    _, _, v = jreq(p, "POST", "/v1/videos", {"model": "testgen-i2v", "prompt": "json", "seconds": "1",
+                                              "input_reference": {"image_url": data_url(png)}}, expect=200)
+    check(wait_job(p, v["id"], prefix="/v1/videos/")["status"] == "completed", "image_url video")
+
+    # Refusals: each a 4xx naming the field, and nothing is queued.
+    before = queued_total(p)
+    big = bytearray(png[:33]) + os.urandom(4 * 1024 * 1024)            # over 4 MiB
+    bomb = bytearray(png)
+    bomb[16:24] = b"\x00\x01\x86\xa0\x00\x01\x86\xa0"                  # IHDR 100000x100000
+    bad = [
+        ("/generate", {"model": "testgen-i2v", "image": data_url(png[: len(png) // 2])}, 422, "invalid_image", "image", "truncated"),
+        ("/generate", {"model": "testgen-i2v", "image": data_url(b"")}, 422, "invalid_image", "image", "empty"),
+        ("/generate", {"model": "testgen-i2v", "image": data_url(b"GIF89a" + bytes(20), "image/gif")}, 422, "invalid_image", "image", "unsupported"),
+        ("/generate", {"model": "testgen-i2v", "image": data_url(bytes(big))}, 413, "too_large", "image", "too large"),
+        ("/generate", {"model": "testgen-i2v", "image": data_url(bytes(bomb))}, 413, "too_large", "image", "100000x100000"),
+        ("/generate", {"model": "testgen-i2v", "image": data_url(png), "last_image": data_url(b"x" * 50)}, 422, "invalid_image", "last_image", "unsupported"),
+        ("/generate", {"model": "testgen", "image": data_url(png)}, 422, "invalid_field", "image", "does not take an image"),
+        ("/v1/videos", {"model": "testgen", "input_reference": data_url(png)}, 422, "invalid_field", "input_reference", "does not take an image"),
+        ("/v1/videos", {"model": "testgen-i2v", "input_reference": "https://example.com/cat.png"}, 422, "invalid_image", "input_reference", "not fetched"),
+    ]
+    for path, fields, status, code, field, says in bad:
+        fields = dict(fields, prompt="refused")
+        s, _, e = jreq(p, "POST", path, fields)
+        err = (e or {}).get("error", {})
+        check(s == status and err.get("code") == code and err.get("field") == field and says in err.get("message", ""),
+              "%s %s: %d %r" % (path, field, s, e))
+    # the same through multipart file parts (an empty file, a corrupt one)
+    for data, says in ((b"", "empty"), (png[:-20], "truncated"), (jpeg[:len(jpeg) // 2], "truncated")):
+        body, hdrs = multipart({"model": "testgen-i2v", "prompt": "refused"}, {"input_reference": ("x.png", "image/png", data)})
+        s, _, raw = request(p, "POST", "/v1/videos", body, hdrs)
+        err = json.loads(raw)["error"]
+        check(s == 422 and err["field"] == "input_reference" and says in err["message"], "multipart refusal %d %r" % (s, err))
+    check(queued_total(p) == before, "nothing was queued by the refused requests")
+    _, _, q = jreq(p, "GET", "/queue/status", expect=200)
+    print("images: 4 image jobs made, %d refusals, queue %s" % (len(bad) + 3, json.dumps(q)[:200]))
+
+
+SCENARIOS = {"images": t_images, "sdk_images": t_sdk_images, "sdk_wan_i2v": t_sdk_wan_i2v, "sse_resume": t_sse_resume, "webhooks": t_webhooks, "models": t_models, "paging": t_paging, "routes": t_routes, "download": t_download, "events": t_events, "videos": t_videos,
              "matrix": t_matrix, "auth": t_auth, "openapi": t_openapi, "promtool": t_promtool, "sdk": t_sdk,
              "broker_down": t_broker_down}
 
@@ -958,7 +1154,13 @@ def main():
         return 2
     name = sys.argv[1]
     extra = ["--chunk-bytes", "4096"] if name == "download" else []
-    st = Stack(extra, broker_args=["--model", "idle", "--queue-max", "1205"] if name == "paging" else [])
+    st = Stack(extra, broker_args=["--model", "idle", "--queue-max", "1205"] if name == "paging"
+               else ["--model", "testgen-i2v"] if name in ("images", "sdk_images")
+               else ["--model", "wan21-i2v-tiny"] if name == "sdk_wan_i2v" else [])
+    if name in ("images", "sdk_images"):
+        st.spawn("worker", [os.path.join(BIN, "vdgx-worker-test"), "--model", "testgen-i2v",
+                            "--broker", st.broker_ep, "--data", os.path.join(st.tmp, "worker-i2v"),
+                            "--heartbeat-ms", "200"])
     ok = False
     try:
         rc = SCENARIOS[name](st)

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "vdgx_testgen.h"
+#include "vdgx_image.h"
 
 struct _vdgx_engine_t {
     char *model;
@@ -282,12 +283,39 @@ s_check_range (vdgx_error_t *err, const char *field, uint32_t v, uint32_t lo, ui
 static int
 s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
 {
-    (void) self;
     vdgx_limits_init (lim);
     *lim = (vdgx_limits_t) { .present = true, .wh_min = 16, .wh_max = 512, .wh_multiple = 1,
                              .frames_max = 64, .steps_max = 200, .guidance_max = 100,
                              .fps_max = 120 };
+    lim->images = strcmp (self->model, "testgen-i2v") == 0? 2: 0;
     return 0;
+}
+
+//  An input image decoded and scaled (nearest) to w x h, as floats in [-1, 1]; NULL with
+//  *err on failure.
+static float *
+s_image_frame (const uint8_t *data, size_t size, int w, int h, char **err)
+{
+    char why [256];
+    vdgx_image_t *img = vdgx_image_decode (data, size, NULL, why, sizeof why);
+    float *rgb = img? malloc ((size_t) w * h * 3 * sizeof (float)): NULL;
+    if (!rgb) {
+        char text [300];
+        snprintf (text, sizeof text, "testgen: image: %s", img? "out of memory": why);
+        *err = s_strdup_err (text);
+        vdgx_image_destroy (&img);
+        return NULL;
+    }
+    int iw = (int) vdgx_image_width (img), ih = (int) vdgx_image_height (img);
+    const uint8_t *px = vdgx_image_pixels (img);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const uint8_t *p = px + ((size_t) (y * ih / h) * iw + (size_t) (x * iw / w)) * 3;
+            for (int c = 0; c < 3; c++)
+                rgb [((size_t) y * w + x) * 3 + c] = p [c] / 127.5f - 1.f;
+        }
+    vdgx_image_destroy (&img);
+    return rgb;
 }
 
 static int
@@ -366,12 +394,24 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
             return VDGX_ENGINE_FATAL;
         }
     }
+    float *first = NULL, *last = NULL;
+    if ((req->image && !(first = s_image_frame (req->image, req->image_size, w, h, err)))
+    ||  (req->last_image && !(last = s_image_frame (req->last_image, req->last_image_size, w, h, err)))) {
+        free (first);
+        free (rgb);
+        free (pcm);
+        return VDGX_ENGINE_ERROR;
+    }
     int rc = VDGX_ENGINE_OK;
     for (uint32_t f = 0; f < req->frames && rc == VDGX_ENGINE_OK; f++) {
         if (s_cancelled (io)) {
             rc = VDGX_ENGINE_CANCELLED;
             break;
         }
+        const float *given = f == 0 && first? first: f + 1 == req->frames && last? last: NULL;
+        if (given)
+            memcpy (rgb, given, (size_t) w * h * 3 * sizeof (float));
+        else
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
                 vdgx_testgen_pixel (req->seed, (int) f, x, y, rgb + ((size_t) y * w + x) * 3);
@@ -396,6 +436,8 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     }
     free (rgb);
     free (pcm);
+    free (first);
+    free (last);
     if (rc != VDGX_ENGINE_OK)
         return rc;
     double t3 = s_now ();

@@ -20,6 +20,11 @@
 
     Defaults: 64x48, 8 frames, 8 fps, 4 steps. Limits: width/height 16..512, frames 1..64,
     steps 1..200. Cancel is checked at every step boundary and between frames.
+
+    Image-to-video: the model "testgen-i2v" takes `image` and `last_image` (limits images 2;
+    plain "testgen" takes none). The image is decoded with vdgx_image (any failure fails the
+    job with the reason) and scaled (nearest) to the frame size: it is the first frame, and
+    last_image the last one; the frames between are the pattern.
 */
 #ifndef VDGX_TESTGEN_H_INCLUDED
 #define VDGX_TESTGEN_H_INCLUDED
