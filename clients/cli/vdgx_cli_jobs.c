@@ -16,7 +16,8 @@
     { "shift", required_argument, NULL, 0 }, { "sampler", required_argument, NULL, 0 }, \
     { "seed", required_argument, NULL, 0 }, { "negative", required_argument, NULL, 0 }, \
     { "precision", required_argument, NULL, 0 }, { "priority", required_argument, NULL, 0 }, \
-    { "no-cache", no_argument, NULL, 0 }
+    { "no-cache", no_argument, NULL, 0 }, { "image", required_argument, NULL, 0 }, \
+    { "last-image", required_argument, NULL, 0 }
 
 int
 vdgx_cli_genreq_option (const char *cmd, vdgx_genreq_t *req, const char *opt, const char *arg)
@@ -105,6 +106,14 @@ vdgx_cli_genreq_option (const char *cmd, vdgx_genreq_t *req, const char *opt, co
     }
     else if (streq (opt, "no-cache"))
         req->no_cache = true;
+    else if (streq (opt, "image") || streq (opt, "last-image")) {
+        char err [400];
+        if (vdgx_client_image_file (req, streq (opt, "image")? "image": "last_image", arg, err,
+                                    sizeof err)) {
+            fprintf (stderr, "vdgx %s: --%s: %s\n", cmd, opt, err);
+            return -1;
+        }
+    }
     else
         return 1;
     return 0;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "vdgx_client.h"
+#include "vdgx_image.h"
 #include "vdgx_mp.h"
 #include "vdgx_sha256.h"
 
@@ -355,6 +356,39 @@ const char *
 vdgx_client_error (vdgx_client_t *self)
 {
     return self->error;
+}
+
+int
+vdgx_client_image_file (vdgx_genreq_t *req, const char *field, const char *path, char *err,
+                        size_t errlen)
+{
+    assert (req && field && path && err);
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        snprintf (err, errlen, "%s: %s", path, strerror (errno));
+        return -1;
+    }
+    //  One byte more than the limit tells "too large" without reading a huge file.
+    uint8_t *data = (uint8_t *) malloc (VDGX_IMAGE_BYTES_MAX + 1);
+    size_t size = data? fread (data, 1, VDGX_IMAGE_BYTES_MAX + 1, file): 0;
+    bool failed = !data || ferror (file);
+    fclose (file);
+    int rc = -1;
+    char why [256];
+    vdgx_image_t *image = NULL;
+    if (failed)
+        snprintf (err, errlen, "%s: cannot read the file", path);
+    else
+    if (!(image = vdgx_image_decode (data, size, NULL, why, sizeof why)))
+        snprintf (err, errlen, "%s: %s", path, why);
+    else
+    if (vdgx_genreq_set_image (req, field, data, size))
+        snprintf (err, errlen, "%s: out of memory (or no field '%s')", path, field);
+    else
+        rc = 0;
+    vdgx_image_destroy (&image);
+    free (data);
+    return rc;
 }
 
 int
@@ -834,6 +868,46 @@ void
 vdgx_client_test (bool verbose)
 {
     printf (" * vdgx_client: ");
+    {   //  Image files: a real PNG is taken, a cut one, a missing one, a huge one are not.
+        static const uint8_t png [] = {
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00,
+            0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78,
+            0xda, 0x63, 0x64, 0xf8, 0xcf, 0x50, 0x0f, 0x00, 0x03, 0x86, 0x01, 0x80, 0x5a, 0x34,
+            0x7d, 0x6b, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82 };
+        char dir [] = "/tmp/vdgx-client-test-XXXXXX";
+        assert (mkdtemp (dir));
+        char path [64], err [300];
+        snprintf (path, sizeof path, "%s/a.png", dir);
+        vdgx_genreq_t req;
+        vdgx_genreq_init (&req);
+        for (int round = 0; round < 3; round++) {
+            FILE *f = fopen (path, "wb");
+            size_t n = round == 1? sizeof png - 9: sizeof png;
+            assert (f && fwrite (png, 1, n, f) == n);
+            fclose (f);
+            if (round == 2)                     //  a sparse file over the byte limit
+                assert (truncate (path, VDGX_IMAGE_BYTES_MAX + 1) == 0);
+            if (round == 0) {
+                assert (vdgx_client_image_file (&req, "image", path, err, sizeof err) == 0);
+                assert (req.image_size == sizeof png && memcmp (req.image, png, sizeof png) == 0);
+                assert (vdgx_client_image_file (&req, "last_image", path, err, sizeof err) == 0);
+                assert (req.last_image_size == sizeof png);
+            }
+            else {
+                assert (vdgx_client_image_file (&req, "image", path, err, sizeof err) == -1);
+                assert (strstr (err, path) && strstr (err, round == 1? "truncated PNG": "too large"));
+            }
+        }
+        snprintf (path, sizeof path, "%s/none.png", dir);
+        assert (vdgx_client_image_file (&req, "image", path, err, sizeof err) == -1);
+        assert (strstr (err, "No such file"));
+        assert (req.image_size == sizeof png);      //  failures leave the request as it was
+        snprintf (path, sizeof path, "%s/a.png", dir);
+        remove (path);
+        rmdir (dir);
+        vdgx_genreq_clear (&req);
+    }
     //  Endpoints: arguments, then environment, then defaults; bad ones refused.
     assert (vdgx_client_new ("bogus", NULL) == NULL);
     assert (vdgx_client_new (NULL, "http://x") == NULL);

@@ -92,6 +92,13 @@ int vdgx_client_set_curve (vdgx_client_t *self, const char *broker_public_file,
 const char *vdgx_client_error_code (vdgx_client_t *self);
 const char *vdgx_client_error (vdgx_client_t *self);
 
+//  Reads an image file (PNG, JPEG or WebP) into req's field "image" or "last_image", after
+//  checking it whole as the bridge and the worker will (vdgx_image_decode: format, structure,
+//  at most 4 MiB, 4096 pixels a side, 16 Mpx). Returns 0, or -1 with a one-line reason that
+//  names the file in err. Needs no client.
+int vdgx_client_image_file (vdgx_genreq_t *req, const char *field, const char *path, char *err,
+                            size_t errlen);
+
 //  Submits a generate request; *id_p receives the job id (caller frees). info may be NULL.
 int vdgx_client_submit (vdgx_client_t *self, const vdgx_genreq_t *req, char **id_p,
                         vdgx_submit_info_t *info);
