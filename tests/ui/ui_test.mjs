@@ -431,6 +431,54 @@ async function main() {
     await page.keyboard.press('Tab');
     check(await page.evaluate(() => document.activeElement.className) === 'skip', 'Tab reaches the skip link first');
 
+    // Image-to-video: the image fields show only for a model that takes images (the test
+    // worker's testgen-i2v); a corrupt file gets its field error; a real one makes a video
+    // whose first frame is the picture.
+    const i2v = st.spawn('worker-i2v', [path.join(BIN, 'vdgx-worker-test'), '--model', 'testgen-i2v',
+      '--broker', st.brokerEp, '--data', path.join(st.tmp, 'worker-i2v'), '--heartbeat-ms', '200']);
+    const png = path.join(st.tmp, 'red.png');
+    const mk = spawnSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'color=c=0xc83214:s=64x48',
+      '-frames:v', '1', png], { encoding: 'utf8' });
+    check(mk.status === 0, `a PNG made with ffmpeg ${mk.stderr || ''}`);
+    for (let i = 0; i < 200; i++) {
+      const r = await fetch(`${st.url}/info`).then((x) => x.json()).catch(() => ({}));
+      if ((r.workers || []).some((w) => w.service === 'testgen-i2v')) break;
+      await sleep(50);
+    }
+    await page.reload();
+    await page.waitForSelector('#f-model option[value="testgen-i2v"]', { state: 'attached' });
+    await page.selectOption('#f-model', 'wan21-tiny');
+    check(await page.isHidden('#image-field') && await page.isHidden('#last_image-field'),
+      'no image field for a text-to-video model');
+    await page.selectOption('#f-model', 'testgen-i2v');
+    check(await page.isVisible('#image-field') && await page.isVisible('#last_image-field'),
+      'first and last frame fields for an image-to-video model');
+    await axe(page, 'generate with image fields');
+    await page.fill('#f-prompt', 'the picture comes alive');
+    await page.fill('#f-steps', '2');
+    await page.setInputFiles('#f-image', { name: 'bad.png', mimeType: 'image/png', buffer: Buffer.from('\x89PNG broken') });
+    await page.click('#submit');
+    await page.waitForSelector('#err-image:not([hidden])');
+    const imgErr = await page.textContent('#err-image');
+    check(/image/.test(imgErr) && await page.getAttribute('#f-image', 'aria-invalid') === 'true',
+      `a corrupt image gets its field error: "${imgErr}"`);
+    const before = (await (await fetch(`${st.url}/v1/videos?limit=100`)).json()).data.length;
+    await page.setInputFiles('#f-image', png);
+    await page.click('#submit');
+    await page.waitForFunction(() => document.querySelector('#jobs > li .job-prompt')?.textContent === 'the picture comes alive');
+    const id4 = await jobId(page, 0);
+    await page.waitForFunction((id) => document.querySelector(`#job-${id} .badge`).textContent === 'completed', id4, { timeout: 30000 });
+    const after = (await (await fetch(`${st.url}/v1/videos?limit=100`)).json()).data.length;
+    check(after === before + 1, 'the refused image queued nothing, the good one made one job');
+    const mp4 = path.join(st.tmp, 'i2v.mp4');
+    fs.writeFileSync(mp4, Buffer.from(await (await fetch(`${st.url}/jobs/${id4}/download`)).arrayBuffer()));
+    const raw = spawnSync('ffmpeg', ['-loglevel', 'error', '-i', mp4, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']).stdout;
+    const mean = [0, 1, 2].map((c) => raw.filter((_, i) => i % 3 === c).reduce((a, b) => a + b, 0) / (raw.length / 3));
+    check(Math.abs(mean[0] - 200) < 12 && Math.abs(mean[1] - 50) < 12 && Math.abs(mean[2] - 20) < 12,
+      `the video starts from the uploaded picture (mean ${mean.map(Math.round).join(' ')})`);
+    await shot(page, 'image-to-video');
+    i2v.kill('SIGTERM');
+
     check(problems.length === 0, `no request to another host, no CSP violation, no script error${problems.length ? `: ${problems.join('; ')}` : ''}`);
     ok = true;
   } finally {

@@ -273,12 +273,20 @@ function applyModel(keep = {}) {
     const fstep = l.frames_step || (l.frames_4n1 ? 4 : 1);
     parts.push(`up to ${l.frames_max} frames${fstep > 1 ? ` (${fstep}n+1)` : ''}`);
     parts.push(`up to ${l.fps_max} fps`, `up to ${l.steps_max} steps`, `guidance 0–${l.guidance_max}`);
+    if (l.images) parts.push(l.images > 1 ? 'a first and a last frame image' : 'a first frame image');
     hint.textContent = `Accepts ${parts.join(' · ')}.`;
     $('#f-fps').max = l.fps_max;
     $('#f-steps').max = l.steps_max;
     $('#f-guidance').max = l.guidance_max;
   }
   if (wantSize && size.value !== wantSize) size.append(option(wantSize, wantSize.replace('x', ' × '), true));
+  // Image inputs only for models that take them (limits.images: 1 first frame, 2 also last).
+  const images = (l && l.images) || 0;
+  for (const [id, need] of [['image', 1], ['last_image', 2]]) {
+    const field = $(`#${id}-field`);
+    field.hidden = images < need;
+    if (field.hidden) $(`#f-${id}`).value = '';
+  }
   if (m && !m.workers) hint.textContent += ' No worker serves it right now: jobs wait in the queue.';
   fillFrames(keep.frames);
 }
@@ -340,8 +348,20 @@ function showError(err) {
   announce(`Not submitted: ${err.message}`);
 }
 
+// A chosen file as a data URL (what the API takes in JSON), or '' when none.
+function fileDataURL(input) {
+  const file = !input.closest('[hidden]') && input.files && input.files[0];
+  if (!file) return Promise.resolve('');
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(Object.assign(new Error(`cannot read ${file.name}`), { field: input.name }));
+    reader.readAsDataURL(file);
+  });
+}
+
 // The request as JSON text; the seed goes in as its digits (it may exceed 2^53).
-function requestBody() {
+async function requestBody() {
   const v = (id) => $(`#f-${id}`).value.trim();
   const body = { model: v('model'), prompt: v('prompt') };
   if (v('negative_prompt')) body.negative_prompt = v('negative_prompt');
@@ -354,6 +374,10 @@ function requestBody() {
     if (v(k) === '') continue;
     const n = Number(v(k));
     body[k] = Number.isFinite(n) ? n : v(k);     // not a number: the server names the field
+  }
+  for (const k of ['image', 'last_image']) {
+    const url = await fileDataURL($(`#f-${k}`));
+    if (url) body[k] = url;
   }
   let text = JSON.stringify(body);
   const seed = v('seed');
@@ -370,7 +394,7 @@ async function submit(ev) {
   const button = $('#submit');
   button.disabled = true;
   try {
-    const job = await api('POST', '/generate', requestBody());
+    const job = await api('POST', '/generate', await requestBody());
     const prompt = $('#f-prompt').value.trim();
     trackJob({ id: job.id, model: job.model, state: job.state, phase: 'queued', prompt, percent: 0 });
     announce(`Job started: ${prompt}`);
@@ -389,6 +413,8 @@ function fillForm(req) {
   model.value = req.model || model.value;
   const size = req.width && req.height ? `${req.width}x${req.height}` : '';
   applyModel({ size, frames: req.frames || '' });
+  $('#f-image').value = '';           // the stored request keeps its images; choose them again
+  $('#f-last_image').value = '';
   $('#f-prompt').value = req.prompt || '';
   $('#f-negative_prompt').value = req.negative_prompt || '';
   $('#f-fps').value = req.fps || '';
