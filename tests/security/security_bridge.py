@@ -4,7 +4,7 @@ vdgx-broker and a real worker (vdgx-worker-test, testgen engine) on loopback soc
 scenario asserts that the attack fails. Standard library only (tests/bridge/bridge_e2e.py
 provides the process stack).
 
-    security_bridge.py SCENARIO     owners | auth | trickle | input | curve | sigterm
+    security_bridge.py SCENARIO     owners | auth | trickle | input | curve | sigterm | images
 Exit 0 = pass, 77 = skipped, anything else = fail.
 """
 import hashlib
@@ -359,7 +359,62 @@ def t_sigterm(st):
     print("sigterm: slowest stop %.2f s" % worst)
 
 
-SCENARIOS = {"owners": t_owners, "auth": t_auth, "trickle": t_trickle, "input": t_input, "curve": t_curve,
+# ---------------------------------------------------------------------------------------
+# Image uploads (input_reference / image): decompression bombs, lying headers, oversized
+# bodies and parallel uploads. Refused by the header before anything is decoded.
+
+def t_images(st):
+    import base64
+    import concurrent.futures as cf
+    p = st.start_bridge([])
+
+    def ffmpeg_png(size):
+        path = os.path.join(st.tmp, "solid-%s.png" % size)
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=" + size,
+                        "-frames:v", "1", path], check=True, timeout=60)
+        return open(path, "rb").read()
+
+    def post(img, path="/generate", field="image"):
+        body = {"model": "testgen", "prompt": "x", field: "data:image/png;base64," + base64.b64encode(img).decode()}
+        t0 = time.time()
+        s, _, e = jreq(p, "POST", path, body)
+        return s, (e or {}).get("error", {}), time.time() - t0
+
+    # A real PNG bomb: 6000x6000 of one colour is a small file (zlib) but 108 MB of pixels.
+    bomb = ffmpeg_png("6000x6000")
+    s, err, took = post(bomb)
+    check(s == 413 and err["field"] == "image" and "6000x6000" in err["message"] and took < 2,
+          "PNG bomb (%d bytes): %d %r in %.2f s" % (len(bomb), s, err, took))
+    # Headers that declare the largest canvases each format allows.
+    small = ffmpeg_png("16x16")
+    png = bytearray(small)
+    png[16:24] = b"\x7f\xff\xff\xff\x7f\xff\xff\xff"
+    webp = b"RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff"
+    jpeg = (b"\xff\xd8\xff\xc0\x00\x11\x08\xff\xff\xff\xff\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+            b"\xff\xd9")
+    for name, img in (("png", bytes(png)), ("webp", webp), ("jpeg", jpeg)):
+        s, err, took = post(img, "/v1/videos", "input_reference")
+        check(s == 413 and err["field"] == "input_reference" and took < 2, "%s canvas bomb: %d %r" % (name, s, err))
+    # A header that lies (says 4096x4096, holds 16x16 of data): the strict decoder refuses it.
+    liar = bytearray(small)
+    liar[16:24] = b"\x00\x00\x10\x00\x00\x00\x10\x00"
+    s, err, _ = post(bytes(liar))
+    check(s == 422 and err["code"] == "invalid_image", "lying header: %d %r" % (s, err))
+    # A body over the submit cap is refused from its Content-Length, unread.
+    resp = raw(p, b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000000\r\nConnection: close\r\n\r\n{")
+    json_error(resp, 413)
+    # Parallel near-limit uploads: every one answered, the bridge stays up.
+    big = small[:33] + os.urandom(3 * 1024 * 1024)
+    with cf.ThreadPoolExecutor(8) as ex:
+        codes = list(ex.map(lambda _: post(big)[0], range(8)))
+    check(all(c == 422 for c in codes), "parallel 3 MiB uploads all refused: %r" % codes)
+    jreq(p, "GET", "/health", expect=200)
+    _, _, lst = jreq(p, "GET", "/v1/videos?limit=100", expect=200)
+    check(len(lst["data"]) == 0, "nothing was queued")
+
+
+SCENARIOS = {"images": t_images, "owners": t_owners, "auth": t_auth, "trickle": t_trickle, "input": t_input, "curve": t_curve,
              "sigterm": t_sigterm}
 
 
