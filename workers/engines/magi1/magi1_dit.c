@@ -368,6 +368,8 @@ s_load_layer (magi1_dit_t *self, vdgx_wsrc_t *src, int i, vdgx_wfmt_t fmt, char 
 #undef S_NAME
 }
 
+static int s_load_body (magi1_dit_t *self, vdgx_wsrc_t *src, vdgx_wfmt_t fmt, char **err);
+
 magi1_dit_t *
 magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_dit_load_opts_t *opts, char **err)
 {
@@ -421,11 +423,31 @@ magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_dit_load_opts_
             break;
         c->num_layers++;
     }
+    if (s_load_body (self, src, fmt, err))
+        goto fail;
+    vdgx_wsrc_destroy (&src);
+    return self;
+fail:
+    vdgx_wsrc_destroy (&src);
+    magi1_dit_destroy (&self);
+    return NULL;
+}
+
+//  Everything but the configuration (self->cfg filled): the weights from src.
+static int
+s_load_body (magi1_dit_t *self, vdgx_wsrc_t *src, vdgx_wfmt_t fmt, char **err)
+{
+    magi1_dit_config_t *c = &self->cfg;
+    vdgx_backend_t *b = self->backend;
     self->layers = calloc ((size_t) c->num_layers, sizeof (s_layer_t));
     int64_t xshape [5] = { c->hidden, c->in_channels, 1, 2, 2 };
-    float *wx = self->layers? vdgx_wsrc_fetch (src, "x_embedder.weight", 5, xshape, err): NULL;
+    if (!self->layers) {
+        vdgx_set_error (err, "%s: out of memory", S_WHO);
+        return -1;
+    }
+    float *wx = vdgx_wsrc_fetch (src, "x_embedder.weight", 5, xshape, err);
     if (!wx)
-        goto fail;
+        return -1;
     int rc = vdgx_linear_from_f32 (b, &self->x_embed, VDGX_WFMT_F32, wx, NULL, c->hidden,
                                    c->in_channels * 4, VDGX_DTYPE_F32, err);
     free (wx);
@@ -440,16 +462,59 @@ magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_dit_load_opts_
     ||  s_norm (src, b, &self->final_norm, "videodit_blocks.final_layernorm", c->hidden, true, err)
     ||  !(self->null_caption = vdgx_wsrc_fetch (src, "y_embedder.null_caption_embedding", 2, nshape, err))
     ||  !(self->bands = vdgx_wsrc_fetch (src, "rope.bands", 1, bshape, err)))
-        goto fail;
+        return -1;
     for (int i = 0; i < c->num_layers; i++)
         if (s_load_layer (self, src, i, fmt, err))
-            goto fail;
+            return -1;
+    return 0;
+}
+
+void
+magi1_dit_config_preset (magi1_dit_config_t *cfg, bool big, int layers)
+{
+    assert (cfg);
+    *cfg = (magi1_dit_config_t) {
+        .num_layers = layers > 0? layers: big? 48: 34,
+        .hidden = big? 6144: 3072, .ffn = big? 16384: 12288, .heads = big? 48: 24, .groups = 8,
+        .head_dim = 128, .cond_dim = big? 1536: 768, .caption_dim = 4096, .caption_len = 800,
+        .in_channels = big? 32: 16, .out_channels = 16, .gated = big, .half_channel_vae = big,
+        .x_rescale = big? 0.1f: 1.0f, .bands = 16,
+    };
+}
+
+magi1_dit_t *
+magi1_dit_new_random (vdgx_backend_t *b, const magi1_dit_config_t *cfg, uint64_t seed,
+                      const magi1_dit_load_opts_t *opts, char **err)
+{
+    assert (b && cfg);
+    vdgx_wfmt_t fmt = VDGX_WFMT_BF16;
+    if (opts && opts->precision && vdgx_precision_parse (opts->precision, &fmt)) {
+        vdgx_set_error (err, "%s: unknown precision %s", S_WHO, opts->precision);
+        return NULL;
+    }
+    const magi1_dit_config_t *c = cfg;
+    if (c->num_layers < 1 || c->head_dim != 8 * c->bands || c->heads * c->head_dim % 8
+    ||  c->groups < 1 || c->heads % c->groups || c->hidden < 1 || c->ffn < 1 || c->cond_dim < 1
+    ||  c->caption_len < 1 || c->caption_dim < 1 || c->in_channels < c->out_channels) {
+        vdgx_set_error (err, "%s: inconsistent config", S_WHO);
+        return NULL;
+    }
+    vdgx_wsrc_t *src = vdgx_wsrc_new_random (seed, S_WHO);
+    magi1_dit_t *self = calloc (1, sizeof (magi1_dit_t));
+    if (!src || !self) {
+        vdgx_wsrc_destroy (&src);
+        free (self);
+        vdgx_set_error (err, "%s: out of memory", S_WHO);
+        return NULL;
+    }
+    self->backend = b;
+    self->act = vdgx_backend_act_dtype (b);
+    self->cfg = *cfg;
+    int rc = s_load_body (self, src, fmt, err);
     vdgx_wsrc_destroy (&src);
+    if (rc)
+        magi1_dit_destroy (&self);
     return self;
-fail:
-    vdgx_wsrc_destroy (&src);
-    magi1_dit_destroy (&self);
-    return NULL;
 }
 
 //  The checkpoint file of a path in the official layout, or NULL.

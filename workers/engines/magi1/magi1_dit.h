@@ -47,6 +47,11 @@ magi1_dit_t *magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_d
 //  model.safetensors.index.json (shards beside it) or a single .safetensors file.
 magi1_dit_t *magi1_dit_open (vdgx_backend_t *b, const char *path, const magi1_dit_load_opts_t *opts,
                              char **err);
+//  The real configurations (4.5B, or 24B when big) with layers layers (0 = all: 34 / 48).
+void magi1_dit_config_preset (magi1_dit_config_t *cfg, bool big, int layers);
+//  A model of cfg with random weights (vdgx_wsrc_new_random: benchmarks, memory tests).
+magi1_dit_t *magi1_dit_new_random (vdgx_backend_t *b, const magi1_dit_config_t *cfg, uint64_t seed,
+                                   const magi1_dit_load_opts_t *opts, char **err);
 void magi1_dit_destroy (magi1_dit_t **self_p);
 const magi1_dit_config_t *magi1_dit_config (magi1_dit_t *self);
 //  The null caption embedding [caption_len, caption_dim] (host f32, owned by the model).
