@@ -370,25 +370,39 @@ s_load_layer (magi1_dit_t *self, vdgx_wsrc_t *src, int i, vdgx_wfmt_t fmt, char 
 
 static int s_load_body (magi1_dit_t *self, vdgx_wsrc_t *src, vdgx_wfmt_t fmt, char **err);
 
-magi1_dit_t *
-magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_dit_load_opts_t *opts, char **err)
+//  An empty model on b with the weight format of opts; takes over wsrc (into *src_p).
+static magi1_dit_t *
+s_new (vdgx_backend_t *b, const magi1_dit_load_opts_t *opts, vdgx_wsrc_t *wsrc, vdgx_wsrc_t **src_p,
+       vdgx_wfmt_t *fmt, char **err)
 {
-    assert (b && ckpt);
-    vdgx_wfmt_t fmt = VDGX_WFMT_BF16;
-    if (opts && opts->precision && vdgx_precision_parse (opts->precision, &fmt)) {
+    *fmt = VDGX_WFMT_BF16;
+    if (opts && opts->precision && vdgx_precision_parse (opts->precision, fmt)) {
         vdgx_set_error (err, "%s: unknown precision %s", S_WHO, opts->precision);
+        vdgx_wsrc_destroy (&wsrc);
         return NULL;
     }
-    vdgx_wsrc_t *src = vdgx_wsrc_new (ckpt, NULL, S_WHO);
     magi1_dit_t *self = calloc (1, sizeof (magi1_dit_t));
-    if (!src || !self) {
-        vdgx_wsrc_destroy (&src);
+    if (!wsrc || !self) {
+        vdgx_wsrc_destroy (&wsrc);
         free (self);
         vdgx_set_error (err, "%s: out of memory", S_WHO);
         return NULL;
     }
     self->backend = b;
     self->act = vdgx_backend_act_dtype (b);
+    *src_p = wsrc;
+    return self;
+}
+
+magi1_dit_t *
+magi1_dit_load (vdgx_backend_t *b, vdgx_ckpt_t *ckpt, const magi1_dit_load_opts_t *opts, char **err)
+{
+    assert (b && ckpt);
+    vdgx_wfmt_t fmt;
+    vdgx_wsrc_t *src = NULL;
+    magi1_dit_t *self = s_new (b, opts, vdgx_wsrc_new (ckpt, NULL, S_WHO), &src, &fmt, err);
+    if (!self)
+        return NULL;
     magi1_dit_config_t *c = &self->cfg;
     //  The configuration from the shapes.
     c->hidden = s_dim (src, "x_embedder.weight", 0, err);
@@ -487,11 +501,6 @@ magi1_dit_new_random (vdgx_backend_t *b, const magi1_dit_config_t *cfg, uint64_t
                       const magi1_dit_load_opts_t *opts, char **err)
 {
     assert (b && cfg);
-    vdgx_wfmt_t fmt = VDGX_WFMT_BF16;
-    if (opts && opts->precision && vdgx_precision_parse (opts->precision, &fmt)) {
-        vdgx_set_error (err, "%s: unknown precision %s", S_WHO, opts->precision);
-        return NULL;
-    }
     const magi1_dit_config_t *c = cfg;
     if (c->num_layers < 1 || c->head_dim != 8 * c->bands || c->heads * c->head_dim % 8
     ||  c->groups < 1 || c->heads % c->groups || c->hidden < 1 || c->ffn < 1 || c->cond_dim < 1
@@ -499,16 +508,11 @@ magi1_dit_new_random (vdgx_backend_t *b, const magi1_dit_config_t *cfg, uint64_t
         vdgx_set_error (err, "%s: inconsistent config", S_WHO);
         return NULL;
     }
-    vdgx_wsrc_t *src = vdgx_wsrc_new_random (seed, S_WHO);
-    magi1_dit_t *self = calloc (1, sizeof (magi1_dit_t));
-    if (!src || !self) {
-        vdgx_wsrc_destroy (&src);
-        free (self);
-        vdgx_set_error (err, "%s: out of memory", S_WHO);
+    vdgx_wfmt_t fmt;
+    vdgx_wsrc_t *src = NULL;
+    magi1_dit_t *self = s_new (b, opts, vdgx_wsrc_new_random (seed, S_WHO), &src, &fmt, err);
+    if (!self)
         return NULL;
-    }
-    self->backend = b;
-    self->act = vdgx_backend_act_dtype (b);
     self->cfg = *cfg;
     int rc = s_load_body (self, src, fmt, err);
     vdgx_wsrc_destroy (&src);
