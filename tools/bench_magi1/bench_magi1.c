@@ -91,6 +91,7 @@ s_time (s_ctx_t *s, magi1_dit_cache_t *cache, int chunks, int cached, bool fill,
 int
 main (int argc, char *argv [])
 {
+    setvbuf (stdout, NULL, _IOLBF, 0);      //  lines as they come (long CPU runs)
     const char *device = "cpu", *size = "4.5B", *wfmt = NULL;
     int layers = 0, cached = 2, reps = 2;
     int64_t F = 6, H = 0, W = 0, hidden = 0, ffn = 0, heads = 0, groups = 0;
