@@ -641,14 +641,16 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
             req->frames = tiny? 9: 81;
     }
     if (!req->steps)
-        req->steps = tiny? 8: self->kind != S_T2V? 40: 50;     //  I2V: sample_steps 40
+        req->steps = tiny? 8: self->kind == S_I2V? 40: 50;     //  generate.py: 40 for i2v
     if (!req->has_guidance) {
         req->has_guidance = true;
         req->guidance = 5.0;
     }
     if (!req->has_shift) {
         req->has_shift = true;
-        req->shift = 5.0;
+        //  generate.py: 3 for i2v at the 480p sizes, 16 for flf2v, else 5.
+        bool p480 = (req->width == 832 && req->height == 480) || (req->width == 480 && req->height == 832);
+        req->shift = self->kind == S_FLF2V? 16.0: self->kind == S_I2V && p480? 3.0: 5.0;
     }
     if (!(req->shift > 0) || req->shift > 100)
         return s_bad (err, "shift", "shift must be > 0 and <= 100 (got %g)", req->shift);

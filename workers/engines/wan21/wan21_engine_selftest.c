@@ -483,6 +483,7 @@ wan21_engine_test (bool verbose)
     memset (&verr, 0, sizeof verr);
     assert (full->validate (e14, &req, &verr) == 0);
     assert (req.width == 768 && req.height == 512 && req.steps == 40 && req.frames == 81);
+    assert (req.has_shift && req.shift == 3.0);     //  generate.py's i2v 480p default
     vdgx_genreq_clear (&req);
     s_req (&req, "x");
     assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
@@ -500,6 +501,12 @@ wan21_engine_test (bool verbose)
     cflf.model = "wan21-flf2v-14b-720p";
     assert (full->create (&e14, &cflf, &err) == VDGX_ENGINE_OK);
     assert (full->limits (e14, &lim) == 0 && lim.images == 2);
+    s_req (&req, "x");
+    assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
+    assert (vdgx_genreq_set_image (&req, "last_image", png2, png2_size) == 0);
+    memset (&verr, 0, sizeof verr);
+    assert (full->validate (e14, &req, &verr) == 0 && req.shift == 16.0 && req.steps == 50);
+    vdgx_genreq_clear (&req);
     s_req (&req, "x");
     assert (vdgx_genreq_set_image (&req, "image", png, png_size) == 0);
     s_expect_bad (e14, full, &req, "last_image");
