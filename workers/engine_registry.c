@@ -9,6 +9,9 @@
 #ifdef VDGX_HAVE_WAN21
 #include "wan21_engine.h"
 #endif
+#ifdef VDGX_HAVE_LTX2
+#include "ltx2_engine.h"
+#endif
 
 #define S_MAX_ENGINES 32
 
@@ -73,5 +76,10 @@ vdgx_engines_register_builtin (void)
 #ifdef VDGX_HAVE_WAN21
     vdgx_engine_register (&vdgx_wan21_engine_class);
     vdgx_engine_register (&vdgx_wan21_tiny_engine_class);
+#endif
+#ifdef VDGX_HAVE_LTX2
+    vdgx_engine_register (&vdgx_ltx2_engine_class);
+    vdgx_engine_register (&vdgx_ltx23_engine_class);
+    vdgx_engine_register (&vdgx_ltx2_tiny_engine_class);
 #endif
 }

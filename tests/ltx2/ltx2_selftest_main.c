@@ -7,6 +7,7 @@
 #include "ltx2_audio.h"
 #include "ltx2_prompt.h"
 #include "ltx2_sample.h"
+#include "ltx2_engine.h"
 #include "ltx2_text.h"
 #include "ltx2_vae.h"
 
@@ -17,6 +18,7 @@ static const vdgx_selftest_class_t s_classes [] = {
     { "ltx2_dit", ltx2_dit_test },
     { "ltx2_audio", ltx2_audio_test },
     { "ltx2_sample", ltx2_sample_test },
+    { "ltx2_engine", ltx2_engine_test },
 };
 
 int
