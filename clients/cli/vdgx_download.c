@@ -77,9 +77,55 @@ static const vdgx_model_source_t s_wan21_flf2v_720p = {
     "wan21-flf2v-14b-720p", "Wan-AI/Wan2.1-FLF2V-14B-720P",
     "Wan 2.1 first-last-frame-to-video 14B 720P, official layout (about 82 GB)", s_wan21_i2v_paths
 };
+//  LTX-2 / LTX-2.3: one single-file checkpoint each (DiT + connectors, text projection, video
+//  and audio VAEs, vocoder; sizes from the hub's LFS pointers), and Gemma 3 12B (the text
+//  encoder, a gated repository: HF_TOKEN) into the folder the ltx2 engine looks for beside it:
+//      vdgx models download ltx23-22b --dir W
+//      vdgx models download gemma3-12b-ltx --dir W/gemma-3-12b-it-qat-q4_0-unquantized
+static const char *const s_ltx2_19b_dev [] = { "ltx-2-19b-dev.safetensors", NULL };
+static const char *const s_ltx2_19b_dev_fp8 [] = { "ltx-2-19b-dev-fp8.safetensors", NULL };
+static const char *const s_ltx2_19b_dist [] = { "ltx-2-19b-distilled.safetensors", NULL };
+static const char *const s_ltx2_19b_dist_fp8 [] = { "ltx-2-19b-distilled-fp8.safetensors", NULL };
+static const char *const s_ltx23_dev [] = { "ltx-2.3-22b-dev.safetensors", NULL };
+static const char *const s_ltx23_dev_q [] = { "ltx-2.3-22b-dev*", NULL };
+static const char *const s_ltx23_dist [] = { "ltx-2.3-22b-distilled-1.1.safetensors", NULL };
+static const char *const s_ltx23_dist_q [] = { "ltx-2.3-22b-distilled*", NULL };
+static const char *const s_gemma3_12b [] = {
+    "config.json", "generation_config.json", "model*", "tokenizer.model",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", NULL
+};
+static const vdgx_model_source_t s_ltx2_sources [] = {
+    { "ltx2-19b", "Lightricks/LTX-2",
+      "LTX-2 19B audio+video, ltx-2-19b-dev.safetensors (about 43 GB)", s_ltx2_19b_dev },
+    { "ltx2-19b-fp8", "Lightricks/LTX-2",
+      "LTX-2 19B, FP8 block weights, ltx-2-19b-dev-fp8.safetensors (about 27 GB)", s_ltx2_19b_dev_fp8 },
+    { "ltx2-19b-distilled", "Lightricks/LTX-2",
+      "LTX-2 19B distilled (8 steps), ltx-2-19b-distilled.safetensors (43.3 GB)", s_ltx2_19b_dist },
+    { "ltx2-19b-distilled-fp8", "Lightricks/LTX-2",
+      "LTX-2 19B distilled, FP8, ltx-2-19b-distilled-fp8.safetensors (27.1 GB)", s_ltx2_19b_dist_fp8 },
+    { "ltx23-22b", "Lightricks/LTX-2.3",
+      "LTX-2.3 22B audio+video, ltx-2.3-22b-dev.safetensors (46.1 GB)", s_ltx23_dev },
+    { "ltx23-22b-distilled", "Lightricks/LTX-2.3",
+      "LTX-2.3 22B distilled 1.1 (8 steps), ltx-2.3-22b-distilled-1.1.safetensors (46.1 GB)", s_ltx23_dist },
+    { "ltx23-22b-fp8", "Lightricks/LTX-2.3-fp8",
+      "LTX-2.3 22B dev, FP8 block weights (the -fp8 repository)", s_ltx23_dev_q },
+    { "ltx23-22b-distilled-fp8", "Lightricks/LTX-2.3-fp8",
+      "LTX-2.3 22B distilled, FP8 (the -fp8 repository)", s_ltx23_dist_q },
+    { "ltx23-22b-nvfp4", "Lightricks/LTX-2.3-nvfp4",
+      "LTX-2.3 22B dev, NVFP4 block weights (the -nvfp4 repository; native on Blackwell)", s_ltx23_dev_q },
+    { "ltx23-22b-distilled-nvfp4", "Lightricks/LTX-2.3-nvfp4",
+      "LTX-2.3 22B distilled, NVFP4 (the -nvfp4 repository)", s_ltx23_dist_q },
+    { "gemma3-12b-ltx", "google/gemma-3-12b-it-qat-q4_0-unquantized",
+      "Gemma 3 12B, the LTX-2 text encoder (gated: accept the license, set HF_TOKEN; about 24 GB)",
+      s_gemma3_12b },
+};
+
 static const vdgx_model_source_t *const s_sources [] = {
     &s_wan21_13b, &s_wan21_14b, &s_wan21_13b_diffusers, &s_wan21_14b_diffusers,
-    &s_wan21_i2v_480p, &s_wan21_i2v_720p, &s_wan21_flf2v_720p, NULL
+    &s_wan21_i2v_480p, &s_wan21_i2v_720p, &s_wan21_flf2v_720p,
+    &s_ltx2_sources [0], &s_ltx2_sources [1], &s_ltx2_sources [2], &s_ltx2_sources [3],
+    &s_ltx2_sources [4], &s_ltx2_sources [5], &s_ltx2_sources [6], &s_ltx2_sources [7],
+    &s_ltx2_sources [8], &s_ltx2_sources [9], &s_ltx2_sources [10], NULL
 };
 
 const vdgx_model_source_t *const *
