@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static char *
 s_vformat (const char *fmt, va_list args)
@@ -57,4 +59,15 @@ vdgx_is_dir (const char *path)
 {
     struct stat st;
     return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+uint64_t
+vdgx_random_seed (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    uint64_t z = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^ ((uint64_t) getpid () << 40);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) & 0x7fffffffffffffffull;
 }

@@ -519,17 +519,6 @@ s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
     return 0;
 }
 
-static uint64_t
-s_random_seed (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    uint64_t z = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^ ((uint64_t) getpid () << 40);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (z ^ (z >> 31)) & 0x7fffffffffffffffull;
-}
-
 static int
 s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
 {
@@ -575,7 +564,7 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
         return s_bad (err, "sampler", "%s samples with euler (got '%s')", self->model, req->sampler);
     if (!req->has_seed) {
         req->has_seed = true;
-        req->seed = s_random_seed ();
+        req->seed = vdgx_random_seed ();
     }
     if (!req->prompt || !*req->prompt)
         return s_bad (err, "prompt", "prompt must not be empty");

@@ -504,17 +504,6 @@ wan21_engine_frames_for (double seconds, uint32_t fps, uint32_t max_frames)
 //  A bad_request on a field; the value of the expression is -1.
 #define s_bad(err, field, ...) (vdgx_error_set ((err), VDGX_E_BAD_REQUEST, (field), __VA_ARGS__), -1)
 
-static uint64_t
-s_random_seed (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    uint64_t z = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^ ((uint64_t) getpid () << 40);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (z ^ (z >> 31)) & 0x7fffffffffffffffull;
-}
-
 //  What this checkpoint accepts. The tiny model: multiples of 16 from 32 to 256, up to 33
 //  frames; 1.3B: 832x480 and 480x832; 14B (and a checkpoint not yet told apart): also
 //  1280x720 and 720x1280 (the -480p image service: 480p only). Always 4n+1 frames, up to 81.
@@ -661,7 +650,7 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
         return s_bad (err, "sampler", "sampler must be unipc, dpm++ or euler (got '%s')", req->sampler);
     if (!req->has_seed) {
         req->has_seed = true;
-        req->seed = s_random_seed ();
+        req->seed = vdgx_random_seed ();
     }
     if (!req->prompt || !*req->prompt)
         return s_bad (err, "prompt", "prompt must not be empty");
