@@ -112,11 +112,15 @@ HAVE_GPU=1
 if [ "${VDGX_GPU_WAN:-0}" = 1 ] && [ "$HAVE_GPU" = 1 ] && [ -x "$BIN/vdgx-refcheck" ]; then
     run_prog vdgx-refcheck 150 wan21 "$ROOT/tests/data/reference/wan21" --part all --device cuda
     grep -E "FAIL|check\(s\)" "$LOGDIR/gpu_vdgx-refcheck.log" | head -20
-    # Wan 2.1 image-to-video: CLIP, VAE encoder, I2V DiT and the whole run (its own log).
-    echo "== vdgx-refcheck wan21-i2v"
-    timeout -k 5 150 "$BIN/vdgx-refcheck" wan21-i2v "$ROOT/tests/data/reference/wan21-i2v" --part all \
-        --device cuda > "$LOGDIR/gpu_vdgx-refcheck-i2v.log" 2>&1
-    grep -E "FAIL|check\(s\)" "$LOGDIR/gpu_vdgx-refcheck-i2v.log" | head -20
+    # Every other model's reference vectors on the GPU, each in its own log (tolerances: the
+    # refcheck's GPU relative-norm bound, about 1e-2 in BF16).
+    for set in wan21-i2v t5v11 gemma3 magi1 ltx2 ltx23; do
+        [ -d "$ROOT/tests/data/reference/$set" ] || continue
+        echo "== vdgx-refcheck $set"
+        timeout -k 5 120 "$BIN/vdgx-refcheck" "$set" "$ROOT/tests/data/reference/$set" --part all \
+            --device cuda > "$LOGDIR/gpu_vdgx-refcheck-$set.log" 2>&1
+        grep -E "FAIL|check\(s\)" "$LOGDIR/gpu_vdgx-refcheck-$set.log" | head -20
+    done
 fi
 if [ "${VDGX_GPU_WAN:-0}" = 1 ] && [ "$HAVE_GPU" = 1 ] && [ -x "$BIN/vdgx-bench-wan21" ]; then
     run_prog vdgx-bench-wan21 330 --device cuda --precisions bf16,fp8,fp4 --steps 2 --t5-layers 4 \
@@ -161,11 +165,13 @@ cat "$LOGDIR"/gpu_test_backend_ops.log "$LOGDIR"/gpu_test_cuda_*.log 2>/dev/null
         echo "Wan 2.1 reference check on the GPU: $(grep "check(s)" "$LOGDIR/gpu_vdgx-refcheck.log" | tail -1)"
         grep -E "^  FAIL" "$LOGDIR/gpu_vdgx-refcheck.log" | head -20
     fi
-    if [ -f "$LOGDIR/gpu_vdgx-refcheck-i2v.log" ]; then
+    for set in wan21-i2v t5v11 gemma3 magi1 ltx2 ltx23; do
+        log="$LOGDIR/gpu_vdgx-refcheck-$set.log"
+        [ -f "$log" ] || continue
         echo
-        echo "Wan 2.1 image-to-video reference check on the GPU: $(grep "check(s)" "$LOGDIR/gpu_vdgx-refcheck-i2v.log" | tail -1)"
-        grep -E "^  FAIL" "$LOGDIR/gpu_vdgx-refcheck-i2v.log" | head -20
-    fi
+        echo "$set reference check on the GPU: $(grep "check(s)" "$log" | tail -1)"
+        grep -E "^  FAIL" "$log" | head -20
+    done
     if [ -f "$LOGDIR/gpu_vdgx-bench-wan21.log" ]; then
         echo
         echo "Wan 2.1 whole video (vdgx-bench-wan21):"
