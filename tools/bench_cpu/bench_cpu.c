@@ -10,6 +10,9 @@
       ltx2vae F H W           LTX-2.3 video VAE decode (the 22B decoder at full width, 407 M
                               random weights, no timestep conditioning) of a latent
                               128 x F x H x W -> 1 + 8 (F - 1) frames of 32H x 32W
+      vocoder V FRAMES        LTX-2 vocoder (V 2: the 19B HiFi-GAN -> 24 kHz; V 23: the 22B
+                              BigVGAN v2 + bandwidth extension -> 48 kHz), full size, random
+                              weights, of a stereo log-mel of FRAMES frames (100 = 1 s)
 
     One untimed warm-up, then R timed runs: prints "time <seconds>" per run, then
     "peak_rss_mb <MiB>" (the process's maximum resident set, weights and inputs included).
@@ -19,6 +22,7 @@
 #include "vdgx_quant.h"
 #include "wan21_vae.h"
 #include "ltx2_vae.h"
+#include "ltx2_audio.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -86,7 +90,8 @@ static void
 s_usage (void)
 {
     fprintf (stderr, "usage: vdgx-bench-cpu [--threads N] [--reps R] linear M N K FMT | attention B L H D\n"
-                     "       | conv3d CIN COUT T H W | vae F H W | ltx2vae F H W\n");
+                     "       | conv3d CIN COUT T H W | vae F H W | ltx2vae F H W\n"
+                     "       | vocoder 2|23 FRAMES\n");
     exit (2);
 }
 
@@ -106,7 +111,7 @@ main (int argc, char *argv [])
     int64_t n [6] = { 0 };
     int want = strcmp (item, "linear") == 0? 3: strcmp (item, "attention") == 0? 4:
                strcmp (item, "conv3d") == 0? 5: strcmp (item, "vae") == 0? 3:
-               strcmp (item, "ltx2vae") == 0? 3: -1;
+               strcmp (item, "ltx2vae") == 0? 3: strcmp (item, "vocoder") == 0? 2: -1;
     if (want < 0 || argc - a < want + (strcmp (item, "linear") == 0))
         s_usage ();
     for (int i = 0; i < want; i++) {
@@ -125,6 +130,7 @@ main (int argc, char *argv [])
     vdgx_weight_t hw = { 0 }, dw = { 0 };
     wan21_vae_t *vae = NULL;
     ltx2_vae_t *ltx = NULL;
+    ltx2_audio_t *audio = NULL;
     float *latent = NULL;
     int kind = 0;
     if (strcmp (item, "linear") == 0) {
@@ -177,6 +183,21 @@ main (int argc, char *argv [])
         latent = s_rand (128 * n [0] * n [1] * n [2], 1.0f);
         kind = 5;
     }
+    else if (strcmp (item, "vocoder") == 0) {
+        if (n [0] != 2 && n [0] != 23)
+            s_usage ();
+        ltx2_audio_config_t cfg;
+        ltx2_audio_config_released (&cfg, n [0] == 23);
+        audio = ltx2_audio_new_random (&cfg, 1, b, &err);
+        if (!audio) {
+            fprintf (stderr, "vdgx-bench-cpu: vocoder: %s\n", err);
+            return 1;
+        }
+        //  a log-mel's range: ln 1e-5 = -11.5 .. ln 10
+        int64_t sm [4] = { 1, cfg.out_ch, n [1], cfg.mel_bins };
+        s_tensor (b, &t [0], 4, sm, 7.0f);
+        kind = 6;
+    }
     else {
         vae = wan21_vae_new_random (b, 96, 16, 1, &err);
         if (!vae) {
@@ -207,6 +228,16 @@ main (int argc, char *argv [])
                     return 1;
                 }
                 break;
+            case 6: {
+                float *pcm = NULL;
+                int64_t samples = 0;
+                if (ltx2_audio_vocode (audio, &t [0], &pcm, &samples, &err)) {
+                    fprintf (stderr, "vdgx-bench-cpu: vocoder: %s\n", err);
+                    return 1;
+                }
+                free (pcm);
+                break;
+            }
             default:
                 if (wan21_vae_decode (vae, latent, n [0], n [1], n [2], NULL, s_frame, NULL, &err)) {
                     fprintf (stderr, "vdgx-bench-cpu: vae decode: %s\n", err);
@@ -225,6 +256,7 @@ main (int argc, char *argv [])
         vdgx_weight_release (b, &dw);
     wan21_vae_destroy (&vae);
     ltx2_vae_destroy (&ltx);
+    ltx2_audio_destroy (&audio);
     free (latent);
     vdgx_backend_destroy (&b);
     return 0;

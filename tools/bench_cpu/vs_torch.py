@@ -21,6 +21,11 @@ Items (real Wan 2.1 1.3B / umT5-XXL / Wan-VAE shapes, fp32 on both sides):
                 no timestep conditioning) on a 128x2x2x2 latent (9 frames of 64x64); the
                 official VideoDecoder structure: non-causal convs (first / last frame
                 replicated, reflect padding), PixelNorm, depth-to-space (vdgx-bench-cpu ltx2vae)
+  vocoder       LTX-2 19B vocoder (HiFi-GAN, 1024 channels), one second: a 100-frame stereo
+                log-mel -> 24 kHz (vdgx-bench-cpu vocoder 2 100); not in the default list
+  vocoder23     LTX-2.3 22B vocoder + bandwidth extension (BigVGAN v2, 1536 / 512 channels,
+                anti-aliased SnakeBeta, causal STFT log-mel, Hann-sinc x3 skip), one second ->
+                48 kHz (vdgx-bench-cpu vocoder 23 100); not in the default list
 
 Each measurement is a fresh process (ours: the C tool; PyTorch: this script with --torch-item)
 that builds its inputs, runs one untimed warm-up and one timed run; ours and PyTorch's
@@ -368,6 +373,94 @@ def torch_item(name, threads):
             y = self.norm2(x)
             return x + self.fc2(self.gate(y) * self.fc1(y))
 
+    # ---- LTX-2 vocoders (official structure: Vocoder with ResBlock1 or AMPBlock1 + anti-aliased
+    # SnakeBeta, VocoderWithBWE: causal STFT log-mel, BWE generator, Hann-sinc x3 skip)
+    class SnakeBeta(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.alpha, self.beta = nn.Parameter(torch.zeros(c)), nn.Parameter(torch.zeros(c))
+
+        def forward(self, x):
+            a, b = self.alpha.exp()[None, :, None], self.beta.exp()[None, :, None]
+            return x + (1.0 / (b + 1e-9)) * torch.sin(x * a).pow(2)
+
+    class AntiAliased(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.act = SnakeBeta(c)
+            self.up, self.down = nn.Parameter(torch.zeros(1, 1, 12)), nn.Parameter(torch.zeros(1, 1, 12))
+
+        def forward(self, x):
+            c = x.shape[1]
+            x = F.pad(x, (5, 5), mode='replicate')
+            x = 2 * F.conv_transpose1d(x, self.up.expand(c, -1, -1), stride=2, groups=c)[..., 15:-15]
+            x = F.pad(self.act(x), (5, 6), mode='replicate')
+            return F.conv1d(x, self.down.expand(c, -1, -1), stride=2, groups=c)
+
+    class VocResBlock(nn.Module):
+        def __init__(self, c, k, amp):
+            super().__init__()
+            self.amp = amp
+            self.c1 = nn.ModuleList(nn.Conv1d(c, c, k, dilation=d, padding=d * (k - 1) // 2) for d in (1, 3, 5))
+            self.c2 = nn.ModuleList(nn.Conv1d(c, c, k, padding=(k - 1) // 2) for _ in range(3))
+            if amp:
+                self.a1 = nn.ModuleList(AntiAliased(c) for _ in range(3))
+                self.a2 = nn.ModuleList(AntiAliased(c) for _ in range(3))
+
+        def forward(self, x):
+            for i in range(3):
+                xt = self.a1[i](x) if self.amp else F.leaky_relu(x, 0.1)
+                xt = self.c1[i](xt)
+                xt = self.a2[i](xt) if self.amp else F.leaky_relu(xt, 0.1)
+                x = x + self.c2[i](xt)
+            return x
+
+    class Generator(nn.Module):
+        def __init__(self, c0, rates, kernels, amp, final):
+            super().__init__()
+            self.amp, self.final = amp, final
+            self.pre = nn.Conv1d(128, c0, 7, padding=3)
+            self.ups = nn.ModuleList(nn.ConvTranspose1d(c0 >> i, c0 >> (i + 1), k, r, padding=(k - r) // 2)
+                                     for i, (r, k) in enumerate(zip(rates, kernels)))
+            self.res = nn.ModuleList(nn.ModuleList(VocResBlock(c0 >> (i + 1), k, amp) for k in (3, 7, 11))
+                                     for i in range(len(rates)))
+            cf = c0 >> len(rates)
+            self.act_post = AntiAliased(cf) if amp else None
+            self.post = nn.Conv1d(cf, 2, 7, padding=3, bias=not amp)
+
+        def forward(self, x):
+            x = self.pre(x)
+            for up, res in zip(self.ups, self.res):
+                if not self.amp:
+                    x = F.leaky_relu(x, 0.1)
+                x = up(x)
+                x = torch.stack([r(x) for r in res], dim=0).mean(dim=0)
+            x = self.act_post(x) if self.amp else F.leaky_relu(x, 0.01)
+            return self.final(self.post(x))
+
+    class VocoderBWE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.voc = Generator(1536, (5, 2, 2, 2, 2, 2), (11, 4, 4, 4, 4, 4), True, lambda x: x.clamp(-1, 1))
+            self.bwe = Generator(512, (6, 5, 2, 2, 2), (12, 11, 4, 4, 4), True, lambda x: x)
+            self.basis, self.mel = nn.Parameter(torch.zeros(514, 1, 512)), nn.Parameter(torch.zeros(64, 257))
+            t = (torch.arange(43) / 3 - 7) * 0.99
+            w = torch.cos(t.clamp(-6, 6) * math.pi / 6 / 2) ** 2
+            self.register_buffer('skip', (torch.sinc(t) * w * 0.99 / 3).view(1, 1, -1))
+
+        def forward(self, mel):
+            x = self.voc(mel.transpose(2, 3).reshape(1, 128, -1))
+            n = x.shape[-1]
+            if n % 80:
+                x = F.pad(x, (0, 80 - n % 80))
+            spec = F.conv1d(F.pad(x.reshape(2, 1, -1), (432, 0)), self.basis, stride=80)
+            mag = torch.sqrt(spec[:, :257] ** 2 + spec[:, 257:] ** 2)
+            logmel = torch.log(torch.clamp(torch.matmul(self.mel, mag), min=1e-5))
+            res = self.bwe(logmel.reshape(1, 128, -1))
+            skip = 3 * F.conv_transpose1d(F.pad(x, (7, 7), mode='replicate'), self.skip.expand(2, -1, -1),
+                                          stride=3, groups=2)[..., 42:-40]
+            return torch.clamp(res + skip, -1, 1)[..., :3 * n]
+
     # ---- build the item, warm up, time one run
     if name == 'linear':
         x, w, b = torch.randn(3120, 1536), torch.randn(8960, 1536) / 40, torch.randn(8960)
@@ -401,6 +494,15 @@ def torch_item(name, threads):
             for layer in layers:
                 y = layer(y)
             return y
+    elif name in ('vocoder', 'vocoder23'):
+        if name == 'vocoder':
+            model = Generator(1024, (6, 5, 2, 2, 2), (16, 15, 8, 4, 4), False, torch.tanh).eval()
+        else:
+            model = VocoderBWE().eval()
+        for p in model.parameters():        # uniform of std 0.02, as our random weights
+            nn.init.uniform_(p, -0.02 * math.sqrt(3), 0.02 * math.sqrt(3))
+        mel = torch.rand(1, 2, 100, 64) * 14 - 7
+        run = lambda: model(mel if name == 'vocoder23' else mel.transpose(2, 3).reshape(1, 128, -1))
     else:
         raise SystemExit('unknown item ' + name)
     run()
@@ -459,6 +561,8 @@ def main():
         'dit3120': (dit + ['--frames', '5'], r'forward: best (\S+) s', 1.0),
         'vae': (cpu + ['vae', '2', '16', '16'], r'time (\S+)', 1.0),
         'ltx2vae': (cpu + ['ltx2vae', '2', '2', '2'], r'time (\S+)', 1.0),
+        'vocoder': (cpu + ['vocoder', '2', '100'], r'time (\S+)', 1.0),
+        'vocoder23': (cpu + ['vocoder', '23', '100'], r'time (\S+)', 1.0),
         't5': ([os.path.join(bins, 'vdgx-bench-t5'), '--device', 'cpu:' + th, '--layers', '2',
                 '--tokens', '512', '--wfmt', 'f32', '--reps', '1'], r'forward\s+(\S+) ms', 1e-3),
     }

@@ -361,6 +361,42 @@ done:
     return rc;
 }
 
+//  The released configurations' audio sections (real_checkpoint_layout.json of the reference
+//  vectors: the LTX-2 19B file's config, and the LTX-2.3 22B values as reported).
+static const char *s_released [2] = {
+    "{\"audio_vae\": {\"model\": {\"params\": {\"sampling_rate\": 16000, \"ddconfig\": {\"ch\": 128,"
+    " \"out_ch\": 2, \"ch_mult\": [1, 2, 4], \"num_res_blocks\": 2, \"attn_resolutions\": [8, 16, 32],"
+    " \"resolution\": 256, \"z_channels\": 8, \"norm_type\": \"pixel\", \"causality_axis\": \"height\","
+    " \"mid_block_add_attention\": false, \"mel_bins\": 64}}},"
+    " \"preprocessing\": {\"stft\": {\"hop_length\": 160, \"causal\": true}}},"
+    " \"vocoder\": {\"resblock_kernel_sizes\": [3, 7, 11], \"upsample_rates\": [6, 5, 2, 2, 2],"
+    " \"upsample_kernel_sizes\": [16, 15, 8, 4, 4], \"resblock_dilation_sizes\": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],"
+    " \"upsample_initial_channel\": 1024, \"stereo\": true, \"resblock\": \"1\"}}",
+    "{\"audio_vae\": {\"model\": {\"params\": {\"sampling_rate\": 16000, \"ddconfig\": {\"ch\": 128,"
+    " \"out_ch\": 2, \"ch_mult\": [1, 2, 4], \"num_res_blocks\": 2, \"attn_resolutions\": [],"
+    " \"resolution\": 256, \"z_channels\": 8, \"norm_type\": \"pixel\", \"causality_axis\": \"height\","
+    " \"mid_block_add_attention\": false, \"mel_bins\": 64}}},"
+    " \"preprocessing\": {\"stft\": {\"hop_length\": 160, \"causal\": true}}},"
+    " \"vocoder\": {\"vocoder\": {\"upsample_initial_channel\": 1536, \"resblock\": \"AMP1\","
+    " \"upsample_rates\": [5, 2, 2, 2, 2, 2], \"resblock_kernel_sizes\": [3, 7, 11],"
+    " \"upsample_kernel_sizes\": [11, 4, 4, 4, 4, 4], \"resblock_dilation_sizes\": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],"
+    " \"stereo\": true, \"use_tanh_at_final\": false, \"activation\": \"snakebeta\", \"use_bias_at_final\": false},"
+    " \"bwe\": {\"upsample_initial_channel\": 512, \"resblock\": \"AMP1\", \"upsample_rates\": [6, 5, 2, 2, 2],"
+    " \"resblock_kernel_sizes\": [3, 7, 11], \"upsample_kernel_sizes\": [12, 11, 4, 4, 4],"
+    " \"resblock_dilation_sizes\": [[1, 3, 5], [1, 3, 5], [1, 3, 5]], \"stereo\": true,"
+    " \"use_tanh_at_final\": false, \"activation\": \"snakebeta\", \"use_bias_at_final\": false,"
+    " \"apply_final_activation\": false, \"input_sampling_rate\": 16000, \"output_sampling_rate\": 48000,"
+    " \"hop_length\": 80, \"n_fft\": 512, \"win_size\": 512, \"num_mels\": 64}}}",
+};
+
+void
+ltx2_audio_config_released (ltx2_audio_config_t *cfg, bool v23)
+{
+    int rc = ltx2_audio_config_parse (s_released [v23? 1: 0], cfg, NULL);
+    assert (rc == 0);
+    (void) rc;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Loading
 
@@ -1194,58 +1230,23 @@ fail:
 //  ---------------------------------------------------------------------------------------
 //  Decoding
 
-int
-ltx2_audio_decode (ltx2_audio_t *self, const vdgx_tensor_t *latent, float **pcm, int64_t *samples,
-                   char **err)
+//  The vocoder (and BWE): mel [1, S, T, mels] (consumed) -> interleaved PCM.
+static int
+s_vocode (ltx2_audio_t *self, vdgx_tensor_t *mel, float **pcm, int64_t *samples, char **err)
 {
-    assert (self && latent && pcm && samples);
-    *pcm = NULL;
-    *samples = 0;
     vdgx_backend_t *b = self->backend;
     const ltx2_audio_config_t *c = &self->cfg;
-    const int64_t Z = c->z_channels, F = c->latent_mel_bins;
-    bool tokens = latent->ndim == 2 || (latent->ndim == 3 && latent->shape [0] == 1);
-    int64_t T = tokens? latent->shape [latent->ndim - 2]: latent->ndim == 4? latent->shape [2]: 0;
-    bool ok = T >= 1 && (tokens? latent->shape [latent->ndim - 1] == Z * F
-                               : latent->shape [0] == 1 && latent->shape [1] == Z && latent->shape [3] == F);
-    if (!ok) {
-        vdgx_set_error (err, "LTX-2 audio: the latent must be [1, %lld, T, %lld] or tokens [T, %lld]",
-                        (long long) Z, (long long) F, (long long) (Z * F));
-        return -1;
-    }
-    //  Un-normalise in the patchified layout (feature c * F + f), then back to [1, z, T, F].
-    const size_t n = (size_t) (Z * T * F);
-    float *in = (float *) malloc (sizeof (float) * n), *x = (float *) malloc (sizeof (float) * n);
-    vdgx_tensor_t lat = { 0 }, mel = { 0 }, wave = { 0 }, voc_in = { 0 };
+    vdgx_tensor_t wave = { 0 }, voc_in = { 0 };
     int rc = -1;
-    if (!in || !x || vdgx_tensor_to_f32 (b, latent, in)) {
-        vdgx_set_error (err, "LTX-2 audio: cannot read the latent");
-        goto done;
-    }
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t z = 0; z < Z; z++)
-            for (int64_t f = 0; f < F; f++) {
-                int64_t feat = z * F + f;
-                float v = tokens? in [t * Z * F + feat]: in [(z * T + t) * F + f];
-                x [(z * T + t) * F + f] = v * self->std [feat] + self->mean [feat];
-            }
-    const int64_t ls [4] = { 1, Z, T, F };
-    if (vdgx_nn_upload (b, &lat, VDGX_DTYPE_F32, 4, ls, x)) {
-        vdgx_nn_fail (b, err, "LTX-2 audio", "latent upload");
-        goto done;
-    }
-    s_tap (self, "dec.conv_in_input", &lat);
-    if (s_decode_mel (self, &lat, &mel, err))
-        goto done;
     //  (1, S, T, mels) -> (1, S, mels, T) -> (1, S * mels, T)
-    const int64_t S = mel.shape [1], MT = mel.shape [2], MB = mel.shape [3];
+    const int64_t S = mel->shape [1], MT = mel->shape [2], MB = mel->shape [3];
     const int perm [4] = { 0, 1, 3, 2 };
     const int64_t ps [4] = { 1, S, MB, MT };
-    if (vdgx_tensor_alloc (b, &voc_in, VDGX_DTYPE_F32, 4, ps) || vdgx_op_permute (b, &voc_in, &mel, perm)) {
+    if (vdgx_tensor_alloc (b, &voc_in, VDGX_DTYPE_F32, 4, ps) || vdgx_op_permute (b, &voc_in, mel, perm)) {
         vdgx_nn_fail (b, err, "LTX-2 audio", "mel transpose");
         goto done;
     }
-    vdgx_nn_free (b, &mel);
+    vdgx_nn_free (b, mel);
     vdgx_tensor_t flat = vdgx_nn_view3 (&voc_in, 1, S * MB, MT);
     flat.owner = voc_in.owner;          //  the same memory, still to be released
     voc_in = flat;
@@ -1276,11 +1277,82 @@ ltx2_audio_decode (ltx2_audio_t *self, const vdgx_tensor_t *latent, float **pcm,
     *samples = L;
     rc = 0;
 done:
+    vdgx_nn_free (b, &voc_in);
+    vdgx_nn_free (b, &wave);
+    return rc;
+}
+
+int
+ltx2_audio_decode (ltx2_audio_t *self, const vdgx_tensor_t *latent, float **pcm, int64_t *samples,
+                   char **err)
+{
+    assert (self && latent && pcm && samples);
+    *pcm = NULL;
+    *samples = 0;
+    vdgx_backend_t *b = self->backend;
+    const ltx2_audio_config_t *c = &self->cfg;
+    const int64_t Z = c->z_channels, F = c->latent_mel_bins;
+    bool tokens = latent->ndim == 2 || (latent->ndim == 3 && latent->shape [0] == 1);
+    int64_t T = tokens? latent->shape [latent->ndim - 2]: latent->ndim == 4? latent->shape [2]: 0;
+    bool ok = T >= 1 && (tokens? latent->shape [latent->ndim - 1] == Z * F
+                               : latent->shape [0] == 1 && latent->shape [1] == Z && latent->shape [3] == F);
+    if (!ok) {
+        vdgx_set_error (err, "LTX-2 audio: the latent must be [1, %lld, T, %lld] or tokens [T, %lld]",
+                        (long long) Z, (long long) F, (long long) (Z * F));
+        return -1;
+    }
+    //  Un-normalise in the patchified layout (feature c * F + f), then back to [1, z, T, F].
+    const size_t n = (size_t) (Z * T * F);
+    float *in = (float *) malloc (sizeof (float) * n), *x = (float *) malloc (sizeof (float) * n);
+    vdgx_tensor_t lat = { 0 }, mel = { 0 };
+    int rc = -1;
+    if (!in || !x || vdgx_tensor_to_f32 (b, latent, in)) {
+        vdgx_set_error (err, "LTX-2 audio: cannot read the latent");
+        goto done;
+    }
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t z = 0; z < Z; z++)
+            for (int64_t f = 0; f < F; f++) {
+                int64_t feat = z * F + f;
+                float v = tokens? in [t * Z * F + feat]: in [(z * T + t) * F + f];
+                x [(z * T + t) * F + f] = v * self->std [feat] + self->mean [feat];
+            }
+    const int64_t ls [4] = { 1, Z, T, F };
+    if (vdgx_nn_upload (b, &lat, VDGX_DTYPE_F32, 4, ls, x)) {
+        vdgx_nn_fail (b, err, "LTX-2 audio", "latent upload");
+        goto done;
+    }
+    s_tap (self, "dec.conv_in_input", &lat);
+    if (s_decode_mel (self, &lat, &mel, err))
+        goto done;
+    rc = s_vocode (self, &mel, pcm, samples, err);
+done:
     free (in);
     free (x);
     vdgx_nn_free (b, &lat);
     vdgx_nn_free (b, &mel);
-    vdgx_nn_free (b, &voc_in);
-    vdgx_nn_free (b, &wave);
+    return rc;
+}
+
+int
+ltx2_audio_vocode (ltx2_audio_t *self, const vdgx_tensor_t *mel, float **pcm, int64_t *samples, char **err)
+{
+    assert (self && mel && pcm && samples);
+    *pcm = NULL;
+    *samples = 0;
+    const ltx2_audio_config_t *c = &self->cfg;
+    if (mel->ndim != 4 || mel->shape [0] != 1 || mel->shape [1] != c->out_ch || mel->shape [2] < 1
+     || mel->shape [3] != c->mel_bins) {
+        vdgx_set_error (err, "LTX-2 audio: the mel must be [1, %d, frames, %d]", c->out_ch, c->mel_bins);
+        return -1;
+    }
+    vdgx_tensor_t m = { 0 };
+    if (vdgx_tensor_alloc (self->backend, &m, VDGX_DTYPE_F32, 4, mel->shape)
+     || vdgx_op_cast (self->backend, &m, mel)) {
+        vdgx_nn_free (self->backend, &m);
+        return vdgx_nn_fail (self->backend, err, "LTX-2 audio", "mel copy");
+    }
+    int rc = s_vocode (self, &m, pcm, samples, err);
+    vdgx_nn_free (self->backend, &m);
     return rc;
 }

@@ -75,6 +75,10 @@ typedef struct _ltx2_audio_t ltx2_audio_t;
 //  attention levels, GroupNorm and non-causal decoders. -1 with *err on a bad value.
 int ltx2_audio_config_parse (const char *config_json, ltx2_audio_config_t *cfg, char **err);
 
+//  The released checkpoints' configurations (v23 false: LTX-2 19B, 24 kHz; true: LTX-2.3 22B,
+//  48 kHz with the BWE), for estimates before a checkpoint is open and for benchmarks.
+void ltx2_audio_config_released (ltx2_audio_config_t *cfg, bool v23);
+
 //  Loads the audio VAE decoder and the vocoder from an LTX-2 / LTX-2.3 checkpoint (the
 //  checkpoint is only borrowed while loading). NULL with *err naming the tensor or setting.
 ltx2_audio_t *ltx2_audio_new (vdgx_ckpt_t *ckpt, vdgx_backend_t *backend, char **err);
@@ -111,6 +115,12 @@ void ltx2_audio_set_tap (ltx2_audio_t *self, ltx2_audio_tap_fn *fn, void *arg);
 //  ltx2_audio_sample_rate. -1 with *err (malloc'ed) on a bad shape or a backend failure.
 int ltx2_audio_decode (ltx2_audio_t *self, const vdgx_tensor_t *latent, float **pcm,
                        int64_t *samples, char **err);
+
+//  The vocoder alone (with the BWE on LTX-2.3): mel [1, 2, frames, mel_bins] (the decoder's
+//  output, tap "mel"; F32 or the act dtype) -> *pcm, *samples as ltx2_audio_decode gives
+//  (frames x vocoder_rate / 100 samples, x3 with the BWE). For benchmarks and tests.
+int ltx2_audio_vocode (ltx2_audio_t *self, const vdgx_tensor_t *mel, float **pcm, int64_t *samples,
+                       char **err);
 
 void ltx2_audio_test (bool verbose);
 

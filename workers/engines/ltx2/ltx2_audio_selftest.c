@@ -6,6 +6,7 @@
     `vdgx-refcheck ltx2|ltx23 --part audio`. Needs VDGX_SOURCE_DIR (ctest sets it).
 */
 #include "ltx2_audio.h"
+#include "vdgx_nn.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -21,21 +22,6 @@ s_reference (const char *set)
     assert (src && "VDGX_SOURCE_DIR must name the source tree (ctest sets it)");
     return zsys_sprintf ("%s/tests/data/reference/%s/tiny_checkpoint.safetensors", src, set);
 }
-
-//  The real LTX-2.3 config's vocoder section (as the vectors' real_checkpoint_layout.json
-//  lists it) with the default audio VAE.
-static const char *s_real23 =
-    "{\"vocoder\": {\"vocoder\": {\"upsample_initial_channel\": 1536, \"resblock\": \"AMP1\","
-    " \"upsample_rates\": [5, 2, 2, 2, 2, 2], \"resblock_kernel_sizes\": [3, 7, 11],"
-    " \"upsample_kernel_sizes\": [11, 4, 4, 4, 4, 4], \"resblock_dilation_sizes\": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],"
-    " \"stereo\": true, \"use_tanh_at_final\": false, \"activation\": \"snakebeta\", \"use_bias_at_final\": false},"
-    " \"bwe\": {\"upsample_initial_channel\": 512, \"resblock\": \"AMP1\", \"upsample_rates\": [6, 5, 2, 2, 2],"
-    " \"resblock_kernel_sizes\": [3, 7, 11], \"upsample_kernel_sizes\": [12, 11, 4, 4, 4],"
-    " \"resblock_dilation_sizes\": [[1, 3, 5], [1, 3, 5], [1, 3, 5]], \"stereo\": true,"
-    " \"use_tanh_at_final\": false, \"activation\": \"snakebeta\", \"use_bias_at_final\": false,"
-    " \"apply_final_activation\": false, \"input_sampling_rate\": 16000, \"output_sampling_rate\": 48000,"
-    " \"hop_length\": 80, \"n_fft\": 512, \"win_size\": 512, \"num_mels\": 64}},"
-    " \"audio_vae\": {\"model\": {\"params\": {\"ddconfig\": {\"mid_block_add_attention\": false}}}}}";
 
 //  The parse error of config (NULL when it parses).
 static char *
@@ -79,6 +65,17 @@ s_load_variant (const char *src, const char *path, const char *config, const cha
     return err;
 }
 
+static void
+s_keep_mel (void *arg, const char *name, const vdgx_tensor_t *t)
+{
+    float **mel = (float **) arg;
+    if (strcmp (name, "mel"))
+        return;
+    assert (t->ndim == 4 && t->dtype == VDGX_DTYPE_F32);
+    *mel = (float *) malloc (vdgx_tensor_nbytes (t));
+    memcpy (*mel, t->data, vdgx_tensor_nbytes (t));         //  CPU backend: host memory
+}
+
 //  Decodes a random latent of T frames both as [1, z, T, F] and as tokens [T, z*F]; checks
 //  they agree, the length and the range. Returns the samples per channel.
 static int64_t
@@ -101,10 +98,26 @@ s_decode_both (ltx2_audio_t *a, vdgx_backend_t *b, int64_t T)
     vdgx_tensor_t tl, tt;
     assert (vdgx_tensor_alloc (b, &tl, VDGX_DTYPE_F32, 4, ls) == 0 && vdgx_tensor_from_f32 (b, &tl, lat) == 0);
     assert (vdgx_tensor_alloc (b, &tt, VDGX_DTYPE_F32, 2, ts) == 0 && vdgx_tensor_from_f32 (b, &tt, tok) == 0);
-    float *p1 = NULL, *p2 = NULL;
+    float *p1 = NULL, *p2 = NULL, *mel = NULL;
     int64_t n1 = 0, n2 = 0;
     char *err = NULL;
+    ltx2_audio_set_tap (a, s_keep_mel, &mel);
     assert (ltx2_audio_decode (a, &tl, &p1, &n1, &err) == 0);
+    ltx2_audio_set_tap (a, NULL, NULL);
+    //  The vocoder alone on the decoder's mel gives the same waveform.
+    const int64_t ms [4] = { 1, c->out_ch, 4 * T - 3, c->mel_bins };
+    vdgx_tensor_t tm;
+    float *p4 = NULL;
+    int64_t n4 = 0;
+    assert (mel && vdgx_tensor_alloc (b, &tm, VDGX_DTYPE_F32, 4, ms) == 0 && vdgx_tensor_from_f32 (b, &tm, mel) == 0);
+    assert (ltx2_audio_vocode (a, &tm, &p4, &n4, &err) == 0 && n4 == ltx2_audio_samples (c, T));
+    assert (memcmp (p4, p1, sizeof (float) * (size_t) (2 * n4)) == 0);
+    vdgx_tensor_t bad_mel = vdgx_nn_view4 (&tm, 1, c->out_ch, c->mel_bins, 4 * T - 3);
+    free (p4);
+    p4 = NULL;
+    assert (T == 4 * T - 3 || (ltx2_audio_vocode (a, &bad_mel, &p4, &n4, &err) == -1 && err && !p4));
+    vdgx_tensor_release (b, &tm);
+    free (mel);
     assert (ltx2_audio_decode (a, &tt, &p2, &n2, &err) == 0);
     assert (n1 == n2 && n1 == ltx2_audio_samples (c, T));
     assert (memcmp (p1, p2, sizeof (float) * (size_t) (2 * n1)) == 0);
@@ -153,7 +166,10 @@ ltx2_audio_test (bool verbose)
          && c.vocoder.num_ups == 5 && c.output_rate == 24000 && c.vocoder.final_tanh);
     assert (ltx2_audio_samples (&c, 25) == (4 * 25 - 3) * 240 && ltx2_audio_samples (&c, 0) == 0);
     //  ... and the real LTX-2.3 vocoder with the bandwidth extension.
-    assert (ltx2_audio_config_parse (s_real23, &c, &err) == 0);
+    ltx2_audio_config_t c19;
+    ltx2_audio_config_released (&c19, false);
+    assert (memcmp (&c19, &c, sizeof (c)) == 0);
+    ltx2_audio_config_released (&c, true);
     assert (c.bwe && c.vocoder.amp && c.bwe_gen.amp && c.vocoder_rate == 16000 && c.output_rate == 48000
          && c.vocoder.initial_channel == 1536 && c.vocoder.num_ups == 6 && !c.vocoder.final_bias
          && c.vocoder.final_act && !c.vocoder.final_tanh && !c.bwe_gen.final_act && c.bwe_hop == 80
@@ -249,7 +265,7 @@ ltx2_audio_test (bool verbose)
     zstr_free (&src23);
 
     //  Random weights of a small BWE configuration decode too (benchmarks use full size).
-    assert (ltx2_audio_config_parse (s_real23, &c, &err) == 0);
+    ltx2_audio_config_released (&c, true);
     c.ch = 8;
     c.vocoder.initial_channel = 64;
     c.bwe_gen.initial_channel = 32;
