@@ -6,6 +6,9 @@
     tiny_checkpoint.safetensors' metadata, as for a real checkpoint. Every tensor of
     vectors_audio.safetensors is compared (a stored tensor left unchecked is a failure).
 
+    When vectors_sampling.safetensors is there, the one-stage pipeline's waveform too (LTX-2.3:
+    its final audio latent decoded; LTX-2: its stored mel vocoded).
+
     Tolerances: atol/rtol as given (1e-4) everywhere except the LTX-2.3 waveforms (vocoder
     output, BWE residual and skip, the 48 kHz output), where the vectors' README measures up
     to 3e-3 from float32 summation order alone and suggests atol 5e-3: those use 50x atol.
@@ -90,6 +93,61 @@ s_tap (void *arg, const char *name, const vdgx_tensor_t *t)
     free (got);
 }
 
+//  The one-stage pipeline's audio in vectors_sampling.safetensors (when that file is there):
+//  LTX-2.3 decodes the final audio latent (pipe.final.audio_latent), LTX-2 vocodes the stored
+//  mel (pipe.audio.out.mel; its latent is stored only un-normalised); both against
+//  pipe.audio.waveform, 73 mel frames instead of the audio part's 21.
+static void
+s_check_pipeline (vdgx_refcheck_t *rc, ltx2_audio_t *audio, bool v2)
+{
+    const char *file = "vectors_sampling.safetensors";
+    char path [4096];
+    snprintf (path, sizeof (path), "%s/%s", rc->dir, file);
+    FILE *f = fopen (path, "rb");
+    if (!f)
+        return;
+    fclose (f);
+    const char *in_name = v2? "pipe.final.audio_latent": "pipe.audio.out.mel";
+    int64_t shape [VDGX_MAX_DIMS];
+    int ndim = 0;
+    size_t n = 0;
+    float *in = vdgx_refcheck_load (rc, file, in_name, shape, &ndim, &n);
+    vdgx_tensor_t t = { 0 };
+    float *pcm = NULL;
+    int64_t samples = 0;
+    char *err = NULL;
+    int rv = -1;
+    if (in && ndim == 4 && vdgx_tensor_alloc (rc->backend, &t, VDGX_DTYPE_F32, 4, shape) == 0
+     && vdgx_tensor_from_f32 (rc->backend, &t, in) == 0)
+        rv = v2? ltx2_audio_decode (audio, &t, &pcm, &samples, &err)
+               : ltx2_audio_vocode (audio, &t, &pcm, &samples, &err);
+    if (rv) {
+        printf ("  FAIL %-44s %s\n", "pipe.audio.waveform", err? err: "input missing or unusable");
+        rc->checks++;
+        rc->failures++;
+    }
+    else {
+        float *planar = (float *) malloc (sizeof (float) * (size_t) (2 * samples));
+        for (int64_t i = 0; planar && i < samples; i++) {
+            planar [i] = pcm [2 * i];
+            planar [samples + i] = pcm [2 * i + 1];
+        }
+        double atol = rc->atol;
+        if (v2)
+            rc->atol = atol * S_WAVE_FACTOR;
+        char label [96];
+        snprintf (label, sizeof (label), "pipe.audio.waveform (%s)", v2? "decode": "vocode");
+        if (planar)
+            vdgx_refcheck_compare_stored (rc, label, planar, (size_t) (2 * samples), file, "pipe.audio.waveform");
+        rc->atol = atol;
+        free (planar);
+    }
+    vdgx_tensor_release (rc->backend, &t);
+    free (in);
+    free (pcm);
+    free (err);
+}
+
 static int
 s_run (vdgx_refcheck_t *rc, bool want_v2)
 {
@@ -170,6 +228,7 @@ s_run (vdgx_refcheck_t *rc, bool want_v2)
             ctx.ndone, count);
     rc->checks++;
     rc->failures += missed || !count;
+    s_check_pipeline (rc, audio, want_v2);
 done:
     for (int j = 0; j < ctx.ndone; j++)
         free ((void *) ctx.done [j]);
