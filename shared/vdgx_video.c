@@ -46,6 +46,8 @@ struct _vdgx_video_t {
     int in_w, in_h;                         //  size of the pushed frames
     int width, height;                      //  encoded size
     int frames;
+    int muxed;                              //  video packets handed to the muxer
+    bool key_next;                          //  fragmented: the next frame starts a fragment
 
     AVFormatContext *fmt;
     AVCodecContext *venc;
@@ -235,6 +237,8 @@ s_check_options (vdgx_video_t *self, const vdgx_video_options_t *in)
     o->container = self->container;
     if (strcmp (self->container, "webm") == 0 && strcmp (self->codec, "vp9") != 0)
         return s_fail (self, "codec %s cannot go into webm (use vp9 or mp4)", self->codec);
+    if (in->fragmented && strcmp (self->container, "mp4") != 0)
+        return s_fail (self, "fragmented output needs the mp4 container, not %s", self->container);
 
     if (in->width < 0 || in->height < 0 || in->width > VDGX_VIDEO_MAX_SIDE
     ||  in->height > VDGX_VIDEO_MAX_SIDE || (in->width == 0) != (in->height == 0))
@@ -467,6 +471,12 @@ s_try_encoder (vdgx_video_t *self, const char *name, bool quiet_fail, int *rc_p)
         av_dict_set (&d, "rc", "vbr", 0);
         av_dict_set (&d, "cq", crf, 0);
         av_dict_set (&d, "b", "0", 0);
+        if (self->opts.fragmented) {
+            //  Every pushed frame leaves the encoder at once (see the header).
+            av_dict_set (&d, "zerolatency", "1", 0);
+            av_dict_set (&d, "delay", "0", 0);
+            c->max_b_frames = 0;
+        }
     }
     else
     if (strcmp (name, "libvpx-vp9") == 0) {
@@ -481,6 +491,8 @@ s_try_encoder (vdgx_video_t *self, const char *name, bool quiet_fail, int *rc_p)
     else {
         av_dict_set (&d, "crf", crf, 0);
         av_dict_set (&d, "preset", self->opts.preset, 0);
+        if (self->opts.fragmented)
+            av_dict_set (&d, "tune", "zerolatency", 0);
         if (strcmp (name, "libx265") == 0)
             av_dict_set (&d, "x265-params", "log-level=error", 0);
         else {
@@ -586,6 +598,9 @@ s_write_header (vdgx_video_t *self)
         self->ast->time_base = self->aenc->time_base;
     }
     AVDictionary *d = NULL;
+    if (self->opts.fragmented)
+        av_dict_set (&d, "movflags", "+frag_custom+empty_moov+default_base_moof", 0);
+    else
     if (strcmp (self->container, "mp4") == 0)
         av_dict_set (&d, "movflags", "+faststart", 0);
     rc = avformat_write_header (self->fmt, &d);
@@ -621,6 +636,8 @@ s_write_packets (vdgx_video_t *self, AVCodecContext *enc, AVStream *st)
         if (rc < 0)
             return s_fail (self, "cannot write to %s: %s", self->tmp_path,
                            s_averr (rc, eb, sizeof eb));
+        if (enc == self->venc)
+            self->muxed++;
     }
 }
 
@@ -1074,6 +1091,9 @@ s_encode_frame (vdgx_video_t *self)
 {
     char eb [AV_ERROR_MAX_STRING_SIZE];
     self->vframe->pts = self->frames;
+    //  A fragment starts with a keyframe, so that it decodes without the ones before.
+    self->vframe->pict_type = self->key_next? AV_PICTURE_TYPE_I: AV_PICTURE_TYPE_NONE;
+    self->key_next = false;
     int rc = avcodec_send_frame (self->venc, self->vframe);
     if (rc < 0)
         return s_fail (self, "video encoding failed at frame %d: %s", self->frames,
@@ -1167,6 +1187,43 @@ vdgx_video_push_audio (vdgx_video_t *self, const float *pcm, int samples, int ch
     if (self->header_done)
         return s_drain_audio (self, false);
     return 0;
+}
+
+int
+vdgx_video_fragment (vdgx_video_t *self, uint64_t *bytes, int *frames)
+{
+    assert (self && bytes && frames);
+    char eb [AV_ERROR_MAX_STRING_SIZE];
+    if (self->failed)
+        return -1;
+    if (!self->opts.fragmented)
+        return s_fail (self, "vdgx_video_fragment: the video is not fragmented");
+    if (self->finished)
+        return s_fail (self, "vdgx_video_fragment: the video is finished");
+    if (self->header_done && self->muxed > 0) {
+        //  The interleaving queue, then the fragment (frag_custom: a NULL packet flushes).
+        int rc = av_interleaved_write_frame (self->fmt, NULL);
+        if (rc >= 0)
+            rc = av_write_frame (self->fmt, NULL);
+        if (rc >= 0) {
+            avio_flush (self->fmt->pb);
+            rc = self->fmt->pb->error;
+        }
+        if (rc < 0)
+            return s_fail (self, "cannot write a fragment to %s: %s", self->tmp_path,
+                           s_averr (rc, eb, sizeof eb));
+        self->key_next = true;
+    }
+    *bytes = self->header_done? (uint64_t) avio_tell (self->fmt->pb): 0;
+    *frames = self->muxed;
+    return 0;
+}
+
+const char *
+vdgx_video_temp_path (vdgx_video_t *self)
+{
+    assert (self);
+    return self->tmp_path;
 }
 
 int

@@ -37,6 +37,16 @@
     when full, so the kept tiles stay evenly spaced without knowing the length in advance.
     JPEGs are 4:4:4 at qscale 2 (near-transparent); files are created mode 0644.
 
+    Fragmented MP4 (opts.fragmented, for engines that finish the video piece by piece): the
+    file starts with an empty moov (no samples) and vdgx_video_fragment() appends every frame
+    pushed so far as one moof + mdat fragment, starting with a keyframe. The file is
+    append-only: its bytes up to any fragment boundary are a valid, playable MP4 (players and
+    ffprobe read fragmented files), and finish() only appends the last fragment and the mfra
+    index, so a reader of the temp file (vdgx_video_temp_path) can hand on every prefix as
+    it grows. The encoders run without frame delay in this mode (x264/x265 tune zerolatency:
+    no B-frames, no lookahead; nvenc zerolatency, delay 0), so a fragment holds every frame
+    pushed before it. +faststart does not apply (it would rewrite the file).
+
     Not thread-safe: one thread drives one encoder.
 */
 #ifndef VDGX_VIDEO_H_INCLUDED
@@ -72,6 +82,7 @@ typedef struct {
     const char *thumb_format;   //  "jpg" (default) or "png"; also used for the sprite sheet
     int sprite_count;           //  frames in the sprite sheet; 0 = no sprite (default 16)
     int sprite_width;           //  width of one sprite tile in pixels (default 160)
+    bool fragmented;            //  fragmented MP4 for streaming (default false; mp4 only)
 } vdgx_video_options_t;
 
 typedef struct _vdgx_video_t vdgx_video_t;
@@ -98,6 +109,15 @@ int vdgx_video_push_rgb24 (vdgx_video_t *self, const uint8_t *rgb, int width, in
 //  rate must match the options. May be called before, between or after frames.
 int vdgx_video_push_audio (vdgx_video_t *self, const float *pcm, int samples, int channels,
                            int rate);
+
+//  Fragmented mode: writes the frames pushed so far as one fragment (none when no frame came
+//  since the last) and flushes it to the file. *bytes gets the file's size, a fragment
+//  boundary; *frames the frames it holds. Returns 0, or -1 (not fragmented, or a write
+//  failed; vdgx_video_error says why).
+int vdgx_video_fragment (vdgx_video_t *self, uint64_t *bytes, int *frames);
+
+//  The file being written (beside the final path) until finish() renames it; NULL after.
+const char *vdgx_video_temp_path (vdgx_video_t *self);
 
 //  Flushes the encoders, writes the trailer, thumbnails and sprite, renames into place.
 //  Returns 0 or -1 (nothing left under the final names on -1).

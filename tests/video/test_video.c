@@ -659,6 +659,134 @@ s_case_audio (void)
 }
 
 //  ffprobe, the reference parser, must accept our files and see the same streams.
+//  Fragmented MP4 (streaming): after each fragment the temp file's prefix is a playable
+//  video of exactly the frames pushed so far (decoded here and, when present, by ffprobe);
+//  the finished file starts with the very same bytes and holds every frame.
+static void
+s_copy_prefix (const char *from, const char *to, uint64_t n)
+{
+    FILE *in = fopen (from, "rb"), *out = fopen (to, "wb");
+    assert (in && out);
+    uint8_t buf [65536];
+    while (n > 0) {
+        size_t want = n < sizeof buf? (size_t) n: sizeof buf;
+        size_t got = fread (buf, 1, want, in);
+        CHECK (got == want, "%s: short read (%zu of %zu)", from, got, want);
+        if (got == 0)
+            break;
+        fwrite (buf, 1, got, out);
+        n -= got;
+    }
+    fclose (in);
+    fclose (out);
+}
+
+static bool
+s_same_prefix (const char *a, const char *b)
+{
+    FILE *fa = fopen (a, "rb"), *fb = fopen (b, "rb");
+    bool same = fa && fb;
+    int ca, cb;
+    while (same && (cb = fgetc (fb)) != EOF) {
+        ca = fgetc (fa);
+        same = ca == cb;
+    }
+    if (fa)
+        fclose (fa);
+    if (fb)
+        fclose (fb);
+    return same;
+}
+
+static void
+s_case_fragmented (void)
+{
+    const int W = 64, H = 48, FPS = 24, PER = 8, PARTS = 3;
+    bool probe = system ("ffprobe -version >/dev/null 2>&1") == 0;
+    vdgx_video_options_t o;
+    vdgx_video_options_init (&o);
+    o.fps = FPS;
+    o.preset = "veryfast";
+    o.fragmented = true;
+    char *e = NULL;
+    char *path = strdup (s_path ("frag.mp4"));
+    vdgx_video_t *v = vdgx_video_new (path, &o, &e);
+    CHECK (v, "fragmented: %s", e? e: "");
+    if (!v) {
+        free (e);
+        free (path);
+        return;
+    }
+    float *frame = malloc (sizeof (float) * W * H * 3);
+    uint64_t last = 0;
+    for (int part = 1; part <= PARTS; part++) {
+        for (int t = (part - 1) * PER; t < part * PER; t++) {
+            s_pattern (frame, W, H, t);
+            CHECK (vdgx_video_push_float (v, frame, W, H) == 0, "%s", vdgx_video_error (v));
+        }
+        uint64_t bytes = 0;
+        int frames = 0;
+        CHECK (vdgx_video_fragment (v, &bytes, &frames) == 0, "%s", vdgx_video_error (v));
+        CHECK (frames == part * PER, "fragment %d holds %d frames, want %d", part, frames, part * PER);
+        CHECK (bytes > last, "fragment %d: the file did not grow (%llu)", part, (unsigned long long) bytes);
+        last = bytes;
+        char name [32];
+        snprintf (name, sizeof name, "prefix-%d.mp4", part);
+        char *prefix = strdup (s_path (name));
+        s_copy_prefix (vdgx_video_temp_path (v), prefix, bytes);
+        s_decoded_t d;
+        CHECK (s_decode (prefix, true, &d) == 0, "prefix %d does not decode", part);
+        s_check_clip (name, &d, W, H, part * PER, FPS, 30);
+        s_decoded_free (&d);
+        if (probe) {
+            char cmd [512], out [64] = "";
+            snprintf (cmd, sizeof cmd, "ffprobe -v error -count_frames -select_streams v:0 "
+                      "-show_entries stream=nb_read_frames -of csv=p=0 '%s'", prefix);
+            FILE *p = popen (cmd, "r");
+            if (p) {
+                if (!fgets (out, sizeof out, p))
+                    out [0] = 0;
+                pclose (p);
+            }
+            CHECK (atoi (out) == part * PER, "ffprobe counts '%s' frames in prefix %d, want %d",
+                   out, part, part * PER);
+        }
+        if (part == 1) {
+            //  a second fragment call with no new frame adds nothing
+            uint64_t again = 0;
+            int f2 = 0;
+            CHECK (vdgx_video_fragment (v, &again, &f2) == 0 && again == bytes && f2 == frames,
+                   "an empty fragment changed the file (%llu -> %llu)", (unsigned long long) bytes,
+                   (unsigned long long) again);
+        }
+        s_log ("fragment %d: %llu bytes, %d frames", part, (unsigned long long) bytes, frames);
+        free (prefix);
+    }
+    CHECK (vdgx_video_finish (v) == 0, "%s", vdgx_video_error (v));
+    CHECK (s_same_prefix (path, s_path ("prefix-3.mp4")), "the final file does not extend the streamed bytes");
+    s_decoded_t d;
+    CHECK (s_decode (path, true, &d) == 0, "the fragmented file does not decode");
+    s_check_clip ("fragmented", &d, W, H, PARTS * PER, FPS, 30);
+    s_decoded_free (&d);
+    vdgx_video_destroy (&v);
+    //  webm cannot be fragmented MP4; a plain video refuses fragment()
+    o.container = "webm";
+    o.codec = "vp9";
+    v = vdgx_video_new (s_path ("frag.webm"), &o, &e);
+    CHECK (!v && e && strstr (e, "fragmented"), "fragmented webm: %s", e? e: "accepted");
+    free (e);
+    e = NULL;
+    vdgx_video_options_init (&o);
+    v = vdgx_video_new (s_path ("plain.mp4"), &o, NULL);
+    uint64_t b;
+    int f;
+    CHECK (v && vdgx_video_fragment (v, &b, &f) == -1 && strstr (vdgx_video_error (v), "not fragmented"),
+           "fragment() on a plain video");
+    vdgx_video_destroy (&v);
+    free (frame);
+    free (path);
+}
+
 static void
 s_case_ffprobe (void)
 {
@@ -1231,7 +1359,7 @@ main (int argc, char *argv [])
         { "h264", s_case_h264 }, { "rgb24", s_case_rgb24 }, { "codecs", s_case_codecs },
         { "audio", s_case_audio }, { "ffprobe", s_case_ffprobe }, { "thumbs", s_case_thumbs },
         { "sprite", s_case_sprite }, { "errors", s_case_errors }, { "random", s_case_random },
-        { "determinism", s_case_determinism },
+        { "determinism", s_case_determinism }, { "fragmented", s_case_fragmented },
     };
     int ran = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
