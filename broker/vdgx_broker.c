@@ -152,6 +152,10 @@ typedef struct {
     bool cancelled;
     int64_t started;            //  mono ms of this dispatch
     char token [VDGX_TOKEN_MAX + 1];    //  the attempt token the worker must echo ("" = none)
+    //  Streaming: the playable prefix of the output so far (PROTOCOL.md 5.3 ready_*)
+    bool has_ready;
+    vdgx_ready_t ready;
+    char ready_sha [VDGX_SHA256_HEX_SIZE];  //  of the ready prefix
 } s_run_t;
 
 //  What the broker knows of a registered worker's connection (by worker key).
@@ -684,6 +688,32 @@ s_publish_job (s_broker_t *self, const char *id, const char *model, vdgx_event_t
         const char *code = vdgx_error_code_intern (err_code);
         vdgx_error_set (&ev.error, code? code: VDGX_E_INTERNAL, NULL, "%s", err_msg? err_msg: "");
     }
+    zmsg_t *msg = vdgx_event_msg (&ev);
+    if (msg)
+        s_out (self, self->pub, &msg, true);
+    vdgx_event_clear (&ev);
+}
+
+//  A streaming job's new playable prefix: a "chunk" event (PROTOCOL.md 8).
+static void
+s_publish_chunk (s_broker_t *self, const s_run_t *run)
+{
+    if (!self->pub)
+        return;
+    vdgx_event_t ev;
+    vdgx_event_init (&ev);
+    ev.type = VDGX_EVENT_CHUNK;
+    snprintf (ev.id, sizeof ev.id, "%s", run->id);
+    snprintf (ev.model, sizeof ev.model, "%s", run->model);
+    ev.job_state = VDGX_JOB_RUNNING;
+    ev.has_phase = true;
+    ev.phase = run->phase;
+    ev.step = run->step;
+    ev.steps = run->steps;
+    ev.percent = run->percent;
+    ev.ts = s_now ();
+    ev.has_ready = true;
+    ev.ready = run->ready;
     zmsg_t *msg = vdgx_event_msg (&ev);
     if (msg)
         s_out (self, self->pub, &msg, true);
@@ -1553,6 +1583,28 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
             w->state = VDGX_WSTATE_BUSY;
             vdgx_registry_worker_refresh (self->reg, w, zclock_mono ());
         }
+        bool grew = false;
+        if (reply.progress.has_ready) {
+            //  A prefix is ready only when every byte of it arrived here, in order, and it
+            //  grows; anything else is a broken worker and is not served.
+            const vdgx_ready_t *r = &reply.progress.ready;
+            if (run->fd < 0 || r->bytes != run->received
+            ||  (run->has_ready && (r->bytes <= run->ready.bytes || r->frames <= run->ready.frames))) {
+                s_count (self, "vdgx_malformed_total");
+                vdgx_log_warn ("worker.badready", "worker=%s id=%s ready_bytes=%llu received=%llu",
+                               w->key, run->id, (unsigned long long) r->bytes,
+                               (unsigned long long) run->received);
+            }
+            else {
+                vdgx_sha256_t copy = run->written;
+                vdgx_sha256_final_hex (&copy, run->ready_sha);
+                run->ready = *r;
+                run->has_ready = true;
+                grew = true;
+            }
+        }
+        if (!run->cancelled && grew)
+            s_publish_chunk (self, run);
         if (!run->cancelled) {
             s_publish_job (self, run->id, run->model, VDGX_EVENT_PROGRESS, "running", run->phase,
                            run->step, run->steps, run->percent, NULL, NULL);
@@ -1844,6 +1896,8 @@ s_fill_status (s_broker_t *self, const vdgx_jobrec_t *job, vdgx_jobstatus_t *st)
         st->step = run->step;
         st->steps = run->steps;
         st->percent = run->percent;
+        st->has_ready = run->has_ready;
+        st->ready = run->ready;
     }
     if (streq (job->state, "completed"))
         st->percent = 100;
@@ -2171,6 +2225,41 @@ s_output_gone (s_broker_t *self, vdgx_jobrec_t *job, bool hash)
     return true;
 }
 
+//  The `result` of a running streaming job: bytes of its ready prefix, read from the attempt's
+//  temp output (append-only while the job runs), marked partial, with the prefix's SHA-256.
+static zframe_t *
+s_read_partial (s_broker_t *self, s_run_t *run, const vdgx_jobcmd_t *cmd, vdgx_jobreply_t *reply)
+{
+    uint64_t size = run->ready.bytes;
+    if (cmd->offset > size)
+        return s_error_frame (VDGX_E_BAD_REQUEST, "offset", 0, "offset %llu is past the ready "
+                              "part (%llu bytes so far)", (unsigned long long) cmd->offset,
+                              (unsigned long long) size);
+    char path [4096];
+    vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
+    size_t want = (size_t) (size - cmd->offset);
+    if (want > cmd->length)
+        want = cmd->length;
+    uint8_t *data = (uint8_t *) malloc (want? want: 1);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 && data? pread (fd, data, want, (off_t) cmd->offset): -1;
+    if (fd >= 0)
+        close (fd);
+    if (got != (ssize_t) want) {
+        free (data);
+        return s_error_frame (VDGX_E_UNAVAILABLE, NULL, 1000, "cannot read the ready part of "
+                              "job '%s' now", run->id);
+    }
+    reply->size = size;
+    snprintf (reply->sha256, sizeof reply->sha256, "%s", run->ready_sha);
+    reply->offset = cmd->offset;
+    reply->partial = true;
+    reply->attempt = run->attempt;
+    vdgx_jobreply_set_data (reply, data, want);
+    free (data);
+    return s_reply_frame (reply);
+}
+
 static zframe_t *
 s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
 {
@@ -2282,9 +2371,16 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
                                      " missing: %s", job.id, job.err_msg);
                 break;
             }
+            s_run_t *run = (s_run_t *) zhashx_lookup (self->running, job.id);
+            if (streq (job.state, "running") && run && run->has_ready) {
+                //  Streaming: the ready prefix of the output being received.
+                out = s_read_partial (self, run, &cmd, &reply);
+                break;
+            }
             if (!streq (job.state, "completed")) {
-                out = s_error_frame (VDGX_E_CONFLICT, "id", 0, "job '%s' is %s, not completed",
-                                     job.id, job.state);
+                out = s_error_frame (VDGX_E_CONFLICT, "id", 0, "job '%s' is %s, not completed%s",
+                                     job.id, job.state, streq (job.state, "running")
+                                     ? " (no part of it is ready yet)": "");
                 break;
             }
             if (cmd.offset > job.size) {
@@ -2316,6 +2412,7 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
             reply.size = job.size;
             snprintf (reply.sha256, sizeof reply.sha256, "%s", job.sha256);
             reply.offset = cmd.offset;
+            reply.attempt = job.attempt <= 1000? job.attempt: 0;
             vdgx_jobreply_set_data (&reply, data, want);
             free (data);
             out = s_reply_frame (&reply);

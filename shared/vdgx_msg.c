@@ -180,6 +180,34 @@ s_forbid (vdgx_mp_map_t *m, size_t index, const char *why)
     return 0;
 }
 
+//  The ready prefix's three keys (ready_bytes, ready_frames, ready_seconds).
+static int
+s_ready_pack (const vdgx_ready_t *r, msgpack_packer *pk)
+{
+    return s_kuint (pk, "ready_bytes", r->bytes) | s_kuint (pk, "ready_frames", r->frames)
+         | s_kdbl (pk, "ready_seconds", r->seconds);
+}
+
+//  Reads the three keys at kb, kb + 1, kb + 2: all or none. 0, or -1 (error set).
+static int
+s_ready_read (vdgx_mp_map_t *m, size_t kb, bool *has, vdgx_ready_t *r)
+{
+    int n = (vdgx_mp_value (m, kb) != NULL) + (vdgx_mp_value (m, kb + 1) != NULL)
+          + (vdgx_mp_value (m, kb + 2) != NULL);
+    *has = false;
+    if (n == 0)
+        return 0;
+    for (size_t k = kb; k < kb + 3; k++)
+        if (!vdgx_mp_value (m, k))
+            return vdgx_mp_fail (m, k, "missing (ready_bytes, ready_frames and ready_seconds come together)");
+    if (vdgx_mp_uint (m, kb, true, 1, S_BYTES_MAX, &r->bytes) < 0
+    ||  vdgx_mp_u32 (m, kb + 1, true, 1, 1000000, &r->frames) < 0
+    ||  vdgx_mp_double (m, kb + 2, true, 0, 86400, false, &r->seconds) < 0)
+        return -1;
+    *has = true;
+    return 0;
+}
+
 //  ---------------------------------------------------------------------------------------
 //  Enumerations
 
@@ -1007,7 +1035,8 @@ int
 vdgx_progress_pack (const vdgx_progress_t *self, msgpack_packer *pk)
 {
     assert (self);
-    int rc = msgpack_pack_map (pk, 6 + (self->message [0] != 0) + (self->token [0] != 0));
+    int rc = msgpack_pack_map (pk, 6 + (self->message [0] != 0) + (self->token [0] != 0)
+                                   + 3 * self->has_ready);
     rc |= s_kstr (pk, "type", "progress") | s_kstr (pk, "id", self->id)
         | s_kstr (pk, "phase", vdgx_phase_name (self->phase))
         | s_kuint (pk, "step", self->step) | s_kuint (pk, "steps", self->steps)
@@ -1016,15 +1045,18 @@ vdgx_progress_pack (const vdgx_progress_t *self, msgpack_packer *pk)
         rc |= s_kstr (pk, "message", self->message);
     if (self->token [0])
         rc |= s_kstr (pk, "token", self->token);
+    if (self->has_ready)
+        rc |= s_ready_pack (&self->ready, pk);
     return rc? -1: 0;
 }
 
 int
 vdgx_progress_decode_obj (vdgx_progress_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
-    enum { K_TYPE, K_ID, K_PHASE, K_STEP, K_STEPS, K_PERCENT, K_MESSAGE, K_TOKEN, K_N };
+    enum { K_TYPE, K_ID, K_PHASE, K_STEP, K_STEPS, K_PERCENT, K_MESSAGE, K_TOKEN, K_READY_BYTES,
+           K_READY_FRAMES, K_READY_SECONDS, K_N };
     static const char *keys [] = { "type", "id", "phase", "step", "steps", "percent", "message",
-                                   "token" };
+                                   "token", "ready_bytes", "ready_frames", "ready_seconds" };
     vdgx_progress_clear (self);
     vdgx_mp_map_t m;
     int phase;
@@ -1036,7 +1068,8 @@ vdgx_progress_decode_obj (vdgx_progress_t *self, const msgpack_object *obj, vdgx
     ||  vdgx_mp_u32 (&m, K_STEPS, true, 0, UINT32_MAX, &self->steps) < 0
     ||  vdgx_mp_double (&m, K_PERCENT, true, 0, 100, false, &self->percent) < 0
     ||  vdgx_mp_str (&m, K_MESSAGE, false, 0, VDGX_MESSAGE_MAX, self->message, sizeof self->message) < 0
-    ||  s_read_token (&m, K_TOKEN, self->token) < 0)
+    ||  s_read_token (&m, K_TOKEN, self->token) < 0
+    ||  s_ready_read (&m, K_READY_BYTES, &self->has_ready, &self->ready) < 0)
         goto failed;
     self->phase = (vdgx_phase_t) phase;
     if (self->steps && self->step > self->steps) {
@@ -1530,7 +1563,8 @@ int
 vdgx_jobstatus_pack (const vdgx_jobstatus_t *self, msgpack_packer *pk)
 {
     assert (self);
-    int rc = msgpack_pack_map (pk, 13 + self->has_error + self->has_result + self->has_request);
+    int rc = msgpack_pack_map (pk, 13 + self->has_error + self->has_result + self->has_request
+                                   + 3 * self->has_ready);
     rc |= s_kstr (pk, "id", self->id) | s_kstr (pk, "model", self->model)
         | s_kstr (pk, "state", vdgx_job_state_name (self->state))
         | s_kstr (pk, "phase", vdgx_phase_name (self->phase))
@@ -1549,6 +1583,8 @@ vdgx_jobstatus_pack (const vdgx_jobstatus_t *self, msgpack_packer *pk)
             | s_video_pack_fields (&self->result, pk);
     if (self->has_request)
         rc |= vdgx_mp_pack_key (pk, "request") | vdgx_genreq_pack (&self->request, pk);
+    if (self->has_ready)
+        rc |= s_ready_pack (&self->ready, pk);
     return rc? -1: 0;
 }
 
@@ -1557,10 +1593,11 @@ s_jobstatus_decode_at (vdgx_jobstatus_t *self, const msgpack_object *obj, const 
                        vdgx_error_t *err)
 {
     enum { K_ID, K_MODEL, K_STATE, K_PHASE, K_STEP, K_STEPS, K_PERCENT, K_QPOS, K_ATTEMPT,
-           K_CREATED, K_STARTED, K_FINISHED, K_CACHED, K_ERROR, K_RESULT, K_REQUEST, K_N };
+           K_CREATED, K_STARTED, K_FINISHED, K_CACHED, K_ERROR, K_RESULT, K_REQUEST,
+           K_READY_BYTES, K_READY_FRAMES, K_READY_SECONDS, K_N };
     static const char *keys [] = { "id", "model", "state", "phase", "step", "steps", "percent",
         "queue_position", "attempt", "created_at", "started_at", "finished_at", "cached",
-        "error", "result", "request" };
+        "error", "result", "request", "ready_bytes", "ready_frames", "ready_seconds" };
     vdgx_jobstatus_clear (self);
     vdgx_mp_map_t m;
     int state, phase;
@@ -1578,10 +1615,15 @@ s_jobstatus_decode_at (vdgx_jobstatus_t *self, const msgpack_object *obj, const 
     ||  vdgx_mp_double (&m, K_CREATED, true, 0, S_TIME_MAX, false, &self->created_at) < 0
     ||  vdgx_mp_double (&m, K_STARTED, true, 0, S_TIME_MAX, false, &self->started_at) < 0
     ||  vdgx_mp_double (&m, K_FINISHED, true, 0, S_TIME_MAX, false, &self->finished_at) < 0
-    ||  vdgx_mp_bool (&m, K_CACHED, true, &self->cached) < 0)
+    ||  vdgx_mp_bool (&m, K_CACHED, true, &self->cached) < 0
+    ||  s_ready_read (&m, K_READY_BYTES, &self->has_ready, &self->ready) < 0)
         goto failed;
     self->state = (vdgx_job_state_t) state;
     self->phase = (vdgx_phase_t) phase;
+    if (self->has_ready && self->state != VDGX_JOB_RUNNING) {
+        vdgx_mp_fail (&m, K_READY_BYTES, "only allowed while the job runs");
+        goto failed;
+    }
     if (vdgx_mp_value (&m, K_ERROR)) {
         if (!s_state_has_error (self->state)) {
             vdgx_mp_fail (&m, K_ERROR, "only allowed when the job failed, was cancelled or expired");
@@ -1917,7 +1959,8 @@ vdgx_jobreply_pack (const vdgx_jobreply_t *self, msgpack_packer *pk)
     if (!self->ok)
         return vdgx_error_pack (&self->error, self->retry_after_ms, pk);
     static const uint32_t nkeys [VDGX_JOBCMD_COUNT] = { 5, 2, 3, 2, 5, 3, 2, 2, 2, 2 };
-    int rc = msgpack_pack_map (pk, nkeys [self->cmd]);
+    uint32_t extra = self->cmd == VDGX_JOBCMD_RESULT? (uint32_t) self->partial + (self->attempt != 0): 0;
+    int rc = msgpack_pack_map (pk, nkeys [self->cmd] + extra);
     rc |= s_kbool (pk, "ok", true);
     switch (self->cmd) {
         case VDGX_JOBCMD_SUBMIT:
@@ -1940,6 +1983,10 @@ vdgx_jobreply_pack (const vdgx_jobreply_t *self, msgpack_packer *pk)
                 | vdgx_mp_pack_key (pk, "data") | msgpack_pack_bin (pk, self->data_size);
             if (self->data_size)
                 rc |= msgpack_pack_bin_body (pk, self->data, self->data_size);
+            if (self->partial)
+                rc |= s_kbool (pk, "partial", true);
+            if (self->attempt)
+                rc |= s_kuint (pk, "attempt", self->attempt);
             break;
         case VDGX_JOBCMD_DELETE:
             rc |= s_kstr (pk, "id", self->id) | s_kbool (pk, "deleted", true);
@@ -1962,10 +2009,14 @@ int
 vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
     enum { K_OK, K_ERROR, K_ID, K_STATE, K_CACHED, K_QPOS, K_JOB, K_JOBS, K_HAS_MORE, K_SIZE,
-           K_SHA256, K_OFFSET, K_DATA, K_DELETED, K_WORKERS, K_MODELS, K_N };
+           K_SHA256, K_OFFSET, K_DATA, K_DELETED, K_WORKERS, K_MODELS, K_PARTIAL, K_ATTEMPT, K_N };
     static const char *keys [] = { "ok", "error", "id", "state", "cached", "queue_position",
         "job", "jobs", "has_more", "size", "sha256", "offset", "data", "deleted", "workers",
-        "models" };
+        "models", "partial", "attempt" };
+    //  Optional keys of a variant (the others are required).
+    static const unsigned optional [VDGX_JOBCMD_COUNT] = {
+        [VDGX_JOBCMD_RESULT] = 1u << K_PARTIAL | 1u << K_ATTEMPT,
+    };
     static const unsigned shape [VDGX_JOBCMD_COUNT] = {
         [VDGX_JOBCMD_SUBMIT] = 1u << K_ID | 1u << K_STATE | 1u << K_CACHED | 1u << K_QPOS,
         [VDGX_JOBCMD_STATUS] = 1u << K_JOB,
@@ -1986,8 +2037,9 @@ vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx
         goto failed;
     //  Every key of the variant is required; nothing else is allowed.
     unsigned want = self->ok? shape [self->cmd]: 1u << K_ERROR;
+    unsigned may = self->ok? optional [self->cmd]: 0;
     for (size_t k = 1; k < K_N; k++)
-        if (vdgx_mp_value (&m, k) && !(want & (1u << k))) {
+        if (vdgx_mp_value (&m, k) && !((want | may) & (1u << k))) {
             if (self->ok)
                 vdgx_mp_fail (&m, k, "not allowed in a '%s' reply", s_jobcmds [self->cmd]);
             else
@@ -2020,8 +2072,14 @@ vdgx_jobreply_decode_obj (vdgx_jobreply_t *self, const msgpack_object *obj, vdgx
     ||  vdgx_mp_str (&m, K_SHA256, false, 64, 64, self->sha256, sizeof self->sha256) < 0
     ||  vdgx_mp_uint (&m, K_OFFSET, false, 0, S_BYTES_MAX, &self->offset) < 0
     ||  vdgx_mp_bool (&m, K_DELETED, false, &deleted) < 0
-    ||  vdgx_mp_u32 (&m, K_WORKERS, false, 0, 1000000, &self->workers) < 0)
+    ||  vdgx_mp_u32 (&m, K_WORKERS, false, 0, 1000000, &self->workers) < 0
+    ||  vdgx_mp_bool (&m, K_PARTIAL, false, &self->partial) < 0
+    ||  vdgx_mp_u32 (&m, K_ATTEMPT, false, 1, 1000, &self->attempt) < 0)
         goto failed;
+    if (vdgx_mp_value (&m, K_PARTIAL) && !self->partial) {
+        vdgx_mp_fail (&m, K_PARTIAL, "must be true (left out when the video is complete)");
+        goto failed;
+    }
     if (vdgx_mp_value (&m, K_STATE))
         self->state = (vdgx_job_state_t) state;
     if (self->sha256 [0] && !vdgx_sha256_is_hex (self->sha256)) {
@@ -2136,8 +2194,9 @@ vdgx_event_pack (const vdgx_event_t *self, msgpack_packer *pk)
             | s_kuint (pk, "workers", self->workers) | s_kdbl (pk, "ts", self->ts);
         return rc? -1: 0;
     }
-    rc = msgpack_pack_map (pk, 9 + self->has_error);
-    rc |= s_kstr (pk, "type", self->type == VDGX_EVENT_PROGRESS? "progress": "state")
+    rc = msgpack_pack_map (pk, 9 + self->has_error + 3 * self->has_ready);
+    rc |= s_kstr (pk, "type", self->type == VDGX_EVENT_PROGRESS? "progress"
+                             : self->type == VDGX_EVENT_CHUNK? "chunk": "state")
         | s_kstr (pk, "id", self->id) | s_kstr (pk, "model", self->model)
         | s_kstr (pk, "state", vdgx_job_state_name (self->job_state))
         | s_kstr (pk, "phase", vdgx_phase_name (self->phase))
@@ -2145,6 +2204,8 @@ vdgx_event_pack (const vdgx_event_t *self, msgpack_packer *pk)
         | s_kdbl (pk, "percent", self->percent) | s_kdbl (pk, "ts", self->ts);
     if (self->has_error)
         rc |= vdgx_mp_pack_key (pk, "error") | vdgx_error_pack_inner (&self->error, pk);
+    if (self->has_ready)
+        rc |= s_ready_pack (&self->ready, pk);
     return rc? -1: 0;
 }
 
@@ -2172,15 +2233,15 @@ static int
 s_event_decode_obj (vdgx_event_t *self, const msgpack_object *obj, vdgx_error_t *err)
 {
     enum { K_TYPE, K_ID, K_MODEL, K_STATE, K_PHASE, K_STEP, K_STEPS, K_PERCENT, K_TS, K_ERROR,
-           K_WORKERS, K_N };
+           K_WORKERS, K_READY_BYTES, K_READY_FRAMES, K_READY_SECONDS, K_N };
     static const char *keys [] = { "type", "id", "model", "state", "phase", "step", "steps",
-        "percent", "ts", "error", "workers" };
-    static const char *types [] = { "progress", "state" };
+        "percent", "ts", "error", "workers", "ready_bytes", "ready_frames", "ready_seconds" };
+    static const char *types [] = { "progress", "state", "chunk" };
     vdgx_mp_map_t m;
     int type, state, phase;
     char model [VDGX_MODEL_MAX + 1] = "";
     if (vdgx_mp_map (&m, obj, "", keys, K_N, err)
-    ||  vdgx_mp_enum (&m, K_TYPE, true, types, 2, &type) < 0
+    ||  vdgx_mp_enum (&m, K_TYPE, true, types, 3, &type) < 0
     ||  s_read_model (&m, K_MODEL, true, model) < 0
     ||  vdgx_mp_double (&m, K_TS, true, 0, S_TIME_MAX, false, &self->ts) < 0)
         return -1;
@@ -2191,7 +2252,8 @@ s_event_decode_obj (vdgx_event_t *self, const msgpack_object *obj, vdgx_error_t 
         if (self->type != VDGX_EVENT_STATE)
             return vdgx_mp_fail (&m, K_TYPE, "model events are of type state");
         for (size_t k = 0; k < K_N; k++)
-            if (k == K_ID || k == K_PHASE || k == K_STEP || k == K_STEPS || k == K_PERCENT || k == K_ERROR)
+            if (k == K_ID || k == K_PHASE || k == K_STEP || k == K_STEPS || k == K_PERCENT || k == K_ERROR
+            ||  k == K_READY_BYTES || k == K_READY_FRAMES || k == K_READY_SECONDS)
                 if (s_forbid (&m, k, "in a model event"))
                     return -1;
         if (vdgx_mp_enum (&m, K_STATE, true, s_wstates, S_COUNT (s_wstates), &state) < 0
@@ -2216,6 +2278,11 @@ s_event_decode_obj (vdgx_event_t *self, const msgpack_object *obj, vdgx_error_t 
     self->job_state = (vdgx_job_state_t) state;
     self->phase = (vdgx_phase_t) phase;
     self->has_phase = true;
+    if (s_ready_read (&m, K_READY_BYTES, &self->has_ready, &self->ready) < 0)
+        return -1;
+    if ((self->type == VDGX_EVENT_CHUNK) != self->has_ready)
+        return vdgx_mp_fail (&m, K_READY_BYTES, self->has_ready? "only allowed in chunk events"
+                                                                : "missing in a chunk event");
     if (vdgx_mp_value (&m, K_ERROR)) {
         if (!s_state_has_error (self->job_state))
             return vdgx_mp_fail (&m, K_ERROR, "only allowed when the job failed, was cancelled or expired");

@@ -255,6 +255,17 @@ int vdgx_result_decode_obj (vdgx_result_t *self, const msgpack_object *obj, vdgx
 int vdgx_result_decode (vdgx_result_t *self, const void *data, size_t size, vdgx_error_t *err);
 
 //  ---------------------------------------------------------------------------------------
+//  The playable prefix of a video that is still being made (streaming engines): its first
+//  `bytes` bytes form a valid fragmented MP4 holding `frames` frames (`seconds` of video).
+//  Carried by progress maps (5.3), job statuses (5.2) and "chunk" events (8).
+
+typedef struct {
+    uint64_t bytes;             //  1..2^50
+    uint32_t frames;            //  1..1000000
+    double seconds;             //  [0, 86400]
+} vdgx_ready_t;
+
+//  ---------------------------------------------------------------------------------------
 //  5.3 Progress (worker PARTIAL {type: "progress", ...})
 
 typedef struct {
@@ -264,6 +275,7 @@ typedef struct {
     double percent;             //  0..100
     char message [VDGX_MESSAGE_MAX + 1];    //  "" = absent
     char token [VDGX_TOKEN_MAX + 1];        //  the job's attempt token echoed ("" = absent)
+    bool has_ready;     vdgx_ready_t ready; //  ready_bytes, ready_frames, ready_seconds
 } vdgx_progress_t;
 
 void vdgx_progress_init (vdgx_progress_t *self);
@@ -388,6 +400,7 @@ typedef struct {
     bool has_result;    vdgx_videoinfo_t result;
     bool cached;
     bool has_request;   vdgx_genreq_t request;
+    bool has_ready;     vdgx_ready_t ready; //  running: the playable prefix so far
 } vdgx_jobstatus_t;
 
 void vdgx_jobstatus_init (vdgx_jobstatus_t *self);
@@ -473,6 +486,8 @@ typedef struct {
     char sha256 [65];
     uint64_t offset;
     uint8_t *data;              size_t data_size;   //  owned (result)
+    bool partial;               //  result: the job still runs; size is its ready prefix
+    uint32_t attempt;           //  result: the attempt that made the bytes (0 = absent)
     uint32_t workers;           //  unload, drain: workers told
     vdgx_svcinfo_t *models;     size_t nmodels;     //  owned array (models)
 } vdgx_jobreply_t;
@@ -493,7 +508,7 @@ int vdgx_jobreply_decode (vdgx_jobreply_t *self, const void *data, size_t size, 
 //  ---------------------------------------------------------------------------------------
 //  8. Events (PUB): frame 1 topic "job.<id>" or "model.<name>", frame 2 the event map.
 
-typedef enum { VDGX_EVENT_PROGRESS = 0, VDGX_EVENT_STATE } vdgx_event_type_t;
+typedef enum { VDGX_EVENT_PROGRESS = 0, VDGX_EVENT_STATE, VDGX_EVENT_CHUNK } vdgx_event_type_t;
 
 typedef struct {
     vdgx_event_type_t type;
@@ -509,6 +524,7 @@ typedef struct {
     double ts;                  //  epoch seconds
     bool has_error;     vdgx_error_t error;     //  job events of failed/cancelled/expired jobs
     uint32_t workers;           //  model events: live workers of the model
+    bool has_ready;     vdgx_ready_t ready; //  chunk events (required there): the prefix now
 } vdgx_event_t;
 
 void vdgx_event_init (vdgx_event_t *self);

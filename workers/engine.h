@@ -61,6 +61,12 @@ typedef struct {
     //  takes no audio.
     int (*audio) (void *ctx, const float *pcm, int samples, int channels, int rate);
     atomic_int *cancel;         //  non-zero: stop at the next step boundary
+    //  Optional (NULL = the runtime does not stream). A streaming engine (class `streaming`)
+    //  calls it when the frames handed to frame() so far are final and complete a piece of
+    //  the video (MAGI-1: a 24-frame chunk): the runtime writes them as one fragment of the
+    //  MP4 and hands that prefix on at once, so the client can watch it while the rest is
+    //  made. Returns 0, or -1 to abort the job (the encoder failed).
+    int (*segment) (void *ctx);
 } vdgx_engine_io_t;
 
 //  What generate() produced, for the result metadata.
@@ -98,6 +104,10 @@ typedef struct {
     //  make at submit time. validate() must refuse at least what vdgx_limits_check refuses
     //  (engines validate with that same check). Returns 0, or -1 when nothing is declared.
     int (*limits) (vdgx_engine_t *self, vdgx_limits_t *limits);
+    //  The engine finishes the video piece by piece and calls io->segment after each piece:
+    //  the runtime then writes a fragmented MP4 (vdgx_video.h) and streams every finished
+    //  piece to the broker while the job runs (PROTOCOL.md 5.3 ready_*).
+    bool streaming;
 } vdgx_engine_class_t;
 
 //  Registry. Built-in engines are registered by vdgx_engines_register_builtin().

@@ -119,6 +119,7 @@ s_open_video (s_runner_t *self)
     opts.try_nvenc = strncmp (self->device, "cuda", 4) == 0;
     opts.audio_channels = self->audio_channels;
     opts.audio_rate = self->audio_rate;
+    opts.fragmented = self->cls->streaming;
     char *err = NULL;
     self->video = vdgx_video_new (self->path, &opts, &err);
     if (!self->video) {
@@ -143,6 +144,34 @@ s_on_frame (void *ctx, const float *rgb, int width, int height)
         self->video_err = zsys_sprintf ("video encoder: %s", vdgx_video_error (self->video));
         return -1;
     }
+    return 0;
+}
+
+//  A streaming engine finished a piece: write it as a fragment and tell the socket thread
+//  how much of the file is now a playable video.
+static int
+s_on_segment (void *ctx)
+{
+    s_runner_t *self = (s_runner_t *) ctx;
+    if (self->video_err)
+        return -1;
+    if (!self->video)
+        return 0;               //  nothing pushed yet
+    uint64_t bytes = 0;
+    int frames = 0;
+    if (vdgx_video_fragment (self->video, &bytes, &frames) != 0) {
+        self->video_err = zsys_sprintf ("video encoder: %s", vdgx_video_error (self->video));
+        return -1;
+    }
+    if (bytes == 0 || frames == 0)
+        return 0;
+    zstr_sendm (self->pipe, "SEGMENT");
+    zstr_sendm (self->pipe, self->job_id);
+    zstr_sendm (self->pipe, vdgx_video_temp_path (self->video));
+    zstr_sendm (self->pipe, self->path);
+    zstr_sendfm (self->pipe, "%" PRIu64, bytes);
+    zstr_sendfm (self->pipe, "%d", frames);
+    zstr_sendf (self->pipe, "%u", self->req->fps? self->req->fps: 16);
     return 0;
 }
 
@@ -210,7 +239,7 @@ s_run (s_runner_t *self, zmsg_t *msg)
     self->last_progress_ms = 0;
     vdgx_engine_io_t io = {
         .ctx = self, .progress = s_on_progress, .frame = s_on_frame, .audio = s_on_audio,
-        .cancel = self->cancel
+        .cancel = self->cancel, .segment = self->cls->streaming? s_on_segment: NULL
     };
     char *err = NULL;
     double t_load = 0;

@@ -7,6 +7,11 @@
     Events (runner -> socket thread):
         STATE state model_bytes       loading | warm | cold; model_bytes as a decimal string
         PROGRESS id phase step steps percent message
+        SEGMENT id tmp-path path bytes frames fps
+                                      a streaming engine finished a piece: the first `bytes`
+                                      of the growing video (at tmp-path until the job ends,
+                                      then at path: the same bytes) are a playable MP4 of
+                                      `frames` frames
         DONE id path output           the video is complete at path; output is a
                                       vdgx_runner_output_t (same process: a plain struct)
         FAILED id code message        the job failed; the engine is still usable

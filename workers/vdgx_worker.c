@@ -1,5 +1,6 @@
 /*  vdgx_worker.c - the worker runtime's socket thread (see vdgx_worker.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <unistd.h>
 #include "vdgx_worker.h"
 #include "vdgx_tmpsweep.h"
@@ -19,6 +20,7 @@ typedef struct {
     zframe_t *final;            //  the FINAL body (without the token: added when sent)
     bool sent;                  //  delivered on the current connection
     char token [VDGX_TOKEN_MAX + 1];    //  the attempt token the broker gave ("" = none)
+    uint64_t skip;              //  bytes already streamed while the job ran (first delivery)
 } s_result_t;
 
 typedef struct {
@@ -44,6 +46,8 @@ typedef struct {
     bool busy;
     char job [VDGX_ID_MAX + 1];
     char job_token [VDGX_TOKEN_MAX + 1];    //  its attempt token, echoed in every reply
+    uint64_t streamed;          //  bytes of its growing video sent as chunks (streaming)
+    vdgx_progress_t last;       //  its last progress report (a ready report repeats it)
     bool handing_back;          //  stopping: the job's FAILED answer is swallowed
     //  A job the broker sent while this one still ran (it re-registered us as idle after a
     //  reconnect): run it next instead of failing it.
@@ -255,6 +259,8 @@ s_connect (s_worker_t *self)
         return;
     }
     zpoller_add (self->poller, self->dealer);
+    //  A job still running is dispatched again on the new connection: its stream restarts.
+    self->streamed = 0;
     //  Results sent on an earlier connection may be lost: the READY pending list lets the
     //  broker decide (resend / drop / ack).
     for (s_result_t *r = (s_result_t *) zlistx_first (self->results); r;
@@ -349,6 +355,13 @@ s_deliver (s_worker_t *self, s_result_t *r)
         return;
     if (r->path) {
         FILE *f = fopen (r->path, "rb");
+        //  The first delivery goes on after what was streamed; a later one replays it all.
+        uint64_t offset = r->skip;
+        r->skip = 0;
+        if (f && offset && fseeko (f, (off_t) offset, SEEK_SET) != 0) {
+            fclose (f);
+            f = NULL;
+        }
         if (!f) {
             vdgx_log_error ("worker.result_lost", "id=%s path=%s error=\"%s\"", r->id,
                             r->path, strerror (errno));
@@ -359,7 +372,6 @@ s_deliver (s_worker_t *self, s_result_t *r)
         }
         else {
             uint8_t *buf = (uint8_t *) malloc (VDGX_CHUNK_MAX);
-            uint64_t offset = 0;
             size_t n;
             while (buf && (n = fread (buf, 1, VDGX_CHUNK_MAX, f)) > 0) {
                 vdgx_chunk_t chunk;
@@ -417,8 +429,10 @@ s_add_result (s_worker_t *self, const char *id, char *path, zframe_t *final)
     s_result_remove (self, id);
     s_result_t *r = (s_result_t *) zmalloc (sizeof *r);
     snprintf (r->id, sizeof r->id, "%s", id);
-    if (streq (id, self->job))
+    if (streq (id, self->job)) {
         snprintf (r->token, sizeof r->token, "%s", self->job_token);
+        r->skip = path? self->streamed: 0;
+    }
     r->path = path;
     r->final = final;
     zlistx_add_end (self->results, r);
@@ -429,6 +443,63 @@ s_add_result (s_worker_t *self, const char *id, char *path, zframe_t *final)
         zlistx_delete (self->results, zlistx_cursor (self->results));
     }
     s_deliver (self, r);
+}
+
+//  A streaming engine finished a piece of the running job: its video file's first `bytes`
+//  are a playable MP4. Sends what the broker has not got yet as chunks, then a progress
+//  report with the ready prefix (PROTOCOL.md 5.3), all under the job's attempt token.
+static void
+s_stream (s_worker_t *self, const char *tmp, const char *path, uint64_t bytes, uint32_t frames,
+          uint32_t fps)
+{
+    if (!self->dealer || self->handing_back || bytes <= self->streamed || frames == 0)
+        return;
+    //  The runner renames the file when the job ends (same bytes): try both names.
+    FILE *f = fopen (tmp, "rb");
+    if (!f)
+        f = fopen (path, "rb");
+    if (!f || fseeko (f, (off_t) self->streamed, SEEK_SET) != 0) {
+        vdgx_log_warn ("worker.stream", "id=%s error=\"cannot read the growing video: %s\"",
+                       self->job, strerror (errno));
+        if (f)
+            fclose (f);
+        return;                 //  the result at the end still carries every byte
+    }
+    uint8_t *buf = (uint8_t *) malloc (VDGX_CHUNK_MAX);
+    uint64_t offset = self->streamed;
+    while (buf && offset < bytes) {
+        size_t want = bytes - offset < VDGX_CHUNK_MAX? (size_t) (bytes - offset): VDGX_CHUNK_MAX;
+        size_t n = fread (buf, 1, want, f);
+        if (n != want)
+            break;
+        vdgx_chunk_t chunk;
+        vdgx_chunk_init (&chunk);
+        chunk.offset = offset;
+        snprintf (chunk.token, sizeof chunk.token, "%s", self->job_token);
+        chunk.data = buf;
+        chunk.size = n;
+        zframe_t *frame = vdgx_chunk_frame (&chunk);
+        chunk.data = NULL;
+        if (s_send_reply (self, VDGX_MDPW_PARTIAL, self->job, &frame) != 0)
+            break;              //  dropped: the job starts over on the next connection
+        offset += n;
+    }
+    free (buf);
+    fclose (f);
+    if (offset != bytes || !self->dealer)
+        return;
+    self->streamed = bytes;
+    vdgx_progress_t p = self->last;
+    snprintf (p.id, sizeof p.id, "%s", self->job);
+    snprintf (p.token, sizeof p.token, "%s", self->job_token);
+    p.has_ready = true;
+    p.ready.bytes = bytes;
+    p.ready.frames = frames;
+    p.ready.seconds = fps? (double) frames / fps: 0;
+    zframe_t *frame = vdgx_progress_frame (&p);
+    if (frame)
+        s_send_reply (self, VDGX_MDPW_PARTIAL, self->job, &frame);
+    vdgx_log_info ("worker.streamed", "id=%s bytes=%" PRIu64 " frames=%u", self->job, bytes, frames);
 }
 
 static void
@@ -472,8 +543,10 @@ s_on_runner (s_worker_t *self)
             p.steps = (uint32_t) strtoul (steps, NULL, 10);
             p.percent = strtod (percent, NULL);
             snprintf (p.message, sizeof p.message, "%s", text? text: "");
-            if (streq (id, self->job))
+            if (streq (id, self->job)) {
                 snprintf (p.token, sizeof p.token, "%s", self->job_token);
+                self->last = p;
+            }
             zframe_t *frame = vdgx_progress_frame (&p);
             if (frame)
                 s_send_reply (self, VDGX_MDPW_PARTIAL, id, &frame);
@@ -481,6 +554,16 @@ s_on_runner (s_worker_t *self)
         vdgx_progress_clear (&p);
         zstr_free (&id); zstr_free (&phase); zstr_free (&step);
         zstr_free (&steps); zstr_free (&percent); zstr_free (&text);
+    }
+    else
+    if (streq (what, "SEGMENT")) {
+        char *id = zmsg_popstr (msg), *tmp = zmsg_popstr (msg), *path = zmsg_popstr (msg),
+             *bytes = zmsg_popstr (msg), *frames = zmsg_popstr (msg), *fps = zmsg_popstr (msg);
+        if (id && tmp && path && bytes && frames && fps && streq (id, self->job))
+            s_stream (self, tmp, path, strtoull (bytes, NULL, 10),
+                      (uint32_t) strtoul (frames, NULL, 10), (uint32_t) strtoul (fps, NULL, 10));
+        zstr_free (&id); zstr_free (&tmp); zstr_free (&path);
+        zstr_free (&bytes); zstr_free (&frames); zstr_free (&fps);
     }
     else
     if (streq (what, "DONE")) {
@@ -565,6 +648,9 @@ s_start_job (s_worker_t *self, const char *id, const char *token, zframe_t **req
     self->loading = !self->loaded;
     snprintf (self->job, sizeof self->job, "%s", id);
     snprintf (self->job_token, sizeof self->job_token, "%s", token);
+    self->streamed = 0;
+    vdgx_progress_init (&self->last);
+    self->last.phase = VDGX_PHASE_LOADING;
     zmsg_t *run = zmsg_new ();
     zmsg_addstr (run, "RUN");
     zmsg_addstr (run, id);
@@ -605,9 +691,12 @@ s_on_request (s_worker_t *self, vdgx_mdp_t *in)
         s_deliver (self, held);
     }
     else
-    if (self->busy && streq (self->job, job.id))
+    if (self->busy && streq (self->job, job.id)) {
         //  re-dispatched after a reconnect: it is still running here, now for this attempt
+        //  (whose output starts empty: the next piece streams the video from its start)
         snprintf (self->job_token, sizeof self->job_token, "%s", job.token);
+        self->streamed = 0;
+    }
     else
     if (self->busy && self->next_request && strcmp (self->next_job, job.id) != 0) {
         zframe_t *final = s_error_result (VDGX_E_UNAVAILABLE, "worker busy", NULL, job.token);

@@ -139,6 +139,8 @@ typedef struct {
     char job_id [VDGX_ID_MAX + 1];
     //  Download streaming
     uint64_t dl_start, dl_end, dl_size;     //  byte range [start, end] of dl_size
+    bool dl_partial;            //  the ready prefix of a running (streaming) job
+    uint32_t dl_attempt;        //  ... of this attempt
     uint8_t *dl_buf;  uint64_t dl_buf_off;  size_t dl_buf_len;
     bool dl_fetching, dl_error;
     bool thumb;                 //  variant=thumbnail
@@ -596,6 +598,8 @@ s_video_json (const vdgx_jobstatus_t *job)
     }
     json_object_set_new (v, "seconds", seconds);
     json_object_set_new (v, "size", size);
+    if (job->has_ready)         //  streaming: seconds downloadable now (GET .../content)
+        json_object_set_new (v, "ready_seconds", json_real (job->ready.seconds));
     json_t *prompt = job->has_request && job->request.prompt? json_string (job->request.prompt): NULL;
     json_object_set_new (v, "prompt", prompt? prompt: json_null ());
     json_object_set_new (v, "remixed_from_video_id", json_null ());
@@ -1270,10 +1274,13 @@ s_dl_reader (void *cls, uint64_t pos, char *buf, size_t max)
         vdgx_jobreply_t rep;
         vdgx_jobreply_init (&rep, VDGX_JOBCMD_RESULT);
         vdgx_error_t err;
+        vdgx_error_init (&err);
         zframe_t *f = r->q [0].reply;
         if (r->failed || !f || vdgx_jobreply_decode (&rep, zframe_data (f), zframe_size (f), &err)
-        ||  !rep.ok || rep.offset != off || rep.data_size == 0 || rep.size != r->dl_size) {
-            vdgx_log_warn ("download.failed", "id=%s offset=%" PRIu64, r->id, off);
+        ||  !rep.ok || rep.offset != off || rep.data_size == 0
+        ||  (r->dl_partial? rep.size < r->dl_end + 1 || (rep.attempt && rep.attempt != r->dl_attempt)
+                          : rep.size != r->dl_size)) {
+            vdgx_log_warn ("download.failed", "id=%s offset=%" PRIu64 " ok=%d size=%" PRIu64 " want=%" PRIu64 " attempt=%u/%u error=\"%s\" decode=\"%s: %s\"", r->id, off, rep.ok, rep.size, r->dl_size, rep.attempt, r->dl_attempt, rep.ok? "": rep.error.message, err.field, err.message);
             r->dl_error = true;
         }
         else {
@@ -1510,16 +1517,30 @@ s_h_download (s_req_t *r)
         vdgx_jobreply_clear (&rep);
         return rc;
     }
-    if (rep.job.state != VDGX_JOB_COMPLETED || !rep.job.has_result) {
-        rc = s_send_error (r, 409, "conflict", NULL, 0, "the job is %s, not completed",
-                           vdgx_job_state_name (rep.job.state));
+    //  A streaming job serves the part that is ready while it runs (fragmented MP4: every
+    //  ready prefix plays). Its ETag names the attempt and the size, so a cache or a resumed
+    //  Range request never mixes two prefixes.
+    bool partial = rep.job.state == VDGX_JOB_RUNNING && rep.job.has_ready && !r->thumb;
+    if (!partial && (rep.job.state != VDGX_JOB_COMPLETED || !rep.job.has_result)) {
+        rc = s_send_error (r, 409, "conflict", NULL, 0, "the job is %s, not completed%s",
+                           vdgx_job_state_name (rep.job.state),
+                           rep.job.state == VDGX_JOB_RUNNING? " (no part of it is ready yet)": "");
         vdgx_jobreply_clear (&rep);
         return rc;
     }
-    uint64_t size = rep.job.result.size;
-    char etag [72], mime [VDGX_MIME_MAX + 1];
-    snprintf (etag, sizeof etag, "\"%s\"", rep.job.result.sha256);
-    snprintf (mime, sizeof mime, "%s", rep.job.result.mime);
+    uint64_t size = partial? rep.job.ready.bytes: rep.job.result.size;
+    char etag [72], mime [VDGX_MIME_MAX + 1], ready [32] = "";
+    if (partial) {
+        snprintf (etag, sizeof etag, "\"partial-%u-%" PRIu64 "\"", rep.job.attempt, size);
+        snprintf (mime, sizeof mime, "video/mp4");
+        snprintf (ready, sizeof ready, "%.3f", rep.job.ready.seconds);
+        r->dl_partial = true;
+        r->dl_attempt = rep.job.attempt;
+    }
+    else {
+        snprintf (etag, sizeof etag, "\"%s\"", rep.job.result.sha256);
+        snprintf (mime, sizeof mime, "%s", rep.job.result.mime);
+    }
     vdgx_jobreply_clear (&rep);
     const char *inm = MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, "If-None-Match");
     if (inm && (strstr (inm, etag) || streq (inm, "*"))) {
@@ -1552,6 +1573,11 @@ s_h_download (s_req_t *r)
     MHD_add_response_header (resp, "Content-Type", mime);
     MHD_add_response_header (resp, "Accept-Ranges", "bytes");
     MHD_add_response_header (resp, "ETag", etag);
+    if (partial) {
+        MHD_add_response_header (resp, "Cache-Control", "no-store");
+        MHD_add_response_header (resp, "X-Video-Partial", "true");
+        MHD_add_response_header (resp, "X-Video-Ready-Seconds", ready);
+    }
     char disp [128];
     snprintf (disp, sizeof disp, "attachment; filename=\"%s.mp4\"", r->id);
     MHD_add_response_header (resp, "Content-Disposition", disp);
@@ -2265,7 +2291,8 @@ s_actor_event (s_actor_t *a)
         json_t *j = vdgx_webhook_job_json (&ev);
         bool final = vdgx_job_state_is_final (ev.job_state);
         uint64_t id = s_sse_id (ev.ts);
-        char *text = s_sse_format (ev.type == VDGX_EVENT_PROGRESS? "progress": "state", j, id);
+        char *text = s_sse_format (ev.type == VDGX_EVENT_PROGRESS? "progress"
+                                   : ev.type == VDGX_EVENT_CHUNK? "chunk": "state", j, id);
         for (s_sub_t *s = (s_sub_t *) zhashx_first (a->subs); s; s = (s_sub_t *) zhashx_next (a->subs)) {
             if (!streq (s->id, ev.id) || s->done)
                 continue;

@@ -278,6 +278,11 @@ vdgx_webhook_job_json (const vdgx_event_t *ev)
                            ev->has_phase? vdgx_phase_name (ev->phase): "queued",
                            "step", (json_int_t) ev->step, "steps", (json_int_t) ev->steps,
                            "percent", ev->percent, "ts", ev->ts);
+    if (ev->has_ready) {
+        json_object_set_new (j, "ready_bytes", json_integer ((json_int_t) ev->ready.bytes));
+        json_object_set_new (j, "ready_frames", json_integer ((json_int_t) ev->ready.frames));
+        json_object_set_new (j, "ready_seconds", json_real (ev->ready.seconds));
+    }
     if (ev->has_error)
         json_object_set_new (j, "error", json_pack ("{s:s, s:s}", "code",
                                                     ev->error.code? ev->error.code: "internal",
@@ -290,6 +295,8 @@ static char *
 s_event_json (const vdgx_event_t *ev, unsigned *event)
 {
     *event = 0;
+    if (ev->type == VDGX_EVENT_CHUNK)
+        return NULL;            //  a streamed chunk: SSE only, no webhook of its own
     if (ev->type == VDGX_EVENT_PROGRESS)
         *event = VDGX_WEBHOOK_PROGRESS;
     else

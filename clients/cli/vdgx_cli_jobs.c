@@ -1,6 +1,8 @@
 /*  vdgx_cli_jobs.c - `vdgx` job and introspection commands: generate, wait, status, list,
     cancel, delete, download, workers, models, unload, drain, health. */
 #include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 #include "vdgx_cli.h"
 #include "vdgx_progressbar.h"
+#include "vdgx_sha256.h"
 
 #define S_GENREQ_OPTIONS \
     { "size", required_argument, NULL, 0 }, { "frames", required_argument, NULL, 0 }, \
@@ -151,16 +154,91 @@ s_print_saved (const char *path, const vdgx_jobstatus_t *job)
         printf ("saved %s\n", path);
 }
 
+//  --stream: the output file grows as the job's chunks are ready (streaming models), so a
+//  player can open it before the job ends. An attempt that starts over (the worker died)
+//  starts the file over.
+typedef struct {
+    int fd;                     //  the output file, -1 until the first ready part
+    uint64_t written;
+    uint32_t attempt;
+    double seconds;             //  ready seconds last reported
+} s_stream_t;
+
+//  Appends what is ready beyond what was written. final: the job completed; read to its end.
+//  Returns 0, or -1 (message printed).
+static int
+s_stream_pull (vdgx_client_t *client, const char *id, const char *path, s_stream_t *st,
+               const vdgx_jobstatus_t *job, bool final)
+{
+    if (!final && !job->has_ready)
+        return 0;
+    if (st->fd < 0) {
+        st->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (st->fd < 0) {
+            fprintf (stderr, "vdgx: cannot create %s: %s\n", path, strerror (errno));
+            return -1;
+        }
+        st->attempt = job->attempt;
+    }
+    if (job->attempt != st->attempt) {
+        fprintf (stderr, "vdgx: job %s started over (attempt %u): %s starts over\n", id,
+                 job->attempt, path);
+        if (ftruncate (st->fd, 0) != 0 || lseek (st->fd, 0, SEEK_SET) != 0)
+            return -1;
+        st->written = 0;
+        st->attempt = job->attempt;
+    }
+    while (true) {
+        vdgx_jobreply_t rep;
+        if (vdgx_client_read (client, id, st->written, VDGX_CHUNK_MAX, &rep) != 0) {
+            //  e.g. the attempt was just re-queued: nothing ready now; the next round retries
+            vdgx_jobreply_clear (&rep);
+            return 0;
+        }
+        if (rep.attempt && rep.attempt != st->attempt) {
+            //  started over between the status and this read: the next round sees it
+            vdgx_jobreply_clear (&rep);
+            return 0;
+        }
+        const uint8_t *p = rep.data;
+        size_t left = rep.data_size;
+        while (left > 0) {
+            ssize_t n = write (st->fd, p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                fprintf (stderr, "vdgx: writing %s: %s\n", path, strerror (errno));
+                vdgx_jobreply_clear (&rep);
+                return -1;
+            }
+            p += n;
+            left -= (size_t) n;
+        }
+        st->written += rep.data_size;
+        bool more = st->written < rep.size && rep.data_size > 0;
+        vdgx_jobreply_clear (&rep);
+        if (!more)
+            break;
+    }
+    if (job->has_ready && job->ready.seconds > st->seconds && !final) {
+        st->seconds = job->ready.seconds;
+        fprintf (stderr, "\rstream: %.2f s ready (%llu bytes) in %s\n", job->ready.seconds,
+                 (unsigned long long) st->written, path);
+    }
+    return 0;
+}
+
 //  Follows a job to its end with progress on stderr; downloads it to out_path (may be NULL).
 static int
-s_follow (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *out_path,
-          double max_wait_s)
+s_follow_stream (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *out_path,
+                 double max_wait_s, bool stream)
 {
     vdgx_progressbar_t *progress = vdgx_progressbar_new (stderr, isatty (STDERR_FILENO));
     vdgx_jobstatus_t job;
     vdgx_jobstatus_init (&job);
     int64_t end = max_wait_s > 0? zclock_mono () + (int64_t) (max_wait_s * 1000): INT64_MAX;
     int rc = -1;
+    s_stream_t st = { .fd = -1 };
     //  vdgx_client_wait in slices, so that Ctrl-C and a vanished broker are noticed.
     while (rc < 0) {
         if (vdgx_cli_interrupted) {
@@ -179,6 +257,8 @@ s_follow (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *ou
             break;
         }
         int slice = left < 1000? (int) left: 1000;
+        if (stream && slice > 250)
+            slice = 250;
         if (vdgx_client_wait (client, id, slice, s_on_progress, progress, &job) == 0) {
             vdgx_progressbar_update (progress, &job, zclock_mono ());
             vdgx_progressbar_finish (progress);
@@ -196,8 +276,29 @@ s_follow (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *ou
             rc = vdgx_cli_fail (client, "wait");
             break;
         }
+        if (stream && out_path && s_stream_pull (client, id, out_path, &st, &job, false) != 0) {
+            vdgx_progressbar_finish (progress);
+            rc = VDGX_EXIT_UNREACHABLE;
+            break;
+        }
     }
     vdgx_progressbar_destroy (&progress);
+    if (stream && rc == 0 && job.state == VDGX_JOB_COMPLETED && out_path) {
+        //  The rest of the file, then the whole file checked against the result's SHA-256
+        //  (a mismatch, e.g. a prefix of an attempt that was replaced: download it again).
+        char got [VDGX_SHA256_HEX_SIZE] = "";
+        if (st.fd >= 0 && s_stream_pull (client, id, out_path, &st, &job, true) == 0
+        &&  fsync (st.fd) == 0 && vdgx_sha256_file (out_path, got) == 0
+        &&  job.has_result && streq (got, job.result.sha256)) {
+            close (st.fd);
+            st.fd = -1;
+            s_print_saved (out_path, &job);
+            vdgx_jobstatus_clear (&job);
+            return 0;
+        }
+    }
+    if (st.fd >= 0)
+        close (st.fd);
     if (rc == 0) {
         if (job.state != VDGX_JOB_COMPLETED) {
             fprintf (stderr, "vdgx: job %s %s: %s: %s\n", id, vdgx_job_state_name (job.state),
@@ -221,6 +322,13 @@ s_follow (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *ou
 }
 
 static int
+s_follow (vdgx_cli_t *cli, vdgx_client_t *client, const char *id, const char *out_path,
+          double max_wait_s)
+{
+    return s_follow_stream (cli, client, id, out_path, max_wait_s, false);
+}
+
+static int
 s_bad_usage (const char *cmd, const char *what)
 {
     fprintf (stderr, "vdgx %s: %s (try vdgx --help)\n", cmd, what);
@@ -234,12 +342,13 @@ vdgx_cli_generate (vdgx_cli_t *cli, int argc, char **argv)
         S_GENREQ_OPTIONS,
         { "model", required_argument, NULL, 'm' }, { "output", required_argument, NULL, 'o' },
         { "detach", no_argument, NULL, 'd' }, { "max-wait", required_argument, NULL, 'W' },
+        { "stream", no_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
     };
     vdgx_genreq_t req;
     vdgx_genreq_init (&req);
     const char *out = NULL;
-    bool detach = false;
+    bool detach = false, stream = false;
     double max_wait = 0;
     int c, index, rc = VDGX_EXIT_USAGE;
     optind = 0;
@@ -258,12 +367,13 @@ vdgx_cli_generate (vdgx_cli_t *cli, int argc, char **argv)
         }
         else if (c == 'o') out = optarg;
         else if (c == 'd') detach = true;
+        else if (c == 's') stream = true;
         else if (c == 'W') {
             if (vdgx_cli_parse_double ("generate", "--max-wait", optarg, 0, 1e7, &max_wait))
                 goto done;
         }
         else if (c == 'h') {
-            printf ("usage: vdgx generate \"PROMPT\" --model M [-o out.mp4] [options] (see vdgx --help)\n");
+            printf ("usage: vdgx generate \"PROMPT\" --model M [-o out.mp4] [--stream] [options] (see vdgx --help)\n");
             rc = 0;
             goto done;
         }
@@ -303,7 +413,7 @@ vdgx_cli_generate (vdgx_cli_t *cli, int argc, char **argv)
         else
             fprintf (stderr, "job %s %s\n", id, vdgx_job_state_name (info.state));
         char *path = out? strdup (out): zsys_sprintf ("%s.mp4", id);
-        rc = s_follow (cli, client, id, path, max_wait);
+        rc = s_follow_stream (cli, client, id, path, max_wait, stream);
         zstr_free (&path);
     }
     free (id);

@@ -590,6 +590,28 @@ vdgx_client_wait (vdgx_client_t *self, const char *id, int timeout_ms,
 }
 
 int
+vdgx_client_read (vdgx_client_t *self, const char *id, uint64_t offset, uint32_t length,
+                  vdgx_jobreply_t *reply)
+{
+    assert (self && reply);
+    vdgx_jobreply_init (reply, VDGX_JOBCMD_RESULT);
+    if (!id || !vdgx_job_id_valid (id))
+        return s_fail (self, "bad_request", "bad job id '%s'", id? id: "(null)");
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_RESULT;
+    snprintf (cmd.id, sizeof cmd.id, "%s", id);
+    cmd.offset = offset;
+    cmd.length = length? length: VDGX_CHUNK_MAX;
+    int rc = s_jobcall (self, &cmd, reply);
+    vdgx_jobcmd_clear (&cmd);
+    if (rc == 0 && (reply->offset != offset || reply->offset > reply->size
+                    ||  reply->data_size > reply->size - offset))
+        rc = s_fail (self, "protocol", "result %s: a read past the end", id);
+    return rc;
+}
+
+int
 vdgx_client_result (vdgx_client_t *self, const char *id, const char *path)
 {
     assert (self && path);
@@ -619,20 +641,24 @@ vdgx_client_result (vdgx_client_t *self, const char *id, const char *path)
         rc = s_jobcall (self, &cmd, &reply);
         vdgx_jobcmd_clear (&cmd);
         if (rc == 0) {
+            if (reply.partial)
+                rc = s_fail (self, "conflict", "job %s is still running (only a part is ready)", id);
+            else
             if (offset == 0) {
                 size = reply.size;
                 snprintf (want, sizeof want, "%s", reply.sha256);
             }
-            if (reply.offset != offset || reply.size != size || strcmp (reply.sha256, want) != 0)
+            if (rc == 0 && (reply.offset != offset || reply.size != size || strcmp (reply.sha256, want) != 0))
                 rc = s_fail (self, "protocol", "result %s changed during the download", id);
             else
-            if (reply.data_size == 0 && offset < size)
+            if (rc == 0 && reply.data_size == 0 && offset < size)
                 rc = s_fail (self, "protocol", "result %s: empty chunk at %llu of %llu", id,
                              (unsigned long long) offset, (unsigned long long) size);
             else
-            if (reply.data_size > size - offset)
+            if (rc == 0 && reply.data_size > size - offset)
                 rc = s_fail (self, "protocol", "result %s: chunk past the end", id);
-            else {
+            else
+            if (rc == 0) {
                 const uint8_t *p = reply.data;
                 size_t left = reply.data_size;
                 while (left > 0 && rc == 0) {

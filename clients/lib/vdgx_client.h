@@ -118,6 +118,11 @@ int vdgx_client_delete (vdgx_client_t *self, const char *id);
 //  Downloads a completed job's MP4 to path: chunks into a temp file beside it, sha256
 //  checked, then renamed over path. Nothing is left behind on failure.
 int vdgx_client_result (vdgx_client_t *self, const char *id, const char *path);
+//  One `result` read: up to length bytes at offset. For a running streaming job the reply is
+//  its ready prefix (reply->partial, size = the bytes ready now, sha256 of that prefix).
+//  Fills *reply (the caller clears it with vdgx_jobreply_clear). Returns 0 or -1.
+int vdgx_client_read (vdgx_client_t *self, const char *id, uint64_t offset, uint32_t length,
+                      vdgx_jobreply_t *reply);
 //  Lists jobs (state, model, after may be NULL; limit 0 = broker default), oldest first, or
 //  newest first with newest_first (then after pages towards older jobs). *jobs_p is an
 //  array of *count_p jobs; free it with vdgx_client_jobs_free. has_more_p may be NULL.

@@ -168,6 +168,14 @@ s_random_error (vdgx_error_t *e)
 }
 
 static void
+s_random_ready (vdgx_ready_t *r)
+{
+    r->bytes = s_range (1, 1ull << 50);
+    r->frames = (uint32_t) s_range (1, 1000000);
+    r->seconds = s_real (0, 86400);
+}
+
+static void
 s_random_status (vdgx_jobstatus_t *s)
 {
     vdgx_jobstatus_init (s);
@@ -195,6 +203,10 @@ s_random_status (vdgx_jobstatus_t *s)
     if (s_coin ()) {
         s->has_request = true;
         s_random_genreq (&s->request);
+    }
+    if (s->state == VDGX_JOB_RUNNING && s_coin ()) {
+        s->has_ready = true;
+        s_random_ready (&s->ready);
     }
 }
 
@@ -436,6 +448,10 @@ s_random_roundtrips (int rounds)
             free (m);
         }
         if (s_coin ()) s_text (progress.token, 1, VDGX_TOKEN_MAX, PRINTABLE);
+        if (s_coin ()) {
+            progress.has_ready = true;
+            s_random_ready (&progress.ready);
+        }
         s_roundtrip ("progress", &progress, s_pack_progress, &checked);
         s_roundtrip ("wreply", &progress, s_pack_progress, &checked);
 
@@ -527,6 +543,8 @@ s_random_roundtrips (int rounds)
                 free (data);
                 reply.offset = s_range (0, 1ULL << 30);
                 reply.size = reply.offset + n + s_range (0, 1000);
+                reply.partial = s_coin ();      //  a streaming job's ready part
+                reply.attempt = s_coin ()? (uint32_t) s_range (1, 1000): 0;
                 s_text (reply.sha256, 64, 64, "0123456789abcdef");
                 reply.workers = (uint32_t) s_range (0, 100);
                 for (int i = (int) s_range (0, 3); i > 0; i--) {
@@ -558,7 +576,11 @@ s_random_roundtrips (int rounds)
             s_roundtrip ("event.model", &ev, s_pack_event, &checked);
         }
         else {
-            ev.type = (vdgx_event_type_t) (s_next () % 2);
+            ev.type = (vdgx_event_type_t) (s_next () % 3);
+            if (ev.type == VDGX_EVENT_CHUNK) {
+                ev.has_ready = true;
+                s_random_ready (&ev.ready);
+            }
             strcpy (ev.id, "j1");
             s_text (ev.model, 1, VDGX_MODEL_MAX, MODEL_CHARS);
             ev.job_state = (vdgx_job_state_t) (s_next () % VDGX_JOB_STATE_COUNT);
@@ -657,6 +679,16 @@ static const s_bad_t s_bad [] = {
     { "progress", "{\"type\":\"progress\",\"id\":\"j1\",\"phase\":\"denoising\",\"step\":51,\"steps\":50,\"percent\":2}", "step", "exceeds steps" },
     { "progress", "{\"type\":\"progress\",\"id\":\"j1\",\"phase\":\"denoising\",\"step\":1,\"steps\":50,\"percent\":100.5}", "percent", "outside" },
     { "progress", "{\"type\":\"progress\",\"id\":\"j1\",\"phase\":\"denoising\",\"step\":1,\"steps\":50,\"percent\":2,\"message\":\"$A257\"}", "message", "length 257" },
+    //  The ready prefix of a streaming job: three keys together, growing from 1 byte / frame.
+    { "progress", "{\"type\":\"progress\",\"id\":\"j1\",\"phase\":\"denoising\",\"step\":1,\"steps\":50,\"percent\":2,\"ready_bytes\":10,\"ready_frames\":24}", "ready_seconds", "come together" },
+    { "progress", "{\"type\":\"progress\",\"id\":\"j1\",\"phase\":\"denoising\",\"step\":1,\"steps\":50,\"percent\":2,\"ready_bytes\":0,\"ready_frames\":24,\"ready_seconds\":1}", "ready_bytes", "outside" },
+    { "progress", "{\"type\":\"progress\",\"id\":\"j1\",\"phase\":\"denoising\",\"step\":1,\"steps\":50,\"percent\":2,\"ready_bytes\":9,\"ready_frames\":24,\"ready_seconds\":-1}", "ready_seconds", "outside" },
+    { "event.job", "{\"type\":\"chunk\",\"id\":\"j1\",\"model\":\"m\",\"state\":\"running\",\"phase\":\"denoising\",\"step\":0,\"steps\":0,\"percent\":0,\"ts\":1}", "ready_bytes", "missing in a chunk event" },
+    { "event.job", "{\"type\":\"progress\",\"id\":\"j1\",\"model\":\"m\",\"state\":\"running\",\"phase\":\"denoising\",\"step\":0,\"steps\":0,\"percent\":0,\"ts\":1,\"ready_bytes\":9,\"ready_frames\":24,\"ready_seconds\":1}", "ready_bytes", "only allowed in chunk events" },
+    { "event.model", "{\"type\":\"state\",\"model\":\"wan21-tiny\",\"state\":\"warm\",\"workers\":1,\"ts\":1,\"ready_bytes\":9}", "ready_bytes", "not allowed" },
+    { "jobreply.result", "{\"ok\":true,\"size\":1,\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"offset\":0,\"data\":\"$BIN1\",\"partial\":false}", "partial", "must be true" },
+    { "jobreply.result", "{\"ok\":true,\"size\":1,\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"offset\":0,\"data\":\"$BIN1\",\"attempt\":0}", "attempt", "outside" },
+    { "jobreply.status", "{\"ok\":true,\"partial\":true,\"job\":{}}", "partial", "not allowed" },
     { "chunk", "{\"type\":\"chunk\",\"offset\":0,\"data\":\"text\"}", "data", "expected binary" },
     { "chunk", "{\"type\":\"chunk\",\"offset\":0,\"data\":\"$BIN1048577\"}", "data", "exceed" },
     { "chunk", "{\"type\":\"chunk\",\"data\":\"$BIN1\"}", "offset", "missing" },
@@ -687,6 +719,7 @@ static const s_bad_t s_bad [] = {
     { "jobstatus", "{" STATUS ",\"state\":\"running\",\"result\":{" VIDEO "}}", "result", "only allowed" },
     { "jobstatus", "{" STATUS ",\"state\":\"completed\",\"result\":{\"size\":1}}", "result.sha256", "missing" },
     { "jobstatus", "{" STATUS ",\"state\":\"completed\",\"request\":{\"model\":\"wan\",\"prompt\":\"a\",\"width\":1}}", "request.width", "outside" },
+    { "jobstatus", "{" STATUS ",\"state\":\"completed\",\"ready_bytes\":9,\"ready_frames\":24,\"ready_seconds\":1}", "ready_bytes", "only allowed while the job runs" },
     { "jobstatus", "{" STATUS ",\"state\":\"queued\",\"created_at\":-1}", "created_at", "repeated key" },
     //  Job-service commands (7).
     { "jobcmd", "{\"cmd\":\"explode\"}", "cmd", "one of" },
