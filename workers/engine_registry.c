@@ -12,6 +12,9 @@
 #ifdef VDGX_HAVE_LTX2
 #include "ltx2_engine.h"
 #endif
+#ifdef VDGX_HAVE_MAGI1
+#include "magi1_engine.h"
+#endif
 
 #define S_MAX_ENGINES 32
 
@@ -81,5 +84,9 @@ vdgx_engines_register_builtin (void)
     vdgx_engine_register (&vdgx_ltx2_engine_class);
     vdgx_engine_register (&vdgx_ltx23_engine_class);
     vdgx_engine_register (&vdgx_ltx2_tiny_engine_class);
+#endif
+#ifdef VDGX_HAVE_MAGI1
+    vdgx_engine_register (&vdgx_magi1_engine_class);
+    vdgx_engine_register (&vdgx_magi1_tiny_engine_class);
 #endif
 }

@@ -8,6 +8,9 @@
 #ifdef VDGX_HAVE_LTX2
 #include "ltx2_engine.h"
 #endif
+#ifdef VDGX_HAVE_MAGI1
+#include "magi1_engine.h"
+#endif
 
 int
 main (int argc, char **argv)
@@ -16,6 +19,11 @@ main (int argc, char **argv)
     if (argc == 5 && strcmp (argv [1], "--make-tiny-checkpoint") == 0 && strcmp (argv [3], "--model") == 0
     &&  strcmp (argv [4], "ltx2-tiny") == 0)
         return ltx2_tiny_main (argv [2]);
+#endif
+#ifdef VDGX_HAVE_MAGI1
+    if (argc == 5 && strcmp (argv [1], "--make-tiny-checkpoint") == 0 && strcmp (argv [3], "--model") == 0
+    &&  strcmp (argv [4], "magi1-tiny") == 0)
+        return magi1_tiny_main (argv [2]);
 #endif
 #ifdef VDGX_HAVE_WAN21
     if (argc == 3 && strcmp (argv [1], "--make-tiny-checkpoint") == 0)

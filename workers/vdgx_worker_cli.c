@@ -15,7 +15,7 @@ s_usage (FILE *out)
         "                   [--curve-server-key FILE --curve-cert FILE] [--data DIR]\n"
         "                   [--heartbeat-ms MS] [--liveness N] [--reconnect-max-ms MS]\n"
         "       vdgx-worker --list-models\n"
-        "       vdgx-worker --make-tiny-checkpoint DIR [--model wan21-tiny|wan21-i2v-tiny|ltx2-tiny]\n"
+        "       vdgx-worker --make-tiny-checkpoint DIR [--model wan21-tiny|wan21-i2v-tiny|ltx2-tiny|magi1-tiny]\n"
         "                   (random-weight demo model; default wan21-tiny)\n"
         "Serves one model instance to the broker (default $VDGX_BROKER or %s).\n"
         "Weights load on the first job and unload after MINUTES idle (default 10, or\n"

@@ -6,11 +6,13 @@
 #include "magi1_dit.h"
 #include "magi1_sample.h"
 #include "magi1_vae.h"
+#include "magi1_engine.h"
 
 static const vdgx_selftest_class_t s_classes [] = {
     { "magi1_dit", magi1_dit_test },
     { "magi1_sample", magi1_sample_test },
     { "magi1_vae", magi1_vae_test },
+    { "magi1_engine", magi1_engine_test },
 };
 
 int

@@ -264,6 +264,26 @@ s_distill_step (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_arg
 }
 
 int
+magi1_sample_steps_total (const magi1_sched_t *s, int chunks)
+{
+    return s->window_size > 0? (chunks + s->window_size - 1) * (s->num_steps / s->window_size): 0;
+}
+
+//  After a forward step: the chunks that just got their last step, then progress/cancel.
+//  0, -1 (a chunk callback failed) or -2 (stop asked).
+static int
+s_after_step (const magi1_sched_t *s, const magi1_sample_args_t *a, const int *done, int cs,
+              int n, const float *x, int step)
+{
+    for (int j = 0; j < n; j++)
+        if (done [cs + j] == s->num_steps && a->on_chunk && a->on_chunk (a->cb_ctx, cs + j, x))
+            return -1;
+    if (a->on_step && a->on_step (a->cb_ctx, step + 1, magi1_sample_steps_total (s, a->chunks)))
+        return -2;
+    return 0;
+}
+
+int
 magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a, float *x,
               char **err)
 {
@@ -351,6 +371,11 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
                     goto done;
                 for (int j = 0; j < n; j++)
                     done [cs + j]++;
+                int stop = s_after_step (s, a, done, cs, n, x, step);
+                if (stop) {
+                    rc = stop;
+                    goto done;
+                }
                 continue;
             }
             magi1_dit_call_t call = {
@@ -403,6 +428,11 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
             if (a->observe) {
                 a->observe (a->observe_ctx, step, "velocity", vel, (size_t) (C * n * F * plane));
                 a->observe (a->observe_ctx, step, "x_after", x, (size_t) (C * T * plane));
+            }
+            int stop = s_after_step (s, a, done, cs, n, x, step);
+            if (stop) {
+                rc = stop;
+                goto done;
             }
         }
     }

@@ -71,6 +71,14 @@ float *magi1_special_tokens_load (const char *path, int64_t dim, int64_t *count,
 typedef void (magi1_sample_fn) (void *ctx, int step, const char *what, const float *data,
                                 size_t n);
 
+//  Called after each forward step (step 1..steps_total, the loop's total forward steps):
+//  progress, and the cancel point. Non-zero stops the loop: magi1_sample returns -2.
+typedef int (magi1_step_fn) (void *ctx, int step, int steps_total);
+//  Called once per chunk, in order, as soon as it has been denoised num_steps times: x is
+//  the whole latent [C, chunks*F, H, W] (chunk `chunk` is final there). Non-zero stops the
+//  loop: magi1_sample returns -1 (the callback sets the error).
+typedef int (magi1_chunk_fn) (void *ctx, int chunk, const float *x);
+
 typedef struct {
     int chunks;                 //  chunks of the video
     int64_t C, F, H, W;         //  latent channels, frames per chunk, height, width
@@ -78,9 +86,16 @@ typedef struct {
     const float *mask;          //  [chunks, len]
     magi1_sample_fn *observe;   //  or NULL
     void *observe_ctx;
+    magi1_step_fn *on_step;     //  or NULL
+    magi1_chunk_fn *on_chunk;   //  or NULL
+    void *cb_ctx;               //  for on_step and on_chunk
 } magi1_sample_args_t;
 
-//  Denoises x [C, chunks*F, H, W] (the initial noise) in place.
+//  Forward steps the loop makes for a video of `chunks` chunks.
+int magi1_sample_steps_total (const magi1_sched_t *s, int chunks);
+
+//  Denoises x [C, chunks*F, H, W] (the initial noise) in place. Returns 0, -1 (error set)
+//  or -2 (on_step asked to stop).
 int magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_t *a,
                   float *x, char **err);
 
