@@ -469,7 +469,8 @@ s_open_index (vdgx_ckpt_t *self, const char *path, const uint8_t *buf, size_t si
         const uint8_t *sb;
         size_t ss;
         lo [i] = self->count;
-        if (!shard || s_map_file (self, shard, &sb, &ss, err) || s_safetensors_parse (self, sb, ss, shard, err))
+        //  Shards are safetensors, or torch.save files (HF pytorch_model-*.bin): by content.
+        if (!shard || s_map_file (self, shard, &sb, &ss, err) || s_parse_image (self, sb, ss, shard, err))
             break;
         hi [i] = self->count;
     }

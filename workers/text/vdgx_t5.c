@@ -500,15 +500,17 @@ vdgx_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char *
         static const char *candidates [] = {
             "model.safetensors.index.json",
             "model.safetensors", "text_encoder/model.safetensors.index.json",
-            "text_encoder/model.safetensors" };
+            "text_encoder/model.safetensors",
+            //  HF torch.save shards (MAGI-1's ckpt/t5/t5-v1_1-xxl)
+            "pytorch_model.bin.index.json", "pytorch_model.bin" };
         bool found = false;
         for (size_t i = 0; i < sizeof (candidates) / sizeof (candidates [0]) && !found; i++) {
             snprintf (file, sizeof (file), "%s/%s", path, candidates [i]);
             found = vdgx_is_file (file);
         }
         if (!found) {
-            *err = vdgx_strdupf ("T5: '%s' holds none of "
-                              "model.safetensors[.index.json], text_encoder/", path);
+            *err = vdgx_strdupf ("T5: '%s' holds none of model.safetensors[.index.json], "
+                              "text_encoder/, pytorch_model.bin[.index.json]", path);
             return NULL;
         }
     }

@@ -4,7 +4,8 @@
     CPU cores: the 4.5B-style DiT (2 layers, 128 wide, GQA 4/2, head 32, caption 32) as
     dit/inference_weight/model.safetensors, a T5-v1.1 encoder with Hugging Face names (2
     blocks, 32 wide, relative bias in block 0) and a SentencePiece tokenizer under
-    ckpt/t5/t5-v1_1-xxl/, the ViT VAE decoder (64 wide, 1 block, patch 2 x 2 x 4) as
+    ckpt/t5/t5-v1_1-xxl/ (torch.save shards pytorch_model-0000N-of-00002.bin with their index,
+    as the released folder), the ViT VAE decoder (64 wide, 1 block, patch 2 x 2 x 4) as
     ckpt/vae/config.json + diffusion_pytorch_model.safetensors, and the special tokens.
 */
 #include "magi1_engine.h"
@@ -231,6 +232,47 @@ s_vae (s_set_t *s)
     s_put (s, S_NEAR0, "decoder.last_layer.bias", 1, I (3));
 }
 
+static int s_text (const char *dir, const char *name, const char *text, char **err);
+
+//  The T5 encoder as the official folder holds it: Hugging Face torch.save shards
+//  pytorch_model-0000N-of-00002.bin and pytorch_model.bin.index.json. Clears the set.
+static int
+s_write_t5 (s_set_t *set, const char *dir, char **err)
+{
+    static const char *const shards [2] = { "pytorch_model-00001-of-00002.bin",
+                                            "pytorch_model-00002-of-00002.bin" };
+    size_t half = set->n / 2;
+    int rc = set->failed? -1: 0;
+    size_t json_cap = 256 + set->n * 160;
+    char *json = (char *) malloc (json_cap);
+    if (!json)
+        rc = -1;
+    else
+        snprintf (json, json_cap, "{\n  \"metadata\": {},\n  \"weight_map\": {");
+    for (int s = 0; s < 2 && rc == 0; s++) {
+        char *path = vdgx_strdupf ("%s/ckpt/t5/t5-v1_1-xxl/%s", dir, shards [s]);
+        size_t from = s? half: 0, to = s? set->n: half;
+        rc = path? wan21_tiny_write_pth (path, set->t + from, to - from, err): -1;
+        free (path);
+        for (size_t i = from; i < to && rc == 0; i++) {
+            size_t len = strlen (json);
+            snprintf (json + len, json_cap - len, "%s\n    \"%s\": \"%s\"", i? ",": "",
+                      set->t [i].name, shards [s]);
+        }
+    }
+    if (rc == 0) {
+        size_t len = strlen (json);
+        snprintf (json + len, json_cap - len, "\n  }\n}\n");
+        rc = s_text (dir, "ckpt/t5/t5-v1_1-xxl/pytorch_model.bin.index.json", json, err);
+    }
+    else
+    if (!*err)
+        vdgx_set_error (err, "magi1 tiny checkpoint: cannot write the T5 shards");
+    free (json);
+    s_set_clear (set);
+    return rc;
+}
+
 static int
 s_mkdirs (const char *dir, const char *sub, char **err)
 {
@@ -295,7 +337,7 @@ magi1_tiny_write (const char *dir, uint64_t seed, char **err)
         return -1;
     set.rng = seed * 0x2545F4914F6CDD1Dull + 12;
     s_t5 (&set);
-    if (s_set_write (&set, dir, "ckpt/t5/t5-v1_1-xxl/model.safetensors", err))
+    if (s_write_t5 (&set, dir, err))
         return -1;
     set.rng = seed * 0x2545F4914F6CDD1Dull + 13;
     s_vae (&set);

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "engine.h"
+#include "vdgx_ckpt.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +53,9 @@ int wan21_tiny_write (const char *dir, uint64_t seed, char **err);
 int wan21_tiny_write_model (const char *dir, const char *model, uint64_t seed, char **err);
 //  Trains the tiny tokenizer into path (spiece.model); vocab_size pieces at most.
 int wan21_tiny_train_spm (const char *path, int vocab_size, char **err);
+//  Writes tensors as a torch.save (.pth / HF pytorch_model.bin) file, for tiny checkpoints.
+int wan21_tiny_write_pth (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count,
+                          char **err);
 //  vdgx-worker --make-tiny-checkpoint DIR [--model NAME]: prints what it wrote; exit status.
 //  model NULL = "wan21-tiny".
 int wan21_tiny_main (const char *dir, const char *model);

@@ -646,6 +646,12 @@ out:
 }
 
 int
+wan21_tiny_write_pth (const char *path, const vdgx_ckpt_tensor_t *tensors, size_t count, char **err)
+{
+    return s_write_pth (path, tensors, count, err);
+}
+
+int
 wan21_tiny_main (const char *dir, const char *model)
 {
     char *err = NULL;
