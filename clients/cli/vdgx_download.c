@@ -120,12 +120,43 @@ static const vdgx_model_source_t s_ltx2_sources [] = {
       s_gemma3_12b },
 };
 
+//  MAGI-1 (sand-ai/MAGI-1): one repository, folders per variant under ckpt/magi/, the shared
+//  T5-v1.1-XXL encoder (HF torch.save shards, about 19 GB, float32) and the ViT VAE (about
+//  2.4 GB) beside them. The DiT sizes are those of bf16 weights (4.5B: 2 shards, about 9 GB).
+//  special_tokens.npz is not in this repository: it is example/assets/ of the MAGI-1 code.
+#define S_MAGI1_SHARED "ckpt/t5/t5-v1_1-xxl/", "ckpt/vae/"
+static const char *const s_magi1_45b_distill_paths [] = { "ckpt/magi/4.5B_distill/", S_MAGI1_SHARED, NULL };
+static const char *const s_magi1_45b_quant_paths [] = { "ckpt/magi/4.5B_distill_quant/", S_MAGI1_SHARED, NULL };
+static const char *const s_magi1_45b_paths [] = { "ckpt/magi/4.5B_base/", S_MAGI1_SHARED, NULL };
+static const char *const s_magi1_24b_distill_paths [] = { "ckpt/magi/24B_distill/", S_MAGI1_SHARED, NULL };
+static const char *const s_magi1_24b_quant_paths [] = { "ckpt/magi/24B_distill_quant/", S_MAGI1_SHARED, NULL };
+static const char *const s_magi1_24b_paths [] = { "ckpt/magi/24B_base/", S_MAGI1_SHARED, NULL };
+static const char *const s_magi1_vae_paths [] = { "ckpt/vae/", NULL };
+static const char *const s_magi1_t5_paths [] = { "ckpt/t5/t5-v1_1-xxl/", NULL };
+static const vdgx_model_source_t s_magi1 [] = {
+    { "magi1-4.5b-distill", "sand-ai/MAGI-1", "MAGI-1 4.5B distilled (serve as magi1-4.5b-distill) "
+      "+ T5 + VAE (about 30 GB)", s_magi1_45b_distill_paths },
+    { "magi1-4.5b-distill-quant", "sand-ai/MAGI-1", "MAGI-1 4.5B distilled, FP8 (magi1-4.5b-"
+      "distill-quant) + T5 + VAE (about 26 GB)", s_magi1_45b_quant_paths },
+    { "magi1-4.5b", "sand-ai/MAGI-1", "MAGI-1 4.5B base (magi1-4.5b) + T5 + VAE (about 30 GB)",
+      s_magi1_45b_paths },
+    { "magi1-24b-distill", "sand-ai/MAGI-1", "MAGI-1 24B distilled (magi1-24b-distill) + T5 + "
+      "VAE (about 70 GB)", s_magi1_24b_distill_paths },
+    { "magi1-24b-distill-quant", "sand-ai/MAGI-1", "MAGI-1 24B distilled, FP8 (magi1-24b-"
+      "distill-quant) + T5 + VAE (about 47 GB)", s_magi1_24b_quant_paths },
+    { "magi1-24b", "sand-ai/MAGI-1", "MAGI-1 24B base (magi1-24b) + T5 + VAE (about 70 GB)",
+      s_magi1_24b_paths },
+    { "magi1-vae", "sand-ai/MAGI-1", "MAGI-1 ViT VAE only (about 2.4 GB)", s_magi1_vae_paths },
+    { "magi1-t5", "sand-ai/MAGI-1", "MAGI-1's T5-v1.1-XXL encoder only (about 19 GB)", s_magi1_t5_paths },
+};
 static const vdgx_model_source_t *const s_sources [] = {
     &s_wan21_13b, &s_wan21_14b, &s_wan21_13b_diffusers, &s_wan21_14b_diffusers,
     &s_wan21_i2v_480p, &s_wan21_i2v_720p, &s_wan21_flf2v_720p,
     &s_ltx2_sources [0], &s_ltx2_sources [1], &s_ltx2_sources [2], &s_ltx2_sources [3],
     &s_ltx2_sources [4], &s_ltx2_sources [5], &s_ltx2_sources [6], &s_ltx2_sources [7],
-    &s_ltx2_sources [8], &s_ltx2_sources [9], &s_ltx2_sources [10], NULL
+    &s_ltx2_sources [8], &s_ltx2_sources [9], &s_ltx2_sources [10],
+    &s_magi1 [0], &s_magi1 [1], &s_magi1 [2], &s_magi1 [3], &s_magi1 [4], &s_magi1 [5],
+    &s_magi1 [6], &s_magi1 [7], NULL
 };
 
 const vdgx_model_source_t *const *
@@ -728,7 +759,7 @@ vdgx_models_download_main (int argc, char **argv)
             return 0;
         }
         for (const vdgx_model_source_t *const *s = s_sources; *s; s++)
-            printf ("%-22s %-36s %s\n", (*s)->name, (*s)->repo, (*s)->description);
+            printf ("%-25s %-33s %s\n", (*s)->name, (*s)->repo, (*s)->description);
         return 0;
     }
     if (strcmp (argv [0], "download") != 0) {

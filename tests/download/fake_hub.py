@@ -29,6 +29,22 @@ for name in ("1.3B", "14B"):
         "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
         "vae/config.json", "vae/diffusion_pytorch_model.safetensors"]
 
+# sand-ai/MAGI-1: the official layout (variant folders, the shared T5 and VAE, and what a
+# variant download must leave alone: the other variants, the code assets).
+REPOS["sand-ai/MAGI-1"] = [
+    "README.md", "figures/logo_black.png",
+    "ckpt/magi/4.5B_distill/inference_weight.distill/model-00001-of-00002.safetensors",
+    "ckpt/magi/4.5B_distill/inference_weight.distill/model-00002-of-00002.safetensors",
+    "ckpt/magi/4.5B_distill/inference_weight.distill/model.safetensors.index.json",
+    "ckpt/magi/4.5B_base/inference_weight/model-00001-of-00002.safetensors",
+    "ckpt/magi/4.5B_base/inference_weight/model.safetensors.index.json",
+    "ckpt/magi/24B_base/inference_weight/model-00001-of-00008.safetensors",
+    "ckpt/t5/t5-v1_1-xxl/pytorch_model-00001-of-00002.bin",
+    "ckpt/t5/t5-v1_1-xxl/pytorch_model-00002-of-00002.bin",
+    "ckpt/t5/t5-v1_1-xxl/pytorch_model.bin.index.json", "ckpt/t5/t5-v1_1-xxl/config.json",
+    "ckpt/t5/t5-v1_1-xxl/spiece.model",
+    "ckpt/vae/config.json", "ckpt/vae/diffusion_pytorch_model.safetensors"]
+
 def content(repo, path):
     """Deterministic bytes; 'LFS' files (weights) are larger than small json files."""
     size = 300 if path.endswith(".json") or path.endswith(".md") else 200_000 + len(path) * 997

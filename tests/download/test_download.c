@@ -117,6 +117,21 @@ main (int argc, char **argv)
     CHECK (rc == 0, "%s", error);
     CHECK (s_size (dir, "vae/diffusion_pytorch_model.safetensors") > 0, "vae missing");
     s_rmtree (dir);
+    //  MAGI-1: one variant of sand-ai/MAGI-1 with the shared T5 and VAE, nothing else.
+    rc = s_download (endpoint, dir, "magi1-4.5b-distill", "main", error, sizeof error, NULL);
+    CHECK (rc == 0, "%s", error);
+    CHECK (s_size (dir, "ckpt/magi/4.5B_distill/inference_weight.distill/model-00002-of-00002.safetensors") > 0,
+           "magi1 dit shard missing");
+    CHECK (s_size (dir, "ckpt/t5/t5-v1_1-xxl/pytorch_model.bin.index.json") == 300, "magi1 t5 index");
+    CHECK (s_size (dir, "ckpt/t5/t5-v1_1-xxl/spiece.model") > 0, "magi1 tokenizer missing");
+    CHECK (s_size (dir, "ckpt/vae/diffusion_pytorch_model.safetensors") > 0, "magi1 vae missing");
+    CHECK (s_size (dir, "ckpt/magi/4.5B_base/inference_weight/model.safetensors.index.json") == -1,
+           "another magi1 variant fetched");
+    CHECK (s_size (dir, "ckpt/magi/24B_base/inference_weight/model-00001-of-00008.safetensors") == -1,
+           "the 24B fetched");
+    CHECK (s_size (dir, "figures/logo_black.png") == -1, "unwanted magi1 file fetched");
+    s_rmtree (dir);
+    CHECK (vdgx_model_source_find ("magi1-24b-distill-quant") != NULL, "magi1 sources");
 
     //  4. A cut transfer fails clearly, keeps its .part, and the next run resumes it.
     rc = s_download (endpoint, dir, "wan21-1.3b", "cut", error, sizeof error, &fetched);
