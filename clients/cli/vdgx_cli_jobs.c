@@ -509,6 +509,9 @@ s_print_job (const vdgx_jobstatus_t *job)
             vdgx_phase_name (job->phase), job->step, job->steps, job->percent);
     if (job->state == VDGX_JOB_QUEUED)
         printf ("queue:     %u\n", job->queue_position);
+    if (job->has_ready)
+        printf ("ready:     %.2f s (%u frames, %llu bytes, downloadable while it runs)\n",
+                job->ready.seconds, job->ready.frames, (unsigned long long) job->ready.bytes);
     printf ("attempt:   %u\ncreated:   %s\nstarted:   %s\nfinished:  %s\n", job->attempt,
             created, started, finished);
     if (job->has_error)
