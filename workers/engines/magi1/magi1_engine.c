@@ -393,9 +393,8 @@ s_t5_format (const char *precision)
     return VDGX_WFMT_FP8_E4M3;
 }
 
-//  MAGI-1's special tokens (other_tokens [100, dim]) from special_tokens.npz (the official
-//  file, float64) or a .safetensors with the same names, rounded through float16 as the
-//  official prompt processing does.
+//  MAGI-1's special tokens: special_tokens.npz (the official file of the code repository) or
+//  a .safetensors with the same names, read by magi1_special_tokens_load.
 static int
 s_load_special (vdgx_engine_t *self, int64_t dim, char **err)
 {
@@ -408,40 +407,10 @@ s_load_special (vdgx_engine_t *self, int64_t dim, char **err)
                         S_WHO, self->weights_dir);
         return -1;
     }
-    char *cerr = NULL;
-    vdgx_ckpt_t *ckpt = vdgx_ckpt_open (path, &cerr);
-    if (!ckpt) {
-        vdgx_set_error (err, "%s: %s: %s", S_WHO, path, cerr? cerr: "cannot open");
-        free (cerr);
-        free (path);
-        return -1;
-    }
-    int rc = -1;
-    const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (ckpt, "other_tokens");
-    size_t n = (size_t) (100 * dim);
-    if (!t || t->ndim != 2 || t->shape [0] < 15 || t->shape [1] != dim) {
-        vdgx_set_error (err, "%s: %s: other_tokens must be [>=15, %lld] (the caption width)",
-                        S_WHO, path, (long long) dim);
-        goto done;
-    }
-    n = (size_t) (t->shape [0] * dim);
-    self->other_tokens = (float *) malloc (n * sizeof (float));
-    uint16_t *half = (uint16_t *) malloc (n * sizeof (uint16_t));
-    if (!self->other_tokens || !half
-    ||  vdgx_ckpt_read_f32 (t, self->other_tokens, err)
-    ||  vdgx_convert_from_f32 (half, VDGX_DTYPE_F16, self->other_tokens, n)
-    ||  vdgx_convert_to_f32 (self->other_tokens, half, VDGX_DTYPE_F16, n)) {
-        free (half);
-        if (!*err)
-            vdgx_set_error (err, "%s: %s: cannot read other_tokens", S_WHO, path);
-        goto done;
-    }
-    free (half);
-    rc = 0;
-done:
-    vdgx_ckpt_destroy (&ckpt);
+    int64_t count = 0;
+    self->other_tokens = magi1_special_tokens_load (path, dim, &count, err);
     free (path);
-    return rc;
+    return self->other_tokens? 0: -1;
 }
 
 static int
@@ -652,9 +621,6 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
     if (req->steps % 4 || req->steps % (uint32_t) self->window_size)
         return s_bad (err, "steps", "%s needs steps that are a multiple of 4 and of the window "
                       "size %d (got %u)", self->model, self->window_size, req->steps);
-    if (self->distill && req->steps == 12)
-        return s_bad (err, "steps", "the 12-step shortcut schedule of the distilled models is "
-                      "not supported");
     if (req->has_shift && req->shift != 3.0)
         return s_bad (err, "shift", "%s uses its fixed sd3 shift of 3 (got %g)", self->model,
                       req->shift);
