@@ -527,15 +527,6 @@ fail:
 
 #define s_bad(err, field, ...) (vdgx_error_set ((err), VDGX_E_BAD_REQUEST, (field), __VA_ARGS__), -1)
 
-static uint64_t
-s_random_seed (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    uint64_t z = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^ ((uint64_t) getpid () << 40);
-    return vdgx_splitmix64 (&z) & 0x7fffffffffffffffull;
-}
-
 static bool
 s_is_tiny (vdgx_engine_t *self)
 {
@@ -632,7 +623,7 @@ s_validate (vdgx_engine_t *self, vdgx_genreq_t *req, vdgx_error_t *err)
         return s_bad (err, "guidance", "the distilled %s runs without guidance", self->model);
     if (!req->has_seed) {
         req->has_seed = true;
-        req->seed = s_random_seed ();
+        req->seed = vdgx_random_seed ();
     }
     return 0;
 }
