@@ -96,6 +96,12 @@ vdgx_limits_check (const vdgx_limits_t *self, const char *model, const vdgx_genr
                        model, req->guidance);
     if (req->fps > self->fps_max)
         return s_fail (err, "fps", "fps must be 1..%u for %s (got %u)", self->fps_max, model, req->fps);
+    if (!req->image && self->images_required >= 1)
+        return s_fail (err, "image", "%s needs a first-frame image (`image`; `input_reference` "
+                       "on /v1/videos): it is an image-to-video model", model);
+    if (!req->last_image && self->images_required >= 2)
+        return s_fail (err, "last_image", "%s needs a last-frame image (`last_image`) as well as "
+                       "`image`: it is a first-last-frame model", model);
     if (req->image && self->images < 1)
         return s_fail (err, "image", "%s does not take an image (it is a text-to-video model)", model);
     if (req->last_image && self->images < 2)
@@ -114,7 +120,8 @@ int
 vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk)
 {
     assert (self && self->present);
-    int rc = msgpack_pack_map (pk, 8 + (self->nsizes > 0) + (self->images > 0) + (self->frames_step > 0));
+    int rc = msgpack_pack_map (pk, 8 + (self->nsizes > 0) + (self->images > 0) + (self->frames_step > 0)
+                                   + (self->images_required > 0));
     rc |= s_kuint (pk, "wh_min", self->wh_min) | s_kuint (pk, "wh_max", self->wh_max)
         | s_kuint (pk, "wh_multiple", self->wh_multiple);
     if (self->nsizes) {
@@ -135,6 +142,8 @@ vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk)
         | s_kuint (pk, "fps_max", self->fps_max);
     if (self->images)
         rc |= s_kuint (pk, "images", self->images);
+    if (self->images_required)
+        rc |= s_kuint (pk, "images_required", self->images_required);
     return rc? -1: 0;
 }
 
@@ -172,10 +181,10 @@ vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const ch
                         vdgx_error_t *err)
 {
     enum { K_WH_MIN, K_WH_MAX, K_WH_MULTIPLE, K_SIZES, K_FRAMES_MAX, K_FRAMES_4N1, K_STEPS_MAX,
-           K_GUIDANCE_MAX, K_FPS_MAX, K_IMAGES, K_FRAMES_STEP, K_N };
+           K_GUIDANCE_MAX, K_FPS_MAX, K_IMAGES, K_FRAMES_STEP, K_IMAGES_REQUIRED, K_N };
     static const char *keys [] = { "wh_min", "wh_max", "wh_multiple", "sizes", "frames_max",
                                    "frames_4n1", "steps_max", "guidance_max", "fps_max", "images",
-                                   "frames_step" };
+                                   "frames_step", "images_required" };
     vdgx_limits_init (self);
     vdgx_mp_map_t m;
     if (vdgx_mp_map (&m, obj, path? path: "", keys, K_N, err)
@@ -188,8 +197,14 @@ vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const ch
     ||  vdgx_mp_u32 (&m, K_STEPS_MAX, true, 1, 10000, &self->steps_max) < 0
     ||  vdgx_mp_double (&m, K_GUIDANCE_MAX, true, 0, 1000, false, &self->guidance_max) < 0
     ||  vdgx_mp_u32 (&m, K_FPS_MAX, true, 1, 240, &self->fps_max) < 0
-    ||  vdgx_mp_u32 (&m, K_IMAGES, false, 0, 2, &self->images) < 0)
+    ||  vdgx_mp_u32 (&m, K_IMAGES, false, 0, 2, &self->images) < 0
+    ||  vdgx_mp_u32 (&m, K_IMAGES_REQUIRED, false, 0, 2, &self->images_required) < 0)
         goto failed;
+    if (self->images_required > self->images) {
+        vdgx_mp_fail (&m, K_IMAGES_REQUIRED, "images_required %u exceeds images %u",
+                      self->images_required, self->images);
+        goto failed;
+    }
     if (self->wh_min > self->wh_max) {
         vdgx_mp_fail (&m, K_WH_MIN, "wh_min %u exceeds wh_max %u", self->wh_min, self->wh_max);
         goto failed;
@@ -229,7 +244,8 @@ vdgx_limits_equal (const vdgx_limits_t *a, const vdgx_limits_t *b)
     if (a->wh_min != b->wh_min || a->wh_max != b->wh_max || a->wh_multiple != b->wh_multiple
     ||  a->nsizes != b->nsizes || a->frames_max != b->frames_max || a->frames_4n1 != b->frames_4n1
     ||  a->steps_max != b->steps_max || a->guidance_max != b->guidance_max || a->fps_max != b->fps_max
-    ||  a->images != b->images || a->frames_step != b->frames_step)
+    ||  a->images != b->images || a->frames_step != b->frames_step
+    ||  a->images_required != b->images_required)
         return false;
     return memcmp (a->sizes, b->sizes, a->nsizes * sizeof a->sizes [0]) == 0;
 }
@@ -349,6 +365,25 @@ vdgx_limits_test (bool verbose)
     assert (back.images == 2);
     back.images = 1;
     assert (!vdgx_limits_equal (&lim, &back));
+    //  Required images: a request without them is refused on the missing field, and the
+    //  requirement travels (and is checked against `images`) over the wire.
+    lim.images_required = 2;
+    assert (vdgx_limits_check (&lim, "flf2v", &req, &err) == 0);
+    req.last_image = NULL;
+    req.last_image_size = 0;
+    assert (vdgx_limits_check (&lim, "flf2v", &req, &err) == -1
+            && strcmp (err.field, "last_image") == 0 && strstr (err.message, "flf2v needs"));
+    req.image = NULL;
+    req.image_size = 0;
+    assert (vdgx_limits_check (&lim, "flf2v", &req, &err) == -1 && strcmp (err.field, "image") == 0);
+    lim.images_required = 1;
+    assert (vdgx_limits_check (&lim, "i2v", &req, &err) == -1 && strcmp (err.field, "image") == 0
+            && strstr (err.message, "i2v needs a first-frame image"));
+    assert (s_round_trip (&lim, &back, &err) == 0 && vdgx_limits_equal (&lim, &back));
+    assert (back.images_required == 1);
+    lim.images = 0;                         //  more required than taken: refused on decode
+    assert (s_round_trip (&lim, &back, &err) == -1 && strstr (err.message, "images_required"));
+    lim.images_required = 0;
     req.image = req.last_image = NULL;      //  not owned: not freed by clear
     req.image_size = req.last_image_size = 0;
     lim.images = 0;

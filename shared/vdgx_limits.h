@@ -35,6 +35,8 @@ typedef struct {
     uint32_t fps_max;
     uint32_t images;                        //  input images: 0 text-to-video only, 1 `image`
                                             //  (first frame), 2 also `last_image`
+    uint32_t images_required;               //  0..images: how many of them a request must
+                                            //  send (an image-to-video model: all of them)
 } vdgx_limits_t;
 
 //  Absent limits (present = false).
@@ -51,8 +53,8 @@ int vdgx_limits_check (const vdgx_limits_t *self, const char *model, const vdgx_
                        vdgx_error_t *err);
 
 //  Wire form (PROTOCOL.md 5.8): {wh_min, wh_max, wh_multiple, sizes?: ["WxH"], frames_max,
-//  frames_4n1, frames_step? (when set), steps_max, guidance_max, fps_max, images?} (images
-//  only when > 0). self must be present.
+//  frames_4n1, frames_step? (when set), steps_max, guidance_max, fps_max, images?,
+//  images_required?} (images and images_required only when > 0). self must be present.
 int vdgx_limits_pack (const vdgx_limits_t *self, msgpack_packer *pk);
 //  Strict decode of that map at path (for error fields, e.g. "limits"); sets present.
 int vdgx_limits_decode_obj (vdgx_limits_t *self, const msgpack_object *obj, const char *path,

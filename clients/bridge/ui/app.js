@@ -273,7 +273,10 @@ function applyModel(keep = {}) {
     const fstep = l.frames_step || (l.frames_4n1 ? 4 : 1);
     parts.push(`up to ${l.frames_max} frames${fstep > 1 ? ` (${fstep}n+1)` : ''}`);
     parts.push(`up to ${l.fps_max} fps`, `up to ${l.steps_max} steps`, `guidance 0–${l.guidance_max}`);
-    if (l.images) parts.push(l.images > 1 ? 'a first and a last frame image' : 'a first frame image');
+    if (l.images) {
+      const what = l.images > 1 ? 'a first and a last frame image' : 'a first frame image';
+      parts.push(l.images_required ? `${what} (required)` : what);
+    }
     hint.textContent = `Accepts ${parts.join(' · ')}.`;
     $('#f-fps').max = l.fps_max;
     $('#f-steps').max = l.steps_max;
@@ -286,6 +289,8 @@ function applyModel(keep = {}) {
     const field = $(`#${id}-field`);
     field.hidden = images < need;
     if (field.hidden) $(`#f-${id}`).value = '';
+    // A model that needs the image: the browser asks for it before anything is sent.
+    $(`#f-${id}`).required = !field.hidden && ((l && l.images_required) || 0) >= need;
   }
   if (m && !m.workers) hint.textContent += ' No worker serves it right now: jobs wait in the queue.';
   fillFrames(keep.frames);

@@ -519,6 +519,7 @@ s_limits (vdgx_engine_t *self, vdgx_limits_t *lim)
     lim->guidance_max = 50;
     lim->fps_max = 60;
     lim->images = (uint32_t) self->kind;
+    lim->images_required = lim->images;     //  i2v needs its image, flf2v both
     if (tiny) {
         lim->wh_min = 32;
         lim->wh_max = 256;
