@@ -282,15 +282,17 @@ main (int argc, char *argv [])
     s_job (client, sub, 32, 32, 5, 0, 0, 2, 5, 16);
 
     //  The `vdgx generate` command line, when it is built: exit 0, an MP4 at -o, progress lines.
-    //  Progress comes from PUB/SUB events (and a status poll each second): 40 steps keep the
-    //  job denoising for a while, so a loaded machine's late subscription still sees some.
+    //  Progress comes from PUB/SUB events (and a status poll each second): 256x256x9 and 40
+    //  steps (about 10x the work of the jobs above) keep the job denoising for seconds, so a
+    //  loaded machine's late subscription or the first poll still sees it (80x48 was over
+    //  before either, now and then, on a machine at load 20).
     char cli [600], out [400];
     snprintf (cli, sizeof cli, "%s/vdgx", s_bin);
     snprintf (out, sizeof out, "%s/cli.mp4", s_dir);
     if (access (cli, X_OK) == 0) {
         char *cargv [] = { cli, "--broker", s_broker_ep, "--events", s_events_ep, "generate",
                            "a lighthouse in a storm", "--model", "wan21-tiny", "-o", out,
-                           "--size", "80x48", "--frames", "5", "--fps", "10", "--steps", "40",
+                           "--size", "256x256", "--frames", "9", "--fps", "10", "--steps", "40",
                            "--no-cache", NULL };
         pid_t pid = s_spawn ("cli", cargv);
         CHECK (vdgx_testproc_wait_exit (pid, 120000) == 0);
@@ -298,7 +300,7 @@ main (int argc, char *argv [])
         CHECK (s_probe (out, &p) == 0);
         printf ("vdgx generate: %ux%u %u fps, %lld frames\n", p.width, p.height, p.fps,
                 (long long) p.packets);
-        CHECK (p.h264 && p.width == 80 && p.height == 48 && p.fps == 10 && p.packets == 5);
+        CHECK (p.h264 && p.width == 256 && p.height == 256 && p.fps == 10 && p.packets == 9);
         CHECK (vdgx_testproc_count_lines ("/cli.", "denois") > 0);
     }
     else
