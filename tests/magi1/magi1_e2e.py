@@ -40,7 +40,9 @@ def ffprobe_frames(path):
 
 
 def make_stack(workers=1):
-    st = b.Stack(worker=False, broker_args=["--model", "magi1-tiny"])
+    # heartbeats of 500 ms (not 200): a loaded machine running sanitizer builds must not take
+    # a slow beat for a dead peer; a killed worker is still noticed within 1.5 s
+    st = b.Stack(worker=False, broker_args=["--model", "magi1-tiny", "--heartbeat-ms", "500"])
     weights = os.path.join(st.tmp, "tiny")
     mk = subprocess.run([os.path.join(b.BIN, "vdgx-worker"), "--make-tiny-checkpoint", weights,
                          "--model", "magi1-tiny"], capture_output=True, text=True, timeout=120)
@@ -55,7 +57,7 @@ def start_worker(st, i):
     return st.spawn("worker%d" % i, [os.path.join(b.BIN, "vdgx-worker"), "--model", "magi1-tiny",
                                      "--weights", st.weights, "--broker", st.broker_ep,
                                      "--data", os.path.join(st.tmp, "worker%d" % i),
-                                     "--threads", "2", "--heartbeat-ms", "200"])
+                                     "--threads", "2", "--heartbeat-ms", "500"])
 
 
 def wait_workers(st, n, timeout=30):
