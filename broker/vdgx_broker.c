@@ -3257,8 +3257,19 @@ s_setup_curve (s_broker_t *self, char *error, size_t errsize)
     if (!zsys_file_exists (secret)) {
         //  First start: make the broker's certificate; clients need DIR/broker.key.
         vdgx_log_info ("curve.cert", "message=\"no %s: making one\"", secret);
+        //  Written under temporary names and renamed, the secret first: a peer polling for
+        //  broker.key never reads half a file, and a crash never leaves a public key whose
+        //  secret is lost.
         cert = zcert_new ();
-        if (!cert || zcert_save (cert, certfile)) {
+        char *tmp = zsys_sprintf ("%s/.broker.key.new", self->curve_dir);
+        char *tmp_secret = zsys_sprintf ("%s_secret", tmp);
+        bool saved = cert && zcert_save (cert, tmp) == 0
+                  && rename (tmp_secret, secret) == 0 && rename (tmp, certfile) == 0;
+        unlink (tmp);
+        unlink (tmp_secret);
+        zstr_free (&tmp);
+        zstr_free (&tmp_secret);
+        if (!saved) {
             snprintf (error, errsize, "cannot write %s", certfile);
             goto done;
         }
@@ -3268,6 +3279,18 @@ s_setup_curve (s_broker_t *self, char *error, size_t errsize)
     if (!cert) {
         snprintf (error, errsize, "cannot load %s", secret);
         goto done;
+    }
+    if (!zsys_file_exists (certfile)) {
+        //  The secret survived without its public half (a crash between the renames of an
+        //  older version): clients need the public file, so it is written again.
+        char *tmp = zsys_sprintf ("%s/.broker.key.new", self->curve_dir);
+        bool saved = zcert_save_public (cert, tmp) == 0 && rename (tmp, certfile) == 0;
+        unlink (tmp);
+        zstr_free (&tmp);
+        if (!saved) {
+            snprintf (error, errsize, "cannot write %s", certfile);
+            goto done;
+        }
     }
     vdgx_log_info ("curve.cert", "secret=%s public_key=%s", secret, zcert_public_txt (cert));
     if (!zsys_file_exists (allowed))

@@ -49,4 +49,22 @@ rm curve/broker.key_secret
     >"$TMP/broker.log" 2>&1 && fail "the broker started without its secret key"
 grep -q "broker.key_secret does not" "$TMP/broker.log" || fail "no clear message: $(cat "$TMP/broker.log")"
 [ "$(cat curve/broker.key)" = "$PUB" ] || fail "the broker replaced curve/broker.key"
+# A first start makes both halves (renamed into place, no temporary left); the secret without
+# its public half: the public file is written again from it.
+mkdir fresh
+"$BIN/vdgx-broker" --bind "tcp://127.0.0.1:$PORT" --events "" --curve "$TMP/fresh" --data "$TMP/data2" \
+    >"$TMP/broker.log" 2>&1 &
+BROKER=$!
+for i in $(seq 1 100); do [ -s fresh/broker.key ] && break; sleep 0.1; done
+[ -s fresh/broker.key ] && [ -s fresh/broker.key_secret ] || fail "a first start made no certificate"
+FRESH="$(grep public-key fresh/broker.key)"
+kill $BROKER; wait $BROKER 2>/dev/null; BROKER=""
+ls -a fresh | grep -q "new" && fail "a temporary certificate file was left: $(ls -a fresh)"
+rm fresh/broker.key
+"$BIN/vdgx-broker" --bind "tcp://127.0.0.1:$PORT" --events "" --curve "$TMP/fresh" --data "$TMP/data2" \
+    >"$TMP/broker.log" 2>&1 &
+BROKER=$!
+for i in $(seq 1 100); do [ -s fresh/broker.key ] && break; sleep 0.1; done
+kill $BROKER; wait $BROKER 2>/dev/null; BROKER=""
+[ "$(grep public-key fresh/broker.key 2>/dev/null)" = "$FRESH" ] && [ -n "$FRESH" ] || fail "the public half was not written again from the secret"
 echo "deploy.mkcert: OK"
