@@ -1,8 +1,10 @@
 /*  ltx2_vae.c - the LTX-2 / LTX-2.3 video VAE decoder (see ltx2_vae.h).
 
     Every activation is a backend tensor [1, C, F, H, W] in the act dtype; the whole latent is
-    decoded at once, as the official one-stage pipelines do. The time embedders (timestep-
-    conditioned decoders) run once per decode; their modulation rows (table + embedding) are
+    decoded at once, as the official one-stage pipelines do, or tile by tile (opts.tiling): each
+    tile is a whole-latent decode into a host f32 buffer, blended into a host accumulator of
+    [3 + 1 weight] x (the longest temporal tile's frames) x H x W. The time embedders (timestep-
+    conditioned decoders) run once per decode (per tile); their modulation rows (table + embedding) are
     summed on the host and uploaded as F32 [C] shift / scale vectors.
 */
 #include "ltx2_vae.h"
@@ -546,9 +548,160 @@ ltx2_vae_weight_bytes (ltx2_vae_t *self)
     return self->weight_bytes;
 }
 
-uint64_t
-ltx2_vae_activation_bytes (const ltx2_vae_config_t *cfg, int64_t frames, int64_t height,
-                           int64_t width, size_t act_size)
+//  ---------------------------------------------------------------------------------------
+//  Tiling (the official video_vae tiling: split_in_spatial / split_in_temporal, the spatial
+//  and temporal slice mappings and compute_trapezoidal_mask_1d)
+
+//  How one latent axis is split: n intervals of `size` latent elements, `overlap` shared.
+typedef struct {
+    int64_t length, size, overlap;
+    bool temporal;              //  later intervals start one earlier, left ramp one longer
+    int64_t n;
+} s_split_t;
+
+static bool
+s_tiling_on (const ltx2_vae_tiling_t *t)
+{
+    return t && (t->spatial_tile_px || t->spatial_overlap_px || t->temporal_tile_frames || t->temporal_overlap_frames);
+}
+
+static int
+s_tiling_check (const ltx2_vae_tiling_t *t, char **err)
+{
+    if (t->spatial_tile_px < 0 || t->spatial_overlap_px < 0 || t->temporal_tile_frames < 0
+    ||  t->temporal_overlap_frames < 0) {
+        vdgx_set_error (err, "ltx2 vae: tiling sizes must not be negative");
+        return -1;
+    }
+    if (t->spatial_tile_px > 0
+    && (t->spatial_tile_px < 64 || t->spatial_tile_px % 32 || t->spatial_overlap_px % 32
+    ||  t->spatial_overlap_px >= t->spatial_tile_px)) {
+        vdgx_set_error (err, "ltx2 vae: spatial tiles must be at least 64 px and a multiple of 32, "
+                        "the overlap a multiple of 32 below the tile (got %d, %d)",
+                        t->spatial_tile_px, t->spatial_overlap_px);
+        return -1;
+    }
+    if (t->temporal_tile_frames > 0
+    && (t->temporal_tile_frames < 16 || t->temporal_tile_frames % 8 || t->temporal_overlap_frames % 8
+    ||  t->temporal_overlap_frames >= t->temporal_tile_frames)) {
+        vdgx_set_error (err, "ltx2 vae: temporal tiles must be at least 16 frames and a multiple of 8, "
+                        "the overlap a multiple of 8 below the tile (got %d, %d)",
+                        t->temporal_tile_frames, t->temporal_overlap_frames);
+        return -1;
+    }
+    if ((t->spatial_tile_px == 0 && t->spatial_overlap_px) || (t->temporal_tile_frames == 0 && t->temporal_overlap_frames)) {
+        vdgx_set_error (err, "ltx2 vae: a tiling overlap needs a tile size");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_split_init (s_split_t *s, int64_t length, int64_t size, int64_t overlap, bool temporal)
+{
+    s->length = length;
+    s->size = size;
+    s->overlap = overlap;
+    s->temporal = temporal;
+    //  One interval when the axis fits (or is not tiled); else ceil ((L - o) / (size - o)).
+    s->n = size <= 0 || length <= size? 1: (length + size - 2 * overlap - 1) / (size - overlap);
+}
+
+//  The splits of a latent [frames, height, width] (tiling valid, or NULL / off).
+static void
+s_splits (const ltx2_vae_config_t *cfg, const ltx2_vae_tiling_t *t, int64_t frames, int64_t height,
+          int64_t width, s_split_t sp [3])
+{
+    s_split_init (&sp [0], frames, 0, 0, true);
+    s_split_init (&sp [1], height, 0, 0, false);
+    s_split_init (&sp [2], width, 0, 0, false);
+    if (t && t->spatial_tile_px > 0) {
+        int64_t size = t->spatial_tile_px / cfg->space_scale, overlap = t->spatial_overlap_px / cfg->space_scale;
+        int64_t longer = height > width? height: width, lower = overlap + 1 > 2? overlap + 1: 2;
+        for (int a = 1; a < 3; a++) {
+            int64_t len = a == 1? height: width;
+            //  Python's round: halves to even, as nearbyint in the default rounding mode.
+            int64_t tile = (int64_t) nearbyint ((double) (size * len) / (double) longer);
+            s_split_init (&sp [a], len, tile > lower? tile: lower, overlap, false);
+        }
+    }
+    if (t && t->temporal_tile_frames > 0)
+        s_split_init (&sp [0], frames, t->temporal_tile_frames / cfg->time_scale,
+                      t->temporal_overlap_frames / cfg->time_scale, true);
+}
+
+//  Interval i of a split in latent units: [*b, *e), ramps *lr, *rr.
+static void
+s_interval (const s_split_t *s, int64_t i, int64_t *b, int64_t *e, int64_t *lr, int64_t *rr)
+{
+    if (s->n == 1) {
+        *b = 0;
+        *e = s->length;
+        *lr = *rr = 0;
+        return;
+    }
+    *b = i * (s->size - s->overlap);
+    *e = i == s->n - 1? s->length: *b + s->size;
+    *lr = i == 0? 0: s->overlap;
+    *rr = i == s->n - 1? 0: s->overlap;
+    if (s->temporal && i > 0) {
+        *b -= 1;
+        *lr += 1;
+    }
+}
+
+//  The pixel range [*pb, *pe) of interval i, and its blend mask (mask [pe - pb], NULL: only
+//  the range). Untiled axes get a mask of ones, as the official default mapping.
+static void
+s_map (const s_split_t *s, int64_t i, int scale, int64_t *pb, int64_t *pe, float *mask)
+{
+    int64_t b, e, lr, rr;
+    s_interval (s, i, &b, &e, &lr, &rr);
+    bool from0 = s->temporal;
+    if (s->temporal) {
+        *pb = b * scale;
+        *pe = 1 + (e - 1) * scale;
+        lr = 1 + (lr - 1) * scale;
+    }
+    else {
+        *pb = b * scale;
+        *pe = e * scale;
+        lr *= scale;
+    }
+    rr *= scale;
+    if (!mask)
+        return;
+    int64_t len = *pe - *pb;
+    lr = lr < 0? 0: lr > len? len: lr;
+    rr = rr < 0? 0: rr > len? len: rr;
+    for (int64_t k = 0; k < len; k++)
+        mask [k] = 1.0f;
+    if (s->n == 1)
+        return;
+    //  Left: linspace (0, 1, lr + 1) without its last value (from 0), or linspace (0, 1,
+    //  lr + 2) without its first and last; right: linspace (1, 0, rr + 2) without both ends.
+    for (int64_t k = 0; k < lr; k++)
+        mask [k] *= from0? (float) ((double) k / (double) lr): (float) ((double) (k + 1) / (double) (lr + 1));
+    for (int64_t k = 0; k < rr; k++)
+        mask [len - rr + k] *= (float) (1.0 - (double) (k + 1) / (double) (rr + 1));
+}
+
+//  The longest interval of a split (latent units).
+static int64_t
+s_longest (const s_split_t *s)
+{
+    int64_t most = 0, b, e, lr, rr;
+    for (int64_t i = 0; i < s->n; i++) {
+        s_interval (s, i, &b, &e, &lr, &rr);
+        if (e - b > most)
+            most = e - b;
+    }
+    return most;
+}
+
+static uint64_t
+s_whole_bytes (const ltx2_vae_config_t *cfg, int64_t frames, int64_t height, int64_t width,
+               size_t act_size)
 {
     assert (cfg);
     //  Largest tensor of the decode (a block's input or output, a compress conv's output, the
@@ -573,6 +726,54 @@ ltx2_vae_activation_bytes (const ltx2_vae_config_t *cfg, int64_t frames, int64_t
     }
     largest = fmax (largest, (double) S_OUT_CHANNELS * cfg->patch_size * cfg->patch_size * f * h * w);
     return (uint64_t) (7.0 * largest * (double) act_size);
+}
+
+int64_t
+ltx2_vae_tiling_plan (const ltx2_vae_config_t *cfg, const ltx2_vae_tiling_t *tiling, int64_t frames,
+                      int64_t height, int64_t width, float *sums [3], char **err)
+{
+    assert (cfg);
+    if (frames < 1 || height < 1 || width < 1 || frames > 4096 || height > 4096 || width > 4096) {
+        vdgx_set_error (err, "ltx2 vae: latent size out of range");
+        return -1;
+    }
+    if (s_tiling_on (tiling) && s_tiling_check (tiling, err))
+        return -1;
+    s_split_t sp [3];
+    s_splits (cfg, s_tiling_on (tiling)? tiling: NULL, frames, height, width, sp);
+    const int scale [3] = { cfg->time_scale, cfg->space_scale, cfg->space_scale };
+    const int64_t out [3] = { cfg->time_scale * (frames - 1) + 1, cfg->space_scale * height, cfg->space_scale * width };
+    for (int a = 0; a < 3; a++) {
+        if (!sums || !sums [a])
+            continue;
+        float *mask = (float *) malloc ((size_t) out [a] * sizeof (float));
+        if (!mask) {
+            vdgx_set_error (err, "ltx2 vae: out of memory");
+            return -1;
+        }
+        memset (sums [a], 0, (size_t) out [a] * sizeof (float));
+        for (int64_t i = 0; i < sp [a].n; i++) {
+            int64_t pb, pe;
+            s_map (&sp [a], i, scale [a], &pb, &pe, mask);
+            for (int64_t k = pb; k < pe; k++)
+                sums [a][k] += mask [k - pb];
+        }
+        free (mask);
+    }
+    return sp [0].n * sp [1].n * sp [2].n;
+}
+
+uint64_t
+ltx2_vae_activation_bytes (const ltx2_vae_config_t *cfg, const ltx2_vae_tiling_t *tiling,
+                           int64_t frames, int64_t height, int64_t width, size_t act_size)
+{
+    assert (cfg);
+    if (!s_tiling_on (tiling) || s_tiling_check (tiling, NULL))
+        return s_whole_bytes (cfg, frames, height, width, act_size);
+    //  Tiles are decoded one after another; the estimate grows with each side.
+    s_split_t sp [3];
+    s_splits (cfg, tiling, frames, height, width, sp);
+    return s_whole_bytes (cfg, s_longest (&sp [0]), s_longest (&sp [1]), s_longest (&sp [2]), act_size);
 }
 
 void
@@ -762,62 +963,19 @@ s_cancelled (const ltx2_vae_decode_opts_t *opts)
     return opts && opts->cancel && atomic_load (opts->cancel);
 }
 
-int
-ltx2_vae_decode (ltx2_vae_t *self, const float *latent, int64_t frames, int64_t height,
-                 int64_t width, const ltx2_vae_decode_opts_t *opts, ltx2_vae_frame_fn *fn,
-                 void *ctx, char **err)
+//  Decodes one prepared latent block x0 (host, noise mixed in, de-normalised) [lc, f, h, w]
+//  into *out, host f32 [3][F][H][W] unclamped (caller frees), osize = { F, H, W }.
+//  Returns 0, -2 when cancelled, -1 with *err.
+static int
+s_decode_raw (ltx2_vae_t *self, const float *x0, int64_t frames, int64_t height, int64_t width,
+              float t, const ltx2_vae_decode_opts_t *opts, float **out, int64_t osize [3], char **err)
 {
-    assert (self && latent && fn);
     const ltx2_vae_config_t *c = &self->cfg;
     vdgx_backend_t *b = self->backend;
-    //  Reflect padding needs sides of at least 2 latent pixels (as in PyTorch).
-    if (frames < 1 || height < 2 || width < 2 || frames > 4096 || height > 4096 || width > 4096) {
-        vdgx_set_error (err, "ltx2 vae: latent size %lldx%lldx%lld (frames x height x width) out of "
-                        "range (sides 2 to 4096)",
-                        (long long) frames, (long long) height, (long long) width);
-        return -1;
-    }
-    int64_t lc = c->latent_channels, per = frames * height * width, n = lc * per;
-    float *x0 = (float *) malloc ((size_t) n * sizeof (float));
-    if (!x0) {
-        vdgx_set_error (err, "ltx2 vae: out of memory");
-        return -1;
-    }
-    float t = 0.0f;
-    if (c->timestep_conditioning) {
-        t = opts && opts->timestep > 0? opts->timestep: S_DEFAULT_T;
-        float ns = opts && opts->noise_scale > 0? opts->noise_scale: S_DEFAULT_NOISE;
-        const float *noise = opts? opts->noise: NULL;
-        float *drawn = NULL;
-        if (!noise) {
-            vdgx_torchrng_t *rng = vdgx_torchrng_new (opts? opts->seed: 0);
-            drawn = (float *) malloc ((size_t) n * sizeof (float));
-            if (!rng || !drawn) {
-                vdgx_torchrng_destroy (&rng);
-                free (drawn);
-                free (x0);
-                vdgx_set_error (err, "ltx2 vae: out of memory");
-                return -1;
-            }
-            vdgx_torchrng_randn (rng, drawn, (size_t) n);
-            vdgx_torchrng_destroy (&rng);
-            noise = drawn;
-        }
-        //  noise * scale + (1 - scale) * latent, as the official decoder (float32 steps).
-        float keep = (float) (1.0 - (double) ns);
-        for (int64_t i = 0; i < n; i++)
-            x0 [i] = noise [i] * ns + keep * latent [i];
-        free (drawn);
-    }
-    else
-        memcpy (x0, latent, (size_t) n * sizeof (float));
-    for (int64_t ch = 0; ch < lc; ch++)
-        for (int64_t i = 0; i < per; i++)
-            x0 [ch * per + i] = x0 [ch * per + i] * self->std [ch] + self->mean [ch];
-
+    int64_t lc = c->latent_channels;
     vdgx_tensor_t x = { 0 }, y = { 0 };
     vdgx_tensor_t mod [2] = { { 0 } };
-    float *emb = NULL, *host = NULL, *frame = NULL;
+    float *emb = NULL, *host = NULL;
     int rc = -1;
     const int64_t xs [5] = { 1, lc, frames, height, width };
     if (vdgx_nn_upload (b, &x, self->act, 5, xs, x0)) {
@@ -906,8 +1064,7 @@ ltx2_vae_decode (ltx2_vae_t *self, const float *latent, int64_t frames, int64_t 
     vdgx_tensor_t in = vdgx_nn_view (&x, 6, s6);
     int64_t oh = H * p, ow = W * p, plane = oh * ow;
     host = (float *) malloc ((size_t) (S_OUT_CHANNELS * F * plane) * sizeof (float));
-    frame = (float *) malloc ((size_t) (S_OUT_CHANNELS * plane) * sizeof (float));
-    if (!host || !frame) {
+    if (!host) {
         vdgx_set_error (err, "ltx2 vae: out of memory");
         goto out;
     }
@@ -915,21 +1072,11 @@ ltx2_vae_decode (ltx2_vae_t *self, const float *latent, int64_t frames, int64_t 
         s_fail (self, err, "unpatchify");
         goto out;
     }
-    vdgx_nn_free (b, &x);
-    vdgx_nn_free (b, &y);
-    bool raw = opts && opts->raw;
-    for (int64_t f = 0; f < F; f++) {
-        for (int ch = 0; ch < S_OUT_CHANNELS; ch++) {
-            const float *src = host + ((size_t) ch * (size_t) F + (size_t) f) * (size_t) plane;
-            float *dst = frame + (size_t) ch * (size_t) plane;
-            for (int64_t i = 0; i < plane; i++)
-                dst [i] = raw? src [i]: fminf (fmaxf (src [i], -1.0f), 1.0f);
-        }
-        if (fn (ctx, (int) f, frame, (int) ow, (int) oh)) {
-            vdgx_set_error (err, "ltx2 vae: the frame consumer stopped the decode at frame %lld", (long long) f);
-            goto out;
-        }
-    }
+    *out = host;
+    host = NULL;
+    osize [0] = F;
+    osize [1] = oh;
+    osize [2] = ow;
     rc = 0;
 out:
     vdgx_nn_free (b, &x);
@@ -938,7 +1085,209 @@ out:
     vdgx_nn_free (b, &mod [1]);
     free (emb);
     free (host);
-    free (frame);
+    return rc;
+}
+
+//  The latent box [t0, t1) x [h0, h1) x [w0, w1) of latent [lc, frames, height, width] into
+//  x0 [lc, t1 - t0, h1 - h0, w1 - w0]: timestep-conditioned, noise * scale + (1 - scale) *
+//  latent (noise cut from the given full-size noise, or drawn for the box from rng, as the
+//  official forward draws torch.randn of its input's shape); then * std + mean per channel.
+static void
+s_prepare (ltx2_vae_t *self, const float *latent, int64_t frames, int64_t height, int64_t width,
+           const int64_t box [6], const float *noise, vdgx_torchrng_t *rng, float ns, float *x0)
+{
+    const ltx2_vae_config_t *c = &self->cfg;
+    int64_t tf = box [1] - box [0], th = box [3] - box [2], tw = box [5] - box [4];
+    int64_t per = tf * th * tw, n = c->latent_channels * per;
+    if (rng)
+        vdgx_torchrng_randn (rng, x0, (size_t) n);
+    float keep = (float) (1.0 - (double) ns);
+    for (int64_t ch = 0; ch < c->latent_channels; ch++)
+        for (int64_t f = 0; f < tf; f++)
+            for (int64_t y = 0; y < th; y++) {
+                size_t src = (((size_t) ch * (size_t) frames + (size_t) (box [0] + f)) * (size_t) height
+                           + (size_t) (box [2] + y)) * (size_t) width + (size_t) box [4];
+                float *dst = x0 + ((ch * tf + f) * th + y) * tw;
+                for (int64_t x = 0; x < tw; x++) {
+                    float v = latent [src + (size_t) x];
+                    if (c->timestep_conditioning) {
+                        //  As the official decoder, in float32 steps.
+                        float z = rng? dst [x]: noise [src + (size_t) x];
+                        v = z * ns + keep * v;
+                    }
+                    dst [x] = v * self->std [ch] + self->mean [ch];
+                }
+            }
+}
+
+//  Hands frames [from, to) of the blend accumulator (frame `base` at row 0) to fn,
+//  normalised by the summed weights (wsum NULL: a single tile, as it is) and clamped unless
+//  raw.
+static int
+s_emit (const float *acc, const float *wsum, int64_t rows, int64_t base, int64_t from, int64_t to,
+        int64_t oh, int64_t ow, bool raw, float *frame, ltx2_vae_frame_fn *fn, void *ctx, char **err)
+{
+    size_t plane = (size_t) (oh * ow);
+    for (int64_t f = from; f < to; f++) {
+        const float *w = wsum? wsum + (size_t) (f - base) * plane: NULL;
+        for (int ch = 0; ch < S_OUT_CHANNELS; ch++) {
+            const float *src = acc + ((size_t) ch * (size_t) rows + (size_t) (f - base)) * plane;
+            float *dst = frame + (size_t) ch * plane;
+            for (size_t i = 0; i < plane; i++) {
+                float v = w? src [i] / fmaxf (w [i], 1e-8f): src [i];
+                dst [i] = raw? v: fminf (fmaxf (v, -1.0f), 1.0f);
+            }
+        }
+        if (fn (ctx, (int) f, frame, (int) ow, (int) oh)) {
+            vdgx_set_error (err, "ltx2 vae: the frame consumer stopped the decode at frame %lld", (long long) f);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+ltx2_vae_decode (ltx2_vae_t *self, const float *latent, int64_t frames, int64_t height,
+                 int64_t width, const ltx2_vae_decode_opts_t *opts, ltx2_vae_frame_fn *fn,
+                 void *ctx, char **err)
+{
+    assert (self && latent && fn);
+    const ltx2_vae_config_t *c = &self->cfg;
+    //  Reflect padding needs sides of at least 2 latent pixels (as in PyTorch).
+    if (frames < 1 || height < 2 || width < 2 || frames > 4096 || height > 4096 || width > 4096) {
+        vdgx_set_error (err, "ltx2 vae: latent size %lldx%lldx%lld (frames x height x width) out of "
+                        "range (sides 2 to 4096)",
+                        (long long) frames, (long long) height, (long long) width);
+        return -1;
+    }
+    const ltx2_vae_tiling_t *tiling = opts && s_tiling_on (&opts->tiling)? &opts->tiling: NULL;
+    if (tiling && s_tiling_check (tiling, err))
+        return -1;
+    s_split_t sp [3];
+    s_splits (c, tiling, frames, height, width, sp);
+    const int scale [3] = { c->time_scale, c->space_scale, c->space_scale };
+    for (int a = 0; a < 3; a++) {
+        int64_t b, e, lr, rr;
+        s_interval (&sp [a], sp [a].n - 1, &b, &e, &lr, &rr);
+        if (a > 0 && e - b < 2) {
+            vdgx_set_error (err, "ltx2 vae: the tiling leaves a tile %lld latent pixel%s wide (%s %lld); "
+                            "reflect padding needs 2", (long long) (e - b), e - b == 1? "": "s",
+                            a == 1? "height": "width", (long long) (a == 1? height: width));
+            return -1;
+        }
+    }
+    float t = 0.0f, ns = 0.0f;
+    const float *noise = NULL;
+    vdgx_torchrng_t *rng = NULL;
+    if (c->timestep_conditioning) {
+        t = opts && opts->timestep > 0? opts->timestep: S_DEFAULT_T;
+        ns = opts && opts->noise_scale > 0? opts->noise_scale: S_DEFAULT_NOISE;
+        noise = opts? opts->noise: NULL;
+        if (!noise && !(rng = vdgx_torchrng_new (opts? opts->seed: 0))) {
+            vdgx_set_error (err, "ltx2 vae: out of memory");
+            return -1;
+        }
+    }
+    //  Output frames and size; the longest tile in latent units.
+    int64_t of = c->time_scale * (frames - 1) + 1, oh = c->space_scale * height, ow = c->space_scale * width;
+    int64_t lt = s_longest (&sp [0]), lh = s_longest (&sp [1]), lw = s_longest (&sp [2]);
+    size_t plane = (size_t) (oh * ow);
+    //  Accumulator rows: frames from the current temporal tile's start to the end of the
+    //  longest temporal tile (earlier tiles end no later than later ones start + overlap).
+    int64_t rows = c->time_scale * (lt - 1) + 1;
+    bool single = sp [0].n == 1 && sp [1].n == 1 && sp [2].n == 1;
+    float *x0 = (float *) malloc ((size_t) (c->latent_channels * lt * lh * lw) * sizeof (float));
+    float *frame = (float *) malloc ((size_t) S_OUT_CHANNELS * plane * sizeof (float));
+    float *acc = single? NULL: (float *) calloc ((size_t) S_OUT_CHANNELS * (size_t) rows * plane, sizeof (float));
+    float *wsum = single? NULL: (float *) calloc ((size_t) rows * plane, sizeof (float));
+    float *mt = (float *) malloc ((size_t) rows * sizeof (float));
+    float *mh = (float *) malloc ((size_t) oh * sizeof (float));
+    float *mw = (float *) malloc ((size_t) ow * sizeof (float));
+    float *tile = NULL;
+    int rc = -1;
+    if (!x0 || !frame || (!single && (!acc || !wsum)) || !mt || !mh || !mw) {
+        vdgx_set_error (err, "ltx2 vae: out of memory");
+        goto out;
+    }
+    bool raw = opts && opts->raw;
+    int64_t base = 0;                   //  output frame of accumulator row 0
+    for (int64_t it = 0; it < sp [0].n; it++) {
+        int64_t tb, te, pb, pe, lr, rr;
+        s_interval (&sp [0], it, &tb, &te, &lr, &rr);
+        s_map (&sp [0], it, scale [0], &pb, &pe, mt);
+        if (!single && pb > base) {
+            //  No later tile reaches the frames before this one's start: hand them out and
+            //  move the rest of the accumulator to the top.
+            if (s_emit (acc, wsum, rows, base, base, pb, oh, ow, raw, frame, fn, ctx, err))
+                goto out;
+            int64_t keep = rows - (pb - base);
+            for (int ch = 0; ch < S_OUT_CHANNELS; ch++) {
+                float *r0 = acc + (size_t) ch * (size_t) rows * plane;
+                memmove (r0, r0 + (size_t) (pb - base) * plane, (size_t) keep * plane * sizeof (float));
+                memset (r0 + (size_t) keep * plane, 0, (size_t) (pb - base) * plane * sizeof (float));
+            }
+            memmove (wsum, wsum + (size_t) (pb - base) * plane, (size_t) keep * plane * sizeof (float));
+            memset (wsum + (size_t) keep * plane, 0, (size_t) (pb - base) * plane * sizeof (float));
+            base = pb;
+        }
+        for (int64_t ih = 0; ih < sp [1].n; ih++)
+            for (int64_t iw = 0; iw < sp [2].n; iw++) {
+                if (s_cancelled (opts)) {
+                    rc = -2;
+                    goto out;
+                }
+                int64_t box [6], hb, he, wb, we;
+                box [0] = tb;
+                box [1] = te;
+                s_interval (&sp [1], ih, &box [2], &box [3], &lr, &rr);
+                s_interval (&sp [2], iw, &box [4], &box [5], &lr, &rr);
+                s_map (&sp [1], ih, scale [1], &hb, &he, mh);
+                s_map (&sp [2], iw, scale [2], &wb, &we, mw);
+                s_prepare (self, latent, frames, height, width, box, noise, rng, ns, x0);
+                int64_t os [3] = { 0 };
+                int r = s_decode_raw (self, x0, te - tb, box [3] - box [2], box [5] - box [4], t, opts, &tile, os, err);
+                if (r) {
+                    rc = r;
+                    goto out;
+                }
+                assert (os [0] == pe - pb && os [1] == he - hb && os [2] == we - wb);
+                if (single) {
+                    //  The whole latent: its frames as they are.
+                    if (s_emit (tile, NULL, of, 0, 0, of, oh, ow, raw, frame, fn, ctx, err))
+                        goto out;
+                }
+                else
+                    //  buffer += tile * mask, weights += mask (mask = (mt * mh) * mw).
+                    for (int64_t f = 0; f < os [0]; f++)
+                        for (int64_t y = 0; y < os [1]; y++) {
+                            size_t row = ((size_t) (pb - base + f) * (size_t) oh + (size_t) (hb + y)) * (size_t) ow
+                                       + (size_t) wb;
+                            float mty = mt [f] * mh [y];
+                            for (int64_t x = 0; x < os [2]; x++) {
+                                float m = mty * mw [x];
+                                wsum [row + (size_t) x] += m;
+                                for (int ch = 0; ch < S_OUT_CHANNELS; ch++)
+                                    acc [(size_t) ch * (size_t) rows * plane + row + (size_t) x]
+                                        += tile [((size_t) (ch * os [0] + f) * (size_t) os [1] + (size_t) y)
+                                                 * (size_t) os [2] + (size_t) x] * m;
+                            }
+                        }
+                free (tile);
+                tile = NULL;
+            }
+    }
+    if (!single && s_emit (acc, wsum, rows, base, base, of, oh, ow, raw, frame, fn, ctx, err))
+        goto out;
+    rc = 0;
+out:
+    vdgx_torchrng_destroy (&rng);
+    free (tile);
     free (x0);
+    free (frame);
+    free (acc);
+    free (wsum);
+    free (mt);
+    free (mh);
+    free (mw);
     return rc;
 }

@@ -15,12 +15,23 @@
     A latent [128, T, H, W] gives 8 (T - 1) + 1 frames of 32 H x 32 W (LTX-2 and LTX-2.3
     real configs; the output size follows from the block list).
 
-    ltx2_vae_decode decodes the whole latent at once, as the official pipeline classes do when
-    they are given no tiling config (and as the reference vectors were made). The official
-    command-line entry points pass TilingConfig.default(): spatial tiles of 512 px with 64 px
-    overlap and temporal tiles of 64 frames with 24 overlap, blended with trapezoidal masks,
-    which bounds the activation memory at large sizes. Tiled decoding is not implemented here
-    yet (ltx2_vae_activation_bytes gives the whole-latent peak).
+    ltx2_vae_decode decodes the whole latent at once by default, as the official pipeline
+    classes do when they are given no tiling config (and as the reference vectors were made).
+    With opts.tiling set it decodes tile by tile as the official VideoDecoder.tiled_decode
+    does (the command-line entry points pass TilingConfig.default (), here
+    LTX2_VAE_TILING_DEFAULT: spatial tiles of 512 px with 64 px overlap, temporal tiles of 64
+    frames with 24 overlap), which bounds the activation memory by the tile size:
+      - the latent is split per axis: space into tiles of tile / space_scale latent pixels
+        (on the shorter side scaled by side / longer side, rounded half to even, at least
+        max (2, overlap + 1)), stride tile - overlap, the last tile ending at the edge; time
+        into tile / time_scale latent frames the same way, every tile after the first
+        starting one latent frame earlier (its first decoded frame is the "first frame");
+      - tile [b, e) maps to pixels [32 b, 32 e) in space and [8 b, 8 (e - 1) + 1) in time;
+      - each tile is weighted by a separable trapezoidal mask (linear ramps over the overlap,
+        in time the ramp of a later tile starting from 0), summed, and divided by the summed
+        weights; frames are handed to fn as soon as no later tile reaches them.
+    Each tile is decoded as a whole latent would be: the timestep-conditioned noise is drawn
+    per tile in tile order (time, height, width) from the seed, or cut from opts.noise.
 
     Weights: the single-file LTX-2 checkpoints, keys vae.decoder.* and vae.per_channel_
     statistics.*; the config from the safetensors __metadata__ "config" object's "vae"
@@ -90,15 +101,38 @@ void ltx2_vae_destroy (ltx2_vae_t **self_p);
 const ltx2_vae_config_t *ltx2_vae_config (ltx2_vae_t *self);
 //  Bytes of parameters held on the backend.
 uint64_t ltx2_vae_weight_bytes (ltx2_vae_t *self);
-//  Peak activation bytes of one decode of a latent [C, frames, height, width] (whole-latent
-//  decode), for memory estimates; act_size is the activation element size.
-uint64_t ltx2_vae_activation_bytes (const ltx2_vae_config_t *cfg, int64_t frames,
-                                    int64_t height, int64_t width, size_t act_size);
+//  Tiled decoding (see above). Zero sizes turn an axis's tiling off; all zero (or a zeroed
+//  struct) decodes the whole latent at once. Spatial: tile >= 64 px, a multiple of 32,
+//  overlap a multiple of 32 below the tile; temporal: tile >= 16 frames, a multiple of 8,
+//  overlap a multiple of 8 below the tile (the official TilingConfig's checks).
+typedef struct {
+    int spatial_tile_px, spatial_overlap_px;
+    int temporal_tile_frames, temporal_overlap_frames;
+} ltx2_vae_tiling_t;
+
+//  The official TilingConfig.default () of the LTX-2 / LTX-2.3 releases (ltx-core up to
+//  2026-03; later ltx-core versions changed it to 768 / 64 px and 80 / 24 frames).
+#define LTX2_VAE_TILING_DEFAULT ((ltx2_vae_tiling_t) { 512, 64, 64, 24 })
+
+//  The tiles of a latent [frames, height, width] under tiling (NULL or off: 1): returns their
+//  number, and where sums [a] is given fills it with axis a's summed 1-D blend masks (time,
+//  height, width; lengths: output frames, height, width). The blend weight of an output
+//  pixel is sums [0][f] * sums [1][y] * sums [2][x]. -1 with *err for a bad tiling or size.
+int64_t ltx2_vae_tiling_plan (const ltx2_vae_config_t *cfg, const ltx2_vae_tiling_t *tiling,
+                              int64_t frames, int64_t height, int64_t width, float *sums [3],
+                              char **err);
+
+//  Peak activation bytes (backend memory) of one decode of a latent [C, frames, height,
+//  width], for memory estimates: of the whole latent when tiling is NULL or off, else of the
+//  largest tile; act_size is the activation element size.
+uint64_t ltx2_vae_activation_bytes (const ltx2_vae_config_t *cfg, const ltx2_vae_tiling_t *tiling,
+                                    int64_t frames, int64_t height, int64_t width,
+                                    size_t act_size);
 
 //  Intermediates (refcheck, debugging), [1, C, F, H, W]: "conv_in_input", "conv_in",
 //  "up_blocks.<i>", "conv_norm_out", "conv_act_input" (after the final modulation),
 //  "conv_out"; timestep-conditioned also "up_blocks.<i>.time_embedder" and
-//  "last_time_embedder" ([1, n]).
+//  "last_time_embedder" ([1, n]). A tiled decode taps each tile's.
 typedef void (ltx2_vae_tap_fn) (void *ctx, const char *name, const vdgx_tensor_t *t);
 void ltx2_vae_set_tap (ltx2_vae_t *self, ltx2_vae_tap_fn *fn, void *ctx);
 
@@ -115,11 +149,14 @@ typedef struct {
                                 //  CPU generator from seed (torch.randn order)
     uint64_t seed;
     atomic_int *cancel;         //  checked between blocks, may be NULL
+    ltx2_vae_tiling_t tiling;   //  zeroed: the whole latent at once
 } ltx2_vae_decode_opts_t;
 
 //  Decodes a normalised latent [latent_channels, frames, height, width] (host f32), handing
 //  the time_scale (frames - 1) + 1 frames of space_scale * height x space_scale * width to
-//  fn in order. Returns 0, -2 when cancelled, -1 with *err (also when fn returned -1).
+//  fn in order (tiled: the blended frames, clamped after blending). Returns 0, -2 when
+//  cancelled, -1 with *err (also when fn returned -1, or for a bad tiling or a tile with a
+//  side under 2 latent pixels).
 int ltx2_vae_decode (ltx2_vae_t *self, const float *latent, int64_t frames, int64_t height,
                      int64_t width, const ltx2_vae_decode_opts_t *opts, ltx2_vae_frame_fn *fn,
                      void *ctx, char **err);
