@@ -32,6 +32,9 @@
         weights; frames are handed to fn as soon as no later tile reaches them.
     Each tile is decoded as a whole latent would be: the timestep-conditioned noise is drawn
     per tile in tile order (time, height, width) from the seed, or cut from opts.noise.
+    Host memory: a whole decode holds the whole video in f32 (3 x frames x H x W); a tiled one
+    one tile's output plus a blend accumulator of 4 x (longest temporal tile's frames) x H x W
+    f32 (the weights are summed in f32 where the official code uses the latent's dtype).
 
     Weights: the single-file LTX-2 checkpoints, keys vae.decoder.* and vae.per_channel_
     statistics.*; the config from the safetensors __metadata__ "config" object's "vae"
