@@ -565,35 +565,27 @@ s_tiling_on (const ltx2_vae_tiling_t *t)
     return t && (t->spatial_tile_px || t->spatial_overlap_px || t->temporal_tile_frames || t->temporal_overlap_frames);
 }
 
+//  One axis of a tiling: off (0, 0), or tile >= least, tile and overlap multiples of `step`,
+//  overlap below the tile (the official SpatialTilingConfig / TemporalTilingConfig checks).
 static int
-s_tiling_check (const ltx2_vae_tiling_t *t, char **err)
+s_axis_check (int tile, int overlap, int least, int step, const char *what, const char *unit, char **err)
 {
-    if (t->spatial_tile_px < 0 || t->spatial_overlap_px < 0 || t->temporal_tile_frames < 0
-    ||  t->temporal_overlap_frames < 0) {
-        vdgx_set_error (err, "ltx2 vae: tiling sizes must not be negative");
-        return -1;
-    }
-    if (t->spatial_tile_px > 0
-    && (t->spatial_tile_px < 64 || t->spatial_tile_px % 32 || t->spatial_overlap_px % 32
-    ||  t->spatial_overlap_px >= t->spatial_tile_px)) {
-        vdgx_set_error (err, "ltx2 vae: spatial tiles must be at least 64 px and a multiple of 32, "
-                        "the overlap a multiple of 32 below the tile (got %d, %d)",
-                        t->spatial_tile_px, t->spatial_overlap_px);
-        return -1;
-    }
-    if (t->temporal_tile_frames > 0
-    && (t->temporal_tile_frames < 16 || t->temporal_tile_frames % 8 || t->temporal_overlap_frames % 8
-    ||  t->temporal_overlap_frames >= t->temporal_tile_frames)) {
-        vdgx_set_error (err, "ltx2 vae: temporal tiles must be at least 16 frames and a multiple of 8, "
-                        "the overlap a multiple of 8 below the tile (got %d, %d)",
-                        t->temporal_tile_frames, t->temporal_overlap_frames);
-        return -1;
-    }
-    if ((t->spatial_tile_px == 0 && t->spatial_overlap_px) || (t->temporal_tile_frames == 0 && t->temporal_overlap_frames)) {
-        vdgx_set_error (err, "ltx2 vae: a tiling overlap needs a tile size");
+    if (tile == 0 && overlap == 0)
+        return 0;
+    if (tile < least || tile % step || overlap < 0 || overlap % step || overlap >= tile) {
+        vdgx_set_error (err, "ltx2 vae: %s tiles must be at least %d %s and a multiple of %d, the overlap "
+                        "a multiple of %d below the tile (got %d, %d)", what, least, unit, step, step,
+                        tile, overlap);
         return -1;
     }
     return 0;
+}
+
+static int
+s_tiling_check (const ltx2_vae_tiling_t *t, char **err)
+{
+    return s_axis_check (t->spatial_tile_px, t->spatial_overlap_px, 64, 32, "spatial", "px", err)
+        || s_axis_check (t->temporal_tile_frames, t->temporal_overlap_frames, 16, 8, "temporal", "frames", err)? -1: 0;
 }
 
 static void

@@ -193,7 +193,7 @@ s_tiling_test (const ltx2_vae_config_t *cfg, const char *src2, bool verbose)
         { 0, 0, 8, 0 }, { 0, 0, 20, 0 }, { 0, 0, 16, 4 }, { 0, 0, 16, 16 }, { 0, 32, 0, 0 }, { -64, 0, 0, 0 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
-        assert (ltx2_vae_tiling_plan (cfg, &bad [i], 4, 4, 4, NULL, &err) == -1 && err && strstr (err, "til"));
+        assert (ltx2_vae_tiling_plan (cfg, &bad [i], 4, 4, 4, NULL, &err) == -1 && err && strstr (err, "tiles must"));
         free (err);
         err = NULL;
     }
@@ -286,6 +286,11 @@ s_tiling_test (const ltx2_vae_config_t *cfg, const char *src2, bool verbose)
     ltx2_vae_decode_opts_t thin = { .tiling = { 64, 0, 0, 0 } };
     s_video_t none = { 0 };
     assert (ltx2_vae_decode (vae, latent, F, H, W, &thin, s_collect, &none, &err) == -1 && strstr (err, "reflect"));
+    free (err);
+    err = NULL;
+    ltx2_vae_decode_opts_t odd = { .tiling = { 0, 0, 20, 8 } };
+    assert (ltx2_vae_decode (vae, latent, F, H, W, &odd, s_collect, &none, &err) == -1 && strstr (err, "tiles must")
+            && none.frames == 0);
     free (err);
     err = NULL;
     ltx2_vae_destroy (&vae);
