@@ -371,7 +371,13 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
         bytes += (v23? 3172227584ull: 1431535200ull) * wsize;
         bytes += (v23? 407169328ull: 552815281ull) * act;
         bytes += (v23? 161000426ull: 87508196ull) * 4;
-        bytes += (uint64_t) frames * w * h * 3 * 64 * act / 8;    //  decoder activations, roughly
+        //  Decoder activations, roughly, of its largest tile (the decode is tiled as the
+        //  official command line does: LTX2_VAE_TILING_DEFAULT).
+        ltx2_vae_tiling_t tiling = LTX2_VAE_TILING_DEFAULT;
+        int64_t tf = frames < tiling.temporal_tile_frames? frames: tiling.temporal_tile_frames;
+        int64_t tw = w < tiling.spatial_tile_px? w: tiling.spatial_tile_px;
+        int64_t th = h < tiling.spatial_tile_px? h: tiling.spatial_tile_px;
+        bytes += (uint64_t) (tf * tw * th * 3 * 64) * act / 8;
     }
     return bytes;
 }
@@ -778,7 +784,10 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         goto out;
     }
     ltx2_sample_unpatchify (x, C, g.sh.frames, g.sh.height, g.sh.width, latent);
-    ltx2_vae_decode_opts_t vo = { .raw = false, .seed = req->seed, .cancel = io? io->cancel: NULL };
+    //  Tiled as the official command line decodes (a video of any length in bounded memory;
+    //  a latent inside one tile decodes exactly as the whole).
+    ltx2_vae_decode_opts_t vo = { .raw = false, .seed = req->seed, .cancel = io? io->cancel: NULL,
+                                  .tiling = LTX2_VAE_TILING_DEFAULT };
     char *e = NULL;
     r = ltx2_vae_decode (self->vae, latent, g.sh.frames, g.sh.height, g.sh.width, &vo, s_on_frame, &g, &e);
     if (r == -2) {
