@@ -82,6 +82,25 @@ vdgx_ckpt_destroy (vdgx_ckpt_t **self_p)
     *self_p = NULL;
 }
 
+bool
+vdgx_ckpt_mapped (vdgx_ckpt_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->map_count; i++)
+        if (self->maps [i].len)
+            return true;
+    return false;
+}
+
+void
+vdgx_ckpt_release_pages (vdgx_ckpt_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->map_count; i++)
+        if (self->maps [i].len)
+            (void) madvise (self->maps [i].addr, self->maps [i].len, MADV_DONTNEED);
+}
+
 //  ---------------------------------------------------------------------------------------
 //  safetensors
 
@@ -760,6 +779,13 @@ vdgx_ckpt_test (bool verbose)
     assert (out [0] == 1.0f && out [1] == -2.0f);
     assert (vdgx_ckpt_read_f32 (vdgx_ckpt_find (c, "blocks.0.weight"), out, NULL) == 0 && out [1] == 448.0f);
     assert (vdgx_ckpt_read_f32 (vdgx_ckpt_find (c, "pos"), out, NULL) == 0 && out [0] == -5.0f);
+    //  Pages given back to the file read the same data again.
+    assert (vdgx_ckpt_mapped (c));
+    vdgx_ckpt_release_pages (c);
+    for (int i = 0; i < (int) (sizeof (ts) / sizeof (ts [0])); i++) {
+        const vdgx_ckpt_tensor_t *t = vdgx_ckpt_find (c, ts [i].name);
+        assert (!t->nbytes || memcmp (t->data, ts [i].data, t->nbytes) == 0);
+    }
     vdgx_ckpt_destroy (&c);
     assert (c == NULL);
 
@@ -893,6 +919,11 @@ vdgx_ckpt_test (bool verbose)
         assert (c && vdgx_ckpt_count (c) == 2 && vdgx_ckpt_find (c, "b")->nbytes == 3);
         assert (vdgx_ckpt_metadata (c, "format") && strcmp (vdgx_ckpt_metadata (c, "format"), "pt") == 0);
         assert (vdgx_ckpt_metadata (c, "config") == NULL);
+        //  A caller's buffer is not this checkpoint's to give back.
+        memset (img + size - 11, 0x5a, 11);
+        assert (!vdgx_ckpt_mapped (c));
+        vdgx_ckpt_release_pages (c);
+        assert (((const uint8_t *) vdgx_ckpt_find (c, "b")->data) [2] == 0x5a);
         vdgx_ckpt_destroy (&c);
         //  metadata written and read back (quotes and newlines escaped)
         const char *meta [] = { "config", "{\"a\": \"b\"}\n", "v", "2.3", NULL };

@@ -39,6 +39,15 @@ const vdgx_ckpt_tensor_t *vdgx_ckpt_find (vdgx_ckpt_t *self, const char *name);
 const char *vdgx_ckpt_metadata (vdgx_ckpt_t *self, const char *key);
 //  Converts a tensor to f32 into dst (numel elements); -1 with *err on a dtype it cannot convert.
 int vdgx_ckpt_read_f32 (const vdgx_ckpt_tensor_t *t, float *dst, char **err);
+//  True when the tensors point into files this checkpoint mapped itself (vdgx_ckpt_open),
+//  false for vdgx_ckpt_open_buffer: a mapped tensor may be kept for the checkpoint's life
+//  and its pages given back to the file with vdgx_ckpt_release_pages.
+bool vdgx_ckpt_mapped (vdgx_ckpt_t *self);
+//  Drops every page of this checkpoint's file mappings from the process (madvise
+//  MADV_DONTNEED on read-only private file maps: the data stays valid and is read from the
+//  file again on its next touch). A loader calls it after converting tensors, so the pages
+//  read do not stay resident next to the converted copies. No-op for a buffer checkpoint.
+void vdgx_ckpt_release_pages (vdgx_ckpt_t *self);
 
 //  Writes a safetensors file (tests and the tiny-checkpoint generator). Tensors are written in
 //  the order given. Writes to a temporary file and renames.

@@ -41,8 +41,9 @@ typedef struct {
 struct _vdgx_t5_t {
     vdgx_t5_config_t cfg;
     vdgx_backend_t *backend;
-    vdgx_ckpt_t *ckpt;                      //  open while loading only
+    vdgx_ckpt_t *ckpt;                      //  open while loading; kept for a mapped embedding
     void *embedding;                        //  [vocab, dim] in emb_dtype: the one host copy
+    const void *emb_mapped;                 //  or the same in ckpt's file mapping (kept open)
     vdgx_dtype_t emb_dtype;
     vdgx_wfmt_t wfmt;
     s_layer_t *layers;
@@ -458,9 +459,19 @@ vdgx_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt_
             l->pos = s_read_f32 (self, name, NULL);
             rc = l->pos? 0: -1;
         }
+        vdgx_ckpt_release_pages (self->ckpt);  //  this layer's file pages, now converted
     }
-    //  The token embedding: one host copy (rows are gathered on the host); the checkpoint,
-    //  whose mapped pages held every weight in its file dtype, is closed after loading.
+    //  The token embedding: one host copy (rows are gathered on the host). From a mapped
+    //  file that copy is the mapping itself: the checkpoint stays open, its pages read while
+    //  loading are given back, and only the rows of the prompts seen become resident (256K
+    //  rows x 4096 of umT5 are 2 GB in BF16). From a caller's buffer it is copied and the
+    //  checkpoint closed.
+    bool keep_map = vdgx_ckpt_mapped (self->ckpt);
+    if (rc == 0 && keep_map) {
+        self->emb_dtype = emb->dtype;
+        self->emb_mapped = emb->data;
+    }
+    else
     if (rc == 0) {
         self->emb_dtype = emb->dtype;
         self->embedding = malloc (emb->nbytes);
@@ -479,7 +490,10 @@ vdgx_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend, vdgx_wfmt_
         vdgx_t5_destroy (&self);
         return NULL;
     }
-    vdgx_ckpt_destroy (&self->ckpt);
+    if (keep_map)
+        vdgx_ckpt_release_pages (self->ckpt);
+    else
+        vdgx_ckpt_destroy (&self->ckpt);
     return self;
 }
 
@@ -676,7 +690,8 @@ vdgx_t5_forward (vdgx_t5_t *self, const int32_t *ids, const uint8_t *mask, int b
     }
     size_t esize = vdgx_dtype_size (self->emb_dtype);
     for (int64_t i = 0; i < M; i++)
-        vdgx_convert_to_f32 (host + i * D, (const char *) self->embedding + (size_t) ids [i] * D * esize,
+        vdgx_convert_to_f32 (host + i * D, (const char *) (self->emb_mapped? self->emb_mapped: self->embedding)
+                             + (size_t) ids [i] * D * esize,
                              self->emb_dtype, (size_t) D);
     //  Reduced-precision backends: upload f32 as is and cast on the device (the host-side
     //  conversion would cost more than a layer on a GPU).
