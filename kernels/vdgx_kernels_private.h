@@ -129,6 +129,15 @@ int vdgx_cpu_attention_fast (vdgx_cpu_pool_t *pool, const vdgx_attn_args_t *a);
 extern bool vdgx_attn_fast_disable;
 void vdgx_cpu_attn_fast_test (bool verbose);
 
+//  Vector paths of elementwise activations (vdgx_cpu_ew_fast.c): y[n] = f(x[n]). Returns
+//  false (nothing done) when this CPU has none (no AVX-512) or vdgx_ew_fast_disable is set:
+//  the caller runs its scalar reference.
+typedef enum { VDGX_CPU_EW_GELU_TANH, VDGX_CPU_EW_SILU } vdgx_cpu_ew_t;
+bool vdgx_cpu_ew_fast (vdgx_cpu_ew_t kind, float *y, const float *x, int64_t n);
+//  Tests set this to run the reference instead.
+extern bool vdgx_ew_fast_disable;
+void vdgx_cpu_ew_fast_test (bool verbose);
+
 //  Convolution geometry of one image (channels first; 2D convs have T = kt = To = 1).
 typedef struct {
     int64_t Cin, T, H, W, kt, kh, kw, To, Ho, Wo;

@@ -443,12 +443,16 @@ s_ew_chunk (void *ctx, int64_t c)
     const float *a = j->a;
     switch (j->kind) {
         case S_GELU:
+            if (vdgx_cpu_ew_fast (VDGX_CPU_EW_GELU_TANH, y + i0, a + i0, i1 - i0))
+                break;
             for (int64_t i = i0; i < i1; i++) {
                 float x = a [i];
                 y [i] = 0.5f * x * (1.0f + tanhf (0.7978845608028654f * (x + 0.044715f * x * x * x)));
             }
             break;
         case S_SILU:
+            if (vdgx_cpu_ew_fast (VDGX_CPU_EW_SILU, y + i0, a + i0, i1 - i0))
+                break;
             for (int64_t i = i0; i < i1; i++)
                 y [i] = a [i] / (1.0f + expf (-a [i]));
             break;

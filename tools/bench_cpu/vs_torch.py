@@ -542,6 +542,8 @@ def main():
     ap.add_argument('--items', default='linear,sdpa,conv3d,dit1560,dit3120,vae,t5')
     ap.add_argument('--quant', default='bf16,fp8,nvfp4,nf4', help='our weight formats for the linear item')
     ap.add_argument('--dit-precisions', default='bf16', help='our DiT weight formats besides fp32')
+    ap.add_argument('--exact-too', default='', help='items also run with VDGX_CPU_EXACT=1 (our portable '
+                    'routes: scalar activations, dequantizing linears) as <item>.exact, e.g. dit1560,vae')
     args = ap.parse_args()
     if args.torch_item:
         torch_item(args.torch_item, args.threads)
@@ -576,6 +578,10 @@ def main():
             cmd = ours[it][0]
             extra[it] = {it + '.' + p: (cmd[:cmd.index('fp32')] + [p] + cmd[cmd.index('fp32') + 1:],
                                         ours[it][1], 1.0) for p in args.dit_precisions.split(',') if p}
+    exact_env = dict(env, VDGX_CPU_EXACT='1')
+    for it in args.exact_too.split(','):
+        if it in items:
+            extra.setdefault(it, {})[it + '.exact'] = ours[it] + (exact_env,)
     res = {}
     load = []
     for rep in range(args.reps):
@@ -589,8 +595,9 @@ def main():
             out, rss = run_child(me + [it.split('.')[0]], env)
             res[it]['torch'].append(first_float(r'time (\S+)', out))
             res[it]['rss_torch'] = max(res[it]['rss_torch'], rss)
-            for name, (cmd, pat, sc) in extra.get(it, {}).items():
-                out, rss = run_child(cmd, env)
+            for name, spec in extra.get(it, {}).items():
+                cmd, pat, sc = spec[:3]
+                out, rss = run_child(cmd, spec[3] if len(spec) > 3 else env)
                 res.setdefault(name, {'ours': [], 'torch': res[it]['torch'], 'rss_ours': 0, 'rss_torch': 0})
                 res[name]['ours'].append(first_float(pat, out, sc))
                 res[name]['rss_ours'] = max(res[name]['rss_ours'], rss)
@@ -610,7 +617,7 @@ def report(res, args, load, reps, out):
         print('%-14s %12.4f %12.4f %7.2fx   %10.0f %10.0f' % (it, mo, mt, mt / mo, r['rss_ours'], r['rss_torch']),
               file=out)
     print('(medians; ratio = torch / ours, > 1: ours faster; <item>.<fmt> = our quantized weights '
-          'against the same torch fp32 run)', file=out, flush=True)
+          'against the same torch fp32 run; <item>.exact = ours with VDGX_CPU_EXACT=1)', file=out, flush=True)
 
 
 if __name__ == '__main__':

@@ -47,7 +47,9 @@ typedef struct _vdgx_t5_t vdgx_t5_t;
 //  or a .pth) and loads the encoder onto backend with linear weights in wfmt
 //  (F32, BF16, F16 or FP8_E4M3). NULL with *err on failure.
 vdgx_t5_t *vdgx_t5_new (const char *path, vdgx_backend_t *backend, vdgx_wfmt_t wfmt, char **err);
-//  Same from an open checkpoint; takes ownership of *ckpt_p (nulls it) in every case.
+//  Same from an open checkpoint; takes ownership of *ckpt_p (nulls it) in every case. A
+//  file checkpoint stays mapped for the encoder's life: the token embedding is read in place
+//  (only the rows of prompts seen become resident); one opened from a buffer is copied.
 vdgx_t5_t *vdgx_t5_new_from_ckpt (vdgx_ckpt_t **ckpt_p, vdgx_backend_t *backend,
                                     vdgx_wfmt_t wfmt, char **err);
 void vdgx_t5_destroy (vdgx_t5_t **self_p);
