@@ -11,7 +11,6 @@
 #include "vdgx_jobqueue.h"
 #include "vdgx_jobstore.h"
 #include "vdgx_syncer.h"
-#include "vdgx_spares.h"
 #include "vdgx_storeguard.h"
 #include "vdgx_outcheck.h"
 #include "vdgx_storecheck.h"
@@ -198,7 +197,6 @@ typedef struct {
     uint64_t ticket_sent;       //  last batch handed to the syncer
     uint64_t ticket_done;       //  last batch the syncer reported durable
     int ckpt_asked;             //  WAL frames when a checkpoint was last asked for (0: none)
-    vdgx_spares_t *spares;      //  temp output files created ahead, off this thread
     bool acking;                //  the reply being sent acknowledges stored state
     bool controlling;           //  the message being sent is a CONTROL to a worker
     bool job_state;             //  the job service reply being made reports stored state
@@ -505,16 +503,6 @@ s_syncer_event (zloop_t *loop, zsock_t *reader, void *arg)
     if (ticket > self->ticket_done)
         self->ticket_done = ticket;
     s_release (self);
-    return 0;
-}
-
-//  Files made ahead for job outputs arrived.
-static int
-s_spares_event (zloop_t *loop, zsock_t *reader, void *arg)
-{
-    (void) loop;
-    (void) reader;
-    vdgx_spares_recv (((s_broker_t *) arg)->spares);
     return 0;
 }
 
@@ -948,9 +936,7 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
         vdgx_acl_token (self->acl, job.id, job.attempt, run->token);
     char path [4096];
     vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
-    run->fd = vdgx_spares_take (self->spares, path);
-    if (run->fd < 0)
-        run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (run->fd < 0) {
         run->store_failed = true;
         char why [300];
@@ -3206,7 +3192,6 @@ s_broker_free (s_broker_t *self)
     zlistx_destroy (&self->outbox);
     zlistx_destroy (&self->deferred);
     vdgx_syncer_destroy (&self->syncer);
-    vdgx_spares_destroy (&self->spares);
     zhashx_destroy (&self->known);
     zhashx_destroy (&self->limits);
     zhashx_destroy (&self->precisions);
@@ -3426,9 +3411,6 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
         goto fail;
     }
     self->syncer = vdgx_syncer_new ();
-    char spare_dir [4096];
-    vdgx_jobstore_temp_dir (self->store, spare_dir, sizeof spare_dir);
-    self->spares = vdgx_spares_new (spare_dir, 64);
     self->guard = vdgx_storeguard_new (self->store);
     self->outcheck = vdgx_outcheck_new (self->store);
     for (size_t i = 0; i < cfg->nmodels; i++) {
@@ -3507,7 +3489,6 @@ s_broker_actor (zsock_t *pipe, void *args)
     if (vdgx_acl_curve (self->acl))
         zloop_reader (self->loop, vdgx_acl_zap (self->acl), s_zap_event, self);
     zloop_reader (self->loop, vdgx_syncer_sock (self->syncer), s_syncer_event, self);
-    zloop_reader (self->loop, vdgx_spares_sock (self->spares), s_spares_event, self);
     //  Four ticks per interval: a worker gets its heartbeat at most a quarter interval late,
     //  and the heartbeats of many workers spread over the interval as they registered.
     size_t hb_tick = (size_t) self->cfg.heartbeat_ms / 4;

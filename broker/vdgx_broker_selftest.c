@@ -7,7 +7,6 @@
 #include "vdgx_acl.h"
 #include "vdgx_ostree.h"
 #include "vdgx_syncer.h"
-#include "vdgx_spares.h"
 #include "vdgx_jobqueue.h"
 #include "vdgx_registry.h"
 #include "vdgx_jobstore.h"
@@ -25,7 +24,6 @@ static const s_class_t s_classes [] = {
     { "acl", vdgx_acl_test },
     { "ostree", vdgx_ostree_test },
     { "syncer", vdgx_syncer_test },
-    { "spares", vdgx_spares_test },
     { "jobqueue", vdgx_jobqueue_test },
     { "registry", vdgx_registry_test },
     { "jobstore", vdgx_jobstore_test },

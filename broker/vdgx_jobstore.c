@@ -709,13 +709,6 @@ vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, siz
 }
 
 void
-vdgx_jobstore_temp_dir (vdgx_jobstore_t *self, char *buf, size_t size)
-{
-    assert (self && buf);
-    snprintf (buf, size, "%s", self->tmpdir);
-}
-
-void
 vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
                          char *buf, size_t size)
 {

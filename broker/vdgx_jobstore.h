@@ -108,8 +108,6 @@ int vdgx_jobstore_limits_delete (vdgx_jobstore_t *self, const char *name);
 
 //  Output files. Paths are written into buf.
 void vdgx_jobstore_output_path (vdgx_jobstore_t *self, const char *id, char *buf, size_t size);
-//  DIR/tmp, whose files are removed when the store opens.
-void vdgx_jobstore_temp_dir (vdgx_jobstore_t *self, char *buf, size_t size);
 void vdgx_jobstore_temp_path (vdgx_jobstore_t *self, const char *id, uint32_t attempt,
                               char *buf, size_t size);
 //  Verifies the temp file of (id, attempt) against size and sha256 and renames it to the
