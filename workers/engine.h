@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include "vdgx_genreq.h"
 #include "vdgx_limits.h"
 
@@ -109,6 +110,28 @@ typedef struct {
     //  piece to the broker while the job runs (PROTOCOL.md 5.3 ready_*).
     bool streaming;
 } vdgx_engine_class_t;
+
+//  Glue every engine needs (small enough to live here, so no engine copies another's).
+//  Reports progress through io when the runtime asked for it.
+static inline void
+vdgx_engine_report (const vdgx_engine_io_t *io, const char *phase, uint32_t step,
+                    uint32_t steps, double percent, const char *message)
+{
+    if (io && io->progress) {
+        vdgx_engine_progress_t pr = { phase, step, steps, percent, message };
+        io->progress (io->ctx, &pr);
+    }
+}
+
+//  True when precision is one of the NULL-terminated list.
+static inline bool
+vdgx_engine_precision_known (const char *const *list, const char *precision)
+{
+    for (int i = 0; list && list [i]; i++)
+        if (strcmp (precision, list [i]) == 0)
+            return true;
+    return false;
+}
 
 //  Registry. Built-in engines are registered by vdgx_engines_register_builtin().
 int vdgx_engine_register (const vdgx_engine_class_t *cls);

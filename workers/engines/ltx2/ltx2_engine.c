@@ -207,10 +207,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, const 
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
     if (cfg->precision && *cfg->precision) {
-        bool known = false;
-        for (int i = 0; list [i]; i++)
-            known |= strcmp (cfg->precision, list [i]) == 0;
-        if (!known) {
+        if (!vdgx_engine_precision_known (list, cfg->precision)) {
             *err = vdgx_strdupf ("%s: unknown precision '%s' (bf16, fp8, fp4, fp32)", m, cfg->precision);
             return VDGX_ENGINE_ERROR;
         }
@@ -385,16 +382,6 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
 //  ---------------------------------------------------------------------------------------
 //  Loading
 
-static void
-s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32_t steps,
-            double percent, const char *message)
-{
-    if (io && io->progress) {
-        vdgx_engine_progress_t pr = { phase, step, steps, percent, message };
-        io->progress (io->ctx, &pr);
-    }
-}
-
 static int
 s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
 {
@@ -438,7 +425,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         small = VDGX_WFMT_FP8_E4M3;         //  the text path and Gemma have no 4-bit path
     if (!ckpt)
         goto fail;
-    s_progress (io, "loading", 0, 0, 1, "text projection and connectors");
+    vdgx_engine_report (io, "loading", 0, 0, 1, "text projection and connectors");
     if (!(self->text = ltx2_text_new_from_ckpt (ckpt, self->backend, small, &e)))
         goto fail;
     ltx2_prompt_options_t po;
@@ -451,16 +438,16 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     po.reserve_bytes = ltx2_dit_weight_bytes (&self->dit_cfg, s_wfmt (self->precision), act == VDGX_DTYPE_BF16);
     if (!(self->prompt = ltx2_prompt_new (self->text, self->backend, &po, &e)))
         goto fail;
-    s_progress (io, "loading", 0, 0, 3, "diffusion transformer");
+    vdgx_engine_report (io, "loading", 0, 0, 3, "diffusion transformer");
     src = vdgx_wsrc_new (ckpt, &ltx2_dit_map, "ltx2 dit");
     if (!src || !(self->dit = ltx2_dit_new (self->backend, src, &self->dit_cfg,
                                             s_dit_precision (self->precision), &e)))
         goto fail;
     vdgx_wsrc_destroy (&src);
-    s_progress (io, "loading", 0, 0, 8, "video VAE");
+    vdgx_engine_report (io, "loading", 0, 0, 8, "video VAE");
     if (!(self->vae = ltx2_vae_new_from_ckpt (ckpt, self->backend, &e)))
         goto fail;
-    s_progress (io, "loading", 0, 0, 9, "audio VAE and vocoder");
+    vdgx_engine_report (io, "loading", 0, 0, 9, "audio VAE and vocoder");
     if (!(self->audio = ltx2_audio_new (ckpt, self->backend, &e)))
         goto fail;
     //  The pieces must fit together.
@@ -479,7 +466,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     }
     self->audio_cfg = *ac;
     vdgx_ckpt_destroy (&ckpt);
-    s_progress (io, "loading", 0, 0, 10, NULL);
+    vdgx_engine_report (io, "loading", 0, 0, 10, NULL);
     return VDGX_ENGINE_OK;
 fail:
     *err = vdgx_strdupf ("%s: %s", self->model, e? e: "loading failed");
@@ -625,7 +612,7 @@ static void
 s_on_step (void *ctx, int step, int steps)
 {
     s_gen_t *g = (s_gen_t *) ctx;
-    s_progress (g->io, "denoising", (uint32_t) step, (uint32_t) steps,
+    vdgx_engine_report (g->io, "denoising", (uint32_t) step, (uint32_t) steps,
                 15.0 + 65.0 * step / (steps > 0? steps: 1), NULL);
 }
 
@@ -641,7 +628,7 @@ s_on_frame (void *ctx, int index, const float *chw, int width, int height)
     }
     if (g->io && g->io->frame && g->io->frame (g->io->ctx, g->rgb, width, height))
         return -1;
-    s_progress (g->io, "decoding", (uint32_t) index + 1, g->frames,
+    vdgx_engine_report (g->io, "decoding", (uint32_t) index + 1, g->frames,
                 80.0 + 15.0 * (index + 1) / (g->frames? g->frames: 1), NULL);
     return 0;
 }
@@ -719,7 +706,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     double audio_cfg = self->distilled || video_cfg == 1.0? 1.0: 7.0;
     bool guided = video_cfg != 1.0 || audio_cfg != 1.0;
     //  Text: the prompt, and the negative prompt when guided.
-    s_progress (io, "encoding_text", 0, 0, 11, NULL);
+    vdgx_engine_report (io, "encoding_text", 0, 0, 11, NULL);
     const char *texts [2] = { req->prompt, req->negative_prompt? req->negative_prompt: s_negative };
     vdgx_tensor_t v [2], a [2];
     memset (v, 0, sizeof v);
@@ -759,7 +746,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     if (ltx2_sample_sigmas (self->distilled? LTX2_SCHEDULE_DISTILLED: LTX2_SCHEDULE_DEV, steps,
                             sigmas, err))
         goto out;
-    s_progress (io, "denoising", 0, (uint32_t) steps, 15, NULL);
+    vdgx_engine_report (io, "denoising", 0, (uint32_t) steps, 15, NULL);
     ltx2_sample_args_t sa = {
         .video_n = vn, .audio_n = an, .sigmas = sigmas, .steps = steps,
         .video_cfg = video_cfg, .audio_cfg = audio_cfg, .velocity = s_velocity, .ctx = &g,
@@ -775,7 +762,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     out->t_denoise = s_now () - t1;
     //  Video: unpatchify, decode frame by frame into the sink.
     double t2 = s_now ();
-    s_progress (io, "decoding", 0, req->frames, 80, NULL);
+    vdgx_engine_report (io, "decoding", 0, req->frames, 80, NULL);
     int64_t C = self->dit_cfg.in_channels;
     latent = (float *) malloc (vn * sizeof (float));
     g.rgb = (float *) malloc ((size_t) req->width * req->height * 3 * sizeof (float));
@@ -801,7 +788,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         goto out;
     }
     //  Audio.
-    s_progress (io, "decoding", req->frames, req->frames, 96, "audio");
+    vdgx_engine_report (io, "decoding", req->frames, req->frames, 96, "audio");
     if (s_cancelled (io)) {
         rc = VDGX_ENGINE_CANCELLED;
         goto out;

@@ -206,10 +206,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
     const char *precision = cfg->precision && *cfg->precision? cfg->precision: NULL;
     if (precision) {
-        bool known = false;
-        for (int i = 0; list [i]; i++)
-            known |= strcmp (precision, list [i]) == 0;
-        if (!known) {
+        if (!vdgx_engine_precision_known (list, precision)) {
             *err = vdgx_strdupf ("%s: unknown precision '%s' (bf16, fp8, fp32)", S_WHO, precision);
             return VDGX_ENGINE_ERROR;
         }
@@ -373,16 +370,6 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
 //  ---------------------------------------------------------------------------------------
 //  Loading
 
-static void
-s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32_t steps,
-            double percent, const char *message)
-{
-    if (io && io->progress) {
-        vdgx_engine_progress_t pr = { phase, step, steps, percent, message };
-        io->progress (io->ctx, &pr);
-    }
-}
-
 static vdgx_wfmt_t
 s_t5_format (const char *precision)
 {
@@ -437,7 +424,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         return VDGX_ENGINE_ERROR;
     }
     //  The DiT first: its shapes say which model this is.
-    s_progress (io, "loading", 0, 0, 1, "diffusion transformer");
+    vdgx_engine_report (io, "loading", 0, 0, 1, "diffusion transformer");
     path = s_dit_path (self, &e);
     if (!path)
         goto fail;
@@ -462,7 +449,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
                           (long long) dc->caption_len, S_TEXT_LEN);
         goto fail;
     }
-    s_progress (io, "loading", 0, 0, 4, "tokenizer and text encoder");
+    vdgx_engine_report (io, "loading", 0, 0, 4, "tokenizer and text encoder");
     static const char *const t5_dirs [] = { "ckpt/t5/t5-v1_1-xxl", "t5_pretrained/t5-v1_1-xxl",
         "t5/t5-v1_1-xxl", "ckpt/t5", "t5", NULL };
     path = s_first (self->weights_dir, t5_dirs, true);
@@ -494,7 +481,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     }
     if (s_load_special (self, dc->caption_dim, &e))
         goto fail;
-    s_progress (io, "loading", 0, 0, 8, "VAE");
+    vdgx_engine_report (io, "loading", 0, 0, 8, "VAE");
     static const char *const vae_dirs [] = { "ckpt/vae", "vae", NULL };
     path = s_first (self->weights_dir, vae_dirs, true);
     if (!path) {
@@ -513,7 +500,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
                           (long long) vc->patch_length, (long long) dc->out_channels);
         goto fail;
     }
-    s_progress (io, "loading", 0, 0, 10, NULL);
+    vdgx_engine_report (io, "loading", 0, 0, 10, NULL);
     return VDGX_ENGINE_OK;
 fail:
     free (path);
@@ -702,7 +689,7 @@ static int
 s_on_step (void *ctx, int step, int total)
 {
     s_gen_t *g = (s_gen_t *) ctx;
-    s_progress (g->io, "denoising", (uint32_t) step, (uint32_t) total,
+    vdgx_engine_report (g->io, "denoising", (uint32_t) step, (uint32_t) total,
                 10.0 + 85.0 * step / (total > 0? total: 1), NULL);
     return s_cancelled (g->io)? 1: 0;
 }
@@ -719,7 +706,7 @@ s_on_chunk (void *ctx, int chunk, const float *x)
     for (int64_t c = 0; c < g->C; c++)
         memcpy (g->chunk + c * g->F * plane, x + (c * T + (int64_t) chunk * g->F) * plane,
                 (size_t) (g->F * plane) * sizeof (float));
-    s_progress (g->io, "decoding", (uint32_t) chunk + 1, (uint32_t) g->chunks,
+    vdgx_engine_report (g->io, "decoding", (uint32_t) chunk + 1, (uint32_t) g->chunks,
                 10.0 + 85.0 * (chunk + 1) / g->chunks, "chunk");
     if (magi1_vae_decode_chunk (g->self->vae, g->chunk, g->F, g->h, g->w, S_FPS, NULL, g->rgb8,
                                 &g->err))
@@ -767,7 +754,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     s_gen_t g = { .self = self, .io = io, .chunks = chunks, .C = C, .F = F, .h = h, .w = w,
                   .width = (int) req->width, .height = (int) req->height };
     double t0 = s_now ();
-    s_progress (io, "encoding_text", 0, 0, 10, NULL);
+    vdgx_engine_report (io, "encoding_text", 0, 0, 10, NULL);
     if (s_encode (self, req->prompt, &emb, &mask, err))
         goto done;
     y = (float *) malloc ((size_t) (chunks * len * dim) * sizeof (float));
@@ -807,7 +794,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
                 sched.text_scales [i] = (float) req->guidance;
     g.steps_total = magi1_sample_steps_total (&sched, chunks);
     double t1 = s_now ();
-    s_progress (io, "denoising", 0, (uint32_t) g.steps_total, 10, NULL);
+    vdgx_engine_report (io, "denoising", 0, (uint32_t) g.steps_total, 10, NULL);
     magi1_sample_args_t a = {
         .chunks = chunks, .C = C, .F = F, .H = h, .W = w, .y = y, .mask = ym,
         .on_step = s_on_step, .on_chunk = s_on_chunk, .cb_ctx = &g,

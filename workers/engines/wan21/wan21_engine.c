@@ -163,10 +163,7 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
     if (cfg->precision && *cfg->precision) {
-        bool known = false;
-        for (int i = 0; list [i]; i++)
-            known |= strcmp (cfg->precision, list [i]) == 0;
-        if (!known) {
+        if (!vdgx_engine_precision_known (list, cfg->precision)) {
             *err = vdgx_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
             return VDGX_ENGINE_ERROR;
         }
@@ -339,16 +336,6 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
 //  ---------------------------------------------------------------------------------------
 //  Loading
 
-static void
-s_progress (const vdgx_engine_io_t *io, const char *phase, uint32_t step, uint32_t steps,
-            double percent, const char *message)
-{
-    if (io && io->progress) {
-        vdgx_engine_progress_t pr = { phase, step, steps, percent, message };
-        io->progress (io->ctx, &pr);
-    }
-}
-
 static vdgx_wfmt_t
 s_t5_format (const char *precision, vdgx_dtype_t act)
 {
@@ -383,7 +370,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         free (e);
         return VDGX_ENGINE_ERROR;
     }
-    s_progress (io, "loading", 0, 0, 1, "tokenizer");
+    vdgx_engine_report (io, "loading", 0, 0, 1, "tokenizer");
     //  umT5's SentencePiece model: in the folder, under google/umt5-xxl/ (official layout)
     //  or tokenizer/ (diffusers layout).
     static const char *const tok_files [] = {
@@ -400,7 +387,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     }
     if (!self->tok)
         goto fail;
-    s_progress (io, "loading", 0, 0, 2, "text encoder");
+    vdgx_engine_report (io, "loading", 0, 0, 2, "text encoder");
     static const char *const t5_names [] = {
         "models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors", NULL
     };
@@ -410,7 +397,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
     free (t5_file);
     if (!self->t5)
         goto fail;
-    s_progress (io, "loading", 0, 0, 5, "diffusion transformer");
+    vdgx_engine_report (io, "loading", 0, 0, 5, "diffusion transformer");
     wan21_dit_load_opts_t opts = { .precision = self->precision };
     self->dit = wan21_dit_load (self->backend, self->weights_dir, &opts, &e);
     if (!self->dit)
@@ -423,7 +410,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         goto fail;
     }
     self->kind = kind;
-    s_progress (io, "loading", 0, 0, 9, "VAE");
+    vdgx_engine_report (io, "loading", 0, 0, 9, "VAE");
     //  Text-to-video decodes only; the image models also encode the image.
     self->vae = kind == S_T2V? wan21_vae_load_decoder (self->backend, self->weights_dir, &e)
                              : wan21_vae_load (self->backend, self->weights_dir, &e);
@@ -435,7 +422,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
                               self->weights_dir);
             goto fail;
         }
-        s_progress (io, "loading", 0, 0, 9.5, "CLIP image encoder");
+        vdgx_engine_report (io, "loading", 0, 0, 9.5, "CLIP image encoder");
         char *clip_file = s_first_file (self->weights_dir, s_clip_files);
         if (!clip_file) {
             e = vdgx_strdupf ("wan21: no %s in %s (the CLIP image encoder of the image models)",
@@ -476,7 +463,7 @@ s_load (vdgx_engine_t *self, const vdgx_engine_io_t *io, char **err)
         goto fail;
     }
     self->text_len = dc->text_len;
-    s_progress (io, "loading", 0, 0, 10, NULL);
+    vdgx_engine_report (io, "loading", 0, 0, 10, NULL);
     return VDGX_ENGINE_OK;
 fail:
     *err = e? e: vdgx_strdupf ("wan21: loading failed");
@@ -710,7 +697,7 @@ static void
 s_on_step (void *arg, int step, int steps)
 {
     s_gen_ctx_t *g = (s_gen_ctx_t *) arg;
-    s_progress (g->io, "denoising", (uint32_t) step, (uint32_t) steps,
+    vdgx_engine_report (g->io, "denoising", (uint32_t) step, (uint32_t) steps,
                 15.0 + 70.0 * step / (steps > 0? steps: 1), NULL);
 }
 
@@ -728,7 +715,7 @@ s_on_frame (void *arg, int index, const float *chw, int width, int height)
         g->failed = 1;
         return -1;
     }
-    s_progress (g->io, "decoding", (uint32_t) index + 1, g->frames,
+    vdgx_engine_report (g->io, "decoding", (uint32_t) index + 1, g->frames,
                 85.0 + 10.0 * (index + 1) / (g->frames? g->frames: 1), NULL);
     return 0;
 }
@@ -753,7 +740,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         return VDGX_ENGINE_ERROR;
     }
     double t0 = s_now ();
-    s_progress (io, "encoding_text", 0, 0, 11, NULL);
+    vdgx_engine_report (io, "encoding_text", 0, 0, 11, NULL);
     int64_t clen = 0, nlen = 0;
     float *ctx = NULL, *neg = NULL, *latent = NULL;
     vdgx_image_t *first = NULL, *last = NULL;
@@ -773,7 +760,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     }
     if (self->kind != S_T2V) {
         //  The image conditioning: CLIP features, mask + y latent at the size validate chose.
-        s_progress (io, "encoding_text", 0, 0, 13, "image");
+        vdgx_engine_report (io, "encoding_text", 0, 0, 13, "image");
         vdgx_error_t verr;
         memset (&verr, 0, sizeof verr);
         first = s_image (req->image, req->image_size, "image", &verr);
@@ -798,7 +785,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         goto out;
     }
     double t1 = s_now ();
-    s_progress (io, "denoising", 0, req->steps, 15, NULL);
+    vdgx_engine_report (io, "denoising", 0, req->steps, 15, NULL);
     wan21_dit_sample_args_t a = {
         .context = ctx, .context_len = clen,
         .context_null = neg, .context_null_len = nlen,
@@ -819,7 +806,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         goto out;
     out->t_denoise = s_now () - t1;
     double t2 = s_now ();
-    s_progress (io, "decoding", 0, req->frames, 85, NULL);
+    vdgx_engine_report (io, "decoding", 0, req->frames, 85, NULL);
     g.rgb = (float *) malloc ((size_t) req->width * req->height * 3 * sizeof (float));
     if (!g.rgb) {
         *err = vdgx_strdupf ("out of memory");
