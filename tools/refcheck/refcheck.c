@@ -268,3 +268,19 @@ vdgx_refcheck_compare_rows (vdgx_refcheck_t *rc, const char *label, const float 
     free (w);
     return rv;
 }
+
+int
+vdgx_refcheck_collect_frame (void *arg, int index, const float *chw, int width, int height)
+{
+    vdgx_refcheck_frames_t *c = (vdgx_refcheck_frames_t *) arg;
+    if (index != c->got || index >= c->frames) {
+        c->bad = true;
+        return -1;
+    }
+    size_t hw = (size_t) width * (size_t) height;
+    for (int ch = 0; ch < 3; ch++)
+        memcpy (c->video + ((size_t) ch * (size_t) c->frames + (size_t) index) * hw,
+                chw + ch * hw, hw * sizeof (float));
+    c->got++;
+    return 0;
+}

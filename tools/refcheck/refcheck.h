@@ -47,6 +47,16 @@ int vdgx_refcheck_compare_tensor (vdgx_refcheck_t *rc, const char *label,
 int vdgx_refcheck_compare_rows (vdgx_refcheck_t *rc, const char *label, const float *got,
                                 const float *want, size_t outer, size_t rows, size_t inner,
                                 const uint8_t *row_mask);
+//  Collects a decoder's frames (callback form: index, planar [3][H][W]) into one planar
+//  video [3][frames][H][W]; a frame out of order or past `frames` aborts the decode and
+//  sets bad.
+typedef struct {
+    float *video;
+    int frames, got;
+    bool bad;
+} vdgx_refcheck_frames_t;
+int vdgx_refcheck_collect_frame (void *frames, int index, const float *chw, int width, int height);
+
 //  Closes the cached files (main.c calls it once at the end).
 void vdgx_refcheck_close (vdgx_refcheck_t *rc);
 

@@ -185,24 +185,6 @@ s_context (vdgx_refcheck_t *rc, const char *file, const char *name, vdgx_tensor_
     return r? -1: 0;
 }
 
-typedef struct {
-    float *video;               //  [3][F][H][W]
-    int frames, got;
-} s_frames_t;
-
-static int
-s_collect (void *ctx, int index, const float *chw, int width, int height)
-{
-    s_frames_t *f = (s_frames_t *) ctx;
-    size_t hw = (size_t) width * (size_t) height;
-    if (index != f->got || index >= f->frames)
-        return -1;
-    for (int c = 0; c < 3; c++)
-        memcpy (f->video + ((size_t) c * f->frames + index) * hw, chw + c * hw, hw * sizeof (float));
-    f->got++;
-    return 0;
-}
-
 //  The whole pipeline on the tiny checkpoint: DiT calls (compared with the stored velocities
 //  in s_stored_velocity) and the final latents they lead to; then the video and audio decode
 //  of `final`, the latents of the loop on the stored velocities (what the official decoders
@@ -301,11 +283,12 @@ s_pipeline (vdgx_refcheck_t *rc, bool v2, const float *sigmas, int steps,
     int F = (int) (vc->time_scale * (sh->frames - 1) + 1);
     int H = (int) (vc->space_scale * sh->height), W = (int) (vc->space_scale * sh->width);
     size_t pix = (size_t) F * H * W;
-    s_frames_t fr = { (float *) calloc (3 * pix, sizeof (float)), F, 0 };
+    vdgx_refcheck_frames_t fr = { (float *) calloc (3 * pix, sizeof (float)), F, 0, false };
     size_t nn = 0;
     float *noise = v2? NULL: vdgx_refcheck_load (rc, S_VEC, "pipe.vae.noise", NULL, NULL, &nn);
     ltx2_vae_decode_opts_t vo = { .raw = true, .noise = noise };
-    int r = ltx2_vae_decode (vae, vl, sh->frames, sh->height, sh->width, &vo, s_collect, &fr, &err);
+    int r = ltx2_vae_decode (vae, vl, sh->frames, sh->height, sh->width, &vo,
+                             vdgx_refcheck_collect_frame, &fr, &err);
     free (noise);
     rc->checks++;
     if (r || fr.got != F) {

@@ -40,28 +40,6 @@ s_tap (void *arg, const char *name, const vdgx_tensor_t *t)
     ctx->taps++;
 }
 
-typedef struct {
-    float *video;           //  [3, frames, H, W]
-    int frames, got;
-    bool bad;
-} s_collect_t;
-
-static int
-s_collect (void *arg, int index, const float *chw, int width, int height)
-{
-    s_collect_t *c = (s_collect_t *) arg;
-    if (index != c->got || index >= c->frames) {
-        c->bad = true;
-        return -1;
-    }
-    size_t hw = (size_t) width * (size_t) height;
-    for (int ch = 0; ch < 3; ch++)
-        memcpy (c->video + ((size_t) ch * (size_t) c->frames + (size_t) index) * hw,
-                chw + ch * hw, hw * sizeof (float));
-    c->got++;
-    return 0;
-}
-
 //  One decode of case `prefix` (latent <prefix>.in.latent, noise <prefix>.noise when stored,
 //  timestep <prefix>.in.timestep when stored) against <prefix>.out.raw.
 static void
@@ -98,12 +76,13 @@ s_case (vdgx_refcheck_t *rc, ltx2_vae_t *vae, const char *prefix, const char *la
     }
     rc->checks--;
     size_t n = (size_t) (3 * os [2] * os [3] * os [4]);
-    s_collect_t col = { (float *) calloc (n, sizeof (float)), (int) os [2], 0, false };
+    vdgx_refcheck_frames_t col = { (float *) calloc (n, sizeof (float)), (int) os [2], 0, false };
     s_tap_ctx_t tctx = { rc, prefix, 0 };
     ltx2_vae_decode_opts_t opts = { .raw = true, .noise = noise, .timestep = ts? ts [0]: 0.0f };
     ltx2_vae_set_tap (vae, s_tap, &tctx);
     char *err = NULL;
-    int r = col.video? ltx2_vae_decode (vae, z, zs [2], zs [3], zs [4], &opts, s_collect, &col, &err): -1;
+    int r = col.video? ltx2_vae_decode (vae, z, zs [2], zs [3], zs [4], &opts,
+                                        vdgx_refcheck_collect_frame, &col, &err): -1;
     ltx2_vae_set_tap (vae, NULL, NULL);
     if (r != 0 || col.bad || col.got != col.frames) {
         printf ("  FAIL %s: decode failed: %s (%d of %d frames)\n", prefix,

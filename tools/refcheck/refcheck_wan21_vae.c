@@ -53,28 +53,6 @@ s_tap (void *arg, const char *name, const vdgx_tensor_t *t)
     ctx->taps++;
 }
 
-typedef struct {
-    float *video;           //  [3, frames, H, W]
-    int frames, got;
-    bool bad;
-} s_collect_t;
-
-static int
-s_collect (void *arg, int index, const float *chw, int width, int height)
-{
-    s_collect_t *c = (s_collect_t *) arg;
-    if (index != c->got || index >= c->frames) {
-        c->bad = true;
-        return -1;
-    }
-    size_t hw = (size_t) width * (size_t) height;
-    for (int ch = 0; ch < 3; ch++)
-        memcpy (c->video + ((size_t) ch * (size_t) c->frames + (size_t) index) * hw,
-                chw + ch * hw, hw * sizeof (float));
-    c->got++;
-    return 0;
-}
-
 //  Decodes latent [16, F, H, W] into a [3, 1+4(F-1), 8H, 8W] video (caller frees).
 static float *
 s_decode (vdgx_refcheck_t *rc, wan21_vae_t *vae, const float *latent, const int64_t shape [4],
@@ -82,12 +60,13 @@ s_decode (vdgx_refcheck_t *rc, wan21_vae_t *vae, const float *latent, const int6
 {
     int frames = 1 + 4 * (int) (shape [1] - 1);
     size_t n = (size_t) 3 * (size_t) frames * (size_t) (64 * shape [2] * shape [3]);
-    s_collect_t c = { (float *) calloc (n, sizeof (float)), frames, 0, false };
+    vdgx_refcheck_frames_t c = { (float *) calloc (n, sizeof (float)), frames, 0, false };
     if (!c.video)
         return NULL;
     wan21_vae_decode_opts_t opts = { .raw = raw };
     char *err = NULL;
-    int r = wan21_vae_decode (vae, latent, shape [1], shape [2], shape [3], &opts, s_collect, &c, &err);
+    int r = wan21_vae_decode (vae, latent, shape [1], shape [2], shape [3], &opts,
+                             vdgx_refcheck_collect_frame, &c, &err);
     if (r != 0 || c.bad || c.got != frames) {
         fprintf (stderr, "refcheck vae: decode failed: %s (%d of %d frames)\n",
                  err? err: c.bad? "frames out of order": "error", c.got, frames);

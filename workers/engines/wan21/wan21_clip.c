@@ -328,11 +328,11 @@ out:
     return rc;
 }
 
-int
-wan21_clip_encode_planar (wan21_clip_t *self, const float *img, int width, int height,
-                          float *features, char **err)
+//  Preprocesses one image (8-bit interleaved rgb, or planar floats) and encodes it.
+static int
+s_encode (wan21_clip_t *self, const uint8_t *rgb, const float *planar, int width, int height,
+          float *features, char **err)
 {
-    assert (self && img && features);
     if (width <= 0 || height <= 0) {
         vdgx_set_error (err, "wan21 clip: empty image (%dx%d)", width, height);
         return -1;
@@ -343,10 +343,21 @@ wan21_clip_encode_planar (wan21_clip_t *self, const float *img, int width, int h
         vdgx_set_error (err, "wan21 clip: out of memory");
         return -1;
     }
-    wan21_clip_preprocess_planar (img, width, height, self->size, pixels);
+    if (rgb)
+        wan21_clip_preprocess (rgb, width, height, self->size, pixels);
+    else
+        wan21_clip_preprocess_planar (planar, width, height, self->size, pixels);
     int rc = wan21_clip_encode_pixels (self, pixels, features, err);
     free (pixels);
     return rc;
+}
+
+int
+wan21_clip_encode_planar (wan21_clip_t *self, const float *img, int width, int height,
+                          float *features, char **err)
+{
+    assert (self && img && features);
+    return s_encode (self, NULL, img, width, height, features, err);
 }
 
 int
@@ -354,18 +365,5 @@ wan21_clip_encode (wan21_clip_t *self, const uint8_t *rgb, int width, int height
                    char **err)
 {
     assert (self && rgb && features);
-    if (width <= 0 || height <= 0) {
-        vdgx_set_error (err, "wan21 clip: empty image (%dx%d)", width, height);
-        return -1;
-    }
-    size_t n = 3 * (size_t) self->size * (size_t) self->size;
-    float *pixels = malloc (n * sizeof (float));
-    if (!pixels) {
-        vdgx_set_error (err, "wan21 clip: out of memory");
-        return -1;
-    }
-    wan21_clip_preprocess (rgb, width, height, self->size, pixels);
-    int rc = wan21_clip_encode_pixels (self, pixels, features, err);
-    free (pixels);
-    return rc;
+    return s_encode (self, rgb, NULL, width, height, features, err);
 }
