@@ -3,9 +3,12 @@
     y[M,N] = x[M,K] . W[N,K]^T (+ bias) for a weight in any vdgx_quant.h format other than
     F32. On a CPU with AVX512-BF16 (checked at run time) the product runs on the BF16 dot
     instruction (vdpbf16ps: 32 multiply-adds per instruction, twice the f32 FMA rate):
-    - x is split into two bf16 parts, hi = bf16(x) and lo = bf16(x - hi), once per K block,
-      packed in 12-row strips of k pairs, and both are multiplied (x = hi + lo within 2^-16
-      relative, so the product matches the f32 one to about 1e-5);
+    - x is rounded to bf16 once per K block and packed in 12-row strips of k pairs (the
+      default: relative error about 2^-9 per product, as a GPU computing in bf16, and below
+      the rounding the weight format itself brings: 2^-9 for BF16, 2^-4 for FP8). With
+      VDGX_CPU_BF16_ACT=0 x is split into two bf16 parts, hi = bf16(x) and lo = bf16(x - hi),
+      and both are multiplied (x = hi + lo within 2^-16 relative, so the product matches the
+      f32 one to about 1e-5, at about the f32 sgemm rate: twice the dot instructions);
     - the weight is decoded from its packed codes straight into a bf16 panel (256 k x 256 n,
       in L2) that the 12 x 32 register tile streams; the decode is vectorised per format
       (e4m3 via f16 bits, e2m1 / nf4 nibbles through a 16-entry vpermps table) and every
@@ -13,9 +16,11 @@
       applied to the output columns instead, so:
     - BF16, FP8, NVFP4 and MXFP4 weights are represented exactly in the panel. Products
       accumulate in f32.
-    F16 and NF4 (table value x f32 absmax) are not exact in bf16: they take this path only in
-    the fast mode, VDGX_CPU_BF16_ACT=1 in the environment, which also drops lo (x rounded to
-    bf16: twice the speed, relative error about 2^-9 per product, as on a GPU in bf16).
+    F16 and NF4 (table value x f32 absmax) are not exact in bf16: they take this path only
+    when x is rounded too (the default), else the portable route.
+    Why x in bf16 by default: a quantized weight is chosen to save memory and time; with the
+    split the packed path only matched the f32 sgemm (0.93-0.98x of it on the 2-core dev
+    machine, 2026-12-06), so every format cost time; rounded, they run faster than f32.
     Without AVX512-BF16 (or with VDGX_CPU_EXACT=1) vdgx_cpu_qlinear returns 1 and the caller
     takes the portable route (f32 panels of dequantized rows, sgemm).
 */
@@ -356,7 +361,7 @@ vdgx_cpu_qlinear (vdgx_cpu_pool_t *pool, float *y, const float *x, int64_t M,
 #ifdef Q_X86
     if (vdgx_qgemm_round_x < 0) {
         const char *env = getenv ("VDGX_CPU_BF16_ACT");
-        vdgx_qgemm_round_x = env && *env && strcmp (env, "0");
+        vdgx_qgemm_round_x = !(env && !strcmp (env, "0"));
     }
     bool fast = vdgx_qgemm_round_x > 0;
     if (!vdgx_qgemm_available () || w->fmt == VDGX_WFMT_F32 || w->k % 2 || M <= 0
