@@ -236,6 +236,28 @@ vdgx_kvcache_truncate (vdgx_kvcache_t *self, int64_t len)
 }
 
 int
+vdgx_kvcache_drop_front (vdgx_kvcache_t *self, int64_t n)
+{
+    assert (self);
+    if (n < 0 || n > self->len) {
+        vdgx_backend_set_error (self->b, "kv cache: cannot drop %lld of %lld rows", (long long) n,
+                                (long long) self->len);
+        return -1;
+    }
+    int64_t keep = self->len - n;
+    for (int64_t i = 0; n > 0 && i < self->k.shape [0]; i++)
+        for (int64_t at = 0; at < keep; at += n) {
+            int64_t m = keep - at < n? keep - at: n;
+            vdgx_tensor_t dk = s_span (&self->k, i, at, m), sk = s_span (&self->k, i, at + n, m);
+            vdgx_tensor_t dv = s_span (&self->v, i, at, m), sv = s_span (&self->v, i, at + n, m);
+            if (vdgx_op_cast (self->b, &dk, &sk) || vdgx_op_cast (self->b, &dv, &sv))
+                return -1;
+        }
+    self->len = keep;
+    return 0;
+}
+
+int
 vdgx_kvcache_attend (vdgx_kvcache_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,
                      const vdgx_attn_spec_t *spec, float scale)
 {

@@ -1,8 +1,8 @@
 /*  vdgx_attn.h - attention for the model toolkit: rotary tables (Wan's 3-axis complex form,
     1-D / n-D rotary with a theta or learnable frequency bands, interleaved or half layout),
     the attention module (self / cross, MHA / GQA / MQA, q/k norms per head or across
-    heads, masks through vdgx_attn_spec_t) and a KV cache that can be appended to and
-    truncated.
+    heads, masks through vdgx_attn_spec_t) and a KV cache that can be appended to,
+    truncated and have its oldest rows dropped.
 
     Shapes: x [B,L,dim]; q [B,L,H,D]; k, v [B,L,Hkv,D] with H % Hkv == 0 (query head h reads
     kv head h / (H/Hkv)). Masks (vdgx_backend.h): FULL, CAUSAL, SLIDING (window), BLOCK_CAUSAL
@@ -60,6 +60,11 @@ int64_t vdgx_kvcache_capacity (vdgx_kvcache_t *self);
 int vdgx_kvcache_append (vdgx_kvcache_t *self, const vdgx_tensor_t *k, const vdgx_tensor_t *v);
 //  Keeps the first len rows (len <= current length).
 int vdgx_kvcache_truncate (vdgx_kvcache_t *self, int64_t len);
+//  Drops the first n rows (n <= current length) and moves the others to the front, in order
+//  and unchanged (attention over them gives the same numbers): a cache that only ever needs
+//  its last rows stays a fixed size. Moves in pieces of at most n rows, so no piece's source
+//  and destination overlap on any backend; the cost is one copy of the kept rows.
+int vdgx_kvcache_drop_front (vdgx_kvcache_t *self, int64_t n);
 //  o = attention of q [B, Lq, H, D] (the last Lq positions) over the cached rows: spec's kind,
 //  window, block, key_mask [B, len] and bias apply; q_offset is set to len - Lq.
 int vdgx_kvcache_attend (vdgx_kvcache_t *self, vdgx_tensor_t *o, const vdgx_tensor_t *q,

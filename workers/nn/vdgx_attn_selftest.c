@@ -2,7 +2,8 @@
     plain C reference (float64) on random inputs: MHA / GQA / MQA, q/k norms per head and
     across heads, interleaved and half rotary, full / causal / sliding / block-causal masks,
     key padding, cross-attention; the KV cache: chunked appends, truncation and batch 2 give
-    what recomputing the whole context gives. CPU f32, tolerance 1e-5 of the largest value.
+    what recomputing the whole context gives, and dropping its oldest rows leaves the others
+    attending bit for bit as before. CPU f32, tolerance 1e-5 of the largest value.
 */
 #include "vdgx_attn.h"
 #include "vdgx_nn_testing.h"
@@ -337,6 +338,75 @@ vdgx_attn_test (bool verbose)
             vdgx_kvcache_destroy (&cache);
             assert (!cache);
             free (xx); free (got); free (chunk); free (alt); free (ctx9);
+        }
+        //  Dropping the oldest rows: a cache of rows 0..8 with 3, then 4 more dropped attends
+        //  bit for bit as a cache that was only ever given the rows kept (batch 2, full mask;
+        //  batch 1 over a span). The 4 of 6 case moves a piece shorter than the drop.
+        {
+            const int64_t rows = 9, kvn = 2 * rows * GD;
+            float *kh = s_randv ((size_t) kvn, 1.0f), *vh = s_randv ((size_t) kvn, 1.0f);
+            float *qh = s_randv ((size_t) (2 * 2 * HD), 1.0f);
+            vdgx_tensor_t k, v, q, o1, o2;
+            const int64_t sk [4] = { 2, rows, r.G, r.D }, sq [4] = { 2, 2, r.H, r.D };
+            assert (vdgx_nn_upload (b, &k, VDGX_DTYPE_F32, 4, sk, kh) == 0);
+            assert (vdgx_nn_upload (b, &v, VDGX_DTYPE_F32, 4, sk, vh) == 0);
+            assert (vdgx_nn_upload (b, &q, VDGX_DTYPE_F32, 4, sq, qh) == 0);
+            assert (vdgx_nn_alloc (b, &o1, VDGX_DTYPE_F32, 2, 2, r.H, r.D) == 0);
+            assert (vdgx_nn_alloc (b, &o2, VDGX_DTYPE_F32, 2, 2, r.H, r.D) == 0);
+            vdgx_kvcache_t *all = vdgx_kvcache_new (b, VDGX_DTYPE_F32, 2, rows, r.G, r.D, &err);
+            assert (all && vdgx_kvcache_append (all, &k, &v) == 0);
+            vdgx_attn_spec_t full = { .kind = VDGX_ATTN_FULL };
+            float *g1 = malloc (sizeof (float) * (size_t) (4 * HD)), *g2 = malloc (sizeof (float) * (size_t) (4 * HD));
+            const int64_t drops [2] = { 3, 4 };
+            int64_t first = 0;
+            for (int di = 0; di < 2; di++) {
+                assert (vdgx_kvcache_drop_front (all, drops [di]) == 0);
+                first += drops [di];
+                int64_t kept = rows - first;
+                assert (vdgx_kvcache_len (all) == kept && vdgx_kvcache_capacity (all) == rows);
+                vdgx_kvcache_t *fresh = vdgx_kvcache_new (b, VDGX_DTYPE_F32, 2, kept, r.G, r.D, &err);
+                assert (fresh);
+                float *kk = malloc (sizeof (float) * (size_t) (2 * kept * GD));
+                float *vv = malloc (sizeof (float) * (size_t) (2 * kept * GD));
+                for (int64_t s = 0; s < 2; s++) {
+                    memcpy (kk + s * kept * GD, kh + (s * rows + first) * GD, sizeof (float) * (size_t) (kept * GD));
+                    memcpy (vv + s * kept * GD, vh + (s * rows + first) * GD, sizeof (float) * (size_t) (kept * GD));
+                }
+                vdgx_tensor_t k2, v2;
+                const int64_t s2 [4] = { 2, kept, r.G, r.D };
+                assert (vdgx_nn_upload (b, &k2, VDGX_DTYPE_F32, 4, s2, kk) == 0);
+                assert (vdgx_nn_upload (b, &v2, VDGX_DTYPE_F32, 4, s2, vv) == 0);
+                assert (vdgx_kvcache_append (fresh, &k2, &v2) == 0);
+                assert (vdgx_kvcache_attend (all, &o1, &q, &full, 0.3f) == 0);
+                assert (vdgx_kvcache_attend (fresh, &o2, &q, &full, 0.3f) == 0);
+                assert (vdgx_tensor_to_f32 (b, &o1, g1) == 0 && vdgx_tensor_to_f32 (b, &o2, g2) == 0);
+                assert (memcmp (g1, g2, sizeof (float) * (size_t) (4 * HD)) == 0);
+                vdgx_nn_free (b, &k2);
+                vdgx_nn_free (b, &v2);
+                vdgx_kvcache_destroy (&fresh);
+                free (kk);
+                free (vv);
+            }
+            //  Batch 1: a span of the rows kept, before and after dropping the rows before it.
+            vdgx_kvcache_t *one = vdgx_kvcache_new (b, VDGX_DTYPE_F32, 1, rows, r.G, r.D, &err);
+            vdgx_tensor_t k1 = vdgx_nn_rows (&k, 0, 1), v1 = vdgx_nn_rows (&v, 0, 1);
+            vdgx_tensor_t q1 = vdgx_nn_rows (&q, 0, 1), o11 = vdgx_nn_rows (&o1, 0, 1), o21 = vdgx_nn_rows (&o2, 0, 1);
+            assert (one && vdgx_kvcache_append (one, &k1, &v1) == 0);
+            assert (vdgx_kvcache_attend_span (one, &o11, &q1, 5, 3, 0.3f) == 0);
+            assert (vdgx_kvcache_drop_front (one, 5) == 0 && vdgx_kvcache_len (one) == 4);
+            assert (vdgx_kvcache_attend_span (one, &o21, &q1, 0, 3, 0.3f) == 0);
+            assert (vdgx_tensor_to_f32 (b, &o1, g1) == 0 && vdgx_tensor_to_f32 (b, &o2, g2) == 0);
+            assert (memcmp (g1, g2, sizeof (float) * (size_t) (2 * HD)) == 0);
+            //  Errors: dropping more rows than there are.
+            assert (vdgx_kvcache_drop_front (one, 5) == -1 && strstr (vdgx_backend_error (b), "drop"));
+            assert (vdgx_kvcache_len (one) == 4 && vdgx_kvcache_drop_front (one, 0) == 0);
+            if (verbose)
+                printf ("  kv cache rows dropped (3, 4; batch 2 and 1): identical\n");
+            vdgx_kvcache_destroy (&one);
+            vdgx_kvcache_destroy (&all);
+            vdgx_nn_free (b, &k); vdgx_nn_free (b, &v); vdgx_nn_free (b, &q);
+            vdgx_nn_free (b, &o1); vdgx_nn_free (b, &o2);
+            free (kh); free (vh); free (qh); free (g1); free (g2);
         }
         vdgx_rope_release (b, &rope);
         vdgx_attn_release (b, &a);

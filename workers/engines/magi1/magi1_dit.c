@@ -48,6 +48,7 @@ struct _magi1_dit_t {
 struct _magi1_dit_cache_t {
     int layers;
     vdgx_kvcache_t **kv;
+    int64_t first;              //  absolute row of the cache's row 0 (rows before it evicted)
 };
 
 static void
@@ -634,6 +635,27 @@ magi1_dit_cache_new (magi1_dit_t *dit, int64_t tokens, char **err)
     return self;
 }
 
+int
+magi1_dit_cache_evict (magi1_dit_cache_t *self, int64_t row, char **err)
+{
+    assert (self);
+    if (row <= self->first)
+        return 0;
+    int64_t drop = row - self->first;
+    for (int i = 0; i < self->layers; i++)
+        if (drop > vdgx_kvcache_len (self->kv [i]) || vdgx_kvcache_drop_front (self->kv [i], drop)) {
+            vdgx_set_error (err, "%s: cannot evict the rows before %lld: %lld rows from %lld cached",
+                            S_WHO, (long long) row, (long long) vdgx_kvcache_len (self->kv [i]),
+                            (long long) self->first);
+            return -1;
+        }
+    self->first = row;
+    return 0;
+}
+
+int64_t magi1_dit_cache_first_row (magi1_dit_cache_t *self) { return self->first; }
+int64_t magi1_dit_cache_capacity (magi1_dit_cache_t *self) { return vdgx_kvcache_capacity (self->kv [0]); }
+
 void
 magi1_dit_cache_destroy (magi1_dit_cache_t **self_p)
 {
@@ -811,7 +833,8 @@ magi1_dit_forward (magi1_dit_t *self, magi1_dit_cache_t *cache, const float *x,
                         (long long) call->write_rows, (long long) L);
         return -1;
     }
-    int64_t keys = call->cache_rows + L;
+    //  Keys in absolute rows [first, cache_rows + L); the cache's row 0 is row `first`.
+    int64_t keys = call->cache_rows + L, first = cache? cache->first: 0;
     for (int64_t r = 0; call->kv_range && r < R; r++) {
         int64_t a = call->kv_range [2 * r], e = call->kv_range [2 * r + 1];
         if (a < 0 || e <= a || e > keys) {
@@ -819,16 +842,27 @@ magi1_dit_forward (magi1_dit_t *self, magi1_dit_cache_t *cache, const float *x,
                             (long long) a, (long long) r, (long long) keys);
             return -1;
         }
-    }
-    if (cache) {
-        if (keys > vdgx_kvcache_capacity (cache->kv [0])) {
-            vdgx_set_error (err, "%s: %lld keys exceed the cache of %lld tokens", S_WHO,
-                            (long long) keys, (long long) vdgx_kvcache_capacity (cache->kv [0]));
+        if (a < first) {
+            vdgx_set_error (err, "%s: kv range %lld of chunk %lld reaches rows evicted from the "
+                            "cache (it starts at row %lld)", S_WHO, (long long) a, (long long) r,
+                            (long long) first);
             return -1;
         }
-        if (call->cache_rows > vdgx_kvcache_len (cache->kv [0])) {
+    }
+    if (cache) {
+        if (call->cache_rows < first) {
+            vdgx_set_error (err, "%s: %lld cached rows asked, the cache starts at row %lld", S_WHO,
+                            (long long) call->cache_rows, (long long) first);
+            return -1;
+        }
+        if (keys - first > vdgx_kvcache_capacity (cache->kv [0])) {
+            vdgx_set_error (err, "%s: %lld keys exceed the cache of %lld tokens", S_WHO,
+                            (long long) (keys - first), (long long) vdgx_kvcache_capacity (cache->kv [0]));
+            return -1;
+        }
+        if (call->cache_rows - first > vdgx_kvcache_len (cache->kv [0])) {
             vdgx_set_error (err, "%s: %lld cached rows asked, %lld written", S_WHO,
-                            (long long) call->cache_rows, (long long) vdgx_kvcache_len (cache->kv [0]));
+                            (long long) call->cache_rows, (long long) (first + vdgx_kvcache_len (cache->kv [0])));
             return -1;
         }
     }
@@ -1025,7 +1059,7 @@ magi1_dit_forward (magi1_dit_t *self, magi1_dit_cache_t *cache, const float *x,
         s_tap_layer (self, li, "k_rope", kr);
         //  Self-attention: keys = cat(cache[:cache_rows], own k) in the cache's rows.
         vdgx_tensor_t k4 = vdgx_nn_view4 (kr, 1, L, c->groups, D), v4 = vdgx_nn_view4 (v, 1, L, c->groups, D);
-        if (vdgx_kvcache_truncate (kv, cache? call->cache_rows: 0) || vdgx_kvcache_append (kv, &k4, &v4))
+        if (vdgx_kvcache_truncate (kv, cache? call->cache_rows - first: 0) || vdgx_kvcache_append (kv, &k4, &v4))
             goto fail_backend;
         for (int64_t r = 0; r < R; r++) {
             vdgx_tensor_t qr4 = s_rows4 (qr, r * clip, clip, c->heads, D);
@@ -1035,10 +1069,10 @@ magi1_dit_forward (magi1_dit_t *self, magi1_dit_cache_t *cache, const float *x,
                 from = call->kv_range [2 * r];
                 n = call->kv_range [2 * r + 1] - from;
             }
-            if (vdgx_kvcache_attend_span (kv, &or4, &qr4, from, n, scale))
+            if (vdgx_kvcache_attend_span (kv, &or4, &qr4, from - first, n, scale))
                 goto fail_backend;
         }
-        if (vdgx_kvcache_truncate (kv, cache? call->cache_rows + call->write_rows: 0))
+        if (vdgx_kvcache_truncate (kv, cache? call->cache_rows + call->write_rows - first: 0))
             goto fail_backend;
         s_tap_layer (self, li, "self_attention.core_attn_out", core);
         //  Cross-attention: each chunk over its own caption rows.

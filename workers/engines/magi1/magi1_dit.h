@@ -2,7 +2,7 @@
     model toolkit: parallel self/cross attention with GQA and a regrouped concatenated
     output, "1p" LayerNorms, sandwich post-norms, gate-only modulation (tanh softcap),
     learnable RoPE bands on 3/4 of each head, block-causal kv ranges over a KV cache of
-    clean chunks, distill mode.
+    clean chunks (rows no later chunk attends can be evicted), distill mode.
 
     Layouts (one batch row): x [C, T, H, W] host f32 latent of the chunks of one call
     (chunk-major along T); tokens ordered (t, h, w), 2x2 spatial patches.
@@ -57,9 +57,19 @@ const magi1_dit_config_t *magi1_dit_config (magi1_dit_t *self);
 //  The null caption embedding [caption_len, caption_dim] (host f32, owned by the model).
 const float *magi1_dit_null_caption (magi1_dit_t *self);
 
-//  KV cache of clean chunks: per layer k (after norm + rotary) and v, `tokens` rows.
+//  KV cache of clean chunks: per layer k (after norm + rotary) and v, `tokens` rows. Rows are
+//  numbered absolutely (magi1_dit_call_t's cache_rows and kv_range), from row 0 of the video.
 magi1_dit_cache_t *magi1_dit_cache_new (magi1_dit_t *dit, int64_t tokens, char **err);
 void magi1_dit_cache_destroy (magi1_dit_cache_t **self_p);
+//  Evicts the rows before absolute row `row` (no later call may read them: a kv range or
+//  cache_rows below it is refused) and moves the rest to the front of the storage, bit for
+//  bit: a cache of the rows still attended serves a video of any length. Rows numbers stay
+//  absolute. No-op when row is at or before the first row kept; -1 (err set) when the rows
+//  were never written.
+int magi1_dit_cache_evict (magi1_dit_cache_t *self, int64_t row, char **err);
+//  The first absolute row kept (0 until rows are evicted), and the rows the storage holds.
+int64_t magi1_dit_cache_first_row (magi1_dit_cache_t *self);
+int64_t magi1_dit_cache_capacity (magi1_dit_cache_t *self);
 //  Bytes the cache holds per token (all layers, k and v).
 size_t magi1_dit_cache_bytes_per_token (magi1_dit_t *dit);
 
@@ -80,8 +90,10 @@ typedef struct {
 } magi1_dit_call_t;
 
 //  out [out_channels, T, H, W] = the velocity. cache may be NULL when cache_rows and
-//  write_rows are 0. After the call the cache holds cache_rows + write_rows rows: rows past
-//  them (written by an earlier call) are dropped, which the official schedules never read.
+//  write_rows are 0. After the call the cache holds rows up to cache_rows + write_rows: rows
+//  past them (written by an earlier call) are dropped, which the official schedules never
+//  read. The cache's storage must hold the rows from its first row to cache_rows plus the
+//  call's tokens (own k/v are appended there to attend).
 int magi1_dit_forward (magi1_dit_t *self, magi1_dit_cache_t *cache, const float *x,
                        const magi1_dit_call_t *call, float *out, char **err);
 

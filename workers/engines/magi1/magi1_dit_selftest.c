@@ -5,9 +5,10 @@
       input_scale, smooth_scale) give the forward of the dequantized fp32 checkpoint; with
       uniform input scales and precision fp8 the e4m3 values are used as they are;
     - a malformed scale is refused with the tensor named;
-    - the KV cache gives the numbers of recomputing the context: three chunks in one forward
-      (block-causal kv ranges, the third with a window that skips chunk 0) against chunk by
-      chunk through the cache.
+    - the KV cache gives the numbers of recomputing the context: eight chunks in one forward
+      (block-causal kv ranges of a 2-chunk window) against chunk by chunk through a cache of
+      every chunk and through a 2-chunk cache that evicts the rows no later chunk reads
+      (bit for bit the first's numbers); calls reaching evicted rows are refused.
     (The forwards themselves are pinned by `vdgx-refcheck magi1 DIR --part dit`.)
 */
 #include "magi1_dit.h"
@@ -267,45 +268,94 @@ magi1_dit_test (bool verbose)
         assert ((src = vdgx_ckpt_open (path, &err)));
     }
 
-    //  KV cache == recomputed context: chunks 0, 1, 2 (kv ranges [0, 1), [0, 2), [1, 3) in
-    //  chunks) in one forward, then chunk by chunk, each writing its rows for the next.
+    //  KV cache == recomputed context, with eviction: 8 chunks with a 2-chunk window (kv
+    //  ranges [c - 1, c + 1) in chunks, chunk 0 [0, 1)) in one forward, then chunk by chunk,
+    //  each writing its rows for the next, through (a) a cache of every chunk and (b) a
+    //  cache of 2 chunks' rows that evicts the rows before c - 1 before chunk c (6 times).
+    //  (b) must give (a)'s numbers bit for bit, both the recomputed ones within 1e-5.
     {
         magi1_dit_load_opts_t opts = { .precision = "fp32" };
         magi1_dit_t *dit = magi1_dit_load (b, src, &opts, &err);
         assert (dit);
+        const int N = 8;
         const int64_t F = 2, plane = H * W, clip = F * (H / 2) * (W / 2);
-        float *x3 = vdgx_test_randv (&rs, (size_t) (16 * 3 * F * plane), 1.0f);
-        float *full = malloc (sizeof (float) * (size_t) (16 * 3 * F * plane));
-        const float ts [3] = { 0.95f, 0.6f, 0.2f };
-        const int64_t ranges [6] = { 0, clip, 0, 2 * clip, clip, 3 * clip };
-        magi1_dit_call_t all = { .T = 3 * F, .H = H, .W = W, .chunks = 3, .t = ts, .y = y,
-                                 .mask = mask, .kv_range = ranges };
-        assert (magi1_dit_forward (dit, NULL, x3, &all, full, &err) == 0);
-        magi1_dit_cache_t *cache = magi1_dit_cache_new (dit, 3 * clip, &err);
-        assert (cache);
+        float *xn = vdgx_test_randv (&rs, (size_t) (16 * N * F * plane), 1.0f);
+        float *yn = vdgx_test_randv (&rs, (size_t) (N * len * dim), 1.0f);
+        float *mn = calloc ((size_t) (N * len), sizeof (float));
+        float *full = malloc (sizeof (float) * (size_t) (16 * N * F * plane));
+        float ts [8];
+        int64_t ranges [16];
+        for (int c = 0; c < N; c++) {
+            ts [c] = 0.95f - 0.1f * (float) c;
+            ranges [2 * c] = (c > 0? c - 1: 0) * clip;
+            ranges [2 * c + 1] = (c + 1) * clip;
+            for (int i = 0; i < 5 + c; i++)
+                mn [c * len + i] = 1;
+        }
+        magi1_dit_call_t all = { .T = N * F, .H = H, .W = W, .chunks = N, .t = ts, .y = yn,
+                                 .mask = mn, .kv_range = ranges };
+        assert (magi1_dit_forward (dit, NULL, xn, &all, full, &err) == 0);
+        magi1_dit_cache_t *every = magi1_dit_cache_new (dit, N * clip, &err);
+        magi1_dit_cache_t *ring = magi1_dit_cache_new (dit, 2 * clip, &err);
+        assert (every && ring && magi1_dit_cache_capacity (ring) == 2 * clip);
         float *xc = malloc (sizeof (float) * (size_t) (16 * F * plane));
-        float *oc = malloc (sizeof (float) * (size_t) (16 * F * plane));
+        float *oa = malloc (sizeof (float) * (size_t) (16 * F * plane));
+        float *ob = malloc (sizeof (float) * (size_t) (16 * F * plane));
         double e = 0;
-        for (int c = 0; c < 3; c++) {
+        int evictions = 0;
+        for (int c = 0; c < N; c++) {
             for (int64_t ch = 0; ch < 16; ch++)
-                memcpy (xc + ch * F * plane, x3 + (ch * 3 + c) * F * plane, sizeof (float) * (size_t) (F * plane));
+                memcpy (xc + ch * F * plane, xn + (ch * N + c) * F * plane, sizeof (float) * (size_t) (F * plane));
             const int64_t r [2] = { ranges [2 * c], ranges [2 * c + 1] };
             magi1_dit_call_t one = {
-                .T = F, .H = H, .W = W, .chunks = 1, .t = ts + c, .y = y + (size_t) c * len * dim,
-                .mask = mask + c * len, .frame_offset = c * F, .cache_rows = c * clip, .kv_range = r,
-                .write_rows = c < 2? clip: 0,
+                .T = F, .H = H, .W = W, .chunks = 1, .t = ts + c, .y = yn + (size_t) c * len * dim,
+                .mask = mn + c * len, .frame_offset = c * F, .cache_rows = c * clip, .kv_range = r,
+                .write_rows = c < N - 1? clip: 0,
             };
-            assert (magi1_dit_forward (dit, cache, xc, &one, oc, &err) == 0);
+            assert (magi1_dit_forward (dit, every, xc, &one, oa, &err) == 0);
+            if (ranges [2 * c] > magi1_dit_cache_first_row (ring)) {
+                assert (magi1_dit_cache_evict (ring, ranges [2 * c], &err) == 0);
+                evictions++;
+            }
+            assert (magi1_dit_cache_first_row (ring) == ranges [2 * c]);
+            assert (magi1_dit_forward (dit, ring, xc, &one, ob, &err) == 0);
+            assert (memcmp (oa, ob, sizeof (float) * (size_t) (16 * F * plane)) == 0);
             for (int64_t ch = 0; ch < 16; ch++)
                 for (int64_t i = 0; i < F * plane; i++)
-                    e = fmax (e, fabs (oc [ch * F * plane + i] - full [(ch * 3 + c) * F * plane + i]));
+                    e = fmax (e, fabs (oa [ch * F * plane + i] - full [(ch * N + c) * F * plane + i]));
         }
         if (verbose)
-            printf ("kv cache vs recompute %.2e ", e);
-        assert (e < 1e-5);
-        magi1_dit_cache_destroy (&cache);
-        assert (cache == NULL);
-        free (x3); free (full); free (xc); free (oc);
+            printf ("kv cache vs recompute %.2e over %d chunks (2-chunk cache, %d evictions: "
+                    "identical) ", e, N, evictions);
+        assert (e < 1e-5 && evictions == N - 2);
+        //  Refused: a kv range or cached rows before the first row kept; evicting rows that
+        //  were never written; more keys than the storage holds.
+        {
+            const int64_t r [2] = { 5 * clip, 8 * clip };
+            magi1_dit_call_t one = { .T = F, .H = H, .W = W, .chunks = 1, .t = ts, .y = yn, .mask = mn,
+                                     .frame_offset = 7 * F, .cache_rows = 7 * clip, .kv_range = r };
+            assert (magi1_dit_forward (dit, ring, xc, &one, ob, &err) == -1 && strstr (err, "evicted"));
+            if (verbose)
+                printf ("\n  refused: %s", err);
+            one.kv_range = NULL;
+            one.cache_rows = 5 * clip;
+            one.frame_offset = 5 * F;
+            assert (magi1_dit_forward (dit, ring, xc, &one, ob, &err) == -1 && strstr (err, "starts at row"));
+            assert (magi1_dit_cache_evict (ring, 9 * clip, &err) == -1 && strstr (err, "cannot evict"));
+            one.cache_rows = 7 * clip;
+            one.frame_offset = 7 * F;
+            one.T = 2 * F;
+            one.chunks = 2;
+            const float t2 [2] = { 0.5f, 0.5f };
+            one.t = t2;
+            assert (magi1_dit_forward (dit, ring, xn, &one, full, &err) == -1 && strstr (err, "exceed"));
+            if (verbose)
+                printf ("\n  refused: %s\n  ", err);
+        }
+        magi1_dit_cache_destroy (&every);
+        magi1_dit_cache_destroy (&ring);
+        assert (every == NULL && ring == NULL);
+        free (xn); free (yn); free (mn); free (full); free (xc); free (oa); free (ob);
         magi1_dit_destroy (&dit);
     }
     vdgx_ckpt_destroy (&src);

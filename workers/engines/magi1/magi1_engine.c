@@ -323,6 +323,30 @@ s_dims (vdgx_engine_t *self, s_dims_t *d)
         *d = (s_dims_t) { 34, 3072, 12288, 24, 8, 128, 768, 4096, false };
 }
 
+static uint32_t s_default_steps (vdgx_engine_t *self);
+
+//  The service's schedule at its default steps (the window and cfg of the worker).
+static void
+s_sched (vdgx_engine_t *self, int steps, magi1_sched_t *sched)
+{
+    magi1_sched_defaults (sched, steps);
+    sched->window_size = self->window_size;
+    sched->cfg_number = self->distill? 1: 3;
+}
+
+//  Chunks of K/V the bounded cache holds for a video of `chunks` (the plan of the default
+//  steps made a multiple of the window; the figure depends on the window and cfg, not on
+//  the step count: magi1_sample_test checks that).
+static int
+s_cache_chunks (vdgx_engine_t *self, int chunks)
+{
+    magi1_sched_t sched;
+    int unit = self->window_size == 3? 12: 4, steps = (int) s_default_steps (self);
+    s_sched (self, (steps + unit - 1) / unit * unit, &sched);
+    int n = magi1_sample_cache_chunks (&sched, chunks);
+    return n > 0? n: chunks + 1;
+}
+
 static uint64_t
 s_memory_estimate (vdgx_engine_t *self, const char *precision)
 {
@@ -353,16 +377,18 @@ s_memory_estimate (vdgx_engine_t *self, const char *precision)
     //  VAE decoder (24 ViT blocks of 1024): about 300M parameters, activations of one tile.
     if (self->variant != S_TINY)
         bytes += 310000000ull * act + 3ull * 32 * 32 * 1024 * 16 * act;
-    //  The largest video: its KV cache (every chunk's tokens, all layers, k and v) and the
-    //  activations of the window (chunks in flight, plus the clean chunk, three passes).
+    //  The largest video: its KV cache (all layers, k and v, of the chunks still attended:
+    //  magi1_sample_cache_chunks, 5 or 6 whatever the length) and the activations of one
+    //  forward step (the chunks in flight, the clean chunk, the distill copy).
     int64_t w = self->variant == S_TINY? 64: 1280, h = self->variant == S_TINY? 64: 720;
     int chunks = self->variant == S_TINY? S_TINY_CHUNKS: S_MAX_CHUNKS;
     int64_t vae_factor = self->variant == S_TINY? 2: 8;
     int64_t tokens_per_chunk = S_CHUNK_LATENT * (h / vae_factor / 2) * (w / vae_factor / 2);
     uint64_t cache_per_token = self->dit? magi1_dit_cache_bytes_per_token (self->dit)
-                             : (uint64_t) d.layers * 2 * kv * 4;
-    bytes += cache_per_token * (uint64_t) tokens_per_chunk * (uint64_t) (chunks + 1);
-    uint64_t window_tokens = (uint64_t) tokens_per_chunk * (uint64_t) (self->window_size + 1);
+                             : (uint64_t) d.layers * 2 * kv * act;
+    bytes += cache_per_token * (uint64_t) tokens_per_chunk * (uint64_t) s_cache_chunks (self, chunks);
+    uint64_t window_tokens = (uint64_t) tokens_per_chunk
+                           * (uint64_t) (self->window_size + 1 + (self->distill? 1: 0));
     bytes += window_tokens * (uint64_t) (d.hidden * 6 + d.ffn * (d.gated? 2: 1) + 4 * q) * act;
     return bytes;
 }
@@ -785,9 +811,7 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
     vdgx_torchrng_destroy (&rng);
 
     magi1_sched_t sched;
-    magi1_sched_defaults (&sched, (int) req->steps);
-    sched.window_size = self->window_size;
-    sched.cfg_number = self->distill? 1: 3;
+    s_sched (self, (int) req->steps, &sched);
     if (req->has_guidance)
         for (int i = 0; i < 5; i++)
             if (sched.text_scales [i] != 0)
@@ -986,6 +1010,27 @@ magi1_engine_test (bool verbose)
     free (base);
     free (link);
     free (fake);
+
+    //  the estimate's KV cache is the bounded one: 5 chunks of rows (6 for distill at windows
+    //  3 and 4: the nearly-clean copy) for a video of any length
+    for (int window = 1; window <= 4; window++) {
+        char wenv [8];
+        snprintf (wenv, sizeof wenv, "%d", window);
+        setenv ("VDGX_MAGI1_WINDOW_SIZE", wenv, 1);
+        const char *names [4] = { "magi1-4.5b", "magi1-4.5b-distill", "magi1-24b", "magi1-24b-distill" };
+        for (int i = 0; i < 4; i++) {
+            vdgx_engine_config_t real = { .model = names [i], .weights_dir = dir, .device = "cuda:0" };
+            assert (s_create (&e, &real, &err) == VDGX_ENGINE_OK);
+            int want = e->distill && window >= 3? 6: 5;
+            assert (s_cache_chunks (e, S_MAX_CHUNKS) == want && s_cache_chunks (e, 8) == want);
+            assert (s_cache_chunks (e, 1) <= 2);
+            if (verbose && (window == 4 || window == 1))
+                printf ("\n    %s window %d: KV cache %d chunks, estimate %.2f GB (bf16)", names [i],
+                        window, want, s_memory_estimate (e, "bf16") / 1e9);
+            s_destroy (&e);
+        }
+    }
+    unsetenv ("VDGX_MAGI1_WINDOW_SIZE");
 
     assert (s_create_tiny (&e, &cfg, &err) == VDGX_ENGINE_OK);
     uint64_t m32 = s_memory_estimate (e, "fp32"), m8 = s_memory_estimate (e, "fp8");

@@ -269,6 +269,109 @@ magi1_sample_steps_total (const magi1_sched_t *s, int chunks)
     return s->window_size > 0? (chunks + s->window_size - 1) * (s->num_steps / s->window_size): 0;
 }
 
+//  One forward step of the loop (stage, denoise step idx): its window and, per chunk p of
+//  the nc it runs, the t and the first chunk its key range starts at.
+typedef struct {
+    int cs, n, te;              //  denoising chunks cs .. cs+n-1, te: t rows of the window
+    int extra, sp, nc;          //  the clean previous chunk prepended (0/1), first chunk, chunks
+    bool nearly_clean;          //  the first denoising chunk has t > 0.3
+    int copy;                   //  distill: the appended copy of that chunk (0/1; own keys)
+    int lo;                     //  the first chunk any of the call's key ranges starts at
+} s_call_t;
+
+static void
+s_call (const magi1_sched_t *s, const float *t, int chunks, int stage, int idx, s_call_t *c,
+        float *tc, int *kvlo)
+{
+    int W4 = s->window_size, steps = s->num_steps, dsps = steps / W4;
+    int ce = stage + 1 < chunks? stage + 1: chunks;
+    c->cs = stage - W4 + 1 > 0? stage - W4 + 1: 0;
+    c->te = stage + 1 < W4? stage + 1: W4;
+    c->n = ce - c->cs;
+    c->extra = c->cs > 0 && idx == 0;
+    c->sp = c->cs - c->extra;
+    c->nc = c->n + c->extra;
+    c->lo = chunks;
+    float first_t = 0;
+    for (int p = 0; p < c->nc; p++) {
+        int j = p - c->extra, chunk = c->sp + p, kvn;
+        float tp;
+        if (j < 0) {
+            tp = s->clean_t;
+            kvn = s->clean_chunk_kvrange;
+        }
+        else {
+            int ti = (c->te - 1 - j) * dsps + idx;
+            tp = t [ti];
+            if (j == 0)
+                first_t = tp;
+            kvn = s->noise2clean_kvrange [ti / (steps / 4)];
+        }
+        int lo = chunk + 1 - kvn > 0? chunk + 1 - kvn: 0;
+        if (tc)
+            tc [p] = tp;
+        if (kvlo)
+            kvlo [p] = lo;
+        if (lo < c->lo)
+            c->lo = lo;
+    }
+    c->nearly_clean = (double) first_t > s->nearly_clean_threshold;
+    c->copy = s->cfg_number == 1 && c->nearly_clean? 1: 0;
+}
+
+//  The bounded KV cache's plan: keep_from [i] = the first chunk that forward step i or any
+//  later one reads (the rows before it can go before step i); *cap = the chunks of rows the
+//  cache must hold (the most, over the steps, from keep_from to the end of the step's own
+//  keys). keep_all: keep_from 0, rows for every chunk (+ the distill copy). NULL: no memory.
+static int *
+s_plan (const magi1_sched_t *s, const float *t, int chunks, bool keep_all, int *cap)
+{
+    int dsps = s->num_steps / s->window_size, calls = magi1_sample_steps_total (s, chunks);
+    int *keep_from = malloc ((size_t) calls * sizeof (int));
+    if (!keep_from)
+        return NULL;
+    s_call_t c;
+    for (int i = calls - 1, m = chunks; i >= 0; i--) {
+        s_call (s, t, chunks, i / dsps, i % dsps, &c, NULL, NULL);
+        m = c.lo < m? c.lo: m;
+        keep_from [i] = keep_all? 0: m;
+    }
+    *cap = 0;
+    for (int i = 0; i < calls; i++) {
+        s_call (s, t, chunks, i / dsps, i % dsps, &c, NULL, NULL);
+        int need = c.sp - keep_from [i] + c.nc + c.copy;
+        *cap = need > *cap? need: *cap;
+    }
+    return keep_from;
+}
+
+static bool
+s_sched_ok (const magi1_sched_t *s, int chunks)
+{
+    int W4 = s->window_size, steps = s->num_steps;
+    return W4 >= 1 && steps >= 4 && steps % W4 == 0 && steps % 4 == 0 && chunks >= 1
+        && (s->cfg_number == 1 || s->cfg_number == 3);
+}
+
+int
+magi1_sample_cache_chunks (const magi1_sched_t *s, int chunks)
+{
+    assert (s);
+    if (!s_sched_ok (s, chunks))
+        return -1;
+    float *t = malloc ((size_t) (s->num_steps + 1) * sizeof (float));
+    if (!t)
+        return -1;
+    magi1_sched_grid (s, t);
+    int cap = -1;
+    int *keep_from = s_plan (s, t, chunks, false, &cap);
+    free (t);
+    if (!keep_from)
+        return -1;
+    free (keep_from);
+    return cap;
+}
+
 //  After a forward step: the chunks that just got their last step, then progress/cancel.
 //  0, -1 (a chunk callback failed) or -2 (stop asked).
 static int
@@ -295,14 +398,14 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
         return -1;
     }
     bool distill = s->cfg_number == 1;
-    if (W4 < 1 || steps < 4 || steps % W4 || steps % 4 || a->chunks < 1 || a->C != cfg->out_channels) {
+    if (!s_sched_ok (s, a->chunks) || a->C != cfg->out_channels) {
         vdgx_set_error (err, "%s: invalid schedule (steps %d, window %d, chunks %d)", S_WHO, steps, W4,
                         a->chunks);
         return -1;
     }
     int64_t C = a->C, F = a->F, plane = a->H * a->W, T = a->chunks * F;
     int64_t clip = F * (a->H / 2) * (a->W / 2), len = cfg->caption_len, dim = cfg->caption_dim;
-    int dsps = steps / W4, maxn = W4 + 2;
+    int dsps = steps / W4, maxn = W4 + 2, cap = 0;
     size_t win = (size_t) (C * maxn * F * plane);
     float *t = malloc ((size_t) (steps + 1) * sizeof (float));
     float *xw = malloc (win * sizeof (float)), *text = malloc (win * sizeof (float));
@@ -314,16 +417,25 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
     float *nm = calloc ((size_t) (maxn * len), sizeof (float));
     float *tc = malloc ((size_t) maxn * sizeof (float));
     int64_t *kv = malloc ((size_t) (2 * maxn) * sizeof (int64_t));
+    int *kvlo = malloc ((size_t) maxn * sizeof (int));
     int *done = calloc ((size_t) a->chunks, sizeof (int));
-    magi1_dit_cache_t *cache = magi1_dit_cache_new (dit, (T + F) * (a->H / 2) * (a->W / 2), err);
+    int *keep_from = NULL;
+    magi1_dit_cache_t *cache = NULL;
     int rc = -1;
+    if (t) {
+        magi1_sched_grid (s, t);
+        keep_from = s_plan (s, t, a->chunks, a->kv_keep_all, &cap);
+    }
     if (!t || !xw || !text || !pre || !unc || !vel || !xc || !y || !m || !ny || !nm || !tc || !kv
-    ||  !done || !cache) {
-        if (cache)
-            vdgx_set_error (err, "%s: out of memory", S_WHO);
+    ||  !kvlo || !done || !keep_from) {
+        vdgx_set_error (err, "%s: out of memory", S_WHO);
         goto done;
     }
-    magi1_sched_grid (s, t);
+    //  The KV cache holds the rows later chunks can still attend (cap chunks), not the video.
+    if (!(cache = magi1_dit_cache_new (dit, (int64_t) cap * clip, err)))
+        goto done;
+    if (a->kv_tokens)
+        *a->kv_tokens = (int64_t) cap * clip;
     for (int r = 0; r < maxn; r++) {
         memcpy (ny + (size_t) r * len * dim, magi1_dit_null_caption (dit), (size_t) (len * dim) * sizeof (float));
         for (int i = 0; i < S_NULL_ROWS && i < len; i++)
@@ -331,38 +443,26 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
     }
     int stages = a->chunks + W4 - 1, step = 0;
     for (int stage = 0; stage < stages; stage++) {
-        int cs = stage - W4 + 1 > 0? stage - W4 + 1: 0, ce = stage + 1 < a->chunks? stage + 1: a->chunks;
-        int te = stage + 1 < W4? stage + 1: W4;
-        int n = ce - cs;
         for (int idx = 0; idx < dsps; idx++, step++) {
-            int extra = cs > 0 && idx == 0;
-            int sp = cs - extra, nc = n + extra;
+            s_call_t sc;
+            s_call (s, t, a->chunks, stage, idx, &sc, tc, kvlo);
+            int cs = sc.cs, n = sc.n, te = sc.te, extra = sc.extra, sp = sc.sp, nc = sc.nc;
+            bool nearly_clean = sc.nearly_clean;
+            //  Rows no step from this one on reads leave the cache.
+            if (magi1_dit_cache_evict (cache, (int64_t) keep_from [step] * clip, err))
+                goto done;
             //  The window: the clean previous chunk first when extra, then chunks cs..ce-1.
             s_frames (xw, nc * F, 0, x, T, (int64_t) sp * F, nc * F, C, plane);
-            float first_t = 0;
             for (int p = 0; p < nc; p++) {
-                int j = p - extra, chunk = sp + p, kvn;
-                if (j < 0) {
-                    tc [p] = s->clean_t;
-                    kvn = s->clean_chunk_kvrange;
-                }
-                else {
-                    int ti = (te - 1 - j) * dsps + idx;
-                    tc [p] = t [ti];
-                    if (j == 0)
-                        first_t = tc [p];
-                    kvn = s->noise2clean_kvrange [ti / (steps / 4)];
-                }
-                int lo = chunk + 1 - kvn > 0? chunk + 1 - kvn: 0;
-                kv [2 * p] = (int64_t) lo * clip;
+                int j = p - extra, chunk = sp + p;
+                //  Absolute key rows: cat(cache[:sp*clip], own) numbered from the video's start.
+                kv [2 * p] = (int64_t) kvlo [p] * clip;
                 kv [2 * p + 1] = (int64_t) (chunk + 1) * clip;
-                //  Relative to cat(cache[:sp*clip], own): absolute chunk positions already.
                 const float *cy = j < 0? ny: a->y + (size_t) chunk * len * dim;
                 const float *cm = j < 0? nm: a->mask + (size_t) chunk * len;
                 memcpy (y + (size_t) p * len * dim, cy, (size_t) (len * dim) * sizeof (float));
                 memcpy (m + (size_t) p * len, cm, (size_t) len * sizeof (float));
             }
-            bool nearly_clean = (double) first_t > s->nearly_clean_threshold;
             int64_t rows = (int64_t) nc * clip - (nearly_clean? clip: 0);
             bool write = sp > 0 || extra;
             if (distill) {
@@ -445,6 +545,7 @@ magi1_sample (magi1_dit_t *dit, const magi1_sched_t *s, const magi1_sample_args_
 done:
     magi1_dit_cache_destroy (&cache);
     free (t); free (xw); free (text); free (pre); free (unc); free (vel); free (xc);
-    free (y); free (m); free (ny); free (nm); free (tc); free (kv); free (done);
+    free (y); free (m); free (ny); free (nm); free (tc); free (kv); free (kvlo); free (done);
+    free (keep_from);
     return rc;
 }

@@ -3,7 +3,8 @@
     sd3-shifted t grid (0 = noise, 1 = clean), the base model's 3-way guidance (cfg_number 3:
     caption / null caption with the KV cache / each chunk alone) with noise-to-clean kv
     ranges and the clean previous chunk that refreshes the cache, and the caption rows with
-    MAGI-1's special tokens.
+    MAGI-1's special tokens. The KV cache is bounded: rows of chunks that no later step
+    attends are evicted (magi1_dit_cache_evict), so its memory does not grow with the video.
 */
 #ifndef MAGI1_SAMPLE_H_INCLUDED
 #define MAGI1_SAMPLE_H_INCLUDED
@@ -89,10 +90,21 @@ typedef struct {
     magi1_step_fn *on_step;     //  or NULL
     magi1_chunk_fn *on_chunk;   //  or NULL
     void *cb_ctx;               //  for on_step and on_chunk
+    bool kv_keep_all;           //  keep every chunk's K/V for the whole video (the unbounded
+                                //  layout: for checks) instead of only the rows still attended
+    int64_t *kv_tokens;         //  or NULL: set to the token rows the KV cache was made with
 } magi1_sample_args_t;
 
 //  Forward steps the loop makes for a video of `chunks` chunks.
 int magi1_sample_steps_total (const magi1_sched_t *s, int chunks);
+
+//  Chunks of K/V rows the loop's cache holds for a video of `chunks` chunks: from the first
+//  chunk that the current or a later forward step still attends (noise-to-clean ranges of up
+//  to 5 chunks, the clean chunk's 1) to the end of the step's own keys (the distill copy
+//  included). Rows before it are evicted as the video advances, so the figure stops growing
+//  with the length: 5 for the base schedules at any window, 6 for distill at windows 3-4
+//  (the copy), 5 at windows 1-2. -1 for an invalid schedule or out of memory.
+int magi1_sample_cache_chunks (const magi1_sched_t *s, int chunks);
 
 //  Denoises x [C, chunks*F, H, W] (the initial noise) in place. Returns 0, -1 (error set)
 //  or -2 (on_step asked to stop).

@@ -2,8 +2,10 @@
     checkpoints, the special tokens' float16 rounding, the 12-step shortcut schedule (t grid of both shortcut modes against the
     official init_t formula in float64, the distill timestep per denoise step), and a 12-step
     distill run on the tiny 4.5B-style weights ($VDGX_SOURCE_DIR) whose first two forwards
-    are recomputed with the distill timesteps 4 and 8. (The base and 8-step distill loops are
-    pinned by `vdgx-refcheck magi1 DIR --part sampling|sampling_distill`.)
+    are recomputed with the distill timesteps 4 and 8; the bounded KV cache (its size per
+    window and loop; 12- and 16-chunk videos with eviction against keeping every chunk's rows:
+    identical latents, a peak allocation that does not grow with the length). (The base and
+    8-step distill loops are pinned by `vdgx-refcheck magi1 DIR --part sampling|sampling_distill`.)
 */
 #include "magi1_sample.h"
 #include "vdgx_ckpt.h"
@@ -37,6 +39,130 @@ s_observe (void *arg, int step, const char *what, const float *data, size_t n)
         memcpy (o->x_after0, data, n * sizeof (float));
         o->x_n = n;
     }
+}
+
+//  One run of the loop on a fresh backend (its peak allocation is the run's): chunks chunks
+//  whose noise and captions are the first chunks of the given 16-chunk arrays.
+typedef struct {
+    float *x;                   //  [C, chunks*F, plane]
+    int64_t kv_tokens;
+    size_t peak, token_bytes;   //  backend peak; KV bytes per token (all layers, k and v)
+} s_run_t;
+
+#define S_LONG 16
+
+static void
+s_run (const char *path, const magi1_sched_t *s, int chunks, bool keep_all, const float *noise,
+       const float *y, const float *mask, s_run_t *r)
+{
+    const int64_t C = 16, F = 2, H = 4, W = 4, plane = H * W;
+    char *err = NULL;
+    vdgx_backend_t *b = vdgx_backend_new ("cpu:2", VDGX_DTYPE_F32, &err);
+    assert (b);
+    magi1_dit_load_opts_t opts = { .precision = "fp32" };
+    magi1_dit_t *dit = magi1_dit_open (b, path, &opts, &err);
+    assert (dit);
+    r->x = malloc (sizeof (float) * (size_t) (C * chunks * F * plane));
+    assert (r->x);
+    for (int64_t c = 0; c < C; c++)
+        memcpy (r->x + c * chunks * F * plane, noise + c * S_LONG * F * plane,
+                sizeof (float) * (size_t) (chunks * F * plane));
+    magi1_sample_args_t args = {
+        .chunks = chunks, .C = C, .F = F, .H = H, .W = W, .y = y, .mask = mask,
+        .kv_keep_all = keep_all, .kv_tokens = &r->kv_tokens,
+    };
+    if (magi1_sample (dit, s, &args, r->x, &err))
+        fprintf (stderr, "magi1_sample_test: %s\n", err? err: "?");
+    r->peak = vdgx_backend_peak_bytes (b);
+    r->token_bytes = magi1_dit_cache_bytes_per_token (dit);
+    magi1_dit_destroy (&dit);
+    vdgx_backend_destroy (&b);
+    free (err);
+}
+
+//  The bounded KV cache. Its size in chunks for every window and both loops (the same for any
+//  step count, and no longer growing past a few chunks); then the loop on the tiny weights,
+//  12 chunks at every window, base and distill: evicting the rows no later step reads gives
+//  the latents of keeping every chunk's rows bit for bit; a 16-chunk video allocates exactly
+//  what a 12-chunk one does (backend peak), the unbounded layout at least 4 chunks' rows
+//  more, and its first chunks are those of the 12-chunk video.
+static void
+s_bounded_test (const char *path, bool verbose)
+{
+    magi1_sched_t s;
+    for (int cfg = 3; cfg >= 1; cfg -= 2)
+        for (int w = 1; w <= 4; w++) {
+            int want = cfg == 1 && w >= 3? 6: 5;
+            int lcm = w == 3? 12: 4;
+            for (int k = 1; k <= 16; k++) {
+                magi1_sched_defaults (&s, lcm * k);
+                s.window_size = w;
+                s.cfg_number = cfg;
+                assert (magi1_sample_cache_chunks (&s, 30) == want);
+                assert (magi1_sample_cache_chunks (&s, 8) == want);
+                for (int n = 1; n < 8; n++) {
+                    int got = magi1_sample_cache_chunks (&s, n);
+                    assert (got >= 1 && got <= want && got <= n + (cfg == 1? 1: 0));
+                }
+            }
+            if (verbose)
+                printf ("\n  cache chunks cfg %d window %d: %d (1 chunk: %d, 2: %d, 3: %d, 4: %d)", cfg, w,
+                        want, magi1_sample_cache_chunks (&s, 1), magi1_sample_cache_chunks (&s, 2),
+                        magi1_sample_cache_chunks (&s, 3), magi1_sample_cache_chunks (&s, 4));
+        }
+    magi1_sched_defaults (&s, 6);
+    assert (magi1_sample_cache_chunks (&s, 4) == -1);
+
+    const int64_t C = 16, F = 2, H = 4, W = 4, plane = H * W, clip = F * (H / 2) * (W / 2);
+    const int64_t len = 800, dim = 32;
+    uint64_t rs = 77;
+    float *noise = vdgx_test_randv (&rs, (size_t) (C * S_LONG * F * plane), 1.0f);
+    float *y = vdgx_test_randv (&rs, (size_t) (S_LONG * len * dim), 1.0f);
+    float *mask = calloc ((size_t) (S_LONG * len), sizeof (float));
+    for (int i = 0; i < S_LONG; i++)
+        for (int r = 0; r < 6 + i % 5; r++)
+            mask [i * len + r] = 1;
+    const int n = 12;
+    for (int cfg = 3; cfg >= 1; cfg -= 2)
+        for (int w = 1; w <= 4; w++) {
+            magi1_sched_defaults (&s, w == 3? 12: 4);
+            s.window_size = w;
+            s.cfg_number = cfg;
+            s_run_t bounded, every;
+            s_run (path, &s, n, false, noise, y, mask, &bounded);
+            s_run (path, &s, n, true, noise, y, mask, &every);
+            size_t bytes = sizeof (float) * (size_t) (C * n * F * plane);
+            assert (bounded.kv_tokens == magi1_sample_cache_chunks (&s, n) * clip);
+            assert (every.kv_tokens >= n * clip && every.peak > bounded.peak);
+            assert (memcmp (bounded.x, every.x, bytes) == 0);
+            for (size_t i = 0; i < bytes / sizeof (float); i++)
+                assert (isfinite (bounded.x [i]));
+            if (verbose)
+                printf ("\n  cfg %d window %d, %d chunks: kv rows %lld (every chunk: %lld), peak %zu / "
+                        "%zu bytes, latents identical", cfg, w, n, (long long) bounded.kv_tokens,
+                        (long long) every.kv_tokens, bounded.peak, every.peak);
+            if (w == 4) {
+                //  16 chunks: the same peak bounded; 4 chunks of rows more unbounded; the
+                //  chunks finished before the 12-chunk video's end are the same.
+                s_run_t longer, longer_every;
+                s_run (path, &s, S_LONG, false, noise, y, mask, &longer);
+                s_run (path, &s, S_LONG, true, noise, y, mask, &longer_every);
+                size_t per_chunk = (size_t) clip * longer.token_bytes;
+                if (verbose)
+                    printf ("\n  %d chunks: peak %zu bytes (every chunk: %zu)", S_LONG, longer.peak,
+                            longer_every.peak);
+                assert (longer.peak == bounded.peak && longer.kv_tokens == bounded.kv_tokens);
+                assert (longer_every.peak >= every.peak + (S_LONG - n) * per_chunk);
+                for (int64_t c = 0; c < C; c++)
+                    assert (memcmp (longer.x + c * S_LONG * F * plane, bounded.x + c * n * F * plane,
+                                    sizeof (float) * (size_t) ((n - w + 1) * F * plane)) == 0);
+                free (longer.x);
+                free (longer_every.x);
+            }
+            free (bounded.x);
+            free (every.x);
+        }
+    free (noise); free (y); free (mask);
 }
 
 void
@@ -174,5 +300,6 @@ magi1_sample_test (bool verbose)
     free (xc); free (out); free (obs.cond [0]); free (obs.cond [1]); free (obs.x_after0);
     free (x); free (x0); free (y); free (mask); free (err);
     magi1_dit_destroy (&dit);
+    s_bounded_test (path, verbose);
     vdgx_test_end (&b);
 }
