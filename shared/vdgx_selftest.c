@@ -15,6 +15,7 @@
 #include "vdgx_sha256.h"
 #include "vdgx_netlist.h"
 #include "vdgx_image.h"
+#include "vdgx_ratelimit.h"
 #ifdef VDGX_HAVE_VIDEO
 #include "vdgx_video.h"
 #endif
@@ -34,6 +35,7 @@ static const s_class_t s_classes [] = {
     { "msg", vdgx_msg_test },
     { "netlist", vdgx_netlist_test },
     { "image", vdgx_image_test },
+    { "ratelimit", vdgx_ratelimit_test },
     //  >>> video engineer: the video entry is already here, enabled by CMake (VDGX_HAVE_VIDEO)
     //  when shared/vdgx_video.c exists; add new classes above this line.
 #ifdef VDGX_HAVE_VIDEO
