@@ -31,6 +31,11 @@ s_usage (FILE *out)
         "  --expire-s N         queued work for a model with no worker expires (default 600)\n"
         "  --retain-hours H     delete finished jobs older than H hours (default 168, 0 = keep)\n"
         "  --retain-bytes N     cap on stored outputs, K/M/G suffixes (default 0 = no cap)\n"
+        "  --peer-rate N        job-service request bytes per second per client, K/M/G\n"
+        "                       (default 8M, 0 = no limit; admins are exempt)\n"
+        "  --peer-burst N       ... at once (default 32M, at least 8M+64K: one image-to-video submit)\n"
+        "  --owner-queued-max N request bytes of one owner's queued and running jobs\n"
+        "                       (default 512M, 0 = no cap; admins are exempt)\n"
         "  --model NAME         a model known before any worker registers it (repeatable)\n"
         "  -v, --verbose        debug logging\n");
 }
@@ -121,6 +126,11 @@ main (int argc, char *argv [])
     if (vdgx_config_get_size (config, "broker", "retain_bytes", cfg.retain_bytes, &sv))
         goto config_error;
     cfg.retain_bytes = sv;
+    if (vdgx_config_get_size (config, "broker", "peer_rate", cfg.peer_rate, &cfg.peer_rate)
+    ||  vdgx_config_get_size (config, "broker", "peer_burst", cfg.peer_burst, &cfg.peer_burst)
+    ||  vdgx_config_get_size (config, "broker", "owner_queued_max", cfg.owner_queued_max,
+                              &cfg.owner_queued_max))
+        goto config_error;
     if (vdgx_config_get_bool (config, "broker", "insecure", false, &bv))
         goto config_error;
     cfg.insecure = bv;
@@ -236,6 +246,21 @@ main (int argc, char *argv [])
         else
         if (streq (arg, "--retain-bytes")) {
             if (s_parse_size (arg, val, &cfg.retain_bytes))
+                goto done;
+        }
+        else
+        if (streq (arg, "--peer-rate")) {
+            if (s_parse_size (arg, val, &cfg.peer_rate))
+                goto done;
+        }
+        else
+        if (streq (arg, "--peer-burst")) {
+            if (s_parse_size (arg, val, &cfg.peer_burst))
+                goto done;
+        }
+        else
+        if (streq (arg, "--owner-queued-max")) {
+            if (s_parse_size (arg, val, &cfg.owner_queued_max))
                 goto done;
         }
         else {

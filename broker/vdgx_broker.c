@@ -14,6 +14,8 @@
 #include "vdgx_storeguard.h"
 #include "vdgx_outcheck.h"
 #include "vdgx_storecheck.h"
+#include "vdgx_quota.h"
+#include "vdgx_ratelimit.h"
 #include "vdgx_msg.h"
 #include "vdgx_mp.h"
 #include "vdgx_sha256.h"
@@ -45,6 +47,9 @@ vdgx_broker_config_init (vdgx_broker_config_t *cfg)
     cfg->expire_s = 600;
     cfg->retain_hours = 24 * 7;
     cfg->retain_bytes = 0;
+    cfg->peer_rate = 8ull << 20;
+    cfg->peer_burst = 32ull << 20;
+    cfg->owner_queued_max = 512ull << 20;
 }
 
 bool
@@ -95,6 +100,9 @@ vdgx_broker_config_check (const vdgx_broker_config_t *cfg, char *error, size_t e
         return snprintf (error, errsize, "expire-s must be 1..2592000"), -1;
     if (cfg->retain_hours < 0)
         return snprintf (error, errsize, "retain-hours must be >= 0"), -1;
+    if (cfg->peer_rate && cfg->peer_burst < VDGX_REQUEST_FRAME_MAX)
+        return snprintf (error, errsize, "peer-burst must be at least %d bytes (the largest "
+                         "submit, with two images)", VDGX_REQUEST_FRAME_MAX), -1;
     if (!cfg->curve_dir && !cfg->insecure) {
         if (!vdgx_broker_endpoint_is_local (cfg->endpoint))
             return snprintf (error, errsize, "refusing to bind %s without CURVE: use --curve DIR"
@@ -190,6 +198,9 @@ typedef struct {
     zhashx_t *wauth;            //  worker key -> s_wauth_t
     vdgx_acl_t *acl;            //  peer roles, trusted networks, ZAP, attempt tokens
     size_t worker_models;       //  models first registered by a worker (S_WORKER_MODELS_MAX)
+    vdgx_ratelimit_t *budget;   //  vdgx.jobs request bytes per client (--peer-rate, --peer-burst)
+    vdgx_ratelimit_t *budget_log;   //  one log line per refused client per interval
+    vdgx_quota_t *quota;        //  request bytes of unfinished jobs per owner (--owner-queued-max)
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
     zlistx_t *outbox;           //  s_held_t: messages held until their batch is durable
     zlistx_t *deferred;         //  s_held_t of batches whose sync failed: sent on recovery
@@ -753,6 +764,7 @@ s_job_changed (s_broker_t *self, vdgx_jobrec_t *job, const char *detail)
                    job->err_code, job->err_msg);
     if (vdgx_jobrec_terminal (job)) {
         zhashx_delete (self->want_precision, job->id);
+        vdgx_quota_release (self->quota, job->id);
         s_count (self, "vdgx_jobs_finished_total{model=\"%s\",status=\"%s\"}", job->model, job->state);
         if (job->started_at > 0 && job->finished_at >= job->started_at)
             s_observe (self, job->finished_at - job->started_at,
@@ -2011,8 +2023,84 @@ s_store_refused (s_broker_t *self, const vdgx_jobrec_t *job)
                           vdgx_storeguard_reason (self->guard));
 }
 
+//  ---------------------------------------------------------------------------------------
+//  Abuse limits: a byte budget per client, a cap on the request bytes each owner has waiting
+//  (docs/SECURITY.md). Peers with the admin role (operators, trusted local peers) are exempt.
+
+#define S_BUDGET_CLIENTS_MAX 16384  //  client identities whose budget is tracked at once
+#define S_BUDGET_LOG_MS      10000  //  a refused client is logged once per interval
+#define S_QUOTA_RETRY_MS     5000   //  the retry hint of a refusal by the owner's cap
+
+//  A warning for a refusal, at most one per client and reason per S_BUDGET_LOG_MS: a flood
+//  makes one line per interval (the metrics count every refusal).
+static void
+s_budget_log (s_broker_t *self, const char *reason, const char *who, const char *fmt, ...)
+{
+    char key [VDGX_OWNER_MAX + 80];
+    snprintf (key, sizeof key, "%s|%s", reason, who);
+    if (!vdgx_ratelimit_take (self->budget_log, key, zclock_mono (), NULL))
+        return;
+    char text [200];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (text, sizeof text, fmt, args);
+    va_end (args);
+    vdgx_log_warn ("jobs.over_budget", "reason=%s client=\"%s\" %s (logged once per %d s)",
+                   reason, who, text, S_BUDGET_LOG_MS / 1000);
+}
+
+//  Takes bytes (a vdgx.jobs request) from the client's budget: NULL when it may go on,
+//  else the error reply (queue_full with the wait until the budget holds it; too_large for
+//  a request over the whole burst). The client is what the peer proved: its CURVE key, or
+//  without CURVE its owner (a plain peer off the trusted networks is named by its address,
+//  so new connections or routing ids do not make a new client); for an admin peer acting for
+//  an owner (the REST bridge for its API keys), that owner. A refused request takes nothing.
 static zframe_t *
-s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
+s_budget_take (s_broker_t *self, const vdgx_peer_t *peer, const char *owner, bool on_behalf,
+               bool admin, size_t bytes)
+{
+    if (admin || !self->cfg.peer_rate)
+        return NULL;
+    char who [VDGX_OWNER_MAX + 64];
+    if (on_behalf || !*peer->key)
+        snprintf (who, sizeof who, "owner:%s", owner);
+    else
+        snprintf (who, sizeof who, "key:%s", peer->key);
+    int64_t retry = 0;
+    if (vdgx_ratelimit_take_n (self->budget, who, (double) bytes, zclock_mono (), &retry))
+        return NULL;
+    s_count (self, "vdgx_budget_refused_total{reason=\"rate\"}");
+    s_count_add (self, bytes, "vdgx_budget_refused_bytes_total{reason=\"rate\"}");
+    s_budget_log (self, "rate", who, "bytes=%zu retry_ms=%lld", bytes, (long long) retry);
+    if (retry <= 0)
+        return s_error_frame (VDGX_E_TOO_LARGE, NULL, 0, "a request of %zu bytes is over the "
+                              "per-client budget (%llu bytes at once)", bytes,
+                              (unsigned long long) self->cfg.peer_burst);
+    return s_error_frame (VDGX_E_QUEUE_FULL, NULL, (uint64_t) retry, "this client sent more "
+                          "request bytes than its budget (%llu bytes/s, %llu at once); retry in "
+                          "%lld ms", (unsigned long long) self->cfg.peer_rate,
+                          (unsigned long long) self->cfg.peer_burst, (long long) retry);
+}
+
+//  A submit of job that would take its owner's unfinished jobs over --owner-queued-max: the
+//  error reply, too_large with a retry hint (it passes once some of those jobs have ended).
+static zframe_t *
+s_quota_refused (s_broker_t *self, const char *owner, const vdgx_jobrec_t *job)
+{
+    uint64_t used = vdgx_quota_used (self->quota, owner);
+    s_count (self, "vdgx_budget_refused_total{reason=\"quota\"}");
+    s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"quota\"}", job->model);
+    s_budget_log (self, "quota", owner, "queued_bytes=%llu request_bytes=%zu",
+                  (unsigned long long) used, job->request_size);
+    return s_error_frame (VDGX_E_TOO_LARGE, NULL, S_QUOTA_RETRY_MS, "the unfinished jobs of "
+                          "this client hold %llu bytes of requests; this one (%zu bytes) would take "
+                          "them over the cap of %llu: retry when some have ended",
+                          (unsigned long long) used, job->request_size,
+                          (unsigned long long) vdgx_quota_cap (self->quota));
+}
+
+static zframe_t *
+s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner, bool admin)
 {
     vdgx_genreq_t *gr = &cmd->request;
     char idem [129];
@@ -2134,6 +2222,9 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
         vdgx_jobrec_clear (&hit);
     }
     else
+    if (!admin && !vdgx_quota_allows (self->quota, owner, job.request_size))
+        frame = s_quota_refused (self, owner, &job);
+    else
     if (vdgx_jobqueue_full (self->queue, job.model)) {
         s_count (self, "vdgx_jobs_rejected_total{model=\"%s\",reason=\"queue_full\"}", job.model);
         frame = s_error_frame (VDGX_E_QUEUE_FULL, NULL, 5000,
@@ -2152,6 +2243,7 @@ s_submit (s_broker_t *self, vdgx_jobcmd_t *cmd, const char *owner)
             s_count (self, "vdgx_jobs_submitted_total{model=\"%s\"}", job.model);
             vdgx_jobstore_add_event (self->store, job.id, "state", "queued", "submit", s_now ());
             s_queue_job (self, &job, false);
+            vdgx_quota_add (self->quota, job.id, owner, job.request_size);
             s_remember_precision (self, job.id, gr->precision);
             s_publish_job (self, job.id, job.model, VDGX_EVENT_STATE, "queued", VDGX_PHASE_QUEUED,
                            0, 0, 0, NULL, NULL);
@@ -2277,6 +2369,12 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
         snprintf (owner, sizeof owner, "%s", cmd.owner);
         admin = cmd.has_role && cmd.admin;
     }
+    zframe_t *over = s_budget_take (self, peer, owner, *cmd.owner || cmd.has_role, admin,
+                                    zmsg_content_size (body));
+    if (over) {
+        vdgx_jobcmd_clear (&cmd);
+        return over;
+    }
     if (!admin && (cmd.cmd == VDGX_JOBCMD_UNLOAD || cmd.cmd == VDGX_JOBCMD_DRAIN
                ||  cmd.cmd == VDGX_JOBCMD_RESET_LIMITS)) {
         s_count (self, "vdgx_forbidden_total{cmd=\"%s\"}", vdgx_jobcmd_name (cmd.cmd));
@@ -2303,7 +2401,7 @@ s_job_service (s_broker_t *self, zmsg_t *body, const vdgx_peer_t *peer)
         case VDGX_JOBCMD_COUNT:
             break;
         case VDGX_JOBCMD_SUBMIT:
-            out = s_submit (self, &cmd, owner);
+            out = s_submit (self, &cmd, owner, admin);
             break;
         case VDGX_JOBCMD_STATUS:
         case VDGX_JOBCMD_CANCEL:
@@ -2798,6 +2896,12 @@ s_mmi (s_broker_t *self, const char *service, zmsg_t *body, const vdgx_peer_t *p
         uint64_t *faults = (uint64_t *) zmalloc (sizeof (uint64_t));
         *faults = vdgx_storeguard_faults (self->guard);
         zhashx_update (gauges, "vdgx_store_faults", faults);
+        uint64_t *clients = (uint64_t *) zmalloc (sizeof (uint64_t));
+        *clients = vdgx_ratelimit_size (self->budget);
+        zhashx_update (gauges, "vdgx_budget_clients", clients);
+        uint64_t *waiting = (uint64_t *) zmalloc (sizeof (uint64_t));
+        *waiting = vdgx_quota_total (self->quota);
+        zhashx_update (gauges, "vdgx_unfinished_request_bytes", waiting);
         for (const char *m = (const char *) zhashx_first (self->known); m;
              m = (const char *) zhashx_next (self->known)) {
             const char *name = (const char *) zhashx_cursor (self->known);
@@ -3129,6 +3233,8 @@ s_housekeeping_timer (zloop_t *loop, int timer_id, void *arg)
     s_batch_begin (self);
     s_expire_jobs (self, zclock_mono ());
     s_batch_end (self);
+    vdgx_ratelimit_expire (self->budget, zclock_mono ());     //  idle clients
+    vdgx_ratelimit_expire (self->budget_log, zclock_mono ());
     //  Outside the batch: the probe must see its own write fail or succeed.
     if (vdgx_storeguard_degraded (self->guard) && vdgx_storeguard_recover (self->guard) == 0) {
         s_release_deferred (self);
@@ -3219,6 +3325,9 @@ s_broker_free (s_broker_t *self)
     zsock_destroy (&self->router);
     zsock_destroy (&self->pub);
     vdgx_acl_destroy (&self->acl);
+    vdgx_ratelimit_destroy (&self->budget);
+    vdgx_ratelimit_destroy (&self->budget_log);
+    vdgx_quota_destroy (&self->quota);
     zstr_free (&self->endpoint);
     zstr_free (&self->events);
     zstr_free (&self->data_dir);
@@ -3321,6 +3430,7 @@ s_recover_one (const vdgx_jobrec_t *job, void *arg)
     else
         rec->queued++;
     s_queue_job (self, job, false);
+    vdgx_quota_add (self->quota, job->id, job->owner, job->request_size);
     s_remember_request_precision (self, job);
     if (!zhashx_lookup (self->known, job->model))
         zhashx_insert (self->known, job->model, (void *) "");
@@ -3391,6 +3501,10 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->queue = vdgx_jobqueue_new (cfg->queue_max);
     if (vdgx_broker_config_check (&self->cfg, error, errsize))
         goto fail;
+    self->budget = vdgx_ratelimit_new ((double) cfg->peer_rate, (double) cfg->peer_burst,
+                                       S_BUDGET_CLIENTS_MAX);
+    self->budget_log = vdgx_ratelimit_new (1000.0 / S_BUDGET_LOG_MS, 1, 1024);
+    self->quota = vdgx_quota_new (cfg->owner_queued_max);
     char report [1024];
     if (vdgx_storecheck_run (self->data_dir, cfg->salvage, report, sizeof report, error, errsize))
         goto fail;
@@ -3636,6 +3750,12 @@ vdgx_broker_test (bool verbose)
     assert (vdgx_broker_config_check (&cfg, error, sizeof error) == 0);
     cfg.heartbeat_ms = 0;
     assert (vdgx_broker_config_check (&cfg, error, sizeof error) == -1);
+    //  A byte budget must hold the largest submit; off (rate 0), the burst does not matter.
+    vdgx_broker_config_init (&cfg);
+    cfg.peer_burst = VDGX_REQUEST_FRAME_MAX - 1;
+    assert (vdgx_broker_config_check (&cfg, error, sizeof error) == -1 && strstr (error, "peer-burst"));
+    cfg.peer_rate = 0;
+    assert (vdgx_broker_config_check (&cfg, error, sizeof error) == 0);
 
     char dir [] = "/tmp/vdgx-broker-XXXXXX";
     assert (mkdtemp (dir));

@@ -40,6 +40,10 @@ typedef struct {
     int expire_s;               //  --expire-s: queued jobs / requests with no worker
     double retain_hours;        //  --retain-hours (0 = keep)
     uint64_t retain_bytes;      //  --retain-bytes (0 = no cap)
+    //  Abuse limits per client (docs/SECURITY.md); peers with the admin role are exempt.
+    uint64_t peer_rate;         //  vdgx.jobs request bytes per second per peer (--peer-rate, 0 = off)
+    uint64_t peer_burst;        //  ... at once (--peer-burst, >= VDGX_REQUEST_FRAME_MAX)
+    uint64_t owner_queued_max;  //  request bytes of an owner's unfinished jobs (--owner-queued-max, 0 = off)
     const char **models;        //  models known from the configuration (--model)
     const char **model_precisions;  //  per model: "fp8,bf16" its configured workers run,
                                     //  or NULL (unknown); NULL array = none known

@@ -13,6 +13,7 @@
 #include "vdgx_storeguard.h"
 #include "vdgx_outcheck.h"
 #include "vdgx_storecheck.h"
+#include "vdgx_quota.h"
 #include "vdgx_broker.h"
 
 typedef struct {
@@ -30,6 +31,7 @@ static const s_class_t s_classes [] = {
     { "storeguard", vdgx_storeguard_test },
     { "outcheck", vdgx_outcheck_test },
     { "storecheck", vdgx_storecheck_test },
+    { "quota", vdgx_quota_test },
     { "broker", vdgx_broker_test },
 };
 

@@ -55,8 +55,8 @@ s_item_destroy (void **item_p)
 //  FNV-1a with a final mix. zhashx's default hash (33 * h ^ c) spreads ids that share a
 //  prefix and count up (a timestamp then a counter) badly: long chains, and each chain over
 //  zhashx's limit grows the table again (gigabytes at a million ids).
-static size_t
-s_id_hash (const void *key)
+size_t
+vdgx_jobqueue_id_hash (const void *key)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const unsigned char *p = (const unsigned char *) key; *p; p++)
@@ -87,7 +87,7 @@ vdgx_jobqueue_new (size_t max_per_model)
     //  The item holds its id: no second copy per queued job.
     zhashx_set_key_duplicator (self->items, NULL);
     zhashx_set_key_destructor (self->items, NULL);
-    zhashx_set_key_hasher (self->items, s_id_hash);
+    zhashx_set_key_hasher (self->items, vdgx_jobqueue_id_hash);
     return self;
 }
 

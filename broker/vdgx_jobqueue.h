@@ -24,6 +24,11 @@ extern "C" {
 
 typedef struct _vdgx_jobqueue_t vdgx_jobqueue_t;
 
+//  The hash of the queue's table of ids, for other tables keyed by job id
+//  (zhashx_set_key_hasher): FNV-1a with a final mix; zhashx's default hash chains the
+//  broker's time-ordered ids badly.
+size_t vdgx_jobqueue_id_hash (const void *key);
+
 //  max_per_model: bound of one model's queue (0 = unbounded).
 vdgx_jobqueue_t *vdgx_jobqueue_new (size_t max_per_model);
 void vdgx_jobqueue_destroy (vdgx_jobqueue_t **self_p);

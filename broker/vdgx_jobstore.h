@@ -88,8 +88,8 @@ zlistx_t *vdgx_jobstore_list_owned (vdgx_jobstore_t *self, const char *owner, co
                                     const char *model, const char *after, size_t limit,
                                     bool desc);
 //  Calls visit for every job not in a terminal state (queued or running), by priority then
-//  seq (recovery). The record has only id, model, state, priority, seq and attempt (no
-//  blobs) and is valid during the call. Returns the number visited, or -1 on error.
+//  seq (recovery). The record has only id, model, state, priority, seq, attempt, owner and
+//  request_size (no blobs: request is NULL) and is valid during the call. Returns the number visited, or -1 on error.
 typedef void (vdgx_jobstore_visit_fn) (const vdgx_jobrec_t *job, void *arg);
 int vdgx_jobstore_each_unfinished (vdgx_jobstore_t *self, vdgx_jobstore_visit_fn *visit, void *arg);
 int vdgx_jobstore_add_event (vdgx_jobstore_t *self, const char *id, const char *type,

@@ -787,3 +787,27 @@ tworker_main (int argc, char *argv [])
     zlist_destroy (&w.pending);
     return 0;
 }
+
+//  A PNG-structured file of about size bytes (IHDR, one IDAT of seeded noise, IEND): what the
+//  broker's header check accepts; the test worker never decodes it.
+uint8_t *
+tpng_file (size_t size, uint32_t seed, size_t *size_p)
+{
+    static const uint8_t head [] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a,
+        0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 2, 0, 0, 0, 1, 0x20, 8, 2, 0, 0, 0, 1, 2, 3, 4 };
+    size_t idat = size - sizeof head - 12 - 12;
+    uint8_t *png = (uint8_t *) malloc (size);
+    memcpy (png, head, sizeof head);
+    uint8_t *p = png + sizeof head;
+    p [0] = (uint8_t) (idat >> 24), p [1] = (uint8_t) (idat >> 16);
+    p [2] = (uint8_t) (idat >> 8), p [3] = (uint8_t) idat;
+    memcpy (p + 4, "IDAT", 4);
+    for (size_t i = 0; i < idat; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p [8 + i] = (uint8_t) (seed >> 24);
+    }
+    memcpy (p + 8 + idat, "\0\0\0\0", 4);
+    memcpy (p + 12 + idat, "\0\0\0\0IEND\xae\x42\x60\x82", 12);
+    *size_p = size;
+    return png;
+}

@@ -60,6 +60,10 @@ uint64_t tmap_uint (msgpack_object *map, const char *key);
 //  Counter value from an mmi.metrics reply (0 when absent).
 uint64_t tmetrics_counter (msgpack_object *reply, const char *name);
 
+//  A PNG-structured file of size bytes (IHDR, one IDAT of seeded noise, IEND): what the
+//  broker's header check of a submit's images accepts (nothing decodes it). Caller frees.
+uint8_t *tpng_file (size_t size, uint32_t seed, size_t *size_p);
+
 //  The deterministic output a test worker produces for a job id.
 void tworker_output (const char *id, uint8_t *buf, size_t size);
 //  The worker process entry point.

@@ -1311,30 +1311,6 @@ s_case_retention (void)
     env.broker = 0;
 }
 
-//  A PNG-structured file of about size bytes (IHDR, one IDAT of seeded noise, IEND): what the
-//  broker's header check accepts; the test worker never decodes it.
-static uint8_t *
-s_png_file (size_t size, uint32_t seed, size_t *size_p)
-{
-    static const uint8_t head [] = { 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a,
-        0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 2, 0, 0, 0, 1, 0x20, 8, 2, 0, 0, 0, 1, 2, 3, 4 };
-    size_t idat = size - sizeof head - 12 - 12;
-    uint8_t *png = (uint8_t *) malloc (size);
-    memcpy (png, head, sizeof head);
-    uint8_t *p = png + sizeof head;
-    p [0] = (uint8_t) (idat >> 24), p [1] = (uint8_t) (idat >> 16);
-    p [2] = (uint8_t) (idat >> 8), p [3] = (uint8_t) idat;
-    memcpy (p + 4, "IDAT", 4);
-    for (size_t i = 0; i < idat; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        p [8 + i] = (uint8_t) (seed >> 24);
-    }
-    memcpy (p + 8 + idat, "\0\0\0\0", 4);
-    memcpy (p + 12 + idat, "\0\0\0\0IEND\xae\x42\x60\x82", 12);
-    *size_p = size;
-    return png;
-}
-
 static int
 s_submit_images (zsock_t *client, const char *model, const uint8_t *image, size_t image_size,
                  const uint8_t *last, size_t last_size, vdgx_jobreply_t *reply)
@@ -1382,8 +1358,8 @@ s_case_image (void)
     TCHECK (tenv_start_broker (&env) == 0);
     zsock_t *client = tclient_new (&env);
     size_t big_size, small_size;
-    uint8_t *big = s_png_file (3 * 1024 * 1024 + 123, 7, &big_size);
-    uint8_t *small = s_png_file (5000, 9, &small_size);
+    uint8_t *big = tpng_file (3 * 1024 * 1024 + 123, 7, &big_size);
+    uint8_t *small = tpng_file (5000, 9, &small_size);
     char big_sha [65], small_sha [65];
     vdgx_sha256_hex (big, big_size, big_sha);
     vdgx_sha256_hex (small, small_size, small_sha);

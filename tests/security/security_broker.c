@@ -10,6 +10,9 @@
            models     made-up model names from peers not allowed for them are not stored
            owners     users see, cancel, delete and read only their own jobs; operators'
                       commands need admin; a plain peer off the trusted networks is a user
+           flood      a client flooding vdgx.jobs with large submits is refused after its
+                      byte budget while another client is served
+           quota      an owner's queued jobs hold at most --owner-queued-max request bytes
 */
 #include "broker_peers.h"
 #include "vdgx_sha256.h"
@@ -682,6 +685,155 @@ s_case_owners (void)
     zcert_destroy (&bob);
 }
 
+//  An image-to-video submit of png (about its size in bytes) to the model "i2v" (no worker:
+//  the job stays queued), optionally on behalf of owner (an admin peer only). Returns the
+//  error code ("" = accepted) with the id and the reply's retry hint.
+static const char *
+s_submit_image (zsock_t *sock, const uint8_t *png, size_t size, const char *owner, char *id,
+                uint64_t *retry_ms)
+{
+    vdgx_jobcmd_t cmd;
+    vdgx_jobcmd_init (&cmd);
+    cmd.cmd = VDGX_JOBCMD_SUBMIT;
+    if (owner) {
+        snprintf (cmd.owner, sizeof cmd.owner, "%s", owner);
+        cmd.has_role = true;
+        cmd.admin = false;
+    }
+    snprintf (cmd.request.model, sizeof cmd.request.model, "i2v");
+    cmd.request.prompt = strdup ("the picture comes alive");
+    cmd.request.no_cache = true;
+    TCHECK (vdgx_genreq_set_image (&cmd.request, "image", png, size) == 0);
+    vdgx_jobreply_t reply;
+    int rc = tclient_jobs (sock, &cmd, &reply);
+    static char code [32];
+    snprintf (code, sizeof code, "%s", rc == 0? "": reply.ok? "?": reply.error.code);
+    if (id)
+        snprintf (id, VDGX_ID_MAX + 1, "%s", rc == 0? reply.id: "");
+    if (retry_ms)
+        *retry_ms = rc == 0? 0: reply.retry_after_ms;
+    vdgx_jobreply_clear (&reply);
+    vdgx_jobcmd_clear (&cmd);
+    return code;
+}
+
+//  Byte budget: a client flooding vdgx.jobs with large submits (image-to-video requests carry
+//  megabytes) is refused once its budget (9 MiB at once, 512 KiB/s) is spent, with queue_full
+//  and a retry hint, also on fresh connections (new routing ids) of the same key; another
+//  client is still served, the admin is exempt, and after the hinted wait the flooder is
+//  served again. The refusals are counted.
+static void
+s_case_flood (void)
+{
+    s_setup_curve ();
+    zcert_t *admin = s_cert ("admin", "admin", NULL, true);
+    zcert_t *alice = s_cert ("alice", "user", NULL, true);
+    zcert_t *bob = s_cert ("bob", "user", NULL, true);
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "i2v");
+    tenv_flag (&env, "--peer-rate");
+    tenv_flag (&env, "512K");
+    tenv_flag (&env, "--peer-burst");
+    tenv_flag (&env, "9M");
+    s_start_broker (admin);
+    size_t size;
+    uint8_t *png = tpng_file (2 << 20, 1, &size);
+    zsock_t *a = s_dealer (alice, NULL);
+    int accepted = 0;
+    uint64_t retry = 0;
+    const char *code = "";
+    //  At most 9 MiB at once plus 512 KiB/s: four 2 MiB submits pass, and however slow this
+    //  machine is, a flood of them is refused long before forty.
+    for (int i = 0; i < 40 && !*code; i++) {
+        code = s_submit_image (a, png, size, NULL, NULL, &retry);
+        accepted += !*code;
+    }
+    printf ("flood: %d accepted, then %s (retry in %llu ms)\n", accepted, code,
+            (unsigned long long) retry);
+    TCHECK (streq (code, VDGX_E_QUEUE_FULL) && retry >= 1 && retry <= 5000);
+    TCHECK (accepted >= 4 && accepted < 40);
+    //  A new connection of the same key is the same client.
+    zsock_t *again = s_dealer (alice, NULL);
+    TCHECK (streq (s_submit_image (again, png, size, NULL, NULL, NULL), VDGX_E_QUEUE_FULL));
+    zsock_destroy (&again);
+    //  Meanwhile another client and the admin are served.
+    zsock_t *b = s_dealer (bob, NULL);
+    zsock_t *op = s_dealer (admin, NULL);
+    TCHECK (streq (s_submit_image (b, png, size, NULL, NULL, NULL), ""));
+    for (int i = 0; i < 6; i++)
+        TCHECK (streq (s_submit_image (op, png, size, NULL, NULL, NULL), ""));
+    TCHECK (s_counter (op, "vdgx_budget_refused_total{reason=\"rate\"}") >= 2);
+    //  After the hinted wait the budget holds a submit again.
+    zclock_sleep ((int) retry + 600);
+    TCHECK (streq (s_submit_image (a, png, size, NULL, NULL, NULL), ""));
+    free (png);
+    zsock_destroy (&a);
+    zsock_destroy (&b);
+    zsock_destroy (&op);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+    zcert_destroy (&admin);
+    zcert_destroy (&alice);
+    zcert_destroy (&bob);
+}
+
+//  Queued bytes: an owner's queued and running jobs may hold at most --owner-queued-max of
+//  request bytes (5 MiB here: two 2 MiB image submits). The third is refused (too_large,
+//  with a retry hint), also when the admin peer (the bridge) submits it on her behalf, and
+//  also after a broker restart (the store's unfinished jobs are counted again); another
+//  owner and the admin itself are served; a job that ends gives its bytes back.
+static void
+s_case_quota (void)
+{
+    s_setup_curve ();
+    zcert_t *admin = s_cert ("admin", "admin", NULL, true);
+    zcert_t *alice = s_cert ("alice", "user", NULL, true);
+    zcert_t *bob = s_cert ("bob", "user", NULL, true);
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "i2v");
+    tenv_flag (&env, "--owner-queued-max");
+    tenv_flag (&env, "5M");
+    s_start_broker (admin);
+    size_t size;
+    uint8_t *png = tpng_file (2 << 20, 2, &size);
+    zsock_t *a = s_dealer (alice, NULL);
+    zsock_t *b = s_dealer (bob, NULL);
+    zsock_t *op = s_dealer (admin, NULL);
+    char id1 [VDGX_ID_MAX + 1], id2 [VDGX_ID_MAX + 1];
+    uint64_t retry = 0;
+    TCHECK (streq (s_submit_image (a, png, size, NULL, id1, NULL), ""));
+    TCHECK (streq (s_submit_image (a, png, size, NULL, id2, NULL), ""));
+    TCHECK (streq (s_submit_image (a, png, size, NULL, NULL, &retry), VDGX_E_TOO_LARGE));
+    TCHECK (retry > 0);
+    TCHECK (streq (s_submit_image (op, png, size, "curve:alice", NULL, NULL), VDGX_E_TOO_LARGE));
+    TCHECK (streq (s_submit_image (b, png, size, NULL, NULL, NULL), ""));
+    TCHECK (streq (s_submit_image (b, png, size, NULL, NULL, NULL), ""));
+    for (int i = 0; i < 3; i++)
+        TCHECK (streq (s_submit_image (op, png, size, NULL, NULL, NULL), ""));
+    //  A cancelled job no longer counts.
+    TCHECK (streq (s_id_call (a, VDGX_JOBCMD_CANCEL, id1), ""));
+    TCHECK (streq (s_submit_image (a, png, size, NULL, id1, NULL), ""));
+    TCHECK (streq (s_submit_image (a, png, size, NULL, NULL, NULL), VDGX_E_TOO_LARGE));
+    TCHECK (s_counter (op, "vdgx_budget_refused_total{reason=\"quota\"}") == 3);
+    zsock_destroy (&a);
+    zsock_destroy (&b);
+    zsock_destroy (&op);
+    //  After a restart her two queued jobs still count.
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    s_start_broker (admin);
+    a = s_dealer (alice, NULL);
+    TCHECK (streq (s_submit_image (a, png, size, NULL, NULL, NULL), VDGX_E_TOO_LARGE));
+    TCHECK (streq (s_id_call (a, VDGX_JOBCMD_DELETE, id2), ""));
+    TCHECK (streq (s_submit_image (a, png, size, NULL, NULL, NULL), ""));
+    free (png);
+    zsock_destroy (&a);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+    zcert_destroy (&admin);
+    zcert_destroy (&alice);
+    zcert_destroy (&bob);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -697,6 +849,7 @@ main (int argc, char *argv [])
     struct { const char *name; void (*fn) (void); } cases [] = {
         { "resend", s_case_resend }, { "limits", s_case_limits },
         { "models", s_case_models }, { "owners", s_case_owners },
+        { "flood", s_case_flood }, { "quota", s_case_quota },
     };
     bool found = false;
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++)
