@@ -34,6 +34,9 @@ s_usage (FILE *out)
         "  --rate R --burst B       requests/s per key (or per IP without keys); 0 = no limit\n"
         "  --default-model NAME     model for requests that name none\n"
         "  --threads N              HTTP threads (default 0 = auto: half the CPUs, 1 to 4)\n"
+        "  --decode-limit N         uploaded images decoded at once (default 0 = half the threads,\n"
+        "                           at least 1); an upload that gets no slot is answered 503\n"
+        "  --decode-wait-ms N       how long an upload waits for a decode slot (default 250)\n"
         "  --conn-limit N           open connections (default 1024)\n"
         "  --per-ip-limit N         open connections per address (default 64, 0 = none)\n"
         "  --timeout-s N            idle connection timeout (default 30)\n"
@@ -156,10 +159,12 @@ main (int argc, char **argv)
     cfg.curve_server_key = vdgx_config_get (config, "bridge", "curve_server_key");
     cfg.curve_cert = vdgx_config_get (config, "bridge", "curve_cert");
     double rate = 0, burst = 0;
-    int64_t threads = cfg.threads;
+    int64_t threads = cfg.threads, decode_limit = cfg.decode_limit, decode_wait = cfg.decode_wait_ms;
     if (vdgx_config_get_double (config, "bridge", "rate", 0, 0, 1e6, &rate)
     ||  vdgx_config_get_double (config, "bridge", "burst", 0, 0, 1e6, &burst)
-    ||  vdgx_config_get_int (config, "bridge", "threads", cfg.threads, 0, 256, &threads)) {
+    ||  vdgx_config_get_int (config, "bridge", "threads", cfg.threads, 0, 256, &threads)
+    ||  vdgx_config_get_int (config, "bridge", "decode_limit", decode_limit, 0, 1024, &decode_limit)
+    ||  vdgx_config_get_int (config, "bridge", "decode_wait_ms", decode_wait, 0, 60000, &decode_wait)) {
         fprintf (stderr, "vdgx-bridge: %s\n", vdgx_config_error (config));
         vdgx_config_destroy (&config);
         return 2;
@@ -167,6 +172,8 @@ main (int argc, char **argv)
     cfg.rate = rate;
     cfg.burst = burst;
     cfg.threads = (int) threads;
+    cfg.decode_limit = (unsigned) decode_limit;
+    cfg.decode_wait_ms = (int) decode_wait;
     int rc = 0;
     bool make_key = false;
     const char *secret_file = vdgx_config_get (config, "bridge", "webhook_secret_file");
@@ -205,6 +212,8 @@ main (int argc, char **argv)
         else if (strcmp (arg, "--rate") == 0) rc = s_num (arg, val, 0, 1e6, &cfg.rate);
         else if (strcmp (arg, "--burst") == 0) rc = s_num (arg, val, 1, 1e6, &cfg.burst);
         else if (strcmp (arg, "--threads") == 0) { rc = s_num (arg, val, 0, 256, &v); cfg.threads = (int) v; }
+        else if (strcmp (arg, "--decode-limit") == 0) { rc = s_num (arg, val, 0, 1024, &v); cfg.decode_limit = (unsigned) v; }
+        else if (strcmp (arg, "--decode-wait-ms") == 0) { rc = s_num (arg, val, 0, 60000, &v); cfg.decode_wait_ms = (int) v; }
         else if (strcmp (arg, "--conn-limit") == 0) { rc = s_num (arg, val, 1, 1e6, &v); cfg.conn_limit = (unsigned) v; }
         else if (strcmp (arg, "--per-ip-limit") == 0) { rc = s_num (arg, val, 0, 1e6, &v); cfg.per_ip_limit = (unsigned) v; }
         else if (strcmp (arg, "--timeout-s") == 0) { rc = s_num (arg, val, 1, 86400, &v); cfg.conn_timeout_s = (unsigned) v; }

@@ -2,6 +2,7 @@
 #include "vdgx_apikeys.h"
 #include "vdgx_apireq.h"
 #include "vdgx_bridge.h"
+#include "vdgx_gate.h"
 #include "vdgx_guard.h"
 #include "vdgx_form.h"
 #include "vdgx_promtext.h"
@@ -17,7 +18,7 @@ main (int argc, char **argv)
     const char *only = argc > 1 && argv [1][0] != '-'? argv [1]: NULL;
     bool verbose = argc > 1 && strcmp (argv [argc - 1], "-v") == 0;
     static const struct { const char *name; void (*test) (bool); } tests [] = {
-        { "apikeys", vdgx_apikeys_test }, { "guard", vdgx_guard_test }, { "form", vdgx_form_test },
+        { "apikeys", vdgx_apikeys_test }, { "guard", vdgx_guard_test }, { "gate", vdgx_gate_test }, { "form", vdgx_form_test },
         { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test }, { "thumb", vdgx_thumb_test },
         { "ui", vdgx_ui_test }, { "webhook", vdgx_webhook_test },
         { "bridge", vdgx_bridge_test },

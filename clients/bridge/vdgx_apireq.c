@@ -1,6 +1,7 @@
 /*  vdgx_apireq.c - JSON / form bodies to validated generate requests. */
 #include "vdgx_apireq.h"
 #include "vdgx_form.h"
+#include "vdgx_gate.h"
 #include "vdgx_image.h"
 #include <assert.h>
 #include <errno.h>
@@ -186,9 +187,11 @@ s_get_bool (const json_t *value, bool from_form, const char *name, bool *out, vd
 
 //  An image field: a data URL (a form's file part arrives as one), or for input_reference in
 //  JSON {"image_url": "data:..."}. Decoded and checked whole with vdgx_image (format,
-//  structure, size and pixel limits), then stored in the request as the original bytes.
+//  structure, size and pixel limits) inside a slot of gate (when given), then stored in the
+//  request as the original bytes.
 static int
-s_get_image (vdgx_genreq_t *req, const json_t *value, bool from_form, int k, vdgx_apierr_t *err)
+s_get_image (vdgx_genreq_t *req, const json_t *value, bool from_form, int k, vdgx_gate_t *gate,
+             vdgx_apierr_t *err)
 {
     const char *name = k == K_LAST_IMAGE? "last_image": k == K_IMAGE? "image": "input_reference";
     const char *url = s_text (value);
@@ -223,7 +226,14 @@ s_get_image (vdgx_genreq_t *req, const json_t *value, bool from_form, int k, vdg
         return vdgx_apierr_set (err, 422, "invalid_image", name, "%s: the file is %s, not an image",
                                 name, mime);
     }
+    if (gate && !vdgx_gate_enter (gate)) {
+        free (data);
+        return vdgx_apierr_set (err, 503, "unavailable", name, "%s: the server is decoding as "
+                                "many images as it may at once; retry shortly", name);
+    }
     vdgx_image_t *image = vdgx_image_decode (data, size, NULL, why, sizeof why);
+    if (gate)
+        vdgx_gate_leave (gate);
     if (!image) {
         free (data);
         bool large = strstr (why, "too large") != NULL;
@@ -250,6 +260,14 @@ s_one_of (const char *value, const char *const *names, size_t count)
 int
 vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,
                    bool from_form, const char *default_model, vdgx_apierr_t *err)
+{
+    return vdgx_apireq_parse_gated (req, body, dialect, from_form, default_model, NULL, err);
+}
+
+int
+vdgx_apireq_parse_gated (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,
+                         bool from_form, const char *default_model, vdgx_gate_t *gate,
+                         vdgx_apierr_t *err)
 {
     assert (req && err);
     vdgx_genreq_clear (req);
@@ -322,7 +340,7 @@ vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t
                     goto fail_str;
                 break;
             case F_IMAGE:
-                if (s_get_image (req, v, from_form, k == K_INPUT_REF_URL? K_INPUT_REF: k, err))
+                if (s_get_image (req, v, from_form, k == K_INPUT_REF_URL? K_INPUT_REF: k, gate, err))
                     goto fail;
                 break;
             case F_REFUSE:
@@ -640,6 +658,22 @@ vdgx_apireq_test (bool verbose)
     free (bomb);
     assert (s_try (body, VDGX_APIREQ_NATIVE, false, &req, &err) == -1 && err.status == 413);
     assert (strcmp (err.field, "image") == 0 && strstr (err.message, "100000x100000"));
+    //  Decodes inside a gate: with its one slot taken, an image gets 503 on its field (no
+    //  wait), a request without images is not held up; with the slot free, it passes.
+    vdgx_gate_t *gate = vdgx_gate_new (1, 0);
+    assert (vdgx_gate_enter (gate));
+    json_t *j = json_pack ("{s:s, s:s}", "prompt", "p", "input_reference", url);
+    assert (vdgx_apireq_parse_gated (&req, j, VDGX_APIREQ_OPENAI, false, "testgen", gate, &err) == -1);
+    assert (err.status == 503 && strcmp (err.code, "unavailable") == 0);
+    assert (strcmp (err.field, "input_reference") == 0 && !req.image);
+    json_t *plain = json_pack ("{s:s}", "prompt", "p");
+    assert (vdgx_apireq_parse_gated (&req, plain, VDGX_APIREQ_OPENAI, false, "testgen", gate, &err) == 0);
+    json_decref (plain);
+    vdgx_gate_leave (gate);
+    assert (vdgx_apireq_parse_gated (&req, j, VDGX_APIREQ_OPENAI, false, "testgen", gate, &err) == 0);
+    assert (req.image_size == 70 && vdgx_gate_busy (gate) == 0 && vdgx_gate_refused (gate) == 1);
+    json_decref (j);
+    vdgx_gate_destroy (&gate);
     assert (s_try ("{\"prompt\":\"p\",\"resolution\":\"64x48\"}", VDGX_APIREQ_OPENAI, false, &req, &err) == -1);
     assert (s_try ("{\"prompt\":\"p\",\"seconds\":\"4\",\"steps\":\"3\",\"no_cache\":\"true\",\"guidance\":\"2.5\"}",
                    VDGX_APIREQ_OPENAI, true, &req, &err) == 0);

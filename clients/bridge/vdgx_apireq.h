@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "vdgx_genreq.h"
+#include "vdgx_gate.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,11 @@ int vdgx_apierr_set (vdgx_apierr_t *err, int status, const char *code, const cha
 //  "") is used when the body names none. Returns 0, or -1 with err set (req cleared).
 int vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,
                        bool from_form, const char *default_model, vdgx_apierr_t *err);
+//  The same, with every image decoded inside a slot of gate (NULL = no limit): when none
+//  frees within the gate's wait, -1 with a 503 `unavailable` error on the image's field.
+int vdgx_apireq_parse_gated (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,
+                             bool from_form, const char *default_model, vdgx_gate_t *gate,
+                             vdgx_apierr_t *err);
 //  Parses "WxH" (decimal, 1..5 digits each). Returns 0 or -1.
 int vdgx_apireq_parse_size (const char *text, uint32_t *width, uint32_t *height);
 

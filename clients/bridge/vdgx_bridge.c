@@ -5,6 +5,7 @@
 #include "vdgx_apireq.h"
 #include "vdgx_client.h"
 #include "vdgx_form.h"
+#include "vdgx_gate.h"
 #include "vdgx_guard.h"
 #include "vdgx_log.h"
 #include "vdgx_msg.h"
@@ -79,6 +80,7 @@ struct _vdgx_bridge_t {
     vdgx_ratelimit_t *limiter;
     vdgx_ratelimit_t *auth_fails;       //  failed authentications per client address
     vdgx_guard_t *guard;                //  connection limits in HTTP, slow-request deadlines
+    vdgx_gate_t *decodes;               //  image decodes at once (--decode-limit)
     zcert_t *curve_cert;                //  CURVE to the broker: our certificate ...
     char *curve_server;                 //  ... and the broker's public key (Z85); NULL = plain
     atomic_uint_fast64_t auth_refused;  //  requests refused while an address was locked out
@@ -367,7 +369,9 @@ s_send_error (s_req_t *r, int status, const char *code, const char *field, int64
 static enum MHD_Result
 s_send_apierr (s_req_t *r, const vdgx_apierr_t *err)
 {
-    return s_send_error (r, err->status, err->code, err->field, 0, "%s", err->message);
+    //  503 (no image decode slot): worth a retry soon.
+    return s_send_error (r, err->status, err->code, err->field, err->status == 503? 1000: 0,
+                         "%s", err->message);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -781,9 +785,10 @@ s_h_submit (s_req_t *r)
         }
         vdgx_genreq_init (&r->req);
         r->has_req = true;
-        int prc = vdgx_apireq_parse (&r->req, body, r->route == R_VIDEOS? VDGX_APIREQ_OPENAI
-                                                                         : VDGX_APIREQ_NATIVE,
-                                     r->is_form, r->bridge->default_model, &err);
+        int prc = vdgx_apireq_parse_gated (&r->req, body, r->route == R_VIDEOS? VDGX_APIREQ_OPENAI
+                                                                               : VDGX_APIREQ_NATIVE,
+                                           r->is_form, r->bridge->default_model, r->bridge->decodes,
+                                           &err);
         r->size_field = json_object_get (body, "size")? "size"
                       : json_object_get (body, "resolution")? "resolution": NULL;
         r->image_field = json_object_get (body, "input_reference")
@@ -1130,6 +1135,13 @@ s_bridge_counters (vdgx_bridge_t *self, vdgx_promtext_t *p)
                        (double) atomic_load (&self->cache_hits));
     vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_inflight_requests", atomic_load (&self->inflight));
     vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_sse_streams", atomic_load (&self->sse_streams));
+    vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_image_decodes_total{outcome=\"decoded\"}",
+                       (double) vdgx_gate_entered (self->decodes));
+    vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_image_decodes_total{outcome=\"busy\"}",
+                       (double) vdgx_gate_refused (self->decodes));
+    vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_image_decodes_waited_total",
+                       (double) vdgx_gate_waited (self->decodes));
+    vdgx_promtext_add (p, VDGX_PROM_GAUGE, "vdgx_bridge_image_decodes_active", vdgx_gate_busy (self->decodes));
     if (self->webhooks) {
         uint64_t delivered, retried, failed;
         vdgx_webhook_counts (self->webhooks, &delivered, &retried, &failed);
@@ -2460,6 +2472,19 @@ vdgx_bridge_cfg_init (vdgx_bridge_cfg_t *cfg)
     cfg->min_body_rate = 1024;
     cfg->auth_fail_burst = 10;
     cfg->auth_fail_rate = 10.0 / 60;
+    cfg->decode_limit = 0;      //  auto: s_decode_slots ()
+    cfg->decode_wait_ms = 250;
+}
+
+//  Image decodes at once: configured, or half the HTTP threads (at least one), so that
+//  uploads never take every thread (and the memory of a 16 Mpx decode each).
+static unsigned
+s_decode_slots (const vdgx_bridge_cfg_t *cfg)
+{
+    if (cfg->decode_limit)
+        return cfg->decode_limit;
+    int threads = cfg->threads? cfg->threads: s_auto_threads ();
+    return threads / 2 < 1? 1: (unsigned) threads / 2;
 }
 
 //  libmicrohttpd's connection notifications: the guard counts and watches connections.
@@ -2580,8 +2605,10 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     ||  cfg->request_timeout_ms < 1 || cfg->sse_max_s < 1 || cfg->rate < 0
     ||  cfg->chunk_bytes < 1 || cfg->chunk_bytes > VDGX_RESULT_READ_MAX || cfg->cache_ms < 0
     ||  (cfg->rate > 0 && cfg->burst < 1) || cfg->header_timeout_ms < 100
-    ||  cfg->auth_fail_rate <= 0 || cfg->auth_fail_burst < 1) {
-        snprintf (err, err_size, "invalid limits (threads 0..256, positive limits, burst >= 1, chunk <= 4 MiB)");
+    ||  cfg->auth_fail_rate <= 0 || cfg->auth_fail_burst < 1
+    ||  cfg->decode_limit > 1024 || cfg->decode_wait_ms < 0 || cfg->decode_wait_ms > 60000) {
+        snprintf (err, err_size, "invalid limits (threads 0..256, positive limits, burst >= 1, chunk <= 4 MiB,"
+                  " decode limit 0..1024, decode wait 0..60000 ms)");
         return NULL;
     }
     vdgx_bridge_t *self = (vdgx_bridge_t *) calloc (1, sizeof (vdgx_bridge_t));
@@ -2630,6 +2657,7 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     }
     self->limiter = vdgx_ratelimit_new (cfg->rate, cfg->rate > 0? cfg->burst: 0, 100000);
     self->auth_fails = vdgx_ratelimit_new (cfg->auth_fail_rate, cfg->auth_fail_burst, 100000);
+    self->decodes = vdgx_gate_new (s_decode_slots (cfg), cfg->decode_wait_ms);
     if ((cfg->curve_server_key != NULL) != (cfg->curve_cert != NULL)) {
         snprintf (err, err_size, "CURVE needs both --curve-server-key and --curve-cert");
         vdgx_bridge_destroy (&self);
@@ -2719,6 +2747,7 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
     vdgx_apikeys_destroy (&self->keys);
     vdgx_ratelimit_destroy (&self->limiter);
     vdgx_ratelimit_destroy (&self->auth_fails);
+    vdgx_gate_destroy (&self->decodes);
     vdgx_guard_destroy (&self->guard);
     zcert_destroy (&self->curve_cert);
     free (self->curve_server);

@@ -38,6 +38,13 @@ static const struct { const char *name; const char *help; } s_help [] = {
     { "vdgx_bridge_sse_streams", "Open server-sent event streams." },
     { "vdgx_bridge_up", "1 when the broker answered the metrics request." },
     { "vdgx_bridge_metrics_dropped_total", "Broker samples dropped because their names were not valid." },
+    { "vdgx_bridge_image_decodes_total", "Uploaded images decoded, or refused with 503 because every decode slot was taken." },
+    { "vdgx_bridge_image_decodes_waited_total", "Image decodes that waited for a slot." },
+    { "vdgx_bridge_image_decodes_active", "Image decodes running now." },
+    { "vdgx_budget_refused_total", "Job-service requests the broker refused for a client's byte budget (rate) or an owner's queued bytes (quota)." },
+    { "vdgx_budget_refused_bytes_total", "Bytes of the requests refused for a client's byte budget." },
+    { "vdgx_budget_clients", "Clients whose byte budget the broker tracks." },
+    { "vdgx_unfinished_request_bytes", "Request bytes (images included) of the unfinished jobs of named owners (not the operator's)." },
 };
 
 static void

@@ -5,19 +5,24 @@ scenario asserts that the attack fails. Standard library only (tests/bridge/brid
 provides the process stack).
 
     security_bridge.py SCENARIO     owners | auth | trickle | input | curve | sigterm | images
+                                    | decodes | budget
 Exit 0 = pass, 77 = skipped, anything else = fail.
 """
+import base64
 import hashlib
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bridge"))
 from bridge_e2e import BIN, Stack, check, free_port, jreq, request  # noqa: E402
+from bridge_e2e import multipart as multipart_files  # noqa: E402
 
 
 def keys_file(st, entries):
@@ -414,8 +419,102 @@ def t_images(st):
     check(len(lst["data"]) == 0, "nothing was queued")
 
 
+# ---------------------------------------------------------------------------------------
+# Image decodes had no bound: many simultaneous uploads near 16 Mpx each took a decode
+# (48 MiB of pixels, CPU) in every HTTP thread at once. With --decode-limit 1, uploads that
+# find the slot taken get 503 + Retry-After at once (--decode-wait-ms 0), the others are
+# accepted, and the bridge keeps answering; with a wait, they queue for the slot instead.
+
+def png_file(width, height, rows):
+    """A valid RGB PNG; rows(y) gives each row's width * 3 bytes."""
+    raw = b"".join(b"\x00" + rows(y) for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def big_png():
+    """4096x4096 (the 16 Mpx limit): a small file, 48 MiB of pixels to decode."""
+    base = bytes(range(256)) * 50
+    return png_file(4096, 4096, lambda y: base[y % 256: y % 256 + 4096 * 3])
+
+
+def t_decodes(st):
+    import concurrent.futures as cf
+    png = big_png()
+    body, hdrs = multipart_files({"model": "i2v", "prompt": "x"}, {"image": ("big.png", "image/png", png)})
+    p = st.start_bridge(["--threads", "8", "--decode-limit", "1", "--decode-wait-ms", "0"])
+    jreq(p, "GET", "/health", expect=200)
+    busy, accepted, slowest_health = [], 0, 0.0
+    for _ in range(3):
+        with cf.ThreadPoolExecutor(5) as ex:
+            # a little apart: a thread that is decoding accepts no connection, so the next
+            # upload lands on another thread (all at once, one thread may accept them all)
+            futures = []
+            for _ in range(5):
+                futures.append(ex.submit(request, p, "POST", "/generate", body, hdrs))
+                time.sleep(0.03)
+            t0 = time.time()
+            s, _, _ = request(p, "GET", "/health")
+            slowest_health = max(slowest_health, time.time() - t0)
+            check(s == 200, "health during uploads: %d" % s)
+            results = [f.result() for f in futures]
+        for s, h, data in results:
+            check(s in (202, 503), "an upload: %d %r" % (s, data[:200]))
+            if s == 503:
+                busy.append((h, json.loads(data)["error"]))
+            accepted += s == 202
+        if busy:
+            break
+    check(busy, "5 uploads at once against one decode slot: none found it taken")
+    for h, err in busy:
+        check(int(h["retry-after"]) >= 1 and err["code"] == "unavailable" and err["field"] == "image",
+              "503 shape: %r %r" % (h, err))
+    check(accepted >= 1, "uploads that got the slot are accepted")
+    check(slowest_health < 5, "the bridge answers while decoding (%.2f s)" % slowest_health)
+    _, _, metrics = request(p, "GET", "/metrics")
+    text = metrics.decode()
+    line = [ln for ln in text.splitlines() if ln.startswith('vdgx_bridge_image_decodes_total{outcome="busy"}')]
+    check(line and float(line[0].split()[-1]) == len(busy), "busy decodes counted: %r" % line)
+    # with a wait, uploads queue for the slot instead: all accepted
+    p2 = st.start_bridge(["--threads", "4", "--decode-limit", "1", "--decode-wait-ms", "20000"])
+    with cf.ThreadPoolExecutor(3) as ex:
+        codes = [r[0] for r in ex.map(lambda _: request(p2, "POST", "/generate", body, hdrs), range(3))]
+    check(codes == [202] * 3, "uploads that wait for the slot: %r" % codes)
+    print("decodes: %d x 503, %d accepted, health answered within %.2f s" % (len(busy), accepted, slowest_health))
+
+
+# ---------------------------------------------------------------------------------------
+# The broker's limits per client, through the bridge: each API key is its own client at the
+# broker. Over the owner's cap of queued request bytes: 413 with Retry-After; over its byte
+# budget: 429 with Retry-After; another key is still served.
+
+def t_budget(st):
+    keys = keys_file(st, [("carol-secret", "carol", "user"), ("dave-secret", "dave", "user")])
+    p = st.start_bridge(["--keys", keys])
+    rnd = os.urandom(700 * 3 * 1000)
+    img = png_file(1000, 700, lambda y: rnd[y * 3000: (y + 1) * 3000])     # ~2.1 MB: no zlib gain
+    body = {"model": "i2v", "prompt": "x", "image": "data:image/png;base64," + base64.b64encode(img).decode()}
+    got = []
+    for _ in range(5):
+        s, h, e = jreq(p, "POST", "/generate", body, bearer("carol-secret"))
+        got.append((s, h, e))
+    codes = [g[0] for g in got]
+    check(codes == [202, 202, 413, 413, 429], "carol's submits: %r %r" % (codes, [g[2] for g in got]))
+    for s, h, e in got[2:]:
+        check(int(h["retry-after"]) >= 1, "Retry-After on %d" % s)
+    check(got[2][2]["error"]["code"] == "too_large" and "cap" in got[2][2]["error"]["message"], "quota: %r" % got[2][2])
+    check(got[4][2]["error"]["code"] == "queue_full" and "budget" in got[4][2]["error"]["message"], "budget: %r" % got[4][2])
+    jreq(p, "POST", "/generate", body, bearer("dave-secret"), expect=202)
+
+
 SCENARIOS = {"images": t_images, "owners": t_owners, "auth": t_auth, "trickle": t_trickle, "input": t_input, "curve": t_curve,
-             "sigterm": t_sigterm}
+             "sigterm": t_sigterm, "decodes": t_decodes, "budget": t_budget}
+# Broker flags a scenario needs (models without workers keep their jobs queued).
+BROKER_ARGS = {"decodes": ["--model", "i2v"],
+               "budget": ["--model", "i2v", "--peer-rate", "128K", "--peer-burst", "9M", "--owner-queued-max", "5M"]}
 
 
 def main():
@@ -423,7 +522,7 @@ def main():
         print(__doc__)
         return 2
     name = sys.argv[1]
-    st = Stack([], broker_args=[])
+    st = Stack([], broker_args=BROKER_ARGS.get(name, []))
     ok = False
     try:
         SCENARIOS[name](st)
