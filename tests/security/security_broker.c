@@ -717,6 +717,31 @@ s_submit_image (zsock_t *sock, const uint8_t *png, size_t size, const char *owne
     return code;
 }
 
+//  The cases on limits per client: CURVE, an admin and two users (alice, bob), the model
+//  "i2v" without workers, the broker started with flags (NULL-terminated); and their end.
+static void
+s_start_i2v (zcert_t *certs [3], const char **flags)
+{
+    s_setup_curve ();
+    certs [0] = s_cert ("admin", "admin", NULL, true);
+    certs [1] = s_cert ("alice", "user", NULL, true);
+    certs [2] = s_cert ("bob", "user", NULL, true);
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "i2v");
+    for (; *flags; flags++)
+        tenv_flag (&env, *flags);
+    s_start_broker (certs [0]);
+}
+
+static void
+s_stop_i2v (zcert_t *certs [3])
+{
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+    for (int i = 0; i < 3; i++)
+        zcert_destroy (&certs [i]);
+}
+
 //  Byte budget: a client flooding vdgx.jobs with large submits (image-to-video requests carry
 //  megabytes) is refused once its budget (9 MiB at once, 512 KiB/s) is spent, with queue_full
 //  and a retry hint, also on fresh connections (new routing ids) of the same key; another
@@ -725,17 +750,9 @@ s_submit_image (zsock_t *sock, const uint8_t *png, size_t size, const char *owne
 static void
 s_case_flood (void)
 {
-    s_setup_curve ();
-    zcert_t *admin = s_cert ("admin", "admin", NULL, true);
-    zcert_t *alice = s_cert ("alice", "user", NULL, true);
-    zcert_t *bob = s_cert ("bob", "user", NULL, true);
-    tenv_flag (&env, "--model");
-    tenv_flag (&env, "i2v");
-    tenv_flag (&env, "--peer-rate");
-    tenv_flag (&env, "512K");
-    tenv_flag (&env, "--peer-burst");
-    tenv_flag (&env, "9M");
-    s_start_broker (admin);
+    zcert_t *certs [3];
+    s_start_i2v (certs, (const char *[]) { "--peer-rate", "512K", "--peer-burst", "9M", NULL });
+    zcert_t *admin = certs [0], *alice = certs [1], *bob = certs [2];
     size_t size;
     uint8_t *png = tpng_file (2 << 20, 1, &size);
     zsock_t *a = s_dealer (alice, NULL);
@@ -770,11 +787,7 @@ s_case_flood (void)
     zsock_destroy (&a);
     zsock_destroy (&b);
     zsock_destroy (&op);
-    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
-    env.broker = 0;
-    zcert_destroy (&admin);
-    zcert_destroy (&alice);
-    zcert_destroy (&bob);
+    s_stop_i2v (certs);
 }
 
 //  Queued bytes: an owner's queued and running jobs may hold at most --owner-queued-max of
@@ -785,15 +798,9 @@ s_case_flood (void)
 static void
 s_case_quota (void)
 {
-    s_setup_curve ();
-    zcert_t *admin = s_cert ("admin", "admin", NULL, true);
-    zcert_t *alice = s_cert ("alice", "user", NULL, true);
-    zcert_t *bob = s_cert ("bob", "user", NULL, true);
-    tenv_flag (&env, "--model");
-    tenv_flag (&env, "i2v");
-    tenv_flag (&env, "--owner-queued-max");
-    tenv_flag (&env, "5M");
-    s_start_broker (admin);
+    zcert_t *certs [3];
+    s_start_i2v (certs, (const char *[]) { "--owner-queued-max", "5M", NULL });
+    zcert_t *admin = certs [0], *alice = certs [1], *bob = certs [2];
     size_t size;
     uint8_t *png = tpng_file (2 << 20, 2, &size);
     zsock_t *a = s_dealer (alice, NULL);
@@ -827,11 +834,7 @@ s_case_quota (void)
     TCHECK (streq (s_submit_image (a, png, size, NULL, NULL, NULL), ""));
     free (png);
     zsock_destroy (&a);
-    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
-    env.broker = 0;
-    zcert_destroy (&admin);
-    zcert_destroy (&alice);
-    zcert_destroy (&bob);
+    s_stop_i2v (certs);
 }
 
 int
