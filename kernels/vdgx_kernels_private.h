@@ -96,17 +96,29 @@ void vdgx_sgemm_portable (vdgx_cpu_pool_t *pool, bool trans_b, int64_t M, int64_
                           float *C, int64_t ldc);
 bool vdgx_sgemm_is_openblas (void);
 
+//  Instruction-set levels of the CPU kernels, lowest first. vdgx_cpu_isa: what this CPU has
+//  (cpuid), capped by VDGX_CPU_ISA=generic|avx2|avx512|avx512bf16 in the environment (read
+//  once); the quantized linears take their path from it.
+typedef enum { VDGX_CPU_ISA_GENERIC, VDGX_CPU_ISA_AVX2, VDGX_CPU_ISA_AVX512, VDGX_CPU_ISA_AVX512BF16 } vdgx_cpu_isa_t;
+vdgx_cpu_isa_t vdgx_cpu_isa (void);
+const char *vdgx_cpu_isa_name (vdgx_cpu_isa_t isa);
+
 //  Linear on a quantized (non-F32) weight computed on its packed codes (vdgx_cpu_qgemm.c):
 //  y[M,N] = x[M,K] . W^T (+ bias[N]). Returns 0 when done, 1 when this CPU has no such path
-//  (no AVX512-BF16, VDGX_CPU_EXACT=1, odd K, F16/NF4 outside the fast mode: the caller
-//  dequantizes panels), -1 when out of memory.
+//  (no AVX2, VDGX_CPU_ISA=generic, VDGX_CPU_EXACT=1, F32 weight: the caller dequantizes
+//  panels), -1 when out of memory.
 int vdgx_cpu_qlinear (vdgx_cpu_pool_t *pool, float *y, const float *x, int64_t M,
                       const vdgx_weight_t *w, const float *bias);
 bool vdgx_qgemm_available (void);
+//  The path vdgx_cpu_qlinear takes for w now ("avx2", "avx512", "avx512bf16"), NULL for none.
+const char *vdgx_qgemm_path (const vdgx_weight_t *w);
 //  Tests set this to take the portable route (the exact f32 oracle) instead.
 extern bool vdgx_qgemm_disable;
-//  1: x rounded to bf16 (fast mode, VDGX_CPU_BF16_ACT=1), 0: x = hi + lo (default), -1: unread.
+//  1: x rounded to bf16 (the default), 0: x = hi + lo (VDGX_CPU_BF16_ACT=0), -1: unread.
 extern int vdgx_qgemm_round_x;
+//  Tests and benchmarks: a vdgx_cpu_isa_t level to cap the quantized linears at (never above
+//  vdgx_cpu_isa), -1: none.
+extern int vdgx_qgemm_isa;
 void vdgx_qgemm_test (bool verbose);
 
 //  Attention arguments (vdgx_cpu_attn_fast.c): o[B,Lq,H,D] from q[B,Lq,H,D], k/v[B,Lk,Hkv,D]

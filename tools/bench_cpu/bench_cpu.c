@@ -3,6 +3,11 @@
 
     vdgx-bench-cpu [--threads N] [--reps R] ITEM ARGS...
       linear M N K FMT        y[M,N] = x[M,K] . W[N,K]^T + bias, FMT f32|bf16|f16|fp8|nvfp4|mxfp4|nf4
+                              or all: every format under every path of the quantized
+                              linears this CPU has (generic = dequantized panels + sgemm,
+                              avx2, avx512, avx512bf16), R interleaved rounds, then tables
+                              of median GFLOP/s (wall) and GFLOP per CPU-second, and each
+                              format's ratio to f32 on that path
       attention B L H D       self-attention o[B,L,H,D], scale 1/sqrt(D)
       conv3d CIN COUT T H W   causal 3x3x3 conv of x[1,CIN,T,H,W] (pad t 2+0, h 1, w 1)
       vae F H W               Wan 2.1 VAE decode (dim 96, z 16, random weights) of a
@@ -19,6 +24,7 @@
     Inputs and weights are random (never zero).
 */
 #include "vdgx_backend.h"
+#include "vdgx_kernels_private.h"
 #include "vdgx_quant.h"
 #include "wan21_vae.h"
 #include "ltx2_vae.h"
@@ -30,6 +36,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#ifdef VDGX_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 
 static double
 s_now (void)
@@ -86,10 +95,116 @@ s_frame (void *ctx, int index, const float *chw, int width, int height)
     return 0;
 }
 
+static double
+s_cpu_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y? -1: x > y;
+}
+
+static void
+s_loadavg (char *buf, size_t n)
+{
+    snprintf (buf, n, "?");
+    FILE *f = fopen ("/proc/loadavg", "r");
+    if (f) {
+        if (fgets (buf, (int) n, f))
+            buf [strcspn (buf, " ")] = 0;
+        fclose (f);
+    }
+}
+
+//  linear M N K all: every (path, format) once per round, rounds interleaved, medians.
+static int
+s_linear_all (vdgx_backend_t *b, int64_t M, int64_t N, int64_t K, int reps)
+{
+    enum { PATHS = VDGX_CPU_ISA_AVX512BF16 + 1 };
+    int top = (int) vdgx_cpu_isa ();
+    vdgx_weight_t dw [VDGX_WFMT_COUNT] = { { 0 } };
+    float *w = s_rand (N * K, 1.0f / sqrtf ((float) K));
+    for (int f = 0; f < VDGX_WFMT_COUNT; f++) {
+        vdgx_weight_t hw = { 0 };
+        char *err = NULL;
+        if (vdgx_weight_quantize (&hw, (vdgx_wfmt_t) f, w, N, K, true, &err) || vdgx_weight_to_backend (b, &dw [f], &hw)) {
+            fprintf (stderr, "vdgx-bench-cpu: weight %s: %s\n", vdgx_wfmt_name ((vdgx_wfmt_t) f), err? err: vdgx_backend_error (b));
+            return 1;
+        }
+        vdgx_weight_host_free (&hw);
+    }
+    free (w);
+    vdgx_tensor_t t [3] = { { 0 } };
+    int64_t sx [2] = { M, K }, sy [2] = { M, N }, sb [1] = { N };
+    s_tensor (b, &t [0], 2, sx, 1.0f);
+    s_tensor (b, &t [1], 2, sy, 1.0f);
+    s_tensor (b, &t [2], 1, sb, 1.0f);
+    //  wall and process CPU seconds per call: on a shared machine the CPU time is the steadier
+    size_t cells = (size_t) (PATHS * VDGX_WFMT_COUNT * (reps + 1));
+    double *times = calloc (2 * cells, sizeof (double)), *cpu = times + cells;
+    if (!times)
+        return 1;
+    char load0 [32], load1 [32];
+    s_loadavg (load0, sizeof load0);
+    for (int r = 0; r <= reps; r++)         //  round 0 warms up
+        for (int p = 0; p <= top; p++)
+            for (int f = 0; f < VDGX_WFMT_COUNT; f++) {
+                vdgx_qgemm_isa = p;
+                double t0 = s_now (), c0 = s_cpu_now ();
+                s_check (b, vdgx_op_linear (b, &t [1], &t [0], &dw [f], &t [2]), "linear");
+                times [(p * VDGX_WFMT_COUNT + f) * (reps + 1) + r] = s_now () - t0;
+                cpu [(p * VDGX_WFMT_COUNT + f) * (reps + 1) + r] = s_cpu_now () - c0;
+            }
+    vdgx_qgemm_isa = -1;
+    s_loadavg (load1, sizeof load1);
+    const char *blas = "portable sgemm";
+#ifdef VDGX_HAVE_OPENBLAS
+    blas = openblas_get_corename ();        //  OPENBLAS_CORETYPE=Haswell: what an AVX2-only CPU runs
+#endif
+    printf ("linear %lldx%lldx%lld, %d threads, f32 = sgemm (OpenBLAS core: %s), medians of %d interleaved "
+            "rounds (load average %s at the start, %s at the end)\n", (long long) M, (long long) N, (long long) K,
+            vdgx_backend_threads (b), blas, reps, load0, load1);
+    for (int table = 0; table < 2; table++) {
+        printf ("%s\n%-11s", table? "GFLOP per CPU-second (process CPU time, all threads; medians)": "GFLOP/s (wall clock; medians)",
+                "path");
+        for (int f = 0; f < VDGX_WFMT_COUNT; f++)
+            printf (" %8s", vdgx_wfmt_name ((vdgx_wfmt_t) f));
+        printf ("\n");
+        for (int p = 0; p <= top; p++) {
+            double med [VDGX_WFMT_COUNT];
+            for (int f = 0; f < VDGX_WFMT_COUNT; f++) {
+                double *v = (table? cpu: times) + (p * VDGX_WFMT_COUNT + f) * (reps + 1) + 1;
+                qsort (v, (size_t) reps, sizeof (double), s_cmp_double);
+                double m = reps % 2? v [reps / 2]: 0.5 * (v [reps / 2 - 1] + v [reps / 2]);
+                med [f] = 2.0 * (double) M * (double) N * (double) K / m * 1e-9;
+            }
+            printf ("%-11s", vdgx_cpu_isa_name ((vdgx_cpu_isa_t) p));
+            for (int f = 0; f < VDGX_WFMT_COUNT; f++)
+                printf (" %8.1f", med [f]);
+            printf ("\n%-11s", "  /f32");
+            for (int f = 0; f < VDGX_WFMT_COUNT; f++)
+                printf (" %8.2f", med [f] / med [0]);
+            printf ("\n");
+        }
+    }
+    free (times);
+    for (int i = 0; i < 3; i++)
+        vdgx_tensor_release (b, &t [i]);
+    for (int f = 0; f < VDGX_WFMT_COUNT; f++)
+        vdgx_weight_release (b, &dw [f]);
+    return 0;
+}
+
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: vdgx-bench-cpu [--threads N] [--reps R] linear M N K FMT | attention B L H D\n"
+    fprintf (stderr, "usage: vdgx-bench-cpu [--threads N] [--reps R] linear M N K FMT|all | attention B L H D\n"
                      "       | conv3d CIN COUT T H W | vae F H W | ltx2vae F H W\n"
                      "       | vocoder 2|23 FRAMES\n");
     exit (2);
@@ -133,6 +248,11 @@ main (int argc, char *argv [])
     ltx2_audio_t *audio = NULL;
     float *latent = NULL;
     int kind = 0;
+    if (strcmp (item, "linear") == 0 && strcmp (argv [a + 3], "all") == 0) {
+        int rc = s_linear_all (b, n [0], n [1], n [2], reps);
+        vdgx_backend_destroy (&b);
+        return rc;
+    }
     if (strcmp (item, "linear") == 0) {
         vdgx_wfmt_t fmt;
         if (vdgx_wfmt_from_name (argv [a + 3], &fmt))

@@ -2,7 +2,9 @@
 
     GEMM: y[M,N] = x[M,K] . W[N,K]^T through vdgx_op_linear for each weight format, next to
     the raw BLAS sgemm (OpenBLAS when built with it) and our portable sgemm on the same shapes.
-    GFLOP/s counts 2*M*N*K per call (dequantization is overhead inside that time).
+    The quantized formats run once per path this CPU has (generic: dequantized panels, then
+    sgemm; avx2, avx512, avx512bf16: vdgx_cpu_qgemm.c on the packed codes), each row with f32.
+    GFLOP/s counts 2*M*N*K per call (decoding is overhead inside that time).
     Attention: vdgx_op_attention on [B,L,H,D], 4*B*H*Lq*Lk*D flops per call.
     -q runs small shapes (a smoke test for ctest).
 */
@@ -94,8 +96,12 @@ main (int argc, char **argv)
     }
     char cpu [256];
     s_cpu_model (cpu, sizeof (cpu));
-    printf ("vdgx-bench-kernels: %s, %d threads, BLAS: %s\n", cpu, vdgx_backend_threads (b),
-            vdgx_sgemm_is_openblas ()? "OpenBLAS": "portable (no OpenBLAS)");
+    const char *blas = "portable (no OpenBLAS)";
+#ifdef VDGX_HAVE_OPENBLAS
+    blas = openblas_get_corename ();        //  OPENBLAS_CORETYPE=Haswell: what an AVX2-only CPU runs
+#endif
+    printf ("vdgx-bench-kernels: %s, %d threads, BLAS: %s%s, CPU level %s\n", cpu, vdgx_backend_threads (b),
+            vdgx_sgemm_is_openblas ()? "OpenBLAS ": "", blas, vdgx_cpu_isa_name (vdgx_cpu_isa ()));
     int reps = quick? 1: 3;
 
     //  Shapes from Wan 2.1 1.3B: hidden 1536, FFN 8960, M = tokens of a small latent.
@@ -103,9 +109,12 @@ main (int argc, char **argv)
     static const int64_t small [][3] = { { 32, 128, 128 }, { 1, 64, 128 } };
     const int64_t (*shapes) [3] = quick? small: full;
     int nshapes = quick? 2: 4;
+    //  The quantized linears run once per path this CPU has (vdgx_qgemm_isa forced; generic:
+    //  dequantized panels + sgemm), f32 (always sgemm) on every row for the same-row ratio.
+    int top = (int) vdgx_cpu_isa ();
     printf ("\nGEMM y[M,N] = x[M,K] . W[N,K]^T, GFLOP/s (best of %d)\n", reps);
-    printf ("%6s %6s %6s | %9s %9s | %8s %8s %8s %8s %8s %8s %8s\n", "M", "N", "K", "blas", "portable",
-            "f32", "bf16", "f16", "fp8", "nvfp4", "mxfp4", "nf4");
+    printf ("%6s %6s %6s | %9s %9s | %-10s %8s %8s %8s %8s %8s %8s %8s\n", "M", "N", "K", "blas", "portable",
+            "path", "f32", "bf16", "f16", "fp8", "nvfp4", "mxfp4", "nf4");
     for (int s = 0; s < nshapes; s++) {
         int64_t M = shapes [s][0], N = shapes [s][1], K = shapes [s][2];
         double flops = 2.0 * M * N * K, t;
@@ -121,29 +130,40 @@ main (int argc, char **argv)
         S_TIME (t, reps, vdgx_sgemm_portable (vdgx_cpu_pool_of (b), true, M, N, K, x, K, wsrc, K, 0.0f, y, N));
         printf (" %9.1f |", flops / t * 1e-9);
         fflush (stdout);
+        vdgx_weight_t dw [VDGX_WFMT_COUNT];
         for (int f = 0; f < VDGX_WFMT_COUNT; f++) {
-            vdgx_weight_t hw, dw;
+            vdgx_weight_t hw;
             if (vdgx_weight_quantize (&hw, (vdgx_wfmt_t) f, wsrc, N, K, true, &err)
-                || vdgx_weight_to_backend (b, &dw, &hw)) {
+                || vdgx_weight_to_backend (b, &dw [f], &hw)) {
                 fprintf (stderr, "\nquantize: %s\n", err? err: vdgx_backend_error (b));
                 return 1;
             }
-            vdgx_tensor_t tx, ty;
-            int64_t xs [2] = { M, K }, ys [2] = { M, N };
-            vdgx_tensor_init (&tx, VDGX_DTYPE_F32, 2, xs, x, VDGX_DEVICE_CPU);
-            vdgx_tensor_init (&ty, VDGX_DTYPE_F32, 2, ys, y, VDGX_DEVICE_CPU);
-            int rc = 0;
-            S_TIME (t, reps, rc |= vdgx_op_linear (b, &ty, &tx, &dw, NULL));
-            if (rc) {
-                fprintf (stderr, "\nlinear: %s\n", vdgx_backend_error (b));
-                return 1;
-            }
-            printf (" %8.1f", flops / t * 1e-9);
-            fflush (stdout);
-            vdgx_weight_release (b, &dw);
             vdgx_weight_host_free (&hw);
         }
-        printf ("\n");
+        vdgx_tensor_t tx, ty;
+        int64_t xs [2] = { M, K }, ys [2] = { M, N };
+        vdgx_tensor_init (&tx, VDGX_DTYPE_F32, 2, xs, x, VDGX_DEVICE_CPU);
+        vdgx_tensor_init (&ty, VDGX_DTYPE_F32, 2, ys, y, VDGX_DEVICE_CPU);
+        for (int p = 0; p <= top; p++) {
+            vdgx_qgemm_isa = p;
+            if (p > 0)
+                printf ("%6s %6s %6s | %9s %9s |", "", "", "", "", "");
+            printf (" %-10s", vdgx_cpu_isa_name ((vdgx_cpu_isa_t) p));
+            for (int f = 0; f < VDGX_WFMT_COUNT; f++) {
+                int rc = 0;
+                S_TIME (t, reps, rc |= vdgx_op_linear (b, &ty, &tx, &dw [f], NULL));
+                if (rc) {
+                    fprintf (stderr, "\nlinear: %s\n", vdgx_backend_error (b));
+                    return 1;
+                }
+                printf (" %8.1f", flops / t * 1e-9);
+                fflush (stdout);
+            }
+            printf ("\n");
+        }
+        vdgx_qgemm_isa = -1;
+        for (int f = 0; f < VDGX_WFMT_COUNT; f++)
+            vdgx_weight_release (b, &dw [f]);
         free (x); free (wsrc); free (y);
     }
 
