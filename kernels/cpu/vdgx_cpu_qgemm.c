@@ -636,24 +636,51 @@ static const q_path_t q_path_bf16 = { "avx512bf16", Q_MR, Q_NR, Q_NC, Q_KC, 2, q
 static const q_path_t q_path_avx512 = { "avx512", Q5_MR, Q5_NR, Q5_NC, Q_KCF, 4, NULL, q_pack_b_avx512, q_tile_avx512 };
 static const q_path_t q_path_avx2 = { "avx2", Q2_MR, Q2_NR, Q2_NC, Q_KCF, 4, NULL, q_pack_b_avx2, q_tile_avx2 };
 
-//  One task: the panel of output columns [panel * nc, ...) for the current K block, decoded
-//  once, times the strips of x of one chunk of rows (all of them unless few panels).
+//  Part `part` of `parts` of the lines of x rows [m0, m0 + mr) in the current K block: the
+//  f32 tiles read x in place, and each task sweeps all of it once per K block, from L3.
+static void
+q_prefetch_x (const q_job_t *j, int64_t m0, int mr, int64_t part, int64_t parts)
+{
+    int64_t per_row = (j->kc + 15) / 16, lines = mr * per_row;
+    for (int64_t l = part * lines / parts; l < (part + 1) * lines / parts; l++) {
+        int64_t m = m0 + l / per_row;
+        if (m < j->M)
+            __builtin_prefetch (j->x + m * j->K + j->k0 + l % per_row * 16);
+    }
+}
+
+//  One task: the panel of output columns [panel * nc, ...) times the strips of x of one chunk
+//  of rows (all of them unless few panels): for the current K block (bf16 path: x is packed
+//  per block first), or for every K block in turn (f32 paths), each decoded once, with the
+//  next block's codes fetched while the tiles run (a panel's codes are 32-256 KB: read in
+//  one burst, they stalled the decode on memory bandwidth).
 static void
 q_panel (void *ctx, int64_t t)
 {
-    const q_job_t *j = ctx;
-    const q_path_t *p = j->path;
-    int64_t panel = t % j->panels, chunk = t / j->panels;
-    int64_t n0 = panel * p->nc, nc = j->N - n0 < p->nc? j->N - n0: p->nc;
-    int64_t s0 = chunk * j->mstrips / j->mchunks, s1 = (chunk + 1) * j->mstrips / j->mchunks;
-    int64_t strips = (nc + p->nr - 1) / p->nr, sbytes = j->kc * p->nr * p->b_bytes;
+    q_job_t j = *(const q_job_t *) ctx;
+    const q_path_t *p = j.path;
+    int64_t panel = t % j.panels, chunk = t / j.panels;
+    int64_t n0 = panel * p->nc, nc = j.N - n0 < p->nc? j.N - n0: p->nc;
+    int64_t s0 = chunk * j.mstrips / j.mchunks, s1 = (chunk + 1) * j.mstrips / j.mchunks;
+    int64_t strips = (nc + p->nr - 1) / p->nr, k_end = p->pack_a? j.k0 + j.kc: j.K;
     char *bp = aligned_alloc (64, (size_t) (p->kc * p->nc * p->b_bytes));
     if (!bp)
         abort ();       //  out of memory in a compute kernel: nothing sensible to return
-    p->pack_b (j, n0, nc, bp);
-    for (int64_t ms = s0; ms < s1; ms++)
-        for (int64_t s = 0; s < strips; s++)
-            p->tile (j, ms, bp + s * sbytes, n0 + s * p->nr, nc - s * p->nr < p->nr? (int) (nc - s * p->nr): p->nr);
+    for (j.k0 = p->pack_a? j.k0: 0; j.k0 < k_end; j.k0 += p->kc) {
+        j.kc = j.K - j.k0 < p->kc? j.K - j.k0: p->kc;
+        int64_t sbytes = j.kc * p->nr * p->b_bytes, next = j.k0 + j.kc < k_end? j.k0 + j.kc: -1, fetched = 0;
+        p->pack_b (&j, n0, nc, bp);
+        for (int64_t ms = s0; ms < s1; ms++) {
+            //  the next block's rows, spread over the strips
+            for (int64_t upto = next < 0? 0: (ms - s0 + 1) * nc / (s1 - s0); fetched < upto; fetched++)
+                q_prefetch_row (j.w, n0 + fetched, next, j.K - next < p->kc? j.K - next: p->kc);
+            for (int64_t s = 0; s < strips; s++) {
+                if (!p->pack_a && ms + 1 < s1)
+                    q_prefetch_x (&j, (ms + 1) * p->mr, p->mr, s, strips);
+                p->tile (&j, ms, bp + s * sbytes, n0 + s * p->nr, nc - s * p->nr < p->nr? (int) (nc - s * p->nr): p->nr);
+            }
+        }
+    }
     free (bp);
 }
 
@@ -758,12 +785,14 @@ vdgx_cpu_qlinear (vdgx_cpu_pool_t *pool, float *y, const float *x, int64_t M,
             return -1;
         j.alo = fast? NULL: (uint32_t *) j.apack + an;
     }
-    for (j.k0 = 0; j.k0 < j.K; j.k0 += p->kc) {
-        j.kc = j.K - j.k0 < p->kc? j.K - j.k0: p->kc;
-        if (p->pack_a)
+    if (p->pack_a)
+        for (j.k0 = 0; j.k0 < j.K; j.k0 += p->kc) {
+            j.kc = j.K - j.k0 < p->kc? j.K - j.k0: p->kc;
             vdgx_cpu_pool_run (pool, j.mstrips, p->pack_a, &j);
-        vdgx_cpu_pool_run (pool, j.panels * j.mchunks, q_panel, &j);
-    }
+            vdgx_cpu_pool_run (pool, j.panels * j.mchunks, q_panel, &j);
+        }
+    else
+        vdgx_cpu_pool_run (pool, j.panels * j.mchunks, q_panel, &j);      //  K blocks inside
     free (j.apack);
     return 0;
 #else
