@@ -926,7 +926,7 @@ vdgx_qgemm_test (bool verbose)
     vdgx_weight_host_free (&w);
     vdgx_cpu_pool_destroy (&pool);
     if (!nmodes)
-        printf ("no AVX2 on this CPU (the portable route is tested by vdgx_cpu) ");
+        printf ("no path here (no AVX2, VDGX_CPU_ISA=generic or VDGX_CPU_EXACT=1: the portable route, tested by vdgx_cpu) ");
     else if (verbose)
         printf ("%d products ", checked);
     printf ("OK\n");
