@@ -159,13 +159,16 @@ typedef struct {
 //  whole output rows (p0 and np multiples of Wo); padding reads as 0 (vdgx_cpu_conv.c).
 void vdgx_cpu_im2col (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, const float *x, float *col,
                       int64_t p0, int64_t np);
-//  Winograd F(2x2,3x3) convolution of one image (3x3 spatial, any kt, stride 1, "same" pads):
-//  the scratch floats it needs, or 0 when the geometry does not qualify; then the conv itself.
+//  Winograd F(4x4,3x3) convolution of one image (3x3 spatial, any kt, stride 1, "same" pads;
+//  vdgx_cpu_wino.c): the scratch floats it needs, or 0 when the geometry does not qualify;
+//  then the conv itself (temporal taps on padding frames are skipped, not multiplied).
 size_t vdgx_cpu_winograd_floats (const vdgx_conv_geom_t *g, int64_t Cout);
 void vdgx_cpu_winograd (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, int64_t Cout, const float *x,
                         const float *w, const float *bias, float *y, float *scratch);
-//  Tests set this to run im2col for every convolution.
+//  Tests set these to run im2col for every convolution / the scalar Winograd transforms.
 extern bool vdgx_winograd_disable;
+extern bool vdgx_wino_vec_disable;
+void vdgx_cpu_wino_test (bool verbose);
 //  y[r, 0..P) = v[r] for every row r < rows.
 void vdgx_cpu_fill_rows (vdgx_cpu_pool_t *pool, float *y, const float *v, int64_t rows, int64_t P);
 //  Tests set this to run the portable sgemm's generic (non-AVX2) tile on x86-64 too.

@@ -15,7 +15,7 @@ static const s_test_t s_tests [] = {
     { "ops1d", vdgx_cpu_ops1d_test }, { "quant", vdgx_quant_test }, { "ckpt", vdgx_ckpt_test },
     { "qgemm", vdgx_qgemm_test },
     { "attn_fast", vdgx_cpu_attn_fast_test },
-    { "ew_fast", vdgx_cpu_ew_fast_test },
+    { "ew_fast", vdgx_cpu_ew_fast_test }, { "wino", vdgx_cpu_wino_test },
     { "pth", vdgx_pth_test },
 };
 

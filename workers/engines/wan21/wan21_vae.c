@@ -942,7 +942,7 @@ s_swap_ct (wan21_vae_t *self, const vdgx_tensor_t *x, vdgx_tensor_t *y, char **e
 static int
 s_up (wan21_vae_t *self, const s_up_t *u, const vdgx_tensor_t *x, vdgx_tensor_t *y, char **err)
 {
-    vdgx_tensor_t tc = { 0 }, il = { 0 }, fr = { 0 }, big = { 0 }, cv = { 0 };
+    vdgx_tensor_t tc = { 0 }, il = { 0 }, big = { 0 };
     const vdgx_tensor_t *cur = x;
     int rc = -1;
     int64_t c = x->shape [1], f = x->shape [2], h = x->shape [3], w = x->shape [4];
@@ -967,43 +967,26 @@ s_up (wan21_vae_t *self, const s_up_t *u, const vdgx_tensor_t *x, vdgx_tensor_t 
             cur = &il;
         }
     }
-    //  Per frame: nearest-exact x2, then the 3x3 conv (dim -> dim/2).
-    int64_t sf [4] = { f, c, h, w }, sb [4] = { f, c, 2 * h, 2 * w },
-            so [4] = { f, c / 2, 2 * h, 2 * w };
-    if (f == 1)
-        fr = *cur, fr.owner = NULL;
-    else
-    if (s_swap_ct (self, cur, &fr, err))
-        goto out;
-    vdgx_tensor_t frv;
-    vdgx_tensor_reshape (&frv, &fr, 4, sf);
-    int stride [2] = { 1, 1 }, pad [4] = { 1, 1, 1, 1 };
-    if (vdgx_tensor_alloc (self->b, &big, self->act, 4, sb)
-    ||  vdgx_op_upsample2x (self->b, &big, &frv)
-    ||  vdgx_tensor_alloc (self->b, &cv, self->act, 4, so)
-    ||  vdgx_op_conv2d (self->b, &cv, &big, u->conv.w, u->conv.b, stride, pad)) {
+    //  Per frame: nearest-exact x2, then the 3x3 conv (dim -> dim/2). Both work frame by
+    //  frame in place of [1, C, T, H, W]: the upsample on the C*T planes, the conv as a
+    //  1x3x3 conv3d (no [C,T] <-> [T,C] copies around a batched conv2d).
+    int64_t sp [4] = { 1, c * f, h, w }, sbp [4] = { 1, c * f, 2 * h, 2 * w },
+            sw5 [5] = { c / 2, c, 1, 3, 3 };
+    vdgx_tensor_t frv = vdgx_nn_view (cur, 4, sp), wv = vdgx_nn_view (u->conv.w, 5, sw5), bigv;
+    int stride [3] = { 1, 1, 1 }, pad [4] = { 0, 0, 1, 1 };
+    if (s_alloc5 (self, &big, c, f, 2 * h, 2 * w)
+    ||  (bigv = vdgx_nn_view (&big, 4, sbp), vdgx_op_upsample2x (self->b, &bigv, &frv))
+    ||  s_alloc5 (self, y, c / 2, f, 2 * h, 2 * w)
+    ||  vdgx_op_conv3d (self->b, y, &big, &wv, u->conv.b, stride, pad)) {
+        vdgx_tensor_release (self->b, y);
         s_fail (self, err, "upsample");
         goto out;
     }
-    vdgx_tensor_release (self->b, &big);
-    int64_t s5 [5] = { 1, f, c / 2, 2 * h, 2 * w };
-    s_reshape (&cv, 5, s5);
-    if (f == 1) {
-        int64_t o5 [5] = { 1, c / 2, 1, 2 * h, 2 * w };
-        s_reshape (&cv, 5, o5);
-        *y = cv;
-        cv.data = NULL;
-    }
-    else
-    if (s_swap_ct (self, &cv, y, err))
-        goto out;
     rc = 0;
 out:
     vdgx_tensor_release (self->b, &tc);
     vdgx_tensor_release (self->b, &il);
-    vdgx_tensor_release (self->b, &fr);
     vdgx_tensor_release (self->b, &big);
-    vdgx_tensor_release (self->b, &cv);
     return rc;
 }
 
