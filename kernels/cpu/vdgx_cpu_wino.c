@@ -4,7 +4,7 @@
     Each 4x4 block of outputs (a tile) takes a 6x6 input patch; per (co, ci, temporal tap) it
     costs 36 multiply-adds instead of im2col's 144 (F(2x2, 3x3), which this replaces, took 64),
     and the transformed input is 2.25x the input instead of 4x:
-      U[xi][co][dt Cin + ci] = (G g G^T)[xi]        weights, once per call
+      U[xi][co][dt Cin + ci] = (G g G^T)[xi]        weights, once per call (taps used only)
       V[xi][f][ci][n]        = (B^T d B)[xi]        input patches of tile n, real frames f only
       M[xi][ot][co][n]       = U[xi][co][dlo Cin .. dhi Cin) . V[xi][ot + dlo - pt ..][.][n]
       y[co][ot][4i + r][4j + c] = (A^T M A)[r][c] + bias
@@ -13,17 +13,24 @@
     used by each output frame that reads it; taps that fall on the causal / zero padding
     (frames before 0 or past the end) are left out of K instead of multiplying zeros (the
     first chunk of a causal decoder reads 2 padding frames of 3). The 36 x To GEMMs run as
-    pool tasks, each one single-threaded sgemm (OpenBLAS or the portable kernel), tiles
-    taken in chunks of whole tile rows so V and M stay near S_BUDGET floats.
+    pool tasks (each single-threaded); tiles are taken in chunks of whole tile rows so V and
+    M stay near S_BUDGET floats.
 
-    Transforms: six padded input rows are copied into a buffer (zero columns and rows
-    outside the image, so edge tiles need no special case), then 16 tiles at a time go
-    through AVX-512 (stride-4 columns picked by permutes), with a scalar loop as the
-    reference (no AVX-512, vdgx_wino_vec_disable, and the selftest).
+    With AVX-512 the weight transform writes U packed 12 output channels per k (gathering
+    the 3x3 kernels of 12 channels into the lanes), and the GEMM is a 12 x 32 register tile
+    (24 zmm accumulators) over U's packed rows and V's rows in place: no packing copies
+    (OpenBLAS spent a quarter of its time packing these K = 96..1152 products), about the
+    core's FMA peak on the VAE shapes. Input transform: six padded input rows are copied
+    into a buffer (zero columns and rows outside the image, so edge tiles need no special
+    case), then 16 tiles at a time (stride-4 columns picked by permutes); output transform
+    16 tiles at a time, interleaved back to rows. The plain C reference (no AVX-512,
+    vdgx_wino_vec_disable, and the selftest) is scalar transforms on a plain U and the
+    backend's sgemm.
 
     Rounding: the input / output transforms have coefficients up to 5 and 8, so a result is
-    off by a few f32 ulps of sum |transformed terms|, about 10-30x an im2col product's error
-    relative to sum |x w| (the selftest measures it and bounds it by 2e-5 of sum |x w|).
+    off by a few f32 ulps of sum |transformed terms|, more than an im2col dot product: the
+    selftest measures at most 2.3e-6 of sum |x w| against a double-precision convolution
+    (vector and scalar paths) and bounds it by 2e-5 (im2col's bound in selftest.cpu: 1e-5).
 */
 #include "vdgx_kernels_private.h"
 
@@ -40,6 +47,7 @@
 
 #define S_XI 36                     //  6 x 6 transformed values per tile
 #define S_BUDGET (6 << 20)          //  floats of V + M per chunk of tiles
+#define S_MR 12                     //  rows (output channels) of the vector GEMM tile
 #define S_MIN_OUT 256               //  output positions below which im2col is used
 
 bool vdgx_winograd_disable = false;
@@ -47,7 +55,7 @@ bool vdgx_wino_vec_disable = false;
 
 typedef struct {
     const vdgx_conv_geom_t *g;
-    int64_t Cout, Kf, tw, th, bt, row0, nt, rowlen, dmin, dmax;
+    int64_t Cout, Kf, tw, th, bt, row0, nt, rowlen, dmin, dmax, ncb;
     const float *x, *w, *bias;
     float *y, *U, *V, *M;
     bool vec;
@@ -142,13 +150,14 @@ s_output1 (const float *m, size_t plane, float bias, float *y, int64_t Wo, int n
 
 #ifdef W_X86
 typedef float s_v16 __attribute__ ((vector_size (64)));
-#define W_TARGET __attribute__ ((target ("avx512f")))
+#define W_TARGET __attribute__ ((target ("avx512f,fma")))
 
-//  16 input channels (the first cnt exist) of one (co, dt): kernels kstride floats apart.
+//  U of 12 output channels (rows < Cout - co0 exist, the others get zeros) for one (dt, ci),
+//  packed: u[xi * plane + r] for row r. Kernels of consecutive co are kstride floats apart.
 W_TARGET static void
-s_weight16 (const float *g, int64_t kstride, int cnt, float *u, size_t plane)
+s_weight12 (const float *g, int64_t kstride, int rows, float *u, size_t plane)
 {
-    __mmask16 mask = (__mmask16) ((1u << cnt) - 1);
+    __mmask16 mask = (__mmask16) ((1u << rows) - 1);
     __m512i ix = _mm512_mullo_epi32 (_mm512_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                      _mm512_set1_epi32 ((int) kstride));
     s_v16 k [9], t [6][3];
@@ -164,8 +173,47 @@ s_weight16 (const float *g, int64_t kstride, int cnt, float *u, size_t plane)
         s_v16 o [6];
         S_G (t [r][0], t [r][1], t [r][2], o);
         for (int c = 0; c < 6; c++)
-            _mm512_mask_storeu_ps (u + (r * 6 + c) * plane, mask, (__m512) o [c]);
+            _mm512_mask_storeu_ps (u + (r * 6 + c) * plane, 0x0FFF, (__m512) o [c]);
     }
+}
+
+//  C[r][n] = sum_k A[k][r] B[k][n] for rows r < rows, columns n < ncols <= W (16 or 32):
+//  A packed 12 rows per k, B rows ldb apart, C rows ldc apart; 12 x W accumulators, named
+//  (GCC keeps an array of them in memory).
+#define S_ACC(r) __m512 a##r##0 = _mm512_setzero_ps (), a##r##1 = _mm512_setzero_ps ()
+#define S_FMA(r) do { __m512 av_ = _mm512_set1_ps (A [r]); \
+    a##r##0 = _mm512_fmadd_ps (av_, b0, a##r##0); \
+    if (W == 32) a##r##1 = _mm512_fmadd_ps (av_, b1, a##r##1); } while (0)
+#define S_OUT(r) do { if (r < rows) { _mm512_mask_storeu_ps (C + r * ldc, m0, a##r##0); \
+    if (W == 32) _mm512_mask_storeu_ps (C + r * ldc + 16, m1, a##r##1); } } while (0)
+
+static inline __attribute__ ((always_inline)) W_TARGET void
+s_kern (int W, int64_t K, const float *A, const float *B, int64_t ldb, float *C, int64_t ldc,
+        int rows, int ncols)
+{
+    S_ACC (0); S_ACC (1); S_ACC (2); S_ACC (3); S_ACC (4); S_ACC (5);
+    S_ACC (6); S_ACC (7); S_ACC (8); S_ACC (9); S_ACC (10); S_ACC (11);
+    __mmask16 m0 = (__mmask16) (ncols >= 16? 0xFFFF: (1u << ncols) - 1);
+    __mmask16 m1 = (__mmask16) (W < 32 || ncols <= 16? 0: ncols >= 32? 0xFFFF: (1u << (ncols - 16)) - 1);
+    for (int64_t k = 0; k < K; k++, A += S_MR, B += ldb) {
+        __m512 b0 = _mm512_maskz_loadu_ps (m0, B), b1 = W == 32? _mm512_maskz_loadu_ps (m1, B + 16): b0;
+        S_FMA (0); S_FMA (1); S_FMA (2); S_FMA (3); S_FMA (4); S_FMA (5);
+        S_FMA (6); S_FMA (7); S_FMA (8); S_FMA (9); S_FMA (10); S_FMA (11);
+    }
+    S_OUT (0); S_OUT (1); S_OUT (2); S_OUT (3); S_OUT (4); S_OUT (5);
+    S_OUT (6); S_OUT (7); S_OUT (8); S_OUT (9); S_OUT (10); S_OUT (11);
+}
+
+W_TARGET static void
+s_kern32 (int64_t K, const float *A, const float *B, int64_t ldb, float *C, int64_t ldc, int rows, int ncols)
+{
+    s_kern (32, K, A, B, ldb, C, ldc, rows, ncols);
+}
+
+W_TARGET static void
+s_kern16 (int64_t K, const float *A, const float *B, int64_t ldb, float *C, int64_t ldc, int rows, int ncols)
+{
+    s_kern (16, K, A, B, ldb, C, ldc, rows, ncols);
 }
 
 //  16 tiles (jt0 .. jt0 + 15, the first cnt stored) of six padded rows; reads buf up to
@@ -242,26 +290,29 @@ s_output16 (const float *m, size_t plane, float bias, float *y, int64_t Wo, int 
 }
 #endif
 
-//  U of output channel co, for the temporal taps some output frame reads.
+//  U for the temporal taps some output frame reads: with the vector kernels, of output
+//  channels [12 t, 12 t + 12) packed 12 per k (U[xi][t][k][r]); else of output channel t,
+//  plain (U[xi][co][k], for the sgemm).
 static void
-s_weights (void *ctx, int64_t co)
+s_weights (void *ctx, int64_t t)
 {
     const s_job_t *j = ctx;
     int64_t Cin = j->g->Cin, kt = j->g->kt;
-    size_t plane = (size_t) (j->Cout * j->Kf);
-    for (int64_t dt = j->dmin; dt < j->dmax; dt++) {
-        const float *g = j->w + (co * Cin * kt + dt) * 9;
-        float *u = j->U + co * j->Kf + dt * Cin;
 #ifdef W_X86
-        if (j->vec) {
-            for (int64_t ci = 0; ci < Cin; ci += 16)
-                s_weight16 (g + ci * kt * 9, kt * 9, Cin - ci < 16? (int) (Cin - ci): 16, u + ci, plane);
-            continue;
-        }
-#endif
-        for (int64_t ci = 0; ci < Cin; ci++)
-            s_weight1 (g + ci * kt * 9, u + ci, plane);
+    if (j->vec) {
+        size_t plane = (size_t) (j->ncb * j->Kf * S_MR);
+        int rows = j->Cout - t * S_MR < S_MR? (int) (j->Cout - t * S_MR): S_MR;
+        for (int64_t dt = j->dmin; dt < j->dmax; dt++)
+            for (int64_t ci = 0; ci < Cin; ci++)
+                s_weight12 (j->w + ((t * S_MR * Cin + ci) * kt + dt) * 9, Cin * kt * 9, rows,
+                            j->U + (t * j->Kf + dt * Cin + ci) * S_MR, plane);
+        return;
     }
+#endif
+    size_t plane = (size_t) (j->Cout * j->Kf);
+    for (int64_t dt = j->dmin; dt < j->dmax; dt++)
+        for (int64_t ci = 0; ci < Cin; ci++)
+            s_weight1 (j->w + ((t * Cin + ci) * kt + dt) * 9, j->U + t * j->Kf + dt * Cin + ci, plane);
 }
 
 //  V of input channel ci, input frame f, for the chunk's tiles.
@@ -318,8 +369,24 @@ s_gemm (void *ctx, int64_t r)
             memset (m + co * j->bt, 0, sizeof (float) * (size_t) j->nt);
         return;
     }
-    vdgx_sgemm (NULL, false, j->Cout, j->nt, (dhi - dlo) * g->Cin, j->U + xi * j->Cout * j->Kf + dlo * g->Cin,
-                j->Kf, j->V + (xi * g->T + ot + dlo - g->pt) * g->Cin * j->bt, j->bt, 0.0f, m, j->bt);
+    int64_t K = (dhi - dlo) * g->Cin;
+    const float *v = j->V + (xi * g->T + ot + dlo - g->pt) * g->Cin * j->bt;
+#ifdef W_X86
+    if (j->vec) {
+        //  32 tiles at a time through every 12-row block of U (the B slab stays in L1 / L2)
+        for (int64_t n0 = 0; n0 < j->nt; n0 += 32) {
+            int nc = j->nt - n0 < 32? (int) (j->nt - n0): 32;
+            for (int64_t cb = 0; cb < j->ncb; cb++) {
+                const float *a = j->U + ((xi * j->ncb + cb) * j->Kf + dlo * g->Cin) * S_MR;
+                int rows = j->Cout - cb * S_MR < S_MR? (int) (j->Cout - cb * S_MR): S_MR;
+                (nc > 16? s_kern32: s_kern16) (K, a, v + n0, j->bt, m + cb * S_MR * j->bt + n0, j->bt, rows, nc);
+            }
+        }
+        return;
+    }
+#endif
+    vdgx_sgemm (NULL, false, j->Cout, j->nt, K, j->U + xi * j->Cout * j->Kf + dlo * g->Cin, j->Kf, v, j->bt,
+                0.0f, m, j->bt);
 }
 
 //  y of output channel co, output frame ot, for the chunk's tiles.
@@ -370,7 +437,8 @@ vdgx_cpu_winograd_floats (const vdgx_conv_geom_t *g, int64_t Cout)
     ||  g->To * g->Ho * g->Wo < S_MIN_OUT || g->Cin < 16)
         return 0;
     int64_t bt = s_rows (g, Cout) * ((g->Wo + 3) / 4);
-    return (size_t) (S_XI * (g->kt * Cout * g->Cin + g->T * g->Cin * bt + g->To * Cout * bt));
+    int64_t cpad = (Cout + S_MR - 1) / S_MR * S_MR;
+    return (size_t) (S_XI * (g->kt * cpad * g->Cin + g->T * g->Cin * bt + g->To * Cout * bt));
 }
 
 void
@@ -382,8 +450,9 @@ vdgx_cpu_winograd (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, int64_t Cou
     int64_t rows = s_rows (g, Cout);
     j.bt = rows * j.tw;
     j.rowlen = (4 * j.tw + 80 + 15) / 16 * 16;
+    j.ncb = (Cout + S_MR - 1) / S_MR;
     j.U = scratch;
-    j.V = j.U + S_XI * Cout * j.Kf;
+    j.V = j.U + S_XI * j.ncb * S_MR * j.Kf;
     j.M = j.V + S_XI * g->T * g->Cin * j.bt;
     //  taps read by some output frame: dt + ot - pt in [0, T) for an ot in [0, To)
     j.dmin = g->pt - (g->To - 1) > 0? g->pt - (g->To - 1): 0;
@@ -394,7 +463,7 @@ vdgx_cpu_winograd (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, int64_t Cou
         avx512 = __builtin_cpu_supports ("avx512f");
     j.vec = avx512 && !vdgx_wino_vec_disable;
 #endif
-    vdgx_cpu_pool_run (pool, Cout, s_weights, &j);
+    vdgx_cpu_pool_run (pool, j.vec? j.ncb: Cout, s_weights, &j);
     for (j.row0 = 0; j.row0 < j.th; j.row0 += rows) {
         j.nt = (j.th - j.row0 < rows? j.th - j.row0: rows) * j.tw;
         vdgx_cpu_pool_run (pool, g->T * g->Cin, s_input, &j);
