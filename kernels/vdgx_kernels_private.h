@@ -169,6 +169,10 @@ void vdgx_cpu_winograd (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, int64_
 extern bool vdgx_winograd_disable;
 extern bool vdgx_wino_vec_disable;
 void vdgx_cpu_wino_test (bool verbose);
+//  Direct double-precision convolution of one image (test reference, vdgx_cpu_test.c):
+//  ref[co, ot, oh, ow] = bias[co] (0 when NULL) + sum x w, mag = |bias| + sum |x w|.
+void vdgx_cpu_conv_ref (const vdgx_conv_geom_t *g, int64_t Cout, const float *x, const float *w,
+                        const float *bias, double *ref, double *mag);
 //  y[r, 0..P) = v[r] for every row r < rows.
 void vdgx_cpu_fill_rows (vdgx_cpu_pool_t *pool, float *y, const float *v, int64_t rows, int64_t P);
 //  Tests set this to run the portable sgemm's generic (non-AVX2) tile on x86-64 too.

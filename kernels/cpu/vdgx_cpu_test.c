@@ -462,6 +462,36 @@ s_test_movement (vdgx_backend_t *b)
     free (x); free (y); free (ref); free (a); free (c); free (cat); free (sl); free (u); free (uy); free (uref);
 }
 
+//  Direct convolution of one image in double precision (the reference of the CPU's im2col
+//  and Winograd tests): ref[co, ot, oh, ow] = bias[co] + sum x w, mag = |bias| + sum |x w|.
+void
+vdgx_cpu_conv_ref (const vdgx_conv_geom_t *g, int64_t Cout, const float *x, const float *w,
+                   const float *bias, double *ref, double *mag)
+{
+    for (int64_t co = 0; co < Cout; co++)
+        for (int64_t ot = 0; ot < g->To; ot++)
+            for (int64_t oh = 0; oh < g->Ho; oh++)
+                for (int64_t ow = 0; ow < g->Wo; ow++) {
+                    double acc = bias? bias [co]: 0.0, m = fabs (acc);
+                    for (int64_t ci = 0; ci < g->Cin; ci++)
+                        for (int64_t a = 0; a < g->kt; a++)
+                            for (int64_t bb = 0; bb < g->kh; bb++)
+                                for (int64_t c = 0; c < g->kw; c++) {
+                                    int64_t it = ot * g->st - g->pt + a, ih = oh * g->sh - g->ph + bb;
+                                    int64_t iw = ow * g->sw - g->pw + c;
+                                    if (it < 0 || it >= g->T || ih < 0 || ih >= g->H || iw < 0 || iw >= g->W)
+                                        continue;
+                                    double p = (double) x [((ci * g->T + it) * g->H + ih) * g->W + iw]
+                                             * w [(((co * g->Cin + ci) * g->kt + a) * g->kh + bb) * g->kw + c];
+                                    acc += p;
+                                    m += fabs (p);
+                                }
+                    int64_t idx = ((co * g->To + ot) * g->Ho + oh) * g->Wo + ow;
+                    ref [idx] = acc;
+                    mag [idx] = m;
+                }
+}
+
 static void
 s_test_conv (vdgx_backend_t *b)
 {
@@ -484,28 +514,10 @@ s_test_conv (vdgx_backend_t *b)
         int64_t ny = N * Co * To * Ho * Wo;
         float *y = s_randv (ny);
         double *ref = malloc (sizeof (double) * (size_t) ny), *mag = malloc (sizeof (double) * (size_t) ny);
+        vdgx_conv_geom_t g = { Ci, T, H, W, kt, kh, kw, To, Ho, Wo, st [0], st [1], st [2], pad [0], pad [2], pad [3] };
         for (int64_t n = 0; n < N; n++)
-            for (int64_t co = 0; co < Co; co++)
-                for (int64_t ot = 0; ot < To; ot++)
-                    for (int64_t oh = 0; oh < Ho; oh++)
-                        for (int64_t ow = 0; ow < Wo; ow++) {
-                            double acc = bias [co], m = fabs (acc);
-                            for (int64_t ci = 0; ci < Ci; ci++)
-                                for (int64_t a = 0; a < kt; a++)
-                                    for (int64_t bb = 0; bb < kh; bb++)
-                                        for (int64_t c = 0; c < kw; c++) {
-                                            int64_t it = ot * st [0] - pad [0] + a, ih = oh * st [1] - pad [2] + bb, iw = ow * st [2] - pad [3] + c;
-                                            if (it < 0 || it >= T || ih < 0 || ih >= H || iw < 0 || iw >= W)
-                                                continue;
-                                            double p = (double) x [(((n * Ci + ci) * T + it) * H + ih) * W + iw]
-                                                     * w [(((co * Ci + ci) * kt + a) * kh + bb) * kw + c];
-                                            acc += p;
-                                            m += fabs (p);
-                                        }
-                            int64_t idx = (((n * Co + co) * To + ot) * Ho + oh) * Wo + ow;
-                            ref [idx] = acc;
-                            mag [idx] = m;
-                        }
+            vdgx_cpu_conv_ref (&g, Co, x + n * Ci * T * H * W, w, bias, ref + n * Co * To * Ho * Wo,
+                               mag + n * Co * To * Ho * Wo);
         vdgx_tensor_t tx = s_t (x, 5, N, Ci, T, H, W), tw = s_t (w, 5, Co, Ci, kt, kh, kw);
         vdgx_tensor_t ty = s_t (y, 5, N, Co, To, Ho, Wo), tb = s_t (bias, 1, Co, 0, 0, 0, 0);
         assert (vdgx_op_conv3d (b, &ty, &tx, &tw, &tb, st, pad) == 0);

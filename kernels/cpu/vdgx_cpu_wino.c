@@ -514,31 +514,7 @@ vdgx_cpu_wino_test (bool verbose)
             w [i] = vdgx_test_randf (&seed);
         for (int64_t i = 0; i < Co; i++)
             bias [i] = vdgx_test_randf (&seed);
-        for (int64_t co = 0; co < Co; co++)
-            for (int64_t ot = 0; ot < To; ot++)
-                for (int64_t oh = 0; oh < Ho; oh++)
-                    for (int64_t ow = 0; ow < Wo; ow++) {
-                        double acc = bias [co], m = fabs (acc);
-                        for (int64_t ci = 0; ci < Ci; ci++)
-                            for (int64_t dt = 0; dt < kt; dt++) {
-                                int64_t it = ot + dt - cases [s].pt;
-                                if (it < 0 || it >= T)
-                                    continue;
-                                for (int64_t a = 0; a < 3; a++)
-                                    for (int64_t c = 0; c < 3; c++) {
-                                        int64_t ih = oh - ps + a, iw = ow - ps + c;
-                                        if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-                                            continue;
-                                        double p = (double) x [((ci * T + it) * H + ih) * W + iw]
-                                                 * w [(((co * Ci + ci) * kt + dt) * 3 + a) * 3 + c];
-                                        acc += p;
-                                        m += fabs (p);
-                                    }
-                            }
-                        int64_t idx = ((co * To + ot) * Ho + oh) * Wo + ow;
-                        ref [idx] = acc;
-                        mag [idx] = m;
-                    }
+        vdgx_cpu_conv_ref (&g, Co, x, w, bias, ref, mag);
         for (int path = 0; path < 2; path++) {
             vdgx_wino_vec_disable = path == 1;
             for (int64_t i = 0; i < ny; i++)
