@@ -178,7 +178,9 @@ q_store (const q_job_t *j, const float *acc, int nr, int64_t m0, int64_t n0, int
     for (int r = 0; r < rows; r++) {
         float *restrict y = j->y + (m0 + r) * j->N + n0;
         const float *restrict a = acc + r * nr;
-        if (!last && first)
+        if (!last && first && cols == nr)
+            memcpy (y, a, sizeof (float) * (size_t) nr);       //  nr is constant here: inlined
+        else if (!last && first)
             memcpy (y, a, sizeof (float) * (size_t) cols);
         else if (!last)
             for (int q = 0; q < cols; q++)
