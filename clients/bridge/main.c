@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void
@@ -270,6 +271,13 @@ main (int argc, char **argv)
     if (make_key && s_make_key (cfg.keys_file)) {
         vdgx_config_destroy (&config);
         return 1;
+    }
+    //  Three descriptors per HTTP connection (the client's socket and the socketpair to
+    //  libmicrohttpd): --conn-limit 1024 needs more than the usual soft limit of 1024.
+    struct rlimit nofile;
+    if (getrlimit (RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &nofile);
     }
     char err [512];
     vdgx_bridge_t *bridge = vdgx_bridge_new (&cfg, err, sizeof err);

@@ -5,6 +5,8 @@
 #include "vdgx_gate.h"
 #include "vdgx_guard.h"
 #include "vdgx_form.h"
+#include "vdgx_front.h"
+#include "vdgx_httpframe.h"
 #include "vdgx_promtext.h"
 #include "vdgx_thumb.h"
 #include "vdgx_ui.h"
@@ -19,6 +21,7 @@ main (int argc, char **argv)
     bool verbose = argc > 1 && strcmp (argv [argc - 1], "-v") == 0;
     static const struct { const char *name; void (*test) (bool); } tests [] = {
         { "apikeys", vdgx_apikeys_test }, { "guard", vdgx_guard_test }, { "gate", vdgx_gate_test }, { "form", vdgx_form_test },
+        { "httpframe", vdgx_httpframe_test }, { "front", vdgx_front_test },
         { "apireq", vdgx_apireq_test }, { "promtext", vdgx_promtext_test }, { "thumb", vdgx_thumb_test },
         { "ui", vdgx_ui_test }, { "webhook", vdgx_webhook_test },
         { "bridge", vdgx_bridge_test },

@@ -27,6 +27,27 @@ vdgx_apierr_set (vdgx_apierr_t *err, int status, const char *code, const char *f
     return -1;
 }
 
+char *
+vdgx_apierr_body (int status, const char *code, const char *field, const char *message)
+{
+    assert (code && message);
+    json_t *inner = json_object ();
+    json_object_set_new (inner, "code", json_string (code));
+    json_t *msg = json_string (message);
+    json_object_set_new (inner, "message", msg? msg: json_string ("(message not UTF-8)"));
+    if (field && *field) {
+        json_t *f = json_string (field);
+        json_object_set_new (inner, "field", f? f: json_string ("?"));
+    }
+    //  The OpenAI SDKs read error.message; type keeps their error classes happy.
+    json_object_set_new (inner, "type", json_string (status >= 500? "server_error": "invalid_request_error"));
+    json_t *obj = json_object ();
+    json_object_set_new (obj, "error", inner);
+    char *text = json_dumps (obj, JSON_COMPACT | JSON_REAL_PRECISION (15));
+    json_decref (obj);
+    return text;
+}
+
 int
 vdgx_apireq_parse_size (const char *text, uint32_t *width, uint32_t *height)
 {

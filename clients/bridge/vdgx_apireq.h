@@ -42,6 +42,11 @@ typedef struct {
 int vdgx_apierr_set (vdgx_apierr_t *err, int status, const char *code, const char *field,
                      const char *format, ...) __attribute__ ((format (printf, 5, 6)));
 
+//  The JSON error body every HTTP error of the bridge has (its HTTP layer, the front door
+//  and the handlers): {"error":{"code","message","field"?,"type"}}. field may be NULL or "".
+//  Returns the text (the caller frees it), or NULL when out of memory.
+char *vdgx_apierr_body (int status, const char *code, const char *field, const char *message);
+
 //  Parses body into req (vdgx_genreq_init'ed; cleared first). default_model (may be NULL or
 //  "") is used when the body names none. Returns 0, or -1 with err set (req cleared).
 int vdgx_apireq_parse (vdgx_genreq_t *req, const json_t *body, vdgx_apireq_dialect_t dialect,

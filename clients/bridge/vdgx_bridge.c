@@ -5,6 +5,7 @@
 #include "vdgx_apireq.h"
 #include "vdgx_client.h"
 #include "vdgx_form.h"
+#include "vdgx_front.h"
 #include "vdgx_gate.h"
 #include "vdgx_guard.h"
 #include "vdgx_log.h"
@@ -70,7 +71,8 @@ static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 403, 404, 405, 409
 struct _vdgx_bridge_t {
     vdgx_bridge_cfg_t cfg;
     char *listen, *broker, *events, *default_model;     //  owned copies of cfg strings
-    struct MHD_Daemon *daemon;
+    struct MHD_Daemon *daemon;          //  without a listening socket: ...
+    vdgx_front_t *front;                //  ... the front door owns it and validates requests
     zactor_t *actor;
     pthread_mutex_t pipe_lock;          //  the actor pipe is written by every HTTP thread
     bool actor_alive;                   //  under pipe_lock
@@ -331,20 +333,7 @@ s_send_error (s_req_t *r, int status, const char *code, const char *field, int64
     va_start (args, format);
     vsnprintf (message, sizeof message, format, args);
     va_end (args);
-    json_t *inner = json_object ();
-    json_object_set_new (inner, "code", json_string (code));
-    json_t *msg = json_string (message);
-    json_object_set_new (inner, "message", msg? msg: json_string ("(message not UTF-8)"));
-    if (field && *field) {
-        json_t *f = json_string (field);
-        json_object_set_new (inner, "field", f? f: json_string ("?"));
-    }
-    //  The OpenAI SDKs read error.message; type and param keep their error classes happy.
-    json_object_set_new (inner, "type", json_string (status >= 500? "server_error": "invalid_request_error"));
-    json_t *obj = json_object ();
-    json_object_set_new (obj, "error", inner);
-    char *text = json_dumps (obj, JSON_COMPACT | JSON_REAL_PRECISION (15));
-    json_decref (obj);
+    char *text = vdgx_apierr_body (status, code, field, message);
     if (!text)
         return MHD_NO;
     struct MHD_Response *resp = MHD_create_response_from_buffer (strlen (text), text,
@@ -1125,6 +1114,15 @@ s_bridge_counters (vdgx_bridge_t *self, vdgx_promtext_t *p)
                       s_routes [route].label, code);
             vdgx_promtext_add (p, VDGX_PROM_COUNTER, key, (double) v);
         }
+    //  Requests the front door refused before libmicrohttpd saw them (route "front").
+    static const int front_codes [] = { 400, 413, 414, 431, 501, 503, 505 };
+    for (size_t i = 0; self->front && i < sizeof front_codes / sizeof front_codes [0]; i++) {
+        uint64_t v = vdgx_front_refused (self->front, front_codes [i]);
+        if (!v)
+            continue;
+        snprintf (key, sizeof key, "vdgx_bridge_http_requests_total{route=\"front\",code=\"%d\"}", front_codes [i]);
+        vdgx_promtext_add (p, VDGX_PROM_COUNTER, key, (double) v);
+    }
     vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_broker_requests_total{outcome=\"ok\"}",
                        (double) atomic_load (&self->broker_ok));
     vdgx_promtext_add (p, VDGX_PROM_COUNTER, "vdgx_bridge_broker_requests_total{outcome=\"failed\"}",
@@ -1912,8 +1910,8 @@ s_admit (s_req_t *r, const char *url, const char *method, enum MHD_Result *rc)
         *rc = s_send_error (r, 400, "invalid_path", NULL, 0, "the path holds a control character");
         return true;
     }
-    //  Headers over S_HEADERS_MAX get our JSON 431; far bigger ones never fit libmicrohttpd's
-    //  connection memory and get its own (non-JSON) 431 (docs/SECURITY.md).
+    //  The front door already refuses heads over S_HEADERS_MAX bytes (431); this counts
+    //  what libmicrohttpd parsed, a second guard on the same limit.
     size_t header_bytes = strlen (url);
     MHD_get_connection_values (r->conn, MHD_HEADER_KIND, s_sum_header, &header_bytes);
     if (header_bytes > S_HEADERS_MAX) {
@@ -2087,8 +2085,12 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
 static void
 s_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void) conn; (void) toe;
+    (void) toe;
     vdgx_bridge_t *self = (vdgx_bridge_t *) cls;
+    //  The response is all written: the front may pass on the connection's next request.
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fd && self->front)
+        vdgx_front_done (self->front, fd->connect_fd);
     s_req_t *r = (s_req_t *) *con_cls;
     if (!r)
         return;
@@ -2575,10 +2577,24 @@ s_unescape (void *cls, struct MHD_Connection *conn, char *text)
     return (size_t) (out - text);
 }
 
+//  The front door hands each accepted connection to libmicrohttpd.
+static int
+s_handoff (void *arg, int fd, const struct sockaddr *addr, socklen_t addr_len)
+{
+    vdgx_bridge_t *self = (vdgx_bridge_t *) arg;
+    return MHD_add_connection (self->daemon, fd, addr, addr_len) == MHD_YES? 0: -1;
+}
+
 static void
 s_mhd_log (void *cls, const char *fmt, va_list ap)
 {
     (void) cls;
+    //  libmicrohttpd tunes TCP options (NODELAY, CORK) on its sockets; its sockets are the
+    //  front's socketpair ends, where those options do not exist (the front sets them on
+    //  the client's socket): not worth a warning per response.
+    if (strstr (fmt, "option to %s state failed") || strstr (fmt, "Zero-send failed")
+    ||  strstr (fmt, "Failed to push the data"))
+        return;
     char text [512];
     vsnprintf (text, sizeof text, fmt, ap);
     size_t n = strlen (text);
@@ -2684,20 +2700,19 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     zsock_set_sndtimeo (self->actor, 1000);
     self->thumbs = zactor_new (s_thumbs_actor, NULL);
     self->thumbs_alive = self->thumbs != NULL;
+    //  libmicrohttpd has no listening socket: the front door (vdgx_front) accepts, checks
+    //  the framing of every request and hands it the connections (MHD_add_connection).
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
-                   | MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+                   | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     int threads = cfg->threads? cfg->threads: s_auto_threads ();
     struct MHD_OptionItem ops [] = {
         { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },     //  first: left out for 1 thread
-        //  The guard answers over-limit connections in HTTP; libmicrohttpd's own limit (a
-        //  plain close) is only the backstop above it.
+        //  The guard answers over-limit connections in HTTP; libmicrohttpd's own limit is
+        //  only the backstop above it (the front answers 503 there).
         { MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit + 64, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout_s, NULL },
-        { MHD_OPTION_SOCK_ADDR, 0, &addr },
-        { MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
-        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
+        //  What the front's limits are made for (it never runs out: no 431/500 of its own).
+        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, VDGX_FRONT_SERVER_MEMORY, NULL },
         { MHD_OPTION_END, 0, NULL }
     };
     self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
@@ -2709,12 +2724,22 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
                                      //  pool (MHD warns about a pool of 1).
                                      MHD_OPTION_ARRAY, threads > 1? ops: ops + 1, MHD_OPTION_END);
     if (!self->daemon) {
-        snprintf (err, err_size, "cannot listen on %s (address in use or not available)", cfg->listen);
+        snprintf (err, err_size, "cannot start the HTTP server");
         vdgx_bridge_destroy (&self);
         return NULL;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    self->port = di? di->port: 0;
+    char why [128];
+    //  As many relay threads as HTTP threads: each does as little per request.
+    //  A client that reads nothing for --timeout-s is closed, as libmicrohttpd closes it.
+    self->front = vdgx_front_new ((struct sockaddr *) &addr, addr_len, 1024, S_HEADERS_MAX, threads,
+                                  cfg->conn_timeout_s? (int) cfg->conn_timeout_s * 1000: 86400000, s_handoff,
+                                  self, why, sizeof why);
+    if (!self->front) {
+        snprintf (err, err_size, "cannot listen on %s (%s)", cfg->listen, why);
+        vdgx_bridge_destroy (&self);
+        return NULL;
+    }
+    self->port = vdgx_front_port (self->front);
     vdgx_log_info ("bridge.listen", "addr=%s port=%u broker=%s events=%s auth=%s threads=%d",
                    self->listen, self->port, self->broker, self->events, self->keys? "keys": "none",
                    threads);
@@ -2729,8 +2754,8 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
     vdgx_bridge_t *self = *self_p;
     if (!self)
         return;
-    if (self->daemon)
-        MHD_quiesce_daemon (self->daemon);
+    if (self->front)
+        vdgx_front_quiesce (self->front);
     vdgx_webhook_destroy (&self->webhooks);
     //  The actor answers everything that waits on it before it ends; afterwards handlers
     //  find it gone (actor_alive) and answer 503 themselves.
@@ -2744,6 +2769,7 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
     zactor_destroy (&self->thumbs);
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
+    vdgx_front_destroy (&self->front);
     vdgx_apikeys_destroy (&self->keys);
     vdgx_ratelimit_destroy (&self->limiter);
     vdgx_ratelimit_destroy (&self->auth_fails);

@@ -5,7 +5,7 @@ scenario asserts that the attack fails. Standard library only (tests/bridge/brid
 provides the process stack).
 
     security_bridge.py SCENARIO     owners | auth | trickle | input | curve | sigterm | images
-                                    | decodes | budget
+                                    | decodes | budget | framing
 Exit 0 = pass, 77 = skipped, anything else = fail.
 """
 import base64
@@ -510,11 +510,118 @@ def t_budget(st):
     jreq(p, "POST", "/generate", body, bearer("dave-secret"), expect=202)
 
 
-SCENARIOS = {"images": t_images, "owners": t_owners, "auth": t_auth, "trickle": t_trickle, "input": t_input, "curve": t_curve,
-             "sigterm": t_sigterm, "decodes": t_decodes, "budget": t_budget}
+# ---------------------------------------------------------------------------------------
+# Requests that libmicrohttpd refused itself, with its short HTML bodies (or a bare close):
+# an unsupported HTTP version, broken chunked framing, headers past its connection memory,
+# a request line that is not HTTP. The front door (vdgx_front) now answers each in the
+# JSON error shape, on fresh and on kept-alive or pipelined connections.
+
+def read_response(f):
+    """One response from a socket's file (s.makefile("rb")): (status, head, body)."""
+    status = f.readline()
+    check(status.startswith(b"HTTP/1.1 "), "a response: %r" % status)
+    head, length = status, 0
+    while True:
+        line = f.readline()
+        check(line, "connection closed inside a head")
+        head += line
+        if line == b"\r\n":
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return int(status.split(b" ")[1]), head, f.read(length)
+
+
+def t_framing(st):
+    p = st.start_bridge([])
+    host = b"Host: x\r\n"
+    post = b"POST /generate HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+    chunked = post + b"Transfer-Encoding: chunked\r\n\r\n"
+    cases = [
+        ("HTTP/2.0", b"GET /health HTTP/2.0\r\n" + host + b"\r\n", 505, "http_version_not_supported"),
+        ("HTTP/9.9", b"GET /health HTTP/9.9\r\n\r\n", 505, "http_version_not_supported"),
+        ("HTTP/0.9", b"GET /health HTTP/0.9\r\n\r\n", 505, "http_version_not_supported"),
+        ("chunk size not hex", chunked + b"zz\r\n{}\r\n0\r\n\r\n", 400, "invalid_chunk"),
+        ("no CRLF after chunk data", chunked + b"2\r\n{}XX0\r\n\r\n", 400, "invalid_chunk"),
+        ("oversized chunk size", chunked + b"fffffffffffffffffff\r\n", 400, "invalid_chunk"),
+        ("space in chunk size", chunked + b"2 \r\n{}\r\n0\r\n\r\n", 400, "invalid_chunk"),
+        ("bad trailer", chunked + b"2\r\n{}\r\n0\r\nno colon\r\n\r\n", 400, "invalid_chunk"),
+        ("20 KiB header", b"GET / HTTP/1.1\r\n" + host + b"X-Big: " + b"a" * 20 * 1024 + b"\r\n\r\n", 431,
+         "headers_too_large"),
+        ("80 KiB header", b"GET / HTTP/1.1\r\n" + host + b"X-Big: " + b"a" * 80 * 1024 + b"\r\n\r\n", 431,
+         "headers_too_large"),
+        ("150 header lines", b"GET / HTTP/1.1\r\n" + host + b"a:\r\n" * 150 + b"\r\n", 431, "headers_too_large"),
+        ("20 KiB path", b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n" + host + b"\r\n", 414, "uri_too_long"),
+        ("garbage request line", b"GARBAGE\r\n\r\n", 400, "invalid_request_line"),
+        ("TLS ClientHello", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400, "invalid_request_line"),
+        ("NUL in the path", b"GET /a\x00b HTTP/1.1\r\n" + host + b"\r\n", 400, "invalid_request_line"),
+        ("control byte in the path", b"GET /a\x07 HTTP/1.1\r\n" + host + b"\r\n", 400, "invalid_request_line"),
+        ("no Host on HTTP/1.1", b"GET /health HTTP/1.1\r\n\r\n", 400, "invalid_header"),
+        ("two Host headers", b"GET /health HTTP/1.1\r\n" + host + host + b"\r\n", 400, "invalid_header"),
+        ("folded header", b"GET /health HTTP/1.1\r\n" + host + b"X: a\r\n b\r\n\r\n", 400, "invalid_header"),
+        ("NUL in a header", b"GET /health HTTP/1.1\r\n" + host + b"X: a\x00b\r\n\r\n", 400, "invalid_header"),
+        ("bare LF", b"GET /health HTTP/1.1\n" + host + b"\n", 400, "invalid_request_line"),
+        ("two Content-Length", post + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "invalid_header"),
+        ("Content-Length not a number", post + b"Content-Length: 2x\r\n\r\n{}", 400, "invalid_header"),
+        ("Content-Length and chunked", post + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}", 400,
+         "invalid_header"),
+        ("Content-Length past 64 bits", post + b"Content-Length: 99999999999999999999999\r\n\r\n", 413, "too_large"),
+        ("Transfer-Encoding gzip", post + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501,
+         "unsupported_transfer_encoding"),
+    ]
+    for name, data, status, code in cases:
+        head, err = json_error(raw(p, data), status)
+        check(err["code"] == code, "%s: code %s, expected %s" % (name, err["code"], code))
+        check(b"connection: close" in head.lower(), "%s: Connection: close" % name)
+    # A kept-alive connection: a good request, then a bad one (refused in JSON, closed).
+    for bad, status in ((b"GET /health HTTP/2.0\r\n" + host + b"\r\n", 505),
+                        (chunked + b"2\r\n{}\r\nxyz\r\n", 400)):
+        s = socket.create_connection(("127.0.0.1", p), timeout=5)
+        f = s.makefile("rb")
+        s.sendall(b"GET /health HTTP/1.1\r\n" + host + b"\r\n")
+        code, _, _ = read_response(f)
+        check(code == 200, "kept-alive: the good request first: %d" % code)
+        s.sendall(bad)
+        json_error(f.read(), status)
+        s.close()
+    # Pipelined: answered in order, then the bad one in JSON after them.
+    s = socket.create_connection(("127.0.0.1", p), timeout=5)
+    s.sendall(b"GET /health HTTP/1.1\r\n" + host + b"\r\n" + b"GET /openapi.json HTTP/1.1\r\n" + host + b"\r\n"
+              + b"HEAD /health HTTP/1.1\r\n" + host + b"\r\n" + b"GET /health HTTP/1.1\r\nX: a\x7f\r\n\r\n")
+    f = s.makefile("rb")
+    answers = [read_response(f) for _ in range(2)]
+    check([a[0] for a in answers] == [200, 200] and b"openapi" in answers[1][2], "pipelined answers in order")
+    status = f.readline()
+    check(status.startswith(b"HTTP/1.1 200 "), "the HEAD answer third: %r" % status)
+    while f.readline() != b"\r\n":
+        pass
+    json_error(f.read(), 400)
+    s.close()
+    # A streamed download still arrives whole through the front (Range too).
+    _, _, job = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "x", "steps": 2}, expect=202)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        _, _, j = jreq(p, "GET", "/jobs/" + job["id"], expect=200)
+        if j["state"] == "completed":
+            break
+        time.sleep(0.1)
+    s, h, video = request(p, "GET", "/jobs/%s/download" % job["id"])
+    check(s == 200 and len(video) == int(h["content-length"]) > 0, "download: %d, %d bytes" % (s, len(video)))
+    s, h, part = request(p, "GET", "/jobs/%s/download" % job["id"], headers={"Range": "bytes=10-19"})
+    check(s == 206 and part == video[10:20], "range through the front: %d" % s)
+    # The refusals are counted, and the bridge is still up.
+    status, _, metrics = request(p, "GET", "/metrics")
+    check(status == 200 and b'route="front",code="505"' in metrics, "front refusals in /metrics")
+    jreq(p, "GET", "/health", expect=200)
+
+
 # Broker flags a scenario needs (models without workers keep their jobs queued).
 BROKER_ARGS = {"decodes": ["--model", "i2v"],
                "budget": ["--model", "i2v", "--peer-rate", "128K", "--peer-burst", "9M", "--owner-queued-max", "5M"]}
+
+SCENARIOS = {"images": t_images, "owners": t_owners, "auth": t_auth, "trickle": t_trickle, "input": t_input, "curve": t_curve,
+             "sigterm": t_sigterm, "decodes": t_decodes, "budget": t_budget, "framing": t_framing}
 
 
 def main():
