@@ -68,6 +68,7 @@ struct _s_conn_t {
     uint64_t released;          //  stream offset up to which bytes may go to the server
     uint64_t sent;              //  ... and up to which they went
     bool client_eof, server_shut, server_blocked;
+    bool server_gone;           //  writing to the server failed: read what it left, then finish
     bool client_readable, server_readable;  //  may hold bytes (an event said so, no short read since)
     bool held;                  //  a head waits for the responses before it
     uint64_t held_end;
@@ -730,9 +731,10 @@ s_parse (s_loop_t *loop, s_conn_t *c)
 
 //  Writes released bytes to the server.
 static bool
-s_to_server (s_loop_t *loop, s_conn_t *c)
+s_to_server (s_conn_t *c)
 {
-    if (c->server.fd < 0 || c->server_blocked || c->released <= c->sent || c->phase != C_RELAY)
+    if (c->server.fd < 0 || c->server_blocked || c->server_gone || c->released <= c->sent
+    ||  c->phase != C_RELAY)
         return false;
     size_t at = (size_t) (c->sent - c->in_base);
     ssize_t n = send (c->server.fd, c->in + at, (size_t) (c->released - c->sent), MSG_NOSIGNAL);
@@ -744,7 +746,10 @@ s_to_server (s_loop_t *loop, s_conn_t *c)
         c->server_blocked = true;
         return false;
     }
-    s_finish (loop, c);         //  the server closed the connection
+    //  The server closed the connection: it may have answered first (an early error while
+    //  the body was still coming), so its bytes are read to the end before the finish.
+    c->server_gone = true;
+    c->server_readable = true;
     return true;
 }
 
@@ -828,7 +833,7 @@ s_step (s_loop_t *loop, s_conn_t *c)
         progress |= s_to_client (loop, c);
         progress |= s_from_client (loop, c);
         progress |= s_parse (loop, c);
-        progress |= s_to_server (loop, c);
+        progress |= s_to_server (c);
         s_client_eof (loop, c);
         if (!progress)
             break;
@@ -1052,7 +1057,8 @@ s_test_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum M
     *con_cls = NULL;
 }
 
-//  Answers "ok URL ADDRESS BODY-BYTES"; /big answers 1 MiB.
+//  Answers "ok URL ADDRESS BODY-BYTES"; /big answers 1 MiB; /early answers 413 before the
+//  body (libmicrohttpd then closes the connection without reading it).
 static enum MHD_Result
 s_test_access (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -1061,6 +1067,14 @@ s_test_access (void *cls, struct MHD_Connection *conn, const char *url, const ch
     size_t *body = (size_t *) *con_cls;
     if (!body) {
         *con_cls = body = (size_t *) calloc (1, sizeof (size_t));
+        if (body && streq (url, "/early")) {
+            static char refused [] = "too large";
+            struct MHD_Response *resp = MHD_create_response_from_buffer (strlen (refused), refused,
+                                                                         MHD_RESPMEM_PERSISTENT);
+            enum MHD_Result rc = MHD_queue_response (conn, 413, resp);
+            MHD_destroy_response (resp);
+            return rc;
+        }
         return body? MHD_YES: MHD_NO;
     }
     if (*upload_data_size) {
@@ -1219,6 +1233,16 @@ vdgx_front_test (bool verbose)
     out = s_test_exchange (port, "HEAD / HTTP/1.1\r\n\r\n", 19, 0, &got);
     s_test_json_error (out, 400, "invalid_header", true);
     free (out);
+
+    //  An early answer (the server closes without reading the body): relayed, not lost.
+    size_t early_size = 600 * 1024;
+    char *early = (char *) malloc (early_size);
+    n = snprintf (early, early_size, "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", early_size);
+    memset (early + n, 'b', early_size - (size_t) n);
+    out = s_test_exchange (port, early, early_size, 0, &got);
+    assert (strncmp (out, "HTTP/1.1 413 ", 13) == 0 && strstr (out, "\r\n\r\ntoo large"));
+    free (out);
+    free (early);
 
     //  A large response to a slow reader arrives whole.
     const char *dl = "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
