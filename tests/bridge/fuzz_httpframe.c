@@ -13,6 +13,7 @@
 #include "vdgx_front.h"
 #include "vdgx_httpframe.h"
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ s_daemon (void)
     static struct MHD_Daemon *daemon;
     if (!daemon)
         daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET
-                                   | MHD_USE_ITC, 0, NULL, NULL, s_access, NULL,
+                                   | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, s_access, NULL,
                                    MHD_OPTION_NOTIFY_COMPLETED, s_completed, NULL,
                                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) VDGX_FRONT_SERVER_MEMORY,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 10, MHD_OPTION_END);
@@ -89,6 +90,8 @@ s_through_server (const uint8_t *request, size_t size)
         abort ();
     for (size_t at = 0; at < size; ) {
         ssize_t n = send (pair [0], request + at, size - at, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;           //  libFuzzer's timer signals
         if (n <= 0)
             s_fail ("libmicrohttpd closed the connection while the request was sent", request, size, NULL);
         at += (size_t) n;
@@ -98,9 +101,14 @@ s_through_server (const uint8_t *request, size_t size)
     const char *head_end = NULL;
     while (len < sizeof answer - 1) {
         struct pollfd p = { .fd = pair [0], .events = POLLIN };
-        if (poll (&p, 1, 5000) <= 0)
+        int ready = poll (&p, 1, 5000);
+        if (ready < 0 && errno == EINTR)
+            continue;           //  libFuzzer's timer signals
+        if (ready <= 0)
             break;
         ssize_t n = recv (pair [0], answer + len, sizeof answer - 1 - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         len += (size_t) n;
