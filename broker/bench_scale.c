@@ -8,7 +8,10 @@
           the run; the broker's RSS at depth Q; SIGKILL and restart: the time until
           mmi.health answers with Q queued; then K simulated job workers drain D jobs at
           depth ~Q: dispatch rate and redispatch latency (a worker's FINAL to its next
-          REQUEST) p50/p99.
+          REQUEST) p50/p99. --work-ms M: each worker answers M ms after its REQUEST (a job
+          that takes time, so K workers offer about K * 1000 / M jobs/s) instead of at once
+          (then K workers keep the broker saturated, and each waits for the others' turns).
+          --pause-ms P: wait P ms before the drain (to attach a profiler to the pid shown).
       scale workers --workers N [--seconds S]
           N simulated MDP/0.2 workers connect at once and heartbeat (every 2.5 s, as the
           broker does); the time until all are registered, then the broker's CPU share
@@ -165,7 +168,7 @@ s_counter (zsock_t *client, const char *name)
     zmsg_addmem (body, "\x80", 1);
     zmsg_t *msg = vdgx_mdp_client_request ("mmi.metrics", &body);
     zmsg_send (&msg, client);
-    zframe_t *frame = s_final (client, 10000);
+    zframe_t *frame = s_final (client, 30000);
     uint64_t value = 0;
     msgpack_unpacked u;
     vdgx_error_t err;
@@ -321,7 +324,24 @@ typedef struct {
     const char *endpoint;
     int workers;
     int jobs;                   //  stop after this many FINALs
+    int work_ms;                //  each job takes this long (0: answered at once)
 } s_drain_args_t;
+
+//  One job's answer: its 1 KiB chunk (PARTIAL), then the FINAL with its sha256.
+static void
+s_drain_answer (zsock_t *sock, zframe_t *address, zframe_t *chunk, zframe_t *result)
+{
+    zframe_t *chunk_copy = zframe_dup (chunk);
+    zmsg_t *body = zmsg_new ();
+    zmsg_append (body, &chunk_copy);
+    zmsg_t *partial = vdgx_mdp_worker_envelope (2, VDGX_MDPW_PARTIAL, address, &body);
+    zmsg_send (&partial, sock);
+    zframe_t *result_copy = zframe_dup (result);
+    body = zmsg_new ();
+    zmsg_append (body, &result_copy);
+    zmsg_t *final = vdgx_mdp_worker_envelope (2, VDGX_MDPW_FINAL, address, &body);
+    zmsg_send (&final, sock);
+}
 
 static void
 s_drain_actor (zsock_t *pipe, void *arg)
@@ -330,6 +350,8 @@ s_drain_actor (zsock_t *pipe, void *arg)
     int k = a->workers;
     zsock_t **socks = (zsock_t **) calloc ((size_t) k, sizeof (zsock_t *));
     int64_t *t_final = (int64_t *) calloc ((size_t) k, sizeof (int64_t));
+    int64_t *due = (int64_t *) calloc ((size_t) k, sizeof (int64_t));         //  usecs, 0 = idle
+    zframe_t **job = (zframe_t **) calloc ((size_t) k, sizeof (zframe_t *));  //  its address
     int64_t *lat = (int64_t *) calloc ((size_t) a->jobs + 1, sizeof (int64_t));
     zmq_pollitem_t *items = (zmq_pollitem_t *) calloc ((size_t) k + 1, sizeof (zmq_pollitem_t));
     items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
@@ -365,10 +387,19 @@ s_drain_actor (zsock_t *pipe, void *arg)
         items [i + 1] = (zmq_pollitem_t) { zsock_resolve (socks [i]), 0, ZMQ_POLLIN, 0 };
     }
     zsock_signal (pipe, 0);
-    int done = 0, nlat = 0;
+    int done = 0, nlat = 0, answering = 0;
     int64_t first_request = 0, last_final = 0, last_hb = zclock_mono ();
     while (done < a->jobs) {
-        if (zmq_poll (items, k + 1, 500) < 0 || (items [0].revents & ZMQ_POLLIN))
+        //  Jobs that take time: wake up when the next one is due.
+        long timeout = 500;
+        int64_t now = zclock_usecs ();
+        for (int i = 0; i < k && answering; i++)
+            if (due [i]) {
+                long wait = due [i] > now? (long) ((due [i] - now + 999) / 1000): 0;
+                if (wait < timeout)
+                    timeout = wait;
+            }
+        if (zmq_poll (items, k + 1, timeout) < 0 || (items [0].revents & ZMQ_POLLIN))
             break;
         if (zclock_mono () - last_hb > 1000) {
             for (int i = 0; i < k; i++) {
@@ -377,12 +408,21 @@ s_drain_actor (zsock_t *pipe, void *arg)
             }
             last_hb = zclock_mono ();
         }
+        for (int i = 0; i < k && answering && done < a->jobs; i++)
+            if (due [i] && due [i] <= zclock_usecs ()) {
+                s_drain_answer (socks [i], job [i], chunk, result);
+                zframe_destroy (&job [i]);
+                due [i] = 0;
+                answering--;
+                t_final [i] = last_final = zclock_usecs ();
+                done++;
+            }
         for (int i = 0; i < k && done < a->jobs; i++) {
             if (!(items [i + 1].revents & ZMQ_POLLIN))
                 continue;
             zmsg_t *msg;
             while (done < a->jobs && (msg = zmsg_recv (socks [i]))) {
-                int64_t now = zclock_usecs ();
+                now = zclock_usecs ();
                 zmsg_first (msg);                       //  "MDPW02"
                 zframe_t *cmd = zmsg_next (msg);
                 if (cmd && zframe_size (cmd) == 1 && zframe_data (cmd) [0] == VDGX_MDPW_REQUEST) {
@@ -391,18 +431,18 @@ s_drain_actor (zsock_t *pipe, void *arg)
                         first_request = now;
                     if (t_final [i])
                         lat [nlat++] = now - t_final [i];
-                    zframe_t *chunk_copy = zframe_dup (chunk);
-                    zmsg_t *body = zmsg_new ();
-                    zmsg_append (body, &chunk_copy);
-                    zmsg_t *partial = vdgx_mdp_worker_envelope (2, VDGX_MDPW_PARTIAL, address, &body);
-                    zmsg_send (&partial, socks [i]);
-                    zframe_t *result_copy = zframe_dup (result);
-                    body = zmsg_new ();
-                    zmsg_append (body, &result_copy);
-                    zmsg_t *final = vdgx_mdp_worker_envelope (2, VDGX_MDPW_FINAL, address, &body);
-                    zmsg_send (&final, socks [i]);
-                    t_final [i] = last_final = zclock_usecs ();
-                    done++;
+                    t_final [i] = 0;
+                    if (a->work_ms > 0 && !due [i]) {
+                        job [i] = zframe_dup (address);
+                        due [i] = now + (int64_t) a->work_ms * 1000;
+                        answering++;
+                    }
+                    else
+                    if (!due [i]) {
+                        s_drain_answer (socks [i], address, chunk, result);
+                        t_final [i] = last_final = zclock_usecs ();
+                        done++;
+                    }
                 }
                 zmsg_destroy (&msg);
             }
@@ -420,29 +460,43 @@ s_drain_actor (zsock_t *pipe, void *arg)
         zsock_destroy (&socks [i]);
     zframe_destroy (&chunk);
     zframe_destroy (&result);
+    for (int i = 0; i < k; i++)
+        zframe_destroy (&job [i]);
     free (items);
     free (lat);
+    free (job);
+    free (due);
     free (t_final);
     free (socks);
 }
 
 static int
-s_drain (s_env_t *env, int workers, int jobs)
+s_drain (s_env_t *env, int workers, int jobs, int work_ms)
 {
-    s_drain_args_t args = { env->endpoint, workers, jobs };
+    s_drain_args_t args = { env->endpoint, workers, jobs, work_ms };
+    zsock_t *client = s_client (env);
+    uint64_t commits0 = s_counter (client, "vdgx_store_commits_total");
+    zsock_destroy (&client);
     double cpu0 = s_cpu_s (env->pid);
     zactor_t *actor = zactor_new (s_drain_actor, &args);
     zmsg_t *report = zmsg_recv (actor);
     double cpu1 = s_cpu_s (env->pid);
+    client = s_client (env);
+    uint64_t commits = s_counter (client, "vdgx_store_commits_total") - commits0;
+    zsock_destroy (&client);
     zframe_t *f_done = zmsg_first (report), *f_span = zmsg_next (report), *f_lat = zmsg_next (report);
     int done = *(int *) zframe_data (f_done);
     int64_t span = *(int64_t *) zframe_data (f_span);
     size_t nlat = zframe_size (f_lat) / sizeof (int64_t);
     int64_t *lat = (int64_t *) zframe_data (f_lat);
     qsort (lat, nlat, sizeof (int64_t), s_cmp_i64);
-    printf ("  drain: %d workers, %d jobs in %.2f s = %.0f jobs/s dispatched and completed"
-            " (broker CPU %.0f %%)\n", workers, done, span / 1e6, done * 1e6 / (double) span,
+    printf ("  drain: %d workers (jobs of %d ms), %d jobs in %.2f s = %.0f jobs/s dispatched and"
+            " completed (broker CPU %.0f %%)\n", workers, work_ms, done, span / 1e6,
+            done * 1e6 / (double) span,
             100.0 * (cpu1 - cpu0) / (span / 1e6));
+    printf ("  broker CPU per job %.0f us, %llu commits (%.1f jobs per commit)\n",
+            done? 1e6 * (cpu1 - cpu0) / done: 0, (unsigned long long) commits,
+            commits? (double) done / (double) commits: 0);
     if (nlat)
         printf ("  redispatch latency (FINAL -> next REQUEST): p50 %.2f ms, p99 %.2f ms, max %.2f ms"
                 " (%zu samples)\n", lat [nlat / 2] / 1e3, lat [(size_t) (nlat * 0.99)] / 1e3,
@@ -598,12 +652,13 @@ vdgx_bench_scale (int argc, char *argv [], const char *self_path)
 {
     if (argc < 1 || (!streq (argv [0], "queue") && !streq (argv [0], "workers"))) {
         fprintf (stderr, "usage: vdgx-bench-broker scale queue [--jobs Q] [--window W] [--drain D]"
-                 " [--workers K] [--broker BIN]\n"
+                 " [--workers K] [--work-ms M] [--pause-ms P] [--broker BIN]\n"
                  "       vdgx-bench-broker scale workers [--workers N] [--seconds S] [--broker BIN]\n");
         return 2;
     }
     bool queue = streq (argv [0], "queue");
     int jobs = 100000, window = 1000, drain = 20000, workers = queue? 16: 10000, seconds = 30;
+    int work_ms = 0, pause_ms = 0;
     char bin [4096];
     snprintf (bin, sizeof bin, "%s", self_path);
     char *slash = strrchr (bin, '/');
@@ -614,13 +669,16 @@ vdgx_bench_scale (int argc, char *argv [], const char *self_path)
         else if (streq (argv [i], "--drain")) drain = atoi (argv [i + 1]);
         else if (streq (argv [i], "--workers")) workers = atoi (argv [i + 1]);
         else if (streq (argv [i], "--seconds")) seconds = atoi (argv [i + 1]);
+        else if (streq (argv [i], "--work-ms")) work_ms = atoi (argv [i + 1]);
+        else if (streq (argv [i], "--pause-ms")) pause_ms = atoi (argv [i + 1]);
         else if (streq (argv [i], "--broker")) snprintf (bin, sizeof bin, "%s", argv [i + 1]);
         else {
             fprintf (stderr, "vdgx-bench-broker scale: unknown option %s\n", argv [i]);
             return 2;
         }
     }
-    if (jobs < 1 || jobs > 1000000 || window < 1 || drain < 0 || workers < 1 || seconds < 1) {
+    if (jobs < 1 || jobs > 1000000 || window < 1 || drain < 0 || workers < 1 || seconds < 1
+    ||  work_ms < 0 || work_ms > 60000) {
         fprintf (stderr, "vdgx-bench-broker scale: bad arguments\n");
         return 2;
     }
@@ -661,8 +719,14 @@ vdgx_bench_scale (int argc, char *argv [], const char *self_path)
                 (unsigned long long) queued, s_cpu_s (env.pid), s_rss_kb (env.pid));
         if (queued != (uint64_t) jobs)
             rc = 1;
-        if (drain > 0)
-            rc |= s_drain (&env, workers, drain);
+        if (drain > 0) {
+            if (pause_ms > 0) {
+                printf ("  broker pid %d: pausing %d ms before the drain\n", (int) env.pid, pause_ms);
+                fflush (stdout);
+                zclock_sleep (pause_ms);
+            }
+            rc |= s_drain (&env, workers, drain, work_ms);
+        }
     }
     else
         rc |= s_workers (&env, workers, seconds);
