@@ -152,7 +152,8 @@ typedef struct {
     vdgx_phase_t phase;
     uint32_t step, steps;
     double percent;
-    int fd;                     //  temp output file
+    int fd;                     //  temp output file (-1: not open, or given up)
+    bool opened;                //  its open was tried (at the first bytes: s_run_fd)
     uint64_t received;
     vdgx_sha256_t written;      //  of the bytes written to fd, as they come
     bool store_failed;          //  our side could not write the output (disk full)
@@ -202,6 +203,7 @@ typedef struct {
     vdgx_ratelimit_t *budget_log;   //  one log line per refused client per interval
     vdgx_quota_t *quota;        //  request bytes of unfinished jobs per owner (--owner-queued-max)
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
+    zlistx_t *finished;         //  s_finished_t: results taken before the batch commits
     zlistx_t *outbox;           //  s_held_t: messages held until their batch is durable
     zlistx_t *deferred;         //  s_held_t of batches whose sync failed: sent on recovery
     vdgx_syncer_t *syncer;      //  fsyncs committed batches off this thread
@@ -229,6 +231,30 @@ typedef struct {
     bool sealed;                //  its batch has ended: it waits for ticket
     uint64_t ticket;            //  the sync that makes its batch durable
 } s_held_t;
+
+//  A job whose worker answered FINAL. The worker is idle and has its next job at once; the
+//  result is taken (output checked and renamed, row updated, worker acknowledged) later in
+//  the same batch, before its commit (s_take_result). The run stays in `running` (with no
+//  worker) until then.
+typedef struct {
+    s_run_t *run;
+    vdgx_result_t result;       //  the decoded FINAL
+    zframe_t *frame;            //  its bytes, stored with the completed job
+    char *worker;               //  key of the worker that sent it (it may be gone by then)
+    char weights_id [130];      //  of that worker, for the cache key
+} s_finished_t;
+
+static void
+s_finished_destroy (void **item_p)
+{
+    s_finished_t *f = (s_finished_t *) *item_p;
+    if (f) {
+        zframe_destroy (&f->frame);
+        free (f->worker);
+        free (f);
+        *item_p = NULL;
+    }
+}
 
 static void
 s_held_destroy (void **item_p)
@@ -432,9 +458,12 @@ s_batch_begin (s_broker_t *self)
 //  syncer under a new ticket; the messages the batch held wait for that ticket. When the
 //  COMMIT fails nothing of the batch is stored: its held job service replies become
 //  `unavailable` errors (the client retries, with its idempotency key).
+static size_t s_take_results (s_broker_t *self, size_t max);
+
 static void
 s_batch_end (s_broker_t *self)
 {
+    s_take_results (self, SIZE_MAX);        //  results of the batch not taken yet
     int rc = vdgx_jobstore_commit (self->store);
     zlist_t *paths = vdgx_jobstore_take_syncs (self->store);
     zlist_t *unlinks = vdgx_jobstore_take_unlinks (self->store);
@@ -646,7 +675,7 @@ s_worker_cmd (s_broker_t *self, vdgx_rworker_t *w, uint8_t command)
 static void
 s_send_control (s_broker_t *self, vdgx_rworker_t *w, vdgx_control_op_t op, const char *id)
 {
-    if (!w->control || w->proto != 2)
+    if (!w || !w->control || w->proto != 2)         //  !w: the worker is gone
         return;
     vdgx_control_t c;
     vdgx_control_init (&c);
@@ -907,6 +936,28 @@ s_start_request (s_broker_t *self, vdgx_rworker_t *w, s_request_t *r)
     (*self->routed)++;
 }
 
+//  The attempt's temp output file, created on first use (not on the dispatch path: file
+//  creation is the costliest part of a dispatch). -1 when it cannot be created (our disk:
+//  the store is degraded) or was given up.
+static int
+s_run_fd (s_broker_t *self, s_run_t *run)
+{
+    if (!run->opened) {
+        run->opened = true;
+        char path [4096];
+        vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
+        run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (run->fd < 0) {
+            run->store_failed = true;
+            char why [300];
+            snprintf (why, sizeof why, "cannot create the output file of job %s: %s", run->id,
+                      strerror (errno));
+            vdgx_storeguard_fault (self->guard, why);
+        }
+    }
+    return run->fd;
+}
+
 //  0 when dispatched; -1 when the job is not in the store; -2 when its dispatch could not be
 //  recorded (the store is degraded): the job goes back to the head of its queue, unsent.
 static int
@@ -946,16 +997,7 @@ s_start_job (s_broker_t *self, vdgx_rworker_t *w, const char *id, bool resend)
     s_wauth_t *auth = (s_wauth_t *) zhashx_lookup (self->wauth, w->key);
     if (auth && auth->tokens)
         vdgx_acl_token (self->acl, job.id, job.attempt, run->token);
-    char path [4096];
-    vdgx_jobstore_temp_path (self->store, job.id, run->attempt, path, sizeof path);
-    run->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (run->fd < 0) {
-        run->store_failed = true;
-        char why [300];
-        snprintf (why, sizeof why, "cannot create the output file of job %s: %s", job.id,
-                  strerror (errno));
-        vdgx_storeguard_fault (self->guard, why);
-    }
+    run->fd = -1;               //  created when its first bytes come, after the REQUEST
     zhashx_insert (self->running, job.id, run);
     vdgx_jobstore_add_event (self->store, job.id, "state", job.state, resend? "resend": "dispatch",
                              s_now ());
@@ -1529,6 +1571,129 @@ s_worker_idle (s_broker_t *self, vdgx_rworker_t *w)
         s_dispatch_all (self);
 }
 
+//  Takes the result of a job whose worker answered FINAL (s_finished_t): the output is
+//  checked against the FINAL and renamed in, the job's row says how it ended, and the worker
+//  is told (ack: it may forget the result, sent once the batch is durable; drop: it was not
+//  taken).
+static void
+s_take_result (s_broker_t *self, s_finished_t *f)
+{
+    s_run_t *run = f->run;
+    vdgx_result_t *res = &f->result;
+    vdgx_rworker_t *w = vdgx_registry_worker (self->reg, f->worker);    //  NULL: gone since
+    char model [sizeof run->model];
+    snprintf (model, sizeof model, "%s", run->model);
+    bool requeued = false;
+    if (res->ok)
+        s_run_fd (self, run);           //  an empty output still has its (empty) file
+    if (run->fd >= 0)
+        close (run->fd);
+    run->fd = -1;
+    vdgx_jobrec_t job;
+    char path [4096];
+    vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
+    if (vdgx_storeguard_get (self->guard, run->id, &job)) {
+        unlink (path);
+        s_send_control (self, w, VDGX_CONTROL_DROP, run->id);
+    }
+    else
+    if (run->cancelled || vdgx_jobrec_terminal (&job)) {
+        unlink (path);
+        s_send_control (self, w, VDGX_CONTROL_ACK, run->id);
+    }
+    else
+    if (res->ok && run->store_failed) {
+        //  The worker did its part; our disk could not take the output. The job waits
+        //  at the head of its queue (this attempt not counted) until the store recovers.
+        unlink (path);
+        snprintf (job.state, sizeof job.state, "queued");
+        if (job.attempt > 0)
+            job.attempt--;
+        zhashx_delete (self->running, run->id);
+        run = NULL;
+        s_job_changed (self, &job, "store degraded");
+        s_queue_job (self, &job, true);
+        requeued = true;
+        s_send_control (self, w, VDGX_CONTROL_DROP, job.id);
+    }
+    else
+    if (res->ok) {
+        char why [256];
+        char written [VDGX_SHA256_HEX_SIZE];
+        vdgx_sha256_final_hex (&run->written, written);
+        if (vdgx_jobstore_commit_output_hashed (self->store, run->id, run->attempt,
+                                                res->video.size, res->video.sha256,
+                                                written, why, sizeof why)) {
+            vdgx_log_warn ("job.badoutput", "id=%s worker=%s reason=\"%s\"", run->id, f->worker, why);
+            s_count (self, "vdgx_output_rejected_total{model=\"%s\"}", run->model);
+            if ((int) job.attempt >= self->cfg.max_attempts) {
+                s_job_finish (&job, "failed", VDGX_E_WORKER_FAILED, "output rejected: %s", why);
+                s_job_changed (self, &job, "output rejected");
+                zhashx_delete (self->running, run->id);
+            }
+            else {
+                snprintf (job.state, sizeof job.state, "queued");
+                zhashx_delete (self->running, run->id);
+                s_job_changed (self, &job, "output rejected");
+                s_queue_job (self, &job, true);
+                requeued = true;
+            }
+            s_send_control (self, w, VDGX_CONTROL_DROP, job.id);
+            run = NULL;
+        }
+        else {
+            free (job.result);
+            job.result = (uint8_t *) malloc (zframe_size (f->frame));
+            memcpy (job.result, zframe_data (f->frame), zframe_size (f->frame));
+            job.result_size = zframe_size (f->frame);
+            job.size = res->video.size;
+            snprintf (job.sha256, sizeof job.sha256, "%s", res->video.sha256);
+            vdgx_outcheck_remember (self->outcheck, &job);      //  just hashed
+            s_cache_key (job.model, f->weights_id, job.request, job.request_size, job.cache_key);
+            run->phase = VDGX_PHASE_DONE;
+            run->percent = 100;
+            s_job_finish (&job, "completed", NULL, NULL);
+            s_job_changed (self, &job, NULL);
+            vdgx_timings_t *t = &res->timings;
+            s_observe (self, t->load, "vdgx_phase_seconds{model=\"%s\",phase=\"load\"}", job.model);
+            s_observe (self, t->text, "vdgx_phase_seconds{model=\"%s\",phase=\"text\"}", job.model);
+            s_observe (self, t->denoise, "vdgx_phase_seconds{model=\"%s\",phase=\"denoise\"}", job.model);
+            s_observe (self, t->decode, "vdgx_phase_seconds{model=\"%s\",phase=\"decode\"}", job.model);
+            s_observe (self, t->mux, "vdgx_phase_seconds{model=\"%s\",phase=\"mux\"}", job.model);
+            if (t->load > 0)
+                s_observe (self, t->load, "vdgx_model_load_seconds{model=\"%s\"}", job.model);
+            s_send_control (self, w, VDGX_CONTROL_ACK, job.id);
+        }
+    }
+    else {
+        unlink (path);
+        const char *code = res->error.code? res->error.code: VDGX_E_WORKER_FAILED;
+        s_job_finish (&job, streq (code, VDGX_E_CANCELLED)? "cancelled": "failed", code,
+                      "%s", res->error.message);
+        s_job_changed (self, &job, NULL);
+        s_send_control (self, w, VDGX_CONTROL_ACK, job.id);
+    }
+    vdgx_jobrec_clear (&job);
+    if (run)
+        zhashx_delete (self->running, run->id);
+    if (requeued)
+        s_dispatch (self, model);       //  an idle worker may be waiting for it
+}
+
+//  Takes up to max of the results the batch received, in order; how many it took.
+static size_t
+s_take_results (s_broker_t *self, size_t max)
+{
+    size_t n = 0;
+    s_finished_t *f;
+    while (n < max && (f = (s_finished_t *) zlistx_detach (self->finished, NULL))) {
+        s_take_result (self, f);
+        s_finished_destroy ((void **) &f);
+        n++;
+    }
+    return n;
+}
+
 static void
 s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
 {
@@ -1586,7 +1751,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
             //  A prefix is ready only when every byte of it arrived here, in order, and it
             //  grows; anything else is a broken worker and is not served.
             const vdgx_ready_t *r = &reply.progress.ready;
-            if (run->fd < 0 || r->bytes != run->received
+            if (s_run_fd (self, run) < 0 || r->bytes != run->received
             ||  (run->has_ready && (r->bytes <= run->ready.bytes || r->frames <= run->ready.frames))) {
                 s_count (self, "vdgx_malformed_total");
                 vdgx_log_warn ("worker.badready", "worker=%s id=%s ready_bytes=%llu received=%llu",
@@ -1613,7 +1778,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
     }
     else
     if (reply.type == VDGX_WREPLY_CHUNK) {
-        if (run->fd < 0 || reply.chunk.offset != run->received) {
+        if (s_run_fd (self, run) < 0 || reply.chunk.offset != run->received) {
             //  Out of order or a gap: this attempt's output cannot be trusted.
             s_count (self, "vdgx_malformed_total");
             if (run->fd >= 0)
@@ -1640,95 +1805,18 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         }
     }
     else {
-        vdgx_result_t *res = &reply.result;
-        if (run->fd >= 0)
-            close (run->fd);
-        run->fd = -1;
-        vdgx_jobrec_t job;
-        char path [4096];
-        vdgx_jobstore_temp_path (self->store, run->id, run->attempt, path, sizeof path);
-        if (vdgx_storeguard_get (self->guard, run->id, &job)) {
-            unlink (path);
-            s_send_control (self, w, VDGX_CONTROL_DROP, run->id);
-        }
-        else
-        if (run->cancelled || vdgx_jobrec_terminal (&job)) {
-            unlink (path);
-            s_send_control (self, w, VDGX_CONTROL_ACK, run->id);
-        }
-        else
-        if (res->ok && run->store_failed) {
-            //  The worker did its part; our disk could not take the output. The job waits
-            //  at the head of its queue (this attempt not counted) until the store recovers.
-            unlink (path);
-            snprintf (job.state, sizeof job.state, "queued");
-            if (job.attempt > 0)
-                job.attempt--;
-            zhashx_delete (self->running, run->id);
-            run = NULL;
-            s_job_changed (self, &job, "store degraded");
-            s_queue_job (self, &job, true);
-            s_send_control (self, w, VDGX_CONTROL_DROP, job.id);
-        }
-        else
-        if (res->ok) {
-            char why [256];
-            char written [VDGX_SHA256_HEX_SIZE];
-            vdgx_sha256_final_hex (&run->written, written);
-            if (vdgx_jobstore_commit_output_hashed (self->store, run->id, run->attempt,
-                                                    res->video.size, res->video.sha256,
-                                                    written, why, sizeof why)) {
-                vdgx_log_warn ("job.badoutput", "id=%s worker=%s reason=\"%s\"", run->id, w->key, why);
-                s_count (self, "vdgx_output_rejected_total{model=\"%s\"}", run->model);
-                if ((int) job.attempt >= self->cfg.max_attempts) {
-                    s_job_finish (&job, "failed", VDGX_E_WORKER_FAILED, "output rejected: %s", why);
-                    s_job_changed (self, &job, "output rejected");
-                    zhashx_delete (self->running, run->id);
-                }
-                else {
-                    snprintf (job.state, sizeof job.state, "queued");
-                    zhashx_delete (self->running, run->id);
-                    s_job_changed (self, &job, "output rejected");
-                    s_queue_job (self, &job, true);
-                }
-                s_send_control (self, w, VDGX_CONTROL_DROP, job.id);
-                run = NULL;
-            }
-            else {
-                free (job.result);
-                job.result = (uint8_t *) malloc (zframe_size (frame));
-                memcpy (job.result, zframe_data (frame), zframe_size (frame));
-                job.result_size = zframe_size (frame);
-                job.size = res->video.size;
-                snprintf (job.sha256, sizeof job.sha256, "%s", res->video.sha256);
-                vdgx_outcheck_remember (self->outcheck, &job);      //  just hashed
-                s_cache_key (job.model, w->weights_id, job.request, job.request_size, job.cache_key);
-                run->phase = VDGX_PHASE_DONE;
-                run->percent = 100;
-                s_job_finish (&job, "completed", NULL, NULL);
-                s_job_changed (self, &job, NULL);
-                vdgx_timings_t *t = &res->timings;
-                s_observe (self, t->load, "vdgx_phase_seconds{model=\"%s\",phase=\"load\"}", job.model);
-                s_observe (self, t->text, "vdgx_phase_seconds{model=\"%s\",phase=\"text\"}", job.model);
-                s_observe (self, t->denoise, "vdgx_phase_seconds{model=\"%s\",phase=\"denoise\"}", job.model);
-                s_observe (self, t->decode, "vdgx_phase_seconds{model=\"%s\",phase=\"decode\"}", job.model);
-                s_observe (self, t->mux, "vdgx_phase_seconds{model=\"%s\",phase=\"mux\"}", job.model);
-                if (t->load > 0)
-                    s_observe (self, t->load, "vdgx_model_load_seconds{model=\"%s\"}", job.model);
-                s_send_control (self, w, VDGX_CONTROL_ACK, job.id);
-            }
-        }
-        else {
-            unlink (path);
-            const char *code = res->error.code? res->error.code: VDGX_E_WORKER_FAILED;
-            s_job_finish (&job, streq (code, VDGX_E_CANCELLED)? "cancelled": "failed", code,
-                          "%s", res->error.message);
-            s_job_changed (self, &job, NULL);
-            s_send_control (self, w, VDGX_CONTROL_ACK, job.id);
-        }
-        vdgx_jobrec_clear (&job);
-        if (run)
-            zhashx_delete (self->running, run->id);
+        //  The worker is done with this job: it gets its next one now, and the result is
+        //  taken before the batch commits (the worker keeps it until its ack, which waits
+        //  for that commit to be durable).
+        s_finished_t *f = (s_finished_t *) zmalloc (sizeof (s_finished_t));
+        f->run = run;
+        f->result = reply.result;
+        zmsg_remove (body, frame);
+        f->frame = frame;
+        f->worker = strdup (w->key);
+        snprintf (f->weights_id, sizeof f->weights_id, "%s", w->weights_id);
+        zlistx_add_end (self->finished, f);
+        run->worker = NULL;
         s_worker_idle (self, w);
     }
     vdgx_wreply_clear (&reply);
@@ -2278,8 +2366,10 @@ s_cancel (s_broker_t *self, vdgx_jobrec_t *job, const char *why)
     if (run) {
         run->cancelled = true;
         //  The worker stops at its next step boundary and answers FINAL; until then it
-        //  stays busy. A worker without CONTROL runs the job to its end.
-        s_send_control (self, run->worker, VDGX_CONTROL_CANCEL, job->id);
+        //  stays busy. A worker without CONTROL runs the job to its end. (No worker: it
+        //  has answered already, and the result is dropped when it is taken.)
+        if (run->worker)
+            s_send_control (self, run->worker, VDGX_CONTROL_CANCEL, job->id);
     }
     s_job_finish (job, "cancelled", VDGX_E_CANCELLED, "%s", why);
     s_job_changed (self, job, why);
@@ -3037,12 +3127,19 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
     //  message, is most of the routing cost on a busy broker. The batch is also the unit
     //  of group commit: its state changes are stored in one transaction, and the replies
     //  go out once it is durable.
+    //  Results are taken when nothing is waiting (one at a time, looking again between
+    //  them), so a worker's FINAL gets its next job before the others' results are taken.
     s_batch_begin (self);
-    for (int i = 0; i < 256; i++) {
-        zmsg_t *msg = zmsg_recv (self->router);     //  NULL (EAGAIN) once drained: rcvtimeo 0
-        if (!msg)
+    int received = 0;
+    while (true) {
+        zmsg_t *msg = received < 256? zmsg_recv (self->router): NULL;   //  NULL (EAGAIN) once
+        if (msg) {                                                      //  drained: rcvtimeo 0
+            received++;
+            s_router_message (self, msg);
+        }
+        else
+        if (!s_take_results (self, 1))
             break;
-        s_router_message (self, msg);
     }
     s_batch_end (self);
     return 0;
@@ -3294,6 +3391,7 @@ static void
 s_broker_free (s_broker_t *self)
 {
     zloop_destroy (&self->loop);
+    zlistx_destroy (&self->finished);
     zhashx_destroy (&self->running);
     zlistx_destroy (&self->outbox);
     zlistx_destroy (&self->deferred);
@@ -3489,6 +3587,8 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     self->hists = zhashx_new ();
     zhashx_set_destructor (self->hists, s_free_item);
     self->delims = zhashx_new ();
+    self->finished = zlistx_new ();
+    zlistx_set_destructor (self->finished, s_finished_destroy);
     self->outbox = zlistx_new ();
     zlistx_set_destructor (self->outbox, s_held_destroy);
     self->deferred = zlistx_new ();

@@ -6,8 +6,10 @@
 #include "broker_peers.h"
 #include "vdgx_sha256.h"
 #include <signal.h>
+#include <sqlite3.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -915,6 +917,89 @@ s_case_group_commit (void)
     env.broker = 0;
 }
 
+//  The broker killed right after workers' FINALs arrive (a worker gets its next job before
+//  the result of its last one is stored, and the ack waits until that is durable): every
+//  job still ends completed exactly once (one `completed` in its stored history), with the
+//  bytes its worker made. The kill follows a new line in the workers' record file: a worker
+//  was just sent its next job, so its previous result is being stored or synced.
+static void
+s_case_final_kill (void)
+{
+    enum { N = 240, WORKERS = 4, KILLS = 6, SIZE = 3000 };
+    tenv_flag (&env, "--model");
+    tenv_flag (&env, "m");
+    TCHECK (tenv_start_broker (&env) == 0);
+    zsock_t *client = tclient_new (&env);
+    static char ids [N][80];
+    for (int i = 0; i < N; i++)
+        s_submit_ok (client, "m", "final kill", (uint64_t) i, VDGX_PRIORITY_NORMAL, ids [i]);
+    char record [300];
+    snprintf (record, sizeof record, "%s/record", env.dir);
+    pid_t workers [WORKERS];
+    for (int i = 0; i < WORKERS; i++)
+        workers [i] = tenv_worker (&env, "m", "--steps", "1", "--step-ms", "3", "--size", "3000",
+                                   "--record", record, NULL);
+    int kills = 0;
+    int64_t deadline = zclock_mono () + 40000;
+    while (kills < KILLS && zclock_mono () < deadline) {
+        //  Some jobs run on this broker first, then the kill at the next dispatch seen.
+        struct stat sb;
+        off_t seen = stat (record, &sb) == 0? sb.st_size: 0, grown = seen;
+        int lines = 0;
+        while (lines < 10 && zclock_mono () < deadline) {
+            zclock_sleep (1);
+            if (stat (record, &sb) == 0 && sb.st_size > grown) {
+                grown = sb.st_size;
+                lines++;
+            }
+        }
+        if (lines < 10)
+            break;              //  all done (or stuck: the checks below say which)
+        TCHECK (tenv_stop (env.broker, SIGKILL) == -SIGKILL);
+        env.broker = 0;
+        kills++;
+        TCHECK (tenv_start_broker (&env) == 0);
+    }
+    s_log ("%d kills", kills);
+    TCHECK (kills >= 2);
+    zsock_destroy (&client);
+    client = tclient_new (&env);
+    for (int i = 0; i < N; i++) {
+        TCHECK (s_wait_state (client, ids [i], 30000) == VDGX_JOB_COMPLETED);
+        char sha [65], want [65];
+        uint8_t data [SIZE];
+        tworker_output (ids [i], data, SIZE);
+        vdgx_sha256_hex (data, SIZE, want);
+        TCHECK (tclient_fetch (client, ids [i], 1024 * 1024, sha) == SIZE && streq (sha, want));
+    }
+    s_log ("resent since the last restart: %llu",
+           (unsigned long long) s_counter (client, "vdgx_jobs_resent_total"));
+    zsock_destroy (&client);
+    for (int i = 0; i < WORKERS; i++)
+        tenv_stop (workers [i], SIGTERM);
+    TCHECK (tenv_stop (env.broker, SIGTERM) == 0);
+    env.broker = 0;
+    //  Completed exactly once: one `completed` state change stored per job, none twice.
+    char db [400];
+    snprintf (db, sizeof db, "%s/jobs.db", env.data);
+    sqlite3 *sql = NULL;
+    TCHECK (sqlite3_open_v2 (db, &sql, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    TCHECK (sqlite3_prepare_v2 (sql, "SELECT job_id, COUNT(*) FROM events WHERE type='state'"
+                                " AND state='completed' GROUP BY job_id", -1, &st, NULL) == SQLITE_OK);
+    int jobs = 0;
+    while (sqlite3_step (st) == SQLITE_ROW) {
+        if (sqlite3_column_int (st, 1) != 1)
+            fprintf (stderr, "job %s completed %d times\n", sqlite3_column_text (st, 0),
+                     sqlite3_column_int (st, 1));
+        TCHECK (sqlite3_column_int (st, 1) == 1);
+        jobs++;
+    }
+    sqlite3_finalize (st);
+    sqlite3_close (sql);
+    TCHECK (jobs == N);
+}
+
 //  Memory arbitration: host budget 100, two models of 60 each. A job for the cold model
 //  makes the broker unload the idle warm one first, then load.
 static void
@@ -1460,6 +1545,7 @@ main (int argc, char *argv [])
         { "memory", s_case_memory }, { "curve", s_case_curve }, { "sigterm", s_case_sigterm },
         { "retention", s_case_retention }, { "limits", s_case_limits },
         { "drain", s_case_drain }, { "group_commit", s_case_group_commit },
+        { "final_kill", s_case_final_kill },
         { "image", s_case_image },
     };
     bool found = false;
