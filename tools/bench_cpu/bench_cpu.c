@@ -9,7 +9,9 @@
                               of median GFLOP/s (wall) and GFLOP per CPU-second, and each
                               format's ratio to f32 on that path
       attention B L H D       self-attention o[B,L,H,D], scale 1/sqrt(D)
-      conv3d CIN COUT T H W   causal 3x3x3 conv of x[1,CIN,T,H,W] (pad t 2+0, h 1, w 1)
+      conv3d CIN COUT T H W   causal 3x3x3 conv (vdgx_cconv3d) of x[1,CIN,T,H,W] with a cache of
+                              2 earlier frames (so every tap reads real data, as vs_torch.py's
+                              item with its cache), pad h 1, w 1
       vae F H W               Wan 2.1 VAE decode (dim 96, z 16, random weights) of a
                               latent 16 x F x H x W -> 1 + 4 (F - 1) frames of 8H x 8W
       ltx2vae F H W           LTX-2.3 video VAE decode (the 22B decoder at full width, 407 M
@@ -29,6 +31,7 @@
 #include "wan21_vae.h"
 #include "ltx2_vae.h"
 #include "ltx2_audio.h"
+#include "vdgx_conv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -279,10 +282,10 @@ main (int argc, char *argv [])
     }
     else if (strcmp (item, "conv3d") == 0) {
         int64_t sx [5] = { 1, n [0], n [2], n [3], n [4] }, sw [5] = { n [1], n [0], 3, 3, 3 };
-        int64_t sy [5] = { 1, n [1], n [2], n [3], n [4] }, sb [1] = { n [1] };
+        int64_t sc [5] = { 1, n [0], 2, n [3], n [4] }, sb [1] = { n [1] };
         s_tensor (b, &t [0], 5, sx, 1.0f);
         s_tensor (b, &t [1], 5, sw, 1.0f / sqrtf ((float) (27 * n [0])));
-        s_tensor (b, &t [2], 5, sy, 1.0f);
+        s_tensor (b, &t [2], 5, sc, 1.0f);
         s_tensor (b, &t [3], 1, sb, 1.0f);
         kind = 3;
     }
@@ -338,8 +341,10 @@ main (int argc, char *argv [])
                                                1.0f / sqrtf ((float) n [3])), "attention");
                 break;
             case 3: {
-                int stride [3] = { 1, 1, 1 }, pad [4] = { 2, 0, 1, 1 };
-                s_check (b, vdgx_op_conv3d (b, &t [2], &t [0], &t [1], &t [3], stride, pad), "conv3d");
+                //  the cache keeps 2 frames (the last of x's, after the first run)
+                vdgx_tensor_t y = { 0 };
+                s_check (b, vdgx_cconv3d (b, &y, &t [0], &t [1], &t [3], &t [2]), "conv3d");
+                vdgx_tensor_release (b, &y);
                 break;
             }
             case 5:
