@@ -23,9 +23,9 @@
     core's FMA peak on the VAE shapes. Input transform: six padded input rows are copied
     into a buffer (zero columns and rows outside the image, so edge tiles need no special
     case), then 16 tiles at a time (stride-4 columns picked by permutes); output transform
-    16 tiles at a time, interleaved back to rows. The plain C reference (no AVX-512,
-    vdgx_wino_vec_disable, and the selftest) is scalar transforms on a plain U and the
-    backend's sgemm.
+    16 tiles at a time, interleaved back to rows. The plain C reference (no AVX-512 or
+    VDGX_CPU_ISA below avx512, vdgx_wino_vec_disable, and the selftest) is scalar transforms
+    on a plain U and the backend's sgemm.
 
     Rounding: the input / output transforms have coefficients up to 5 and 8, so a result is
     off by a few f32 ulps of sum |transformed terms|, more than an im2col dot product: the
@@ -48,7 +48,10 @@
 #define S_XI 36                     //  6 x 6 transformed values per tile
 #define S_BUDGET (6 << 20)          //  floats of V + M per chunk of tiles
 #define S_MR 12                     //  rows (output channels) of the vector GEMM tile
-#define S_MIN_OUT 256               //  output positions below which im2col is used
+#define S_MIN_TILES 16              //  tiles per frame below which im2col is used: the
+                                    //  GEMMs run frame by frame, and the weight transform
+                                    //  (36 x taps x Cout x Cin floats) costs more than it
+                                    //  saves on small images (LTX's 8x8 frames: 2-4x slower)
 
 bool vdgx_winograd_disable = false;
 bool vdgx_wino_vec_disable = false;
@@ -434,7 +437,7 @@ vdgx_cpu_winograd_floats (const vdgx_conv_geom_t *g, int64_t Cout)
     if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->st != 1 || g->ph < 0 || g->ph > 1
     ||  g->pw < 0 || g->pw > 1 || g->Ho != g->H + 2 * g->ph - 2 || g->Wo != g->W + 2 * g->pw - 2
     ||  g->W > 8192 || g->To < 1 || g->T < 1
-    ||  g->To * g->Ho * g->Wo < S_MIN_OUT || g->Cin < 16)
+    ||  ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4) < S_MIN_TILES || g->Cin < 16)
         return 0;
     int64_t bt = s_rows (g, Cout) * ((g->Wo + 3) / 4);
     int64_t cpad = (Cout + S_MR - 1) / S_MR * S_MR;
@@ -458,10 +461,7 @@ vdgx_cpu_winograd (vdgx_cpu_pool_t *pool, const vdgx_conv_geom_t *g, int64_t Cou
     j.dmin = g->pt - (g->To - 1) > 0? g->pt - (g->To - 1): 0;
     j.dmax = g->T + g->pt < g->kt? g->T + g->pt: g->kt;
 #ifdef W_X86
-    static int avx512 = -1;
-    if (avx512 < 0)
-        avx512 = __builtin_cpu_supports ("avx512f");
-    j.vec = avx512 && !vdgx_wino_vec_disable;
+    j.vec = vdgx_cpu_isa () >= VDGX_CPU_ISA_AVX512 && !vdgx_wino_vec_disable;
 #endif
     vdgx_cpu_pool_run (pool, j.vec? j.ncb: Cout, s_weights, &j);
     for (j.row0 = 0; j.row0 < j.th; j.row0 += rows) {
@@ -532,7 +532,7 @@ vdgx_cpu_wino_test (bool verbose)
         }
         vdgx_wino_vec_disable = false;
 #ifdef W_X86
-        have_vec = __builtin_cpu_supports ("avx512f");
+        have_vec = vdgx_cpu_isa () >= VDGX_CPU_ISA_AVX512;
 #endif
         free (x); free (w); free (bias); free (y); free (scratch); free (ref); free (mag);
     }

@@ -544,6 +544,8 @@ def main():
     ap.add_argument('--dit-precisions', default='bf16', help='our DiT weight formats besides fp32')
     ap.add_argument('--exact-too', default='', help='items also run with VDGX_CPU_EXACT=1 (our portable '
                     'routes: scalar activations, dequantizing linears) as <item>.exact, e.g. dit1560,vae')
+    ap.add_argument('--baseline', default='', help='another build directory (e.g. of main before a change): '
+                    'its binaries also run every item, as <item>.base, in the same interleaving')
     args = ap.parse_args()
     if args.torch_item:
         torch_item(args.torch_item, args.threads)
@@ -578,6 +580,11 @@ def main():
             cmd = ours[it][0]
             extra[it] = {it + '.' + p: (cmd[:cmd.index('fp32')] + [p] + cmd[cmd.index('fp32') + 1:],
                                         ours[it][1], 1.0) for p in args.dit_precisions.split(',') if p}
+    if args.baseline:
+        bbin = os.path.join(args.baseline, 'bin')
+        for it in items:
+            cmd = [os.path.join(bbin, os.path.basename(c)) if c.startswith(bins) else c for c in ours[it][0]]
+            extra.setdefault(it, {})[it + '.base'] = (cmd,) + ours[it][1:]
     exact_env = dict(env, VDGX_CPU_EXACT='1')
     for it in args.exact_too.split(','):
         if it in items:
@@ -617,7 +624,7 @@ def report(res, args, load, reps, out):
         print('%-14s %12.4f %12.4f %7.2fx   %10.0f %10.0f' % (it, mo, mt, mt / mo, r['rss_ours'], r['rss_torch']),
               file=out)
     print('(medians; ratio = torch / ours, > 1: ours faster; <item>.<fmt> = our quantized weights '
-          'against the same torch fp32 run; <item>.exact = ours with VDGX_CPU_EXACT=1)', file=out, flush=True)
+          'against the same torch fp32 run; <item>.exact = ours with VDGX_CPU_EXACT=1; <item>.base = the --baseline build)', file=out, flush=True)
 
 
 if __name__ == '__main__':
