@@ -1187,14 +1187,14 @@ vdgx_op_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, co
     S_DISPATCH (rmsnorm, VDGX_OP_RMSNORM, 3, 1, (b, y, x, gamma, eps), y, x, gamma);
 }
 
-int
-vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+static int
+s_check_channel_norm (vdgx_backend_t *b, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                      const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
 {
-    const char *op = "channel_rmsnorm";
     if (s_check (b, op, "y", y, true) || s_check (b, op, "x", x, true) || s_check_same_shape (b, op, y, x))
         return -1;
     if (x->ndim < 2) {
-        vdgx_backend_set_error (b, "channel_rmsnorm: x must be [N,C,...]");
+        vdgx_backend_set_error (b, "%s: x must be [N,C,...]", op);
         return -1;
     }
     int64_t C = x->shape [1];
@@ -1202,8 +1202,31 @@ vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_
         return -1;
     if (beta && (s_check (b, op, "beta", beta, true) || s_check_numel (b, op, "beta", beta, C)))
         return -1;
+    return 0;
+}
+
+int
+vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    if (s_check_channel_norm (b, "channel_rmsnorm", y, x, gamma, beta))
+        return -1;
     s_fb_args_t args_ = { 0 };
     S_DISPATCH (channel_rmsnorm, VDGX_OP_CHANNEL_RMSNORM, 4, 1, (b, y, x, gamma, beta), y, x, gamma, beta);
+}
+
+int
+vdgx_op_channel_rmsnorm_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    if (s_check_channel_norm (b, "channel_rmsnorm_silu", y, x, gamma, beta))
+        return -1;
+    s_fb_args_t args_ = { 0 };
+    const vdgx_tensor_t *ts [] = { y, x, gamma, beta };
+    if (b->ops->channel_rmsnorm_silu && s_supports (b, VDGX_OP_CHANNEL_RMSNORM, 4, ts, &args_))
+        return b->ops->channel_rmsnorm_silu (b, y, x, gamma, beta);
+    //  Two passes on this backend (each falls back on its own where unsupported).
+    if (vdgx_op_channel_rmsnorm (b, y, x, gamma, beta))
+        return -1;
+    return vdgx_op_silu (b, y, y);
 }
 
 int

@@ -134,6 +134,10 @@ typedef struct {
     //  x / max(||x||_2, 1e-12) * sqrt(C) * gamma[C] (+ beta[C] when not NULL)).
     int (*channel_rmsnorm) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
                             const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);
+    //  The same followed by SiLU, in one pass over memory (optional: without it,
+    //  vdgx_op_channel_rmsnorm_silu runs channel_rmsnorm then silu on this backend).
+    int (*channel_rmsnorm_silu) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                                 const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);
     //  y[B,L,C] = x * (1 + scale[B,C]) + shift[B,C]   (adaLN modulate, broadcast over L)
     int (*modulate) (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
                      const vdgx_tensor_t *shift, const vdgx_tensor_t *scale);
@@ -297,6 +301,8 @@ bool vdgx_attn_visible (const vdgx_attn_spec_t *spec, int64_t i, int64_t j);
 int vdgx_op_layernorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, float eps);
 int vdgx_op_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, float eps);
 int vdgx_op_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);
+//  silu (channel_rmsnorm (x)): fused where the backend has it (Wan-VAE's norm + activation).
+int vdgx_op_channel_rmsnorm_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta);
 int vdgx_op_modulate (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *shift, const vdgx_tensor_t *scale);
 int vdgx_op_gated_residual (vdgx_backend_t *b, vdgx_tensor_t *x, const vdgx_tensor_t *y, const vdgx_tensor_t *gate);
 int vdgx_op_gelu_tanh (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x);

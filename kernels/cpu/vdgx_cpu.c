@@ -269,6 +269,7 @@ typedef struct {
     int64_t R, C, S;
     float eps;
     bool rms;
+    bool silu;          //  channel_rmsnorm_silu: SiLU on each row piece while it is in L1
 } s_norm_job_t;
 
 static void
@@ -310,7 +311,7 @@ s_layernorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const 
     S_F32 ("layernorm", y, x, gamma, beta);
     int64_t C = x->shape [x->ndim - 1];
     s_norm_job_t j = { y->data, x->data, gamma? gamma->data: NULL, beta? beta->data: NULL,
-                       C? vdgx_tensor_numel (x) / C: 0, C, 0, eps, false };
+                       C? vdgx_tensor_numel (x) / C: 0, C, 0, eps, false, false };
     vdgx_cpu_pool_run (s_pool (b), j.R, s_norm_row, &j);
     return 0;
 }
@@ -321,7 +322,7 @@ s_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vd
     S_F32 ("rmsnorm", y, x, gamma);
     int64_t C = x->shape [x->ndim - 1];
     s_norm_job_t j = { y->data, x->data, gamma? gamma->data: NULL, NULL,
-                       C? vdgx_tensor_numel (x) / C: 0, C, 0, eps, true };
+                       C? vdgx_tensor_numel (x) / C: 0, C, 0, eps, true, false };
     vdgx_cpu_pool_run (s_pool (b), j.R, s_norm_row, &j);
     return 0;
 }
@@ -348,9 +349,26 @@ s_chnorm_task (void *ctx, int64_t t)
     }
     for (int64_t c = 0; c < j->C; c++) {
         float g = j->gamma? j->gamma [c]: 1.0f, be = j->beta? j->beta [c]: 0.0f;
+        float *yc = y + c * j->S;
         for (int64_t s = 0; s < ns; s++)
-            y [c * j->S + s] = x [c * j->S + s] * ss [s] * g + be;
+            yc [s] = x [c * j->S + s] * ss [s] * g + be;
+        if (j->silu && !vdgx_cpu_ew_fast (VDGX_CPU_EW_SILU, yc, yc, ns))
+            for (int64_t s = 0; s < ns; s++)
+                yc [s] = yc [s] / (1.0f + expf (-yc [s]));
     }
+}
+
+static int
+s_chnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, const vdgx_tensor_t *gamma,
+          const vdgx_tensor_t *beta, bool silu)
+{
+    int64_t N = x->shape [0], C = x->shape [1];
+    int64_t S = (N * C) != 0? vdgx_tensor_numel (x) / (N * C): 0;
+    s_norm_job_t j = { y->data, x->data, gamma? gamma->data: NULL, beta? beta->data: NULL, N, C, S, 0, true, silu };
+    if (S == 0)
+        return 0;
+    vdgx_cpu_pool_run (s_pool (b), N * ((S + S_CS - 1) / S_CS), s_chnorm_task, &j);
+    return 0;
 }
 
 static int
@@ -358,13 +376,15 @@ s_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x, 
                    const vdgx_tensor_t *beta)
 {
     S_F32 ("channel_rmsnorm", y, x, gamma, beta);
-    int64_t N = x->shape [0], C = x->shape [1];
-    int64_t S = (N * C) != 0? vdgx_tensor_numel (x) / (N * C): 0;
-    s_norm_job_t j = { y->data, x->data, gamma? gamma->data: NULL, beta? beta->data: NULL, N, C, S, 0, true };
-    if (S == 0)
-        return 0;
-    vdgx_cpu_pool_run (s_pool (b), N * ((S + S_CS - 1) / S_CS), s_chnorm_task, &j);
-    return 0;
+    return s_chnorm (b, y, x, gamma, beta, false);
+}
+
+static int
+s_channel_rmsnorm_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                        const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    S_F32 ("channel_rmsnorm_silu", y, x, gamma, beta);
+    return s_chnorm (b, y, x, gamma, beta, true);
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -766,6 +786,7 @@ static const vdgx_backend_ops_t s_ops = {
     .synchronize = s_synchronize, .cast = s_cast, .weight_upload = s_weight_upload,
     .weight_free = s_weight_free, .linear = s_linear, .matmul = s_matmul, .attention = vdgx_cpu_attention,
     .layernorm = s_layernorm, .rmsnorm = s_rmsnorm, .channel_rmsnorm = s_channel_rmsnorm,
+    .channel_rmsnorm_silu = s_channel_rmsnorm_silu,
     .modulate = s_modulate, .gated_residual = s_gated_residual, .gelu_tanh = s_gelu_tanh,
     .silu = s_silu, .add_scaled = s_add_scaled, .mul = s_mul, .affine_clamp = s_affine_clamp,
     .rope = s_rope, .permute = s_permute, .concat = s_concat, .slice = s_slice,

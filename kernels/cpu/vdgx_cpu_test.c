@@ -309,6 +309,14 @@ s_test_norms (vdgx_backend_t *b)
         vdgx_tensor_t tg = s_t (g, 1, C, 0, 0, 0, 0), tb = s_t (be, 1, C, 0, 0, 0, 0);
         assert (vdgx_op_channel_rmsnorm (b, &ty, &tx, &tg, with_beta? &tb: NULL) == 0);
         s_compare ("channel_rmsnorm", y, ref, NULL, N * C * S, 1e-5, 1e-5);
+        //  fused with SiLU: the same values through silu (in place too: y = x)
+        for (int64_t i = 0; i < N * C * S; i++)
+            ref [i] = ref [i] / (1.0 + exp (-ref [i]));
+        memset (y, 0, sizeof (float) * (size_t) (N * C * S));
+        assert (vdgx_op_channel_rmsnorm_silu (b, &ty, &tx, &tg, with_beta? &tb: NULL) == 0);
+        s_compare ("channel_rmsnorm_silu", y, ref, NULL, N * C * S, 1e-5, 1e-5);
+        assert (vdgx_op_channel_rmsnorm_silu (b, &tx, &tx, &tg, with_beta? &tb: NULL) == 0);
+        s_compare ("channel_rmsnorm_silu in place", x, ref, NULL, N * C * S, 1e-5, 1e-5);
         free (x); free (y); free (g); free (be); free (ref);
     }
 }

@@ -827,7 +827,8 @@ s_norm_silu (wan21_vae_t *self, const vdgx_tensor_t *gamma, const vdgx_tensor_t 
     if (vdgx_tensor_alloc (self->b, y, self->act, x->ndim, x->shape))
         return s_fail (self, err, "alloc");
     vdgx_tensor_reshape (&yv, y, 3, s3);
-    if (vdgx_op_channel_rmsnorm (self->b, &yv, &xv, &g, NULL) || (silu && vdgx_op_silu (self->b, y, y))) {
+    if (silu? vdgx_op_channel_rmsnorm_silu (self->b, &yv, &xv, &g, NULL)
+            : vdgx_op_channel_rmsnorm (self->b, &yv, &xv, &g, NULL)) {
         s_fail (self, err, "rms norm / silu");
         vdgx_tensor_release (self->b, y);
         return -1;
