@@ -142,6 +142,7 @@ typedef struct {
 } s_request_t;
 
 #define S_WAL_CHECKPOINT_FRAMES 1000
+#define S_RESULTS_WAITING 4         //  results a batch lets wait while it reads messages
 
 //  A job held by a worker.
 typedef struct {
@@ -3128,10 +3129,14 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
     //  of group commit: its state changes are stored in one transaction, and the replies
     //  go out once it is durable.
     //  Results are taken when nothing is waiting (one at a time, looking again between
-    //  them), so a worker's FINAL gets its next job before the others' results are taken.
+    //  them), so a worker's FINAL gets its next job before the others' results are taken;
+    //  past S_RESULTS_WAITING waiting, one is taken per message read, so no FINAL (nor the
+    //  batch's end) waits behind a long queue of them.
     s_batch_begin (self);
     int received = 0;
     while (true) {
+        if (zlistx_size (self->finished) > S_RESULTS_WAITING)
+            s_take_results (self, 1);
         zmsg_t *msg = received < 256? zmsg_recv (self->router): NULL;   //  NULL (EAGAIN) once
         if (msg) {                                                      //  drained: rcvtimeo 0
             received++;
