@@ -29,6 +29,9 @@ typedef struct {
     size_t fill;                        //  bytes waiting in block
 } vdgx_sha256_t;
 
+//  Tests: true makes the plain C compression run even where the CPU has SHA extensions.
+extern bool vdgx_sha256_portable;
+
 vdgx_sha256_t *vdgx_sha256_new (void);
 void vdgx_sha256_destroy (vdgx_sha256_t **self_p);
 
