@@ -19,6 +19,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "vdgx_genreq.h"
 #include "vdgx_limits.h"
@@ -131,6 +133,30 @@ vdgx_engine_precision_known (const char *const *list, const char *precision)
         if (strcmp (precision, list [i]) == 0)
             return true;
     return false;
+}
+
+//  The checks every engine's create() makes of its configuration: precision, when given,
+//  one of the NULL-terminated precisions; a weights folder given (folder names it in the
+//  message). Returns 0, or -1 with *err (malloc'd, starting with who).
+static inline int
+vdgx_engine_config_check (const vdgx_engine_config_t *cfg, const char *who,
+                          const char *const *precisions, const char *folder, char **err)
+{
+    char msg [512];
+    if (cfg->precision && *cfg->precision && !vdgx_engine_precision_known (precisions, cfg->precision)) {
+        int n = snprintf (msg, sizeof msg, "%s: unknown precision '%.64s' (", who, cfg->precision);
+        for (int i = 0; precisions && precisions [i] && n > 0 && n < (int) sizeof msg; i++)
+            n += snprintf (msg + n, sizeof msg - (size_t) n, "%s%s", i? ", ": "", precisions [i]);
+        if (n > 0 && n < (int) sizeof msg)
+            snprintf (msg + n, sizeof msg - (size_t) n, ")");
+    }
+    else
+    if (!cfg->weights_dir || !*cfg->weights_dir)
+        snprintf (msg, sizeof msg, "%s: --weights DIR is required (%s)", who, folder);
+    else
+        return 0;
+    *err = strdup (msg);
+    return -1;
 }
 
 //  Registry. Built-in engines are registered by vdgx_engines_register_builtin().

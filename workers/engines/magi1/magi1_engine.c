@@ -205,19 +205,11 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
     const char *precision = cfg->precision && *cfg->precision? cfg->precision: NULL;
-    if (precision) {
-        if (!vdgx_engine_precision_known (list, precision)) {
-            *err = vdgx_strdupf ("%s: unknown precision '%s' (bf16, fp8, fp32)", S_WHO, precision);
-            return VDGX_ENGINE_ERROR;
-        }
-    }
+    if (vdgx_engine_config_check (cfg, S_WHO, list, "the MAGI-1 folder", err))
+        return VDGX_ENGINE_ERROR;
     if (svc && svc->precision && precision && strcmp (precision, svc->precision) != 0) {
         *err = vdgx_strdupf ("%s: %s is an %s checkpoint (not %s)", S_WHO, svc->name,
                              svc->precision, precision);
-        return VDGX_ENGINE_ERROR;
-    }
-    if (!cfg->weights_dir || !*cfg->weights_dir) {
-        *err = vdgx_strdupf ("%s: --weights DIR is required (the MAGI-1 folder)", S_WHO);
         return VDGX_ENGINE_ERROR;
     }
     int window = 4;

@@ -162,16 +162,8 @@ s_create_common (vdgx_engine_t **self_p, const vdgx_engine_config_t *cfg, bool t
         return VDGX_ENGINE_ERROR;
     }
     const char *const *list = tiny? s_tiny_precisions: s_precisions;
-    if (cfg->precision && *cfg->precision) {
-        if (!vdgx_engine_precision_known (list, cfg->precision)) {
-            *err = vdgx_strdupf ("wan21: unknown precision '%s' (bf16, fp8, fp4, fp32)", cfg->precision);
-            return VDGX_ENGINE_ERROR;
-        }
-    }
-    if (!cfg->weights_dir || !*cfg->weights_dir) {
-        *err = vdgx_strdupf ("wan21: --weights DIR is required (the model folder)");
+    if (vdgx_engine_config_check (cfg, "wan21", list, "the model folder", err))
         return VDGX_ENGINE_ERROR;
-    }
     vdgx_engine_t *self = (vdgx_engine_t *) calloc (1, sizeof *self);
     if (!self) {
         *err = vdgx_strdupf ("out of memory");
