@@ -331,32 +331,47 @@ vdgx_jobstore_next_seq (vdgx_jobstore_t *self)
     return ++self->seq;
 }
 
+//  Binds one column of a job row to parameter ?col (columns in S_COLUMNS order, from 1).
+static void
+s_bind_column (sqlite3_stmt *st, const vdgx_jobrec_t *job, int col)
+{
+    switch (col) {
+        case 1: sqlite3_bind_text (st, 1, job->id, -1, SQLITE_TRANSIENT); break;
+        case 2: sqlite3_bind_text (st, 2, job->model, -1, SQLITE_TRANSIENT); break;
+        case 3: sqlite3_bind_text (st, 3, job->state, -1, SQLITE_TRANSIENT); break;
+        case 4: sqlite3_bind_int (st, 4, job->priority); break;
+        case 5: sqlite3_bind_int64 (st, 5, job->seq); break;
+        case 6: s_bind_text_or_null (st, 6, job->idem_key); break;
+        case 7: s_bind_text_or_null (st, 7, job->cache_key); break;
+        case 8: sqlite3_bind_blob (st, 8, job->request? (const void *) job->request: "",
+                                   (int) job->request_size, SQLITE_TRANSIENT); break;
+        case 9: sqlite3_bind_int64 (st, 9, job->attempt); break;
+        case 10: sqlite3_bind_double (st, 10, job->created_at); break;
+        case 11: sqlite3_bind_double (st, 11, job->started_at); break;
+        case 12: sqlite3_bind_double (st, 12, job->finished_at); break;
+        case 13: s_bind_text_or_null (st, 13, job->err_code); break;
+        case 14: s_bind_text_or_null (st, 14, job->err_msg); break;
+        case 15:
+            if (job->result && job->result_size)
+                sqlite3_bind_blob (st, 15, job->result, (int) job->result_size, SQLITE_TRANSIENT);
+            else
+                sqlite3_bind_null (st, 15);
+            break;
+        case 16: sqlite3_bind_int64 (st, 16, (int64_t) job->size); break;
+        case 17: s_bind_text_or_null (st, 17, job->sha256); break;
+        case 18: sqlite3_bind_int (st, 18, job->cached? 1: 0); break;
+        case 19: sqlite3_bind_text (st, 19, job->owner, -1, SQLITE_TRANSIENT); break;
+        default: assert (false);
+    }
+}
+
+#define S_NCOLUMNS 19
+
 static void
 s_bind_job (sqlite3_stmt *st, const vdgx_jobrec_t *job)
 {
-    sqlite3_bind_text (st, 1, job->id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text (st, 2, job->model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text (st, 3, job->state, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int (st, 4, job->priority);
-    sqlite3_bind_int64 (st, 5, job->seq);
-    s_bind_text_or_null (st, 6, job->idem_key);
-    s_bind_text_or_null (st, 7, job->cache_key);
-    sqlite3_bind_blob (st, 8, job->request? (const void *) job->request: "", (int) job->request_size,
-                       SQLITE_TRANSIENT);
-    sqlite3_bind_int64 (st, 9, job->attempt);
-    sqlite3_bind_double (st, 10, job->created_at);
-    sqlite3_bind_double (st, 11, job->started_at);
-    sqlite3_bind_double (st, 12, job->finished_at);
-    s_bind_text_or_null (st, 13, job->err_code);
-    s_bind_text_or_null (st, 14, job->err_msg);
-    if (job->result && job->result_size)
-        sqlite3_bind_blob (st, 15, job->result, (int) job->result_size, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (st, 15);
-    sqlite3_bind_int64 (st, 16, (int64_t) job->size);
-    s_bind_text_or_null (st, 17, job->sha256);
-    sqlite3_bind_int (st, 18, job->cached? 1: 0);
-    sqlite3_bind_text (st, 19, job->owner, -1, SQLITE_TRANSIENT);
+    for (int col = 1; col <= S_NCOLUMNS; col++)
+        s_bind_column (st, job, col);
 }
 
 static int
@@ -404,23 +419,108 @@ s_counted_bytes (vdgx_jobstore_t *self, const char *id)
     return bytes;
 }
 
+//  True when column col of the row under st (read with S_COLUMNS) differs from job's value
+//  as s_bind_column would store it (an empty text is stored as NULL, read back as "").
+static bool
+s_column_differs (sqlite3_stmt *st, const vdgx_jobrec_t *job, int col)
+{
+    int i = col - 1;
+    const char *text = NULL;
+    switch (col) {
+        case 1: return false;                   //  the key
+        case 2: text = job->model; break;
+        case 3: text = job->state; break;
+        case 4: return sqlite3_column_int (st, i) != job->priority;
+        case 5: return sqlite3_column_int64 (st, i) != job->seq;
+        case 6: text = job->idem_key; break;
+        case 7: text = job->cache_key; break;
+        case 8:
+        case 15: {
+            const void *data = col == 8? (const void *) job->request: (const void *) job->result;
+            size_t size = col == 8? job->request_size: job->result_size;
+            if (!data)
+                size = 0;
+            //  A NULL result and an empty request both read back as zero bytes; the
+            //  column's type tells them apart where it matters.
+            if (col == 15 && size == 0)
+                return sqlite3_column_type (st, i) != SQLITE_NULL;
+            if (col == 8 && sqlite3_column_type (st, i) != SQLITE_BLOB)
+                return true;
+            const void *have = sqlite3_column_blob (st, i);
+            size_t have_size = (size_t) sqlite3_column_bytes (st, i);
+            return have_size != size || (size && memcmp (have, data, size) != 0);
+        }
+        case 9: return sqlite3_column_int64 (st, i) != (int64_t) job->attempt;
+        case 10: return sqlite3_column_double (st, i) != job->created_at;
+        case 11: return sqlite3_column_double (st, i) != job->started_at;
+        case 12: return sqlite3_column_double (st, i) != job->finished_at;
+        case 13: text = job->err_code; break;
+        case 14: text = job->err_msg; break;
+        case 16: return sqlite3_column_int64 (st, i) != (int64_t) job->size;
+        case 17: text = job->sha256; break;
+        case 18: return sqlite3_column_int (st, i) != (job->cached? 1: 0);
+        case 19: text = job->owner; break;
+        default: assert (false);
+    }
+    //  Texts: NULL and "" are one value for the columns bound with s_bind_text_or_null;
+    //  model, state and owner are always bound as text, so their type must match too.
+    bool always_text = col == 2 || col == 3 || col == 19;
+    if (always_text && sqlite3_column_type (st, i) != SQLITE_TEXT)
+        return true;
+    const char *have = (const char *) sqlite3_column_text (st, i);
+    return strcmp (have? have: "", text? text: "") != 0;
+}
+
+//  Writes the columns that changed, and only those: SQLite rewrites every index on a column
+//  named in SET, changed or not, and a full-row UPDATE touches all four of the jobs table's
+//  indexes where a state change needs one. A row that is not there is left alone.
 int
 vdgx_jobstore_update (vdgx_jobstore_t *self, const vdgx_jobrec_t *job)
 {
     assert (self && job);
-    sqlite3_stmt *st = s_prepare (self, "UPDATE jobs SET model=?2, state=?3, priority=?4, seq=?5,"
-                                  " idem_key=?6, cache_key=?7, request=?8, attempt=?9, created_at=?10,"
-                                  " started_at=?11, finished_at=?12, err_code=?13, err_msg=?14,"
-                                  " result=?15, size=?16, sha256=?17, cached=?18, owner=?19 WHERE id=?1");
+    static const char *names [S_NCOLUMNS + 1] = {
+        NULL, "id", "model", "state", "priority", "seq", "idem_key", "cache_key", "request",
+        "attempt", "created_at", "started_at", "finished_at", "err_code", "err_msg", "result",
+        "size", "sha256", "cached", "owner"
+    };
+    sqlite3_stmt *st = s_prepare (self, "SELECT " S_COLUMNS " FROM jobs WHERE id=?1");
     if (!st || s_write_begin (self))
         return -1;
-    int64_t before = s_counted_bytes (self, job->id);
-    //  s_counted_bytes used its own statement; this one is still bound.
-    s_bind_job (st, job);
+    sqlite3_bind_text (st, 1, job->id, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step (st);
+    if (step != SQLITE_ROW) {
+        s_release (st);
+        return step == SQLITE_DONE? 0: -1;
+    }
+    uint32_t changed = 0;
+    for (int col = 2; col <= S_NCOLUMNS; col++)
+        if (s_column_differs (st, job, col))
+            changed |= 1u << col;
+    //  The output bytes the row counts for now (completed jobs only), for the health totals.
+    const char *state = (const char *) sqlite3_column_text (st, 2);
+    int64_t before = state && streq (state, "completed")? sqlite3_column_int64 (st, 15): 0;
+    s_release (st);
+    if (!changed)
+        return 0;
+    char sql [512];
+    size_t len = (size_t) snprintf (sql, sizeof sql, "UPDATE jobs SET");
+    const char *sep = " ";
+    for (int col = 2; col <= S_NCOLUMNS; col++)
+        if (changed & (1u << col)) {
+            len += (size_t) snprintf (sql + len, sizeof sql - len, "%s%s=?%d", sep, names [col], col);
+            sep = ", ";
+        }
+    snprintf (sql + len, sizeof sql - len, " WHERE id=?1");
+    st = s_prepare (self, sql);
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, job->id, -1, SQLITE_TRANSIENT);
+    for (int col = 2; col <= S_NCOLUMNS; col++)
+        if (changed & (1u << col))
+            s_bind_column (st, job, col);
     if (s_step_done (self, st))
         return -1;
-    if (before >= 0)
-        s_adjust (self, 0, (streq (job->state, "completed")? (int64_t) job->size: 0) - before);
+    s_adjust (self, 0, (streq (job->state, "completed")? (int64_t) job->size: 0) - before);
     return 0;
 }
 
@@ -1210,6 +1310,64 @@ vdgx_jobstore_test (bool verbose)
     zframe_t *lim = vdgx_jobstore_limits_get (store, "m");
     assert (lim && zframe_size (lim) == 4 && memcmp (zframe_data (lim), "\x81\xa1x\x01", 4) == 0);
     zframe_destroy (&lim);
+    //  An update writes only the columns that changed: every column, each way between
+    //  empty and set, reads back as written; a row that is not there stays absent.
+    {
+        vdgx_jobrec_t want, have;
+        assert (vdgx_jobstore_get (store, "a3", &want) == 0);
+        for (int round = 0; round < 4; round++) {
+            bool set = round % 2 == 0;
+            snprintf (want.model, sizeof want.model, "%s", set? "m2": "n");
+            snprintf (want.state, sizeof want.state, "%s", set? "running": "failed");
+            want.priority = set? 2: 1;
+            want.seq = set? 99: 3;
+            snprintf (want.idem_key, sizeof want.idem_key, "%s", set? "key-3": "");
+            snprintf (want.cache_key, sizeof want.cache_key, "%s", set? "ck3": "");
+            free (want.request);
+            want.request_size = set? 3: 0;
+            want.request = set? (uint8_t *) strdup ("\x81\xa1q"): NULL;
+            want.attempt = set? 4: 0;
+            want.created_at = set? 1.5: 1;
+            want.started_at = set? 2.25: 0;
+            want.finished_at = set? 3.125: 10;
+            snprintf (want.err_code, sizeof want.err_code, "%s", set? "": "worker_failed");
+            snprintf (want.err_msg, sizeof want.err_msg, "%s", set? "": "it broke");
+            free (want.result);
+            want.result_size = set? 2: 0;
+            want.result = set? (uint8_t *) strdup ("\x80\x80"): NULL;
+            want.size = set? 7: 0;
+            snprintf (want.sha256, sizeof want.sha256, "%s", set? "ab": "");
+            want.cached = set;
+            snprintf (want.owner, sizeof want.owner, "%s", set? "alice": "");
+            assert (vdgx_jobstore_update (store, &want) == 0);
+            assert (vdgx_jobstore_get (store, "a3", &have) == 0);
+            assert (streq (have.model, want.model) && streq (have.state, want.state)
+                    && have.priority == want.priority && have.seq == want.seq
+                    && streq (have.idem_key, want.idem_key) && streq (have.cache_key, want.cache_key)
+                    && have.request_size == want.request_size
+                    && (!want.request_size || memcmp (have.request, want.request, want.request_size) == 0)
+                    && have.attempt == want.attempt && have.created_at == want.created_at
+                    && have.started_at == want.started_at && have.finished_at == want.finished_at
+                    && streq (have.err_code, want.err_code) && streq (have.err_msg, want.err_msg)
+                    && have.result_size == want.result_size
+                    && (!want.result_size || memcmp (have.result, want.result, want.result_size) == 0)
+                    && have.size == want.size && streq (have.sha256, want.sha256)
+                    && have.cached == want.cached && streq (have.owner, want.owner));
+            vdgx_jobrec_clear (&have);
+            //  The same values again: nothing to write, still the same row.
+            assert (vdgx_jobstore_update (store, &want) == 0);
+        }
+        //  Back as inserted (the request the test job had), so the checks below hold.
+        free (want.request);
+        want.request = (uint8_t *) malloc (4);
+        memcpy (want.request, "\x81\xa1k\x01", 4);
+        want.request_size = 4;
+        assert (vdgx_jobstore_update (store, &want) == 0);
+        snprintf (want.id, sizeof want.id, "absent");
+        assert (vdgx_jobstore_update (store, &want) == 0);
+        assert (vdgx_jobstore_get (store, "absent", &have) == -1);
+        vdgx_jobrec_clear (&want);
+    }
     uint64_t njobs = 0, bytes = 0;
     assert (vdgx_jobstore_health (store, &njobs, &bytes) == 0 && njobs == 3 && bytes == 11);
     //  Group commit: a batch is one transaction, visible to reads before its COMMIT.
