@@ -118,7 +118,9 @@ vdgx_broker_config_check (const vdgx_broker_config_t *cfg, char *error, size_t e
 //  Actor state
 
 #define S_HIST_BUCKETS 14
-#define S_CHECKPOINT_MS 2000        //  WAL checkpoint interval
+#define S_CHECKPOINT_MS 2000        //  WAL truncation: looked at this often,
+#define S_CHECKPOINT_QUIET_MS 250   //  done once the store has had no write this long,
+#define S_CHECKPOINT_MAX_MS 60000   //  and at least this often under constant load
 static const double s_hist_bounds [S_HIST_BUCKETS] = {
     0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600
 };
@@ -211,6 +213,8 @@ typedef struct {
     uint64_t ticket_sent;       //  last batch handed to the syncer
     uint64_t ticket_done;       //  last batch the syncer reported durable
     int ckpt_asked;             //  WAL frames when a checkpoint was last asked for (0: none)
+    int64_t last_write;         //  mono ms of the last batch that wrote to the store
+    int64_t last_truncate;      //  mono ms of the last TRUNCATE checkpoint
     bool acking;                //  the reply being sent acknowledges stored state
     bool controlling;           //  the message being sent is a CONTROL to a worker
     bool job_state;             //  the job service reply being made reports stored state
@@ -480,6 +484,7 @@ s_batch_end (s_broker_t *self)
         vdgx_jobqueue_remove (self->queue, id);
     zlist_destroy (&lost);
     if (paths) {
+        self->last_write = zclock_mono ();
         vdgx_syncer_request (self->syncer, ++self->ticket_sent, &paths);
         s_count (self, "vdgx_store_commits_total");
     }
@@ -3347,14 +3352,24 @@ s_housekeeping_timer (zloop_t *loop, int timer_id, void *arg)
 
 //  Frequent checkpoints keep the WAL short: a -wal file lost after a crash costs the
 //  changes of the last interval, not every change since the last automatic checkpoint.
+//  A TRUNCATE checkpoint holds this thread for its copy, two fsyncs and the truncation
+//  (10-30 ms on a loaded disk), which every FINAL arriving meanwhile would wait for; so it
+//  runs when the store has been quiet a moment, and under constant load once a minute.
+//  In between, the syncer's PASSIVE checkpoints (every 1000 frames, off this thread) keep
+//  copying the WAL into the database.
 static int
 s_checkpoint_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
     s_broker_t *self = (s_broker_t *) arg;
-    if (!vdgx_storeguard_degraded (self->guard))
-        vdgx_jobstore_checkpoint (self->store);
+    int64_t now = zclock_mono ();
+    if (vdgx_storeguard_degraded (self->guard)
+    ||  (now - self->last_write < S_CHECKPOINT_QUIET_MS
+    &&   now - self->last_truncate < S_CHECKPOINT_MAX_MS))
+        return 0;
+    if (vdgx_jobstore_checkpoint (self->store) == 0)
+        self->last_truncate = zclock_mono ();
     return 0;
 }
 
