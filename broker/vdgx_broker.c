@@ -145,6 +145,14 @@ typedef struct {
 
 #define S_WAL_CHECKPOINT_FRAMES 1000
 #define S_RESULTS_WAITING 4         //  results a batch lets wait while it reads messages
+#define S_UNWRITTEN_MAX (8u << 20)  //  output bytes chunks may hold in memory, all runs
+
+//  Output bytes taken from a CHUNK but not yet written (s_run_flush).
+typedef struct s_unwritten_t {
+    struct s_unwritten_t *next;
+    uint8_t *data;
+    size_t size;
+} s_unwritten_t;
 
 //  A job held by a worker.
 typedef struct {
@@ -157,9 +165,18 @@ typedef struct {
     double percent;
     int fd;                     //  temp output file (-1: not open, or given up)
     bool opened;                //  its open was tried (at the first bytes: s_run_fd)
-    uint64_t received;
+    uint64_t received;          //  output bytes accepted, in order (written or not yet)
     vdgx_sha256_t written;      //  of the bytes written to fd, as they come
+    bool broken;                //  a chunk came out of order: later ones are not taken
     bool store_failed;          //  our side could not write the output (disk full)
+    //  Chunks accepted but not written yet: a CHUNK is only queued, and written when no
+    //  message is waiting (or a result, a ready prefix or the batch's end needs it), so
+    //  a FINAL behind it in the socket is not kept waiting by the file's creation.
+    s_unwritten_t *unwritten, *unwritten_last;
+    size_t unwritten_bytes;
+    zlistx_t *unwritten_list;   //  the broker's runs with unwritten chunks (NULL: not in it)
+    void *unwritten_handle;
+    size_t *unwritten_total;    //  the broker's count of unwritten bytes, all runs
     bool cancelled;
     int64_t started;            //  mono ms of this dispatch
     char token [VDGX_TOKEN_MAX + 1];    //  the attempt token the worker must echo ("" = none)
@@ -207,6 +224,8 @@ typedef struct {
     vdgx_quota_t *quota;        //  request bytes of unfinished jobs per owner (--owner-queued-max)
     uint64_t *routed;           //  the requests-routed counter (owned by counters)
     zlistx_t *finished;         //  s_finished_t: results taken before the batch commits
+    zlistx_t *unwritten;        //  s_run_t with chunks not yet written (not owned)
+    size_t unwritten_bytes;     //  in all of them (bounded: S_UNWRITTEN_MAX)
     zlistx_t *outbox;           //  s_held_t: messages held until their batch is durable
     zlistx_t *deferred;         //  s_held_t of batches whose sync failed: sent on recovery
     vdgx_syncer_t *syncer;      //  fsyncs committed batches off this thread
@@ -343,11 +362,33 @@ s_request_destructor (void **item_p)
     s_request_destroy ((s_request_t **) item_p);
 }
 
+//  Drops the chunks a run has not written (it ended, or they cannot be written).
+static void
+s_run_drop_unwritten (s_run_t *run)
+{
+    while (run->unwritten) {
+        s_unwritten_t *u = run->unwritten;
+        run->unwritten = u->next;
+        free (u->data);
+        free (u);
+    }
+    run->unwritten_last = NULL;
+    if (run->unwritten_total)
+        *run->unwritten_total -= run->unwritten_bytes;
+    run->unwritten_bytes = 0;
+    if (run->unwritten_list) {
+        zlistx_delete (run->unwritten_list, run->unwritten_handle);
+        run->unwritten_list = NULL;
+        run->unwritten_handle = NULL;
+    }
+}
+
 static void
 s_run_destroy (void **item_p)
 {
     s_run_t *run = (s_run_t *) *item_p;
     if (run) {
+        s_run_drop_unwritten (run);
         if (run->fd >= 0)
             close (run->fd);
         free (run);
@@ -962,6 +1003,43 @@ s_run_fd (s_broker_t *self, s_run_t *run)
         }
     }
     return run->fd;
+}
+
+//  Writes the chunks a run has accepted but not written (creating its file at the first
+//  bytes) and hashes them. A file that cannot be created or written is our disk, not the
+//  worker: the store is degraded and the attempt will not count against the job.
+static void
+s_run_flush (s_broker_t *self, s_run_t *run)
+{
+    if (!run->unwritten)
+        return;
+    int fd = run->store_failed? -1: s_run_fd (self, run);
+    for (s_unwritten_t *u = run->unwritten; u && fd >= 0; u = u->next) {
+        ssize_t n = write (fd, u->data, u->size);
+        if (n != (ssize_t) u->size) {
+            char why [300];
+            snprintf (why, sizeof why, "cannot write the output of job %s: %s", run->id,
+                      strerror (n < 0? errno: ENOSPC));
+            vdgx_storeguard_fault (self->guard, why);
+            run->store_failed = true;
+            close (run->fd);
+            run->fd = fd = -1;
+        }
+        else
+            vdgx_sha256_update (&run->written, u->data, u->size);
+    }
+    s_run_drop_unwritten (run);
+}
+
+//  Writes one run's unwritten chunks; false when there were none.
+static bool
+s_flush_one (s_broker_t *self)
+{
+    s_run_t *run = (s_run_t *) zlistx_first (self->unwritten);
+    if (!run)
+        return false;
+    s_run_flush (self, run);
+    return true;
 }
 
 //  0 when dispatched; -1 when the job is not in the store; -2 when its dispatch could not be
@@ -1587,6 +1665,7 @@ s_take_result (s_broker_t *self, s_finished_t *f)
     s_run_t *run = f->run;
     vdgx_result_t *res = &f->result;
     vdgx_rworker_t *w = vdgx_registry_worker (self->reg, f->worker);    //  NULL: gone since
+    s_run_flush (self, run);
     char model [sizeof run->model];
     snprintf (model, sizeof model, "%s", run->model);
     bool requeued = false;
@@ -1757,6 +1836,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
             //  A prefix is ready only when every byte of it arrived here, in order, and it
             //  grows; anything else is a broken worker and is not served.
             const vdgx_ready_t *r = &reply.progress.ready;
+            s_run_flush (self, run);        //  the prefix's hash needs its bytes written
             if (s_run_fd (self, run) < 0 || r->bytes != run->received
             ||  (run->has_ready && (r->bytes <= run->ready.bytes || r->frames <= run->ready.frames))) {
                 s_count (self, "vdgx_malformed_total");
@@ -1784,30 +1864,39 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
     }
     else
     if (reply.type == VDGX_WREPLY_CHUNK) {
-        if (s_run_fd (self, run) < 0 || reply.chunk.offset != run->received) {
+        if (run->broken || reply.chunk.offset != run->received) {
             //  Out of order or a gap: this attempt's output cannot be trusted.
             s_count (self, "vdgx_malformed_total");
-            if (run->fd >= 0)
-                close (run->fd);
-            run->fd = -1;
+            if (!run->broken) {
+                s_run_drop_unwritten (run);
+                if (run->fd >= 0)
+                    close (run->fd);
+                run->fd = -1;
+                run->opened = true;         //  given up: no file is made for it now
+                run->broken = true;
+            }
         }
         else
-        if (reply.chunk.size) {
-            ssize_t n = write (run->fd, reply.chunk.data, reply.chunk.size);
-            if (n != (ssize_t) reply.chunk.size) {
-                //  Our disk, not the worker: the attempt does not count against the job.
-                char why [300];
-                snprintf (why, sizeof why, "cannot write the output of job %s: %s", run->id,
-                          strerror (n < 0? errno: ENOSPC));
-                vdgx_storeguard_fault (self->guard, why);
-                run->store_failed = true;
-                close (run->fd);
-                run->fd = -1;
+        if (reply.chunk.size && !run->store_failed) {
+            s_unwritten_t *u = (s_unwritten_t *) zmalloc (sizeof (s_unwritten_t));
+            u->data = reply.chunk.data;     //  taken over from the decoded reply
+            u->size = reply.chunk.size;
+            reply.chunk.data = NULL;
+            if (run->unwritten_last)
+                run->unwritten_last->next = u;
+            else
+                run->unwritten = u;
+            run->unwritten_last = u;
+            run->unwritten_bytes += u->size;
+            run->unwritten_total = &self->unwritten_bytes;
+            self->unwritten_bytes += u->size;
+            run->received += u->size;
+            if (!run->unwritten_list) {
+                run->unwritten_list = self->unwritten;
+                run->unwritten_handle = zlistx_add_end (self->unwritten, run);
             }
-            else {
-                run->received += reply.chunk.size;
-                vdgx_sha256_update (&run->written, reply.chunk.data, reply.chunk.size);
-            }
+            if (self->unwritten_bytes > S_UNWRITTEN_MAX)
+                s_run_flush (self, run);
         }
     }
     else {
@@ -3148,7 +3237,7 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
             s_router_message (self, msg);
         }
         else
-        if (!s_take_results (self, 1))
+        if (!s_take_results (self, 1) && !s_flush_one (self))
             break;
     }
     s_batch_end (self);
@@ -3413,6 +3502,7 @@ s_broker_free (s_broker_t *self)
     zloop_destroy (&self->loop);
     zlistx_destroy (&self->finished);
     zhashx_destroy (&self->running);
+    zlistx_destroy (&self->unwritten);          //  after the runs: they leave it as they go
     zlistx_destroy (&self->outbox);
     zlistx_destroy (&self->deferred);
     vdgx_syncer_destroy (&self->syncer);
@@ -3608,6 +3698,7 @@ s_broker_start (const vdgx_broker_config_t *cfg, char *error, size_t errsize)
     zhashx_set_destructor (self->hists, s_free_item);
     self->delims = zhashx_new ();
     self->finished = zlistx_new ();
+    self->unwritten = zlistx_new ();
     zlistx_set_destructor (self->finished, s_finished_destroy);
     self->outbox = zlistx_new ();
     zlistx_set_destructor (self->outbox, s_held_destroy);

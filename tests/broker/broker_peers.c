@@ -389,6 +389,7 @@ typedef struct {
     const char *record;         //  appends "<id> <attempt> <image sha256|-> <last_image sha256|->"
     int proto;
     bool plain, control, bad_sha, partials, delim, no_token;
+    bool chunk_gap;             //  every chunk after the first claims one byte too far
     vdgx_wstate_state_t state;
     uint64_t budget, model_bytes;
     int steps, step_ms, load_ms, hb_ms;
@@ -512,7 +513,7 @@ s_send_result (s_worker_t *w, const char *id, const char *token)
     for (size_t off = 0; off < w->size && w->proto == 2; off += chunk) {
         vdgx_chunk_t c;
         vdgx_chunk_init (&c);
-        c.offset = off;
+        c.offset = off + (w->chunk_gap && off? 1: 0);
         c.size = w->size - off < chunk? w->size - off: chunk;
         c.data = (uint8_t *) malloc (c.size);
         memcpy (c.data, data + off, c.size);
@@ -752,6 +753,7 @@ tworker_main (int argc, char *argv [])
         else if (streq (a, "--plain"))      w.plain = true, w.control = false;
         else if (streq (a, "--no-control")) w.control = false;
         else if (streq (a, "--bad-sha"))    w.bad_sha = true;
+        else if (streq (a, "--chunk-gap"))  w.chunk_gap = true;
         else if (streq (a, "--partials"))   w.partials = true;
         else if (streq (a, "--delim"))      w.delim = true;
         else if (streq (a, "--no-token"))   w.no_token = true;

@@ -613,6 +613,27 @@ s_case_jobs (void)
     vdgx_jobstatus_clear (&st);
     vdgx_jobreply_clear (&r1);
     tenv_stop (liar, SIGTERM);
+    //  Chunks out of order (a gap): the attempt's output is not taken, whatever the FINAL
+    //  says; the job fails after max attempts.
+    pid_t gappy = tenv_worker (&env, "gappy", "--chunk-gap", NULL);
+    s_wait_workers (client, "gappy", NULL, 1);
+    TCHECK (tclient_submit (client, "gappy", "x", 1, true, VDGX_PRIORITY_NORMAL, NULL, true, &r1) == 0);
+    TCHECK (tclient_wait (client, r1.id, 30000, &st) == VDGX_JOB_FAILED);
+    TCHECK (st.has_error && st.attempt == 3 && strstr (st.error.message, "output"));
+    vdgx_jobstatus_clear (&st);
+    vdgx_jobreply_clear (&r1);
+    tenv_stop (gappy, SIGTERM);
+    //  An output larger than the chunks the broker holds in memory before writing them
+    //  (8 MiB): written in order, intact.
+    pid_t big = tenv_worker (&env, "big", "--size", "10000000", NULL);
+    s_wait_workers (client, "big", NULL, 1);
+    TCHECK (tclient_submit (client, "big", "x", 1, true, VDGX_PRIORITY_NORMAL, NULL, true, &r1) == 0);
+    TCHECK (tclient_wait (client, r1.id, 30000, &st) == VDGX_JOB_COMPLETED);
+    vdgx_jobstatus_clear (&st);
+    char big_sha [65];
+    TCHECK (tclient_fetch (client, r1.id, 4 * 1024 * 1024, big_sha) == 10000000);
+    vdgx_jobreply_clear (&r1);
+    tenv_stop (big, SIGTERM);
     zsock_destroy (&sub);
     zsock_destroy (&client);
     tenv_stop (w, SIGTERM);
