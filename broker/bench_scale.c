@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -353,8 +354,14 @@ s_drain_actor (zsock_t *pipe, void *arg)
     int64_t *due = (int64_t *) calloc ((size_t) k, sizeof (int64_t));         //  usecs, 0 = idle
     zframe_t **job = (zframe_t **) calloc ((size_t) k, sizeof (zframe_t *));  //  its address
     int64_t *lat = (int64_t *) calloc ((size_t) a->jobs + 1, sizeof (int64_t));
-    zmq_pollitem_t *items = (zmq_pollitem_t *) calloc ((size_t) k + 1, sizeof (zmq_pollitem_t));
+    //  Item k + 1: a timer with microsecond resolution for the next answer due. zmq_poll's
+    //  own timeout is in milliseconds, which would answer every job due within the same
+    //  millisecond together: bursts no real set of workers sends.
+    zmq_pollitem_t *items = (zmq_pollitem_t *) calloc ((size_t) k + 2, sizeof (zmq_pollitem_t));
     items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+    int timer = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    assert (timer >= 0);
+    items [k + 1] = (zmq_pollitem_t) { NULL, timer, ZMQ_POLLIN, 0 };
     uint8_t data [1024];
     for (size_t i = 0; i < sizeof data; i++)
         data [i] = (uint8_t) (i * 7 + 3);
@@ -390,17 +397,25 @@ s_drain_actor (zsock_t *pipe, void *arg)
     int done = 0, nlat = 0, answering = 0;
     int64_t first_request = 0, last_final = 0, last_hb = zclock_mono ();
     while (done < a->jobs) {
-        //  Jobs that take time: wake up when the next one is due.
-        long timeout = 500;
-        int64_t now = zclock_usecs ();
+        //  Jobs that take time: wake up when the next one is due (zclock_usecs is
+        //  CLOCK_MONOTONIC, as the timer).
+        int64_t next = 0;
         for (int i = 0; i < k && answering; i++)
-            if (due [i]) {
-                long wait = due [i] > now? (long) ((due [i] - now + 999) / 1000): 0;
-                if (wait < timeout)
-                    timeout = wait;
-            }
-        if (zmq_poll (items, k + 1, timeout) < 0 || (items [0].revents & ZMQ_POLLIN))
+            if (due [i] && (!next || due [i] < next))
+                next = due [i];
+        struct itimerspec its;
+        memset (&its, 0, sizeof its);
+        if (next) {
+            its.it_value.tv_sec = next / 1000000;
+            its.it_value.tv_nsec = (next % 1000000) * 1000 + 1;    //  never 0: that disarms
+        }
+        timerfd_settime (timer, TFD_TIMER_ABSTIME, &its, NULL);
+        if (zmq_poll (items, k + 2, 500) < 0 || (items [0].revents & ZMQ_POLLIN))
             break;
+        uint64_t expirations;
+        if ((items [k + 1].revents & ZMQ_POLLIN) && read (timer, &expirations, sizeof expirations) < 0)
+            expirations = 0;
+        int64_t now;
         if (zclock_mono () - last_hb > 1000) {
             for (int i = 0; i < k; i++) {
                 zmsg_t *hb = vdgx_mdp_worker_command (2, VDGX_MDPW_HEARTBEAT, NULL);
@@ -462,6 +477,7 @@ s_drain_actor (zsock_t *pipe, void *arg)
     zframe_destroy (&result);
     for (int i = 0; i < k; i++)
         zframe_destroy (&job [i]);
+    close (timer);
     free (items);
     free (lat);
     free (job);
