@@ -125,7 +125,15 @@ static const double s_hist_bounds [S_HIST_BUCKETS] = {
     0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600
 };
 
+//  Finer bounds for what the broker's own thread does per message (seconds).
+#define S_FINE_BUCKETS 12
+static const double s_fine_bounds [S_FINE_BUCKETS] = {
+    25e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 0.1
+};
+
 typedef struct {
+    const double *bounds;                   //  s_hist_bounds or s_fine_bounds
+    int nbounds;
     uint64_t counts [S_HIST_BUCKETS + 1];   //  last = +Inf
     uint64_t count;
     double sum;
@@ -144,7 +152,7 @@ typedef struct {
 } s_request_t;
 
 #define S_WAL_CHECKPOINT_FRAMES 1000
-#define S_RESULTS_WAITING 4         //  results a batch lets wait while it reads messages
+#define S_RESULTS_WAITING 64        //  results a batch lets wait while it reads messages
 #define S_UNWRITTEN_MAX (8u << 20)  //  output bytes chunks may hold in memory, all runs
 
 //  Output bytes taken from a CHUNK but not yet written (s_run_flush).
@@ -316,6 +324,24 @@ s_count_add (s_broker_t *self, uint64_t delta, const char *fmt, ...)
 #define s_count(self, ...) s_count_add ((self), 1, __VA_ARGS__)
 
 static void
+s_observe_into (s_broker_t *self, const double *bounds, int nbounds, double value, const char *key)
+{
+    s_hist_t *h = (s_hist_t *) zhashx_lookup (self->hists, key);
+    if (!h) {
+        h = (s_hist_t *) zmalloc (sizeof (s_hist_t));
+        h->bounds = bounds;
+        h->nbounds = nbounds;
+        zhashx_insert (self->hists, key, h);
+    }
+    int b = 0;
+    while (b < h->nbounds && value > h->bounds [b])
+        b++;
+    h->counts [b]++;
+    h->count++;
+    h->sum += value;
+}
+
+static void
 s_observe (s_broker_t *self, double value, const char *fmt, ...)
 {
     char key [256];
@@ -323,17 +349,7 @@ s_observe (s_broker_t *self, double value, const char *fmt, ...)
     va_start (args, fmt);
     vsnprintf (key, sizeof key, fmt, args);
     va_end (args);
-    s_hist_t *h = (s_hist_t *) zhashx_lookup (self->hists, key);
-    if (!h) {
-        h = (s_hist_t *) zmalloc (sizeof (s_hist_t));
-        zhashx_insert (self->hists, key, h);
-    }
-    int b = 0;
-    while (b < S_HIST_BUCKETS && value > s_hist_bounds [b])
-        b++;
-    h->counts [b]++;
-    h->count++;
-    h->sum += value;
+    s_observe_into (self, s_hist_bounds, S_HIST_BUCKETS, value, key);
 }
 
 static void
@@ -1903,6 +1919,7 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         //  The worker is done with this job: it gets its next one now, and the result is
         //  taken before the batch commits (the worker keeps it until its ack, which waits
         //  for that commit to be durable).
+        int64_t read_at = zclock_usecs ();
         s_finished_t *f = (s_finished_t *) zmalloc (sizeof (s_finished_t));
         f->run = run;
         f->result = reply.result;
@@ -1913,6 +1930,12 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         zlistx_add_end (self->finished, f);
         run->worker = NULL;
         s_worker_idle (self, w);
+        //  The broker's own share of a worker's wait between jobs: from reading its FINAL
+        //  to sending it the next one (the time the FINAL spent in the sockets before is
+        //  the network's and the scheduler's, and not seen here).
+        if (w->task != VDGX_TASK_NONE)
+            s_observe_into (self, s_fine_bounds, S_FINE_BUCKETS,
+                            (double) (zclock_usecs () - read_at) / 1e6, "vdgx_redispatch_seconds");
     }
     vdgx_wreply_clear (&reply);
 }
@@ -2914,13 +2937,13 @@ s_pack_hist (msgpack_packer *pk, s_hist_t *h)
 {
     msgpack_pack_map (pk, 4);
     vdgx_pack_str (pk, "buckets");
-    msgpack_pack_array (pk, S_HIST_BUCKETS);
-    for (int i = 0; i < S_HIST_BUCKETS; i++)
-        msgpack_pack_double (pk, s_hist_bounds [i]);
+    msgpack_pack_array (pk, (uint32_t) h->nbounds);
+    for (int i = 0; i < h->nbounds; i++)
+        msgpack_pack_double (pk, h->bounds [i]);
     vdgx_pack_str (pk, "counts");          //  cumulative, Prometheus style; last = +Inf
-    msgpack_pack_array (pk, S_HIST_BUCKETS + 1);
+    msgpack_pack_array (pk, (uint32_t) h->nbounds + 1);
     uint64_t cum = 0;
-    for (int i = 0; i <= S_HIST_BUCKETS; i++) {
+    for (int i = 0; i <= h->nbounds; i++) {
         cum += h->counts [i];
         msgpack_pack_uint64 (pk, cum);
     }
@@ -3223,9 +3246,11 @@ s_router_event (zloop_t *loop, zsock_t *reader, void *arg)
     //  of group commit: its state changes are stored in one transaction, and the replies
     //  go out once it is durable.
     //  Results are taken when nothing is waiting (one at a time, looking again between
-    //  them), so a worker's FINAL gets its next job before the others' results are taken;
-    //  past S_RESULTS_WAITING waiting, one is taken per message read, so no FINAL (nor the
-    //  batch's end) waits behind a long queue of them.
+    //  them), so a worker's FINAL gets its next job before the others' results are taken:
+    //  when many workers finish together, each result taken first would keep every FINAL
+    //  behind it waiting ~0.1 ms. Past S_RESULTS_WAITING waiting, one is taken per message
+    //  read, so neither memory nor the batch's end grows without bound. Chunks wait the
+    //  same way (s_flush_one).
     s_batch_begin (self);
     int received = 0;
     while (true) {
