@@ -12,6 +12,8 @@
           that takes time, so K workers offer about K * 1000 / M jobs/s) instead of at once
           (then K workers keep the broker saturated, and each waits for the others' turns).
           --pause-ms P: wait P ms before the drain (to attach a profiler to the pid shown).
+          Then the baseline, in the same run: the same workers answer D plain Majordomo
+          requests (the broker only routes them: no store, no output file).
       scale workers --workers N [--seconds S]
           N simulated MDP/0.2 workers connect at once and heartbeat (every 2.5 s, as the
           broker does); the time until all are registered, then the broker's CPU share
@@ -537,6 +539,26 @@ s_drain_actor (zsock_t *pipe, void *arg)
     free (socks);
 }
 
+//  Prints the harness's report (done, span, latencies) under label; how many it did.
+static int
+s_drain_print (const char *label, zmsg_t *report, double cpu_s, const char *unit)
+{
+    zframe_t *f_done = zmsg_first (report), *f_span = zmsg_next (report), *f_lat = zmsg_next (report);
+    int done = *(int *) zframe_data (f_done);
+    int64_t span = *(int64_t *) zframe_data (f_span);
+    size_t nlat = zframe_size (f_lat) / sizeof (int64_t);
+    int64_t *lat = (int64_t *) zframe_data (f_lat);
+    qsort (lat, nlat, sizeof (int64_t), s_cmp_i64);
+    printf ("  %s: %d %ss in %.2f s = %.0f/s (broker CPU %.0f %%, %.0f us per %s)\n", label, done,
+            unit, span / 1e6, done * 1e6 / (double) span, 100.0 * cpu_s / (span / 1e6),
+            done? 1e6 * cpu_s / done: 0, unit);
+    if (nlat)
+        printf ("    redispatch latency (FINAL -> next REQUEST): p50 %.2f ms, p99 %.2f ms, max %.2f ms"
+                " (%zu samples)\n", lat [nlat / 2] / 1e3, lat [(size_t) (nlat * 0.99)] / 1e3,
+                lat [nlat - 1] / 1e3, nlat);
+    return done;
+}
+
 static int
 s_drain (s_env_t *env, int workers, int jobs, int work_ms)
 {
@@ -553,31 +575,69 @@ s_drain (s_env_t *env, int workers, int jobs, int work_ms)
     double quantiles [2] = { 0.5, 0.99 }, own [2];
     bool has_own = s_hist_quantiles (client, "vdgx_redispatch_seconds", quantiles, own, 2);
     zsock_destroy (&client);
-    zframe_t *f_done = zmsg_first (report), *f_span = zmsg_next (report), *f_lat = zmsg_next (report);
-    int done = *(int *) zframe_data (f_done);
-    int64_t span = *(int64_t *) zframe_data (f_span);
-    size_t nlat = zframe_size (f_lat) / sizeof (int64_t);
-    int64_t *lat = (int64_t *) zframe_data (f_lat);
-    qsort (lat, nlat, sizeof (int64_t), s_cmp_i64);
-    printf ("  drain: %d workers (jobs of %d ms), %d jobs in %.2f s = %.0f jobs/s dispatched and"
-            " completed (broker CPU %.0f %%)\n", workers, work_ms, done, span / 1e6,
-            done * 1e6 / (double) span,
-            100.0 * (cpu1 - cpu0) / (span / 1e6));
-    printf ("  broker CPU per job %.0f us, %llu commits (%.1f jobs per commit)\n",
-            done? 1e6 * (cpu1 - cpu0) / done: 0, (unsigned long long) commits,
+    printf ("  drain: %d workers, jobs of %d ms\n", workers, work_ms);
+    int done = s_drain_print ("jobs (dispatched and completed)", report, cpu1 - cpu0, "job");
+    printf ("    %llu commits (%.1f jobs per commit)\n", (unsigned long long) commits,
             commits? (double) done / (double) commits: 0);
-    if (nlat)
-        printf ("  redispatch latency (FINAL -> next REQUEST): p50 %.2f ms, p99 %.2f ms, max %.2f ms"
-                " (%zu samples)\n", lat [nlat / 2] / 1e3, lat [(size_t) (nlat * 0.99)] / 1e3,
-                lat [nlat - 1] / 1e3, nlat);
     if (has_own)
-        printf ("  of which the broker's own (FINAL read -> next REQUEST sent, its histogram"
+        printf ("    of which the broker's own (FINAL read -> next REQUEST sent, its histogram"
                 " vdgx_redispatch_seconds): p50 <= %.3f ms, p99 <= %.3f ms\n", own [0] * 1e3,
                 own [1] * 1e3);
     zmsg_destroy (&report);
     zsock_signal (actor, 0);
     zactor_destroy (&actor);
     return done == jobs? 0: 1;
+}
+
+//  The baseline in the same run: the same harness and workers, fed plain Majordomo requests
+//  (no job store, no output file, no events: the broker only routes), 2 per worker in flight.
+//  What the job path adds to the redispatch latency is the difference.
+static int
+s_drain_plain (s_env_t *env, int workers, int requests, int work_ms)
+{
+    s_drain_args_t args = { env->endpoint, workers, requests, work_ms };
+    zsock_t *client = s_client (env);
+    double cpu0 = s_cpu_s (env->pid);
+    zactor_t *actor = zactor_new (s_drain_actor, &args);
+    zpoller_t *poller = zpoller_new (client, actor, NULL);
+    zmsg_t *report = NULL;
+    int sent = 0, answered = 0;
+    while (!report) {
+        while (sent < requests && sent - answered < 2 * workers) {
+            zmsg_t *body = zmsg_new ();
+            zmsg_addmem (body, "plain", 5);
+            zmsg_t *msg = vdgx_mdp_client_request ("bench", &body);
+            zmsg_send (&msg, client);
+            sent++;
+        }
+        void *which = zpoller_wait (poller, 10000);
+        if (which == client) {
+            zmsg_t *msg = zmsg_recv (client);
+            vdgx_mdp_t in;
+            vdgx_error_t err;
+            vdgx_mdp_init (&in);
+            if (msg && vdgx_mdp_decode (&in, &msg, &err) == 0 && in.command == VDGX_MDPC_FINAL)
+                answered++;
+            vdgx_mdp_clear (&in);
+            zmsg_destroy (&msg);
+        }
+        else
+        if (which == actor)
+            report = zmsg_recv (actor);
+        else
+            break;                      //  nothing for 10 s: the broker stopped routing
+    }
+    double cpu1 = s_cpu_s (env->pid);
+    int done = 0;
+    if (report)
+        done = s_drain_print ("baseline, plain requests to the same workers (routing only)",
+                              report, cpu1 - cpu0, "request");
+    zmsg_destroy (&report);
+    zpoller_destroy (&poller);
+    zsock_signal (actor, 0);
+    zactor_destroy (&actor);
+    zsock_destroy (&client);
+    return done == requests? 0: 1;
 }
 
 //  ---------------------------------------------------------------------------------------
@@ -799,6 +859,7 @@ vdgx_bench_scale (int argc, char *argv [], const char *self_path)
                 zclock_sleep (pause_ms);
             }
             rc |= s_drain (&env, workers, drain, work_ms);
+            rc |= s_drain_plain (&env, workers, drain, work_ms);
         }
     }
     else
