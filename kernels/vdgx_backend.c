@@ -687,7 +687,7 @@ static const char *s_op_names [VDGX_OP_COUNT] = {
     "linear", "matmul", "attention", "layernorm", "rmsnorm", "channel_rmsnorm", "modulate",
     "gated_residual", "gelu_tanh", "silu", "add_scaled", "mul", "affine_clamp", "rope",
     "permute", "concat", "slice", "conv3d", "conv2d", "upsample2x", "cast", "conv1d",
-    "conv_transpose1d", "pad1d", "snake", "unary"
+    "conv_transpose1d", "pad1d", "snake", "unary", "channel_rmsnorm_silu"
 };
 
 const char *
@@ -985,6 +985,7 @@ s_has_op (const vdgx_backend_ops_t *o, vdgx_op_t op)
         case VDGX_OP_PAD1D:             return o->pad1d;
         case VDGX_OP_SNAKE:             return o->snake;
         case VDGX_OP_UNARY:             return o->unary;
+        case VDGX_OP_CHANNEL_RMSNORM_SILU: return o->channel_rmsnorm_silu;
         default:                        return false;
     }
 }
@@ -1221,7 +1222,7 @@ vdgx_op_channel_rmsnorm_silu (vdgx_backend_t *b, vdgx_tensor_t *y, const vdgx_te
         return -1;
     s_fb_args_t args_ = { 0 };
     const vdgx_tensor_t *ts [] = { y, x, gamma, beta };
-    if (b->ops->channel_rmsnorm_silu && s_supports (b, VDGX_OP_CHANNEL_RMSNORM, 4, ts, &args_))
+    if (b->ops->channel_rmsnorm_silu && s_supports (b, VDGX_OP_CHANNEL_RMSNORM_SILU, 4, ts, &args_))
         return b->ops->channel_rmsnorm_silu (b, y, x, gamma, beta);
     //  Two passes on this backend (each falls back on its own where unsupported).
     if (vdgx_op_channel_rmsnorm (b, y, x, gamma, beta))

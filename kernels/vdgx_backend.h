@@ -80,7 +80,7 @@ typedef enum {
     VDGX_OP_SILU, VDGX_OP_ADD_SCALED, VDGX_OP_MUL, VDGX_OP_AFFINE_CLAMP, VDGX_OP_ROPE,
     VDGX_OP_PERMUTE, VDGX_OP_CONCAT, VDGX_OP_SLICE, VDGX_OP_CONV3D, VDGX_OP_CONV2D,
     VDGX_OP_UPSAMPLE2X, VDGX_OP_CAST, VDGX_OP_CONV1D, VDGX_OP_CONV_TRANSPOSE1D, VDGX_OP_PAD1D,
-    VDGX_OP_SNAKE, VDGX_OP_UNARY,
+    VDGX_OP_SNAKE, VDGX_OP_UNARY, VDGX_OP_CHANNEL_RMSNORM_SILU,
     VDGX_OP_COUNT
 } vdgx_op_t;
 const char *vdgx_op_name (vdgx_op_t op);
@@ -250,7 +250,10 @@ const vdgx_backend_impl_t *vdgx_backend_get (int index);
 //  Modules reach the host's functions only through this table, so they link no part of
 //  vdgx_kernels. The loader looks in $VDGX_BACKEND_PATH (':'-separated folders), then beside
 //  the executable, then in <executable>/../<libdir>/vdgx, then the default dlopen search.
-#define VDGX_BACKEND_ABI 1
+//  VDGX_BACKEND_ABI goes up whenever vdgx_backend_ops_t, vdgx_op_t or this table changes
+//  layout, so a module built before refuses to load instead of calling the wrong op
+//  (2: channel_rmsnorm_silu in the ops table and VDGX_OP_CHANNEL_RMSNORM_SILU).
+#define VDGX_BACKEND_ABI 2
 typedef struct {
     int abi;                //  VDGX_BACKEND_ABI
     size_t size;            //  sizeof (vdgx_backend_host_t)

@@ -15,6 +15,7 @@
     (the format tests/gpu/run.sh collects), and per device which ops it computes itself and
     which go through the CPU fallback.
 
+    Every op of vdgx_op_t must have a case ("RESULT ops coverage/<op> ... FAIL" otherwise).
     Devices: -b options, else $VDGX_OPS_DEVICES (comma-separated), else "fbtest:0,cuda:0".
     An absent device is skipped with its reason; exit 77 when none was present (ctest SKIP)
     and --require was given, 1 on any failure, else 0.
@@ -91,6 +92,14 @@ static const s_case_t s_cases [] = {
     { VDGX_OP_RMSNORM, "gamma/5x256", { A (3, S (1, 5, 256), 2), A (1, S (256), 1) }, 3, { 1, 5, 256 }, .f = { 1e-6f } },
     { VDGX_OP_RMSNORM, "plain/9x64", { A (2, S (9, 64), 2) }, 2, { 9, 64 }, .f = { 1e-6f } },
     { VDGX_OP_CHANNEL_RMSNORM, "N2_C16_S35", { A (3, S (2, 16, 35), 2), A (1, S (16), 1), A (1, S (16), 1) }, 3, { 2, 16, 35 } },
+    //  Wan-VAE widths (96, 384) and one past the CUDA kernel's register-cached widths (700)
+    { VDGX_OP_CHANNEL_RMSNORM, "N1_C96_S70", { A (5, S (1, 96, 2, 5, 7), 2), A (1, S (96), 1) }, 5, { 1, 96, 2, 5, 7 } },
+    { VDGX_OP_CHANNEL_RMSNORM, "N1_C700_S33", { A (3, S (1, 700, 33), 2), A (1, S (700), 1) }, 3, { 1, 700, 33 }, .tol32 = 1e-8 },
+    { VDGX_OP_CHANNEL_RMSNORM_SILU, "N2_C16_S35", { A (3, S (2, 16, 35), 2), A (1, S (16), 1), A (1, S (16), 1) }, 3, { 2, 16, 35 } },
+    { VDGX_OP_CHANNEL_RMSNORM_SILU, "N1_C96_S70", { A (5, S (1, 96, 2, 5, 7), 2), A (1, S (96), 1) }, 5, { 1, 96, 2, 5, 7 } },
+    { VDGX_OP_CHANNEL_RMSNORM_SILU, "N2_C384_S41", { A (3, S (2, 384, 41), 2), A (1, S (384), 1), A (1, S (384), 1) }, 3, { 2, 384, 41 },
+      .tol32 = 1e-8 },
+    { VDGX_OP_CHANNEL_RMSNORM_SILU, "N1_C700_S33", { A (3, S (1, 700, 33), 2), A (1, S (700), 1) }, 3, { 1, 700, 33 }, .tol32 = 1e-8 },
     //  adaLN and residuals
     { VDGX_OP_MODULATE, "B2_L9_C64", { A (3, S (2, 9, 64), 2), A (2, S (2, 64), 1), A (2, S (2, 64), 1) }, 3, { 2, 9, 64 } },
     { VDGX_OP_GATED_RESIDUAL, "B2_L9_C64", { A (3, S (2, 9, 64), 2), A (3, S (2, 9, 64), 2), A (2, S (2, 64), 1) }, 0 },
@@ -220,6 +229,7 @@ s_call (vdgx_backend_t *b, const s_case_t *c, s_run_t *r)
         case VDGX_OP_LAYERNORM:       return vdgx_op_layernorm (b, y, t [0], t [1], t [2], c->f [0]);
         case VDGX_OP_RMSNORM:         return vdgx_op_rmsnorm (b, y, t [0], t [1], c->f [0]);
         case VDGX_OP_CHANNEL_RMSNORM: return vdgx_op_channel_rmsnorm (b, y, t [0], t [1], t [2]);
+        case VDGX_OP_CHANNEL_RMSNORM_SILU: return vdgx_op_channel_rmsnorm_silu (b, y, t [0], t [1], t [2]);
         case VDGX_OP_MODULATE:        return vdgx_op_modulate (b, y, t [0], t [1], t [2]);
         case VDGX_OP_GATED_RESIDUAL:  return vdgx_op_gated_residual (b, t [0], t [1], t [2]);
         case VDGX_OP_GELU_TANH:       return vdgx_op_gelu_tanh (b, y, t [0]);
@@ -427,6 +437,22 @@ s_device (vdgx_backend_t *cpu, vdgx_backend_t *b, vdgx_dtype_t dt, const char *o
     return ran;
 }
 
+//  Every op of vdgx_op_t has at least one case (an op added without a row fails here).
+static void
+s_coverage (void)
+{
+    for (int op = 0; op < VDGX_OP_COUNT; op++) {
+        bool found = false;
+        for (int ci = 0; ci < NCASES && !found; ci++)
+            found = s_cases [ci].op == (vdgx_op_t) op;
+        s_checks++;
+        if (!found) {
+            printf ("RESULT ops coverage/%s err=inf tol=0 FAIL (no case in the table)\n", vdgx_op_name ((vdgx_op_t) op));
+            s_failures++;
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -462,6 +488,8 @@ main (int argc, char **argv)
         fprintf (stderr, "cpu backend: %s\n", err);
         return 1;
     }
+    if (!only)
+        s_coverage ();
     int present = 0;
     for (int d = 0; d < ndev; d++)
         for (int k = 0; k < 2; k++) {
@@ -486,6 +514,6 @@ main (int argc, char **argv)
     free (envlist);
     printf ("test_backend_ops: %d checks, %d failed, %d device/dtype runs\n", s_checks, s_failures, present);
     if (!present)
-        return require? 77: 0;
+        return s_failures? 1: require? 77: 0;
     return s_failures? 1: 0;
 }
