@@ -1258,26 +1258,40 @@ int vdgx_cuda_norm_modulate (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_
     return s_norm_mod (self, "norm_modulate", y, x, gamma, beta, eps, rms, shift, scale);
 }
 
-static int s_channel_rmsnorm (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
-                              const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+static int s_chnorm (vdgx_backend_t *self, const char *op, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                     const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta, bool silu)
 {
     s_cuda_t *c = s_priv (self);
-    if (s_enter (self) || s_chk (self, x, "channel_rmsnorm", "x") || s_chk (self, y, "channel_rmsnorm", "y"))
+    if (s_enter (self) || s_chk (self, x, op, "x") || s_chk (self, y, op, "y"))
         return -1;
     if (x->ndim < 2 || s_numel (y) != s_numel (x)) {
-        s_host->set_error (self, "cuda channel_rmsnorm: x must be [N, C, ...] and y the same size");
+        s_host->set_error (self, "cuda %s: x must be [N, C, ...] and y the same size", op);
         return -1;
     }
     int64_t N = x->shape [0], C = x->shape [1];
     if (N * C == 0)
         return 0;
     int64_t S = s_numel (x) / (N * C);
-    if (s_chk_opt (self, gamma, "channel_rmsnorm", "gamma", C) || s_chk_opt (self, beta, "channel_rmsnorm", "beta", C))
+    if (s_chk_opt (self, gamma, op, "gamma", C) || s_chk_opt (self, beta, op, "beta", C))
         return -1;
     return s_ck (self, vc_channel_rmsnorm (c->st, y->data, y->dtype, x->data, x->dtype, N, C, S,
                                            gamma ? gamma->data : NULL, gamma ? gamma->dtype : 0,
-                                           beta ? beta->data : NULL, beta ? beta->dtype : 0),
-                 "channel_rmsnorm");
+                                           beta ? beta->data : NULL, beta ? beta->dtype : 0, silu),
+                 op);
+}
+
+static int s_channel_rmsnorm (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                              const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    return s_chnorm (self, "channel_rmsnorm", y, x, gamma, beta, false);
+}
+
+//  The norm and its SiLU in one kernel: x read once, y written once (the two ops the wrapper
+//  would otherwise run read and write y a second time).
+static int s_channel_rmsnorm_silu (vdgx_backend_t *self, vdgx_tensor_t *y, const vdgx_tensor_t *x,
+                                   const vdgx_tensor_t *gamma, const vdgx_tensor_t *beta)
+{
+    return s_chnorm (self, "channel_rmsnorm_silu", y, x, gamma, beta, true);
 }
 
 //  [B, L, C] with a per-(batch, channel) operand of [B, C] or [C].
@@ -1843,6 +1857,7 @@ static const vdgx_backend_ops_t s_ops = {
     .layernorm = s_layernorm,
     .rmsnorm = s_rmsnorm,
     .channel_rmsnorm = s_channel_rmsnorm,
+    .channel_rmsnorm_silu = s_channel_rmsnorm_silu,
     .modulate = s_modulate,
     .gated_residual = s_gated_residual,
     .gelu_tanh = s_gelu_tanh,

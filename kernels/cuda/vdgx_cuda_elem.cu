@@ -84,36 +84,171 @@ extern "C" cudaError_t vc_norm (cudaStream_t st, void *y, int ydt, const void *x
     return cudaGetLastError ();
 }
 
-//  Wan-VAE RMS_norm over dim 1 of x[N,C,S]: one thread per (n, s); neighbouring threads read
-//  neighbouring s, so every pass over c is coalesced.
-static __global__ void k_channel_rmsnorm (void *y, int ydt, const void *x, int xdt, int64_t N,
-                                          int64_t C, int64_t S, const void *gamma, int gdt,
-                                          const void *beta, int bdt)
+//  Wan-VAE RMS_norm over dim 1 of x[N,C,S], y = x / max(||x[n,:,s]||_2, 1e-12) * sqrt(C)
+//  * gamma[c] + beta[c], then SiLU when SILU (channel_rmsnorm_silu). The plain C reference is
+//  the CPU backend's s_chnorm_task (kernels/cpu/vdgx_cpu.c).
+//  A block takes a tile of 32 neighbouring positions s of one n and all C channels: warp ty
+//  holds channels ty, ty + CHN_TY, ... of the tile, so every load and store is 32 neighbouring
+//  s (coalesced). The warps' partial sums of squares meet in shared memory, and every thread
+//  adds the CHN_TY partials of its column in the same order. In place (y == x) is safe: each
+//  element is read and written by one thread, the read first. Two kernels:
+//    k_chnorm_reg<T, K>  x and y of one dtype T (BF16 or F32), C <= K * CHN_TY: the thread's K
+//                        values stay in registers between the passes, so x is read from
+//                        memory once and y written once (the napkin bytes of the op); gamma
+//                        and beta are read once per block into shared memory;
+//    k_chnorm_any        any float dtypes, any C: the second pass reads x again (the tile the
+//                        block has just read, from L1/L2).
+#define CHN_TY 16
+#define CHN_MAXC (24 * CHN_TY)
+
+__device__ __forceinline__ float s_tof (float v) { return v; }
+__device__ __forceinline__ float s_tof (__nv_bfloat16 v) { return __bfloat162float (v); }
+__device__ __forceinline__ void s_fromf (float *p, float v) { *p = v; }
+__device__ __forceinline__ void s_fromf (__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn (v); }
+
+//  SiLU with the fast exp and division (about 2 ulp each for the arguments that matter; for
+//  v < -88 the quotient is -0, as x / inf): the IEEE expf and division each add a slow-path
+//  branch per value, which doubled the registers of the unrolled K = 24 kernel.
+template <bool SILU>
+static __device__ __forceinline__ float s_chn_out (float v)
 {
-    GS_LOOP (i, N * S) {
-        int64_t n = i / S, s = i % S;
-        int64_t base = n * C * S + s;
-        float ss = 0.f;
-        for (int64_t c = 0; c < C; c++) {
-            float v = vc_ld (x, xdt, base + c * S);
-            ss += v * v;
-        }
-        float f = sqrtf ((float) C) / fmaxf (sqrtf (ss), 1e-12f);
-        for (int64_t c = 0; c < C; c++) {
-            float v = vc_ld (x, xdt, base + c * S) * f * vc_ldo (gamma, gdt, c, 1.f)
-                    + vc_ldo (beta, bdt, c, 0.f);
-            vc_st (y, ydt, base + c * S, v);
-        }
+    return SILU ? __fdividef (v, 1.f + __expf (-v)) : v;
+}
+
+//  gamma (1 when NULL) and beta (0 when NULL) of channels [0, C) into gb [0..C) and gb [C..2C).
+static __device__ __forceinline__ void s_chn_params (float *gb, int64_t C, const void *gamma, int gdt,
+                                                     const void *beta, int bdt)
+{
+    const int tid = threadIdx.y * 32 + threadIdx.x;
+    for (int64_t c = tid; c < C; c += 32 * CHN_TY) {
+        gb [c] = vc_ldo (gamma, gdt, c, 1.f);
+        gb [C + c] = vc_ldo (beta, bdt, c, 0.f);
     }
+    __syncthreads ();
+}
+
+//  The scale sqrt(C) / max(||x||, 1e-12) of the thread's column from the warps' partial sums
+//  of squares ss (a barrier inside: every thread of the block calls it).
+static __device__ __forceinline__ float s_chn_scale (float (*part) [32], float ss, float root)
+{
+    part [threadIdx.y][threadIdx.x] = ss;
+    __syncthreads ();
+    ss = 0.f;
+    #pragma unroll
+    for (int r = 0; r < CHN_TY; r++)
+        ss += part [r][threadIdx.x];
+    return root / fmaxf (sqrtf (ss), 1e-12f);
+}
+
+template <typename T, int K, bool SILU>
+static __global__ void __launch_bounds__ (32 * CHN_TY)
+k_chnorm_reg (T *y, const T *x, int64_t N, int64_t C, int64_t S, const void *gamma, int gdt,
+              const void *beta, int bdt)
+{
+    __shared__ float part [CHN_TY][32];
+    __shared__ float gb [2 * K * CHN_TY];
+    s_chn_params (gb, C, gamma, gdt, beta, bdt);
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t stiles = (S + 31) / 32, step = CHN_TY * S;
+    const float root = sqrtf ((float) C);
+    for (int64_t t = blockIdx.x; t < N * stiles; t += gridDim.x) {
+        const int64_t n = t / stiles, s = (t % stiles) * 32 + tx;
+        const bool live = s < S;
+        const int64_t off = (n * C + ty) * S + s;       //  element (n, ty, s)
+        float v [K];
+        //  all K loads first, then the sum: the loads are in flight together
+        #pragma unroll
+        for (int k = 0; k < K; k++)
+            v [k] = live && ty + k * CHN_TY < C ? s_tof (x [off + k * step]) : 0.f;
+        float ss = 0.f;
+        #pragma unroll
+        for (int k = 0; k < K; k++)
+            ss += v [k] * v [k];
+        const float f = s_chn_scale (part, ss, root);
+        #pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int c = ty + k * CHN_TY;
+            if (live && c < C)
+                s_fromf (y + off + k * step, s_chn_out<SILU> (v [k] * f * gb [c] + gb [C + c]));
+        }
+        __syncthreads ();       //  every column read part before the next tile rewrites it
+    }
+}
+
+template <bool SILU>
+static __global__ void __launch_bounds__ (32 * CHN_TY)
+k_chnorm_any (void *y, int ydt, const void *x, int xdt, int64_t N, int64_t C, int64_t S,
+              const void *gamma, int gdt, const void *beta, int bdt)
+{
+    __shared__ float part [CHN_TY][32];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t stiles = (S + 31) / 32;
+    const float root = sqrtf ((float) C);
+    for (int64_t t = blockIdx.x; t < N * stiles; t += gridDim.x) {
+        const int64_t n = t / stiles, s = (t % stiles) * 32 + tx;
+        const bool live = s < S;
+        const int64_t base = n * C * S + s;
+        float ss = 0.f;
+        if (live)
+            for (int64_t c = ty; c < C; c += CHN_TY) {
+                const float u = vc_ld (x, xdt, base + c * S);
+                ss += u * u;
+            }
+        const float f = s_chn_scale (part, ss, root);
+        if (live)
+            for (int64_t c = ty; c < C; c += CHN_TY)
+                vc_st (y, ydt, base + c * S,
+                       s_chn_out<SILU> (vc_ld (x, xdt, base + c * S) * f * vc_ldo (gamma, gdt, c, 1.f)
+                                        + vc_ldo (beta, bdt, c, 0.f)));
+        __syncthreads ();
+    }
+}
+
+template <typename T, int K>
+static void s_chn_reg (cudaStream_t st, unsigned grid, bool silu, void *y, const void *x, int64_t N,
+                       int64_t C, int64_t S, const void *gamma, int gdt, const void *beta, int bdt)
+{
+    dim3 block (32, CHN_TY);
+    if (silu)
+        k_chnorm_reg<T, K, true><<<grid, block, 0, st>>> ((T *) y, (const T *) x, N, C, S, gamma, gdt, beta, bdt);
+    else
+        k_chnorm_reg<T, K, false><<<grid, block, 0, st>>> ((T *) y, (const T *) x, N, C, S, gamma, gdt, beta, bdt);
+}
+
+template <typename T>
+static void s_chn_typed (cudaStream_t st, unsigned grid, bool silu, void *y, const void *x, int64_t N,
+                         int64_t C, int64_t S, const void *gamma, int gdt, const void *beta, int bdt)
+{
+    //  the Wan VAEs' widths 96, 192, 384 take K = 6, 12, 24
+    if (C <= 2 * CHN_TY)
+        s_chn_reg<T, 2> (st, grid, silu, y, x, N, C, S, gamma, gdt, beta, bdt);
+    else if (C <= 6 * CHN_TY)
+        s_chn_reg<T, 6> (st, grid, silu, y, x, N, C, S, gamma, gdt, beta, bdt);
+    else if (C <= 12 * CHN_TY)
+        s_chn_reg<T, 12> (st, grid, silu, y, x, N, C, S, gamma, gdt, beta, bdt);
+    else
+        s_chn_reg<T, 24> (st, grid, silu, y, x, N, C, S, gamma, gdt, beta, bdt);
 }
 
 extern "C" cudaError_t vc_channel_rmsnorm (cudaStream_t st, void *y, int ydt, const void *x,
                                            int xdt, int64_t N, int64_t C, int64_t S,
-                                           const void *gamma, int gdt, const void *beta, int bdt)
+                                           const void *gamma, int gdt, const void *beta, int bdt,
+                                           bool silu)
 {
     if (N * S <= 0 || C <= 0) return cudaSuccess;
-    k_channel_rmsnorm<<<vc_grid (N * S, 256), 256, 0, st>>> (y, ydt, x, xdt, N, C, S, gamma, gdt,
-                                                             beta, bdt);
+    int64_t tiles = N * ((S + 31) / 32);
+    unsigned grid = tiles > 65535LL * 16 ? 65535u * 16 : (unsigned) tiles;
+    if (xdt == ydt && C <= CHN_MAXC && xdt == VDGX_DTYPE_BF16)
+        s_chn_typed<__nv_bfloat16> (st, grid, silu, y, x, N, C, S, gamma, gdt, beta, bdt);
+    else if (xdt == ydt && C <= CHN_MAXC && xdt == VDGX_DTYPE_F32)
+        s_chn_typed<float> (st, grid, silu, y, x, N, C, S, gamma, gdt, beta, bdt);
+    else {
+        dim3 block (32, CHN_TY);
+        if (silu)
+            k_chnorm_any<true><<<grid, block, 0, st>>> (y, ydt, x, xdt, N, C, S, gamma, gdt, beta, bdt);
+        else
+            k_chnorm_any<false><<<grid, block, 0, st>>> (y, ydt, x, xdt, N, C, S, gamma, gdt, beta, bdt);
+    }
     return cudaGetLastError ();
 }
 

@@ -32,9 +32,10 @@ cudaError_t vc_norm (cudaStream_t st, void *y, int ydt, const void *x, int xdt, 
                      int64_t C, const void *gamma, int gdt, const void *beta, int bdt, float eps,
                      int rms, const void *shift, int shdt, const void *scale, int scdt, int64_t L,
                      int64_t Bm);
+//  Channel RMS norm over dim 1 of x[N,C,S] (Wan-VAE), then SiLU when silu (one pass).
 cudaError_t vc_channel_rmsnorm (cudaStream_t st, void *y, int ydt, const void *x, int xdt,
                                 int64_t N, int64_t C, int64_t S, const void *gamma, int gdt,
-                                const void *beta, int bdt);
+                                const void *beta, int bdt, bool silu);
 cudaError_t vc_modulate (cudaStream_t st, void *y, int ydt, const void *x, int xdt, int64_t rows,
                          int64_t C, int64_t L, int64_t Bm, const void *shift, int shdt,
                          const void *scale, int scdt);

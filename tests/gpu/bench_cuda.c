@@ -7,7 +7,7 @@
     L2 is flushed (a 256 MiB memset) before every repetition.
     Output lines: "BENCH <name> <value> <unit> frac=<x> <note>" (tests/gpu/run.sh collects
     them). Shapes follow Wan 2.1 1.3B at 480p/81 frames: 32760 tokens, 1536 / 8960 features,
-    12 heads of 128.
+    12 heads of 128; the channel norms follow its VAE decoder (96 and 384 channels).
 */
 #include "vdgx_backend.h"
 #include "vdgx_quant.h"
@@ -190,6 +190,10 @@ static int f_elem (void *a)
         case 5: return vdgx_op_add_scaled (g_b, e->y, e->y, e->x, 0.5f);
         case 6: return vdgx_cuda_norm_modulate (g_b, e->y, e->x, NULL, NULL, 1e-6f, false, e->b, e->s);
         case 7: return vdgx_op_rope (g_b, e->y, e->x, e->g, e->b, VDGX_ROPE_INTERLEAVED);
+        case 8: return vdgx_op_channel_rmsnorm (g_b, e->y, e->x, e->g, NULL);
+        case 9: return vdgx_op_channel_rmsnorm_silu (g_b, e->y, e->x, e->g, NULL);
+        //  what vdgx_op_channel_rmsnorm_silu runs on a backend without the fused kernel
+        case 10: return vdgx_op_channel_rmsnorm (g_b, e->y, e->x, e->g, NULL) || vdgx_op_silu (g_b, e->y, e->y);
         default: return -1;
     }
 }
@@ -426,6 +430,44 @@ int main (int argc, char **argv)
         vdgx_tensor_t *all [] = { &x, &y, &g, &b, &s, &xr, &yr, &ct, &st };
         for (size_t i = 0; i < sizeof all / sizeof all [0]; i++)
             vdgx_tensor_release (g_b, all [i]);
+    }
+    //  ---- Wan-VAE decoder norms: x [1, C, T, H, W] bf16, gamma [C], at the decoder's widest
+    //  level (96 channels, 480x832) and its 384-channel level (240x416), T = 2 (1 with
+    //  --quick): 150 MB a tensor, three times an H100's L2. The fused norm + SiLU against the
+    //  two ops it replaces, all reported at the fused op's bytes (read x, write y), so the
+    //  fractions compare directly.
+    {
+        static const int64_t shapes [2][5] = { { 1, 96, 2, 480, 832 }, { 1, 384, 2, 240, 416 } };
+        for (int si = 0; si < 2; si++) {
+            int64_t xs [5], cs [1] = { shapes [si][1] };
+            memcpy (xs, shapes [si], sizeof xs);
+            if (quick)
+                xs [2] = 1;
+            vdgx_tensor_t x, y, g;
+            if (s_rand (&x, VDGX_DTYPE_BF16, 5, xs, 2.f) || vdgx_tensor_alloc (g_b, &y, VDGX_DTYPE_BF16, 5, xs)
+                || s_rand (&g, VDGX_DTYPE_BF16, 1, cs, 1.f)) {
+                fprintf (stderr, "bench: allocation failed: %s\n", vdgx_backend_error (g_b));
+                return 1;
+            }
+            double nb = (double) xs [0] * xs [1] * xs [2] * xs [3] * xs [4] * 2;
+            struct { const char *name; int kind; const char *note; } ops [] = {
+                { "channel_rmsnorm", 8, "(vs d2d copy)" },
+                { "channel_rmsnorm_silu", 9, "(vs d2d copy; fused, one pass)" },
+                { "channel_rmsnorm_silu_2op", 10, "(vs d2d copy; norm then silu, at the fused op's bytes)" },
+            };
+            for (size_t i = 0; i < sizeof ops / sizeof ops [0]; i++) {
+                el_t e = { ops [i].kind, &y, &x, &g, NULL, NULL };
+                double ms = s_time (f_elem, &e, reps);
+                double gbs = 2 * nb / (ms * 1e-3) / 1e9;
+                char name [96];
+                snprintf (name, sizeof name, "%s_bf16_%lldx%lldx%lldx%lld", ops [i].name, (long long) xs [1],
+                          (long long) xs [2], (long long) xs [3], (long long) xs [4]);
+                s_print (name, gbs, "GB/s", bw > 0 ? gbs / bw : 0, ops [i].note);
+            }
+            vdgx_tensor_release (g_b, &x);
+            vdgx_tensor_release (g_b, &y);
+            vdgx_tensor_release (g_b, &g);
+        }
     }
     cudaFree (g_flush);
     vdgx_backend_destroy (&g_b);

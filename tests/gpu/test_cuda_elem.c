@@ -1,6 +1,8 @@
 /*  test_cuda_elem.c - CUDA vs CPU for the memory-bound ops: cast, layernorm, rmsnorm, fused
-    norm + modulate, channel_rmsnorm, modulate, gated residual, gelu_tanh, silu, add_scaled,
-    mul, affine_clamp, rope (both layouts), permute, concat, slice, upsample2x.
+    norm + modulate, channel_rmsnorm and channel_rmsnorm_silu (every width class of the
+    kernel: registers for C <= 32, 96, 192, 384, re-read past that; a tail tile; in place),
+    modulate, gated residual, gelu_tanh, silu, add_scaled, mul, affine_clamp, rope (both
+    layouts), permute, concat, slice, upsample2x.
     Tolerances (relative L2): F32 1e-5 (same formulas, f32 everywhere); BF16 1e-2 (the CUDA
     result is rounded to bf16, about 2^-9 relative per element).
 */
@@ -16,6 +18,10 @@ static int f_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *o, vdgx_tensor_t **in, c
 { return vdgx_op_rmsnorm (b, o, in [0], in [1], ((const arg_t *) a)->f [0]); }
 static int f_channel_rmsnorm (vdgx_backend_t *b, vdgx_tensor_t *o, vdgx_tensor_t **in, const void *a)
 { (void) a; return vdgx_op_channel_rmsnorm (b, o, in [0], in [1], in [2]); }
+static int f_chnorm_silu (vdgx_backend_t *b, vdgx_tensor_t *o, vdgx_tensor_t **in, const void *a)
+{ (void) a; return vdgx_op_channel_rmsnorm_silu (b, o, in [0], in [1], in [2]); }
+static int f_chnorm_silu_inplace (vdgx_backend_t *b, vdgx_tensor_t *o, vdgx_tensor_t **in, const void *a)
+{ (void) a; (void) o; return vdgx_op_channel_rmsnorm_silu (b, in [0], in [0], in [1], in [2]); }
 static int f_modulate (vdgx_backend_t *b, vdgx_tensor_t *o, vdgx_tensor_t **in, const void *a)
 { (void) a; return vdgx_op_modulate (b, o, in [0], in [1], in [2]); }
 static int f_gated (vdgx_backend_t *b, vdgx_tensor_t *o, vdgx_tensor_t **in, const void *a)
@@ -110,6 +116,25 @@ static void s_dtype (vdgx_backend_t *cpu, vdgx_backend_t *cuda, vdgx_dtype_t dt)
         in [2].kind = GC_NONE;
         snprintf (cas, sizeof cas, "%s/2x24x105/nobeta", dn);
         gc_run (cpu, cuda, "channel_rmsnorm", cas, f_channel_rmsnorm, &a, 3, in, 5, os, dt, tol);
+        gc_run (cpu, cuda, "channel_rmsnorm_silu", cas, f_chnorm_silu, &a, 3, in, 5, os, dt, tol);
+    }
+    {   //  the Wan-VAE widths (96, 192, 384: registers) and 520 (x read twice); S = 3*11*13
+        //  = 429 leaves a partial tile of 13 positions. x in +-3 so SiLU sees both signs widely.
+        static const int64_t widths [] = { 96, 192, 384, 520 };
+        for (int w = 0; w < 4; w++) {
+            int64_t C = widths [w], N = w == 1 ? 2 : 1;
+            gc_in_t in [3] = { IN (GC_ACT, 5, N, C, 3, 11, 13), IN (GC_ACT, 1, C), IN (GC_ACT, 1, C) };
+            in [0].scale = 3.f;
+            in [1].offset = 1.f;        //  gammas around 1, as trained ones are
+            int64_t os [5] = { N, C, 3, 11, 13 };
+            if (w != 2)
+                in [2].kind = GC_NONE;  //  Wan's norms have no beta; 384 keeps one
+            snprintf (cas, sizeof cas, "%s/%lldx%lldx429%s", dn, (long long) N, (long long) C, w == 2 ? "/beta" : "");
+            gc_run (cpu, cuda, "channel_rmsnorm", cas, f_channel_rmsnorm, &a, 3, in, 5, os, dt, tol);
+            gc_run (cpu, cuda, "channel_rmsnorm_silu", cas, f_chnorm_silu, &a, 3, in, 5, os, dt, tol);
+            snprintf (cas, sizeof cas, "%s/%lldx%lldx429/inplace", dn, (long long) N, (long long) C);
+            gc_run (cpu, cuda, "channel_rmsnorm_silu", cas, f_chnorm_silu_inplace, &a, 3, in, 0, NULL, dt, tol);
+        }
     }
     {
         gc_in_t in [3] = { IN (GC_ACT, 3, 3, 29, 160), IN (GC_ACT, 2, 3, 160), IN (GC_ACT, 2, 3, 160) };
