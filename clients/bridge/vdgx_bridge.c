@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -71,8 +72,7 @@ static const int s_codes [] = { 200, 202, 206, 304, 400, 401, 403, 404, 405, 409
 struct _vdgx_bridge_t {
     vdgx_bridge_cfg_t cfg;
     char *listen, *broker, *events, *default_model;     //  owned copies of cfg strings
-    struct MHD_Daemon *daemon;          //  without a listening socket: ...
-    vdgx_front_t *front;                //  ... the front door owns it and validates requests
+    vdgx_front_t *front;                //  listens, validates requests, runs libmicrohttpd
     zactor_t *actor;
     pthread_mutex_t pipe_lock;          //  the actor pipe is written by every HTTP thread
     bool actor_alive;                   //  under pipe_lock
@@ -435,7 +435,7 @@ s_go (s_req_t *r)
         r->pending = 0;
         snprintf (r->fail_msg, sizeof r->fail_msg, "the bridge is shutting down");
         atomic_fetch_sub (&r->bridge->inflight, 1);
-        MHD_resume_connection (r->conn);
+        vdgx_front_resume (r->bridge->front, r->conn);
     }
     return MHD_YES;
 }
@@ -1338,7 +1338,7 @@ s_dl_reader (void *cls, uint64_t pos, char *buf, size_t max)
         atomic_fetch_sub (&r->bridge->inflight, 1);
         r->dl_fetching = false;
         r->dl_error = true;
-        MHD_resume_connection (r->conn);
+        vdgx_front_resume (r->bridge->front, r->conn);
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     return 0;
@@ -1426,7 +1426,7 @@ s_thumbs_actor (zsock_t *pipe, void *args)
         s_thumb_make (r);
         zstr_free (&cmd);
         atomic_fetch_sub (&r->bridge->inflight, 1);
-        MHD_resume_connection (r->conn);
+        vdgx_front_resume (r->bridge->front, r->conn);
     }
 }
 
@@ -1457,7 +1457,7 @@ s_thumb_start (s_req_t *r)
     if (pushed != 0) {
         s_thumb_make (r);
         atomic_fetch_sub (&r->bridge->inflight, 1);
-        MHD_resume_connection (r->conn);
+        vdgx_front_resume (r->bridge->front, r->conn);
     }
     return MHD_YES;
 }
@@ -1661,7 +1661,7 @@ s_sse_reader (void *cls, uint64_t pos, char *buf, size_t max)
     if (s_push (r->bridge, "WAIT", r)) {
         r->sse_waiting = false;
         r->sse_done = true;
-        MHD_resume_connection (r->conn);
+        vdgx_front_resume (r->bridge->front, r->conn);
     }
     return 0;
 }
@@ -2088,9 +2088,8 @@ s_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_Re
     (void) toe;
     vdgx_bridge_t *self = (vdgx_bridge_t *) cls;
     //  The response is all written: the front may pass on the connection's next request.
-    const union MHD_ConnectionInfo *fd = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (fd && self->front)
-        vdgx_front_done (self->front, fd->connect_fd);
+    if (self->front)
+        vdgx_front_done (self->front, conn);
     s_req_t *r = (s_req_t *) *con_cls;
     if (!r)
         return;
@@ -2183,7 +2182,7 @@ static void
 s_resume_calls (s_actor_t *a, s_req_t *r)
 {
     atomic_fetch_sub (&a->bridge->inflight, 1);
-    MHD_resume_connection (r->conn);
+    vdgx_front_resume (r->bridge->front, r->conn);
 }
 
 //  Every outstanding call fails (timeout or shutdown); the DEALER is replaced because the
@@ -2282,7 +2281,7 @@ s_sub_deliver (s_sub_t *s)
     r->sse_done = s->done;
     s->waiting = false;
     s->last_sent = zclock_mono ();
-    MHD_resume_connection (r->conn);
+    vdgx_front_resume (r->bridge->front, r->conn);
 }
 
 static void
@@ -2407,7 +2406,7 @@ s_actor (zsock_t *pipe, void *args)
                 }
                 else {
                     r->sse_done = true;
-                    MHD_resume_connection (r->conn);
+                    vdgx_front_resume (r->bridge->front, r->conn);
                 }
             }
             else
@@ -2577,14 +2576,6 @@ s_unescape (void *cls, struct MHD_Connection *conn, char *text)
     return (size_t) (out - text);
 }
 
-//  The front door hands each accepted connection to libmicrohttpd.
-static int
-s_handoff (void *arg, int fd, const struct sockaddr *addr, socklen_t addr_len)
-{
-    vdgx_bridge_t *self = (vdgx_bridge_t *) arg;
-    return MHD_add_connection (self->daemon, fd, addr, addr_len) == MHD_YES? 0: -1;
-}
-
 static void
 s_mhd_log (void *cls, const char *fmt, va_list ap)
 {
@@ -2601,6 +2592,28 @@ s_mhd_log (void *cls, const char *fmt, va_list ap)
     while (n && text [n - 1] == '\n')
         text [--n] = 0;
     vdgx_log_kv (VDGX_LOG_WARN, "bridge.http", "message", text, NULL);
+}
+
+//  The HTTP server of one of the front door's threads: libmicrohttpd without a listening
+//  socket or a thread of its own (flags: the front runs it, see vdgx_front.h).
+static struct MHD_Daemon *
+s_start_server (void *arg, unsigned int flags)
+{
+    vdgx_bridge_t *self = (vdgx_bridge_t *) arg;
+    return MHD_start_daemon (flags | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, s_access, self,
+                             MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+                             MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+                             MHD_OPTION_NOTIFY_CONNECTION, s_notify_connection, self,
+                             MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
+                             //  The guard answers over-limit connections in HTTP; the front's
+                             //  conn_max (all threads) and this (each) are only the backstop
+                             //  above it.
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned) self->cfg.conn_limit + 64,
+                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) self->cfg.conn_timeout_s,
+                             //  What the front's limits are made for (it never runs out: no
+                             //  431/500 of its own).
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) VDGX_FRONT_SERVER_MEMORY,
+                             MHD_OPTION_END);
 }
 
 vdgx_bridge_t *
@@ -2700,41 +2713,17 @@ vdgx_bridge_new (const vdgx_bridge_cfg_t *cfg, char *err, size_t err_size)
     zsock_set_sndtimeo (self->actor, 1000);
     self->thumbs = zactor_new (s_thumbs_actor, NULL);
     self->thumbs_alive = self->thumbs != NULL;
-    //  libmicrohttpd has no listening socket: the front door (vdgx_front) accepts, checks
-    //  the framing of every request and hands it the connections (MHD_add_connection).
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
-                   | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    //  The front door (vdgx_front) accepts, checks the framing of every request and hands
+    //  the connections to libmicrohttpd: one server per front thread, run by that thread
+    //  (a request is read, checked, served and relayed without a hand-over).
     int threads = cfg->threads? cfg->threads: s_auto_threads ();
-    struct MHD_OptionItem ops [] = {
-        { MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },     //  first: left out for 1 thread
-        //  The guard answers over-limit connections in HTTP; libmicrohttpd's own limit is
-        //  only the backstop above it (the front answers 503 there).
-        { MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit + 64, NULL },
-        { MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout_s, NULL },
-        //  What the front's limits are made for (it never runs out: no 431/500 of its own).
-        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, VDGX_FRONT_SERVER_MEMORY, NULL },
-        { MHD_OPTION_END, 0, NULL }
-    };
-    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_access, self,
-                                     MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
-                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-                                     MHD_OPTION_NOTIFY_CONNECTION, s_notify_connection, self,
-                                     MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
-                                     //  One thread is the daemon's own polling thread, no
-                                     //  pool (MHD warns about a pool of 1).
-                                     MHD_OPTION_ARRAY, threads > 1? ops: ops + 1, MHD_OPTION_END);
-    if (!self->daemon) {
-        snprintf (err, err_size, "cannot start the HTTP server");
-        vdgx_bridge_destroy (&self);
-        return NULL;
-    }
     char why [128];
-    //  As many relay threads as HTTP threads: each does as little per request.
     //  A client that reads nothing for --timeout-s is closed, as libmicrohttpd closes it.
     self->front = vdgx_front_new ((struct sockaddr *) &addr, addr_len, 1024, S_HEADERS_MAX, threads,
-                                  cfg->conn_timeout_s? (int) cfg->conn_timeout_s * 1000: 86400000, s_handoff,
-                                  self, why, sizeof why);
-    if (!self->front) {
+                                  cfg->conn_limit > INT_MAX - 64? INT_MAX: (int) cfg->conn_limit + 64,
+                                  cfg->conn_timeout_s? (int) cfg->conn_timeout_s * 1000: 86400000,
+                                  s_start_server, self, why, sizeof why);
+    if (!self->front || vdgx_front_start (self->front, why, sizeof why)) {
         snprintf (err, err_size, "cannot listen on %s (%s)", cfg->listen, why);
         vdgx_bridge_destroy (&self);
         return NULL;
@@ -2767,8 +2756,7 @@ vdgx_bridge_destroy (vdgx_bridge_t **self_p)
     self->thumbs_alive = false;
     pthread_mutex_unlock (&self->pipe_lock);
     zactor_destroy (&self->thumbs);
-    if (self->daemon)
-        MHD_stop_daemon (self->daemon);
+    //  The front's threads stop, then their servers (no connection is suspended by now).
     vdgx_front_destroy (&self->front);
     vdgx_apikeys_destroy (&self->keys);
     vdgx_ratelimit_destroy (&self->limiter);

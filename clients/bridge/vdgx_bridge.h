@@ -1,13 +1,15 @@
 /*  vdgx_bridge.h - the REST bridge: HTTP (libmicrohttpd) in front of the VDGX broker.
 
-    Threads: libmicrohttpd runs its own thread pool (epoll). One actor thread owns the ZeroMQ
-    sockets (a DEALER to the broker, a SUB on its event socket), because ZeroMQ sockets are
-    not thread-safe. An HTTP handler that needs the broker fills its request context, suspends
-    its connection (MHD_suspend_connection) and hands the context to the actor over the actor
-    pipe; the actor sends the MDP requests, matches the FINAL replies (in order: the broker
-    answers `vdgx.jobs` and `mmi.*` synchronously), stores them in the context and resumes the
-    connection. While a connection is suspended only the actor touches its context, and
-    after the resume only the HTTP thread does: the context changes hands, nothing is shared.
+    Threads: the HTTP threads are the front door's (vdgx_front): each runs a libmicrohttpd
+    daemon of its own (external polling) next to the connections it relays. One actor thread
+    owns the ZeroMQ sockets (a DEALER to the broker, a SUB on its event socket), because
+    ZeroMQ sockets are not thread-safe. An HTTP handler that needs the broker fills its
+    request context, suspends its connection (MHD_suspend_connection) and hands the context
+    to the actor over the actor pipe; the actor sends the MDP requests, matches the FINAL
+    replies (in order: the broker answers `vdgx.jobs` and `mmi.*` synchronously), stores them
+    in the context and resumes the connection. While a connection is suspended only the actor
+    touches its context, and after the resume only the HTTP thread does: the context changes
+    hands, nothing is shared.
     Every handed-over request has a deadline; when it passes, the actor answers it and all
     requests behind it with 503 and opens a fresh DEALER (the reply order is then unknown).
 
@@ -39,7 +41,7 @@ typedef struct {
     const char *keys_file;      //  API keys (NULL = none); required on non-loopback
     const char *default_model;  //  model for requests that name none (NULL/"" = required)
     double rate, burst;         //  requests per second per key/IP (0 = no limit), bucket
-    int threads;                //  HTTP thread pool size, 0 = auto (half the CPUs, 1 to 4)
+    int threads;                //  HTTP threads, 0 = auto (half the CPUs, 1 to 4)
     unsigned decode_limit;      //  images decoded at once (0 = auto: threads / 2, at least 1)
     int decode_wait_ms;         //  how long an upload waits for a decode slot before its 503
     unsigned conn_limit;        //  open connections at once

@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #define S_ACCEPT_PAUSE  100             //  ms without accepting when out of descriptors
 #define S_EVENTS        64
 #define S_ROUNDS        16              //  relay rounds per connection and wake-up
+#define S_SERVER_ROUNDS 8               //  server runs per wake-up (then it waits no longer)
 #define S_SWEEP_MS      1000            //  how often stalled clients are looked for
 
 static const char s_continue [] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -37,7 +39,7 @@ static const int s_statuses [] = { 400, 413, 414, 431, 501, 503, 505 };
 typedef struct _s_conn_t s_conn_t;
 typedef struct _s_loop_t s_loop_t;
 
-typedef enum { E_LISTEN, E_WAKE, E_CLIENT, E_SERVER } s_kind_t;
+typedef enum { E_LISTEN, E_WAKE, E_HTTP, E_CLIENT, E_SERVER } s_kind_t;
 
 //  One registered descriptor.
 typedef struct {
@@ -58,6 +60,7 @@ struct _s_conn_t {
     s_loop_t *loop;
     s_end_t client, server;     //  server.fd: the front's end of the socketpair (-1: closed)
     int backend_fd;             //  the server's end: the key of its done reports
+    bool counted;               //  counted in front->open (until the server's end closes)
     char address [INET6_ADDRSTRLEN + 8];
     s_phase_t phase;
     vdgx_httpframe_t *parser;
@@ -77,34 +80,42 @@ struct _s_conn_t {
     uint8_t *out;
     size_t out_len, out_off;
     uint64_t heads;             //  heads released to the server
-    uint64_t acked;             //  heads known completed by the server
+    uint64_t done;              //  requests the server completed (its done reports)
+    uint64_t acked;             //  done reports taken into account
     bool drained;               //  the server's socket was empty after `acked` was read
     bool resp_started;          //  a response to the latest head began (not 100 Continue)
     size_t cont_match;          //  bytes of it matching s_continue
-    //  Shared with the server's threads, under front->lock
-    uint64_t done;              //  requests the server completed
-    bool waiting;               //  the loop waits for done to reach heads
     //  Lists of the loop
     s_conn_t *prev, *next;      //  every connection
-    s_conn_t *wprev, *wnext;    //  waiting for done / lingering
-    bool in_wait, in_linger;
+    s_conn_t *wprev, *wnext;    //  lingering
+    s_conn_t *rnext;            //  done reports to act on
+    bool in_linger, in_ready;
     int64_t deadline;
     size_t lingered;
     int64_t out_since;          //  when out [] last took bytes off (or filled)
 };
 
+//  A relay thread with its server. Everything here is the thread's own, apart from the
+//  fields set before it starts.
 struct _s_loop_t {
     vdgx_front_t *front;
     pthread_t thread;
     bool started;
     int epfd;
-    s_end_t wake;               //  eventfd: done reports, stop
+    s_end_t wake;               //  eventfd: resumed connections, stop
     s_end_t listen;             //  the shared listening socket
+    s_end_t http;               //  the server's epoll descriptor
+    struct MHD_Daemon *daemon;  //  the server, run by this thread only
+    bool in_run;                //  inside MHD_run: done reports are taken
+    bool http_due;              //  the server has work: run it before waiting
+    int64_t http_at;            //  ... or at this time (its timeouts); 0: none
+    s_conn_t **map;             //  the server's fd -> connection
+    size_t map_size;
+    s_conn_t *ready;            //  connections with done reports since the server last ran
     int64_t listen_resume;      //  0, or when to listen again (out of descriptors)
     int64_t sweep_at;           //  next look for stalled clients
     uint8_t *scratch;
     s_conn_t *all;
-    s_conn_t *waiting;
     s_conn_t *linger_head, *linger_tail;    //  by deadline
     s_conn_t *dead;
 };
@@ -114,13 +125,10 @@ struct _vdgx_front_t {
     uint16_t port;
     size_t head_max;
     int stall_ms;
-    vdgx_front_handoff_fn *handoff;
-    void *handoff_arg;
+    int conn_max;
+    atomic_int open;            //  connections the servers hold, all threads together
     pthread_mutex_t gate;       //  handoffs vs quiesce
     bool accepting;
-    pthread_mutex_t lock;       //  map, done, waiting
-    s_conn_t **map;             //  server's fd -> connection
-    size_t map_size;
     atomic_bool stopping;
     int nloops;
     s_loop_t *loops;
@@ -140,14 +148,52 @@ s_loop_close (s_loop_t *loop)
     if (loop->epfd >= 0)
         close (loop->epfd);
     free (loop->scratch);
+    free (loop->map);
+}
+
+//  The thread's descriptors and its server (external polling: its epoll descriptor joins
+//  the thread's set).
+static int
+s_loop_init (s_loop_t *loop, int listen_fd, vdgx_front_server_fn *start, void *arg)
+{
+    vdgx_front_t *front = loop->front;
+    loop->wake.kind = E_WAKE;
+    loop->wake.fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    loop->epfd = epoll_create1 (EPOLL_CLOEXEC);
+    loop->scratch = (uint8_t *) malloc (S_OUT_MAX);
+    loop->listen.kind = E_LISTEN;
+    loop->listen.fd = listen_fd;
+    loop->http.kind = E_HTTP;
+    loop->http.fd = -1;
+    if (loop->wake.fd < 0 || loop->epfd < 0 || !loop->scratch)
+        return -1;
+    loop->daemon = start (arg, MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET);
+    if (!loop->daemon)
+        return -1;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (loop->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    loop->http.fd = info? info->epoll_fd: -1;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &loop->wake };
+    struct epoll_event hev = { .events = EPOLLIN, .data.ptr = &loop->http };
+    struct epoll_event lev = { .events = EPOLLIN | (front->nloops > 1? EPOLLEXCLUSIVE: 0),
+                               .data.ptr = &loop->listen };
+    if (loop->http.fd < 0
+    ||  epoll_ctl (loop->epfd, EPOLL_CTL_ADD, loop->wake.fd, &ev)
+    ||  epoll_ctl (loop->epfd, EPOLL_CTL_ADD, loop->http.fd, &hev)
+    ||  epoll_ctl (loop->epfd, EPOLL_CTL_ADD, listen_fd, &lev))
+        return -1;
+    loop->http.events = hev.events;
+    loop->listen.events = lev.events;
+    loop->http_due = true;
+    return 0;
 }
 
 vdgx_front_t *
 vdgx_front_new (const struct sockaddr *addr, socklen_t addr_len, int backlog, size_t head_max,
-                int threads, int stall_ms, vdgx_front_handoff_fn *handoff, void *arg,
+                int threads, int conn_max, int stall_ms, vdgx_front_server_fn *start, void *arg,
                 char *err, size_t err_size)
 {
-    assert (addr && handoff && err && err_size && threads >= 1 && head_max >= 64 && stall_ms > 0);
+    assert (addr && start && err && err_size && threads >= 1 && head_max >= 64 && stall_ms > 0
+            && conn_max >= 1);
     err [0] = 0;
     int fd = socket (addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -175,40 +221,40 @@ vdgx_front_new (const struct sockaddr *addr, socklen_t addr_len, int backlog, si
     self->port = port;
     self->head_max = head_max;
     self->stall_ms = stall_ms;
-    self->handoff = handoff;
-    self->handoff_arg = arg;
+    self->conn_max = conn_max;
     self->accepting = true;
     pthread_mutex_init (&self->gate, NULL);
-    pthread_mutex_init (&self->lock, NULL);
     self->nloops = threads;
     self->loops = (s_loop_t *) zmalloc (sizeof (s_loop_t) * (size_t) threads);
-    for (int i = 0; i < threads; i++)
-        self->loops [i].wake.fd = self->loops [i].epfd = -1;
     for (int i = 0; i < threads; i++) {
-        s_loop_t *loop = &self->loops [i];
-        loop->front = self;
-        loop->wake.kind = E_WAKE;
-        loop->wake.fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-        loop->epfd = epoll_create1 (EPOLL_CLOEXEC);
-        loop->scratch = (uint8_t *) malloc (S_OUT_MAX);
-        loop->listen.kind = E_LISTEN;
-        loop->listen.fd = fd;
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &loop->wake };
-        struct epoll_event lev = { .events = EPOLLIN | (threads > 1? EPOLLEXCLUSIVE: 0),
-                                   .data.ptr = &loop->listen };
-        bool ok = loop->wake.fd >= 0 && loop->epfd >= 0 && loop->scratch
-                  && epoll_ctl (loop->epfd, EPOLL_CTL_ADD, loop->wake.fd, &ev) == 0
-                  && epoll_ctl (loop->epfd, EPOLL_CTL_ADD, fd, &lev) == 0;
-        if (ok)
-            loop->listen.events = lev.events;
-        if (!ok || pthread_create (&loop->thread, NULL, s_loop_run, loop)) {
-            snprintf (err, err_size, "cannot start the front's thread: %s", strerror (errno));
+        self->loops [i].front = self;
+        self->loops [i].wake.fd = self->loops [i].epfd = self->loops [i].http.fd = -1;
+    }
+    for (int i = 0; i < threads; i++)
+        if (s_loop_init (&self->loops [i], fd, start, arg)) {
+            snprintf (err, err_size, "cannot start the HTTP server%s%s", errno? ": ": "",
+                      errno? strerror (errno): "");
             vdgx_front_destroy (&self);
             return NULL;
         }
+    return self;
+}
+
+int
+vdgx_front_start (vdgx_front_t *self, char *err, size_t err_size)
+{
+    assert (self && err && err_size);
+    for (int i = 0; i < self->nloops; i++) {
+        s_loop_t *loop = &self->loops [i];
+        if (loop->started)
+            continue;
+        if (pthread_create (&loop->thread, NULL, s_loop_run, loop)) {
+            snprintf (err, err_size, "cannot start the front's thread: %s", strerror (errno));
+            return -1;
+        }
         loop->started = true;
     }
-    return self;
+    return 0;
 }
 
 static void s_kill (s_loop_t *loop, s_conn_t *c);
@@ -231,6 +277,13 @@ vdgx_front_destroy (vdgx_front_t **self_p)
                 assert (false);
             pthread_join (loop->thread, NULL);
         }
+    }
+    //  The threads are gone: the servers stop here (their last done reports do nothing),
+    //  then the front's ends close.
+    for (int i = 0; i < self->nloops; i++) {
+        s_loop_t *loop = &self->loops [i];
+        if (loop->daemon)
+            MHD_stop_daemon (loop->daemon);
         while (loop->all)
             s_kill (loop, loop->all);
         s_reap (loop);
@@ -238,9 +291,7 @@ vdgx_front_destroy (vdgx_front_t **self_p)
     }
     free (self->loops);
     close (self->listen_fd);
-    free (self->map);
     pthread_mutex_destroy (&self->gate);
-    pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
 }
@@ -261,22 +312,54 @@ vdgx_front_quiesce (vdgx_front_t *self)
     pthread_mutex_unlock (&self->gate);
 }
 
-void
-vdgx_front_done (vdgx_front_t *self, int fd)
+//  The thread whose server holds conn (NULL: none of them).
+static s_loop_t *
+s_loop_of (vdgx_front_t *self, struct MHD_Connection *conn)
 {
-    assert (self);
-    pthread_mutex_lock (&self->lock);
-    s_conn_t *c = fd >= 0 && (size_t) fd < self->map_size? self->map [fd]: NULL;
-    if (c) {
+    const union MHD_ConnectionInfo *server = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_DAEMON);
+    for (int i = 0; server && i < self->nloops; i++)
+        if (self->loops [i].daemon == server->daemon)
+            return &self->loops [i];
+    return NULL;
+}
+
+void
+vdgx_front_done (vdgx_front_t *self, struct MHD_Connection *conn)
+{
+    assert (self && conn);
+    s_loop_t *loop = s_loop_of (self, conn);
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    //  in_run is only ever true on the loop's own thread (inside its MHD_run).
+    if (!loop || !fd || !loop->in_run)
+        return;
+    int sk = fd->connect_fd;
+    s_conn_t *c = sk >= 0 && (size_t) sk < loop->map_size? loop->map [sk]: NULL;
+    if (c && c->phase != C_DEAD) {
         c->done++;
-        if (c->waiting) {
-            c->waiting = false;
-            uint64_t one = 1;
-            if (write (c->loop->wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
-                vdgx_log_warn ("bridge.front", "cannot wake a relay thread: %s", strerror (errno));
+        c->server_readable = true;      //  the whole response is in the socket
+        if (!c->in_ready) {
+            c->in_ready = true;
+            c->rnext = loop->ready;
+            loop->ready = c;
         }
     }
-    pthread_mutex_unlock (&self->lock);
+}
+
+void
+vdgx_front_resume (vdgx_front_t *self, struct MHD_Connection *conn)
+{
+    assert (self && conn);
+    MHD_resume_connection (conn);
+    s_loop_t *loop = s_loop_of (self, conn);
+    if (!loop || !loop->started)
+        return;                 //  not running: MHD_stop_daemon resumes it
+    if (pthread_equal (pthread_self (), loop->thread))
+        loop->http_due = true;  //  from the server's own callbacks
+    else {
+        uint64_t one = 1;
+        if (write (loop->wake.fd, &one, sizeof one) < 0 && errno != EAGAIN)
+            vdgx_log_warn ("bridge.front", "cannot wake a relay thread: %s", strerror (errno));
+    }
 }
 
 uint64_t
@@ -290,54 +373,24 @@ vdgx_front_refused (vdgx_front_t *self, int status)
 }
 
 //  ---------------------------------------------------------------------------------------
-//  Connection lists and the server-fd map
+//  Connection lists and the server-fd map (the loop's own)
 
 static void
-s_map_set (vdgx_front_t *self, int fd, s_conn_t *c, s_conn_t *only_if)
+s_map_set (s_loop_t *loop, int fd, s_conn_t *c, s_conn_t *only_if)
 {
-    pthread_mutex_lock (&self->lock);
-    if ((size_t) fd >= self->map_size && c) {
-        size_t size = self->map_size? self->map_size: 1024;
+    if ((size_t) fd >= loop->map_size && c) {
+        size_t size = loop->map_size? loop->map_size: 1024;
         while (size <= (size_t) fd)
             size *= 2;
-        s_conn_t **map = (s_conn_t **) realloc (self->map, size * sizeof (s_conn_t *));
+        s_conn_t **map = (s_conn_t **) realloc (loop->map, size * sizeof (s_conn_t *));
         if (map) {
-            memset (map + self->map_size, 0, (size - self->map_size) * sizeof (s_conn_t *));
-            self->map = map;
-            self->map_size = size;
+            memset (map + loop->map_size, 0, (size - loop->map_size) * sizeof (s_conn_t *));
+            loop->map = map;
+            loop->map_size = size;
         }
     }
-    if ((size_t) fd < self->map_size && (!only_if || self->map [fd] == only_if))
-        self->map [fd] = c;
-    pthread_mutex_unlock (&self->lock);
-}
-
-static void
-s_wait_add (s_loop_t *loop, s_conn_t *c)
-{
-    if (c->in_wait)
-        return;
-    c->in_wait = true;
-    c->wprev = NULL;
-    c->wnext = loop->waiting;
-    if (loop->waiting)
-        loop->waiting->wprev = c;
-    loop->waiting = c;
-}
-
-static void
-s_wait_remove (s_loop_t *loop, s_conn_t *c)
-{
-    if (!c->in_wait)
-        return;
-    if (c->wprev)
-        c->wprev->wnext = c->wnext;
-    else
-        loop->waiting = c->wnext;
-    if (c->wnext)
-        c->wnext->wprev = c->wprev;
-    c->in_wait = false;
-    c->wprev = c->wnext = NULL;
+    if ((size_t) fd < loop->map_size && (!only_if || loop->map [fd] == only_if))
+        loop->map [fd] = c;
 }
 
 static void
@@ -395,16 +448,27 @@ s_close_end (s_loop_t *loop, s_end_t *end)
     end->events = 0;
 }
 
-//  Closes everything at once; the memory goes after this batch of events.
+//  The server's end: closed, and the connection no longer counts against conn_max.
+static void
+s_close_server (s_loop_t *loop, s_conn_t *c)
+{
+    s_close_end (loop, &c->server);
+    if (c->counted) {
+        c->counted = false;
+        atomic_fetch_sub (&loop->front->open, 1);
+    }
+}
+
+//  Closes everything at once; the memory goes after this batch of events (a connection on
+//  the ready list is skipped there).
 static void
 s_kill (s_loop_t *loop, s_conn_t *c)
 {
     if (c->phase == C_DEAD)
         return;
     s_close_end (loop, &c->client);
-    s_close_end (loop, &c->server);
-    s_map_set (loop->front, c->backend_fd, NULL, c);
-    s_wait_remove (loop, c);
+    s_close_server (loop, c);
+    s_map_set (loop, c->backend_fd, NULL, c);
     s_linger_remove (loop, c);
     if (c->prev)
         c->prev->next = c->next;
@@ -475,7 +539,7 @@ s_out_reserve (s_conn_t *c)
 static void
 s_answer (s_loop_t *loop, s_conn_t *c, int status, const char *code, const char *message)
 {
-    s_close_end (loop, &c->server);
+    s_close_server (loop, c);
     for (int i = 0; i < S_NSTATUS; i++)
         if (s_statuses [i] == status)
             atomic_fetch_add (&loop->front->refused [i], 1);
@@ -509,7 +573,7 @@ s_answer (s_loop_t *loop, s_conn_t *c, int status, const char *code, const char 
 static void
 s_finish (s_loop_t *loop, s_conn_t *c)
 {
-    s_close_end (loop, &c->server);
+    s_close_server (loop, c);
     if (c->phase == C_RELAY)
         c->phase = C_FLUSH;
 }
@@ -550,6 +614,19 @@ s_to_client (s_loop_t *loop, s_conn_t *c)
     return true;
 }
 
+//  The server's socket is empty. When every released head was reported done, the
+//  responses to them are all read: a done report comes after the whole response was
+//  written, on this thread, so before this read (no extra read to find that out).
+static void
+s_server_empty (s_conn_t *c)
+{
+    c->server_readable = false;
+    if (c->done >= c->heads) {
+        c->acked = c->heads;
+        c->drained = true;
+    }
+}
+
 //  Reads the server's bytes and writes them on to the client (what the client does not
 //  take waits in out [], and the server is not read until it is written).
 static bool
@@ -560,11 +637,8 @@ s_from_server (s_loop_t *loop, s_conn_t *c)
     ssize_t n = recv (c->server.fd, loop->scratch, S_OUT_MAX, 0);
     if (n > 0) {
         //  A short read took all there was: no need to ask again before the next event.
-        if (n < S_OUT_MAX) {
-            c->server_readable = false;
-            if (c->acked == c->heads)
-                c->drained = true;
-        }
+        if (n < S_OUT_MAX)
+            s_server_empty (c);
         s_watch_response (c, loop->scratch, (size_t) n);
         ssize_t w = send (c->client.fd, loop->scratch, (size_t) n, MSG_NOSIGNAL);
         if (w < 0 && errno != EAGAIN && errno != EINTR) {
@@ -585,12 +659,12 @@ s_from_server (s_loop_t *loop, s_conn_t *c)
         }
         return true;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        c->server_readable = false;
-        if (c->acked == c->heads)
-            c->drained = true;
+    if (n < 0 && errno == EAGAIN) {
+        s_server_empty (c);
         return false;
     }
+    if (n < 0 && errno == EINTR)
+        return false;
     s_finish (loop, c);         //  the server closed the connection
     return true;
 }
@@ -600,16 +674,8 @@ static bool
 s_responses_complete (s_loop_t *loop, s_conn_t *c)
 {
     if (c->acked != c->heads) {
-        vdgx_front_t *front = loop->front;
-        pthread_mutex_lock (&front->lock);
-        bool done = c->done >= c->heads;
-        c->waiting = !done;
-        pthread_mutex_unlock (&front->lock);
-        if (!done) {
-            s_wait_add (loop, c);
-            return false;
-        }
-        s_wait_remove (loop, c);
+        if (c->done < c->heads)
+            return false;       //  its done report puts it on the ready list
         c->acked = c->heads;
         c->drained = false;
         c->server_readable = true;      //  read until it is empty, whatever the events said
@@ -731,7 +797,7 @@ s_parse (s_loop_t *loop, s_conn_t *c)
 
 //  Writes released bytes to the server.
 static bool
-s_to_server (s_conn_t *c)
+s_to_server (s_loop_t *loop, s_conn_t *c)
 {
     if (c->server.fd < 0 || c->server_blocked || c->server_gone || c->released <= c->sent
     ||  c->phase != C_RELAY)
@@ -740,6 +806,7 @@ s_to_server (s_conn_t *c)
     ssize_t n = send (c->server.fd, c->in + at, (size_t) (c->released - c->sent), MSG_NOSIGNAL);
     if (n > 0) {
         c->sent += (uint64_t) n;
+        loop->http_due = true;  //  the server reads it before the thread waits again
         return true;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -833,7 +900,7 @@ s_step (s_loop_t *loop, s_conn_t *c)
         progress |= s_to_client (loop, c);
         progress |= s_from_client (loop, c);
         progress |= s_parse (loop, c);
-        progress |= s_to_server (c);
+        progress |= s_to_server (loop, c);
         s_client_eof (loop, c);
         if (!progress)
             break;
@@ -895,17 +962,25 @@ s_connection (s_loop_t *loop, int fd, struct sockaddr_storage *addr, socklen_t a
     if (loop->all)
         loop->all->prev = c;
     loop->all = c;
-    s_map_set (front, pair [1], c, NULL);
+    s_map_set (loop, pair [1], c, NULL);
+    //  conn_max counts the connections of every thread's server together.
+    bool room = atomic_fetch_add (&front->open, 1) < front->conn_max;
+    if (room)
+        c->counted = true;
+    else
+        atomic_fetch_sub (&front->open, 1);
     pthread_mutex_lock (&front->gate);
     bool accepting = front->accepting;
-    int rc = -1;
-    if (accepting)
-        rc = front->handoff (front->handoff_arg, pair [1], (struct sockaddr *) addr, addr_len);
+    bool taken = false;
+    if (accepting && room)          //  the server owns pair [1] from here, taken or not
+        taken = MHD_add_connection (loop->daemon, pair [1], (struct sockaddr *) addr, addr_len) == MHD_YES;
     else
         close (pair [1]);
     pthread_mutex_unlock (&front->gate);
-    if (rc) {
-        s_map_set (front, pair [1], NULL, c);
+    if (taken)
+        loop->http_due = true;
+    else {
+        s_map_set (loop, pair [1], NULL, c);
         s_answer (loop, c, 503, "overloaded", accepting? "the server has too many open connections"
                   : "the server is shutting down");
     }
@@ -937,15 +1012,25 @@ s_accept (s_loop_t *loop)
 //  ---------------------------------------------------------------------------------------
 //  The relay thread
 
+//  Milliseconds until the next timer: lingering, the sweep, listening again, the server's
+//  own timeouts (MHD_get_timeout; 0 when it has work left).
 static int
 s_timeout (s_loop_t *loop)
 {
+    int64_t now = zclock_mono ();
     int64_t next = loop->sweep_at;
     if (loop->linger_head && loop->linger_head->deadline < next)
         next = loop->linger_head->deadline;
     if (loop->listen_resume && loop->listen_resume < next)
         next = loop->listen_resume;
-    int64_t ms = next - zclock_mono ();
+    loop->http_at = 0;
+    MHD_UNSIGNED_LONG_LONG wait;
+    if (MHD_get_timeout (loop->daemon, &wait) == MHD_YES) {
+        loop->http_at = now + (wait < 3600000? (int64_t) wait: 3600000);
+        if (loop->http_at < next)
+            next = loop->http_at;
+    }
+    int64_t ms = next - now;
     return ms < 0? 0: ms > 60000? 60000: (int) ms;
 }
 
@@ -973,6 +1058,31 @@ s_timers (s_loop_t *loop)
         if (epoll_ctl (loop->epfd, EPOLL_CTL_ADD, loop->listen.fd, &ev) == 0)
             loop->listen.events = events;
     }
+    if (loop->http_at && loop->http_at <= now)
+        loop->http_due = true;
+}
+
+//  Runs the server while it has work: what the relay passed on, resumed connections, its
+//  timeouts. Its callbacks run here, and done reports put their connections on the ready
+//  list, which is stepped right after: the response is relayed and the next pipelined head
+//  released (more work for the server, so another round) without a wait in between.
+static void
+s_serve (s_loop_t *loop)
+{
+    for (int round = 0; round < S_SERVER_ROUNDS && loop->http_due; round++) {
+        loop->http_due = false;
+        loop->in_run = true;
+        MHD_run (loop->daemon);
+        loop->in_run = false;
+        while (loop->ready) {
+            s_conn_t *c = loop->ready;
+            loop->ready = c->rnext;
+            c->rnext = NULL;
+            c->in_ready = false;
+            if (c->phase != C_DEAD)
+                s_step (loop, c);
+        }
+    }
 }
 
 static void *
@@ -981,21 +1091,19 @@ s_loop_run (void *arg)
     s_loop_t *loop = (s_loop_t *) arg;
     struct epoll_event events [S_EVENTS];
     while (!atomic_load (&loop->front->stopping)) {
-        int n = epoll_wait (loop->epfd, events, S_EVENTS, s_timeout (loop));
+        int n = epoll_wait (loop->epfd, events, S_EVENTS, loop->http_due? 0: s_timeout (loop));
         for (int i = 0; i < n; i++) {
             s_end_t *end = (s_end_t *) events [i].data.ptr;
             if (end->kind == E_WAKE) {
+                //  A connection was resumed (or the front stops).
                 uint64_t count;
                 if (read (end->fd, &count, sizeof count) < 0 && errno != EAGAIN)
                     assert (false);
-                //  Done reports: every connection waiting on one looks again.
-                s_conn_t *c = loop->waiting;
-                while (c) {
-                    s_conn_t *next = c->wnext;
-                    s_step (loop, c);
-                    c = next;
-                }
+                loop->http_due = true;
             }
+            else
+            if (end->kind == E_HTTP)
+                loop->http_due = true;
             else
             if (end->kind == E_LISTEN)
                 s_accept (loop);
@@ -1021,6 +1129,7 @@ s_loop_run (void *arg)
             }
         }
         s_timers (loop);
+        s_serve (loop);
         s_reap (loop);
     }
     return NULL;
@@ -1030,19 +1139,37 @@ s_loop_run (void *arg)
 //  Selftest: a real libmicrohttpd daemon without a listening socket behind the front, as in
 //  the bridge; raw TCP clients.
 
-#include <microhttpd.h>
 #include <poll.h>
 
 typedef struct {
     vdgx_front_t *front;
-    struct MHD_Daemon *daemon;
+    zactor_t *resumer;          //  resumes suspended connections from another thread
+    pthread_mutex_t lock;       //  its pipe (two relay threads call the handler)
 } s_test_server_t;
 
-static int
-s_test_handoff (void *arg, int fd, const struct sockaddr *addr, socklen_t addr_len)
+typedef struct {
+    size_t body;                //  body bytes
+    bool suspended;             //  /later: suspended once, resumed by the resumer
+} s_test_request_t;
+
+//  Resumes each connection it is sent 50 ms later, from its own thread (as the bridge's
+//  actor resumes a connection when the broker answers).
+static void
+s_test_resumer (zsock_t *pipe, void *args)
 {
-    s_test_server_t *server = (s_test_server_t *) arg;
-    return MHD_add_connection (server->daemon, fd, addr, addr_len) == MHD_YES? 0: -1;
+    s_test_server_t *server = (s_test_server_t *) args;
+    zsock_signal (pipe, 0);
+    while (true) {
+        char *command = NULL;
+        void *conn = NULL;
+        if (zsock_recv (pipe, "sp", &command, &conn) || !command || streq (command, "$TERM")) {
+            zstr_free (&command);
+            break;
+        }
+        zclock_sleep (50);
+        vdgx_front_resume (server->front, (struct MHD_Connection *) conn);
+        zstr_free (&command);
+    }
 }
 
 static void
@@ -1050,24 +1177,25 @@ s_test_completed (void *cls, struct MHD_Connection *conn, void **con_cls, enum M
 {
     (void) toe;
     s_test_server_t *server = (s_test_server_t *) cls;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci && server->front)
-        vdgx_front_done (server->front, ci->connect_fd);
+    if (server->front)
+        vdgx_front_done (server->front, conn);
     free (*con_cls);
     *con_cls = NULL;
 }
 
 //  Answers "ok URL ADDRESS BODY-BYTES"; /big answers 1 MiB; /early answers 413 before the
-//  body (libmicrohttpd then closes the connection without reading it).
+//  body (libmicrohttpd then closes the connection without reading it); /later is suspended
+//  and answered when another thread resumed it.
 static enum MHD_Result
 s_test_access (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-    (void) cls; (void) method; (void) version; (void) upload_data;
-    size_t *body = (size_t *) *con_cls;
-    if (!body) {
-        *con_cls = body = (size_t *) calloc (1, sizeof (size_t));
-        if (body && streq (url, "/early")) {
+    (void) method; (void) version; (void) upload_data;
+    s_test_server_t *server = (s_test_server_t *) cls;
+    s_test_request_t *request = (s_test_request_t *) *con_cls;
+    if (!request) {
+        *con_cls = request = (s_test_request_t *) calloc (1, sizeof (s_test_request_t));
+        if (request && streq (url, "/early")) {
             static char refused [] = "too large";
             struct MHD_Response *resp = MHD_create_response_from_buffer (strlen (refused), refused,
                                                                          MHD_RESPMEM_PERSISTENT);
@@ -1075,11 +1203,19 @@ s_test_access (void *cls, struct MHD_Connection *conn, const char *url, const ch
             MHD_destroy_response (resp);
             return rc;
         }
-        return body? MHD_YES: MHD_NO;
+        return request? MHD_YES: MHD_NO;
     }
     if (*upload_data_size) {
-        *body += *upload_data_size;
+        request->body += *upload_data_size;
         *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (streq (url, "/later") && !request->suspended) {
+        request->suspended = true;
+        MHD_suspend_connection (conn);
+        pthread_mutex_lock (&server->lock);
+        zsock_send (server->resumer, "sp", "RESUME", conn);
+        pthread_mutex_unlock (&server->lock);
         return MHD_YES;
     }
     static char big [1024 * 1024];
@@ -1093,12 +1229,50 @@ s_test_access (void *cls, struct MHD_Connection *conn, const char *url, const ch
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
             inet_ntop (AF_INET, &((const struct sockaddr_in *) ci->client_addr)->sin_addr, addr, sizeof addr);
-        char *text = zsys_sprintf ("ok %s %s %zu", url, addr, *body);
+        char *text = zsys_sprintf ("ok %s %s %zu", url, addr, request->body);
         resp = MHD_create_response_from_buffer (strlen (text), text, MHD_RESPMEM_MUST_FREE);
     }
     enum MHD_Result rc = MHD_queue_response (conn, 200, resp);
     MHD_destroy_response (resp);
     return rc;
+}
+
+//  Starts a relay thread's server as the bridge does (external polling, suspend/resume).
+static struct MHD_Daemon *
+s_test_start (void *arg, unsigned int flags)
+{
+    return MHD_start_daemon (flags | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, s_test_access, arg,
+                             MHD_OPTION_NOTIFY_COMPLETED, s_test_completed, arg,
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) VDGX_FRONT_SERVER_MEMORY,
+                             MHD_OPTION_END);
+}
+
+//  A connection with one kept-alive request answered (its socket, or -1).
+static int
+s_test_keep (uint16_t port, char *answer, size_t size)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (port) };
+    sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert (connect (fd, (struct sockaddr *) &sa, sizeof sa) == 0);
+    const char *request = "GET /keep HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert (send (fd, request, strlen (request), MSG_NOSIGNAL) == (ssize_t) strlen (request));
+    size_t len = 0;
+    int64_t until = zclock_mono () + 3000;
+    answer [0] = 0;
+    while (len < size - 1 && zclock_mono () < until && !strstr (answer, "ok /keep")
+    &&     !strstr (answer, "}}")) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll (&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv (fd, answer + len, size - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+        answer [len] = 0;
+    }
+    return fd;
 }
 
 //  Sends request (size bytes; after a pause of pause_ms, reads), returns what came back
@@ -1171,19 +1345,19 @@ vdgx_front_test (bool verbose)
     printf (" * vdgx_front: ");
     if (!verbose)
         vdgx_log_set_level (VDGX_LOG_ERROR);
-    s_test_server_t server = { NULL, NULL };
-    server.daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET
-                                      | MHD_USE_ITC, 0, NULL, NULL, s_test_access, NULL,
-                                      MHD_OPTION_NOTIFY_COMPLETED, s_test_completed, &server,
-                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) VDGX_FRONT_SERVER_MEMORY,
-                                      MHD_OPTION_END);
-    assert (server.daemon);
+    s_test_server_t server;
+    memset (&server, 0, sizeof server);
+    pthread_mutex_init (&server.lock, NULL);
+    server.resumer = zactor_new (s_test_resumer, &server);
+    assert (server.resumer);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
     sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     char err [256];
-    server.front = vdgx_front_new ((struct sockaddr *) &sa, sizeof sa, 64, 16384, 2, 30000, s_test_handoff,
+    //  Two relay threads, each with its server; at most 4 connections to them.
+    server.front = vdgx_front_new ((struct sockaddr *) &sa, sizeof sa, 64, 16384, 2, 4, 30000, s_test_start,
                                    &server, err, sizeof err);
     assert (server.front);
+    assert (vdgx_front_start (server.front, err, sizeof err) == 0);
     uint16_t port = vdgx_front_port (server.front);
     assert (port);
     size_t got;
@@ -1255,6 +1429,39 @@ vdgx_front_test (bool verbose)
     assert (vdgx_front_refused (server.front, 400) == 2);
     assert (vdgx_front_refused (server.front, 431) == 1);
 
+    //  A suspended request is answered once another thread resumed it (the server's
+    //  ITC wakes the relay thread), and the connection goes on with the next request.
+    const char *later = "GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    int64_t began = zclock_mono ();
+    out = s_test_exchange (port, later, strlen (later), 0, &got);
+    first = strstr (out, "ok /later 127.0.0.1 0");
+    assert (first && strstr (first, "ok /b 127.0.0.1 0"));
+    assert (zclock_mono () - began >= 50 && zclock_mono () - began < 2500);
+    free (out);
+
+    //  conn_max: the fifth connection at once is answered 503; one closed makes room.
+    int kept [4];
+    char answer [1024];
+    for (int i = 0; i < 4; i++) {
+        kept [i] = s_test_keep (port, answer, sizeof answer);
+        assert (strstr (answer, "ok /keep 127.0.0.1 0"));
+    }
+    int extra = s_test_keep (port, answer, sizeof answer);
+    s_test_json_error (answer, 503, "overloaded", false);
+    close (extra);
+    close (kept [0]);
+    bool served = false;
+    for (int tries = 0; tries < 40 && !served; tries++) {
+        zclock_sleep (50);
+        extra = s_test_keep (port, answer, sizeof answer);
+        served = strstr (answer, "ok /keep 127.0.0.1 0") != NULL;
+        close (extra);
+    }
+    assert (served);
+    for (int i = 1; i < 4; i++)
+        close (kept [i]);
+    assert (vdgx_front_refused (server.front, 503) >= 1);
+
     //  No more handoffs: 503 with Retry-After.
     vdgx_front_quiesce (server.front);
     out = s_test_exchange (port, one, strlen (one), 0, &got);
@@ -1262,8 +1469,9 @@ vdgx_front_test (bool verbose)
     assert (strstr (out, "Retry-After: 1\r\n"));
     free (out);
 
-    MHD_stop_daemon (server.daemon);
     vdgx_front_destroy (&server.front);
     assert (server.front == NULL);
+    zactor_destroy (&server.resumer);
+    pthread_mutex_destroy (&server.lock);
     printf ("OK\n");
 }

@@ -3,7 +3,8 @@
 #   tests/bridge/bench_bridge.sh [BUILD_DIR] [SECONDS] [CONNECTIONS]
 # Starts the broker, one testgen worker and the bridge on loopback ports, makes one job, then
 # runs wrk on GET /health and GET /jobs/{id}, and on nginx serving static JSON files of the
-# same sizes. Prints requests/s, p99 latency and the bridge/nginx ratio. Bounded in time:
+# same sizes. Prints requests/s, p99 latency, the server's CPU time per request (the bridge
+# process; nginx's workers) and the bridge/nginx ratio. Bounded in time:
 # every wrk run is SECONDS long (default 10), every wait is bounded, and wrk runs under timeout.
 set -euo pipefail
 BUILD=${1:-${VDGX_BUILD_DIR:-$(dirname "$0")/../../build}}
@@ -58,26 +59,40 @@ CONF
 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP" > "$TMP/nginx.log" 2>&1 & PIDS+=($!)
 for i in $(seq 100); do curl -sf "http://127.0.0.1:$NP/job.json" >/dev/null && break; sleep 0.1; done
 
-# wrk --latency: requests/s and the 99% line (converted to ms).
+# CPU time (user + system, clock ticks) of the given processes.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
+# wrk --latency: requests/s, the 99% line (converted to ms) and the server's CPU time per
+# request in microseconds (the processes given after the URL: the bridge, nginx's workers).
 run() {
-    local out
-    out=$(timeout $((SECS + 30)) wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$1")
-    local rps p99 errs
+    local out url=$1 t0 t1
+    shift
+    t0=$(ticks "$@")
+    out=$(timeout $((SECS + 30)) wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$url")
+    t1=$(ticks "$@")
+    local rps p99 errs cpu reqs
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    cpu=$(python3 -c "print('%.1f' % (($t1 - $t0) * 1e6 / $(getconf CLK_TCK) / max(1, ${reqs:-0})))")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}')
     errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
-    echo "$rps $p99 $errs"
+    echo "$rps $p99 $cpu $errs"
 }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(uname -r); wrk -t2 -c$CONNS -d${SECS}s"
 echo "job json $(wc -c < "$TMP/www/job.json") bytes, health json $(wc -c < "$TMP/www/health.json") bytes"
-printf "%-28s %12s %10s  %s\n" target req/s p99_ms notes
+BRIDGE_PID=${PIDS[2]}
+NGINX_WORKERS=$(pgrep -P "${PIDS[3]}" | tr '\n' ' ')
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-28s %12s %10s %12s  %s\n" target req/s p99_ms cpu_us/req notes
 declare -A R
-for t in "bridge /health|http://127.0.0.1:$HP/health" "nginx /health.json|http://127.0.0.1:$NP/health.json" \
-         "bridge /jobs/{id}|http://127.0.0.1:$HP/jobs/$ID" "nginx /job.json|http://127.0.0.1:$NP/job.json"; do
-    name=${t%%|*}; url=${t#*|}
-    read -r rps p99 notes <<< "$(run "$url")"
+for t in "bridge /health|http://127.0.0.1:$HP/health|$BRIDGE_PID" \
+         "nginx /health.json|http://127.0.0.1:$NP/health.json|$NGINX_WORKERS" \
+         "bridge /jobs/{id}|http://127.0.0.1:$HP/jobs/$ID|$BRIDGE_PID" \
+         "nginx /job.json|http://127.0.0.1:$NP/job.json|$NGINX_WORKERS"; do
+    name=${t%%|*}; rest=${t#*|}; url=${rest%%|*}; pids=${rest#*|}
+    # shellcheck disable=SC2086
+    read -r rps p99 cpu notes <<< "$(run "$url" $pids)"
     R[$name]=$rps
-    printf "%-28s %12s %10s  %s\n" "$name" "$rps" "$p99" "$notes"
+    printf "%-28s %12s %10s %12s  %s\n" "$name" "$rps" "$p99" "$cpu" "$notes"
 done
 python3 - "${R[bridge /health]}" "${R[nginx /health.json]}" "${R[bridge /jobs/{id}]}" "${R[nginx /job.json]}" <<'PY'
 import sys
