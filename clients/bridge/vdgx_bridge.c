@@ -2441,16 +2441,17 @@ s_actor (zsock_t *pipe, void *args)
 //  ---------------------------------------------------------------------------------------
 //  Construction
 
-//  HTTP threads when none are configured: half the CPUs, 1 to 4. Every broker call suspends
-//  its connection, so a thread only ever does CPU work; more threads than that on a small
-//  machine fight the clients and the broker for cores and show up as tail latency (2 cores:
-//  p99 about 8 ms with 4 threads, 2-4 ms with 1; docs/PERFORMANCE.md).
+//  HTTP threads when none are configured: the CPUs, 1 to 8. Every broker call suspends its
+//  connection, so a thread only ever does CPU work. Before the front door, half the CPUs
+//  (1 to 4) was best (2 cores: p99 about 8 ms with 4 threads, 2-4 ms with 1); each thread
+//  now also checks and relays its requests (about twice the CPU per small request), and the
+//  relay used to run on as many threads again, so this keeps that count of threads busy
+//  (2 cores: one thread made 26-31k /health req/s where two made 36-56k; PERFORMANCE.md).
 static int
 s_auto_threads (void)
 {
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-    long n = cpus / 2;
-    return n < 1? 1: n > 4? 4: (int) n;
+    return cpus < 1? 1: cpus > 8? 8: (int) cpus;
 }
 
 void
@@ -2484,7 +2485,8 @@ s_decode_slots (const vdgx_bridge_cfg_t *cfg)
 {
     if (cfg->decode_limit)
         return cfg->decode_limit;
-    int threads = cfg->threads? cfg->threads: s_auto_threads ();
+    //  Auto: a quarter of the CPUs (half the HTTP threads before they took the relay's work).
+    int threads = cfg->threads? cfg->threads: s_auto_threads () / 2;
     return threads / 2 < 1? 1: (unsigned) threads / 2;
 }
 

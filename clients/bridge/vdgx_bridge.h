@@ -41,8 +41,8 @@ typedef struct {
     const char *keys_file;      //  API keys (NULL = none); required on non-loopback
     const char *default_model;  //  model for requests that name none (NULL/"" = required)
     double rate, burst;         //  requests per second per key/IP (0 = no limit), bucket
-    int threads;                //  HTTP threads, 0 = auto (half the CPUs, 1 to 4)
-    unsigned decode_limit;      //  images decoded at once (0 = auto: threads / 2, at least 1)
+    int threads;                //  HTTP threads, 0 = auto (the CPUs, 1 to 8)
+    unsigned decode_limit;      //  images decoded at once (0 = auto: threads / 2, CPUs / 4 with auto threads; >= 1)
     int decode_wait_ms;         //  how long an upload waits for a decode slot before its 503
     unsigned conn_limit;        //  open connections at once
     unsigned per_ip_limit;      //  open connections per client address (0 = no limit)
