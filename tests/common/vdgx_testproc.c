@@ -7,9 +7,11 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,7 +154,12 @@ vdgx_testproc_free_ports (int *ports, int count)
 {
     if (count < 1 || count > 8)
         return -1;
-    zsock_t *holders [8] = { NULL };
+    //  Plain sockets, not ZeroMQ ones: zmq_close hands a listener to its I/O thread, which
+    //  closes it later (on a loaded machine, after the broker we start has tried to bind
+    //  the port: "Address already in use"). close () releases the port before it returns.
+    int holders [8];
+    for (int i = 0; i < 8; i++)
+        holders [i] = -1;
     //  Own generator: zsys_init reseeds random() from the clock's seconds, which parallel
     //  tests share.
     uint64_t x = ((uint64_t) getpid () << 32) ^ (uint64_t) zclock_usecs ();
@@ -160,13 +167,21 @@ vdgx_testproc_free_ports (int *ports, int count)
     for (int i = 0; i < 200 && found < count; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         int port = 20000 + (int) ((x >> 33) % 12000);
-        if (!holders [found])
-            holders [found] = zsock_new (ZMQ_ROUTER);
-        if (holders [found] && zsock_bind (holders [found], "tcp://127.0.0.1:%d", port) == port)
+        if (holders [found] < 0)
+            holders [found] = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (holders [found] < 0)
+            break;
+        struct sockaddr_in addr;
+        memset (&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons ((uint16_t) port);
+        addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        if (bind (holders [found], (struct sockaddr *) &addr, sizeof addr) == 0)
             ports [found++] = port;
     }
     //  Released only now, so no two of them can be the same port.
     for (int i = 0; i < 8; i++)
-        zsock_destroy (&holders [i]);
+        if (holders [i] >= 0)
+            close (holders [i]);
     return found == count? 0: -1;
 }
