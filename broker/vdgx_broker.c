@@ -3369,7 +3369,6 @@ drop:
 static int
 s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
 {
-    (void) loop;
     (void) timer_id;
     s_broker_t *self = (s_broker_t *) arg;
     int64_t now = zclock_mono ();
@@ -3384,7 +3383,21 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
         s_count (self, "vdgx_broker_stalls_total");
         vdgx_registry_touch_all (self->reg, now);
     }
+    else
+    if (self->last_tick && now - self->last_tick > self->cfg.heartbeat_ms) {
+        //  A shorter stall (four ticks or more missed) is not counted against the workers
+        //  either: a worker that sent its heartbeats on time is never found more than two
+        //  intervals late, so with liveness >= 3 only a silent one is expired.
+        int64_t tick = self->cfg.heartbeat_ms / 4;
+        vdgx_registry_credit_all (self->reg, now - self->last_tick - tick, now);
+    }
     self->last_tick = now;
+    //  Before anyone is declared dead, read what waits on the socket (zloop runs timers
+    //  before readers): after this loop was slow or starved, the heartbeats queued meanwhile
+    //  prove their senders alive. Only when someone is due, so an idle tick costs nothing.
+    for (int i = 0; i < 16 && vdgx_registry_expired (self->reg, cutoff)
+                    && (zsock_events (self->router) & ZMQ_POLLIN); i++)
+        s_router_event (loop, self->router, self);
     s_batch_begin (self);
     while ((w = vdgx_registry_expired (self->reg, cutoff))) {
         s_count (self, "vdgx_workers_expired_total{model=\"%s\"}", w->service);

@@ -257,6 +257,16 @@ vdgx_registry_touch_all (vdgx_registry_t *self, int64_t now)
         w->last_seen = now;
 }
 
+void
+vdgx_registry_credit_all (vdgx_registry_t *self, int64_t ms, int64_t now)
+{
+    assert (self && ms >= 0);
+    //  x -> min (x + ms, now) never reverses two workers: the order holds.
+    for (vdgx_rworker_t *w = (vdgx_rworker_t *) zlistx_first (self->seen); w;
+         w = (vdgx_rworker_t *) zlistx_next (self->seen))
+        w->last_seen = w->last_seen + ms < now? w->last_seen + ms: now;
+}
+
 vdgx_rworker_t *
 vdgx_registry_first (vdgx_registry_t *self)
 {
@@ -541,6 +551,9 @@ vdgx_registry_test (bool verbose)
     for (vdgx_rworker_t *x = vdgx_registry_first (reg); x; x = vdgx_registry_next (reg))
         walked++;
     assert (walked == 3);
+    vdgx_registry_credit_all (reg, 2, 14);        //  11, 12, 13 -> 13, 14, 14 (not past now)
+    assert (vdgx_registry_expired (reg, 13) == NULL && vdgx_registry_expired (reg, 14) == w1);
+    assert (w2->last_seen == 14 && o1->last_seen == 14);
     vdgx_registry_touch_all (reg, 30);
     assert (vdgx_registry_expired (reg, 30) == NULL && vdgx_registry_expired (reg, 31) == w1);
     vdgx_registry_worker_remove (reg, w1, 14);

@@ -106,6 +106,9 @@ void vdgx_registry_worker_sent (vdgx_registry_t *self, vdgx_rworker_t *worker, i
 vdgx_rworker_t *vdgx_registry_heartbeat_due (vdgx_registry_t *self, int64_t cutoff);
 //  Every worker counts as heard from now (after the broker itself stalled).
 void vdgx_registry_touch_all (vdgx_registry_t *self, int64_t now);
+//  Every worker counts as heard from ms later than it was, never later than now (the time
+//  the broker did not run does not count against them).
+void vdgx_registry_credit_all (vdgx_registry_t *self, int64_t ms, int64_t now);
 //  Walks every worker without a copy: first, then next until NULL (no changes between).
 vdgx_rworker_t *vdgx_registry_first (vdgx_registry_t *self);
 vdgx_rworker_t *vdgx_registry_next (vdgx_registry_t *self);
