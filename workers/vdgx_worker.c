@@ -938,6 +938,11 @@ s_worker_actor (zsock_t *pipe, void *arg)
             wake = s_min (wake, self->exit_at);
         int timeout = (int) (wake > now? wake - now: 0);
         void *which = zpoller_wait (self->poller, timeout);
+        //  Woken later than asked (process stopped or starved): that silence was ours, and
+        //  does not count against the broker's liveness.
+        int64_t late = zclock_mono () - (wake > now? wake: now);
+        if (self->dealer && late > 0)
+            self->expire_at += late;
         if (which == pipe)
             s_on_pipe (self);
         else
@@ -949,6 +954,10 @@ s_worker_actor (zsock_t *pipe, void *arg)
         if (self->terminated || self->exited)
             continue;
         now = zclock_mono ();
+        //  A message of the broker's waiting behind the pipe's or the runner's proves it
+        //  alive: read it before calling the broker silent.
+        if (self->dealer && now >= self->expire_at && (zsock_events (self->dealer) & ZMQ_POLLIN))
+            s_on_broker (self);
         if (!self->dealer && now >= self->reconnect_at)
             s_connect (self);
         else
