@@ -92,9 +92,9 @@ tenv_start_broker (tenv_t *env)
         argv [n++] = env->extra [i];
     argv [n] = NULL;
     env->broker = s_spawn (argv);
-    //  Ready when mmi.health answers.
+    //  Ready when mmi.health answers (30 s at most: a loaded machine starts it slowly).
     zsock_t *client = tclient_new (env);
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 150; i++) {
         zframe_t *body = zframe_new ("\x80", 1);
         zframe_t *reply = tclient_call (client, "mmi.health", &body, 200);
         if (reply) {
