@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -26,11 +27,52 @@ SKIP = 77
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free TCP port on 127.0.0.1 for a program that must be given one: chosen at random
+    below the kernel's ephemeral range (32768+). A port from bind(0) lies in that range,
+    where any outgoing connection on the machine can take it between this choice and the
+    program's own bind ("Address already in use" on a busy machine). Where the program can
+    be told port 0 or an ipc:// endpoint, do that instead (start_bridge, Stack)."""
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port below 32000")
+
+
+def bridge_env():
+    """The environment for a bridge whose port is read from its log (bridge.listen is logged
+    at info)."""
+    level = os.environ.get("VDGX_LOG_LEVEL", "info").lower()
+    return dict(os.environ, VDGX_LOG_LEVEL=level if level in ("info", "debug") else "info")
+
+
+def bridge_port(proc, log, timeout=60):
+    """The port of a bridge started with --listen 127.0.0.1:0 (the kernel picks a free one
+    when the bridge binds, so no other process can hold it), read from its bridge.listen
+    log line; waits until it accepts a connection."""
+    deadline = time.time() + timeout
+    port = None
+    while time.time() < deadline:
+        if port is None:
+            m = re.search(r"bridge\.listen .*?\bport=(\d+)", open(log, errors="replace").read())
+            port = int(m.group(1)) if m else None
+        if port is not None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return port
+            except OSError:
+                pass
+        if proc.poll() is not None:
+            raise RuntimeError("vdgx-bridge exited with %d: %s" % (proc.returncode, open(log, errors="replace").read()[-2000:]))
+        time.sleep(0.05)
+    raise RuntimeError("vdgx-bridge did not start in %d s" % timeout)
 
 
 class Stack:
@@ -39,9 +81,10 @@ class Stack:
     def __init__(self, bridge_args=(), worker=True, broker_args=()):
         self.tmp = tempfile.mkdtemp(prefix="vdgx-bridge-e2e-")
         self.procs = []
-        self.bport, self.eport = free_port(), free_port()
-        self.broker_ep = "tcp://127.0.0.1:%d" % self.bport
-        self.events_ep = "tcp://127.0.0.1:%d" % self.eport
+        # Endpoints in our own temp dir: nothing else can take them, and a restarted broker
+        # binds them again.
+        self.broker_ep = "ipc://%s/broker.ipc" % self.tmp
+        self.events_ep = "ipc://%s/events.ipc" % self.tmp
         self.logs = []
         self.broker = self.spawn("broker", [os.path.join(BIN, "vdgx-broker"), "--bind", self.broker_ep,
                                             "--events", self.events_ep, "--data", os.path.join(self.tmp, "broker"),
@@ -62,20 +105,11 @@ class Stack:
         return p
 
     def start_bridge(self, args):
-        port = free_port()
-        p = self.spawn("bridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:%d" % port,
+        p = self.spawn("bridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:0",
                                   "--broker", self.broker_ep, "--events", self.events_ep,
-                                  "--request-timeout-ms", "3000"] + args)
+                                  "--request-timeout-ms", "3000"] + args, env=bridge_env())
         self.bridges.append(p)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return port
-            except OSError:
-                if p.poll() is not None:
-                    raise RuntimeError("vdgx-bridge exited with %d" % p.returncode)
-                time.sleep(0.05)
-        raise RuntimeError("vdgx-bridge did not start")
+        return bridge_port(p, self.logs[-1])
 
     def close(self, keep=False):
         for p in reversed(self.procs):
@@ -575,11 +609,13 @@ def t_auth(st):
               "401 for %r" % hdrs)
     s, _, e = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "x"})
     check(s == 401, "submit needs a key")
-    _, _, o = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "keyed"}, good, expect=202)
-    # rate: burst 5 at 1/s. Spend the bucket (the submit took one), then expect 429 with
-    # Retry-After: at most the burst plus what refilled meanwhile gets through.
+    # rate: burst 5 at 1/s. Spend the bucket (the submit takes one), then expect 429 with
+    # Retry-After: at most the burst plus what refilled meanwhile gets through. The clock
+    # starts before the submit (the bucket refills from its first use), and the requests go
+    # on until one is refused, however slowly a loaded machine answers them.
     t0, statuses = time.time(), []
-    while 429 not in statuses and len(statuses) < 40:
+    _, _, o = jreq(p, "POST", "/generate", {"model": "testgen", "prompt": "keyed"}, good, expect=202)
+    while 429 not in statuses and len(statuses) < 400:
         s, h, e = jreq(p, "GET", "/jobs/" + o["id"], headers=good)
         statuses.append(s)
     check(statuses[0] == 200 and statuses[-1] == 429 and 4 <= statuses.count(200) <= 4 + time.time() - t0 + 1,
@@ -596,20 +632,22 @@ def t_auth(st):
     statuses = [request(p2, "GET", "/queue/status")[0] for _ in range(4)]
     check(statuses[:2] == [200, 200] and 429 in statuses[2:], "per-IP limit %r" % statuses)
     check(request(p2, "GET", "/health")[0] == 200, "health is never limited")
-    # the same settings from a config file ([broker] endpoints, [bridge] http/keys/rate/burst)
-    port = free_port()
+    # the same settings from a config file ([broker] endpoints, [bridge] http/keys/rate/burst);
+    # http needs a real port: another process may take the one chosen first, so a bridge
+    # that could not listen is started again on another
     ini = os.path.join(st.tmp, "vdgx.ini")
-    with open(ini, "w") as f:
-        f.write("[broker]\nendpoint = %s\nevents = %s\n[bridge]\nhttp = 127.0.0.1:%d\nkeys = %s\n"
-                "rate = 0.2\nburst = 2\n" % (st.broker_ep, st.events_ep, port, keys))
-    b = st.spawn("bridge-ini", [os.path.join(BIN, "vdgx-bridge"), "--config", ini])
-    st.bridges.append(b)
-    for _ in range(400):
+    for attempt in range(5):
+        port = free_port()
+        with open(ini, "w") as f:
+            f.write("[broker]\nendpoint = %s\nevents = %s\n[bridge]\nhttp = 127.0.0.1:%d\nkeys = %s\n"
+                    "rate = 0.2\nburst = 2\n" % (st.broker_ep, st.events_ep, port, keys))
+        b = st.spawn("bridge-ini", [os.path.join(BIN, "vdgx-bridge"), "--config", ini], env=bridge_env())
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            check(bridge_port(b, st.logs[-1]) == port, "config: http port")
+            st.bridges.append(b)
             break
-        except OSError:
-            time.sleep(0.05)
+        except RuntimeError as e:
+            check(b.poll() is not None and "cannot listen" in str(e) and attempt < 4, "config bridge: %s" % e)
     check(request(port, "GET", "/queue/status")[0] == 401, "config: keys enforced")
     codes = [request(port, "GET", "/queue/status", headers=good)[0] for _ in range(3)]
     check(codes[:2] == [200, 200] and codes[2] == 429, "config: rate and burst %r" % codes)
