@@ -20,7 +20,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,9 +28,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bridge"))
-from bridge_e2e import BIN, SKIP, free_port  # noqa: E402  (the bridge tests' helpers)
+from bridge_e2e import BIN, SKIP, bridge_env, bridge_port  # noqa: E402  (the bridge tests' helpers)
 
 FINAL = ("completed", "failed", "cancelled", "expired")
+# Heartbeats every 200 ms, a peer dead after 10 silent ones (2 s): a loaded machine can keep
+# a live process off the CPU for most of a second, and a live worker expired there re-runs
+# its job (attempt counts change).
+LIVENESS = "10"
 
 
 def check(cond, what):
@@ -46,8 +49,9 @@ class Stack:
     def __init__(self, data=None, workers=1, bridge=False, broker_args=(), worker_env=None):
         self.tmp = tempfile.mkdtemp(prefix="vdgx-chaos-")
         self.data = data or os.path.join(self.tmp, "broker")
-        self.broker_ep = "tcp://127.0.0.1:%d" % free_port()
-        self.events_ep = "tcp://127.0.0.1:%d" % free_port()
+        # Endpoints in our own temp dir: nothing else can take them between restarts.
+        self.broker_ep = "ipc://%s/broker.ipc" % self.tmp
+        self.events_ep = "ipc://%s/events.ipc" % self.tmp
         self.broker_args = ["--max-attempts", "50"] + list(broker_args)
         self.worker_env = dict(os.environ, VDGX_LOG_LEVEL="warn", **(worker_env or {}))
         self.logs = []
@@ -72,7 +76,7 @@ class Stack:
     def start_broker(self, extra=(), wait=True):
         self.broker = self.spawn("broker", [os.path.join(BIN, "vdgx-broker"), "--bind", self.broker_ep,
                                             "--events", self.events_ep, "--data", self.data,
-                                            "--heartbeat-ms", "200", "--liveness", "3",
+                                            "--heartbeat-ms", "200", "--liveness", LIVENESS,
                                             "--model", "testgen"] + self.broker_args + list(extra))
         if wait:
             self.wait_broker()
@@ -95,25 +99,17 @@ class Stack:
     def start_worker(self, data=None):
         data = data or os.path.join(self.tmp, "worker%d" % len(self.workers))
         w = self.spawn("worker", [os.path.join(BIN, "vdgx-worker-test"), "--model", "testgen",
-                                  "--broker", self.broker_ep, "--heartbeat-ms", "200", "--liveness", "3",
+                                  "--broker", self.broker_ep, "--heartbeat-ms", "200", "--liveness", LIVENESS,
                                   "--data", data], env=self.worker_env)
         w.data = data
         self.workers.append(w)
         return w
 
     def start_bridge(self):
-        self.port = free_port()
-        p = self.spawn("bridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:%d" % self.port,
+        p = self.spawn("bridge", [os.path.join(BIN, "vdgx-bridge"), "--listen", "127.0.0.1:0",
                                   "--broker", self.broker_ep, "--events", self.events_ep,
-                                  "--request-timeout-ms", "3000"])
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                check(p.poll() is None, "vdgx-bridge exited")
-                time.sleep(0.05)
-        raise AssertionError("vdgx-bridge did not start")
+                                  "--request-timeout-ms", "3000"], env=bridge_env())
+        self.port = bridge_port(p, self.logs[-1])
 
     def cli(self, *args, timeout=60):
         env = dict(os.environ, VDGX_BROKER=self.broker_ep, VDGX_EVENTS=self.events_ep)
@@ -343,10 +339,15 @@ def t_sync_failure(st):
     and every job completes with its file."""
     job0 = st.submit("before sleep_ms=10")
     st.wait_all([job0])
-    # Keeps the only worker busy while the disk fails, so the refused job stays queued.
-    busy = st.submit("busy sleep_ms=2500", "--seed", "7")
+    # Keeps the only worker busy while the disk fails (its first step waits for `go`), so
+    # the refused job stays queued and the busy one completes only when the test says.
+    go = os.path.join(st.tmp, "go")
+    busy = st.submit("busy hold=%s" % go, "--seed", "7")
     check(busy, "submit before the failure")
-    time.sleep(2.5)                 # the checkpoint timer has emptied the WAL
+    wait_until(lambda: st.status(busy)["state"] == "running", "the busy job runs")
+    # The checkpoint timer (2 s) empties the WAL (TRUNCATE): its next frames need new blocks.
+    wal = os.path.join(st.data, "jobs.db-wal")
+    wait_until(lambda: not os.path.exists(wal) or os.path.getsize(wal) == 0, "the WAL is checkpointed")
     r = subprocess.run(["fstrim", st.mnt_fs], capture_output=True, text=True)
     check(r.returncode == 0, "fstrim: %s" % r.stderr)
     fill(os.path.join(st.mnt_backing, "filler"))
@@ -363,8 +364,14 @@ def t_sync_failure(st):
     _, _, metrics = st.http("GET", "/metrics")
     m = re.search(rb"vdgx_store_sync_failures_total (\d+)", metrics)
     check(m and int(m.group(1)) >= 1, "no sync failure counted")
-    # The busy job finishes while the store cannot sync: not reported completed.
-    time.sleep(3)
+    # The busy job finishes (its worker's result taken) while the store cannot sync: it is
+    # not reported completed.
+    open(go, "w").close()
+
+    def busy_done():
+        r = st.cli("--timeout", "3", "workers", "--json")
+        return r.returncode == 0 and all(w.get("job") != busy for w in json.loads(r.stdout)["workers"])
+    wait_until(busy_done, "the worker finishes the busy job")
     r = st.cli("--timeout", "3", "status", busy, "--json")
     check(r.returncode != 0 or json.loads(r.stdout)["state"] != "completed",
           "a completion that is not durable was reported: %s" % r.stdout)
@@ -399,7 +406,15 @@ def t_sync_failure(st):
           " output kept until durable, recovered; %d jobs completed, the refused submit once" % len(done))
 
 
-def wait_store(st, state="ok", timeout=20):
+def wait_until(cond, what, timeout=60):
+    """Waits until cond() holds (polling), at most timeout seconds."""
+    deadline = time.time() + timeout
+    while not cond():
+        check(time.time() < deadline, "%s: not within %d s" % (what, timeout))
+        time.sleep(0.05)
+
+
+def wait_store(st, state="ok", timeout=60):
     """Waits until /info says the store is state ("ok": it recovered by itself); the info."""
     deadline = time.time() + timeout
     info = {}

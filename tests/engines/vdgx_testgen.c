@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "vdgx_testgen.h"
 #include "vdgx_image.h"
 
@@ -22,6 +23,7 @@ typedef struct {
     long sleep_ms, load_ms;
     char fail [16];
     long fail_at;
+    char hold [64];             //  "" = none
     //  audio track: channels/rate declared by audio_format(), and what generate() sends
     int audio_channels, audio_rate;         //  declared (0 = none)
     int send_channels, send_rate;           //  sent (0 = none)
@@ -102,6 +104,7 @@ s_knobs (const char *prompt, s_knobs_t *k)
     k->sleep_ms = s_env_long ("VDGX_TESTGEN_SLEEP_MS", 0);
     k->load_ms = s_env_long ("VDGX_TESTGEN_LOAD_MS", 0);
     k->fail_at = 1;
+    k->hold [0] = 0;
     s_audio_knob (k, getenv ("VDGX_TESTGEN_AUDIO"));
     const char *f = getenv ("VDGX_TESTGEN_FAIL");
     snprintf (k->fail, sizeof k->fail, "%s", f? f: "");
@@ -135,6 +138,9 @@ s_knobs (const char *prompt, s_knobs_t *k)
         else
         if (strcmp (buf, "fail_at") == 0)
             k->fail_at = strtol (eq, NULL, 10);
+        else
+        if (strcmp (buf, "hold") == 0)
+            snprintf (k->hold, sizeof k->hold, "%s", eq);
         else
         if (strcmp (buf, "audio") == 0)
             s_audio_knob (k, eq);
@@ -365,6 +371,11 @@ s_generate (vdgx_engine_t *self, const vdgx_genreq_t *req, const vdgx_engine_io_
         if (s_cancelled (io))
             return VDGX_ENGINE_CANCELLED;
         s_sleep_ms (k.sleep_ms);
+        for (int i = 0; step == 1 && *k.hold && access (k.hold, F_OK) != 0 && i < 30000; i++) {
+            if (s_cancelled (io))
+                return VDGX_ENGINE_CANCELLED;
+            s_sleep_ms (20);
+        }
         if ((long) step == k.fail_at && strcmp (k.fail, "error") == 0) {
             *err = s_strdup_err ("testgen: injected error");
             return VDGX_ENGINE_ERROR;

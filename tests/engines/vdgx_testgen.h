@@ -11,6 +11,8 @@
       fail=WHAT       error | fatal (at step fail_at) | load_error | load_fatal | sink
                       (env VDGX_TESTGEN_FAIL)
       fail_at=K       the step that fails (default 1)
+      hold=PATH       the first step waits until PATH exists (a test says when the job may
+                      end; cancel still works; 10 minutes at most)
       audio=WHAT      an audio track as long as the video, a deterministic sine handed to
                       io->audio one chunk per frame: 1 (= stereo48), stereo24, mono48,
                       mono24 are declared by audio_format() and sent; undeclared sends
