@@ -1795,6 +1795,16 @@ s_take_results (s_broker_t *self, size_t max)
     return n;
 }
 
+//  Whether token is the one of one of the job's 16 attempts before the current one.
+static bool
+s_token_earlier (s_broker_t *self, const s_run_t *run, const char *token)
+{
+    for (uint32_t a = run->attempt > 16? run->attempt - 16: 1; a < run->attempt; a++)
+        if (vdgx_acl_token_ok (self->acl, run->id, a, token))
+            return true;
+    return false;
+}
+
 static void
 s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
 {
@@ -1824,6 +1834,18 @@ s_job_reply (s_broker_t *self, vdgx_rworker_t *w, bool final, zmsg_t *body)
         //  Only the worker this attempt went to knows its token.
         const char *token = reply.type == VDGX_WREPLY_PROGRESS? reply.progress.token
                           : reply.type == VDGX_WREPLY_CHUNK? reply.chunk.token: reply.result.token;
+        if (!vdgx_acl_token_ok (self->acl, run->id, run->attempt, token)
+        &&  s_token_earlier (self, run, token)) {
+            //  A reply of an earlier attempt of this job, on its way when the job was
+            //  dispatched again (its worker reconnected, or the broker restarted, while it
+            //  finished): its worker answers this attempt too. Dropped, and the attempt goes
+            //  on (ending it would burn an attempt per late reply).
+            s_count (self, "vdgx_worker_rejected_total{reason=\"stale\"}");
+            vdgx_log_info ("worker.stale_reply", "worker=%s id=%s attempt=%u", w->key, run->id,
+                           run->attempt);
+            vdgx_wreply_clear (&reply);
+            return;
+        }
         if (!vdgx_acl_token_ok (self->acl, run->id, run->attempt, token)) {
             s_count (self, "vdgx_worker_rejected_total{reason=\"token\"}");
             vdgx_log_warn ("worker.badtoken", "worker=%s id=%s attempt=%u type=%s", w->key,
