@@ -3877,7 +3877,8 @@ s_broker_actor (zsock_t *pipe, void *args)
     //  and the heartbeats of many workers spread over the interval as they registered.
     size_t hb_tick = (size_t) self->cfg.heartbeat_ms / 4;
     zloop_timer (self->loop, hb_tick > 0? hb_tick: 1, 0, s_heartbeat_timer, self);
-    int tick = self->cfg.expire_s * 1000 / 4;
+    //  In 64 bits: --expire-s goes to 30 days, past what milliseconds in an int hold.
+    int64_t tick = (int64_t) self->cfg.expire_s * 1000 / 4;
     if (tick > 1000)
         tick = 1000;
     if (tick < 50)
