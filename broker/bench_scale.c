@@ -102,19 +102,23 @@ s_final (zsock_t *client, int timeout_ms)
     return body;
 }
 
+static msgpack_object *
+s_map_get (msgpack_object *map, const char *key)
+{
+    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+        msgpack_object_kv *kv = &map->via.map.ptr [i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen (key)
+        &&  memcmp (kv->key.via.str.ptr, key, kv->key.via.str.size) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
 static uint64_t
 s_map_uint (msgpack_object *map, const char *key)
 {
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        msgpack_object_kv *kv = &map->via.map.ptr [i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen (key)
-        &&  memcmp (kv->key.via.str.ptr, key, kv->key.via.str.size) == 0
-        &&  kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return kv->val.via.u64;
-    }
-    return 0;
+    msgpack_object *val = s_map_get (map, key);
+    return val && val->type == MSGPACK_OBJECT_POSITIVE_INTEGER? val->via.u64: 0;
 }
 
 //  A job service reply whose "ok" is true.
@@ -164,40 +168,32 @@ s_health (zsock_t *client, int timeout_ms, uint64_t *queued, uint64_t *workers)
 }
 
 //  A counter from mmi.metrics (0 when absent or no answer).
-static uint64_t
-s_counter (zsock_t *client, const char *name)
+//  The broker's mmi.metrics answer, unpacked into u (0), or -1.
+static int
+s_metrics (zsock_t *client, msgpack_unpacked *u)
 {
     zmsg_t *body = zmsg_new ();
     zmsg_addmem (body, "\x80", 1);
     zmsg_t *msg = vdgx_mdp_client_request ("mmi.metrics", &body);
     zmsg_send (&msg, client);
     zframe_t *frame = s_final (client, 30000);
-    uint64_t value = 0;
-    msgpack_unpacked u;
     vdgx_error_t err;
-    if (frame && vdgx_unpack (&u, zframe_data (frame), zframe_size (frame), &err) == 0) {
-        for (uint32_t i = 0; u.data.type == MSGPACK_OBJECT_MAP && i < u.data.via.map.size; i++) {
-            msgpack_object_kv *kv = &u.data.via.map.ptr [i];
-            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 8
-            &&  memcmp (kv->key.via.str.ptr, "counters", 8) == 0)
-                value = s_map_uint (&kv->val, name);
-        }
-        msgpack_unpacked_destroy (&u);
-    }
+    int rc = frame? vdgx_unpack (u, zframe_data (frame), zframe_size (frame), &err): -1;
     zframe_destroy (&frame);
-    return value;
+    return rc;
 }
 
-static msgpack_object *
-s_map_get (msgpack_object *map, const char *key)
+static uint64_t
+s_counter (zsock_t *client, const char *name)
 {
-    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
-        msgpack_object_kv *kv = &map->via.map.ptr [i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen (key)
-        &&  memcmp (kv->key.via.str.ptr, key, kv->key.via.str.size) == 0)
-            return &kv->val;
+    uint64_t value = 0;
+    msgpack_unpacked u;
+    if (s_metrics (client, &u) == 0) {
+        msgpack_object *counters = s_map_get (&u.data, "counters");
+        value = counters? s_map_uint (counters, name): 0;
+        msgpack_unpacked_destroy (&u);
     }
-    return NULL;
+    return value;
 }
 
 //  The upper bounds (seconds) of the buckets that hold the q-quantiles of one of the
@@ -205,15 +201,9 @@ s_map_get (msgpack_object *map, const char *key)
 static bool
 s_hist_quantiles (zsock_t *client, const char *name, const double *q, double *bound, int nq)
 {
-    zmsg_t *body = zmsg_new ();
-    zmsg_addmem (body, "\x80", 1);
-    zmsg_t *msg = vdgx_mdp_client_request ("mmi.metrics", &body);
-    zmsg_send (&msg, client);
-    zframe_t *frame = s_final (client, 30000);
     bool found = false;
     msgpack_unpacked u;
-    vdgx_error_t err;
-    if (frame && vdgx_unpack (&u, zframe_data (frame), zframe_size (frame), &err) == 0) {
+    if (s_metrics (client, &u) == 0) {
         msgpack_object *hists = s_map_get (&u.data, "histograms");
         msgpack_object *h = hists? s_map_get (hists, name): NULL;
         msgpack_object *buckets = h? s_map_get (h, "buckets"): NULL;
@@ -235,7 +225,6 @@ s_hist_quantiles (zsock_t *client, const char *name, const double *q, double *bo
         }
         msgpack_unpacked_destroy (&u);
     }
-    zframe_destroy (&frame);
     return found;
 }
 
